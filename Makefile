@@ -1,0 +1,54 @@
+# Two entry points for a fresh Debian/Ubuntu machine: `make demo` and `make test`.
+# Both are idempotent: set-up steps are skipped when their stamp is newer than
+# what they depend on.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.affectflow-installed
+DEMO := data/demo/.complete
+CORES ?= 2
+SYSTEM_PACKAGES := ffmpeg espeak-ng
+
+.PHONY: demo test lint bench system venv clean-results
+
+system:
+	@missing=""; for t in ffmpeg ffprobe espeak-ng; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system tools:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	  else \
+	    echo "missing system tools:$$missing"; \
+	    echo "run: sudo apt-get install -y $(SYSTEM_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml requirements-nodeps.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q --no-deps -r requirements-nodeps.txt
+	touch $@
+
+venv: $(STAMP)
+
+$(DEMO): $(STAMP) src/affectflow/demo.py
+	$(VENV)/bin/affectflow demo build data/demo
+
+demo: system venv $(DEMO)
+	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES)
+	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) --report results/demo/report.html || true
+
+test: system venv $(DEMO)
+	$(VENV)/bin/ruff check src tests workflow/scripts benchmarks
+	$(VENV)/bin/snakemake --lint --cores 1
+	$(VENV)/bin/pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check src tests workflow/scripts benchmarks
+	$(VENV)/bin/snakemake --lint --cores 1
+
+clean-results:
+	rm -rf results/demo .snakemake

@@ -1,0 +1,26 @@
+# affectflow: raw videos -> audio, face crops, embeddings, trained heads and
+# fused emotion predictions. Stages live in workflow/rules/*.smk; the logic
+# they call lives in the affectflow package (src/affectflow).
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/media.smk"
+include: "workflow/rules/faces.smk"
+
+
+rule all:
+    input:
+        f"{OUT}/units.tsv",
+        expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
+        expand(f"{OUT}/faces/{DETECTOR}/{{shard}}.h5", shard=SHARDS),
+        sheets_targets(),
+    default_target: True

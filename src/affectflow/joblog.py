@@ -1,0 +1,30 @@
+"""Logging for workflow jobs: everything a stage says goes to the rule's log file.
+
+Snakemake gives each job a ``log:`` path; warnings about skipped or odd videos
+must end up there (and on stderr) so a user can find why a video is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup(log_path: str | os.PathLike[str] | None = None, level: int = logging.INFO) -> None:
+    """Send affectflow's log records to ``log_path`` (truncated) and stderr."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+    for h in handlers:
+        h.setFormatter(logging.Formatter(FORMAT))
+        root.addHandler(h)
+    root.setLevel(level)
+    logging.captureWarnings(True)

@@ -1,0 +1,260 @@
+"""The one module that writes and reads affectflow's HDF5 shard files.
+
+Every stage output (media, faces, features, transcripts) is a shard file with
+one group per video under ``/videos/<key>``. Writers go to a temporary file in
+the same directory and rename it into place only when the context manager
+exits cleanly, so a killed job never leaves a file that looks finished.
+Provenance attributes on the file say who produced it and from what; readers
+check them so that a file produced by another stage or model is never read as
+if it were the expected one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, unquote
+
+import h5py
+import numpy as np
+
+from affectflow import __version__
+
+FORMAT_VERSION = 1
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
+
+
+class StoreError(RuntimeError):
+    """A shard file is missing, unfinished or was produced by something else."""
+
+
+def video_key(video_id: str) -> str:
+    """Map any video id to a safe HDF5 group / file-name component.
+
+    Ids come from user file names and label files, so they may contain ``/``,
+    ``..``, spaces or shell metacharacters. Percent-encoding everything outside
+    ``[A-Za-z0-9_-]`` is reversible and can never form a path separator or a
+    relative path component.
+    """
+    if not video_id:
+        raise ValueError("empty video id")
+    return _UNSAFE.sub(lambda m: quote(m.group(0), safe=""), video_id).replace(".", "%2E")
+
+
+def video_id_from_key(key: str) -> str:
+    return unquote(key)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What produced a shard file; written as file attributes."""
+
+    stage: str
+    model: str = ""
+    weights_sha256: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    producer: str = "affectflow"
+    version: str = __version__
+
+    def to_attrs(self) -> dict[str, Any]:
+        return {
+            "producer": self.producer,
+            "producer_version": self.version,
+            "format_version": FORMAT_VERSION,
+            "stage": self.stage,
+            "model": self.model,
+            "weights_sha256": self.weights_sha256,
+            "config": json.dumps(dict(self.config), sort_keys=True, default=str),
+        }
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> Provenance:
+        return cls(
+            stage=str(attrs["stage"]),
+            model=str(attrs.get("model", "")),
+            weights_sha256=str(attrs.get("weights_sha256", "")),
+            config=json.loads(attrs.get("config", "{}")),
+            producer=str(attrs.get("producer", "")),
+            version=str(attrs.get("producer_version", "")),
+        )
+
+
+@dataclass
+class VideoRecord:
+    """Arrays and scalar attributes of one video inside a shard."""
+
+    video_id: str
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+class ShardWriter:
+    """Write a shard file atomically.
+
+    Use as a context manager; the final path appears only after ``__exit__``
+    without an exception. On an exception the temporary file is removed and any
+    existing file at the final path is left untouched.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], provenance: Provenance) -> None:
+        self.path = Path(path)
+        self.provenance = provenance
+        self._tmp: Path | None = None
+        self._h5: h5py.File | None = None
+        self._ids: list[str] = []
+
+    def __enter__(self) -> ShardWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._h5 = h5py.File(self._tmp, "w")
+        self._h5.attrs.update(self.provenance.to_attrs())
+        self._h5.attrs["complete"] = False
+        self._h5.create_group("videos")
+        return self
+
+    def add(self, record: VideoRecord) -> None:
+        assert self._h5 is not None, "ShardWriter used outside its context"
+        key = video_key(record.video_id)
+        if key in self._h5["videos"]:
+            raise StoreError(f"{self.path}: video id {record.video_id!r} written twice")
+        grp = self._h5["videos"].create_group(key)
+        grp.attrs["video_id"] = record.video_id
+        for name, value in record.attrs.items():
+            grp.attrs[name] = json.dumps(value) if isinstance(value, (dict, list)) else value
+        for name, arr in record.arrays.items():
+            arr = np.asarray(arr)
+            if arr.dtype.kind in "OUS":
+                grp.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
+            elif arr.ndim >= 1 and arr.size > 4096:
+                grp.create_dataset(name, data=arr, compression="gzip", compression_opts=1, chunks=True)
+            else:
+                grp.create_dataset(name, data=arr)
+        self._ids.append(record.video_id)
+
+    def set_skipped(self, skipped: list[tuple[str, str]]) -> None:
+        """Record videos this stage skipped, with the reason, so later stages and
+        the problems report exclude them consistently."""
+        assert self._h5 is not None, "ShardWriter used outside its context"
+        self._h5.attrs["skipped"] = json.dumps([[vid, reason] for vid, reason in skipped])
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._h5 is not None and self._tmp is not None
+        try:
+            if exc_type is None:
+                self._h5.attrs["complete"] = True
+                self._h5.attrs["n_videos"] = len(self._ids)
+            self._h5.close()
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+        finally:
+            if self._tmp.exists():
+                self._tmp.unlink()
+
+
+def write_shard(
+    path: str | os.PathLike[str], provenance: Provenance, records: Iterator[VideoRecord] | list[VideoRecord]
+) -> Path:
+    """Write all records into ``path`` atomically and return the path."""
+    with ShardWriter(path, provenance) as w:
+        for rec in records:
+            w.add(rec)
+    return Path(path)
+
+
+class ShardReader:
+    """Read-only view of a finished shard file, checked against expectations."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        stage: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: shard file does not exist")
+        try:
+            self._h5 = h5py.File(self.path, "r")
+        except OSError as e:
+            raise StoreError(f"{self.path}: not a readable HDF5 file ({e})") from e
+        attrs = self._h5.attrs
+        if attrs.get("producer") != "affectflow" or "stage" not in attrs:
+            self._h5.close()
+            raise StoreError(f"{self.path}: not an affectflow shard (no provenance attributes)")
+        if not bool(attrs.get("complete", False)):
+            self._h5.close()
+            raise StoreError(f"{self.path}: shard file is incomplete (its writer did not finish)")
+        self.provenance = Provenance.from_attrs(attrs)
+        if stage is not None and self.provenance.stage != stage:
+            self._h5.close()
+            raise StoreError(f"{self.path}: expected a {stage!r} shard, found {self.provenance.stage!r}")
+        if model is not None and self.provenance.model != model:
+            self._h5.close()
+            raise StoreError(f"{self.path}: expected model {model!r}, found {self.provenance.model!r}")
+
+    def __enter__(self) -> ShardReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._h5.close()
+
+    def skipped(self) -> list[tuple[str, str]]:
+        """(video_id, reason) of videos the producing stage skipped."""
+        return [(v, r) for v, r in json.loads(self._h5.attrs.get("skipped", "[]"))]
+
+    def video_ids(self) -> list[str]:
+        return [str(self._h5["videos"][k].attrs["video_id"]) for k in self._h5["videos"]]
+
+    def __contains__(self, video_id: str) -> bool:
+        return video_key(video_id) in self._h5["videos"]
+
+    def read(self, video_id: str) -> VideoRecord:
+        key = video_key(video_id)
+        if key not in self._h5["videos"]:
+            raise StoreError(f"{self.path}: no video {video_id!r} in this shard")
+        grp = self._h5["videos"][key]
+        arrays: dict[str, np.ndarray] = {}
+        for name, ds in grp.items():
+            if h5py.check_string_dtype(ds.dtype) is not None:
+                arrays[name] = np.array([s.decode() if isinstance(s, bytes) else s for s in ds[()]], dtype=object)
+            else:
+                arrays[name] = ds[()]
+        attrs: dict[str, Any] = {}
+        for k, v in grp.attrs.items():
+            if isinstance(v, str) and v[:1] in "[{":
+                try:
+                    v = json.loads(v)
+                except json.JSONDecodeError:
+                    pass
+            attrs[k] = v.item() if isinstance(v, np.generic) else v
+        return VideoRecord(video_id=str(grp.attrs["video_id"]), arrays=arrays, attrs=attrs)
+
+    def __iter__(self) -> Iterator[VideoRecord]:
+        for vid in self.video_ids():
+            yield self.read(vid)
+
+
+def read_shards(
+    paths: list[str | os.PathLike[str]] | list[Path], stage: str | None = None, model: str | None = None
+) -> Iterator[VideoRecord]:
+    """Iterate over all videos of several shard files of one stage."""
+    for p in paths:
+        with ShardReader(p, stage=stage, model=model) as r:
+            yield from r

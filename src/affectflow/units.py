@@ -1,0 +1,136 @@
+"""The units table: one row per video, and the stable sharding that groups them.
+
+Shards keep the DAG small (a few hundred jobs per stage for 15,000 videos) and
+make additions local: a video's shard depends only on its id, so adding a
+video changes only the shard it hashes into.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+TASKS = ("expr", "emi", "ah")
+SPLITS = ("train", "val", "test")
+COLUMNS = ("video_id", "path", "split", "shard", *(f"{t}_labels" for t in TASKS))
+
+
+class UnitsError(ValueError):
+    """The dataset cannot be turned into a consistent units table."""
+
+
+def shard_of(video_id: str, n_shards: int) -> str:
+    """Stable shard name for a video id (independent of Python's hash seed)."""
+    if n_shards < 1:
+        raise ValueError(f"n_shards must be >= 1, got {n_shards}")
+    digest = hashlib.blake2b(video_id.encode("utf-8"), digest_size=8).digest()
+    return f"s{int.from_bytes(digest, 'big') % n_shards:04d}"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One video and where its labels are, per task ('' = no labels)."""
+
+    video_id: str
+    path: str
+    split: str
+    shard: str
+    expr_labels: str = ""
+    emi_labels: str = ""
+    ah_labels: str = ""
+
+    def labels(self, task: str) -> str:
+        return getattr(self, f"{task}_labels")
+
+
+@dataclass
+class UnitsTable:
+    """All units of a run, with lookups the workflow needs at parse time."""
+
+    units: list[Unit] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        seen: dict[str, Unit] = {}
+        for u in self.units:
+            if u.video_id in seen:
+                raise UnitsError(
+                    f"duplicate video id {u.video_id!r}: {seen[u.video_id].path} and {u.path}"
+                )
+            if u.split not in SPLITS:
+                raise UnitsError(f"video {u.video_id!r}: split {u.split!r} is not one of {SPLITS}")
+            seen[u.video_id] = u
+        self._by_id = seen
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    def __iter__(self):
+        return iter(self.units)
+
+    def get(self, video_id: str) -> Unit:
+        return self._by_id[video_id]
+
+    def shards(self) -> list[str]:
+        """Non-empty shards only, sorted."""
+        return sorted({u.shard for u in self.units})
+
+    def in_shard(self, shard: str) -> list[Unit]:
+        return [u for u in self.units if u.shard == shard]
+
+    def by_shard(self) -> dict[str, list[Unit]]:
+        out: dict[str, list[Unit]] = {}
+        for u in self.units:
+            out.setdefault(u.shard, []).append(u)
+        return dict(sorted(out.items()))
+
+    def write_tsv(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically (temp file + rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f, delimiter="\t", lineterminator="\n")
+            w.writerow(COLUMNS)
+            for u in sorted(self.units, key=lambda u: (u.shard, u.video_id)):
+                w.writerow([getattr(u, c) for c in COLUMNS])
+        os.replace(tmp, path)
+
+    @classmethod
+    def read_tsv(cls, path: str | os.PathLike[str]) -> UnitsTable:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        if rows and set(COLUMNS) - set(rows[0]):
+            raise UnitsError(f"{path}: missing columns {sorted(set(COLUMNS) - set(rows[0]))}")
+        names = {f.name for f in fields(Unit)}
+        return cls([Unit(**{k: v for k, v in r.items() if k in names}) for r in rows])
+
+
+def merge_units(groups: Iterable[list[Unit]]) -> UnitsTable:
+    """Merge units from several dataset entries that may share videos.
+
+    The same video may carry labels for several tasks (the demo does). Rows
+    with the same id are merged when they agree on path and split; otherwise
+    it is a duplicate id and an error.
+    """
+    merged: dict[str, Unit] = {}
+    for group in groups:
+        for u in group:
+            prev = merged.get(u.video_id)
+            if prev is None:
+                merged[u.video_id] = u
+                continue
+            if Path(prev.path).resolve() != Path(u.path).resolve():
+                raise UnitsError(f"duplicate video id {u.video_id!r}: {prev.path} and {u.path}")
+            if prev.split != u.split:
+                raise UnitsError(
+                    f"video {u.video_id!r} is in split {prev.split!r} for one task and {u.split!r} for another"
+                )
+            labels = {
+                f"{t}_labels": prev.labels(t) or u.labels(t) for t in TASKS
+            }
+            merged[u.video_id] = Unit(u.video_id, prev.path, prev.split, prev.shard, **labels)
+    return UnitsTable(list(merged.values()))

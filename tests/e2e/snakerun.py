@@ -1,0 +1,88 @@
+"""Run the real workflow in a scratch copy and read Snakemake's job plans.
+
+A copy (Snakefile, workflow/, config, profiles; the demo data linked) keeps
+each test's .snakemake state and results apart from the developer's own runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+COPY = ("Snakefile", "workflow", "profiles", "config.yaml")
+
+
+@dataclass
+class Workdir:
+    path: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    def config(self) -> dict:
+        return yaml.safe_load(self.config_path.read_text())
+
+    def write_config(self, cfg: dict) -> None:
+        self.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    def run(self, *args: str, timeout: float = 1200, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = [SNAKEMAKE, "--profile", "profiles/local", "--cores", "2", *args]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        proc = subprocess.run(cmd, cwd=self.path, capture_output=True, text=True, timeout=timeout, env=env)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        return proc
+
+    def planned_jobs(self, *targets: str) -> set[tuple[str, str]]:
+        """(rule, first output) of every job a dry run would execute."""
+        proc = self.run("--dry-run", *targets)
+        return parse_plan(proc.stdout + proc.stderr)
+
+    def results(self) -> Path:
+        cfg = self.config()
+        return self.path / cfg.get("results_dir", "results") / cfg.get("run_name", "demo")
+
+
+_RULE = re.compile(r"^(?:local)?rule (\w+):\s*$")
+_OUTPUT = re.compile(r"^\s+output: (.+)$")
+
+
+def parse_plan(text: str) -> set[tuple[str, str]]:
+    jobs: set[tuple[str, str]] = set()
+    rule = None
+    for line in text.splitlines():
+        m = _RULE.match(line.strip()) if line.startswith(("rule ", "localrule ")) else None
+        if m:
+            rule = m.group(1)
+            continue
+        o = _OUTPUT.match(line)
+        if o and rule:
+            jobs.add((rule, o.group(1).split(", ")[0]))
+            rule = None
+    return jobs
+
+
+def make_workdir(dest: Path, demo: Path | None = None) -> Workdir:
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in COPY:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    demo = demo or REPO / "data" / "demo"
+    if not (demo / ".complete").exists():
+        raise AssertionError(f"{demo} is not built: run `make test` (it builds the demo first)")
+    (dest / "data").mkdir(exist_ok=True)
+    shutil.copytree(demo, dest / "data" / "demo", symlinks=True)
+    return Workdir(dest)

@@ -1,0 +1,100 @@
+import h5py
+import numpy as np
+import pytest
+
+from affectflow.store import (
+    Provenance,
+    ShardReader,
+    ShardWriter,
+    StoreError,
+    VideoRecord,
+    video_id_from_key,
+    video_key,
+    write_shard,
+)
+
+
+def _rec(vid: str, n: int = 5) -> VideoRecord:
+    return VideoRecord(vid, {"x": np.arange(n, dtype=np.float32), "names": np.array(["a", "b"])}, {"fps": 25.0})
+
+
+def test_roundtrip_with_provenance(tmp_path):
+    p = tmp_path / "s0000.h5"
+    prov = Provenance(stage="faces", model="mediapipe", weights_sha256="ab" * 32, config={"crop_size": 224})
+    write_shard(p, prov, [_rec("v1"), _rec("v2", 7)])
+    with ShardReader(p, stage="faces", model="mediapipe") as r:
+        assert r.video_ids() == ["v1", "v2"]
+        rec = r.read("v2")
+        assert rec.arrays["x"].shape == (7,)
+        assert list(rec.arrays["names"]) == ["a", "b"]
+        assert rec.attrs["fps"] == 25.0
+        assert r.provenance.config == {"crop_size": 224}
+        assert r.provenance.weights_sha256 == "ab" * 32
+
+
+def test_reader_checks_stage_and_model(tmp_path):
+    p = write_shard(tmp_path / "a.h5", Provenance(stage="media"), [_rec("v")])
+    with pytest.raises(StoreError, match="expected a 'faces' shard"):
+        ShardReader(p, stage="faces")
+    with pytest.raises(StoreError, match="expected model 'x'"):
+        ShardReader(p, model="x")
+
+
+def test_crash_inside_writer_leaves_nothing_and_keeps_old_file(tmp_path):
+    p = tmp_path / "s.h5"
+    write_shard(p, Provenance(stage="media"), [_rec("old")])
+    before = p.read_bytes()
+    with pytest.raises(RuntimeError, match="boom"):
+        with ShardWriter(p, Provenance(stage="media")) as w:
+            w.add(_rec("new"))
+            raise RuntimeError("boom")
+    assert p.read_bytes() == before
+    assert [f.name for f in tmp_path.iterdir()] == ["s.h5"]
+
+
+def test_unfinished_file_is_refused(tmp_path):
+    p = tmp_path / "s.h5"
+    with h5py.File(p, "w") as f:  # what a writer killed before the rename would have produced
+        f.attrs.update(Provenance(stage="media").to_attrs())
+        f.attrs["complete"] = False
+    with pytest.raises(StoreError, match="incomplete"):
+        ShardReader(p)
+
+
+def test_foreign_and_missing_files_are_refused(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        ShardReader(tmp_path / "nope.h5")
+    (tmp_path / "bad.h5").write_text("not hdf5")
+    with pytest.raises(StoreError, match="not a readable HDF5"):
+        ShardReader(tmp_path / "bad.h5")
+    with h5py.File(tmp_path / "plain.h5", "w"):
+        pass
+    with pytest.raises(StoreError, match="not an affectflow shard"):
+        ShardReader(tmp_path / "plain.h5")
+
+
+def test_duplicate_video_rejected(tmp_path):
+    with pytest.raises(StoreError, match="written twice"):
+        write_shard(tmp_path / "d.h5", Provenance(stage="media"), [_rec("v"), _rec("v")])
+    assert not (tmp_path / "d.h5").exists()
+
+
+@pytest.mark.parametrize("vid", ["../../x", "a/b", ".", "..", "name with space", "тест;rm -rf $HOME`", "a%2Fb"])
+def test_video_key_is_safe_and_reversible(vid, tmp_path):
+    key = video_key(vid)
+    assert "/" not in key and key not in (".", "..") and " " not in key
+    assert video_id_from_key(key) == vid
+    p = write_shard(tmp_path / "k.h5", Provenance(stage="media"), [_rec(vid)])
+    with ShardReader(p) as r:
+        assert r.video_ids() == [vid]
+        assert vid in r
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["k.h5"]
+
+
+def test_skipped_recorded(tmp_path):
+    p = tmp_path / "s.h5"
+    with ShardWriter(p, Provenance(stage="media")) as w:
+        w.add(_rec("ok"))
+        w.set_skipped([("bad", "corrupt header")])
+    with ShardReader(p) as r:
+        assert r.skipped() == [("bad", "corrupt header")]
