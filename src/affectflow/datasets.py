@@ -1,0 +1,431 @@
+"""Dataset adapters: turn datasets on disk into the units table, and read labels.
+
+Each adapter knows one challenge's layout (Aff-Wild2 EXPR, Hume-Vidmimic2 EMI,
+BAH ambivalence/hesitancy) or a plain folder of videos. ``build_units`` only
+lists files and checks cheap things (label headers, that every labelled id
+has a video, that no id sits in two splits), so it stays fast enough to run
+when the workflow is parsed. The ``read_*_labels`` functions parse one label
+file fully and are called by the jobs that know the decoded frame count:
+a label file that disagrees with its video is an error naming both counts,
+never silently truncated or padded.
+
+Paths stored in units are the configured strings joined as given (not made
+absolute), so a units table stays valid when the project folder moves.
+Video ids are file stems exactly as they are; ``affectflow.store.video_key``
+makes them safe for storage, this module never sanitises them.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from affectflow.units import Unit, UnitsError, UnitsTable, merge_units, shard_of
+
+EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
+EMI_EMOTIONS = ("Admiration", "Amusement", "Determination", "Empathic Pain", "Excitement", "Joy")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+ADAPTERS = ("affwild2", "hume_vidmimic2", "bah", "folder")
+
+AH_HEADER = ("AH",)
+# Folder name -> split for the frame-label challenges (Aff-Wild2, BAH).
+_FRAME_LABEL_SPLITS = (("Train_Set", "train"), ("Validation_Set", "val"))
+# File name -> split for Hume-Vidmimic2; test rows carry no labels.
+_EMI_CSVS = (("train_split.csv", "train"), ("valid_split.csv", "val"), ("test_split.csv", "test"))
+_ENTRY_KEYS = frozenset({"adapter", "videos", "labels", "test_list"})
+# Only ASCII digits: int() would also accept "1_0" or non-ASCII digits.
+_INT = re.compile(r"-?[0-9]+")
+
+
+class LabelError(UnitsError):
+    """A dataset or label file is inconsistent; the message names the file and problem.
+
+    Subclasses ``UnitsError`` (itself a ``ValueError``) so a caller of
+    ``build_units`` can catch every dataset problem, including the duplicate-id
+    errors raised by ``merge_units``, with one except clause.
+    """
+
+
+# ---------------------------------------------------------------- public API
+
+
+def build_units(datasets: list[dict], n_shards: int, base_dir: str | Path = ".") -> UnitsTable:
+    """Build the units table from the ``datasets`` config list.
+
+    Relative paths in the config are looked up under ``base_dir`` but stored
+    as given. Entries may share videos (one video labelled for several tasks);
+    ``merge_units`` merges them and rejects one id with two different paths.
+    """
+    shard_of("", n_shards)  # validate n_shards even when no unit is found
+    base = Path(base_dir)
+    groups = []
+    for i, entry in enumerate(datasets):
+        where = f"datasets[{i}]"
+        if not isinstance(entry, Mapping):
+            raise LabelError(f"{where}: expected a mapping, got {type(entry).__name__}")
+        adapter = entry.get("adapter")
+        if adapter not in ADAPTERS:
+            raise LabelError(f"{where}: unknown adapter {adapter!r}, expected one of {ADAPTERS}")
+        where = f"{where} ({adapter})"
+        unknown = sorted(set(entry) - _ENTRY_KEYS)
+        if unknown:
+            raise LabelError(f"{where}: unknown keys {unknown}")
+        if not entry.get("videos"):
+            raise LabelError(f"{where}: 'videos' folder not given")
+        if adapter == "folder":
+            extra = sorted(k for k in ("labels", "test_list") if entry.get(k))
+            if extra:
+                raise LabelError(f"{where}: the folder adapter takes no labels, remove {extra}")
+        elif not entry.get("labels"):
+            raise LabelError(f"{where}: 'labels' folder not given")
+
+        units = _ADAPTER_FUNCS[adapter](entry, n_shards, base)
+        if not units:
+            raise LabelError(f"{where}: no units found in {entry['videos']} (check the paths and file names)")
+        groups.append(sorted(units, key=lambda u: u.video_id))
+    return merge_units(groups)
+
+
+def read_expr_labels(path: str | os.PathLike[str], n_frames: int | None = None) -> np.ndarray:
+    """Per-frame Aff-Wild2 expression classes (int8, index into EXPR_CLASSES; -1 = invalid)."""
+    return _read_frame_labels(path, EXPR_CLASSES, range(-1, len(EXPR_CLASSES)), n_frames)
+
+
+def read_ah_labels(path: str | os.PathLike[str], n_frames: int | None = None) -> np.ndarray:
+    """Per-frame BAH ambivalence/hesitancy labels (int8, 0 or 1)."""
+    return _read_frame_labels(path, AH_HEADER, range(0, 2), n_frames)
+
+
+def read_emi_labels(path: str | os.PathLike[str], video_id: str) -> np.ndarray:
+    """The six EMI intensities (float32, EMI_EMOTIONS order) of one video from a split csv.
+
+    The whole csv is validated (and cached while the file is unchanged), so a
+    bad row anywhere is reported even when asking for another video.
+    """
+    shown = os.fspath(path)
+    rows = _emi_rows(Path(path), shown, with_values=True)
+    if video_id not in rows:
+        raise LabelError(f"{shown}: no row for video {video_id!r}")
+    values = rows[video_id][1]
+    assert values is not None
+    return values.copy()
+
+
+def is_video_name(name: str) -> bool:
+    """Whether a file name has one of VIDEO_EXTENSIONS (any case) and is not hidden.
+
+    Hidden names are skipped because macOS copies leave ``._x.mp4`` resource
+    files next to real videos.
+    """
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
+# ------------------------------------------------------------------ adapters
+
+
+class _Videos:
+    """The video files directly inside one folder, looked up by id (stem)."""
+
+    def __init__(self, given: str, base: Path) -> None:
+        folder = _resolve(given, base)
+        if not folder.is_dir():
+            raise LabelError(f"{given}: videos folder not found ({folder})")
+        self.given = given
+        self.by_stem: dict[str, list[str]] = {}
+        for name in sorted(os.listdir(folder)):
+            if is_video_name(name) and (folder / name).is_file():
+                self.by_stem.setdefault(os.path.splitext(name)[0], []).append(name)
+
+    def find(self, video_id: str) -> str | None:
+        """Path (as given) of the video with this stem, None if there is none."""
+        names = self.by_stem.get(video_id)
+        if not names:
+            return None
+        if len(names) > 1:
+            raise LabelError(f"{self.given}: several videos for id {video_id!r}: {', '.join(names)}")
+        return os.path.join(self.given, names[0])
+
+
+def _find_affwild2_video(videos: _Videos, video_id: str) -> str | None:
+    """Aff-Wild2 labels two people in one video as ``<stem>_left`` / ``<stem>_right``."""
+    found = videos.find(video_id)
+    if found is None:
+        for suffix in ("_left", "_right"):
+            if video_id.endswith(suffix) and len(video_id) > len(suffix):
+                return videos.find(video_id[: -len(suffix)])
+    return found
+
+
+def _frame_label_units(
+    entry: Mapping[str, Any], n_shards: int, base: Path, task: str, header: tuple[str, ...], pairs: bool
+) -> list[Unit]:
+    """Shared by affwild2 and bah: ``labels/{Train,Validation}_Set/<id>.txt`` + test_list."""
+    find = _find_affwild2_video if pairs else _Videos.find
+    videos = _Videos(entry["videos"], base)
+    labels_given = entry["labels"]
+    labels_dir = _labels_dir(labels_given, base)
+
+    found: dict[str, tuple[str, str]] = {}  # id -> (split, label path as given)
+    n_split_dirs = 0
+    for sub, split in _FRAME_LABEL_SPLITS:
+        folder = labels_dir / sub
+        if not folder.is_dir():
+            continue
+        n_split_dirs += 1
+        for name in sorted(os.listdir(folder)):
+            if name.startswith(".") or not name.endswith(".txt"):
+                continue
+            video_id = name[: -len(".txt")]
+            shown = os.path.join(labels_given, sub, name)
+            if video_id in found:
+                raise LabelError(f"{shown}: video {video_id!r} also has labels in {found[video_id][1]}")
+            _check_header(_read_lines(folder / name, shown), header, shown)
+            found[video_id] = (split, shown)
+    if not n_split_dirs:
+        names = " or ".join(s for s, _ in _FRAME_LABEL_SPLITS)
+        raise LabelError(f"{labels_given}: no {names} folder in the labels folder")
+
+    units = []
+    for video_id, (split, shown) in found.items():
+        path = find(videos, video_id)
+        if path is None:
+            raise LabelError(f"{shown}: no video for id {video_id!r} in {videos.given}")
+        units.append(Unit(video_id, path, split, shard_of(video_id, n_shards), **{f"{task}_labels": shown}))
+    units += _test_units(entry, base, videos, find, found, n_shards)
+    return units
+
+
+def _affwild2_units(entry: Mapping[str, Any], n_shards: int, base: Path) -> list[Unit]:
+    return _frame_label_units(entry, n_shards, base, "expr", EXPR_CLASSES, pairs=True)
+
+
+def _bah_units(entry: Mapping[str, Any], n_shards: int, base: Path) -> list[Unit]:
+    return _frame_label_units(entry, n_shards, base, "ah", AH_HEADER, pairs=False)
+
+
+def _hume_units(entry: Mapping[str, Any], n_shards: int, base: Path) -> list[Unit]:
+    """Hume-Vidmimic2: one csv per split, one row per video; the csv is the label path."""
+    videos = _Videos(entry["videos"], base)
+    labels_given = entry["labels"]
+    labels_dir = _labels_dir(labels_given, base)
+
+    found: dict[str, tuple[str, str]] = {}  # id -> (split, csv path as given)
+    units = []
+    for name, split in _EMI_CSVS:
+        if not (labels_dir / name).is_file():
+            continue
+        shown = os.path.join(labels_given, name)
+        for video_id, (line, _) in _emi_rows(labels_dir / name, shown, with_values=split != "test").items():
+            if video_id in found:
+                raise LabelError(f"{shown}, line {line}: video {video_id!r} is also in {found[video_id][1]}")
+            found[video_id] = (split, shown)
+            path = videos.find(video_id)
+            if path is None:
+                raise LabelError(f"{shown}, line {line}: no video for Filename {video_id!r} in {videos.given}")
+            labels = shown if split != "test" else ""
+            units.append(Unit(video_id, path, split, shard_of(video_id, n_shards), emi_labels=labels))
+    if not found:
+        names = ", ".join(n for n, _ in _EMI_CSVS)
+        raise LabelError(f"{labels_given}: none of {names} in the labels folder")
+    units += _test_units(entry, base, videos, _Videos.find, found, n_shards)
+    return units
+
+
+def _folder_units(entry: Mapping[str, Any], n_shards: int, base: Path) -> list[Unit]:
+    """Any folder of videos, for inference: every video is a test unit without labels."""
+    videos = _Videos(entry["videos"], base)
+    units = []
+    for video_id in videos.by_stem:
+        path = videos.find(video_id)
+        assert path is not None
+        units.append(Unit(video_id, path, "test", shard_of(video_id, n_shards)))
+    return units
+
+
+_ADAPTER_FUNCS = {
+    "affwild2": _affwild2_units,
+    "hume_vidmimic2": _hume_units,
+    "bah": _bah_units,
+    "folder": _folder_units,
+}
+
+
+def _test_units(
+    entry: Mapping[str, Any],
+    base: Path,
+    videos: _Videos,
+    find: Callable[[_Videos, str], str | None],
+    labelled: Mapping[str, tuple[str, str]],
+    n_shards: int,
+) -> list[Unit]:
+    """Units for the ids of the optional ``test_list`` (split test, no labels)."""
+    given = entry.get("test_list")
+    if not given:
+        return []
+    seen: dict[str, int] = {}
+    units = []
+    for i, raw in enumerate(_read_lines(_resolve(given, base), given, "test list"), start=1):
+        # Whole-line strip: trailing blanks from hand-edited lists are far more
+        # common than ids that start or end with a space.
+        video_id = _strip_video_ext(raw.strip())
+        if not video_id:
+            continue
+        where = f"{given}, line {i}"
+        if video_id in seen:
+            raise LabelError(f"{where}: duplicate id {video_id!r} (first on line {seen[video_id]})")
+        seen[video_id] = i
+        if video_id in labelled:
+            raise LabelError(f"{where}: test id {video_id!r} also has labels in {labelled[video_id][1]}")
+        path = find(videos, video_id)
+        if path is None:
+            raise LabelError(f"{where}: no video for test id {video_id!r} in {videos.given}")
+        units.append(Unit(video_id, path, "test", shard_of(video_id, n_shards)))
+    return units
+
+
+# ------------------------------------------------------------ label parsing
+
+
+def _read_frame_labels(
+    path: str | os.PathLike[str], header: tuple[str, ...], allowed: range, n_frames: int | None
+) -> np.ndarray:
+    """Parse a header line then one integer per frame; every problem names file and line."""
+    shown = os.fspath(path)
+    lines = _read_lines(Path(path), shown)
+    _check_header(lines, header, shown)
+    end = len(lines)
+    while end > 1 and not lines[end - 1].strip():  # trailing newlines are harmless
+        end -= 1
+    values = np.empty(end - 1, dtype=np.int8)
+    for i in range(1, end):
+        text = lines[i].strip()
+        if not _INT.fullmatch(text):
+            problem = f"{text!r} is not an integer" if text else "empty line"
+            raise LabelError(f"{shown}, line {i + 1}: {problem}")
+        value = int(text)
+        if value not in allowed:
+            raise LabelError(f"{shown}, line {i + 1}: value {value} out of range {allowed.start}..{allowed.stop - 1}")
+        values[i - 1] = value
+    if not values.size:
+        raise LabelError(f"{shown}: header only, no frame labels")
+    if n_frames is not None and values.size != n_frames:
+        raise LabelError(f"{shown}: {values.size} frame labels but the video has {n_frames} frames")
+    return values
+
+
+def _check_header(lines: list[str], header: tuple[str, ...], shown: str) -> None:
+    if not any(line.strip() for line in lines):
+        raise LabelError(f"{shown}: empty label file")
+    got = tuple(c.strip() for c in lines[0].split(","))
+    if got != header:
+        expected = ",".join(header)
+        if _INT.fullmatch(lines[0].strip()):
+            raise LabelError(f"{shown}, line 1: missing header line {expected!r} (found {lines[0].strip()!r})")
+        raise LabelError(f"{shown}, line 1: header {lines[0].strip()!r} is not {expected!r}")
+
+
+def _emi_rows(path: Path, shown: str, with_values: bool) -> dict[str, tuple[int, np.ndarray | None]]:
+    """Rows of an EMI csv: id -> (line, intensities or None), cached while the file is unchanged."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise LabelError(f"{shown}: label file not found") from None
+    return _parse_emi_csv(str(path.resolve()), shown, with_values, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _parse_emi_csv(
+    path: str, shown: str, with_values: bool, _mtime_ns: int, _size: int
+) -> dict[str, tuple[int, np.ndarray | None]]:
+    need = EMI_EMOTIONS if with_values else ()
+    rows: dict[str, tuple[int, np.ndarray | None]] = {}
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = [h.strip() for h in next(reader, [])]
+            if not any(header):
+                raise LabelError(f"{shown}: empty label file")
+            missing = [c for c in ("Filename", *need) if c not in header]
+            if missing:
+                raise LabelError(f"{shown}, line 1: header lacks columns {missing}")
+            if len(set(header)) != len(header):
+                raise LabelError(f"{shown}, line 1: repeated column names in header")
+            name_col = header.index("Filename")
+            for row in reader:
+                line = reader.line_num
+                if not any(c.strip() for c in row):
+                    continue
+                if len(row) != len(header):
+                    raise LabelError(f"{shown}, line {line}: {len(row)} fields but the header has {len(header)}")
+                filename = row[name_col].strip()
+                video_id = _strip_video_ext(filename)
+                if not video_id:
+                    raise LabelError(f"{shown}, line {line}: empty Filename")
+                if video_id in rows:
+                    raise LabelError(
+                        f"{shown}, line {line}: duplicate Filename {filename!r} (first on line {rows[video_id][0]})"
+                    )
+                rows[video_id] = (line, _emi_values(row, header, shown, line) if need else None)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise LabelError(f"{shown}: unreadable csv ({e})") from None
+    if not rows:
+        raise LabelError(f"{shown}: no rows after the header")
+    return rows
+
+
+def _emi_values(row: list[str], header: list[str], shown: str, line: int) -> np.ndarray:
+    values = np.empty(len(EMI_EMOTIONS), dtype=np.float32)
+    for k, emotion in enumerate(EMI_EMOTIONS):
+        col = header.index(emotion)
+        cell = row[col].strip()
+        where = f"{shown}, line {line}, column {col + 1} ({emotion})"
+        if not cell:
+            raise LabelError(f"{where}: missing value")
+        try:
+            value = float(cell)
+        except ValueError:
+            raise LabelError(f"{where}: {cell!r} is not a number") from None
+        if not 0.0 <= value <= 1.0:  # also rejects nan
+            raise LabelError(f"{where}: value {cell} out of range [0, 1]")
+        values[k] = value
+    return values
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _resolve(given: str, base: Path) -> Path:
+    p = Path(given)
+    return p if p.is_absolute() else base / p
+
+
+def _labels_dir(given: str, base: Path) -> Path:
+    folder = _resolve(given, base)
+    if not folder.is_dir():
+        raise LabelError(f"{given}: labels folder not found ({folder})")
+    return folder
+
+
+def _read_lines(path: Path, shown: str, what: str = "label file") -> list[str]:
+    """Text lines (universal newlines, BOM dropped); missing/undecodable -> LabelError."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise LabelError(f"{shown}: {what} not found") from None
+    except IsADirectoryError:
+        raise LabelError(f"{shown}: is a folder, expected a file") from None
+    except UnicodeDecodeError as e:
+        raise LabelError(f"{shown}: not UTF-8 text ({e})") from None
+    return text.split("\n")
+
+
+def _strip_video_ext(name: str) -> str:
+    stem, ext = os.path.splitext(name)
+    return stem if ext.lower() in VIDEO_EXTENSIONS else name
