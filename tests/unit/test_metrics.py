@@ -1,0 +1,122 @@
+"""(f) Challenge metrics against scikit-learn / scipy on random data."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy.stats import pearsonr
+from sklearn.metrics import accuracy_score, f1_score
+
+from affectflow.metrics import (
+    EMI_EMOTIONS,
+    EXPR_CLASSES,
+    ConstantInputWarning,
+    MetricReport,
+    ah_frame_f1,
+    ah_report,
+    ah_scores,
+    ah_video_f1,
+    emi_report,
+    emi_scores,
+    expr_report,
+    expr_scores,
+    pearson_r,
+)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_expr_matches_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    n = 2000
+    y = rng.integers(-1, 8, n)
+    p = rng.random((n, 8)) ** 3
+    valid = y != -1
+    pred = p.argmax(axis=1)
+    s = expr_scores(y, p)
+    ref = f1_score(y[valid], pred[valid], labels=list(range(8)), average="macro", zero_division=0)
+    assert s["f1"] == pytest.approx(ref, abs=1e-12)
+    assert s["accuracy"] == pytest.approx(accuracy_score(y[valid], pred[valid]))
+    assert s["n"] == valid.sum()
+    assert list(s["per_class_f1"]) == list(EXPR_CLASSES)
+
+
+def test_expr_absent_class_counts_as_zero():
+    y = np.array([0, 0, 1, 1, -1])
+    pred = np.array([0, 0, 1, 1, 5])  # the -1 frame is ignored
+    s = expr_scores(y, pred)
+    assert s["f1"] == pytest.approx(2 / 8)  # two perfect classes, six absent ones score 0
+    assert s["accuracy"] == 1.0
+    with pytest.raises(ValueError):
+        expr_scores([-1, -1], [0, 1])
+    with pytest.raises(ValueError):
+        expr_scores([0, 1], [0, 8])
+
+
+def test_datasets_constants_agree():
+    datasets = pytest.importorskip("affectflow.datasets")
+    assert datasets.EXPR_CLASSES is EXPR_CLASSES
+    assert datasets.EMI_EMOTIONS is EMI_EMOTIONS
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_emi_matches_scipy(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.random((100, 6))
+    p = 0.5 * y + rng.random((100, 6))
+    s = emi_scores(y, p)
+    ref = [pearsonr(y[:, i], p[:, i])[0] for i in range(6)]
+    np.testing.assert_allclose(list(s["per_emotion_r"].values()), ref, atol=1e-12)
+    assert s["pearson_r"] == pytest.approx(np.mean(ref), abs=1e-12)
+    assert list(s["per_emotion_r"]) == list(EMI_EMOTIONS)
+
+
+def test_constant_prediction_gives_zero_with_warning():
+    y = np.random.default_rng(0).random((20, 6))
+    p = y.copy()
+    p[:, 2] = 0.3
+    with pytest.warns(ConstantInputWarning):
+        s = emi_scores(y, p)
+    assert s["per_emotion_r"]["Determination"] == 0.0
+    assert s["pearson_r"] == pytest.approx(5 / 6)
+    assert not np.isnan(s["pearson_r"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pearson_r([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        pearson_r([1.0], [1.0])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ah_matches_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    t = {f"v{i}": (rng.random(rng.integers(5, 50)) < 0.2).astype(int) for i in range(30)}
+    p = {v: (rng.random(len(y)) < 0.3).astype(int) for v, y in t.items()}
+    vids = sorted(t)
+    yt = np.concatenate([t[v] for v in vids])
+    yp = np.concatenate([p[v] for v in vids])
+    assert ah_frame_f1(yt, yp) == pytest.approx(f1_score(yt, yp))
+    vt = [int(t[v].any()) for v in vids]
+    vp = [int(p[v].any()) for v in vids]
+    assert ah_video_f1(t, p) == pytest.approx(f1_score(vt, vp))
+    s = ah_scores(t, p)
+    assert s["f1"] == pytest.approx(f1_score(yt, yp)) and s["n_videos"] == 30
+
+
+def test_ah_no_positive_is_zero_not_nan():
+    assert ah_frame_f1([0, 0, 0], [0, 0, 0]) == 0.0
+    with pytest.raises(ValueError):
+        ah_frame_f1([0, 2], [0, 1])
+
+
+def test_report_json_roundtrip(tmp_path):
+    rng = np.random.default_rng(0)
+    r = expr_report(rng.integers(0, 8, 50), rng.integers(0, 8, 50), "val", {"k": 15, "w": np.float64(0.7)})
+    back = MetricReport.load(r.save(tmp_path / "r" / "expr.json"))
+    assert back == MetricReport.from_json(r.to_json())
+    assert back.config["w"] == 0.7 and back.score == r.metrics["f1"] and back.main == "f1"
+    e = emi_report(rng.random((10, 6)), rng.random((10, 6)), "val")
+    assert MetricReport.from_json(e.to_json()).per_class.keys() == set(EMI_EMOTIONS)
+    a = ah_report({"v": np.array([0, 1])}, {"v": np.array([1, 1])}, "test")
+    assert a.metrics["video_f1"] == 1.0 and a.split == "test"
+    with pytest.raises(ValueError):
+        MetricReport("va", "val", {})
