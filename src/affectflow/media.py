@@ -236,3 +236,12 @@ def run_media_stage(
             result.written.append(unit.video_id)
         writer.set_skipped(result.skipped)
     return result
+
+
+def accepted_units(media_shard: str | Path, units: list[Unit]) -> list[Unit]:
+    """The units the media stage wrote, so every later stage skips the same videos."""
+    from affectflow.store import ShardReader
+
+    with ShardReader(media_shard, stage="media") as r:
+        ok = set(r.video_ids())
+    return [u for u in units if u.video_id in ok]

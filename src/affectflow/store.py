@@ -135,7 +135,7 @@ class ShardWriter:
             if arr.dtype.kind in "OUS":
                 grp.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
             elif arr.ndim >= 1 and arr.size > 4096:
-                grp.create_dataset(name, data=arr, compression="gzip", compression_opts=1, chunks=True)
+                grp.create_dataset(name, data=arr, compression="lzf", chunks=True)
             else:
                 grp.create_dataset(name, data=arr)
         self._ids.append(record.video_id)

@@ -9,6 +9,8 @@ rule faces:
         units=shard_units,
         cfg=config["faces"],
         on_bad_video=config["on_bad_video"],
+        models_dir=config["models_dir"],
+        model_pins=config["model_pins"],
     log:
         f"{OUT}/logs/faces/{{detector}}/{{shard}}.log",
     benchmark:

@@ -1,0 +1,61 @@
+"""Square face crops from a frame and a face box, optionally rotated so the eyes are level."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+
+def crop_square(frame: np.ndarray, bbox: np.ndarray, size: int, margin: float = 0.2,
+                landmarks: np.ndarray | None = None, align: bool = False) -> np.ndarray:
+    """A ``size`` x ``size`` crop around ``bbox`` (x0, y0, x1, y1 in pixels).
+
+    The square has side ``max(w, h) * (1 + 2 * margin)`` (the box grows by
+    ``margin`` of its size on each side) and is centred on the box; parts
+    outside the frame are black. With ``align`` and finite eye keypoints
+    (landmarks 0 and 1) the crop is rotated about the box centre so the eyes
+    are level. Shrinking uses ``cv2.INTER_AREA``, enlarging ``cv2.INTER_LINEAR``.
+    """
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    if not all(map(math.isfinite, (x0, y0, x1, y1))) or x1 <= x0 or y1 <= y0:
+        raise ValueError(f"not a valid face box: {bbox!r}")
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin)
+    n = max(1, int(round(side)))
+    angle = eye_angle(landmarks) if align else None
+    if angle is None:
+        patch = _padded_slice(frame, int(round(cx - n / 2.0)), int(round(cy - n / 2.0)), n)
+    else:
+        # rotate by `angle` (counter-clockwise, degrees) about the box centre, then move it to the patch centre
+        m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
+        m[0, 2] += n / 2.0 - cx
+        m[1, 2] += n / 2.0 - cy
+        patch = cv2.warpAffine(frame, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=(0, 0, 0))
+    if n == size:
+        return np.ascontiguousarray(patch)
+    interp = cv2.INTER_AREA if n > size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (size, size), interpolation=interp)
+
+
+def eye_angle(landmarks: np.ndarray | None) -> float | None:
+    """Angle (degrees) of the line from eye 0 to eye 1; None when the eyes are unknown or coincide."""
+    if landmarks is None or len(landmarks) < 2:
+        return None
+    (ax, ay), (bx, by) = (np.asarray(p, np.float64) for p in landmarks[:2])
+    if not np.all(np.isfinite([ax, ay, bx, by])) or math.hypot(bx - ax, by - ay) < 1.0:
+        return None
+    return math.degrees(math.atan2(by - ay, bx - ax))
+
+
+def _padded_slice(frame: np.ndarray, left: int, top: int, n: int) -> np.ndarray:
+    """frame[top:top+n, left:left+n] with black where it lies outside the frame."""
+    h, w = frame.shape[:2]
+    out = np.zeros((n, n, *frame.shape[2:]), dtype=frame.dtype)
+    sx0, sy0 = max(0, left), max(0, top)
+    sx1, sy1 = min(w, left + n), min(h, top + n)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - top:sy1 - top, sx0 - left:sx1 - left] = frame[sy0:sy1, sx0:sx1]
+    return out

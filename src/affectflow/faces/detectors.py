@@ -1,0 +1,332 @@
+"""Face detectors behind one small interface.
+
+A detector takes a batch of RGB frames (uint8, H x W x 3, all of one video)
+and returns, per frame, every face it found as a :class:`Detection` in pixel
+coordinates of that frame. Choosing the face to keep is the caller's business.
+
+* :class:`MediaPipeDetector`: BlazeFace short range, the ``.tflite`` file that
+  the mediapipe 0.10.14 wheel ships; runs offline. Its sha256 is checked
+  against a constant and the checked bytes themselves are handed to
+  mediapipe, so what runs is exactly what was verified.
+* :class:`RetinaFaceDetector`: the ResNet-50 RetinaFace ONNX export that the
+  ``retina-face`` package downloads (``retinaface.onnx``), run with
+  onnxruntime. Its weights come from the model registry through
+  :func:`affectflow.weights.ensure` (sha256 checked, never downloaded here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from affectflow.faces.errors import FaceStageError
+
+DETECTORS = ("mediapipe", "retinaface", "organiser")
+
+# sha256 of mediapipe 0.10.14's mediapipe/modules/face_detection/face_detection_short_range.tflite
+# (the value the wheel's RECORD states for it).
+MEDIAPIPE_SHORT_RANGE_SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
+MEDIAPIPE_SHORT_RANGE_RELPATH = "modules/face_detection/face_detection_short_range.tflite"
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face: box (x0, y0, x1, y1) in pixels, confidence, keypoints (K x 2 pixels; K = 0 when none).
+
+    Keypoint order: index 0 is the eye on the image's left (the person's right
+    eye), index 1 the other eye, for both MediaPipe (6 points: eyes, nose tip,
+    mouth centre, ear tragions) and RetinaFace (5 points: eyes, nose, mouth
+    corners).
+    """
+
+    bbox: np.ndarray
+    score: float
+    landmarks: np.ndarray
+
+    @property
+    def area(self) -> float:
+        x0, y0, x1, y1 = (float(v) for v in self.bbox)
+        return max(0.0, x1 - x0) * max(0.0, y1 - y0)
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """What the faces stage needs from a detector."""
+
+    name: str
+    weights_sha256: str
+    n_landmarks: int
+
+    def detect(self, frames_rgb: list[np.ndarray]) -> list[list[Detection]]:
+        """All faces of each frame (same order as ``frames_rgb``)."""
+        ...
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------- MediaPipe
+class MediaPipeDetector:
+    """BlazeFace short range (faces within ~2 m of the camera) via the mediapipe tasks API.
+
+    The tasks API (``mediapipe.tasks.python.vision.FaceDetector``) is used
+    rather than the legacy ``solutions.face_detection`` graph because it takes
+    the model as bytes: the file is read once, hashed, and those bytes run.
+    MediaPipe has no batched inference; frames are detected one by one.
+    """
+
+    name = "mediapipe"
+    n_landmarks = 6
+
+    def __init__(self, min_score: float = 0.5, model_path: str | os.PathLike[str] | None = None,
+                 expected_sha256: str = MEDIAPIPE_SHORT_RANGE_SHA256) -> None:
+        os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ start-up chatter
+        try:
+            import mediapipe as mp
+            from mediapipe.tasks.python import BaseOptions, vision
+        except ImportError as e:
+            raise FaceStageError(
+                f"detector 'mediapipe' needs the mediapipe package ({e}); "
+                "install it with: pip install --no-deps mediapipe==0.10.14"
+            ) from e
+        path = Path(model_path) if model_path else Path(mp.__path__[0]) / MEDIAPIPE_SHORT_RANGE_RELPATH
+        if not path.is_file():
+            raise FaceStageError(
+                f"MediaPipe face detector weights not found at {path}: mediapipe 0.10.14 ships "
+                f"{MEDIAPIPE_SHORT_RANGE_RELPATH}; reinstall it (pip install --no-deps mediapipe==0.10.14)"
+            )
+        data = path.read_bytes()
+        actual = sha256_bytes(data)
+        if actual != expected_sha256:
+            raise FaceStageError(
+                f"{path}: sha256 mismatch for the MediaPipe face detector weights "
+                f"(expected {expected_sha256}, actual {actual}); reinstall mediapipe==0.10.14"
+            )
+        self.weights_path = path
+        self.weights_sha256 = actual
+        self.min_score = float(min_score)
+        self._mp = mp
+        options = vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_buffer=data),
+            running_mode=vision.RunningMode.IMAGE,
+            min_detection_confidence=self.min_score,
+        )
+        self._detector = vision.FaceDetector.create_from_options(options)
+
+    def detect(self, frames_rgb: list[np.ndarray]) -> list[list[Detection]]:
+        out: list[list[Detection]] = []
+        for frame in frames_rgb:
+            h, w = frame.shape[:2]
+            image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
+            faces: list[Detection] = []
+            with warnings.catch_warnings():  # protobuf's deprecation notice, once per result conversion
+                warnings.filterwarnings("ignore", message=".*GetPrototype", category=UserWarning)
+                detections = self._detector.detect(image).detections
+            for d in detections:
+                score = float(d.categories[0].score) if d.categories else 0.0
+                if score < self.min_score:
+                    continue
+                b = d.bounding_box
+                bbox = np.array([b.origin_x, b.origin_y, b.origin_x + b.width, b.origin_y + b.height], np.float32)
+                kp = np.array([[k.x * w, k.y * h] for k in d.keypoints], np.float32).reshape(-1, 2)
+                faces.append(Detection(bbox=bbox, score=score, landmarks=kp))
+            out.append(faces)
+        return out
+
+    def close(self) -> None:
+        self._detector.close()
+
+
+# ---------------------------------------------------------------- RetinaFace
+# The insightface RetinaFace head (which retina-face's ONNX export keeps): per
+# feature stride two square anchors of side 16 * scale centred on the cell's
+# pixel (7.5, 7.5), outputs per stride in NHWC as
+# [face/background scores (2A), box deltas (4A), landmark deltas (10A)].
+_RETINA_STRIDES = (32, 16, 8)
+_RETINA_SCALES = {32: (32, 16), 16: (8, 4), 8: (2, 1)}
+
+
+def retina_base_anchors(stride: int) -> np.ndarray:
+    """(A, 4) anchors x0, y0, x1, y1 of the cell at the origin (inclusive pixel boxes)."""
+    half = (16.0 * np.asarray(_RETINA_SCALES[stride], np.float64) - 1.0) / 2.0
+    return np.stack([7.5 - half, 7.5 - half, 7.5 + half, 7.5 + half], axis=1)
+
+
+def retina_anchors(height: int, width: int, stride: int) -> np.ndarray:
+    """(height * width * A, 4) anchors in the (row, column, anchor) order of the NHWC outputs."""
+    base = retina_base_anchors(stride)
+    ys, xs = np.meshgrid(np.arange(height) * stride, np.arange(width) * stride, indexing="ij")
+    shift = np.stack([xs, ys, xs, ys], axis=-1).astype(np.float64)  # (H, W, 4)
+    return (shift[:, :, None, :] + base[None, None]).reshape(-1, 4)
+
+
+def retina_decode(anchors: np.ndarray, box_deltas: np.ndarray, lmk_deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (M, 4) and landmarks (M, 5, 2) from anchor-relative deltas (no variances: stds are 1)."""
+    w = anchors[:, 2] - anchors[:, 0] + 1.0
+    h = anchors[:, 3] - anchors[:, 1] + 1.0
+    cx = anchors[:, 0] + 0.5 * (w - 1.0)
+    cy = anchors[:, 1] + 0.5 * (h - 1.0)
+    pcx = box_deltas[:, 0] * w + cx
+    pcy = box_deltas[:, 1] * h + cy
+    pw = np.exp(box_deltas[:, 2]) * w
+    ph = np.exp(box_deltas[:, 3]) * h
+    hw, hh = 0.5 * (pw - 1.0), 0.5 * (ph - 1.0)
+    boxes = np.stack([pcx - hw, pcy - hh, pcx + hw, pcy + hh], 1)
+    lmk = lmk_deltas.reshape(-1, 5, 2) * np.stack([w, h], 1)[:, None, :] + np.stack([cx, cy], 1)[:, None, :]
+    return boxes, lmk
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, best first."""
+    order = np.argsort(-scores, kind="stable")
+    areas = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    keep: list[int] = []
+    while order.size:
+        i = order[0]
+        keep.append(int(i))
+        rest = order[1:]
+        xx0 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        yy0 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        xx1 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        yy1 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.maximum(0.0, xx1 - xx0 + 1) * np.maximum(0.0, yy1 - yy0 + 1)
+        order = rest[inter / (areas[i] + areas[rest] - inter) < iou]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def retina_postprocess(outputs: list[np.ndarray], scale: float, image_hw: tuple[int, int], min_score: float,
+                       nms_iou: float = 0.4) -> list[list[Detection]]:
+    """Turn the nine NHWC outputs of a batch into detections in original-image pixels."""
+    n = outputs[0].shape[0]
+    result: list[list[Detection]] = []
+    h_in, w_in = image_hw
+    for b in range(n):
+        boxes_l, scores_l, lmk_l = [], [], []
+        for k, stride in enumerate(_RETINA_STRIDES):
+            cls, box, lmk = (outputs[3 * k + j][b] for j in range(3))
+            fh, fw = box.shape[:2]
+            a = cls.shape[-1] // 2
+            scores = cls[..., a:].reshape(-1)
+            sel = np.flatnonzero(scores >= min_score)
+            if sel.size == 0:
+                continue
+            anchors = retina_anchors(fh, fw, stride)[sel]
+            bx, lm = retina_decode(anchors, box.reshape(-1, 4)[sel].astype(np.float64),
+                                   lmk.reshape(-1, 10)[sel].astype(np.float64))
+            boxes_l.append(bx)
+            scores_l.append(scores[sel])
+            lmk_l.append(lm)
+        faces: list[Detection] = []
+        if boxes_l:
+            boxes = np.concatenate(boxes_l)
+            scores = np.concatenate(scores_l).astype(np.float64)
+            lmks = np.concatenate(lmk_l)
+            boxes[:, 0::2] = boxes[:, 0::2].clip(0, w_in - 1)
+            boxes[:, 1::2] = boxes[:, 1::2].clip(0, h_in - 1)
+            for i in nms(boxes, scores, nms_iou):
+                faces.append(Detection(bbox=(boxes[i] / scale).astype(np.float32), score=float(scores[i]),
+                                       landmarks=(lmks[i] / scale).astype(np.float32)))
+        result.append(faces)
+    return result
+
+
+def order_retina_outputs(outputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The nine outputs as [scores, boxes, landmarks] for strides 32, 16, 8, whatever order the graph lists them.
+
+    Strides are told apart by map size (coarsest first), heads by channel count (2A, 4A, 10A).
+    """
+    return sorted(outputs, key=lambda o: (o.shape[1] * o.shape[2], o.shape[3]))
+
+
+class RetinaFaceDetector:
+    """RetinaFace (ResNet-50) ONNX export of the retina-face package, on onnxruntime.
+
+    Input: RGB float32 0..255 in NHWC with dynamic batch, height and width;
+    frames are resized so that their short side is ``target_size`` (long side
+    at most ``max_size``; never enlarged unless ``allow_upscaling``). The
+    retina-face package itself uses 1024 / 1980 with upscaling, which is slow
+    on a CPU; 640 finds faces down to about 16 px at 640 short side.
+    """
+
+    name = "retinaface"
+    n_landmarks = 5
+
+    def __init__(self, min_score: float = 0.5, models_dir: str | os.PathLike[str] | None = None,
+                 model_pins: Mapping[str, str] | None = None, spec: Any = None, target_size: int = 640,
+                 max_size: int = 1280, allow_upscaling: bool = False, nms_iou: float = 0.4) -> None:
+        try:  # imported here so that the rest of the faces stage works without them
+            from affectflow import weights
+        except ImportError as e:  # pragma: no cover - affectflow.weights is part of the package
+            raise FaceStageError(f"detector 'retinaface' needs affectflow.weights ({e})") from e
+        if spec is None:
+            from affectflow.models.registry import get
+
+            spec = get("retinaface").files[0]
+        if model_pins:
+            spec = weights.apply_pins([spec], model_pins)[0]
+        try:
+            path = weights.ensure(spec, weights.models_dir(models_dir), model="retinaface")
+        except weights.WeightsError as e:
+            raise FaceStageError(f"detector 'retinaface': {e}") from e
+        import onnxruntime as ort
+
+        self.weights_path = Path(path)
+        self.weights_sha256 = weights.sha256_file(path)
+        self.min_score = float(min_score)
+        self.target_size, self.max_size, self.allow_upscaling = int(target_size), int(max_size), allow_upscaling
+        self.nms_iou = float(nms_iou)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        self._session = ort.InferenceSession(str(path), sess_options=opts, providers=ort.get_available_providers())
+        self._input = self._session.get_inputs()[0].name
+        if len(self._session.get_outputs()) != 9:
+            raise FaceStageError(
+                f"{path}: expected the retina-face ONNX export with 9 outputs (scores, boxes, landmarks "
+                f"for strides 32, 16, 8), found {len(self._session.get_outputs())}"
+            )
+
+    def _scale(self, h: int, w: int) -> float:
+        scale = self.target_size / float(min(h, w))
+        if not self.allow_upscaling:
+            scale = min(1.0, scale)
+        if round(scale * max(h, w)) > self.max_size:
+            scale = self.max_size / float(max(h, w))
+        return scale
+
+    def detect(self, frames_rgb: list[np.ndarray]) -> list[list[Detection]]:
+        if not frames_rgb:
+            return []
+        h, w = frames_rgb[0].shape[:2]
+        scale = self._scale(h, w)
+        size = (int(round(w * scale)), int(round(h * scale)))
+        batch = np.stack([
+            (cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) if scale != 1.0 else f) for f in frames_rgb
+        ]).astype(np.float32)
+        outputs = order_retina_outputs(self._session.run(None, {self._input: batch}))
+        return retina_postprocess(outputs, scale, (size[1], size[0]), self.min_score, self.nms_iou)
+
+    def close(self) -> None:
+        pass
+
+
+def make_detector(faces_cfg: Mapping[str, Any], models_dir: str | os.PathLike[str] | None = None,
+                  model_pins: Mapping[str, str] | None = None) -> FaceDetector:
+    """The detector ``faces_cfg['detector']`` names (mediapipe or retinaface)."""
+    name = str(faces_cfg.get("detector", "mediapipe"))
+    min_score = float(faces_cfg.get("min_score", 0.5))
+    if name == "mediapipe":
+        return MediaPipeDetector(min_score=min_score)
+    if name == "retinaface":
+        return RetinaFaceDetector(min_score=min_score, models_dir=models_dir, model_pins=model_pins)
+    if name == "organiser":
+        raise FaceStageError("detector 'organiser' reads crops from disk; use OrganiserCropsSource")
+    raise FaceStageError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")

@@ -1,0 +1,17 @@
+"""Errors of the faces stage."""
+
+from __future__ import annotations
+
+from affectflow.media import MediaError
+
+
+class FaceStageError(RuntimeError):
+    """The faces stage cannot run as configured (bad config, missing or wrong weights)."""
+
+
+class VideoError(FaceStageError, MediaError):
+    """One video cannot be decoded; the message names the file.
+
+    It is also a :class:`affectflow.media.MediaError`, so code that handles bad
+    videos of any stage catches it the same way.
+    """

@@ -1,0 +1,97 @@
+"""Organiser-provided face crops (Aff-Wild2 ``cropped_aligned``) read as a faces record.
+
+Layout: ``<root>/<video_id>/00001.jpg, 00002.jpg, ...``, numbered from 1 by
+video frame; frames without a face have no file. The record has the same
+arrays as a detector's, with ``bbox`` and ``landmarks`` unknown (NaN; K = 0
+landmarks), ``score`` 1.0 where a crop exists, and the crop resized to
+``crop_size``. Frame count and timestamps come from the video itself
+(demuxing only), so the record lines up with the media stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from affectflow.faces.errors import VideoError
+from affectflow.store import VideoRecord
+from affectflow.units import Unit
+
+log = logging.getLogger("affectflow.faces")
+
+_CROP_FILE = re.compile(r"^(\d+)\.(?:jpe?g|png|bmp)$", re.IGNORECASE)
+
+
+class OrganiserCropsSource:
+    """Face crops from ``root/<video_id>/<frame:05d>.jpg`` (frame numbers start at 1)."""
+
+    name = "organiser"
+    weights_sha256 = ""
+    n_landmarks = 0
+
+    def __init__(self, root: str | os.PathLike[str], crop_size: int = 224, frame_stride: int = 1) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise VideoError(f"organiser crops folder {self.root} does not exist (faces.organiser_crops_dir)")
+        self.crop_size = int(crop_size)
+        self.frame_stride = int(frame_stride)
+
+    def crop_files(self, video_id: str) -> dict[int, Path]:
+        """{0-based frame index: crop file} of one video."""
+        folder = self.root / video_id
+        if not folder.is_dir():
+            raise VideoError(f"{folder}: no organiser crops folder for video {video_id!r}")
+        files: dict[int, Path] = {}
+        for f in folder.iterdir():
+            m = _CROP_FILE.match(f.name)
+            if m and int(m.group(1)) >= 1:
+                files[int(m.group(1)) - 1] = f
+        return files
+
+    def read(self, unit: Unit) -> VideoRecord:
+        from affectflow.media import probe  # demuxes the video: frame count and true timestamps
+
+        files = self.crop_files(unit.video_id)
+        p = probe(unit.path)
+        n_total = len(p.timestamps)
+        beyond = sorted(i for i in files if i >= n_total)
+        if beyond:
+            log.warning("%s: %d organiser crops are numbered beyond the video's %d frames (first: %s); ignored",
+                        unit.video_id, len(beyond), n_total, files[beyond[0]].name)
+        idx = np.arange(0, n_total, self.frame_stride, dtype=np.int32)
+        n, s = len(idx), self.crop_size
+        crops = np.zeros((n, s, s, 3), np.uint8)
+        has_face = np.zeros(n, bool)
+        for row, i in enumerate(idx):
+            f = files.get(int(i))
+            if f is None:
+                continue
+            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            if img is None:
+                log.warning("%s: unreadable organiser crop %s; frame %d counted as no face", unit.video_id, f, i)
+                continue
+            interp = cv2.INTER_AREA if max(img.shape[:2]) > s else cv2.INTER_LINEAR
+            crops[row] = cv2.resize(img, (s, s), interpolation=interp)[:, :, ::-1]
+            has_face[row] = True
+        width, height = (p.height, p.width) if p.rotation in (90, 270) else (p.width, p.height)
+        arrays = {
+            "frame_index": idx,
+            "timestamps": p.timestamps[idx].astype(np.float64),
+            "has_face": has_face,
+            "bbox": np.full((n, 4), np.nan, np.float32),
+            "score": has_face.astype(np.float32),
+            "landmarks": np.full((n, 0, 2), np.nan, np.float32),
+            "crops": crops,
+            "n_faces": has_face.astype(np.int16),
+        }
+        attrs = {
+            "width": int(width), "height": int(height), "rotation": int(p.rotation),
+            "n_frames_decoded": int(n_total), "detector": self.name, "frame_stride": self.frame_stride,
+            "n_with_face": int(has_face.sum()), "crops_dir": str(self.root / unit.video_id),
+        }
+        return VideoRecord(video_id=unit.video_id, arrays=arrays, attrs=attrs)

