@@ -48,6 +48,7 @@ _COPY_IGNORE = shutil.ignore_patterns(
     "tests",
     "benchmarks",
     ".ci",
+    ".cache",
     "__pycache__",
     ".pytest_cache",
     ".ruff_cache",
