@@ -42,12 +42,12 @@ demo: system venv $(DEMO)
 	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) --report results/demo/report.html || true
 
 test: system venv $(DEMO)
-	$(VENV)/bin/ruff check src tests workflow/scripts benchmarks
+	$(VENV)/bin/ruff check src tests workflow/scripts $(wildcard benchmarks)
 	$(VENV)/bin/snakemake --lint --cores 1
 	$(VENV)/bin/pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check src tests workflow/scripts benchmarks
+	$(VENV)/bin/ruff check src tests workflow/scripts $(wildcard benchmarks)
 	$(VENV)/bin/snakemake --lint --cores 1
 
 clean-results:

@@ -11,7 +11,6 @@ import pytest
 
 from affectflow.store import ShardReader
 from affectflow.units import UnitsTable
-
 from snakerun import make_workdir
 
 pytestmark = pytest.mark.slow

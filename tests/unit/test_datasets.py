@@ -8,15 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dataset_fixtures import (
-    make_demo_like,
-    make_videos,
-    write_ah,
-    write_emi_csv,
-    write_expr,
-    write_frame_labels,
-    write_list,
-)
 
 from affectflow.datasets import (
     EMI_EMOTIONS,
@@ -27,6 +18,15 @@ from affectflow.datasets import (
     read_expr_labels,
 )
 from affectflow.units import UnitsError, shard_of
+from dataset_fixtures import (
+    make_demo_like,
+    make_videos,
+    write_ah,
+    write_emi_csv,
+    write_expr,
+    write_frame_labels,
+    write_list,
+)
 
 
 def _entry(adapter: str, **kw: str) -> dict:

@@ -86,6 +86,7 @@ def test_stage_skips_or_fails_by_policy(tmp_path, video_factory):
 def test_edit_list_preroll_is_not_counted(video_factory, tmp_path):
     """Packets an edit list discards are not frames: counts must match decoding."""
     import av
+
     from conftest import ffmpeg
 
     src = video_factory("src.mp4", duration=2.0, fps=25, audio="none")

@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from http_server import LocalHTTPServer
 
 from affectflow import weights
 from affectflow.models import registry
 from affectflow.weights import WeightFile, WeightsError
+from http_server import LocalHTTPServer
 
 PAYLOAD = os.urandom(300_000) + b"end-of-weights"
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -1,0 +1,80 @@
+"""Face features stage: per-frame embeddings and logits of one face model over a faces shard.
+
+The model is loaded once per shard and fed the stored crops in batches, so a
+GPU job processes a whole shard without reloading weights or re-decoding video.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from affectflow.face_models import load_face_model
+from affectflow.media import StageResult
+from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
+
+log = logging.getLogger("affectflow.face_features")
+
+
+def run_face_features(
+    faces_shard: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    model_name: str,
+    cfg: Mapping[str, Any] | None = None,
+    *,
+    models_dir: str | os.PathLike[str] | None = None,
+    model_pins: Mapping[str, str] | None = None,
+    threads: int | None = None,
+) -> StageResult:
+    """Embed every detected face of a faces shard with ``model_name``."""
+    cfg = dict(cfg or {})
+    model = load_face_model(
+        model_name,
+        models_dir,
+        engine=cfg.get("engine", "onnx"),
+        device=cfg.get("device", "auto"),
+        batch_size=int(cfg.get("batch_size", 64)),
+        pins=dict(model_pins or {}),
+        threads=threads,
+    )
+    if model.standin:
+        log.warning("%s: random-weight stand-in, not the real model: its features carry no emotion", model_name)
+    prov = Provenance(
+        stage="face_features",
+        model=model_name,
+        weights_sha256=model.weights_sha256,
+        config={**cfg, "engine": model.engine, "standin": model.standin},
+    )
+    result = StageResult()
+    n_done, t0 = 0, time.perf_counter()
+    with ShardReader(faces_shard, stage="faces") as faces, ShardWriter(out_path, prov) as writer:
+        ids = faces.video_ids()
+        bar = tqdm(ids, desc=f"{model_name} {Path(faces_shard).name}", unit="video", mininterval=2)
+        for vid in bar:
+            rec = faces.read(vid)
+            present = rec.arrays["has_face"].astype(bool)
+            crops = rec.arrays["crops"][present]
+            out = model.predict(crops)
+            arrays = {
+                "frame_index": rec.arrays["frame_index"][present],
+                "timestamps": rec.arrays["timestamps"][present],
+                "embeddings": out.embeddings.astype(np.float32),
+                "logits": out.logits.astype(np.float32),
+            }
+            if out.valence_arousal is not None:
+                arrays["valence_arousal"] = out.valence_arousal.astype(np.float32)
+            writer.add(VideoRecord(vid, arrays, {"classes": list(model.classes), "n_frames_analysed": len(present)}))
+            result.written.append(vid)
+            n_done += len(crops)
+            bar.set_postfix(frames_per_s=f"{n_done / max(time.perf_counter() - t0, 1e-9):.0f}")
+        result.skipped = faces.skipped()
+        writer.set_skipped(result.skipped)
+    log.info("%s: %d faces embedded in %.1f s", out_path, n_done, time.perf_counter() - t0)
+    return result

