@@ -15,6 +15,8 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/media.smk"
 include: "workflow/rules/faces.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/features.smk"
 
 
 rule all:
@@ -23,4 +25,5 @@ rule all:
         expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
         expand(f"{OUT}/faces/{DETECTOR}/{{shard}}.h5", shard=SHARDS),
         sheets_targets(),
+        expand(f"{OUT}/features/face/{{model}}/{{shard}}.h5", model=config["features"]["face"], shard=SHARDS),
     default_target: True

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from affectflow.face_models import load_face_model
 from affectflow.media import StageResult
+from affectflow.model_manifest import PreparedModel
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
 
 log = logging.getLogger("affectflow.face_features")
@@ -26,31 +27,31 @@ log = logging.getLogger("affectflow.face_features")
 def run_face_features(
     faces_shard: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
-    model_name: str,
+    manifest: str | os.PathLike[str],
     cfg: Mapping[str, Any] | None = None,
     *,
-    models_dir: str | os.PathLike[str] | None = None,
-    model_pins: Mapping[str, str] | None = None,
     threads: int | None = None,
 ) -> StageResult:
-    """Embed every detected face of a faces shard with ``model_name``."""
+    """Embed every detected face of a faces shard with the model of ``manifest``."""
     cfg = dict(cfg or {})
+    prepared = PreparedModel.load(manifest)
+    model_name = prepared.name
     model = load_face_model(
         model_name,
-        models_dir,
-        engine=cfg.get("engine", "onnx"),
+        prepared.root,
+        engine=cfg.get("face_engine", "onnx"),
         device=cfg.get("device", "auto"),
         batch_size=int(cfg.get("batch_size", 64)),
-        pins=dict(model_pins or {}),
+        pins=prepared.pins,
         threads=threads,
     )
-    if model.standin:
+    if prepared.standin:
         log.warning("%s: random-weight stand-in, not the real model: its features carry no emotion", model_name)
     prov = Provenance(
         stage="face_features",
         model=model_name,
         weights_sha256=model.weights_sha256,
-        config={**cfg, "engine": model.engine, "standin": model.standin},
+        config={**cfg, "engine": model.engine, "standin": prepared.standin},
     )
     result = StageResult()
     n_done, t0 = 0, time.perf_counter()

@@ -24,6 +24,12 @@ if not SHARDS:
 wildcard_constraints:
     shard=r"s\d{4}",
     detector=r"[A-Za-z0-9_]+",
+    model=r"[A-Za-z0-9_]+",
+    asr=r"[A-Za-z0-9_]+",
+
+# Feature rules ask for a GPU only when the config says so (a cluster with GPUs);
+# the code picks CUDA by itself whenever torch/onnxruntime see one.
+GPU = 1 if config["features"]["gpu"] else 0
 
 
 def shard_videos(wildcards):
@@ -53,3 +59,23 @@ rule units:
     localrule: True
     script:
         "../scripts/units.py"
+
+
+def model_fingerprint(name):
+    """What identifies a model's weights without reading them: the registry's
+    file names and hashes (or the user's pins), and whether it is a stand-in.
+    A rule param: changing the weights or version of one model reruns its jobs."""
+    from affectflow.models.registry import get
+
+    pins = config["model_pins"]
+    files = [
+        [wf.name, pins.get(wf.name, wf.sha256 or getattr(wf, "git_sha1", ""))]
+        for wf in get(name).files
+    ]
+    return {"files": files, "standin": name in config["features"]["standins"]}
+
+
+def feature_cfg(wildcards):
+    """The feature settings that change outputs (not batch size or device)."""
+    f = config["features"]
+    return {"face_engine": f["face_engine"]}

@@ -1,0 +1,19 @@
+# Weight files: fetched and verified once per model on the submit host (a
+# local rule), so compute nodes need no internet. The manifest each job writes
+# pins the exact bytes; feature rules depend on their own model's manifest only,
+# so adding a model adds jobs and touches nothing else.
+
+
+rule fetch_model:
+    output:
+        f"{OUT}/models/{{model}}.json",
+    params:
+        fingerprint=lambda wc: model_fingerprint(wc.model),
+        standin=lambda wc: wc.model in config["features"]["standins"],
+        models_dir=config["models_dir"],
+        pins=config["model_pins"],
+    log:
+        f"{OUT}/logs/models/{{model}}.log",
+    localrule: True
+    script:
+        "../scripts/fetch_model.py"
