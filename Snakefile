@@ -12,11 +12,17 @@ configfile: "config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/media.smk"
 include: "workflow/rules/faces.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/learn.smk"
+include: "workflow/rules/fuse.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -26,4 +32,14 @@ rule all:
         expand(f"{OUT}/faces/{DETECTOR}/{{shard}}.h5", shard=SHARDS),
         sheets_targets(),
         expand(f"{OUT}/features/face/{{model}}/{{shard}}.h5", model=config["features"]["face"], shard=SHARDS),
+        expand(f"{OUT}/features/audio/{{model}}/{{shard}}.h5", model=config["features"]["audio"], shard=SHARDS),
+        expand(
+            f"{OUT}/features/text/{{asr}}/{{model}}/{{shard}}.h5",
+            asr=config["features"]["asr"],
+            model=config["features"]["text"],
+            shard=SHARDS,
+        ),
+        expand(f"{OUT}/fusion/{{task}}/{{fusion}}", task=config["tasks"], fusion=config["fusions"]),
+        [submission_output(t) for t in config["tasks"]] if config["submit_fusion"] else [],
+        f"{OUT}/metrics.csv" if config["tasks"] else [],
     default_target: True

@@ -23,3 +23,72 @@ rule face_features:
         gpu=GPU,
     script:
         "../scripts/face_features.py"
+
+
+rule audio_features:
+    """wav2vec 2.0 / HuBERT vectors with their timestamps, chunked for bounded memory."""
+    input:
+        media=f"{OUT}/media/{{shard}}.h5",
+        model=f"{OUT}/models/{{model}}.json",
+    output:
+        f"{OUT}/features/audio/{{model}}/{{shard}}.h5",
+    params:
+        fingerprint=lambda wc: model_fingerprint(wc.model),
+        cfg=lambda wc: config["audio"],
+    log:
+        f"{OUT}/logs/features/audio/{{model}}/{{shard}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/features/audio/{{model}}/{{shard}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=GPU,
+    script:
+        "../scripts/audio_features.py"
+
+
+rule transcripts:
+    """Whisper segments and word timestamps (faster-whisper or openai-whisper)."""
+    input:
+        media=f"{OUT}/media/{{shard}}.h5",
+        model=f"{OUT}/models/{{asr}}.json",
+    output:
+        f"{OUT}/transcripts/{{asr}}/{{shard}}.h5",
+    params:
+        fingerprint=lambda wc: model_fingerprint(wc.asr),
+        cfg=lambda wc: config["asr"],
+    log:
+        f"{OUT}/logs/transcripts/{{asr}}/{{shard}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/transcripts/{{asr}}/{{shard}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=240,
+        gpu=GPU,
+    script:
+        "../scripts/transcripts.py"
+
+
+rule text_features:
+    """One embedding per transcript segment."""
+    input:
+        transcripts=f"{OUT}/transcripts/{{asr}}/{{shard}}.h5",
+        model=f"{OUT}/models/{{model}}.json",
+    output:
+        f"{OUT}/features/text/{{asr}}/{{model}}/{{shard}}.h5",
+    params:
+        fingerprint=lambda wc: model_fingerprint(wc.model),
+        cfg=lambda wc: config["text"],
+    log:
+        f"{OUT}/logs/features/text/{{asr}}/{{model}}/{{shard}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/features/text/{{asr}}/{{model}}/{{shard}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=GPU,
+    script:
+        "../scripts/text_features.py"

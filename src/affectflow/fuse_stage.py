@@ -1,0 +1,507 @@
+"""The ``fuse`` stage: learned posteriors of several feature sets -> one chosen post-processing, swept on val.
+
+One call (:func:`run_fuse`) per task and fusion, from ``workflow/scripts/fuse.py``.
+
+Inputs are the ``predictions.h5`` files of the learn stage (one per feature
+set, each with val and test posteriors over all frames), the units table and
+media shards (labels and frame counts), and for EXPR optionally the face
+features shards of the *pre-trained* face model whose own softmax drives the
+confidence filter.
+
+Selection (paper sections 3.1, 4.1; Figures 2-5), on the **val split only**
+(:func:`affectflow.sweeps.sweep` refuses any other split), one parameter at
+a time in the order the post-processing applies them:
+
+1. ``w`` -- blend weight of the *first* feature set (``w*p1 + (1-w)*p2``),
+   only with exactly two feature sets; with more, ``weights`` (one per set,
+   normalised) or equal weights are used as given.
+2. ``t`` -- EXPR confidence threshold with the pre-trained model, swept for
+   each single feature set and for the blend (one curve each). ``t = 1`` is
+   always in the grid and means "no filtering" (a softmax maximum is never
+   above 1); grid ties go to the larger ``t`` (less filtering).
+3. ``k`` -- smoothing kernel (``smoothing``: box, gaussian or median), swept
+   for each single set (with its own best ``t``) and for the blend; ties go to
+   the smaller kernel. Not for EMI (one vector per video).
+4. AH video filter (``ah_video_filter``): ``auto`` keeps it only when it
+   raises val F1, ``true``/``false`` force it. Its decisions come from the
+   video classifier stored with the learn predictions of ``ah_video_source``
+   (default: the first feature set with a text modality, else the first).
+
+The pre-trained model's classes are mapped to Aff-Wild2 by their names (the
+``classes`` attribute of the face features: FER2013's 7, AffectNet-7 or -8 in
+any order; contempt -> Other). Frames without a face get a uniform
+distribution, which no threshold ``t >= 1/C`` replaces (smaller ``t`` are
+rejected: they would replace every face frame whatever the model says).
+
+Outputs in ``out_dir``: ``sweep_<w|t|k>.csv`` (long tables with a ``config``
+column) and ``sweep_<w|t|k>.png`` for the sweeps that apply; ``chosen.json``
+(the chosen :class:`~affectflow.fusion.PostConfig` and each sweep's winner);
+``metrics.json`` (rows like the paper's Tables 1-4: each single feature set
+raw / + smoothing / + filtering + smoothing / + video filter, and the same for
+the blend; val split); ``test_predictions.h5`` (store stage ``fused``, per test
+video ``decisions`` (T,) class or 0/1 per frame for EXPR/AH, the six
+intensities for EMI; ``posteriors`` after post-processing and ``timestamps``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from affectflow.datasets import read_ah_labels, read_emi_labels, read_expr_labels
+from affectflow.fusion import SMOOTHINGS, PostConfig, decide, postprocess_video, softmax
+from affectflow.metrics import MetricReport, atomic_write_text
+from affectflow.stage_io import ShardSet, StageInputError, media_frames
+from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
+from affectflow.sweeps import SplitDataset, SweepResult, evaluate, plot_sweep, sweep_many
+from affectflow.units import UnitsTable
+
+log = logging.getLogger("affectflow.fuse")
+
+TASKS = ("expr", "emi", "ah")
+FUSED_STAGE = "fused"
+PRETRAINED = "pretrained"
+
+#: class name (lower case) -> Aff-Wild2 index (Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise, Other)
+AFFWILD2_BY_NAME: dict[str, int] = {
+    "neutral": 0, "anger": 1, "angry": 1, "disgust": 2, "disgusted": 2, "fear": 3, "fearful": 3, "afraid": 3,
+    "happiness": 4, "happy": 4, "sadness": 5, "sad": 5, "surprise": 6, "surprised": 6, "contempt": 7, "other": 7,
+}
+
+DEFAULTS: dict[str, Any] = {
+    "k": [1, 3, 5, 9, 15, 25, 35, 51],
+    "smoothing": "box",
+    "sigma": None,
+    "t": [0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
+    "w": [round(x, 2) for x in np.linspace(0.0, 1.0, 11)],
+    "weights": None,
+    "ah_video_filter": "auto",
+    "ah_video_source": None,
+    "ah_threshold": 0.5,
+    "filter_mode": "onehot",
+}
+
+
+class FuseError(ValueError):
+    """The fuse stage cannot run on these inputs; the message says which task, split or file."""
+
+
+@dataclass
+class FuseResult:
+    """What :func:`run_fuse` chose and wrote."""
+
+    task: str
+    out_dir: Path
+    chosen: PostConfig
+    report: MetricReport  # the chosen config on val
+    files: list[Path] = field(default_factory=list)
+    excluded: list[tuple[str, str]] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def affwild2_mapping(classes: Sequence[str]) -> tuple[int, ...]:
+    """Index mapping from a model's class names (any order) to the 8 Aff-Wild2 classes."""
+    out = []
+    for name in classes:
+        key = str(name).strip().lower()
+        if key not in AFFWILD2_BY_NAME:
+            raise FuseError(f"pre-trained class {name!r} has no Aff-Wild2 counterpart (classes: {list(classes)})")
+        out.append(AFFWILD2_BY_NAME[key])
+    if len(set(out)) != len(out):
+        raise FuseError(f"pre-trained classes {list(classes)} map two classes to one Aff-Wild2 class")
+    return tuple(out)
+
+
+def fuse_config(task: str, cfg: Mapping[str, Any] | None, n_sets: int) -> dict[str, Any]:
+    if task not in TASKS:
+        raise FuseError(f"unknown task {task!r}; choose one of {TASKS}")
+    given = dict(cfg or {})
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise FuseError(f"unknown fuse config keys {unknown}; known: {sorted(DEFAULTS)}")
+    c = {**DEFAULTS, **given}
+    c["k"] = sorted({int(k) for k in (c["k"] or [])})
+    if any(k < 1 for k in c["k"]):
+        raise FuseError(f"smoothing kernels k must be >= 1, got {c['k']}")
+    if c["smoothing"] not in SMOOTHINGS:
+        raise FuseError(f"smoothing must be one of {SMOOTHINGS}, got {c['smoothing']!r}")
+    c["t"] = sorted({float(t) for t in (c["t"] or []) if t is not None})
+    if any(not 0.0 < t <= 1.0 for t in c["t"]):
+        raise FuseError(f"confidence thresholds t must be in (0, 1], got {c['t']}")
+    c["w"] = sorted({float(w) for w in (c["w"] or [])})
+    if any(not 0.0 <= w <= 1.0 for w in c["w"]):
+        raise FuseError(f"blend weights w must be in [0, 1], got {c['w']}")
+    if c["weights"] is not None:
+        if len(c["weights"]) != n_sets:
+            raise FuseError(f"weights: {len(c['weights'])} values for {n_sets} feature sets")
+        c["weights"] = [float(x) for x in c["weights"]]
+    if c["ah_video_filter"] not in ("auto", True, False):
+        raise FuseError(f"ah_video_filter must be auto, true or false, got {c['ah_video_filter']!r}")
+    return c
+
+
+def _labels(task: str, path: str, vid: str, n_frames: int) -> np.ndarray:
+    if task == "expr":
+        return read_expr_labels(path, n_frames).astype(np.int64)
+    if task == "ah":
+        return read_ah_labels(path, n_frames).astype(np.int64)
+    return read_emi_labels(path, vid).astype(np.float64)
+
+
+def _posterior(task: str, rec: VideoRecord, n_frames: int, where: str) -> np.ndarray:
+    p = np.asarray(rec.arrays["posteriors"], dtype=np.float32)
+    if task == "ah" and p.ndim == 2 and p.shape[1] == 1:
+        p = p[:, 0]
+    if task == "emi":
+        return p.ravel()
+    if p.shape[0] != n_frames:
+        raise FuseError(f"{where}: video {rec.video_id!r} has {p.shape[0]} posteriors for {n_frames} frames")
+    return p
+
+
+@dataclass
+class _Pretrained:
+    """The pre-trained face model's softmax per frame (uniform where no face) and its class mapping."""
+
+    proba: dict[str, np.ndarray]
+    classes: list[str]
+    mapping: tuple[int, ...]
+
+
+def _read_pretrained(paths: Sequence[str], vids_frames: Mapping[str, int]) -> _Pretrained:
+    with ShardSet(list(paths), "face_features", "pre-trained face features") as src:
+        classes: list[str] | None = None
+        proba: dict[str, np.ndarray] = {}
+        missing = []
+        for vid, n in vids_frames.items():
+            if vid not in src:
+                missing.append(vid)
+                continue
+            rec = src.read(vid)
+            cls = rec.attrs.get("classes") or src.where[vid].provenance.config.get("classes")
+            if not cls:
+                raise FuseError(f"{src.where[vid].path}: video {vid!r} has no 'classes' attribute; cannot map the "
+                                "pre-trained model's classes to Aff-Wild2")
+            cls = [str(x) for x in cls]
+            if classes is None:
+                classes = cls
+            elif cls != classes:
+                raise FuseError(f"pre-trained face features disagree on the classes: {classes} vs {cls}")
+            logits = src.matrix(rec, "logits")
+            if logits.shape[1] != len(cls):
+                raise FuseError(f"video {vid!r}: {logits.shape[1]} pre-trained logits for {len(cls)} classes")
+            idx = np.asarray(rec.arrays.get("frame_index", np.zeros(0)), dtype=np.int64).ravel()
+            if idx.size and (idx.min() < 0 or idx.max() >= n):
+                raise FuseError(f"video {vid!r}: pre-trained face frame index outside 0..{n - 1}")
+            full = np.full((n, len(cls)), 1.0 / len(cls), dtype=np.float32)
+            if idx.size:
+                full[idx] = softmax(logits)
+            proba[vid] = full
+        if classes is None:
+            raise FuseError("no video of the fusion has pre-trained face features")
+        if missing:
+            log.warning("pre-trained face features missing for %d video(s) (no frame of them is filtered): %s",
+                        len(missing), ", ".join(missing))
+            for vid in missing:
+                proba[vid] = np.full((vids_frames[vid], len(classes)), 1.0 / len(classes), dtype=np.float32)
+    return _Pretrained(proba, classes, affwild2_mapping(classes))
+
+
+def _video_source(task_sets: Mapping[str, Mapping[str, Any]], given: str | None) -> str | None:
+    """The feature set whose AH video classifier decides the video filter."""
+    if given is not None:
+        if given not in task_sets:
+            raise FuseError(f"ah_video_source {given!r} is not one of the feature sets {list(task_sets)}")
+        return given
+    for name, meta in task_sets.items():
+        if any(str(f).startswith("text/") for f in meta.get("features", [])):
+            return name
+    return next(iter(task_sets), None)
+
+
+# -------------------------------------------------------------------- stage
+
+
+def run_fuse(
+    task: str,
+    units_tsv: str | os.PathLike[str],
+    media_shards: Sequence[str | os.PathLike[str]],
+    predictions: Mapping[str, str | os.PathLike[str]],
+    pretrained: Sequence[str | os.PathLike[str]] | None,
+    out_dir: str | os.PathLike[str],
+    cfg: Mapping[str, Any] | None = None,
+) -> FuseResult:
+    """Sweep and choose the post-processing on val, apply it to test (see module docstring)."""
+    if not predictions:
+        raise FuseError(f"task {task}: no predictions to fuse")
+    names = list(predictions)
+    c = fuse_config(task, cfg, len(names))
+    if PRETRAINED in names:
+        raise FuseError(f"a feature set may not be called {PRETRAINED!r} (reserved for the pre-trained model)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    units = UnitsTable.read_tsv(units_tsv)
+
+    sets: dict[str, dict[str, VideoRecord]] = {}
+    meta: dict[str, dict[str, Any]] = {}
+    for name, path in predictions.items():
+        with ShardReader(path, stage="predictions") as r:
+            conf = dict(r.provenance.config)
+            if conf.get("task") not in (None, task):
+                raise FuseError(f"{path}: predictions for task {conf.get('task')!r}, not {task!r}")
+            meta[name] = conf
+            sets[name] = {rec.video_id: rec for rec in r}
+
+    common = set.intersection(*(set(s) for s in sets.values()))
+    excluded = sorted({(v, f"not predicted by {', '.join(n for n in names if v not in sets[n])}")
+                       for s in sets.values() for v in s if v not in common})
+    for vid, why in excluded:
+        log.warning("fuse %s: video %r excluded: %s", task, vid, why)
+
+    split_of: dict[str, list[str]] = {"val": [], "test": []}
+    for vid in sorted(common):
+        split = str(sets[names[0]][vid].attrs.get("split", ""))
+        if split in split_of:
+            split_of[split].append(vid)
+    frames: dict[str, np.ndarray] = {}
+    try:
+        with ShardSet(list(media_shards), "media") as media:
+            for vid in split_of["val"] + split_of["test"]:
+                if vid not in media:
+                    raise FuseError(f"video {vid!r} has predictions but {media.why_missing(vid)}")
+                frames[vid] = media_frames(media, vid)
+    except StageInputError as e:
+        raise FuseError(f"task {task}: {e}") from None
+
+    labels: dict[str, np.ndarray] = {}
+    for vid in split_of["val"]:
+        try:
+            u = units.get(vid)
+        except KeyError:
+            raise FuseError(f"val video {vid!r} is not in {units_tsv}") from None
+        if u.labels(task):
+            labels[vid] = _labels(task, u.labels(task), vid, len(frames[vid]))
+    if not labels:
+        raise FuseError(f"task {task}: split 'val' has no labelled video predicted by all of {names}")
+    if not split_of["test"]:
+        log.warning("fuse %s: no test video predicted by all feature sets", task)
+
+    def posts(vids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+        return {n: {v: _posterior(task, sets[n][v], len(frames[v]), str(predictions[n])) for v in vids}
+                for n in names}
+
+    val_vids = sorted(labels)
+    sources = posts(val_vids)
+    pre: _Pretrained | None = None
+    if task == "expr" and pretrained and c["t"]:
+        pre = _read_pretrained([str(p) for p in pretrained],
+                               {v: len(frames[v]) for v in val_vids + split_of["test"]})
+        low = [t for t in c["t"] if t < 1.0 / len(pre.classes)]
+        if low:
+            raise FuseError(f"t values {low} are below 1/{len(pre.classes)}: every face frame would be replaced")
+        sources[PRETRAINED] = {v: pre.proba[v] for v in val_vids}
+    elif task == "expr" and c["t"] and not pretrained:
+        log.info("fuse expr: no pre-trained face features given, no confidence filtering")
+
+    vsource = _video_source(meta, c["ah_video_source"]) if task == "ah" else None
+    keep: dict[str, int] | None = None
+    if vsource is not None:
+        recs = sets[vsource]
+        if all("video_keep" in recs[v].attrs for v in common):
+            keep = {v: int(recs[v].attrs["video_keep"]) for v in common}
+        else:
+            log.warning("fuse ah: %s has no video classifier decisions; no video filter", vsource)
+    val = SplitDataset("val", task, labels, sources, None if keep is None else {v: keep[v] for v in val_vids})
+
+    chosen, singles, sweeps, files = _select(task, names, c, val, pre, keep is not None, out)
+    rows = _table_rows(task, names, chosen, singles, val)
+    report = evaluate(val, chosen)
+    files.append(atomic_write_text(out / "metrics.json", json.dumps(
+        {"task": task, "split": "val", "main": report.main, "feature_sets": names, "rows": rows},
+        indent=2, default=_json_default) + "\n"))
+    files.append(atomic_write_text(out / "chosen.json", json.dumps({
+        "task": task,
+        "feature_sets": names,
+        "predictions": {n: str(p) for n, p in predictions.items()},
+        "config": chosen.to_dict(),
+        "val": report.metrics,
+        "sweeps": sweeps,
+        "pretrained_classes": None if pre is None else pre.classes,
+        "video_filter_source": vsource,
+        "excluded": excluded,
+    }, indent=2, default=_json_default) + "\n"))
+
+    test_sources = posts(split_of["test"])
+    if pre is not None:
+        test_sources[PRETRAINED] = {v: pre.proba[v] for v in split_of["test"]}
+    files.append(_write_test(out / "test_predictions.h5", task, names, chosen, split_of["test"], test_sources,
+                             frames, keep, excluded))
+    log.info("fuse %s: chosen %s -> val %s = %.4f", task, _describe(chosen), report.main, report.score)
+    return FuseResult(task, out, chosen, report, files, excluded)
+
+
+# --------------------------------------------------------------- selection
+
+
+def _select(task: str, names: list[str], c: dict[str, Any], val: SplitDataset, pre: _Pretrained | None,
+            can_filter_videos: bool, out: Path) -> tuple[PostConfig, dict[str, PostConfig], dict[str, Any], list[Path]]:
+    """Coordinate-wise sweeps w -> t -> k -> video filter; returns (chosen, per-set configs, summary, files)."""
+    common = dict(smoothing=c["smoothing"], sigma=c["sigma"], pretrained=PRETRAINED, filter_mode=c["filter_mode"],
+                  ah_threshold=float(c["ah_threshold"]))
+    if pre is not None:
+        common["mapping"] = pre.mapping
+    weights = tuple(c["weights"]) if c["weights"] is not None else None
+    fused = PostConfig(task, tuple(names), weights=weights if len(names) > 1 else None, **common)
+    singles = {n: PostConfig(task, (n,), **common) for n in names}
+    main = "fused" if len(names) > 1 else names[0]
+    summary: dict[str, Any] = {}
+    files: list[Path] = []
+
+    def lines() -> dict[str, PostConfig]:
+        return {**singles, **({"fused": fused} if len(names) > 1 else {})}
+
+    def record(param: str, results: dict[str, SweepResult], title: str) -> None:
+        for r in results.values():
+            r.table = r.table.sort_values(param, kind="stable").reset_index(drop=True)
+        table = pd.concat([r.table.assign(config=label)[["config", *r.table.columns]]
+                           for label, r in results.items()], ignore_index=True)
+        files.append(atomic_write_text(out / f"sweep_{param}.csv", table.to_csv(index=False)))
+        files.append(plot_sweep(results if len(results) > 1 else next(iter(results.values())),
+                                out / f"sweep_{param}.png", title=title))
+        summary[param] = {label: {"best": r.best_value, "score": r.best_score, "metric": r.metric}
+                          for label, r in results.items()}
+
+    if len(names) == 2 and c["w"]:
+        res = sweep_many(val, {"fused": fused}, "w", c["w"])
+        record("w", res, f"{task.upper()}: blend weight of {names[0]} (val)")
+        fused = res["fused"].best_config(fused)
+    elif len(names) > 2:
+        log.info("fuse %s: %d feature sets, blend weights %s (w is swept for two sets only)", task, len(names),
+                 weights or "equal")
+
+    if task == "expr" and pre is not None:
+        grid = sorted(set(c["t"]) | {1.0}, reverse=True)  # ties -> larger t (less filtering)
+        res = sweep_many(val, lines(), "t", grid)
+        record("t", res, "EXPR: confidence threshold t (t = 1: no filtering; val)")
+
+        def best_t(r: SweepResult) -> float | None:
+            return None if float(r.best_value) >= 1.0 else float(r.best_value)
+
+        singles = {n: replace(cfg, t=best_t(res[n])) for n, cfg in singles.items()}
+        fused = replace(fused, t=best_t(res[main]))
+
+    if task != "emi" and c["k"]:
+        res = sweep_many(val, lines(), "k", c["k"])
+        record("k", res, f"{task.upper()}: smoothing kernel k ({c['smoothing']}; val)")
+        singles = {n: replace(cfg, k=int(res[n].best_value)) for n, cfg in singles.items()}
+        fused = replace(fused, k=int(res[main].best_value))
+    elif task == "emi" and c["k"] and c["k"] != [1]:
+        log.info("fuse emi: one prediction per video, no smoothing sweep")
+
+    if task == "ah" and can_filter_videos and c["ah_video_filter"] is not False:
+        def with_filter(cfg: PostConfig) -> PostConfig:
+            if c["ah_video_filter"] is True:
+                return replace(cfg, video_filter=True)
+            on = replace(cfg, video_filter=True)
+            return on if evaluate(val, on).score > evaluate(val, cfg).score else cfg
+
+        singles = {n: with_filter(cfg) for n, cfg in singles.items()}
+        fused = with_filter(fused)
+        summary["video_filter"] = {label: cfg.video_filter for label, cfg in lines().items()}
+    elif task == "ah" and c["ah_video_filter"] is True:
+        raise FuseError("ah_video_filter is true but the predictions carry no video classifier decisions")
+
+    chosen = fused if len(names) > 1 else singles[names[0]]
+    return chosen, singles, summary, files
+
+
+def _describe(cfg: PostConfig) -> str:
+    parts = []
+    if cfg.weights is not None and len(cfg.sources) > 1:
+        parts.append("w=" + "/".join(f"{w:.2f}" for w in cfg.weights))
+    if cfg.t is not None:
+        parts.append(f"t={cfg.t:g}")
+    if cfg.k > 1:
+        parts.append(f"k={cfg.k} {cfg.smoothing}")
+    if cfg.video_filter:
+        parts.append("video filter")
+    return "+".join(cfg.sources) + (" (" + ", ".join(parts) + ")" if parts else "")
+
+
+def _steps(task: str, cfg: PostConfig) -> list[tuple[str, PostConfig]]:
+    """The paper's table rows for one line: raw, smoothing, filtering + smoothing, + video filter."""
+    raw = replace(cfg, k=1, t=None, video_filter=False)
+    out = [("", raw)]
+    if cfg.k > 1:
+        out.append(("smoothing", replace(raw, k=cfg.k)))
+    if cfg.t is not None:
+        out.append(("filtering + smoothing" if cfg.k > 1 else "filtering", replace(raw, k=cfg.k, t=cfg.t)))
+    if cfg.video_filter:
+        label = ", ".join(x for x in ("smoothing" if cfg.k > 1 else "", "video filter") if x)
+        out.append((label, cfg))
+    return out
+
+
+def _table_rows(task: str, names: list[str], chosen: PostConfig, singles: Mapping[str, PostConfig],
+                val: SplitDataset) -> list[dict[str, Any]]:
+    lines = [(n, [n], singles[n]) for n in names]
+    if len(names) > 1:
+        lines.append(("+".join(names), names, chosen))
+    rows = []
+    for title, sets, cfg in lines:
+        for suffix, step in _steps(task, cfg):
+            rep = evaluate(val, step)
+            rows.append({
+                "name": f"{title}, {suffix}" if suffix else title,
+                "feature_sets": sets,
+                "ensemble": len(sets) > 1,
+                "post": {"weights": step.weights, "k": step.k, "smoothing": step.smoothing, "t": step.t,
+                         "video_filter": step.video_filter},
+                "chosen": step == chosen,
+                "metrics": rep.metrics,
+                "per_class": rep.per_class,
+                "n": rep.n,
+            })
+    return rows
+
+
+def _write_test(path: Path, task: str, names: list[str], cfg: PostConfig, vids: list[str],
+                sources: Mapping[str, Mapping[str, np.ndarray]], frames: Mapping[str, np.ndarray],
+                keep: Mapping[str, int] | None, excluded: list[tuple[str, str]]) -> Path:
+    prov = Provenance(stage=FUSED_STAGE, model="+".join(names),
+                      config={"task": task, "feature_sets": names, "chosen": cfg.to_dict()})
+    with ShardWriter(path, prov) as w:
+        for vid in vids:
+            per = {n: sources[n][vid] for n in cfg.needed_sources}
+            k = True if keep is None else bool(keep.get(vid, 1))
+            post = postprocess_video(per, cfg, k)
+            dec = decide(post, cfg)
+            attrs: dict[str, Any] = {"split": "test", "n_frames": int(len(frames[vid])), "task": task}
+            if task == "ah" and keep is not None:
+                attrs["video_keep"] = int(k)
+            w.add(VideoRecord(vid, {"decisions": dec, "posteriors": post, "timestamps": frames[vid]}, attrs))
+        w.set_skipped(list(excluded))
+    return path
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (Path, os.PathLike)):
+        return os.fspath(o)
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+

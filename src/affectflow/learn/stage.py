@@ -1,0 +1,642 @@
+"""The ``learn`` stage: feature shards + labels -> a trained head, its val/test posteriors and val metrics.
+
+One call (:func:`run_learn`) per task and feature set, from ``workflow/scripts/learn.py``.
+
+Inputs
+------
+* the units table (split and label files per video),
+* the media shards (every frame's timestamp; ``n_frames`` fixes the label length),
+* one or more feature modalities, each a list of shard files and a label whose
+  prefix says how it is aligned to frames: ``face/<model>`` (vectors only on
+  frames with a face: ``frame_index``, ``embeddings``, ``logits``),
+  ``audio/<model>`` (timestamped vectors, interpolated like the paper's
+  ``interp1d``) and ``text/<asr>/<model>`` (speech segments with one embedding
+  each). Several modalities = early fusion (their columns are concatenated).
+
+What is learned (paper section 3)
+---------------------------------
+* **EXPR, AH** -- frame level over *all* frames of a video: one row per frame
+  (:func:`affectflow.learn.align.align_video`), labels read with the media
+  ``n_frames``; EXPR frames labelled -1 are ignored in training and metrics.
+* **EMI** -- video level: per modality the STAT descriptor (mean, std, min,
+  max) of its frame-aligned features, concatenated over modalities. The face
+  part is computed over frames that have a face only (a zero-filled frame is
+  not an observation).
+* **AH video classifier** -- logistic regression on the per-video mean of the
+  text segment embeddings (zeros for a video without speech) predicting
+  whether the video has any AH frame; without a text modality the mean of the
+  frame-aligned feature matrix is used instead (logged). When the training
+  videos are all positive or all negative there is nothing to fit: a
+  keep-every-video classifier is written (``meta.fitted = false``) so the
+  fusion sweep simply finds the filter useless.
+
+Configuration (``cfg``, all optional; see :data:`DEFAULTS`)
+-----------------------------------------------------------
+``missing_face``: ``auto`` (default), ``drop``, ``carry_last`` or
+``other_modalities`` (see :mod:`affectflow.learn.align`). ``auto`` means
+``carry_last`` for a face-only feature set (a frame without a detected face
+is usually a short tracking loss, and repeating the last face beats feeding
+zeros) and ``other_modalities`` when audio/text are there to carry those
+frames (zeros + a ``face_missing`` indicator column). With ``drop`` the head
+is trained on face frames only; frames without a face then receive the
+posterior of the nearest predicted frame (or the training prior in a video
+without any face), flagged ``predicted = False`` in ``predictions.h5``.
+
+``text_fill``: ``auto`` = ``zeros`` for frame-level tasks (no speech is
+information) and ``nearest`` for EMI (the STAT of a text stream should
+describe what was said, not how long the silence was).
+
+``face_input``: ``embeddings`` (default), ``logits`` or ``both`` -- the paper's
+"Features" vs "Scores" rows. ``train``: :class:`~affectflow.learn.heads.TrainConfig`
+fields. ``class_weighted``: inverse-frequency CE weights (EXPR) / ``pos_weight``
+(AH). ``emi_weights``: ``dominant``, ``mass``, ``uniform`` or six numbers.
+``ah_video_classifier``: fit the AH video filter. ``ah_video_C``: its
+regularisation. ``standardize``: z-score every column with the training
+split's mean and std (stored in the head's JSON sidecar under
+``extra.standardize``). ``stat_parts``: the EMI descriptor parts.
+``on_label_mismatch``: ``error`` (default) or ``skip`` a video whose label
+file has another frame count than the video.
+
+Outputs in ``out_dir``
+----------------------
+``head.pt`` + ``head.pt.json`` (:func:`~affectflow.learn.heads.save_head`);
+``predictions.h5`` (store stage ``predictions``, one record per val and test
+video: ``posteriors`` (T, 8) EXPR / (T,) P(AH) / (6,) EMI, ``timestamps``,
+``predicted`` and ``face_present`` per frame for frame tasks; attrs ``split``,
+``n_frames``, and for AH ``video_proba``/``video_keep``); ``metrics.json``
+(:class:`~affectflow.metrics.MetricReport` of the val split; AH adds the video
+classifier's val F1); ``video_classifier.json`` for AH.
+
+Videos missing from the media shard or from any modality's shards (a stage
+skipped them) are excluded from training and prediction alike and listed in
+the log with the reason the producing stage recorded; they are also recorded
+as ``skipped`` in ``predictions.h5``. Test videos are every ``test`` unit of
+the table: the units table cannot tell which task's test list a label-less
+video came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from affectflow.datasets import read_ah_labels, read_emi_labels, read_expr_labels
+from affectflow.learn.align import (
+    AlignedFeatures,
+    TextSegments,
+    TimedVectors,
+    align_video,
+    face_rows_to_frames,
+)
+from affectflow.learn.heads import (
+    TrainConfig,
+    TrainedHead,
+    save_head,
+    train_ah_head,
+    train_emi_head,
+    train_expr_head,
+)
+from affectflow.learn.stats import STAT_PARTS, stat_descriptor
+from affectflow.learn.video_classifier import VideoAHClassifier, fit_video_ah_classifier
+from affectflow.metrics import (
+    IGNORE_LABEL,
+    N_EXPR,
+    MetricReport,
+    ah_frame_f1,
+    ah_report,
+    emi_report,
+    expr_report,
+)
+from affectflow.stage_io import ShardSet, StageInputError, fill_nearest, media_frames
+from affectflow.store import Provenance, ShardWriter, StoreError, VideoRecord
+from affectflow.units import Unit, UnitsTable
+
+log = logging.getLogger("affectflow.learn")
+
+TASKS = ("expr", "emi", "ah")
+MODALITY_KINDS = ("face", "audio", "text")
+FEATURE_STAGES = {"face": "face_features", "audio": "audio_features", "text": "text_features"}
+PREDICTIONS_STAGE = "predictions"
+FACE_INPUTS = ("embeddings", "logits", "both")
+
+DEFAULTS: dict[str, Any] = {
+    "missing_face": "auto",
+    "text_fill": "auto",
+    "face_input": "embeddings",
+    "train": {},
+    "class_weighted": True,
+    "emi_weights": "dominant",
+    "ah_video_classifier": True,
+    "ah_video_C": 1.0,
+    "standardize": True,
+    "stat_parts": list(STAT_PARTS),
+    "on_label_mismatch": "error",
+}
+
+
+class LearnError(ValueError):
+    """The learn stage cannot run on these inputs; the message says which task, split or file."""
+
+
+@dataclass
+class LearnResult:
+    """What :func:`run_learn` wrote and on which videos."""
+
+    task: str
+    out_dir: Path
+    head: Path
+    predictions: Path
+    metrics: Path
+    report: MetricReport
+    video_classifier: Path | None = None
+    videos: dict[str, list[str]] = field(default_factory=dict)  # split -> videos used
+    excluded: list[tuple[str, str]] = field(default_factory=list)  # (video, reason)
+
+
+# ------------------------------------------------------------------ config
+
+
+def learn_config(task: str, cfg: Mapping[str, Any] | None, kinds: Sequence[str]) -> dict[str, Any]:
+    """``cfg`` with defaults filled in, ``auto`` values resolved and everything checked."""
+    if task not in TASKS:
+        raise LearnError(f"unknown task {task!r}; choose one of {TASKS}")
+    given = dict(cfg or {})
+    unknown = sorted(set(given) - set(DEFAULTS))
+    if unknown:
+        raise LearnError(f"unknown learn config keys {unknown}; known: {sorted(DEFAULTS)}")
+    c = {**DEFAULTS, **given}
+    mf = c["missing_face"]
+    if mf == "auto":
+        mf = "carry_last" if set(kinds) == {"face"} else "other_modalities"
+    if mf not in ("drop", "carry_last", "other_modalities"):
+        raise LearnError(f"missing_face must be auto, drop, carry_last or other_modalities, got {mf!r}")
+    c["missing_face"] = mf
+    tf = c["text_fill"]
+    if tf == "auto":
+        tf = "nearest" if task == "emi" else "zeros"
+    if tf not in ("zeros", "nearest"):
+        raise LearnError(f"text_fill must be auto, zeros or nearest, got {tf!r}")
+    c["text_fill"] = tf
+    if c["face_input"] not in FACE_INPUTS:
+        raise LearnError(f"face_input must be one of {FACE_INPUTS}, got {c['face_input']!r}")
+    if c["on_label_mismatch"] not in ("error", "skip"):
+        raise LearnError(f"on_label_mismatch must be error or skip, got {c['on_label_mismatch']!r}")
+    try:
+        c["train"] = TrainConfig.from_dict(dict(c["train"] or {}))
+    except (TypeError, ValueError) as e:
+        raise LearnError(f"learn.train: {e}") from None
+    c["stat_parts"] = list(c["stat_parts"])
+    ew = c["emi_weights"]
+    if not isinstance(ew, str):
+        c["emi_weights"] = [float(x) for x in ew]
+    elif ew not in ("dominant", "mass", "uniform"):
+        raise LearnError(f"emi_weights must be dominant, mass, uniform or six numbers, got {ew!r}")
+    return c
+
+
+def _cfg_json(c: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(c)
+    out["train"] = vars(c["train"]).copy() if isinstance(c["train"], TrainConfig) else c["train"]
+    return out
+
+
+def modality_kind(label: str) -> str:
+    """``face/...`` -> ``face``; the prefix of a feature label says how it is aligned."""
+    kind = label.split("/", 1)[0]
+    if kind not in MODALITY_KINDS or "/" not in label:
+        raise LearnError(f"feature label {label!r} must start with one of {[k + '/' for k in MODALITY_KINDS]}")
+    return kind
+
+
+# ------------------------------------------------------------------ shards
+
+
+# --------------------------------------------------------------- per video
+
+
+@dataclass
+class _Video:
+    """Everything the stage needs of one video after reading its shards."""
+
+    unit: Unit
+    frame_times: np.ndarray
+    x: np.ndarray  # frame rows (frame tasks) or (1, D) descriptor (EMI)
+    aligned: AlignedFeatures | None  # frame tasks
+    face_present: np.ndarray  # (n_frames,)
+    video_vec: np.ndarray | None  # AH video-classifier input
+    columns: dict[str, list[int]] = field(default_factory=dict)  # modality -> [start, stop) of x
+    y: np.ndarray | None = None  # labels (all frames / 6 intensities); None for test
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frame_times.shape[0])
+
+
+def _face_block(srcs: list[tuple[str, ShardSet]], recs: dict[str, VideoRecord], n: int, face_input: str,
+                columns: dict[str, tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """All face modalities side by side over all frames (NaN where a face is absent), and the presence mask."""
+    blocks, present = [], np.ones(n, dtype=bool)
+    start = 0
+    for label, src in srcs:
+        rec = recs[label]
+        names = ("embeddings", "logits") if face_input == "both" else (face_input,)
+        vals = np.concatenate([src.matrix(rec, nm) for nm in names], axis=1)
+        idx = np.asarray(rec.arrays.get("frame_index", np.zeros(0)), dtype=np.int64).ravel()
+        try:
+            full, pres = face_rows_to_frames(idx, vals, n)
+        except ValueError as e:
+            raise LearnError(f"{label}, video {rec.video_id!r}: {e} (the media shard has {n} frames)") from None
+        blocks.append(full)
+        present &= pres
+        columns[label] = (start, start + full.shape[1])
+        start += full.shape[1]
+    face = np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0), np.float32)
+    face[~present] = np.nan
+    return face, present
+
+
+def _streams(srcs: list[tuple[str, str, ShardSet]], recs: dict[str, VideoRecord]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for label, kind, src in srcs:
+        rec = recs[label]
+        if kind == "audio":
+            t = np.asarray(rec.arrays.get("timestamps", np.zeros(0)), dtype=np.float64).ravel()
+            out[label] = TimedVectors(t, src.matrix(rec, "embeddings"))
+        else:
+            s = np.asarray(rec.arrays.get("seg_start", np.zeros(0)), dtype=np.float64).ravel()
+            e = np.asarray(rec.arrays.get("seg_end", np.zeros(0)), dtype=np.float64).ravel()
+            out[label] = TextSegments(s, e, src.matrix(rec, "embeddings"))
+    return out
+
+
+def _text_mean(streams: Mapping[str, Any]) -> np.ndarray | None:
+    """Mean text segment embedding of the video (zeros without speech); None without a text modality."""
+    parts = []
+    for s in streams.values():
+        if isinstance(s, TextSegments):
+            emb = np.asarray(s.embeddings, dtype=np.float64)
+            parts.append(emb.mean(axis=0) if emb.shape[0] else np.zeros(emb.shape[1]))
+    return np.concatenate(parts) if parts else None
+
+
+# ------------------------------------------------------------------- stage
+
+
+def run_learn(
+    task: str,
+    units_tsv: str | os.PathLike[str],
+    media_shards: Sequence[str | os.PathLike[str]],
+    features: Mapping[str, Sequence[str | os.PathLike[str]]],
+    out_dir: str | os.PathLike[str],
+    cfg: Mapping[str, Any] | None = None,
+) -> LearnResult:
+    """Train the ``task`` head on the train split, select on val, predict val and test (see module docstring)."""
+    if not features:
+        raise LearnError(f"{task}: no feature modality given")
+    kinds = {label: modality_kind(label) for label in features}
+    c = learn_config(task, cfg, list(kinds.values()))
+    out = Path(out_dir)
+    units = UnitsTable.read_tsv(units_tsv)
+    log.info("learn %s on %s (missing_face=%s, text_fill=%s, face_input=%s)", task, ", ".join(features),
+             c["missing_face"], c["text_fill"], c["face_input"])
+
+    try:
+        with contextlib.ExitStack() as stack:
+            media = stack.enter_context(ShardSet(media_shards, "media", "media"))
+            sources = {label: stack.enter_context(ShardSet(list(paths), FEATURE_STAGES[kinds[label]], label))
+                       for label, paths in features.items()}
+            videos, excluded = _collect(task, units, media, sources, kinds, c)
+    except (StageInputError, StoreError) as e:
+        raise LearnError(f"task {task}: {e}") from None
+
+    for split in ("train", "val"):
+        if not videos[split]:
+            why = f" ({len(excluded)} videos excluded, see the log)" if excluded else ""
+            raise LearnError(f"task {task}: split {split!r} has no labelled video with all features{why}")
+    if task == "emi":
+        for split in ("train", "val"):
+            if len(videos[split]) < 2:
+                raise LearnError(f"task emi: split {split!r} has {len(videos[split])} usable video(s); "
+                                 "the weighted Pearson loss and Pearson r need at least 2")
+    if not videos["test"]:
+        log.warning("learn %s: no test video to predict", task)
+
+    x_tr, y_tr = _stack(task, videos["train"])
+    x_va, y_va = _stack(task, videos["val"])
+    for v in videos["train"]:  # stacked now; keep only what the video classifier and metadata need
+        v.x, v.aligned = v.x[:0], None
+    stats = _zscore_stats(x_tr) if c["standardize"] else None
+    x_tr, x_va = _apply(x_tr, stats, inplace=True), _apply(x_va, stats, inplace=True)
+    log.info("learn %s: %d train rows from %d videos, %d val rows from %d videos, %d columns", task, len(x_tr),
+             len(videos["train"]), len(x_va), len(videos["val"]), x_tr.shape[1])
+
+    head = _train(task, x_tr, y_tr, x_va, y_va, c)
+    prior = _prior(task, y_tr)
+    head.extra.update(
+        features=list(features),
+        # a list, not a dict: the sidecar is written with sorted keys and the column order matters
+        feature_columns=[[name, a, b] for name, (a, b) in videos["train"][0].columns.items()],
+        standardize=None if stats is None else {"mean": stats[0].tolist(), "std": stats[1].tolist()},
+        learn_config=_cfg_json(c),
+        n_videos={s: len(v) for s, v in videos.items()},
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    head_path, _ = save_head(head, out / "head.pt")
+
+    vc, vc_path = None, None
+    if task == "ah":
+        has_text = any(k == "text" for k in kinds.values())
+        vc = _fit_video_classifier(videos["train"], c, has_text)
+        if vc.meta.get("fitted"):
+            keep_val = {v.unit.video_id: int(k) for v, k in zip(videos["val"], vc.predict(
+                np.stack([v.video_vec for v in videos["val"]])), strict=True)}
+            truth = np.array([int(np.any(v.y == 1)) for v in videos["val"]])
+            pred = np.array([keep_val[v.unit.video_id] for v in videos["val"]])
+            vc.meta["val_f1"] = ah_frame_f1(truth, pred)
+            vc.meta["val_accuracy"] = float(np.mean(truth == pred))
+        vc_path = vc.save(out / "video_classifier.json")
+
+    posteriors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for split in ("val", "test"):
+        for v in videos[split]:
+            posteriors[v.unit.video_id] = _predict_video(task, head, v, stats, prior)
+    report = _report(task, videos["val"], posteriors, head, c, list(features))
+    if vc is not None and "val_f1" in vc.meta:
+        report.metrics["video_classifier_f1"] = float(vc.meta["val_f1"])
+    metrics_path = report.save(out / "metrics.json")
+    pred_path = _write_predictions(out / "predictions.h5", task, videos, posteriors, vc, excluded, c,
+                                   list(features), head_path)
+    log.info("learn %s: val %s = %.4f (best epoch %d) -> %s", task, report.main, report.score, head.best_epoch, out)
+    return LearnResult(
+        task=task, out_dir=out, head=head_path, predictions=pred_path, metrics=metrics_path, report=report,
+        video_classifier=vc_path, videos={s: [v.unit.video_id for v in vs] for s, vs in videos.items()},
+        excluded=excluded,
+    )
+
+
+def _task_units(task: str, units: UnitsTable) -> dict[str, list[Unit]]:
+    by: dict[str, list[Unit]] = {"train": [], "val": [], "test": []}
+    for u in units:
+        if u.split == "test":
+            by["test"].append(u)
+        elif u.labels(task):
+            by[u.split].append(u)
+    return by
+
+
+def _collect(task: str, units: UnitsTable, media: ShardSet, sources: dict[str, ShardSet],
+             kinds: dict[str, str], c: dict[str, Any]) -> tuple[dict[str, list[_Video]], list[tuple[str, str]]]:
+    """Read, align and label every usable video of the task; the others are excluded with a reason."""
+    videos: dict[str, list[_Video]] = {"train": [], "val": [], "test": []}
+    excluded: list[tuple[str, str]] = []
+    for split, us in _task_units(task, units).items():
+        for u in us:
+            vid = u.video_id
+            if vid not in media:
+                excluded.append((vid, media.why_missing(vid)))
+                continue
+            missing = [src.why_missing(vid) for src in sources.values() if vid not in src]
+            if missing:
+                excluded.append((vid, "; ".join(missing)))
+                continue
+            times = media_frames(media, vid)
+            y = None
+            if split != "test":
+                try:
+                    y = _labels(task, u, times.shape[0])
+                except ValueError as e:
+                    if c["on_label_mismatch"] == "skip":
+                        excluded.append((vid, f"labels: {e}"))
+                        continue
+                    raise LearnError(f"task {task}, video {vid!r}: {e}") from None
+            recs = {label: src.read(vid) for label, src in sources.items()}
+            v = _build_video(task, u, times, recs, sources, kinds, c)
+            if v is None:
+                excluded.append((vid, "no frame with a face (missing_face=drop)"))
+                continue
+            v.y = y
+            videos[split].append(v)
+    for vid, reason in excluded:
+        log.warning("learn %s: video %r excluded: %s", task, vid, reason)
+    if excluded:
+        log.warning("learn %s: %d video(s) excluded: %s", task, len(excluded), ", ".join(v for v, _ in excluded))
+    return videos, excluded
+
+
+def _labels(task: str, u: Unit, n_frames: int) -> np.ndarray:
+    path = u.labels(task)
+    if task == "expr":
+        return read_expr_labels(path, n_frames).astype(np.int64)
+    if task == "ah":
+        return read_ah_labels(path, n_frames).astype(np.int64)
+    return read_emi_labels(path, u.video_id).astype(np.float32)
+
+
+def _build_video(task: str, u: Unit, times: np.ndarray, recs: dict[str, VideoRecord], sources: dict[str, ShardSet],
+                 kinds: dict[str, str], c: dict[str, Any]) -> _Video | None:
+    n = times.shape[0]
+    face_srcs = [(lb, sources[lb]) for lb in sources if kinds[lb] == "face"]
+    other = [(lb, kinds[lb], sources[lb]) for lb in sources if kinds[lb] != "face"]
+    face_cols: dict[str, tuple[int, int]] = {}
+    face, present = (None, np.zeros(n, dtype=bool))
+    if face_srcs:
+        face, present = _face_block(face_srcs, recs, n, c["face_input"], face_cols)
+    streams = _streams(other, recs)
+    text_mean = _text_mean(streams)
+
+    if task == "emi":
+        parts: list[tuple[str, np.ndarray]] = []
+        if face is not None:
+            rows = face[present]
+            if rows.shape[0]:
+                desc = stat_descriptor(rows, c["stat_parts"])
+            elif c["missing_face"] == "drop":
+                return None
+            else:
+                log.warning("video %r: no face frame; its face STAT descriptor is zeros", u.video_id)
+                desc = np.zeros(len(c["stat_parts"]) * face.shape[1], np.float32)
+            name = face_srcs[0][0] if len(face_srcs) == 1 else "+".join(lb for lb, _ in face_srcs)
+            parts.append((name, desc))
+        if streams:
+            al = align_video(times, None, None, streams, text_fill=c["text_fill"], empty_stream="zeros")
+            for label in streams:
+                parts.append((label, stat_descriptor(al.modality(label), c["stat_parts"])))
+        x = np.concatenate([d for _, d in parts])[None, :].astype(np.float32)
+        cols, start = {}, 0
+        for name, d in parts:
+            cols[name] = [start, start + int(d.shape[0])]
+            start += int(d.shape[0])
+        return _Video(u, times, x, None, present, None, cols)
+
+    face_name = face_srcs[0][0] if len(face_srcs) == 1 else "face"
+    al = align_video(times, face, present if face is not None else None, streams, missing_face=c["missing_face"],
+                     text_fill=c["text_fill"], face_name=face_name, empty_stream="zeros")
+    if face is None:
+        present = np.zeros(n, dtype=bool)
+    vec = None
+    if task == "ah":
+        vec = text_mean if text_mean is not None else (
+            al.matrix.mean(axis=0) if al.matrix.shape[0] else np.zeros(al.matrix.shape[1]))
+    cols = {k: [sl.start, sl.stop] for k, sl in al.columns.items()}
+    return _Video(u, times, al.matrix, al, present, None if vec is None else np.asarray(vec, np.float64), cols)
+
+
+def _stack(task: str, vs: list[_Video]) -> tuple[np.ndarray, np.ndarray]:
+    if task == "emi":
+        return np.concatenate([v.x for v in vs]), np.stack([v.y for v in vs])  # type: ignore[misc]
+    x = np.concatenate([v.x for v in vs])
+    y = np.concatenate([v.aligned.select(v.y) for v in vs])  # type: ignore[union-attr, arg-type]
+    return x, y
+
+
+_CHUNK = 1 << 16
+
+
+def _zscore_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column mean and std (float64, two passes in row chunks: no full-size temporary); std < 1e-6 -> 1."""
+    n = max(x.shape[0], 1)
+    mu = np.zeros(x.shape[1])
+    for i in range(0, x.shape[0], _CHUNK):
+        mu += x[i:i + _CHUNK].sum(axis=0, dtype=np.float64)
+    mu /= n
+    var = np.zeros(x.shape[1])
+    for i in range(0, x.shape[0], _CHUNK):
+        var += np.square(x[i:i + _CHUNK] - mu).sum(axis=0)
+    sd = np.sqrt(var / n)
+    sd[sd < 1e-6] = 1.0
+    return mu, sd
+
+
+def _apply(x: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None, inplace: bool = False) -> np.ndarray:
+    """``(x - mean) / std`` as float32; ``inplace`` reuses ``x`` (a float32 matrix the caller owns)."""
+    out = np.array(x, dtype=np.float32, copy=not inplace or x.dtype != np.float32)
+    if stats is not None:
+        mu, sd = stats[0].astype(np.float32), stats[1].astype(np.float32)
+        for i in range(0, out.shape[0], _CHUNK):
+            out[i:i + _CHUNK] -= mu
+            out[i:i + _CHUNK] /= sd
+    return out
+
+
+def _train(task: str, x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
+           c: dict[str, Any]) -> TrainedHead:
+    tc: TrainConfig = c["train"]
+    if task == "expr" and not np.any(y_tr != IGNORE_LABEL):
+        raise LearnError("task expr: split 'train' has no frame with a valid label (all -1)")
+    if len(x_tr) == 0:
+        raise LearnError(f"task {task}: split 'train' has no frame to train on (missing_face={c['missing_face']})")
+    try:
+        if task == "expr":
+            return train_expr_head(x_tr, y_tr, x_va, y_va, tc, class_weighted=bool(c["class_weighted"]))
+        if task == "ah":
+            return train_ah_head(x_tr, y_tr, x_va, y_va, tc, pos_weighted=bool(c["class_weighted"]))
+        return train_emi_head(x_tr, y_tr, x_va, y_va, tc, emotion_weights=c["emi_weights"])
+    except ValueError as e:
+        raise LearnError(f"task {task}: training failed: {e}") from None
+
+
+def _prior(task: str, y_tr: np.ndarray) -> np.ndarray:
+    """Posterior for a frame nothing can be said about: training class frequencies / positive rate."""
+    if task == "expr":
+        yy = y_tr[y_tr != IGNORE_LABEL]
+        counts = np.bincount(yy, minlength=N_EXPR).astype(np.float64)
+        return (counts / max(counts.sum(), 1.0)).astype(np.float32)
+    if task == "ah":
+        return np.asarray(float(np.mean(y_tr)) if y_tr.size else 0.0, dtype=np.float32)
+    return np.asarray(y_tr.mean(axis=0), dtype=np.float32)
+
+
+def _predict_video(task: str, head: TrainedHead, v: _Video, stats: tuple[np.ndarray, np.ndarray] | None,
+                   prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(posteriors over all frames (or the (6,) EMI vector), predicted mask)."""
+    if task == "emi":
+        return head.predict_proba(_apply(v.x, stats))[0].astype(np.float32), np.ones(v.n_frames, dtype=bool)
+    al = v.aligned
+    assert al is not None
+    rows = head.predict_proba(_apply(v.x, stats)) if v.x.shape[0] else None
+    predicted = np.zeros(v.n_frames, dtype=bool)
+    if rows is None:
+        shape = (v.n_frames, N_EXPR) if task == "expr" else (v.n_frames,)
+        return np.broadcast_to(prior, shape).astype(np.float32).copy(), predicted
+    predicted[al.frame_indices] = True
+    if predicted.all():
+        return rows.astype(np.float32), predicted
+    return fill_nearest(rows, al.frame_indices, v.n_frames).astype(np.float32), predicted
+
+
+def _report(task: str, vs: list[_Video], post: dict[str, tuple[np.ndarray, np.ndarray]], head: TrainedHead,
+            c: dict[str, Any], features: list[str]) -> MetricReport:
+    conf = {"features": features, "best_epoch": head.best_epoch, "missing_face": c["missing_face"],
+            "face_input": c["face_input"], "n_videos": len(vs)}
+    try:
+        if task == "expr":
+            yt = np.concatenate([v.y for v in vs])  # type: ignore[misc]
+            yp = np.concatenate([post[v.unit.video_id][0] for v in vs])
+            return expr_report(yt, yp, "val", conf)
+        if task == "ah":
+            thr = float(head.extra.get("threshold", 0.5))
+            return ah_report({v.unit.video_id: v.y for v in vs},
+                             {v.unit.video_id: (post[v.unit.video_id][0] >= thr).astype(np.int64) for v in vs},
+                             "val", conf)
+        return emi_report(np.stack([v.y for v in vs]), np.stack([post[v.unit.video_id][0] for v in vs]), "val", conf)
+    except ValueError as e:
+        raise LearnError(f"task {task}: cannot score split 'val': {e}") from None
+
+
+def _fit_video_classifier(train: list[_Video], c: dict[str, Any], has_text: bool) -> VideoAHClassifier:
+    """Logistic regression on per-video mean text features (standardisation folded into coef/intercept)."""
+    x = np.stack([v.video_vec for v in train])  # type: ignore[misc]
+    y = np.array([int(np.any(v.y == 1)) for v in train])
+    source = "text" if has_text else "features"
+    if not has_text:
+        log.warning("AH video classifier: no text modality in this feature set; using mean frame features")
+    if not c["ah_video_classifier"]:
+        return VideoAHClassifier(np.zeros(x.shape[1]), 0.0, 0.5,
+                                 {"fitted": False, "reason": "disabled in config", "source": source})
+    if np.unique(y).size < 2:
+        reason = f"all {len(y)} training videos have has_ah={int(y[0])}; every video is kept"
+        log.warning("AH video classifier not fitted: %s", reason)
+        return VideoAHClassifier(np.zeros(x.shape[1]), 0.0, 0.5, {"fitted": False, "reason": reason, "source": source})
+    mu, sd = _zscore_stats(x)
+    raw = fit_video_ah_classifier((x - mu) / sd, y, C=float(c["ah_video_C"]))
+    coef = raw.coef / sd
+    intercept = float(raw.intercept - np.sum(raw.coef * mu / sd))
+    return VideoAHClassifier(coef, intercept, raw.threshold, {**raw.meta, "fitted": True, "source": source})
+
+
+def _write_predictions(path: Path, task: str, videos: dict[str, list[_Video]],
+                       post: dict[str, tuple[np.ndarray, np.ndarray]], vc: VideoAHClassifier | None,
+                       excluded: list[tuple[str, str]], c: dict[str, Any], features: list[str],
+                       head_path: Path) -> Path:
+    digest = hashlib.sha256(head_path.read_bytes()).hexdigest()  # the digest the head's sidecar records
+    prov = Provenance(stage=PREDICTIONS_STAGE, model="+".join(features), weights_sha256=digest,
+                      config={"task": task, "features": features, "learn": _cfg_json(c)})
+    try:
+        with ShardWriter(path, prov) as w:
+            for split in ("val", "test"):
+                vs = videos[split]
+                proba = keep = None
+                if vc is not None and vs:
+                    proba = vc.predict_proba(np.stack([v.video_vec for v in vs]))  # type: ignore[misc]
+                    keep = (proba >= vc.threshold).astype(np.int64)
+                for i, v in enumerate(vs):
+                    p, predicted = post[v.unit.video_id]
+                    arrays = {"posteriors": p, "timestamps": v.frame_times}
+                    if task != "emi":
+                        arrays.update(predicted=predicted, face_present=v.face_present)
+                    attrs: dict[str, Any] = {"split": split, "n_frames": v.n_frames, "task": task}
+                    if proba is not None and keep is not None:
+                        attrs.update(video_proba=float(proba[i]), video_keep=int(keep[i]))
+                    w.add(VideoRecord(v.unit.video_id, arrays, attrs))
+            w.set_skipped(excluded)
+    except StoreError as e:
+        raise LearnError(str(e)) from None
+    return path

@@ -1,0 +1,104 @@
+"""The ``submit`` stage: fused test decisions -> files in the challenge's own format.
+
+One call (:func:`run_submit`) per task, from ``workflow/scripts/submit.py``,
+using the writers of :mod:`affectflow.submissions`:
+
+* **EXPR** -> ``out_path`` is a **file**: the ABAW-8 single-file layout
+  (``image_location,Neutral,...,Other`` then ``<video>/<00001.jpg>,<class>``),
+  one line for *every* frame of the video (frame count from the media shard).
+* **EMI** -> ``out_path`` is a **file**: the csv ``Filename,Admiration,...,Joy``.
+* **AH** -> ``out_path`` is a **directory**: one ``<video>.txt`` per video
+  (first line ``AH``, then one 0/1 per frame), like the BAH label files.
+
+Frames without a decision (stored as -1, or a shorter decision vector whose
+frames are listed in ``frame_index``) take the decision of the nearest decided
+frame. A test video of the units table that has no fused prediction (a stage
+skipped it) is reported in the log by name; the submission is then
+incomplete, which the log says plainly rather than inventing labels for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from affectflow.stage_io import ShardSet, StageInputError, fill_nearest, media_frames
+from affectflow.store import ShardReader
+from affectflow.submissions import SubmissionError, write_ah_submission, write_emi_submission, write_expr_submission
+from affectflow.units import UnitsTable
+
+log = logging.getLogger("affectflow.submit")
+
+TASKS = ("expr", "emi", "ah")
+#: what ``out_path`` is for each task
+OUT_KIND = {"expr": "file", "emi": "file", "ah": "directory"}
+
+
+def complete_decisions(decisions: np.ndarray, n_frames: int, frame_index: np.ndarray | None = None) -> np.ndarray:
+    """A decision for each of ``n_frames`` frames: undecided frames (-1 or absent) copy the nearest decided one."""
+    d = np.asarray(decisions).ravel().astype(np.int64)
+    if frame_index is None:
+        if d.shape[0] != n_frames:
+            raise SubmissionError(f"{d.shape[0]} decisions for a video of {n_frames} frames")
+        idx = np.arange(n_frames)
+    else:
+        idx = np.asarray(frame_index, dtype=np.int64).ravel()
+    ok = d >= 0
+    if not ok.any():
+        raise SubmissionError("no frame of the video has a decision")
+    if ok.all() and idx.shape[0] == n_frames:
+        return d
+    return fill_nearest(d[ok], idx[ok], n_frames)
+
+
+def run_submit(
+    task: str,
+    units_tsv: str | os.PathLike[str],
+    fused: str | os.PathLike[str],
+    media_shards: Sequence[str | os.PathLike[str]],
+    out_path: str | os.PathLike[str],
+) -> Path:
+    """Write the ``task`` submission of the fused test predictions to ``out_path`` (a file, or a folder for AH)."""
+    if task not in TASKS:
+        raise SubmissionError(f"unknown task {task!r}; choose one of {TASKS}")
+    units = UnitsTable.read_tsv(units_tsv)
+    expected = sorted(u.video_id for u in units if u.split == "test")
+    with ShardReader(fused, stage="fused") as r:
+        got = r.provenance.config.get("task")
+        if got not in (None, task):
+            raise SubmissionError(f"{fused}: fused predictions are for task {got!r}, not {task!r}")
+        records = {rec.video_id: rec for rec in r}
+    if not records:
+        raise SubmissionError(f"{fused}: no fused test prediction for task {task}; nothing to submit")
+    missing = [v for v in expected if v not in records]
+    if missing:
+        log.warning("submit %s: %d test video(s) without a prediction are NOT in the submission: %s", task,
+                    len(missing), ", ".join(missing))
+
+    order = sorted(records)
+    if task == "emi":
+        preds = {v: np.asarray(records[v].arrays["decisions"], dtype=np.float64).ravel() for v in order}
+        path = write_emi_submission(out_path, preds, video_order=order)
+    else:
+        preds = {}
+        try:
+            with ShardSet(list(media_shards), "media") as media:
+                for v in order:
+                    if v not in media:
+                        raise SubmissionError(f"test video {v!r}: {media.why_missing(v)}; its frame count is unknown")
+                    n = len(media_frames(media, v))
+                    rec = records[v]
+                    try:
+                        preds[v] = complete_decisions(rec.arrays["decisions"], n, rec.arrays.get("frame_index"))
+                    except (SubmissionError, ValueError) as e:
+                        raise SubmissionError(f"test video {v!r}: {e}") from None
+        except StageInputError as e:
+            raise SubmissionError(str(e)) from None
+        writer = write_expr_submission if task == "expr" else write_ah_submission
+        path = writer(out_path, preds, video_order=order)
+    log.info("submit %s: %d video(s) -> %s (%s)", task, len(order), path, OUT_KIND[task])
+    return Path(path)

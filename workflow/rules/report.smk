@@ -1,0 +1,55 @@
+# Submissions in each challenge's own format, and the metric table of the run.
+
+SUBMISSION_FILES = {"expr": "expr_predictions.txt", "emi": "emi_predictions.csv", "ah": "ah_predictions"}
+
+
+def submission_output(task):
+    path = f"{OUT}/submissions/{task}/{SUBMISSION_FILES[task]}"
+    return directory(path) if task == "ah" else path
+
+
+for _task in config["tasks"]:
+
+    rule:
+        name:
+            f"submit_{_task}"
+        input:
+            units=f"{OUT}/units.tsv",
+            media=expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
+            fusion=f"{OUT}/fusion/{_task}/{config['submit_fusion']}",
+        output:
+            submission_output(_task),
+        params:
+            task=_task,
+        log:
+            f"{OUT}/logs/submit/{_task}.log",
+        localrule: True
+        script:
+            "../scripts/submit.py"
+
+
+def metrics_files():
+    files = {}
+    for task in config["tasks"]:
+        for fs in config["feature_sets"]:
+            files[f"learn/{task}/{fs}"] = f"{OUT}/models/{task}/{fs}/metrics.json"
+        for fusion in config["fusions"]:
+            files[f"fuse/{task}/{fusion}"] = f"{OUT}/fusion/{task}/{fusion}/metrics.json"
+    return files
+
+
+rule report_tables:
+    """One table of every learn and fuse metric of the run (the paper's Tables 1-4 layout)."""
+    input:
+        [f"{OUT}/models/{t}/{fs}/metrics.json" for t in config["tasks"] for fs in config["feature_sets"]],
+        [f"{OUT}/fusion/{t}/{f}" for t in config["tasks"] for f in config["fusions"]],
+    output:
+        csv=report(f"{OUT}/metrics.csv", caption="../report/metrics.rst", category="Metrics"),
+        html=report(f"{OUT}/metrics.html", caption="../report/metrics.rst", category="Metrics"),
+    params:
+        metrics=metrics_files(),
+    log:
+        f"{OUT}/logs/report_tables.log",
+    localrule: True
+    script:
+        "../scripts/report_tables.py"
