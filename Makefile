@@ -10,7 +10,7 @@ DEMO := data/demo/.complete
 CORES ?= 2
 SYSTEM_PACKAGES := ffmpeg espeak-ng
 
-.PHONY: demo test lint bench system venv clean-results
+.PHONY: demo test lint bench bench-quick slurm-up slurm-down system venv clean-results
 
 system:
 	@missing=""; for t in ffmpeg ffprobe espeak-ng; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
@@ -39,12 +39,26 @@ $(DEMO): $(STAMP) src/affectflow/demo.py
 
 demo: system venv $(DEMO)
 	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES)
-	$(VENV)/bin/snakemake --profile profiles/local --cores $(CORES) --report results/demo/report.html || true
+	$(VENV)/bin/snakemake --profile profiles/local --cores 1 --report results/demo/report.html
+	@echo "done: results/demo/ (metrics.csv, fusion/*/*/sweep_*.png, submissions/, report.html)"
 
 test: system venv $(DEMO)
 	$(VENV)/bin/ruff check src tests workflow/scripts $(wildcard benchmarks)
 	$(VENV)/bin/snakemake --lint --cores 1
 	$(VENV)/bin/pytest -q
+
+bench: system venv $(DEMO)
+	$(PY) -m benchmarks.run --out benchmarks/results/latest.json
+
+bench-quick: system venv $(DEMO)
+	$(PY) -m benchmarks.run --quick --out benchmarks/results/quick.json
+
+# a real single-node Slurm on 127.0.0.1 for trying the cluster profile (see docs/cluster.md)
+slurm-up:
+	bash tests/slurm/start.sh
+
+slurm-down:
+	bash tests/slurm/stop.sh
 
 lint: venv
 	$(VENV)/bin/ruff check src tests workflow/scripts $(wildcard benchmarks)

@@ -16,6 +16,16 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    shard=r"s\d{4}",
+    detector=r"[A-Za-z0-9_]+",
+    model=r"[A-Za-z0-9_]+",
+    asr=r"[A-Za-z0-9_]+",
+
+
+include: "workflow/rules/units.smk"
 include: "workflow/rules/media.smk"
 include: "workflow/rules/faces.smk"
 include: "workflow/rules/models.smk"
@@ -40,6 +50,6 @@ rule all:
             shard=SHARDS,
         ),
         expand(f"{OUT}/fusion/{{task}}/{{fusion}}", task=config["tasks"], fusion=config["fusions"]),
-        [submission_output(t) for t in config["tasks"]] if config["submit_fusion"] else [],
+        [submission_path(t) for t in config["tasks"]] if config["submit_fusion"] else [],
         f"{OUT}/metrics.csv" if config["tasks"] else [],
     default_target: True

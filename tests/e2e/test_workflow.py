@@ -15,7 +15,9 @@ from snakerun import make_workdir
 
 pytestmark = pytest.mark.slow
 
-SHARD_RULES = {"media", "faces", "contact_sheets"}
+SHARD_RULES = {"media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts", "text_features"}
+# stages over the whole dataset: they rerun whenever any shard changes
+DATASET_RULES = {"units", "learn", "fuse", "report_tables", "submit_expr", "submit_emi", "submit_ah", "all"}
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +85,7 @@ def test_changing_one_video_reruns_only_its_shard(done, tmp_path):
         shard_jobs = {(r, o) for r, o in jobs if r in SHARD_RULES}
         assert shard_jobs == _shard_jobs(jobs, unit.shard)
         assert {r for r, _ in shard_jobs} == SHARD_RULES
+        assert {r for r, _ in jobs} - SHARD_RULES <= DATASET_RULES
     finally:
         shutil.copy2(backup, path)  # same content and mtime as before: up to date again
     assert done.planned_jobs() == set()
@@ -115,4 +118,90 @@ def test_faces_config_change_reruns_faces_not_media(done):
         }
     finally:
         done.config_path.write_text(original)
+    assert done.planned_jobs() == set()
+
+
+class _ConfigChange:
+    """Edit the workdir's config for one dry run, then restore it."""
+
+    def __init__(self, wd, edit):
+        self.wd, self.edit = wd, edit
+
+    def __enter__(self):
+        self.original = self.wd.config_path.read_text()
+        cfg = self.wd.config()
+        self.edit(cfg)
+        self.wd.write_config(cfg)
+        return self.wd.planned_jobs()
+
+    def __exit__(self, *exc):
+        self.wd.config_path.write_text(self.original)
+
+
+def _rules(jobs):
+    return {r for r, _ in jobs}
+
+
+def test_new_weights_of_one_face_model_rerun_its_jobs_only(done):
+    """A new weights version (here: a pinned hash) reruns that model's features and what uses them."""
+    def edit(cfg):
+        cfg["model_pins"] = {"emotiefflib/enet_b0_8_best_vgaf.onnx": "0" * 64}
+
+    with _ConfigChange(done, edit) as jobs:
+        assert {o for r, o in jobs if r == "fetch_model"} == {"results/demo/models/enet_b0_8_best_vgaf.json"}
+        feats = {o for r, o in jobs if r == "face_features"}
+        assert feats and all("/enet_b0_8_best_vgaf/" in o for o in feats)
+        assert len(feats) == len(UnitsTable.read_tsv(done.results() / "units.tsv").shards())
+        learns = {o for r, o in jobs if r == "learn"}
+        assert learns == {f"results/demo/models/{t}/enet/metrics.json" for t in ("expr", "emi", "ah")}
+        # the fusion uses fer and text, not enet: it does not rerun
+        assert _rules(jobs) == {"fetch_model", "face_features", "learn", "report_tables", "all"}
+
+
+def test_adding_a_model_adds_only_its_jobs(done):
+    def edit(cfg):
+        cfg["features"]["face"].append("enet_b0_8_best_afew")
+        cfg["features"]["standins"].append("enet_b0_8_best_afew")
+
+    with _ConfigChange(done, edit) as jobs:
+        assert _rules(jobs) == {"fetch_model", "face_features", "all"}
+        assert all("enet_b0_8_best_afew" in o for r, o in jobs if r != "all")
+
+
+def test_fusion_parameter_reruns_only_fusion_and_report(done):
+    def edit(cfg):
+        cfg["fusions"]["fer_text"]["k"] = [1, 3, 7]
+
+    with _ConfigChange(done, edit) as jobs:
+        assert _rules(jobs) == {"fuse", "report_tables", "submit_expr", "submit_emi", "submit_ah", "all"}
+
+
+def test_adding_one_video_reruns_its_shard_and_the_dataset_stages(done, tmp_path):
+    """A new labelled video: only its shard's extraction jobs, plus units/learn/fuse/report."""
+    from affectflow.units import shard_of
+
+    demo = done.path / "data" / "demo"
+    new_id = "crying_01_copy"
+    created = [demo / "videos" / f"{new_id}.mp4"]
+    shutil.copy2(demo / "videos" / "crying_01.mp4", created[0])
+    for task in ("EXPR", "AH"):
+        dst = demo / "labels" / task / "Train_Set" / f"{new_id}.txt"
+        shutil.copy2(demo / "labels" / task / "Train_Set" / "crying_01.txt", dst)
+        created.append(dst)
+    emi = demo / "labels" / "EMI" / "train_split.csv"
+    emi_before = emi.read_text()
+    row = next(line for line in emi_before.splitlines() if line.startswith("crying_01,"))
+    emi.write_text(emi_before.rstrip("\n") + "\n" + row.replace("crying_01,", f"{new_id},", 1) + "\n")
+    try:
+        jobs = done.planned_jobs()
+        shard = shard_of(new_id, done.config()["n_shards"])
+        shard_jobs = {(r, o) for r, o in jobs if r in SHARD_RULES}
+        assert shard_jobs and shard_jobs == _shard_jobs(jobs, shard)
+        assert _rules(jobs) - SHARD_RULES <= DATASET_RULES
+        assert {"units", "learn", "fuse"} <= _rules(jobs)
+    finally:
+        for p in created:
+            p.unlink()
+        emi.write_text(emi_before)
+    # everything restored (the EMI csv has its old content again): nothing to do
     assert done.planned_jobs() == set()

@@ -21,12 +21,6 @@ if not SHARDS:
     raise WorkflowError("the datasets in config.yaml contain no videos")
 
 
-wildcard_constraints:
-    shard=r"s\d{4}",
-    detector=r"[A-Za-z0-9_]+",
-    model=r"[A-Za-z0-9_]+",
-    asr=r"[A-Za-z0-9_]+",
-
 # Feature rules ask for a GPU only when the config says so (a cluster with GPUs);
 # the code picks CUDA by itself whenever torch/onnxruntime see one.
 GPU = 1 if config["features"]["gpu"] else 0
@@ -38,7 +32,7 @@ def shard_videos(wildcards):
 
 
 def shard_units(wildcards):
-    """Units of one shard as plain dicts (a rule param: adding a video changes it)."""
+    """Units of one shard as plain dicts (a parameter of the rules: adding a video changes it)."""
     return [vars(u) for u in BY_SHARD[wildcards.shard]]
 
 
@@ -47,24 +41,10 @@ def units_digest():
     return hashlib.sha256(blob).hexdigest()
 
 
-rule units:
-    output:
-        f"{OUT}/units.tsv",
-    params:
-        digest=units_digest(),
-        datasets=config["datasets"],
-        n_shards=config["n_shards"],
-    log:
-        f"{OUT}/logs/units.log",
-    localrule: True
-    script:
-        "../scripts/units.py"
-
-
 def model_fingerprint(name):
     """What identifies a model's weights without reading them: the registry's
     file names and hashes (or the user's pins), and whether it is a stand-in.
-    A rule param: changing the weights or version of one model reruns its jobs."""
+    As a parameter of the rules, changing the weights or version of one model reruns its jobs."""
     from affectflow.models.registry import get
 
     pins = config["model_pins"]
@@ -79,3 +59,69 @@ def feature_cfg(wildcards):
     """The feature settings that change outputs (not batch size or device)."""
     f = config["features"]
     return {"face_engine": f["face_engine"]}
+
+
+# --- used by faces.smk
+
+def sheets_targets():
+    if not config["faces"]["contact_sheets"]:
+        return []
+    return expand(f"{OUT}/faces/{DETECTOR}/sheets/{{shard}}", shard=SHARDS)
+
+
+# --- used by fuse.smk
+
+def fusion_sets(fusion):
+    return config["fusions"][fusion]["feature_sets"]
+
+
+def fuse_cfg(wildcards):
+    cfg = {k: v for k, v in config["fusions"][wildcards.fusion].items() if k != "feature_sets"}
+    return cfg
+
+
+def pretrained_shards():
+    if not config["pretrained"]:
+        return []
+    return expand(f"{OUT}/features/face/{config['pretrained']}/{{shard}}.h5", shard=SHARDS)
+
+
+# --- used by learn.smk
+
+def modality_shards(label):
+    """Feature shard paths of one modality label, for every shard."""
+    kind, _, rest = label.partition("/")
+    return expand(f"{OUT}/features/{kind}/{rest}/{{shard}}.h5", shard=SHARDS)
+
+
+def feature_set_shards(wildcards):
+    return {label: modality_shards(label) for label in config["feature_sets"][wildcards.feature_set]}
+
+
+def learn_cfg(wildcards):
+    learn = config["learn"]
+    return {**learn.get("common", {}), **learn.get(wildcards.task, {})}
+
+
+# --- used by report.smk
+
+SUBMISSION_FILES = {"expr": "expr_predictions.txt", "emi": "emi_predictions.csv", "ah": "ah_predictions"}
+
+
+def submission_path(task):
+    return f"{OUT}/submissions/{task}/{SUBMISSION_FILES[task]}"
+
+
+def submission_output(task):
+    """AH submissions are a folder of per-video files."""
+    return directory(submission_path(task)) if task == "ah" else submission_path(task)
+
+
+def metrics_files():
+    files = {}
+    for task in config["tasks"]:
+        for fs in config["feature_sets"]:
+            files[f"learn/{task}/{fs}"] = f"{OUT}/models/{task}/{fs}/metrics.json"
+        for fusion in config["fusions"]:
+            files[f"fuse/{task}/{fusion}"] = f"{OUT}/fusion/{task}/{fusion}/metrics.json"
+    return files

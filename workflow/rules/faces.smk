@@ -19,6 +19,8 @@ rule faces:
     resources:
         mem_mb=4000,
         runtime=120,
+    conda:
+        "../../envs/affectflow.yaml"
     script:
         "../scripts/faces.py"
 
@@ -35,11 +37,7 @@ rule contact_sheets:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../../envs/affectflow.yaml"
     script:
         "../scripts/contact_sheets.py"
-
-
-def sheets_targets():
-    if not config["faces"]["contact_sheets"]:
-        return []
-    return expand(f"{OUT}/faces/{DETECTOR}/sheets/{{shard}}", shard=SHARDS)

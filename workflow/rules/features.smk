@@ -21,6 +21,8 @@ rule face_features:
         mem_mb=4000,
         runtime=120,
         gpu=GPU,
+    conda:
+        "../../envs/affectflow.yaml"
     script:
         "../scripts/face_features.py"
 
@@ -44,6 +46,8 @@ rule audio_features:
         mem_mb=8000,
         runtime=240,
         gpu=GPU,
+    conda:
+        "../../envs/affectflow.yaml"
     script:
         "../scripts/audio_features.py"
 
@@ -67,6 +71,8 @@ rule transcripts:
         mem_mb=6000,
         runtime=240,
         gpu=GPU,
+    conda:
+        "../../envs/affectflow.yaml"
     script:
         "../scripts/transcripts.py"
 
@@ -90,5 +96,7 @@ rule text_features:
         mem_mb=4000,
         runtime=120,
         gpu=GPU,
+    conda:
+        "../../envs/affectflow.yaml"
     script:
         "../scripts/text_features.py"

@@ -2,21 +2,6 @@
 # parameter chosen on val by sweeps; plots and tables go into the report.
 
 
-def fusion_sets(fusion):
-    return config["fusions"][fusion]["feature_sets"]
-
-
-def fuse_cfg(wildcards):
-    cfg = {k: v for k, v in config["fusions"][wildcards.fusion].items() if k != "feature_sets"}
-    return cfg
-
-
-def pretrained_shards():
-    if not config["pretrained"]:
-        return []
-    return expand(f"{OUT}/features/face/{config['pretrained']}/{{shard}}.h5", shard=SHARDS)
-
-
 rule fuse:
     """Sweep w, t and k on val, apply the chosen post-processing to test."""
     input:
@@ -47,5 +32,7 @@ rule fuse:
     resources:
         mem_mb=8000,
         runtime=120,
+    conda:
+        "../../envs/affectflow.yaml"
     script:
         "../scripts/fuse.py"

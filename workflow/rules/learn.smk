@@ -3,27 +3,13 @@
 # several modalities are early fusion. Adding a feature set adds only its jobs.
 
 
-def modality_shards(label):
-    """Feature shard paths of one modality label, for every shard."""
-    kind, _, rest = label.partition("/")
-    return expand(f"{OUT}/features/{kind}/{rest}/{{shard}}.h5", shard=SHARDS)
-
-
-def feature_set_shards(wildcards):
-    return {label: modality_shards(label) for label in config["feature_sets"][wildcards.feature_set]}
-
-
-def learn_cfg(wildcards):
-    learn = config["learn"]
-    return {**learn.get("common", {}), **learn.get(wildcards.task, {})}
-
-
 rule learn:
     """Train one head on split train, early-stop and report on val, predict val and test."""
     input:
         unpack(lambda wc: {f"f{i}": paths for i, paths in enumerate(feature_set_shards(wc).values())}),
         units=f"{OUT}/units.tsv",
         media=expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
+        labels=lambda wc: sorted({u.labels(wc.task) for u in UNITS if u.labels(wc.task)}),
     output:
         metrics=f"{OUT}/models/{{task}}/{{feature_set}}/metrics.json",
         head=f"{OUT}/models/{{task}}/{{feature_set}}/head.pt",
@@ -40,5 +26,7 @@ rule learn:
     resources:
         mem_mb=8000,
         runtime=240,
+    conda:
+        "../../envs/affectflow.yaml"
     script:
         "../scripts/learn.py"

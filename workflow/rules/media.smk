@@ -16,5 +16,7 @@ rule media:
     resources:
         mem_mb=2000,
         runtime=60,
+    conda:
+        "../../envs/affectflow.yaml"
     script:
         "../scripts/media.py"

@@ -15,5 +15,7 @@ rule fetch_model:
     log:
         f"{OUT}/logs/models/{{model}}.log",
     localrule: True
+    conda:
+        "../../envs/affectflow.yaml"
     script:
         "../scripts/fetch_model.py"

@@ -1,13 +1,5 @@
 # Submissions in each challenge's own format, and the metric table of the run.
 
-SUBMISSION_FILES = {"expr": "expr_predictions.txt", "emi": "emi_predictions.csv", "ah": "ah_predictions"}
-
-
-def submission_output(task):
-    path = f"{OUT}/submissions/{task}/{SUBMISSION_FILES[task]}"
-    return directory(path) if task == "ah" else path
-
-
 for _task in config["tasks"]:
 
     rule:
@@ -24,18 +16,10 @@ for _task in config["tasks"]:
         log:
             f"{OUT}/logs/submit/{_task}.log",
         localrule: True
+        conda:
+            "../../envs/affectflow.yaml"
         script:
             "../scripts/submit.py"
-
-
-def metrics_files():
-    files = {}
-    for task in config["tasks"]:
-        for fs in config["feature_sets"]:
-            files[f"learn/{task}/{fs}"] = f"{OUT}/models/{task}/{fs}/metrics.json"
-        for fusion in config["fusions"]:
-            files[f"fuse/{task}/{fusion}"] = f"{OUT}/fusion/{task}/{fusion}/metrics.json"
-    return files
 
 
 rule report_tables:
@@ -51,5 +35,7 @@ rule report_tables:
     log:
         f"{OUT}/logs/report_tables.log",
     localrule: True
+    conda:
+        "../../envs/affectflow.yaml"
     script:
         "../scripts/report_tables.py"

@@ -1,0 +1,40 @@
+"""The configs that reproduce the paper's tables stay valid against the schema and registry."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from affectflow.models.registry import get
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((REPO / "configs" / "paper").glob("*.yaml")) + [REPO / "config.yaml"]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_is_valid_and_consistent(path):
+    cfg = yaml.safe_load(path.read_text())
+    validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    feats = cfg["features"]
+    for name in feats["face"] + feats["audio"] + feats["asr"] + feats["text"]:
+        get(name)  # every model is in the registry
+    declared = {
+        "face": set(feats["face"]),
+        "audio": set(feats["audio"]),
+    }
+    for fs, modalities in cfg["feature_sets"].items():
+        for label in modalities:
+            kind, _, rest = label.partition("/")
+            if kind == "text":
+                asr, model = rest.split("/")
+                assert asr in feats["asr"] and model in feats["text"], (fs, label)
+            else:
+                assert rest in declared[kind], (fs, label)
+    for fusion in cfg["fusions"].values():
+        assert set(fusion["feature_sets"]) <= set(cfg["feature_sets"])
+    if cfg["pretrained"]:
+        assert cfg["pretrained"] in feats["face"]
+    if cfg["submit_fusion"]:
+        assert cfg["submit_fusion"] in cfg["fusions"]
+    assert set(feats["standins"]) <= set(feats["face"]) | set(feats["audio"])

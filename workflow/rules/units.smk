@@ -1,0 +1,17 @@
+# The units table: one row per video (a local rule: cheap, needed by learning).
+
+
+rule units:
+    output:
+        f"{OUT}/units.tsv",
+    params:
+        digest=units_digest(),
+        datasets=config["datasets"],
+        n_shards=config["n_shards"],
+    log:
+        f"{OUT}/logs/units.log",
+    localrule: True
+    conda:
+        "../../envs/affectflow.yaml"
+    script:
+        "../scripts/units.py"
