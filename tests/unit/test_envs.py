@@ -1,8 +1,8 @@
 """The conda environment of the rules lists exactly pyproject's pins."""
 
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
