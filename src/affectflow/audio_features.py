@@ -39,7 +39,6 @@ measure it).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
 import os
@@ -52,6 +51,7 @@ import numpy as np
 
 from affectflow.media import StageResult
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
+from affectflow.weights import sha256_file
 
 log = logging.getLogger("affectflow.audio_features")
 
@@ -138,14 +138,6 @@ def weights_file(model_dir: str | os.PathLike[str]) -> Path:
         if (d / name).is_file():
             return d / name
     raise AudioFeatureError(f"{d}: no weights file ({' or '.join(WEIGHT_FILES)}) in the model directory")
-
-
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- encoder
@@ -470,7 +462,7 @@ def resolve_model(
     directory = _common_directory([(wf.name, paths[wf.name]) for wf in files])
     main = _main_weights([wf.name for wf in files], paths)
     wf_main = next(wf for wf in files if wf.name == main)
-    sha = wf_main.sha256 or sha256_of(paths[main])
+    sha = wf_main.sha256 or sha256_file(paths[main])
     return ResolvedModel(spec=spec, directory=directory, files=paths, weights_sha256=sha)
 
 
@@ -526,7 +518,7 @@ def checkpoint_or_registry(
     """
     d = Path(model_dir).expanduser()
     if isinstance(model, str) and (d / "config.json").is_file():
-        return d, sha256_of(weights_file(d)), model
+        return d, sha256_file(weights_file(d)), model
     resolved = resolve_model(model, d, pins)
     if resolved.directory is None:
         raise AudioFeatureError(f"model {resolved.name} has no files to load")

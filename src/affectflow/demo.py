@@ -27,7 +27,6 @@ Usage: ``python -m affectflow.demo data/demo`` or ``affectflow demo build data/d
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -43,6 +42,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+from affectflow.weights import sha256_file
 
 DEMO_VERSION = 1
 
@@ -150,14 +151,6 @@ def _say(msg: str) -> None:
 
 
 # ---------------------------------------------------------------- wheel
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify_wheel(path: Path, expected: str = WHEEL_SHA256) -> None:
     """Raise DemoError naming ``path`` and both hashes unless its sha256 is ``expected``.
 

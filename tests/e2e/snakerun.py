@@ -18,7 +18,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-COPY = ("Snakefile", "workflow", "profiles", "config.yaml")
+COPY = ("Snakefile", "workflow", "profiles", "config.yaml", "envs", "requirements-nodeps.txt")
 
 
 @dataclass

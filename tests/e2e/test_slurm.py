@@ -23,6 +23,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 START = REPO / "tests" / "slurm" / "start.sh"
@@ -195,6 +196,16 @@ def project_copy(tmp_path: Path) -> Path:
     return work
 
 
+def _lighten_config(path: Path) -> None:
+    """Every kind of stage, fewer of each: real models only (no stand-ins to build),
+    two feature sets, so the Slurm run stays within CI's time."""
+    cfg = yaml.safe_load(path.read_text())
+    cfg["features"].update(face=["fer_minixception"], audio=[], standins=[])
+    cfg["feature_sets"] = {k: v for k, v in cfg["feature_sets"].items() if k in ("fer", "text")}
+    cfg["fusions"] = {"fer_text": cfg["fusions"]["fer_text"]}
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
 def test_slurm_profile_trivial_workflow(slurm_cluster, tmp_path: Path):
     """The profile itself on Slurm, independent of the demo: a local rule, a
     threaded CPU rule, and a rule named like a GPU stage (gets --gpus=1)."""
@@ -237,6 +248,7 @@ def test_demo_on_slurm_matches_local(slurm_cluster, project_copy: Path):
             "`make demo` or `affectflow demo build data/demo` before running this test"
         )
     run_local, run_slurm = "e2e_local", "e2e_slurm"
+    _lighten_config(project_copy / "config.yaml")
     _snakemake(
         project_copy,
         ["--profile", "profiles/local", "--cores", "2", "--config", f"run_name={run_local}"],

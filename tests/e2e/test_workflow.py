@@ -205,3 +205,37 @@ def test_adding_one_video_reruns_its_shard_and_the_dataset_stages(done, tmp_path
         emi.write_text(emi_before)
     # everything restored (the EMI csv has its old content again): nothing to do
     assert done.planned_jobs() == set()
+
+
+def test_learn_fuse_submit_report_outputs(done):
+    """The whole learn -> fuse -> submit -> report path ran for all three tasks."""
+    import json
+
+    import pandas as pd
+
+    from affectflow.submissions import read_emi_submission, read_expr_submission
+
+    res = done.results()
+    for task in ("expr", "emi", "ah"):
+        for fs in done.config()["feature_sets"]:
+            report = json.loads((res / "models" / task / fs / "metrics.json").read_text())
+            assert report["task"] == task and report["split"] == "val"
+        fusion = res / "fusion" / task / "fer_text"
+        assert json.loads((fusion / "metrics.json").read_text())
+        assert (fusion / "chosen.json").exists() and (fusion / "test_predictions.h5").exists()
+    for p in ("k", "t", "w"):
+        assert (res / "fusion" / "expr" / "fer_text" / f"sweep_{p}.png").stat().st_size > 1000
+    units = UnitsTable.read_tsv(res / "units.tsv")
+    test_ids = {u.video_id for u in units if u.split == "test"}
+    expr = read_expr_submission(res / "submissions" / "expr" / "expr_predictions.txt")
+    assert set(expr) == test_ids
+    emi = read_emi_submission(res / "submissions" / "emi" / "emi_predictions.csv")
+    assert set(emi) == test_ids
+    assert len(list((res / "submissions" / "ah" / "ah_predictions").glob("*.txt"))) == len(test_ids)
+    table = pd.read_csv(res / "metrics.csv")
+    assert set(table["task"]) == {"expr", "emi", "ah"}
+    assert table["name"].str.contains("stand-in weights").any()  # stand-in rows say so
+    assert not table[table["name"].str.startswith("learn/expr/fer")]["name"].str.contains("stand-in").any()
+    done.run("--report", str(res / "report.html"))
+    html = (res / "report.html").read_text(errors="replace")
+    assert "sweep_k" in html and "metrics" in html

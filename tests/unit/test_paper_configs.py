@@ -38,3 +38,22 @@ def test_config_is_valid_and_consistent(path):
     if cfg["submit_fusion"]:
         assert cfg["submit_fusion"] in cfg["fusions"]
     assert set(feats["standins"]) <= set(feats["face"]) | set(feats["audio"])
+
+
+def test_bad_key_or_value_is_named():
+    from snakemake.exceptions import WorkflowError
+
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["faces"]["crop_szie"] = 224
+    with pytest.raises(WorkflowError, match="crop_szie"):
+        validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["on_bad_video"] = "ignore"
+    with pytest.raises(WorkflowError, match="ignore"):
+        validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+
+
+def test_schema_fills_defaults():
+    cfg = {"datasets": [{"adapter": "folder", "videos": "v"}]}
+    validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    assert cfg["n_shards"] == 4 and cfg["faces"]["crop_size"] == 224 and cfg["on_bad_video"] == "skip"

@@ -3,6 +3,7 @@
 # so the DAG stays fast for tens of thousands of videos.
 import hashlib
 import json
+import os
 
 from affectflow.datasets import build_units
 from affectflow.units import UnitsError
@@ -53,6 +54,23 @@ def model_fingerprint(name):
         for wf in get(name).files
     ]
     return {"files": files, "standin": name in config["features"]["standins"]}
+
+
+def model_pins_for(name):
+    """The user's pins of this model's files only (other models' pins do not concern it)."""
+    from affectflow.models.registry import get
+
+    names = {wf.name for wf in get(name).files}
+    return {k: v for k, v in config["model_pins"].items() if k in names}
+
+
+DETECTOR_MODELS = {"mediapipe": "mediapipe_face_short_range", "retinaface": "retinaface"}
+
+
+def detector_pins():
+    """Pins of the configured face detector's weights only."""
+    name = DETECTOR_MODELS.get(DETECTOR)
+    return model_pins_for(name) if name else {}
 
 
 def feature_cfg(wildcards):
@@ -117,11 +135,20 @@ def submission_output(task):
     return directory(submission_path(task)) if task == "ah" else submission_path(task)
 
 
+def uses_standin(feature_set):
+    """Whether a feature set has a modality computed by a random-weight stand-in."""
+    names = set(config["features"]["standins"])
+    return any(os.path.basename(label) in names for label in config["feature_sets"][feature_set])
+
+
 def metrics_files():
+    """Rows of the metric table; sets that use stand-in weights say so in their name."""
     files = {}
     for task in config["tasks"]:
         for fs in config["feature_sets"]:
-            files[f"learn/{task}/{fs}"] = f"{OUT}/models/{task}/{fs}/metrics.json"
+            mark = " (stand-in weights)" if uses_standin(fs) else ""
+            files[f"learn/{task}/{fs}{mark}"] = f"{OUT}/models/{task}/{fs}/metrics.json"
         for fusion in config["fusions"]:
-            files[f"fuse/{task}/{fusion}"] = f"{OUT}/fusion/{task}/{fusion}/metrics.json"
+            mark = " (stand-in weights)" if any(map(uses_standin, fusion_sets(fusion))) else ""
+            files[f"fuse/{task}/{fusion}{mark}"] = f"{OUT}/fusion/{task}/{fusion}/metrics.json"
     return files

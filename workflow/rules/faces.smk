@@ -10,7 +10,7 @@ rule faces:
         cfg=config["faces"],
         on_bad_video=config["on_bad_video"],
         models_dir=config["models_dir"],
-        model_pins=config["model_pins"],
+        model_pins=detector_pins(),
     log:
         f"{OUT}/logs/faces/{{detector}}/{{shard}}.log",
     benchmark:

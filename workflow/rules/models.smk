@@ -11,7 +11,7 @@ rule fetch_model:
         fingerprint=lambda wc: model_fingerprint(wc.model),
         standin=lambda wc: wc.model in config["features"]["standins"],
         models_dir=config["models_dir"],
-        pins=config["model_pins"],
+        pins=lambda wc: model_pins_for(wc.model),
     log:
         f"{OUT}/logs/models/{{model}}.log",
     localrule: True

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import logging
 import math
@@ -56,6 +55,7 @@ import torch
 from torch import nn
 
 from affectflow.metrics import IGNORE_LABEL, N_EXPR, ah_frame_f1, emi_scores, expr_macro_f1
+from affectflow.weights import sha256_file
 
 log = logging.getLogger("affectflow.learn")
 
@@ -532,14 +532,6 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + ".json")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _atomic(target: Path, write: Callable[[str], None]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -574,7 +566,7 @@ def save_head(head: TrainedHead, path: str | os.PathLike[str]) -> tuple[Path, Pa
         "best_epoch": head.best_epoch,
         "best_metric": head.best_metric,
         "extra": head.extra,
-        "weights_sha256": _sha256(pt),
+        "weights_sha256": sha256_file(pt),
         "torch_version": torch.__version__,
     }
     side = sidecar_path(pt)
@@ -598,7 +590,7 @@ def load_head(path: str | os.PathLike[str], device: str = "cpu") -> TrainedHead:
         raise ValueError(f"{pt}: unsupported head format {meta.get('format_version')!r}")
     if meta.get("task") not in HEAD_TASKS:
         raise ValueError(f"{pt}: unknown task {meta.get('task')!r}")
-    digest = _sha256(pt)
+    digest = sha256_file(pt)
     if digest != meta.get("weights_sha256"):
         raise ValueError(f"{pt}: weights do not match the sidecar (sha256 {digest} != {meta.get('weights_sha256')})")
     dev = resolve_device(device)

