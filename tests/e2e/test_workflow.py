@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 SHARD_RULES = {"media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts", "text_features"}
 # stages over the whole dataset: they rerun whenever any shard changes
-DATASET_RULES = {"units", "learn", "fuse", "report_tables", "submit_expr", "submit_emi", "submit_ah", "all"}
+DATASET_RULES = {"units", "learn", "fuse", "report_tables", "submit_expr", "submit_emi", "submit_ah"}
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ def test_new_weights_of_one_face_model_rerun_its_jobs_only(done):
         learns = {o for r, o in jobs if r == "learn"}
         assert learns == {f"results/demo/models/{t}/enet/metrics.json" for t in ("expr", "emi", "ah")}
         # the fusion uses fer and text, not enet: it does not rerun
-        assert _rules(jobs) == {"fetch_model", "face_features", "learn", "report_tables", "all"}
+        assert _rules(jobs) == {"fetch_model", "face_features", "learn", "report_tables"}
 
 
 def test_adding_a_model_adds_only_its_jobs(done):
@@ -164,8 +164,8 @@ def test_adding_a_model_adds_only_its_jobs(done):
         cfg["features"]["standins"].append("enet_b0_8_best_afew")
 
     with _ConfigChange(done, edit) as jobs:
-        assert _rules(jobs) == {"fetch_model", "face_features", "all"}
-        assert all("enet_b0_8_best_afew" in o for r, o in jobs if r != "all")
+        assert _rules(jobs) == {"fetch_model", "face_features"}
+        assert all("enet_b0_8_best_afew" in o for _, o in jobs)
 
 
 def test_fusion_parameter_reruns_only_fusion_and_report(done):
@@ -173,7 +173,7 @@ def test_fusion_parameter_reruns_only_fusion_and_report(done):
         cfg["fusions"]["fer_text"]["k"] = [1, 3, 7]
 
     with _ConfigChange(done, edit) as jobs:
-        assert _rules(jobs) == {"fuse", "report_tables", "submit_expr", "submit_emi", "submit_ah", "all"}
+        assert _rules(jobs) == {"fuse", "report_tables", "submit_expr", "submit_emi", "submit_ah"}
 
 
 def test_adding_one_video_reruns_its_shard_and_the_dataset_stages(done, tmp_path):
