@@ -142,6 +142,8 @@ def _norm_attr(value, a: str, b: str):
         return value.replace(b, a)
     if isinstance(value, np.ndarray):
         return value.tolist()
+    if isinstance(value, float) and np.isnan(value):
+        return "nan"  # NaN != NaN, but two NaN attributes are the same value
     return value
 
 

@@ -236,3 +236,17 @@ def test_video_classifier_separates_and_zeroes(tmp_path):
     assert all((p == 0.7).all() for p in posts.values())  # inputs not modified
     with pytest.raises(ValueError):
         fit_video_ah_classifier(xm[:4], [1, 1, 1, 1])
+
+
+def test_saved_head_bytes_do_not_depend_on_the_file_name(tmp_path):
+    """Same weights, same bytes: the head's sha256 identifies it across runs and machines."""
+    import hashlib
+
+    from affectflow.learn.heads import TrainConfig, save_head, train_expr_head
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)).astype(np.float32), rng.integers(0, 8, 64)
+    head = train_expr_head(x, y, config=TrainConfig(epochs=1))
+    a, _ = save_head(head, tmp_path / "a" / "head.pt")
+    b, _ = save_head(head, tmp_path / "b" / "other.pt")
+    assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import json
 import logging
 import math
@@ -553,7 +554,12 @@ def save_head(head: TrainedHead, path: str | os.PathLike[str]) -> tuple[Path, Pa
     """
     pt = Path(path)
     state = {k: v.detach().cpu() for k, v in head.model.state_dict().items()}
-    _atomic(pt, lambda tmp: torch.save(state, tmp))
+    # Serialise through a file object: given a path, torch.save names the zip's
+    # root folder after the (random, temporary) file name, so identical weights
+    # would give different bytes and a different sha256 on every run.
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    _atomic(pt, lambda tmp: Path(tmp).write_bytes(buf.getvalue()))
     meta = {
         "format_version": FORMAT_VERSION,
         "task": head.task,
