@@ -28,6 +28,7 @@ wildcard_constraints:
 include: "workflow/rules/units.smk"
 include: "workflow/rules/media.smk"
 include: "workflow/rules/faces.smk"
+include: "workflow/rules/problems.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/learn.smk"
@@ -38,6 +39,7 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         f"{OUT}/units.tsv",
+        f"{OUT}/problems.tsv",
         expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
         expand(f"{OUT}/faces/{DETECTOR}/{{shard}}.h5", shard=SHARDS),
         sheets_targets(),

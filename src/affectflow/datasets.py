@@ -1,7 +1,8 @@
 """Dataset adapters: turn datasets on disk into the units table, and read labels.
 
 Each adapter knows one challenge's layout (Aff-Wild2 EXPR, Hume-Vidmimic2 EMI,
-BAH ambivalence/hesitancy) or a plain folder of videos. ``build_units`` only
+BAH ambivalence/hesitancy), a plain folder of videos, or a ready units table
+(``table``: for generated or very large datasets). ``build_units`` only
 lists files and checks cheap things (label headers, that every labelled id
 has a video, that no id sits in two splits), so it stays fast enough to run
 when the workflow is parsed. The ``read_*_labels`` functions parse one label
@@ -18,6 +19,7 @@ makes them safe for storage, this module never sanitises them.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import os
 import re
@@ -32,14 +34,14 @@ from affectflow.units import Unit, UnitsError, UnitsTable, merge_units, shard_of
 EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
 EMI_EMOTIONS = ("Admiration", "Amusement", "Determination", "Empathic Pain", "Excitement", "Joy")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-ADAPTERS = ("affwild2", "hume_vidmimic2", "bah", "folder")
+ADAPTERS = ("affwild2", "hume_vidmimic2", "bah", "folder", "table")
 
 AH_HEADER = ("AH",)
 # Folder name -> split for the frame-label challenges (Aff-Wild2, BAH).
 _FRAME_LABEL_SPLITS = (("Train_Set", "train"), ("Validation_Set", "val"))
 # File name -> split for Hume-Vidmimic2; test rows carry no labels.
 _EMI_CSVS = (("train_split.csv", "train"), ("valid_split.csv", "val"), ("test_split.csv", "test"))
-_ENTRY_KEYS = frozenset({"adapter", "videos", "labels", "test_list"})
+_ENTRY_KEYS = frozenset({"adapter", "videos", "labels", "test_list", "table"})
 # Only ASCII digits: int() would also accept "1_0" or non-ASCII digits.
 _INT = re.compile(r"-?[0-9]+")
 
@@ -77,6 +79,11 @@ def build_units(datasets: list[dict], n_shards: int, base_dir: str | Path = ".")
         unknown = sorted(set(entry) - _ENTRY_KEYS)
         if unknown:
             raise LabelError(f"{where}: unknown keys {unknown}")
+        if adapter == "table":
+            groups.append(sorted(_table_units(entry, n_shards, base, where), key=lambda u: u.video_id))
+            continue
+        if entry.get("table"):
+            raise LabelError(f"{where}: 'table' is only for the table adapter")
         if not entry.get("videos"):
             raise LabelError(f"{where}: 'videos' folder not given")
         if adapter == "folder":
@@ -246,6 +253,42 @@ def _folder_units(entry: Mapping[str, Any], n_shards: int, base: Path) -> list[U
         path = videos.find(video_id)
         assert path is not None
         units.append(Unit(video_id, path, "test", shard_of(video_id, n_shards)))
+    return units
+
+
+def _table_units(entry: Mapping[str, Any], n_shards: int, base: Path, where: str) -> list[Unit]:
+    """A ready units table (``units.tsv`` columns), read as it is: no folder is listed, no video is looked at.
+
+    Paths and label paths are kept as written (relative ones are relative to
+    the workflow directory, like the config's). The ``shard`` column is
+    recomputed with ``n_shards``, so the config's ``n_shards`` always rules.
+    """
+    extra = sorted(k for k in ("videos", "labels", "test_list") if entry.get(k))
+    if extra:
+        raise LabelError(f"{where}: the table adapter takes its paths from the table, remove {extra}")
+    given = entry.get("table")
+    if not given:
+        raise LabelError(f"{where}: 'table' (the units table to read) not given")
+    path = _resolve(given, base)
+    if not path.is_file():
+        raise LabelError(f"{given}: units table not found ({path})")
+    try:
+        table = UnitsTable.read_tsv(path)
+    except UnicodeDecodeError as e:
+        raise LabelError(f"{given}: not UTF-8 text ({e})") from None
+    except (UnitsError, csv.Error, TypeError) as e:
+        raise LabelError(f"{given}: {e}") from None
+    units = []
+    for u in table:
+        values = vars(u)
+        short = [k for k, v in values.items() if v is None]
+        if short:
+            raise LabelError(f"{given}: the row of video {u.video_id!r} has too few columns (no {short})")
+        if not u.video_id or not u.path:
+            raise LabelError(f"{given}: a row without video_id or path (video {u.video_id!r}, path {u.path!r})")
+        units.append(dataclasses.replace(u, shard=shard_of(u.video_id, n_shards)))
+    if not units:
+        raise LabelError(f"{where}: no units in {given}")
     return units
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +27,11 @@ log = logging.getLogger("affectflow.media")
 
 SAMPLE_RATE = 16000
 SILENCE_RMS = 1e-4
+# A container's frame count and the frames demuxed may differ by a few (an AVI
+# index counts one more); more than this is a cut-off file (shared with the
+# faces stage, which checks decoded frames the same way).
+MISSING_FRAMES_TOLERATED = 5
+MISSING_FRACTION_TOLERATED = 0.05
 
 
 class MediaError(RuntimeError):
@@ -47,18 +53,34 @@ class Probe:
     variable_frame_rate: bool
     has_audio: bool
     audio_duration: float
+    listed_duration: float  # what the container states for the video stream (0: nothing)
     timestamps: np.ndarray = field(repr=False)
 
 
+def ffmpeg_url(path: str | os.PathLike[str]) -> str:
+    """``path`` as an FFmpeg/PyAV input that is always read as a local file.
+
+    Bare relative names are otherwise misread: ``12:30.mp4`` as a URL with
+    protocol ``12``, ``concat:x.mp4`` as the concat protocol, ``-x.mp4`` as an
+    ffprobe option. The ``file:`` protocol takes the rest of the string verbatim.
+    """
+    return "file:" + os.fspath(path)
+
+
+def too_many_missing(found: int, listed: int) -> bool:
+    """Whether ``found`` frames of the ``listed`` ones the container indexes means a cut-off file."""
+    return listed > 0 and listed - found > max(MISSING_FRAMES_TOLERATED, MISSING_FRACTION_TOLERATED * listed)
+
+
 def _ffprobe(path: Path) -> dict:
-    cmd = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
+    cmd = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", ffmpeg_url(path)]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
     except FileNotFoundError as e:
         raise MediaError("ffprobe is not installed (apt-get install ffmpeg)") from e
     if out.returncode != 0:
         msg = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "unknown error"
-        raise MediaError(f"{path}: not a readable video ({msg})")
+        raise MediaError(f"{path}: not a readable video ({msg.replace(ffmpeg_url(path), str(path))})")
     return json.loads(out.stdout or "{}")
 
 
@@ -70,27 +92,31 @@ def _rotation(stream: dict) -> int:
     return int(tag) % 360 if tag else 0
 
 
+def _demux(path: Path) -> tuple[np.ndarray, int, int]:
+    """Frame times (s), packets demuxed (pre-roll included) and the frame count the container lists (0: none)."""
+    try:
+        with av.open(ffmpeg_url(path)) as container:
+            stream = container.streams.video[0]
+            tb = float(stream.time_base)
+            start = stream.start_time or 0
+            packets = [p for p in container.demux(stream) if p.pts is not None and p.size > 0]
+            listed = int(stream.frames or 0)
+    except (av.FFmpegError, IndexError, OSError) as e:
+        raise MediaError(f"{path}: cannot demux video stream ({str(e).replace(ffmpeg_url(path), str(path))})") from e
+    # Edit lists mark pre-roll packets as discard: decoders drop them, so must we,
+    # or frame counts disagree with decoded frames and per-frame labels.
+    pts = [p.pts for p in packets if not p.is_discard and p.pts >= start]
+    ts = (np.sort(np.asarray(pts, dtype=np.int64)) - start) * tb
+    return ts.astype(np.float64), len(packets), listed
+
+
 def frame_timestamps(path: Path) -> np.ndarray:
     """Presentation times (s) of every video frame, sorted, from demuxing alone.
 
     Demuxing reads packet headers without decoding pixels, so it is cheap even
     for long videos; packets arrive in decode order, hence the sort.
     """
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            tb = float(stream.time_base)
-            start = stream.start_time or 0
-            # Edit lists mark pre-roll packets as discard: decoders drop them, so must we,
-            # or frame counts disagree with decoded frames and per-frame labels.
-            pts = [
-                p.pts for p in container.demux(stream)
-                if p.pts is not None and p.size > 0 and not p.is_discard and p.pts >= start
-            ]
-    except (av.FFmpegError, IndexError) as e:
-        raise MediaError(f"{path}: cannot demux video stream ({e})") from e
-    ts = (np.sort(np.asarray(pts, dtype=np.int64)) - start) * tb
-    return ts.astype(np.float64)
+    return _demux(Path(path))[0]
 
 
 def probe(path: str | Path) -> Probe:
@@ -107,9 +133,15 @@ def probe(path: str | Path) -> Probe:
     if video is None:
         raise MediaError(f"{path}: no video stream")
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
-    ts = frame_timestamps(path)
+    ts, n_packets, listed = _demux(path)
     if len(ts) == 0:
         raise MediaError(f"{path}: video stream has no frames")
+    if too_many_missing(n_packets, listed):
+        # the index (moov at the front, AVI header) survives a cut-off download; the frames do not
+        raise MediaError(
+            f"{path}: only {n_packets} of the {listed} frames the container lists are in the file; "
+            "the file is truncated or corrupt"
+        )
     diffs = np.diff(ts)
     if len(diffs):
         step = float(np.median(diffs))
@@ -137,20 +169,48 @@ def probe(path: str | Path) -> Probe:
         variable_frame_rate=vfr,
         has_audio=audio is not None,
         audio_duration=audio_duration,
+        listed_duration=_listed_duration(video),
         timestamps=ts,
     )
+
+
+def _listed_duration(video: dict) -> float:
+    """The video stream's stated duration: its own field, else the MKV/WebM ``DURATION`` tag; 0 if none."""
+    value = video.get("duration")
+    tag = next((v for k, v in (video.get("tags") or {}).items() if k.upper() == "DURATION"), None)
+    try:
+        if value is None and tag:
+            h, m, sec = str(tag).split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        return float(value) if value is not None else 0.0
+    except ValueError:
+        return 0.0
+
+
+def truncation_warning(p: Probe) -> str:
+    """A warning when the stated duration is well past the last frame.
+
+    MKV/WebM have no frame index to count against, and a cut-off file of that
+    kind still demuxes; its stated duration is the only hint left.
+    """
+    step = 1.0 / p.fps if p.fps > 0 and math.isfinite(p.fps) else 0.0
+    gap = p.listed_duration - p.duration
+    if p.listed_duration > 0 and gap > max(MISSING_FRAMES_TOLERATED * step, MISSING_FRACTION_TOLERATED * p.duration):
+        return f"the video stream ends at {p.duration:.2f} s but the file says {p.listed_duration:.2f} s: truncated?"
+    return ""
 
 
 def extract_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode the first audio stream to mono float32 at ``sample_rate``."""
     cmd = [
-        "ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn",
+        "ffmpeg", "-nostdin", "-v", "error", "-i", ffmpeg_url(path), "-map", "0:a:0", "-vn",
         "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
     ]
     out = subprocess.run(cmd, capture_output=True, check=False)
     if out.returncode != 0:
         msg = out.stderr.decode(errors="replace").strip().splitlines()
-        raise MediaError(f"{path}: cannot decode audio ({msg[-1] if msg else 'ffmpeg failed'})")
+        why = msg[-1].replace(ffmpeg_url(path), str(path)) if msg else "ffmpeg failed"
+        raise MediaError(f"{path}: cannot decode audio ({why})")
     return np.frombuffer(out.stdout, dtype=np.float32).copy()
 
 
@@ -199,6 +259,9 @@ def process_video(path: str | Path, sample_rate: int = SAMPLE_RATE) -> MediaReco
                 warnings.append(f"audio is {short:.2f} s shorter than the video")
     if p.variable_frame_rate:
         warnings.append("variable frame rate: per-frame timestamps used")
+    cut = truncation_warning(p)
+    if cut:
+        warnings.append(cut)
     for w in warnings:
         log.warning("%s: %s", path, w)
     return MediaRecord(probe=p, audio=audio, sample_rate=sample_rate, warnings=warnings)
@@ -228,6 +291,7 @@ def run_media_stage(
                 rec = process_video(unit.path, sample_rate)
             except MediaError as e:
                 if on_bad_video == "fail":
+                    log.error("video %r: %s (on_bad_video: fail)", unit.video_id, e)  # into the job's log
                     raise
                 log.warning("skipping video %r: %s", unit.video_id, e)
                 result.skipped.append((unit.video_id, str(e)))

@@ -3,7 +3,8 @@
 Every stage output (media, faces, features, transcripts) is a shard file with
 one group per video under ``/videos/<key>``. Writers go to a temporary file in
 the same directory and rename it into place only when the context manager
-exits cleanly, so a killed job never leaves a file that looks finished.
+exits cleanly, so a killed job never leaves a file that looks finished (the
+next writer of the same shard removes the temporary file it left).
 Provenance attributes on the file say who produced it and from what; readers
 check them so that a file produced by another stage or model is never read as
 if it were the expected one.
@@ -11,7 +12,9 @@ if it were the expected one.
 
 from __future__ import annotations
 
+import glob
 import json
+import logging
 import os
 import re
 import tempfile
@@ -26,6 +29,8 @@ import h5py
 import numpy as np
 
 from affectflow import __version__
+
+log = logging.getLogger("affectflow.store")
 
 FORMAT_VERSION = 1
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
@@ -95,6 +100,42 @@ class VideoRecord:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
+def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that killed writers of ``path`` left behind; return them.
+
+    A ``SIGKILL``-ed job cannot clean up, and a shard's temporary file can be as
+    large as the shard. HDF5 holds an exclusive ``flock`` on a file it has open
+    for writing, so a temporary file that can be locked has no live writer.
+    Nothing is removed when HDF5 file locking is switched off
+    (``HDF5_USE_FILE_LOCKING=FALSE``) or locks are not supported.
+    """
+    path = Path(path)
+    if os.environ.get("HDF5_USE_FILE_LOCKING", "").strip().upper() in ("FALSE", "0", "NO", "OFF"):
+        return []
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX
+        return []
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live writer (or no lock support): leave it
+        else:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+        finally:
+            os.close(fd)
+    if removed:
+        log.warning("%s: removed %d temporary file(s) left by a killed writer", path, len(removed))
+    return removed
+
+
 class ShardWriter:
     """Write a shard file atomically.
 
@@ -112,6 +153,7 @@ class ShardWriter:
 
     def __enter__(self) -> ShardWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.path)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         os.close(fd)
         self._tmp = Path(tmp)

@@ -72,7 +72,11 @@ def parse_plan(text: str) -> set[tuple[str, str]]:
     return jobs
 
 
-def make_workdir(dest: Path, demo: Path | None = None) -> Workdir:
+def make_bare_workdir(dest: Path) -> Workdir:
+    """A scratch copy of the workflow (Snakefile, workflow/, config, profiles) without the demo data.
+
+    For configs that bring their own units, e.g. a synthetic ``table`` dataset.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     for name in COPY:
         src = REPO / name
@@ -80,6 +84,31 @@ def make_workdir(dest: Path, demo: Path | None = None) -> Workdir:
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(src, dest / name)
+    return Workdir(dest)
+
+
+_STATS_ROW = re.compile(r"^(\w+)\s+(\d+)$")
+
+
+def job_counts(text: str) -> dict[str, int]:
+    """Jobs per rule from the first "Job stats" table Snakemake prints (a run's or a dry run's plan)."""
+    counts: dict[str, int] = {}
+    lines = text.splitlines()
+    if "Job stats:" not in (line.strip() for line in lines):
+        return counts
+    start = [line.strip() for line in lines].index("Job stats:")
+    for line in lines[start + 1 :]:
+        m = _STATS_ROW.match(line.strip())
+        if m is None:
+            continue  # the "job count" header and the dashes under it
+        if m.group(1) == "total":
+            break
+        counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def make_workdir(dest: Path, demo: Path | None = None) -> Workdir:
+    make_bare_workdir(dest)
     demo = demo or REPO / "data" / "demo"
     if not (demo / ".complete").exists():
         raise AssertionError(f"{demo} is not built: run `make test` (it builds the demo first)")

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 SHARD_RULES = {"media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts", "text_features"}
 # stages over the whole dataset: they rerun whenever any shard changes
-DATASET_RULES = {"units", "learn", "fuse", "report_tables", "submit_expr", "submit_emi", "submit_ah"}
+DATASET_RULES = {"units", "problems", "learn", "fuse", "report_tables", "submit_expr", "submit_emi", "submit_ah"}
 
 
 @pytest.fixture(scope="module")

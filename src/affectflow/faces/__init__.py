@@ -6,7 +6,8 @@ decoder's presentation times), ``has_face`` (bool), ``bbox`` (float32 N x 4,
 x0 y0 x1 y1 pixels, NaN without a face), ``score`` (float32, 0 without),
 ``landmarks`` (float32 N x K x 2, NaN without), ``crops`` (uint8 N x S x S x 3
 RGB, zeros without), ``n_faces`` (int16, faces found); attributes width,
-height, rotation, n_frames_decoded, detector, frame_stride, n_with_face.
+height, rotation, n_frames_decoded, detector, frame_stride, n_with_face, and
+warnings (a list: no face in any analysed frame, several faces in some).
 """
 
 from affectflow.faces.contact_sheet import write_contact_sheet, write_contact_sheets

@@ -135,10 +135,19 @@ def detect_video(path: str | os.PathLike[str], detector: FaceDetector, cfg: Mapp
     n_face = int(arrays["has_face"].sum())
     log.info("%s: %d frames decoded, %d analysed, %d with a face, %.1f frames/s", vid, info.n_frames_decoded,
              grow.n, n_face, info.n_frames_decoded / dt if dt > 0 else float("nan"))
+    # Survivable oddities, listed per video like the media stage's (affectflow.problems collects them).
+    warnings: list[str] = []
+    if n_face == 0:
+        warnings.append(f"no face detected in any of the {grow.n} analysed frames")
+    n_several = int((arrays["n_faces"] > 1).sum())
+    if n_several:
+        warnings.append(f"several faces in {n_several} of {grow.n} analysed frames: the largest one is kept")
+    for w in warnings:
+        log.warning("%s: %s", vid, w)
     attrs = {
         "width": info.width, "height": info.height, "rotation": info.rotation,
         "n_frames_decoded": info.n_frames_decoded, "detector": detector.name, "frame_stride": stride,
-        "n_with_face": n_face,
+        "n_with_face": n_face, "warnings": warnings,
     }
     if info.n_frames_expected and info.n_frames_expected != info.n_frames_decoded:
         log.warning("%s: container says %d frames, %d decoded", vid, info.n_frames_expected, info.n_frames_decoded)
@@ -187,6 +196,7 @@ def run_faces_stage(
                     rec = detect_video(unit.path, detector, cfg, video_id=unit.video_id, progress=progress)
             except MediaError as e:  # VideoError is one
                 if on_bad_video == "fail":
+                    log.error("video %r: %s (on_bad_video: fail)", unit.video_id, e)  # into the job's log
                     raise
                 log.warning("skipping video %r: %s", unit.video_id, e)
                 result.skipped.append((unit.video_id, str(e)))

@@ -15,11 +15,12 @@ import cv2
 import numpy as np
 
 from affectflow.faces.errors import VideoError
-
-# A container's frame count and the frames decoded may differ by a few (edit
-# lists, discarded leading B-frames); more than this is a cut-off file.
-MISSING_FRAMES_TOLERATED = 5
-MISSING_FRACTION_TOLERATED = 0.05
+from affectflow.media import (  # noqa: F401  (re-exported: the tolerance the faces stage applies)
+    MISSING_FRACTION_TOLERATED,
+    MISSING_FRAMES_TOLERATED,
+    ffmpeg_url,
+    too_many_missing,
+)
 
 
 @dataclass
@@ -75,9 +76,9 @@ def iter_batches(path: str | os.PathLike[str], info: VideoInfo, frame_stride: in
     if not p.is_file():
         raise VideoError(f"{p}: video file does not exist")
     try:
-        container = av.open(str(p))
+        container = av.open(ffmpeg_url(p))
     except (av.FFmpegError, OSError, ValueError) as e:
-        raise VideoError(f"{p}: cannot open video ({e})") from e
+        raise VideoError(f"{p}: cannot open video ({str(e).replace(ffmpeg_url(p), str(p))})") from e
     with container:
         if not container.streams.video:
             raise VideoError(f"{p}: no video stream")
@@ -90,8 +91,17 @@ def iter_batches(path: str | os.PathLike[str], info: VideoInfo, frame_stride: in
         batch = FrameBatch()
         last_t: float | None = None
         i = -1
+        n_preroll = 0
+
+        def decoded() -> Iterator[av.VideoFrame]:
+            nonlocal n_preroll
+            for packet in container.demux(stream):
+                if packet.is_discard and packet.size > 0:
+                    n_preroll += 1  # an edit list's pre-roll: decoded for reference, never shown
+                yield from packet.decode()
+
         try:
-            for frame in container.decode(stream):
+            for frame in decoded():
                 i += 1
                 if frame.pts is not None and tb:
                     t = (frame.pts - start) * tb
@@ -119,8 +129,9 @@ def iter_batches(path: str | os.PathLike[str], info: VideoInfo, frame_stride: in
             ) from e
         if info.n_frames_decoded == 0:
             raise VideoError(f"{p}: video stream decodes to no frames")
-        missing = info.n_frames_expected - info.n_frames_decoded
-        if missing > max(MISSING_FRAMES_TOLERATED, MISSING_FRACTION_TOLERATED * info.n_frames_expected):
+        # The container's count includes the pre-roll frames an edit list hides (a stream-copy cut).
+        info.n_frames_expected = max(0, info.n_frames_expected - n_preroll)
+        if too_many_missing(info.n_frames_decoded, info.n_frames_expected):
             # FFmpeg's threaded decoder stops quietly at a cut-off file; the container's index tells
             raise VideoError(
                 f"{p}: only {info.n_frames_decoded} of the {info.n_frames_expected} frames the container lists "

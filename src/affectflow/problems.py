@@ -1,0 +1,163 @@
+"""One table of every video a run skipped or warned about: ``results/<run>/problems.tsv``.
+
+Each shard stage records the videos it skipped, with the reason, in the
+shard's ``skipped`` attribute (:meth:`affectflow.store.ShardWriter.set_skipped`);
+the media stage also stores survivable oddities per video in a ``warnings``
+attribute (no audio stream, silent audio, variable frame rate, ...), and so
+does any stage that adds one. :func:`collect_problems` reads them from finished
+shard files (``ShardReader`` refuses unfinished ones) into one tab-separated
+table, so a user sees in one place why a video is missing or suspect:
+
+========  =====================================================================
+column    content
+========  =====================================================================
+stage     the producing stage, from the shard's provenance: ``media``, ``faces/<detector>``,
+          ``<stage>/<model>`` for a model's stage
+shard     the shard name (``s0000``: the file name without ``.h5``)
+video_id  the video id exactly as in the units table
+severity  ``skip`` (the video is not in this stage's output, nor downstream) or ``warning``
+message   the reason, as the stage logged it
+========  =====================================================================
+
+Rows are sorted by stage (in the order of the shards given), shard and video
+id. The file is written atomically (temporary file + rename) and always has its
+header, also when there is nothing to report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass
+from pathlib import Path
+
+from affectflow.store import ShardReader
+
+log = logging.getLogger("affectflow.problems")
+
+COLUMNS = ("stage", "shard", "video_id", "severity", "message")
+SEVERITIES = ("skip", "warning")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One row of ``problems.tsv``."""
+
+    stage: str
+    shard: str
+    video_id: str
+    severity: str
+    message: str
+
+
+def _warnings(value: object) -> list[str]:
+    """A record's ``warnings`` attribute as a list of strings (stored as a JSON list, or one string)."""
+    if value is None:
+        return []
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value[:1] == "[" else [value]
+        except json.JSONDecodeError:
+            value = [value]
+    if isinstance(value, (list, tuple)):
+        return [str(w) for w in value if str(w)]
+    return [str(value)]
+
+
+def _one_line(text: str) -> str:
+    """Messages are single TSV cells: no tabs or newlines (ffmpeg's can have both)."""
+    return " ".join(str(text).split())
+
+
+def read_problems(shard_paths: Sequence[str | os.PathLike[str]]) -> list[Problem]:
+    """Skipped videos and per-video warnings of every shard in ``shard_paths``."""
+    rows: list[Problem] = []
+    stage_order: dict[str, int] = {}
+    for path in shard_paths:
+        name = Path(path).stem
+        with ShardReader(path) as reader:
+            prov = reader.provenance
+            stage = f"{prov.stage}/{prov.model}" if prov.model else prov.stage
+            stage_order.setdefault(stage, len(stage_order))
+            for vid, reason in reader.skipped():
+                rows.append(Problem(stage, name, str(vid), "skip", _one_line(reason)))
+            for rec in reader:
+                for w in _warnings(rec.attrs.get("warnings")):
+                    rows.append(Problem(stage, name, rec.video_id, "warning", _one_line(w)))
+    severity = {s: i for i, s in enumerate(SEVERITIES)}
+    rows.sort(key=lambda r: (stage_order[r.stage], r.shard, r.video_id, severity[r.severity]))
+    return rows
+
+
+def write_problems(rows: Iterable[Problem], out_tsv: str | os.PathLike[str]) -> Path:
+    """Write ``rows`` as ``out_tsv`` atomically (a temporary file in the same folder, then a rename)."""
+    out = Path(out_tsv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+            w.writerow(COLUMNS)
+            for row in rows:
+                w.writerow(astuple(row))
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def collect_problems(shard_paths: list[str], out_tsv: str) -> list[Problem]:
+    """Read every shard's ``skipped`` list and per-video ``warnings`` into ``out_tsv``; return the rows.
+
+    A shard that is missing, unfinished or not an affectflow shard raises
+    :class:`affectflow.store.StoreError` (and nothing is written).
+    """
+    rows = read_problems(shard_paths)
+    write_problems(rows, out_tsv)
+    log.info("%s: %s", out_tsv, summary(rows))
+    return rows
+
+
+def read_problems_tsv(path: str | os.PathLike[str]) -> list[Problem]:
+    """Read back a ``problems.tsv``."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter="\t")
+        header = next(reader, None)
+        if tuple(header or ()) != COLUMNS:
+            raise ValueError(f"{path}: header {header!r} is not {list(COLUMNS)}")
+        return [Problem(*row) for row in reader]
+
+
+def summary(rows: Sequence[Problem]) -> str:
+    """One line for the job log: how many videos each stage skipped or warned about."""
+    if not rows:
+        return "no video was skipped and no warning was recorded"
+    parts = []
+    for stage in dict.fromkeys(r.stage for r in rows):
+        skipped = len({r.video_id for r in rows if r.stage == stage and r.severity == "skip"})
+        warned = len({r.video_id for r in rows if r.stage == stage and r.severity == "warning"})
+        parts.append(f"{stage}: {skipped} skipped, {warned} with warnings")
+    return "; ".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m affectflow.problems OUT.tsv SHARD.h5...``"""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 1:
+        print("usage: python -m affectflow.problems OUT.tsv SHARD.h5...", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    collect_problems(args[1:], args[0])
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""affectflow.problems: one problems.tsv from the shards' skipped lists and per-video warnings."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import h5py
+import pytest
+
+from affectflow.faces import run_faces_stage
+from affectflow.media import accepted_units, run_media_stage
+from affectflow.problems import COLUMNS, Problem, collect_problems, main, read_problems_tsv, summary
+from affectflow.store import Provenance, ShardWriter, StoreError, VideoRecord
+from affectflow.units import Unit
+
+
+def _shard(path: Path, stage: str, videos: dict[str, list[str]], skipped: list[tuple[str, str]],
+           model: str = "") -> str:
+    with ShardWriter(path, Provenance(stage=stage, model=model)) as w:
+        for vid, warnings in videos.items():
+            w.add(VideoRecord(vid, {"x": [1.0]}, {"warnings": warnings} if warnings is not None else {}))
+        w.set_skipped(skipped)
+    return str(path)
+
+
+def test_rows_from_skipped_lists_and_warnings(tmp_path: Path) -> None:
+    media0 = _shard(tmp_path / "media" / "s0000.h5", "media", {"b": ["audio is silent"], "a": [], "c": None},
+                    [("z", "z.mp4: file is empty (0 bytes)")])
+    media1 = _shard(tmp_path / "media" / "s0001.h5", "media", {"d": ["no audio stream", "variable frame rate"]}, [])
+    faces0 = _shard(tmp_path / "faces" / "mediapipe" / "s0000.h5", "faces", {"b": ["no face detected"]},
+                    [("a", "a.mp4: decoding failed\tafter 3 frames\n(truncated)")], model="mediapipe")
+    out = tmp_path / "problems.tsv"
+    rows = collect_problems([media0, media1, faces0], str(out))
+    assert rows == [
+        Problem("media", "s0000", "b", "warning", "audio is silent"),
+        Problem("media", "s0000", "z", "skip", "z.mp4: file is empty (0 bytes)"),
+        Problem("media", "s0001", "d", "warning", "no audio stream"),
+        Problem("media", "s0001", "d", "warning", "variable frame rate"),
+        Problem("faces/mediapipe", "s0000", "a", "skip", "a.mp4: decoding failed after 3 frames (truncated)"),
+        Problem("faces/mediapipe", "s0000", "b", "warning", "no face detected"),
+    ]
+    assert read_problems_tsv(out) == rows
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "\t".join(COLUMNS) and len(lines) == 1 + len(rows)  # one line per row, always
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+    assert summary(rows) == "media: 1 skipped, 2 with warnings; faces/mediapipe: 1 skipped, 1 with warnings"
+
+
+def test_odd_ids_and_messages_survive_the_tsv(tmp_path: Path) -> None:
+    vid = 'a\tb "c"\nd ü/../x'
+    shard = _shard(tmp_path / "s0000.h5", "media", {vid: ['say "hi"\tnow']}, [("e,f", "g")])
+    rows = collect_problems([shard], str(tmp_path / "p.tsv"))
+    assert read_problems_tsv(tmp_path / "p.tsv") == rows
+    assert {r.video_id for r in rows} == {vid, "e,f"}
+    with open(tmp_path / "p.tsv", newline="", encoding="utf-8") as f:
+        assert len(list(csv.reader(f, delimiter="\t"))) == 3
+
+
+def test_nothing_to_report_still_writes_the_header(tmp_path: Path) -> None:
+    shard = _shard(tmp_path / "s0000.h5", "media", {"a": []}, [])
+    assert collect_problems([shard], str(tmp_path / "p.tsv")) == []
+    assert (tmp_path / "p.tsv").read_text(encoding="utf-8") == "\t".join(COLUMNS) + "\n"
+    assert collect_problems([], str(tmp_path / "none.tsv")) == []
+
+
+def test_unfinished_shard_is_refused_and_the_old_table_kept(tmp_path: Path) -> None:
+    good = _shard(tmp_path / "s0000.h5", "media", {"a": ["audio is silent"]}, [])
+    out = tmp_path / "p.tsv"
+    collect_problems([good], str(out))
+    before = out.read_bytes()
+    unfinished = tmp_path / "s0001.h5"  # what a killed writer's temporary file holds
+    with h5py.File(unfinished, "w") as f:
+        f.attrs.update(Provenance(stage="media").to_attrs())
+        f.attrs["complete"] = False
+        f.create_group("videos")
+    with pytest.raises(StoreError, match="incomplete"):
+        collect_problems([good, str(unfinished)], str(out))
+    with pytest.raises(StoreError, match="does not exist"):
+        collect_problems([good, str(tmp_path / "s0002.h5")], str(out))
+    assert out.read_bytes() == before
+
+
+def test_real_stage_shards(corpus: dict[str, Path], detector, tmp_path: Path) -> None:
+    names = ["good", "truncated", "no_audio", "no_face", "empty"]
+    units = [Unit(n, str(corpus[n]), "test", "s0000") for n in names]
+    media = tmp_path / "media" / "s0000.h5"
+    faces = tmp_path / "faces" / "mediapipe" / "s0000.h5"
+    run_media_stage(units, media, {"sample_rate": 16000})
+    run_faces_stage(accepted_units(media, units), faces, {"frame_stride": 2}, detector=detector, progress=False)
+    out = tmp_path / "problems.tsv"
+    assert main([str(out), str(media), str(faces)]) == 0
+    got = {(r.stage, r.video_id, r.severity) for r in read_problems_tsv(out)}
+    assert got == {
+        ("media", "truncated", "skip"),
+        ("media", "empty", "skip"),
+        ("media", "no_audio", "warning"),
+        ("faces/mediapipe", "no_face", "warning"),
+    }
+    skip = next(r for r in read_problems_tsv(out) if r.video_id == "truncated")
+    assert str(corpus["truncated"]) in skip.message and "truncated" in skip.message

@@ -1,0 +1,17 @@
+# Every video a stage skipped or warned about, in one table.
+
+
+rule problems:
+    """Every video a stage skipped or warned about, in one table (affectflow.problems)."""
+    input:
+        media=expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
+        faces=expand(f"{OUT}/faces/{DETECTOR}/{{shard}}.h5", shard=SHARDS),
+    output:
+        f"{OUT}/problems.tsv",
+    log:
+        f"{OUT}/logs/problems.log",
+    localrule: True
+    conda:
+        "../../envs/affectflow.yaml"
+    script:
+        "../scripts/problems.py"

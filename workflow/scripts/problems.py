@@ -1,0 +1,5 @@
+from affectflow import joblog
+from affectflow.problems import collect_problems
+
+joblog.setup(snakemake.log[0])
+collect_problems([*snakemake.input.media, *snakemake.input.faces], snakemake.output[0])
