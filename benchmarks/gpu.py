@@ -1,0 +1,109 @@
+"""GPU: EmotiEffNet-B0 embeddings at batch 256, fp16 (runs only where CUDA is present).
+
+torch: affectflow's EfficientNet-B0 (the architecture of ``enet_b0_8_best_vgaf``;
+weights do not change the speed) in half precision, fed uint8 crops from the
+host that are normalised on the GPU, the way a feature job feeds a shard's
+crops. onnxruntime (when it has the CUDA provider): the stand-in ONNX through
+``affectflow.face_models.load_face_model(device="cuda")``, float32, for
+comparison with the file format the workflow really runs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from benchmarks.common import Figure, Options, Skip, gpu_info
+
+BATCH = 256
+B0 = "enet_b0_8_best_vgaf"
+
+
+def _torch_fp16(opts: Options) -> dict[str, Any]:
+    import torch
+
+    from affectflow.models import efficientnet
+
+    model = efficientnet.EfficientNet("b0", num_classes=8).eval().requires_grad_(False).cuda().half()
+    mean = torch.tensor([0.485, 0.456, 0.406], device="cuda").view(1, 3, 1, 1).half()
+    std = torch.tensor([0.229, 0.224, 0.225], device="cuda").view(1, 3, 1, 1).half()
+    crops = torch.randint(0, 255, (BATCH, 224, 224, 3), dtype=torch.uint8).pin_memory()
+
+    def step() -> None:
+        x = crops.cuda(non_blocking=True).permute(0, 3, 1, 2).half().div_(255).sub_(mean).div_(std)
+        model(x)
+
+    with torch.inference_mode():
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize()
+        n = 10 if opts.quick else 40
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+    return {"frames_per_s": n * BATCH / dt, "batches": n}
+
+
+def _onnx_cuda(opts: Options) -> dict[str, Any]:
+    import numpy as np
+
+    from affectflow import standins_face
+    from affectflow.face_models import load_face_model
+    from affectflow.models import emotiefflib as eel
+    from affectflow.weights import sha256_file
+
+    onnx = standins_face.face_standin(B0)
+    wf = eel.onnx_weight_file(B0)
+    root = opts.workdir / "gpu_models"
+    dest = root / wf.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        dest.symlink_to(onnx.resolve())
+    model = load_face_model(B0, root, pins={wf.name: sha256_file(dest)}, device="cuda", batch_size=BATCH)
+    crops = np.random.default_rng(0).integers(0, 255, (BATCH, 224, 224, 3), dtype=np.uint8)
+    model.predict(crops)
+    n = 3 if opts.quick else 10
+    t0 = time.perf_counter()
+    for _ in range(n):
+        model.predict(crops)
+    return {"frames_per_s": n * BATCH / (time.perf_counter() - t0), "batches": n,
+            "device": getattr(model, "device", "?")}
+
+
+def run(opts: Options) -> list[Figure]:
+    fig = Figure("gpu_enet_b0_fp16", f"GPU: EmotiEffNet-B0 embeddings, batch {BATCH}, fp16", unit="frames/s",
+                 baseline_label="onnxruntime CUDA, float32 (the workflow's engine)", target="")
+    info = gpu_info()
+    try:
+        if not (info["torch_cuda"] or info["onnxruntime_cuda"]):
+            raise Skip("no CUDA device (torch.cuda.is_available() is False and onnxruntime has no "
+                       "CUDAExecutionProvider)")
+    except Skip as e:
+        fig.status, fig.note = "skipped", str(e)
+        return [fig]
+    fig.details = {"gpu": info}
+    notes = []
+    if info["torch_cuda"]:
+        r = _torch_fp16(opts)
+        fig.value = r["frames_per_s"]
+        fig.details["torch_fp16"] = r
+    else:
+        notes.append("torch has no CUDA here: fp16 not measured")
+    if info["onnxruntime_cuda"]:
+        try:
+            r = _onnx_cuda(opts)
+            fig.baseline = r["frames_per_s"]
+            fig.details["onnxruntime_cuda_fp32"] = r
+        except Exception as e:  # a CUDA provider that fails to start (missing cuDNN, ...)
+            notes.append(f"onnxruntime CUDA failed: {e}")
+    else:
+        notes.append("onnxruntime has no CUDAExecutionProvider (onnxruntime-gpu not installed)")
+    if fig.value is None and fig.baseline is not None:
+        fig.value, fig.baseline = fig.baseline, None
+        fig.title = f"GPU: EmotiEffNet-B0 embeddings, batch {BATCH}, onnxruntime CUDA fp32"
+    if fig.value is not None and fig.baseline:
+        fig.ratio = fig.value / fig.baseline
+    fig.note = "; ".join([f"{info.get('name', 'GPU')}, host uint8 crops -> device, normalised on the GPU", *notes])
+    return [fig]
