@@ -275,6 +275,17 @@ class StageResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
+def apply_bad_video_policy(
+    skipped: list[tuple[str, str]], video_id: str, error: MediaError, on_bad_video: str
+) -> None:
+    """``on_bad_video``, the same in every stage: fail naming the file, or skip and record why."""
+    if on_bad_video == "fail":
+        log.error("video %r: %s (on_bad_video: fail)", video_id, error)  # into the job's log
+        raise error
+    log.warning("skipping video %r: %s", video_id, error)
+    skipped.append((video_id, str(error)))
+
+
 def run_media_stage(
     units: list[Unit],
     out_path: str | Path,
@@ -290,11 +301,7 @@ def run_media_stage(
             try:
                 rec = process_video(unit.path, sample_rate)
             except MediaError as e:
-                if on_bad_video == "fail":
-                    log.error("video %r: %s (on_bad_video: fail)", unit.video_id, e)  # into the job's log
-                    raise
-                log.warning("skipping video %r: %s", unit.video_id, e)
-                result.skipped.append((unit.video_id, str(e)))
+                apply_bad_video_policy(result.skipped, unit.video_id, e, on_bad_video)
                 continue
             writer.add(rec.to_record(unit.video_id))
             result.written.append(unit.video_id)

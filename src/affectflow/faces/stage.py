@@ -18,7 +18,7 @@ from affectflow.faces.detectors import DETECTORS, Detection, FaceDetector, make_
 from affectflow.faces.errors import FaceStageError
 from affectflow.faces.organiser import OrganiserCropsSource
 from affectflow.faces.video import VideoInfo, iter_batches, prefetch
-from affectflow.media import MediaError
+from affectflow.media import MediaError, apply_bad_video_policy
 from affectflow.store import Provenance, ShardWriter, VideoRecord
 from affectflow.units import Unit
 
@@ -195,11 +195,7 @@ def run_faces_stage(
                     assert detector is not None
                     rec = detect_video(unit.path, detector, cfg, video_id=unit.video_id, progress=progress)
             except MediaError as e:  # VideoError is one
-                if on_bad_video == "fail":
-                    log.error("video %r: %s (on_bad_video: fail)", unit.video_id, e)  # into the job's log
-                    raise
-                log.warning("skipping video %r: %s", unit.video_id, e)
-                result.skipped.append((unit.video_id, str(e)))
+                apply_bad_video_policy(result.skipped, unit.video_id, e, on_bad_video)
                 continue
             w.add(rec)
             result.written.append(unit.video_id)
