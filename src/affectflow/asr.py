@@ -39,6 +39,7 @@ import numpy as np
 
 from affectflow.audio_features import ResolvedModel, resolve_device, resolve_model
 from affectflow.media import StageResult
+from affectflow.options import options_from_mapping
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
 
 log = logging.getLogger("affectflow.asr")
@@ -89,12 +90,7 @@ class ASRConfig:
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> ASRConfig:
-        cfg = dict(cfg or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"unknown asr option(s) {unknown}; known: {sorted(known)}")
-        return cls(**cfg)
+        return options_from_mapping(cls, cfg, "asr")
 
     def provenance_config(self) -> dict[str, Any]:
         d = asdict(self)

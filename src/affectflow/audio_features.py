@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from affectflow.media import StageResult
+from affectflow.options import options_from_mapping
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
 from affectflow.weights import sha256_file
 
@@ -108,12 +109,7 @@ class AudioFeatureConfig:
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None) -> AudioFeatureConfig:
-        cfg = dict(cfg or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"unknown audio feature option(s) {unknown}; known: {sorted(known)}")
-        return cls(**cfg)
+        return options_from_mapping(cls, cfg, "audio feature")
 
     def provenance_config(self) -> dict[str, Any]:
         """The options that change the vectors (device and batch size do not)."""

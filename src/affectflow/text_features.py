@@ -54,6 +54,7 @@ import numpy as np
 
 from affectflow.audio_features import ResolvedModel, resolve_device, resolve_model
 from affectflow.media import StageResult
+from affectflow.options import options_from_mapping
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
 
 log = logging.getLogger("affectflow.text_features")
@@ -122,11 +123,7 @@ class TextFeatureConfig:
                 f"text feature config has {secret}: API keys are read from the environment only "
                 f"({OPENAI_KEY_ENV}, {GIGACHAT_KEY_ENV}), never from the config"
             )
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"unknown text feature option(s) {unknown}; known: {sorted(known)}")
-        return cls(**cfg)
+        return options_from_mapping(cls, cfg, "text feature")
 
     def provenance_config(self) -> dict[str, Any]:
         d = asdict(self)
