@@ -23,7 +23,14 @@ def _demo_build(args: argparse.Namespace) -> int:
 def _models_list(args: argparse.Namespace) -> int:
     from affectflow.models.registry import REGISTRY
 
-    rows = [(s.name, s.modality, s.family, "offline" if s.offline else "download", s.licence) for s in
+    def source(s) -> str:  # noqa: ANN001
+        if s.offline:
+            return "offline"
+        if not s.files:
+            return "api"
+        return "download" if all(wf.url for wf in s.files) else "unreleased"
+
+    rows = [(s.name, s.modality, s.family, source(s), s.licence) for s in
             REGISTRY.values() if args.modality in (None, s.modality)]
     widths = [max(len(str(r[i])) for r in rows + [("name", "modality", "family", "source", "licence")])
               for i in range(5)]

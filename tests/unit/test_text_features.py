@@ -91,6 +91,28 @@ def test_minilm_matches_sentence_transformers() -> None:
     assert np.allclose(ours, ref, atol=1e-5)
 
 
+def test_batched_embeddings_keep_input_order() -> None:
+    """Texts are batched by length internally; a call gives each text's own vector, in the order given."""
+    enc = load_text_encoder(resolve_model("all_minilm_l6_v2"), TextFeatureConfig(device="cpu", batch_size=2))
+    texts = [
+        "Hi.",
+        "I honestly cannot believe how wonderful this whole day has been, from the sunrise to the dinner "
+        "with all of my oldest friends, and I am so grateful for every minute of it.",
+        "",
+        "That was really annoying and I am angry about it.",
+        "   ",
+        "No way!",
+        "Well, I suppose it could have gone worse, but I am still quite disappointed with the result.",
+    ]
+    assert [len(t) for t in texts] != sorted((len(t) for t in texts), reverse=True)  # not already sorted
+    together = enc.embed(texts)["embeddings"]
+    alone = np.concatenate([enc.embed([t])["embeddings"] for t in texts])
+    assert together.shape == (len(texts), 384) and together.dtype == np.float32
+    assert np.allclose(together, alone, atol=1e-5)
+    # each vector is its own text's: a permutation would not pass the check above
+    assert not np.allclose(together[0], together[1], atol=1e-2)
+
+
 def test_e5_prefix(tmp_path: Path) -> None:
     """An E5-family model gets 'query: ' before every text (checked with MiniLM's weights under an E5 spec)."""
     minilm = get("all_minilm_l6_v2")

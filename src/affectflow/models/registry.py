@@ -141,20 +141,25 @@ _FACE = [
         notes=(
             "The paper's own DDAMFN checkpoint (affectnet8_epoch4_acc0.6462) was not released; this is the "
             "public DDAMFN++ AffectNet-8 model (upstream file DDAMFN++/checkpoints_ver2.0/"
-            "affecnet8_epoch25_acc0.6469.pth, git blob b8dce63bfc249c270cd09f5adc34cf7948954b1f). Load with "
-            "torch.jit.load after verification. Classes are in AffectNet's native order, not EmotiEffLib's. "
-            "uniface feeds 5-point-aligned 112x112 crops."
+            "affecnet8_epoch25_acc0.6469.pth, git blob b8dce63bfc249c270cd09f5adc34cf7948954b1f). Run by "
+            "affectflow.models.ddamfn: torch.jit.load after verification; embedding = the 512-d input of fc. "
+            "The same loader reads DDAMFN state-dict checkpoints (.pth, mt_ddamfn's format). "
+            "Classes are in AffectNet's native order, not EmotiEffLib's. "
+            "Upstream feeds 5-point-aligned 112x112 crops."
         ),
         package="uniface==4.2.1",
     ),
     ModelSpec(
-        name="mt_ddamfn", modality="face", family="MT-DDAMFN", files=(),
+        name="mt_ddamfn", modality="face", family="MT-DDAMFN",
+        files=(WeightFile("mt_ddamfn/affectnet8_epoch9_acc0.642_mtl_2.pth", "", ""),),
         input_size=112, normalisation=IMAGENET, channels="rgb", embedding_dim=512, classes=AFFECTNET8_NATIVE,
         outputs=("embeddings", "logits", "valence_arousal"), licence="unknown (not released)",
         source="HSEmotion ABAW-8 paper (checkpoint affectnet8_epoch9_acc0.642_mtl_2, DDAMNet with 10 outputs)",
         notes=(
             "Not publicly available: the ABAW-8 notebooks load it from the author's local DDAMFN checkout. "
-            "Kept in the registry so configs can name it; it has no files and cannot be fetched."
+            "If you have it, put the DDAMFN state-dict checkpoint ({'model_state_dict': ...}, fc with 10 outputs: "
+            "8 AffectNet logits, valence, arousal) at this file name in the models directory and pin its sha256 "
+            "in model_pins; it is read with torch.load(weights_only=True) by affectflow.models.ddamfn."
         ),
     ),
     ModelSpec(
