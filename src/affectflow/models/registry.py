@@ -127,7 +127,9 @@ _FACE = [
     _emotiefflib("mbf_va_mtl", "MT-EmotiMobileFaceNet", 112, HALF, 512, True,
                  "MobileFaceNet backbone (emotiefflib backbones/mobilefacenet.py), mean=std=0.5."),
     _emotiefflib("mobilevit_va_mtl", "MT-EmotiMobileViT", 224, IMAGENET, None, True,
-                 "Embedding width: read it from the Gemm node's weight when the ONNX file is loaded."),
+                 "Embedding width: read it from the Gemm node's weight when the ONNX file is loaded. Third-party "
+                 "notes give 768-d and 9,821,779 parameters, which fits timm's mobilevitv2_150; no stand-in of it "
+                 "exists yet (it runs on the same ONNX code path as the other EmotiEffLib files)."),
     ModelSpec(
         name="ddamfn", modality="face", family="DDAMFN",
         files=(WeightFile(
