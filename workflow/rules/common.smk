@@ -76,7 +76,7 @@ def detector_pins():
 def feature_cfg(wildcards):
     """The feature settings that change outputs (not batch size or device)."""
     f = config["features"]
-    return {"face_engine": f["face_engine"]}
+    return {"face_engine": f["face_engine"], "precision": f["precision"]}
 
 
 # --- used by faces.smk

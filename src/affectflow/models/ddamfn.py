@@ -52,6 +52,7 @@ from affectflow.models.emotiefflib import (
     torch_threads,
 )
 from affectflow.models.registry import IMAGENET, ModelSpec
+from affectflow.models.torch_runtime import TorchRuntime, torch_runtime
 
 INPUT_SIZE = 112
 EMBEDDING_DIM = 512
@@ -272,13 +273,17 @@ class DdamfnRunner:
     classes: tuple[str, ...]
     module: Any
     batch_size: int
-    device: str
+    runtime: TorchRuntime
     threads: int | None = None
     has_valence_arousal: bool = False
     standin: bool = False
     embedding_dim: int = EMBEDDING_DIM
     input_size: int = INPUT_SIZE
     engine: str = field(default="torch", init=False)
+
+    @property
+    def device(self) -> str:
+        return self.runtime.device
 
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """DDAMNet.forward up to ``fc``, keeping ``fc``'s input (the embedding)."""
@@ -300,8 +305,8 @@ class DdamfnRunner:
         feats, outs = [], []
         with torch_threads(self.threads), torch.inference_mode():
             for start in range(0, len(items), self.batch_size):
-                x = torch.from_numpy(preprocess_pil(items[start:start + self.batch_size], PREPROCESSING))
-                emb, out = self._embed(x.to(self.device))
+                x = self.runtime.tensor(preprocess_pil(items[start:start + self.batch_size], PREPROCESSING))
+                emb, out = self._embed(x)
                 feats.append(emb.float().cpu().numpy())
                 outs.append(out.float().cpu().numpy())
         scores = np.concatenate(outs)
@@ -351,15 +356,18 @@ def _from_torchscript(data: bytes, path: Path, device: str) -> Any:
 
 
 def load(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: str, batch_size: int,
-         threads: int | None) -> DdamfnRunner:
-    """Load the verified ``path`` (``.script``: TorchScript; otherwise a state-dict checkpoint); see the module doc."""
+         threads: int | None, precision: str = "fp32", channels_last: bool | None = None) -> DdamfnRunner:
+    """Load the verified ``path`` (``.script``: TorchScript; otherwise a state-dict checkpoint); see the module doc.
+
+    ``precision``/``channels_last``: see :mod:`affectflow.models.torch_runtime`;
+    the check against ``forward`` runs in float32 before they are applied.
+    """
     data, sha = read_verified(path, wf)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    runtime = torch_runtime(device, precision, channels_last)
     if path.suffix in (".script", ".jit", ".ts"):
-        module = _from_torchscript(data, path, device)
+        module = _from_torchscript(data, path, runtime.device)
     else:
-        module = _from_state_dict(data, path).to(device)
+        module = _from_state_dict(data, path).to(runtime.device)
     module.eval()
     missing = [a for a in ("features", "cat_head0", "Linear", "flatten", "fc") if not hasattr(module, a)]
     if missing:
@@ -367,9 +375,11 @@ def load(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: str, ba
                              "embedding cannot be read")
     va = "valence_arousal" in spec.outputs
     runner = DdamfnRunner(name=spec.name, weights_path=path, weights_sha256=sha, classes=spec.classes,
-                          module=module, batch_size=batch_size, device=device, threads=threads,
-                          has_valence_arousal=va)
+                          module=module, batch_size=batch_size, runtime=TorchRuntime(runtime.device),
+                          threads=threads, has_valence_arousal=va)
     _check_against_forward(runner, spec, path)
+    runner.runtime = runtime
+    runner.module = runtime.prepare(module)
     return runner
 
 
@@ -378,7 +388,7 @@ def _check_against_forward(runner: DdamfnRunner, spec: ModelSpec, path: Path) ->
     want = len(spec.classes) + (N_VA if runner.has_valence_arousal else 0)
     x = torch.linspace(-2, 2, 2 * 3 * INPUT_SIZE * INPUT_SIZE).reshape(2, 3, INPUT_SIZE, INPUT_SIZE)
     with torch_threads(runner.threads), torch.inference_mode():
-        x = x.to(runner.device)
+        x = runner.runtime.tensor(x.numpy())
         emb, out = runner._embed(x)
         ref = runner.module(x)
     ref = ref[0] if isinstance(ref, tuple | list) else ref

@@ -46,6 +46,7 @@ import numpy as np
 
 from affectflow import weights
 from affectflow.models.registry import ModelSpec, get
+from affectflow.models.torch_runtime import TorchRuntime, check_precision, torch_runtime
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +313,7 @@ class TorchEmotiEffLib(_Base):
     module: Any = None
     classifier_module: Any = None
     threads: int | None = None
+    runtime: TorchRuntime | None = None
     engine: str = field(default="torch", init=False)
 
     def run(self, crops: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -326,9 +328,9 @@ class TorchEmotiEffLib(_Base):
         try:
             with torch_threads(self.threads), torch.inference_mode():
                 for start in range(0, len(items), self.batch_size):
-                    x = torch.from_numpy(preprocess_pil(items[start:start + self.batch_size], self.prep))
+                    x = self.runtime.tensor(preprocess_pil(items[start:start + self.batch_size], self.prep))
                     captured.clear()
-                    scores = self.module(x.to(self.device))
+                    scores = self.module(x)
                     outs.append(scores.float().cpu().numpy())
                     feats.append(captured[-1].float().reshape(len(x), -1).cpu().numpy())
         finally:
@@ -367,9 +369,25 @@ def _check_prep(spec: ModelSpec, prep: Preprocessing) -> None:
         raise FaceModelError(f"{spec.name}: registry input size {spec.input_size} != emotiefflib's {prep.size}")
 
 
+def as_float16(graph: bytes) -> bytes:
+    """The graph with float16 weights and arithmetic, float32 inputs and outputs (casts at the edges).
+
+    onnxruntime does not lower precision by itself; this is its own converter
+    (``onnxruntime.transformers.float16``), applied after the embedding output
+    is added so that it too comes back as float32.
+    """
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    return convert_float_to_float16(onnx.load_model_from_string(graph), keep_io_types=True).SerializeToString()
+
+
 def load_onnx(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: str, batch_size: int,
-              threads: int | None) -> OnnxEmotiEffLib:
-    """An onnxruntime session on the verified file ``path`` (see the module docstring)."""
+              threads: int | None, precision: str = "fp32") -> OnnxEmotiEffLib:
+    """An onnxruntime session on the verified file ``path`` (see the module docstring).
+
+    ``precision="fp16"`` runs a float16 copy of the graph (:func:`as_float16`): for CUDA; on a CPU it is slower.
+    """
     try:
         import onnx
         import onnxruntime as ort
@@ -392,7 +410,12 @@ def load_onnx(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: st
     if threads:
         so.intra_op_num_threads = int(threads)
     providers = ort_providers(device)
-    session = ort.InferenceSession(with_embedding_output(model, clf), sess_options=so, providers=providers)
+    graph = with_embedding_output(model, clf)
+    if check_precision(precision) == "fp16":
+        if providers[0] == "CPUExecutionProvider":
+            log.warning("%s: precision fp16 on the CPU is slower than fp32 (use it on CUDA)", spec.name)
+        graph = as_float16(graph)
+    session = ort.InferenceSession(graph, sess_options=so, providers=providers)
     inp = session.get_inputs()[0]
     shape = list(inp.shape)
     if len(shape) != 4 or shape[1] not in (3, None) or isinstance(shape[1], str):
@@ -450,23 +473,26 @@ def _torch_classifier(name: str, model: Any) -> Any:
 
 
 def load_torch(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: str, batch_size: int,
-               threads: int | None) -> TorchEmotiEffLib:
-    """Unpickle the verified ``<name>.pt`` (``weights_only=False``: only ever after the hash check)."""
+               threads: int | None, precision: str = "fp32", channels_last: bool | None = None) -> TorchEmotiEffLib:
+    """Unpickle the verified ``<name>.pt`` (``weights_only=False``: only ever after the hash check).
+
+    ``precision``/``channels_last``: see :mod:`affectflow.models.torch_runtime`.
+    """
     import torch
 
     require_torch_runtime(spec.name)  # affectflow.face_models checks this first too, before any file is looked at
     data, sha = read_verified(path, wf)  # the bytes unpickled below are the bytes just hashed
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    runtime = torch_runtime(device, precision, channels_last)
+    device = runtime.device
     prep = preprocessing(spec.name)
     _check_prep(spec, prep)
     model = torch.load(io.BytesIO(data), map_location=device, weights_only=False)
     clf = _torch_classifier(spec.name, model)
     weight = clf.weight.detach()
     _check_classes(spec, int(weight.shape[0]), int(weight.shape[1]))
-    model = model.to(device).eval()
+    model = runtime.prepare(model)
     return TorchEmotiEffLib(
         name=spec.name, weights_path=path, weights_sha256=sha, classes=spec.classes,
         embedding_dim=int(weight.shape[1]), prep=prep, batch_size=batch_size,
-        device=device, module=model, classifier_module=clf, threads=threads,
+        device=device, module=model, classifier_module=clf, threads=threads, runtime=runtime,
     )
