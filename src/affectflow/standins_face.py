@@ -3,8 +3,9 @@
 EmotiEffLib's ONNX files (``models/affectnet_emotions/onnx/<name>.onnx``) cannot
 be downloaded in tests or the offline demo. The functions here build the same
 networks in plain torch (:mod:`affectflow.models.efficientnet`,
-:mod:`affectflow.models.mobilefacenet`), fill them with seeded random weights
-and export them the way EmotiEffLib exported its own
+:mod:`affectflow.models.mobilefacenet`, :mod:`affectflow.models.mobilevit`),
+fill them with seeded random weights and export them the way EmotiEffLib
+exported its own
 (``training_and_examples/convert_pt_to_onnx.py``: ``torch.onnx.export`` with the
 TorchScript exporter, ``opset_version=11``, ``do_constant_folding=True``, input
 ``"input"`` (N,3,S,S) float32, output ``"output"`` (N,C), dynamic batch axis
@@ -14,7 +15,7 @@ is the embedding.
 
 Weights: timm's EfficientNet initialisation for convolutions (``N(0, sqrt(2/fan_out))``),
 torch's default ``U(+-1/sqrt(fan_in))`` for linear layers (so logits stay O(1)),
-BatchNorm scale/shift drawn at random, and
+BatchNorm (and MobileViT's GroupNorm) scale/shift drawn at random, and
 BatchNorm running statistics calibrated (in float64) on seeded random smooth
 images (1/f spectrum, like natural images) so that activations neither vanish
 nor explode on face-like crops and the embedding varies with the input. Random
@@ -32,7 +33,8 @@ stand-in.
 Available stand-ins (:data:`FACE_STANDINS`): ``enet_b0_8_best_vgaf``,
 ``enet_b0_8_best_afew`` (EfficientNet-B0, 1280-d, 8 logits), ``enet_b0_8_va_mtl``
 (B0, 10 outputs), ``enet_b2_8`` (EfficientNet-B2, 260 px, 1408-d),
-``mbf_va_mtl`` (MobileFaceNet, 112 px, 512-d, 10 outputs), and the DDAMFN
+``mbf_va_mtl`` (MobileFaceNet, 112 px, 512-d, 10 outputs), ``mobilevit_va_mtl``
+(timm MobileViT-v2 ``mobilevitv2_150``, 224 px, 768-d, 10 outputs), and the DDAMFN
 family (:mod:`affectflow.models.ddamfn`, 112 px, 512-d), which is not ONNX:
 ``ddamfn`` is a traced TorchScript archive like uniface's ``affecnet8.script``
 (8 logits) and ``mt_ddamfn`` a ``{"model_state_dict": ...}`` checkpoint as
@@ -67,7 +69,7 @@ ENV_CACHE = "AFFECTFLOW_STANDIN_CACHE"
 class FaceStandin:
     """How one stand-in is built: architecture, input side, outputs, normalisation of the calibration images."""
 
-    arch: str  # "efficientnet_b0", "efficientnet_b2", "mobilefacenet", "ddamnet"
+    arch: str  # "efficientnet_b0", "efficientnet_b2", "mobilefacenet", "mobilevitv2_150", "ddamnet"
     input_size: int
     num_outputs: int
     mean: tuple[float, float, float]
@@ -88,6 +90,7 @@ FACE_STANDINS: dict[str, FaceStandin] = {
     "enet_b0_8_va_mtl": FaceStandin("efficientnet_b0", 224, 10, *_IMAGENET),
     "enet_b2_8": FaceStandin("efficientnet_b2", 260, 8, *_IMAGENET),
     "mbf_va_mtl": FaceStandin("mobilefacenet", 112, 10, *_HALF),
+    "mobilevit_va_mtl": FaceStandin("mobilevitv2_150", 224, 10, *_IMAGENET),
     # DDAMFN++ as uniface exports it (TorchScript); MT-DDAMFN as DDAMFN's training scripts save checkpoints
     "ddamfn": FaceStandin("ddamnet", 112, 8, *_IMAGENET, fmt="torchscript"),
     "mt_ddamfn": FaceStandin("ddamnet", 112, 10, *_IMAGENET, fmt="state_dict"),
@@ -103,6 +106,7 @@ KNOWN_STANDIN_SHA256: dict[str, str] = {
     "c43e8b76b076212040ec1221eaa0ac784e64524c28db15a0a8a0159a5dfe489f": "enet_b0_8_va_mtl",
     "facb7932a9bac86251db674bc7c7027cb65ec65d1cd5f988bd7ffb537ea05efc": "enet_b2_8",
     "7937ccf9fcb5a5003e3243a11fa7afce6275ca58420f8e21a46617a71cc9b6ba": "mbf_va_mtl",
+    "9e46c538a1c69971eb2d5e323647c1e41415a3c6c99c9efb0d11e58e3193e4f8": "mobilevit_va_mtl",
     "d9ca71249baf9931edb09ea6676d22dd5a39cbdf2d9169a7550eb71bffb876ec": "ddamfn",
     "e913b4ce38131971e2b664fb17035bc64e4fcf13b747630ede5dc9b83cea172e": "mt_ddamfn",
 }
@@ -143,6 +147,10 @@ def _build_module(spec: FaceStandin) -> Any:
         return efficientnet.EfficientNet(spec.arch.split("_", 1)[1], num_classes=spec.num_outputs)
     if spec.arch == "mobilefacenet":
         return mobilefacenet.mbf_va_mtl(spec.num_outputs)
+    if spec.arch == "mobilevitv2_150":
+        from affectflow.models.mobilevit import mobilevit_va_mtl
+
+        return mobilevit_va_mtl(spec.num_outputs)
     if spec.arch == "ddamnet":
         from affectflow.models.ddamfn import DDAMNet
 
@@ -187,6 +195,19 @@ def _damp_residual_branches(model: Any) -> None:
             if getattr(m, "residual", False) and hasattr(m, "project"):
                 m.project.bn.weight.uniform_(0.05, 0.15)
                 m.project.bn.bias.normal_(0, 0.02)
+
+
+def _randomise_groupnorm(model: Any) -> None:
+    """Random GroupNorm scale/shift (as for BatchNorm): trained ones are all different, and the ONNX exporter
+    stores identical tensors once, so untouched ones (all 1, all 0) would give a file with fewer weights."""
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.GroupNorm) and m.affine:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.2)
 
 
 def _calibration_images(spec: FaceStandin, n: int = 4) -> Any:
@@ -302,6 +323,8 @@ def build_face_model(name: str, seed: int = DEFAULT_SEED) -> Any:
         _randomise(model)
         if spec.arch == "ddamnet":
             _damp_residual_branches(model)
+        if spec.arch.startswith("mobilevit"):
+            _randomise_groupnorm(model)
         _calibrate_batchnorm(model, _calibration_images(spec))
     return model.eval().requires_grad_(False)
 

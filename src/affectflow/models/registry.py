@@ -126,10 +126,11 @@ _FACE = [
     _emotiefflib("enet_b0_8_va_mtl", "MT-EmotiEffNet-B0", 224, IMAGENET, 1280, True),
     _emotiefflib("mbf_va_mtl", "MT-EmotiMobileFaceNet", 112, HALF, 512, True,
                  "MobileFaceNet backbone (emotiefflib backbones/mobilefacenet.py), mean=std=0.5."),
-    _emotiefflib("mobilevit_va_mtl", "MT-EmotiMobileViT", 224, IMAGENET, None, True,
-                 "Embedding width: read it from the Gemm node's weight when the ONNX file is loaded. Third-party "
-                 "notes give 768-d and 9,821,779 parameters, which fits timm's mobilevitv2_150; no stand-in of it "
-                 "exists yet (it runs on the same ONNX code path as the other EmotiEffLib files)."),
+    _emotiefflib("mobilevit_va_mtl", "MT-EmotiMobileViT", 224, IMAGENET, 768, True,
+                 "timm mobilevitv2_150 (MobileViT-v2, width 1.5; affectflow.models.mobilevit) with head.fc "
+                 "Linear(768, 10). Third-party notes give 768-d and 9,821,779 parameters: the weights of the ONNX "
+                 "file, where each BatchNorm is folded into its convolution (the torch module has 9,833,443 = "
+                 "9,821,779 + 11,664 BatchNorm channels). The stand-in is that network with random weights."),
     ModelSpec(
         name="ddamfn", modality="face", family="DDAMFN",
         files=(WeightFile(
