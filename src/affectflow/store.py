@@ -12,13 +12,14 @@ if it were the expected one.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -136,6 +137,51 @@ def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+def _write_attrs(grp: h5py.Group, attrs: Mapping[str, Any]) -> None:
+    for name, value in attrs.items():
+        grp.attrs[name] = json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+# rows per HDF5 chunk of an appended array: about 1 MiB (HDF5's default chunk cache), at most 4096 rows
+_CHUNK_BYTES = 1 << 20
+
+
+class VideoAppender:
+    """One video's numeric arrays, grown a batch of rows at a time (resizable, row-chunked, lzf-compressed).
+
+    The first :meth:`append` fixes each array's dtype and per-row shape; every
+    call must give all arrays the same number of rows. Set scalar attributes
+    in :attr:`attrs`; they are written when the video is finished.
+    """
+
+    def __init__(self, grp: h5py.Group) -> None:
+        self._grp = grp
+        self.n = 0
+        self.attrs: dict[str, Any] = {}
+
+    def append(self, rows: Mapping[str, np.ndarray]) -> None:
+        arrays = {k: np.asarray(v) for k, v in rows.items()}
+        counts = {len(a) for a in arrays.values()}
+        if len(counts) > 1:
+            raise ValueError(f"rows of unequal length: { {k: len(a) for k, a in arrays.items()} }")
+        n = counts.pop() if counts else 0
+        if self.n == 0 and not len(self._grp):
+            for name, a in arrays.items():
+                row_bytes = max(1, int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize)
+                chunk = max(1, min(4096, _CHUNK_BYTES // row_bytes))
+                self._grp.create_dataset(name, shape=(0, *a.shape[1:]), maxshape=(None, *a.shape[1:]),
+                                         dtype=a.dtype, chunks=(chunk, *a.shape[1:]), compression="lzf")
+        elif set(arrays) != set(self._grp):
+            raise ValueError(f"arrays {sorted(arrays)} differ from the first batch's {sorted(self._grp)}")
+        for name, a in arrays.items():
+            ds = self._grp[name]
+            if a.shape[1:] != ds.shape[1:]:
+                raise ValueError(f"{name}: rows of shape {a.shape[1:]}, expected {ds.shape[1:]}")
+            ds.resize(self.n + n, axis=0)
+            ds[self.n:] = a
+        self.n += n
+
+
 class ShardWriter:
     """Write a shard file atomically.
 
@@ -170,8 +216,7 @@ class ShardWriter:
             raise StoreError(f"{self.path}: video id {record.video_id!r} written twice")
         grp = self._h5["videos"].create_group(key)
         grp.attrs["video_id"] = record.video_id
-        for name, value in record.attrs.items():
-            grp.attrs[name] = json.dumps(value) if isinstance(value, (dict, list)) else value
+        _write_attrs(grp, record.attrs)
         for name, arr in record.arrays.items():
             arr = np.asarray(arr)
             if arr.dtype.kind in "OUS":
@@ -181,6 +226,31 @@ class ShardWriter:
             else:
                 grp.create_dataset(name, data=arr)
         self._ids.append(record.video_id)
+
+    @contextlib.contextmanager
+    def video(self, video_id: str) -> Iterator[VideoAppender]:
+        """Write one video's arrays a batch of rows at a time (see :class:`VideoAppender`).
+
+        Long videos never sit in memory whole: a 20-minute video at 30 frames/s
+        has 36,000 face crops of 150 KB. If the block raises, the video's group
+        is removed (the space it took stays in the temporary file until the
+        shard is rewritten) and the error propagates, so a video is either
+        complete in the shard or absent.
+        """
+        assert self._h5 is not None, "ShardWriter used outside its context"
+        key = video_key(video_id)
+        if key in self._h5["videos"]:
+            raise StoreError(f"{self.path}: video id {video_id!r} written twice")
+        grp = self._h5["videos"].create_group(key)
+        grp.attrs["video_id"] = video_id
+        appender = VideoAppender(grp)
+        try:
+            yield appender
+        except BaseException:
+            del self._h5["videos"][key]
+            raise
+        _write_attrs(grp, appender.attrs)
+        self._ids.append(video_id)
 
     def set_skipped(self, skipped: list[tuple[str, str]]) -> None:
         """Record videos this stage skipped, with the reason, so later stages and
@@ -267,17 +337,46 @@ class ShardReader:
     def __contains__(self, video_id: str) -> bool:
         return video_key(video_id) in self._h5["videos"]
 
-    def read(self, video_id: str) -> VideoRecord:
+    def _group(self, video_id: str) -> h5py.Group:
         key = video_key(video_id)
         if key not in self._h5["videos"]:
             raise StoreError(f"{self.path}: no video {video_id!r} in this shard")
-        grp = self._h5["videos"][key]
+        return self._h5["videos"][key]
+
+    def iter_rows(self, video_id: str, name: str, rows: np.ndarray, batch: int = 256) -> Iterator[np.ndarray]:
+        """``array[rows]`` of one video in batches of at most ``batch`` rows (``rows``: increasing indices).
+
+        What keeps a consumer of face crops in bounded memory however long the
+        video. Each batch reads the contiguous range it spans, so mostly-selected
+        rows cost one read. Yields one empty batch when ``rows`` is empty, so the
+        consumer still sees the array's dtype and row shape.
+        """
+        ds = self._group(video_id)[name]
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and (np.any(np.diff(rows) <= 0) or rows[0] < 0 or rows[-1] >= len(ds)):
+            raise ValueError(f"{self.path}: rows of {video_id!r}/{name} must be increasing indices below {len(ds)}")
+        if not rows.size:
+            yield np.zeros((0, *ds.shape[1:]), ds.dtype)
+            return
+        for start in range(0, len(rows), batch):
+            sel = rows[start:start + batch]
+            block = ds[int(sel[0]):int(sel[-1]) + 1]
+            yield block[sel - sel[0]]
+
+    def read(self, video_id: str, names: Iterable[str] | None = None) -> VideoRecord:
+        """One video's attributes and arrays (only ``names`` when given: large arrays stay on disk)."""
+        grp = self._group(video_id)
+        wanted = None if names is None else set(names)
         arrays: dict[str, np.ndarray] = {}
         for name, ds in grp.items():
+            if wanted is not None and name not in wanted:
+                continue
             if h5py.check_string_dtype(ds.dtype) is not None:
                 arrays[name] = np.array([s.decode() if isinstance(s, bytes) else s for s in ds[()]], dtype=object)
             else:
                 arrays[name] = ds[()]
+        if wanted is not None and wanted - set(arrays):
+            raise StoreError(f"{self.path}: video {video_id!r} has no array(s) {sorted(wanted - set(arrays))}")
         attrs: dict[str, Any] = {}
         for k, v in grp.attrs.items():
             if isinstance(v, str) and v[:1] in "[{":

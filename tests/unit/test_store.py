@@ -98,3 +98,55 @@ def test_skipped_recorded(tmp_path):
         w.set_skipped([("bad", "corrupt header")])
     with ShardReader(p) as r:
         assert r.skipped() == [("bad", "corrupt header")]
+
+
+def test_video_streamed_in_batches_reads_back_whole_and_in_rows(tmp_path):
+    p = tmp_path / "s.h5"
+    crops = np.arange(23 * 4 * 4 * 3, dtype=np.uint8).reshape(23, 4, 4, 3)
+    with ShardWriter(p, Provenance(stage="faces")) as w:
+        with w.video("v 1") as out:
+            for start in range(0, 23, 10):  # 10 + 10 + 3 rows
+                out.append({"crops": crops[start:start + 10], "frame_index": np.arange(start, min(start + 10, 23))})
+            out.attrs = {"n": 23, "warnings": ["w"]}
+        with w.video("empty") as out:
+            out.append({"crops": crops[:0], "frame_index": np.zeros(0, np.int64)})
+    with ShardReader(p, stage="faces") as r:
+        rec = r.read("v 1")
+        np.testing.assert_array_equal(rec.arrays["crops"], crops)
+        assert rec.attrs == {"video_id": "v 1", "n": 23, "warnings": ["w"]}
+        assert set(r.read("v 1", names=["frame_index"]).arrays) == {"frame_index"}
+        with pytest.raises(StoreError, match="no array"):
+            r.read("v 1", names=["nope"])
+        rows = np.array([0, 1, 5, 6, 7, 20, 22])
+        got = list(r.iter_rows("v 1", "crops", rows, batch=3))
+        assert [len(b) for b in got] == [3, 3, 1]
+        np.testing.assert_array_equal(np.concatenate(got), crops[rows])
+        (empty,) = r.iter_rows("v 1", "crops", np.array([], int))
+        assert empty.shape == (0, 4, 4, 3) and empty.dtype == np.uint8
+        with pytest.raises(ValueError, match="increasing"):
+            next(r.iter_rows("v 1", "crops", np.array([3, 2])))
+        assert r.read("empty").arrays["crops"].shape == (0, 4, 4, 3)
+
+
+def test_a_video_that_fails_part_way_is_left_out(tmp_path):
+    p = tmp_path / "s.h5"
+    with ShardWriter(p, Provenance(stage="faces")) as w:
+        with pytest.raises(RuntimeError, match="decoder died"):
+            with w.video("bad") as out:
+                out.append({"x": np.ones(5)})
+                raise RuntimeError("decoder died")
+        with w.video("good") as out:
+            out.append({"x": np.ones(2)})
+        with pytest.raises(ValueError, match="unequal"):
+            with w.video("uneven") as out:
+                out.append({"x": np.ones(2), "y": np.ones(3)})
+        with pytest.raises(ValueError, match="differ"):
+            with w.video("renamed") as out:
+                out.append({"x": np.ones(2)})
+                out.append({"z": np.ones(2)})
+        with pytest.raises(StoreError, match="twice"):
+            with w.video("good"):
+                pass
+    with ShardReader(p) as r:
+        assert r.video_ids() == ["good"]
+        assert r.provenance.stage == "faces"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,26 +61,6 @@ class FacesStageResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-class _Grow:
-    """Rows appended to preallocated arrays (no second copy of the crops at the end)."""
-
-    def __init__(self, capacity: int, shapes: dict[str, tuple[tuple[int, ...], Any, Any]]) -> None:
-        self.n = 0
-        self._spec = shapes
-        self.arrays = {k: np.full((max(1, capacity), *shp), fill, dt) for k, (shp, dt, fill) in shapes.items()}
-
-    def row(self) -> int:
-        if self.n == len(self.arrays["frame_index"]):
-            for k, (shp, dt, fill) in self._spec.items():
-                extra = np.full((len(self.arrays[k]), *shp), fill, dt)
-                self.arrays[k] = np.concatenate([self.arrays[k], extra])
-        self.n += 1
-        return self.n - 1
-
-    def result(self) -> dict[str, np.ndarray]:
-        return {k: (a if len(a) == self.n else a[: self.n]) for k, a in self.arrays.items()}
-
-
 def _usable(d: Detection) -> bool:
     """A box with finite corners and positive area (a box may reach past the frame's edges)."""
     return bool(np.all(np.isfinite(d.bbox))) and d.area > 0
@@ -91,33 +71,39 @@ def largest(faces: list[Detection]) -> Detection | None:
     return max(faces, key=lambda d: (d.area, d.score)) if faces else None
 
 
-def detect_video(path: str | os.PathLike[str], detector: FaceDetector, cfg: Mapping[str, Any],
-                 video_id: str | None = None, progress: bool = True) -> VideoRecord:
-    """Decode ``path`` once, detect faces in every ``frame_stride``-th frame, keep the largest, crop it."""
+def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Mapping[str, Any],
+                 append: Callable[[dict[str, np.ndarray]], None], video_id: str | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Decode ``path`` once, detect faces in every ``frame_stride``-th frame, keep the largest, crop it.
+
+    Each decoded batch's rows (frame_index, timestamps, has_face, bbox, score,
+    landmarks, crops, n_faces) go to ``append`` as soon as they are ready, so
+    memory does not grow with the video's length; returns the video's
+    attributes (sizes, counts, warnings) once it is decoded to the end.
+    """
     cfg = faces_config(cfg)
     size, margin, align = int(cfg["crop_size"]), float(cfg["margin"]), bool(cfg["align"])
     stride, bs = int(cfg["frame_stride"]), int(cfg["batch_size"])
     k = int(detector.n_landmarks)
+    spec = {
+        "frame_index": ((), np.int32, 0), "timestamps": ((), np.float64, np.nan),
+        "has_face": ((), bool, False), "bbox": ((4,), np.float32, np.nan),
+        "score": ((), np.float32, 0.0), "landmarks": ((k, 2), np.float32, np.nan),
+        "crops": ((size, size, 3), np.uint8, 0), "n_faces": ((), np.int16, 0),
+    }
     info = VideoInfo(path=str(path))
     vid = video_id or Path(path).stem
-    grow: _Grow | None = None
+    n_rows = n_face = n_several = 0
     t0 = time.perf_counter()
     bar = tqdm(desc=f"faces {vid}", unit="frame", disable=not progress, leave=False, mininterval=1.0)
     try:
         for batch in prefetch(iter_batches(path, info, frame_stride=stride, batch_size=bs)):
-            if grow is None:
+            if n_rows == 0:
                 bar.reset(total=info.n_frames_expected or None)
-                grow = _Grow(info.n_frames_expected // stride + 1, {
-                    "frame_index": ((), np.int32, 0), "timestamps": ((), np.float64, np.nan),
-                    "has_face": ((), bool, False), "bbox": ((4,), np.float32, np.nan),
-                    "score": ((), np.float32, 0.0), "landmarks": ((k, 2), np.float32, np.nan),
-                    "crops": ((size, size, 3), np.uint8, 0), "n_faces": ((), np.int16, 0),
-                })
-            for i, t, frame, faces in zip(batch.indices, batch.timestamps, batch.frames,
-                                          detector.detect(batch.frames), strict=True):
+            a = {name: np.full((len(batch.frames), *shp), fill, dt) for name, (shp, dt, fill) in spec.items()}
+            for r, (i, t, frame, faces) in enumerate(zip(batch.indices, batch.timestamps, batch.frames,
+                                                         detector.detect(batch.frames), strict=True)):
                 faces = [d for d in faces if _usable(d)]
-                r = grow.row()
-                a = grow.arrays
                 a["frame_index"][r], a["timestamps"][r], a["n_faces"][r] = i, t, min(len(faces), 32767)
                 best = largest(faces)
                 if best is None:
@@ -126,32 +112,40 @@ def detect_video(path: str | os.PathLike[str], detector: FaceDetector, cfg: Mapp
                 lm = np.asarray(best.landmarks, np.float32).reshape(-1, 2)[:k]
                 a["landmarks"][r, : len(lm)] = lm
                 a["crops"][r] = crop_square(frame, best.bbox, size, margin, lm, align)
+            append(a)
+            n_rows += len(batch.frames)
+            n_face += int(a["has_face"].sum())
+            n_several += int((a["n_faces"] > 1).sum())
             bar.update(info.n_frames_decoded - bar.n)
     finally:
         bar.close()
-    assert grow is not None  # iter_batches raises on a video without frames
-    arrays = grow.result()
     dt = time.perf_counter() - t0
-    n_face = int(arrays["has_face"].sum())
     log.info("%s: %d frames decoded, %d analysed, %d with a face, %.1f frames/s", vid, info.n_frames_decoded,
-             grow.n, n_face, info.n_frames_decoded / dt if dt > 0 else float("nan"))
+             n_rows, n_face, info.n_frames_decoded / dt if dt > 0 else float("nan"))
     # Survivable oddities, listed per video like the media stage's (affectflow.problems collects them).
     warnings: list[str] = []
     if n_face == 0:
-        warnings.append(f"no face detected in any of the {grow.n} analysed frames")
-    n_several = int((arrays["n_faces"] > 1).sum())
+        warnings.append(f"no face detected in any of the {n_rows} analysed frames")
     if n_several:
-        warnings.append(f"several faces in {n_several} of {grow.n} analysed frames: the largest one is kept")
+        warnings.append(f"several faces in {n_several} of {n_rows} analysed frames: the largest one is kept")
     for w in warnings:
         log.warning("%s: %s", vid, w)
-    attrs = {
+    if info.n_frames_expected and info.n_frames_expected != info.n_frames_decoded:
+        log.warning("%s: container says %d frames, %d decoded", vid, info.n_frames_expected, info.n_frames_decoded)
+    return {
         "width": info.width, "height": info.height, "rotation": info.rotation,
         "n_frames_decoded": info.n_frames_decoded, "detector": detector.name, "frame_stride": stride,
         "n_with_face": n_face, "warnings": warnings,
     }
-    if info.n_frames_expected and info.n_frames_expected != info.n_frames_decoded:
-        log.warning("%s: container says %d frames, %d decoded", vid, info.n_frames_expected, info.n_frames_decoded)
-    return VideoRecord(video_id=vid, arrays=arrays, attrs=attrs)
+
+
+def detect_video(path: str | os.PathLike[str], detector: FaceDetector, cfg: Mapping[str, Any],
+                 video_id: str | None = None, progress: bool = True) -> VideoRecord:
+    """:func:`stream_faces` into memory: the whole video's rows as one record (for short videos and inspection)."""
+    parts: list[dict[str, np.ndarray]] = []
+    attrs = stream_faces(path, detector, cfg, parts.append, video_id=video_id, progress=progress)
+    arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}  # iter_batches: >= 1 frame
+    return VideoRecord(video_id=video_id or Path(path).stem, arrays=arrays, attrs=attrs)
 
 
 def run_faces_stage(
@@ -190,14 +184,15 @@ def run_faces_stage(
         for unit in units:
             try:
                 if source is not None:
-                    rec = source.read(unit)
+                    w.add(source.read(unit))
                 else:
                     assert detector is not None
-                    rec = detect_video(unit.path, detector, cfg, video_id=unit.video_id, progress=progress)
+                    with w.video(unit.video_id) as out:  # removed again if the video fails part-way
+                        out.attrs = stream_faces(unit.path, detector, cfg, out.append, video_id=unit.video_id,
+                                                 progress=progress)
             except MediaError as e:  # VideoError is one
                 apply_bad_video_policy(result.skipped, unit.video_id, e, on_bad_video)
                 continue
-            w.add(rec)
             result.written.append(unit.video_id)
         w.set_skipped(result.skipped)
     return result
