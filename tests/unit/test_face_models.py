@@ -534,3 +534,29 @@ def test_mobilevit_standin_onnx_matches_the_torch_network(standins: dict[str, Pa
         ref = net(torch.from_numpy(x)).numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(sess.run(None, {"input": x})[0], ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_ddamfn_wrapped_export_is_read_through_its_wrapper(tmp_path: Path, face: np.ndarray) -> None:
+    """An export that wraps DDAMNet (forward returning the logits only) gives the same embeddings and logits."""
+    import torch
+
+    class LogitsOnly(torch.nn.Module):
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):  # noqa: ANN001, ANN202
+            return self.net(x)[0]
+
+    (wf,) = get(DDAMFN).files
+    net = standins_face.build_face_model(DDAMFN)
+    roots = {"plain": net, "wrapped": LogitsOnly(net).eval()}
+    outs = {}
+    for label, module in roots.items():
+        dest = tmp_path / label / wf.name
+        dest.parent.mkdir(parents=True)
+        torch.jit.save(torch.jit.trace(module, torch.zeros(1, 3, 112, 112), strict=False), str(dest))
+        model = load_face_model(DDAMFN, tmp_path / label, pins={wf.name: weights.sha256_file(dest)}, batch_size=2)
+        outs[label] = model.predict(crops(face))
+    np.testing.assert_allclose(outs["wrapped"].embeddings, outs["plain"].embeddings, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(outs["wrapped"].logits, outs["plain"].logits, rtol=1e-5, atol=1e-5)

@@ -94,13 +94,14 @@ class HSwish(nn.Module):
         return x * (nn.functional.relu6(x + 3) / 6)
 
 
-class PooledCoordAtt(nn.Module):
-    """MixedFeatureNet's coordinate attention (average pooling along each axis)."""
+class _CoordAttention(nn.Module):
+    """Coordinate attention's shared part: per-row and per-column gates from the two directional summaries.
 
-    def __init__(self, inp: int, oup: int, groups: int = 32):
-        super().__init__()
-        self.pool_h = nn.AdaptiveAvgPool2d((None, 1))
-        self.pool_w = nn.AdaptiveAvgPool2d((1, None))
+    Subclasses call :meth:`_add_gate_layers` where upstream creates those
+    layers, so parameters keep upstream's order in the state dict.
+    """
+
+    def _add_gate_layers(self, inp: int, oup: int, groups: int) -> None:
         mip = max(8, inp // groups)
         self.conv1 = nn.Conv2d(inp, mip, 1)
         self.bn1 = nn.BatchNorm2d(mip)
@@ -108,14 +109,27 @@ class PooledCoordAtt(nn.Module):
         self.conv3 = nn.Conv2d(mip, oup, 1)
         self.relu = HSwish()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[2], x.shape[3]
-        x_h = self.pool_h(x)
-        x_w = self.pool_w(x).permute(0, 1, 3, 2)
+    def gates(self, x_h: torch.Tensor, x_w: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row gate, column gate), each broadcast to (N, C, h, w); ``x_w`` comes transposed (N, C, w, 1)."""
         y = self.relu(self.bn1(self.conv1(torch.cat([x_h, x_w], dim=2))))
         x_h, x_w = torch.split(y, [h, w], dim=2)
         a_h = self.conv2(x_h).sigmoid().expand(-1, -1, h, w)
         a_w = self.conv3(x_w.permute(0, 1, 3, 2)).sigmoid().expand(-1, -1, h, w)
+        return a_h, a_w
+
+
+class PooledCoordAtt(_CoordAttention):
+    """MixedFeatureNet's coordinate attention (average pooling along each axis)."""
+
+    def __init__(self, inp: int, oup: int, groups: int = 32):
+        super().__init__()
+        self.pool_h = nn.AdaptiveAvgPool2d((None, 1))
+        self.pool_w = nn.AdaptiveAvgPool2d((1, None))
+        self._add_gate_layers(inp, oup, groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[2], x.shape[3]
+        a_h, a_w = self.gates(self.pool_h(x), self.pool_w(x).permute(0, 1, 3, 2), h, w)
         return x * a_w * a_h
 
 
@@ -197,7 +211,7 @@ class MixedFeatureNet(nn.Module):
 
 
 # ---------------------------------------------------------------- DDAMNet
-class LinearCoordAtt(nn.Module):
+class LinearCoordAtt(_CoordAttention):
     """DDAM's attention head: coordinate attention with 1x7 / 7x1 depth-wise convolutions instead of pooling.
     Upstream also defines ``Linear`` (7x7) here and never uses it: kept, unused."""
 
@@ -205,23 +219,13 @@ class LinearCoordAtt(nn.Module):
         super().__init__()
         self.Linear_h = LinearBlock(inp, inp, (1, 7), groups=inp)
         self.Linear_w = LinearBlock(inp, inp, (7, 1), groups=inp)
-        mip = max(8, inp // groups)
-        self.conv1 = nn.Conv2d(inp, mip, 1)
-        self.bn1 = nn.BatchNorm2d(mip)
-        self.conv2 = nn.Conv2d(mip, oup, 1)
-        self.conv3 = nn.Conv2d(mip, oup, 1)
-        self.relu = HSwish()
+        self._add_gate_layers(inp, oup, groups)
         self.Linear = LinearBlock(oup, oup, (7, 7), groups=oup)
         self.flatten = Flatten()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[2], x.shape[3]
-        x_h = self.Linear_h(x)
-        x_w = self.Linear_w(x).permute(0, 1, 3, 2)
-        y = self.relu(self.bn1(self.conv1(torch.cat([x_h, x_w], dim=2))))
-        x_h, x_w = torch.split(y, [h, w], dim=2)
-        a_h = self.conv2(x_h).sigmoid().expand(-1, -1, h, w)
-        a_w = self.conv3(x_w.permute(0, 1, 3, 2)).sigmoid().expand(-1, -1, h, w)
+        a_h, a_w = self.gates(self.Linear_h(x), self.Linear_w(x).permute(0, 1, 3, 2), h, w)
         return a_w * a_h
 
 
@@ -369,28 +373,40 @@ def load(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: str, ba
     else:
         module = _from_state_dict(data, path).to(runtime.device)
     module.eval()
-    missing = [a for a in ("features", "cat_head0", "Linear", "flatten", "fc") if not hasattr(module, a)]
-    if missing:
+    net = _ddamnet_in(module)
+    if net is None:
+        missing = [a for a in _PARTS if not hasattr(module, a)]
         raise FaceModelError(f"{path}: the model has no {', '.join(missing)} sub-module(s): not a DDAMNet, so its "
                              "embedding cannot be read")
     va = "valence_arousal" in spec.outputs
     runner = DdamfnRunner(name=spec.name, weights_path=path, weights_sha256=sha, classes=spec.classes,
-                          module=module, batch_size=batch_size, runtime=TorchRuntime(runtime.device),
+                          module=net, batch_size=batch_size, runtime=TorchRuntime(runtime.device),
                           threads=threads, has_valence_arousal=va)
-    _check_against_forward(runner, spec, path)
+    _check_against_forward(runner, spec, path, module)
     runner.runtime = runtime
-    runner.module = runtime.prepare(module)
+    runner.module = runtime.prepare(net)
     return runner
 
 
-def _check_against_forward(runner: DdamfnRunner, spec: ModelSpec, path: Path) -> None:
-    """Refuse a file whose outputs or forward differ from DDAMNet's (see the module doc)."""
+_PARTS = ("features", "cat_head0", "Linear", "flatten", "fc")
+
+
+def _ddamnet_in(module: Any) -> Any:
+    """The DDAMNet in ``module``: itself or a direct child (an export may wrap it, e.g. to return the logits only)."""
+    for m in (module, *module.children()):
+        if all(hasattr(m, a) for a in _PARTS):
+            return m
+    return None
+
+
+def _check_against_forward(runner: DdamfnRunner, spec: ModelSpec, path: Path, module: Any) -> None:
+    """Refuse a file whose outputs or forward (``module``'s, the file's top level) differ from DDAMNet's."""
     want = len(spec.classes) + (N_VA if runner.has_valence_arousal else 0)
     x = torch.linspace(-2, 2, 2 * 3 * INPUT_SIZE * INPUT_SIZE).reshape(2, 3, INPUT_SIZE, INPUT_SIZE)
     with torch_threads(runner.threads), torch.inference_mode():
         x = runner.runtime.tensor(x.numpy())
         emb, out = runner._embed(x)
-        ref = runner.module(x)
+        ref = module(x)
     ref = ref[0] if isinstance(ref, tuple | list) else ref
     if tuple(out.shape) != (2, want) or tuple(emb.shape) != (2, spec.embedding_dim or EMBEDDING_DIM):
         raise FaceModelError(f"{path}: {spec.name} gives {tuple(out.shape[1:])} outputs and a "
