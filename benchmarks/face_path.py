@@ -60,19 +60,20 @@ class Models:
             m.save(path)
             self.manifests[m.name] = path
 
-    def load(self, batch_size: int, threads: int) -> dict[str, Any]:
+    def load(self, batch_size: int, threads: int, device: str = "cpu") -> dict[str, Any]:
         from affectflow.face_models import load_face_model
 
         return {m.name: load_face_model(m.name, m.root, pins=m.pins, batch_size=batch_size, threads=threads,
-                                        device="cpu")
+                                        device="cpu" if m.name == FER else device)
                 for m in (self.fer, self.b0)}
 
 
 def pipeline_pass(videos: list[Path], models: Models, opts: Options, out: Path,
-                  batch_size: int | None = None) -> dict[str, Any]:
+                  batch_size: int | None = None, device: str = "cpu") -> dict[str, Any]:
     """One shard through the faces and face features stages; times per stage.
 
     ``batch_size``: crops per forward pass of the face models (default: config.yaml's ``features.batch_size``).
+    ``device``: of the EmotiEffNet model (the FER2013 mini-Xception always runs on the CPU).
     """
     from affectflow.face_features import run_face_features
     from affectflow.faces import run_faces_stage
@@ -87,7 +88,8 @@ def pipeline_pass(videos: list[Path], models: Models, opts: Options, out: Path,
     times = {"faces_stage": t_faces}
     for name, manifest in models.manifests.items():
         fcfg = {"face_engine": cfg["features"]["face_engine"],
-                "batch_size": batch_size or cfg["features"]["batch_size"], "device": "cpu"}
+                "batch_size": batch_size or cfg["features"]["batch_size"],
+                "device": "cpu" if name == FER else device}
         times[name] = timed(lambda m=manifest, n=name, c=fcfg: run_face_features(
             faces_h5, out / f"{n}.h5", m, c, threads=opts.threads))[0]
     frames = crops = 0
@@ -98,7 +100,7 @@ def pipeline_pass(videos: list[Path], models: Models, opts: Options, out: Path,
     return {"times": times, "frames": frames, "crops": crops}
 
 
-def per_frame_pass(videos: list[Path], models: Models, opts: Options) -> dict[str, Any]:
+def per_frame_pass(videos: list[Path], models: Models, opts: Options, device: str = "cpu") -> dict[str, Any]:
     """Decode a frame, detect, crop, predict one crop per model: frame by frame, nothing batched."""
     import numpy as np
 
@@ -107,7 +109,7 @@ def per_frame_pass(videos: list[Path], models: Models, opts: Options) -> dict[st
 
     cfg = default_config()["faces"]
     detector = make_detector(cfg)
-    loaded = models.load(batch_size=1, threads=opts.threads)
+    loaded = models.load(batch_size=1, threads=opts.threads, device=device)
     size, margin = int(cfg["crop_size"]), float(cfg["margin"])
     frames = crops = 0
     for path in videos:

@@ -1,4 +1,4 @@
-"""GPU: EmotiEffNet-B0 embeddings at batch 256, fp16 (runs only where CUDA is present).
+"""GPU: EmotiEffNet-B0 embeddings at batch 256, fp16, and the face path on the GPU (only where CUDA is present).
 
 torch: affectflow's EfficientNet-B0 (the architecture of ``enet_b0_8_best_vgaf``;
 weights do not change the speed) in half precision, fed uint8 crops from the
@@ -73,6 +73,41 @@ def _onnx_cuda(opts: Options, precision: str = "fp32") -> dict[str, Any]:
             "device": getattr(model, "device", "?")}
 
 
+def _face_path(opts: Options) -> Figure:
+    """The face path of benchmarks.face_path with EmotiEffNet-B0 on the GPU: the stages vs the per-frame loop."""
+    from benchmarks import face_path
+    from benchmarks.common import demo_videos, interleaved, median
+
+    fig = Figure("gpu_face_path_vs_per_frame", f"GPU: face path (EmotiEffNet-B0 on CUDA, batch {BATCH}) vs "
+                 "per-frame loop", unit="frames/s", baseline_label="per-frame loop, same models and device",
+                 target=">= 3x")
+    try:
+        videos = demo_videos()
+    except Skip as e:
+        fig.status, fig.note = "skipped", str(e)
+        return fig
+    models = face_path.Models(opts)
+    done: dict[str, list[dict[str, Any]]] = {"pipeline": [], "per_frame": []}
+    counter = iter(range(1000))
+    times = interleaved({
+        "pipeline": lambda: done["pipeline"].append(face_path.pipeline_pass(
+            videos, models, opts, opts.workdir / f"gpu_pipe{next(counter)}", batch_size=BATCH, device="cuda")),
+        "per_frame": lambda: done["per_frame"].append(face_path.per_frame_pass(videos, models, opts,
+                                                                               device="cuda")),
+    }, opts.reps)
+    frames = done["pipeline"][0]["frames"]
+    fig.value = frames / median(times["pipeline"])
+    fig.baseline = done["per_frame"][0]["frames"] / median(times["per_frame"])
+    fig.ratio = fig.value / fig.baseline
+    fig.target_met = fig.ratio >= 3.0
+    fig.details = {"frames": frames, "all_runs_s": times,
+                   "pipeline_stage_s": {k: median([r["times"][k] for r in done["pipeline"]])
+                                        for k in done["pipeline"][0]["times"]}}
+    fig.note = ("decode + MediaPipe on the CPU in both arms, EmotiEffNet-B0 on onnxruntime CUDA (float32), the "
+                "FER2013 mini-Xception on the CPU; model loading timed in both")
+    return fig
+
+
 def run(opts: Options) -> list[Figure]:
     fig = Figure("gpu_enet_b0_fp16", f"GPU: EmotiEffNet-B0 embeddings, batch {BATCH}, fp16", unit="frames/s",
                  baseline_label="onnxruntime CUDA, float32 (the workflow's engine)", target="")
@@ -92,7 +127,12 @@ def run(opts: Options) -> list[Figure]:
         fig.details["torch_fp16"] = r
     else:
         notes.append("torch has no CUDA here: fp16 not measured")
+    extra: list[Figure] = []
     if info["onnxruntime_cuda"]:
+        try:
+            extra.append(_face_path(opts))
+        except Exception as e:  # a CUDA provider that fails to start (missing cuDNN, ...)
+            notes.append(f"face path on CUDA failed: {e}")
         try:
             r = _onnx_cuda(opts)
             fig.baseline = r["frames_per_s"]
@@ -108,4 +148,4 @@ def run(opts: Options) -> list[Figure]:
     if fig.value is not None and fig.baseline:
         fig.ratio = fig.value / fig.baseline
     fig.note = "; ".join([f"{info.get('name', 'GPU')}, host uint8 crops -> device, normalised on the GPU", *notes])
-    return [fig]
+    return [fig, *extra]
