@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from affectflow.face_models import load_face_model
+from affectflow.faces.video import prefetch
 from affectflow.media import StageResult
 from affectflow.model_manifest import PreparedModel
 from affectflow.store import Provenance, ShardReader, ShardWriter
@@ -66,8 +67,8 @@ def run_face_features(
             rec = faces.read(vid, names=("has_face", "frame_index", "timestamps"))
             present = np.flatnonzero(rec.arrays["has_face"])
             with writer.video(vid) as out:  # crops are read, embedded and written a chunk at a time
-                for start, crops in zip(range(0, max(len(present), 1), CHUNK),
-                                        faces.iter_rows(vid, "crops", present, batch=CHUNK), strict=True):
+                chunks = prefetch(faces.iter_rows(vid, "crops", present, batch=CHUNK))  # read while the model runs
+                for start, crops in zip(range(0, max(len(present), 1), CHUNK), chunks, strict=True):
                     rows = present[start:start + len(crops)]
                     res = model.predict(crops)
                     arrays = {

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import av
 import cv2
@@ -21,6 +21,8 @@ from affectflow.media import (  # noqa: F401  (re-exported: the tolerance the fa
     ffmpeg_url,
     too_many_missing,
 )
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -144,10 +146,11 @@ def iter_batches(path: str | os.PathLike[str], info: VideoInfo, frame_stride: in
 _DONE = object()
 
 
-def prefetch(batches: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBatch]:
+def prefetch(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
     """Run ``batches`` in a background thread, ``depth`` batches ahead, so decoding overlaps detection.
 
-    FFmpeg decodes without holding the GIL, so this pays off even on two cores.
+    FFmpeg decodes without holding the GIL, so this pays off even on two cores;
+    so do HDF5 reads and lzf decompression (the face features stage's input).
     An exception in the producer is raised here, in the consumer.
     """
     q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
@@ -172,7 +175,7 @@ def prefetch(batches: Iterator[FrameBatch], depth: int = 2) -> Iterator[FrameBat
             if close is not None:
                 close()  # closes the container when the consumer stopped early
 
-    t = threading.Thread(target=produce, name="faces-decode", daemon=True)
+    t = threading.Thread(target=produce, name="prefetch", daemon=True)
     t.start()
     try:
         while True:
