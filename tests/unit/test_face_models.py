@@ -560,3 +560,29 @@ def test_ddamfn_wrapped_export_is_read_through_its_wrapper(tmp_path: Path, face:
         outs[label] = model.predict(crops(face))
     np.testing.assert_allclose(outs["wrapped"].embeddings, outs["plain"].embeddings, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(outs["wrapped"].logits, outs["plain"].logits, rtol=1e-5, atol=1e-5)
+
+
+def test_face_features_stage_in_several_chunks(tmp_path: Path, face: np.ndarray, monkeypatch) -> None:
+    """Crops read a chunk at a time (prefetched) give the rows, in order, that one predict call on all of them gives."""
+    from affectflow import face_features
+    from affectflow.model_manifest import prepare_model
+    from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
+
+    prepared = prepare_model(FER, tmp_path / "models")
+    prepared.save(tmp_path / "manifest.json")
+    items = [cv2.resize(c, (224, 224)) for c in crops(face)]
+    stack = np.stack([items[0], items[1], items[2], items[3], items[4], items[0], items[2]])
+    has_face = np.array([1, 0, 1, 1, 1, 0, 1], bool)
+    with ShardWriter(tmp_path / "faces.h5", Provenance(stage="faces")) as w:
+        w.add(VideoRecord("v", {"crops": stack, "has_face": has_face, "frame_index": np.arange(7) * 2,
+                                "timestamps": np.arange(7) / 15}))
+    monkeypatch.setattr(face_features, "CHUNK", 2)
+    face_features.run_face_features(tmp_path / "faces.h5", tmp_path / "f.h5", tmp_path / "manifest.json",
+                                    {"batch_size": 3, "device": "cpu"}, threads=1)
+    with ShardReader(tmp_path / "f.h5", stage="face_features", model=FER) as r:
+        rec = r.read("v")
+    want = load_face_model(FER, prepared.root, pins=prepared.pins).predict(stack[has_face])
+    assert list(rec.arrays["frame_index"]) == [0, 4, 6, 8, 12]
+    np.testing.assert_allclose(rec.arrays["logits"], want.logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(rec.arrays["embeddings"], want.embeddings, rtol=1e-5, atol=1e-5)
+    assert rec.attrs["n_frames_analysed"] == 7
