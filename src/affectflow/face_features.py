@@ -24,8 +24,9 @@ from affectflow.store import Provenance, ShardReader, ShardWriter
 
 log = logging.getLogger("affectflow.face_features")
 
-# crops read from the faces shard per step (~38 MB of 224 px crops), whatever the video's length
-CHUNK = 256
+# crops read from the faces shard per step (at least; a GPU batch if larger): ~10 MB of 224 px crops.
+# With one chunk prefetched, about four chunks are alive at once, whatever the video's length.
+CHUNK = 64
 
 
 def run_face_features(
@@ -67,8 +68,10 @@ def run_face_features(
             rec = faces.read(vid, names=("has_face", "frame_index", "timestamps"))
             present = np.flatnonzero(rec.arrays["has_face"])
             with writer.video(vid) as out:  # crops are read, embedded and written a chunk at a time
-                chunks = prefetch(faces.iter_rows(vid, "crops", present, batch=CHUNK))  # read while the model runs
-                for start, crops in zip(range(0, max(len(present), 1), CHUNK), chunks, strict=True):
+                step = max(CHUNK, int(cfg.get("batch_size", 64)))
+                # the next chunk is read (HDF5 + lzf) while the model runs on this one
+                chunks = prefetch(faces.iter_rows(vid, "crops", present, batch=step), depth=1)
+                for start, crops in zip(range(0, max(len(present), 1), step), chunks, strict=True):
                     rows = present[start:start + len(crops)]
                     res = model.predict(crops)
                     arrays = {
