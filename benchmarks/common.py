@@ -109,6 +109,23 @@ def median(xs: list[float]) -> float:
     return float(statistics.median(xs))
 
 
+def face_standin_model(name: str, root: Path) -> Any:
+    """The cached stand-in of face model ``name`` linked at its registry path under ``root``, as a
+    :class:`~affectflow.model_manifest.PreparedModel` whose pins accept it (what a fetch_model job records)."""
+    from affectflow import standins_face
+    from affectflow.model_manifest import PreparedModel
+    from affectflow.models.registry import get
+    from affectflow.weights import sha256_file
+
+    source = standins_face.face_standin(name)  # built once, cached under .cache/standins
+    (wf,) = get(name).files
+    dest = root / wf.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        dest.symlink_to(source.resolve())
+    return PreparedModel(name, str(root), {wf.name: sha256_file(dest)}, standin=True)
+
+
 def demo_videos() -> list[Path]:
     """The demo's videos, sorted by name; Skip when the demo is not built."""
     if not (DEMO / ".complete").exists() or not DEMO_VIDEOS.is_dir():

