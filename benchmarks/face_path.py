@@ -38,6 +38,7 @@ from benchmarks.common import (
 
 B0 = "enet_b0_8_best_vgaf"
 FER = "fer_minixception"
+BATCHES = (1, 4, 8, 16, 32)  # the batch sizes of the sweep
 
 
 def _inputs(opts: Options) -> list[Path]:
@@ -60,7 +61,7 @@ class Models:
             m.save(path)
             self.manifests[m.name] = path
 
-    def load(self, batch_size: int, threads: int, device: str = "cpu") -> dict[str, Any]:
+    def load(self, batch_size: int | str, threads: int, device: str = "cpu") -> dict[str, Any]:
         from affectflow.face_models import load_face_model
 
         return {m.name: load_face_model(m.name, m.root, pins=m.pins, batch_size=batch_size, threads=threads,
@@ -69,10 +70,11 @@ class Models:
 
 
 def pipeline_pass(videos: list[Path], models: Models, opts: Options, out: Path,
-                  batch_size: int | None = None, device: str = "cpu") -> dict[str, Any]:
+                  batch_size: int | str | None = None, device: str = "cpu") -> dict[str, Any]:
     """One shard through the faces and face features stages; times per stage.
 
-    ``batch_size``: crops per forward pass of the face models (default: config.yaml's ``features.batch_size``).
+    ``batch_size``: crops per forward pass of the face models (default: config.yaml's ``features.batch_size``,
+    "auto": chosen per engine and device).
     ``device``: of the EmotiEffNet model (the FER2013 mini-Xception always runs on the CPU).
     """
     from affectflow.face_features import run_face_features
@@ -179,7 +181,7 @@ def features_threads(faces_h5: Path, models: Models, opts: Options, out: Path) -
     fig.details = {"crops": crops, "models": list(manifests), "batch_size": fcfg["batch_size"],
                    "all_runs_s": times}
     if not opts.quick:
-        fig.details["enet_b0_onnx_crops_per_s_by_batch_1_thread"] = _onnx_batch_sweep(models)
+        fig.details["crops_per_s_by_batch_1_thread"] = _batch_sweep(models)
     fig.note = (
         f"{' and '.join(manifests)} in turn, {crops} crops, batch {fcfg['batch_size']}, model loading included. "
         "On a shared 2-core machine a second intra-op thread competes with everything else running: torch's OpenMP and "
@@ -188,20 +190,26 @@ def features_threads(faces_h5: Path, models: Models, opts: Options, out: Path) -
     return fig
 
 
-def _onnx_batch_sweep(models: Models) -> dict[str, float]:
-    """Raw onnxruntime crops/s of the EmotiEffNet-B0 stand-in by batch size (1 thread, preprocessing included)."""
+def _batch_sweep(models: Models) -> dict[str, dict[str, float]]:
+    """Crops/s of each face model by batch size (1 thread, preprocessing included): what ``batch_size: auto``
+    is chosen from (:data:`affectflow.face_models.AUTO_BATCH`), measured again on this machine."""
     import numpy as np
 
-    model = models.load(batch_size=1, threads=1)[B0]
     rng = np.random.default_rng(0)
-    crops = rng.integers(0, 255, (32, 224, 224, 3), dtype=np.uint8)
-    model.predict(crops[:1])
-    out = {}
-    for bs in (1, 8, 32):
-        model.runner.batch_size = bs
-        t, _ = timed(lambda: model.predict(crops))
-        out[str(bs)] = len(crops) / t
+    crops = rng.integers(0, 255, (64, 224, 224, 3), dtype=np.uint8)
+    out: dict[str, dict[str, float]] = {}
+    for name, model in models.load(batch_size=1, threads=1).items():
+        model.predict(crops[:2])  # warm-up
+        arms = {bs: (lambda m=model, b=bs: (setattr(m, "batch_size", b), m.predict(crops))) for bs in BATCHES}
+        times = interleaved(arms, 3)
+        out[f"{name} ({model.engine})"] = {str(bs): len(crops) / median(t) for bs, t in times.items()}
     return out
+
+
+def _auto_batches(models: Models) -> str:
+    """What ``batch_size: auto`` chose for each model on the CPU, e.g. "fer_minixception 16, enet_b0_8_best_vgaf 1"."""
+    loaded = models.load(batch_size="auto", threads=1)
+    return ", ".join(f"{n} {m.batch_size}" for n, m in loaded.items())
 
 
 def run(opts: Options) -> list[Figure]:
@@ -232,9 +240,9 @@ def run(opts: Options) -> list[Figure]:
         results["decode"].append({"frames": decode_pyav(videos)})
 
     arms = {"pipeline": pipe, "per_frame": loop, "pyav": dec, "ffmpeg": lambda: decode_ffmpeg(videos)}
-    if not opts.quick:  # the same stages with a small batch (what this CPU prefers for EfficientNet-B0)
-        arms["pipeline_batch_8"] = lambda: results.setdefault("pipeline_batch_8", []).append(
-            pipeline_pass(videos, models, opts, opts.workdir / f"pipe{next(counter)}", batch_size=8))
+    if not opts.quick:  # the same stages with one fixed batch of 32 for both models (the GPU-style setting)
+        arms["pipeline_batch_32"] = lambda: results.setdefault("pipeline_batch_32", []).append(
+            pipeline_pass(videos, models, opts, opts.workdir / f"pipe{next(counter)}", batch_size=32))
     times = interleaved(arms, opts.reps)
     p = results["pipeline"][0]
     frames, crops = p["frames"], p["crops"]
@@ -254,24 +262,25 @@ def run(opts: Options) -> list[Figure]:
         "per_frame_frames": results["per_frame"][0]["frames"], "per_frame_crops": results["per_frame"][0]["crops"],
         "all_runs_s": times,
     }
-    if "pipeline_batch_8" in times:
-        per_frame.details["pipeline_batch_8_fps"] = frames / median(times["pipeline_batch_8"])
-        per_frame.details["pipeline_batch_8_ratio"] = per_frame.details["pipeline_batch_8_fps"] / fps_loop
+    if "pipeline_batch_32" in times:
+        per_frame.details["pipeline_batch_32_fps"] = frames / median(times["pipeline_batch_32"])
+        per_frame.details["pipeline_batch_32_ratio"] = per_frame.details["pipeline_batch_32_fps"] / fps_loop
     share = stage_times["faces_stage"] / t_pipe if t_pipe else 0.0
-    bs = default_config()["features"]["batch_size"]
+    bs = _auto_batches(models)
     per_frame.note = (
         f"{len(videos)} demo video(s), {frames} frames ({crops / max(frames, 1):.0%} with a face), median of "
         f"{opts.reps}; {opts.threads} intra-op thread(s) in both arms (the fastest setting for both here), model "
         f"loading timed in both. Decode + MediaPipe (no batched API: frame by frame in both arms) is "
-        f"{share:.0%} of the pipeline's time; the rest is embedding, where batch {bs} vs 1 pays off for the "
-        "torch mini-Xception (per-call overhead) but not for EfficientNet-B0 on onnxruntime, which is compute "
-        "bound at batch 1 on this CPU. What the pipeline wins is structure (decode overlapped with detection, "
+        f"{share:.0%} of the pipeline's time; the rest is embedding, with features.batch_size auto ({bs}): "
+        "batches pay off for the torch mini-Xception (per-call overhead) but not for EfficientNet-B0 on "
+        "onnxruntime, which is compute bound at batch 1 on this CPU. What the pipeline wins is structure "
+        "(decode overlapped with detection, "
         "one model load per shard, crops stored once for every face model), not per-frame arithmetic."
     )
-    if "pipeline_batch_8_fps" in per_frame.details:
-        per_frame.note += (f" With features.batch_size 8 instead of {bs} the same pipeline reaches "
-                           f"{per_frame.details['pipeline_batch_8_fps']:.1f} frames/s "
-                           f"({per_frame.details['pipeline_batch_8_ratio']:.2f}x the per-frame loop).")
+    if "pipeline_batch_32_fps" in per_frame.details:
+        per_frame.note += (f" With features.batch_size 32 for both models the same pipeline reaches "
+                           f"{per_frame.details['pipeline_batch_32_fps']:.1f} frames/s "
+                           f"({per_frame.details['pipeline_batch_32_ratio']:.2f}x the per-frame loop).")
 
     fps_dec = results["decode"][0]["frames"] / median(times["pyav"])
     vs_decode.value, vs_decode.baseline = fps_pipe, fps_dec

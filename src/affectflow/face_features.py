@@ -46,7 +46,7 @@ def run_face_features(
         prepared.root,
         engine=cfg.get("face_engine", "onnx"),
         device=cfg.get("device", "auto"),
-        batch_size=int(cfg.get("batch_size", 64)),
+        batch_size=cfg.get("batch_size", "auto"),
         pins=prepared.pins,
         threads=threads,
         precision=cfg.get("precision", "fp32"),
@@ -57,18 +57,24 @@ def run_face_features(
         stage="face_features",
         model=model_name,
         weights_sha256=model.weights_sha256,
-        config={**cfg, "engine": model.engine, "standin": prepared.standin},
+        config={**cfg, "engine": model.engine, "standin": prepared.standin, "forward_batch": model.batch_size},
     )
+    log.info("%s: engine %s on %s, %d crop(s) per forward pass", model_name, model.engine, model.device,
+             model.batch_size)
     result = StageResult()
     n_done, t0 = 0, time.perf_counter()
     with ShardReader(faces_shard, stage="faces") as faces, ShardWriter(out_path, prov) as writer:
         ids = faces.video_ids()
-        bar = tqdm(ids, desc=f"{model_name} {Path(faces_shard).name}", unit="video", mininterval=2)
-        for vid in bar:
+        # progress in faces, advanced per chunk (a long video is not silent until it ends); tqdm redraws at
+        # most every 2 s, so job logs get a line per 2 s, not one per chunk
+        total = sum(int(np.count_nonzero(faces.read(v, names=("has_face",)).arrays["has_face"])) for v in ids)
+        bar = tqdm(total=total, desc=f"{model_name} {Path(faces_shard).name}", unit="face", mininterval=2)
+        for i, vid in enumerate(ids):
+            bar.set_postfix(video=f"{i + 1}/{len(ids)}", refresh=False)
             rec = faces.read(vid, names=("has_face", "frame_index", "timestamps"))
             present = np.flatnonzero(rec.arrays["has_face"])
             with writer.video(vid) as out:  # crops are read, embedded and written a chunk at a time
-                step = max(CHUNK, int(cfg.get("batch_size", 64)))
+                step = max(CHUNK, model.batch_size)
                 # the next chunk is read (HDF5 + lzf) while the model runs on this one
                 chunks = prefetch(faces.iter_rows(vid, "crops", present, batch=step), depth=1)
                 for start, crops in zip(range(0, max(len(present), 1), step), chunks, strict=True):
@@ -83,10 +89,11 @@ def run_face_features(
                     if res.valence_arousal is not None:
                         arrays["valence_arousal"] = res.valence_arousal.astype(np.float32)
                     out.append(arrays)
+                    bar.update(len(rows))
                 out.attrs = {"classes": list(model.classes), "n_frames_analysed": len(rec.arrays["has_face"])}
             result.written.append(vid)
             n_done += len(present)
-            bar.set_postfix(frames_per_s=f"{n_done / max(time.perf_counter() - t0, 1e-9):.0f}")
+        bar.close()
         result.skipped = faces.skipped()
         writer.set_skipped(result.skipped)
     log.info("%s: %d faces embedded in %.1f s", out_path, n_done, time.perf_counter() - t0)

