@@ -81,7 +81,8 @@ def _face_path(opts: Options) -> Figure:
     counter = iter(range(1000))
     times = interleaved({
         "pipeline": lambda: done["pipeline"].append(face_path.pipeline_pass(
-            videos, models, opts, opts.workdir / f"gpu_pipe{next(counter)}", batch_size=BATCH, device="cuda")),
+            videos, models, opts, opts.workdir / f"gpu_pipe{next(counter)}", batch_size="auto", device="cuda",
+            crop_compression="none")),
         "per_frame": lambda: done["per_frame"].append(face_path.per_frame_pass(videos, models, opts,
                                                                                device="cuda")),
     }, opts.reps)

@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -151,11 +151,15 @@ class VideoAppender:
 
     The first :meth:`append` fixes each array's dtype and per-row shape; every
     call must give all arrays the same number of rows. Set scalar attributes
-    in :attr:`attrs`; they are written when the video is finished.
+    in :attr:`attrs`; they are written when the video is finished. Arrays named
+    in ``uncompressed`` are stored as they are: lzf makes face crops about 25%
+    smaller but costs more time to write and read than the model that reads
+    them back takes on a GPU (docs/performance.md).
     """
 
-    def __init__(self, grp: h5py.Group) -> None:
+    def __init__(self, grp: h5py.Group, uncompressed: Collection[str] = ()) -> None:
         self._grp = grp
+        self._uncompressed = frozenset(uncompressed)
         self.n = 0
         self.attrs: dict[str, Any] = {}
 
@@ -170,7 +174,8 @@ class VideoAppender:
                 row_bytes = max(1, int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize)
                 chunk = max(1, min(4096, _CHUNK_BYTES // row_bytes))
                 self._grp.create_dataset(name, shape=(0, *a.shape[1:]), maxshape=(None, *a.shape[1:]),
-                                         dtype=a.dtype, chunks=(chunk, *a.shape[1:]), compression="lzf")
+                                         dtype=a.dtype, chunks=(chunk, *a.shape[1:]),
+                                         compression=None if name in self._uncompressed else "lzf")
         elif set(arrays) != set(self._grp):
             raise ValueError(f"arrays {sorted(arrays)} differ from the first batch's {sorted(self._grp)}")
         for name, a in arrays.items():
@@ -228,8 +233,9 @@ class ShardWriter:
         self._ids.append(record.video_id)
 
     @contextlib.contextmanager
-    def video(self, video_id: str) -> Iterator[VideoAppender]:
-        """Write one video's arrays a batch of rows at a time (see :class:`VideoAppender`).
+    def video(self, video_id: str, uncompressed: Collection[str] = ()) -> Iterator[VideoAppender]:
+        """Write one video's arrays a batch of rows at a time (see :class:`VideoAppender`; arrays named in
+        ``uncompressed`` are stored without lzf).
 
         Long videos never sit in memory whole: a 20-minute video at 30 frames/s
         has 36,000 face crops of 150 KB. If the block raises, the video's group
@@ -243,7 +249,7 @@ class ShardWriter:
             raise StoreError(f"{self.path}: video id {video_id!r} written twice")
         grp = self._h5["videos"].create_group(key)
         grp.attrs["video_id"] = video_id
-        appender = VideoAppender(grp)
+        appender = VideoAppender(grp, uncompressed)
         try:
             yield appender
         except BaseException:

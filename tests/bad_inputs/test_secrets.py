@@ -2,20 +2,18 @@
 
 Planted keys are put in ``OPENAI_API_KEY`` / ``GIGACHAT_CREDENTIALS`` and the
 text-feature stage is run against a local server that speaks both protocols
-and, like some real error pages, echoes the request's ``Authorization`` header
-back in its error bodies. Everything a user could see afterwards is searched.
+(tests/unit/api_server.py) and, like some real error pages, echoes the request's
+``Authorization`` header back in its error bodies. Everything a user could see afterwards is searched.
 """
 
 from __future__ import annotations
 
 import ast
-import json
 import logging
 import re
-import threading
+import sys
 import traceback
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import h5py
@@ -25,6 +23,11 @@ from affectflow import joblog
 from affectflow.audio_features import resolve_model
 from affectflow.problems import collect_problems
 from affectflow.store import Provenance, write_shard
+
+UNIT = Path(__file__).resolve().parents[1] / "unit"
+if str(UNIT) not in sys.path:  # the local embeddings API server of the text features tests
+    sys.path.insert(0, str(UNIT))
+from api_server import EmbeddingAPIServer  # noqa: E402
 
 tf = pytest.importorskip("affectflow.text_features", reason="affectflow.text_features (API embedders) not there yet")
 
@@ -37,59 +40,11 @@ DIM = 8
 SECRET_NAME = re.compile(r"KEY|CREDENTIAL|TOKEN|SECRET|PASSWORD", re.I)
 
 
-class _Server:
-    """OpenAI /v1/embeddings, GigaChat /api/v2/oauth + /api/v1/embeddings; ``fail[path]`` = statuses to send
-    first, each with an error body that quotes the Authorization header it received."""
-
-    def __init__(self) -> None:
-        self.fail: dict[str, list[int]] = {}
-        self.auth: list[str] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                auth = self.headers.get("Authorization", "")
-                owner.auth.append(auth)
-                pending = owner.fail.get(self.path)
-                if pending:
-                    status = pending.pop(0)
-                    return self._send(status, {"error": {"message": f"rejected request with Authorization: {auth}"}})
-                if self.path == "/api/v2/oauth":
-                    return self._send(200, {"access_token": GIGA_TOKEN, "expires_at": 4102444800000})
-                texts = json.loads(body)["input"]
-                data = [{"index": i, "embedding": [float(len(t) + k) for k in range(DIM)]} for i, t in enumerate(texts)]
-                return self._send(200, {"data": data})
-
-            def _send(self, status: int, payload: dict) -> None:
-                raw = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]:
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddingAPIServer]:
     monkeypatch.setenv(tf.OPENAI_KEY_ENV, OPENAI_KEY)
     monkeypatch.setenv(tf.GIGACHAT_KEY_ENV, GIGA_CREDS)
-    with _Server() as srv:
+    with EmbeddingAPIServer(OPENAI_KEY, GIGA_CREDS, GIGA_TOKEN, openai_dim=DIM, giga_dim=DIM) as srv:
         yield srv
 
 
@@ -144,7 +99,7 @@ def _leaks(texts: list[str]) -> list[str]:
     return [f"{s[:12]}... in {t[:200]!r}" for t in texts for s in SECRETS if s in t]
 
 
-def test_planted_keys_appear_in_no_log_output_report_or_error(server: _Server, job_log: Path, tmp_path: Path,
+def test_planted_keys_appear_in_no_log_output_report_or_error(server: EmbeddingAPIServer, job_log: Path, tmp_path: Path,
                                                               capfd: pytest.CaptureFixture[str]) -> None:
     transcripts = _transcripts(tmp_path / "transcripts" / "s0000.h5")
     out = tmp_path / "features" / "text"

@@ -147,7 +147,8 @@ def test_table_adapter_reads_15000_units_without_touching_the_videos(tmp_path: P
 FIGURE_KEYS = {"name", "title", "status", "value", "unit", "baseline", "baseline_label", "ratio", "target",
                "target_met", "note", "details", "seconds"}
 EXPECTED_FIGURES = {
-    "face_path_vs_per_frame", "face_path_vs_decode", "face_features_threads", "asr_faster_vs_openai_whisper",
+    "face_path_vs_per_frame", "face_path_vs_decode", "face_features_threads", "face_crop_storage",
+    "asr_faster_vs_openai_whisper",
     "text_embedding", "audio_embedding", "dag_dry_run_1000", "memory_media_stage", "memory_faces_stage",
     "gpu_enet_b0_fp16",
 }

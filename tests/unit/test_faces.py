@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 import pytest
 
@@ -165,10 +166,26 @@ def test_stage_writes_shard_and_skips_or_fails_on_broken_video(feat_data, detect
         assert r.provenance.weights_sha256 == detector.weights_sha256
         assert r.provenance.config["frame_stride"] == 6 and "contact_sheets" not in r.provenance.config
         assert [v for v, _ in r.skipped()] == ["cut", "text"]
+        cfg_seen = r.provenance.config
         rec = r.read("good/one")
     assert rec.arrays["crops"].shape == (12, 224, 224, 3)
     assert rec.arrays["has_face"].dtype == bool and rec.arrays["n_faces"].dtype == np.int16
     assert rec.attrs["detector"] == "mediapipe" and rec.attrs["n_frames_decoded"] == 72
+
+    # crops stored without compression: the same arrays, a larger file; not part of the provenance
+    raw = tmp_path / "raw.h5"
+    run_faces_stage(units[:1], raw, {**cfg, "crop_compression": "none"}, detector=detector, progress=False)
+    with ShardReader(raw, stage="faces") as r:
+        plain = r.read("good/one")
+        assert r.provenance.config == cfg_seen
+    assert plain.arrays.keys() == rec.arrays.keys()
+    for name, arr in rec.arrays.items():
+        np.testing.assert_array_equal(plain.arrays[name], arr)
+    with h5py.File(out) as a, h5py.File(raw) as b:
+        key = next(iter(a["videos"]))
+        assert a["videos"][key]["crops"].compression == "lzf" and b["videos"][key]["crops"].compression is None
+        assert b["videos"][key]["bbox"].compression == "lzf"  # only the crops
+        assert b["videos"][key]["crops"].id.get_storage_size() > a["videos"][key]["crops"].id.get_storage_size()
 
     out2 = tmp_path / "fail.h5"
     with pytest.raises(VideoError, match="cut_off.mp4"):
@@ -300,6 +317,8 @@ def test_bad_config_and_weights_check(tmp_path):
         run_faces_stage([], tmp_path / "x.h5", {"detector": "dlib"})
     with pytest.raises(FaceStageError, match="organiser_crops_dir"):
         run_faces_stage([], tmp_path / "x.h5", {"detector": "organiser"})
+    with pytest.raises(FaceStageError, match="crop_compression must be one of lzf, none, got 'gzip'"):
+        run_faces_stage([], tmp_path / "x.h5", {"crop_compression": "gzip"})
     fake = tmp_path / "face_detection_short_range.tflite"
     fake.write_bytes(b"not the model")
     with pytest.raises(FaceStageError, match="sha256 mismatch"):

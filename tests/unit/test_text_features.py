@@ -7,9 +7,6 @@ import base64
 import hashlib
 import json
 import logging
-import threading
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +26,7 @@ from affectflow.text_features import (
     load_text_encoder,
 )
 from affectflow.weights import WeightFile, fetch
+from api_server import EmbeddingAPIServer, vector
 from http_server import LocalHTTPServer
 
 SEGMENTS = {
@@ -162,93 +160,11 @@ GIGA_CREDS = base64.b64encode(b"client-id:client-SECRET-xyz").decode()
 GIGA_TOKEN = "giga-access-token-abcdef"
 
 
-def _vector(text: str, dim: int) -> list[float]:
-    """The test server's embedding: derived from the text, so the client's ordering can be checked."""
-    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
-    return np.random.default_rng(seed).standard_normal(dim).round(6).tolist()
-
-
-class _APIServer:
-    """127.0.0.1 server for POST /v1/embeddings (OpenAI) and /api/v2/oauth + /api/v1/embeddings (GigaChat).
-
-    ``fail`` maps a path to a list of statuses to answer first (e.g. [429]); every request is logged.
-    """
-
-    def __init__(self) -> None:
-        self.fail: dict[str, list[int]] = {}
-        self.log: list[tuple[str, dict[str, str], bytes]] = []
-        self.token_ok = True
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                path = self.path
-                owner.log.append((path, dict(self.headers), body))
-                queue = owner.fail.get(path, [])
-                if queue:
-                    status = queue.pop(0)
-                    # an unhelpful server that echoes the request headers in its error body
-                    echo = json.dumps({"error": {"message": f"status {status}; you sent {dict(self.headers)}"}})
-                    return self._send(status, echo.encode(), {"Retry-After": "0"} if status == 429 else {})
-                if path == "/v1/embeddings":
-                    if self.headers.get("Authorization") != f"Bearer {OPENAI_KEY}":
-                        return self._send(401, b'{"error": {"message": "bad key"}}')
-                    return self._embeddings(body, 1536)
-                if path == "/api/v2/oauth":
-                    form = urllib.parse.parse_qs(body.decode())
-                    if (self.headers.get("Authorization") != f"Basic {GIGA_CREDS}" or not self.headers.get("RqUID")
-                            or form.get("scope") != ["GIGACHAT_API_PERS"]):
-                        return self._send(401, b'{"message": "bad credentials"}')
-                    return self._send(200, json.dumps({"access_token": GIGA_TOKEN,
-                                                       "expires_at": 4102444800000}).encode())
-                if path == "/api/v1/embeddings":
-                    if self.headers.get("Authorization") != f"Bearer {GIGA_TOKEN}" or not owner.token_ok:
-                        owner.token_ok = True  # a new token is accepted again
-                        return self._send(401, b'{"message": "token expired"}')
-                    return self._embeddings(body, 1024)
-                return self._send(404, b"{}")
-
-            def _embeddings(self, body: bytes, dim: int) -> None:
-                req = json.loads(body)
-                data = [{"object": "embedding", "index": i, "embedding": _vector(t, dim)}
-                        for i, t in enumerate(req["input"])]
-                data.reverse()  # the client must order by index
-                self._send(200, json.dumps({"object": "list", "data": data, "model": req["model"]}).encode())
-
-            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> _APIServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def api(monkeypatch):
     monkeypatch.setenv(OPENAI_KEY_ENV, OPENAI_KEY)
     monkeypatch.setenv(GIGACHAT_KEY_ENV, GIGA_CREDS)
-    with _APIServer() as srv:
+    with EmbeddingAPIServer(OPENAI_KEY, GIGA_CREDS, GIGA_TOKEN) as srv:
         yield srv
 
 
@@ -258,7 +174,8 @@ def _no_secret(*texts: str) -> None:
             assert secret not in t
 
 
-def test_openai_embeddings_retry_on_429(api: _APIServer, transcripts: Path, tmp_path: Path, caplog, capsys) -> None:
+def test_openai_embeddings_retry_on_429(api: EmbeddingAPIServer, transcripts: Path, tmp_path: Path, caplog,
+                                        capsys) -> None:
     caplog.set_level(logging.DEBUG)
     api.fail["/v1/embeddings"] = [429, 503]
     sleeps: list[float] = []
@@ -274,7 +191,7 @@ def test_openai_embeddings_retry_on_429(api: _APIServer, transcripts: Path, tmp_
     with ShardReader(out, stage="text_features", model="openai_text_embedding_3_small") as r:
         happy = r.read("happy").arrays["embeddings"]
         assert happy.shape == (2, 1536)
-        assert np.allclose(happy[1], _vector("This is wonderful news.", 1536), atol=1e-6)  # order kept
+        assert np.allclose(happy[1], vector("This is wonderful news.", 1536), atol=1e-6)  # order kept
         assert r.read("mute").arrays["embeddings"].shape == (0, 1536)
         assert r.provenance.weights_sha256 == "" and r.provenance.config["api_model"] == "text-embedding-3-small"
     captured = capsys.readouterr()
@@ -282,7 +199,7 @@ def test_openai_embeddings_retry_on_429(api: _APIServer, transcripts: Path, tmp_
     assert "retry 1/5" in caplog.text
 
 
-def test_gigachat_oauth_then_embeddings(api: _APIServer, transcripts: Path, tmp_path: Path, caplog) -> None:
+def test_gigachat_oauth_then_embeddings(api: EmbeddingAPIServer, transcripts: Path, tmp_path: Path, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     api.fail["/api/v1/embeddings"] = [502]
     api.token_ok = False  # the first token is rejected once (expired): the client must fetch a new one
@@ -303,7 +220,7 @@ def test_gigachat_oauth_then_embeddings(api: _APIServer, transcripts: Path, tmp_
     _no_secret(caplog.text, out.read_bytes().decode("latin-1"))
 
 
-def test_api_errors_never_show_the_key(api: _APIServer, caplog) -> None:
+def test_api_errors_never_show_the_key(api: EmbeddingAPIServer, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     spec = get("openai_text_embedding_3_small")
     cfg = TextFeatureConfig(model=spec.name, base_url=api.url + "/v1", max_retries=2)

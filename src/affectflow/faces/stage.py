@@ -33,9 +33,11 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 32,
     "align": False,
     "organiser_crops_dir": None,
+    "crop_compression": "lzf",
 }
+CROP_COMPRESSIONS = ("lzf", "none")
 # Keys that change no array of the shard (so they stay out of its provenance).
-_NOT_PROVENANCE = ("contact_sheets", "batch_size")
+_NOT_PROVENANCE = ("contact_sheets", "batch_size", "crop_compression")
 
 
 def faces_config(faces_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -46,6 +48,9 @@ def faces_config(faces_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     for key in ("crop_size", "frame_stride", "batch_size"):
         if int(cfg[key]) < 1:
             raise FaceStageError(f"faces.{key} must be >= 1, got {cfg[key]!r}")
+    if cfg["crop_compression"] not in CROP_COMPRESSIONS:
+        raise FaceStageError(f"faces.crop_compression must be one of {', '.join(CROP_COMPRESSIONS)}, "
+                             f"got {cfg['crop_compression']!r}")
     if float(cfg["margin"]) < 0:
         raise FaceStageError(f"faces.margin must be >= 0, got {cfg['margin']!r}")
     if cfg["detector"] == "organiser" and not cfg.get("organiser_crops_dir"):
@@ -179,6 +184,7 @@ def run_faces_stage(
             detector = make_detector(cfg, models_dir=models_dir, model_pins=model_pins)
         name, sha = detector.name, detector.weights_sha256
     prov_cfg = {k: v for k, v in cfg.items() if k not in _NOT_PROVENANCE}
+    raw = ("crops",) if cfg["crop_compression"] == "none" else ()
     result = FacesStageResult()
     with ShardWriter(out_path, Provenance(stage="faces", model=name, weights_sha256=sha, config=prov_cfg)) as w:
         for unit in units:
@@ -187,7 +193,8 @@ def run_faces_stage(
                     w.add(source.read(unit))
                 else:
                     assert detector is not None
-                    with w.video(unit.video_id) as out:  # removed again if the video fails part-way
+                    # removed again if the video fails part-way
+                    with w.video(unit.video_id, uncompressed=raw) as out:
                         out.attrs = stream_faces(unit.path, detector, cfg, out.append, video_id=unit.video_id,
                                                  progress=progress)
             except MediaError as e:  # VideoError is one
