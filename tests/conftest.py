@@ -15,6 +15,20 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", *args], check=True)
 
 
+def espeak_wav(text: str, path: Path) -> Path:
+    """Real synthetic speech (espeak-ng's own sample rate) written to ``path``."""
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed: run `make test`, which installs it")
+    subprocess.run(["espeak-ng", "-w", str(path), text], check=True)
+    return path
+
+
+@pytest.fixture
+def no_models_dir_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    """$AFFECTFLOW_MODELS_DIR overrides the models directory; tests that pass their own ask for this."""
+    monkeypatch.delenv("AFFECTFLOW_MODELS_DIR", raising=False)
+
+
 def make_video(
     path: Path,
     duration: float = 2.0,

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
 from affectflow.fusion import FER2013_CLASSES, FER2013_TO_AFFWILD2
 from affectflow.store import Provenance, ShardWriter, VideoRecord
@@ -28,6 +30,20 @@ FACE_DIM, AUDIO_DIM, TEXT_DIM, LATENT = 12, 6, 5, 4
 AUDIO_RATE = 50.0
 #: Aff-Wild2 class -> FER2013 logit index (Other has none)
 AFF_TO_FER = {a: f for f, a in enumerate(FER2013_TO_AFFWILD2)}
+#: the feature labels of the world's three modalities
+F, A, T = "face/synth_face", "audio/synth_audio", "text/synth_asr/synth_text"
+#: a learn config small enough for these tests
+CFG = {"train": {"epochs": 15, "hidden": 32, "lr": 0.01, "batch_size": 128, "patience": 5, "device": "cpu"}}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Autouse in a test module that imports it. Tiny matrices: one thread is fastest and immune to other
+    processes' load (module scope, so it is set before the module's other fixtures train anything)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from affectflow.models.registry import ModelSpec
 from affectflow.store import ShardReader
 from affectflow.units import Unit
 from affectflow.weights import WeightFile, WeightsError, fetch
+from conftest import espeak_wav, ffmpeg
 from http_server import LocalHTTPServer
 
 SENTENCES = {
@@ -40,22 +41,12 @@ SENTENCES = {
 WER_BOUND = 0.35  # measured 0.17 with tiny.en (CTranslate2 int8, beam 5) on these espeak-ng voices
 
 
-@pytest.fixture(autouse=True)
-def _no_models_dir_override(monkeypatch) -> None:
-    """$AFFECTFLOW_MODELS_DIR overrides the models directory; these tests pass their own."""
-    monkeypatch.delenv("AFFECTFLOW_MODELS_DIR", raising=False)
-
-
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", *args], check=True)
+pytestmark = pytest.mark.usefixtures("no_models_dir_override")  # these tests pass their own models dir
 
 
 def _speech_video(text: str, path: Path) -> Path:
-    if shutil.which("espeak-ng") is None:
-        pytest.fail("espeak-ng is not installed: run `make test`, which installs it")
-    wav = path.with_suffix(".wav")
-    subprocess.run(["espeak-ng", "-w", str(wav), text], check=True)
-    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=5", "-i", str(wav),
+    wav = espeak_wav(text, path.with_suffix(".wav"))
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=5", "-i", str(wav),
             "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path))
     return path
 
@@ -216,7 +207,6 @@ def test_config_is_checked() -> None:
 
 def test_whisper_standin_is_reproducible_and_sized_like_the_release(whisper_standin, tmp_path: Path) -> None:
     """Same seed, another process: byte-identical file; tensor layout as openai-whisper's tiny.en."""
-    import subprocess
     import sys
 
     root, spec = whisper_standin

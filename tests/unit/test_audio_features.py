@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,29 +23,20 @@ from affectflow.models.registry import get
 from affectflow.store import ShardReader
 from affectflow.units import Unit
 from affectflow.weights import WeightFile, WeightsError, fetch
+from conftest import espeak_wav, ffmpeg
 from http_server import LocalHTTPServer
 
 MODEL = "wav2vec2_base_960h"  # registry entry; its Hub files have no sha256 on record, so they are pinned
 SPEECH = "Hello there. The weather today is mild, with a light breeze from the west."
 
 
-@pytest.fixture(autouse=True)
-def _no_models_dir_override(monkeypatch) -> None:
-    """$AFFECTFLOW_MODELS_DIR overrides the models directory; these tests pass their own."""
-    monkeypatch.delenv("AFFECTFLOW_MODELS_DIR", raising=False)
-
-
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", *args], check=True)
+pytestmark = pytest.mark.usefixtures("no_models_dir_override")  # these tests pass their own models dir
 
 
 def speech_wav(text: str, path: Path) -> Path:
     """Real synthetic speech: espeak-ng, resampled to 16 kHz mono by ffmpeg."""
-    if shutil.which("espeak-ng") is None:
-        pytest.fail("espeak-ng is not installed: run `make test`, which installs it")
-    raw = path.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", "-w", str(raw), text], check=True)
-    _ffmpeg("-i", str(raw), "-ar", "16000", "-ac", "1", str(path))
+    raw = espeak_wav(text, path.with_suffix(".raw.wav"))
+    ffmpeg("-i", str(raw), "-ar", "16000", "-ac", "1", str(path))
     return path
 
 
@@ -94,7 +84,7 @@ def media_shard(tmp_path: Path, video_factory) -> Path:
     """A real media shard: a video with espeak speech, one with silent audio, one without audio."""
     wav = speech_wav("I am happy to see you.", tmp_path / "speech.wav")
     talk = tmp_path / "talk.mp4"
-    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=3", "-i", str(wav),
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=3", "-i", str(wav),
             "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(talk))
     silent = video_factory("silent.mp4", duration=1.5, audio="silent")
     mute = video_factory("mute.mp4", duration=1.0, audio="none")

@@ -6,7 +6,6 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from affectflow.fuse_stage import FuseError, affwild2_mapping, run_fuse
 from affectflow.fusion import (
@@ -23,20 +22,16 @@ from affectflow.report_tables import COLUMNS, write_report_tables
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
 from affectflow.submissions import read_ah_submission, read_emi_submission, read_expr_submission
 from affectflow.submit_stage import complete_decisions, run_submit
-from stage_fixtures import make_world
+from stage_fixtures import (
+    CFG,
+    A,
+    F,
+    T,
+    make_world,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+)
 
-F, A, T = "face/synth_face", "audio/synth_audio", "text/synth_asr/synth_text"
-CFG = {"train": {"epochs": 15, "hidden": 32, "lr": 0.01, "batch_size": 128, "patience": 5, "device": "cpu"}}
 K = [1, 3, 5, 9]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny matrices: one thread is fastest and immune to other processes' load (module scope: before `learned`)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

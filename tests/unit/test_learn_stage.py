@@ -5,7 +5,6 @@ import logging
 
 import numpy as np
 import pytest
-import torch
 
 from affectflow.learn.heads import load_head, sidecar_path
 from affectflow.learn.stage import LearnError, learn_config, run_learn
@@ -13,19 +12,16 @@ from affectflow.learn.video_classifier import VideoAHClassifier
 from affectflow.metrics import MetricReport
 from affectflow.stage_io import fill_nearest
 from affectflow.store import ShardReader
-from stage_fixtures import FACE_DIM, TEXT_DIM, make_world
-
-F, A, T = "face/synth_face", "audio/synth_audio", "text/synth_asr/synth_text"
-CFG = {"train": {"epochs": 15, "hidden": 32, "lr": 0.01, "batch_size": 128, "patience": 5, "device": "cpu"}}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny matrices: one thread is fastest and immune to other processes' load (module scope: before `learned`)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+from stage_fixtures import (
+    CFG,
+    FACE_DIM,
+    TEXT_DIM,
+    A,
+    F,
+    T,
+    make_world,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+)
 
 
 @pytest.fixture(scope="module")

@@ -37,10 +37,7 @@ SEGMENTS = {
 ASR = "faster_whisper_tiny_en"
 
 
-@pytest.fixture(autouse=True)
-def _no_models_dir_override(monkeypatch) -> None:
-    """$AFFECTFLOW_MODELS_DIR overrides the models directory; these tests pass their own."""
-    monkeypatch.delenv("AFFECTFLOW_MODELS_DIR", raising=False)
+pytestmark = pytest.mark.usefixtures("no_models_dir_override")  # these tests pass their own models dir
 
 
 @pytest.fixture
