@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +210,7 @@ def crop_storage(faces_h5: Path, opts: Options, out: Path) -> Figure:
     out.mkdir(parents=True, exist_ok=True)
     sizes: dict[str, int] = {}
 
-    def arm(label: str, raw: tuple[str, ...]):
+    def arm(label: str, raw: tuple[str, ...]) -> Callable[[], None]:
         def go() -> None:
             path = out / f"{label}.h5"
             with ShardWriter(path, Provenance(stage="faces")) as w:

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from affectflow.face_models import load_face_model
+from affectflow.face_models import FaceModel, load_face_model
 from affectflow.faces.video import prefetch
 from affectflow.media import StageResult
 from affectflow.model_manifest import PreparedModel
-from affectflow.store import Provenance, ShardReader, ShardWriter
+from affectflow.store import Provenance, ShardReader, ShardWriter, VideoAppender
 
 log = logging.getLogger("affectflow.face_features")
 
@@ -57,7 +57,7 @@ def run_face_features(
         stage="face_features",
         model=model_name,
         weights_sha256=model.weights_sha256,
-        config={**cfg, "engine": model.engine, "standin": prepared.standin, "forward_batch": model.batch_size},
+        config={**cfg, "engine": model.engine, "standin": prepared.standin},
     )
     log.info("%s: engine %s on %s, %d crop(s) per forward pass", model_name, model.engine, model.device,
              model.batch_size)
@@ -68,33 +68,37 @@ def run_face_features(
         # progress in faces, advanced per chunk (a long video is not silent until it ends); tqdm redraws at
         # most every 2 s, so job logs get a line per 2 s, not one per chunk
         total = sum(int(np.count_nonzero(faces.read(v, names=("has_face",)).arrays["has_face"])) for v in ids)
-        bar = tqdm(total=total, desc=f"{model_name} {Path(faces_shard).name}", unit="face", mininterval=2)
-        for i, vid in enumerate(ids):
-            bar.set_postfix(video=f"{i + 1}/{len(ids)}", refresh=False)
-            rec = faces.read(vid, names=("has_face", "frame_index", "timestamps"))
-            present = np.flatnonzero(rec.arrays["has_face"])
-            with writer.video(vid) as out:  # crops are read, embedded and written a chunk at a time
-                step = max(CHUNK, model.batch_size)
-                # the next chunk is read (HDF5 + lzf) while the model runs on this one
-                chunks = prefetch(faces.iter_rows(vid, "crops", present, batch=step), depth=1)
-                for start, crops in zip(range(0, max(len(present), 1), step), chunks, strict=True):
-                    rows = present[start:start + len(crops)]
-                    res = model.predict(crops)
-                    arrays = {
-                        "frame_index": rec.arrays["frame_index"][rows],
-                        "timestamps": rec.arrays["timestamps"][rows],
-                        "embeddings": res.embeddings.astype(np.float32),
-                        "logits": res.logits.astype(np.float32),
-                    }
-                    if res.valence_arousal is not None:
-                        arrays["valence_arousal"] = res.valence_arousal.astype(np.float32)
-                    out.append(arrays)
-                    bar.update(len(rows))
-                out.attrs = {"classes": list(model.classes), "n_frames_analysed": len(rec.arrays["has_face"])}
-            result.written.append(vid)
-            n_done += len(present)
-        bar.close()
+        with tqdm(total=total, desc=f"{model_name} {Path(faces_shard).name}", unit="face", mininterval=2) as bar:
+            for i, vid in enumerate(ids):
+                bar.set_postfix(video=f"{i + 1}/{len(ids)}", refresh=False)
+                with writer.video(vid) as out:
+                    n_done += _embed_video(model, faces, vid, out, bar)
+                result.written.append(vid)
         result.skipped = faces.skipped()
         writer.set_skipped(result.skipped)
     log.info("%s: %d faces embedded in %.1f s", out_path, n_done, time.perf_counter() - t0)
     return result
+
+
+def _embed_video(model: FaceModel, faces: ShardReader, vid: str, out: VideoAppender, bar: tqdm) -> int:
+    """Embed one video's face crops into ``out`` a chunk at a time (bounded memory whatever its length)."""
+    rec = faces.read(vid, names=("has_face", "frame_index", "timestamps"))
+    present = np.flatnonzero(rec.arrays["has_face"])
+    step = max(CHUNK, model.batch_size)
+    # the next chunk is read from HDF5 (and decompressed) while the model runs on this one
+    chunks = prefetch(faces.iter_rows(vid, "crops", present, batch=step), depth=1)
+    for start, crops in zip(range(0, max(len(present), 1), step), chunks, strict=True):
+        rows = present[start:start + len(crops)]
+        res = model.predict(crops)
+        arrays = {
+            "frame_index": rec.arrays["frame_index"][rows],
+            "timestamps": rec.arrays["timestamps"][rows],
+            "embeddings": res.embeddings.astype(np.float32),
+            "logits": res.logits.astype(np.float32),
+        }
+        if res.valence_arousal is not None:
+            arrays["valence_arousal"] = res.valence_arousal.astype(np.float32)
+        out.append(arrays)
+        bar.update(len(rows))
+    out.attrs = {"classes": list(model.classes), "n_frames_analysed": len(rec.arrays["has_face"])}
+    return len(present)

@@ -34,6 +34,7 @@ of a random-weight stand-in (:mod:`affectflow.standins_face`) has
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,11 +61,11 @@ DDAMFN_MODELS = ("ddamfn", "mt_ddamfn")
 
 AUTO = "auto"
 # Crops per forward pass for batch_size "auto" (config ``features.batch_size: auto``), by (device kind,
-# engine). From the batch sweeps of benchmarks.face_path (docs/performance.md), 1 intra-op thread: on a
-# CPU, onnxruntime runs the EmotiEffLib graphs fastest one crop at a time (EfficientNet-B0 40 / 28 / 30
-# crops/s at batch 1 / 8 / 32, MobileFaceNet and MobileViT alike: a batch's activations spill the caches),
-# while torch pays a per-call overhead that batches amortise (mini-Xception 172 / 318 / 366 / 362 at
-# 1 / 8 / 16 / 32). On a GPU only large batches keep the card busy.
+# engine). From the batch sweep of benchmarks.face_path (docs/performance.md), 1 intra-op thread: on a
+# CPU, onnxruntime runs the EmotiEffLib graphs fastest one crop at a time (EfficientNet-B0 35.7 / 28.1 /
+# 25.7 crops/s at batch 1 / 8 / 32, MobileFaceNet and MobileViT alike: a batch's activations spill the
+# caches), while torch pays a per-call overhead that batches amortise (mini-Xception 128 / 273 / 284 / 278
+# at 1 / 8 / 16 / 32). On a GPU only large batches keep the card busy.
 AUTO_BATCH = {("cpu", "onnx"): 1, ("cpu", "torch"): 16, ("cuda", "onnx"): 256, ("cuda", "torch"): 256}
 
 
@@ -79,9 +80,13 @@ def check_batch_size(batch_size: int | str) -> int | str:
     """``batch_size`` if it is a positive integer or "auto", else a ValueError saying what is allowed."""
     if batch_size == AUTO:
         return AUTO
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    try:
+        n = operator.index(batch_size)  # ints and numpy integers, not floats or strings
+    except TypeError:
+        n = 0
+    if isinstance(batch_size, bool) or n < 1:
         raise ValueError(f"batch_size must be an integer >= 1 or 'auto', got {batch_size!r}")
-    return batch_size
+    return n
 
 
 @dataclass
@@ -140,8 +145,8 @@ class _RunnerFaceModel:
 
     @property
     def batch_size(self) -> int:
-        """Crops per forward pass (the runner's; settable)."""
-        return self.runner.batch_size
+        """Crops per forward pass (the runner's; settable; an ONNX graph with a fixed batch axis uses that)."""
+        return getattr(self.runner, "fixed_batch", None) or self.runner.batch_size
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:

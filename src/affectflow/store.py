@@ -152,9 +152,9 @@ class VideoAppender:
     The first :meth:`append` fixes each array's dtype and per-row shape; every
     call must give all arrays the same number of rows. Set scalar attributes
     in :attr:`attrs`; they are written when the video is finished. Arrays named
-    in ``uncompressed`` are stored as they are: lzf makes face crops about 25%
-    smaller but costs more time to write and read than the model that reads
-    them back takes on a GPU (docs/performance.md).
+    in ``uncompressed`` are stored as they are: lzf stores face crops in about
+    three quarters of the space, but writing and reading them back then takes
+    longer than a GPU takes to embed them (docs/performance.md).
     """
 
     def __init__(self, grp: h5py.Group, uncompressed: Collection[str] = ()) -> None:
@@ -214,7 +214,8 @@ class ShardWriter:
         self._h5.create_group("videos")
         return self
 
-    def add(self, record: VideoRecord) -> None:
+    def add(self, record: VideoRecord, uncompressed: Collection[str] = ()) -> None:
+        """Write one whole video; large numeric arrays are lzf-compressed unless named in ``uncompressed``."""
         assert self._h5 is not None, "ShardWriter used outside its context"
         key = video_key(record.video_id)
         if key in self._h5["videos"]:
@@ -226,7 +227,7 @@ class ShardWriter:
             arr = np.asarray(arr)
             if arr.dtype.kind in "OUS":
                 grp.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
-            elif arr.ndim >= 1 and arr.size > 4096:
+            elif arr.ndim >= 1 and arr.size > 4096 and name not in uncompressed:
                 grp.create_dataset(name, data=arr, compression="lzf", chunks=True)
             else:
                 grp.create_dataset(name, data=arr)

@@ -2,7 +2,7 @@
 
 Planted keys are put in ``OPENAI_API_KEY`` / ``GIGACHAT_CREDENTIALS`` and the
 text-feature stage is run against a local server that speaks both protocols
-(tests/unit/api_server.py) and, like some real error pages, echoes the request's
+(tests/api_server.py) and, like some real error pages, echoes the request's
 ``Authorization`` header back in its error bodies. Everything a user could see afterwards is searched.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import logging
 import re
-import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +22,7 @@ from affectflow import joblog
 from affectflow.audio_features import resolve_model
 from affectflow.problems import collect_problems
 from affectflow.store import Provenance, write_shard
-
-UNIT = Path(__file__).resolve().parents[1] / "unit"
-if str(UNIT) not in sys.path:  # the local embeddings API server of the text features tests
-    sys.path.insert(0, str(UNIT))
-from api_server import EmbeddingAPIServer  # noqa: E402
+from api_server import EmbeddingAPIServer
 
 tf = pytest.importorskip("affectflow.text_features", reason="affectflow.text_features (API embedders) not there yet")
 

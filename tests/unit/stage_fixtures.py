@@ -13,6 +13,7 @@ Hume-Vidmimic2 csv) and the units table with UnitsTable.write_tsv.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,7 @@ CFG = {"train": {"epochs": 15, "hidden": 32, "lr": 0.01, "batch_size": 128, "pat
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
+def one_torch_thread() -> Iterator[None]:
     """Autouse in a test module that imports it. Tiny matrices: one thread is fastest and immune to other
     processes' load (module scope, so it is set before the module's other fixtures train anything)."""
     old = torch.get_num_threads()

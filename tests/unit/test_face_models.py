@@ -171,7 +171,7 @@ def test_auto_batch_size_follows_engine_and_device(server: LocalHTTPServer, tmp_
     assert auto_batch_size("onnx", "CPUExecutionProvider") == 1
     assert auto_batch_size("torch", "cpu") == 16
     assert auto_batch_size("onnx", "CUDAExecutionProvider") == auto_batch_size("torch", "cuda:0") == 256
-    b0 = fetch_and_load(B0, server, tmp_path)  # no batch_size: "auto"
+    b0 = fetch_and_load(B0, server, tmp_path, device="cpu")  # no batch_size: "auto"
     fer = load_face_model(FER, tmp_path)
     assert (b0.device, b0.batch_size) == ("CPUExecutionProvider", 1)
     assert (fer.device, fer.batch_size) == ("cpu", 16)

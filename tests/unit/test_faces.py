@@ -238,6 +238,12 @@ def test_organiser_crops(feat_data, tmp_path):
     np.testing.assert_allclose(a["timestamps"], frame_timestamps(video), atol=1e-9)
     ref = cv2.resize(frames[0][100:300, 200:400], (64, 64), interpolation=cv2.INTER_AREA).astype(int)
     assert np.abs(a["crops"][0].astype(int) - ref).mean() < 12  # same picture, through JPEG and two resizes
+    raw = tmp_path / "raw.h5"  # faces.crop_compression applies to the organisers' crops too
+    run_faces_stage(units[:1], raw, {**cfg, "crop_compression": "none"}, progress=False)
+    with ShardReader(raw, stage="faces") as r:
+        np.testing.assert_array_equal(r.read("vid1").arrays["crops"], a["crops"])
+    with h5py.File(out) as lzf, h5py.File(raw) as plain:
+        assert lzf["videos/vid1/crops"].compression == "lzf" and plain["videos/vid1/crops"].compression is None
 
 
 def test_crop_pads_outside_the_frame_and_aligns_eyes(feat_data, detector):

@@ -190,7 +190,7 @@ def run_faces_stage(
         for unit in units:
             try:
                 if source is not None:
-                    w.add(source.read(unit))
+                    w.add(source.read(unit), uncompressed=raw)
                 else:
                     assert detector is not None
                     # removed again if the video fails part-way
