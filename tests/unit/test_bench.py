@@ -215,6 +215,32 @@ def test_quick_run_checks_what_it_measured(quick_run) -> None:
         assert gpu["status"] == "skipped" and "CUDA" in gpu["note"]
 
 
+@pytest.mark.slow
+def test_gpu_section_code_runs_on_the_cpu(tmp_path: Path) -> None:
+    """The GPU section only runs where CUDA is; its code is run here on the CPU so that it cannot rot unseen."""
+    if not (REPO / "data" / "demo" / ".complete").exists():
+        pytest.skip("the demo is not built (make demo)")
+    code = (
+        "import json, sys; from pathlib import Path; from benchmarks import gpu; "
+        "from benchmarks.common import Options; "
+        "o = Options(quick=True, reps=1, threads=1, workdir=Path(sys.argv[1])); "
+        "f = gpu._face_path(o, device='cpu').to_json(); "
+        "r = gpu._onnx_cuda(o, device='cpu', batch=4); r16 = gpu._onnx_cuda(o, 'fp16', device='cpu', batch=4); "
+        "print(json.dumps({'face': f, 'fp32': r, 'fp16': r16}))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    face = out["face"]
+    assert face["status"] == "ok" and face["name"] == "gpu_face_path_vs_per_frame"
+    assert face["value"] > 0 and face["ratio"] == pytest.approx(face["value"] / face["baseline"], rel=0.01)
+    assert set(face["details"]["pipeline_stage_s"]) == {"faces_stage", "fer_minixception", "enet_b0_8_best_vgaf"}
+    for r in (out["fp32"], out["fp16"]):
+        assert r["frames_per_s"] > 0 and r["device"] == "CPUExecutionProvider"
+
+
 def test_unknown_section_is_an_error() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--only", "nope", "--out", os.devnull], cwd=REPO,
