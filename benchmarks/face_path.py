@@ -322,8 +322,8 @@ def run(opts: Options) -> list[Figure]:
         f"{share:.0%} of the pipeline's time; the rest is embedding, with features.batch_size auto ({bs}): "
         "batches pay off for the torch mini-Xception (per-call overhead) but not for EfficientNet-B0 on "
         "onnxruntime, which is compute bound at batch 1 on this CPU. What the pipeline wins is structure "
-        "(decode overlapped with detection, "
-        "one model load per shard, crops stored once for every face model), not per-frame arithmetic."
+        "(decode overlapped with detection, one model load per shard, crops stored once for every face model), "
+        "not per-frame arithmetic."
     )
     if "pipeline_batch_32_fps" in per_frame.details:
         per_frame.note += (f" With features.batch_size 32 for both models the same pipeline reaches "

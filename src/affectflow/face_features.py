@@ -65,14 +65,16 @@ def run_face_features(
     n_done, t0 = 0, time.perf_counter()
     with ShardReader(faces_shard, stage="faces") as faces, ShardWriter(out_path, prov) as writer:
         ids = faces.video_ids()
+        # read once: the bar's total, then each video's rows (one byte per analysed frame)
+        has_face = {v: faces.read(v, names=("has_face",)).arrays["has_face"] for v in ids}
+        total = sum(int(np.count_nonzero(h)) for h in has_face.values())
         # progress in faces, advanced per chunk (a long video is not silent until it ends); tqdm redraws at
         # most every 2 s, so job logs get a line per 2 s, not one per chunk
-        total = sum(int(np.count_nonzero(faces.read(v, names=("has_face",)).arrays["has_face"])) for v in ids)
         with tqdm(total=total, desc=f"{model_name} {Path(faces_shard).name}", unit="face", mininterval=2) as bar:
             for i, vid in enumerate(ids):
                 bar.set_postfix(video=f"{i + 1}/{len(ids)}", refresh=False)
                 with writer.video(vid) as out:
-                    n_done += _embed_video(model, faces, vid, out, bar)
+                    n_done += _embed_video(model, faces, vid, has_face[vid], out, bar)
                 result.written.append(vid)
         result.skipped = faces.skipped()
         writer.set_skipped(result.skipped)
@@ -80,10 +82,11 @@ def run_face_features(
     return result
 
 
-def _embed_video(model: FaceModel, faces: ShardReader, vid: str, out: VideoAppender, bar: tqdm) -> int:
+def _embed_video(model: FaceModel, faces: ShardReader, vid: str, has_face: np.ndarray, out: VideoAppender,
+                 bar: tqdm) -> int:
     """Embed one video's face crops into ``out`` a chunk at a time (bounded memory whatever its length)."""
-    rec = faces.read(vid, names=("has_face", "frame_index", "timestamps"))
-    present = np.flatnonzero(rec.arrays["has_face"])
+    rec = faces.read(vid, names=("frame_index", "timestamps"))
+    present = np.flatnonzero(has_face)
     step = max(CHUNK, model.batch_size)
     # the next chunk is read from HDF5 (and decompressed) while the model runs on this one
     chunks = prefetch(faces.iter_rows(vid, "crops", present, batch=step), depth=1)
@@ -100,5 +103,5 @@ def _embed_video(model: FaceModel, faces: ShardReader, vid: str, out: VideoAppen
             arrays["valence_arousal"] = res.valence_arousal.astype(np.float32)
         out.append(arrays)
         bar.update(len(rows))
-    out.attrs = {"classes": list(model.classes), "n_frames_analysed": len(rec.arrays["has_face"])}
+    out.attrs = {"classes": list(model.classes), "n_frames_analysed": len(has_face)}
     return len(present)

@@ -236,7 +236,7 @@ def load_face_model(
     :mod:`affectflow.models.torch_runtime`. ``fer_minixception`` always runs in
     float32 on the CPU.
     """
-    check_batch_size(batch_size)
+    batch_size = check_batch_size(batch_size)
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: use one of {ENGINES}")
     check_precision(precision)
@@ -281,6 +281,7 @@ def load_face_model(
 
 
 def _sized(model: FerFaceModel | _RunnerFaceModel, batch_size: int | str) -> FaceModel:
-    """``model`` with its batch size set, "auto" resolved now that its engine and device are known."""
-    model.batch_size = auto_batch_size(model.engine, model.device) if batch_size == AUTO else int(batch_size)
+    """``model`` with its batch size (as :func:`check_batch_size` returned it) set, "auto" resolved now that its
+    engine and device are known."""
+    model.batch_size = auto_batch_size(model.engine, model.device) if batch_size == AUTO else batch_size
     return model

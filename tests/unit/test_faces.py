@@ -307,8 +307,8 @@ def test_retinaface_decode_and_nms():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("affectflow.weights") is None, reason="affectflow.weights not present")
-def test_retinaface_without_weights_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.delenv("AFFECTFLOW_MODELS_DIR", raising=False)
+@pytest.mark.usefixtures("no_models_dir_override")
+def test_retinaface_without_weights_is_a_clear_error(tmp_path):
     cfg = {"detector": "retinaface"}
     with pytest.raises(FaceStageError, match="retinaface.onnx"):
         run_faces_stage([], tmp_path / "x.h5", cfg, models_dir=tmp_path / "models")
