@@ -20,7 +20,6 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     shard=r"s\d{4}",
-    detector=r"[A-Za-z0-9_]+",
     model=r"[A-Za-z0-9_]+",
     asr=r"[A-Za-z0-9_]+",
 

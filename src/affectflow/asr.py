@@ -31,21 +31,24 @@ import os
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from affectflow.audio_features import ResolvedModel, resolve_device, resolve_model
+from affectflow.audio_features import ResolvedModel, resolve_device, resolve_model, with_device
 from affectflow.media import StageResult
-from affectflow.options import options_from_mapping
+from affectflow.options import StageOptions, at_least, one_of, runtime, wiring
+from affectflow.rerun import stage_key
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
 
 log = logging.getLogger("affectflow.asr")
 
 SAMPLE_RATE = 16000
 STAGE = "transcripts"
+#: bump when transcripts change for the same audio, model and options (docs/reruns.md)
+STAGE_VERSION = 1
 BACKENDS = ("auto", "faster-whisper", "openai-whisper")
 MIN_SAMPLES = SAMPLE_RATE // 10  # 0.1 s: shorter audio has nothing to transcribe
 
@@ -55,8 +58,8 @@ class ASRError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class ASRConfig:
-    """Transcription options; all but ``device``/``cpu_threads`` go into the output's provenance.
+class ASRConfig(StageOptions):
+    """Config ``asr``; all but ``device``/``cpu_threads`` are part of the rerun key and provenance.
 
     ``language``: a language code (``"en"``) or ``None`` to detect it
     (English-only ``.en`` models always use ``"en"``). ``compute_type``
@@ -65,7 +68,9 @@ class ASRConfig:
     ``max_new_tokens``: cap on tokens decoded per 30 s window (``None``: Whisper's 224).
     """
 
-    model: str = "faster_whisper_tiny_en"
+    SECTION = "asr"
+
+    model: str = wiring("faster_whisper_tiny_en")
     backend: str = "auto"
     language: str | None = "en"
     word_timestamps: bool = True
@@ -77,26 +82,18 @@ class ASRConfig:
     max_new_tokens: int | None = None
     compute_type: str = "auto"
     silence_rms: float = 1e-4
-    device: str = "auto"
-    cpu_threads: int = 0
+    device: str = runtime("auto")
+    cpu_threads: int = runtime(0)
 
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"asr backend must be one of {BACKENDS}, got {self.backend!r}")
+    def check(self) -> None:
+        one_of("backend", self.backend, BACKENDS)
         if isinstance(self.temperature, list):
-            object.__setattr__(self, "temperature", tuple(float(t) for t in self.temperature))
-        if self.beam_size < 1:
-            raise ValueError("beam_size must be >= 1")
+            self._set("temperature", tuple(float(t) for t in self.temperature))
+        at_least("beam_size", self.beam_size, 1)
 
     @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> ASRConfig:
-        return options_from_mapping(cls, cfg, "asr")
-
-    def provenance_config(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k in ("device", "cpu_threads"):
-            d.pop(k)
-        return d
+    def from_config(cls, config, **wired):
+        return cls.from_mapping(with_device(config, "asr"), **wired)
 
 
 @dataclass
@@ -318,6 +315,7 @@ def transcribe_shard(
     pins: Mapping[str, str] | None = None,
     spec: Any | None = None,
     progress: bool | None = None,
+    key: str | None = None,
 ) -> StageResult:
     """Write ``transcripts/{asr}/{shard}.h5``: Whisper segments and words for every video of a media shard.
 
@@ -327,13 +325,12 @@ def transcribe_shard(
     """
     from tqdm import tqdm
 
-    conf = cfg if isinstance(cfg, ASRConfig) else ASRConfig.from_mapping(cfg)
+    conf = ASRConfig.coerce(cfg)
+    rerun = stage_key(STAGE, conf, expected=key)
     resolved = resolve_model(spec if spec is not None else conf.model, models_dir, pins)
     recognizer = load_recognizer(resolved, conf)
-    prov = Provenance(
-        stage=STAGE, model=conf.model, weights_sha256=resolved.weights_sha256,
-        config={**conf.provenance_config(), "backend": recognizer.name, "registry_name": resolved.name},
-    )
+    prov = Provenance.of(rerun, model=conf.model, weights_sha256=resolved.weights_sha256,
+                         resolved={"backend_used": recognizer.name, "registry_name": resolved.name})
     result = StageResult()
     with ShardReader(media_shard, stage="media") as reader, ShardWriter(out_path, prov) as writer:
         skipped = list(reader.skipped())

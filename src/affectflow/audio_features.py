@@ -43,14 +43,15 @@ import logging
 import math
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from affectflow.media import StageResult
-from affectflow.options import options_from_mapping
+from affectflow.options import StageOptions, at_least, one_of, runtime, wiring
+from affectflow.rerun import stage_key
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
 from affectflow.weights import sha256_file
 
@@ -58,6 +59,8 @@ log = logging.getLogger("affectflow.audio_features")
 
 SAMPLE_RATE = 16000
 STAGE = "audio_features"
+#: bump when the vectors change for the same audio, model and options (docs/reruns.md)
+STAGE_VERSION = 1
 POOLINGS = ("frame", "window", "utterance")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -71,8 +74,9 @@ class _StopForward(Exception):
 
 
 @dataclass(frozen=True)
-class AudioFeatureConfig:
-    """How vectors are computed; written, with the model name, into the output's provenance.
+class AudioFeatureConfig(StageOptions):
+    """Config ``audio``: how vectors are computed (the rerun key and provenance hold all but
+    ``batch_size``, ``device`` and ``standin``, which the model fingerprint already says).
 
     ``layer``: ``"last"`` (the encoder's last hidden state) or an index into
     ``hidden_states`` (0 = input of the first transformer layer, ``n`` = output
@@ -83,40 +87,42 @@ class AudioFeatureConfig:
     the checkpoint's ``preprocessor_config.json`` ``do_normalize``.
     """
 
-    model: str = "wav2vec2-base"
+    SECTION = "audio"
+
+    model: str = wiring("wav2vec2-base")
     layer: int | str = "last"
     pooling: str = "frame"
     window_s: float = 1.0
     hop_s: float = 0.5
     chunk_s: float = 30.0
     overlap_s: float = 1.5
-    batch_size: int = 4
-    device: str = "auto"
     normalize: bool | None = None
-    standin: bool = False  # recorded in provenance: random-weight stand-in weights, outputs carry no emotion
+    batch_size: int = runtime(4)
+    device: str = runtime("auto")
+    standin: bool = runtime(False, wired=True)  # the model fingerprint says it; recorded in provenance for people
 
-    def __post_init__(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"audio pooling must be one of {POOLINGS}, got {self.pooling!r}")
+    def check(self) -> None:
+        one_of("pooling", self.pooling, POOLINGS)
         if not (self.layer == "last" or (isinstance(self.layer, int) and not isinstance(self.layer, bool))):
             raise ValueError(f"audio layer must be 'last' or an integer, got {self.layer!r}")
         if self.chunk_s <= 0 or self.overlap_s < 0:
             raise ValueError("chunk_s must be > 0 and overlap_s >= 0")
         if self.pooling == "window" and (self.window_s <= 0 or self.hop_s <= 0):
             raise ValueError("window_s and hop_s must be > 0")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+        at_least("batch_size", self.batch_size, 1)
 
     @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> AudioFeatureConfig:
-        return options_from_mapping(cls, cfg, "audio feature")
+    def from_config(cls, config, **wired):
+        return cls.from_mapping(with_device(config, "audio"), **wired)
 
-    def provenance_config(self) -> dict[str, Any]:
-        """The options that change the vectors (device and batch size do not)."""
-        d = asdict(self)
-        d.pop("device")
-        d.pop("batch_size")
-        return d
+
+def with_device(config: Mapping[str, Any], section: str) -> dict[str, Any]:
+    """A model stage's config section with ``device`` from ``features.device`` unless the section sets it."""
+    cfg = dict(config.get(section) or {})
+    device = (config.get("features") or {}).get("device")
+    if device is not None:
+        cfg.setdefault("device", device)
+    return cfg
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -531,6 +537,7 @@ def extract_audio_features(
     pins: Mapping[str, str] | None = None,
     spec: Any | None = None,
     progress: bool | None = None,
+    key: str | None = None,
 ) -> StageResult:
     """Write ``features/audio/{model}/{shard}.h5`` for every video of a media shard.
 
@@ -544,13 +551,14 @@ def extract_audio_features(
     """
     from tqdm import tqdm
 
-    conf = cfg if isinstance(cfg, AudioFeatureConfig) else AudioFeatureConfig.from_mapping(cfg)
+    conf = AudioFeatureConfig.coerce(cfg)
+    rerun = stage_key(STAGE, conf, expected=key)
     ckpt, sha, registry_name = checkpoint_or_registry(model_dir, spec if spec is not None else conf.model, pins)
     encoder = SpeechEncoder(ckpt, device=conf.device)
     encoder.check_layer(conf.layer)
     result = StageResult()
-    prov = Provenance(stage=STAGE, model=conf.model, weights_sha256=sha,
-                      config={**conf.provenance_config(), "registry_name": registry_name})
+    prov = Provenance.of(rerun, model=conf.model, weights_sha256=sha,
+                         resolved={"registry_name": registry_name, "standin": conf.standin})
     with ShardReader(media_shard_path, stage="media") as reader, ShardWriter(out_path, prov) as writer:
         skipped = list(reader.skipped())
         ids = reader.video_ids()

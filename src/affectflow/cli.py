@@ -52,6 +52,13 @@ def _models_files(args: argparse.Namespace, action: str) -> int:
     return 0
 
 
+def _reruns(args: argparse.Namespace) -> int:
+    from affectflow.rerun import rerun_table
+
+    print(rerun_table(), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="affectflow", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -74,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("names", nargs="+")
         a.add_argument("--models-dir", default=None, help="overrides config; AFFECTFLOW_MODELS_DIR overrides both")
         a.set_defaults(func=lambda ns, _a=action: _models_files(ns, _a))
+
+    reruns = sub.add_parser("reruns", help="which config settings rerun which stages (markdown table)")
+    reruns.set_defaults(func=_reruns)
     return p
 
 

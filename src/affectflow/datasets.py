@@ -29,7 +29,19 @@ from typing import Any
 
 import numpy as np
 
+from affectflow.options import StageOptions
 from affectflow.units import Unit, UnitsError, UnitsTable, merge_units, shard_of
+
+#: bump when the units table changes for the same files on disk (docs/reruns.md)
+STAGE_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitsOptions(StageOptions):
+    """The units table has no options of its own: it is what the datasets on disk give,
+    so its rerun key holds a digest of the units built from them (``datasets``, ``n_shards``)."""
+
+    SECTION = ""
 
 EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
 EMI_EMOTIONS = ("Admiration", "Amusement", "Determination", "Empathic Pain", "Excitement", "Joy")

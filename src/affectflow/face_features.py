@@ -10,19 +10,51 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from affectflow.face_models import FaceModel, load_face_model
+from affectflow.face_models import ENGINES, FaceModel, check_batch_size, check_precision, load_face_model
 from affectflow.faces.video import prefetch
 from affectflow.media import StageResult
 from affectflow.model_manifest import PreparedModel
+from affectflow.options import StageOptions, one_of, runtime, wiring
+from affectflow.rerun import stage_key
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoAppender
 
 log = logging.getLogger("affectflow.face_features")
+
+#: bump when embeddings or logits change for the same crops, model and options (docs/reruns.md)
+STAGE_VERSION = 1
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class FaceFeatureOptions(StageOptions):
+    """The face-model keys of config ``features``: ``face_engine`` and ``precision`` change the numbers
+    (another runtime, float16 rounding); ``batch_size`` and ``device`` only change the speed."""
+
+    SECTION = "features"
+
+    model: str = wiring("")
+    face_engine: str = "onnx"
+    precision: str = "fp32"
+    batch_size: int | str = runtime("auto")
+    device: str = runtime("auto")
+
+    def check(self) -> None:
+        one_of("face_engine", self.face_engine, ENGINES)
+        check_precision(self.precision)
+        self._set("batch_size", check_batch_size(self.batch_size))
+        one_of("device", self.device, DEVICES)
+
+    @classmethod
+    def from_config(cls, config, **wired):
+        f = config.get("features") or {}
+        return cls.from_mapping({k: f[k] for k in cls.config_fields() if k in f}, **wired)
 
 # crops read from the faces shard per step (at least; a GPU batch if larger): ~10 MB of 224 px crops.
 # With one chunk prefetched, about four chunks are alive at once, whatever the video's length.
@@ -32,33 +64,36 @@ CHUNK = 64
 def run_face_features(
     faces_shard: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
-    manifest: str | os.PathLike[str],
-    cfg: Mapping[str, Any] | None = None,
+    manifest: str | os.PathLike[str] | PreparedModel,
+    cfg: FaceFeatureOptions | Mapping[str, Any] | None = None,
     *,
     threads: int | None = None,
+    key: str | None = None,
 ) -> StageResult:
-    """Embed every detected face of a faces shard with the model of ``manifest``."""
-    cfg = dict(cfg or {})
-    prepared = PreparedModel.load(manifest)
+    """Embed every detected face of a faces shard with the model of ``manifest``.
+
+    ``manifest``: the fetch_model job's manifest (a path, or the loaded manifest
+    with the models directory the job should use). ``key``: the rerun key the
+    workflow planned the job with (checked, then written into the provenance).
+    """
+    prepared = manifest if isinstance(manifest, PreparedModel) else PreparedModel.load(manifest)
     model_name = prepared.name
+    opts = FaceFeatureOptions.coerce(cfg, model=model_name)
+    rerun = stage_key("face_features", opts, expected=key)
     model = load_face_model(
         model_name,
         prepared.root,
-        engine=cfg.get("face_engine", "onnx"),
-        device=cfg.get("device", "auto"),
-        batch_size=cfg.get("batch_size", "auto"),
+        engine=opts.face_engine,
+        device=opts.device,
+        batch_size=opts.batch_size,
         pins=prepared.pins,
         threads=threads,
-        precision=cfg.get("precision", "fp32"),
+        precision=opts.precision,
     )
     if prepared.standin:
         log.warning("%s: random-weight stand-in, not the real model: its features carry no emotion", model_name)
-    prov = Provenance(
-        stage="face_features",
-        model=model_name,
-        weights_sha256=model.weights_sha256,
-        config={**cfg, "engine": model.engine, "standin": prepared.standin},
-    )
+    prov = Provenance.of(rerun, model=model_name, weights_sha256=model.weights_sha256,
+                         resolved={"engine": model.engine, "standin": prepared.standin})
     log.info("%s: engine %s on %s, %d crop(s) per forward pass", model_name, model.engine, model.device,
              model.batch_size)
     result = StageResult()

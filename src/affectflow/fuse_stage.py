@@ -59,6 +59,8 @@ import pandas as pd
 from affectflow.datasets import read_ah_labels, read_emi_labels, read_expr_labels
 from affectflow.fusion import SMOOTHINGS, PostConfig, decide, postprocess_video, softmax
 from affectflow.metrics import MetricReport, atomic_write_text
+from affectflow.options import OptionsError, StageOptions, one_of, wiring
+from affectflow.rerun import RerunKey, stage_key
 from affectflow.stage_io import ShardSet, StageInputError, media_frames
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
 from affectflow.sweeps import SplitDataset, SweepResult, evaluate, plot_sweep, sweep_many
@@ -76,22 +78,68 @@ AFFWILD2_BY_NAME: dict[str, int] = {
     "happiness": 4, "happy": 4, "sadness": 5, "sad": 5, "surprise": 6, "surprised": 6, "contempt": 7, "other": 7,
 }
 
-DEFAULTS: dict[str, Any] = {
-    "k": [1, 3, 5, 9, 15, 25, 35, 51],
-    "smoothing": "box",
-    "sigma": None,
-    "t": [0.5, 0.6, 0.7, 0.8, 0.9, 0.95],
-    "w": [round(x, 2) for x in np.linspace(0.0, 1.0, 11)],
-    "weights": None,
-    "ah_video_filter": "auto",
-    "ah_video_source": None,
-    "ah_threshold": 0.5,
-    "filter_mode": "onehot",
-}
+#: bump when fused predictions, sweeps or metrics change for the same inputs and options (docs/reruns.md)
+STAGE_VERSION = 1
+FILTER_MODES = ("onehot", "mapped")
 
 
 class FuseError(ValueError):
     """The fuse stage cannot run on these inputs; the message says which task, split or file."""
+
+
+@dataclass(frozen=True)
+class FuseOptions(StageOptions):
+    """One fusion of config ``fusions`` (its ``feature_sets`` and sweep grids); ``task`` is wiring.
+
+    Grids are sets: ``k: [5, 1, 3]`` and ``k: [1, 3, 5]`` are one key.
+    """
+
+    SECTION = "fusions"
+
+    task: str = wiring("expr")
+    feature_sets: tuple[str, ...] = ()
+    k: tuple[int, ...] = (1, 3, 5, 9, 15, 25, 35, 51)
+    smoothing: str = "box"
+    sigma: float | None = None
+    t: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+    w: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    weights: tuple[float, ...] | None = None
+    ah_video_filter: str | bool = "auto"
+    ah_video_source: str | None = None
+    ah_threshold: float = 0.5
+    filter_mode: str = "onehot"
+
+    def check(self) -> None:
+        one_of("task", self.task, TASKS)
+        self._set("feature_sets", tuple(self.feature_sets))
+        self._set("k", tuple(sorted({int(k) for k in (self.k or [])})))
+        if any(k < 1 for k in self.k):
+            raise ValueError(f"smoothing kernels k must be >= 1, got {list(self.k)}")
+        one_of("smoothing", self.smoothing, SMOOTHINGS)
+        self._set("t", tuple(sorted({float(t) for t in (self.t or []) if t is not None})))
+        if any(not 0.0 < t <= 1.0 for t in self.t):
+            raise ValueError(f"confidence thresholds t must be in (0, 1], got {list(self.t)}")
+        self._set("w", tuple(sorted({float(w) for w in (self.w or [])})))
+        if any(not 0.0 <= w <= 1.0 for w in self.w):
+            raise ValueError(f"blend weights w must be in [0, 1], got {list(self.w)}")
+        if self.weights is not None:
+            self._set("weights", tuple(float(x) for x in self.weights))
+            if self.feature_sets and len(self.weights) != len(self.feature_sets):
+                raise ValueError(f"weights: {len(self.weights)} values for {len(self.feature_sets)} feature sets")
+        one_of("ah_video_filter", self.ah_video_filter, ("auto", True, False))
+        one_of("filter_mode", self.filter_mode, FILTER_MODES)
+
+    @classmethod
+    def config_key(cls, name: str) -> str:
+        return f"fusions.*.{name}"
+
+    @classmethod
+    def from_config(cls, config, **wired):
+        fusion = wired.pop("fusion")
+        fusions = config.get("fusions") or {}
+        if fusion not in fusions:
+            raise OptionsError(f"fusions: no fusion named {fusion!r}")
+        return cls.from_mapping(fusions[fusion], **wired)
 
 
 @dataclass
@@ -122,32 +170,17 @@ def affwild2_mapping(classes: Sequence[str]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def fuse_config(task: str, cfg: Mapping[str, Any] | None, n_sets: int) -> dict[str, Any]:
+def fuse_options(task: str, cfg: FuseOptions | Mapping[str, Any] | None, names: Sequence[str]) -> FuseOptions:
+    """``cfg`` checked for ``task`` and the fused feature sets ``names`` (in their order)."""
     if task not in TASKS:
         raise FuseError(f"unknown task {task!r}; choose one of {TASKS}")
-    given = dict(cfg or {})
-    unknown = sorted(set(given) - set(DEFAULTS))
-    if unknown:
-        raise FuseError(f"unknown fuse config keys {unknown}; known: {sorted(DEFAULTS)}")
-    c = {**DEFAULTS, **given}
-    c["k"] = sorted({int(k) for k in (c["k"] or [])})
-    if any(k < 1 for k in c["k"]):
-        raise FuseError(f"smoothing kernels k must be >= 1, got {c['k']}")
-    if c["smoothing"] not in SMOOTHINGS:
-        raise FuseError(f"smoothing must be one of {SMOOTHINGS}, got {c['smoothing']!r}")
-    c["t"] = sorted({float(t) for t in (c["t"] or []) if t is not None})
-    if any(not 0.0 < t <= 1.0 for t in c["t"]):
-        raise FuseError(f"confidence thresholds t must be in (0, 1], got {c['t']}")
-    c["w"] = sorted({float(w) for w in (c["w"] or [])})
-    if any(not 0.0 <= w <= 1.0 for w in c["w"]):
-        raise FuseError(f"blend weights w must be in [0, 1], got {c['w']}")
-    if c["weights"] is not None:
-        if len(c["weights"]) != n_sets:
-            raise FuseError(f"weights: {len(c['weights'])} values for {n_sets} feature sets")
-        c["weights"] = [float(x) for x in c["weights"]]
-    if c["ah_video_filter"] not in ("auto", True, False):
-        raise FuseError(f"ah_video_filter must be auto, true or false, got {c['ah_video_filter']!r}")
-    return c
+    try:
+        opts = FuseOptions.coerce(cfg, task=task)
+        if opts.feature_sets and list(opts.feature_sets) != list(names):
+            raise FuseError(f"fusion of {list(opts.feature_sets)} given predictions of {list(names)}")
+        return opts.replace(feature_sets=tuple(names))
+    except OptionsError as e:
+        raise FuseError(str(e)) from None
 
 
 def _labels(task: str, path: str, vid: str, n_frames: int) -> np.ndarray:
@@ -239,13 +272,23 @@ def run_fuse(
     predictions: Mapping[str, str | os.PathLike[str]],
     pretrained: Sequence[str | os.PathLike[str]] | None,
     out_dir: str | os.PathLike[str],
-    cfg: Mapping[str, Any] | None = None,
+    cfg: FuseOptions | Mapping[str, Any] | None = None,
+    *,
+    key: str | None = None,
 ) -> FuseResult:
-    """Sweep and choose the post-processing on val, apply it to test (see module docstring)."""
+    """Sweep and choose the post-processing on val, apply it to test (see module docstring).
+
+    ``key``: the rerun key the workflow planned the job with (checked, then
+    written into the provenance of ``test_predictions.h5``).
+    """
     if not predictions:
         raise FuseError(f"task {task}: no predictions to fuse")
     names = list(predictions)
-    c = fuse_config(task, cfg, len(names))
+    opts = fuse_options(task, cfg, names)
+    rerun = stage_key(FUSED_STAGE, opts, expected=key)
+    c = {name: getattr(opts, name) for name in FuseOptions.config_fields()}
+    c.update(k=list(opts.k), t=list(opts.t), w=list(opts.w),
+             weights=None if opts.weights is None else list(opts.weights))
     if PRETRAINED in names:
         raise FuseError(f"a feature set may not be called {PRETRAINED!r} (reserved for the pre-trained model)")
     out = Path(out_dir)
@@ -344,7 +387,7 @@ def run_fuse(
     test_sources = posts(split_of["test"])
     if pre is not None:
         test_sources[PRETRAINED] = {v: pre.proba[v] for v in split_of["test"]}
-    files.append(_write_test(out / "test_predictions.h5", task, names, chosen, split_of["test"], test_sources,
+    files.append(_write_test(out / "test_predictions.h5", rerun, task, names, chosen, split_of["test"], test_sources,
                              frames, keep, excluded))
     log.info("fuse %s: chosen %s -> val %s = %.4f", task, _describe(chosen), report.main, report.score)
     return FuseResult(task, out, chosen, report, files, excluded)
@@ -475,11 +518,10 @@ def _table_rows(task: str, names: list[str], chosen: PostConfig, singles: Mappin
     return rows
 
 
-def _write_test(path: Path, task: str, names: list[str], cfg: PostConfig, vids: list[str],
+def _write_test(path: Path, rerun: RerunKey, task: str, names: list[str], cfg: PostConfig, vids: list[str],
                 sources: Mapping[str, Mapping[str, np.ndarray]], frames: Mapping[str, np.ndarray],
                 keep: Mapping[str, int] | None, excluded: list[tuple[str, str]]) -> Path:
-    prov = Provenance(stage=FUSED_STAGE, model="+".join(names),
-                      config={"task": task, "feature_sets": names, "chosen": cfg.to_dict()})
+    prov = Provenance.of(rerun, model="+".join(names), resolved={"chosen": cfg.to_dict()})
     with ShardWriter(path, prov) as w:
         for vid in vids:
             per = {n: sources[n][vid] for n in cfg.needed_sources}

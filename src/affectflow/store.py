@@ -60,7 +60,13 @@ def video_id_from_key(key: str) -> str:
 
 @dataclass(frozen=True)
 class Provenance:
-    """What produced a shard file; written as file attributes."""
+    """What produced a shard file; written as file attributes.
+
+    ``rerun_key`` is the job's rerun key (:mod:`affectflow.rerun`), the same
+    text the workflow compared to decide that the job had to run; ``config``
+    holds the key's options plus what the stage resolved while running (the
+    engine it picked, the classes of the model, ...).
+    """
 
     stage: str
     model: str = ""
@@ -68,6 +74,25 @@ class Provenance:
     config: Mapping[str, Any] = field(default_factory=dict)
     producer: str = "affectflow"
     version: str = __version__
+    stage_version: int = 0
+    rerun_key: str = ""
+
+    @classmethod
+    def of(cls, key: Any, *, model: str = "", weights_sha256: str = "",
+           resolved: Mapping[str, Any] | None = None) -> Provenance:
+        """The provenance of an output made under rerun key ``key`` (an :class:`affectflow.rerun.RerunKey`).
+
+        ``resolved`` may add values the stage found at run time, and fill in
+        options left at ``None`` ("take it from the model"); it cannot
+        contradict an option the key sets.
+        """
+        config = dict(key.options)
+        for name, value in dict(resolved or {}).items():
+            if config.get(name) is not None and config[name] != value:
+                raise ValueError(f"{key.stage}: resolved {name}={value!r} contradicts the option {config[name]!r}")
+            config[name] = value
+        return cls(stage=key.stage, model=model, weights_sha256=weights_sha256, config=config,
+                   stage_version=key.version, rerun_key=key.text)
 
     def to_attrs(self) -> dict[str, Any]:
         return {
@@ -75,6 +100,8 @@ class Provenance:
             "producer_version": self.version,
             "format_version": FORMAT_VERSION,
             "stage": self.stage,
+            "stage_version": int(self.stage_version),
+            "rerun_key": self.rerun_key,
             "model": self.model,
             "weights_sha256": self.weights_sha256,
             "config": json.dumps(dict(self.config), sort_keys=True, default=str),
@@ -89,6 +116,8 @@ class Provenance:
             config=json.loads(attrs.get("config", "{}")),
             producer=str(attrs.get("producer", "")),
             version=str(attrs.get("producer_version", "")),
+            stage_version=int(attrs.get("stage_version", 0)),
+            rerun_key=str(attrs.get("rerun_key", "")),
         )
 
 

@@ -22,10 +22,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from affectflow.options import StageOptions, one_of, wiring
 from affectflow.stage_io import ShardSet, StageInputError, fill_nearest, media_frames
 from affectflow.store import ShardReader
 from affectflow.submissions import SubmissionError, write_ah_submission, write_emi_submission, write_expr_submission
@@ -36,6 +38,29 @@ log = logging.getLogger("affectflow.submit")
 TASKS = ("expr", "emi", "ah")
 #: what ``out_path`` is for each task
 OUT_KIND = {"expr": "file", "emi": "file", "ah": "directory"}
+#: bump when submission files change for the same fused predictions (docs/reruns.md)
+STAGE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SubmitOptions(StageOptions):
+    """Which task, from which fusion (config ``submit_fusion``); the files follow the challenge's format."""
+
+    SECTION = "submit_fusion"
+
+    task: str = wiring("expr")
+    fusion: str = ""
+
+    def check(self) -> None:
+        one_of("task", self.task, TASKS)
+
+    @classmethod
+    def config_key(cls, name: str) -> str:
+        return "submit_fusion"
+
+    @classmethod
+    def from_config(cls, config, **wired):
+        return cls.from_mapping({"fusion": config.get("submit_fusion") or ""}, **wired)
 
 
 def complete_decisions(decisions: np.ndarray, n_frames: int, frame_index: np.ndarray | None = None) -> np.ndarray:

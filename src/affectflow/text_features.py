@@ -46,20 +46,23 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from affectflow.audio_features import ResolvedModel, resolve_device, resolve_model
+from affectflow.audio_features import ResolvedModel, resolve_device, resolve_model, with_device
 from affectflow.media import StageResult
-from affectflow.options import options_from_mapping
+from affectflow.options import StageOptions, at_least, one_of, runtime, wiring
+from affectflow.rerun import stage_key
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
 
 log = logging.getLogger("affectflow.text_features")
 
 STAGE = "text_features"
+#: bump when embeddings change for the same transcripts, model and options (docs/reruns.md)
+STAGE_VERSION = 1
 KINDS = ("auto", "sentence", "goemotions", "openai", "gigachat")
 OPENAI_KEY_ENV = "OPENAI_API_KEY"
 GIGACHAT_KEY_ENV = "GIGACHAT_CREDENTIALS"
@@ -76,8 +79,9 @@ class TextFeatureError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class TextFeatureConfig:
-    """Text embedding options (all but device, batch size and timeouts go into provenance).
+class TextFeatureConfig(StageOptions):
+    """Config ``text``; device, batch size, the CA bundle and the API client's retries, backoff and
+    timeout change no vector, so they stay out of the rerun key and provenance.
 
     ``prefix``: text put before every segment (``None``: ``"query: "`` for E5,
     nothing otherwise). ``pooling``/``normalize``/``max_length``: ``None``
@@ -88,34 +92,33 @@ class TextFeatureConfig:
     registry), ``max_retries``, ``backoff_s``, ``timeout_s``.
     """
 
-    model: str = "all_minilm_l6_v2"
+    SECTION = "text"
+
+    model: str = wiring("all_minilm_l6_v2")
     kind: str = "auto"
     prefix: str | None = None
     pooling: str | None = None
     normalize: bool | None = None
     max_length: int | None = None
-    batch_size: int = 32
-    device: str = "auto"
     api_model: str | None = None
     base_url: str | None = None
     auth_url: str | None = None
     scope: str = "GIGACHAT_API_PERS"
-    ca_bundle: str | None = None
     dim: int | None = None
-    max_retries: int = 5
-    backoff_s: float = 1.0
-    timeout_s: float = 60.0
+    batch_size: int = runtime(32)
+    device: str = runtime("auto")
+    ca_bundle: str | None = runtime(None)
+    max_retries: int = runtime(5)
+    backoff_s: float = runtime(1.0)
+    timeout_s: float = runtime(60.0)
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"text encoder kind must be one of {KINDS}, got {self.kind!r}")
-        if self.pooling not in (None, "mean", "cls", "max"):
-            raise ValueError(f"text pooling must be 'mean', 'cls' or 'max', got {self.pooling!r}")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+    def check(self) -> None:
+        one_of("kind", self.kind, KINDS)
+        one_of("pooling", self.pooling, (None, "mean", "cls", "max"))
+        at_least("batch_size", self.batch_size, 1)
 
     @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> TextFeatureConfig:
+    def from_mapping(cls, cfg: Mapping[str, Any] | None, **wired: Any) -> TextFeatureConfig:
         cfg = dict(cfg or {})
         secret = sorted(k for k in cfg if any(w in k.lower() for w in ("key", "credential", "token", "secret")))
         if secret:
@@ -123,13 +126,11 @@ class TextFeatureConfig:
                 f"text feature config has {secret}: API keys are read from the environment only "
                 f"({OPENAI_KEY_ENV}, {GIGACHAT_KEY_ENV}), never from the config"
             )
-        return options_from_mapping(cls, cfg, "text feature")
+        return super().from_mapping(cfg, **wired)
 
-    def provenance_config(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k in ("device", "batch_size", "max_retries", "backoff_s", "timeout_s", "ca_bundle"):
-            d.pop(k)
-        return d
+    @classmethod
+    def from_config(cls, config, **wired):
+        return cls.from_mapping(with_device(config, "text"), **wired)
 
 
 def _kind_of(spec: Any) -> str:
@@ -504,6 +505,7 @@ def embed_shard(
     spec: Any | None = None,
     progress: bool | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    key: str | None = None,
 ) -> StageResult:
     """Write ``features/text/{asr}/{model}/{shard}.h5``: an embedding per transcript segment.
 
@@ -512,7 +514,8 @@ def embed_shard(
     """
     from tqdm import tqdm
 
-    conf = cfg if isinstance(cfg, TextFeatureConfig) else TextFeatureConfig.from_mapping(cfg)
+    conf = TextFeatureConfig.coerce(cfg)
+    rerun = stage_key(STAGE, conf, expected=key)
     resolved = resolve_model(spec if spec is not None else conf.model, models_dir, pins)
     encoder = load_text_encoder(resolved, conf, sleep)
     records: list[tuple[str, np.ndarray, np.ndarray, list[str]]] = []
@@ -535,7 +538,7 @@ def embed_shard(
         outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     dim = int(getattr(encoder, "dim", None) or 0)
     classes = list(getattr(encoder, "classes", []) or [])
-    prov_cfg = {**conf.provenance_config(), "kind": encoder.kind, "registry_name": resolved.name, "asr": asr_model,
+    prov_cfg = {"kind_used": encoder.kind, "registry_name": resolved.name, "asr": asr_model,
                 "dim": dim}
     if isinstance(encoder, SentenceEncoder | GoEmotionsEncoder):
         prov_cfg.update(prefix=encoder.prefix, pooling=encoder.pooling, max_length=encoder.max_length)
@@ -545,7 +548,7 @@ def embed_shard(
         prov_cfg.update(api_model=encoder.api_model, base_url=encoder.base_url)
     if classes:
         prov_cfg["classes"] = classes
-    prov = Provenance(stage=STAGE, model=conf.model, weights_sha256=resolved.weights_sha256, config=prov_cfg)
+    prov = Provenance.of(rerun, model=conf.model, weights_sha256=resolved.weights_sha256, resolved=prov_cfg)
     with ShardWriter(out_path, prov) as writer:
         pos = 0
         for vid, starts, ends, texts in records:

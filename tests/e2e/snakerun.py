@@ -35,17 +35,18 @@ class Workdir:
     def write_config(self, cfg: dict) -> None:
         self.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
-    def run(self, *args: str, timeout: float = 1200, check: bool = True) -> subprocess.CompletedProcess:
+    def run(self, *args: str, timeout: float = 1200, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         cmd = [SNAKEMAKE, "--profile", "profiles/local", "--cores", "2", *args]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
         proc = subprocess.run(cmd, cwd=self.path, capture_output=True, text=True, timeout=timeout, env=env)
         if check and proc.returncode != 0:
             raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
         return proc
 
-    def planned_jobs(self, *targets: str) -> set[tuple[str, str]]:
-        """(rule, first output) of every job a dry run would execute."""
-        proc = self.run("--dry-run", *targets)
+    def planned_jobs(self, *targets: str, env: dict[str, str] | None = None) -> set[tuple[str, str]]:
+        """(rule, first output) of every job a dry run would execute (``targets`` may hold options)."""
+        proc = self.run("--dry-run", *targets, env=env)
         return parse_plan(proc.stdout + proc.stderr)
 
     def results(self) -> Path:
@@ -70,6 +71,23 @@ def parse_plan(text: str) -> set[tuple[str, str]]:
             jobs.add((rule, o.group(1).split(", ")[0]))
             rule = None
     return jobs
+
+
+class ConfigChange:
+    """Edit the workdir's config for one dry run (the planned jobs), then restore it byte for byte."""
+
+    def __init__(self, wd: Workdir, edit, env: dict[str, str] | None = None) -> None:
+        self.wd, self.edit, self.env = wd, edit, env
+
+    def __enter__(self) -> set[tuple[str, str]]:
+        self.original = self.wd.config_path.read_text()
+        cfg = self.wd.config()
+        self.edit(cfg)
+        self.wd.write_config(cfg)
+        return self.wd.planned_jobs(env=self.env)
+
+    def __exit__(self, *exc: object) -> None:
+        self.wd.config_path.write_text(self.original)
 
 
 def make_bare_workdir(dest: Path) -> Workdir:

@@ -11,21 +11,13 @@ import pytest
 
 from affectflow.store import ShardReader
 from affectflow.units import UnitsTable
-from snakerun import make_workdir
+from snakerun import ConfigChange
 
 pytestmark = pytest.mark.slow
 
 SHARD_RULES = {"media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts", "text_features"}
 # stages over the whole dataset: they rerun whenever any shard changes
 DATASET_RULES = {"units", "problems", "learn", "fuse", "report_tables", "submit_expr", "submit_emi", "submit_ah"}
-
-
-@pytest.fixture(scope="module")
-def done(tmp_path_factory):
-    """One complete run of the default workflow on the demo."""
-    wd = make_workdir(tmp_path_factory.mktemp("wf"))
-    wd.run()
-    return wd
 
 
 def _shard_jobs(jobs, shard):
@@ -121,23 +113,6 @@ def test_faces_config_change_reruns_faces_not_media(done):
     assert done.planned_jobs() == set()
 
 
-class _ConfigChange:
-    """Edit the workdir's config for one dry run, then restore it."""
-
-    def __init__(self, wd, edit):
-        self.wd, self.edit = wd, edit
-
-    def __enter__(self):
-        self.original = self.wd.config_path.read_text()
-        cfg = self.wd.config()
-        self.edit(cfg)
-        self.wd.write_config(cfg)
-        return self.wd.planned_jobs()
-
-    def __exit__(self, *exc):
-        self.wd.config_path.write_text(self.original)
-
-
 def _rules(jobs):
     return {r for r, _ in jobs}
 
@@ -147,7 +122,7 @@ def test_new_weights_of_one_face_model_rerun_its_jobs_only(done):
     def edit(cfg):
         cfg["model_pins"] = {"emotiefflib/enet_b0_8_best_vgaf.onnx": "0" * 64}
 
-    with _ConfigChange(done, edit) as jobs:
+    with ConfigChange(done, edit) as jobs:
         assert {o for r, o in jobs if r == "fetch_model"} == {"results/demo/models/enet_b0_8_best_vgaf.json"}
         feats = {o for r, o in jobs if r == "face_features"}
         assert feats and all("/enet_b0_8_best_vgaf/" in o for o in feats)
@@ -163,7 +138,7 @@ def test_adding_a_model_adds_only_its_jobs(done):
         cfg["features"]["face"].append("enet_b0_8_best_afew")
         cfg["features"]["standins"].append("enet_b0_8_best_afew")
 
-    with _ConfigChange(done, edit) as jobs:
+    with ConfigChange(done, edit) as jobs:
         assert _rules(jobs) == {"fetch_model", "face_features"}
         assert all("enet_b0_8_best_afew" in o for _, o in jobs)
 
@@ -172,7 +147,7 @@ def test_fusion_parameter_reruns_only_fusion_and_report(done):
     def edit(cfg):
         cfg["fusions"]["fer_text"]["k"] = [1, 3, 7]
 
-    with _ConfigChange(done, edit) as jobs:
+    with ConfigChange(done, edit) as jobs:
         assert _rules(jobs) == {"fuse", "report_tables", "submit_expr", "submit_emi", "submit_ah"}
 
 

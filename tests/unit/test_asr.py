@@ -71,7 +71,7 @@ def test_faster_whisper_tiny_en_transcribes_espeak_speech(media_shard: Path, tmp
     assert sorted(res.written) == sorted([*SENTENCES, "quiet"])
     with ShardReader(out, stage="transcripts", model="faster_whisper_tiny_en") as r:
         prov = r.provenance
-        assert prov.config["backend"] == "faster-whisper"
+        assert prov.config["backend_used"] == "faster-whisper"
         assert prov.weights_sha256 == "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
         hyps = {}
         for vid in SENTENCES:
@@ -121,7 +121,7 @@ def test_openai_whisper_standin_fetch_verify_load_transcribe(whisper_standin, me
            "device": "cpu"}
     transcribe_shard(media_shard, out, cfg, models_dir=root, spec=spec, progress=False)
     with ShardReader(out, stage="transcripts", model=spec.name) as r:
-        assert r.provenance.config["backend"] == "openai-whisper"
+        assert r.provenance.config["backend_used"] == "openai-whisper"
         assert r.provenance.weights_sha256 == spec.files[0].sha256
         for vid in SENTENCES:
             rec = r.read(vid)

@@ -204,7 +204,7 @@ def test_pool_windows_edges() -> None:
 def test_config_is_checked() -> None:
     with pytest.raises(ValueError, match="pooling"):
         AudioFeatureConfig(pooling="max")
-    with pytest.raises(ValueError, match="unknown audio feature option"):
+    with pytest.raises(ValueError, match=r"unknown audio option\(s\) \['chunk'\]"):
         AudioFeatureConfig.from_mapping({"model": "x", "chunk": 3})
     with pytest.raises(ValueError, match="layer"):
         AudioFeatureConfig(layer="first")

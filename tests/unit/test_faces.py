@@ -27,6 +27,7 @@ from affectflow.faces import (
 from affectflow.faces.detectors import nms, order_retina_outputs, retina_anchors, retina_postprocess
 from affectflow.faces.video import VideoInfo, iter_batches
 from affectflow.media import frame_timestamps
+from affectflow.options import OptionsError
 from affectflow.store import ShardReader
 from affectflow.units import Unit
 
@@ -319,12 +320,14 @@ def test_retinaface_without_weights_is_a_clear_error(tmp_path):
 
 
 def test_bad_config_and_weights_check(tmp_path):
-    with pytest.raises(FaceStageError, match="unknown face detector 'dlib'"):
+    with pytest.raises(OptionsError, match="faces: detector must be one of .*got 'dlib'"):
         run_faces_stage([], tmp_path / "x.h5", {"detector": "dlib"})
-    with pytest.raises(FaceStageError, match="organiser_crops_dir"):
+    with pytest.raises(OptionsError, match="organiser_crops_dir"):
         run_faces_stage([], tmp_path / "x.h5", {"detector": "organiser"})
-    with pytest.raises(FaceStageError, match="crop_compression must be one of lzf, none, got 'gzip'"):
+    with pytest.raises(OptionsError, match="crop_compression must be one of 'lzf', 'none', got 'gzip'"):
         run_faces_stage([], tmp_path / "x.h5", {"crop_compression": "gzip"})
+    with pytest.raises(OptionsError, match=r"unknown faces option\(s\) \['crop_szie'\]"):
+        run_faces_stage([], tmp_path / "x.h5", {"crop_szie": 64})
     fake = tmp_path / "face_detection_short_range.tflite"
     fake.write_bytes(b"not the model")
     with pytest.raises(FaceStageError, match="sha256 mismatch"):

@@ -157,7 +157,7 @@ def test_missing_face_policies(world, tmp_path):
 
 
 def test_config_errors(world, tmp_path):
-    with pytest.raises(LearnError, match="unknown learn config keys"):
+    with pytest.raises(LearnError, match=r"unknown learn option\(s\) \[.epochs.\]"):
         run_learn("expr", world.units_tsv, world.media, feats(world, F), tmp_path, {"epochs": 3})
     with pytest.raises(LearnError, match="must start with one of"):
         run_learn("expr", world.units_tsv, world.media, {"video/x": world.features[F]}, tmp_path, CFG)

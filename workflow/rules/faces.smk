@@ -1,20 +1,21 @@
+# Faces of the configured detector (config faces.detector): the detector is part
+# of the output path and of the rerun key, never a wildcard a target could vary.
+
+
 rule faces:
     """Detect, crop and store faces of every analysed frame of one shard."""
     input:
         media=f"{OUT}/media/{{shard}}.h5",
         videos=shard_videos,
     output:
-        f"{OUT}/faces/{{detector}}/{{shard}}.h5",
+        f"{OUT}/faces/{DETECTOR}/{{shard}}.h5",
     params:
+        key=lambda wc: KEYS.faces(wc.shard),
         units=shard_units,
-        cfg=config["faces"],
-        on_bad_video=config["on_bad_video"],
-        models_dir=config["models_dir"],
-        model_pins=detector_pins(),
     log:
-        f"{OUT}/logs/faces/{{detector}}/{{shard}}.log",
+        f"{OUT}/logs/faces/{DETECTOR}/{{shard}}.log",
     benchmark:
-        f"{OUT}/benchmarks/faces/{{detector}}/{{shard}}.tsv"
+        f"{OUT}/benchmarks/faces/{DETECTOR}/{{shard}}.tsv"
     threads: 2
     resources:
         mem_mb=4000,
@@ -28,11 +29,13 @@ rule faces:
 rule contact_sheets:
     """A small grid of crops per video, to look at what the detector kept."""
     input:
-        f"{OUT}/faces/{{detector}}/{{shard}}.h5",
+        f"{OUT}/faces/{DETECTOR}/{{shard}}.h5",
     output:
-        directory(f"{OUT}/faces/{{detector}}/sheets/{{shard}}"),
+        directory(f"{OUT}/faces/{DETECTOR}/sheets/{{shard}}"),
+    params:
+        key=KEYS.contact_sheets(),
     log:
-        f"{OUT}/logs/faces/{{detector}}/sheets_{{shard}}.log",
+        f"{OUT}/logs/faces/{DETECTOR}/sheets_{{shard}}.log",
     threads: 1
     resources:
         mem_mb=1000,

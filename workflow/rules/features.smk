@@ -10,8 +10,7 @@ rule face_features:
     output:
         f"{OUT}/features/face/{{model}}/{{shard}}.h5",
     params:
-        fingerprint=lambda wc: model_fingerprint(wc.model),
-        cfg=feature_cfg,
+        key=lambda wc: KEYS.model_stage("face_features", wc.model),
     log:
         f"{OUT}/logs/features/face/{{model}}/{{shard}}.log",
     benchmark:
@@ -35,8 +34,7 @@ rule audio_features:
     output:
         f"{OUT}/features/audio/{{model}}/{{shard}}.h5",
     params:
-        fingerprint=lambda wc: model_fingerprint(wc.model),
-        cfg=lambda wc: config["audio"],
+        key=lambda wc: KEYS.model_stage("audio_features", wc.model),
     log:
         f"{OUT}/logs/features/audio/{{model}}/{{shard}}.log",
     benchmark:
@@ -60,8 +58,7 @@ rule transcripts:
     output:
         f"{OUT}/transcripts/{{asr}}/{{shard}}.h5",
     params:
-        fingerprint=lambda wc: model_fingerprint(wc.asr),
-        cfg=lambda wc: config["asr"],
+        key=lambda wc: KEYS.model_stage("transcripts", wc.asr),
     log:
         f"{OUT}/logs/transcripts/{{asr}}/{{shard}}.log",
     benchmark:
@@ -85,8 +82,7 @@ rule text_features:
     output:
         f"{OUT}/features/text/{{asr}}/{{model}}/{{shard}}.h5",
     params:
-        fingerprint=lambda wc: model_fingerprint(wc.model),
-        cfg=lambda wc: config["text"],
+        key=lambda wc: KEYS.model_stage("text_features", wc.model),
     log:
         f"{OUT}/logs/features/text/{{asr}}/{{model}}/{{shard}}.log",
     benchmark:

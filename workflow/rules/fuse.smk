@@ -7,6 +7,7 @@ rule fuse:
     input:
         units=f"{OUT}/units.tsv",
         media=expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
+        # in the order of the fusion's feature_sets (w weighs the first)
         predictions=lambda wc: expand(
             f"{OUT}/models/{wc.task}/{{fs}}/predictions.h5", fs=fusion_sets(wc.fusion)
         ),
@@ -20,12 +21,7 @@ rule fuse:
             subcategory="{task}",
         ),
     params:
-        task="{task}",
-        predictions=lambda wc: {
-            fs: f"{OUT}/models/{wc.task}/{fs}/predictions.h5" for fs in fusion_sets(wc.fusion)
-        },
-        pretrained=lambda wc: pretrained_shards() if wc.task == "expr" else [],
-        cfg=fuse_cfg,
+        key=lambda wc: KEYS.fuse(wc.task, wc.fusion),
     log:
         f"{OUT}/logs/fuse/{{task}}/{{fusion}}.log",
     threads: 1

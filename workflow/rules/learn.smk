@@ -6,7 +6,7 @@
 rule learn:
     """Train one head on split train, early-stop and report on val, predict val and test."""
     input:
-        unpack(lambda wc: {f"f{i}": paths for i, paths in enumerate(feature_set_shards(wc).values())}),
+        unpack(feature_set_inputs),
         units=f"{OUT}/units.tsv",
         media=expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
         labels=lambda wc: sorted({u.labels(wc.task) for u in UNITS if u.labels(wc.task)}),
@@ -15,9 +15,7 @@ rule learn:
         head=f"{OUT}/models/{{task}}/{{feature_set}}/head.pt",
         predictions=f"{OUT}/models/{{task}}/{{feature_set}}/predictions.h5",
     params:
-        task="{task}",
-        features=feature_set_shards,
-        cfg=learn_cfg,
+        key=lambda wc: KEYS.learn(wc.task, wc.feature_set),
     log:
         f"{OUT}/logs/learn/{{task}}/{{feature_set}}.log",
     benchmark:

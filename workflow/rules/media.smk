@@ -5,9 +5,8 @@ rule media:
     output:
         f"{OUT}/media/{{shard}}.h5",
     params:
+        key=lambda wc: KEYS.media(wc.shard),
         units=shard_units,
-        cfg=config["media"],
-        on_bad_video=config["on_bad_video"],
     log:
         f"{OUT}/logs/media/{{shard}}.log",
     benchmark:

@@ -8,10 +8,7 @@ rule fetch_model:
     output:
         f"{OUT}/models/{{model}}.json",
     params:
-        fingerprint=lambda wc: model_fingerprint(wc.model),
-        standin=lambda wc: wc.model in config["features"]["standins"],
-        models_dir=config["models_dir"],
-        pins=lambda wc: model_pins_for(wc.model),
+        key=lambda wc: KEYS.fetch_model(wc.model),
     log:
         f"{OUT}/logs/models/{{model}}.log",
     localrule: True

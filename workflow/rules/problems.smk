@@ -8,6 +8,8 @@ rule problems:
         faces=expand(f"{OUT}/faces/{DETECTOR}/{{shard}}.h5", shard=SHARDS),
     output:
         f"{OUT}/problems.tsv",
+    params:
+        key=KEYS.problems(),
     log:
         f"{OUT}/logs/problems.log",
     localrule: True

@@ -12,7 +12,7 @@ for _task in config["tasks"]:
         output:
             submission_output(_task),
         params:
-            task=_task,
+            key=KEYS.submit(_task),
         log:
             f"{OUT}/logs/submit/{_task}.log",
         localrule: True
@@ -31,7 +31,7 @@ rule report_tables:
         csv=report(f"{OUT}/metrics.csv", caption="../report/metrics.rst", category="Metrics"),
         html=report(f"{OUT}/metrics.html", caption="../report/metrics.rst", category="Metrics"),
     params:
-        metrics=metrics_files(),
+        key=KEYS.report_tables(METRICS),
     log:
         f"{OUT}/logs/report_tables.log",
     localrule: True

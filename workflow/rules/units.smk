@@ -5,9 +5,7 @@ rule units:
     output:
         f"{OUT}/units.tsv",
     params:
-        digest=units_digest(),
-        datasets=config["datasets"],
-        n_shards=config["n_shards"],
+        key=KEYS.units_table(),
     log:
         f"{OUT}/logs/units.log",
     localrule: True

@@ -1,14 +1,14 @@
 from affectflow import joblog
-from affectflow.audio_features import extract_audio_features
+from affectflow.audio_features import AudioFeatureConfig, extract_audio_features
 from affectflow.model_manifest import PreparedModel
 
 joblog.setup(snakemake.log[0])
-model = PreparedModel.load(snakemake.input.model)
-features = snakemake.config["features"]
+model = PreparedModel.load(snakemake.input.model).at(snakemake.config["models_dir"])
 extract_audio_features(
     snakemake.input.media,
     snakemake.output[0],
     model.root,
-    {**snakemake.params.cfg, "model": model.name, "standin": model.standin, "device": features["device"]},
+    AudioFeatureConfig.from_config(snakemake.config, model=model.name, standin=model.standin),
     pins=model.pins,
+    key=snakemake.params.key,
 )

@@ -1,12 +1,14 @@
 from affectflow import joblog
-from affectflow.face_features import run_face_features
+from affectflow.face_features import FaceFeatureOptions, run_face_features
+from affectflow.model_manifest import PreparedModel
 
 joblog.setup(snakemake.log[0])
-features = snakemake.config["features"]
+model = PreparedModel.load(snakemake.input.model).at(snakemake.config["models_dir"])
 run_face_features(
     snakemake.input.faces,
     snakemake.output[0],
-    snakemake.input.model,
-    {**snakemake.params.cfg, "batch_size": features["batch_size"], "device": features["device"]},
+    model,
+    FaceFeatureOptions.from_config(snakemake.config, model=model.name),
     threads=snakemake.threads,
+    key=snakemake.params.key,
 )

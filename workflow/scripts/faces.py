@@ -1,14 +1,14 @@
 from affectflow import joblog
-from affectflow.faces import run_faces_stage
-from affectflow.media import accepted_units
+from affectflow.faces import FacesOptions, run_faces_stage
 from affectflow.units import Unit
 
 joblog.setup(snakemake.log[0])
 run_faces_stage(
-    accepted_units(snakemake.input.media, [Unit(**u) for u in snakemake.params.units]),
+    [Unit(**u) for u in snakemake.params.units],
     snakemake.output[0],
-    dict(snakemake.params.cfg),
-    on_bad_video=snakemake.params.on_bad_video,
-    models_dir=snakemake.params.models_dir,
-    model_pins=dict(snakemake.params.model_pins),
+    FacesOptions.from_config(snakemake.config),
+    models_dir=snakemake.config["models_dir"],
+    model_pins=snakemake.config["model_pins"],
+    media_shard=snakemake.input.media,
+    key=snakemake.params.key,
 )

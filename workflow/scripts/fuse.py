@@ -1,13 +1,16 @@
 from affectflow import joblog
-from affectflow.fuse_stage import run_fuse
+from affectflow.fuse_stage import FuseOptions, run_fuse
 
 joblog.setup(snakemake.log[0])
+task, fusion = snakemake.wildcards.task, snakemake.wildcards.fusion
+options = FuseOptions.from_config(snakemake.config, task=task, fusion=fusion)
 run_fuse(
-    snakemake.params.task,
+    task,
     snakemake.input.units,
     list(snakemake.input.media),
-    dict(snakemake.params.predictions),
-    list(snakemake.params.pretrained) or None,
+    dict(zip(options.feature_sets, snakemake.input.predictions, strict=True)),
+    list(snakemake.input.pretrained) or None,
     snakemake.output[0],
-    dict(snakemake.params.cfg),
+    options,
+    key=snakemake.params.key,
 )

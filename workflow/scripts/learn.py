@@ -1,16 +1,19 @@
-# rule learn: input.units, input.media (list); output.metrics (…/metrics.json; its folder is out_dir);
-# params.task, params.features ({label: [shard paths]}), params.cfg.
+# rule learn: input.f0, f1, ... (shards of each modality of the feature set, in its order), input.units,
+# input.media; output.metrics (…/metrics.json; its folder is out_dir); params.key.
 from pathlib import Path
 
 from affectflow import joblog
-from affectflow.learn.stage import run_learn
+from affectflow.learn.stage import LearnOptions, run_learn
 
 joblog.setup(snakemake.log[0])
+task = snakemake.wildcards.task
+labels = snakemake.config["feature_sets"][snakemake.wildcards.feature_set]
 run_learn(
-    snakemake.params.task,
+    task,
     snakemake.input.units,
     list(snakemake.input.media),
-    {label: list(paths) for label, paths in dict(snakemake.params.features).items()},
+    {label: list(snakemake.input[f"f{i}"]) for i, label in enumerate(labels)},
     Path(snakemake.output.metrics).parent,
-    dict(snakemake.params.cfg),
+    LearnOptions.from_config(snakemake.config, task=task, features=tuple(labels)),
+    key=snakemake.params.key,
 )

@@ -1,11 +1,13 @@
+# Every script: options from snakemake.config through the stage's options class,
+# the rerun key from params.key (checked by the stage, written into provenance).
 from affectflow import joblog
-from affectflow.media import run_media_stage
+from affectflow.media import MediaOptions, run_media_stage
 from affectflow.units import Unit
 
 joblog.setup(snakemake.log[0])
 run_media_stage(
     [Unit(**u) for u in snakemake.params.units],
     snakemake.output[0],
-    dict(snakemake.params.cfg),
-    on_bad_video=snakemake.params.on_bad_video,
+    MediaOptions.from_config(snakemake.config),
+    key=snakemake.params.key,
 )

@@ -1,5 +1,5 @@
 from affectflow import joblog
-from affectflow.report_tables import write_report_tables
+from affectflow.report_tables import metrics_files, write_report_tables
 
 joblog.setup(snakemake.log[0])
-write_report_tables(dict(snakemake.params.metrics), snakemake.output.csv, snakemake.output.html)
+write_report_tables(metrics_files(snakemake.config), snakemake.output.csv, snakemake.output.html)

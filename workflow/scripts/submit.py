@@ -5,7 +5,7 @@ from affectflow.submit_stage import run_submit
 
 joblog.setup(snakemake.log[0])
 run_submit(
-    snakemake.params.task,
+    snakemake.rule.removeprefix("submit_"),
     snakemake.input.units,
     Path(snakemake.input.fusion) / "test_predictions.h5",
     list(snakemake.input.media),

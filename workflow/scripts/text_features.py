@@ -1,13 +1,14 @@
 from affectflow import joblog
 from affectflow.model_manifest import PreparedModel
-from affectflow.text_features import embed_shard
+from affectflow.text_features import TextFeatureConfig, embed_shard
 
 joblog.setup(snakemake.log[0])
-model = PreparedModel.load(snakemake.input.model)
+model = PreparedModel.load(snakemake.input.model).at(snakemake.config["models_dir"])
 embed_shard(
     snakemake.input.transcripts,
     snakemake.output[0],
-    {**snakemake.params.cfg, "model": model.name, "device": snakemake.config["features"]["device"]},
+    TextFeatureConfig.from_config(snakemake.config, model=model.name),
     models_dir=model.root,
     pins=model.pins,
+    key=snakemake.params.key,
 )

@@ -1,13 +1,14 @@
 from affectflow import joblog
-from affectflow.asr import transcribe_shard
+from affectflow.asr import ASRConfig, transcribe_shard
 from affectflow.model_manifest import PreparedModel
 
 joblog.setup(snakemake.log[0])
-model = PreparedModel.load(snakemake.input.model)
+model = PreparedModel.load(snakemake.input.model).at(snakemake.config["models_dir"])
 transcribe_shard(
     snakemake.input.media,
     snakemake.output[0],
-    {**snakemake.params.cfg, "model": model.name, "device": snakemake.config["features"]["device"]},
+    ASRConfig.from_config(snakemake.config, model=model.name),
     models_dir=model.root,
     pins=model.pins,
+    key=snakemake.params.key,
 )

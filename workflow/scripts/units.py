@@ -2,4 +2,4 @@ from affectflow import joblog
 from affectflow.datasets import build_units
 
 joblog.setup(snakemake.log[0])
-build_units(snakemake.params.datasets, n_shards=snakemake.params.n_shards).write_tsv(snakemake.output[0])
+build_units(snakemake.config["datasets"], n_shards=snakemake.config["n_shards"]).write_tsv(snakemake.output[0])

@@ -21,12 +21,13 @@ from affectflow.faces.detectors import (
 )
 from affectflow.faces.errors import FaceStageError, VideoError
 from affectflow.faces.organiser import OrganiserCropsSource
-from affectflow.faces.stage import FacesStageResult, detect_video, faces_config, run_faces_stage
+from affectflow.faces.stage import FacesOptions, FacesStageResult, detect_video, run_faces_stage
 
 __all__ = [
     "Detection",
     "FaceDetector",
     "FaceStageError",
+    "FacesOptions",
     "FacesStageResult",
     "MediaPipeDetector",
     "OrganiserCropsSource",
@@ -34,7 +35,6 @@ __all__ = [
     "VideoError",
     "crop_square",
     "detect_video",
-    "faces_config",
     "make_detector",
     "run_faces_stage",
     "write_contact_sheet",

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from affectflow.options import StageOptions
 from affectflow.store import ShardReader, VideoRecord, video_key
 
+#: bump when the sheets look different for the same faces shard (docs/reruns.md)
+STAGE_VERSION = 1
 TILE = 112
+
+
+@dataclass(frozen=True)
+class ContactSheetOptions(StageOptions):
+    """Contact sheets have no options (``faces.contact_sheets`` only says whether they are made)."""
+
+    SECTION = ""
 
 
 def _frame_rows(rec: VideoRecord, n: int) -> np.ndarray:

@@ -318,11 +318,13 @@ class RetinaFaceDetector:
         pass
 
 
-def make_detector(faces_cfg: Mapping[str, Any], models_dir: str | os.PathLike[str] | None = None,
+def make_detector(faces_cfg: Any, models_dir: str | os.PathLike[str] | None = None,
                   model_pins: Mapping[str, str] | None = None) -> FaceDetector:
-    """The detector ``faces_cfg['detector']`` names (mediapipe or retinaface)."""
-    name = str(faces_cfg.get("detector", "mediapipe"))
-    min_score = float(faces_cfg.get("min_score", 0.5))
+    """The detector ``faces_cfg`` (:class:`affectflow.faces.stage.FacesOptions`, or a mapping) names."""
+    from affectflow.faces.stage import FacesOptions
+
+    opts = FacesOptions.coerce(faces_cfg)
+    name, min_score = opts.detector, float(opts.min_score)
     if name == "mediapipe":
         return MediaPipeDetector(min_score=min_score)
     if name == "retinaface":

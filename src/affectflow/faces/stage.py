@@ -15,47 +15,65 @@ from tqdm import tqdm
 
 from affectflow.faces.crops import crop_square
 from affectflow.faces.detectors import DETECTORS, Detection, FaceDetector, make_detector
-from affectflow.faces.errors import FaceStageError
 from affectflow.faces.organiser import OrganiserCropsSource
 from affectflow.faces.video import VideoInfo, iter_batches, prefetch
-from affectflow.media import MediaError, apply_bad_video_policy
+from affectflow.media import BAD_VIDEO_POLICIES, MediaError, accepted_units, apply_bad_video_policy
+from affectflow.options import StageOptions, at_least, one_of, runtime
+from affectflow.rerun import stage_key
 from affectflow.store import Provenance, ShardWriter, VideoRecord
 from affectflow.units import Unit
 
 log = logging.getLogger("affectflow.faces")
 
-DEFAULTS: dict[str, Any] = {
-    "detector": "mediapipe",
-    "crop_size": 224,
-    "margin": 0.2,
-    "min_score": 0.5,
-    "frame_stride": 1,
-    "batch_size": 32,
-    "align": False,
-    "organiser_crops_dir": None,
-    "crop_compression": "lzf",
-}
+#: bump when the faces shard's content changes for the same videos and options (docs/reruns.md)
+STAGE_VERSION = 1
 CROP_COMPRESSIONS = ("lzf", "none")
-# Keys that change no array of the shard (so they stay out of its provenance).
-_NOT_PROVENANCE = ("contact_sheets", "batch_size", "crop_compression")
+#: registry model of each detector that has weights (its fingerprint is part of the faces rerun key)
+DETECTOR_MODELS = {"mediapipe": "mediapipe_face_short_range", "retinaface": "retinaface"}
 
 
-def faces_config(faces_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``faces_cfg`` with defaults filled in and checked."""
-    cfg = {**DEFAULTS, **dict(faces_cfg or {})}
-    if cfg["detector"] not in DETECTORS:
-        raise FaceStageError(f"unknown face detector {cfg['detector']!r}; choose one of {', '.join(DETECTORS)}")
-    for key in ("crop_size", "frame_stride", "batch_size"):
-        if int(cfg[key]) < 1:
-            raise FaceStageError(f"faces.{key} must be >= 1, got {cfg[key]!r}")
-    if cfg["crop_compression"] not in CROP_COMPRESSIONS:
-        raise FaceStageError(f"faces.crop_compression must be one of {', '.join(CROP_COMPRESSIONS)}, "
-                             f"got {cfg['crop_compression']!r}")
-    if float(cfg["margin"]) < 0:
-        raise FaceStageError(f"faces.margin must be >= 0, got {cfg['margin']!r}")
-    if cfg["detector"] == "organiser" and not cfg.get("organiser_crops_dir"):
-        raise FaceStageError("detector 'organiser' needs faces.organiser_crops_dir (a folder of <video_id>/00001.jpg)")
-    return cfg
+@dataclass(frozen=True)
+class FacesOptions(StageOptions):
+    """Config ``faces`` (plus the workflow-wide ``on_bad_video``).
+
+    ``batch_size`` (frames per detector call), ``contact_sheets`` (pictures to
+    look at) and ``crop_compression`` (how crops are stored, not their pixels)
+    never change the face rows, so they are runtime settings.
+    """
+
+    SECTION = "faces"
+
+    detector: str = "mediapipe"
+    crop_size: int = 224
+    margin: float = 0.2
+    min_score: float = 0.5
+    frame_stride: int = 1
+    align: bool = False
+    organiser_crops_dir: str | None = None
+    on_bad_video: str = "skip"
+    batch_size: int = runtime(32)
+    contact_sheets: bool = runtime(True)
+    crop_compression: str = runtime("lzf")
+
+    def check(self) -> None:
+        one_of("detector", self.detector, DETECTORS)
+        for name in ("crop_size", "frame_stride", "batch_size"):
+            at_least(name, getattr(self, name), 1)
+        one_of("crop_compression", self.crop_compression, CROP_COMPRESSIONS)
+        at_least("margin", self.margin, 0)
+        at_least("min_score", self.min_score, 0)
+        one_of("on_bad_video", self.on_bad_video, BAD_VIDEO_POLICIES)
+        if self.detector == "organiser" and not self.organiser_crops_dir:
+            raise ValueError("detector 'organiser' needs faces.organiser_crops_dir (a folder of <video_id>/00001.jpg)")
+
+    @classmethod
+    def from_config(cls, config, **wired):
+        return cls.from_mapping({**(config.get("faces") or {}), "on_bad_video": config.get("on_bad_video", "skip")},
+                                **wired)
+
+    def detector_model(self) -> str | None:
+        """The registry model of the detector's weights (None: the organiser's crops)."""
+        return DETECTOR_MODELS.get(self.detector)
 
 
 @dataclass
@@ -76,7 +94,7 @@ def largest(faces: list[Detection]) -> Detection | None:
     return max(faces, key=lambda d: (d.area, d.score)) if faces else None
 
 
-def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Mapping[str, Any],
+def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesOptions | Mapping[str, Any] | None,
                  append: Callable[[dict[str, np.ndarray]], None], video_id: str | None = None,
                  progress: bool = True) -> dict[str, Any]:
     """Decode ``path`` once, detect faces in every ``frame_stride``-th frame, keep the largest, crop it.
@@ -86,9 +104,9 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Mapp
     memory does not grow with the video's length; returns the video's
     attributes (sizes, counts, warnings) once it is decoded to the end.
     """
-    cfg = faces_config(cfg)
-    size, margin, align = int(cfg["crop_size"]), float(cfg["margin"]), bool(cfg["align"])
-    stride, bs = int(cfg["frame_stride"]), int(cfg["batch_size"])
+    opts = FacesOptions.coerce(cfg)
+    size, margin, align = opts.crop_size, float(opts.margin), opts.align
+    stride, bs = opts.frame_stride, opts.batch_size
     k = int(detector.n_landmarks)
     spec = {
         "frame_index": ((), np.int32, 0), "timestamps": ((), np.float64, np.nan),
@@ -144,7 +162,7 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Mapp
     }
 
 
-def detect_video(path: str | os.PathLike[str], detector: FaceDetector, cfg: Mapping[str, Any],
+def detect_video(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesOptions | Mapping[str, Any] | None,
                  video_id: str | None = None, progress: bool = True) -> VideoRecord:
     """:func:`stream_faces` into memory: the whole video's rows as one record (for short videos and inspection)."""
     parts: list[dict[str, np.ndarray]] = []
@@ -156,13 +174,15 @@ def detect_video(path: str | os.PathLike[str], detector: FaceDetector, cfg: Mapp
 def run_faces_stage(
     units: list[Unit],
     out_path: str | os.PathLike[str],
-    faces_cfg: Mapping[str, Any] | None,
-    on_bad_video: str = "skip",
+    faces_cfg: FacesOptions | Mapping[str, Any] | None,
+    on_bad_video: str | None = None,
     *,
     models_dir: str | os.PathLike[str] | None = None,
     model_pins: Mapping[str, str] | None = None,
     detector: FaceDetector | None = None,
     progress: bool = True,
+    media_shard: str | os.PathLike[str] | None = None,
+    key: str | None = None,
 ) -> FacesStageResult:
     """Write the faces shard ``out_path`` (``faces/{detector}/{shard}.h5``) for ``units``.
 
@@ -171,22 +191,25 @@ def run_faces_stage(
     and listed in the shard's ``skipped`` attribute, or raises naming the file
     (``"fail"``). A wrong configuration or missing weights always raises.
     ``detector`` overrides the one ``faces_cfg`` names (for reuse across shards).
+    ``units`` are the shard's units; with ``media_shard`` only those the media
+    stage accepted are read. ``key``: the rerun key the workflow planned the job
+    with (checked, then written into the shard's provenance).
     """
-    if on_bad_video not in ("skip", "fail"):
-        raise ValueError(f"on_bad_video must be 'skip' or 'fail', got {on_bad_video!r}")
-    cfg = faces_config(faces_cfg)
+    opts = FacesOptions.coerce(faces_cfg, on_bad_video=on_bad_video)
+    rerun = stage_key("faces", opts, expected=key, units=units)
+    if media_shard is not None:
+        units = accepted_units(media_shard, units)
     source: OrganiserCropsSource | None = None
-    if cfg["detector"] == "organiser":
-        source = OrganiserCropsSource(cfg["organiser_crops_dir"], int(cfg["crop_size"]), int(cfg["frame_stride"]))
+    if opts.detector == "organiser":
+        source = OrganiserCropsSource(opts.organiser_crops_dir, opts.crop_size, opts.frame_stride)
         name, sha = source.name, ""
     else:
         if detector is None:
-            detector = make_detector(cfg, models_dir=models_dir, model_pins=model_pins)
+            detector = make_detector(opts, models_dir=models_dir, model_pins=model_pins)
         name, sha = detector.name, detector.weights_sha256
-    prov_cfg = {k: v for k, v in cfg.items() if k not in _NOT_PROVENANCE}
-    raw = ("crops",) if cfg["crop_compression"] == "none" else ()
+    raw = ("crops",) if opts.crop_compression == "none" else ()
     result = FacesStageResult()
-    with ShardWriter(out_path, Provenance(stage="faces", model=name, weights_sha256=sha, config=prov_cfg)) as w:
+    with ShardWriter(out_path, Provenance.of(rerun, model=name, weights_sha256=sha)) as w:
         for unit in units:
             try:
                 if source is not None:
@@ -195,10 +218,10 @@ def run_faces_stage(
                     assert detector is not None
                     # removed again if the video fails part-way
                     with w.video(unit.video_id, uncompressed=raw) as out:
-                        out.attrs = stream_faces(unit.path, detector, cfg, out.append, video_id=unit.video_id,
+                        out.attrs = stream_faces(unit.path, detector, opts, out.append, video_id=unit.video_id,
                                                  progress=progress)
             except MediaError as e:  # VideoError is one
-                apply_bad_video_policy(result.skipped, unit.video_id, e, on_bad_video)
+                apply_bad_video_policy(result.skipped, unit.video_id, e, opts.on_bad_video)
                 continue
             result.written.append(unit.video_id)
         w.set_skipped(result.skipped)

@@ -30,7 +30,7 @@ What is learned (paper section 3)
   keep-every-video classifier is written (``meta.fitted = false``) so the
   fusion sweep simply finds the filter useless.
 
-Configuration (``cfg``, all optional; see :data:`DEFAULTS`)
+Configuration (``cfg``, all optional; see :class:`LearnOptions`)
 -----------------------------------------------------------
 ``missing_face``: ``auto`` (default), ``drop``, ``carry_last`` or
 ``other_modalities`` (see :mod:`affectflow.learn.align`). ``auto`` means
@@ -115,6 +115,8 @@ from affectflow.metrics import (
     emi_report,
     expr_report,
 )
+from affectflow.options import OptionsError, StageOptions, one_of, wiring
+from affectflow.rerun import RerunKey, stage_key
 from affectflow.stage_io import ShardSet, StageInputError, fill_nearest, media_frames
 from affectflow.store import Provenance, ShardWriter, StoreError, VideoRecord
 from affectflow.units import Unit, UnitsTable
@@ -127,23 +129,69 @@ FEATURE_STAGES = {"face": "face_features", "audio": "audio_features", "text": "t
 PREDICTIONS_STAGE = "predictions"
 FACE_INPUTS = ("embeddings", "logits", "both")
 
-DEFAULTS: dict[str, Any] = {
-    "missing_face": "auto",
-    "text_fill": "auto",
-    "face_input": "embeddings",
-    "train": {},
-    "class_weighted": True,
-    "emi_weights": "dominant",
-    "ah_video_classifier": True,
-    "ah_video_C": 1.0,
-    "standardize": True,
-    "stat_parts": list(STAT_PARTS),
-    "on_label_mismatch": "error",
-}
+#: bump when heads, predictions or metrics change for the same features, labels and options (docs/reruns.md)
+STAGE_VERSION = 1
+MISSING_FACE = ("auto", "drop", "carry_last", "other_modalities")
+TEXT_FILL = ("auto", "zeros", "nearest")
+EMI_WEIGHTS = ("dominant", "mass", "uniform")
 
 
 class LearnError(ValueError):
     """The learn stage cannot run on these inputs; the message says which task, split or file."""
+
+
+@dataclass(frozen=True)
+class LearnOptions(StageOptions):
+    """Config ``learn`` (``common`` merged with the task's own section); ``task`` and ``features`` (the
+    feature set's modality labels) are wiring. Every option changes the head, so none is a runtime setting
+    (``train.device`` included: only CPU training is bit-reproducible)."""
+
+    SECTION = "learn"
+
+    task: str = wiring("expr")
+    features: tuple[str, ...] = wiring(())
+    missing_face: str = "auto"
+    text_fill: str = "auto"
+    face_input: str = "embeddings"
+    train: Mapping[str, Any] = field(default_factory=dict)
+    class_weighted: bool = True
+    emi_weights: str | tuple[float, ...] = "dominant"
+    ah_video_classifier: bool = True
+    ah_video_C: float = 1.0
+    standardize: bool = True
+    stat_parts: tuple[str, ...] = tuple(STAT_PARTS)
+    on_label_mismatch: str = "error"
+
+    def check(self) -> None:
+        one_of("task", self.task, TASKS)
+        self._set("features", tuple(self.features))
+        one_of("missing_face", self.missing_face, MISSING_FACE)
+        one_of("text_fill", self.text_fill, TEXT_FILL)
+        one_of("face_input", self.face_input, FACE_INPUTS)
+        one_of("on_label_mismatch", self.on_label_mismatch, ("error", "skip"))
+        try:  # every training field, defaults filled in: `train: {}` and the defaults written out are one key
+            self._set("train", dict(vars(TrainConfig.from_dict(dict(self.train or {})))))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"learn.train: {e}") from None
+        self._set("stat_parts", tuple(self.stat_parts))
+        for part in self.stat_parts:
+            one_of("stat_parts", part, tuple(STAT_PARTS))
+        if isinstance(self.emi_weights, str):
+            one_of("emi_weights", self.emi_weights, EMI_WEIGHTS)
+        else:
+            self._set("emi_weights", tuple(float(x) for x in self.emi_weights))
+            if len(self.emi_weights) != 6:
+                raise ValueError(f"emi_weights: six numbers, got {len(self.emi_weights)}")
+
+    @classmethod
+    def config_key(cls, name: str) -> str:
+        return f"learn.*.{name}"  # common, expr, emi or ah
+
+    @classmethod
+    def from_config(cls, config, **wired):
+        learn = config.get("learn") or {}
+        task = wired.get("task", "expr")
+        return cls.from_mapping({**(learn.get("common") or {}), **(learn.get(task) or {})}, **wired)
 
 
 @dataclass
@@ -164,41 +212,24 @@ class LearnResult:
 # ------------------------------------------------------------------ config
 
 
-def learn_config(task: str, cfg: Mapping[str, Any] | None, kinds: Sequence[str]) -> dict[str, Any]:
-    """``cfg`` with defaults filled in, ``auto`` values resolved and everything checked."""
+def learn_config(task: str, cfg: LearnOptions | Mapping[str, Any] | None, kinds: Sequence[str]) -> dict[str, Any]:
+    """The options of ``cfg`` as the stage uses them: ``auto`` values resolved for ``task`` and the
+    modality ``kinds``, ``train`` as a :class:`~affectflow.learn.heads.TrainConfig`."""
     if task not in TASKS:
         raise LearnError(f"unknown task {task!r}; choose one of {TASKS}")
-    given = dict(cfg or {})
-    unknown = sorted(set(given) - set(DEFAULTS))
-    if unknown:
-        raise LearnError(f"unknown learn config keys {unknown}; known: {sorted(DEFAULTS)}")
-    c = {**DEFAULTS, **given}
-    mf = c["missing_face"]
-    if mf == "auto":
-        mf = "carry_last" if set(kinds) == {"face"} else "other_modalities"
-    if mf not in ("drop", "carry_last", "other_modalities"):
-        raise LearnError(f"missing_face must be auto, drop, carry_last or other_modalities, got {mf!r}")
-    c["missing_face"] = mf
-    tf = c["text_fill"]
-    if tf == "auto":
-        tf = "nearest" if task == "emi" else "zeros"
-    if tf not in ("zeros", "nearest"):
-        raise LearnError(f"text_fill must be auto, zeros or nearest, got {tf!r}")
-    c["text_fill"] = tf
-    if c["face_input"] not in FACE_INPUTS:
-        raise LearnError(f"face_input must be one of {FACE_INPUTS}, got {c['face_input']!r}")
-    if c["on_label_mismatch"] not in ("error", "skip"):
-        raise LearnError(f"on_label_mismatch must be error or skip, got {c['on_label_mismatch']!r}")
     try:
-        c["train"] = TrainConfig.from_dict(dict(c["train"] or {}))
-    except (TypeError, ValueError) as e:
-        raise LearnError(f"learn.train: {e}") from None
+        opts = LearnOptions.coerce(cfg, task=task)
+    except OptionsError as e:
+        raise LearnError(str(e)) from None
+    c = {name: getattr(opts, name) for name in LearnOptions.config_fields()}
+    if c["missing_face"] == "auto":
+        c["missing_face"] = "carry_last" if set(kinds) == {"face"} else "other_modalities"
+    if c["text_fill"] == "auto":
+        c["text_fill"] = "nearest" if task == "emi" else "zeros"
+    c["train"] = TrainConfig.from_dict(dict(c["train"]))
     c["stat_parts"] = list(c["stat_parts"])
-    ew = c["emi_weights"]
-    if not isinstance(ew, str):
-        c["emi_weights"] = [float(x) for x in ew]
-    elif ew not in ("dominant", "mass", "uniform"):
-        raise LearnError(f"emi_weights must be dominant, mass, uniform or six numbers, got {ew!r}")
+    if not isinstance(c["emi_weights"], str):
+        c["emi_weights"] = list(c["emi_weights"])
     return c
 
 
@@ -296,13 +327,24 @@ def run_learn(
     media_shards: Sequence[str | os.PathLike[str]],
     features: Mapping[str, Sequence[str | os.PathLike[str]]],
     out_dir: str | os.PathLike[str],
-    cfg: Mapping[str, Any] | None = None,
+    cfg: LearnOptions | Mapping[str, Any] | None = None,
+    *,
+    key: str | None = None,
 ) -> LearnResult:
-    """Train the ``task`` head on the train split, select on val, predict val and test (see module docstring)."""
+    """Train the ``task`` head on the train split, select on val, predict val and test (see module docstring).
+
+    ``key``: the rerun key the workflow planned the job with (checked, then
+    written into the provenance of ``predictions.h5``).
+    """
     if not features:
         raise LearnError(f"{task}: no feature modality given")
     kinds = {label: modality_kind(label) for label in features}
     c = learn_config(task, cfg, list(kinds.values()))
+    try:
+        rerun = stage_key(PREDICTIONS_STAGE, LearnOptions.coerce(cfg, task=task, features=tuple(features)),
+                          expected=key)
+    except OptionsError as e:
+        raise LearnError(str(e)) from None
     out = Path(out_dir)
     units = UnitsTable.read_tsv(units_tsv)
     log.info("learn %s on %s (missing_face=%s, text_fill=%s, face_input=%s)", task, ", ".join(features),
@@ -373,7 +415,7 @@ def run_learn(
         report.metrics["video_classifier_f1"] = float(vc.meta["val_f1"])
     metrics_path = report.save(out / "metrics.json")
     pred_path = _write_predictions(out / "predictions.h5", task, videos, posteriors, vc, excluded, c,
-                                   list(features), head_path)
+                                   list(features), head_path, rerun)
     log.info("learn %s: val %s = %.4f (best epoch %d) -> %s", task, report.main, report.score, head.best_epoch, out)
     return LearnResult(
         task=task, out_dir=out, head=head_path, predictions=pred_path, metrics=metrics_path, report=report,
@@ -615,10 +657,9 @@ def _fit_video_classifier(train: list[_Video], c: dict[str, Any], has_text: bool
 def _write_predictions(path: Path, task: str, videos: dict[str, list[_Video]],
                        post: dict[str, tuple[np.ndarray, np.ndarray]], vc: VideoAHClassifier | None,
                        excluded: list[tuple[str, str]], c: dict[str, Any], features: list[str],
-                       head_path: Path) -> Path:
+                       head_path: Path, rerun: RerunKey) -> Path:
     digest = hashlib.sha256(head_path.read_bytes()).hexdigest()  # the digest the head's sidecar records
-    prov = Provenance(stage=PREDICTIONS_STAGE, model="+".join(features), weights_sha256=digest,
-                      config={"task": task, "features": features, "learn": _cfg_json(c)})
+    prov = Provenance.of(rerun, model="+".join(features), weights_sha256=digest, resolved={"learn": _cfg_json(c)})
     try:
         with ShardWriter(path, prov) as w:
             for split in ("val", "test"):

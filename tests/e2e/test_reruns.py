@@ -1,0 +1,173 @@
+"""Exact reruns on the real demo run: a job reruns when, and only when, something that changes its output changed.
+
+Each change is compared with the plan Snakemake makes for ``--forcerun <the stage's rules>`` on the unchanged
+config: exactly that stage's jobs and everything downstream of them, as Snakemake's own DAG says.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import json
+import shutil
+
+import h5py
+import pytest
+
+from affectflow.rerun import STAGES, WORKFLOW_RUNTIME
+from snakerun import ConfigChange
+
+pytestmark = pytest.mark.slow
+
+
+_FORCED: dict[tuple, frozenset] = {}
+
+
+def forced(done, *rules: str) -> set[tuple[str, str]]:
+    """The jobs of ``rules`` and all their dependants (unchanged config), as Snakemake plans them."""
+    key = (str(done.path), tuple(sorted(rules)))
+    if key not in _FORCED:
+        _FORCED[key] = frozenset(done.planned_jobs("--forcerun", *key[1]))
+    plan = set(_FORCED[key])
+    assert {r for r, _ in plan} >= set(rules)
+    return plan
+
+
+def _reverse(d):
+    return {k: _reverse(v) for k, v in reversed(list(d.items()))} if isinstance(d, dict) else d
+
+
+def test_reordered_config_reruns_nothing(done):
+    """Every mapping of config.yaml in reverse key order (as a YAML tool may write it back)."""
+    original = done.config_path.read_text()
+    try:
+        before = list(done.config())
+        done.write_config(_reverse(done.config()))
+        assert list(done.config()) == before[::-1]
+        assert done.planned_jobs() == set()
+    finally:
+        done.config_path.write_text(original)
+
+
+# one value per runtime field; a new runtime field without an entry here fails the test below
+RUNTIME_VALUES = {
+    "batch_size": 3, "device": "cpu", "contact_sheets": False, "crop_compression": "none", "cpu_threads": 1,
+    "ca_bundle": "/etc/ssl/certs/ca-certificates.crt", "max_retries": 1, "backoff_s": 0.5, "timeout_s": 9.0,
+}
+
+
+def test_every_runtime_setting_changed_at_once_reruns_nothing(done):
+    covered = []
+
+    def edit(cfg):
+        cfg["models_dir"] = str(done.path / "elsewhere")
+        cfg["features"]["gpu"] = True
+        for stage in STAGES.values():
+            cls = stage.options_class()
+            for name in cls.runtime_fields():
+                if name not in cls.config_fields():
+                    continue
+                section, _, key = cls.config_key(name).partition(".")
+                cfg.setdefault(section, {})[key] = RUNTIME_VALUES[name]
+                covered.append(cls.config_key(name))
+
+    with ConfigChange(done, edit) as jobs:
+        assert jobs == set()
+    assert {"faces.batch_size", "features.batch_size", "features.device", "text.timeout_s"} <= set(covered)
+    assert set(WORKFLOW_RUNTIME) == {"models_dir", "features.gpu"}
+
+
+def test_contact_sheets_toggle_touches_only_the_sheet_jobs(done):
+    with ConfigChange(done, lambda cfg: cfg["faces"].update(contact_sheets=False)) as jobs:
+        assert jobs == set()
+    sheets = done.results() / "faces" / "mediapipe" / "sheets"
+    aside = done.path / "sheets.aside"
+    shutil.move(sheets, aside)
+    try:
+        jobs = done.planned_jobs()
+        assert jobs and {r for r, _ in jobs} == {"contact_sheets"}
+        assert jobs == {(r, o) for r, o in forced(done, "contact_sheets")}
+    finally:
+        shutil.move(aside, sheets)
+    assert done.planned_jobs() == set()
+
+
+# one output-affecting option per stage (models: test_workflow's pin test; units: a video added there)
+OUTPUT_CHANGES = {
+    "media": (lambda cfg: cfg.update(on_bad_video="fail"), ("media",)),
+    "faces": (lambda cfg: cfg["faces"].update(min_score=0.6), ("faces",)),
+    "face_features": (lambda cfg: cfg["features"].update(precision="fp16"), ("face_features",)),
+    "audio_features": (lambda cfg: cfg["audio"].update(hop_s=0.25), ("audio_features",)),
+    "transcripts": (lambda cfg: cfg["asr"].update(beam_size=2), ("transcripts",)),
+    "text_features": (lambda cfg: cfg["text"].update(prefix="query: "), ("text_features",)),
+    "predictions": (lambda cfg: cfg["learn"]["common"].update(standardize=False), ("learn",)),
+    "fused": (lambda cfg: cfg["fusions"]["fer_text"].update(smoothing="median"), ("fuse",)),
+}
+
+
+@pytest.mark.parametrize("stage", sorted(OUTPUT_CHANGES))
+def test_an_output_option_reruns_its_stage_and_exactly_its_dependants(done, stage):
+    edit, rules = OUTPUT_CHANGES[stage]
+    with ConfigChange(done, edit) as jobs:
+        assert jobs == forced(done, *rules)
+
+
+def test_one_task_learn_option_reruns_that_tasks_heads_only(done):
+    with ConfigChange(done, lambda cfg: cfg["learn"]["emi"].update(ah_video_C=2.0)) as jobs:
+        learns = {o for r, o in jobs if r == "learn"}
+        assert learns == {f"results/demo/models/emi/{fs}/metrics.json" for fs in done.config()["feature_sets"]}
+        assert {r for r, _ in jobs} == {"learn", "fuse", "submit_emi", "report_tables"}
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_a_stage_version_bump_reruns_that_stage_and_its_dependants(done, tmp_path, stage):
+    """An upgraded affectflow whose stage computes differently: its outputs are stale, and only they."""
+    spec = STAGES[stage]
+    (tmp_path / "sitecustomize.py").write_text(
+        f"import {spec.module} as m\nm.STAGE_VERSION = {spec.version() + 1}\n")
+    jobs = done.planned_jobs(env={"PYTHONPATH": str(tmp_path)})
+    assert jobs == forced(done, *spec.rules)
+    assert done.planned_jobs() == set()  # the real version again: nothing
+
+
+def _metadata(done, output: str) -> dict:
+    name = base64.b64encode(output.encode()).decode()
+    return json.loads((done.path / ".snakemake" / "metadata" / name).read_text())
+
+
+def _key_param(record: dict) -> str:
+    """The rerun key among a job's recorded params (they are stored as reprs)."""
+    values = [ast.literal_eval(p) for p in record["params"]]
+    keys = [v for v in values if isinstance(v, str) and v.startswith("{") and '"stage"' in v]
+    assert len(keys) == 1, record["params"]
+    return keys[0]
+
+
+def test_each_output_carries_the_key_its_job_was_planned_with(done):
+    res = done.results()
+    outputs = {
+        "media": "results/demo/media/s0000.h5",
+        "faces": "results/demo/faces/mediapipe/s0000.h5",
+        "face_features": "results/demo/features/face/fer_minixception/s0000.h5",
+        "audio_features": "results/demo/features/audio/wav2vec2_base_960h/s0000.h5",
+        "transcripts": "results/demo/transcripts/faster_whisper_tiny_en/s0000.h5",
+        "text_features": "results/demo/features/text/faster_whisper_tiny_en/all_minilm_l6_v2/s0000.h5",
+        "predictions": "results/demo/models/expr/fer/predictions.h5",
+    }
+    shards = sorted(p.stem for p in (res / "media").glob("*.h5"))
+    for stage, out in outputs.items():
+        out = out.replace("s0000", shards[0])
+        key = _key_param(_metadata(done, out))
+        assert json.loads(key)["version"] == STAGES[stage].version() and json.loads(key)["stage"] == stage
+        with h5py.File(done.path / out, "r") as f:
+            assert f.attrs["rerun_key"] == key and int(f.attrs["stage_version"]) == STAGES[stage].version(), out
+    fused = "results/demo/fusion/expr/fer_text"
+    with h5py.File(done.path / fused / "test_predictions.h5", "r") as f:
+        assert f.attrs["rerun_key"] == _key_param(_metadata(done, fused))
+    manifest = "results/demo/models/fer_minixception.json"
+    assert json.loads((done.path / manifest).read_text())["rerun_key"] == _key_param(_metadata(done, manifest))
+    # the rules that write no provenance still rerun by their key, which names their stage and version
+    for stage, out in {"units": "results/demo/units.tsv", "problems": "results/demo/problems.tsv",
+                       "report_tables": "results/demo/metrics.csv"}.items():
+        key = json.loads(_key_param(_metadata(done, out)))
+        assert (key["stage"], key["version"]) == (stage, STAGES[stage].version())

@@ -1,0 +1,303 @@
+"""Rerun keys: one canonical value per job from the stages' options classes, versions and models."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from affectflow.datasets import build_units
+from affectflow.options import OptionsError, StageOptions, canonical, canonical_json
+from affectflow.rerun import STAGES, WORKFLOW_RUNTIME, RerunKey, RerunKeyError, WorkflowKeys, rerun_table, stage_key
+from affectflow.store import Provenance
+from affectflow.workflow_config import ConfigError, check_config
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def demo_config() -> dict:
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    validate(cfg, SCHEMA)
+    return cfg
+
+
+def folder_units(tmp_path: Path, n: int = 5):
+    videos = tmp_path / "videos"
+    videos.mkdir(exist_ok=True)
+    for i in range(n):
+        (videos / f"v{i}.mp4").write_bytes(b"")
+    return build_units([{"adapter": "folder", "videos": str(videos)}], n_shards=2)
+
+
+def all_keys(cfg: dict, units) -> dict[tuple, str]:
+    """Every job's key of a config, by job."""
+    keys = WorkflowKeys(cfg, units)
+    out: dict[tuple, str] = {("units",): keys.units_table(), ("contact_sheets",): keys.contact_sheets(),
+                             ("problems",): keys.problems()}
+    for shard in units.shards():
+        out[("media", shard)] = keys.media(shard)
+        out[("faces", shard)] = keys.faces(shard)
+    f = cfg["features"]
+    for stage, kind in (("face_features", "face"), ("audio_features", "audio"), ("transcripts", "asr"),
+                        ("text_features", "text")):
+        for model in f[kind]:
+            out[(stage, model)] = keys.model_stage(stage, model)
+            out[("models", model)] = keys.fetch_model(model)
+    for task in cfg["tasks"]:
+        for fs in cfg["feature_sets"]:
+            out[("predictions", task, fs)] = keys.learn(task, fs)
+        for fusion in cfg["fusions"]:
+            out[("fused", task, fusion)] = keys.fuse(task, fusion)
+        out[("submissions", task)] = keys.submit(task)
+    return out
+
+
+def changed(a: dict, b: dict) -> set[str]:
+    """Stages whose key differs between two key maps."""
+    return {job[0] for job in a if a[job] != b[job]}
+
+
+# ------------------------------------------------------------ canonical form
+
+
+def test_canonical_form_ignores_key_order_and_number_spelling() -> None:
+    a = {"b": 1, "a": {"y": [1.0, 2.5], "x": (True, None)}}
+    b = {"a": {"x": [True, None], "y": [1, 2.5]}, "b": 1.0}
+    assert canonical_json(a) == canonical_json(b) == '{"a":{"x":[true,null],"y":[1,2.5]},"b":1}'
+    assert canonical_json({"m": 0.2}) != canonical_json({"m": 0.3})
+    with pytest.raises(TypeError, match="rerun key"):
+        canonical({"f": object()})
+
+
+def test_every_stage_declares_a_version_and_an_options_class() -> None:
+    rules = [r for s in STAGES.values() for r in s.rules]
+    assert len(rules) == len(set(rules))
+    for stage in STAGES.values():
+        assert isinstance(stage.version(), int) and stage.version() >= 1, stage.name
+        cls = stage.options_class()
+        assert issubclass(cls, StageOptions) and (cls.SECTION or not cls.config_fields()), stage.name
+        assert dataclasses.fields(cls) is not None and cls.__dataclass_params__.frozen, stage.name
+        assert not set(cls.runtime_fields()) & set(cls.output_fields())
+
+
+def test_all_rules_of_the_workflow_are_stages() -> None:
+    """Every rule but the target has a stage (and so a version and an options class)."""
+    text = "\n".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    declared = set(re.findall(r"^rule (\w+):", text, re.M)) | {f"submit_{t}" for t in ("expr", "emi", "ah")}
+    assert declared == {r for s in STAGES.values() for r in s.rules}
+    # and every rule's only compared parameter is its key (media and faces add their work list)
+    for block in re.split(r"\n(?=\s*rule)", text):
+        params = re.search(r"params:\n((?:\s{8,}.+\n)+)", block)
+        if params:
+            names = re.findall(r"^\s+(\w+)=", params.group(1), re.M)
+            assert names[0] == "key" and set(names) <= {"key", "units"}, block[:80]
+
+
+def test_version_and_options_are_in_the_key_and_the_provenance(tmp_path: Path) -> None:
+    for name, stage in STAGES.items():
+        opts = stage.options_class()()
+        key = stage_key(name, opts)
+        data = json.loads(key.text)
+        assert data["version"] == stage.version() and data["stage"] == name
+        assert data["options"] == opts.output_options()
+        prov = Provenance.of(key)
+        assert prov.rerun_key == key.text and prov.stage_version == stage.version()
+        attrs = prov.to_attrs()
+        assert attrs["rerun_key"] == key.text and attrs["stage_version"] == stage.version()
+        assert Provenance.from_attrs(attrs).rerun_key == key.text
+
+
+def test_runtime_fields_never_change_the_key() -> None:
+    examples = {int: 7, str: "cuda", bool: True, float: 3.5}
+    for name, stage in STAGES.items():
+        cls = stage.options_class()
+        base = stage_key(name, cls()).text
+        for field in cls.runtime_fields():
+            default = getattr(cls(), field)
+            value = {"batch_size": 8, "device": "cpu", "crop_compression": "none", "contact_sheets": False,
+                     "ca_bundle": "/etc/ssl/ca.pem"}.get(field, examples.get(type(default), 1))
+            assert stage_key(name, cls.from_mapping({field: value})).text == base, (name, field)
+
+
+def test_planned_key_is_checked_by_the_stage() -> None:
+    from affectflow.faces.stage import FacesOptions
+
+    opts = FacesOptions()
+    key = stage_key("faces", opts)
+    assert stage_key("faces", opts.replace(batch_size=4), expected=key.text) == RerunKey.parse(key.text)
+    with pytest.raises(RerunKeyError, match="options"):
+        stage_key("faces", opts.replace(margin=0.4), expected=key.text)
+    with pytest.raises(RerunKeyError, match="stage 'faces', not 'media'"):
+        from affectflow.media import MediaOptions
+
+        stage_key("media", MediaOptions(), expected=key.text)
+    older = json.loads(key.text)
+    older["version"] = 0
+    with pytest.raises(RerunKeyError, match="code version 0, but this affectflow has 1"):
+        stage_key("faces", opts, expected=json.dumps(older))
+    with pytest.raises(RerunKeyError, match="another list of videos"):
+        stage_key("faces", opts, expected=stage_key("faces", opts, units=[{"video_id": "a"}]).text,
+                  units=[{"video_id": "b"}])
+    with pytest.raises(RerunKeyError, match="not a rerun key"):
+        RerunKey.parse("{}")
+
+
+def test_provenance_cannot_contradict_the_key() -> None:
+    from affectflow.text_features import TextFeatureConfig
+
+    key = stage_key("text_features", TextFeatureConfig(model="all_minilm_l6_v2"))
+    prov = Provenance.of(key, resolved={"pooling": "mean", "classes": ["a"]})  # pooling was None: filled in
+    assert prov.config["pooling"] == "mean" and prov.config["scope"] == "GIGACHAT_API_PERS"
+    with pytest.raises(ValueError, match="contradicts"):
+        Provenance.of(key, resolved={"scope": "other"})
+
+
+# ------------------------------------------------------------ the workflow's keys
+
+
+def test_reordered_config_and_runtime_settings_keep_every_key(tmp_path: Path) -> None:
+    cfg, units = demo_config(), folder_units(tmp_path)
+    base = all_keys(cfg, units)
+
+    def reversed_keys(d):
+        return {k: reversed_keys(v) for k, v in reversed(list(d.items()))} if isinstance(d, dict) else d
+
+    assert all_keys(reversed_keys(cfg), units) == base
+    runtime = copy.deepcopy(cfg)
+    runtime["models_dir"] = "/elsewhere"
+    runtime["features"].update(gpu=True, batch_size=4, device="cpu")
+    runtime["faces"].update(batch_size=4, contact_sheets=False, crop_compression="none")
+    runtime["audio"].update(batch_size=1, device="cpu")
+    runtime["asr"].update(cpu_threads=3, device="cpu")
+    runtime["text"].update(batch_size=2, device="cpu", timeout_s=1.5, max_retries=0, backoff_s=0, ca_bundle="/x")
+    runtime["fusions"]["fer_text"]["k"] = sorted(cfg["fusions"]["fer_text"]["k"], reverse=True) + [3]
+    runtime["faces"]["margin"] = 0.2000
+    runtime["learn"]["common"]["train"] = {**cfg["learn"]["common"]["train"], "dropout": 0.0}  # the default
+    assert all_keys(runtime, units) == base
+
+
+@pytest.mark.parametrize(("edit", "stages"), [
+    (lambda c: c.update(on_bad_video="fail"), {"media", "faces"}),
+    (lambda c: c["faces"].update(margin=0.3), {"faces"}),
+    (lambda c: c["features"].update(precision="fp16"), {"face_features"}),
+    (lambda c: c["audio"].update(hop_s=0.25), {"audio_features"}),
+    (lambda c: c["asr"].update(beam_size=2), {"transcripts"}),
+    (lambda c: c["text"].update(prefix="query: "), {"text_features"}),
+    (lambda c: c["learn"]["common"]["train"].update(epochs=3), {"predictions"}),
+    (lambda c: c["learn"]["emi"].update(standardize=False), {"predictions"}),
+    (lambda c: c["fusions"]["fer_text"].update(k=[1, 3]), {"fused"}),
+    (lambda c: c.update(model_pins={"emotiefflib/enet_b0_8_best_vgaf.onnx": "0" * 64}), {"models", "face_features"}),
+    (lambda c: c["features"]["standins"].remove("wav2vec2_base_960h"), {"models", "audio_features"}),
+    (lambda c: c.update(submit_fusion="fer_text2") or c["fusions"].update(fer_text2=c["fusions"]["fer_text"]),
+     {"submissions"}),
+])
+def test_an_output_option_changes_the_keys_of_its_stage_only(tmp_path: Path, edit, stages: set[str]) -> None:
+    cfg, units = demo_config(), folder_units(tmp_path)
+    base = all_keys(cfg, units)
+    new = copy.deepcopy(cfg)
+    edit(new)
+    after = all_keys(new, units)
+    assert changed(base, {k: after.get(k, base[k]) for k in base}) == stages
+
+
+def test_learn_options_of_one_task_change_that_task_only(tmp_path: Path) -> None:
+    cfg, units = demo_config(), folder_units(tmp_path)
+    base = all_keys(cfg, units)
+    cfg["learn"]["emi"]["standardize"] = False
+    after = all_keys(cfg, units)
+    expected = {("predictions", "emi", fs) for fs in cfg["feature_sets"]}
+    assert {job for job in base if base[job] != after[job]} == expected
+
+
+def test_a_video_added_changes_only_its_shard(tmp_path: Path) -> None:
+    cfg, units = demo_config(), folder_units(tmp_path)
+    base = all_keys(cfg, units)
+    (tmp_path / "videos" / "new.mp4").write_bytes(b"")
+    more = build_units([{"adapter": "folder", "videos": str(tmp_path / "videos")}], n_shards=2)
+    shard = more.get("new").shard
+    after = all_keys(cfg, more)
+    assert {job for job in base if base[job] != after[job]} == {("units",), ("media", shard), ("faces", shard)}
+
+
+# ------------------------------------------------------------ schema, config checks, docs
+
+
+def _schema_defaults(node: dict, defs: dict) -> dict:
+    node = defs[node["$ref"].split("/")[-1]] if "$ref" in node else node
+    return {k: v["default"] for k, v in node.get("properties", {}).items() if "default" in v}
+
+
+def test_schema_defaults_equal_the_options_classes() -> None:
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    props, defs = schema["properties"], schema["$defs"]
+    sections = {
+        "media": props["media"], "faces": props["faces"], "face_features": props["features"],
+        "audio_features": props["audio"], "transcripts": props["asr"], "text_features": props["text"],
+        "predictions": defs["learn_options"], "fused": defs["fusion"],
+    }
+    compared = 0
+    for stage, node in sections.items():
+        cls = STAGES[stage].options_class()
+        declared = _schema_defaults(node, defs)
+        defaults = cls.defaults()
+        for key, value in declared.items():
+            if key in defaults:
+                assert canonical(value) == canonical(defaults[key]), (stage, key)
+                compared += 1
+        # every config key of the class is in the schema, with its default
+        missing = [k for k in cls.config_fields() if k not in declared and k not in ("on_bad_video", "feature_sets")]
+        assert not missing, (stage, missing)
+    assert props["on_bad_video"]["default"] == STAGES["media"].options_class()().on_bad_video
+    # per-task learn sections override common key by key: they list the same keys and fill in no default
+    task_keys = defs["learn_task_options"]["propertyNames"]["enum"]
+    assert sorted(task_keys) == sorted(STAGES["predictions"].options_class().config_fields())
+    assert compared > 60
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda c: c["feature_sets"].update(x=["face/enet_b2_8"]), "feature_sets.x: 'face/enet_b2_8' names face model"),
+    (lambda c: c["feature_sets"].update(x=["text/whisper_small_en/all_minilm_l6_v2"]), "names ASR 'whisper_small_en'"),
+    (lambda c: c.update(pretrained="enet_b2_8"), "pretrained: 'enet_b2_8' is not one of the face models"),
+    (lambda c: c.update(submit_fusion="nope"), "submit_fusion: 'nope' is not a fusion"),
+    (lambda c: c["fusions"]["fer_text"].update(feature_sets=["fer", "nope"]), "fusions.fer_text.feature_sets: 'nope'"),
+    (lambda c: c["features"]["face"].append("no_such_model"), "features.face: 'no_such_model' is not a registered"),
+    (lambda c: c["features"]["standins"].append("all_minilm_l6_v2"), "features.standins: 'all_minilm_l6_v2'"),
+    (lambda c: c["fusions"]["fer_text"].update(weights=[1, 2, 3]), "weights: 3 values for 2 feature sets"),
+    (lambda c: c["learn"]["expr"].update(missing_face="guess"), "learn: missing_face must be one of"),
+    (lambda c: c["audio"].update(pooling="max"), "audio: pooling must be one of"),
+])
+def test_cross_key_problems_are_named_at_parse_time(edit, message: str) -> None:
+    cfg = demo_config()
+    edit(cfg)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_config(cfg)
+
+
+def test_unknown_option_is_named() -> None:
+    from affectflow.asr import ASRConfig
+
+    with pytest.raises(OptionsError, match=r"unknown asr option\(s\) \['beam'\]"):
+        ASRConfig.from_mapping({"beam": 3})
+    cfg = demo_config()
+    cfg["learn"]["common"]["patience"] = 3  # belongs under train
+    with pytest.raises(ConfigError, match=r"unknown learn option\(s\) \['patience'\]"):
+        check_config(cfg)
+
+
+def test_readme_rerun_table_is_the_declared_one() -> None:
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("<!-- rerun-table:start -->\n", 1)[1].split("<!-- rerun-table:end -->", 1)[0]
+    assert block == rerun_table()
+    for key in WORKFLOW_RUNTIME:
+        assert f"`{key}`" in block
+    for stage in STAGES.values():
+        cls = stage.options_class()
+        for field in cls.config_fields():
+            assert f"`{cls.config_key(field)}`" in block, (stage.name, field)
