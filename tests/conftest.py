@@ -67,3 +67,16 @@ def video_factory(tmp_path: Path, have_ffmpeg: None):
         return make_video(tmp_path / name, **kw)
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def done(tmp_path_factory: pytest.TempPathFactory):
+    """One complete real run of the default workflow on the demo, shared by the e2e modules.
+
+    Tests that change its files or config restore them before they end.
+    """
+    from snakerun import make_workdir  # tests/e2e/snakerun.py: pytest puts tests/e2e on sys.path for its modules
+
+    wd = make_workdir(tmp_path_factory.mktemp("wf"))
+    wd.run()
+    return wd

@@ -8,6 +8,10 @@ coordinates of that frame. Choosing the face to keep is the caller's business.
   the mediapipe 0.10.14 wheel ships; runs offline. Its sha256 is checked
   against a constant and the checked bytes themselves are handed to
   mediapipe, so what runs is exactly what was verified.
+* :class:`MediaPipeFullRangeDetector`: BlazeFace full range (sparse), the
+  other ``.tflite`` of the same wheel, for faces at any distance; run through
+  MediaPipe's own full-range graph, which reads that file from the package
+  folder: its sha256 is checked there just before the graph is built.
 * :class:`RetinaFaceDetector`: the ResNet-50 RetinaFace ONNX export that the
   ``retina-face`` package downloads (``retinaface.onnx``), run with
   onnxruntime. Its weights come from the model registry through
@@ -29,12 +33,14 @@ import numpy as np
 
 from affectflow.faces.errors import FaceStageError
 
-DETECTORS = ("mediapipe", "retinaface", "organiser")
+DETECTORS = ("mediapipe_full", "mediapipe", "retinaface", "organiser")
 
-# sha256 of mediapipe 0.10.14's mediapipe/modules/face_detection/face_detection_short_range.tflite
-# (the value the wheel's RECORD states for it).
+# sha256 of mediapipe 0.10.14's mediapipe/modules/face_detection/face_detection_{short,full}_range*.tflite
+# (the values the wheel's RECORD states for them).
 MEDIAPIPE_SHORT_RANGE_SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8"
 MEDIAPIPE_SHORT_RANGE_RELPATH = "modules/face_detection/face_detection_short_range.tflite"
+MEDIAPIPE_FULL_RANGE_SHA256 = "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1"
+MEDIAPIPE_FULL_RANGE_RELPATH = "modules/face_detection/face_detection_full_range_sparse.tflite"
 
 
 @dataclass(frozen=True)
@@ -89,30 +95,13 @@ class MediaPipeDetector:
 
     def __init__(self, min_score: float = 0.5, model_path: str | os.PathLike[str] | None = None,
                  expected_sha256: str = MEDIAPIPE_SHORT_RANGE_SHA256) -> None:
-        os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ start-up chatter
-        try:
-            import mediapipe as mp
-            from mediapipe.tasks.python import BaseOptions, vision
-        except ImportError as e:
-            raise FaceStageError(
-                f"detector 'mediapipe' needs the mediapipe package ({e}); "
-                "install it with: pip install --no-deps mediapipe==0.10.14"
-            ) from e
+        mp = _import_mediapipe(self.name)
+        from mediapipe.tasks.python import BaseOptions, vision
+
         path = Path(model_path) if model_path else Path(mp.__path__[0]) / MEDIAPIPE_SHORT_RANGE_RELPATH
-        if not path.is_file():
-            raise FaceStageError(
-                f"MediaPipe face detector weights not found at {path}: mediapipe 0.10.14 ships "
-                f"{MEDIAPIPE_SHORT_RANGE_RELPATH}; reinstall it (pip install --no-deps mediapipe==0.10.14)"
-            )
-        data = path.read_bytes()
-        actual = sha256_bytes(data)
-        if actual != expected_sha256:
-            raise FaceStageError(
-                f"{path}: sha256 mismatch for the MediaPipe face detector weights "
-                f"(expected {expected_sha256}, actual {actual}); reinstall mediapipe==0.10.14"
-            )
+        data = _verified_bytes(path, expected_sha256)
         self.weights_path = path
-        self.weights_sha256 = actual
+        self.weights_sha256 = expected_sha256
         self.min_score = float(min_score)
         self._mp = mp
         options = vision.FaceDetectorOptions(
@@ -144,6 +133,82 @@ class MediaPipeDetector:
 
     def close(self) -> None:
         self._detector.close()
+
+
+def _import_mediapipe(detector: str) -> Any:
+    os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ start-up chatter
+    try:
+        import mediapipe as mp
+    except ImportError as e:
+        raise FaceStageError(
+            f"detector {detector!r} needs the mediapipe package ({e}); "
+            "install it with: pip install --no-deps mediapipe==0.10.14"
+        ) from e
+    return mp
+
+
+def _verified_bytes(path: Path, expected_sha256: str) -> bytes:
+    """The file's bytes, after checking them against ``expected_sha256`` (an error naming the file otherwise)."""
+    if not path.is_file():
+        raise FaceStageError(
+            f"MediaPipe face detector weights not found at {path}: mediapipe 0.10.14 ships them; "
+            "reinstall it (pip install --no-deps mediapipe==0.10.14)"
+        )
+    data = path.read_bytes()
+    actual = sha256_bytes(data)
+    if actual != expected_sha256:
+        raise FaceStageError(
+            f"{path}: sha256 mismatch for the MediaPipe face detector weights "
+            f"(expected {expected_sha256}, actual {actual}); reinstall mediapipe==0.10.14"
+        )
+    return data
+
+
+class MediaPipeFullRangeDetector:
+    """BlazeFace full range (sparse): faces at any distance, small ones included (192x192 input).
+
+    The tasks API cannot run this model (its anchors are the short-range
+    model's), so MediaPipe's legacy full-range graph runs it; that graph reads
+    ``face_detection_full_range_sparse.tflite`` from the mediapipe package
+    folder, whose sha256 is checked here first. Frames are detected one by one.
+    """
+
+    name = "mediapipe_full"
+    n_landmarks = 6
+
+    def __init__(self, min_score: float = 0.5, expected_sha256: str = MEDIAPIPE_FULL_RANGE_SHA256) -> None:
+        mp = _import_mediapipe(self.name)
+        path = Path(mp.__path__[0]) / MEDIAPIPE_FULL_RANGE_RELPATH
+        _verified_bytes(path, expected_sha256)
+        self.weights_path = path
+        self.weights_sha256 = expected_sha256
+        self.min_score = float(min_score)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning)
+            self._graph = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=self.min_score)
+
+    def detect(self, frames_rgb: list[np.ndarray]) -> list[list[Detection]]:
+        out: list[list[Detection]] = []
+        for frame in frames_rgb:
+            h, w = frame.shape[:2]
+            with warnings.catch_warnings():  # protobuf's deprecation notice, once per result conversion
+                warnings.filterwarnings("ignore", message=".*GetPrototype", category=UserWarning)
+                detections = self._graph.process(np.ascontiguousarray(frame)).detections or []
+            faces: list[Detection] = []
+            for d in detections:
+                score = float(d.score[0]) if d.score else 0.0
+                if score < self.min_score:
+                    continue
+                b = d.location_data.relative_bounding_box
+                bbox = np.array([b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h], np.float32)
+                kp = np.array([[k.x * w, k.y * h] for k in d.location_data.relative_keypoints], np.float32)
+                faces.append(Detection(bbox=bbox, score=score, landmarks=kp.reshape(-1, 2)))
+            out.append(faces)
+        return out
+
+    def close(self) -> None:
+        self._graph.close()
 
 
 # ---------------------------------------------------------------- RetinaFace
@@ -327,6 +392,8 @@ def make_detector(faces_cfg: Any, models_dir: str | os.PathLike[str] | None = No
     name, min_score = opts.detector, float(opts.min_score)
     if name == "mediapipe":
         return MediaPipeDetector(min_score=min_score)
+    if name == "mediapipe_full":
+        return MediaPipeFullRangeDetector(min_score=min_score)
     if name == "retinaface":
         return RetinaFaceDetector(min_score=min_score, models_dir=models_dir, model_pins=model_pins)
     if name == "organiser":

@@ -29,7 +29,8 @@ log = logging.getLogger("affectflow.faces")
 STAGE_VERSION = 1
 CROP_COMPRESSIONS = ("lzf", "none")
 #: registry model of each detector that has weights (its fingerprint is part of the faces rerun key)
-DETECTOR_MODELS = {"mediapipe": "mediapipe_face_short_range", "retinaface": "retinaface"}
+DETECTOR_MODELS = {"mediapipe": "mediapipe_face_short_range", "mediapipe_full": "mediapipe_face_full_range",
+                   "retinaface": "retinaface"}
 
 
 @dataclass(frozen=True)

@@ -352,6 +352,17 @@ _DETECTORS = [
         notes="Faces within ~2 m of the camera; 128x128 input, 6 keypoints per face.",
     ),
     ModelSpec(
+        name="mediapipe_face_full_range", modality="detector", family="MediaPipe BlazeFace (full range, sparse)",
+        files=(WeightFile(
+            "mediapipe/face_detection_full_range_sparse.tflite",
+            package_url("mediapipe", "modules/face_detection/face_detection_full_range_sparse.tflite"),
+            "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1", size=676746),),
+        input_size=192, normalisation=HALF, channels="rgb", outputs=("boxes", "keypoints"), licence="Apache-2.0",
+        offline=True, package="mediapipe==0.10.14",
+        source="mediapipe 0.10.14 wheel, mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+        notes="Faces at any distance (the legacy solution's model_selection=1); 192x192 input, 6 keypoints.",
+    ),
+    ModelSpec(
         name="retinaface", modality="detector", family="RetinaFace (ResNet-50)",
         files=(WeightFile(
             "retinaface/retinaface.onnx",
@@ -388,6 +399,7 @@ ALIASES: dict[str, str] = {
     "openai": "openai_text_embedding_3_small",
     "gigachat": "gigachat_embeddings",
     "mediapipe": "mediapipe_face_short_range",
+    "mediapipe_full": "mediapipe_face_full_range",
     "fer": "fer_minixception",
 }
 
