@@ -25,11 +25,12 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks import asr, dag, embeddings, face_path, gpu, memory
+from benchmarks import asr, dag, detection, embeddings, face_path, gpu, memory
 from benchmarks.common import FIGURE_KEYS, REPO, Figure, Options, machine_info
 
 SECTIONS = {
     "face": face_path.run,
+    "detection": detection.run,
     "asr": asr.run,
     "embeddings": embeddings.run,
     "dag": dag.run,

@@ -36,6 +36,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from affectflow.options import StageOptions
 from affectflow.store import ShardReader
 
@@ -47,9 +49,16 @@ STAGE_VERSION = 1
 
 @dataclass(frozen=True)
 class ProblemsOptions(StageOptions):
-    """problems.tsv has no options: it lists what the media and faces shards recorded."""
+    """Config ``problems``: ``face_missing_share`` -- warn about a video whose target face is missing in
+    more than this share of its analysed frames (a video that lost its subject)."""
 
-    SECTION = ""
+    SECTION = "problems"
+
+    face_missing_share: float = 0.5
+
+    def check(self) -> None:
+        if not 0.0 <= float(self.face_missing_share) <= 1.0:
+            raise ValueError(f"face_missing_share must be in [0, 1], got {self.face_missing_share!r}")
 
 COLUMNS = ("stage", "shard", "video_id", "severity", "message")
 SEVERITIES = ("skip", "warning")
@@ -87,8 +96,21 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def read_problems(shard_paths: Sequence[str | os.PathLike[str]]) -> list[Problem]:
-    """Skipped videos and per-video warnings of every shard in ``shard_paths``."""
+def _face_missing(has_face: np.ndarray, share: float) -> str:
+    """The warning for a faces record whose target face is missing in more than ``share`` of its frames."""
+    n = int(has_face.size)
+    missing = 1.0 - float(np.count_nonzero(has_face)) / n if n else 0.0
+    if n == 0 or missing <= share or missing == 1.0:  # no face at all: the faces stage says so itself
+        return ""
+    return (f"target face missing in {missing:.0%} of {n} analysed frames "
+            f"(more than problems.face_missing_share {share:g})")
+
+
+def read_problems(shard_paths: Sequence[str | os.PathLike[str]],
+                  options: ProblemsOptions | None = None) -> list[Problem]:
+    """Skipped videos and per-video warnings of every shard in ``shard_paths``; for faces shards also the
+    videos whose target face is missing in more than ``options.face_missing_share`` of the frames."""
+    share = float((options or ProblemsOptions()).face_missing_share)
     rows: list[Problem] = []
     stage_order: dict[str, int] = {}
     for path in shard_paths:
@@ -99,8 +121,14 @@ def read_problems(shard_paths: Sequence[str | os.PathLike[str]]) -> list[Problem
             stage_order.setdefault(stage, len(stage_order))
             for vid, reason in reader.skipped():
                 rows.append(Problem(stage, name, str(vid), "skip", _one_line(reason)))
-            for rec in reader:
-                for w in _warnings(rec.attrs.get("warnings")):
+            faces = prov.stage == "faces"
+            for vid in reader.video_ids():
+                face_rows = faces and "has_face" in reader.array_names(vid)
+                rec = reader.read(vid, names=("has_face",) if face_rows else ())  # attributes, not crops or audio
+                warnings = _warnings(rec.attrs.get("warnings"))
+                if face_rows:
+                    warnings.append(_face_missing(np.asarray(rec.arrays["has_face"], bool), share))
+                for w in filter(None, warnings):
                     rows.append(Problem(stage, name, rec.video_id, "warning", _one_line(w)))
     severity = {s: i for i, s in enumerate(SEVERITIES)}
     rows.sort(key=lambda r: (stage_order[r.stage], r.shard, r.video_id, severity[r.severity]))
@@ -125,13 +153,13 @@ def write_problems(rows: Iterable[Problem], out_tsv: str | os.PathLike[str]) -> 
     return out
 
 
-def collect_problems(shard_paths: list[str], out_tsv: str) -> list[Problem]:
+def collect_problems(shard_paths: list[str], out_tsv: str, options: ProblemsOptions | None = None) -> list[Problem]:
     """Read every shard's ``skipped`` list and per-video ``warnings`` into ``out_tsv``; return the rows.
 
     A shard that is missing, unfinished or not an affectflow shard raises
     :class:`affectflow.store.StoreError` (and nothing is written).
     """
-    rows = read_problems(shard_paths)
+    rows = read_problems(shard_paths, options)
     write_problems(rows, out_tsv)
     log.info("%s: %s", out_tsv, summary(rows))
     return rows

@@ -379,6 +379,10 @@ class ShardReader:
             raise StoreError(f"{self.path}: no video {video_id!r} in this shard")
         return self._h5["videos"][key]
 
+    def array_names(self, video_id: str) -> list[str]:
+        """The names of one video's arrays (without reading them)."""
+        return list(self._group(video_id).keys())
+
     def iter_rows(self, video_id: str, name: str, rows: np.ndarray, batch: int = 256) -> Iterator[np.ndarray]:
         """``array[rows]`` of one video in batches of at most ``batch`` rows (``rows``: increasing indices).
 

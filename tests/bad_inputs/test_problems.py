@@ -99,3 +99,25 @@ def test_real_stage_shards(corpus: dict[str, Path], detector, tmp_path: Path) ->
     }
     skip = next(r for r in read_problems_tsv(out) if r.video_id == "truncated")
     assert str(corpus["truncated"]) in skip.message and "truncated" in skip.message
+
+
+def test_a_video_that_lost_its_face_is_listed(tmp_path: Path) -> None:
+    """More than problems.face_missing_share of the frames without the face: a warning naming the share."""
+    import numpy as np
+
+    from affectflow.problems import ProblemsOptions
+
+    path = tmp_path / "faces" / "mediapipe_full" / "s0000.h5"
+    with ShardWriter(path, Provenance(stage="faces", model="mediapipe_full")) as w:
+        w.add(VideoRecord("lost", {"has_face": np.array([True] * 3 + [False] * 7)}, {"warnings": []}))
+        w.add(VideoRecord("kept", {"has_face": np.array([True] * 6 + [False] * 4)}, {"warnings": []}))
+        w.add(VideoRecord("none", {"has_face": np.zeros(5, bool)}, {"warnings": ["no face detected in any"]}))
+    rows = collect_problems([str(path)], str(tmp_path / "p.tsv"))
+    assert [(r.video_id, r.message) for r in rows] == [
+        ("lost", "target face missing in 70% of 10 analysed frames (more than problems.face_missing_share 0.5)"),
+        ("none", "no face detected in any"),
+    ]
+    strict = collect_problems([str(path)], str(tmp_path / "p.tsv"), ProblemsOptions(face_missing_share=0.3))
+    assert {r.video_id for r in strict} == {"lost", "kept", "none"}
+    with pytest.raises(ValueError, match="face_missing_share must be in"):
+        ProblemsOptions(face_missing_share=1.5)

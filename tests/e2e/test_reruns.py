@@ -80,7 +80,7 @@ def test_every_runtime_setting_changed_at_once_reruns_nothing(done):
 def test_contact_sheets_toggle_touches_only_the_sheet_jobs(done):
     with ConfigChange(done, lambda cfg: cfg["faces"].update(contact_sheets=False)) as jobs:
         assert jobs == set()
-    sheets = done.results() / "faces" / "mediapipe" / "sheets"
+    sheets = done.results() / "faces" / done.config()["faces"]["detector"] / "sheets"
     aside = done.path / "sheets.aside"
     shutil.move(sheets, aside)
     try:
@@ -102,6 +102,7 @@ OUTPUT_CHANGES = {
     "text_features": (lambda cfg: cfg["text"].update(prefix="query: "), ("text_features",)),
     "predictions": (lambda cfg: cfg["learn"]["common"].update(standardize=False), ("learn",)),
     "fused": (lambda cfg: cfg["fusions"]["fer_text"].update(smoothing="median"), ("fuse",)),
+    "problems": (lambda cfg: cfg.setdefault("problems", {}).update(face_missing_share=0.1), ("problems",)),
 }
 
 
@@ -147,7 +148,7 @@ def test_each_output_carries_the_key_its_job_was_planned_with(done):
     res = done.results()
     outputs = {
         "media": "results/demo/media/s0000.h5",
-        "faces": "results/demo/faces/mediapipe/s0000.h5",
+        "faces": f"results/demo/faces/{done.config()['faces']['detector']}/s0000.h5",
         "face_features": "results/demo/features/face/fer_minixception/s0000.h5",
         "audio_features": "results/demo/features/audio/wav2vec2_base_960h/s0000.h5",
         "transcripts": "results/demo/transcripts/faster_whisper_tiny_en/s0000.h5",

@@ -9,11 +9,13 @@ import time
 import numpy as np
 import pytest
 
+from affectflow.faces.stage import FacesOptions
 from affectflow.store import ShardReader
 from affectflow.units import UnitsTable
 from snakerun import ConfigChange
 
 pytestmark = pytest.mark.slow
+DETECTOR = FacesOptions().detector  # the default detector, which the demo config uses
 
 SHARD_RULES = {"media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts", "text_features"}
 # stages over the whole dataset: they rerun whenever any shard changes
@@ -38,13 +40,13 @@ def test_outputs_for_every_demo_video(done):
                 if not rec.attrs["has_audio"]:  # silence of the video's length, and a warning
                     assert n >= 16000 * (rec.attrs["duration"] - 0.1) and not rec.arrays["audio"].any()
                     assert any("no audio stream" in w for w in rec.attrs["warnings"])
-        with ShardReader(res / "faces" / "mediapipe" / f"{shard}.h5", stage="faces", model="mediapipe") as faces:
+        with ShardReader(res / "faces" / DETECTOR / f"{shard}.h5", stage="faces", model=DETECTOR) as faces:
             assert set(faces.video_ids()) == {u.video_id for u in members}
             for rec in faces:
                 crops = rec.arrays["crops"]
                 assert crops.shape[1:] == (224, 224, 3) and crops.dtype == np.uint8
                 assert np.all(np.diff(rec.arrays["timestamps"]) > 0)
-        sheets = list((res / "faces" / "mediapipe" / "sheets" / shard).glob("*.png"))
+        sheets = list((res / "faces" / DETECTOR / "sheets" / shard).glob("*.png"))
         assert len(sheets) == len(members)
 
 
@@ -52,7 +54,7 @@ def test_faces_found_where_there_are_faces(done):
     res = done.results()
     rates = {}
     for shard in UnitsTable.read_tsv(res / "units.tsv").shards():
-        with ShardReader(res / "faces" / "mediapipe" / f"{shard}.h5") as faces:
+        with ShardReader(res / "faces" / DETECTOR / f"{shard}.h5") as faces:
             for rec in faces:
                 rates[rec.video_id] = float(np.mean(rec.arrays["has_face"]))
     assert any(r > 0.9 for r in rates.values()), rates
@@ -106,7 +108,7 @@ def test_faces_config_change_reruns_faces_not_media(done):
         assert "media" not in rules
         shards = UnitsTable.read_tsv(done.results() / "units.tsv").shards()
         assert {o for r, o in jobs if r == "faces"} == {
-            f"{done.config()['results_dir']}/demo/faces/mediapipe/{s}.h5" for s in shards
+            f"{done.config()['results_dir']}/demo/faces/{DETECTOR}/{s}.h5" for s in shards
         }
     finally:
         done.config_path.write_text(original)

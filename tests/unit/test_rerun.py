@@ -240,7 +240,7 @@ def test_schema_defaults_equal_the_options_classes() -> None:
     sections = {
         "media": props["media"], "faces": props["faces"], "face_features": props["features"],
         "audio_features": props["audio"], "transcripts": props["asr"], "text_features": props["text"],
-        "predictions": defs["learn_options"], "fused": defs["fusion"],
+        "predictions": defs["learn_options"], "fused": defs["fusion"], "problems": props["problems"],
     }
     compared = 0
     for stage, node in sections.items():

@@ -1,5 +1,6 @@
 from affectflow import joblog
-from affectflow.problems import collect_problems
+from affectflow.problems import ProblemsOptions, collect_problems
 
 joblog.setup(snakemake.log[0])
-collect_problems([*snakemake.input.media, *snakemake.input.faces], snakemake.output[0])
+collect_problems([*snakemake.input.media, *snakemake.input.faces], snakemake.output[0],
+                 ProblemsOptions.from_config(snakemake.config))

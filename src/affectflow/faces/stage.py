@@ -44,7 +44,7 @@ class FacesOptions(StageOptions):
 
     SECTION = "faces"
 
-    detector: str = "mediapipe"
+    detector: str = "mediapipe_full"
     crop_size: int = 224
     margin: float = 0.2
     min_score: float = 0.5
