@@ -30,7 +30,7 @@ from affectflow.units import Unit
 log = logging.getLogger("affectflow.media")
 
 #: bump when the media shard's content changes for the same videos and options (docs/reruns.md)
-STAGE_VERSION = 1
+STAGE_VERSION = 2  # 2: audio on the video's clock (a late or early audio start padded or cut)
 SAMPLE_RATE = 16000
 BAD_VIDEO_POLICIES = ("skip", "fail")
 SILENCE_RMS = 1e-4
@@ -39,6 +39,11 @@ SILENCE_RMS = 1e-4
 # faces stage, which checks decoded frames the same way).
 MISSING_FRAMES_TOLERATED = 5
 MISSING_FRACTION_TOLERATED = 0.05
+# An audio stream that starts this much before or after the first video frame is reported; any offset is
+# corrected (AAC priming alone moves audio starts by tens of milliseconds, which is not worth a warning).
+AUDIO_OFFSET_REPORTED_S = 0.1
+# A frame whose time is not after its predecessor's gets the predecessor's time plus this (seconds).
+REPEATED_TIME_STEP_S = 1e-3
 
 
 class MediaError(RuntimeError):
@@ -85,6 +90,8 @@ class Probe:
     audio_duration: float
     listed_duration: float  # what the container states for the video stream (0: nothing)
     timestamps: np.ndarray = field(repr=False)
+    audio_offset: float = 0.0  # first audio sample - first video frame (s); > 0: the audio starts later
+    repaired_timestamps: int = 0  # frames whose time was not after the previous one's (see strictly_increasing)
 
 
 def ffmpeg_url(path: str | os.PathLike[str]) -> str:
@@ -122,8 +129,30 @@ def _rotation(stream: dict) -> int:
     return int(tag) % 360 if tag else 0
 
 
-def _demux(path: Path) -> tuple[np.ndarray, int, int]:
-    """Frame times (s), packets demuxed (pre-roll included) and the frame count the container lists (0: none)."""
+def strictly_increasing(times: np.ndarray, previous: float | None = None) -> tuple[np.ndarray, int]:
+    """``times`` made strictly increasing, and how many were changed.
+
+    The rule (the media and faces stages both apply it, so their clocks agree):
+    a frame whose time is not after its predecessor's (after repair; ``previous``
+    is the time before ``times[0]``, for streams repaired a batch at a time)
+    gets the predecessor's time plus ``REPEATED_TIME_STEP_S``. Repeated
+    timestamps from careless concatenation or broken muxers thus become
+    distinct, in order, and stay within a few milliseconds of what the file said.
+    """
+    out = np.asarray(times, dtype=np.float64).copy()
+    last = -np.inf if previous is None else float(previous)
+    changed = 0
+    for i in range(out.shape[0]):
+        if out[i] <= last:
+            out[i] = last + REPEATED_TIME_STEP_S
+            changed += 1
+        last = out[i]
+    return out, changed
+
+
+def _demux(path: Path) -> tuple[np.ndarray, int, int, float]:
+    """Frame times (s), packets demuxed (pre-roll included), the frame count the container lists (0: none)
+    and the time of the first video frame on the container's clock (s)."""
     try:
         with av.open(ffmpeg_url(path)) as container:
             stream = container.streams.video[0]
@@ -137,16 +166,35 @@ def _demux(path: Path) -> tuple[np.ndarray, int, int]:
     # or frame counts disagree with decoded frames and per-frame labels.
     pts = [p.pts for p in packets if not p.is_discard and p.pts >= start]
     ts = (np.sort(np.asarray(pts, dtype=np.int64)) - start) * tb
-    return ts.astype(np.float64), len(packets), listed
+    return ts.astype(np.float64), len(packets), listed, float(start * tb)
+
+
+def audio_start(path: str | Path) -> float | None:
+    """Time (s, container clock) of the first decoded audio sample of the first audio stream; None without one.
+
+    Decoded, not read from the stream header: decoders drop encoder priming
+    that an edit list marks, so the first decoded frame is where the samples
+    that ffmpeg extracts really begin.
+    """
+    try:
+        with av.open(ffmpeg_url(path)) as container:
+            if not container.streams.audio:
+                return None
+            for frame in container.decode(container.streams.audio[0]):
+                if frame.pts is not None and frame.time_base is not None:
+                    return float(frame.pts * frame.time_base)
+    except (av.FFmpegError, OSError):
+        return None  # extract_audio reports an undecodable stream, naming the file
+    return None
 
 
 def frame_timestamps(path: Path) -> np.ndarray:
-    """Presentation times (s) of every video frame, sorted, from demuxing alone.
+    """Presentation times (s) of every video frame, sorted and strictly increasing, from demuxing alone.
 
     Demuxing reads packet headers without decoding pixels, so it is cheap even
     for long videos; packets arrive in decode order, hence the sort.
     """
-    return _demux(Path(path))[0]
+    return strictly_increasing(_demux(Path(path))[0])[0]
 
 
 def probe(path: str | Path) -> Probe:
@@ -163,7 +211,8 @@ def probe(path: str | Path) -> Probe:
     if video is None:
         raise MediaError(f"{path}: no video stream")
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
-    ts, n_packets, listed = _demux(path)
+    ts, n_packets, listed, video_start = _demux(path)
+    ts, repaired = strictly_increasing(ts)
     if len(ts) == 0:
         raise MediaError(f"{path}: video stream has no frames")
     if too_many_missing(n_packets, listed):
@@ -184,9 +233,11 @@ def probe(path: str | Path) -> Probe:
         rate = video.get("avg_frame_rate", "0/1")
         num, den = (int(x) for x in rate.split("/"))
         fps = num / den if den else float("nan")
-    audio_duration = 0.0
+    audio_duration, offset = 0.0, 0.0
     if audio is not None:
         audio_duration = float(audio.get("duration") or info.get("format", {}).get("duration") or 0.0)
+        first = audio_start(path)
+        offset = 0.0 if first is None else first - video_start
     return Probe(
         path=str(path),
         width=int(video.get("width", 0)),
@@ -201,6 +252,8 @@ def probe(path: str | Path) -> Probe:
         audio_duration=audio_duration,
         listed_duration=_listed_duration(video),
         timestamps=ts,
+        audio_offset=offset,
+        repaired_timestamps=repaired,
     )
 
 
@@ -263,12 +316,24 @@ class MediaRecord:
         )
 
 
+def on_video_clock(audio: np.ndarray, offset: float, sample_rate: int) -> np.ndarray:
+    """``audio`` (starting ``offset`` s after the first video frame) re-based so that sample 0 is that frame:
+    a later start is padded with silence, an earlier one cut."""
+    n = int(round(abs(offset) * sample_rate))
+    if offset > 0:
+        return np.concatenate([np.zeros(n, dtype=audio.dtype), audio])
+    return audio[n:]
+
+
 def process_video(path: str | Path, sample_rate: int = SAMPLE_RATE) -> MediaRecord:
     """Probe and extract audio, turning survivable oddities into warnings.
 
-    A video without an audio stream gets silence of the video's length (so the
-    audio branch still has input) and a warning; silent audio and audio shorter
-    than the video are kept as they are, with a warning.
+    Audio is put on the video's clock (sample 0 = the first video frame, see
+    :func:`on_video_clock`), so every later stage shares one time axis. A video
+    without an audio stream gets silence of the video's length (so the audio
+    branch still has input) and a warning; silent audio and audio shorter than
+    the video are kept as they are, with a warning; repeated frame timestamps
+    are repaired (:func:`strictly_increasing`), with a warning giving their count.
     """
     p = probe(path)
     warnings: list[str] = []
@@ -277,7 +342,13 @@ def process_video(path: str | Path, sample_rate: int = SAMPLE_RATE) -> MediaReco
         warnings.append("no audio stream: silence of the video's length used")
         audio = np.zeros(n_video, dtype=np.float32)
     else:
-        audio = extract_audio(path, sample_rate)
+        audio = on_video_clock(extract_audio(path, sample_rate), p.audio_offset, sample_rate)
+        if p.audio_offset >= AUDIO_OFFSET_REPORTED_S:
+            warnings.append(f"audio starts {p.audio_offset:.2f} s after the first video frame: "
+                            f"{p.audio_offset:.2f} s of silence put before it")
+        elif p.audio_offset <= -AUDIO_OFFSET_REPORTED_S:
+            warnings.append(f"audio starts {-p.audio_offset:.2f} s before the first video frame: "
+                            f"its first {-p.audio_offset:.2f} s cut")
         if len(audio) == 0:
             warnings.append("audio stream decodes to no samples: silence of the video's length used")
             audio = np.zeros(n_video, dtype=np.float32)
@@ -289,6 +360,9 @@ def process_video(path: str | Path, sample_rate: int = SAMPLE_RATE) -> MediaReco
                 warnings.append(f"audio is {short:.2f} s shorter than the video")
     if p.variable_frame_rate:
         warnings.append("variable frame rate: per-frame timestamps used")
+    if p.repaired_timestamps:
+        warnings.append(f"{p.repaired_timestamps} frame(s) with a timestamp not after the previous frame's: "
+                        f"each set {REPEATED_TIME_STEP_S * 1000:g} ms after its predecessor")
     cut = truncation_warning(p)
     if cut:
         warnings.append(cut)

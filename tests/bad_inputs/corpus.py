@@ -54,6 +54,13 @@ CASES: tuple[Case, ...] = (
     Case("silent_audio", "silent_audio.mp4", "warning", r"audio is silent"),
     Case("short_audio", "short_audio.mp4", "warning", r"audio is \d+\.\d+ s shorter than the video"),
     Case("variable_frame_rate", "vfr.mp4", "warning", r"variable frame rate: per-frame timestamps used"),
+    Case("late_audio", "late_audio.mp4", "warning",
+         r"audio starts \d\.\d\d s after the first video frame: \d\.\d\d s of silence put before it"),
+    Case("early_audio", "early_audio.mp4", "warning",
+         r"audio starts 1\.00 s before the first video frame: its first 1\.00 s cut"),
+    Case("repeated_timestamps", "repeated_timestamps.mkv", "warning",
+         r"2 frame\(s\) with a timestamp not after the previous frame's: each set 1 ms after its predecessor",
+         "warning", r"2 decoded frame\(s\) with a timestamp not after the previous frame's"),
     Case("rotated", "rotated.mp4", "ok"),
     Case("one_frame", "one_frame.mp4", "ok"),
     Case("stream_copy_cut", "stream_copy_cut.mp4", "ok"),
@@ -119,6 +126,29 @@ def still_clip(
     return out
 
 
+def repeated_timestamps_clip(out: Path, image: Path, pts: list[int], fps: int = 25) -> Path:
+    """An MJPEG/Matroska clip of ``image`` whose frames carry exactly ``pts`` (in 1/fps): a broken muxer's
+    repeated times, written with PyAV (ffmpeg's own muxing would fix them)."""
+    from fractions import Fraction
+
+    import av
+    import cv2
+
+    rgb = cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB)
+    rgb = cv2.resize(rgb, (320, 2 * round(rgb.shape[0] * 320 / rgb.shape[1] / 2)))
+    with av.open(str(out), "w") as container:
+        s = container.add_stream("mjpeg", rate=fps)
+        s.width, s.height, s.pix_fmt = rgb.shape[1], rgb.shape[0], "yuvj420p"
+        for p in pts:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                pkt.pts = pkt.dts = p
+                pkt.time_base = Fraction(1, fps)
+                container.mux(pkt)
+        for pkt in s.encode():
+            container.mux(pkt)
+    return out
+
+
 def build_corpus(dest: Path, images: dict[str, Path]) -> dict[str, Path]:
     """Write every case of :data:`CASES` into ``dest``; returns case name -> path."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -156,6 +186,13 @@ def build_corpus(dest: Path, images: dict[str, Path]) -> dict[str, Path]:
     still_clip(p["one_frame"], single, seconds=0.1, fps=10)  # one frame, 0.1 s of sound
     # a stream-copy cut from a non-keyframe start: the file carries an edit list with pre-roll frames
     ffmpeg("-ss", "0.5", "-i", str(long_plain), "-c", "copy", str(p["stream_copy_cut"]))
+
+    # the same clip with its audio muxed 1 s late / its video 1 s late (re-muxed web videos)
+    ffmpeg("-i", str(long_plain), "-itsoffset", "1", "-i", str(long_plain), "-map", "0:v", "-map", "1:a",
+           "-c", "copy", str(p["late_audio"]))
+    ffmpeg("-itsoffset", "1", "-i", str(long_plain), "-i", str(long_plain), "-map", "0:v", "-map", "1:a",
+           "-c", "copy", str(p["early_audio"]))
+    repeated_timestamps_clip(p["repeated_timestamps"], single, [0, 1, 2, 3, 3, 3, 4, 5, 6, 7])
 
     still_clip(p["no_face"], landscape)
     still_clip(p["several_faces"], multi, width=640)

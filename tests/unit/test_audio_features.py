@@ -232,3 +232,28 @@ def test_speech_standin_is_reproducible(w2v_models, tmp_path: Path) -> None:
     again = standins.build_wav2vec2_base_960h(tmp_path / "again")
     for name, sha in pins.items():
         assert hashlib.sha256((again / name.rsplit("/", 1)[-1]).read_bytes()).hexdigest() == sha, name
+
+
+def test_audio_starting_late_gives_vectors_as_late_on_the_video_clock(w2v_models, tmp_path: Path) -> None:
+    """The same speech muxed 2 s after the first video frame: its vectors come 2 s (four 0.5 s hops) later."""
+    wav = speech_wav("I am happy to see you, and I hope you are well today.", tmp_path / "speech.wav")
+    base, late = tmp_path / "base.mp4", tmp_path / "late.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=7", "-i", str(wav),
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(base))
+    ffmpeg("-i", str(base), "-itsoffset", "2", "-i", str(base), "-map", "0:v", "-map", "1:a", "-c", "copy", str(late))
+    media = tmp_path / "media.h5"
+    run_media_stage([Unit("base", str(base), "train", "s0000"), Unit("late", str(late), "train", "s0000")], media,
+                    {"sample_rate": 16000})
+    root, pins = w2v_models
+    out = tmp_path / "audio.h5"
+    cfg = {"model": MODEL, "pooling": "window", "window_s": 1.0, "hop_s": 0.5, "device": "cpu"}
+    extract_audio_features(media, out, root, cfg, pins=pins, progress=False)
+    with ShardReader(out, stage="audio_features") as r:
+        b, lt = r.read("base").arrays, r.read("late").arrays
+    np.testing.assert_allclose(np.diff(b["timestamps"])[:-1], 0.5)  # the last window may be shorter
+    # the shift (in 0.5 s hops) that lines the two vector sequences up best: four hops, 2 s
+    eb, el = (np.asarray(a["embeddings"], np.float64) for a in (b, lt))
+    eb, el = (e / np.linalg.norm(e, axis=1, keepdims=True) for e in (eb, el))
+    n = min(len(eb), len(el) - 8)
+    similarity = {s: float(np.mean(np.sum(eb[:n] * el[s : s + n], axis=1))) for s in range(0, 9)}
+    assert max(similarity, key=similarity.get) == 4, similarity

@@ -96,3 +96,117 @@ def test_edit_list_preroll_is_not_counted(video_factory, tmp_path):
     with av.open(str(cut)) as c:
         decoded = sum(1 for _ in c.decode(video=0))
     assert probe(cut).n_frames == decoded
+
+
+# ------------------------------------------------------------------ one clock: audio and frame times
+
+
+def _remux(out, video_src, audio_src, video_offset=0.0, audio_offset=0.0):
+    """The same streams (copied, not re-encoded) with one of them starting later."""
+    from conftest import ffmpeg
+
+    ffmpeg("-itsoffset", str(video_offset), "-i", str(video_src), "-itsoffset", str(audio_offset), "-i",
+           str(audio_src), "-map", "0:v", "-map", "1:a", "-c", "copy", str(out))
+    return out
+
+
+def _noise_clip(path):
+    """3 s of video with pink-noise audio at 48 kHz: no period, so a sample offset shows unambiguously."""
+    from conftest import ffmpeg
+
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-f", "lavfi", "-i",
+           "anoisesrc=color=pink:sample_rate=48000:seed=7", "-t", "3", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           "-c:a", "aac", "-shortest", str(path))
+    return path
+
+
+def test_late_audio_is_padded_onto_the_video_clock(tmp_path):
+    base = _noise_clip(tmp_path / "base.mp4")
+    late = _remux(tmp_path / "late.mp4", base, base, audio_offset=2.0)
+    ref, rec = process_video(base), process_video(late)
+    assert rec.probe.audio_offset == pytest.approx(2.0, abs=0.07)  # AAC priming: up to 1024 samples earlier
+    assert not rec.audio[: int(rec.probe.audio_offset * 16000)].any()
+    # where the reference's samples are found now: 2 s (32,000 samples) later, to the millisecond
+    # (decoding the encoder's priming and resampling it moves the start by under 1 ms)
+    probe_ = ref.audio[8000:24000]
+    lags = np.arange(30000, 34000)
+    corr = [float(np.dot(rec.audio[8000 + lag : 24000 + lag], probe_)) for lag in lags]
+    lag = int(lags[int(np.argmax(corr))])
+    assert abs(lag - 32000) <= 16, lag
+    assert np.corrcoef(rec.audio[8000 + lag : 24000 + lag], probe_)[0, 1] > 0.95  # the same sound
+    assert any("audio starts 1.9" in w or "audio starts 2.0" in w for w in rec.warnings), rec.warnings
+    np.testing.assert_allclose(rec.probe.timestamps, ref.probe.timestamps)  # frames keep their times
+
+
+def test_early_audio_is_cut_onto_the_video_clock(tmp_path):
+    base = _noise_clip(tmp_path / "base.mp4")
+    early = _remux(tmp_path / "early.mp4", base, base, video_offset=1.0)
+    ref, rec = process_video(base), process_video(early)
+    assert rec.probe.audio_offset == pytest.approx(-1.0, abs=1e-3)
+    probe_ = ref.audio[24000:40000]  # 1.5-2.5 s of the original: 0.5-1.5 s once the first second is cut
+    lags = np.arange(6000, 10000)
+    corr = [float(np.dot(rec.audio[lag : lag + 16000], probe_)) for lag in lags]
+    lag = int(lags[int(np.argmax(corr))])
+    assert abs(lag - 8000) <= 16, lag
+    assert np.corrcoef(rec.audio[lag : lag + 16000], probe_)[0, 1] > 0.99
+    assert any("before the first video frame: its first 1.00 s cut" in w for w in rec.warnings), rec.warnings
+    assert rec.probe.timestamps[0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_small_offsets_are_corrected_without_a_warning(video_factory):
+    rec = process_video(video_factory(duration=2.0, audio="tone"))
+    assert abs(rec.probe.audio_offset) < 0.1 and rec.warnings == []
+
+
+def _mjpeg_with_pts(path, pts, fps=25, dts=None):
+    """An intra-only video whose packets carry exactly ``pts`` (units of 1/fps): repeated or decreasing times;
+    ``dts`` (default: the pts) is the decode order the muxer needs to be non-decreasing."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("mjpeg", rate=fps)
+        s.width, s.height, s.pix_fmt = 160, 120, "yuvj420p"
+        for i, p in enumerate(pts):
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), (i * 23) % 256, np.uint8), format="rgb24")
+            for pkt in s.encode(frame):
+                pkt.pts, pkt.dts = p, (p if dts is None else dts[i])
+                pkt.time_base = Fraction(1, fps)
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    return path
+
+
+def test_repeated_timestamps_are_reported_and_made_strictly_increasing(tmp_path):
+    from affectflow.faces.video import VideoInfo, iter_batches
+    from affectflow.media import REPEATED_TIME_STEP_S, strictly_increasing
+
+    path = _mjpeg_with_pts(tmp_path / "dup.mkv", [0, 1, 2, 3, 3, 3, 4, 5, 6, 7])
+    rec = process_video(path)
+    t = rec.probe.timestamps
+    assert len(t) == 10 and np.all(np.diff(t) > 0)
+    np.testing.assert_allclose(t[3:6], [0.12, 0.12 + REPEATED_TIME_STEP_S, 0.12 + 2 * REPEATED_TIME_STEP_S])
+    np.testing.assert_allclose(t[6:], [0.16, 0.20, 0.24, 0.28])  # later frames keep their times
+    assert rec.probe.repaired_timestamps == 2
+    assert any(w.startswith("2 frame(s) with a timestamp not after the previous frame's") for w in rec.warnings)
+    # the faces stage decodes the frames and repairs their times by the same rule: one clock
+    info = VideoInfo(str(path))
+    decoded = [ts for b in iter_batches(path, info) for ts in b.timestamps]
+    np.testing.assert_allclose(decoded, t)
+    assert info.n_timestamps_repaired == 2
+    # the rule itself, across batches
+    fixed, n = strictly_increasing(np.array([1.0, 0.5]), previous=1.0)
+    np.testing.assert_allclose(fixed, [1.0 + REPEATED_TIME_STEP_S, 1.0 + 2 * REPEATED_TIME_STEP_S]) and n == 2
+
+
+def test_decreasing_timestamps_in_decode_order_are_repaired_by_the_faces_stage(tmp_path):
+    from affectflow.faces.video import VideoInfo, iter_batches
+
+    # presentation times 0 1 2 5 3 4 6 (+7) in decode order 0..6: two frames go back in time
+    path = _mjpeg_with_pts(tmp_path / "back.mkv", [7, 8, 9, 12, 10, 11, 13], dts=list(range(7)))
+    info = VideoInfo(str(path))
+    decoded = [ts for b in iter_batches(path, info) for ts in b.timestamps]
+    assert len(decoded) == 7 and np.all(np.diff(decoded) > 0)
+    assert info.n_timestamps_repaired == 2

@@ -140,7 +140,7 @@ def test_planned_key_is_checked_by_the_stage() -> None:
         stage_key("media", MediaOptions(), expected=key.text)
     older = json.loads(key.text)
     older["version"] = 0
-    with pytest.raises(RerunKeyError, match="code version 0, but this affectflow has 1"):
+    with pytest.raises(RerunKeyError, match=f"code version 0, but this affectflow has {STAGES['faces'].version()}"):
         stage_key("faces", opts, expected=json.dumps(older))
     with pytest.raises(RerunKeyError, match="another list of videos"):
         stage_key("faces", opts, expected=stage_key("faces", opts, units=[{"video_id": "a"}]).text,

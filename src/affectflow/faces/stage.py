@@ -26,7 +26,7 @@ from affectflow.units import Unit
 log = logging.getLogger("affectflow.faces")
 
 #: bump when the faces shard's content changes for the same videos and options (docs/reruns.md)
-STAGE_VERSION = 1
+STAGE_VERSION = 2  # 2: repeated or decreasing frame timestamps repaired (strictly increasing)
 CROP_COMPRESSIONS = ("lzf", "none")
 #: registry model of each detector that has weights (its fingerprint is part of the faces rerun key)
 DETECTOR_MODELS = {"mediapipe": "mediapipe_face_short_range", "mediapipe_full": "mediapipe_face_full_range",
@@ -152,6 +152,9 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Face
         warnings.append(f"no face detected in any of the {n_rows} analysed frames")
     if n_several:
         warnings.append(f"several faces in {n_several} of {n_rows} analysed frames: the largest one is kept")
+    if info.n_timestamps_repaired:
+        warnings.append(f"{info.n_timestamps_repaired} decoded frame(s) with a timestamp not after the previous "
+                        "frame's: each set 1 ms after its predecessor")
     for w in warnings:
         log.warning("%s: %s", vid, w)
     if info.n_frames_expected and info.n_frames_expected != info.n_frames_decoded:

@@ -19,6 +19,7 @@ from affectflow.media import (  # noqa: F401  (re-exported: the tolerance the fa
     MISSING_FRACTION_TOLERATED,
     MISSING_FRAMES_TOLERATED,
     ffmpeg_url,
+    strictly_increasing,
     too_many_missing,
 )
 
@@ -47,6 +48,7 @@ class VideoInfo:
     rotation: int = 0
     n_frames_expected: int = 0
     n_frames_decoded: int = 0
+    n_timestamps_repaired: int = 0  # frames whose time was not after the previous one's (media.strictly_increasing)
 
 
 def rotate_upright(image: np.ndarray, rotation: float) -> np.ndarray:
@@ -111,6 +113,8 @@ def iter_batches(path: str | os.PathLike[str], info: VideoInfo, frame_stride: in
                     t = last_t + 1.0 / rate
                 else:
                     t = 0.0
+                fixed, changed = strictly_increasing(np.array([t]), last_t)  # the media stage's rule
+                t, info.n_timestamps_repaired = float(fixed[0]), info.n_timestamps_repaired + changed
                 last_t = t
                 info.n_frames_decoded = i + 1
                 if i % frame_stride:
