@@ -59,6 +59,17 @@ def _reruns(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submission_check(args: argparse.Namespace) -> int:
+    from affectflow.submissions import check_submission
+
+    problems = check_submission(args.task, args.file, args.template)
+    for p in problems:
+        print(f"{args.file}: {p}")
+    if not problems:
+        print(f"{args.file}: a valid {args.task} submission" + (f" for {args.template}" if args.template else ""))
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="affectflow", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -81,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("names", nargs="+")
         a.add_argument("--models-dir", default=None, help="overrides config; AFFECTFLOW_MODELS_DIR overrides both")
         a.set_defaults(func=lambda ns, _a=action: _models_files(ns, _a))
+
+    submission = sub.add_parser("submission", help="challenge submission files")
+    submission_sub = submission.add_subparsers(dest="submission_command", required=True)
+    check = submission_sub.add_parser("check", help="say what is wrong with a submission file (exit 1 if anything)")
+    check.add_argument("task", choices=["expr", "emi", "ah"])
+    check.add_argument("file")
+    check.add_argument("--template", default=None, help="the organisers' example file the submission must match")
+    check.set_defaults(func=_submission_check)
 
     reruns = sub.add_parser("reruns", help="which config settings rerun which stages (markdown table)")
     reruns.set_defaults(func=_reruns)

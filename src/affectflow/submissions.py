@@ -1,70 +1,69 @@
-"""Writers (and readers, for checking) of challenge submission files.
+"""Submission files in the organisers' own formats: writers, readers, templates and a checker.
 
-Formats, as we read the ABAW-6/8 challenge instructions and the authors' own
-submission code (EmotiEffLib ``ABAW6/abaw6_affwild2.ipynb`` and ``eri.ipynb``):
-
-* **EXPR** (Aff-Wild2), default ``layout="single"``: one text file whose first
-  line is ``image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other``
-  followed by one line per frame ``<video>/<frame>.jpg,<class index 0-7>``.
-  Frame names default to the organisers' cropped-face naming, 1-based and
-  zero-padded to five digits (``00001.jpg`` is the first frame); pass
-  ``frame_names`` when the test list says otherwise. ``layout="per_video"``
-  writes the older (ABAW-3..5) format instead: a folder with ``<video>.txt``
-  per video, first line ``Neutral,Anger,...,Other``, then one class index per
-  frame line.
+* **EXPR** (Aff-Wild2, ABAW-8): one text file; first line
+  ``image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other``,
+  then one line per frame ``<video>/<00001>.jpg,<class 0-7>`` (frames 1-based,
+  five digits: the organisers' cropped-face names).
 * **EMI** (Hume-Vidmimic2): one CSV, header
   ``Filename,Admiration,Amusement,Determination,Empathic Pain,Excitement,Joy``,
-  one row per video with the video id as given in the test split file.
-* **AH** (BAH): the challenge did not fix a format we could verify, so by
-  default (``layout="per_video"``) we mirror the BAH annotation files: a
-  folder with ``<video>.txt`` per video, first line ``AH``, then one 0/1 per
-  frame line; the files parse with ``affectflow.datasets.read_ah_labels``.
-  ``layout="single"`` gives ``image_location,AH`` + ``<video>/<frame>.jpg,<0|1>``
-  lines like EXPR.
+  one row per video.
+* **AH** (BAH, ABAW-8 frame level): one text file, no header, one line per
+  frame ``<video path as in the test list>/frame-<i>.jpg,<0|1>`` (0-based).
 
-Every file is written to a temporary name and renamed into place; a folder
-layout is built in a temporary sibling folder and swapped in whole, so a
-killed job never leaves a partial submission that looks complete. Floats are
-written with ``repr`` so they read back bit-identically.
+With the organisers' example file for the test set (a **template**, config
+``submission_template``), an EXPR or AH submission has exactly the template's
+lines in the template's order, each taking the prediction of that frame of the
+video (a template frame past the video's last frame takes the last frame's).
+Without one, every frame of every video is written. :func:`check_submission`
+validates a file (header, line format, values, ids and line count, against a
+template when given) and says what is wrong; the writers check what they write
+before it replaces anything, and files are written atomically.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from affectflow.metrics import EMI_EMOTIONS, EXPR_CLASSES, atomic_write_text
 
-Layout = Literal["single", "per_video"]
-EXPR_HEADER = ",".join(EXPR_CLASSES)
-EXPR_SINGLE_HEADER = "image_location," + EXPR_HEADER
+log = logging.getLogger("affectflow.submissions")
+
+EXPR_HEADER = "image_location," + ",".join(EXPR_CLASSES)
 EMI_HEADER = ("Filename", *EMI_EMOTIONS)
-AH_HEADER = "AH"
-AH_SINGLE_HEADER = "image_location,AH"
+FRAME_TASKS = ("expr", "ah")
+_LINE = {
+    "expr": re.compile(r"^(?P<video>.+)/(?P<frame>\d{5})\.jpg,(?P<value>-?\d+)$"),
+    "ah": re.compile(r"^(?P<video>.+)/frame-(?P<frame>\d+)\.jpg,(?P<value>-?\d+)$"),
+}
+_LOCATION = {
+    "expr": re.compile(r"^(?P<video>.+)/(?P<frame>\d{5})\.jpg$"),
+    "ah": re.compile(r"^(?P<video>.+)/frame-(?P<frame>\d+)\.jpg$"),
+}
+N_CLASSES = {"expr": len(EXPR_CLASSES), "ah": 2}
+FIRST_FRAME = {"expr": 1, "ah": 0}  # the number of a video's first frame in the organisers' names
 
 
 class SubmissionError(ValueError):
     """Predictions that cannot form a valid submission (or a file that does not parse back)."""
 
 
-def default_frame_name(index: int) -> str:
-    """0-based frame index -> the organisers' 1-based cropped-frame name (``00001.jpg``)."""
-    return f"{index + 1:05d}.jpg"
+def frame_location(task: str, video: str, index: int) -> str:
+    """The organisers' name of 0-based frame ``index`` of ``video``."""
+    return f"{video}/{index + 1:05d}.jpg" if task == "expr" else f"{video}/frame-{index}.jpg"
 
 
-def _check_video_id(v: str, for_file_name: bool, allow_comma: bool = False) -> None:
-    if not v or v != v.strip() or "\n" in v or "\r" in v or ("," in v and not allow_comma):
+def _check_video_id(v: str) -> None:
+    if not v or v != v.strip() or "\n" in v or "\r" in v or "," in v:
         raise SubmissionError(f"video id {v!r} cannot appear in a submission line")
-    if for_file_name and ("/" in v or "\\" in v or v.startswith(".")):
-        raise SubmissionError(f"video id {v!r} cannot be used as a file name")
 
 
 def _labels(v: str, arr: Sequence[int] | np.ndarray, n_classes: int, what: str) -> np.ndarray:
@@ -89,150 +88,244 @@ def _order(predictions: Mapping[str, object], video_order: Sequence[str] | None)
     return order
 
 
-def _names(v: str, n: int, frame_names: Mapping[str, Sequence[str]] | None) -> list[str]:
-    if frame_names is None:
-        return [default_frame_name(i) for i in range(n)]
-    names = list(frame_names[v])
-    if len(names) != n:
-        raise SubmissionError(f"video {v!r}: {n} predictions but {len(names)} frame names")
-    return names
+# ---------------------------------------------------------------------- templates
 
 
-def _atomic_dir(target: Path, fill: Callable[[Path], None]) -> Path:
-    """Build a folder in a temporary sibling and swap it into ``target``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    old = None
+@dataclass(frozen=True)
+class Template:
+    """The organisers' example file of a frame task: every line's video (as they name it) and frame."""
+
+    task: str
+    path: str
+    rows: tuple[tuple[str, int], ...]  # (video as written, 0-based frame index)
+
+    def videos(self) -> list[str]:
+        return list(dict.fromkeys(v for v, _ in self.rows))
+
+
+def read_template(task: str, path: str | os.PathLike[str]) -> Template:
+    """Parse the organisers' example submission (its image locations; any values after them are ignored)."""
+    if task not in FRAME_TASKS:
+        raise SubmissionError(f"templates are for frame tasks {FRAME_TASKS}, not {task!r}")
+    p = Path(path)
     try:
-        fill(tmp)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not target.exists():
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return target
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise SubmissionError(f"{p}: cannot read the submission template ({e})") from None
+    start = 0
+    if task == "expr":
+        if not lines or not lines[0].startswith("image_location"):
+            raise SubmissionError(f"{p}: an EXPR template starts with the header {EXPR_HEADER!r}")
+        start = 1
+    rows = []
+    for i, line in enumerate(lines[start:], start=start + 1):
+        if not line.strip():
+            continue
+        loc = line.strip().split(",", 1)[0]
+        m = _LOCATION[task].match(loc)
+        if not m:
+            want = "<video>/<00001>.jpg" if task == "expr" else "<video>/frame-<i>.jpg"
+            raise SubmissionError(f"{p}:{i}: expected {want}, got {loc!r}")
+        rows.append((m["video"], int(m["frame"]) - FIRST_FRAME[task]))
+    if not rows:
+        raise SubmissionError(f"{p}: the template lists no frame")
+    return Template(task, str(p), tuple(rows))
 
 
-def _frame_file_submission(
-    path: str | os.PathLike[str],
+def match_template_videos(template: Template, video_ids: Sequence[str]) -> dict[str, str]:
+    """Template video name -> our video id: the same string, or the same file stem (a path in the test list)."""
+    ours = set(video_ids)
+    by_stem: dict[str, str] = {}
+    for v in video_ids:
+        by_stem.setdefault(Path(v).stem, v)
+    out, missing = {}, []
+    for name in template.videos():
+        vid = name if name in ours else by_stem.get(Path(name).stem)
+        if vid is None:
+            missing.append(name)
+        else:
+            out[name] = vid
+    if missing:
+        raise SubmissionError(f"{template.path}: {len(missing)} template video(s) have no prediction: "
+                              f"{', '.join(missing[:10])}")
+    return out
+
+
+# ---------------------------------------------------------------------- frame tasks
+
+
+def format_frame_submission(
+    task: str,
     predictions: Mapping[str, Sequence[int] | np.ndarray],
-    n_classes: int,
-    what: str,
-    single_header: str,
-    per_video_header: str,
-    layout: Layout,
-    frame_names: Mapping[str, Sequence[str]] | None,
-    video_order: Sequence[str] | None,
-) -> Path:
+    template: Template | None = None,
+    video_order: Sequence[str] | None = None,
+) -> str:
+    """The text of an EXPR or AH submission (see the module docstring)."""
+    if task not in FRAME_TASKS:
+        raise SubmissionError(f"unknown frame task {task!r}")
     if not predictions:
         raise SubmissionError("no predictions to write")
-    if layout not in ("single", "per_video"):
-        raise SubmissionError(f"layout must be 'single' or 'per_video', got {layout!r}")
-    order = _order(predictions, video_order)
-    labels = {}
-    for v in order:
-        _check_video_id(v, for_file_name=layout == "per_video")
-        labels[v] = _labels(v, predictions[v], n_classes, what)
-    if layout == "single":
-        buf = io.StringIO()
-        buf.write(single_header + "\n")
-        for v in order:
-            for name, c in zip(_names(v, len(labels[v]), frame_names), labels[v], strict=True):
-                buf.write(f"{v}/{name},{int(c)}\n")
-        return atomic_write_text(path, buf.getvalue())
-
-    def fill(folder: Path) -> None:
-        for v in order:
-            text = per_video_header + "\n" + "".join(f"{int(c)}\n" for c in labels[v])
-            (folder / f"{v}.txt").write_text(text, encoding="utf-8")
-
-    return _atomic_dir(Path(path), fill)
-
-
-def _read_frame_submission(
-    path: str | os.PathLike[str], single_header: str, per_video_header: str, n_classes: int
-) -> dict[str, np.ndarray]:
-    p = Path(path)
-    out: dict[str, list[int]] = {}
-    if p.is_dir():
-        for f in sorted(p.glob("*.txt")):
-            lines = f.read_text(encoding="utf-8").splitlines()
-            if not lines or lines[0].strip() != per_video_header:
-                raise SubmissionError(f"{f}: first line must be {per_video_header!r}")
-            out[f.stem] = [int(x) for x in lines[1:] if x.strip()]
-    else:
-        lines = p.read_text(encoding="utf-8").splitlines()
-        if not lines or lines[0].strip() != single_header:
-            raise SubmissionError(f"{p}: first line must be {single_header!r}")
-        for i, line in enumerate(lines[1:], start=2):
-            if not line.strip():
-                continue
-            loc, _, val = line.rpartition(",")
-            video, sep, _frame = loc.rpartition("/")
-            if not sep or not video:
-                raise SubmissionError(f"{p}:{i}: expected '<video>/<frame>,<label>', got {line!r}")
-            out.setdefault(video, []).append(int(val))
-    result = {v: np.asarray(x, dtype=np.int64) for v, x in out.items()}
-    for v, a in result.items():
-        if a.size and (a.min() < 0 or a.max() >= n_classes):
-            raise SubmissionError(f"{p}: video {v!r} has labels outside 0..{n_classes - 1}")
-    return result
+    labels = {v: _labels(v, a, N_CLASSES[task], task.upper()) for v, a in predictions.items()}
+    buf = io.StringIO()
+    if task == "expr":
+        buf.write(EXPR_HEADER + "\n")
+    if template is None:
+        for v in _order(predictions, video_order):
+            _check_video_id(v)
+            for i, c in enumerate(labels[v]):
+                buf.write(f"{frame_location(task, v, i)},{int(c)}\n")
+        return buf.getvalue()
+    ids = match_template_videos(template, list(predictions))
+    beyond = 0
+    for name, index in template.rows:
+        y = labels[ids[name]]
+        beyond += index >= len(y)
+        buf.write(f"{frame_location(task, name, index)},{int(y[min(max(index, 0), len(y) - 1)])}\n")
+    if beyond:
+        log.warning("%s submission: %d template frame(s) are past their video's last frame and take its "
+                    "prediction", task, beyond)
+    return buf.getvalue()
 
 
-# ---------------------------------------------------------------------- EXPR
+def _write_checked(task: str, path: str | os.PathLike[str], text: str, template: Template | None) -> Path:
+    problems = check_submission_text(task, text, template)
+    if problems:
+        raise SubmissionError(f"{path}: the {task} submission would not be valid: " + "; ".join(problems[:5]))
+    return atomic_write_text(path, text)
 
 
 def write_expr_submission(
     path: str | os.PathLike[str],
     predictions: Mapping[str, Sequence[int] | np.ndarray],
     *,
-    layout: Layout = "single",
-    frame_names: Mapping[str, Sequence[str]] | None = None,
+    template: Template | None = None,
     video_order: Sequence[str] | None = None,
 ) -> Path:
-    """Write EXPR class indices (0..7, Aff-Wild2 order) for every frame of every test video.
+    """Write EXPR class indices (0..7, Aff-Wild2 order) per frame, checked, atomically.
 
-    ``path`` is the file (single layout) or folder (per-video layout). Videos
-    are written in ``video_order`` (default: sorted ids). Every frame needs a
-    prediction: fill frames without a face before calling (e.g. with the
-    ``carry_last`` policy), since -1 is not a valid submission value.
+    Every frame needs a prediction: fill frames without a face before calling,
+    since -1 is not a valid submission value.
     """
-    return _frame_file_submission(
-        path, predictions, len(EXPR_CLASSES), "EXPR", EXPR_SINGLE_HEADER, EXPR_HEADER, layout, frame_names, video_order
-    )
-
-
-def read_expr_submission(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Parse an EXPR submission (file or folder) back into ``{video: class indices}``."""
-    return _read_frame_submission(path, EXPR_SINGLE_HEADER, EXPR_HEADER, len(EXPR_CLASSES))
-
-
-# ------------------------------------------------------------------------ AH
+    return _write_checked("expr", path, format_frame_submission("expr", predictions, template, video_order), template)
 
 
 def write_ah_submission(
     path: str | os.PathLike[str],
     predictions: Mapping[str, Sequence[int] | np.ndarray],
     *,
-    layout: Layout = "per_video",
-    frame_names: Mapping[str, Sequence[str]] | None = None,
+    template: Template | None = None,
     video_order: Sequence[str] | None = None,
 ) -> Path:
-    """Write AH frame predictions (0/1); default one ``<video>.txt`` per video like the BAH labels."""
-    return _frame_file_submission(
-        path, predictions, 2, "AH", AH_SINGLE_HEADER, AH_HEADER, layout, frame_names, video_order
-    )
+    """Write AH frame predictions (0/1) in the ABAW-8 format, checked, atomically."""
+    return _write_checked("ah", path, format_frame_submission("ah", predictions, template, video_order), template)
+
+
+def _read_frames(task: str, path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    problems = check_submission(task, path)
+    if problems:
+        raise SubmissionError(f"{path}: " + "; ".join(problems[:5]))
+    lines = Path(path).read_text(encoding="utf-8").splitlines()[1 if task == "expr" else 0:]
+    out: dict[str, list[int]] = {}
+    for line in lines:
+        if line.strip():
+            m = _LINE[task].match(line)
+            assert m is not None  # checked above
+            out.setdefault(m["video"], []).append(int(m["value"]))
+    return {v: np.asarray(x, dtype=np.int64) for v, x in out.items()}
+
+
+def read_expr_submission(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Parse a (valid) EXPR submission back into ``{video: class indices}``."""
+    return _read_frames("expr", path)
 
 
 def read_ah_submission(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Parse an AH submission (file or folder) back into ``{video: 0/1 labels}``."""
-    return _read_frame_submission(path, AH_SINGLE_HEADER, AH_HEADER, 2)
+    """Parse a (valid) AH submission back into ``{video: 0/1 labels}``."""
+    return _read_frames("ah", path)
+
+
+# ---------------------------------------------------------------------- checker
+
+
+def check_submission_text(task: str, text: str, template: Template | None = None) -> list[str]:
+    """What is wrong with submission ``text`` for ``task`` (an empty list when nothing is)."""
+    if task == "emi":
+        return _check_emi(text)
+    if task not in FRAME_TASKS:
+        return [f"unknown task {task!r}"]
+    lines = text.splitlines()
+    problems: list[str] = []
+    if task == "expr":
+        if not lines or lines[0] != EXPR_HEADER:
+            return [f"line 1 must be {EXPR_HEADER!r}, got {lines[0] if lines else ''!r}"]
+        body = list(enumerate(lines[1:], start=2))
+    else:
+        body = list(enumerate(lines, start=1))
+    rows: list[tuple[str, int]] = []
+    for i, line in body:
+        m = _LINE[task].match(line)
+        if not m:
+            want = "<video>/<00001>.jpg,<0-7>" if task == "expr" else "<video>/frame-<i>.jpg,<0|1>"
+            problems.append(f"line {i}: expected {want}, got {line!r}")
+            continue
+        if not 0 <= int(m["value"]) < N_CLASSES[task]:
+            problems.append(f"line {i}: value {m['value']} is not in 0..{N_CLASSES[task] - 1}")
+        rows.append((m["video"], int(m["frame"]) - FIRST_FRAME[task]))
+    if not rows and not problems:
+        problems.append("no prediction line")
+    if template is not None:
+        want = list(template.rows)
+        if len(rows) != len(want):
+            problems.append(f"{len(rows)} lines for the template's {len(want)}")
+        bad = next((k for k, (a, b) in enumerate(zip(rows, want, strict=False)) if a != b), None)
+        if bad is not None:
+            problems.append(f"line {body[bad][0]} is {frame_location(task, *rows[bad])}, the template has "
+                            f"{frame_location(task, *want[bad])} there")
+        return problems
+    frames: dict[str, list[int]] = {}
+    for v, f in rows:
+        frames.setdefault(v, []).append(f)
+    for v, fs in frames.items():
+        if fs != list(range(len(fs))):
+            problems.append(f"video {v!r}: frames must run {frame_location(task, v, 0)} onwards without gaps, "
+                            "repeats or reordering")
+    return problems
+
+
+def check_submission(task: str, path: str | os.PathLike[str], template: str | os.PathLike[str] | Template | None
+                     = None) -> list[str]:
+    """What is wrong with the submission file ``path`` (an empty list when nothing is)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return [f"cannot read {path}: {e}"]
+    if template is not None and not isinstance(template, Template):
+        template = read_template(task, template)
+    return check_submission_text(task, text, template)
+
+
+def _check_emi(text: str) -> list[str]:
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or tuple(rows[0]) != EMI_HEADER:
+        return [f"line 1 must be {','.join(EMI_HEADER)!r}"]
+    problems, seen = [], set()
+    for i, row in enumerate(rows[1:], start=2):
+        if len(row) != len(EMI_HEADER):
+            problems.append(f"line {i}: {len(row)} columns, expected {len(EMI_HEADER)}")
+            continue
+        if row[0] in seen:
+            problems.append(f"line {i}: video {row[0]!r} again")
+        seen.add(row[0])
+        try:
+            values = np.asarray([float(x) for x in row[1:]])
+        except ValueError:
+            problems.append(f"line {i}: intensities must be numbers, got {row[1:]}")
+            continue
+        if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1:
+            problems.append(f"line {i}: intensities must be finite and in [0, 1], got {row[1:]}")
+    if len(rows) < 2:
+        problems.append("no video row")
+    return problems
 
 
 # ----------------------------------------------------------------------- EMI
@@ -252,12 +345,13 @@ def write_emi_submission(
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(EMI_HEADER)
     for v in order:
-        _check_video_id(v, for_file_name=False, allow_comma=True)
+        if not v or v != v.strip() or "\n" in v or "\r" in v:
+            raise SubmissionError(f"video id {v!r} cannot appear in a submission line")
         a = np.asarray(predictions[v], dtype=np.float64).ravel()
         if a.shape[0] != len(EMI_EMOTIONS) or not np.all(np.isfinite(a)):
             raise SubmissionError(f"video {v!r}: need {len(EMI_EMOTIONS)} finite intensities, got {a}")
         w.writerow([v, *(repr(float(x)) for x in a)])
-    return atomic_write_text(path, buf.getvalue())
+    return _write_checked("emi", path, buf.getvalue(), None)
 
 
 def read_emi_submission(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:

@@ -1,20 +1,14 @@
-"""The ``submit`` stage: fused test decisions -> files in the challenge's own format.
+"""The ``submit`` stage: fused test decisions -> one file per task in the challenge's own format.
 
-One call (:func:`run_submit`) per task, from ``workflow/scripts/submit.py``,
-using the writers of :mod:`affectflow.submissions`:
-
-* **EXPR** -> ``out_path`` is a **file**: the ABAW-8 single-file layout
-  (``image_location,Neutral,...,Other`` then ``<video>/<00001.jpg>,<class>``),
-  one line for *every* frame of the video (frame count from the media shard).
-* **EMI** -> ``out_path`` is a **file**: the csv ``Filename,Admiration,...,Joy``.
-* **AH** -> ``out_path`` is a **directory**: one ``<video>.txt`` per video
-  (first line ``AH``, then one 0/1 per frame), like the BAH label files.
-
-Frames without a decision (stored as -1, or a shorter decision vector whose
-frames are listed in ``frame_index``) take the decision of the nearest decided
-frame. A test video of the units table that has no fused prediction (a stage
-skipped it) is reported in the log by name; the submission is then
-incomplete, which the log says plainly rather than inventing labels for it.
+One call (:func:`run_submit`) per task, from ``workflow/scripts/submit.py``, with
+the writers of :mod:`affectflow.submissions` (formats, templates, checks):
+EXPR and AH one line per frame (all frames, or exactly the frames of the
+organisers' template), EMI one row per video. Frames without a decision
+(stored as -1, or a shorter decision vector whose frames are listed in
+``frame_index``) take the decision of the nearest decided frame. A test video
+of the units table that has no fused prediction (a stage skipped it) is named
+in the log; with a template that lists it, the submission cannot be written
+and the error names it.
 """
 
 from __future__ import annotations
@@ -30,16 +24,20 @@ import numpy as np
 from affectflow.options import StageOptions, one_of, wiring
 from affectflow.stage_io import ShardSet, StageInputError, fill_nearest, media_frames
 from affectflow.store import ShardReader
-from affectflow.submissions import SubmissionError, write_ah_submission, write_emi_submission, write_expr_submission
+from affectflow.submissions import (
+    SubmissionError,
+    read_template,
+    write_ah_submission,
+    write_emi_submission,
+    write_expr_submission,
+)
 from affectflow.units import UnitsTable
 
 log = logging.getLogger("affectflow.submit")
 
 TASKS = ("expr", "emi", "ah")
-#: what ``out_path`` is for each task
-OUT_KIND = {"expr": "file", "emi": "file", "ah": "directory"}
 #: bump when submission files change for the same fused predictions (docs/reruns.md)
-STAGE_VERSION = 1
+STAGE_VERSION = 2  # 2: AH in the ABAW-8 single-file format; organisers' templates
 
 
 @dataclass(frozen=True)
@@ -50,17 +48,22 @@ class SubmitOptions(StageOptions):
 
     task: str = wiring("expr")
     fusion: str = ""
+    template: str = ""
 
     def check(self) -> None:
         one_of("task", self.task, TASKS)
+        if self.template and self.task == "emi":
+            raise ValueError("submission_template: EMI has no frame template (one row per video)")
 
     @classmethod
     def config_key(cls, name: str) -> str:
-        return "submit_fusion"
+        return "submission_template.<task>" if name == "template" else "submit_fusion"
 
     @classmethod
     def from_config(cls, config, **wired):
-        return cls.from_mapping({"fusion": config.get("submit_fusion") or ""}, **wired)
+        templates = config.get("submission_template") or {}
+        return cls.from_mapping({"fusion": config.get("submit_fusion") or "",
+                                 "template": templates.get(wired.get("task", "expr")) or ""}, **wired)
 
 
 def complete_decisions(decisions: np.ndarray, n_frames: int, frame_index: np.ndarray | None = None) -> np.ndarray:
@@ -86,8 +89,10 @@ def run_submit(
     fused: str | os.PathLike[str],
     media_shards: Sequence[str | os.PathLike[str]],
     out_path: str | os.PathLike[str],
+    template: str | os.PathLike[str] | None = None,
 ) -> Path:
-    """Write the ``task`` submission of the fused test predictions to ``out_path`` (a file, or a folder for AH)."""
+    """Write the ``task`` submission of the fused test predictions to ``out_path``, checked (exactly the frames
+    of the organisers' ``template`` when given)."""
     if task not in TASKS:
         raise SubmissionError(f"unknown task {task!r}; choose one of {TASKS}")
     units = UnitsTable.read_tsv(units_tsv)
@@ -124,6 +129,8 @@ def run_submit(
         except StageInputError as e:
             raise SubmissionError(str(e)) from None
         writer = write_expr_submission if task == "expr" else write_ah_submission
-        path = writer(out_path, preds, video_order=order)
-    log.info("submit %s: %d video(s) -> %s (%s)", task, len(order), path, OUT_KIND[task])
+        path = writer(out_path, preds, video_order=order,
+                      template=read_template(task, template) if template else None)
+    log.info("submit %s: %d video(s) -> %s (checked%s)", task, len(order), path,
+             f" against {template}" if template else "")
     return Path(path)

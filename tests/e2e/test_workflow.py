@@ -190,7 +190,7 @@ def test_learn_fuse_submit_report_outputs(done):
 
     import pandas as pd
 
-    from affectflow.submissions import read_emi_submission, read_expr_submission
+    from affectflow.submissions import check_submission, read_ah_submission, read_emi_submission, read_expr_submission
 
     res = done.results()
     for task in ("expr", "emi", "ah"):
@@ -208,7 +208,10 @@ def test_learn_fuse_submit_report_outputs(done):
     assert set(expr) == test_ids
     emi = read_emi_submission(res / "submissions" / "emi" / "emi_predictions.csv")
     assert set(emi) == test_ids
-    assert len(list((res / "submissions" / "ah" / "ah_predictions").glob("*.txt"))) == len(test_ids)
+    ah = res / "submissions" / "ah" / "ah_predictions.txt"
+    assert set(read_ah_submission(ah)) == test_ids
+    for task, path in (("expr", "expr/expr_predictions.txt"), ("emi", "emi/emi_predictions.csv"), ("ah", ah)):
+        assert check_submission(task, res / "submissions" / path) == [], task
     table = pd.read_csv(res / "metrics.csv")
     assert set(table["task"]) == {"expr", "emi", "ah"}
     assert table["name"].str.contains("stand-in weights").any()  # stand-in rows say so
@@ -216,3 +219,26 @@ def test_learn_fuse_submit_report_outputs(done):
     done.run("--report", str(res / "report.html"))
     html = (res / "report.html").read_text(errors="replace")
     assert "sweep_k" in html and "metrics" in html
+
+
+def test_submission_template_is_followed_and_reruns_only_its_submission(done):
+    """The organisers' example file of the EXPR test set: only submit_expr reruns, and writes exactly its lines."""
+    from affectflow.submissions import EXPR_HEADER, check_submission
+
+    res = done.results()
+    test_ids = sorted(u.video_id for u in UnitsTable.read_tsv(res / "units.tsv") if u.split == "test")
+    template = done.path / "expr_test_example.txt"
+    locations = [f"{v}/{i:05d}.jpg" for v in reversed(test_ids) for i in (1, 3, 5)]
+    template.write_text(EXPR_HEADER + "\n" + "".join(f"{loc},\n" for loc in locations))
+    out = res / "submissions" / "expr" / "expr_predictions.txt"
+    try:
+        with ConfigChange(done, lambda cfg: cfg.update(submission_template={"expr": template.name})) as jobs:
+            assert {r for r, _ in jobs} == {"submit_expr"}
+            done.run()
+            lines = out.read_text().splitlines()
+            assert lines[0] == EXPR_HEADER and [line.rsplit(",", 1)[0] for line in lines[1:]] == locations
+            assert check_submission("expr", out, template) == []
+    finally:
+        done.run()  # the config is the demo's again: the full submission back
+        template.unlink()
+    assert done.planned_jobs() == set()

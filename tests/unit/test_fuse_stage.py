@@ -173,8 +173,9 @@ def test_fuse_ah_video_filter_and_submission(learned, tmp_path):
         if rec.attrs["video_keep"] == 0:
             assert not rec.arrays["decisions"].any()
 
-    sub = run_submit("ah", w.units_tsv, tmp_path / "f" / "test_predictions.h5", w.media, tmp_path / "sub_ah")
-    assert sub.is_dir() and sorted(p.name for p in sub.iterdir()) == [f"{v}.txt" for v in w.videos("test")]
+    sub = run_submit("ah", w.units_tsv, tmp_path / "f" / "test_predictions.h5", w.media, tmp_path / "ah.txt")
+    assert sub.is_file() and sub.read_text().splitlines()[0] == f"{sorted(w.videos('test'))[0]}/frame-0.jpg," + str(
+        int(recs[sorted(w.videos("test"))[0]].arrays["decisions"][0]))
     back = read_ah_submission(sub)
     for v in w.videos("test"):
         assert len(back[v]) == w.n_frames[v]
@@ -210,7 +211,7 @@ def test_submit_fills_undecided_frames_and_writes_emi(learned, tmp_path):
     np.testing.assert_array_equal(complete_decisions([4, 6], 5, [1, 3]), [4, 4, 4, 6, 6])
 
     emi = tmp_path / "emi.h5"
-    values = {v: np.linspace(0.1, 0.6, 6) + i for i, v in enumerate(w.videos("test"))}
+    values = {v: np.linspace(0.1, 0.6, 6) + 0.05 * i for i, v in enumerate(w.videos("test"))}
     with ShardWriter(emi, Provenance(stage="fused", config={"task": "emi"})) as wr:
         for v, x in values.items():
             wr.add(VideoRecord(v, {"decisions": x}, {"split": "test"}))

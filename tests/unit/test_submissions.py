@@ -1,16 +1,25 @@
-"""(h) Submission files are written atomically in the challenge formats and parse back."""
+"""Submission files in the organisers' exact formats: written atomically, checked, and read back.
+
+The template files below are written the way the organisers publish their
+test-set examples (EXPR: ``image_location`` header and 1-based five-digit
+frame names; AH: no header, ``<video path>/frame-<i>.jpg`` with 0-based frames).
+"""
 
 import csv
 
 import numpy as np
 import pytest
 
+from affectflow.cli import main
 from affectflow.metrics import EMI_EMOTIONS
 from affectflow.submissions import (
+    EXPR_HEADER,
     SubmissionError,
+    check_submission,
     read_ah_submission,
     read_emi_submission,
     read_expr_submission,
+    read_template,
     write_ah_submission,
     write_emi_submission,
     write_expr_submission,
@@ -22,45 +31,64 @@ def expr_preds(seed=0):
     return {"10-60-1280x720_right": rng.integers(0, 8, 7), "2-30-640x360": rng.integers(0, 8, 3)}
 
 
-def test_expr_single_file_format_and_roundtrip(tmp_path):
+def test_expr_file_in_the_abaw8_format_and_roundtrip(tmp_path):
     preds = expr_preds()
     path = write_expr_submission(tmp_path / "sub" / "expr.txt", preds)
     lines = path.read_text().splitlines()
     assert lines[0] == "image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
     assert lines[1] == f"10-60-1280x720_right/00001.jpg,{preds['10-60-1280x720_right'][0]}"
-    assert lines[8].startswith("2-30-640x360/00001.jpg,")
-    assert len(lines) == 1 + 7 + 3
+    assert lines[7] == f"10-60-1280x720_right/00007.jpg,{preds['10-60-1280x720_right'][6]}"
+    assert lines[8].startswith("2-30-640x360/00001.jpg,") and len(lines) == 1 + 7 + 3
     back = read_expr_submission(path)
-    assert back.keys() == preds.keys()
-    for v in preds:
-        np.testing.assert_array_equal(back[v], preds[v])
-    assert [p.name for p in path.parent.iterdir()] == ["expr.txt"]  # no temp files left
+    assert {v: y.tolist() for v, y in back.items()} == {v: y.tolist() for v, y in preds.items()}
+    assert check_submission("expr", path) == []
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["expr.txt"]  # no temporary file left
 
 
-def test_expr_per_video_and_custom_frame_names(tmp_path):
-    preds = expr_preds(1)
-    folder = write_expr_submission(tmp_path / "expr", preds, layout="per_video")
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{v}.txt" for v in preds)
-    text = (folder / "2-30-640x360.txt").read_text().splitlines()
-    assert text[0] == "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other" and len(text) == 4
-    back = read_expr_submission(folder)
-    for v in preds:
-        np.testing.assert_array_equal(back[v], preds[v])
-    # rewriting replaces the folder whole (stale videos disappear)
-    write_expr_submission(folder, {"only": np.array([1, 2])}, layout="per_video")
-    assert [p.name for p in folder.iterdir()] == ["only.txt"]
-    names = {"a": ["00010.jpg", "00012.jpg"]}
-    f = write_expr_submission(tmp_path / "named.txt", {"a": [3, 4]}, frame_names=names)
-    assert f.read_text().splitlines()[1:] == ["a/00010.jpg,3", "a/00012.jpg,4"]
-
-
-def test_expr_rejects_bad_predictions(tmp_path):
-    for bad in ({"v": np.array([0, -1])}, {"v": np.array([8])}, {"v": np.array([0.5])}, {}, {"a/b": [1]}):
+def test_expr_rejects_bad_predictions_and_keeps_the_old_file(tmp_path):
+    path = write_expr_submission(tmp_path / "e.txt", {"v": [1, 2]})
+    before = path.read_bytes()
+    for bad in ({"v": np.array([8])}, {"v": np.array([-1])}, {"v": np.zeros(0)}, {"a,b": [1]}, {"v": [0.5]}):
         with pytest.raises(SubmissionError):
-            write_expr_submission(tmp_path / "x" / "e", bad, layout="per_video")
-    assert not (tmp_path / "x" / "e").exists()
+            write_expr_submission(path, bad)
+    assert path.read_bytes() == before
+
+
+def test_expr_template_gives_exactly_its_frames(tmp_path):
+    template = tmp_path / "expr_test_example.txt"
+    template.write_text(EXPR_HEADER + "\n" + "".join(
+        f"{v}/{i:05d}.jpg,\n" for v, frames in (("2-30-640x360", (1, 2, 3)), ("10-60-1280x720_right", (2, 9)))
+        for i in frames))
+    preds = expr_preds()
+    t = read_template("expr", template)
+    path = write_expr_submission(tmp_path / "expr.txt", preds, template=t)
+    lines = path.read_text().splitlines()
+    right, small = preds["10-60-1280x720_right"], preds["2-30-640x360"]
+    assert lines == [EXPR_HEADER, f"2-30-640x360/00001.jpg,{small[0]}", f"2-30-640x360/00002.jpg,{small[1]}",
+                     f"2-30-640x360/00003.jpg,{small[2]}", f"10-60-1280x720_right/00002.jpg,{right[1]}",
+                     f"10-60-1280x720_right/00009.jpg,{right[6]}"]  # frame 9 is past the 7th: the last one's
+    assert check_submission("expr", path, template) == []
+    # a template video without a prediction cannot be submitted
+    with pytest.raises(SubmissionError, match="1 template video.*2-30-640x360"):
+        write_expr_submission(tmp_path / "x.txt", {"10-60-1280x720_right": right}, template=t)
+
+
+def test_ah_file_in_the_abaw8_format_with_a_template_of_test_list_paths(tmp_path):
+    preds = {"p1_q3": np.array([0, 1, 1, 0]), "p2_q1": np.array([0, 0])}
+    path = write_ah_submission(tmp_path / "ah.txt", preds)
+    assert path.read_text().splitlines() == ["p1_q3/frame-0.jpg,0", "p1_q3/frame-1.jpg,1", "p1_q3/frame-2.jpg,1",
+                                             "p1_q3/frame-3.jpg,0", "p2_q1/frame-0.jpg,0", "p2_q1/frame-1.jpg,0"]
+    back = read_ah_submission(path)
+    assert {v: y.tolist() for v, y in back.items()} == {v: y.tolist() for v, y in preds.items()}
+    # the organisers' example names the videos by their path in the test list
+    template = tmp_path / "ah_example.txt"
+    template.write_text("test/p2_q1/frame-1.jpg,0\ntest/p1_q3/frame-2.jpg,0\ntest/p1_q3/frame-3.jpg,0\n")
+    path = write_ah_submission(tmp_path / "ah_t.txt", preds, template=read_template("ah", template))
+    assert path.read_text().splitlines() == ["test/p2_q1/frame-1.jpg,0", "test/p1_q3/frame-2.jpg,1",
+                                             "test/p1_q3/frame-3.jpg,0"]
+    assert check_submission("ah", path, template) == []
     with pytest.raises(SubmissionError):
-        write_expr_submission(tmp_path / "e.txt", {"v": [1, 2]}, frame_names={"v": ["00001.jpg"]})
+        write_ah_submission(tmp_path / "bad.txt", {"v": np.array([2])})
 
 
 def test_emi_csv_roundtrip_exact(tmp_path):
@@ -75,29 +103,44 @@ def test_emi_csv_roundtrip_exact(tmp_path):
     assert list(back) == sorted(preds)
     for v in preds:
         np.testing.assert_array_equal(back[v], preds[v])  # bit-identical through repr
-    with pytest.raises(SubmissionError):
-        write_emi_submission(tmp_path / "bad.csv", {"v": [0.1] * 5})
-    with pytest.raises(SubmissionError):
-        write_emi_submission(tmp_path / "bad.csv", {"v": [np.nan] * 6})
+    for bad in ({"v": [0.1] * 5}, {"v": [np.nan] * 6}, {"v": [1.5] * 6}):
+        with pytest.raises(SubmissionError):
+            write_emi_submission(tmp_path / "bad.csv", bad)
     order = write_emi_submission(tmp_path / "o.csv", preds, video_order=sorted(preds, reverse=True))
     assert list(read_emi_submission(order)) == sorted(preds, reverse=True)
+    assert check_submission("emi", order) == []
 
 
-def test_ah_both_layouts(tmp_path):
-    preds = {"p1_q3": np.array([0, 1, 1, 0]), "p2_q1": np.array([0, 0])}
-    folder = write_ah_submission(tmp_path / "ah", preds)
-    assert (folder / "p1_q3.txt").read_text() == "AH\n0\n1\n1\n0\n"
-    for v, y in read_ah_submission(folder).items():
-        np.testing.assert_array_equal(y, preds[v])
-    single = write_ah_submission(tmp_path / "ah.txt", preds, layout="single")
-    assert single.read_text().splitlines()[:2] == ["image_location,AH", "p1_q3/00001.jpg,0"]
-    back = read_ah_submission(single)
-    assert {v: y.tolist() for v, y in back.items()} == {v: y.tolist() for v, y in preds.items()}
-    with pytest.raises(SubmissionError):
-        write_ah_submission(tmp_path / "bad", {"v": np.array([2])})
+@pytest.mark.parametrize(("task", "text", "problem"), [
+    ("expr", "image_location,Neutral\nv/00001.jpg,1\n", "line 1 must be"),
+    ("expr", EXPR_HEADER + "\nv/00001.jpg,9\n", "line 2: value 9 is not in 0..7"),
+    ("expr", EXPR_HEADER + "\nv/1.jpg,1\n", "line 2: expected <video>/<00001>.jpg,<0-7>"),
+    ("expr", EXPR_HEADER + "\nv/00001.jpg,1\nv/00003.jpg,1\n", "video 'v': frames must run v/00001.jpg onwards"),
+    ("expr", EXPR_HEADER + "\n", "no prediction line"),
+    ("ah", "v/frame-1.jpg,1\n", "video 'v': frames must run v/frame-0.jpg onwards"),
+    ("ah", "image_location,AH\nv/frame-0.jpg,1\n", "line 1: expected <video>/frame-<i>.jpg,<0|1>"),
+    ("ah", "v/frame-0.jpg,0\nv/frame-0.jpg,1\n", "without gaps, repeats"),
+    ("emi", "Filename,Joy\n", "line 1 must be"),
+    ("emi", "Filename,Admiration,Amusement,Determination,Empathic Pain,Excitement,Joy\na,1,1,1,1,1\n", "6 columns"),
+])
+def test_checker_says_what_is_wrong(tmp_path, task, text, problem):
+    path = tmp_path / "sub.txt"
+    path.write_text(text)
+    problems = check_submission(task, path)
+    assert any(problem in p for p in problems), problems
 
 
-def test_ah_submission_reads_as_bah_labels(tmp_path):
-    datasets = pytest.importorskip("affectflow.datasets")
-    folder = write_ah_submission(tmp_path / "ah", {"v": np.array([0, 1, 1])})
-    np.testing.assert_array_equal(datasets.read_ah_labels(folder / "v.txt", 3), [0, 1, 1])
+def test_checker_against_a_template_and_from_the_command_line(tmp_path, capsys):
+    template = tmp_path / "example.txt"
+    template.write_text("a/frame-0.jpg,0\na/frame-1.jpg,0\nb/frame-0.jpg,0\n")
+    good = tmp_path / "good.txt"
+    good.write_text("a/frame-0.jpg,1\na/frame-1.jpg,0\nb/frame-0.jpg,1\n")
+    short = tmp_path / "short.txt"
+    short.write_text("a/frame-0.jpg,1\nb/frame-0.jpg,1\n")
+    assert check_submission("ah", good, template) == []
+    problems = check_submission("ah", short, template)
+    assert "2 lines for the template's 3" in problems and any("line 2 is b/frame-0.jpg" in p for p in problems)
+    assert main(["submission", "check", "ah", str(good), "--template", str(template)]) == 0
+    assert "valid" in capsys.readouterr().out
+    assert main(["submission", "check", "ah", str(short), "--template", str(template)]) == 1
+    assert "2 lines for the template's 3" in capsys.readouterr().out

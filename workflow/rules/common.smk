@@ -88,16 +88,17 @@ def feature_set_inputs(wildcards):
 
 # --- used by report.smk
 
-SUBMISSION_FILES = {"expr": "expr_predictions.txt", "emi": "emi_predictions.csv", "ah": "ah_predictions"}
+SUBMISSION_FILES = {"expr": "expr_predictions.txt", "emi": "emi_predictions.csv", "ah": "ah_predictions.txt"}
 
 
 def submission_path(task):
     return f"{OUT}/submissions/{task}/{SUBMISSION_FILES[task]}"
 
 
-def submission_output(task):
-    """AH submissions are a folder of per-video files."""
-    return directory(submission_path(task)) if task == "ah" else submission_path(task)
+def submission_template(task):
+    """The organisers' example file of the task's test set, when the config names one (an input: a new
+    template reruns the submission)."""
+    return (config.get("submission_template") or {}).get(task) or []
 
 
 METRICS = metrics_files(config)

@@ -9,8 +9,9 @@ for _task in config["tasks"]:
             units=f"{OUT}/units.tsv",
             media=expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
             fusion=f"{OUT}/fusion/{_task}/{config['submit_fusion']}",
+            template=submission_template(_task),
         output:
-            submission_output(_task),
+            submission_path(_task),
         params:
             key=KEYS.submit(_task),
         log:

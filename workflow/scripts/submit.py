@@ -10,4 +10,5 @@ run_submit(
     Path(snakemake.input.fusion) / "test_predictions.h5",
     list(snakemake.input.media),
     snakemake.output[0],
+    template=snakemake.input.template or None,
 )
