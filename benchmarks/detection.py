@@ -242,25 +242,26 @@ def run(opts: Options) -> list[Figure]:
     usable = [n for n, q in results.items() if isinstance(q, Quality)]
     cost = stage_cost(usable, opts.reps)
     slowest_ok = min(cost.values())
-    stage = Figure("faces_stage_by_detector",
-                   "faces stage frames/s on the demo clips: the slowest detector (ratio: its cost / the fastest's)",
+    stage = Figure("faces_stage_by_detector", "faces stage frames/s on the demo clips: the slowest detector",
                    unit="frames/s", value=slowest_ok, baseline=max(cost.values()),
-                   baseline_label="the fastest detector's faces stage", target="<= 2x the fastest's cost")
-    stage.ratio = stage.baseline / stage.value
-    stage.target_met = stage.ratio <= 2.0
+                   baseline_label="the fastest detector's faces stage",
+                   target=">= 0.5 (at most 2x the fastest's cost)")
+    stage.ratio = stage.value / stage.baseline
+    stage.target_met = stage.ratio >= 0.5
     stage.note = ", ".join(f"{n}: {v:.0f} frames/s" for n, v in cost.items()) + f"; median of {opts.reps}"
     stage.details = {"frames_per_s": cost}
     figures.append(stage)
-    fastest = max((q.frames_per_s for q in results.values() if isinstance(q, Quality)), default=float("nan"))
+    sizes = [bucket_name(lo, hi) for lo, hi in BUCKETS]
+    short = results.get("mediapipe")
+    base = float(np.mean([short.recall[b] for b in sizes])) if isinstance(short, Quality) else None
     for name, q in results.items():
-        fig = Figure(f"detection_{name}", f"face detection recall by face height, {name}", unit="recall")
+        fig = Figure(f"detection_{name}", f"face detection: mean recall over face heights, {name}", unit="recall")
         if not isinstance(q, Quality):
             fig.status, fig.note = "skipped", q
         else:
-            sizes = [bucket_name(lo, hi) for lo, hi in BUCKETS]
             fig.value = float(np.mean([q.recall[b] for b in sizes]))
-            fig.baseline, fig.baseline_label = fastest, "frames/s of the fastest detector"
-            fig.ratio = q.frames_per_s / fastest
+            fig.baseline, fig.baseline_label = base, "mean recall of mediapipe (short range)"
+            fig.ratio = fig.value / base if base else None
             fig.note = (f"recall {', '.join(f'{b} px: {q.recall[b]:.0%}' for b in sizes)}; multi_face.jpg "
                         f"{round(q.recall['multi_face'] * 5)}/5; {q.frames_per_s:.0f} frames/s (960x540)")
             fig.details = {"recall": q.recall, "false_positives": q.false_positives, "faces": q.faces,

@@ -151,6 +151,7 @@ EXPECTED_FIGURES = {
     "asr_faster_vs_openai_whisper",
     "text_embedding", "audio_embedding", "dag_dry_run_1000", "memory_media_stage", "memory_faces_stage",
     "gpu_enet_b0_fp16",
+    "faces_stage_by_detector", "detection_mediapipe_full", "detection_mediapipe", "detection_retinaface",
 }
 
 
@@ -210,6 +211,9 @@ def test_quick_run_checks_what_it_measured(quick_run) -> None:
     if face["status"] == "ok":
         assert face["details"]["per_frame_frames"] == face["details"]["frames"]
         assert face["details"]["per_frame_crops"] == face["details"]["frames_with_face"]
+    full = figs["detection_mediapipe_full"]["details"]  # the default detector finds the five of multi_face.jpg
+    assert full["recall"]["multi_face"] == 1.0 and full["faces"]["multi_face"] == 5
+    assert figs["detection_retinaface"]["status"] == "skipped"  # no real weights here: no recall figure
     gpu = figs["gpu_enet_b0_fp16"]
     if not (doc["machine"]["gpu"]["torch_cuda"] or doc["machine"]["gpu"]["onnxruntime_cuda"]):
         assert gpu["status"] == "skipped" and "CUDA" in gpu["note"]
