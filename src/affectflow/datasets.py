@@ -175,11 +175,22 @@ class _Videos:
 def _find_affwild2_video(videos: _Videos, video_id: str) -> str | None:
     """Aff-Wild2 labels two people in one video as ``<stem>_left`` / ``<stem>_right``."""
     found = videos.find(video_id)
-    if found is None:
-        for suffix in ("_left", "_right"):
-            if video_id.endswith(suffix) and len(video_id) > len(suffix):
-                return videos.find(video_id[: -len(suffix)])
+    if found is None and affwild2_side(video_id):
+        return videos.find(video_id[: -len(affwild2_side(video_id)) - 1])
     return found
+
+
+def affwild2_side(video_id: str) -> str:
+    """``left`` / ``right`` for an Aff-Wild2 id of one person of a two-person video, else ``""``."""
+    for side in ("left", "right"):
+        if video_id.endswith(f"_{side}") and len(video_id) > len(side) + 1:
+            return side
+    return ""
+
+
+def _side(videos: _Videos, video_id: str, path: str | None) -> str:
+    """The unit's side: only when its video is the shared ``<stem>`` file, not a file of its own."""
+    return affwild2_side(video_id) if path is not None and videos.find(video_id) is None else ""
 
 
 def _frame_label_units(
@@ -216,8 +227,10 @@ def _frame_label_units(
         path = find(videos, video_id)
         if path is None:
             raise LabelError(f"{shown}: no video for id {video_id!r} in {videos.given}")
-        units.append(Unit(video_id, path, split, shard_of(video_id, n_shards), **{f"{task}_labels": shown}))
-    units += _test_units(entry, base, videos, find, found, n_shards)
+        side = _side(videos, video_id, path) if pairs else ""
+        units.append(Unit(video_id, path, split, shard_of(video_id, n_shards), **{f"{task}_labels": shown},
+                          side=side))
+    units += _test_units(entry, base, videos, find, found, n_shards, pairs)
     return units
 
 
@@ -319,6 +332,7 @@ def _test_units(
     find: Callable[[_Videos, str], str | None],
     labelled: Mapping[str, tuple[str, str]],
     n_shards: int,
+    pairs: bool = False,
 ) -> list[Unit]:
     """Units for the ids of the optional ``test_list`` (split test, no labels)."""
     given = entry.get("test_list")
@@ -341,7 +355,8 @@ def _test_units(
         path = find(videos, video_id)
         if path is None:
             raise LabelError(f"{where}: no video for test id {video_id!r} in {videos.given}")
-        units.append(Unit(video_id, path, "test", shard_of(video_id, n_shards)))
+        units.append(Unit(video_id, path, "test", shard_of(video_id, n_shards),
+                          side=_side(videos, video_id, path) if pairs else ""))
     return units
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 TASKS = ("expr", "emi", "ah")
 SPLITS = ("train", "val", "test")
-COLUMNS = ("video_id", "path", "split", "shard", *(f"{t}_labels" for t in TASKS))
+COLUMNS = ("video_id", "path", "split", "shard", *(f"{t}_labels" for t in TASKS), "side")
+#: columns a units table may lack (tables written before they existed, hand-made tables)
+OPTIONAL_COLUMNS = ("side",)
 
 
 class UnitsError(ValueError):
@@ -42,6 +44,7 @@ class Unit:
     expr_labels: str = ""
     emi_labels: str = ""
     ah_labels: str = ""
+    side: str = ""  # "left" / "right": the person of a two-person video this unit is (Aff-Wild2 _left/_right)
 
     def labels(self, task: str) -> str:
         return getattr(self, f"{task}_labels")
@@ -103,10 +106,13 @@ class UnitsTable:
     def read_tsv(cls, path: str | os.PathLike[str]) -> UnitsTable:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f, delimiter="\t"))
-        if rows and set(COLUMNS) - set(rows[0]):
-            raise UnitsError(f"{path}: missing columns {sorted(set(COLUMNS) - set(rows[0]))}")
+        required = set(COLUMNS) - set(OPTIONAL_COLUMNS)
+        if rows and required - set(rows[0]):
+            raise UnitsError(f"{path}: missing columns {sorted(required - set(rows[0]))}")
         names = {f.name for f in fields(Unit)}
-        return cls([Unit(**{k: v for k, v in r.items() if k in names}) for r in rows])
+        optional = dict.fromkeys(OPTIONAL_COLUMNS, "")
+        return cls([Unit(**{k: (optional[k] if v is None and k in optional else v) for k, v in r.items()
+                            if k in names}) for r in rows])
 
 
 def merge_units(groups: Iterable[list[Unit]]) -> UnitsTable:
@@ -132,5 +138,6 @@ def merge_units(groups: Iterable[list[Unit]]) -> UnitsTable:
             labels = {
                 f"{t}_labels": prev.labels(t) or u.labels(t) for t in TASKS
             }
-            merged[u.video_id] = Unit(u.video_id, prev.path, prev.split, prev.shard, **labels)
+            merged[u.video_id] = Unit(u.video_id, prev.path, prev.split, prev.shard, **labels,
+                                      side=prev.side or u.side)
     return UnitsTable(list(merged.values()))

@@ -66,7 +66,7 @@ CASES: tuple[Case, ...] = (
     Case("stream_copy_cut", "stream_copy_cut.mp4", "ok"),
     Case("no_face", "no_face.mp4", "ok", "", "warning", r"no face detected in any of the \d+ analysed frames"),
     Case("several_faces", "several_faces.mp4", "ok", "", "warning",
-         r"several faces in \d+ of \d+ analysed frames: the largest one is kept"),
+         r"several faces in \d+ of \d+ analysed frames: one track followed \(the largest face when first seen\)"),
     Case("huge_4k", "huge_4k.mp4", "ok"),
     Case("odd_name", "a b;$(x)`ü'.mp4", "ok"),
     Case("colon_name", "12:30.mp4", "ok"),

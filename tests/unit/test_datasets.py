@@ -17,7 +17,7 @@ from affectflow.datasets import (
     read_emi_labels,
     read_expr_labels,
 )
-from affectflow.units import UnitsError, shard_of
+from affectflow.units import UnitsError, UnitsTable, shard_of
 from dataset_fixtures import (
     make_demo_like,
     make_videos,
@@ -108,6 +108,12 @@ def test_affwild2_splits_and_left_right_lookup(tmp_path: Path) -> None:
         "x_left": ("videos/x_left.webm", "val", "labels/Validation_Set/x_left.txt"),
         "t": ("videos/t.m4v", "test", ""),
     }
+    # the two people of two.mp4 are told apart by their side; a video of one's own has none
+    assert {u.video_id: u.side for u in table} == {"two_left": "left", "two_right": "right", "solo": "",
+                                                   "x_left": "", "t": ""}
+    out = tmp_path / "units.tsv"
+    table.write_tsv(out)
+    assert {u.video_id: u.side for u in UnitsTable.read_tsv(out)} == {u.video_id: u.side for u in table}
 
 
 def test_bah_has_no_left_right_rule(tmp_path: Path) -> None:

@@ -119,7 +119,7 @@ def test_no_face_clip(feat_data, detector):
     assert default["has_face"].mean() < 0.1
 
 
-def test_several_faces_keep_the_largest(multi_face_video, detector):
+def test_several_faces_follow_the_largest_one_first_seen(multi_face_video, detector):
     rec = detect_video(multi_face_video, detector, {}, progress=False)
     a = rec.arrays
     assert a["has_face"].all() and (a["n_faces"] > 1).all()

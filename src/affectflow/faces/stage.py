@@ -16,6 +16,7 @@ from tqdm import tqdm
 from affectflow.faces.crops import crop_square
 from affectflow.faces.detectors import DETECTORS, Detection, FaceDetector, make_detector
 from affectflow.faces.organiser import OrganiserCropsSource
+from affectflow.faces.tracks import TargetTracker
 from affectflow.faces.video import VideoInfo, iter_batches, prefetch
 from affectflow.media import BAD_VIDEO_POLICIES, MediaError, accepted_units, apply_bad_video_policy
 from affectflow.options import StageOptions, at_least, one_of, runtime
@@ -26,7 +27,7 @@ from affectflow.units import Unit
 log = logging.getLogger("affectflow.faces")
 
 #: bump when the faces shard's content changes for the same videos and options (docs/reruns.md)
-STAGE_VERSION = 2  # 2: repeated or decreasing frame timestamps repaired (strictly increasing)
+STAGE_VERSION = 2  # 2: frame times made strictly increasing; the target face followed as a track
 CROP_COMPRESSIONS = ("lzf", "none")
 #: registry model of each detector that has weights (its fingerprint is part of the faces rerun key)
 DETECTOR_MODELS = {"mediapipe": "mediapipe_face_short_range", "mediapipe_full": "mediapipe_face_full_range",
@@ -90,15 +91,11 @@ def _usable(d: Detection) -> bool:
     return bool(np.all(np.isfinite(d.bbox))) and d.area > 0
 
 
-def largest(faces: list[Detection]) -> Detection | None:
-    """The face with the largest box (ties: the higher score)."""
-    return max(faces, key=lambda d: (d.area, d.score)) if faces else None
-
-
 def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesOptions | Mapping[str, Any] | None,
                  append: Callable[[dict[str, np.ndarray]], None], video_id: str | None = None,
-                 progress: bool = True) -> dict[str, Any]:
-    """Decode ``path`` once, detect faces in every ``frame_stride``-th frame, keep the largest, crop it.
+                 progress: bool = True, side: str = "") -> dict[str, Any]:
+    """Decode ``path`` once, detect faces in every ``frame_stride``-th frame, follow the target face as a track
+    (:mod:`affectflow.faces.tracks`; ``side``: the unit's person of a two-person video), crop it.
 
     Each decoded batch's rows (frame_index, timestamps, has_face, bbox, score,
     landmarks, crops, n_faces) go to ``append`` as soon as they are ready, so
@@ -116,6 +113,7 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Face
         "crops": ((size, size, 3), np.uint8, 0), "n_faces": ((), np.int16, 0),
     }
     info = VideoInfo(path=str(path))
+    tracker = TargetTracker(side=side)
     vid = video_id or Path(path).stem
     n_rows = n_face = n_several = 0
     t0 = time.perf_counter()
@@ -129,7 +127,7 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Face
                                                          detector.detect(batch.frames), strict=True)):
                 faces = [d for d in faces if _usable(d)]
                 a["frame_index"][r], a["timestamps"][r], a["n_faces"][r] = i, t, min(len(faces), 32767)
-                best = largest(faces)
+                best = tracker.update(faces)
                 if best is None:
                     continue
                 a["has_face"][r], a["score"][r], a["bbox"][r] = True, best.score, best.bbox
@@ -151,7 +149,11 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Face
     if n_face == 0:
         warnings.append(f"no face detected in any of the {n_rows} analysed frames")
     if n_several:
-        warnings.append(f"several faces in {n_several} of {n_rows} analysed frames: the largest one is kept")
+        who = f"the {side} person" if side else "the largest face when first seen"
+        warnings.append(f"several faces in {n_several} of {n_rows} analysed frames: one track followed ({who})")
+    if tracker.switches:
+        warnings.append(f"the target face was lost for more than {tracker.memory} analysed frames "
+                        f"{tracker.switches} time(s) and chosen again: another person may be followed after that")
     if info.n_timestamps_repaired:
         warnings.append(f"{info.n_timestamps_repaired} decoded frame(s) with a timestamp not after the previous "
                         "frame's: each set 1 ms after its predecessor")
@@ -162,15 +164,15 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Face
     return {
         "width": info.width, "height": info.height, "rotation": info.rotation,
         "n_frames_decoded": info.n_frames_decoded, "detector": detector.name, "frame_stride": stride,
-        "n_with_face": n_face, "warnings": warnings,
+        "n_with_face": n_face, "warnings": warnings, "side": side, "target_switches": tracker.switches,
     }
 
 
 def detect_video(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesOptions | Mapping[str, Any] | None,
-                 video_id: str | None = None, progress: bool = True) -> VideoRecord:
+                 video_id: str | None = None, progress: bool = True, side: str = "") -> VideoRecord:
     """:func:`stream_faces` into memory: the whole video's rows as one record (for short videos and inspection)."""
     parts: list[dict[str, np.ndarray]] = []
-    attrs = stream_faces(path, detector, cfg, parts.append, video_id=video_id, progress=progress)
+    attrs = stream_faces(path, detector, cfg, parts.append, video_id=video_id, progress=progress, side=side)
     arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}  # iter_batches: >= 1 frame
     return VideoRecord(video_id=video_id or Path(path).stem, arrays=arrays, attrs=attrs)
 
@@ -223,7 +225,7 @@ def run_faces_stage(
                     # removed again if the video fails part-way
                     with w.video(unit.video_id, uncompressed=raw) as out:
                         out.attrs = stream_faces(unit.path, detector, opts, out.append, video_id=unit.video_id,
-                                                 progress=progress)
+                                                 progress=progress, side=unit.side)
             except MediaError as e:  # VideoError is one
                 apply_bad_video_policy(result.skipped, unit.video_id, e, opts.on_bad_video)
                 continue
