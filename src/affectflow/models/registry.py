@@ -339,29 +339,26 @@ _TEXT = [
 ]
 
 # ---------------------------------------------------------------- detectors
+def _mediapipe(name: str, family: str, file: str, sha256: str, size: int, input_size: int, notes: str) -> ModelSpec:
+    """A BlazeFace model that the mediapipe 0.10.14 wheel ships (sha256 as its RECORD states)."""
+    relpath = f"modules/face_detection/{file}"
+    return ModelSpec(
+        name=name, modality="detector", family=family,
+        files=(WeightFile(f"mediapipe/{file}", package_url("mediapipe", relpath), sha256, size=size),),
+        input_size=input_size, normalisation=HALF, channels="rgb", outputs=("boxes", "keypoints"),
+        licence="Apache-2.0", offline=True, package="mediapipe==0.10.14",
+        source=f"mediapipe 0.10.14 wheel, mediapipe/{relpath}", notes=notes,
+    )
+
+
 _DETECTORS = [
-    ModelSpec(
-        name="mediapipe_face_short_range", modality="detector", family="MediaPipe BlazeFace (short range)",
-        files=(WeightFile(
-            "mediapipe/face_detection_short_range.tflite",
-            package_url("mediapipe", "modules/face_detection/face_detection_short_range.tflite"),
-            "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8", size=229714),),
-        input_size=128, normalisation=HALF, channels="rgb", outputs=("boxes", "keypoints"), licence="Apache-2.0",
-        offline=True, package="mediapipe==0.10.14",
-        source="mediapipe 0.10.14 wheel, mediapipe/modules/face_detection/face_detection_short_range.tflite",
-        notes="Faces within ~2 m of the camera; 128x128 input, 6 keypoints per face.",
-    ),
-    ModelSpec(
-        name="mediapipe_face_full_range", modality="detector", family="MediaPipe BlazeFace (full range, sparse)",
-        files=(WeightFile(
-            "mediapipe/face_detection_full_range_sparse.tflite",
-            package_url("mediapipe", "modules/face_detection/face_detection_full_range_sparse.tflite"),
-            "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1", size=676746),),
-        input_size=192, normalisation=HALF, channels="rgb", outputs=("boxes", "keypoints"), licence="Apache-2.0",
-        offline=True, package="mediapipe==0.10.14",
-        source="mediapipe 0.10.14 wheel, mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
-        notes="Faces at any distance (the legacy solution's model_selection=1); 192x192 input, 6 keypoints.",
-    ),
+    _mediapipe("mediapipe_face_short_range", "MediaPipe BlazeFace (short range)", "face_detection_short_range.tflite",
+               "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8", 229714, 128,
+               "Faces within ~2 m of the camera; 128x128 input, 6 keypoints per face."),
+    _mediapipe("mediapipe_face_full_range", "MediaPipe BlazeFace (full range, sparse)",
+               "face_detection_full_range_sparse.tflite",
+               "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1", 676746, 192,
+               "Faces at any distance (the legacy solution's model_selection=1); 192x192 input, 6 keypoints."),
     ModelSpec(
         name="retinaface", modality="detector", family="RetinaFace (ResNet-50)",
         files=(WeightFile(
