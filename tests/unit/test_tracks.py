@@ -38,7 +38,14 @@ def test_frames_without_a_detection_keep_the_track_within_memory() -> None:
     assert t.update([det(101, 100, 80), det(300, 100, 60)]).bbox[0] == 101 and t.switches == 0
     for _ in range(4):
         t.update([det(300, 100, 60)])  # gone for longer than memory: the other person is chosen
-    assert t.update([det(300, 100, 60)]).bbox[0] == 300 and t.switches == 1
+    assert t.update([det(300, 100, 60)]).bbox[0] == 300
+    assert t.switches == 0  # the only face in view: nobody else could have been chosen
+    lone = TargetTracker(memory=1)
+    lone.update([det(100, 100, 80)])
+    lone.update([])
+    lone.update([])  # lost for longer than memory
+    assert lone.update([det(100, 100, 80), det(400, 100, 90)]).bbox[0] == 400  # chosen again among two
+    assert lone.switches == 1
 
 
 @pytest.mark.parametrize(("side", "x"), [("left", 100), ("right", 400), ("", 400)])

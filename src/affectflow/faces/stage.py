@@ -152,8 +152,8 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Face
         who = f"the {side} person" if side else "the largest face when first seen"
         warnings.append(f"several faces in {n_several} of {n_rows} analysed frames: one track followed ({who})")
     if tracker.switches:
-        warnings.append(f"the target face was lost for more than {tracker.memory} analysed frames "
-                        f"{tracker.switches} time(s) and chosen again: another person may be followed after that")
+        warnings.append(f"the target face was lost for more than {tracker.memory} analysed frames and chosen again "
+                        f"among several faces {tracker.switches} time(s): another person may be followed after that")
     if info.n_timestamps_repaired:
         warnings.append(f"{info.n_timestamps_repaired} decoded frame(s) with a timestamp not after the previous "
                         "frame's: each set 1 ms after its predecessor")

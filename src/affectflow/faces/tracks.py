@@ -59,7 +59,9 @@ class TargetTracker:
         self.tracks: list[Track] = []
         self.target: int | None = None
         self.frame = -1
-        self.switches = 0  # times the target had to be chosen again (it was lost for longer than memory)
+        # times the target, lost for longer than memory, was chosen again among several faces (so another
+        # person may be followed from then on); re-finding the only face in view is not counted
+        self.switches = 0
         self._next_id = 0
 
     def update(self, faces: list[Detection]) -> Detection | None:
@@ -87,7 +89,7 @@ class TargetTracker:
                 assigned[track.id] = d
         alive = {t.id for t in self.tracks}
         if self.target not in alive:
-            if self.target is not None:
+            if self.target is not None and len(assigned) > 1:
                 self.switches += 1
             self.target = self._choose(assigned)
         return assigned.get(self.target) if self.target is not None else None
