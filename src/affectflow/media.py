@@ -59,6 +59,7 @@ class MediaOptions(StageOptions):
     """
 
     SECTION = "media"
+    TOP_LEVEL = ("on_bad_video",)
 
     sample_rate: int = SAMPLE_RATE
     on_bad_video: str = "skip"
@@ -66,11 +67,6 @@ class MediaOptions(StageOptions):
     def check(self) -> None:
         one_of("sample_rate", self.sample_rate, (SAMPLE_RATE,))
         one_of("on_bad_video", self.on_bad_video, BAD_VIDEO_POLICIES)
-
-    @classmethod
-    def from_config(cls, config, **wired):
-        return cls.from_mapping({**(config.get("media") or {}), "on_bad_video": config.get("on_bad_video", "skip")},
-                                **wired)
 
 
 @dataclass

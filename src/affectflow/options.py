@@ -90,6 +90,8 @@ class StageOptions:
     """
 
     SECTION: ClassVar[str] = ""
+    #: workflow-wide config keys (outside ``SECTION``) that are options of this stage too
+    TOP_LEVEL: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -138,13 +140,15 @@ class StageOptions:
     def from_config(cls: type[T], config: Mapping[str, Any], **wired: Any) -> T:
         """Build from the whole workflow config (``snakemake.config``): its ``SECTION`` section
         (none for a stage without config options: ``SECTION = ""``)."""
-        return cls.from_mapping((config.get(cls.SECTION) if cls.SECTION else None) or {}, **wired)
+        section = dict((config.get(cls.SECTION) if cls.SECTION else None) or {})
+        section.update({k: config[k] for k in cls.TOP_LEVEL if k in config})
+        return cls.from_mapping(section, **wired)
 
     # ------------------------------------------------------------ declarations
     @classmethod
     def config_key(cls, name: str) -> str:
         """Where field ``name`` is set in config.yaml (for messages and the docs)."""
-        return "on_bad_video" if name == "on_bad_video" else f"{cls.SECTION}.{name}"
+        return name if name in cls.TOP_LEVEL else f"{cls.SECTION}.{name}"
 
     @classmethod
     def runtime_fields(cls) -> list[str]:
@@ -173,9 +177,6 @@ class StageOptions:
     def output_options(self) -> dict[str, Any]:
         """The output-affecting options in canonical form (what the rerun key and provenance hold)."""
         return canonical({name: getattr(self, name) for name in self.output_fields()})
-
-    def runtime_options(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.runtime_fields()}
 
     def replace(self: T, **changes: Any) -> T:
         return dataclasses.replace(self, **changes)

@@ -18,7 +18,13 @@ from affectflow.faces.detectors import DETECTORS, Detection, FaceDetector, make_
 from affectflow.faces.organiser import OrganiserCropsSource
 from affectflow.faces.tracks import TargetTracker
 from affectflow.faces.video import VideoInfo, iter_batches, prefetch
-from affectflow.media import BAD_VIDEO_POLICIES, MediaError, accepted_units, apply_bad_video_policy
+from affectflow.media import (
+    BAD_VIDEO_POLICIES,
+    REPEATED_TIME_STEP_S,
+    MediaError,
+    accepted_units,
+    apply_bad_video_policy,
+)
 from affectflow.options import StageOptions, at_least, one_of, runtime
 from affectflow.rerun import stage_key
 from affectflow.store import Provenance, ShardWriter, VideoRecord
@@ -44,6 +50,7 @@ class FacesOptions(StageOptions):
     """
 
     SECTION = "faces"
+    TOP_LEVEL = ("on_bad_video",)
 
     detector: str = "mediapipe_full"
     crop_size: int = 224
@@ -67,11 +74,6 @@ class FacesOptions(StageOptions):
         one_of("on_bad_video", self.on_bad_video, BAD_VIDEO_POLICIES)
         if self.detector == "organiser" and not self.organiser_crops_dir:
             raise ValueError("detector 'organiser' needs faces.organiser_crops_dir (a folder of <video_id>/00001.jpg)")
-
-    @classmethod
-    def from_config(cls, config, **wired):
-        return cls.from_mapping({**(config.get("faces") or {}), "on_bad_video": config.get("on_bad_video", "skip")},
-                                **wired)
 
     def detector_model(self) -> str | None:
         """The registry model of the detector's weights (None: the organiser's crops)."""
@@ -156,7 +158,7 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Face
                         f"among several faces {tracker.switches} time(s): another person may be followed after that")
     if info.n_timestamps_repaired:
         warnings.append(f"{info.n_timestamps_repaired} decoded frame(s) with a timestamp not after the previous "
-                        "frame's: each set 1 ms after its predecessor")
+                        f"frame's: each set {REPEATED_TIME_STEP_S * 1000:g} ms after its predecessor")
     for w in warnings:
         log.warning("%s: %s", vid, w)
     if info.n_frames_expected and info.n_frames_expected != info.n_frames_decoded:
