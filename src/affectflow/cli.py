@@ -12,6 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
+from affectflow.core.vocabulary import TASKS
+
 
 def _demo_build(args: argparse.Namespace) -> int:
     from affectflow.demo import build_demo
@@ -96,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     submission = sub.add_parser("submission", help="challenge submission files")
     submission_sub = submission.add_subparsers(dest="submission_command", required=True)
     check = submission_sub.add_parser("check", help="say what is wrong with a submission file (exit 1 if anything)")
-    check.add_argument("task", choices=["expr", "emi", "ah"])
+    check.add_argument("task", choices=TASKS)
     check.add_argument("file")
     check.add_argument("--template", default=None, help="the organisers' example file the submission must match")
     check.set_defaults(func=_submission_check)

@@ -1,7 +1,8 @@
 """Dataset adapters: turn datasets on disk into the units table, and read labels.
 
 Each adapter knows one challenge's layout (Aff-Wild2 EXPR, Hume-Vidmimic2 EMI,
-BAH ambivalence/hesitancy), a plain folder of videos, or a ready units table
+BAH ambivalence/hesitancy per frame, and BAH per video: ``split/{train,val,test}.txt``
+plus ``video_annotation_transcript.yaml``), a plain folder of videos, or a ready units table
 (``table``: for generated or very large datasets). ``build_units`` only
 lists files and checks cheap things (label headers, that every labelled id
 has a video, that no id sits in two splits), so it stays fast enough to run
@@ -28,12 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
+from affectflow.core.vocabulary import EMI_EMOTIONS, EXPR_CLASSES
 from affectflow.options import StageOptions
 from affectflow.units import Unit, UnitsError, UnitsTable, merge_units, shard_of
 
 #: bump when the units table changes for the same files on disk (docs/reruns.md)
-STAGE_VERSION = 1
+STAGE_VERSION = 2  # 2: the ah_video_labels column (BAH video-level split files)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,16 +46,17 @@ class UnitsOptions(StageOptions):
 
     SECTION = ""
 
-EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
-EMI_EMOTIONS = ("Admiration", "Amusement", "Determination", "Empathic Pain", "Excitement", "Joy")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-ADAPTERS = ("affwild2", "hume_vidmimic2", "bah", "folder", "table")
+ADAPTERS = ("affwild2", "hume_vidmimic2", "bah", "bah_video", "folder", "table")
 
 AH_HEADER = ("AH",)
 # Folder name -> split for the frame-label challenges (Aff-Wild2, BAH).
 _FRAME_LABEL_SPLITS = (("Train_Set", "train"), ("Validation_Set", "val"))
 # File name -> split for Hume-Vidmimic2; test rows carry no labels.
 _EMI_CSVS = (("train_split.csv", "train"), ("valid_split.csv", "val"), ("test_split.csv", "test"))
+# BAH video level: labels/split/<split>.txt, one `<video path>,<0|1>,<transcript>` line per video.
+_BAH_SPLIT_FILES = (("train.txt", "train"), ("val.txt", "val"), ("test.txt", "test"))
+BAH_ANNOTATIONS = "video_annotation_transcript.yaml"
 _ENTRY_KEYS = frozenset({"adapter", "videos", "labels", "test_list", "table"})
 # Only ASCII digits: int() would also accept "1_0" or non-ASCII digits.
 _INT = re.compile(r"-?[0-9]+")
@@ -102,6 +106,9 @@ def build_units(datasets: list[dict], n_shards: int, base_dir: str | Path = ".")
             extra = sorted(k for k in ("labels", "test_list") if entry.get(k))
             if extra:
                 raise LabelError(f"{where}: the folder adapter takes no labels, remove {extra}")
+        elif adapter == "bah_video" and entry.get("test_list"):
+            raise LabelError(f"{where}: the bah_video adapter reads its test videos from split/test.txt, "
+                             "remove test_list")
         elif not entry.get("labels"):
             raise LabelError(f"{where}: 'labels' folder not given")
 
@@ -122,6 +129,29 @@ def read_ah_labels(path: str | os.PathLike[str], n_frames: int | None = None) ->
     return _read_frame_labels(path, AH_HEADER, range(0, 2), n_frames)
 
 
+def read_ah_video_label(path: str | os.PathLike[str], video_id: str) -> int:
+    """The 0/1 video label of ``video_id`` from a BAH split file, checked against the annotations file.
+
+    When ``video_annotation_transcript.yaml`` sits next to the ``split`` folder,
+    its ``global_ah`` for the video must agree with the split file: two sources
+    that disagree are an error naming both, never a silent choice.
+    """
+    shown = os.fspath(path)
+    rows = _bah_split_rows(Path(path), shown, labelled=True)
+    if video_id not in rows:
+        raise LabelError(f"{shown}: no line for video {video_id!r}")
+    line, given, label = rows[video_id]
+    assert label is not None
+    annotations = Path(path).parent.parent / BAH_ANNOTATIONS
+    if annotations.is_file():
+        known = _bah_annotations(annotations)
+        global_ah = known.get(given, known.get(video_id))
+        if global_ah is not None and global_ah != label:
+            raise LabelError(f"{shown}, line {line}: label {label} for {given!r}, but {annotations} says "
+                             f"global_ah: {global_ah}")
+    return label
+
+
 def read_emi_labels(path: str | os.PathLike[str], video_id: str) -> np.ndarray:
     """The six EMI intensities (float32, EMI_EMOTIONS order) of one video from a split csv.
 
@@ -135,6 +165,20 @@ def read_emi_labels(path: str | os.PathLike[str], video_id: str) -> np.ndarray:
     values = rows[video_id][1]
     assert values is not None
     return values.copy()
+
+
+def read_task_labels(task: str, path: str | os.PathLike[str], video_id: str, n_frames: int) -> np.ndarray:
+    """One video's labels for ``task``: per frame (EXPR class or -1, AH 0/1; int64, ``n_frames`` checked) or
+    per video (EMI's six float32 intensities, AH-video's ``[0|1]``)."""
+    if task == "expr":
+        return read_expr_labels(path, n_frames).astype(np.int64)
+    if task == "ah":
+        return read_ah_labels(path, n_frames).astype(np.int64)
+    if task == "ah_video":
+        return np.array([read_ah_video_label(path, video_id)], dtype=np.int64)
+    if task == "emi":
+        return read_emi_labels(path, video_id)
+    raise LabelError(f"unknown task {task!r}")
 
 
 def is_video_name(name: str) -> bool:
@@ -270,6 +314,41 @@ def _hume_units(entry: Mapping[str, Any], n_shards: int, base: Path) -> list[Uni
     return units
 
 
+def _bah_video_units(entry: Mapping[str, Any], n_shards: int, base: Path) -> list[Unit]:
+    """BAH video level: ``labels/split/{train,val,test}.txt`` name each video by its path under ``videos``.
+
+    The id is the file stem; the split file is the label path (test lines carry
+    no label that is used). Paths with subfolders (``Videos/<participant>/...``)
+    are kept as written under the ``videos`` folder.
+    """
+    labels_given = entry["labels"]
+    split_dir = _labels_dir(labels_given, base) / "split"
+    videos_given = entry["videos"]
+    videos_dir = _resolve(videos_given, base)
+    if not videos_dir.is_dir():
+        raise LabelError(f"{videos_given}: videos folder not found ({videos_dir})")
+    found: dict[str, tuple[str, str]] = {}  # id -> (where, video path as given in the split file)
+    units = []
+    for name, split in _BAH_SPLIT_FILES:
+        if not (split_dir / name).is_file():
+            continue
+        shown = os.path.join(labels_given, "split", name)
+        for video_id, (line, given, _) in _bah_split_rows(split_dir / name, shown, split != "test").items():
+            where = f"{shown}, line {line}"
+            if video_id in found:
+                raise LabelError(f"{where}: video {video_id!r} ({given}) is also on {found[video_id][0]} "
+                                 f"({found[video_id][1]})")
+            found[video_id] = (where, given)
+            if not (videos_dir / given).is_file():
+                raise LabelError(f"{where}: no video {given!r} in {videos_given}")
+            units.append(Unit(video_id, os.path.join(videos_given, given), split, shard_of(video_id, n_shards),
+                              ah_video_labels=shown if split != "test" else ""))
+    if not found:
+        names = ", ".join(n for n, _ in _BAH_SPLIT_FILES)
+        raise LabelError(f"{labels_given}: none of split/{{{names}}} in the labels folder")
+    return units
+
+
 def _folder_units(entry: Mapping[str, Any], n_shards: int, base: Path) -> list[Unit]:
     """Any folder of videos, for inference: every video is a test unit without labels."""
     videos = _Videos(entry["videos"], base)
@@ -321,6 +400,7 @@ _ADAPTER_FUNCS = {
     "affwild2": _affwild2_units,
     "hume_vidmimic2": _hume_units,
     "bah": _bah_units,
+    "bah_video": _bah_video_units,
     "folder": _folder_units,
 }
 
@@ -448,6 +528,83 @@ def _parse_emi_csv(
     if not rows:
         raise LabelError(f"{shown}: no rows after the header")
     return rows
+
+
+def _bah_split_rows(path: Path, shown: str, labelled: bool) -> dict[str, tuple[int, str, int | None]]:
+    """Lines of a BAH split file: id -> (line, video path as written, 0/1 or None), cached while unchanged."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise LabelError(f"{shown}: split file not found") from None
+    return _parse_bah_split(str(path.resolve()), shown, labelled, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_bah_split(path: str, shown: str, labelled: bool, _mtime_ns: int,
+                     _size: int) -> dict[str, tuple[int, str, int | None]]:
+    rows: dict[str, tuple[int, str, int | None]] = {}
+    for i, raw in enumerate(_read_lines(Path(path), shown, "split file"), start=1):
+        if not raw.strip():
+            continue
+        # the transcript (third field) may hold commas of its own
+        fields = [f.strip() for f in raw.split(",", 2)]
+        given = fields[0]
+        if i == 1 and given.lower() in ("video_path", "path", "video", "filename"):
+            continue  # a header line
+        video_id = os.path.splitext(os.path.basename(given))[0]
+        if not video_id or not is_video_name(os.path.basename(given)):
+            raise LabelError(f"{shown}, line {i}: {given!r} is not a video path (expected <path>.mp4,<0|1>,<text>)")
+        if video_id in rows:
+            raise LabelError(f"{shown}, line {i}: video {video_id!r} again (first on line {rows[video_id][0]}: "
+                             f"{rows[video_id][1]})")
+        label = None
+        if labelled:
+            value = fields[1] if len(fields) > 1 else ""
+            if value not in ("0", "1"):
+                got = f"{value!r}" if value else "no label"
+                raise LabelError(f"{shown}, line {i}: {got} for {given!r}, expected 0 or 1")
+            label = int(value)
+        rows[video_id] = (i, given, label)
+    if not rows:
+        raise LabelError(f"{shown}: no video line")
+    return rows
+
+
+class _AnnotationLoader(yaml.SafeLoader):
+    """Safe YAML plus the ``!!python/tuple`` tag the BAH annotations use (read as a list); any other
+    Python tag stays an error, so the file can never construct objects."""
+
+
+_AnnotationLoader.add_constructor("tag:yaml.org,2002:python/tuple",
+                                  lambda loader, node: loader.construct_sequence(node))
+
+
+def _bah_annotations(path: Path) -> dict[str, int]:
+    st = path.stat()
+    return _parse_bah_annotations(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _parse_bah_annotations(path: str, _mtime_ns: int, _size: int) -> dict[str, int]:
+    """``global_ah`` per video of ``video_annotation_transcript.yaml``, keyed by the path it is listed under
+    and by the file stem."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_AnnotationLoader)  # noqa: S506 - a SafeLoader subclass
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise LabelError(f"{path}: unreadable annotations ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, Mapping):
+        raise LabelError(f"{path}: expected a mapping of video -> annotations, got {type(data).__name__}")
+    out: dict[str, int] = {}
+    for key, rec in data.items():
+        value = rec.get("global_ah") if isinstance(rec, Mapping) else None
+        if value is None:
+            continue
+        if value not in (0, 1):
+            raise LabelError(f"{path}: video {key!r}: global_ah {value!r} is not 0 or 1")
+        out[str(key)] = int(value)
+        out.setdefault(os.path.splitext(os.path.basename(str(key)))[0], int(value))
+    return out
 
 
 def _emi_values(row: list[str], header: list[str], shown: str, line: int) -> np.ndarray:

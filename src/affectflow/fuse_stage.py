@@ -21,8 +21,8 @@ a time in the order the post-processing applies them:
    above 1); grid ties go to the larger ``t`` (less filtering).
 3. ``k`` -- smoothing kernel (``smoothing``: box, gaussian or median), swept
    for each single set (with its own best ``t``) and for the blend; ties go to
-   the smaller kernel. Not for EMI (one vector per video).
-4. AH video filter (``ah_video_filter``): ``auto`` keeps it only when it
+   the smaller kernel. Not for EMI and AH-video (one prediction per video).
+4. AH video filter (``ah_video_filter``, AH and AH-video): ``auto`` keeps it only when it
    raises val F1, ``true``/``false`` force it. Its decisions come from the
    video classifier stored with the learn predictions of ``ah_video_source``
    (default: the first feature set with a text modality, else the first).
@@ -56,7 +56,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from affectflow.datasets import read_ah_labels, read_emi_labels, read_expr_labels
+from affectflow.core.vocabulary import BINARY_TASKS, TASKS, is_video_task
+from affectflow.datasets import read_task_labels
 from affectflow.fusion import SMOOTHINGS, PostConfig, decide, postprocess_video, softmax
 from affectflow.metrics import MetricReport, atomic_write_text
 from affectflow.options import OptionsError, StageOptions, one_of, wiring
@@ -68,7 +69,6 @@ from affectflow.units import UnitsTable
 
 log = logging.getLogger("affectflow.fuse")
 
-TASKS = ("expr", "emi", "ah")
 FUSED_STAGE = "fused"
 PRETRAINED = "pretrained"
 
@@ -183,19 +183,11 @@ def fuse_options(task: str, cfg: FuseOptions | Mapping[str, Any] | None, names: 
         raise FuseError(str(e)) from None
 
 
-def _labels(task: str, path: str, vid: str, n_frames: int) -> np.ndarray:
-    if task == "expr":
-        return read_expr_labels(path, n_frames).astype(np.int64)
-    if task == "ah":
-        return read_ah_labels(path, n_frames).astype(np.int64)
-    return read_emi_labels(path, vid).astype(np.float64)
-
-
 def _posterior(task: str, rec: VideoRecord, n_frames: int, where: str) -> np.ndarray:
     p = np.asarray(rec.arrays["posteriors"], dtype=np.float32)
     if task == "ah" and p.ndim == 2 and p.shape[1] == 1:
         p = p[:, 0]
-    if task == "emi":
+    if is_video_task(task):
         return p.ravel()
     if p.shape[0] != n_frames:
         raise FuseError(f"{where}: video {rec.video_id!r} has {p.shape[0]} posteriors for {n_frames} frames")
@@ -333,7 +325,8 @@ def run_fuse(
         except KeyError:
             raise FuseError(f"val video {vid!r} is not in {units_tsv}") from None
         if u.labels(task):
-            labels[vid] = _labels(task, u.labels(task), vid, len(frames[vid]))
+            y = read_task_labels(task, u.labels(task), vid, len(frames[vid]))
+            labels[vid] = y.astype(np.float64) if task == "emi" else y
     if not labels:
         raise FuseError(f"task {task}: split 'val' has no labelled video predicted by all of {names}")
     if not split_of["test"]:
@@ -356,7 +349,7 @@ def run_fuse(
     elif task == "expr" and c["t"] and not pretrained:
         log.info("fuse expr: no pre-trained face features given, no confidence filtering")
 
-    vsource = _video_source(meta, c["ah_video_source"]) if task == "ah" else None
+    vsource = _video_source(meta, c["ah_video_source"]) if task in BINARY_TASKS else None
     keep: dict[str, int] | None = None
     if vsource is not None:
         recs = sets[vsource]
@@ -443,15 +436,15 @@ def _select(task: str, names: list[str], c: dict[str, Any], val: SplitDataset, p
         singles = {n: replace(cfg, t=best_t(res[n])) for n, cfg in singles.items()}
         fused = replace(fused, t=best_t(res[main]))
 
-    if task != "emi" and c["k"]:
+    if not is_video_task(task) and c["k"]:
         res = sweep_many(val, lines(), "k", c["k"])
         record("k", res, f"{task.upper()}: smoothing kernel k ({c['smoothing']}; val)")
         singles = {n: replace(cfg, k=int(res[n].best_value)) for n, cfg in singles.items()}
         fused = replace(fused, k=int(res[main].best_value))
-    elif task == "emi" and c["k"] and c["k"] != [1]:
-        log.info("fuse emi: one prediction per video, no smoothing sweep")
+    elif is_video_task(task) and c["k"] and c["k"] != [1]:
+        log.info("fuse %s: one prediction per video, no smoothing sweep", task)
 
-    if task == "ah" and can_filter_videos and c["ah_video_filter"] is not False:
+    if task in BINARY_TASKS and can_filter_videos and c["ah_video_filter"] is not False:
         def with_filter(cfg: PostConfig) -> PostConfig:
             if c["ah_video_filter"] is True:
                 return replace(cfg, video_filter=True)
@@ -461,7 +454,7 @@ def _select(task: str, names: list[str], c: dict[str, Any], val: SplitDataset, p
         singles = {n: with_filter(cfg) for n, cfg in singles.items()}
         fused = with_filter(fused)
         summary["video_filter"] = {label: cfg.video_filter for label, cfg in lines().items()}
-    elif task == "ah" and c["ah_video_filter"] is True:
+    elif task in BINARY_TASKS and c["ah_video_filter"] is True:
         raise FuseError("ah_video_filter is true but the predictions carry no video classifier decisions")
 
     chosen = fused if len(names) > 1 else singles[names[0]]
@@ -529,7 +522,7 @@ def _write_test(path: Path, rerun: RerunKey, task: str, names: list[str], cfg: P
             post = postprocess_video(per, cfg, k)
             dec = decide(post, cfg)
             attrs: dict[str, Any] = {"split": "test", "n_frames": int(len(frames[vid])), "task": task}
-            if task == "ah" and keep is not None:
+            if task in BINARY_TASKS and keep is not None:
                 attrs["video_keep"] = int(k)
             w.add(VideoRecord(vid, {"decisions": dec, "posteriors": post, "timestamps": frames[vid]}, attrs))
         w.set_skipped(list(excluded))

@@ -41,6 +41,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import correlate1d
 
+from affectflow.core.vocabulary import BINARY_TASKS, TASKS, is_video_task
 from affectflow.metrics import N_EXPR
 
 Smoothing = Literal["box", "gaussian", "median"]
@@ -245,10 +246,11 @@ class PostConfig:
     confidence filter with the source named ``pretrained`` holding the
     pre-trained model's softmax probabilities in its own class order
     (``mapping``). ``k``/``smoothing``/``sigma`` control temporal smoothing;
-    ``ah_threshold`` and ``video_filter`` apply to AH. EMI uses only the blend.
+    ``ah_threshold`` and ``video_filter`` apply to AH and AH-video. The video
+    tasks (EMI, AH-video) have one prediction per video: no smoothing.
     """
 
-    task: Literal["expr", "ah", "emi"]
+    task: Literal["expr", "ah", "emi", "ah_video"]
     sources: tuple[str, ...]
     weights: tuple[float, ...] | None = None
     k: int = 1
@@ -262,7 +264,7 @@ class PostConfig:
     video_filter: bool = False
 
     def __post_init__(self) -> None:
-        if self.task not in ("expr", "ah", "emi"):
+        if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}")
         if not self.sources:
             raise ValueError("PostConfig needs at least one source")
@@ -276,10 +278,10 @@ class PostConfig:
             raise ValueError(f"smoothing must be one of {SMOOTHINGS}")
         if self.task != "expr" and self.t is not None:
             raise ValueError("the confidence filter (t) applies to EXPR only")
-        if self.task == "emi" and (self.k != 1 or self.video_filter):
-            raise ValueError("EMI predictions are per video: no smoothing or video filter")
-        if self.task != "ah" and self.video_filter:
-            raise ValueError("the video filter applies to AH only")
+        if is_video_task(self.task) and self.k != 1:
+            raise ValueError(f"{self.task} predictions are per video: no smoothing")
+        if self.task not in BINARY_TASKS and self.video_filter:
+            raise ValueError("the video filter applies to AH and AH-video only")
 
     def with_param(self, name: str, value: Any) -> PostConfig:
         """A copy with one swept parameter set; ``w`` means weights = (w, 1 - w) for two sources."""
@@ -304,7 +306,7 @@ class PostConfig:
 
 
 def postprocess_video(sources: Mapping[str, np.ndarray], cfg: PostConfig, keep_video: bool = True) -> np.ndarray:
-    """Blend -> confidence filter (EXPR) -> smooth -> video filter (AH) for one video's posteriors."""
+    """Blend -> confidence filter (EXPR) -> smooth -> video filter (AH, AH-video) for one video's posteriors."""
     missing = [s for s in cfg.needed_sources if s not in sources]
     if missing:
         raise KeyError(f"missing posterior sources {missing}")
@@ -314,17 +316,17 @@ def postprocess_video(sources: Mapping[str, np.ndarray], cfg: PostConfig, keep_v
         p = confidence_filter(p, sources[cfg.pretrained], cfg.t, cfg.mapping, cfg.filter_mode).posteriors
     if cfg.k > 1:
         p = smooth(p, cfg.k, cfg.smoothing, cfg.sigma)
-    if cfg.task == "ah" and cfg.video_filter and not keep_video:
+    if cfg.task in BINARY_TASKS and cfg.video_filter and not keep_video:
         p = np.zeros_like(p)
     return p
 
 
 def decide(posterior: np.ndarray, cfg: PostConfig) -> np.ndarray:
-    """Final labels: argmax for EXPR, threshold for AH, the posterior itself for EMI."""
+    """Final labels: argmax for EXPR, threshold for AH and AH-video, the posterior itself for EMI."""
     p = np.asarray(posterior)
     if cfg.task == "expr":
         return p.argmax(axis=-1).astype(np.int64)
-    if cfg.task == "ah":
+    if cfg.task in BINARY_TASKS:
         q = p[:, -1] if p.ndim == 2 else p  # (T,) P(AH) or (T, 2) with class 1 last
         return (q >= cfg.ah_threshold).astype(np.int64)
     return p.astype(np.float32)

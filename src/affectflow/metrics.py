@@ -18,6 +18,9 @@ compared with the paper (HSEmotion ABAW-8, Tables 1-4):
 * AH: binary F1 of the positive class (1 = ambivalence/hesitancy present) at
   frame level, and the same F1 at video level where a video is positive when
   any of its frames is.
+* AH-video (ABAW-10/11 BAH video challenge): macro F1 over the two classes
+  (no A/H, A/H) of one label per video, plus the positive class's F1 and
+  accuracy.
 """
 
 from __future__ import annotations
@@ -36,11 +39,10 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score
 
-from affectflow.datasets import EMI_EMOTIONS, EXPR_CLASSES
+from affectflow.core.vocabulary import AH_CLASSES, EMI_EMOTIONS, EXPR_CLASSES, TASKS
 
 N_EXPR = len(EXPR_CLASSES)
 IGNORE_LABEL = -1
-TASKS = ("expr", "emi", "ah")
 
 log = logging.getLogger("affectflow.metrics")
 
@@ -196,9 +198,30 @@ def ah_scores(true_by_video: Mapping[str, np.ndarray], pred_by_video: Mapping[st
     }
 
 
+def ah_video_scores(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int]) -> dict[str, Any]:
+    """Macro F1 over both classes of one 0/1 label per video (the video challenge's metric), per-class F1,
+    the A/H class's F1 and accuracy."""
+    yt = _labels_1d(y_true, "y_true")
+    yp = _labels_1d(y_pred, "y_pred")
+    _check_same_length(yt, yp)
+    for arr, name in ((yt, "y_true"), (yp, "y_pred")):
+        if arr.size and (arr.min() < 0 or arr.max() > 1):
+            raise ValueError(f"{name}: video A/H labels must be 0 or 1")
+    if yt.size == 0:
+        raise ValueError("no video to score")
+    per = f1_score(yt, yp, labels=[0, 1], average=None, zero_division=0)
+    return {
+        "f1": float(np.mean(per)),
+        "f1_ah": float(per[1]),
+        "accuracy": float(np.mean(yt == yp)),
+        "per_class_f1": {name: float(v) for name, v in zip(AH_CLASSES, per, strict=True)},
+        "n": int(yt.size),
+    }
+
+
 # ---------------------------------------------------------------------- report
 
-MAIN_METRIC = {"expr": "f1", "emi": "pearson_r", "ah": "f1"}
+MAIN_METRIC = {"expr": "f1", "emi": "pearson_r", "ah": "f1", "ah_video": "f1"}
 
 
 @dataclass
@@ -279,6 +302,12 @@ def ah_report(true_by_video, pred_by_video, split: str, config: Mapping[str, Any
     s = ah_scores(true_by_video, pred_by_video)
     m = {"f1": s["f1"], "video_f1": s["video_f1"], "accuracy": s["accuracy"]}
     return MetricReport("ah", split, m, {}, s["n"], dict(config or {}))
+
+
+def ah_video_report(y_true, y_pred, split: str, config: Mapping[str, Any] | None = None) -> MetricReport:
+    s = ah_video_scores(y_true, y_pred)
+    m = {"f1": s["f1"], "f1_ah": s["f1_ah"], "accuracy": s["accuracy"]}
+    return MetricReport("ah_video", split, m, s["per_class_f1"], s["n"], dict(config or {}))
 
 
 # ------------------------------------------------------------------ utilities

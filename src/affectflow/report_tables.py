@@ -38,7 +38,7 @@ class ReportTablesOptions(StageOptions):
     rows: tuple[str, ...] = wiring(())
 
 COLUMNS = ("task", "stage", "name", "metric", "value", "source")
-_PER_CLASS = {"expr": "f1", "emi": "r", "ah": "f1"}
+_PER_CLASS = {"expr": "f1", "emi": "r", "ah": "f1", "ah_video": "f1"}
 
 
 class ReportTableError(ValueError):

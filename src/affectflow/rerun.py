@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from affectflow.core.vocabulary import TASKS
 from affectflow.options import StageOptions, canonical, canonical_json
 
 
@@ -71,6 +72,8 @@ class Stage:
     rules: tuple[str, ...]
     downstream: str = ""
     triggers: str = ""  # what else is in the key, for the docs
+    #: the unit fields the stage reads (its key's units digest covers only these; None = all)
+    unit_fields: tuple[str, ...] | None = None
 
     def version(self) -> int:
         """Read at call time, so the module's constant is the one source."""
@@ -82,14 +85,17 @@ class Stage:
 
 #: every stage of the workflow, by the name its outputs' provenance carries
 _AFTER_LEARN = "fuse, submissions, metric table"
+# what decoding and face detection read of a unit: a new label file or split never reruns them
+_VIDEO_FIELDS = ("video_id", "path", "side")
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("units", "affectflow.datasets", "UnitsOptions", ("units",), f"learn, {_AFTER_LEARN}",
           "the videos and label files that `datasets` and `n_shards` give"),
     Stage("media", "affectflow.media", "MediaOptions", ("media",), "every later stage",
-          "a video of the shard added, removed or changed"),
+          "a video of the shard added, removed or changed (not its labels or split)", _VIDEO_FIELDS),
     Stage("faces", "affectflow.faces.stage", "FacesOptions", ("faces",),
           f"contact sheets, face features, problems table, learn and {_AFTER_LEARN} of sets with a face model",
-          "a video of the shard added, removed or changed; the detector's weights"),
+          "a video of the shard added, removed or changed (not its labels or split); the detector's weights",
+          _VIDEO_FIELDS),
     Stage("contact_sheets", "affectflow.faces.contact_sheet", "ContactSheetOptions", ("contact_sheets",), ""),
     Stage("models", "affectflow.model_manifest", "ModelOptions", ("fetch_model",),
           f"that model's feature jobs (transcripts: and their text features), learn and {_AFTER_LEARN} of "
@@ -106,7 +112,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("predictions", "affectflow.learn.stage", "LearnOptions", ("learn",),
           "fusions of that set, submissions, metric table"),
     Stage("fused", "affectflow.fuse_stage", "FuseOptions", ("fuse",), "submissions (of submit_fusion), metric table"),
-    Stage("submissions", "affectflow.submit_stage", "SubmitOptions", ("submit_expr", "submit_emi", "submit_ah"), ""),
+    Stage("submissions", "affectflow.submit_stage", "SubmitOptions", tuple(f"submit_{t}" for t in TASKS), ""),
     Stage("report_tables", "affectflow.report_tables", "ReportTablesOptions", ("report_tables",), ""),
 )}
 
@@ -133,9 +139,12 @@ def rerun_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def units_digest(units: Iterable[Any]) -> str:
-    """sha256 of the units (their fields, in their order): a video added, removed or moved changes it."""
+def units_digest(units: Iterable[Any], fields: Sequence[str] | None = None) -> str:
+    """sha256 of the units (their ``fields``, default all, in their order): a video added, removed or moved
+    changes it."""
     rows = [vars(u) if not isinstance(u, Mapping) else dict(u) for u in units]
+    if fields is not None:
+        rows = [{f: r.get(f, "") for f in fields} for r in rows]
     return hashlib.sha256(canonical_json(rows).encode()).hexdigest()
 
 
@@ -152,7 +161,7 @@ def stage_key(stage: str, options: StageOptions, *, expected: str | None = None,
     spec = STAGES[stage]
     version = spec.version()
     opts = options.output_options()
-    digest = units_digest(units) if units is not None else ""
+    digest = units_digest(units, spec.unit_fields) if units is not None else ""
     if expected is None:
         return RerunKey(stage, version, opts, canonical(dict(models or {})), digest)
     key = RerunKey.parse(expected)

@@ -9,12 +9,17 @@
   one row per video.
 * **AH** (BAH, ABAW-8 frame level): one text file, no header, one line per
   frame ``<video path as in the test list>/frame-<i>.jpg,<0|1>`` (0-based).
+* **AH-video** (BAH, ABAW-10/11 video level): one text file, no header, one
+  line per video ``<video path as in the test list>,<0|1>`` (the split files'
+  own ``<path>,<class>`` form).
 
 With the organisers' example file for the test set (a **template**, config
 ``submission_template``), an EXPR or AH submission has exactly the template's
 lines in the template's order, each taking the prediction of that frame of the
-video (a template frame past the video's last frame takes the last frame's).
-Without one, every frame of every video is written. :func:`check_submission`
+video (a template frame past the video's last frame takes the last frame's);
+an AH-video template is the test list (``split/test.txt`` or any file whose
+lines start with the video path), and the submission lists its videos in its
+order. Without one, every frame of every video (every video) is written. :func:`check_submission`
 validates a file (header, line format, values, ids and line count, against a
 template when given) and says what is wrong; the writers check what they write
 before it replaces anything, and files are written atomically.
@@ -33,17 +38,25 @@ from pathlib import Path
 
 import numpy as np
 
-from affectflow.metrics import EMI_EMOTIONS, EXPR_CLASSES, atomic_write_text
+from affectflow.core.vocabulary import EMI_EMOTIONS, EXPR_CLASSES, TASKS
+from affectflow.metrics import atomic_write_text
 
 log = logging.getLogger("affectflow.submissions")
 
 EXPR_HEADER = "image_location," + ",".join(EXPR_CLASSES)
 EMI_HEADER = ("Filename", *EMI_EMOTIONS)
 FRAME_TASKS = ("expr", "ah")
+TEMPLATE_TASKS = ("expr", "ah", "ah_video")
+#: the file each task's submission is written to, in ``submissions/<task>/``
+SUBMISSION_FILES = {"expr": "expr_predictions.txt", "emi": "emi_predictions.csv", "ah": "ah_predictions.txt",
+                    "ah_video": "ah_video_predictions.txt"}
 _LINE = {
     "expr": re.compile(r"^(?P<video>.+)/(?P<frame>\d{5})\.jpg,(?P<value>-?\d+)$"),
     "ah": re.compile(r"^(?P<video>.+)/frame-(?P<frame>\d+)\.jpg,(?P<value>-?\d+)$"),
 }
+_VIDEO_LINE = re.compile(r"^(?P<video>[^,]+),(?P<value>-?\d+)$")
+# first fields of a header line in a video list (the split files have none; hand-made lists may)
+_VIDEO_LIST_HEADERS = ("video_path", "path", "video", "filename")
 _LOCATION = {
     "expr": re.compile(r"^(?P<video>.+)/(?P<frame>\d{5})\.jpg$"),
     "ah": re.compile(r"^(?P<video>.+)/frame-(?P<frame>\d+)\.jpg$"),
@@ -93,7 +106,7 @@ def _order(predictions: Mapping[str, object], video_order: Sequence[str] | None)
 
 @dataclass(frozen=True)
 class Template:
-    """The organisers' example file of a frame task: every line's video (as they name it) and frame."""
+    """The organisers' example file: every line's video (as they name it) and frame (0 for AH-video)."""
 
     task: str
     path: str
@@ -104,14 +117,17 @@ class Template:
 
 
 def read_template(task: str, path: str | os.PathLike[str]) -> Template:
-    """Parse the organisers' example submission (its image locations; any values after them are ignored)."""
-    if task not in FRAME_TASKS:
-        raise SubmissionError(f"templates are for frame tasks {FRAME_TASKS}, not {task!r}")
+    """Parse the organisers' example submission (its image locations, or for AH-video the video paths that
+    start its lines; any values after them are ignored)."""
+    if task not in TEMPLATE_TASKS:
+        raise SubmissionError(f"templates are for tasks {TEMPLATE_TASKS}, not {task!r}")
     p = Path(path)
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
+        lines = p.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
         raise SubmissionError(f"{p}: cannot read the submission template ({e})") from None
+    if task == "ah_video":
+        return _video_template(p, lines)
     start = 0
     if task == "expr":
         if not lines or not lines[0].startswith("image_location"):
@@ -130,6 +146,22 @@ def read_template(task: str, path: str | os.PathLike[str]) -> Template:
     if not rows:
         raise SubmissionError(f"{p}: the template lists no frame")
     return Template(task, str(p), tuple(rows))
+
+
+def _video_template(p: Path, lines: list[str]) -> Template:
+    rows: list[tuple[str, int]] = []
+    seen: dict[str, int] = {}
+    for i, line in enumerate(lines, start=1):
+        video = line.split(",", 1)[0].strip()
+        if not video or (not rows and video.lower() in _VIDEO_LIST_HEADERS):
+            continue
+        if video in seen:
+            raise SubmissionError(f"{p}:{i}: video {video!r} again (first on line {seen[video]})")
+        seen[video] = i
+        rows.append((video, 0))
+    if not rows:
+        raise SubmissionError(f"{p}: the template lists no video")
+    return Template("ah_video", str(p), tuple(rows))
 
 
 def match_template_videos(template: Template, video_ids: Sequence[str]) -> dict[str, str]:
@@ -220,6 +252,52 @@ def write_ah_submission(
     return _write_checked("ah", path, format_frame_submission("ah", predictions, template, video_order), template)
 
 
+def format_video_submission(
+    predictions: Mapping[str, int | Sequence[int] | np.ndarray],
+    template: Template | None = None,
+    video_order: Sequence[str] | None = None,
+) -> str:
+    """The text of an AH-video submission: ``<video>,<0|1>`` per video (the template's names and order)."""
+    if not predictions:
+        raise SubmissionError("no predictions to write")
+    labels = {v: int(_labels(v, np.atleast_1d(np.asarray(a)).ravel()[:1], 2, "AH-video")[0])
+              for v, a in predictions.items()}
+    if template is None:
+        names = {v: v for v in _order(predictions, video_order)}
+    else:
+        names = match_template_videos(template, list(predictions))
+    buf = io.StringIO()
+    for name, vid in names.items():
+        _check_video_id(name)
+        buf.write(f"{name},{labels[vid]}\n")
+    return buf.getvalue()
+
+
+def write_ah_video_submission(
+    path: str | os.PathLike[str],
+    predictions: Mapping[str, int | Sequence[int] | np.ndarray],
+    *,
+    template: Template | None = None,
+    video_order: Sequence[str] | None = None,
+) -> Path:
+    """Write one 0/1 A/H decision per video (BAH video-level challenge format), checked, atomically."""
+    text = format_video_submission(predictions, template, video_order)
+    return _write_checked("ah_video", path, text, template)
+
+
+def read_ah_video_submission(path: str | os.PathLike[str]) -> dict[str, int]:
+    """Parse a (valid) AH-video submission back into ``{video: 0/1}`` (file order)."""
+    problems = check_submission("ah_video", path)
+    if problems:
+        raise SubmissionError(f"{path}: " + "; ".join(problems[:5]))
+    out = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        m = _VIDEO_LINE.match(line)
+        if m:
+            out[m["video"]] = int(m["value"])
+    return out
+
+
 def _read_frames(task: str, path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     problems = check_submission(task, path)
     if problems:
@@ -251,8 +329,10 @@ def check_submission_text(task: str, text: str, template: Template | None = None
     """What is wrong with submission ``text`` for ``task`` (an empty list when nothing is)."""
     if task == "emi":
         return _check_emi(text)
+    if task == "ah_video":
+        return _check_videos(text, template)
     if task not in FRAME_TASKS:
-        return [f"unknown task {task!r}"]
+        return [f"unknown task {task!r}; one of {TASKS}"]
     lines = text.splitlines()
     problems: list[str] = []
     if task == "expr":
@@ -302,6 +382,33 @@ def check_submission(task: str, path: str | os.PathLike[str], template: str | os
     if template is not None and not isinstance(template, Template):
         template = read_template(task, template)
     return check_submission_text(task, text, template)
+
+
+def _check_videos(text: str, template: Template | None) -> list[str]:
+    problems: list[str] = []
+    rows: list[str] = []
+    seen: dict[str, int] = {}
+    for i, line in enumerate(text.splitlines(), start=1):
+        m = _VIDEO_LINE.match(line)
+        if not m:
+            problems.append(f"line {i}: expected <video>,<0|1> (no header), got {line!r}")
+            continue
+        if m["value"] not in ("0", "1"):
+            problems.append(f"line {i}: value {m['value']} is not 0 or 1")
+        if m["video"] in seen:
+            problems.append(f"line {i}: video {m['video']!r} again (first on line {seen[m['video']]})")
+        seen.setdefault(m["video"], i)
+        rows.append(m["video"])
+    if not rows and not problems:
+        problems.append("no prediction line")
+    if template is not None:
+        want = template.videos()
+        if len(rows) != len(want):
+            problems.append(f"{len(rows)} videos for the template's {len(want)}")
+        bad = next((k for k, (a, b) in enumerate(zip(rows, want, strict=False)) if a != b), None)
+        if bad is not None:
+            problems.append(f"video {bad + 1} is {rows[bad]!r}, the template has {want[bad]!r} there")
+    return problems
 
 
 def _check_emi(text: str) -> list[str]:

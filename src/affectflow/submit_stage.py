@@ -3,7 +3,8 @@
 One call (:func:`run_submit`) per task, from ``workflow/scripts/submit.py``, with
 the writers of :mod:`affectflow.submissions` (formats, templates, checks):
 EXPR and AH one line per frame (all frames, or exactly the frames of the
-organisers' template), EMI one row per video. Frames without a decision
+organisers' template), EMI one row per video, AH-video one line per video (the
+template's videos in its order, when given). Frames without a decision
 (stored as -1, or a shorter decision vector whose frames are listed in
 ``frame_index``) take the decision of the nearest decided frame. A test video
 of the units table that has no fused prediction (a stage skipped it) is named
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from affectflow.core.vocabulary import TASKS
 from affectflow.options import StageOptions, one_of, wiring
 from affectflow.stage_io import ShardSet, StageInputError, fill_nearest, media_frames
 from affectflow.store import ShardReader
@@ -28,6 +30,7 @@ from affectflow.submissions import (
     SubmissionError,
     read_template,
     write_ah_submission,
+    write_ah_video_submission,
     write_emi_submission,
     write_expr_submission,
 )
@@ -35,7 +38,6 @@ from affectflow.units import UnitsTable
 
 log = logging.getLogger("affectflow.submit")
 
-TASKS = ("expr", "emi", "ah")
 #: bump when submission files change for the same fused predictions (docs/reruns.md)
 STAGE_VERSION = 2  # 2: AH in the ABAW-8 single-file format; organisers' templates
 
@@ -113,6 +115,10 @@ def run_submit(
     if task == "emi":
         preds = {v: np.asarray(records[v].arrays["decisions"], dtype=np.float64).ravel() for v in order}
         path = write_emi_submission(out_path, preds, video_order=order)
+    elif task == "ah_video":
+        decisions = {v: np.asarray(records[v].arrays["decisions"]).ravel() for v in order}
+        path = write_ah_video_submission(out_path, decisions, video_order=order,
+                                         template=read_template(task, template) if template else None)
     else:
         preds = {}
         try:

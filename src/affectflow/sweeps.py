@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from affectflow.core.vocabulary import SPLITS, TASKS, is_video_task
 from affectflow.fusion import PostConfig, predict_videos
-from affectflow.metrics import MetricReport, ah_report, atomic_write_text, emi_report, expr_report
-from affectflow.units import SPLITS
+from affectflow.metrics import MetricReport, ah_report, ah_video_report, atomic_write_text, emi_report, expr_report
 
 SELECTION_SPLIT = "val"
 
@@ -62,8 +62,8 @@ class SplitDataset:
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
-        if self.task not in ("expr", "ah", "emi"):
-            raise ValueError(f"task must be expr, ah or emi, got {self.task!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if not self.labels:
             raise ValueError("no labelled video in the dataset")
         vids = set(self.labels)
@@ -71,7 +71,7 @@ class SplitDataset:
             if set(per_video) != vids:
                 extra, missing = sorted(set(per_video) - vids)[:3], sorted(vids - set(per_video))[:3]
                 raise ValueError(f"source {name!r}: videos differ from the labels (extra {extra}, missing {missing})")
-            if self.task != "emi":
+            if not is_video_task(self.task):
                 for v in vids:
                     if len(per_video[v]) != len(self.labels[v]):
                         raise ValueError(
@@ -99,6 +99,9 @@ def evaluate(dataset: SplitDataset, cfg: PostConfig) -> MetricReport:
         return expr_report(yt, yp, dataset.split, conf)
     if dataset.task == "ah":
         return ah_report({v: dataset.labels[v] for v in vids}, preds, dataset.split, conf)
+    if dataset.task == "ah_video":
+        yt = np.concatenate([np.asarray(dataset.labels[v]).ravel() for v in vids])
+        return ah_video_report(yt, np.concatenate([np.ravel(preds[v]) for v in vids]), dataset.split, conf)
     yt = np.stack([np.asarray(dataset.labels[v], dtype=np.float64) for v in vids])
     yp = np.stack([preds[v] for v in vids])
     return emi_report(yt, yp, dataset.split, conf)

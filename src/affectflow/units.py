@@ -14,11 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-TASKS = ("expr", "emi", "ah")
-SPLITS = ("train", "val", "test")
+from affectflow.core.vocabulary import SPLITS, TASKS
+
 COLUMNS = ("video_id", "path", "split", "shard", *(f"{t}_labels" for t in TASKS), "side")
 #: columns a units table may lack (tables written before they existed, hand-made tables)
-OPTIONAL_COLUMNS = ("side",)
+OPTIONAL_COLUMNS = ("ah_video_labels", "side")
 
 
 class UnitsError(ValueError):
@@ -44,6 +44,7 @@ class Unit:
     expr_labels: str = ""
     emi_labels: str = ""
     ah_labels: str = ""
+    ah_video_labels: str = ""  # the BAH split file that holds the video's 0/1 label
     side: str = ""  # "left" / "right": the person of a two-person video this unit is (Aff-Wild2 _left/_right)
 
     def labels(self, task: str) -> str:

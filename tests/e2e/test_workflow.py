@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from affectflow.core.vocabulary import TASKS
 from affectflow.faces.stage import FacesOptions
 from affectflow.store import ShardReader
 from affectflow.units import UnitsTable
@@ -130,7 +131,7 @@ def test_new_weights_of_one_face_model_rerun_its_jobs_only(done):
         assert feats and all("/enet_b0_8_best_vgaf/" in o for o in feats)
         assert len(feats) == len(UnitsTable.read_tsv(done.results() / "units.tsv").shards())
         learns = {o for r, o in jobs if r == "learn"}
-        assert learns == {f"results/demo/models/{t}/enet/metrics.json" for t in ("expr", "emi", "ah")}
+        assert learns == {f"results/demo/models/{t}/enet/metrics.json" for t in TASKS}
         # the fusion uses fer and text, not enet: it does not rerun
         assert _rules(jobs) == {"fetch_model", "face_features", "learn", "report_tables"}
 
@@ -185,15 +186,23 @@ def test_adding_one_video_reruns_its_shard_and_the_dataset_stages(done, tmp_path
 
 
 def test_learn_fuse_submit_report_outputs(done):
-    """The whole learn -> fuse -> submit -> report path ran for all three tasks."""
+    """The whole learn -> fuse -> submit -> report path ran for all four tasks, and each submission checks."""
     import json
 
     import pandas as pd
 
-    from affectflow.submissions import check_submission, read_ah_submission, read_emi_submission, read_expr_submission
+    from affectflow.submissions import (
+        SUBMISSION_FILES,
+        check_submission,
+        read_ah_submission,
+        read_ah_video_submission,
+        read_emi_submission,
+        read_expr_submission,
+    )
 
     res = done.results()
-    for task in ("expr", "emi", "ah"):
+    assert tuple(done.config()["tasks"]) == TASKS
+    for task in TASKS:
         for fs in done.config()["feature_sets"]:
             report = json.loads((res / "models" / task / fs / "metrics.json").read_text())
             assert report["task"] == task and report["split"] == "val"
@@ -210,10 +219,14 @@ def test_learn_fuse_submit_report_outputs(done):
     assert set(emi) == test_ids
     ah = res / "submissions" / "ah" / "ah_predictions.txt"
     assert set(read_ah_submission(ah)) == test_ids
-    for task, path in (("expr", "expr/expr_predictions.txt"), ("emi", "emi/emi_predictions.csv"), ("ah", ah)):
-        assert check_submission(task, res / "submissions" / path) == [], task
+    # one line per video; the demo's hesitant test video (laughing_03) is in it like the other
+    assert set(read_ah_video_submission(res / "submissions" / "ah_video" / "ah_video_predictions.txt")) == test_ids
+    for task in TASKS:
+        assert check_submission(task, res / "submissions" / task / SUBMISSION_FILES[task]) == [], task
     table = pd.read_csv(res / "metrics.csv")
-    assert set(table["task"]) == {"expr", "emi", "ah"}
+    assert set(table["task"]) == set(TASKS)
+    video = table[(table["task"] == "ah_video") & (table["metric"] == "f1")]
+    assert len(video) and video["value"].between(0, 1).all()
     assert table["name"].str.contains("stand-in weights").any()  # stand-in rows say so
     assert not table[table["name"].str.startswith("learn/expr/fer")]["name"].str.contains("stand-in").any()
     done.run("--report", str(res / "report.html"))

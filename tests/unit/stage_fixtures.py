@@ -99,6 +99,7 @@ def make_world(
     labels = root / "labels"
     recs: dict[str, list[list[VideoRecord]]] = {k: [[], []] for k in ("media", "face", "audio", "text")}
     units, emi_rows = [], {"train": [], "val": []}
+    bah_video_rows: dict[str, list[str]] = {"train": [], "val": []}  # BAH video level: <path>,<0|1>,<text>
     for i, vid in enumerate(ids):
         split = vid.split("_")[0]
         shard = i % 2
@@ -160,6 +161,7 @@ def make_world(
             unit["expr_labels"] = str(write_expr(labels / "EXPR", d, vid, expr.tolist()))
             unit["ah_labels"] = str(write_ah(labels / "AH", d, vid, ah.tolist()))
             emi_rows[split].append([vid, *(f"{x:.5f}" for x in emi)])
+            bah_video_rows[split].append(f"{vid}.mp4,{int(ah.any())},")
         units.append(unit)
     for split, name in (("train", "train_split.csv"), ("val", "valid_split.csv")):
         if emi_rows[split]:
@@ -167,6 +169,14 @@ def make_world(
             for u in units:
                 if u["split"] == split:
                     u["emi_labels"] = str(csv)
+    for split, rows in bah_video_rows.items():
+        if rows:
+            split_file = labels / "AH_video" / "split" / f"{split}.txt"
+            split_file.parent.mkdir(parents=True, exist_ok=True)
+            split_file.write_text("".join(f"{r}\n" for r in rows), encoding="utf-8")
+            for u in units:
+                if u["split"] == split:
+                    u["ah_video_labels"] = str(split_file)
     UnitsTable([Unit(**u) for u in units]).write_tsv(w.units_tsv)
 
     stages = {"media": ("media", ""), "face": ("face_features", "synth_face"),

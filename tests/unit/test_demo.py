@@ -124,6 +124,20 @@ def test_splits_are_shared_and_big_enough(built: Path):
         expr = set().union(*(set(_label_file(built, "EXPR", v, split).read_text().split()[1:])
                              for v in by_split[split]))
         assert len(expr - {"-1"}) >= 3, split
+    # BAH's video level: the same split, a label per video agreeing with the frame labels, both classes
+    from affectflow.datasets import read_ah_video_label
+
+    for split in ("train", "val", "test"):
+        lines = (built / "labels" / "AH_video" / "split" / f"{split}.txt").read_text().splitlines()
+        files = {line.split(",")[0] for line in lines}
+        assert {Path(f).stem for f in files} == by_split[split]
+        if split != "test":
+            labels = {v: read_ah_video_label(built / "labels" / "AH_video" / "split" / f"{split}.txt", v)
+                      for v in by_split[split]}
+            assert set(labels.values()) == {0, 1}, split
+            for v, y in labels.items():
+                frames = _label_file(built, "AH", v, split).read_text().split()[1:]
+                assert y == int("1" in frames), v
 
 
 def test_no_audio_and_short_audio_videos(built: Path, manifest: dict):

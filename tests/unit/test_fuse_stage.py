@@ -301,3 +301,32 @@ def test_three_sets_use_given_weights_without_w_sweep(learned, tmp_path):
     assert "a+b+c" in names
     with pytest.raises(FuseError, match="2 values for 3 feature sets"):
         run_fuse("expr", w.units_tsv, w.media, preds, None, tmp_path / "g", {"weights": [1, 1]})
+
+
+def test_fuse_and_submit_ah_video_one_line_per_video(tmp_path):
+    from affectflow.submissions import check_submission, read_ah_video_submission
+
+    w = make_world(tmp_path / "w", n_train=16, n_val=8, n_test=3, frames=(20, 30), seed=5)
+    preds = {name: run_learn("ah_video", w.units_tsv, w.media, fs, tmp_path / "m" / name, CFG).predictions
+             for name, fs in (("face", {F: w.features[F]}), ("text", {T: w.features[T]}))}
+    res = run_fuse("ah_video", w.units_tsv, w.media, preds, None, tmp_path / "f", {"k": K})
+    files = sorted(p.name for p in res.files)
+    assert "sweep_k.csv" not in files and "sweep_w.csv" in files  # one prediction per video: no smoothing
+    assert res.chosen.task == "ah_video" and res.chosen.k == 1
+    assert res.report.main == "f1" and res.report.score > 0.75
+    rows = json.loads((tmp_path / "f" / "metrics.json").read_text())["rows"]
+    assert any(r["chosen"] for r in rows)
+    recs, prov = fused_records(tmp_path / "f" / "test_predictions.h5")
+    assert prov.config["task"] == "ah_video" and sorted(recs) == w.videos("test")
+    assert all(r.arrays["decisions"].shape == (1,) for r in recs.values())
+
+    sub = run_submit("ah_video", w.units_tsv, tmp_path / "f" / "test_predictions.h5", w.media, tmp_path / "v.txt")
+    assert sub.read_text().splitlines() == [f"{v},{int(recs[v].arrays['decisions'][0])}" for v in w.videos("test")]
+    assert read_ah_video_submission(sub) == {v: int(recs[v].arrays["decisions"][0]) for v in w.videos("test")}
+    # with the organisers' test list as template: their paths, their order
+    listed = [f"Videos/p{i}/{v}.mp4" for i, v in enumerate(reversed(w.videos("test")))]
+    (tmp_path / "test.txt").write_text("".join(f"{p},,some words, with commas\n" for p in listed), encoding="utf-8")
+    sub = run_submit("ah_video", w.units_tsv, tmp_path / "f" / "test_predictions.h5", w.media, tmp_path / "t.txt",
+                     template=tmp_path / "test.txt")
+    assert [line.split(",")[0] for line in sub.read_text().splitlines()] == listed
+    assert check_submission("ah_video", sub, tmp_path / "test.txt") == []

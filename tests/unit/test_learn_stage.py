@@ -173,3 +173,26 @@ def test_fill_nearest_known_answer():
     np.testing.assert_array_equal(fill_nearest(np.eye(2), [0, 3], 4), [[1, 0], [1, 0], [0, 1], [0, 1]])
     with pytest.raises(ValueError):
         fill_nearest(np.zeros(0), [], 3)
+
+
+def test_ah_video_head_on_pooled_features_and_the_video_classifier(tmp_path):
+    w = make_world(tmp_path / "w", n_train=16, n_val=8, n_test=2, frames=(20, 30), seed=5)
+    res = run_learn("ah_video", w.units_tsv, w.media, feats(w, F, T), tmp_path / "ahv", CFG)
+    head = load_head(res.head)
+    cols = {name: [a, b] for name, a, b in head.extra["feature_columns"]}
+    assert cols[F] == [0, 4 * FACE_DIM] and cols[T][1] - cols[T][0] == 4 * TEXT_DIM  # STAT descriptors
+    assert head.task == "ah_video" and head.extra["learn_config"]["text_fill"] == "nearest"
+    preds, _, prov = read_predictions(res.predictions)
+    assert prov.config["task"] == "ah_video"
+    assert sorted(preds) == sorted(w.videos("val") + w.videos("test"))
+    for rec in preds.values():
+        assert rec.arrays["posteriors"].shape == (1,) and 0.0 <= rec.arrays["posteriors"][0] <= 1.0
+        assert "predicted" not in rec.arrays and rec.attrs["video_keep"] in (0, 1)
+    # the planted text direction says which videos have A/H: both the head and the classifier find it
+    truth = {v: int(w.ah[v].any()) for v in w.videos("val")}
+    assert res.report.task == "ah_video" and res.report.main == "f1"
+    assert set(res.report.per_class) == {"no A/H", "A/H"} and res.report.n == len(truth)
+    assert res.report.score > 0.75, res.report.metrics  # macro F1; a constant answer scores <= 0.5
+    assert res.report.metrics["video_classifier_f1"] > 0.75
+    vc = VideoAHClassifier.load(res.video_classifier)
+    assert vc.meta["fitted"] and vc.meta["source"] == "text"

@@ -120,3 +120,21 @@ def test_report_json_roundtrip(tmp_path):
     assert a.metrics["video_f1"] == 1.0 and a.split == "test"
     with pytest.raises(ValueError):
         MetricReport("va", "val", {})
+
+
+def test_ah_video_is_macro_f1_over_both_classes():
+    from affectflow.metrics import ah_video_report, ah_video_scores
+
+    yt, yp = [1, 1, 0, 0, 0], [1, 0, 0, 0, 1]
+    s = ah_video_scores(yt, yp)
+    # A/H: precision 1/2, recall 1/2 -> 0.5; no A/H: precision 2/3, recall 2/3 -> 2/3
+    assert s["f1"] == pytest.approx((0.5 + 2 / 3) / 2) == pytest.approx(f1_score(yt, yp, average="macro"))
+    assert s["f1_ah"] == pytest.approx(0.5) and s["accuracy"] == pytest.approx(0.6)
+    # a constant answer gets at most 0.5: the class it never says scores 0
+    assert ah_video_scores(yt, [1] * 5)["f1"] == pytest.approx((2 * 0.4 / 1.4) / 2)
+    r = ah_video_report(yt, yp, "val")
+    assert (r.task, r.main, r.score, r.n) == ("ah_video", "f1", s["f1"], 5)
+    assert r.per_class == {"no A/H": pytest.approx(2 / 3), "A/H": pytest.approx(0.5)}
+    for bad in (([0, 2], [0, 1]), ([], []), ([0, 1], [0])):
+        with pytest.raises(ValueError):
+            ah_video_scores(*bad)

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
+from affectflow.core.vocabulary import TASKS
 from affectflow.datasets import build_units
 from affectflow.options import OptionsError, StageOptions, canonical, canonical_json
 from affectflow.rerun import STAGES, WORKFLOW_RUNTIME, RerunKey, RerunKeyError, WorkflowKeys, rerun_table, stage_key
@@ -90,7 +91,7 @@ def test_every_stage_declares_a_version_and_an_options_class() -> None:
 def test_all_rules_of_the_workflow_are_stages() -> None:
     """Every rule but the target has a stage (and so a version and an options class)."""
     text = "\n".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
-    declared = set(re.findall(r"^rule (\w+):", text, re.M)) | {f"submit_{t}" for t in ("expr", "emi", "ah")}
+    declared = set(re.findall(r"^rule (\w+):", text, re.M)) | {f"submit_{t}" for t in TASKS}
     assert declared == {r for s in STAGES.values() for r in s.rules}
     # and every rule's only compared parameter is its key (media and faces add their work list)
     for block in re.split(r"\n(?=\s*rule)", text):
@@ -301,3 +302,25 @@ def test_readme_rerun_table_is_the_declared_one() -> None:
         cls = stage.options_class()
         for field in cls.config_fields():
             assert f"`{cls.config_key(field)}`" in block, (stage.name, field)
+
+
+def test_media_and_faces_keys_cover_what_they_read_of_a_unit_not_its_labels() -> None:
+    """A new label file, task or split for a video never re-decodes it or re-detects its faces; another path or
+    side does."""
+    import dataclasses
+
+    from affectflow.faces.stage import FacesOptions
+    from affectflow.media import MediaOptions
+    from affectflow.units import Unit
+
+    u = Unit("v", "videos/v.mp4", "train", "s0000")
+    same = [dataclasses.replace(u, ah_video_labels="bah/split/train.txt", expr_labels="x.txt", split="val")]
+    moved = [dataclasses.replace(u, path="other/v.mp4")]
+    side = [dataclasses.replace(u, side="left")]
+    for stage, opts in (("media", MediaOptions()), ("faces", FacesOptions())):
+        key = stage_key(stage, opts, units=[u]).text
+        assert stage_key(stage, opts, units=same).text == key, stage
+        assert stage_key(stage, opts, units=moved).text != key and stage_key(stage, opts, units=side).text != key
+    # the units table's own key covers every column
+    assert stage_key("units", STAGES["units"].options_class()(), units=[u]).text != stage_key(
+        "units", STAGES["units"].options_class()(), units=same).text

@@ -122,6 +122,11 @@ def test_emi_csv_roundtrip_exact(tmp_path):
     ("ah", "v/frame-0.jpg,0\nv/frame-0.jpg,1\n", "without gaps, repeats"),
     ("emi", "Filename,Joy\n", "line 1 must be"),
     ("emi", "Filename,Admiration,Amusement,Determination,Empathic Pain,Excitement,Joy\na,1,1,1,1,1\n", "6 columns"),
+    ("ah_video", "video_path,label\nv.mp4,1\n", "line 1: expected <video>,<0|1> (no header)"),
+    ("ah_video", "v.mp4,2\n", "line 1: value 2 is not 0 or 1"),
+    ("ah_video", "v.mp4,1\nw.mp4,0\nv.mp4,0\n", "line 3: video 'v.mp4' again (first on line 1)"),
+    ("ah_video", "v.mp4/frame-0.jpg\n", "line 1: expected <video>,<0|1>"),
+    ("ah_video", "", "no prediction line"),
 ])
 def test_checker_says_what_is_wrong(tmp_path, task, text, problem):
     path = tmp_path / "sub.txt"
@@ -144,3 +149,27 @@ def test_checker_against_a_template_and_from_the_command_line(tmp_path, capsys):
     assert "valid" in capsys.readouterr().out
     assert main(["submission", "check", "ah", str(short), "--template", str(template)]) == 1
     assert "2 lines for the template's 3" in capsys.readouterr().out
+
+
+def test_ah_video_one_line_per_video_and_the_test_list_as_template(tmp_path):
+    from affectflow.submissions import read_ah_video_submission, write_ah_video_submission
+
+    preds = {"b": np.array([1]), "a": 0, "c d": [1]}
+    path = write_ah_video_submission(tmp_path / "v.txt", preds)
+    assert path.read_text() == "a,0\nb,1\nc d,1\n"  # no header, sorted ids without a template
+    assert read_ah_video_submission(path) == {"a": 0, "b": 1, "c d": 1}
+    # the organisers' split/test.txt: <path>,<label or nothing>,<transcript with commas>; their order wins
+    test_list = tmp_path / "test.txt"
+    test_list.write_text("Videos/9/c d.mp4,,Well, maybe.\nVideos/1/a.mp4,,Yes\nVideos/5/b.mp4,,No, no.\n")
+    path = write_ah_video_submission(tmp_path / "t.txt", preds, template=read_template("ah_video", test_list))
+    assert path.read_text() == "Videos/9/c d.mp4,1\nVideos/1/a.mp4,0\nVideos/5/b.mp4,1\n"
+    assert check_submission("ah_video", path, test_list) == []
+    swapped = tmp_path / "swapped.txt"
+    swapped.write_text("Videos/1/a.mp4,0\nVideos/9/c d.mp4,1\nVideos/5/b.mp4,1\n")
+    assert any("video 1 is 'Videos/1/a.mp4', the template has 'Videos/9/c d.mp4'" in p
+               for p in check_submission("ah_video", swapped, test_list))
+    with pytest.raises(SubmissionError, match="1 template video"):
+        write_ah_video_submission(tmp_path / "x.txt", {"a": 0, "b": 1}, template=read_template("ah_video", test_list))
+    with pytest.raises(SubmissionError, match="predictions must be in 0..1"):
+        write_ah_video_submission(tmp_path / "x.txt", {"a": 2})
+    assert not (tmp_path / "x.txt").exists()

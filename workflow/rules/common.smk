@@ -12,6 +12,7 @@ from affectflow.datasets import build_units
 from affectflow.options import OptionsError
 from affectflow.report_tables import metrics_files
 from affectflow.rerun import WorkflowKeys
+from affectflow.submissions import SUBMISSION_FILES
 from affectflow.units import UnitsError
 from affectflow.workflow_config import ConfigError, check_config
 
@@ -87,9 +88,6 @@ def feature_set_inputs(wildcards):
 
 
 # --- used by report.smk
-
-SUBMISSION_FILES = {"expr": "expr_predictions.txt", "emi": "emi_predictions.csv", "ah": "ah_predictions.txt"}
-
 
 def submission_path(task):
     return f"{OUT}/submissions/{task}/{SUBMISSION_FILES[task]}"

@@ -55,13 +55,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from affectflow.metrics import IGNORE_LABEL, N_EXPR, ah_frame_f1, emi_scores, expr_macro_f1
+from affectflow.core.vocabulary import BINARY_TASKS
+from affectflow.metrics import IGNORE_LABEL, N_EXPR, ah_frame_f1, ah_video_scores, emi_scores, expr_macro_f1
 from affectflow.weights import sha256_file
 
 log = logging.getLogger("affectflow.learn")
 
-HeadTask = Literal["expr", "ah", "emi"]
-HEAD_TASKS: tuple[str, ...] = ("expr", "ah", "emi")
+HeadTask = Literal["expr", "ah", "emi", "ah_video"]
+HEAD_TASKS: tuple[str, ...] = ("expr", "ah", "emi", "ah_video")
 FORMAT_VERSION = 1
 
 
@@ -263,7 +264,7 @@ class TrainedHead:
 def _activation(task: str, logits: torch.Tensor) -> torch.Tensor:
     if task == "expr":
         return torch.softmax(logits, dim=1)
-    if task == "ah":
+    if task in BINARY_TASKS:
         return torch.sigmoid(logits[:, 0])
     return torch.sigmoid(logits)
 
@@ -288,7 +289,7 @@ def _predict(model: MLPHead, task: str, x: np.ndarray, batch_size: int = 65536) 
     outs = [_activation(task, model(xt[i : i + batch_size].to(device))).cpu() for i in range(0, len(xt), batch_size)]
     model.train(was_training)
     if not outs:
-        shape = (0,) if task == "ah" else (0, model.out_dim)
+        shape = (0,) if task in BINARY_TASKS else (0, model.out_dim)
         return np.zeros(shape, dtype=np.float32)
     return torch.cat(outs).numpy()
 
@@ -437,8 +438,10 @@ def train_ah_head(
     *,
     pos_weighted: bool = True,
     threshold: float = 0.5,
+    task: Literal["ah", "ah_video"] = "ah",
 ) -> TrainedHead:
-    """Frame-level binary AH head (one logit, BCE); selection on validation F1 at ``threshold``."""
+    """Binary A/H head (one logit, BCE): rows are frames (``ah``, selected on the A/H class's F1) or videos
+    (``ah_video``, selected on macro F1 over both classes, the video challenge's metric), at ``threshold``."""
     cfg = config or TrainConfig()
     y_tr = np.asarray(y_train).ravel()
     if y_tr.size and not np.isin(y_tr, (0, 1)).all():
@@ -451,11 +454,13 @@ def train_ah_head(
         return bce(logits[:, 0], y)
 
     def metric(y: np.ndarray, p: np.ndarray) -> float:
+        if task == "ah_video":
+            return ah_video_scores(y.astype(np.int64), (p >= threshold).astype(np.int64))["f1"]
         return ah_frame_f1(y.astype(np.int64), (p >= threshold).astype(np.int64))
 
     yv = None if y_val is None else np.asarray(y_val, dtype=np.float32).ravel()
     return _fit(
-        task="ah",
+        task=task,
         x_train=np.asarray(x_train),
         y_train=y_tr.astype(np.float32),
         x_val=x_val,

@@ -18,11 +18,12 @@ What is learned (paper section 3)
 * **EXPR, AH** -- frame level over *all* frames of a video: one row per frame
   (:func:`affectflow.learn.align.align_video`), labels read with the media
   ``n_frames``; EXPR frames labelled -1 are ignored in training and metrics.
-* **EMI** -- video level: per modality the STAT descriptor (mean, std, min,
-  max) of its frame-aligned features, concatenated over modalities. The face
-  part is computed over frames that have a face only (a zero-filled frame is
-  not an observation).
-* **AH video classifier** -- logistic regression on the per-video mean of the
+* **EMI, AH-video** -- video level: per modality the STAT descriptor (mean,
+  std, min, max) of its frame-aligned features, concatenated over modalities.
+  The face part is computed over frames that have a face only (a zero-filled
+  frame is not an observation). AH-video's head is binary (P(A/H) per video,
+  selected on macro F1).
+* **AH video classifier** (AH and AH-video) -- logistic regression on the per-video mean of the
   text segment embeddings (zeros for a video without speech) predicting
   whether the video has any AH frame; without a text modality the mean of the
   frame-aligned feature matrix is used instead (logged). When the training
@@ -61,11 +62,11 @@ Outputs in ``out_dir``
 ----------------------
 ``head.pt`` + ``head.pt.json`` (:func:`~affectflow.learn.heads.save_head`);
 ``predictions.h5`` (store stage ``predictions``, one record per val and test
-video: ``posteriors`` (T, 8) EXPR / (T,) P(AH) / (6,) EMI, ``timestamps``,
+video: ``posteriors`` (T, 8) EXPR / (T,) P(AH) / (6,) EMI / (1,) P(A/H) of the video, ``timestamps``,
 ``predicted`` and ``face_present`` per frame for frame tasks; attrs ``split``,
 ``n_frames``, and for AH ``video_proba``/``video_keep``); ``metrics.json``
 (:class:`~affectflow.metrics.MetricReport` of the val split; AH adds the video
-classifier's val F1); ``video_classifier.json`` for AH.
+classifier's val F1); ``video_classifier.json`` for AH and AH-video.
 
 Videos missing from the media shard or from any modality's shards (a stage
 skipped them) are excluded from training and prediction alike and listed in
@@ -88,7 +89,8 @@ from typing import Any
 
 import numpy as np
 
-from affectflow.datasets import read_ah_labels, read_emi_labels, read_expr_labels
+from affectflow.core.vocabulary import BINARY_TASKS, TASKS, is_video_task
+from affectflow.datasets import read_task_labels
 from affectflow.learn.align import (
     AlignedFeatures,
     TextSegments,
@@ -112,6 +114,8 @@ from affectflow.metrics import (
     MetricReport,
     ah_frame_f1,
     ah_report,
+    ah_video_report,
+    ah_video_scores,
     emi_report,
     expr_report,
 )
@@ -123,7 +127,6 @@ from affectflow.units import Unit, UnitsTable
 
 log = logging.getLogger("affectflow.learn")
 
-TASKS = ("expr", "emi", "ah")
 MODALITY_KINDS = ("face", "audio", "text")
 FEATURE_STAGES = {"face": "face_features", "audio": "audio_features", "text": "text_features"}
 PREDICTIONS_STAGE = "predictions"
@@ -185,7 +188,7 @@ class LearnOptions(StageOptions):
 
     @classmethod
     def config_key(cls, name: str) -> str:
-        return f"learn.*.{name}"  # common, expr, emi or ah
+        return f"learn.*.{name}"  # common or a task
 
     @classmethod
     def from_config(cls, config, **wired):
@@ -225,7 +228,7 @@ def learn_config(task: str, cfg: LearnOptions | Mapping[str, Any] | None, kinds:
     if c["missing_face"] == "auto":
         c["missing_face"] = "carry_last" if set(kinds) == {"face"} else "other_modalities"
     if c["text_fill"] == "auto":
-        c["text_fill"] = "nearest" if task == "emi" else "zeros"
+        c["text_fill"] = "nearest" if is_video_task(task) else "zeros"
     c["train"] = TrainConfig.from_dict(dict(c["train"]))
     c["stat_parts"] = list(c["stat_parts"])
     if not isinstance(c["emi_weights"], str):
@@ -259,12 +262,12 @@ class _Video:
 
     unit: Unit
     frame_times: np.ndarray
-    x: np.ndarray  # frame rows (frame tasks) or (1, D) descriptor (EMI)
+    x: np.ndarray  # frame rows (frame tasks) or (1, D) descriptor (video tasks)
     aligned: AlignedFeatures | None  # frame tasks
     face_present: np.ndarray  # (n_frames,)
     video_vec: np.ndarray | None  # AH video-classifier input
     columns: dict[str, list[int]] = field(default_factory=dict)  # modality -> [start, stop) of x
-    y: np.ndarray | None = None  # labels (all frames / 6 intensities); None for test
+    y: np.ndarray | None = None  # labels (all frames / 6 intensities / the video's 0 or 1); None for test
 
     @property
     def n_frames(self) -> int:
@@ -394,7 +397,7 @@ def run_learn(
     head_path, _ = save_head(head, out / "head.pt")
 
     vc, vc_path = None, None
-    if task == "ah":
+    if task in BINARY_TASKS:
         has_text = any(k == "text" for k in kinds.values())
         vc = _fit_video_classifier(videos["train"], c, has_text)
         if vc.meta.get("fitted"):
@@ -402,7 +405,7 @@ def run_learn(
                 np.stack([v.video_vec for v in videos["val"]])), strict=True)}
             truth = np.array([int(np.any(v.y == 1)) for v in videos["val"]])
             pred = np.array([keep_val[v.unit.video_id] for v in videos["val"]])
-            vc.meta["val_f1"] = ah_frame_f1(truth, pred)
+            vc.meta["val_f1"] = ah_video_scores(truth, pred)["f1"] if task == "ah_video" else ah_frame_f1(truth, pred)
             vc.meta["val_accuracy"] = float(np.mean(truth == pred))
         vc_path = vc.save(out / "video_classifier.json")
 
@@ -453,7 +456,7 @@ def _collect(task: str, units: UnitsTable, media: ShardSet, sources: dict[str, S
             y = None
             if split != "test":
                 try:
-                    y = _labels(task, u, times.shape[0])
+                    y = read_task_labels(task, u.labels(task), vid, times.shape[0])
                 except ValueError as e:
                     if c["on_label_mismatch"] == "skip":
                         excluded.append((vid, f"labels: {e}"))
@@ -473,15 +476,6 @@ def _collect(task: str, units: UnitsTable, media: ShardSet, sources: dict[str, S
     return videos, excluded
 
 
-def _labels(task: str, u: Unit, n_frames: int) -> np.ndarray:
-    path = u.labels(task)
-    if task == "expr":
-        return read_expr_labels(path, n_frames).astype(np.int64)
-    if task == "ah":
-        return read_ah_labels(path, n_frames).astype(np.int64)
-    return read_emi_labels(path, u.video_id).astype(np.float32)
-
-
 def _build_video(task: str, u: Unit, times: np.ndarray, recs: dict[str, VideoRecord], sources: dict[str, ShardSet],
                  kinds: dict[str, str], c: dict[str, Any]) -> _Video | None:
     n = times.shape[0]
@@ -494,7 +488,7 @@ def _build_video(task: str, u: Unit, times: np.ndarray, recs: dict[str, VideoRec
     streams = _streams(other, recs)
     text_mean = _text_mean(streams)
 
-    if task == "emi":
+    if is_video_task(task):
         parts: list[tuple[str, np.ndarray]] = []
         if face is not None:
             rows = face[present]
@@ -516,7 +510,10 @@ def _build_video(task: str, u: Unit, times: np.ndarray, recs: dict[str, VideoRec
         for name, d in parts:
             cols[name] = [start, start + int(d.shape[0])]
             start += int(d.shape[0])
-        return _Video(u, times, x, None, present, None, cols)
+        vec = None
+        if task == "ah_video":  # the video classifier's input, as for AH: mean text embedding, else the descriptor
+            vec = text_mean if text_mean is not None else x[0]
+        return _Video(u, times, x, None, present, None if vec is None else np.asarray(vec, np.float64), cols)
 
     face_name = face_srcs[0][0] if len(face_srcs) == 1 else "face"
     al = align_video(times, face, present if face is not None else None, streams, missing_face=c["missing_face"],
@@ -534,6 +531,8 @@ def _build_video(task: str, u: Unit, times: np.ndarray, recs: dict[str, VideoRec
 def _stack(task: str, vs: list[_Video]) -> tuple[np.ndarray, np.ndarray]:
     if task == "emi":
         return np.concatenate([v.x for v in vs]), np.stack([v.y for v in vs])  # type: ignore[misc]
+    if task == "ah_video":
+        return np.concatenate([v.x for v in vs]), np.concatenate([v.y for v in vs])  # type: ignore[misc]
     x = np.concatenate([v.x for v in vs])
     y = np.concatenate([v.aligned.select(v.y) for v in vs])  # type: ignore[union-attr, arg-type]
     return x, y
@@ -578,8 +577,8 @@ def _train(task: str, x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va
     try:
         if task == "expr":
             return train_expr_head(x_tr, y_tr, x_va, y_va, tc, class_weighted=bool(c["class_weighted"]))
-        if task == "ah":
-            return train_ah_head(x_tr, y_tr, x_va, y_va, tc, pos_weighted=bool(c["class_weighted"]))
+        if task in BINARY_TASKS:
+            return train_ah_head(x_tr, y_tr, x_va, y_va, tc, pos_weighted=bool(c["class_weighted"]), task=task)
         return train_emi_head(x_tr, y_tr, x_va, y_va, tc, emotion_weights=c["emi_weights"])
     except ValueError as e:
         raise LearnError(f"task {task}: training failed: {e}") from None
@@ -591,16 +590,17 @@ def _prior(task: str, y_tr: np.ndarray) -> np.ndarray:
         yy = y_tr[y_tr != IGNORE_LABEL]
         counts = np.bincount(yy, minlength=N_EXPR).astype(np.float64)
         return (counts / max(counts.sum(), 1.0)).astype(np.float32)
-    if task == "ah":
+    if task in BINARY_TASKS:
         return np.asarray(float(np.mean(y_tr)) if y_tr.size else 0.0, dtype=np.float32)
     return np.asarray(y_tr.mean(axis=0), dtype=np.float32)
 
 
 def _predict_video(task: str, head: TrainedHead, v: _Video, stats: tuple[np.ndarray, np.ndarray] | None,
                    prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(posteriors over all frames (or the (6,) EMI vector), predicted mask)."""
-    if task == "emi":
-        return head.predict_proba(_apply(v.x, stats))[0].astype(np.float32), np.ones(v.n_frames, dtype=bool)
+    """(posteriors over all frames (or the (6,) EMI vector, the (1,) AH-video P(A/H)), predicted mask)."""
+    if is_video_task(task):
+        p = np.atleast_1d(head.predict_proba(_apply(v.x, stats))[0]).astype(np.float32)
+        return p, np.ones(v.n_frames, dtype=bool)
     al = v.aligned
     assert al is not None
     rows = head.predict_proba(_apply(v.x, stats)) if v.x.shape[0] else None
@@ -623,8 +623,11 @@ def _report(task: str, vs: list[_Video], post: dict[str, tuple[np.ndarray, np.nd
             yt = np.concatenate([v.y for v in vs])  # type: ignore[misc]
             yp = np.concatenate([post[v.unit.video_id][0] for v in vs])
             return expr_report(yt, yp, "val", conf)
+        thr = float(head.extra.get("threshold", 0.5))
+        if task == "ah_video":
+            return ah_video_report(np.concatenate([v.y for v in vs]),  # type: ignore[misc]
+                                   np.array([int(post[v.unit.video_id][0][0] >= thr) for v in vs]), "val", conf)
         if task == "ah":
-            thr = float(head.extra.get("threshold", 0.5))
             return ah_report({v.unit.video_id: v.y for v in vs},
                              {v.unit.video_id: (post[v.unit.video_id][0] >= thr).astype(np.int64) for v in vs},
                              "val", conf)
@@ -671,7 +674,7 @@ def _write_predictions(path: Path, task: str, videos: dict[str, list[_Video]],
                 for i, v in enumerate(vs):
                     p, predicted = post[v.unit.video_id]
                     arrays = {"posteriors": p, "timestamps": v.frame_times}
-                    if task != "emi":
+                    if not is_video_task(task):
                         arrays.update(predicted=predicted, face_present=v.face_present)
                     attrs: dict[str, Any] = {"split": split, "n_frames": v.n_frames, "task": task}
                     if proba is not None and keep is not None:

@@ -1,0 +1,26 @@
+"""The tasks, their classes and levels: defined once, imported everywhere else.
+
+A task is *frame*-level (one prediction per video frame: EXPR, AH) or
+*video*-level (one per video: EMI's six intensities, AH-video's 0/1).
+Class names are the organisers' spelling and order, the order of every
+posterior column and submission value.
+"""
+
+from __future__ import annotations
+
+EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
+EMI_EMOTIONS = ("Admiration", "Amusement", "Determination", "Empathic Pain", "Excitement", "Joy")
+AH_CLASSES = ("no A/H", "A/H")  # 0 / 1, frame (ah) and video (ah_video) level
+
+#: every task, in the order of the units table's label columns
+TASKS = ("expr", "emi", "ah", "ah_video")
+#: tasks with one prediction per video (the others predict every frame)
+VIDEO_TASKS = ("emi", "ah_video")
+#: binary tasks (one P(A/H) per frame or video, decided by a threshold)
+BINARY_TASKS = ("ah", "ah_video")
+SPLITS = ("train", "val", "test")
+
+
+def is_video_task(task: str) -> bool:
+    """Whether ``task`` predicts one vector per video (no per-frame alignment, smoothing or filtering)."""
+    return task in VIDEO_TASKS

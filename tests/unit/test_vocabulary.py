@@ -1,0 +1,41 @@
+"""The task vocabulary is defined once: the schema, the CLI and every stage use the same lists."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from affectflow.cli import build_parser
+from affectflow.core.vocabulary import BINARY_TASKS, TASKS, VIDEO_TASKS
+from affectflow.datasets import ADAPTERS
+from affectflow.metrics import MAIN_METRIC
+from affectflow.submissions import SUBMISSION_FILES
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _subparser(parser: argparse.ArgumentParser, *names: str) -> argparse.ArgumentParser:
+    for name in names:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+def test_the_schema_lists_the_tasks_and_adapters_the_code_knows() -> None:
+    schema = yaml.safe_load(SCHEMA.read_text())["properties"]
+    assert tuple(schema["tasks"]["items"]["enum"]) == TASKS
+    assert set(schema["tasks"]["default"]) <= set(TASKS)
+    assert tuple(schema["datasets"]["items"]["properties"]["adapter"]["enum"]) == ADAPTERS
+    assert set(schema["learn"]["properties"]) == {"common", *TASKS}
+    templates = set(schema["submission_template"]["properties"])
+    assert templates == set(TASKS) - {"emi"}  # EMI has one row per video and no organisers' example
+
+
+def test_every_task_has_a_metric_a_submission_file_and_a_cli_choice() -> None:
+    assert set(MAIN_METRIC) == set(SUBMISSION_FILES) == set(TASKS)
+    assert set(VIDEO_TASKS) <= set(TASKS) and set(BINARY_TASKS) <= set(TASKS)
+    check = _subparser(build_parser(), "submission", "check")
+    task = next(a for a in check._actions if a.dest == "task")
+    assert tuple(task.choices) == TASKS
