@@ -45,6 +45,7 @@ demo: system venv $(DEMO)
 test: system venv $(DEMO)
 	$(VENV)/bin/ruff check src tests workflow/scripts $(wildcard benchmarks)
 	$(VENV)/bin/snakemake --lint --cores 1
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q
 
 bench: system venv $(DEMO)
@@ -63,6 +64,7 @@ slurm-down:
 lint: venv
 	$(VENV)/bin/ruff check src tests workflow/scripts $(wildcard benchmarks)
 	$(VENV)/bin/snakemake --lint --cores 1
+	$(VENV)/bin/lint-imports
 
 clean-results:
 	rm -rf results/demo .snakemake

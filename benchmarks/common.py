@@ -113,9 +113,9 @@ def face_standin_model(name: str, root: Path) -> Any:
     """The cached stand-in of face model ``name`` linked at its registry path under ``root``, as a
     :class:`~affectflow.model_manifest.PreparedModel` whose pins accept it (what a fetch_model job records)."""
     from affectflow import standins_face
+    from affectflow.core.files import sha256_file
     from affectflow.model_manifest import PreparedModel
     from affectflow.models.registry import get
-    from affectflow.weights import sha256_file
 
     source = standins_face.face_standin(name)  # built once, cached under .cache/standins
     (wf,) = get(name).files

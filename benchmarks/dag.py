@@ -2,7 +2,7 @@
 
 A scratch copy of the workflow gets config.yaml with ``datasets: [{adapter:
 table, table: units.tsv}]``, where the table comes from
-:func:`affectflow.synthetic.write_synthetic_units`, and one empty file per
+:func:`affectflow.testing.synthetic.write_synthetic_units`, and one empty file per
 video (a dry run checks that each job's inputs exist and reads their
 modification times; it never opens them). The time is the whole command:
 Snakemake's start-up, parsing (the units table is read once), building and
@@ -62,7 +62,7 @@ def expected_shard_jobs(cfg: dict[str, Any], n_nonempty: int) -> dict[str, int]:
 
 def prepare(dest: Path, n_videos: int, n_shards: int = N_SHARDS) -> dict[str, Any]:
     """A workflow copy in ``dest`` planning ``n_videos`` synthetic videos; returns what was made."""
-    from affectflow.synthetic import touch_videos, write_synthetic_units
+    from affectflow.testing.synthetic import touch_videos, write_synthetic_units
 
     dest.mkdir(parents=True, exist_ok=True)
     for name in COPY:

@@ -194,7 +194,7 @@ def make(name: str):
     from affectflow.faces.errors import FaceStageError
 
     try:
-        return make_detector({"detector": name})
+        return make_detector(name)
     except FaceStageError as e:  # RetinaFace without real (pinned) weights: stand-ins say nothing about recall
         raise Skip(f"{name}: {e}") from None
 

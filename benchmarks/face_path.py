@@ -114,7 +114,7 @@ def per_frame_pass(videos: list[Path], models: Models, opts: Options, device: st
     from affectflow.faces.video import VideoInfo, iter_batches
 
     cfg = default_config()["faces"]
-    detector = make_detector(cfg)
+    detector = make_detector(cfg["detector"], cfg["min_score"])
     loaded = models.load(batch_size=1, threads=opts.threads, device=device)
     size, margin = int(cfg["crop_size"]), float(cfg["margin"])
     frames = crops = 0

@@ -37,15 +37,17 @@ from typing import Any
 
 import numpy as np
 
-from affectflow.audio_features import ResolvedModel, resolve_device, resolve_model, with_device
+from affectflow.audio_features import ResolvedModel, resolve_model, with_device
+from affectflow.core.device import resolve_device
+from affectflow.core.errors import AffectflowError
+from affectflow.core.options import StageOptions, at_least, one_of, runtime, wiring
+from affectflow.core.vocabulary import SAMPLE_RATE
 from affectflow.media import StageResult
-from affectflow.options import StageOptions, at_least, one_of, runtime, wiring
 from affectflow.rerun import stage_key
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
 
 log = logging.getLogger("affectflow.asr")
 
-SAMPLE_RATE = 16000
 STAGE = "transcripts"
 #: bump when transcripts change for the same audio, model and options (docs/reruns.md)
 STAGE_VERSION = 1
@@ -53,7 +55,7 @@ BACKENDS = ("auto", "faster-whisper", "openai-whisper")
 MIN_SAMPLES = SAMPLE_RATE // 10  # 0.1 s: shorter audio has nothing to transcribe
 
 
-class ASRError(RuntimeError):
+class ASRError(AffectflowError, RuntimeError):
     """The speech recogniser cannot run (missing package, unusable model files, bad configuration)."""
 
 

@@ -49,15 +49,17 @@ from typing import Any
 
 import numpy as np
 
+from affectflow.core.device import resolve_device
+from affectflow.core.errors import AffectflowError
+from affectflow.core.files import sha256_file
+from affectflow.core.options import StageOptions, at_least, one_of, runtime, wiring
+from affectflow.core.vocabulary import SAMPLE_RATE
 from affectflow.media import StageResult
-from affectflow.options import StageOptions, at_least, one_of, runtime, wiring
 from affectflow.rerun import stage_key
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
-from affectflow.weights import sha256_file
 
 log = logging.getLogger("affectflow.audio_features")
 
-SAMPLE_RATE = 16000
 STAGE = "audio_features"
 #: bump when the vectors change for the same audio, model and options (docs/reruns.md)
 STAGE_VERSION = 1
@@ -65,7 +67,7 @@ POOLINGS = ("frame", "window", "utterance")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
-class AudioFeatureError(RuntimeError):
+class AudioFeatureError(AffectflowError, RuntimeError):
     """The audio encoder cannot run with the given model files or configuration."""
 
 
@@ -123,14 +125,6 @@ def with_device(config: Mapping[str, Any], section: str) -> dict[str, Any]:
     if device is not None:
         cfg.setdefault("device", device)
     return cfg
-
-
-def resolve_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def weights_file(model_dir: str | os.PathLike[str]) -> Path:

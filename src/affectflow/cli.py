@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from affectflow.core.errors import AffectflowError
 from affectflow.core.vocabulary import TASKS
 
 
@@ -49,7 +50,7 @@ def _models_files(args: argparse.Namespace, action: str) -> int:
     for name in args.names:
         spec = get(name)
         for wf in spec.files:
-            path = weights.fetch(wf, root) if action == "fetch" else weights.ensure(wf, root)
+            path = weights.fetch(wf, root) if action == "fetch" else weights.ensure(wf, root, model=name)
             print(f"{name}: {path} ok (sha256 verified)")
     return 0
 
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (RuntimeError, ValueError, KeyError, OSError) as e:
+    except (AffectflowError, OSError) as e:  # ours name the file and the problem; so do the system's
         if args.verbose:
             raise
         print(f"affectflow: error: {e}", file=sys.stderr)

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from affectflow.core.options import StageOptions
 from affectflow.core.vocabulary import EMI_EMOTIONS, EXPR_CLASSES
-from affectflow.options import StageOptions
 from affectflow.units import Unit, UnitsError, UnitsTable, merge_units, shard_of
 
 #: bump when the units table changes for the same files on disk (docs/reruns.md)

@@ -45,7 +45,8 @@ import av
 import numpy as np
 import yaml
 
-from affectflow.weights import sha256_file
+from affectflow.core.errors import AffectflowError
+from affectflow.core.files import sha256_file
 
 DEMO_VERSION = 2  # 2: the BAH video-level layout (labels/AH_video)
 
@@ -145,7 +146,7 @@ EMI_CSV = {"train": "train_split.csv", "val": "valid_split.csv", "test": "test_s
 AH_VIDEO_SPLITS = ("train", "val", "test")
 
 
-class DemoError(RuntimeError):
+class DemoError(AffectflowError, RuntimeError):
     """The demo cannot be built; the message says what failed and what to do."""
 
 

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from affectflow.core.options import StageOptions, one_of, runtime, wiring
 from affectflow.face_models import ENGINES, FaceModel, check_batch_size, check_precision, load_face_model
 from affectflow.faces.video import prefetch
 from affectflow.media import StageResult
 from affectflow.model_manifest import PreparedModel
-from affectflow.options import StageOptions, one_of, runtime, wiring
 from affectflow.rerun import stage_key
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoAppender
 
@@ -89,6 +89,7 @@ def run_face_features(
         pins=prepared.pins,
         threads=threads,
         precision=opts.precision,
+        standin=prepared.standin,
     )
     if prepared.standin:
         log.warning("%s: random-weight stand-in, not the real model: its features carry no emotion", model_name)

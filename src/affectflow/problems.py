@@ -31,14 +31,14 @@ import json
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from affectflow.options import StageOptions
+from affectflow.core.files import atomic_write
+from affectflow.core.options import StageOptions
 from affectflow.store import ShardReader
 
 log = logging.getLogger("affectflow.problems")
@@ -137,19 +137,13 @@ def read_problems(shard_paths: Sequence[str | os.PathLike[str]],
 
 def write_problems(rows: Iterable[Problem], out_tsv: str | os.PathLike[str]) -> Path:
     """Write ``rows`` as ``out_tsv`` atomically (a temporary file in the same folder, then a rename)."""
-    out = Path(out_tsv)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
             w.writerow(COLUMNS)
             for row in rows:
                 w.writerow(astuple(row))
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    out = atomic_write(out_tsv, write)
     return out
 
 

@@ -22,8 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from affectflow.metrics import atomic_write_text
-from affectflow.options import StageOptions, wiring
+from affectflow.core.errors import AffectflowError
+from affectflow.core.files import atomic_write_text
+from affectflow.core.options import StageOptions, wiring
 
 #: bump when metrics.csv / metrics.html change for the same metrics files (docs/reruns.md)
 STAGE_VERSION = 1
@@ -41,7 +42,7 @@ COLUMNS = ("task", "stage", "name", "metric", "value", "source")
 _PER_CLASS = {"expr": "f1", "emi": "r", "ah": "f1", "ah_video": "f1"}
 
 
-class ReportTableError(ValueError):
+class ReportTableError(AffectflowError, ValueError):
     """A metrics file that is neither a learn nor a fuse metrics.json."""
 
 

@@ -2,7 +2,7 @@
 
 A rule's only rerun-triggering parameter is its key: the stage's name and code
 version (``STAGE_VERSION`` of the stage's module), its output-affecting
-options in canonical form (:meth:`affectflow.options.StageOptions.output_options`),
+options in canonical form (:meth:`affectflow.core.options.StageOptions.output_options`),
 the fingerprint of every model it uses, and for the stages that read videos a
 digest of the shard's units. Snakemake compares parameters as they are, so a
 key built from canonical JSON makes key order, formatting and settings that do
@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from affectflow.core.errors import AffectflowError
+from affectflow.core.options import StageOptions, canonical, canonical_json
 from affectflow.core.vocabulary import TASKS
-from affectflow.options import StageOptions, canonical, canonical_json
 
 
-class RerunKeyError(ValueError):
+class RerunKeyError(AffectflowError, ValueError):
     """A job was handed a rerun key for other options, another stage or another code version."""
 
 

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from affectflow.core.errors import AffectflowError
 from affectflow.store import ShardReader, VideoRecord
 
 
-class StageInputError(ValueError):
+class StageInputError(AffectflowError, ValueError):
     """Stage inputs that do not fit together (duplicate videos, missing arrays)."""
 
 

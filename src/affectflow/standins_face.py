@@ -26,9 +26,8 @@ output.
 Reproducibility: a private seeded torch RNG (the caller's RNG state is left
 alone); the same seed, torch version and CPU give byte-identical files. The
 sha256 of files built with the reference toolchain is in
-:data:`KNOWN_STANDIN_SHA256`; files built in this process are added by
-:func:`register_standin`. :func:`is_standin` is what marks a loaded model as a
-stand-in.
+:data:`KNOWN_STANDIN_SHA256`. Whether a loaded model is a stand-in comes from
+its manifest (``PreparedModel.standin``), never from its hash.
 
 Available stand-ins (:data:`FACE_STANDINS`): ``enet_b0_8_best_vgaf``,
 ``enet_b0_8_best_afew`` (EfficientNet-B0, 1280-d, 8 logits), ``enet_b0_8_va_mtl``
@@ -44,7 +43,6 @@ DDAMFN's training scripts save them (10 outputs).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import logging
 import os
@@ -54,6 +52,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from affectflow.core.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,9 @@ FACE_STANDINS: dict[str, FaceStandin] = {
 }
 
 # sha256 -> model name of stand-ins built with seed 0 by the reference toolchain
-# (torch 2.13.0+cpu, TorchScript ONNX exporter, x86-64). Other torch versions
-# write other bytes; their files are recognised once built in the same process
-# (register_standin) or when their hash is added here.
+# (torch 2.13.0+cpu, TorchScript ONNX exporter, x86-64): the builds are
+# reproducible. Other torch versions write other bytes. Whether a loaded model
+# is a stand-in is never looked up here: its manifest says so.
 KNOWN_STANDIN_SHA256: dict[str, str] = {
     "4eac862c2ff892c3a6866ccdb52a945cef4be5ebeaf2efb3a671514193a7c16b": "enet_b0_8_best_vgaf",
     "fc5c115bb58c2bcacd71256df273551a87ed42a804457e5f2ebdb864640324a9": "enet_b0_8_best_afew",
@@ -110,18 +110,6 @@ KNOWN_STANDIN_SHA256: dict[str, str] = {
     "d9ca71249baf9931edb09ea6676d22dd5a39cbdf2d9169a7550eb71bffb876ec": "ddamfn",
     "e913b4ce38131971e2b664fb17035bc64e4fcf13b747630ede5dc9b83cea172e": "mt_ddamfn",
 }
-_REGISTERED: dict[str, str] = {}
-
-
-def register_standin(sha256: str, name: str) -> None:
-    """Record ``sha256`` as the hash of a stand-in of ``name`` (for :func:`is_standin`)."""
-    _REGISTERED[sha256.lower()] = name
-
-
-def is_standin(sha256: str) -> str | None:
-    """The model name when ``sha256`` is a known stand-in's hash, else None."""
-    key = sha256.lower()
-    return KNOWN_STANDIN_SHA256.get(key) or _REGISTERED.get(key)
 
 
 # ----------------------------------------------------------------------------- building
@@ -396,13 +384,7 @@ def build_face_standin(name: str, out_path: str | os.PathLike[str], seed: int = 
             data = export_state_dict(model)
         else:
             data = export_onnx(model, spec.input_size)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
-    register_standin(hashlib.sha256(data).hexdigest(), name)
-    return out
+    return atomic_write_bytes(out_path, data)
 
 
 def default_cache_dir() -> Path:
@@ -422,7 +404,6 @@ def face_standin(name: str, cache_dir: str | os.PathLike[str] | None = None, see
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = root / f"torch-{torch.__version__}" / f"seed{seed}" / f"{name}{FACE_STANDINS[name].suffix}"
     if path.is_file():
-        register_standin(hashlib.sha256(path.read_bytes()).hexdigest(), name)
         return path
     log.info("building face stand-in %s at %s", name, path)
     return build_face_standin(name, path, seed)

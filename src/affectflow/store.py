@@ -30,6 +30,8 @@ import h5py
 import numpy as np
 
 from affectflow import __version__
+from affectflow.core.errors import AffectflowError
+from affectflow.core.files import replace_durably
 
 log = logging.getLogger("affectflow.store")
 
@@ -37,7 +39,7 @@ FORMAT_VERSION = 1
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 
 
-class StoreError(RuntimeError):
+class StoreError(AffectflowError, RuntimeError):
     """A shard file is missing, unfinished or was produced by something else."""
 
 
@@ -307,7 +309,7 @@ class ShardWriter:
                 self._h5.attrs["n_videos"] = len(self._ids)
             self._h5.close()
             if exc_type is None:
-                os.replace(self._tmp, self.path)
+                replace_durably(self._tmp, self.path)
         finally:
             if self._tmp.exists():
                 self._tmp.unlink()

@@ -38,8 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+from affectflow.core.errors import AffectflowError
+from affectflow.core.files import atomic_write_text
 from affectflow.core.vocabulary import EMI_EMOTIONS, EXPR_CLASSES, TASKS
-from affectflow.metrics import atomic_write_text
 
 log = logging.getLogger("affectflow.submissions")
 
@@ -65,7 +66,7 @@ N_CLASSES = {"expr": len(EXPR_CLASSES), "ah": 2}
 FIRST_FRAME = {"expr": 1, "ah": 0}  # the number of a video's first frame in the organisers' names
 
 
-class SubmissionError(ValueError):
+class SubmissionError(AffectflowError, ValueError):
     """Predictions that cannot form a valid submission (or a file that does not parse back)."""
 
 

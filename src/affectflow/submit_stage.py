@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from affectflow.core.options import StageOptions, one_of, wiring
 from affectflow.core.vocabulary import TASKS
-from affectflow.options import StageOptions, one_of, wiring
 from affectflow.stage_io import ShardSet, StageInputError, fill_nearest, media_frames
 from affectflow.store import ShardReader
 from affectflow.submissions import (

@@ -31,14 +31,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from affectflow.core.errors import AffectflowError
+from affectflow.core.files import atomic_write, atomic_write_text
 from affectflow.core.vocabulary import SPLITS, TASKS, is_video_task
 from affectflow.fusion import PostConfig, predict_videos
-from affectflow.metrics import MetricReport, ah_report, ah_video_report, atomic_write_text, emi_report, expr_report
+from affectflow.metrics import MetricReport, ah_report, ah_video_report, emi_report, expr_report
 
 SELECTION_SPLIT = "val"
 
 
-class SelectionOnTestError(ValueError):
+class SelectionOnTestError(AffectflowError, ValueError):
     """A hyperparameter selection was attempted on a split other than validation."""
 
 
@@ -241,13 +243,4 @@ def plot_sweep(
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.png")
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return target
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"), suffix=".png")

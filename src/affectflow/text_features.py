@@ -52,9 +52,11 @@ from typing import Any
 
 import numpy as np
 
-from affectflow.audio_features import ResolvedModel, resolve_device, resolve_model, with_device
+from affectflow.audio_features import ResolvedModel, resolve_model, with_device
+from affectflow.core.device import resolve_device
+from affectflow.core.errors import AffectflowError
+from affectflow.core.options import StageOptions, at_least, one_of, runtime, wiring
 from affectflow.media import StageResult
-from affectflow.options import StageOptions, at_least, one_of, runtime, wiring
 from affectflow.rerun import stage_key
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
 
@@ -74,7 +76,7 @@ API_MODELS = {"openai_text_embedding_3_small": "text-embedding-3-small", "gigach
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
-class TextFeatureError(RuntimeError):
+class TextFeatureError(AffectflowError, RuntimeError):
     """A text encoder cannot run or an embedding API refused the request."""
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from affectflow.core.errors import AffectflowError
+from affectflow.core.files import atomic_write
 from affectflow.core.vocabulary import SPLITS, TASKS
 
 COLUMNS = ("video_id", "path", "split", "shard", *(f"{t}_labels" for t in TASKS), "side")
@@ -21,7 +23,7 @@ COLUMNS = ("video_id", "path", "split", "shard", *(f"{t}_labels" for t in TASKS)
 OPTIONAL_COLUMNS = ("ah_video_labels", "side")
 
 
-class UnitsError(ValueError):
+class UnitsError(AffectflowError, ValueError):
     """The dataset cannot be turned into a consistent units table."""
 
 
@@ -92,16 +94,14 @@ class UnitsTable:
         return dict(sorted(out.items()))
 
     def write_tsv(self, path: str | os.PathLike[str]) -> None:
-        """Write atomically (temp file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f, delimiter="\t", lineterminator="\n")
-            w.writerow(COLUMNS)
-            for u in sorted(self.units, key=lambda u: (u.shard, u.video_id)):
-                w.writerow([getattr(u, c) for c in COLUMNS])
-        os.replace(tmp, path)
+        """Write atomically (:func:`affectflow.core.files.atomic_write`)."""
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f, delimiter="\t", lineterminator="\n")
+                w.writerow(COLUMNS)
+                for u in sorted(self.units, key=lambda u: (u.shard, u.video_id)):
+                    w.writerow([getattr(u, c) for c in COLUMNS])
+        atomic_write(path, write)
 
     @classmethod
     def read_tsv(cls, path: str | os.PathLike[str]) -> UnitsTable:

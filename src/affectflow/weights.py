@@ -46,6 +46,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from affectflow.core.errors import AffectflowError
+from affectflow.core.files import replace_durably, sha256_file
+
 log = logging.getLogger(__name__)
 
 ENV_MODELS_DIR = "AFFECTFLOW_MODELS_DIR"
@@ -59,7 +62,7 @@ _HEX40 = re.compile(r"[0-9a-f]{40}")
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
-class WeightsError(RuntimeError):
+class WeightsError(AffectflowError, RuntimeError):
     """A weight file is missing, unverifiable, or does not have the expected hash."""
 
 
@@ -149,12 +152,6 @@ def local_source(url: str) -> Path | None:
 
 
 # ---------------------------------------------------------------- hashes
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def git_blob_sha1(path: str | os.PathLike[str]) -> str:
@@ -243,16 +240,6 @@ def apply_pins(files: Iterable[WeightFile], pins: Mapping[str, str] | None) -> t
 
 
 # ---------------------------------------------------------------- ensure / fetch
-def _model_hint(wf: WeightFile) -> str:
-    """The registry model that owns ``wf`` (for messages); '<model>' when none is found."""
-    try:
-        from affectflow.models.registry import REGISTRY
-    except Exception:  # pragma: no cover - the registry is optional for this module
-        return "<model>"
-    owners = [s.name for s in REGISTRY.values() if any(f.name == wf.name for f in s.files)]
-    return owners[0] if owners else "<model>"
-
-
 def ensure(wf: WeightFile, root: str | os.PathLike[str], *, model: str | None = None) -> Path:
     """The verified local path of ``wf``; never downloads.
 
@@ -274,7 +261,7 @@ def ensure(wf: WeightFile, root: str | os.PathLike[str], *, model: str | None = 
         raise WeightsError(f"model weights file {wf.name} is missing (not at {dest} either): {e}") from None
     if src is not None and src.is_file():
         return verify_weight(src, wf)
-    hint = model or _model_hint(wf)
+    hint = model or "<model>"  # the caller names the model: this module sits below the registry
     raise WeightsError(
         f"model weights file {wf.name} is missing: expected at {dest}. It comes from {wf.url}. "
         f"Fetch it with `affectflow models fetch {hint}` on a machine with internet access "
@@ -355,7 +342,7 @@ def fetch(
                 f"{wf.name}: the file from {wf.url} failed verification ({diff}); "
                 f"kept for inspection at {rejected}; nothing was put at {dest}"
             )
-        os.replace(part, dest)
+        replace_durably(part, dest)
     if wf.sha256:
         log.info("%s verified and stored at %s", wf.name, dest)
     else:

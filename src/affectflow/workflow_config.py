@@ -13,16 +13,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from affectflow.core.errors import AffectflowError
 
-class ConfigError(ValueError):
+
+class ConfigError(AffectflowError, ValueError):
     """The config's keys contradict each other or the registry; the message names the key."""
 
 
 def check_config(config: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` listing every cross-key problem of ``config`` (schema-validated)."""
+    from affectflow.core.options import OptionsError
     from affectflow.face_models import supported_models
     from affectflow.models.registry import get
-    from affectflow.options import OptionsError
     from affectflow.rerun import STAGES
 
     problems: list[str] = []

@@ -18,8 +18,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from affectflow import joblog
 from affectflow.audio_features import resolve_model
+from affectflow.core import joblog
 from affectflow.problems import collect_problems
 from affectflow.store import Provenance, write_shard
 from api_server import EmbeddingAPIServer

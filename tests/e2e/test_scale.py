@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from affectflow.synthetic import touch_videos, write_synthetic_units
+from affectflow.testing.synthetic import touch_videos, write_synthetic_units
 from snakerun import job_counts, make_bare_workdir
 
 pytestmark = pytest.mark.slow

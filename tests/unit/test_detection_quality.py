@@ -31,7 +31,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def default_quality(images) -> detection.Quality:
-    return detection.evaluate(make_detector({"detector": DEFAULT}), detection.build_set(images))
+    return detection.evaluate(make_detector(DEFAULT), detection.build_set(images))
 
 
 def test_the_default_is_the_full_range_model_and_the_schema_agrees() -> None:
@@ -46,10 +46,10 @@ def test_default_detector_finds_all_five_people_of_multi_face(images, tmp_path) 
     video = tmp_path / "multi_face.mp4"
     ffmpeg("-loop", "1", "-i", str(images["multi_face.jpg"]), "-t", "0.3", "-r", "10", "-vf", "scale=1000:666",
            "-pix_fmt", "yuv420p", "-c:v", "libx264", str(video))
-    rec = detect_video(video, make_detector({"detector": DEFAULT}), {"detector": DEFAULT}, progress=False)
+    rec = detect_video(video, make_detector(DEFAULT), {"detector": DEFAULT}, progress=False)
     assert rec.arrays["n_faces"].tolist() == [5] * len(rec.arrays["n_faces"])
     # and the five are the five people (hand-set boxes), one detection each
-    det = make_detector({"detector": DEFAULT})
+    det = make_detector(DEFAULT)
     still = detection.multi_face_sample(images)
     found = np.array([f.bbox for f in det.detect([still.frame])[0]], np.float32)
     assert detection.match(found, still.truths) == (5, 0)
@@ -58,7 +58,7 @@ def test_default_detector_finds_all_five_people_of_multi_face(images, tmp_path) 
 def test_short_range_misses_people_the_default_finds(images) -> None:
     """Why the default changed: the short-range model finds 3 of the 5 (faces ~100 px at a few metres)."""
     still = detection.multi_face_sample(images)
-    short = detection.evaluate(make_detector({"detector": "mediapipe"}), [still])
+    short = detection.evaluate(make_detector("mediapipe"), [still])
     assert short.recall["multi_face"] == pytest.approx(RECORDED["mediapipe"]["multi_face"])
     assert short.recall["multi_face"] < 1.0
 

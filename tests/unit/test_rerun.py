@@ -12,9 +12,9 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
+from affectflow.core.options import OptionsError, StageOptions, canonical, canonical_json
 from affectflow.core.vocabulary import TASKS
 from affectflow.datasets import build_units
-from affectflow.options import OptionsError, StageOptions, canonical, canonical_json
 from affectflow.rerun import STAGES, WORKFLOW_RUNTIME, RerunKey, RerunKeyError, WorkflowKeys, rerun_table, stage_key
 from affectflow.store import Provenance
 from affectflow.workflow_config import ConfigError, check_config

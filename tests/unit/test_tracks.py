@@ -87,7 +87,7 @@ def two_faces(tmp_path_factory) -> dict:
 
 @pytest.mark.parametrize(("side", "expect_left"), [("", True), ("left", True), ("right", False)])
 def test_the_followed_person_stays_the_same_through_swaps_and_gaps(two_faces, side, expect_left) -> None:
-    detector = make_detector({"detector": FacesOptions().detector})
+    detector = make_detector(FacesOptions().detector)
     rec = detect_video(two_faces["path"], detector, {}, progress=False, side=side)
     a = rec.arrays
     assert (a["n_faces"][:20] == 2).all() and (a["n_faces"][25:] == 2).all()  # both people are found

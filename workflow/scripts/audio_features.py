@@ -1,5 +1,5 @@
-from affectflow import joblog
 from affectflow.audio_features import AudioFeatureConfig, extract_audio_features
+from affectflow.core import joblog
 from affectflow.model_manifest import PreparedModel
 
 joblog.setup(snakemake.log[0])

@@ -1,4 +1,4 @@
-from affectflow import joblog
+from affectflow.core import joblog
 from affectflow.faces.contact_sheet import write_contact_sheets
 
 joblog.setup(snakemake.log[0])

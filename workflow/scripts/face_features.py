@@ -1,4 +1,4 @@
-from affectflow import joblog
+from affectflow.core import joblog
 from affectflow.face_features import FaceFeatureOptions, run_face_features
 from affectflow.model_manifest import PreparedModel
 

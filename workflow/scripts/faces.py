@@ -1,4 +1,4 @@
-from affectflow import joblog
+from affectflow.core import joblog
 from affectflow.faces import FacesOptions, run_faces_stage
 from affectflow.units import Unit
 

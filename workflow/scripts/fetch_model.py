@@ -1,4 +1,4 @@
-from affectflow import joblog
+from affectflow.core import joblog
 from affectflow.model_manifest import prepare_model
 from affectflow.rerun import model_pins_for
 

@@ -1,4 +1,4 @@
-from affectflow import joblog
+from affectflow.core import joblog
 from affectflow.fuse_stage import FuseOptions, run_fuse
 
 joblog.setup(snakemake.log[0])

@@ -2,7 +2,7 @@
 # input.media; output.metrics (…/metrics.json; its folder is out_dir); params.key.
 from pathlib import Path
 
-from affectflow import joblog
+from affectflow.core import joblog
 from affectflow.learn.stage import LearnOptions, run_learn
 
 joblog.setup(snakemake.log[0])

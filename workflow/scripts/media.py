@@ -1,6 +1,6 @@
 # Every script: options from snakemake.config through the stage's options class,
 # the rerun key from params.key (checked by the stage, written into provenance).
-from affectflow import joblog
+from affectflow.core import joblog
 from affectflow.media import MediaOptions, run_media_stage
 from affectflow.units import Unit
 

@@ -1,4 +1,4 @@
-from affectflow import joblog
+from affectflow.core import joblog
 from affectflow.problems import ProblemsOptions, collect_problems
 
 joblog.setup(snakemake.log[0])

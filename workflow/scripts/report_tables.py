@@ -1,4 +1,4 @@
-from affectflow import joblog
+from affectflow.core import joblog
 from affectflow.report_tables import metrics_files, write_report_tables
 
 joblog.setup(snakemake.log[0])

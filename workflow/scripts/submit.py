@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from affectflow import joblog
+from affectflow.core import joblog
 from affectflow.submit_stage import run_submit
 
 joblog.setup(snakemake.log[0])

@@ -1,4 +1,4 @@
-from affectflow import joblog
+from affectflow.core import joblog
 from affectflow.model_manifest import PreparedModel
 from affectflow.text_features import TextFeatureConfig, embed_shard
 

@@ -1,5 +1,5 @@
-from affectflow import joblog
 from affectflow.asr import ASRConfig, transcribe_shard
+from affectflow.core import joblog
 from affectflow.model_manifest import PreparedModel
 
 joblog.setup(snakemake.log[0])

@@ -1,4 +1,4 @@
-from affectflow import joblog
+from affectflow.core import joblog
 from affectflow.datasets import build_units
 
 joblog.setup(snakemake.log[0])

@@ -19,6 +19,8 @@ VIDEO_TASKS = ("emi", "ah_video")
 #: binary tasks (one P(A/H) per frame or video, decided by a threshold)
 BINARY_TASKS = ("ah", "ah_video")
 SPLITS = ("train", "val", "test")
+#: Hz of every audio array: wav2vec 2.0, HuBERT and Whisper take 16 kHz mono
+SAMPLE_RATE = 16000
 
 
 def is_video_task(task: str) -> bool:

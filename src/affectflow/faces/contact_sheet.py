@@ -10,7 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from affectflow.options import StageOptions
+from affectflow.core.files import atomic_write
+from affectflow.core.options import StageOptions
 from affectflow.store import ShardReader, VideoRecord, video_key
 
 #: bump when the sheets look different for the same faces shard (docs/reruns.md)
@@ -52,12 +53,10 @@ def render_contact_sheet(rec: VideoRecord, n: int = 16, tile: int = TILE) -> np.
 
 
 def _write_png(img: np.ndarray, png_path: Path) -> Path:
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    if not cv2.imwrite(str(tmp), img):
-        raise OSError(f"{png_path}: cannot write PNG")
-    os.replace(tmp, png_path)
-    return png_path
+    def write(tmp: Path) -> None:
+        if not cv2.imwrite(str(tmp), img):
+            raise OSError(f"{png_path}: cannot write PNG")
+    return atomic_write(png_path, write, suffix=".png")
 
 
 def write_contact_sheet(faces_shard_path: str | os.PathLike[str], video_id: str,

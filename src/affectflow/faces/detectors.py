@@ -31,6 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from affectflow.core.files import sha256_file
 from affectflow.faces.errors import FaceStageError
 
 DETECTORS = ("mediapipe_full", "mediapipe", "retinaface", "organiser")
@@ -345,7 +346,7 @@ class RetinaFaceDetector:
         import onnxruntime as ort
 
         self.weights_path = Path(path)
-        self.weights_sha256 = weights.sha256_file(path)
+        self.weights_sha256 = sha256_file(path)
         self.min_score = float(min_score)
         self.target_size, self.max_size, self.allow_upscaling = int(target_size), int(max_size), allow_upscaling
         self.nms_iou = float(nms_iou)
@@ -383,13 +384,10 @@ class RetinaFaceDetector:
         pass
 
 
-def make_detector(faces_cfg: Any, models_dir: str | os.PathLike[str] | None = None,
+def make_detector(name: str, min_score: float = 0.5, models_dir: str | os.PathLike[str] | None = None,
                   model_pins: Mapping[str, str] | None = None) -> FaceDetector:
-    """The detector ``faces_cfg`` (:class:`affectflow.faces.stage.FacesOptions`, or a mapping) names."""
-    from affectflow.faces.stage import FacesOptions
-
-    opts = FacesOptions.coerce(faces_cfg)
-    name, min_score = opts.detector, float(opts.min_score)
+    """The detector called ``name`` (config ``faces.detector``) keeping detections scored ``min_score`` or more."""
+    min_score = float(min_score)
     if name == "mediapipe":
         return MediaPipeDetector(min_score=min_score)
     if name == "mediapipe_full":

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from affectflow.core.errors import AffectflowError
 from affectflow.media import MediaError
 
 
-class FaceStageError(RuntimeError):
+class FaceStageError(AffectflowError, RuntimeError):
     """The faces stage cannot run as configured (bad config, missing or wrong weights)."""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from affectflow.core.options import StageOptions, at_least, one_of, runtime
 from affectflow.faces.crops import crop_square
 from affectflow.faces.detectors import DETECTORS, Detection, FaceDetector, make_detector
 from affectflow.faces.organiser import OrganiserCropsSource
@@ -25,7 +26,6 @@ from affectflow.media import (
     accepted_units,
     apply_bad_video_policy,
 )
-from affectflow.options import StageOptions, at_least, one_of, runtime
 from affectflow.rerun import stage_key
 from affectflow.store import Provenance, ShardWriter, VideoRecord
 from affectflow.units import Unit
@@ -213,7 +213,7 @@ def run_faces_stage(
         name, sha = source.name, ""
     else:
         if detector is None:
-            detector = make_detector(opts, models_dir=models_dir, model_pins=model_pins)
+            detector = make_detector(opts.detector, opts.min_score, models_dir=models_dir, model_pins=model_pins)
         name, sha = detector.name, detector.weights_sha256
     raw = ("crops",) if opts.crop_compression == "none" else ()
     result = FacesStageResult()

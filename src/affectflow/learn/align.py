@@ -39,6 +39,8 @@ from typing import Literal
 import numpy as np
 from scipy.interpolate import interp1d
 
+from affectflow.core.errors import AffectflowError
+
 MissingFacePolicy = Literal["drop", "carry_last", "other_modalities"]
 TextFill = Literal["zeros", "nearest"]
 MISSING_FACE_POLICIES: tuple[str, ...] = ("drop", "carry_last", "other_modalities")
@@ -46,7 +48,7 @@ TEXT_FILLS: tuple[str, ...] = ("zeros", "nearest")
 FACE_MISSING_COLUMN = "face_missing"
 
 
-class AlignmentError(ValueError):
+class AlignmentError(AffectflowError, ValueError):
     """Inputs that cannot be aligned (shapes, times, policies)."""
 
 

@@ -45,7 +45,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,9 +54,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from affectflow.core.device import resolve_device
+from affectflow.core.files import atomic_write, sha256_file
 from affectflow.core.vocabulary import BINARY_TASKS
 from affectflow.metrics import IGNORE_LABEL, N_EXPR, ah_frame_f1, ah_video_scores, emi_scores, expr_macro_f1
-from affectflow.weights import sha256_file
 
 log = logging.getLogger("affectflow.learn")
 
@@ -131,11 +131,9 @@ class TrainConfig:
         return cls(**d)
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu; anything else is passed to torch.device."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def torch_device(device: str = "auto") -> torch.device:
+    """The torch device of a ``TrainConfig.device`` name (resolved by :func:`affectflow.core.device.resolve_device`)."""
+    return torch.device(resolve_device(device))
 
 
 @contextlib.contextmanager
@@ -318,7 +316,7 @@ def _fit(
     min_batch: int = 1,
     extra: dict[str, Any] | None = None,
 ) -> TrainedHead:
-    device = resolve_device(config.device)
+    device = torch_device(config.device)
     xt = _as_float_tensor(x_train)
     yt = torch.as_tensor(np.asarray(y_train), dtype=y_dtype)
     if len(xt) != len(yt):
@@ -411,7 +409,7 @@ def train_expr_head(
         kv = yv != IGNORE_LABEL
         xv, yv = _rows_match(x_val, yv, "validation")[kv], yv[kv]
     weights = class_weights_inverse_frequency(y_tr) if class_weighted else np.ones(N_EXPR, dtype=np.float32)
-    device = resolve_device(cfg.device)
+    device = torch_device(cfg.device)
     criterion = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, device=device))
     return _fit(
         task="expr",
@@ -447,7 +445,7 @@ def train_ah_head(
     if y_tr.size and not np.isin(y_tr, (0, 1)).all():
         raise ValueError("AH labels must be 0 or 1")
     pw = ah_pos_weight(y_tr) if pos_weighted else 1.0
-    device = resolve_device(cfg.device)
+    device = torch_device(cfg.device)
     bce = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([pw], device=device))
 
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -503,7 +501,7 @@ def train_emi_head(
         if w.shape[0] != y_tr.shape[1] or np.any(w < 0) or w.sum() <= 0:
             raise ValueError(f"need {y_tr.shape[1]} non-negative emotion weights, got {w}")
         w = w / w.sum()
-    device = resolve_device(cfg.device)
+    device = torch_device(cfg.device)
     wt = torch.as_tensor(w, device=device)
 
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -538,19 +536,6 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + ".json")
 
 
-def _atomic(target: Path, write: Callable[[str], None]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_head(head: TrainedHead, path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Write ``state_dict`` with ``torch.save`` and a JSON sidecar (dims, config, history, sha256).
 
@@ -564,7 +549,7 @@ def save_head(head: TrainedHead, path: str | os.PathLike[str]) -> tuple[Path, Pa
     # would give different bytes and a different sha256 on every run.
     buf = io.BytesIO()
     torch.save(state, buf)
-    _atomic(pt, lambda tmp: Path(tmp).write_bytes(buf.getvalue()))
+    atomic_write(pt, lambda tmp: tmp.write_bytes(buf.getvalue()))
     meta = {
         "format_version": FORMAT_VERSION,
         "task": head.task,
@@ -585,7 +570,7 @@ def save_head(head: TrainedHead, path: str | os.PathLike[str]) -> tuple[Path, Pa
     def write_json(tmp: str) -> None:
         Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    _atomic(side, write_json)
+    atomic_write(side, write_json)
     return pt, side
 
 
@@ -604,7 +589,7 @@ def load_head(path: str | os.PathLike[str], device: str = "cpu") -> TrainedHead:
     digest = sha256_file(pt)
     if digest != meta.get("weights_sha256"):
         raise ValueError(f"{pt}: weights do not match the sidecar (sha256 {digest} != {meta.get('weights_sha256')})")
-    dev = resolve_device(device)
+    dev = torch_device(device)
     model = MLPHead(int(meta["in_dim"]), int(meta["hidden"]), int(meta["out_dim"]), float(meta["dropout"]))
     state = torch.load(pt, map_location=dev, weights_only=True)
     model.load_state_dict(state)

@@ -89,6 +89,8 @@ from typing import Any
 
 import numpy as np
 
+from affectflow.core.errors import AffectflowError
+from affectflow.core.options import OptionsError, StageOptions, one_of, wiring
 from affectflow.core.vocabulary import BINARY_TASKS, TASKS, is_video_task
 from affectflow.datasets import read_task_labels
 from affectflow.learn.align import (
@@ -119,7 +121,6 @@ from affectflow.metrics import (
     emi_report,
     expr_report,
 )
-from affectflow.options import OptionsError, StageOptions, one_of, wiring
 from affectflow.rerun import RerunKey, stage_key
 from affectflow.stage_io import ShardSet, StageInputError, fill_nearest, media_frames
 from affectflow.store import Provenance, ShardWriter, StoreError, VideoRecord
@@ -139,7 +140,7 @@ TEXT_FILL = ("auto", "zeros", "nearest")
 EMI_WEIGHTS = ("dominant", "mass", "uniform")
 
 
-class LearnError(ValueError):
+class LearnError(AffectflowError, ValueError):
     """The learn stage cannot run on these inputs; the message says which task, split or file."""
 
 

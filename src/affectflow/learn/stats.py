@@ -18,10 +18,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from affectflow.core.errors import AffectflowError
+
 STAT_PARTS = ("mean", "std", "min", "max")
 
 
-class EmptyVideoError(ValueError):
+class EmptyVideoError(AffectflowError, ValueError):
     """A video has no (valid) frame vector to describe."""
 
 

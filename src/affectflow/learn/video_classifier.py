@@ -24,7 +24,7 @@ import numpy as np
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
-from affectflow.metrics import atomic_write_text
+from affectflow.core.files import atomic_write_text
 
 FORMAT_VERSION = 1
 

@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from affectflow import weights
+from affectflow.core.errors import AffectflowError
 from affectflow.models.registry import ModelSpec, get
 from affectflow.models.torch_runtime import TorchRuntime, check_precision, torch_runtime
 
@@ -65,7 +66,7 @@ TORCH_BLOBS = {
 }
 
 
-class FaceModelError(RuntimeError):
+class FaceModelError(AffectflowError, RuntimeError):
     """A face model cannot be loaded or run as asked (wrong engine, missing runtime, unexpected graph)."""
 
 

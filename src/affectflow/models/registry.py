@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from affectflow.core.errors import AffectflowError
 from affectflow.weights import WeightFile, package_url
 
 Normalisation = tuple[tuple[float, ...], tuple[float, ...]]
@@ -401,6 +402,13 @@ ALIASES: dict[str, str] = {
 }
 
 
+class UnknownModelError(AffectflowError, KeyError):
+    """A model name that is neither registered nor an alias."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 def get(name: str) -> ModelSpec:
     """The spec registered under ``name`` (or an alias); KeyError listing the known names otherwise."""
     key = ALIASES.get(name, name)
@@ -409,7 +417,7 @@ def get(name: str) -> ModelSpec:
     except KeyError:
         known = ", ".join(sorted(REGISTRY))
         aliases = ", ".join(f"{a}->{t}" for a, t in sorted(ALIASES.items()))
-        raise KeyError(f"unknown model {name!r}; known models: {known}; aliases: {aliases}") from None
+        raise UnknownModelError(f"unknown model {name!r}; known models: {known}; aliases: {aliases}") from None
 
 
 def by_modality(modality: str) -> list[ModelSpec]:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from affectflow.core.device import resolve_device
+
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16")
@@ -27,17 +29,6 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` is ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is an error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} but torch sees no CUDA device; use device='auto' or 'cpu'")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'")
-    return device
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,15 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
+from affectflow.core.errors import AffectflowError
+
 T = TypeVar("T", bound="StageOptions")
 
 _RUNTIME = "affectflow_runtime"
 _WIRING = "affectflow_wiring"
 
 
-class OptionsError(ValueError):
+class OptionsError(AffectflowError, ValueError):
     """A stage option is unknown or has a bad value; the message names the config key."""
 
 

@@ -2,6 +2,9 @@
 
 Snakemake gives each job a ``log:`` path; warnings about skipped or odd videos
 must end up there (and on stderr) so a user can find why a video is missing.
+A job that stops on an :class:`~affectflow.core.errors.AffectflowError` logs
+its message as one line (it names the file and the problem); any other
+exception is a bug and is logged with its traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ import logging
 import os
 import sys
 from pathlib import Path
+from types import TracebackType
+
+from affectflow.core.errors import AffectflowError
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -28,3 +34,13 @@ def setup(log_path: str | os.PathLike[str] | None = None, level: int = logging.I
         root.addHandler(h)
     root.setLevel(level)
     logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """The job's last word, in its log: the message of an expected error, the traceback of anything else."""
+    log = logging.getLogger("affectflow")
+    if issubclass(kind, AffectflowError):
+        log.error("%s", exc)
+    else:
+        log.error("unexpected %s", kind.__name__, exc_info=(kind, exc, tb))

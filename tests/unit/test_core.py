@@ -1,0 +1,94 @@
+"""affectflow.core: one error base, one atomic write, one device choice, job logs that say why a job stopped."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import affectflow
+from affectflow.core.device import DeviceError, resolve_device
+from affectflow.core.errors import AffectflowError
+from affectflow.core.files import atomic_write, atomic_write_bytes, atomic_write_text, sha256_file
+
+
+def _modules():
+    for info in pkgutil.walk_packages(affectflow.__path__, "affectflow."):
+        yield importlib.import_module(info.name)
+
+
+def test_every_error_class_of_the_package_derives_from_the_one_base() -> None:
+    errors = {obj for mod in _modules() for _, obj in inspect.getmembers(mod, inspect.isclass)
+              if issubclass(obj, Exception) and not issubclass(obj, Warning)
+              and obj.__module__.startswith("affectflow.") and not obj.__name__.startswith("_")}
+    assert len(errors) >= 20
+    assert [e.__qualname__ for e in errors if not issubclass(e, AffectflowError)] == []
+
+
+def test_atomic_write_replaces_or_leaves_the_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "out.txt"
+    atomic_write_text(target, "old\n")
+    assert target.read_text() == "old\n"
+
+    def fail(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, fail)
+    assert target.read_text() == "old\n" and sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new" and sha256_file(target) == (
+        "11507a0e2f5e69d5dfa40a62a1bd7b6ee57e6bcd85c67c9b8431b36fff21c437")
+    # the temporary file keeps a suffix for writers that infer the format from it
+    seen = []
+    atomic_write(tmp_path / "plot.png", lambda tmp: seen.append(tmp.suffix) or tmp.write_bytes(b"x"), suffix=".png")
+    assert seen == [".png"] and (tmp_path / "plot.png").read_bytes() == b"x"
+
+
+def test_one_device_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(DeviceError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match="sees no CUDA device"):
+        resolve_device("cuda:1")
+    assert issubclass(DeviceError, AffectflowError) and issubclass(DeviceError, RuntimeError)
+
+
+@pytest.mark.parametrize(("raise_", "expect", "absent"), [
+    ("from affectflow.units import UnitsError; raise UnitsError('units.tsv: missing columns')",
+     "ERROR affectflow: units.tsv: missing columns", "Traceback"),
+    ("raise ZeroDivisionError('bug')", "Traceback", None),
+])
+def test_a_job_that_stops_says_why_in_its_log(tmp_path: Path, raise_: str, expect: str, absent: str | None) -> None:
+    log = tmp_path / "job.log"
+    code = f"from affectflow.core import joblog; joblog.setup({str(log)!r}); {raise_}"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ})
+    assert proc.returncode == 1
+    text = log.read_text()
+    assert expect in text and (absent is None or absent not in text), text
+    logging.getLogger().handlers.clear()
+
+
+def test_the_layers_contract_places_every_module() -> None:
+    """A new top-level module must be given a layer (import-linter checks only the modules it lists)."""
+    import tomllib
+
+    conf = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in conf["contracts"] if c["type"] == "layers")["layers"]
+    placed = {m.strip() for layer in layers for m in layer.replace("|", ":").split(":")}
+    tops = {f"affectflow.{info.name}" for info in pkgutil.iter_modules(affectflow.__path__)} - {"affectflow.testing"}
+    assert placed == tops
+    forbidden = next(c for c in conf["contracts"] if c["type"] == "forbidden")
+    assert set(forbidden["source_modules"]) == tops - {"affectflow.demo"}  # the demo recipe may use test support
