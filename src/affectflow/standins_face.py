@@ -1,43 +1,14 @@
 """Random-weight, architecture-identical stand-ins for EmotiEffLib's face models, as ONNX files.
 
-EmotiEffLib's ONNX files (``models/affectnet_emotions/onnx/<name>.onnx``) cannot
-be downloaded in tests or the offline demo. The functions here build the same
-networks in plain torch (:mod:`affectflow.models.efficientnet`,
-:mod:`affectflow.models.mobilefacenet`, :mod:`affectflow.models.mobilevit`),
-fill them with seeded random weights and export them the way EmotiEffLib
-exported its own
-(``training_and_examples/convert_pt_to_onnx.py``: ``torch.onnx.export`` with the
-TorchScript exporter, ``opset_version=11``, ``do_constant_folding=True``, input
-``"input"`` (N,3,S,S) float32, output ``"output"`` (N,C), dynamic batch axis
-``"batch_size"``), so :func:`affectflow.face_models.load_face_model` runs its real
-code path on them: the last graph node is the classifier ``Gemm``, whose input
-is the embedding.
+EmotiEffLib's ONNX files cannot be downloaded in tests or the offline demo. The functions here
+build the same networks in plain torch, fill them with seeded random weights and export them the
+way EmotiEffLib exported its own, so :func:`affectflow.face_models.load_face_model` runs its real
+code path on them. The DDAMFN family (``ddamfn``, ``mt_ddamfn``) is written as TorchScript / a
+state-dict checkpoint instead. :func:`face_standin` returns the path of the cached file; the same
+seed, torch version and CPU give byte-identical files. Nothing imitates a trained model's output,
+and whether a loaded model is a stand-in comes from its manifest, never from its hash.
 
-Weights: timm's EfficientNet initialisation for convolutions (``N(0, sqrt(2/fan_out))``),
-torch's default ``U(+-1/sqrt(fan_in))`` for linear layers (so logits stay O(1)),
-BatchNorm (and MobileViT's GroupNorm) scale/shift drawn at random, and
-BatchNorm running statistics calibrated (in float64) on seeded random smooth
-images (1/f spectrum, like natural images) so that activations neither vanish
-nor explode on face-like crops and the embedding varies with the input. Random
-convolutions amplify pixel noise layer after layer, so white-noise input gives
-embeddings 100x larger than smooth crops do. Nothing imitates a trained model's
-output.
-
-Reproducibility: a private seeded torch RNG (the caller's RNG state is left
-alone); the same seed, torch version and CPU give byte-identical files. The
-sha256 of files built with the reference toolchain is in
-:data:`KNOWN_STANDIN_SHA256`. Whether a loaded model is a stand-in comes from
-its manifest (``PreparedModel.standin``), never from its hash.
-
-Available stand-ins (:data:`FACE_STANDINS`): ``enet_b0_8_best_vgaf``,
-``enet_b0_8_best_afew`` (EfficientNet-B0, 1280-d, 8 logits), ``enet_b0_8_va_mtl``
-(B0, 10 outputs), ``enet_b2_8`` (EfficientNet-B2, 260 px, 1408-d),
-``mbf_va_mtl`` (MobileFaceNet, 112 px, 512-d, 10 outputs), ``mobilevit_va_mtl``
-(timm MobileViT-v2 ``mobilevitv2_150``, 224 px, 768-d, 10 outputs), and the DDAMFN
-family (:mod:`affectflow.models.ddamfn`, 112 px, 512-d), which is not ONNX:
-``ddamfn`` is a traced TorchScript archive like uniface's ``affecnet8.script``
-(8 logits) and ``mt_ddamfn`` a ``{"model_state_dict": ...}`` checkpoint as
-DDAMFN's training scripts save them (10 outputs).
+Details: docs/models.md, section "Face stand-ins".
 """
 
 from __future__ import annotations

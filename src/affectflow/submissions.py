@@ -1,28 +1,15 @@
 """Submission files in the organisers' own formats: writers, readers, templates and a checker.
 
-* **EXPR** (Aff-Wild2, ABAW-8): one text file; first line
-  ``image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other``,
-  then one line per frame ``<video>/<00001>.jpg,<class 0-7>`` (frames 1-based,
-  five digits: the organisers' cropped-face names).
-* **EMI** (Hume-Vidmimic2): one CSV, header
-  ``Filename,Admiration,Amusement,Determination,Empathic Pain,Excitement,Joy``,
-  one row per video.
-* **AH** (BAH, ABAW-8 frame level): one text file, no header, one line per
-  frame ``<video path as in the test list>/frame-<i>.jpg,<0|1>`` (0-based).
-* **AH-video** (BAH, ABAW-10/11 video level): one text file, no header, one
-  line per video ``<video path as in the test list>,<0|1>`` (the split files'
-  own ``<path>,<class>`` form).
+One file per task, exactly as the organisers publish them: EXPR and AH one line per frame, EMI one CSV
+row per video, AH-video one line per video. With the organisers' example file for the test set (a
+*template*, config ``submission_template``) a submission has exactly the template's lines in its order.
+:func:`check_submission` says what is wrong with any file; the writers run the same check on what they
+write before it replaces anything.
 
-With the organisers' example file for the test set (a **template**, config
-``submission_template``), an EXPR or AH submission has exactly the template's
-lines in the template's order, each taking the prediction of that frame of the
-video (a template frame past the video's last frame takes the last frame's);
-an AH-video template is the test list (``split/test.txt`` or any file whose
-lines start with the video path), and the submission lists its videos in its
-order. Without one, every frame of every video (every video) is written. :func:`check_submission`
-validates a file (header, line format, values, ids and line count, against a
-template when given) and says what is wrong; the writers check what they write
-before it replaces anything, and files are written atomically.
+Output contract: the files of the format table in docs/learning.md, written atomically; the readers
+return ``{video: decisions}`` (EMI: the six intensities, AH-video: one 0/1).
+
+Options and the full behaviour: docs/learning.md, section "submit".
 """
 
 from __future__ import annotations
@@ -193,7 +180,7 @@ def format_frame_submission(
     template: Template | None = None,
     video_order: Sequence[str] | None = None,
 ) -> str:
-    """The text of an EXPR or AH submission (see the module docstring)."""
+    """The text of an EXPR or AH submission (format and template rules: docs/learning.md, "submit")."""
     if task not in FRAME_TASKS:
         raise SubmissionError(f"unknown frame task {task!r}")
     if not predictions:

@@ -1,22 +1,15 @@
-"""Hyperparameter sweeps of k (smoothing), t (confidence threshold) and w (blend weight).
+"""Hyperparameter sweeps of k (smoothing), t (confidence threshold) and w (blend weight), on val only.
 
-The paper picks k, t and w on the validation split (Figures 2-5, Table 1).
-Choosing them on test would leak test labels into the submission, so the API
-makes that impossible by construction:
+The paper picks k, t and w on the validation split (Figures 2-5, Table 1). Choosing them on test would
+leak test labels into the submission, so the API makes that impossible by construction: predictions and
+labels travel in a :class:`SplitDataset` labelled with its split, :func:`sweep` and :func:`sweep_many`
+(the only functions that *select* a value) raise :class:`SelectionOnTestError` for any split but
+``"val"``, and :func:`evaluate` scores a fixed config on any split without choosing.
 
-* predictions and labels travel together in a :class:`SplitDataset` that is
-  labelled with its split when it is built (the wiring builds it from the
-  units table, whose split column comes from the dataset layout);
-* :func:`sweep` / :func:`sweep_many` (the only functions that *select* a
-  value) raise :class:`SelectionOnTestError` for any split but ``"val"``;
-* :func:`evaluate` scores one fixed :class:`~affectflow.fusion.PostConfig` on
-  any split and returns a report, never a choice.
+Output contract: a :class:`SweepResult` per configuration (the metric per grid value, the best value and
+score; ties go to the first in grid order), its CSV table, and PNG plots (:func:`plot_sweep`).
 
-Ties are broken by grid order (the first best value wins), so pass k
-ascending to prefer the smallest kernel and the fewest blurred transitions.
-
-Plots (``plot_sweep``) use matplotlib's object API with the Agg canvas, so no
-global backend is switched and nothing needs a display.
+Options and the full behaviour: docs/learning.md, section "Sweeps".
 """
 
 from __future__ import annotations

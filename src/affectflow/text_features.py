@@ -1,36 +1,17 @@
 """Text features: one embedding per transcript segment.
 
-Encoders (the kind is taken from the registry entry, or set with ``kind``):
+Encoders (the kind is taken from the registry entry, or set with ``kind``): ``sentence``
+(sentence-transformers checkpoints such as all-MiniLM-L6-v2, SentenceBERT and E5, run with
+``transformers`` as their own files describe), ``goemotions`` (RoBERTa-GoEmotions: logits over its
+28 labels and a pooled embedding), and the ``openai`` and ``gigachat`` embedding APIs, whose keys come
+from the environment only and never reach logs, messages or the output file.
 
-* ``sentence`` — sentence-transformers models run with ``transformers``
-  directly, following the checkpoint's own sentence-transformers files:
-  ``modules.json`` (a ``Normalize`` module means L2 normalisation),
-  ``1_Pooling/config.json`` (mean / CLS / max pooling), and
-  ``sentence_bert_config.json`` (``max_seq_length``, ``do_lower_case``).
-  A plain Hugging Face model without those files gets what
-  ``SentenceTransformer(name)`` gives it: mean pooling, no normalisation.
-  all-MiniLM-L6-v2, SentenceBERT and E5 (whose inputs get the ``"query: "``
-  prefix the E5 authors prescribe for symmetric tasks; ``prefix`` overrides)
-  are this kind.
-* ``goemotions`` — RoBERTa fine-tuned on GoEmotions: ``logits`` over its 28
-  labels and a pooled embedding of the last hidden layer (mean over tokens,
-  or the ``<s>`` token with ``pooling="cls"``), inputs truncated at 512 tokens.
-* ``openai`` — ``POST {base_url}/embeddings`` with ``{"model", "input": [...]}``,
-  answer ``data[i].embedding``; the key is read from ``OPENAI_API_KEY``.
-* ``gigachat`` — OAuth first (``POST {auth_url}`` with ``Authorization: Basic
-  <GIGACHAT_CREDENTIALS>``, ``RqUID``, form body ``scope=...``, answer
-  ``access_token`` / ``expires_at`` in ms), then ``POST {base_url}/embeddings``
-  with ``Authorization: Bearer <token>`` and the OpenAI-style body and answer.
+Output per video (``features/text/{asr}/{model}/{shard}.h5``): ``seg_start``, ``seg_end``,
+``embeddings`` (N, D) and, for GoEmotions, ``logits`` (N, 28). A video without speech has zero
+segments: ``embeddings`` is an empty (0, D) array, not an error.
 
-API keys come from the environment only; they are never taken from the
-config, and never written to logs, exception messages or the output file.
-Requests that get HTTP 429 or 5xx (or lose the connection) are retried with
-exponential backoff, honouring ``Retry-After``.
-
-Output per video (``features/text/{asr}/{model}/{shard}.h5``): ``seg_start``,
-``seg_end``, ``embeddings`` (N, D) and, for GoEmotions, ``logits`` (N, 28). A
-video without speech has zero segments: ``embeddings`` is an empty (0, D)
-array, not an error.
+Details (pooling, prefixes, the API requests and their retries): docs/features.md, section
+"Text features".
 """
 
 from __future__ import annotations
@@ -497,6 +478,10 @@ def _retry_after(value: str | None) -> float | None:
 
 
 # ----------------------------------------------------------------------------- stage
+#: one video of a transcripts shard: id, segment starts and ends (s), segment texts
+_Segments = tuple[str, np.ndarray, np.ndarray, list[str]]
+
+
 def embed_shard(
     transcripts_shard: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
@@ -514,14 +499,22 @@ def embed_shard(
     All segments of the shard are embedded in batches of ``batch_size``
     (fewer API calls), then split back per video.
     """
-    from tqdm import tqdm
-
     conf = TextFeatureConfig.coerce(cfg)
     rerun = stage_key(STAGE, conf, expected=key)
     resolved = resolve_model(spec if spec is not None else conf.model, models_dir, pins)
     encoder = load_text_encoder(resolved, conf, sleep)
-    records: list[tuple[str, np.ndarray, np.ndarray, list[str]]] = []
-    result = StageResult()
+    asr_model, records, skipped = _read_segments(transcripts_shard)
+    outputs = _embed_texts(encoder, [t for _, _, _, texts in records for t in texts], conf, progress)
+    dim = int(getattr(encoder, "dim", None) or 0)
+    classes = list(getattr(encoder, "classes", []) or [])
+    prov = Provenance.of(rerun, model=conf.model, weights_sha256=resolved.weights_sha256,
+                         resolved=_resolved_config(encoder, resolved, asr_model, dim, classes))
+    return _write_embeddings(out_path, prov, records, outputs, dim, classes, skipped)
+
+
+def _read_segments(transcripts_shard: str | os.PathLike[str]) -> tuple[str, list[_Segments], list[tuple[str, str]]]:
+    """(ASR model, every video's segments, skipped videos) of a transcripts shard."""
+    records: list[_Segments] = []
     with ShardReader(transcripts_shard, stage="transcripts") as reader:
         asr_model = reader.provenance.model
         skipped = list(reader.skipped())
@@ -529,17 +522,30 @@ def embed_shard(
             texts = [str(t) for t in rec.arrays.get("seg_text", np.zeros(0, dtype=object))]
             records.append((rec.video_id, np.asarray(rec.arrays.get("seg_start", np.zeros(0)), dtype=np.float64),
                             np.asarray(rec.arrays.get("seg_end", np.zeros(0)), dtype=np.float64), texts))
-    all_texts = [t for _, _, _, texts in records for t in texts]
-    outputs: dict[str, np.ndarray] = {}
-    if all_texts:
-        parts: list[dict[str, np.ndarray]] = []
-        step = max(conf.batch_size, 1) * 8
-        for i in tqdm(range(0, len(all_texts), step), desc=f"text {conf.model}", unit="batch",
-                      disable=None if progress is None else not progress):
-            parts.append(encoder.embed(all_texts[i : i + step]))
-        outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    dim = int(getattr(encoder, "dim", None) or 0)
-    classes = list(getattr(encoder, "classes", []) or [])
+    return asr_model, records, skipped
+
+
+def _embed_texts(encoder: Encoder, all_texts: list[str], conf: TextFeatureConfig,
+                 progress: bool | None) -> dict[str, np.ndarray]:
+    """The encoder's outputs (``embeddings``, and ``logits`` for GoEmotions) for ``all_texts``, in order.
+
+    Texts go to the encoder ``8 * batch_size`` at a time; an empty list gives an empty dict.
+    """
+    from tqdm import tqdm
+
+    if not all_texts:
+        return {}
+    parts: list[dict[str, np.ndarray]] = []
+    step = max(conf.batch_size, 1) * 8
+    for i in tqdm(range(0, len(all_texts), step), desc=f"text {conf.model}", unit="batch",
+                  disable=None if progress is None else not progress):
+        parts.append(encoder.embed(all_texts[i : i + step]))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _resolved_config(encoder: Encoder, resolved: ResolvedModel, asr_model: str, dim: int,
+                     classes: list[str]) -> dict[str, Any]:
+    """What the encoder resolved at run time, for the output's provenance."""
     prov_cfg = {"kind_used": encoder.kind, "registry_name": resolved.name, "asr": asr_model,
                 "dim": dim}
     if isinstance(encoder, SentenceEncoder | GoEmotionsEncoder):
@@ -550,7 +556,14 @@ def embed_shard(
         prov_cfg.update(api_model=encoder.api_model, base_url=encoder.base_url)
     if classes:
         prov_cfg["classes"] = classes
-    prov = Provenance.of(rerun, model=conf.model, weights_sha256=resolved.weights_sha256, resolved=prov_cfg)
+    return prov_cfg
+
+
+def _write_embeddings(out_path: str | os.PathLike[str], prov: Provenance, records: list[_Segments],
+                      outputs: Mapping[str, np.ndarray], dim: int, classes: list[str],
+                      skipped: list[tuple[str, str]]) -> StageResult:
+    """Split the shard's outputs back per video and write them, with the skipped videos."""
+    result = StageResult()
     with ShardWriter(out_path, prov) as writer:
         pos = 0
         for vid, starts, ends, texts in records:

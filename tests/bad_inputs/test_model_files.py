@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import pickle
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,10 @@ from affectflow import weights
 from affectflow.face_models import load_face_model
 from affectflow.models import emotiefflib as eel
 from affectflow.models.registry import get
+from affectflow.testing.http_server import LocalHTTPServer
 from affectflow.weights import WeightFile, WeightsError
 
 REPO = Path(__file__).resolve().parents[2]
-UNIT = REPO / "tests" / "unit"
-if str(UNIT) not in sys.path:  # the local HTTP server of the weights tests
-    sys.path.insert(0, str(UNIT))
-from http_server import LocalHTTPServer  # noqa: E402
 
 # torch.load(weights_only=False) is allowed only here: EmotiEffLib's .pt files are whole pickled models,
 # unpickled from the very bytes read_verified() has just hashed against the recorded git blob id / pin.

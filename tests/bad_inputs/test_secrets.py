@@ -2,7 +2,7 @@
 
 Planted keys are put in ``OPENAI_API_KEY`` / ``GIGACHAT_CREDENTIALS`` and the
 text-feature stage is run against a local server that speaks both protocols
-(tests/api_server.py) and, like some real error pages, echoes the request's
+(affectflow.testing.api_server) and, like some real error pages, echoes the request's
 ``Authorization`` header back in its error bodies. Everything a user could see afterwards is searched.
 """
 
@@ -22,7 +22,7 @@ from affectflow.audio_features import resolve_model
 from affectflow.core import joblog
 from affectflow.problems import collect_problems
 from affectflow.store import Provenance, write_shard
-from api_server import EmbeddingAPIServer
+from affectflow.testing.api_server import EmbeddingAPIServer
 
 tf = pytest.importorskip("affectflow.text_features", reason="affectflow.text_features (API embedders) not there yet")
 

@@ -1,6 +1,6 @@
 """Bad videos through the real Snakemake workflow: skipped and listed, or failing one job without harming others.
 
-Each test runs the workflow in a scratch copy (tests/e2e/snakerun.py) on a
+Each test runs the workflow in a scratch copy (affectflow.testing.snakerun) on a
 ``folder`` dataset of corpus videos, with no models and no tasks, so only the
 units, media, faces and problems jobs run.
 """
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-import snakerun
 from affectflow.problems import read_problems_tsv
 from affectflow.store import ShardReader
+from affectflow.testing import snakerun
+from affectflow.testing.snakerun import Workdir
 from affectflow.units import UnitsTable, shard_of
-from snakerun import Workdir
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import h5py
 import pytest
 
 from affectflow.rerun import STAGES, WORKFLOW_RUNTIME
-from snakerun import ConfigChange
+from affectflow.testing.snakerun import ConfigChange
 
 pytestmark = pytest.mark.slow
 

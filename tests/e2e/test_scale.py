@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from affectflow.testing.snakerun import job_counts, make_bare_workdir
 from affectflow.testing.synthetic import touch_videos, write_synthetic_units
-from snakerun import job_counts, make_bare_workdir
 
 pytestmark = pytest.mark.slow
 

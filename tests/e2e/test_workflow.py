@@ -12,8 +12,8 @@ import pytest
 from affectflow.core.vocabulary import TASKS
 from affectflow.faces.stage import FacesOptions
 from affectflow.store import ShardReader
+from affectflow.testing.snakerun import ConfigChange
 from affectflow.units import UnitsTable
-from snakerun import ConfigChange
 
 pytestmark = pytest.mark.slow
 DETECTOR = FacesOptions().detector  # the default detector, which the demo config uses

@@ -26,10 +26,10 @@ from affectflow.audio_features import resolve_model
 from affectflow.media import run_media_stage
 from affectflow.models.registry import ModelSpec
 from affectflow.store import ShardReader
+from affectflow.testing.http_server import LocalHTTPServer
 from affectflow.units import Unit
 from affectflow.weights import WeightFile, WeightsError, fetch
 from conftest import espeak_wav, ffmpeg
-from http_server import LocalHTTPServer
 
 SENTENCES = {
     "coffee": "I would like a cup of coffee, please.",

@@ -21,10 +21,10 @@ from affectflow.audio_features import (
 from affectflow.media import run_media_stage
 from affectflow.models.registry import get
 from affectflow.store import ShardReader
+from affectflow.testing.http_server import LocalHTTPServer
 from affectflow.units import Unit
 from affectflow.weights import WeightFile, WeightsError, fetch
 from conftest import espeak_wav, ffmpeg
-from http_server import LocalHTTPServer
 
 MODEL = "wav2vec2_base_960h"  # registry entry; its Hub files have no sha256 on record, so they are pinned
 SPEECH = "Hello there. The weather today is mild, with a light breeze from the west."

@@ -29,7 +29,7 @@ from affectflow.core.files import sha256_file
 from affectflow.face_models import FaceModel, FaceModelError, FaceOutputs, auto_batch_size, load_face_model
 from affectflow.models import emotiefflib as eel
 from affectflow.models.registry import AFFECTNET8_EMOTIEFFLIB, FER2013, get
-from http_server import LocalHTTPServer
+from affectflow.testing.http_server import LocalHTTPServer
 
 REPO = Path(__file__).resolve().parents[2]
 WHEELS = Path(os.environ.get("AFFECTFLOW_WHEEL_CACHE", REPO / ".cache" / "wheels"))

@@ -17,6 +17,8 @@ from affectflow.asr import Transcript
 from affectflow.audio_features import resolve_model
 from affectflow.models.registry import GO_EMOTIONS, ModelSpec, get
 from affectflow.store import Provenance, ShardReader, write_shard
+from affectflow.testing.api_server import EmbeddingAPIServer, vector
+from affectflow.testing.http_server import LocalHTTPServer
 from affectflow.text_features import (
     GIGACHAT_KEY_ENV,
     OPENAI_KEY_ENV,
@@ -26,8 +28,6 @@ from affectflow.text_features import (
     load_text_encoder,
 )
 from affectflow.weights import WeightFile, fetch
-from api_server import EmbeddingAPIServer, vector
-from http_server import LocalHTTPServer
 
 SEGMENTS = {
     "happy": [(0.0, 1.5, "I am so happy to see you again!"), (1.6, 3.0, "This is wonderful news.")],

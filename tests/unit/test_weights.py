@@ -13,8 +13,8 @@ import pytest
 from affectflow import weights
 from affectflow.core.files import sha256_file
 from affectflow.models import registry
+from affectflow.testing.http_server import LocalHTTPServer
 from affectflow.weights import WeightFile, WeightsError
-from http_server import LocalHTTPServer
 
 PAYLOAD = os.urandom(300_000) + b"end-of-weights"
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -1,21 +1,13 @@
 """Face detectors behind one small interface.
 
-A detector takes a batch of RGB frames (uint8, H x W x 3, all of one video)
-and returns, per frame, every face it found as a :class:`Detection` in pixel
-coordinates of that frame. Choosing the face to keep is the caller's business.
+A detector takes a batch of RGB frames (uint8, H x W x 3, all of one video) and returns, per frame,
+every face it found as a :class:`Detection` in pixel coordinates of that frame. Choosing the face to
+keep is the caller's business. :class:`MediaPipeDetector` (BlazeFace short range),
+:class:`MediaPipeFullRangeDetector` (BlazeFace full range) and :class:`RetinaFaceDetector` (ResNet-50
+RetinaFace, ONNX) each run only weights whose sha256 was checked; nothing is downloaded here.
+:func:`make_detector` builds one by its config name.
 
-* :class:`MediaPipeDetector`: BlazeFace short range, the ``.tflite`` file that
-  the mediapipe 0.10.14 wheel ships; runs offline. Its sha256 is checked
-  against a constant and the checked bytes themselves are handed to
-  mediapipe, so what runs is exactly what was verified.
-* :class:`MediaPipeFullRangeDetector`: BlazeFace full range (sparse), the
-  other ``.tflite`` of the same wheel, for faces at any distance; run through
-  MediaPipe's own full-range graph, which reads that file from the package
-  folder: its sha256 is checked there just before the graph is built.
-* :class:`RetinaFaceDetector`: the ResNet-50 RetinaFace ONNX export that the
-  ``retina-face`` package downloads (``retinaface.onnx``), run with
-  onnxruntime. Its weights come from the model registry through
-  :func:`affectflow.weights.ensure` (sha256 checked, never downloaded here).
+Details: docs/models.md, section "Face detectors".
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from affectflow.faces.crops import crop_square
 from affectflow.faces.detectors import DETECTORS, Detection, FaceDetector, make_detector
 from affectflow.faces.organiser import OrganiserCropsSource
 from affectflow.faces.tracks import TargetTracker
-from affectflow.faces.video import VideoInfo, iter_batches, prefetch
+from affectflow.faces.video import FrameBatch, VideoInfo, iter_batches, prefetch
 from affectflow.media import (
     BAD_VIDEO_POLICIES,
     REPEATED_TIME_STEP_S,
@@ -105,37 +105,54 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Face
     attributes (sizes, counts, warnings) once it is decoded to the end.
     """
     opts = FacesOptions.coerce(cfg)
-    size, margin, align = opts.crop_size, float(opts.margin), opts.align
-    stride, bs = opts.frame_stride, opts.batch_size
-    k = int(detector.n_landmarks)
-    spec = {
-        "frame_index": ((), np.int32, 0), "timestamps": ((), np.float64, np.nan),
-        "has_face": ((), bool, False), "bbox": ((4,), np.float32, np.nan),
-        "score": ((), np.float32, 0.0), "landmarks": ((k, 2), np.float32, np.nan),
-        "crops": ((size, size, 3), np.uint8, 0), "n_faces": ((), np.int16, 0),
-    }
+    spec = _row_spec(int(detector.n_landmarks), opts.crop_size)
     info = VideoInfo(path=str(path))
     tracker = TargetTracker(side=side)
     vid = video_id or Path(path).stem
-    n_rows = n_face = n_several = 0
     t0 = time.perf_counter()
-    bar = tqdm(desc=f"faces {vid}", unit="frame", disable=not progress, leave=False, mininterval=1.0)
+    n_rows, n_face, n_several = _stream_rows(path, info, detector, tracker, opts, spec, append,
+                                             desc=f"faces {vid}", progress=progress)
+    dt = time.perf_counter() - t0
+    log.info("%s: %d frames decoded, %d analysed, %d with a face, %.1f frames/s", vid, info.n_frames_decoded,
+             n_rows, n_face, info.n_frames_decoded / dt if dt > 0 else float("nan"))
+    warnings = _video_warnings(info, tracker, side, n_rows=n_rows, n_face=n_face, n_several=n_several)
+    for w in warnings:
+        log.warning("%s: %s", vid, w)
+    if info.n_frames_expected and info.n_frames_expected != info.n_frames_decoded:
+        log.warning("%s: container says %d frames, %d decoded", vid, info.n_frames_expected, info.n_frames_decoded)
+    return {
+        "width": info.width, "height": info.height, "rotation": info.rotation,
+        "n_frames_decoded": info.n_frames_decoded, "detector": detector.name, "frame_stride": opts.frame_stride,
+        "n_with_face": n_face, "warnings": warnings, "side": side, "target_switches": tracker.switches,
+    }
+
+
+#: one face row's arrays: name -> (shape after the row axis, dtype, fill value for a frame without a face)
+_RowSpec = dict[str, tuple[tuple[int, ...], Any, Any]]
+
+
+def _row_spec(n_landmarks: int, crop_size: int) -> _RowSpec:
+    """The arrays of a face record's rows, for a detector giving ``n_landmarks`` points and square crops."""
+    return {
+        "frame_index": ((), np.int32, 0), "timestamps": ((), np.float64, np.nan),
+        "has_face": ((), bool, False), "bbox": ((4,), np.float32, np.nan),
+        "score": ((), np.float32, 0.0), "landmarks": ((n_landmarks, 2), np.float32, np.nan),
+        "crops": ((crop_size, crop_size, 3), np.uint8, 0), "n_faces": ((), np.int16, 0),
+    }
+
+
+def _stream_rows(path: str | os.PathLike[str], info: VideoInfo, detector: FaceDetector, tracker: TargetTracker,
+                 opts: FacesOptions, spec: _RowSpec, append: Callable[[dict[str, np.ndarray]], None], *,
+                 desc: str, progress: bool) -> tuple[int, int, int]:
+    """Decode ``path`` batch by batch, handing each batch's rows to ``append`` (with a progress bar);
+    the counts of analysed frames, of those with a face and of those with several faces."""
+    n_rows = n_face = n_several = 0
+    bar = tqdm(desc=desc, unit="frame", disable=not progress, leave=False, mininterval=1.0)
     try:
-        for batch in prefetch(iter_batches(path, info, frame_stride=stride, batch_size=bs)):
+        for batch in prefetch(iter_batches(path, info, frame_stride=opts.frame_stride, batch_size=opts.batch_size)):
             if n_rows == 0:
                 bar.reset(total=info.n_frames_expected or None)
-            a = {name: np.full((len(batch.frames), *shp), fill, dt) for name, (shp, dt, fill) in spec.items()}
-            for r, (i, t, frame, faces) in enumerate(zip(batch.indices, batch.timestamps, batch.frames,
-                                                         detector.detect(batch.frames), strict=True)):
-                faces = [d for d in faces if _usable(d)]
-                a["frame_index"][r], a["timestamps"][r], a["n_faces"][r] = i, t, min(len(faces), 32767)
-                best = tracker.update(faces)
-                if best is None:
-                    continue
-                a["has_face"][r], a["score"][r], a["bbox"][r] = True, best.score, best.bbox
-                lm = np.asarray(best.landmarks, np.float32).reshape(-1, 2)[:k]
-                a["landmarks"][r, : len(lm)] = lm
-                a["crops"][r] = crop_square(frame, best.bbox, size, margin, lm, align)
+            a = _batch_rows(batch, detector, tracker, opts, spec)
             append(a)
             n_rows += len(batch.frames)
             n_face += int(a["has_face"].sum())
@@ -143,10 +160,32 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Face
             bar.update(info.n_frames_decoded - bar.n)
     finally:
         bar.close()
-    dt = time.perf_counter() - t0
-    log.info("%s: %d frames decoded, %d analysed, %d with a face, %.1f frames/s", vid, info.n_frames_decoded,
-             n_rows, n_face, info.n_frames_decoded / dt if dt > 0 else float("nan"))
-    # Survivable oddities, listed per video like the media stage's (affectflow.problems collects them).
+    return n_rows, n_face, n_several
+
+
+def _batch_rows(batch: FrameBatch, detector: FaceDetector, tracker: TargetTracker, opts: FacesOptions,
+                spec: _RowSpec) -> dict[str, np.ndarray]:
+    """One row per frame of ``batch``: its faces detected, the target face followed and cropped."""
+    size, margin, align = opts.crop_size, float(opts.margin), opts.align
+    k = spec["landmarks"][0][0]
+    a = {name: np.full((len(batch.frames), *shp), fill, dt) for name, (shp, dt, fill) in spec.items()}
+    for r, (i, t, frame, faces) in enumerate(zip(batch.indices, batch.timestamps, batch.frames,
+                                                 detector.detect(batch.frames), strict=True)):
+        faces = [d for d in faces if _usable(d)]
+        a["frame_index"][r], a["timestamps"][r], a["n_faces"][r] = i, t, min(len(faces), 32767)
+        best = tracker.update(faces)
+        if best is None:
+            continue
+        a["has_face"][r], a["score"][r], a["bbox"][r] = True, best.score, best.bbox
+        lm = np.asarray(best.landmarks, np.float32).reshape(-1, 2)[:k]
+        a["landmarks"][r, : len(lm)] = lm
+        a["crops"][r] = crop_square(frame, best.bbox, size, margin, lm, align)
+    return a
+
+
+def _video_warnings(info: VideoInfo, tracker: TargetTracker, side: str, *, n_rows: int, n_face: int,
+                    n_several: int) -> list[str]:
+    """Survivable oddities, listed per video like the media stage's (affectflow.problems collects them)."""
     warnings: list[str] = []
     if n_face == 0:
         warnings.append(f"no face detected in any of the {n_rows} analysed frames")
@@ -159,15 +198,7 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Face
     if info.n_timestamps_repaired:
         warnings.append(f"{info.n_timestamps_repaired} decoded frame(s) with a timestamp not after the previous "
                         f"frame's: each set {REPEATED_TIME_STEP_S * 1000:g} ms after its predecessor")
-    for w in warnings:
-        log.warning("%s: %s", vid, w)
-    if info.n_frames_expected and info.n_frames_expected != info.n_frames_decoded:
-        log.warning("%s: container says %d frames, %d decoded", vid, info.n_frames_expected, info.n_frames_decoded)
-    return {
-        "width": info.width, "height": info.height, "rotation": info.rotation,
-        "n_frames_decoded": info.n_frames_decoded, "detector": detector.name, "frame_stride": stride,
-        "n_with_face": n_face, "warnings": warnings, "side": side, "target_switches": tracker.switches,
-    }
+    return warnings
 
 
 def detect_video(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesOptions | Mapping[str, Any] | None,

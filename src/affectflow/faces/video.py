@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -77,74 +77,106 @@ def iter_batches(path: str | os.PathLike[str], info: VideoInfo, frame_stride: in
     if frame_stride < 1 or batch_size < 1:
         raise ValueError("frame_stride and batch_size must be >= 1")
     p = Path(path)
+    container = _open_video(p)
+    with container:
+        stream = _video_stream(container, p, info)
+        frames = _DecodedFrames(container, stream)
+        batch = yield from _full_batches(frames, stream, p, info, frame_stride, batch_size)
+        _check_decoded(p, info, frames.n_preroll)
+        if len(batch):
+            yield batch
+
+
+def _open_video(p: Path) -> Any:
+    """The opened container of the video file ``p``; :class:`VideoError` when it is missing or unreadable."""
     if not p.is_file():
         raise VideoError(f"{p}: video file does not exist")
     try:
-        container = av.open(ffmpeg_url(p))
+        return av.open(ffmpeg_url(p))
     except (av.FFmpegError, OSError, ValueError) as e:
         raise VideoError(f"{p}: cannot open video ({str(e).replace(ffmpeg_url(p), str(p))})") from e
-    with container:
-        if not container.streams.video:
-            raise VideoError(f"{p}: no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        info.n_frames_expected = int(stream.frames or 0)
-        tb = float(stream.time_base) if stream.time_base else 0.0
-        start = stream.start_time or 0
-        rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
-        batch = FrameBatch()
-        last_t: float | None = None
-        i = -1
-        n_preroll = 0
 
-        def decoded() -> Iterator[av.VideoFrame]:
-            nonlocal n_preroll
-            for packet in container.demux(stream):
-                if packet.is_discard and packet.size > 0:
-                    n_preroll += 1  # an edit list's pre-roll: decoded for reference, never shown
-                yield from packet.decode()
 
-        try:
-            for frame in decoded():
-                i += 1
-                if frame.pts is not None and tb:
-                    t = (frame.pts - start) * tb
-                elif last_t is not None:
-                    t = last_t + 1.0 / rate
-                else:
-                    t = 0.0
-                fixed, changed = strictly_increasing(np.array([t]), last_t)  # the media stage's rule
-                t, info.n_timestamps_repaired = float(fixed[0]), info.n_timestamps_repaired + changed
-                last_t = t
-                info.n_frames_decoded = i + 1
-                if i % frame_stride:
-                    continue
-                rgb = rotate_upright(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
-                if i == 0 or not info.width:
-                    info.rotation = int(round(frame.rotation or 0)) % 360
-                    info.height, info.width = rgb.shape[:2]
-                batch.indices.append(i)
-                batch.timestamps.append(float(t))
-                batch.frames.append(rgb)
-                if len(batch) >= batch_size:
-                    yield batch
-                    batch = FrameBatch()
-        except av.FFmpegError as e:
-            raise VideoError(
-                f"{p}: decoding failed after {info.n_frames_decoded} frames ({e}); the file is truncated or corrupt"
-            ) from e
-        if info.n_frames_decoded == 0:
-            raise VideoError(f"{p}: video stream decodes to no frames")
-        # The container's count includes the pre-roll frames an edit list hides (a stream-copy cut).
-        info.n_frames_expected = max(0, info.n_frames_expected - n_preroll)
-        if too_many_missing(info.n_frames_decoded, info.n_frames_expected):
-            # FFmpeg's threaded decoder stops quietly at a cut-off file; the container's index tells
-            raise VideoError(
-                f"{p}: only {info.n_frames_decoded} of the {info.n_frames_expected} frames the container lists "
-                "could be decoded; the file is truncated or corrupt"
-            )
-        if len(batch):
-            yield batch
+def _video_stream(container: Any, p: Path, info: VideoInfo) -> Any:
+    """The first video stream of ``container``, set to threaded decoding; ``info`` gets its listed frame count."""
+    if not container.streams.video:
+        raise VideoError(f"{p}: no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    info.n_frames_expected = int(stream.frames or 0)
+    return stream
+
+
+class _DecodedFrames:
+    """The frames of ``stream`` in decode order, counting the edit list's pre-roll packets met on the way."""
+
+    def __init__(self, container: Any, stream: Any) -> None:
+        self.container = container
+        self.stream = stream
+        self.n_preroll = 0
+
+    def __iter__(self) -> Iterator[av.VideoFrame]:
+        for packet in self.container.demux(self.stream):
+            if packet.is_discard and packet.size > 0:
+                self.n_preroll += 1  # an edit list's pre-roll: decoded for reference, never shown
+            yield from packet.decode()
+
+
+def _full_batches(frames: _DecodedFrames, stream: Any, p: Path, info: VideoInfo, frame_stride: int,
+                  batch_size: int) -> Generator[FrameBatch, None, FrameBatch]:
+    """Yield every full batch of analysed frames (timed, upright RGB) and return the last, partial one.
+
+    ``info`` is updated frame by frame; an FFmpeg error raises :class:`VideoError`.
+    """
+    tb = float(stream.time_base) if stream.time_base else 0.0
+    start = stream.start_time or 0
+    rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+    batch = FrameBatch()
+    last_t: float | None = None
+    try:
+        for i, frame in enumerate(frames):
+            if frame.pts is not None and tb:
+                t = (frame.pts - start) * tb
+            elif last_t is not None:
+                t = last_t + 1.0 / rate
+            else:
+                t = 0.0
+            fixed, changed = strictly_increasing(np.array([t]), last_t)  # the media stage's rule
+            t, info.n_timestamps_repaired = float(fixed[0]), info.n_timestamps_repaired + changed
+            last_t = t
+            info.n_frames_decoded = i + 1
+            if i % frame_stride:
+                continue
+            rgb = rotate_upright(frame.to_ndarray(format="rgb24"), frame.rotation or 0)
+            if i == 0 or not info.width:
+                info.rotation = int(round(frame.rotation or 0)) % 360
+                info.height, info.width = rgb.shape[:2]
+            batch.indices.append(i)
+            batch.timestamps.append(float(t))
+            batch.frames.append(rgb)
+            if len(batch) >= batch_size:
+                yield batch
+                batch = FrameBatch()
+    except av.FFmpegError as e:
+        raise VideoError(
+            f"{p}: decoding failed after {info.n_frames_decoded} frames ({e}); the file is truncated or corrupt"
+        ) from e
+    return batch
+
+
+def _check_decoded(p: Path, info: VideoInfo, n_preroll: int) -> None:
+    """Take the pre-roll out of ``info``'s listed frame count; raise :class:`VideoError` when ``p`` decoded to
+    no frames, or to too few of those its container lists."""
+    if info.n_frames_decoded == 0:
+        raise VideoError(f"{p}: video stream decodes to no frames")
+    # The container's count includes the pre-roll frames an edit list hides (a stream-copy cut).
+    info.n_frames_expected = max(0, info.n_frames_expected - n_preroll)
+    if too_many_missing(info.n_frames_decoded, info.n_frames_expected):
+        # FFmpeg's threaded decoder stops quietly at a cut-off file; the container's index tells
+        raise VideoError(
+            f"{p}: only {info.n_frames_decoded} of the {info.n_frames_expected} frames the container lists "
+            "could be decoded; the file is truncated or corrupt"
+        )
 
 
 _DONE = object()

@@ -1,33 +1,16 @@
 """Align audio and text features with face frames (paper section 3.3).
 
-Face descriptors exist per video frame, but audio embeddings come per audio
-window and text embeddings per recognised speech segment. The paper brings
-both "to the shape of visual features using interp1d from SciPy"; this module
-does exactly that and makes the corner cases explicit:
+Face descriptors exist per video frame, but audio embeddings come per audio window and text embeddings per
+recognised speech segment. The paper brings both "to the shape of visual features using interp1d from
+SciPy"; this module does exactly that and makes the corner cases explicit: audio is interpolated linearly
+(edge vectors repeated, never extrapolated), a frame takes the embedding of the text segment it lies in
+(``text_fill`` outside speech), and frames without a face follow ``missing_face`` (``drop``,
+``carry_last`` or ``other_modalities``).
 
-* **Audio (or any timestamped vector stream)**: linear ``interp1d`` on the
-  window centre times, evaluated at the frame times. Frames before the first
-  or after the last window take the nearest edge vector (no extrapolated
-  trend, which would invent values outside the observed range).
-* **Text segments** ``(start, end, embedding)``: a frame whose time lies in
-  ``[start, end]`` gets that segment's embedding (overlapping segments are
-  averaged). Frames outside every segment get ``text_fill``: ``"zeros"`` (no
-  speech is information too, and zeros keep the head from seeing speech that
-  did not happen) or ``"nearest"`` (the closest segment in time, the
-  interpolation-like behaviour for models that expect dense text).
-* **Frames without a face** follow ``missing_face``:
-
-  - ``drop``: those frames are removed from the aligned matrix (and, through
-    ``frame_indices``, from labels), so a model is trained and evaluated
-    on face frames only;
-  - ``carry_last``: the last seen face vector is repeated (zeros before the
-    first face), the usual short-dropout fix for tracking losses;
-  - ``other_modalities``: the face part is zero and an extra indicator
-    column ``face_missing`` is 1, so the head can learn to rely on audio and
-    text for those frames instead of reading zeros as a face.
-
-The result is an :class:`AlignedFeatures` with the matrix, a per-frame mask of
+Output contract: an :class:`AlignedFeatures` with the matrix (one row per kept frame), a per-frame mask of
 the frames kept, their indices, and the column slice of every modality.
+
+Options and the full behaviour: docs/learning.md, section "Frame alignment".
 """
 
 from __future__ import annotations
@@ -273,38 +256,13 @@ def align_video(
     present = np.ones(n, dtype=bool)
 
     if face is not None:
-        fm = np.asarray(face, dtype=np.float32)
-        if fm.ndim != 2 or fm.shape[0] != n:
-            raise AlignmentError(f"face matrix {fm.shape} does not have one row per frame ({n})")
-        if face_present is None:
-            present = ~np.isnan(fm).any(axis=1)
-        else:
-            present = np.asarray(face_present, dtype=bool).ravel()
-            if present.shape[0] != n:
-                raise AlignmentError(f"face_present has {present.shape[0]} entries for {n} frames")
-        if missing_face == "carry_last":
-            fm = _carry_last(fm, present)
-        else:
-            fm = np.where(present[:, None], fm, 0.0).astype(np.float32)
+        fm, present = _face_columns(face, face_present, n, missing_face)
         blocks.append((face_name, fm))
 
     for name, stream in (streams or {}).items():
         if name in (face_name, FACE_MISSING_COLUMN):
             raise AlignmentError(f"stream name {name!r} is reserved")
-        if isinstance(stream, TimedVectors):
-            if stream.values.shape[0] == 0 or np.isnan(stream.values).any(axis=1).all():
-                if empty_stream == "zeros":
-                    blocks.append((name, np.zeros((n, stream.dim), dtype=np.float32)))
-                    continue
-                raise AlignmentError(f"stream {name!r} has no valid vector")
-            blocks.append((name, interpolate_to_frames(stream, ft)))
-        elif isinstance(stream, TextSegments):
-            blocks.append((name, segments_to_frames(stream, ft, fill=text_fill)[0]))
-        else:
-            arr = np.asarray(stream, dtype=np.float32)
-            if arr.ndim != 2 or arr.shape[0] != n:
-                raise AlignmentError(f"stream {name!r}: expected ({n}, D) frame-aligned array, got {arr.shape}")
-            blocks.append((name, arr))
+        blocks.append((name, _stream_to_frames(name, stream, ft, text_fill, empty_stream)))
 
     if face is not None and missing_face == "other_modalities":
         blocks.append((FACE_MISSING_COLUMN, (~present).astype(np.float32)[:, None]))
@@ -312,6 +270,49 @@ def align_video(
         raise AlignmentError("nothing to align: no face matrix and no stream")
 
     keep = present if (face is not None and missing_face == "drop") else np.ones(n, dtype=bool)
+    return _assemble(blocks, keep, present)
+
+
+def _face_columns(face: np.ndarray, face_present: np.ndarray | None, n: int,
+                  missing_face: MissingFacePolicy) -> tuple[np.ndarray, np.ndarray]:
+    """The face block over all ``n`` frames with ``missing_face`` applied (zeros where no face, except
+    ``carry_last``), and the per-frame presence mask."""
+    fm = np.asarray(face, dtype=np.float32)
+    if fm.ndim != 2 or fm.shape[0] != n:
+        raise AlignmentError(f"face matrix {fm.shape} does not have one row per frame ({n})")
+    if face_present is None:
+        present = ~np.isnan(fm).any(axis=1)
+    else:
+        present = np.asarray(face_present, dtype=bool).ravel()
+        if present.shape[0] != n:
+            raise AlignmentError(f"face_present has {present.shape[0]} entries for {n} frames")
+    if missing_face == "carry_last":
+        fm = _carry_last(fm, present)
+    else:
+        fm = np.where(present[:, None], fm, 0.0).astype(np.float32)
+    return fm, present
+
+
+def _stream_to_frames(name: str, stream: TimedVectors | TextSegments | np.ndarray, ft: np.ndarray,
+                      text_fill: TextFill, empty_stream: Literal["error", "zeros"]) -> np.ndarray:
+    """One stream as a (T, D) block on the frame times ``ft``."""
+    n = ft.shape[0]
+    if isinstance(stream, TimedVectors):
+        if stream.values.shape[0] == 0 or np.isnan(stream.values).any(axis=1).all():
+            if empty_stream == "zeros":
+                return np.zeros((n, stream.dim), dtype=np.float32)
+            raise AlignmentError(f"stream {name!r} has no valid vector")
+        return interpolate_to_frames(stream, ft)
+    if isinstance(stream, TextSegments):
+        return segments_to_frames(stream, ft, fill=text_fill)[0]
+    arr = np.asarray(stream, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[0] != n:
+        raise AlignmentError(f"stream {name!r}: expected ({n}, D) frame-aligned array, got {arr.shape}")
+    return arr
+
+
+def _assemble(blocks: list[tuple[str, np.ndarray]], keep: np.ndarray, present: np.ndarray) -> AlignedFeatures:
+    """Concatenate the blocks column-wise, keep the ``keep`` rows and name every block's column slice."""
     columns: dict[str, slice] = {}
     start = 0
     for name, b in blocks:

@@ -1,39 +1,15 @@
-"""Trainable heads on top of frozen features (paper section 3): one hidden layer MLPs.
+"""Trainable heads on top of frozen features (paper section 3): one-hidden-layer MLPs, trained and saved.
 
-* EXPR: frame classifier, 8 softmax outputs, cross-entropy, optionally
-  class-weighted with weights inverse to class frequency (frames labelled -1
-  are dropped before training).
-* AH: frame binary classifier, one logit, BCE, optional ``pos_weight``
-  (= n_negative / n_positive) for the rare positive class.
-* EMI: video regressor, six sigmoid outputs trained with the *weighted Pearson
-  loss* (below).
+EXPR: 8-way softmax frame classifier (cross-entropy); AH and AH-video: one logit (BCE); EMI: six sigmoid
+outputs per video, trained with the *weighted Pearson loss* -- our reading of the paper's "weighted Pearson
+correlations", taken from the authors' public ABAW-6 EMI notebook. Training is bit-reproducible on CPU
+(seeded, forked RNG state, deterministic kernels, no DataLoader) and keeps the best validation epoch, as
+the authors' ``SaveBestModel`` callback does.
 
-**Weighted Pearson loss, our reading of the paper.** Section 3.2 says the
-MLPs "are trained for each modality to optimize the weighted Pearson
-correlations, where the weights are inversely proportional to class counts".
-The authors' public ABAW-6 EMI notebook (EmotiEffLib, ``ABAW6/eri.ipynb``)
-implements it as ``loss = 1 - sum_i w_i * r_i`` where ``r_i`` is Pearson's r
-between predicted and true intensity of emotion ``i`` over the mini-batch and
-``w = (1/count) / sum(1/count)``. The EMI targets are intensities, not
-classes, so "class count" needs a definition; their commented-out count
-vector (0.048, 0.252, 0.124, 0.088, 0.248, 0.287, summing to slightly more
-than 1) matches the share of videos in which each emotion is the strongest
-(ties counted for every tied emotion), so :func:`emi_emotion_weights`
-defaults to exactly that (``how="dominant"``, floored at one video). ``how=
-"mass"`` (sum of intensities) and explicit weights are available. Because r
-is computed over the batch, batches of fewer than 2 videos are merged into the
-previous batch.
+Output contract: a :class:`TrainedHead` whose ``predict_proba`` gives (N, 8) EXPR, (N,) P(A/H) or (N, 6)
+EMI posteriors; :func:`save_head` writes the weights (tensors only) and a JSON sidecar with their sha256.
 
-Training is deterministic on CPU: the initial weights, dropout masks and the
-shuffling order all come from RNGs seeded with ``TrainConfig.seed`` inside a
-forked RNG state (the caller's global RNG is left untouched), and
-``torch.use_deterministic_algorithms(True)`` is switched on for the duration
-of training (restored afterwards). Shuffling uses ``torch.randperm`` with an
-explicit generator over in-memory tensors instead of a DataLoader: the
-inputs are already one big matrix and per-item collation would dominate the
-run time for millions of frames. Early stopping watches the validation
-metric (macro F1 / F1 / mean Pearson r) with ``patience`` epochs and restores
-the best weights, as the authors' ``SaveBestModel`` callback does.
+Options and the full behaviour: docs/learning.md, section "Heads and training".
 """
 
 from __future__ import annotations
@@ -181,7 +157,7 @@ def ah_pos_weight(y: np.ndarray) -> float:
 
 
 def emi_emotion_weights(y: np.ndarray, how: Literal["dominant", "mass"] = "dominant") -> np.ndarray:
-    """Per-emotion weights inverse to 'class counts', normalised to sum 1 (see module docstring).
+    """Per-emotion weights inverse to 'class counts', normalised to sum 1 (docs/learning.md, "Heads and training").
 
     ``dominant``: count = number of videos where the emotion has the maximal
     intensity (ties count for each tied emotion), floored at 1.
@@ -317,6 +293,40 @@ def _fit(
     extra: dict[str, Any] | None = None,
 ) -> TrainedHead:
     device = torch_device(config.device)
+    xt, yt, has_val = _training_tensors(x_train, y_train, x_val, y_val, y_dtype, min_batch)
+    with deterministic(config.seed, device):
+        model = MLPHead(xt.shape[1], config.hidden, out_dim, config.dropout).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        gen = torch.Generator().manual_seed(config.seed)
+        history: list[dict[str, float]] = []
+        best = _BestEpoch(copy.deepcopy(model.state_dict()), None, config.epochs)
+        for epoch in range(1, config.epochs + 1):
+            loss = _train_epoch(model, opt, loss_fn, xt, yt, gen, config.batch_size, min_batch, device)
+            row = {"epoch": float(epoch), "loss": loss}
+            if has_val:
+                assert x_val is not None and y_val is not None
+                metric = float(val_metric(np.asarray(y_val), _predict(model, task, x_val)))
+                row[f"val_{metric_name}"] = metric
+                log.info("%s epoch %d: loss %.5f, val %s %.5f", task, epoch, row["loss"], metric_name, metric)
+                best.update(model, metric, epoch)
+            else:
+                log.info("%s epoch %d: loss %.5f", task, epoch, row["loss"])
+            history.append(row)
+            if not math.isfinite(row["loss"]):
+                raise FloatingPointError(f"{task} training diverged at epoch {epoch} (loss {row['loss']})")
+            if has_val and config.patience and best.stale >= config.patience:
+                log.info("%s: early stop after epoch %d (best epoch %d)", task, epoch, best.epoch)
+                break
+        if has_val:
+            model.load_state_dict(best.state)
+        model.eval()
+    return TrainedHead(task, model, config, history, best.epoch, best.metric, dict(extra or {}))
+
+
+def _training_tensors(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None, y_val: np.ndarray | None,
+                      y_dtype: torch.dtype, min_batch: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Training rows and labels as tensors (checked against each other and the validation split), and
+    whether there is a validation split to select on."""
     xt = _as_float_tensor(x_train)
     yt = torch.as_tensor(np.asarray(y_train), dtype=y_dtype)
     if len(xt) != len(yt):
@@ -326,49 +336,41 @@ def _fit(
     has_val = x_val is not None and y_val is not None and len(y_val) > 0
     if has_val and len(x_val) != len(y_val):  # type: ignore[arg-type]
         raise ValueError(f"{len(x_val)} validation rows but {len(y_val)} labels")  # type: ignore[arg-type]
-    with deterministic(config.seed, device):
-        model = MLPHead(xt.shape[1], config.hidden, out_dim, config.dropout).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        gen = torch.Generator().manual_seed(config.seed)
-        history: list[dict[str, float]] = []
-        best_state = copy.deepcopy(model.state_dict())
-        best_metric: float | None = None
-        best_epoch = config.epochs
-        stale = 0
-        for epoch in range(1, config.epochs + 1):
-            model.train()
-            total, seen = 0.0, 0
-            for idx in _batches(len(xt), config.batch_size, gen, min_batch):
-                xb, yb = xt[idx].to(device), yt[idx].to(device)
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(xb), yb)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-                seen += len(idx)
-            row = {"epoch": float(epoch), "loss": total / max(seen, 1)}
-            if has_val:
-                assert x_val is not None and y_val is not None
-                metric = float(val_metric(np.asarray(y_val), _predict(model, task, x_val)))
-                row[f"val_{metric_name}"] = metric
-                log.info("%s epoch %d: loss %.5f, val %s %.5f", task, epoch, row["loss"], metric_name, metric)
-                if best_metric is None or metric > best_metric:
-                    best_metric, best_epoch, stale = metric, epoch, 0
-                    best_state = copy.deepcopy(model.state_dict())
-                else:
-                    stale += 1
-            else:
-                log.info("%s epoch %d: loss %.5f", task, epoch, row["loss"])
-            history.append(row)
-            if not math.isfinite(row["loss"]):
-                raise FloatingPointError(f"{task} training diverged at epoch {epoch} (loss {row['loss']})")
-            if has_val and config.patience and stale >= config.patience:
-                log.info("%s: early stop after epoch %d (best epoch %d)", task, epoch, best_epoch)
-                break
-        if has_val:
-            model.load_state_dict(best_state)
-        model.eval()
-    return TrainedHead(task, model, config, history, best_epoch, best_metric, dict(extra or {}))
+    return xt, yt, has_val
+
+
+def _train_epoch(model: MLPHead, opt: torch.optim.Optimizer,
+                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], xt: torch.Tensor, yt: torch.Tensor,
+                 gen: torch.Generator, batch_size: int, min_batch: int, device: torch.device) -> float:
+    """One pass over the training rows in ``gen``'s shuffled order; the mean loss per row."""
+    model.train()
+    total, seen = 0.0, 0
+    for idx in _batches(len(xt), batch_size, gen, min_batch):
+        xb, yb = xt[idx].to(device), yt[idx].to(device)
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach()) * len(idx)
+        seen += len(idx)
+    return total / max(seen, 1)
+
+
+@dataclass
+class _BestEpoch:
+    """Early stopping's memory: the best validation metric so far, its epoch and weights, epochs since."""
+
+    state: dict[str, Any]
+    metric: float | None
+    epoch: int
+    stale: int = 0
+
+    def update(self, model: MLPHead, metric: float, epoch: int) -> None:
+        if self.metric is None or metric > self.metric:
+            self.metric, self.epoch, self.stale = metric, epoch, 0
+            self.state = copy.deepcopy(model.state_dict())
+        else:
+            self.stale += 1
 
 
 def _rows_match(x: np.ndarray, y: np.ndarray, what: str) -> np.ndarray:

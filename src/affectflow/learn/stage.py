@@ -1,79 +1,16 @@
 """The ``learn`` stage: feature shards + labels -> a trained head, its val/test posteriors and val metrics.
 
-One call (:func:`run_learn`) per task and feature set, from ``workflow/scripts/learn.py``.
+One call (:func:`run_learn`) per task and feature set, from ``workflow/scripts/learn.py``. A feature
+label's prefix (``face/``, ``audio/``, ``text/``) says how its modality is put onto video frames
+(:mod:`affectflow.learn.align`); several modalities are early fusion. EXPR and AH learn one row per
+frame over all frames of a video, EMI and AH-video one STAT descriptor per video; AH and AH-video also
+fit the video classifier behind the fusion's video filter.
 
-Inputs
-------
-* the units table (split and label files per video),
-* the media shards (every frame's timestamp; ``n_frames`` fixes the label length),
-* one or more feature modalities, each a list of shard files and a label whose
-  prefix says how it is aligned to frames: ``face/<model>`` (vectors only on
-  frames with a face: ``frame_index``, ``embeddings``, ``logits``),
-  ``audio/<model>`` (timestamped vectors, interpolated like the paper's
-  ``interp1d``) and ``text/<asr>/<model>`` (speech segments with one embedding
-  each). Several modalities = early fusion (their columns are concatenated).
+Output contract (``out_dir``): ``head.pt`` + ``head.pt.json``, ``predictions.h5`` (store stage
+``predictions``: posteriors of every usable val and test video, excluded videos recorded as skipped),
+``metrics.json`` (the val split) and, for AH and AH-video, ``video_classifier.json``.
 
-What is learned (paper section 3)
----------------------------------
-* **EXPR, AH** -- frame level over *all* frames of a video: one row per frame
-  (:func:`affectflow.learn.align.align_video`), labels read with the media
-  ``n_frames``; EXPR frames labelled -1 are ignored in training and metrics.
-* **EMI, AH-video** -- video level: per modality the STAT descriptor (mean,
-  std, min, max) of its frame-aligned features, concatenated over modalities.
-  The face part is computed over frames that have a face only (a zero-filled
-  frame is not an observation). AH-video's head is binary (P(A/H) per video,
-  selected on macro F1).
-* **AH video classifier** (AH and AH-video) -- logistic regression on the per-video mean of the
-  text segment embeddings (zeros for a video without speech) predicting
-  whether the video has any AH frame; without a text modality the mean of the
-  frame-aligned feature matrix is used instead (logged). When the training
-  videos are all positive or all negative there is nothing to fit: a
-  keep-every-video classifier is written (``meta.fitted = false``) so the
-  fusion sweep simply finds the filter useless.
-
-Configuration (``cfg``, all optional; see :class:`LearnOptions`)
------------------------------------------------------------
-``missing_face``: ``auto`` (default), ``drop``, ``carry_last`` or
-``other_modalities`` (see :mod:`affectflow.learn.align`). ``auto`` means
-``carry_last`` for a face-only feature set (a frame without a detected face
-is usually a short tracking loss, and repeating the last face beats feeding
-zeros) and ``other_modalities`` when audio/text are there to carry those
-frames (zeros + a ``face_missing`` indicator column). With ``drop`` the head
-is trained on face frames only; frames without a face then receive the
-posterior of the nearest predicted frame (or the training prior in a video
-without any face), flagged ``predicted = False`` in ``predictions.h5``.
-
-``text_fill``: ``auto`` = ``zeros`` for frame-level tasks (no speech is
-information) and ``nearest`` for EMI (the STAT of a text stream should
-describe what was said, not how long the silence was).
-
-``face_input``: ``embeddings`` (default), ``logits`` or ``both`` -- the paper's
-"Features" vs "Scores" rows. ``train``: :class:`~affectflow.learn.heads.TrainConfig`
-fields. ``class_weighted``: inverse-frequency CE weights (EXPR) / ``pos_weight``
-(AH). ``emi_weights``: ``dominant``, ``mass``, ``uniform`` or six numbers.
-``ah_video_classifier``: fit the AH video filter. ``ah_video_C``: its
-regularisation. ``standardize``: z-score every column with the training
-split's mean and std (stored in the head's JSON sidecar under
-``extra.standardize``). ``stat_parts``: the EMI descriptor parts.
-``on_label_mismatch``: ``error`` (default) or ``skip`` a video whose label
-file has another frame count than the video.
-
-Outputs in ``out_dir``
-----------------------
-``head.pt`` + ``head.pt.json`` (:func:`~affectflow.learn.heads.save_head`);
-``predictions.h5`` (store stage ``predictions``, one record per val and test
-video: ``posteriors`` (T, 8) EXPR / (T,) P(AH) / (6,) EMI / (1,) P(A/H) of the video, ``timestamps``,
-``predicted`` and ``face_present`` per frame for frame tasks; attrs ``split``,
-``n_frames``, and for AH ``video_proba``/``video_keep``); ``metrics.json``
-(:class:`~affectflow.metrics.MetricReport` of the val split; AH adds the video
-classifier's val F1); ``video_classifier.json`` for AH and AH-video.
-
-Videos missing from the media shard or from any modality's shards (a stage
-skipped them) are excluded from training and prediction alike and listed in
-the log with the reason the producing stage recorded; they are also recorded
-as ``skipped`` in ``predictions.h5``. Test videos are every ``test`` unit of
-the table: the units table cannot tell which task's test list a label-less
-video came from.
+Options and the full behaviour: docs/learning.md, section "learn".
 """
 
 from __future__ import annotations
@@ -335,7 +272,7 @@ def run_learn(
     *,
     key: str | None = None,
 ) -> LearnResult:
-    """Train the ``task`` head on the train split, select on val, predict val and test (see module docstring).
+    """Train the ``task`` head on the train split, select on val, predict val and test (docs/learning.md, "learn").
 
     ``key``: the rerun key the workflow planned the job with (checked, then
     written into the provenance of ``predictions.h5``).
@@ -344,76 +281,24 @@ def run_learn(
         raise LearnError(f"{task}: no feature modality given")
     kinds = {label: modality_kind(label) for label in features}
     c = learn_config(task, cfg, list(kinds.values()))
-    try:
-        rerun = stage_key(PREDICTIONS_STAGE, LearnOptions.coerce(cfg, task=task, features=tuple(features)),
-                          expected=key)
-    except OptionsError as e:
-        raise LearnError(str(e)) from None
+    rerun = _rerun_key(task, cfg, features, key)
     out = Path(out_dir)
     units = UnitsTable.read_tsv(units_tsv)
     log.info("learn %s on %s (missing_face=%s, text_fill=%s, face_input=%s)", task, ", ".join(features),
              c["missing_face"], c["text_fill"], c["face_input"])
 
-    try:
-        with contextlib.ExitStack() as stack:
-            media = stack.enter_context(ShardSet(media_shards, "media", "media"))
-            sources = {label: stack.enter_context(ShardSet(list(paths), FEATURE_STAGES[kinds[label]], label))
-                       for label, paths in features.items()}
-            videos, excluded = _collect(task, units, media, sources, kinds, c)
-    except (StageInputError, StoreError) as e:
-        raise LearnError(f"task {task}: {e}") from None
-
-    for split in ("train", "val"):
-        if not videos[split]:
-            why = f" ({len(excluded)} videos excluded, see the log)" if excluded else ""
-            raise LearnError(f"task {task}: split {split!r} has no labelled video with all features{why}")
-    if task == "emi":
-        for split in ("train", "val"):
-            if len(videos[split]) < 2:
-                raise LearnError(f"task emi: split {split!r} has {len(videos[split])} usable video(s); "
-                                 "the weighted Pearson loss and Pearson r need at least 2")
-    if not videos["test"]:
-        log.warning("learn %s: no test video to predict", task)
-
-    x_tr, y_tr = _stack(task, videos["train"])
-    x_va, y_va = _stack(task, videos["val"])
-    for v in videos["train"]:  # stacked now; keep only what the video classifier and metadata need
-        v.x, v.aligned = v.x[:0], None
-    stats = _zscore_stats(x_tr) if c["standardize"] else None
-    x_tr, x_va = _apply(x_tr, stats, inplace=True), _apply(x_va, stats, inplace=True)
-    log.info("learn %s: %d train rows from %d videos, %d val rows from %d videos, %d columns", task, len(x_tr),
-             len(videos["train"]), len(x_va), len(videos["val"]), x_tr.shape[1])
+    videos, excluded = _read_videos(task, units, media_shards, features, kinds, c)
+    _check_splits(task, videos, excluded)
+    x_tr, y_tr, x_va, y_va, stats = _training_matrices(task, videos, c)
 
     head = _train(task, x_tr, y_tr, x_va, y_va, c)
     prior = _prior(task, y_tr)
-    head.extra.update(
-        features=list(features),
-        # a list, not a dict: the sidecar is written with sorted keys and the column order matters
-        feature_columns=[[name, a, b] for name, (a, b) in videos["train"][0].columns.items()],
-        standardize=None if stats is None else {"mean": stats[0].tolist(), "std": stats[1].tolist()},
-        learn_config=_cfg_json(c),
-        n_videos={s: len(v) for s, v in videos.items()},
-    )
+    _describe_head(head, videos, list(features), stats, c)
     out.mkdir(parents=True, exist_ok=True)
     head_path, _ = save_head(head, out / "head.pt")
+    vc, vc_path = _video_classifier(task, videos, kinds, c, out)
 
-    vc, vc_path = None, None
-    if task in BINARY_TASKS:
-        has_text = any(k == "text" for k in kinds.values())
-        vc = _fit_video_classifier(videos["train"], c, has_text)
-        if vc.meta.get("fitted"):
-            keep_val = {v.unit.video_id: int(k) for v, k in zip(videos["val"], vc.predict(
-                np.stack([v.video_vec for v in videos["val"]])), strict=True)}
-            truth = np.array([int(np.any(v.y == 1)) for v in videos["val"]])
-            pred = np.array([keep_val[v.unit.video_id] for v in videos["val"]])
-            vc.meta["val_f1"] = ah_video_scores(truth, pred)["f1"] if task == "ah_video" else ah_frame_f1(truth, pred)
-            vc.meta["val_accuracy"] = float(np.mean(truth == pred))
-        vc_path = vc.save(out / "video_classifier.json")
-
-    posteriors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for split in ("val", "test"):
-        for v in videos[split]:
-            posteriors[v.unit.video_id] = _predict_video(task, head, v, stats, prior)
+    posteriors = _predict_splits(task, head, videos, stats, prior)
     report = _report(task, videos["val"], posteriors, head, c, list(features))
     if vc is not None and "val_f1" in vc.meta:
         report.metrics["video_classifier_f1"] = float(vc.meta["val_f1"])
@@ -426,6 +311,104 @@ def run_learn(
         video_classifier=vc_path, videos={s: [v.unit.video_id for v in vs] for s, vs in videos.items()},
         excluded=excluded,
     )
+
+
+def _rerun_key(task: str, cfg: LearnOptions | Mapping[str, Any] | None, features: Mapping[str, Any],
+               key: str | None) -> RerunKey:
+    """The rerun key of this job's options (the feature labels included), checked against ``key``."""
+    try:
+        return stage_key(PREDICTIONS_STAGE, LearnOptions.coerce(cfg, task=task, features=tuple(features)),
+                         expected=key)
+    except OptionsError as e:
+        raise LearnError(str(e)) from None
+
+
+def _read_videos(task: str, units: UnitsTable, media_shards: Sequence[str | os.PathLike[str]],
+                 features: Mapping[str, Sequence[str | os.PathLike[str]]], kinds: dict[str, str],
+                 c: dict[str, Any]) -> tuple[dict[str, list[_Video]], list[tuple[str, str]]]:
+    """Open the media and feature shards and :func:`_collect` the task's videos from them."""
+    try:
+        with contextlib.ExitStack() as stack:
+            media = stack.enter_context(ShardSet(media_shards, "media", "media"))
+            sources = {label: stack.enter_context(ShardSet(list(paths), FEATURE_STAGES[kinds[label]], label))
+                       for label, paths in features.items()}
+            return _collect(task, units, media, sources, kinds, c)
+    except (StageInputError, StoreError) as e:
+        raise LearnError(f"task {task}: {e}") from None
+
+
+def _check_splits(task: str, videos: dict[str, list[_Video]], excluded: list[tuple[str, str]]) -> None:
+    """Refuse to train without labelled train and val videos (EMI: at least 2 each); warn when test is empty."""
+    for split in ("train", "val"):
+        if not videos[split]:
+            why = f" ({len(excluded)} videos excluded, see the log)" if excluded else ""
+            raise LearnError(f"task {task}: split {split!r} has no labelled video with all features{why}")
+    if task == "emi":
+        for split in ("train", "val"):
+            if len(videos[split]) < 2:
+                raise LearnError(f"task emi: split {split!r} has {len(videos[split])} usable video(s); "
+                                 "the weighted Pearson loss and Pearson r need at least 2")
+    if not videos["test"]:
+        log.warning("learn %s: no test video to predict", task)
+
+
+def _training_matrices(task: str, videos: dict[str, list[_Video]], c: dict[str, Any]) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Stacked train and val rows, z-scored with the train split's statistics (returned too, None without).
+
+    The training videos' own rows are released once stacked: the stacked copy is all training needs, and
+    for millions of frames two copies would double the stage's memory.
+    """
+    x_tr, y_tr = _stack(task, videos["train"])
+    x_va, y_va = _stack(task, videos["val"])
+    for v in videos["train"]:  # stacked now; keep only what the video classifier and metadata need
+        v.x, v.aligned = v.x[:0], None
+    stats = _zscore_stats(x_tr) if c["standardize"] else None
+    x_tr, x_va = _apply(x_tr, stats, inplace=True), _apply(x_va, stats, inplace=True)
+    log.info("learn %s: %d train rows from %d videos, %d val rows from %d videos, %d columns", task, len(x_tr),
+             len(videos["train"]), len(x_va), len(videos["val"]), x_tr.shape[1])
+    return x_tr, y_tr, x_va, y_va, stats
+
+
+def _describe_head(head: TrainedHead, videos: dict[str, list[_Video]], features: list[str],
+                   stats: tuple[np.ndarray, np.ndarray] | None, c: dict[str, Any]) -> None:
+    """Record in the head's sidecar what is needed to use it again: columns, standardisation, options."""
+    head.extra.update(
+        features=features,
+        # a list, not a dict: the sidecar is written with sorted keys and the column order matters
+        feature_columns=[[name, a, b] for name, (a, b) in videos["train"][0].columns.items()],
+        standardize=None if stats is None else {"mean": stats[0].tolist(), "std": stats[1].tolist()},
+        learn_config=_cfg_json(c),
+        n_videos={s: len(v) for s, v in videos.items()},
+    )
+
+
+def _video_classifier(task: str, videos: dict[str, list[_Video]], kinds: dict[str, str], c: dict[str, Any],
+                      out: Path) -> tuple[VideoAHClassifier | None, Path | None]:
+    """AH and AH-video: fit, score on val (when fitted) and save the video classifier; (None, None) otherwise."""
+    if task not in BINARY_TASKS:
+        return None, None
+    has_text = any(k == "text" for k in kinds.values())
+    vc = _fit_video_classifier(videos["train"], c, has_text)
+    if vc.meta.get("fitted"):
+        keep_val = {v.unit.video_id: int(k) for v, k in zip(videos["val"], vc.predict(
+            np.stack([v.video_vec for v in videos["val"]])), strict=True)}
+        truth = np.array([int(np.any(v.y == 1)) for v in videos["val"]])
+        pred = np.array([keep_val[v.unit.video_id] for v in videos["val"]])
+        vc.meta["val_f1"] = ah_video_scores(truth, pred)["f1"] if task == "ah_video" else ah_frame_f1(truth, pred)
+        vc.meta["val_accuracy"] = float(np.mean(truth == pred))
+    return vc, vc.save(out / "video_classifier.json")
+
+
+def _predict_splits(task: str, head: TrainedHead, videos: dict[str, list[_Video]],
+                    stats: tuple[np.ndarray, np.ndarray] | None,
+                    prior: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Video id -> (posteriors, predicted mask) of every val and test video."""
+    posteriors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for split in ("val", "test"):
+        for v in videos[split]:
+            posteriors[v.unit.video_id] = _predict_video(task, head, v, stats, prior)
+    return posteriors
 
 
 def _task_units(task: str, units: UnitsTable) -> dict[str, list[Unit]]:

@@ -1,32 +1,14 @@
 """DDAMFN (DDAMNet: MixedFeatureNet + dual-direction attention) in plain torch, and its runner.
 
-The paper uses DDAMFN (Zhang et al., 2023) and a multi-task version,
-MT-DDAMFN (8 expression logits, then valence and arousal). Two file formats
-carry these networks, and both load without torchvision:
+The paper uses DDAMFN (Zhang et al., 2023) and a multi-task version, MT-DDAMFN (8 expression
+logits, then valence and arousal). :func:`load` reads either a TorchScript archive (``.script``) or
+a state-dict checkpoint (``.pth``), neither of which runs pickled code, from the very bytes whose
+hash was checked, without torchvision. :class:`DdamfnRunner` ``run(crops)`` returns (512-d
+embeddings, logits, valence/arousal or None), float32, classes in AffectNet's own order; it runs
+the sub-modules itself to get the embedding, and a file whose forward differs from DDAMNet's is
+refused at load time rather than giving wrong embeddings.
 
-* TorchScript (``.script``), the format of the public AffectNet-8 DDAMFN++
-  export that uniface 4.2.1 distributes: ``torch.jit.load`` runs no Python
-  pickle of arbitrary classes.
-* A state-dict checkpoint (``.pth``), the format the DDAMFN repository's
-  training scripts write (``{"model_state_dict": ..., ...}`` or a bare state
-  dict): read with ``torch.load(weights_only=True)`` into :class:`DDAMNet`,
-  whose module names here are the upstream ones (``networks/DDAM.py`` and
-  ``networks/MixedFeatureNet.py`` of DDAMFN++), so the keys match exactly.
-
-Either way the file is hashed and checked first and parsed from those very
-bytes. The embedding is the classifier's input: upstream ``forward`` returns
-``(logits, feature map, attention heads)`` but not the 512-d vector that
-``fc`` sees, so :class:`DdamfnRunner` runs the sub-modules itself (features,
-heads, max, product, ``Linear``, flatten, ``fc``), exactly as ``forward``
-composes them; at load time it checks that its logits equal ``forward``'s, so
-a file whose forward differs from DDAMNet's is refused rather than giving
-wrong embeddings.
-
-Input (DDAMFN++ ``affectnet8_test.py``): 112x112 RGB, torchvision ``Resize``
-on a PIL image (bilinear), ``ToTensor``, ImageNet mean/std; classes in
-AffectNet's own order (Neutral, Happiness, Sadness, Surprise, Fear, Disgust,
-Anger, Contempt). Upstream feeds RetinaFace-aligned faces; affectflow's crops
-are square boxes around the detected face.
+Details: docs/models.md, section "DDAMFN".
 """
 
 from __future__ import annotations

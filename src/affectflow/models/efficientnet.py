@@ -1,27 +1,13 @@
 """EfficientNet-B0/B2 as timm's ``tf_efficientnet_b*_ns`` defines it, in plain torch (no timm, no torchvision).
 
 EmotiEffLib's EfficientNet models (``enet_b0_8_best_vgaf``, ``enet_b0_8_best_afew``,
-``enet_b0_8_va_mtl``, ``enet_b2_8``) are timm ``tf_efficientnet_b0_ns`` /
-``tf_efficientnet_b2_ns`` networks whose classifier was replaced by
-``nn.Sequential(nn.Linear(features, n))`` (EmotiEffLib
-``training_and_examples/affectnet/train_affectnet_march2021_pytorch.ipynb``:
-``timm.create_model('tf_efficientnet_b0_ns')`` then
-``model.classifier = nn.Sequential(nn.Linear(in_features=1280, out_features=num_classes))``).
-This module rebuilds that network with the same module names (so a timm state
-dict loads into it) for the random-weight stand-ins of :mod:`affectflow.standins_face`.
+``enet_b0_8_va_mtl``, ``enet_b2_8``) are these timm networks with the classifier replaced by
+``nn.Sequential(nn.Linear(features, n))``. This module rebuilds them with the same module names (so
+a timm state dict loads into it) for the random-weight stand-ins of :mod:`affectflow.standins_face`:
+an :class:`EfficientNet` maps (N, 3, S, S) float32 images to (N, n) outputs, its classifier's input
+being the 1280-d (B0) or 1408-d (B2) embedding.
 
-What the ``tf_`` variant means (timm ``efficientnet.py`` / ``_efficientnet_blocks.py``):
-BatchNorm eps 1e-3; stride-2 convolutions use TensorFlow 'same' padding
-(``Conv2dSame``: pad right/bottom more when the total is odd), stride-1 ones a
-static ``k // 2``. Blocks (B0, before scaling)::
-
-    ds_r1_k3_s1_e1_c16_se0.25    ir_r2_k3_s2_e6_c24_se0.25    ir_r2_k5_s2_e6_c40_se0.25
-    ir_r3_k3_s2_e6_c80_se0.25    ir_r3_k5_s1_e6_c112_se0.25   ir_r4_k5_s2_e6_c192_se0.25
-    ir_r1_k3_s1_e6_c320_se0.25
-
-stem 32, head 1280 (B2: width 1.1, depth 1.2 -> head 1408), SiLU activations,
-squeeze-excite reduced to a quarter of the block's *input* channels, residual
-when stride 1 and channels unchanged, global average pool, classifier.
+Details: docs/models.md, section "EfficientNet-B0/B2".
 """
 
 from __future__ import annotations

@@ -1,30 +1,13 @@
 """EmotiEffLib face models (EmotiEffNet, MT-EmotiEffNet, MT-EmotiMobileFaceNet, MT-EmotiMobileViT).
 
-Loaded the way emotiefflib 1.1.1 loads them (``emotiefflib/facial_analysis.py``),
-but from a verified local file instead of an unchecked download:
+Loaded the way emotiefflib 1.1.1 loads them, but from a verified local file instead of an
+unchecked download. :func:`load_onnx` runs ``<name>.onnx`` in onnxruntime with the classifier
+Gemm's input added as a second graph output; :func:`load_torch` unpickles ``<name>.pt`` only from
+the bytes whose hash was just checked, and hooks the classifier to read its input. Either runner's
+``run(crops)`` returns (embeddings (N, D), logits (N, C), valence/arousal (N, 2) or None), all
+float32, after EmotiEffLib's own pre-processing.
 
-* ONNX engine (``EmotiEffLibRecognizerOnnx``): the file is
-  ``models/affectnet_emotions/onnx/<name>.onnx``; its last node is the
-  classifier ``Gemm`` whose first input is the embedding. emotiefflib removes
-  that node and computes the logits itself from the Gemm's weight and bias;
-  here the Gemm's input is added as a second graph output instead, so one
-  session run gives the logits (from the full graph) and the embedding.
-* torch engine (``EmotiEffLibRecognizerTorch``): ``models/affectnet_emotions/<name>.pt``,
-  a whole pickled model (timm EfficientNet / MobileViT, or EmotiEffLib's
-  MobileFaceNet), so it is unpickled with ``torch.load(weights_only=False)``,
-  which can run arbitrary code: this module does that only on the bytes whose
-  hash was just verified (the file is read once, hashed, and loaded from
-  memory). The classifier is ``model.fc`` (mbf), ``model.head.fc`` (MobileViT)
-  or ``model.classifier[0]`` / ``model.classifier`` (EfficientNet); a hook on it
-  captures its input, the embedding.
-
-Pre-processing (``EmotiEffLibRecognizerBase.__init__`` and ``_preprocess``):
-RGB crop resized to SxS (``cv2.resize``, bilinear, for ONNX; PIL bilinear as
-torchvision's ``Resize`` does, for torch), divided by 255, normalised per
-channel; S = 112 with mean = std = 0.5 for ``mbf_*``, else ImageNet mean/std
-with S = 260 for ``*_b2_*``, 112 for ``ddamfnet*`` and 224 otherwise. Multi-task
-models (``*_mtl``) output 8 expression logits followed by valence and arousal
-(``classify_emotions``: ``scores[:, :-2]`` are the logits).
+Details: docs/models.md, section "EmotiEffLib models".
 """
 
 from __future__ import annotations

