@@ -33,6 +33,7 @@ from affectflow.core.options import StageOptions, at_least, one_of, runtime, wir
 from affectflow.core.vocabulary import SAMPLE_RATE
 from affectflow.media import StageResult
 from affectflow.rerun import stage_key
+from affectflow.stage_io import media_audio
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
 
 log = logging.getLogger("affectflow.asr")
@@ -327,14 +328,10 @@ def transcribe_shard(
         skipped = list(reader.skipped())
         for vid in tqdm(reader.video_ids(), desc=f"asr {conf.model}", unit="video",
                         disable=None if progress is None else not progress):
-            rec = reader.read(vid)
-            audio = rec.arrays.get("audio")
+            audio = media_audio(reader.read(vid), media_shard)
             if audio is None:
                 skipped.append((vid, "media record has no audio array"))
                 continue
-            sr = int(rec.attrs.get("sample_rate", SAMPLE_RATE))
-            if sr != SAMPLE_RATE:
-                raise ASRError(f"{media_shard}: video {vid!r} audio is {sr} Hz, expected {SAMPLE_RATE}")
             transcript, note = transcribe_audio(recognizer, audio, conf.silence_rms)
             if note:
                 log.info("%s: %s: no transcription", vid, note)

@@ -34,6 +34,7 @@ from affectflow.core.options import StageOptions, at_least, one_of, runtime, wir
 from affectflow.core.vocabulary import SAMPLE_RATE
 from affectflow.media import StageResult
 from affectflow.rerun import stage_key
+from affectflow.stage_io import media_audio
 from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
 
 log = logging.getLogger("affectflow.audio_features")
@@ -536,14 +537,10 @@ def extract_audio_features(
         ids = reader.video_ids()
         for vid in tqdm(ids, desc=f"audio {conf.model}", unit="video", disable=None if progress is None
                         else not progress):
-            rec = reader.read(vid)
-            audio = rec.arrays.get("audio")
+            audio = media_audio(reader.read(vid), media_shard_path)
             if audio is None:
                 skipped.append((vid, "media record has no audio array"))
                 continue
-            sr = int(rec.attrs.get("sample_rate", SAMPLE_RATE))
-            if sr != SAMPLE_RATE:
-                raise AudioFeatureError(f"{media_shard_path}: video {vid!r} audio is {sr} Hz, expected {SAMPLE_RATE}")
             duration = len(audio) / SAMPLE_RATE
             times, emb = embed_audio(audio, encoder, conf, duration=duration)
             writer.add(VideoRecord(

@@ -476,13 +476,19 @@ def _check_header(lines: list[str], header: tuple[str, ...], shown: str) -> None
         raise LabelError(f"{shown}, line 1: header {lines[0].strip()!r} is not {expected!r}")
 
 
-def _emi_rows(path: Path, shown: str, with_values: bool) -> dict[str, tuple[int, np.ndarray | None]]:
-    """Rows of an EMI csv: id -> (line, intensities or None), cached while the file is unchanged."""
+def _cached(parse: Callable[..., Any], path: Path, shown: str, what: str, *args: Any) -> Any:
+    """``parse`` (an lru-cached parser) of the file at ``path``, keyed by its mtime and size: a file that
+    changes is read again, an unchanged one once per process."""
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise LabelError(f"{shown}: label file not found") from None
-    return _parse_emi_csv(str(path.resolve()), shown, with_values, st.st_mtime_ns, st.st_size)
+        raise LabelError(f"{shown}: {what} not found") from None
+    return parse(str(path.resolve()), shown, *args, st.st_mtime_ns, st.st_size)
+
+
+def _emi_rows(path: Path, shown: str, with_values: bool) -> dict[str, tuple[int, np.ndarray | None]]:
+    """Rows of an EMI csv: id -> (line, intensities or None)."""
+    return _cached(_parse_emi_csv, path, shown, "label file", with_values)
 
 
 @functools.lru_cache(maxsize=32)
@@ -526,12 +532,8 @@ def _parse_emi_csv(
 
 
 def _bah_split_rows(path: Path, shown: str, labelled: bool) -> dict[str, tuple[int, str, int | None]]:
-    """Lines of a BAH split file: id -> (line, video path as written, 0/1 or None), cached while unchanged."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise LabelError(f"{shown}: split file not found") from None
-    return _parse_bah_split(str(path.resolve()), shown, labelled, st.st_mtime_ns, st.st_size)
+    """Lines of a BAH split file: id -> (line, video path as written, 0/1 or None)."""
+    return _cached(_parse_bah_split, path, shown, "split file", labelled)
 
 
 @functools.lru_cache(maxsize=8)

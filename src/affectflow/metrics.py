@@ -140,16 +140,23 @@ def emi_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
 # -------------------------------------------------------------------------- AH
 
 
-def ah_frame_f1(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int]) -> float:
-    """Binary F1 of the positive class (AH present) over frames; 0 when it is undefined."""
+def _binary(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int], what: str,
+            unit: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both label vectors of a 0/1 task, checked: same length, 0 or 1 only, not empty."""
     yt = _labels_1d(y_true, "y_true")
     yp = _labels_1d(y_pred, "y_pred")
     _check_same_length(yt, yp)
     for arr, name in ((yt, "y_true"), (yp, "y_pred")):
         if arr.size and (arr.min() < 0 or arr.max() > 1):
-            raise ValueError(f"{name}: AH labels must be 0 or 1")
+            raise ValueError(f"{name}: {what} labels must be 0 or 1")
     if yt.size == 0:
-        raise ValueError("no AH frame to score")
+        raise ValueError(f"no {unit} to score")
+    return yt, yp
+
+
+def ah_frame_f1(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int]) -> float:
+    """Binary F1 of the positive class (AH present) over frames; 0 when it is undefined."""
+    yt, yp = _binary(y_true, y_pred, "AH", "AH frame")
     return float(f1_score(yt, yp, pos_label=1, average="binary", zero_division=0))
 
 
@@ -190,14 +197,7 @@ def ah_scores(true_by_video: Mapping[str, np.ndarray], pred_by_video: Mapping[st
 def ah_video_scores(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int]) -> dict[str, Any]:
     """Macro F1 over both classes of one 0/1 label per video (the video challenge's metric), per-class F1,
     the A/H class's F1 and accuracy."""
-    yt = _labels_1d(y_true, "y_true")
-    yp = _labels_1d(y_pred, "y_pred")
-    _check_same_length(yt, yp)
-    for arr, name in ((yt, "y_true"), (yp, "y_pred")):
-        if arr.size and (arr.min() < 0 or arr.max() > 1):
-            raise ValueError(f"{name}: video A/H labels must be 0 or 1")
-    if yt.size == 0:
-        raise ValueError("no video to score")
+    yt, yp = _binary(y_true, y_pred, "video A/H", "video")
     per = f1_score(yt, yp, labels=[0, 1], average=None, zero_division=0)
     return {
         "f1": float(np.mean(per)),

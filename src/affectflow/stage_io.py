@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from affectflow.core.errors import AffectflowError
+from affectflow.core.vocabulary import SAMPLE_RATE
 from affectflow.store import ShardReader, VideoRecord
 
 
@@ -108,6 +109,18 @@ def media_frames(media: ShardSet, vid: str) -> np.ndarray:
     if n_attr is not None and int(n_attr) != times.shape[0]:
         raise StageInputError(f"media shard: video {vid!r} has n_frames={n_attr} but {times.shape[0]} timestamps")
     return times
+
+
+def media_audio(rec: VideoRecord, shard: str | os.PathLike[str]) -> np.ndarray | None:
+    """The 16 kHz audio of a media record (None when it has none: the caller skips the video); audio at
+    another rate is an error naming the shard and video."""
+    audio = rec.arrays.get("audio")
+    if audio is None:
+        return None
+    sr = int(rec.attrs.get("sample_rate", SAMPLE_RATE))
+    if sr != SAMPLE_RATE:
+        raise StageInputError(f"{shard}: video {rec.video_id!r} audio is {sr} Hz, expected {SAMPLE_RATE}")
+    return audio
 
 
 def fill_nearest(rows: np.ndarray, frame_indices: np.ndarray, n_frames: int) -> np.ndarray:
