@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml requirements-nodeps.txt
 
 venv: $(STAMP)
 
-$(DEMO): $(STAMP) src/affectflow/demo.py
+$(DEMO): $(STAMP) src/affectflow/recipes/demo.py
 	$(VENV)/bin/affectflow demo build data/demo
 
 demo: system venv $(DEMO)

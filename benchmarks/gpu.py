@@ -4,7 +4,7 @@ torch: affectflow's EfficientNet-B0 (the architecture of ``enet_b0_8_best_vgaf``
 weights do not change the speed) in half precision, fed uint8 crops from the
 host that are normalised on the GPU, the way a feature job feeds a shard's
 crops. onnxruntime (when it has the CUDA provider): the stand-in ONNX through
-``affectflow.face_models.load_face_model(device="cuda")``, float32, for
+``affectflow.models.faces.load_face_model(device="cuda")``, float32, for
 comparison with the file format the workflow really runs.
 """
 
@@ -50,7 +50,7 @@ def _onnx_cuda(opts: Options, precision: str = "fp32", device: str = "cuda", bat
     """EmotiEffNet-B0 crops/s through load_face_model on ``device`` (the tests run it on the CPU, small)."""
     import numpy as np
 
-    from affectflow.face_models import load_face_model
+    from affectflow.models.faces import load_face_model
 
     b0 = face_standin_model(B0, opts.workdir / "gpu_models")
     model = load_face_model(B0, b0.root, pins=b0.pins, device=device, batch_size=batch, precision=precision)

@@ -72,7 +72,7 @@ def video_length(opts: Options, video: Path) -> list[Figure]:
             runs["faces"][k].append(_child_rss("faces", _units_for(opts, path, f"len_{k}"), faces_h5)["peak_rss_mib"])
             runs["face_features"][k].append(_child_rss("face_features", faces_h5,
                                                        opts.workdir / "memory" / f"len_feat_{k}.h5")["peak_rss_mib"])
-            from affectflow.store import ShardReader
+            from affectflow.io.store import ShardReader
 
             with ShardReader(faces_h5) as r:
                 frames[k] = int(r.read(f"len_{k}", names=["has_face"]).arrays["has_face"].sum())
@@ -121,21 +121,21 @@ def _child_rss(stage: str, units_json: Path, out: Path) -> dict[str, Any]:
 
 def child(stage: str, units_json: str, out: str) -> None:
     """Run one stage on the units of ``units_json`` and print its peak RSS (0 units: imports and set-up only)."""
-    from affectflow.units import Unit
+    from affectflow.data.units import Unit
 
     units = [] if stage == "face_features" else [Unit(**u) for u in json.loads(Path(units_json).read_text())]
     cfg = default_config()
     if stage == "media":
-        from affectflow.media import run_media_stage
+        from affectflow.stages.media import run_media_stage
 
         n = len(run_media_stage(units, out, cfg["media"], on_bad_video="fail").written)
     elif stage == "faces":
-        from affectflow.faces import run_faces_stage
+        from affectflow.stages.faces import run_faces_stage
 
         n = len(run_faces_stage(units, out, cfg["faces"], on_bad_video="fail", progress=False).written)
     elif stage == "face_features":
-        from affectflow.face_features import run_face_features
-        from affectflow.model_manifest import prepare_model
+        from affectflow.stages.face_features import run_face_features
+        from affectflow.stages.fetch_model import prepare_model
 
         manifest = Path(out).with_suffix(".model.json")
         prepare_model(LENGTH_MODEL, Path(out).parent / "models").save(manifest)

@@ -17,7 +17,7 @@ from affectflow.core.vocabulary import TASKS
 
 
 def _demo_build(args: argparse.Namespace) -> int:
-    from affectflow.demo import build_demo
+    from affectflow.recipes.demo import build_demo
 
     build_demo(Path(args.out), cache_dir=Path(args.cache))
     return 0
@@ -43,7 +43,7 @@ def _models_list(args: argparse.Namespace) -> int:
 
 
 def _models_files(args: argparse.Namespace, action: str) -> int:
-    from affectflow import weights
+    from affectflow.models import weights
     from affectflow.models.registry import get
 
     root = weights.models_dir(args.models_dir)
@@ -56,14 +56,14 @@ def _models_files(args: argparse.Namespace, action: str) -> int:
 
 
 def _reruns(args: argparse.Namespace) -> int:
-    from affectflow.rerun import rerun_table
+    from affectflow.plan.rerun import rerun_table
 
     print(rerun_table(), end="")
     return 0
 
 
 def _submission_check(args: argparse.Namespace) -> int:
-    from affectflow.submissions import check_submission
+    from affectflow.submit.formats import check_submission
 
     problems = check_submission(args.task, args.file, args.template)
     for p in problems:

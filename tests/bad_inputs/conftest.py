@@ -14,7 +14,7 @@ from bad_inputs.corpus import build_corpus, extract_images
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     if shutil.which("ffmpeg") is None:
         pytest.fail("ffmpeg is not installed: run `make test`, which installs it")
-    from affectflow.demo import DemoError
+    from affectflow.recipes.demo import DemoError
 
     try:
         return extract_images(tmp_path_factory.mktemp("images"))
@@ -30,6 +30,6 @@ def corpus(images: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="session")
 def detector():
-    from affectflow.faces import MediaPipeDetector
+    from affectflow.faces.detectors import MediaPipeDetector
 
     return MediaPipeDetector(min_score=0.5)

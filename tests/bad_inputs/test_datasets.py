@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from affectflow.datasets import LabelError, build_units, read_ah_labels, read_emi_labels, read_expr_labels
-from affectflow.media import run_media_stage
-from affectflow.store import ShardReader
-from affectflow.units import UnitsError
+from affectflow.data.adapters import LabelError, build_units, read_ah_labels, read_emi_labels, read_expr_labels
+from affectflow.data.units import UnitsError
+from affectflow.io.store import ShardReader
+from affectflow.stages.media import run_media_stage
 
 EXPR_HEADER = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
 EMI_HEADER = "Filename,Admiration,Amusement,Determination,Empathic Pain,Excitement,Joy"

@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from affectflow.faces import run_faces_stage
-from affectflow.media import run_media_stage
-from affectflow.store import ShardReader, StoreError, remove_stale_temps
-from affectflow.units import Unit
+from affectflow.data.units import Unit
+from affectflow.io.store import ShardReader, StoreError, remove_stale_temps
+from affectflow.stages.faces import run_faces_stage
+from affectflow.stages.media import run_media_stage
 
 CHILD = r"""
 import json, sys
-from affectflow.units import Unit
+from affectflow.data.units import Unit
 units = [Unit(**u) for u in json.loads(sys.argv[2])]
 if sys.argv[1] == "media":
-    from affectflow.media import run_media_stage
+    from affectflow.stages.media import run_media_stage
     run_media_stage(units, sys.argv[3], {"sample_rate": 16000})
 else:
-    from affectflow.faces import run_faces_stage
+    from affectflow.stages.faces import run_faces_stage
     run_faces_stage(units, sys.argv[3], {"detector": "mediapipe", "batch_size": 4}, progress=False)
 """
 # enough work that the job is still writing when it is killed (each video is a real one)

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from affectflow import weights
-from affectflow.face_models import load_face_model
 from affectflow.models import emotiefflib as eel
+from affectflow.models import weights
+from affectflow.models.faces import load_face_model
 from affectflow.models.registry import get
+from affectflow.models.weights import WeightFile, WeightsError
 from affectflow.testing.http_server import LocalHTTPServer
-from affectflow.weights import WeightFile, WeightsError
 
 REPO = Path(__file__).resolve().parents[2]
 

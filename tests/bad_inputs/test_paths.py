@@ -10,12 +10,13 @@ from pathlib import Path
 import h5py
 import pytest
 
-from affectflow import datasets
-from affectflow.faces import run_faces_stage, write_contact_sheets
-from affectflow.media import run_media_stage
-from affectflow.problems import collect_problems, read_problems_tsv
-from affectflow.store import ShardReader, video_id_from_key, video_key
-from affectflow.units import COLUMNS, UnitsTable
+from affectflow.data import adapters
+from affectflow.data.units import COLUMNS, UnitsTable
+from affectflow.io.store import ShardReader, video_id_from_key, video_key
+from affectflow.stages.contact_sheets import write_contact_sheets
+from affectflow.stages.faces import run_faces_stage
+from affectflow.stages.media import run_media_stage
+from affectflow.stages.problems import collect_problems, read_problems_tsv
 
 HOSTILE_IDS = ("../../x", "a/b", "..", ".", "/abs/y", "a\\b", "x%2Fy", " lead", "ü/../é", "$(touch pwned)", "-rf")
 SAFE_NAME = re.compile(r"[A-Za-z0-9_%\-]+")
@@ -58,7 +59,7 @@ def _check_shards(out: Path, ids: set[str]) -> None:
 
 def test_hostile_ids_from_a_units_table_stay_inside_the_results(corpus, detector, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    if "table" not in datasets.ADAPTERS:
+    if "table" not in adapters.ADAPTERS:
         pytest.skip("this checkout's datasets module has no 'table' adapter")
     work = tmp_path / "project" / "deep" / "er"  # "../../x" from results/run would land in project/
     (work / "data").mkdir(parents=True)
@@ -66,7 +67,7 @@ def test_hostile_ids_from_a_units_table_stay_inside_the_results(corpus, detector
     rows = ["\t".join(COLUMNS)] + [f"{vid}\tdata/good.mp4\ttest\ts0000\t\t\t" for vid in HOSTILE_IDS]
     (work / "data" / "units.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     monkeypatch.chdir(work)
-    units = datasets.build_units([{"adapter": "table", "table": "data/units.tsv"}], n_shards=3, base_dir=".")
+    units = adapters.build_units([{"adapter": "table", "table": "data/units.tsv"}], n_shards=3, base_dir=".")
     assert {u.video_id for u in units} == set(HOSTILE_IDS)
     before = _files(tmp_path)
     out = work / "results" / "run"
@@ -90,7 +91,7 @@ def test_odd_file_names_through_the_folder_adapter(corpus, detector, tmp_path: P
     for n in names:
         shutil.copyfile(corpus["good"], tmp_path / "v" / n)
     monkeypatch.chdir(tmp_path)
-    units = datasets.build_units([{"adapter": "folder", "videos": "v"}], n_shards=2, base_dir=".")
+    units = adapters.build_units([{"adapter": "folder", "videos": "v"}], n_shards=2, base_dir=".")
     ids = {os.path.splitext(n)[0] for n in names}
     assert {u.video_id for u in units} == ids  # ids are the file stems, unchanged
     units.write_tsv(tmp_path / "units.tsv")

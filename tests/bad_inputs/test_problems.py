@@ -1,4 +1,4 @@
-"""affectflow.problems: one problems.tsv from the shards' skipped lists and per-video warnings."""
+"""affectflow.stages.problems: one problems.tsv from the shards' skipped lists and per-video warnings."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import h5py
 import pytest
 
-from affectflow.faces import run_faces_stage
-from affectflow.media import accepted_units, run_media_stage
-from affectflow.problems import COLUMNS, Problem, collect_problems, main, read_problems_tsv, summary
-from affectflow.store import Provenance, ShardWriter, StoreError, VideoRecord
-from affectflow.units import Unit
+from affectflow.data.units import Unit
+from affectflow.io.store import Provenance, ShardWriter, StoreError, VideoRecord
+from affectflow.stages.faces import run_faces_stage
+from affectflow.stages.media import accepted_units, run_media_stage
+from affectflow.stages.problems import COLUMNS, Problem, collect_problems, main, read_problems_tsv, summary
 
 
 def _shard(path: Path, stage: str, videos: dict[str, list[str]], skipped: list[tuple[str, str]],
@@ -105,7 +105,7 @@ def test_a_video_that_lost_its_face_is_listed(tmp_path: Path) -> None:
     """More than problems.face_missing_share of the frames without the face: a warning naming the share."""
     import numpy as np
 
-    from affectflow.problems import ProblemsOptions
+    from affectflow.stages.problems import ProblemsOptions
 
     path = tmp_path / "faces" / "mediapipe_full" / "s0000.h5"
     with ShardWriter(path, Provenance(stage="faces", model="mediapipe_full")) as w:

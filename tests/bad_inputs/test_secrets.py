@@ -18,13 +18,12 @@ from pathlib import Path
 import h5py
 import pytest
 
-from affectflow.audio_features import resolve_model
 from affectflow.core import joblog
-from affectflow.problems import collect_problems
-from affectflow.store import Provenance, write_shard
+from affectflow.io.store import Provenance, write_shard
+from affectflow.stages import text_features as tf
+from affectflow.stages.audio_features import resolve_model
+from affectflow.stages.problems import collect_problems
 from affectflow.testing.api_server import EmbeddingAPIServer
-
-tf = pytest.importorskip("affectflow.text_features", reason="affectflow.text_features (API embedders) not there yet")
 
 REPO = Path(__file__).resolve().parents[2]
 OPENAI_KEY = "sk-PLANTED-openai-7f3a9c1e5b2d4f6a8c0e"
@@ -63,7 +62,7 @@ def job_log(tmp_path: Path) -> Iterator[Path]:
 
 
 def _transcripts(path: Path) -> Path:
-    from affectflow.asr import Transcript
+    from affectflow.stages.transcripts import Transcript
 
     records = []
     for vid, texts in {"a": ["I am happy.", "So happy."], "b": ["Not at all."], "quiet": []}.items():
@@ -155,4 +154,4 @@ def test_keys_come_from_the_environment_only(monkeypatch: pytest.MonkeyPatch) ->
                 arg = node.args[0] if node.args else None
                 if isinstance(arg, ast.Constant) and SECRET_NAME.search(str(arg.value)):
                     reads.append(f"{rel}:{node.lineno}")
-    assert named == ["src/affectflow/text_features.py"] * 2 and reads == []
+    assert named == ["src/affectflow/stages/text_features.py"] * 2 and reads == []

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from affectflow.faces import VideoError, run_faces_stage
-from affectflow.media import MediaError, accepted_units, run_media_stage
-from affectflow.store import ShardReader
-from affectflow.units import Unit
+from affectflow.data.units import Unit
+from affectflow.faces.errors import VideoError
+from affectflow.io.store import ShardReader
+from affectflow.media.decode import MediaError
+from affectflow.stages.faces import run_faces_stage
+from affectflow.stages.media import accepted_units, run_media_stage
 from bad_inputs.corpus import BARE_PATH_CASES, BY_NAME, CASES
 
 MEDIA_CFG = {"sample_rate": 16000}

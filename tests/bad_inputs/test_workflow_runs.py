@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from affectflow.problems import read_problems_tsv
-from affectflow.store import ShardReader
+from affectflow.data.units import UnitsTable, shard_of
+from affectflow.io.store import ShardReader
+from affectflow.stages.problems import read_problems_tsv
 from affectflow.testing import snakerun
 from affectflow.testing.snakerun import Workdir
-from affectflow.units import UnitsTable, shard_of
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import shutil
 import h5py
 import pytest
 
-from affectflow.rerun import STAGES, WORKFLOW_RUNTIME
+from affectflow.plan.rerun import STAGES, WORKFLOW_RUNTIME
 from affectflow.testing.snakerun import ConfigChange
 
 pytestmark = pytest.mark.slow

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from affectflow.core.vocabulary import TASKS
-from affectflow.faces.stage import FacesOptions
-from affectflow.store import ShardReader
+from affectflow.data.units import UnitsTable
+from affectflow.io.store import ShardReader
+from affectflow.stages.faces import FacesOptions
 from affectflow.testing.snakerun import ConfigChange
-from affectflow.units import UnitsTable
 
 pytestmark = pytest.mark.slow
 DETECTOR = FacesOptions().detector  # the default detector, which the demo config uses
@@ -156,7 +156,7 @@ def test_fusion_parameter_reruns_only_fusion_and_report(done):
 
 def test_adding_one_video_reruns_its_shard_and_the_dataset_stages(done, tmp_path):
     """A new labelled video: only its shard's extraction jobs, plus units/learn/fuse/report."""
-    from affectflow.units import shard_of
+    from affectflow.data.units import shard_of
 
     demo = done.path / "data" / "demo"
     new_id = "crying_01_copy"
@@ -191,7 +191,7 @@ def test_learn_fuse_submit_report_outputs(done):
 
     import pandas as pd
 
-    from affectflow.submissions import (
+    from affectflow.submit.formats import (
         SUBMISSION_FILES,
         check_submission,
         read_ah_submission,
@@ -236,7 +236,7 @@ def test_learn_fuse_submit_report_outputs(done):
 
 def test_submission_template_is_followed_and_reruns_only_its_submission(done):
     """The organisers' example file of the EXPR test set: only submit_expr reruns, and writes exactly its lines."""
-    from affectflow.submissions import EXPR_HEADER, check_submission
+    from affectflow.submit.formats import EXPR_HEADER, check_submission
 
     res = done.results()
     test_ids = sorted(u.video_id for u in UnitsTable.read_tsv(res / "units.tsv") if u.split == "test")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from affectflow.datasets import EMI_EMOTIONS, EXPR_CLASSES
+from affectflow.data.adapters import EMI_EMOTIONS, EXPR_CLASSES
 
 EXPR_HEADER = ",".join(EXPR_CLASSES)
 EMI_HEADER = ",".join(["Filename", *EMI_EMOTIONS])

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-from affectflow.fusion import FER2013_CLASSES, FER2013_TO_AFFWILD2
-from affectflow.store import Provenance, ShardWriter, VideoRecord
-from affectflow.units import Unit, UnitsTable
+from affectflow.data.units import Unit, UnitsTable
+from affectflow.fuse.postprocess import FER2013_CLASSES, FER2013_TO_AFFWILD2
+from affectflow.io.store import Provenance, ShardWriter, VideoRecord
 from dataset_fixtures import write_ah, write_emi_csv, write_expr
 
 FPS = 25.0

@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from affectflow import standins
-from affectflow.asr import (
+from affectflow.data.units import Unit
+from affectflow.io.store import ShardReader
+from affectflow.models import standins
+from affectflow.models.registry import ModelSpec
+from affectflow.models.weights import WeightFile, WeightsError, fetch
+from affectflow.stages.audio_features import resolve_model
+from affectflow.stages.media import run_media_stage
+from affectflow.stages.transcripts import (
     ASRConfig,
     ASRError,
     OpenAIWhisperBackend,
@@ -22,13 +28,7 @@ from affectflow.asr import (
     transcribe_shard,
     word_error_rate,
 )
-from affectflow.audio_features import resolve_model
-from affectflow.media import run_media_stage
-from affectflow.models.registry import ModelSpec
-from affectflow.store import ShardReader
 from affectflow.testing.http_server import LocalHTTPServer
-from affectflow.units import Unit
-from affectflow.weights import WeightFile, WeightsError, fetch
 from conftest import espeak_wav, ffmpeg
 
 SENTENCES = {
@@ -211,7 +211,8 @@ def test_whisper_standin_is_reproducible_and_sized_like_the_release(whisper_stan
 
     root, spec = whisper_standin
     again = tmp_path / "tiny.en.pt"
-    code = "import sys; from affectflow import standins; standins.build_whisper_checkpoint(sys.argv[1], 'tiny.en')"
+    code = ("import sys; from affectflow.models import standins; "
+            "standins.build_whisper_checkpoint(sys.argv[1], 'tiny.en')")
     subprocess.run([sys.executable, "-c", code, str(again)], check=True)
     assert hashlib.sha256(again.read_bytes()).hexdigest() == spec.files[0].sha256
     ckpt = torch.load(root / "whisper" / "tiny.en.pt", map_location="cpu", weights_only=True)

@@ -9,8 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from affectflow import standins
-from affectflow.audio_features import (
+from affectflow.data.units import Unit
+from affectflow.io.store import ShardReader
+from affectflow.models import standins
+from affectflow.models.registry import get
+from affectflow.models.weights import WeightFile, WeightsError, fetch
+from affectflow.stages.audio_features import (
     AudioFeatureConfig,
     SpeechEncoder,
     embed_audio,
@@ -18,12 +22,8 @@ from affectflow.audio_features import (
     pool_windows,
     resolve_model,
 )
-from affectflow.media import run_media_stage
-from affectflow.models.registry import get
-from affectflow.store import ShardReader
+from affectflow.stages.media import run_media_stage
 from affectflow.testing.http_server import LocalHTTPServer
-from affectflow.units import Unit
-from affectflow.weights import WeightFile, WeightsError, fetch
 from conftest import espeak_wav, ffmpeg
 
 MODEL = "wav2vec2_base_960h"  # registry entry; its Hub files have no sha256 on record, so they are pinned
@@ -51,7 +51,7 @@ def w2v_models(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """The registry's wav2vec2_base_960h files, as random-weight stand-ins, fetched into a models dir.
 
     Built once (seeded), served from 127.0.0.1 under the registry's file names,
-    fetched with affectflow.weights.fetch (which verifies the sha256), and
+    fetched with affectflow.models.weights.fetch (which verifies the sha256), and
     returned with the pins the registry entry needs.
     """
     build = standins.build_wav2vec2_base_960h(tmp_path_factory.mktemp("standin") / "w2v")

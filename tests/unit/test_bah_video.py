@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from affectflow.datasets import LabelError, build_units, read_ah_video_label, read_task_labels
-from affectflow.units import UnitsTable
+from affectflow.data.adapters import LabelError, build_units, read_ah_video_label, read_task_labels
+from affectflow.data.units import UnitsTable
 from dataset_fixtures import make_videos
 
 # the organisers' layout: videos under participant folders, named by path in the split files

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from affectflow.datasets import LabelError, build_units
+from affectflow.data.adapters import LabelError, build_units
+from affectflow.data.units import COLUMNS, Unit, UnitsTable, shard_of
 from affectflow.testing.synthetic import split_counts, synthetic_ids, touch_videos, write_synthetic_units
-from affectflow.units import COLUMNS, Unit, UnitsTable, shard_of
 from dataset_fixtures import make_videos
 
 REPO = Path(__file__).resolve().parents[2]

@@ -67,7 +67,7 @@ def test_one_device_choice(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(("raise_", "expect", "absent"), [
-    ("from affectflow.units import UnitsError; raise UnitsError('units.tsv: missing columns')",
+    ("from affectflow.data.units import UnitsError; raise UnitsError('units.tsv: missing columns')",
      "ERROR affectflow: units.tsv: missing columns", "Traceback"),
     ("raise ZeroDivisionError('bug')", "Traceback", None),
 ])
@@ -81,14 +81,21 @@ def test_a_job_that_stops_says_why_in_its_log(tmp_path: Path, raise_: str, expec
     logging.getLogger().handlers.clear()
 
 
-def test_the_layers_contract_places_every_module() -> None:
-    """A new top-level module must be given a layer (import-linter checks only the modules it lists)."""
+def test_the_layers_contract_places_every_package() -> None:
+    """A new top-level package must be given a layer (import-linter checks only what it lists), and every
+    Snakemake rule's script has its stage module of the same name."""
     import tomllib
 
-    conf = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["tool"]["importlinter"]
+    repo = Path(__file__).resolve().parents[2]
+    conf = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["importlinter"]
     layers = next(c for c in conf["contracts"] if c["type"] == "layers")["layers"]
     placed = {m.strip() for layer in layers for m in layer.replace("|", ":").split(":")}
     tops = {f"affectflow.{info.name}" for info in pkgutil.iter_modules(affectflow.__path__)} - {"affectflow.testing"}
     assert placed == tops
     forbidden = next(c for c in conf["contracts"] if c["type"] == "forbidden")
-    assert set(forbidden["source_modules"]) == tops - {"affectflow.demo"}  # the demo recipe may use test support
+    assert set(forbidden["source_modules"]) == tops - {"affectflow.recipes"}  # the demo recipe may use test support
+    roots = [info.name for info in pkgutil.iter_modules(affectflow.__path__) if not info.ispkg]
+    assert len(roots) <= 6, roots
+    scripts = {p.stem for p in (repo / "workflow" / "scripts").glob("*.py")}
+    stages = {info.name for info in pkgutil.iter_modules(importlib.import_module("affectflow.stages").__path__)}
+    assert scripts == stages

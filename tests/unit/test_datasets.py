@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from affectflow.datasets import (
+from affectflow.data.adapters import (
     EMI_EMOTIONS,
     LabelError,
     build_units,
@@ -17,7 +17,7 @@ from affectflow.datasets import (
     read_emi_labels,
     read_expr_labels,
 )
-from affectflow.units import UnitsError, UnitsTable, shard_of
+from affectflow.data.units import UnitsError, UnitsTable, shard_of
 from dataset_fixtures import (
     make_demo_like,
     make_videos,

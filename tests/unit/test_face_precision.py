@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from affectflow import standins_face
-from affectflow.face_models import FaceModel, load_face_model
+from affectflow.models import standins_face
+from affectflow.models.faces import FaceModel, load_face_model
 from affectflow.models.registry import get
 from affectflow.models.torch_runtime import torch_runtime
 from test_face_models import crops, face  # noqa: F401  (the real face crop fixture)
@@ -100,9 +100,9 @@ def test_precision_reaches_the_face_features_stage(tmp_path: Path, face: np.ndar
     """config features.precision -> the stage -> the model, and into the HDF5 provenance."""
     import cv2
 
-    from affectflow.face_features import run_face_features
-    from affectflow.model_manifest import PreparedModel
-    from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
+    from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
+    from affectflow.stages.face_features import run_face_features
+    from affectflow.stages.fetch_model import PreparedModel
 
     pins = _install(DDAMFN, tmp_path / "models")
     PreparedModel(DDAMFN, str(tmp_path / "models"), pins, standin=True).save(tmp_path / "m.json")

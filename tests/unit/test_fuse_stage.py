@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from affectflow.fuse_stage import FuseError, affwild2_mapping, run_fuse
-from affectflow.fusion import (
+from affectflow.fuse.postprocess import (
     AFFECTNET7_CLASSES,
     AFFECTNET7_TO_AFFWILD2,
     AFFECTNET8_CLASSES,
@@ -17,11 +16,12 @@ from affectflow.fusion import (
     FER2013_TO_AFFWILD2,
     softmax,
 )
-from affectflow.learn.stage import run_learn
-from affectflow.report_tables import COLUMNS, write_report_tables
-from affectflow.store import Provenance, ShardReader, ShardWriter, VideoRecord
-from affectflow.submissions import read_ah_submission, read_emi_submission, read_expr_submission
-from affectflow.submit_stage import complete_decisions, run_submit
+from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
+from affectflow.stages.fuse import FuseError, affwild2_mapping, run_fuse
+from affectflow.stages.learn import run_learn
+from affectflow.stages.report_tables import COLUMNS, write_report_tables
+from affectflow.stages.submit import complete_decisions, run_submit
+from affectflow.submit.formats import read_ah_submission, read_emi_submission, read_expr_submission
 from stage_fixtures import (
     CFG,
     A,
@@ -304,7 +304,7 @@ def test_three_sets_use_given_weights_without_w_sweep(learned, tmp_path):
 
 
 def test_fuse_and_submit_ah_video_one_line_per_video(tmp_path):
-    from affectflow.submissions import check_submission, read_ah_video_submission
+    from affectflow.submit.formats import check_submission, read_ah_video_submission
 
     w = make_world(tmp_path / "w", n_train=16, n_val=8, n_test=3, frames=(20, 30), seed=5)
     preds = {name: run_learn("ah_video", w.units_tsv, w.media, fs, tmp_path / "m" / name, CFG).predictions

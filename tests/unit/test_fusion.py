@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from affectflow.fusion import (
+from affectflow.evaluate.metrics import EXPR_CLASSES, expr_macro_f1
+from affectflow.fuse.postprocess import (
     AFFECTNET8_CLASSES,
     AFFECTNET8_TO_AFFWILD2,
     FER2013_CLASSES,
@@ -20,7 +21,6 @@ from affectflow.fusion import (
     smooth_videos,
     softmax,
 )
-from affectflow.metrics import EXPR_CLASSES, expr_macro_f1
 
 # ------------------------------------------------------------------- blend
 

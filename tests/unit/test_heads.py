@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy.stats import pearsonr
 
+from affectflow.evaluate.metrics import emi_scores, expr_macro_f1
 from affectflow.learn.heads import (
     MLPHead,
     TrainConfig,
@@ -30,7 +31,6 @@ from affectflow.learn.video_classifier import (
     mean_features,
     video_has_ah,
 )
-from affectflow.metrics import emi_scores, expr_macro_f1
 
 CPU = dict(device="cpu")
 

@@ -6,12 +6,12 @@ import logging
 import numpy as np
 import pytest
 
+from affectflow.evaluate.metrics import MetricReport
+from affectflow.io.shards import fill_nearest
+from affectflow.io.store import ShardReader
 from affectflow.learn.heads import load_head, sidecar_path
-from affectflow.learn.stage import LearnError, learn_config, run_learn
 from affectflow.learn.video_classifier import VideoAHClassifier
-from affectflow.metrics import MetricReport
-from affectflow.stage_io import fill_nearest
-from affectflow.store import ShardReader
+from affectflow.stages.learn import LearnError, learn_config, run_learn
 from stage_fixtures import (
     CFG,
     FACE_DIM,

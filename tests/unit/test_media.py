@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from affectflow.media import MediaError, probe, process_video, run_media_stage
-from affectflow.store import ShardReader
-from affectflow.units import Unit
+from affectflow.data.units import Unit
+from affectflow.io.store import ShardReader
+from affectflow.media.decode import MediaError, probe, process_video
+from affectflow.stages.media import run_media_stage
 
 
 def test_probe_constant_rate(video_factory):
@@ -181,7 +182,7 @@ def _mjpeg_with_pts(path, pts, fps=25, dts=None):
 
 def test_repeated_timestamps_are_reported_and_made_strictly_increasing(tmp_path):
     from affectflow.faces.video import VideoInfo, iter_batches
-    from affectflow.media import REPEATED_TIME_STEP_S, strictly_increasing
+    from affectflow.media.decode import REPEATED_TIME_STEP_S, strictly_increasing
 
     path = _mjpeg_with_pts(tmp_path / "dup.mkv", [0, 1, 2, 3, 3, 3, 4, 5, 6, 7])
     rec = process_video(path)

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import pearsonr
 from sklearn.metrics import accuracy_score, f1_score
 
-from affectflow.metrics import (
+from affectflow.evaluate.metrics import (
     EMI_EMOTIONS,
     EXPR_CLASSES,
     ConstantInputWarning,
@@ -53,7 +53,7 @@ def test_expr_absent_class_counts_as_zero():
 
 
 def test_datasets_constants_agree():
-    datasets = pytest.importorskip("affectflow.datasets")
+    datasets = pytest.importorskip("affectflow.data.adapters")
     assert datasets.EXPR_CLASSES is EXPR_CLASSES
     assert datasets.EMI_EMOTIONS is EMI_EMOTIONS
 
@@ -123,7 +123,7 @@ def test_report_json_roundtrip(tmp_path):
 
 
 def test_ah_video_is_macro_f1_over_both_classes():
-    from affectflow.metrics import ah_video_report, ah_video_scores
+    from affectflow.evaluate.metrics import ah_video_report, ah_video_scores
 
     yt, yp = [1, 1, 0, 0, 0], [1, 0, 0, 0, 1]
     s = ah_video_scores(yt, yp)

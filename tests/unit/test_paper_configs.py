@@ -6,7 +6,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from affectflow.workflow_config import check_config
+from affectflow.plan.checks import check_config
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs" / "paper").glob("*.yaml")) + [REPO / "config.yaml"]

@@ -14,10 +14,18 @@ from snakemake.utils import validate
 
 from affectflow.core.options import OptionsError, StageOptions, canonical, canonical_json
 from affectflow.core.vocabulary import TASKS
-from affectflow.datasets import build_units
-from affectflow.rerun import STAGES, WORKFLOW_RUNTIME, RerunKey, RerunKeyError, WorkflowKeys, rerun_table, stage_key
-from affectflow.store import Provenance
-from affectflow.workflow_config import ConfigError, check_config
+from affectflow.data.adapters import build_units
+from affectflow.io.store import Provenance
+from affectflow.plan.checks import ConfigError, check_config
+from affectflow.plan.rerun import (
+    STAGES,
+    WORKFLOW_RUNTIME,
+    RerunKey,
+    RerunKeyError,
+    WorkflowKeys,
+    rerun_table,
+    stage_key,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -128,7 +136,7 @@ def test_runtime_fields_never_change_the_key() -> None:
 
 
 def test_planned_key_is_checked_by_the_stage() -> None:
-    from affectflow.faces.stage import FacesOptions
+    from affectflow.stages.faces import FacesOptions
 
     opts = FacesOptions()
     key = stage_key("faces", opts)
@@ -136,7 +144,7 @@ def test_planned_key_is_checked_by_the_stage() -> None:
     with pytest.raises(RerunKeyError, match="options"):
         stage_key("faces", opts.replace(margin=0.4), expected=key.text)
     with pytest.raises(RerunKeyError, match="stage 'faces', not 'media'"):
-        from affectflow.media import MediaOptions
+        from affectflow.stages.media import MediaOptions
 
         stage_key("media", MediaOptions(), expected=key.text)
     older = json.loads(key.text)
@@ -151,7 +159,7 @@ def test_planned_key_is_checked_by_the_stage() -> None:
 
 
 def test_provenance_cannot_contradict_the_key() -> None:
-    from affectflow.text_features import TextFeatureConfig
+    from affectflow.stages.text_features import TextFeatureConfig
 
     key = stage_key("text_features", TextFeatureConfig(model="all_minilm_l6_v2"))
     prov = Provenance.of(key, resolved={"pooling": "mean", "classes": ["a"]})  # pooling was None: filled in
@@ -282,7 +290,7 @@ def test_cross_key_problems_are_named_at_parse_time(edit, message: str) -> None:
 
 
 def test_unknown_option_is_named() -> None:
-    from affectflow.asr import ASRConfig
+    from affectflow.stages.transcripts import ASRConfig
 
     with pytest.raises(OptionsError, match=r"unknown asr option\(s\) \['beam'\]"):
         ASRConfig.from_mapping({"beam": 3})
@@ -309,9 +317,9 @@ def test_media_and_faces_keys_cover_what_they_read_of_a_unit_not_its_labels() ->
     side does."""
     import dataclasses
 
-    from affectflow.faces.stage import FacesOptions
-    from affectflow.media import MediaOptions
-    from affectflow.units import Unit
+    from affectflow.data.units import Unit
+    from affectflow.stages.faces import FacesOptions
+    from affectflow.stages.media import MediaOptions
 
     u = Unit("v", "videos/v.mp4", "train", "s0000")
     same = [dataclasses.replace(u, ah_video_labels="bah/split/train.txt", expr_labels="x.txt", split="val")]

@@ -2,7 +2,7 @@ import h5py
 import numpy as np
 import pytest
 
-from affectflow.store import (
+from affectflow.io.store import (
     Provenance,
     ShardReader,
     ShardWriter,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from affectflow.cli import main
-from affectflow.metrics import EMI_EMOTIONS
-from affectflow.submissions import (
+from affectflow.evaluate.metrics import EMI_EMOTIONS
+from affectflow.submit.formats import (
     EXPR_HEADER,
     SubmissionError,
     check_submission,
@@ -152,7 +152,7 @@ def test_checker_against_a_template_and_from_the_command_line(tmp_path, capsys):
 
 
 def test_ah_video_one_line_per_video_and_the_test_list_as_template(tmp_path):
-    from affectflow.submissions import read_ah_video_submission, write_ah_video_submission
+    from affectflow.submit.formats import read_ah_video_submission, write_ah_video_submission
 
     preds = {"b": np.array([1]), "a": 0, "c d": [1]}
     path = write_ah_video_submission(tmp_path / "v.txt", preds)

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from affectflow.fusion import AFFECTNET8_TO_AFFWILD2, PostConfig, softmax
-from affectflow.sweeps import (
+from affectflow.fuse.postprocess import AFFECTNET8_TO_AFFWILD2, PostConfig, softmax
+from affectflow.fuse.sweeps import (
     SelectionOnTestError,
     SplitDataset,
     SweepResult,

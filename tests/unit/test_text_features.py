@@ -12,14 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from affectflow import standins
-from affectflow.asr import Transcript
-from affectflow.audio_features import resolve_model
+from affectflow.io.store import Provenance, ShardReader, write_shard
+from affectflow.models import standins
 from affectflow.models.registry import GO_EMOTIONS, ModelSpec, get
-from affectflow.store import Provenance, ShardReader, write_shard
-from affectflow.testing.api_server import EmbeddingAPIServer, vector
-from affectflow.testing.http_server import LocalHTTPServer
-from affectflow.text_features import (
+from affectflow.models.weights import WeightFile, fetch
+from affectflow.stages.audio_features import resolve_model
+from affectflow.stages.text_features import (
     GIGACHAT_KEY_ENV,
     OPENAI_KEY_ENV,
     TextFeatureConfig,
@@ -27,7 +25,9 @@ from affectflow.text_features import (
     embed_shard,
     load_text_encoder,
 )
-from affectflow.weights import WeightFile, fetch
+from affectflow.stages.transcripts import Transcript
+from affectflow.testing.api_server import EmbeddingAPIServer, vector
+from affectflow.testing.http_server import LocalHTTPServer
 
 SEGMENTS = {
     "happy": [(0.0, 1.5, "I am so happy to see you again!"), (1.6, 3.0, "This is wonderful news.")],

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from affectflow.demo import fetch_wheel
 from affectflow.faces.detectors import Detection, make_detector
-from affectflow.faces.stage import FacesOptions, detect_video
 from affectflow.faces.tracks import TargetTracker
+from affectflow.recipes.demo import fetch_wheel
+from affectflow.stages.faces import FacesOptions, detect_video
 from conftest import REPO
 
 

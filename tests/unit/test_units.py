@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from affectflow.units import Unit, UnitsError, UnitsTable, merge_units, shard_of
+from affectflow.data.units import Unit, UnitsError, UnitsTable, merge_units, shard_of
 
 
 def test_shard_is_stable_and_spread():

@@ -9,9 +9,9 @@ import yaml
 
 from affectflow.cli import build_parser
 from affectflow.core.vocabulary import BINARY_TASKS, TASKS, VIDEO_TASKS
-from affectflow.datasets import ADAPTERS
-from affectflow.metrics import MAIN_METRIC
-from affectflow.submissions import SUBMISSION_FILES
+from affectflow.data.adapters import ADAPTERS
+from affectflow.evaluate.metrics import MAIN_METRIC
+from affectflow.submit.formats import SUBMISSION_FILES
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 

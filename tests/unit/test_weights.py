@@ -1,4 +1,4 @@
-"""affectflow.weights against a real local HTTP server, and the model registry's records."""
+"""affectflow.models.weights against a real local HTTP server, and the model registry's records."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from affectflow import weights
 from affectflow.core.files import sha256_file
-from affectflow.models import registry
+from affectflow.models import registry, weights
+from affectflow.models.weights import WeightFile, WeightsError
 from affectflow.testing.http_server import LocalHTTPServer
-from affectflow.weights import WeightFile, WeightsError
 
 PAYLOAD = os.urandom(300_000) + b"end-of-weights"
 SHA = hashlib.sha256(PAYLOAD).hexdigest()

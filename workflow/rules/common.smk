@@ -2,19 +2,19 @@
 # every job's rerun key. Per-shard input functions look up dicts built here;
 # they never stat files, so the DAG stays fast for tens of thousands of videos.
 #
-# Rerun keys (affectflow.rerun, docs/reruns.md): each rule's `key` parameter is
+# Rerun keys (affectflow.plan.rerun, docs/reruns.md): each rule's `key` parameter is
 # the only parameter Snakemake compares. It holds the stage's output-affecting
 # options in canonical form, its code version, its models' fingerprints and
 # (for the stages that read videos) a digest of the shard's units. Settings
 # that do not change outputs are not in it: jobs read them from the config
 # through their stage's options class (`<Options>.from_config(snakemake.config)`).
-from affectflow.datasets import build_units
+from affectflow.data.adapters import build_units
 from affectflow.core.options import OptionsError
-from affectflow.report_tables import metrics_files
-from affectflow.rerun import WorkflowKeys
-from affectflow.submissions import SUBMISSION_FILES
-from affectflow.units import UnitsError
-from affectflow.workflow_config import ConfigError, check_config
+from affectflow.stages.report_tables import metrics_files
+from affectflow.plan.rerun import WorkflowKeys
+from affectflow.submit.formats import SUBMISSION_FILES
+from affectflow.data.units import UnitsError
+from affectflow.plan.checks import ConfigError, check_config
 
 
 OUT = f"{config['results_dir']}/{config['run_name']}"

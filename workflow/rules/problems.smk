@@ -2,7 +2,7 @@
 
 
 rule problems:
-    """Every video a stage skipped or warned about, in one table (affectflow.problems)."""
+    """Every video a stage skipped or warned about, in one table (affectflow.stages.problems)."""
     input:
         media=expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
         faces=expand(f"{OUT}/faces/{DETECTOR}/{{shard}}.h5", shard=SHARDS),

@@ -1,6 +1,6 @@
-from affectflow.audio_features import AudioFeatureConfig, extract_audio_features
 from affectflow.core import joblog
-from affectflow.model_manifest import PreparedModel
+from affectflow.stages.audio_features import AudioFeatureConfig, extract_audio_features
+from affectflow.stages.fetch_model import PreparedModel
 
 joblog.setup(snakemake.log[0])
 model = PreparedModel.load(snakemake.input.model).at(snakemake.config["models_dir"])

@@ -1,6 +1,6 @@
 from affectflow.core import joblog
-from affectflow.face_features import FaceFeatureOptions, run_face_features
-from affectflow.model_manifest import PreparedModel
+from affectflow.stages.face_features import FaceFeatureOptions, run_face_features
+from affectflow.stages.fetch_model import PreparedModel
 
 joblog.setup(snakemake.log[0])
 model = PreparedModel.load(snakemake.input.model).at(snakemake.config["models_dir"])

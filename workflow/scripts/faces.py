@@ -1,6 +1,6 @@
 from affectflow.core import joblog
-from affectflow.faces import FacesOptions, run_faces_stage
-from affectflow.units import Unit
+from affectflow.data.units import Unit
+from affectflow.stages.faces import FacesOptions, run_faces_stage
 
 joblog.setup(snakemake.log[0])
 run_faces_stage(

@@ -1,6 +1,6 @@
 from affectflow.core import joblog
-from affectflow.model_manifest import prepare_model
-from affectflow.rerun import model_pins_for
+from affectflow.plan.rerun import model_pins_for
+from affectflow.stages.fetch_model import prepare_model
 
 joblog.setup(snakemake.log[0])
 name = snakemake.wildcards.model

@@ -1,5 +1,5 @@
 from affectflow.core import joblog
-from affectflow.fuse_stage import FuseOptions, run_fuse
+from affectflow.stages.fuse import FuseOptions, run_fuse
 
 joblog.setup(snakemake.log[0])
 task, fusion = snakemake.wildcards.task, snakemake.wildcards.fusion

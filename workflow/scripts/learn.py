@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from affectflow.core import joblog
-from affectflow.learn.stage import LearnOptions, run_learn
+from affectflow.stages.learn import LearnOptions, run_learn
 
 joblog.setup(snakemake.log[0])
 task = snakemake.wildcards.task

@@ -1,8 +1,8 @@
 # Every script: options from snakemake.config through the stage's options class,
 # the rerun key from params.key (checked by the stage, written into provenance).
 from affectflow.core import joblog
-from affectflow.media import MediaOptions, run_media_stage
-from affectflow.units import Unit
+from affectflow.data.units import Unit
+from affectflow.stages.media import MediaOptions, run_media_stage
 
 joblog.setup(snakemake.log[0])
 run_media_stage(

@@ -1,5 +1,5 @@
 from affectflow.core import joblog
-from affectflow.problems import ProblemsOptions, collect_problems
+from affectflow.stages.problems import ProblemsOptions, collect_problems
 
 joblog.setup(snakemake.log[0])
 collect_problems([*snakemake.input.media, *snakemake.input.faces], snakemake.output[0],

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from affectflow.core import joblog
-from affectflow.submit_stage import run_submit
+from affectflow.stages.submit import run_submit
 
 joblog.setup(snakemake.log[0])
 run_submit(

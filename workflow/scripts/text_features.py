@@ -1,6 +1,6 @@
 from affectflow.core import joblog
-from affectflow.model_manifest import PreparedModel
-from affectflow.text_features import TextFeatureConfig, embed_shard
+from affectflow.stages.fetch_model import PreparedModel
+from affectflow.stages.text_features import TextFeatureConfig, embed_shard
 
 joblog.setup(snakemake.log[0])
 model = PreparedModel.load(snakemake.input.model).at(snakemake.config["models_dir"])

@@ -1,6 +1,6 @@
-from affectflow.asr import ASRConfig, transcribe_shard
 from affectflow.core import joblog
-from affectflow.model_manifest import PreparedModel
+from affectflow.stages.fetch_model import PreparedModel
+from affectflow.stages.transcripts import ASRConfig, transcribe_shard
 
 joblog.setup(snakemake.log[0])
 model = PreparedModel.load(snakemake.input.model).at(snakemake.config["models_dir"])

@@ -1,5 +1,6 @@
+# rule units: output (units.tsv).
 from affectflow.core import joblog
-from affectflow.datasets import build_units
+from affectflow.stages.units import write_units
 
 joblog.setup(snakemake.log[0])
-build_units(snakemake.config["datasets"], n_shards=snakemake.config["n_shards"]).write_tsv(snakemake.output[0])
+write_units(snakemake.config["datasets"], snakemake.config["n_shards"], snakemake.output[0])

@@ -6,7 +6,7 @@ that knows the stage's defaults and valid values, and which fields change the
 stage's output. Fields that do not (batch sizes, device, threads, pictures,
 crop storage, retries and timeouts of API clients) are declared with
 :func:`runtime`; :meth:`StageOptions.output_options` leaves them out, so they
-never enter a rerun key (:mod:`affectflow.rerun`) or a shard's provenance.
+never enter a rerun key (:mod:`affectflow.plan.rerun`) or a shard's provenance.
 
 Why a class and not a dict of defaults: the rerun key, the provenance, the
 config schema's defaults and the README's "What reruns when" table are all

@@ -322,9 +322,9 @@ class RetinaFaceDetector:
                  model_pins: Mapping[str, str] | None = None, spec: Any = None, target_size: int = 640,
                  max_size: int = 1280, allow_upscaling: bool = False, nms_iou: float = 0.4) -> None:
         try:  # imported here so that the rest of the faces stage works without them
-            from affectflow import weights
-        except ImportError as e:  # pragma: no cover - affectflow.weights is part of the package
-            raise FaceStageError(f"detector 'retinaface' needs affectflow.weights ({e})") from e
+            from affectflow.models import weights
+        except ImportError as e:  # pragma: no cover - affectflow.models.weights is part of the package
+            raise FaceStageError(f"detector 'retinaface' needs affectflow.models.weights ({e})") from e
         if spec is None:
             from affectflow.models.registry import get
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from affectflow.core.errors import AffectflowError
-from affectflow.media import MediaError
+from affectflow.media.decode import MediaError
 
 
 class FaceStageError(AffectflowError, RuntimeError):
@@ -13,6 +13,6 @@ class FaceStageError(AffectflowError, RuntimeError):
 class VideoError(FaceStageError, MediaError):
     """One video cannot be decoded; the message names the file.
 
-    It is also a :class:`affectflow.media.MediaError`, so code that handles bad
+    It is also a :class:`affectflow.media.decode.MediaError`, so code that handles bad
     videos of any stage catches it the same way.
     """

@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from affectflow.data.units import Unit
 from affectflow.faces.errors import VideoError
-from affectflow.store import VideoRecord
-from affectflow.units import Unit
+from affectflow.io.store import VideoRecord
 
 log = logging.getLogger("affectflow.faces")
 
@@ -54,7 +54,7 @@ class OrganiserCropsSource:
         return files
 
     def read(self, unit: Unit) -> VideoRecord:
-        from affectflow.media import probe  # demuxes the video: frame count and true timestamps
+        from affectflow.media.decode import probe  # demuxes the video: frame count and true timestamps
 
         files = self.crop_files(unit.video_id)
         p = probe(unit.path)

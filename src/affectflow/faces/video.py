@@ -15,9 +15,7 @@ import cv2
 import numpy as np
 
 from affectflow.faces.errors import VideoError
-from affectflow.media import (  # noqa: F401  (re-exported: the tolerance the faces stage applies)
-    MISSING_FRACTION_TOLERATED,
-    MISSING_FRAMES_TOLERATED,
+from affectflow.media.decode import (
     ffmpeg_url,
     strictly_increasing,
     too_many_missing,

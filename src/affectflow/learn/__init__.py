@@ -7,8 +7,8 @@ Submodules (import them directly; ``heads`` pulls in torch, the others do not):
 * :mod:`affectflow.learn.heads` -- MLP heads and their seeded, deterministic trainers;
 * :mod:`affectflow.learn.video_classifier` -- AH video-level logistic regression filter.
 
-Fusion, metrics, sweeps and submission files live in ``affectflow.fusion``,
-``affectflow.metrics``, ``affectflow.sweeps`` and ``affectflow.submissions``.
+Fusion, metrics, sweeps and submission files live in ``affectflow.fuse.postprocess``,
+``affectflow.evaluate.metrics``, ``affectflow.fuse.sweeps`` and ``affectflow.submit.formats``.
 """
 
 from affectflow.learn.align import (

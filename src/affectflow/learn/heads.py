@@ -33,7 +33,7 @@ from torch import nn
 from affectflow.core.device import resolve_device
 from affectflow.core.files import atomic_write, sha256_file
 from affectflow.core.vocabulary import BINARY_TASKS
-from affectflow.metrics import IGNORE_LABEL, N_EXPR, ah_frame_f1, ah_video_scores, emi_scores, expr_macro_f1
+from affectflow.evaluate.metrics import IGNORE_LABEL, N_EXPR, ah_frame_f1, ah_video_scores, emi_scores, expr_macro_f1
 
 log = logging.getLogger("affectflow.learn")
 

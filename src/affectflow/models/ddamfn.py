@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from affectflow import weights
+from affectflow.models import weights
 from affectflow.models.emotiefflib import (
     N_VA,
     FaceModelError,

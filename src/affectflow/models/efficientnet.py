@@ -3,7 +3,7 @@
 EmotiEffLib's EfficientNet models (``enet_b0_8_best_vgaf``, ``enet_b0_8_best_afew``,
 ``enet_b0_8_va_mtl``, ``enet_b2_8``) are these timm networks with the classifier replaced by
 ``nn.Sequential(nn.Linear(features, n))``. This module rebuilds them with the same module names (so
-a timm state dict loads into it) for the random-weight stand-ins of :mod:`affectflow.standins_face`:
+a timm state dict loads into it) for the random-weight stand-ins of :mod:`affectflow.models.standins_face`:
 an :class:`EfficientNet` maps (N, 3, S, S) float32 images to (N, n) outputs, its classifier's input
 being the 1280-d (B0) or 1408-d (B2) embedding.
 

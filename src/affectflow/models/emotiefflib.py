@@ -27,8 +27,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from affectflow import weights
 from affectflow.core.errors import AffectflowError
+from affectflow.models import weights
 from affectflow.models.registry import ModelSpec, get
 from affectflow.models.torch_runtime import TorchRuntime, check_precision, torch_runtime
 
@@ -75,7 +75,7 @@ def torch_weight_file(name: str) -> weights.WeightFile:
 def read_verified(path: Path, wf: weights.WeightFile) -> tuple[bytes, str]:
     """The bytes of ``path`` and their sha256, checked against ``wf`` once more as they are read.
 
-    :func:`affectflow.weights.ensure` has verified the file; hashing the very
+    :func:`affectflow.models.weights.ensure` has verified the file; hashing the very
     bytes that get parsed closes the gap between that check and the load.
     """
     data = path.read_bytes()
@@ -248,7 +248,7 @@ class _Base:
     prep: Preprocessing
     batch_size: int
     device: str
-    standin: bool = False  # set by affectflow.face_models from the verified hash
+    standin: bool = False  # set by affectflow.models.faces from the verified hash
 
     @property
     def input_size(self) -> int:
@@ -464,7 +464,7 @@ def load_torch(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: s
     """
     import torch
 
-    require_torch_runtime(spec.name)  # affectflow.face_models checks this first too, before any file is looked at
+    require_torch_runtime(spec.name)  # affectflow.models.faces checks this first too, before any file is looked at
     data, sha = read_verified(path, wf)  # the bytes unpickled below are the bytes just hashed
     runtime = torch_runtime(device, precision, channels_last)
     device = runtime.device

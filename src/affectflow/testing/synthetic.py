@@ -2,7 +2,7 @@
 
     write_synthetic_units("scale/units.tsv", n_videos=15000, n_shards=64)
 
-gives a ``units.tsv`` (the columns of :mod:`affectflow.units`) that the
+gives a ``units.tsv`` (the columns of :mod:`affectflow.data.units`) that the
 ``table`` dataset adapter reads, so ``snakemake -n`` can plan a 15,000-video run
 without any video on disk. Ids look like Hume-Vidmimic2's (five digits,
 ``"00042"``; past 100,000 videos they simply get longer), paths are
@@ -18,7 +18,7 @@ import os
 import random
 from pathlib import Path
 
-from affectflow.units import Unit, UnitsTable, shard_of
+from affectflow.data.units import Unit, UnitsTable, shard_of
 
 SPLIT_FRACTIONS = (("train", 0.70), ("val", 0.15), ("test", 0.15))
 

@@ -1,0 +1,1 @@
+"""The challenges' metrics and the report that carries them."""

@@ -1,0 +1,341 @@
+"""Decoding: probe a video, recover true frame timestamps, extract 16 kHz mono audio.
+
+Everything downstream aligns on the timestamps written here, so they come from
+the container's presentation times (demuxed packets), not from ``i / fps``:
+variable-frame-rate phone videos would otherwise drift by seconds. Audio is
+decoded by ffmpeg to 16 kHz mono float32, the input rate of wav2vec 2.0,
+HuBERT and Whisper.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+
+from affectflow.core.errors import AffectflowError
+from affectflow.core.vocabulary import SAMPLE_RATE
+from affectflow.io.store import VideoRecord
+
+log = logging.getLogger("affectflow.media")
+
+SILENCE_RMS = 1e-4
+# A container's frame count and the frames demuxed may differ by a few (an AVI
+# index counts one more); more than this is a cut-off file (shared with the
+# faces stage, which checks decoded frames the same way).
+MISSING_FRAMES_TOLERATED = 5
+MISSING_FRACTION_TOLERATED = 0.05
+# An audio stream that starts this much before or after the first video frame is reported; any offset is
+# corrected (AAC priming alone moves audio starts by tens of milliseconds, which is not worth a warning).
+AUDIO_OFFSET_REPORTED_S = 0.1
+# A frame whose time is not after its predecessor's gets the predecessor's time plus this (seconds).
+REPEATED_TIME_STEP_S = 1e-3
+
+
+class MediaError(AffectflowError, RuntimeError):
+    """A video cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class Probe:
+    """What the container says about a video, plus what demuxing found."""
+
+    path: str
+    width: int
+    height: int
+    rotation: int
+    codec: str
+    n_frames: int
+    duration: float
+    fps: float
+    variable_frame_rate: bool
+    has_audio: bool
+    audio_duration: float
+    listed_duration: float  # what the container states for the video stream (0: nothing)
+    timestamps: np.ndarray = field(repr=False)
+    audio_offset: float = 0.0  # first audio sample - first video frame (s); > 0: the audio starts later
+    repaired_timestamps: int = 0  # frames whose time was not after the previous one's (see strictly_increasing)
+
+
+def ffmpeg_url(path: str | os.PathLike[str]) -> str:
+    """``path`` as an FFmpeg/PyAV input that is always read as a local file.
+
+    Bare relative names are otherwise misread: ``12:30.mp4`` as a URL with
+    protocol ``12``, ``concat:x.mp4`` as the concat protocol, ``-x.mp4`` as an
+    ffprobe option. The ``file:`` protocol takes the rest of the string verbatim.
+    """
+    return "file:" + os.fspath(path)
+
+
+def too_many_missing(found: int, listed: int) -> bool:
+    """Whether ``found`` frames of the ``listed`` ones the container indexes means a cut-off file."""
+    return listed > 0 and listed - found > max(MISSING_FRAMES_TOLERATED, MISSING_FRACTION_TOLERATED * listed)
+
+
+def _ffprobe(path: Path) -> dict:
+    cmd = ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", ffmpeg_url(path)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+    except FileNotFoundError as e:
+        raise MediaError("ffprobe is not installed (apt-get install ffmpeg)") from e
+    if out.returncode != 0:
+        msg = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "unknown error"
+        raise MediaError(f"{path}: not a readable video ({msg.replace(ffmpeg_url(path), str(path))})")
+    return json.loads(out.stdout or "{}")
+
+
+def _rotation(stream: dict) -> int:
+    for sd in stream.get("side_data_list", []) or []:
+        if "rotation" in sd:
+            return int(round(float(sd["rotation"]))) % 360
+    tag = (stream.get("tags") or {}).get("rotate")
+    return int(tag) % 360 if tag else 0
+
+
+def strictly_increasing(times: np.ndarray, previous: float | None = None) -> tuple[np.ndarray, int]:
+    """``times`` made strictly increasing, and how many were changed.
+
+    The rule (the media and faces stages both apply it, so their clocks agree):
+    a frame whose time is not after its predecessor's (after repair; ``previous``
+    is the time before ``times[0]``, for streams repaired a batch at a time)
+    gets the predecessor's time plus ``REPEATED_TIME_STEP_S``. Repeated
+    timestamps from careless concatenation or broken muxers thus become
+    distinct, in order, and stay within a few milliseconds of what the file said.
+    """
+    out = np.asarray(times, dtype=np.float64).copy()
+    last = -np.inf if previous is None else float(previous)
+    changed = 0
+    for i in range(out.shape[0]):
+        if out[i] <= last:
+            out[i] = last + REPEATED_TIME_STEP_S
+            changed += 1
+        last = out[i]
+    return out, changed
+
+
+def _demux(path: Path) -> tuple[np.ndarray, int, int, float]:
+    """Frame times (s), packets demuxed (pre-roll included), the frame count the container lists (0: none)
+    and the time of the first video frame on the container's clock (s)."""
+    try:
+        with av.open(ffmpeg_url(path)) as container:
+            stream = container.streams.video[0]
+            tb = float(stream.time_base)
+            start = stream.start_time or 0
+            packets = [p for p in container.demux(stream) if p.pts is not None and p.size > 0]
+            listed = int(stream.frames or 0)
+    except (av.FFmpegError, IndexError, OSError) as e:
+        raise MediaError(f"{path}: cannot demux video stream ({str(e).replace(ffmpeg_url(path), str(path))})") from e
+    # Edit lists mark pre-roll packets as discard: decoders drop them, so must we,
+    # or frame counts disagree with decoded frames and per-frame labels.
+    pts = [p.pts for p in packets if not p.is_discard and p.pts >= start]
+    ts = (np.sort(np.asarray(pts, dtype=np.int64)) - start) * tb
+    return ts.astype(np.float64), len(packets), listed, float(start * tb)
+
+
+def audio_start(path: str | Path) -> float | None:
+    """Time (s, container clock) of the first decoded audio sample of the first audio stream; None without one.
+
+    Decoded, not read from the stream header: decoders drop encoder priming
+    that an edit list marks, so the first decoded frame is where the samples
+    that ffmpeg extracts really begin.
+    """
+    try:
+        with av.open(ffmpeg_url(path)) as container:
+            if not container.streams.audio:
+                return None
+            for frame in container.decode(container.streams.audio[0]):
+                if frame.pts is not None and frame.time_base is not None:
+                    return float(frame.pts * frame.time_base)
+    except (av.FFmpegError, OSError):
+        return None  # extract_audio reports an undecodable stream, naming the file
+    return None
+
+
+def frame_timestamps(path: Path) -> np.ndarray:
+    """Presentation times (s) of every video frame, sorted and strictly increasing, from demuxing alone.
+
+    Demuxing reads packet headers without decoding pixels, so it is cheap even
+    for long videos; packets arrive in decode order, hence the sort.
+    """
+    return strictly_increasing(_demux(Path(path))[0])[0]
+
+
+def probe(path: str | Path) -> Probe:
+    """Probe a video file; raise MediaError naming it if it is unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path}: file does not exist")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: file is empty (0 bytes)")
+    info = _ffprobe(path)
+    streams = info.get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video" and s.get("disposition", {}).get(
+        "attached_pic", 0) == 0), None)
+    if video is None:
+        raise MediaError(f"{path}: no video stream")
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    ts, n_packets, listed, video_start = _demux(path)
+    ts, repaired = strictly_increasing(ts)
+    if len(ts) == 0:
+        raise MediaError(f"{path}: video stream has no frames")
+    if too_many_missing(n_packets, listed):
+        # the index (moov at the front, AVI header) survives a cut-off download; the frames do not
+        raise MediaError(
+            f"{path}: only {n_packets} of the {listed} frames the container lists are in the file; "
+            "the file is truncated or corrupt"
+        )
+    diffs = np.diff(ts)
+    if len(diffs):
+        step = float(np.median(diffs))
+        duration = float(ts[-1] - ts[0] + step)
+        vfr = bool(step > 0 and np.any(np.abs(diffs - step) > 0.1 * step))
+        fps = len(ts) / duration if duration > 0 else float("nan")
+    else:
+        duration = float(info.get("format", {}).get("duration", 0.0) or 0.0)
+        vfr = False
+        rate = video.get("avg_frame_rate", "0/1")
+        num, den = (int(x) for x in rate.split("/"))
+        fps = num / den if den else float("nan")
+    audio_duration, offset = 0.0, 0.0
+    if audio is not None:
+        audio_duration = float(audio.get("duration") or info.get("format", {}).get("duration") or 0.0)
+        first = audio_start(path)
+        offset = 0.0 if first is None else first - video_start
+    return Probe(
+        path=str(path),
+        width=int(video.get("width", 0)),
+        height=int(video.get("height", 0)),
+        rotation=_rotation(video),
+        codec=str(video.get("codec_name", "")),
+        n_frames=len(ts),
+        duration=duration,
+        fps=fps,
+        variable_frame_rate=vfr,
+        has_audio=audio is not None,
+        audio_duration=audio_duration,
+        listed_duration=_listed_duration(video),
+        timestamps=ts,
+        audio_offset=offset,
+        repaired_timestamps=repaired,
+    )
+
+
+def _listed_duration(video: dict) -> float:
+    """The video stream's stated duration: its own field, else the MKV/WebM ``DURATION`` tag; 0 if none."""
+    value = video.get("duration")
+    tag = next((v for k, v in (video.get("tags") or {}).items() if k.upper() == "DURATION"), None)
+    try:
+        if value is None and tag:
+            h, m, sec = str(tag).split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        return float(value) if value is not None else 0.0
+    except ValueError:
+        return 0.0
+
+
+def truncation_warning(p: Probe) -> str:
+    """A warning when the stated duration is well past the last frame.
+
+    MKV/WebM have no frame index to count against, and a cut-off file of that
+    kind still demuxes; its stated duration is the only hint left.
+    """
+    step = 1.0 / p.fps if p.fps > 0 and math.isfinite(p.fps) else 0.0
+    gap = p.listed_duration - p.duration
+    if p.listed_duration > 0 and gap > max(MISSING_FRAMES_TOLERATED * step, MISSING_FRACTION_TOLERATED * p.duration):
+        return f"the video stream ends at {p.duration:.2f} s but the file says {p.listed_duration:.2f} s: truncated?"
+    return ""
+
+
+def extract_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode the first audio stream to mono float32 at ``sample_rate``."""
+    cmd = [
+        "ffmpeg", "-nostdin", "-v", "error", "-i", ffmpeg_url(path), "-map", "0:a:0", "-vn",
+        "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
+    ]
+    out = subprocess.run(cmd, capture_output=True, check=False)
+    if out.returncode != 0:
+        msg = out.stderr.decode(errors="replace").strip().splitlines()
+        why = msg[-1].replace(ffmpeg_url(path), str(path)) if msg else "ffmpeg failed"
+        raise MediaError(f"{path}: cannot decode audio ({why})")
+    return np.frombuffer(out.stdout, dtype=np.float32).copy()
+
+
+@dataclass
+class MediaRecord:
+    """The media stage's result for one video."""
+
+    probe: Probe
+    audio: np.ndarray
+    sample_rate: int
+    warnings: list[str]
+
+    def to_record(self, video_id: str) -> VideoRecord:
+        meta = {k: v for k, v in asdict(self.probe).items() if k != "timestamps"}
+        meta.update(sample_rate=self.sample_rate, warnings=self.warnings)
+        return VideoRecord(
+            video_id=video_id,
+            arrays={"timestamps": self.probe.timestamps, "audio": self.audio},
+            attrs=meta,
+        )
+
+
+def on_video_clock(audio: np.ndarray, offset: float, sample_rate: int) -> np.ndarray:
+    """``audio`` (starting ``offset`` s after the first video frame) re-based so that sample 0 is that frame:
+    a later start is padded with silence, an earlier one cut."""
+    n = int(round(abs(offset) * sample_rate))
+    if offset > 0:
+        return np.concatenate([np.zeros(n, dtype=audio.dtype), audio])
+    return audio[n:]
+
+
+def process_video(path: str | Path, sample_rate: int = SAMPLE_RATE) -> MediaRecord:
+    """Probe and extract audio, turning survivable oddities into warnings.
+
+    Audio is put on the video's clock (sample 0 = the first video frame, see
+    :func:`on_video_clock`), so every later stage shares one time axis. A video
+    without an audio stream gets silence of the video's length (so the audio
+    branch still has input) and a warning; silent audio and audio shorter than
+    the video are kept as they are, with a warning; repeated frame timestamps
+    are repaired (:func:`strictly_increasing`), with a warning giving their count.
+    """
+    p = probe(path)
+    warnings: list[str] = []
+    n_video = int(math.ceil(p.duration * sample_rate))
+    if not p.has_audio:
+        warnings.append("no audio stream: silence of the video's length used")
+        audio = np.zeros(n_video, dtype=np.float32)
+    else:
+        audio = on_video_clock(extract_audio(path, sample_rate), p.audio_offset, sample_rate)
+        if p.audio_offset >= AUDIO_OFFSET_REPORTED_S:
+            warnings.append(f"audio starts {p.audio_offset:.2f} s after the first video frame: "
+                            f"{p.audio_offset:.2f} s of silence put before it")
+        elif p.audio_offset <= -AUDIO_OFFSET_REPORTED_S:
+            warnings.append(f"audio starts {-p.audio_offset:.2f} s before the first video frame: "
+                            f"its first {-p.audio_offset:.2f} s cut")
+        if len(audio) == 0:
+            warnings.append("audio stream decodes to no samples: silence of the video's length used")
+            audio = np.zeros(n_video, dtype=np.float32)
+        else:
+            if float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < SILENCE_RMS:
+                warnings.append("audio is silent")
+            short = p.duration - len(audio) / sample_rate
+            if short > 0.5:
+                warnings.append(f"audio is {short:.2f} s shorter than the video")
+    if p.variable_frame_rate:
+        warnings.append("variable frame rate: per-frame timestamps used")
+    if p.repaired_timestamps:
+        warnings.append(f"{p.repaired_timestamps} frame(s) with a timestamp not after the previous frame's: "
+                        f"each set {REPEATED_TIME_STEP_S * 1000:g} ms after its predecessor")
+    cut = truncation_warning(p)
+    if cut:
+        warnings.append(cut)
+    for w in warnings:
+        log.warning("%s: %s", path, w)
+    return MediaRecord(probe=p, audio=audio, sample_rate=sample_rate, warnings=warnings)

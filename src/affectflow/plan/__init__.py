@@ -1,0 +1,1 @@
+"""What the workflow decides when it is parsed: every job's rerun key, and the checks that config keys fit."""

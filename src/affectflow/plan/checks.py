@@ -1,0 +1,123 @@
+"""Checks of a whole workflow config that no JSON schema can express, run when the workflow is parsed.
+
+The schema checks each key on its own (types, enums, unknown keys). What it
+cannot see is whether keys agree with each other and with the model registry:
+a feature set naming a model that ``features`` does not run, ``pretrained``
+not among the face models, ``submit_fusion`` naming no fusion, or a stage
+option that its options class rejects. Finding these at parse time, with the
+key named, costs nothing; finding them in a job hours into a run costs the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from affectflow.core.errors import AffectflowError
+
+
+class ConfigError(AffectflowError, ValueError):
+    """The config's keys contradict each other or the registry; the message names the key."""
+
+
+#: the model kinds of ``features`` (and of feature set modalities)
+_MODEL_KINDS = ("face", "audio", "asr", "text")
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` listing every cross-key problem of ``config`` (schema-validated)."""
+    feats = config.get("features") or {}
+    declared = {kind: list(feats.get(kind) or []) for kind in _MODEL_KINDS}
+    feature_sets = config.get("feature_sets") or {}
+    fusions = config.get("fusions") or {}
+    problems = [
+        *_model_problems(feats, declared),
+        *_feature_set_problems(feature_sets, declared),
+        *_reference_problems(config, declared, feature_sets, fusions),
+        *_option_problems(config, _job_builds(config, declared, feature_sets, fusions)),
+    ]
+    if problems:
+        raise ConfigError("the config does not fit together:\n  " + "\n  ".join(dict.fromkeys(problems)))
+
+
+def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]]) -> list[str]:
+    """``features.*``: every model is registered (face models: runnable here); stand-ins are face or audio models."""
+    from affectflow.models.faces import supported_models
+    from affectflow.models.registry import get
+
+    problems: list[str] = []
+    for kind, names in declared.items():
+        for name in names:
+            try:
+                spec = get(name)
+            except (KeyError, ValueError):
+                problems.append(f"features.{kind}: {name!r} is not a registered model (affectflow models list)")
+                continue
+            if kind == "face" and spec.name not in supported_models():
+                problems.append(f"features.face: {name!r} is not a face model this tool can run")
+    for name in feats.get("standins") or []:
+        if name not in declared["face"] + declared["audio"]:
+            problems.append(f"features.standins: {name!r} is not one of the face or audio models in features")
+    return problems
+
+
+def _feature_set_problems(feature_sets: Mapping[str, Any], declared: Mapping[str, list[str]]) -> list[str]:
+    """``feature_sets``: every modality names models that ``features`` runs."""
+    problems: list[str] = []
+    for fs, labels in feature_sets.items():
+        for label in labels:
+            kind, _, rest = label.partition("/")
+            if kind == "text":
+                asr, _, model = rest.partition("/")
+                if asr not in declared["asr"]:
+                    problems.append(f"feature_sets.{fs}: {label!r} names ASR {asr!r}, not in features.asr")
+                if model not in declared["text"]:
+                    problems.append(f"feature_sets.{fs}: {label!r} names text model {model!r}, not in features.text")
+            elif rest not in declared.get(kind, []):
+                problems.append(f"feature_sets.{fs}: {label!r} names {kind} model {rest!r}, not in features.{kind}")
+    return problems
+
+
+def _reference_problems(config: Mapping[str, Any], declared: Mapping[str, list[str]],
+                        feature_sets: Mapping[str, Any], fusions: Mapping[str, Any]) -> list[str]:
+    """Names that must exist elsewhere: fusions' feature sets, ``pretrained``, ``submit_fusion``."""
+    problems: list[str] = []
+    for fusion, spec in fusions.items():
+        for fs in spec.get("feature_sets") or []:
+            if fs not in feature_sets:
+                problems.append(f"fusions.{fusion}.feature_sets: {fs!r} is not a feature set (feature_sets)")
+    pretrained = config.get("pretrained")
+    if pretrained and pretrained not in declared["face"]:
+        problems.append(f"pretrained: {pretrained!r} is not one of the face models (features.face)")
+    submit = config.get("submit_fusion")
+    if submit and submit not in fusions:
+        problems.append(f"submit_fusion: {submit!r} is not a fusion (fusions)")
+    return problems
+
+
+def _job_builds(config: Mapping[str, Any], declared: Mapping[str, list[str]], feature_sets: Mapping[str, Any],
+                fusions: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(stage, wired values) of every job, as the workflow will build its options."""
+    builds: list[tuple[str, dict[str, Any]]] = [("media", {}), ("faces", {})]
+    builds += [("face_features", {"model": m}) for m in declared["face"]]
+    builds += [("audio_features", {"model": m}) for m in declared["audio"]]
+    builds += [("transcripts", {"model": m}) for m in declared["asr"]]
+    builds += [("text_features", {"model": m}) for m in declared["text"]]
+    for task in config.get("tasks") or []:
+        builds += [("predictions", {"task": task, "features": tuple(labels)}) for labels in feature_sets.values()]
+        builds += [("fused", {"task": task, "fusion": f}) for f in fusions]
+    return builds
+
+
+def _option_problems(config: Mapping[str, Any], builds: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Each job's options, built the way the job will build them: what its options class rejects."""
+    from affectflow.core.options import OptionsError
+    from affectflow.plan.rerun import STAGES
+
+    problems: list[str] = []
+    for stage, wired in builds:
+        try:
+            STAGES[stage].options_class().from_config(config, **wired)
+        except OptionsError as e:
+            problems.append(str(e))
+    return problems

@@ -1,0 +1,1 @@
+"""Ready-made inputs: the offline demo dataset."""

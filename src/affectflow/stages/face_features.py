@@ -1,0 +1,143 @@
+"""Face features stage: per-frame embeddings and logits of one face model over a faces shard.
+
+The model is loaded once per shard and fed the stored crops in batches, so a
+GPU job processes a whole shard without reloading weights or re-decoding video.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from affectflow.core.options import StageOptions, one_of, runtime, wiring
+from affectflow.faces.video import prefetch
+from affectflow.io.shards import StageResult
+from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoAppender
+from affectflow.models.faces import ENGINES, FaceModel, check_batch_size, check_precision, load_face_model
+from affectflow.plan.rerun import stage_key
+from affectflow.stages.fetch_model import PreparedModel
+
+log = logging.getLogger("affectflow.stages.face_features")
+
+#: bump when embeddings or logits change for the same crops, model and options (docs/reruns.md)
+STAGE_VERSION = 1
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class FaceFeatureOptions(StageOptions):
+    """The face-model keys of config ``features``: ``face_engine`` and ``precision`` change the numbers
+    (another runtime, float16 rounding); ``batch_size`` and ``device`` only change the speed."""
+
+    SECTION = "features"
+
+    model: str = wiring("")
+    face_engine: str = "onnx"
+    precision: str = "fp32"
+    batch_size: int | str = runtime("auto")
+    device: str = runtime("auto")
+
+    def check(self) -> None:
+        one_of("face_engine", self.face_engine, ENGINES)
+        check_precision(self.precision)
+        self._set("batch_size", check_batch_size(self.batch_size))
+        one_of("device", self.device, DEVICES)
+
+    @classmethod
+    def from_config(cls, config, **wired):
+        f = config.get("features") or {}
+        return cls.from_mapping({k: f[k] for k in cls.config_fields() if k in f}, **wired)
+
+# crops read from the faces shard per step (at least; a GPU batch if larger): ~10 MB of 224 px crops.
+# With one chunk prefetched, about four chunks are alive at once, whatever the video's length.
+CHUNK = 64
+
+
+def run_face_features(
+    faces_shard: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    manifest: str | os.PathLike[str] | PreparedModel,
+    cfg: FaceFeatureOptions | Mapping[str, Any] | None = None,
+    *,
+    threads: int | None = None,
+    key: str | None = None,
+) -> StageResult:
+    """Embed every detected face of a faces shard with the model of ``manifest``.
+
+    ``manifest``: the fetch_model job's manifest (a path, or the loaded manifest
+    with the models directory the job should use). ``key``: the rerun key the
+    workflow planned the job with (checked, then written into the provenance).
+    """
+    prepared = manifest if isinstance(manifest, PreparedModel) else PreparedModel.load(manifest)
+    model_name = prepared.name
+    opts = FaceFeatureOptions.coerce(cfg, model=model_name)
+    rerun = stage_key("face_features", opts, expected=key)
+    model = load_face_model(
+        model_name,
+        prepared.root,
+        engine=opts.face_engine,
+        device=opts.device,
+        batch_size=opts.batch_size,
+        pins=prepared.pins,
+        threads=threads,
+        precision=opts.precision,
+        standin=prepared.standin,
+    )
+    if prepared.standin:
+        log.warning("%s: random-weight stand-in, not the real model: its features carry no emotion", model_name)
+    prov = Provenance.of(rerun, model=model_name, weights_sha256=model.weights_sha256,
+                         resolved={"engine": model.engine, "standin": prepared.standin})
+    log.info("%s: engine %s on %s, %d crop(s) per forward pass", model_name, model.engine, model.device,
+             model.batch_size)
+    result = StageResult()
+    n_done, t0 = 0, time.perf_counter()
+    with ShardReader(faces_shard, stage="faces") as faces, ShardWriter(out_path, prov) as writer:
+        ids = faces.video_ids()
+        # read once: the bar's total, then each video's rows (one byte per analysed frame)
+        has_face = {v: faces.read(v, names=("has_face",)).arrays["has_face"] for v in ids}
+        total = sum(int(np.count_nonzero(h)) for h in has_face.values())
+        # progress in faces, advanced per chunk (a long video is not silent until it ends); tqdm redraws at
+        # most every 2 s, so job logs get a line per 2 s, not one per chunk
+        with tqdm(total=total, desc=f"{model_name} {Path(faces_shard).name}", unit="face", mininterval=2) as bar:
+            for i, vid in enumerate(ids):
+                bar.set_postfix(video=f"{i + 1}/{len(ids)}", refresh=False)
+                with writer.video(vid) as out:
+                    n_done += _embed_video(model, faces, vid, has_face[vid], out, bar)
+                result.written.append(vid)
+        result.skipped = faces.skipped()
+        writer.set_skipped(result.skipped)
+    log.info("%s: %d faces embedded in %.1f s", out_path, n_done, time.perf_counter() - t0)
+    return result
+
+
+def _embed_video(model: FaceModel, faces: ShardReader, vid: str, has_face: np.ndarray, out: VideoAppender,
+                 bar: tqdm) -> int:
+    """Embed one video's face crops into ``out`` a chunk at a time (bounded memory whatever its length)."""
+    rec = faces.read(vid, names=("frame_index", "timestamps"))
+    present = np.flatnonzero(has_face)
+    step = max(CHUNK, model.batch_size)
+    # the next chunk is read from HDF5 (and decompressed) while the model runs on this one
+    chunks = prefetch(faces.iter_rows(vid, "crops", present, batch=step), depth=1)
+    for start, crops in zip(range(0, max(len(present), 1), step), chunks, strict=True):
+        rows = present[start:start + len(crops)]
+        res = model.predict(crops)
+        arrays = {
+            "frame_index": rec.arrays["frame_index"][rows],
+            "timestamps": rec.arrays["timestamps"][rows],
+            "embeddings": res.embeddings.astype(np.float32),
+            "logits": res.logits.astype(np.float32),
+        }
+        if res.valence_arousal is not None:
+            arrays["valence_arousal"] = res.valence_arousal.astype(np.float32)
+        out.append(arrays)
+        bar.update(len(rows))
+    out.attrs = {"classes": list(model.classes), "n_frames_analysed": len(has_face)}
+    return len(present)

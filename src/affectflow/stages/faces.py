@@ -1,0 +1,263 @@
+"""The faces stage: every analysed frame of every video of a shard -> one face record per video."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from affectflow.core.options import StageOptions, at_least, one_of, runtime
+from affectflow.data.units import Unit
+from affectflow.faces.crops import crop_square
+from affectflow.faces.detectors import DETECTORS, Detection, FaceDetector, make_detector
+from affectflow.faces.organiser import OrganiserCropsSource
+from affectflow.faces.tracks import TargetTracker
+from affectflow.faces.video import FrameBatch, VideoInfo, iter_batches, prefetch
+from affectflow.io.shards import apply_bad_video_policy
+from affectflow.io.store import Provenance, ShardWriter, VideoRecord
+from affectflow.media.decode import REPEATED_TIME_STEP_S, MediaError
+from affectflow.plan.rerun import stage_key
+from affectflow.stages.media import BAD_VIDEO_POLICIES, accepted_units
+
+log = logging.getLogger("affectflow.faces")
+
+#: bump when the faces shard's content changes for the same videos and options (docs/reruns.md)
+STAGE_VERSION = 2  # 2: frame times made strictly increasing; the target face followed as a track
+CROP_COMPRESSIONS = ("lzf", "none")
+#: registry model of each detector that has weights (its fingerprint is part of the faces rerun key)
+DETECTOR_MODELS = {"mediapipe": "mediapipe_face_short_range", "mediapipe_full": "mediapipe_face_full_range",
+                   "retinaface": "retinaface"}
+
+
+@dataclass(frozen=True)
+class FacesOptions(StageOptions):
+    """Config ``faces`` (plus the workflow-wide ``on_bad_video``).
+
+    ``batch_size`` (frames per detector call), ``contact_sheets`` (pictures to
+    look at) and ``crop_compression`` (how crops are stored, not their pixels)
+    never change the face rows, so they are runtime settings.
+    """
+
+    SECTION = "faces"
+    TOP_LEVEL = ("on_bad_video",)
+
+    detector: str = "mediapipe_full"
+    crop_size: int = 224
+    margin: float = 0.2
+    min_score: float = 0.5
+    frame_stride: int = 1
+    align: bool = False
+    organiser_crops_dir: str | None = None
+    on_bad_video: str = "skip"
+    batch_size: int = runtime(32)
+    contact_sheets: bool = runtime(True)
+    crop_compression: str = runtime("lzf")
+
+    def check(self) -> None:
+        one_of("detector", self.detector, DETECTORS)
+        for name in ("crop_size", "frame_stride", "batch_size"):
+            at_least(name, getattr(self, name), 1)
+        one_of("crop_compression", self.crop_compression, CROP_COMPRESSIONS)
+        at_least("margin", self.margin, 0)
+        at_least("min_score", self.min_score, 0)
+        one_of("on_bad_video", self.on_bad_video, BAD_VIDEO_POLICIES)
+        if self.detector == "organiser" and not self.organiser_crops_dir:
+            raise ValueError("detector 'organiser' needs faces.organiser_crops_dir (a folder of <video_id>/00001.jpg)")
+
+    def detector_model(self) -> str | None:
+        """The registry model of the detector's weights (None: the organiser's crops)."""
+        return DETECTOR_MODELS.get(self.detector)
+
+
+@dataclass
+class FacesStageResult:
+    """What the stage wrote and what it skipped (video_id, reason)."""
+
+    written: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _usable(d: Detection) -> bool:
+    """A box with finite corners and positive area (a box may reach past the frame's edges)."""
+    return bool(np.all(np.isfinite(d.bbox))) and d.area > 0
+
+
+def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesOptions | Mapping[str, Any] | None,
+                 append: Callable[[dict[str, np.ndarray]], None], video_id: str | None = None,
+                 progress: bool = True, side: str = "") -> dict[str, Any]:
+    """Decode ``path`` once, detect faces in every ``frame_stride``-th frame, follow the target face as a track
+    (:mod:`affectflow.faces.tracks`; ``side``: the unit's person of a two-person video), crop it.
+
+    Each decoded batch's rows (frame_index, timestamps, has_face, bbox, score,
+    landmarks, crops, n_faces) go to ``append`` as soon as they are ready, so
+    memory does not grow with the video's length; returns the video's
+    attributes (sizes, counts, warnings) once it is decoded to the end.
+    """
+    opts = FacesOptions.coerce(cfg)
+    spec = _row_spec(int(detector.n_landmarks), opts.crop_size)
+    info = VideoInfo(path=str(path))
+    tracker = TargetTracker(side=side)
+    vid = video_id or Path(path).stem
+    t0 = time.perf_counter()
+    n_rows, n_face, n_several = _stream_rows(path, info, detector, tracker, opts, spec, append,
+                                             desc=f"faces {vid}", progress=progress)
+    dt = time.perf_counter() - t0
+    log.info("%s: %d frames decoded, %d analysed, %d with a face, %.1f frames/s", vid, info.n_frames_decoded,
+             n_rows, n_face, info.n_frames_decoded / dt if dt > 0 else float("nan"))
+    warnings = _video_warnings(info, tracker, side, n_rows=n_rows, n_face=n_face, n_several=n_several)
+    for w in warnings:
+        log.warning("%s: %s", vid, w)
+    if info.n_frames_expected and info.n_frames_expected != info.n_frames_decoded:
+        log.warning("%s: container says %d frames, %d decoded", vid, info.n_frames_expected, info.n_frames_decoded)
+    return {
+        "width": info.width, "height": info.height, "rotation": info.rotation,
+        "n_frames_decoded": info.n_frames_decoded, "detector": detector.name, "frame_stride": opts.frame_stride,
+        "n_with_face": n_face, "warnings": warnings, "side": side, "target_switches": tracker.switches,
+    }
+
+
+#: one face row's arrays: name -> (shape after the row axis, dtype, fill value for a frame without a face)
+_RowSpec = dict[str, tuple[tuple[int, ...], Any, Any]]
+
+
+def _row_spec(n_landmarks: int, crop_size: int) -> _RowSpec:
+    """The arrays of a face record's rows, for a detector giving ``n_landmarks`` points and square crops."""
+    return {
+        "frame_index": ((), np.int32, 0), "timestamps": ((), np.float64, np.nan),
+        "has_face": ((), bool, False), "bbox": ((4,), np.float32, np.nan),
+        "score": ((), np.float32, 0.0), "landmarks": ((n_landmarks, 2), np.float32, np.nan),
+        "crops": ((crop_size, crop_size, 3), np.uint8, 0), "n_faces": ((), np.int16, 0),
+    }
+
+
+def _stream_rows(path: str | os.PathLike[str], info: VideoInfo, detector: FaceDetector, tracker: TargetTracker,
+                 opts: FacesOptions, spec: _RowSpec, append: Callable[[dict[str, np.ndarray]], None], *,
+                 desc: str, progress: bool) -> tuple[int, int, int]:
+    """Decode ``path`` batch by batch, handing each batch's rows to ``append`` (with a progress bar);
+    the counts of analysed frames, of those with a face and of those with several faces."""
+    n_rows = n_face = n_several = 0
+    bar = tqdm(desc=desc, unit="frame", disable=not progress, leave=False, mininterval=1.0)
+    try:
+        for batch in prefetch(iter_batches(path, info, frame_stride=opts.frame_stride, batch_size=opts.batch_size)):
+            if n_rows == 0:
+                bar.reset(total=info.n_frames_expected or None)
+            a = _batch_rows(batch, detector, tracker, opts, spec)
+            append(a)
+            n_rows += len(batch.frames)
+            n_face += int(a["has_face"].sum())
+            n_several += int((a["n_faces"] > 1).sum())
+            bar.update(info.n_frames_decoded - bar.n)
+    finally:
+        bar.close()
+    return n_rows, n_face, n_several
+
+
+def _batch_rows(batch: FrameBatch, detector: FaceDetector, tracker: TargetTracker, opts: FacesOptions,
+                spec: _RowSpec) -> dict[str, np.ndarray]:
+    """One row per frame of ``batch``: its faces detected, the target face followed and cropped."""
+    size, margin, align = opts.crop_size, float(opts.margin), opts.align
+    k = spec["landmarks"][0][0]
+    a = {name: np.full((len(batch.frames), *shp), fill, dt) for name, (shp, dt, fill) in spec.items()}
+    for r, (i, t, frame, faces) in enumerate(zip(batch.indices, batch.timestamps, batch.frames,
+                                                 detector.detect(batch.frames), strict=True)):
+        faces = [d for d in faces if _usable(d)]
+        a["frame_index"][r], a["timestamps"][r], a["n_faces"][r] = i, t, min(len(faces), 32767)
+        best = tracker.update(faces)
+        if best is None:
+            continue
+        a["has_face"][r], a["score"][r], a["bbox"][r] = True, best.score, best.bbox
+        lm = np.asarray(best.landmarks, np.float32).reshape(-1, 2)[:k]
+        a["landmarks"][r, : len(lm)] = lm
+        a["crops"][r] = crop_square(frame, best.bbox, size, margin, lm, align)
+    return a
+
+
+def _video_warnings(info: VideoInfo, tracker: TargetTracker, side: str, *, n_rows: int, n_face: int,
+                    n_several: int) -> list[str]:
+    """Survivable oddities, listed per video like the media stage's (affectflow.stages.problems collects them)."""
+    warnings: list[str] = []
+    if n_face == 0:
+        warnings.append(f"no face detected in any of the {n_rows} analysed frames")
+    if n_several:
+        who = f"the {side} person" if side else "the largest face when first seen"
+        warnings.append(f"several faces in {n_several} of {n_rows} analysed frames: one track followed ({who})")
+    if tracker.switches:
+        warnings.append(f"the target face was lost for more than {tracker.memory} analysed frames and chosen again "
+                        f"among several faces {tracker.switches} time(s): another person may be followed after that")
+    if info.n_timestamps_repaired:
+        warnings.append(f"{info.n_timestamps_repaired} decoded frame(s) with a timestamp not after the previous "
+                        f"frame's: each set {REPEATED_TIME_STEP_S * 1000:g} ms after its predecessor")
+    return warnings
+
+
+def detect_video(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesOptions | Mapping[str, Any] | None,
+                 video_id: str | None = None, progress: bool = True, side: str = "") -> VideoRecord:
+    """:func:`stream_faces` into memory: the whole video's rows as one record (for short videos and inspection)."""
+    parts: list[dict[str, np.ndarray]] = []
+    attrs = stream_faces(path, detector, cfg, parts.append, video_id=video_id, progress=progress, side=side)
+    arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}  # iter_batches: >= 1 frame
+    return VideoRecord(video_id=video_id or Path(path).stem, arrays=arrays, attrs=attrs)
+
+
+def run_faces_stage(
+    units: list[Unit],
+    out_path: str | os.PathLike[str],
+    faces_cfg: FacesOptions | Mapping[str, Any] | None,
+    on_bad_video: str | None = None,
+    *,
+    models_dir: str | os.PathLike[str] | None = None,
+    model_pins: Mapping[str, str] | None = None,
+    detector: FaceDetector | None = None,
+    progress: bool = True,
+    media_shard: str | os.PathLike[str] | None = None,
+    key: str | None = None,
+) -> FacesStageResult:
+    """Write the faces shard ``out_path`` (``faces/{detector}/{shard}.h5``) for ``units``.
+
+    The shard appears only when every video was processed or skipped; a video
+    that cannot be decoded is skipped with a warning (``on_bad_video="skip"``)
+    and listed in the shard's ``skipped`` attribute, or raises naming the file
+    (``"fail"``). A wrong configuration or missing weights always raises.
+    ``detector`` overrides the one ``faces_cfg`` names (for reuse across shards).
+    ``units`` are the shard's units; with ``media_shard`` only those the media
+    stage accepted are read. ``key``: the rerun key the workflow planned the job
+    with (checked, then written into the shard's provenance).
+    """
+    opts = FacesOptions.coerce(faces_cfg, on_bad_video=on_bad_video)
+    rerun = stage_key("faces", opts, expected=key, units=units)
+    if media_shard is not None:
+        units = accepted_units(media_shard, units)
+    source: OrganiserCropsSource | None = None
+    if opts.detector == "organiser":
+        source = OrganiserCropsSource(opts.organiser_crops_dir, opts.crop_size, opts.frame_stride)
+        name, sha = source.name, ""
+    else:
+        if detector is None:
+            detector = make_detector(opts.detector, opts.min_score, models_dir=models_dir, model_pins=model_pins)
+        name, sha = detector.name, detector.weights_sha256
+    raw = ("crops",) if opts.crop_compression == "none" else ()
+    result = FacesStageResult()
+    with ShardWriter(out_path, Provenance.of(rerun, model=name, weights_sha256=sha)) as w:
+        for unit in units:
+            try:
+                if source is not None:
+                    w.add(source.read(unit), uncompressed=raw)
+                else:
+                    assert detector is not None
+                    # removed again if the video fails part-way
+                    with w.video(unit.video_id, uncompressed=raw) as out:
+                        out.attrs = stream_faces(unit.path, detector, opts, out.append, video_id=unit.video_id,
+                                                 progress=progress, side=unit.side)
+            except MediaError as e:  # VideoError is one
+                apply_bad_video_policy(result.skipped, unit.video_id, e, opts.on_bad_video)
+                continue
+            result.written.append(unit.video_id)
+        w.set_skipped(result.skipped)
+    return result

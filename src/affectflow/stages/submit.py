@@ -1,0 +1,142 @@
+"""The ``submit`` stage: fused test decisions -> one file per task in the challenge's own format.
+
+One call (:func:`run_submit`) per task, from ``workflow/scripts/submit.py``, with
+the writers of :mod:`affectflow.submit.formats` (formats, templates, checks):
+EXPR and AH one line per frame (all frames, or exactly the frames of the
+organisers' template), EMI one row per video, AH-video one line per video (the
+template's videos in its order, when given). Frames without a decision
+(stored as -1, or a shorter decision vector whose frames are listed in
+``frame_index``) take the decision of the nearest decided frame. A test video
+of the units table that has no fused prediction (a stage skipped it) is named
+in the log; with a template that lists it, the submission cannot be written
+and the error names it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from affectflow.core.options import StageOptions, one_of, wiring
+from affectflow.core.vocabulary import TASKS
+from affectflow.data.units import UnitsTable
+from affectflow.io.shards import ShardSet, StageInputError, fill_nearest, media_frames
+from affectflow.io.store import ShardReader
+from affectflow.submit.formats import (
+    SubmissionError,
+    read_template,
+    write_ah_submission,
+    write_ah_video_submission,
+    write_emi_submission,
+    write_expr_submission,
+)
+
+log = logging.getLogger("affectflow.submit")
+
+#: bump when submission files change for the same fused predictions (docs/reruns.md)
+STAGE_VERSION = 2  # 2: AH in the ABAW-8 single-file format; organisers' templates
+
+
+@dataclass(frozen=True)
+class SubmitOptions(StageOptions):
+    """Which task, from which fusion (config ``submit_fusion``); the files follow the challenge's format."""
+
+    SECTION = "submit_fusion"
+
+    task: str = wiring("expr")
+    fusion: str = ""
+    template: str = ""
+
+    def check(self) -> None:
+        one_of("task", self.task, TASKS)
+        if self.template and self.task == "emi":
+            raise ValueError("submission_template: EMI has no frame template (one row per video)")
+
+    @classmethod
+    def config_key(cls, name: str) -> str:
+        return "submission_template.<task>" if name == "template" else "submit_fusion"
+
+    @classmethod
+    def from_config(cls, config, **wired):
+        templates = config.get("submission_template") or {}
+        return cls.from_mapping({"fusion": config.get("submit_fusion") or "",
+                                 "template": templates.get(wired.get("task", "expr")) or ""}, **wired)
+
+
+def complete_decisions(decisions: np.ndarray, n_frames: int, frame_index: np.ndarray | None = None) -> np.ndarray:
+    """A decision for each of ``n_frames`` frames: undecided frames (-1 or absent) copy the nearest decided one."""
+    d = np.asarray(decisions).ravel().astype(np.int64)
+    if frame_index is None:
+        if d.shape[0] != n_frames:
+            raise SubmissionError(f"{d.shape[0]} decisions for a video of {n_frames} frames")
+        idx = np.arange(n_frames)
+    else:
+        idx = np.asarray(frame_index, dtype=np.int64).ravel()
+    ok = d >= 0
+    if not ok.any():
+        raise SubmissionError("no frame of the video has a decision")
+    if ok.all() and idx.shape[0] == n_frames:
+        return d
+    return fill_nearest(d[ok], idx[ok], n_frames)
+
+
+def run_submit(
+    task: str,
+    units_tsv: str | os.PathLike[str],
+    fused: str | os.PathLike[str],
+    media_shards: Sequence[str | os.PathLike[str]],
+    out_path: str | os.PathLike[str],
+    template: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Write the ``task`` submission of the fused test predictions to ``out_path``, checked (exactly the frames
+    of the organisers' ``template`` when given)."""
+    if task not in TASKS:
+        raise SubmissionError(f"unknown task {task!r}; choose one of {TASKS}")
+    units = UnitsTable.read_tsv(units_tsv)
+    expected = sorted(u.video_id for u in units if u.split == "test")
+    with ShardReader(fused, stage="fused") as r:
+        got = r.provenance.config.get("task")
+        if got not in (None, task):
+            raise SubmissionError(f"{fused}: fused predictions are for task {got!r}, not {task!r}")
+        records = {rec.video_id: rec for rec in r}
+    if not records:
+        raise SubmissionError(f"{fused}: no fused test prediction for task {task}; nothing to submit")
+    missing = [v for v in expected if v not in records]
+    if missing:
+        log.warning("submit %s: %d test video(s) without a prediction are NOT in the submission: %s", task,
+                    len(missing), ", ".join(missing))
+
+    order = sorted(records)
+    if task == "emi":
+        preds = {v: np.asarray(records[v].arrays["decisions"], dtype=np.float64).ravel() for v in order}
+        path = write_emi_submission(out_path, preds, video_order=order)
+    elif task == "ah_video":
+        decisions = {v: np.asarray(records[v].arrays["decisions"]).ravel() for v in order}
+        path = write_ah_video_submission(out_path, decisions, video_order=order,
+                                         template=read_template(task, template) if template else None)
+    else:
+        preds = {}
+        try:
+            with ShardSet(list(media_shards), "media") as media:
+                for v in order:
+                    if v not in media:
+                        raise SubmissionError(f"test video {v!r}: {media.why_missing(v)}; its frame count is unknown")
+                    n = len(media_frames(media, v))
+                    rec = records[v]
+                    try:
+                        preds[v] = complete_decisions(rec.arrays["decisions"], n, rec.arrays.get("frame_index"))
+                    except (SubmissionError, ValueError) as e:
+                        raise SubmissionError(f"test video {v!r}: {e}") from None
+        except StageInputError as e:
+            raise SubmissionError(str(e)) from None
+        writer = write_expr_submission if task == "expr" else write_ah_submission
+        path = writer(out_path, preds, video_order=order,
+                      template=read_template(task, template) if template else None)
+    log.info("submit %s: %d video(s) -> %s (checked%s)", task, len(order), path,
+             f" against {template}" if template else "")
+    return Path(path)

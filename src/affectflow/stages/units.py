@@ -1,0 +1,37 @@
+"""The ``units`` rule: the units table (``units.tsv``), one row per video, from the configured datasets.
+
+The adapters (:mod:`affectflow.data.adapters`) only list files and check cheap
+things, so the same table is built when the workflow is parsed; this rule
+writes it for the record and for the jobs that read labels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from affectflow.core.options import StageOptions
+from affectflow.data.adapters import build_units
+from affectflow.data.units import UnitsTable
+
+#: bump when the units table changes for the same files on disk (docs/reruns.md)
+STAGE_VERSION = 2  # 2: the ah_video_labels column (BAH video-level split files)
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitsOptions(StageOptions):
+    """The units table has no options of its own: it is what the datasets on disk give,
+    so its rerun key holds a digest of the units built from them (``datasets``, ``n_shards``)."""
+
+    SECTION = ""
+
+
+def write_units(datasets: Sequence[Mapping[str, Any]], n_shards: int, out_tsv: str | os.PathLike[str],
+                base_dir: str | os.PathLike[str] = ".") -> UnitsTable:
+    """Build the units table of ``datasets`` and write it to ``out_tsv`` atomically."""
+    table = build_units(list(datasets), n_shards=n_shards, base_dir=Path(base_dir))
+    table.write_tsv(out_tsv)
+    return table

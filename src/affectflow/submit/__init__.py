@@ -1,0 +1,1 @@
+"""Submission files in the organisers' formats: writers, readers, templates and the checker."""
