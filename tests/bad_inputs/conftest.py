@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bad_inputs.corpus import build_corpus, extract_images
+from affectflow.testing.corpus import build_corpus, extract_images
 
 
 @pytest.fixture(scope="session")

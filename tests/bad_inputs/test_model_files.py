@@ -1,6 +1,6 @@
 """Model files: a hash mismatch refuses to load, unverified pickles are never unpickled, downloads restart cleanly.
 
-tests/unit/test_weights.py covers fetch/verify (tampered downloads, bad files
+tests/unit/models/test_weights.py covers fetch/verify (tampered downloads, bad files
 left in place, Range resume, restart when Range is ignored, retries); this
 module adds what it does not: a source audit of every unpickling call, a
 malicious pickle put where a torch checkpoint belongs, and a stale ``.part``.

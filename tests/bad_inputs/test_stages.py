@@ -14,7 +14,7 @@ from affectflow.io.store import ShardReader
 from affectflow.media.decode import MediaError
 from affectflow.stages.faces import run_faces_stage
 from affectflow.stages.media import accepted_units, run_media_stage
-from bad_inputs.corpus import BARE_PATH_CASES, BY_NAME, CASES
+from affectflow.testing.corpus import BARE_PATH_CASES, BY_NAME, CASES
 
 MEDIA_CFG = {"sample_rate": 16000}
 FACES_CFG = {"detector": "mediapipe", "frame_stride": 1, "batch_size": 8}

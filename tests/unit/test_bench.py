@@ -17,8 +17,8 @@ import pytest
 
 from affectflow.data.adapters import LabelError, build_units
 from affectflow.data.units import COLUMNS, Unit, UnitsTable, shard_of
+from affectflow.testing.dataset_fixtures import make_videos
 from affectflow.testing.synthetic import split_counts, synthetic_ids, touch_videos, write_synthetic_units
-from dataset_fixtures import make_videos
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]  # the checkout: src/affectflow/testing/ -> repository root
+from affectflow.testing import REPO
+
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 COPY = ("Snakefile", "workflow", "profiles", "config.yaml", "envs", "requirements-nodeps.txt")
 

@@ -22,7 +22,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from affectflow.testing import REPO
+
 WHEEL_DIR = REPO / ".cache" / "wheels"
 IMAGES = {"single": "single_face.jpg", "multi": "multi_face.jpg", "landscape": "free-mountain-vector-01.jpg"}
 

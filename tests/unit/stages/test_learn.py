@@ -12,7 +12,7 @@ from affectflow.io.store import ShardReader
 from affectflow.learn.heads import load_head, sidecar_path
 from affectflow.learn.video_classifier import VideoAHClassifier
 from affectflow.stages.learn import LearnError, learn_config, run_learn
-from stage_fixtures import (
+from affectflow.testing.stage_fixtures import (
     CFG,
     FACE_DIM,
     TEXT_DIM,

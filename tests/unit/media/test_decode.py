@@ -88,7 +88,7 @@ def test_edit_list_preroll_is_not_counted(video_factory, tmp_path):
     """Packets an edit list discards are not frames: counts must match decoding."""
     import av
 
-    from conftest import ffmpeg
+    from affectflow.testing.media import ffmpeg
 
     src = video_factory("src.mp4", duration=2.0, fps=25, audio="none")
     cut = tmp_path / "cut.mp4"
@@ -104,7 +104,7 @@ def test_edit_list_preroll_is_not_counted(video_factory, tmp_path):
 
 def _remux(out, video_src, audio_src, video_offset=0.0, audio_offset=0.0):
     """The same streams (copied, not re-encoded) with one of them starting later."""
-    from conftest import ffmpeg
+    from affectflow.testing.media import ffmpeg
 
     ffmpeg("-itsoffset", str(video_offset), "-i", str(video_src), "-itsoffset", str(audio_offset), "-i",
            str(audio_src), "-map", "0:v", "-map", "1:a", "-c", "copy", str(out))
@@ -113,7 +113,7 @@ def _remux(out, video_src, audio_src, video_offset=0.0, audio_offset=0.0):
 
 def _noise_clip(path):
     """3 s of video with pink-noise audio at 48 kHz: no period, so a sample offset shows unambiguously."""
-    from conftest import ffmpeg
+    from affectflow.testing.media import ffmpeg
 
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-f", "lavfi", "-i",
            "anoisesrc=color=pink:sample_rate=48000:seed=7", "-t", "3", "-c:v", "libx264", "-pix_fmt", "yuv420p",

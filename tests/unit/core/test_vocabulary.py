@@ -13,7 +13,7 @@ from affectflow.data.adapters import ADAPTERS
 from affectflow.evaluate.metrics import MAIN_METRIC
 from affectflow.submit.formats import SUBMISSION_FILES
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def _subparser(parser: argparse.ArgumentParser, *names: str) -> argparse.ArgumentParser:

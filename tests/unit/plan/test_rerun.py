@@ -27,7 +27,7 @@ from affectflow.plan.rerun import (
     stage_key,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
 

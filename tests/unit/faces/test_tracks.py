@@ -13,7 +13,7 @@ from affectflow.faces.detectors import Detection, make_detector
 from affectflow.faces.tracks import TargetTracker
 from affectflow.recipes.demo import fetch_wheel
 from affectflow.stages.faces import FacesOptions, detect_video
-from conftest import REPO
+from affectflow.testing import REPO
 
 
 def det(x0, y0, size, score=0.9) -> Detection:

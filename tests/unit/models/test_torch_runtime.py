@@ -18,7 +18,7 @@ from affectflow.models import standins_face
 from affectflow.models.faces import FaceModel, load_face_model
 from affectflow.models.registry import get
 from affectflow.models.torch_runtime import torch_runtime
-from test_face_models import crops, face  # noqa: F401  (the real face crop fixture)
+from affectflow.testing.faces import crops
 
 MBF, DDAMFN = "mbf_va_mtl", "ddamfn"
 

@@ -8,7 +8,7 @@ from snakemake.utils import validate
 
 from affectflow.plan.checks import check_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CONFIGS = sorted((REPO / "configs" / "paper").glob("*.yaml")) + [REPO / "config.yaml"]
 
 

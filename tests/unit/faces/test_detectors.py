@@ -17,7 +17,8 @@ from benchmarks import detection
 
 from affectflow.faces.detectors import DETECTORS, make_detector
 from affectflow.stages.faces import FacesOptions, detect_video
-from conftest import REPO, ffmpeg
+from affectflow.testing import REPO
+from affectflow.testing.media import ffmpeg
 
 DEFAULT = FacesOptions().detector
 RECORDED = json.loads(detection.RECORDED.read_text())["recall"]

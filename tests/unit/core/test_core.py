@@ -86,7 +86,7 @@ def test_the_layers_contract_places_every_package() -> None:
     Snakemake rule's script has its stage module of the same name."""
     import tomllib
 
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     conf = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["importlinter"]
     layers = next(c for c in conf["contracts"] if c["type"] == "layers")["layers"]
     placed = {m.strip() for layer in layers for m in layer.replace("|", ":").split(":")}

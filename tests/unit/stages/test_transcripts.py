@@ -29,7 +29,7 @@ from affectflow.stages.transcripts import (
     word_error_rate,
 )
 from affectflow.testing.http_server import LocalHTTPServer
-from conftest import espeak_wav, ffmpeg
+from affectflow.testing.media import espeak_wav, ffmpeg
 
 SENTENCES = {
     "coffee": "I would like a cup of coffee, please.",
@@ -54,7 +54,7 @@ def _speech_video(text: str, path: Path) -> Path:
 @pytest.fixture(scope="module")
 def media_shard(tmp_path_factory, have_ffmpeg) -> Path:
     """A real media shard: five videos with espeak-ng speech and one with silent audio."""
-    from conftest import make_video
+    from affectflow.testing.media import make_video
 
     d = tmp_path_factory.mktemp("asr_media")
     units = [Unit(vid, str(_speech_video(text, d / f"{vid}.mp4")), "train", "s0000")

