@@ -1,14 +1,5 @@
-from affectflow.core import joblog
-from affectflow.stages.audio_features import AudioFeatureConfig, extract_audio_features
-from affectflow.stages.fetch_model import PreparedModel
+# rule audio_features: the stage's run() does the work (affectflow.stages.audio_features).
+from affectflow.core.job import Job
+from affectflow.stages.audio_features import run
 
-joblog.setup(snakemake.log[0])
-model = PreparedModel.load(snakemake.input.model).at(snakemake.config["models_dir"])
-extract_audio_features(
-    snakemake.input.media,
-    snakemake.output[0],
-    model.root,
-    AudioFeatureConfig.from_config(snakemake.config, model=model.name, standin=model.standin),
-    pins=model.pins,
-    key=snakemake.params.key,
-)
+run(Job.from_snakemake(snakemake))

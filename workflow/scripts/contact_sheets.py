@@ -1,5 +1,5 @@
-from affectflow.core import joblog
-from affectflow.stages.contact_sheets import write_contact_sheets
+# rule contact_sheets: the stage's run() does the work (affectflow.stages.contact_sheets).
+from affectflow.core.job import Job
+from affectflow.stages.contact_sheets import run
 
-joblog.setup(snakemake.log[0])
-write_contact_sheets(snakemake.input[0], snakemake.output[0])
+run(Job.from_snakemake(snakemake))

@@ -1,14 +1,5 @@
-from affectflow.core import joblog
-from affectflow.stages.face_features import FaceFeatureOptions, run_face_features
-from affectflow.stages.fetch_model import PreparedModel
+# rule face_features: the stage's run() does the work (affectflow.stages.face_features).
+from affectflow.core.job import Job
+from affectflow.stages.face_features import run
 
-joblog.setup(snakemake.log[0])
-model = PreparedModel.load(snakemake.input.model).at(snakemake.config["models_dir"])
-run_face_features(
-    snakemake.input.faces,
-    snakemake.output[0],
-    model,
-    FaceFeatureOptions.from_config(snakemake.config, model=model.name),
-    threads=snakemake.threads,
-    key=snakemake.params.key,
-)
+run(Job.from_snakemake(snakemake))

@@ -1,6 +1,5 @@
-from affectflow.core import joblog
-from affectflow.stages.problems import ProblemsOptions, collect_problems
+# rule problems: the stage's run() does the work (affectflow.stages.problems).
+from affectflow.core.job import Job
+from affectflow.stages.problems import run
 
-joblog.setup(snakemake.log[0])
-collect_problems([*snakemake.input.media, *snakemake.input.faces], snakemake.output[0],
-                 ProblemsOptions.from_config(snakemake.config))
+run(Job.from_snakemake(snakemake))

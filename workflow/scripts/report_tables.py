@@ -1,5 +1,5 @@
-from affectflow.core import joblog
-from affectflow.stages.report_tables import metrics_files, write_report_tables
+# rule report_tables: the stage's run() does the work (affectflow.stages.report_tables).
+from affectflow.core.job import Job
+from affectflow.stages.report_tables import run
 
-joblog.setup(snakemake.log[0])
-write_report_tables(metrics_files(snakemake.config), snakemake.output.csv, snakemake.output.html)
+run(Job.from_snakemake(snakemake))

@@ -1,14 +1,5 @@
-from pathlib import Path
+# rule submit_<task>: the stage's run() does the work (affectflow.stages.submit).
+from affectflow.core.job import Job
+from affectflow.stages.submit import run
 
-from affectflow.core import joblog
-from affectflow.stages.submit import run_submit
-
-joblog.setup(snakemake.log[0])
-run_submit(
-    snakemake.rule.removeprefix("submit_"),
-    snakemake.input.units,
-    Path(snakemake.input.fusion) / "test_predictions.h5",
-    list(snakemake.input.media),
-    snakemake.output[0],
-    template=snakemake.input.template or None,
-)
+run(Job.from_snakemake(snakemake))

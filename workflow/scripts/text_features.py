@@ -1,14 +1,5 @@
-from affectflow.core import joblog
-from affectflow.stages.fetch_model import PreparedModel
-from affectflow.stages.text_features import TextFeatureConfig, embed_shard
+# rule text_features: the stage's run() does the work (affectflow.stages.text_features).
+from affectflow.core.job import Job
+from affectflow.stages.text_features import run
 
-joblog.setup(snakemake.log[0])
-model = PreparedModel.load(snakemake.input.model).at(snakemake.config["models_dir"])
-embed_shard(
-    snakemake.input.transcripts,
-    snakemake.output[0],
-    TextFeatureConfig.from_config(snakemake.config, model=model.name),
-    models_dir=model.root,
-    pins=model.pins,
-    key=snakemake.params.key,
-)
+run(Job.from_snakemake(snakemake))

@@ -1,6 +1,5 @@
-# rule units: output (units.tsv).
-from affectflow.core import joblog
-from affectflow.stages.units import write_units
+# rule units: the stage's run() does the work (affectflow.stages.units).
+from affectflow.core.job import Job
+from affectflow.stages.units import run
 
-joblog.setup(snakemake.log[0])
-write_units(snakemake.config["datasets"], snakemake.config["n_shards"], snakemake.output[0])
+run(Job.from_snakemake(snakemake))

@@ -27,14 +27,17 @@ from typing import Any
 
 import numpy as np
 
+from affectflow.core import joblog
 from affectflow.core.device import resolve_device
 from affectflow.core.errors import AffectflowError
 from affectflow.core.files import sha256_file
+from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, at_least, one_of, runtime, wiring
 from affectflow.core.vocabulary import SAMPLE_RATE
 from affectflow.io.shards import StageResult, media_audio
 from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
 from affectflow.plan.rerun import stage_key
+from affectflow.stages.fetch_model import PreparedModel
 
 log = logging.getLogger("affectflow.stages.audio_features")
 
@@ -552,3 +555,17 @@ def extract_audio_features(
         result.skipped = skipped
         writer.set_skipped(skipped)
     return result
+
+
+def run(job: Job) -> None:
+    """The rule: ``input.media`` and ``input.model`` (a manifest) -> ``output[0]``, the features shard."""
+    joblog.setup(job.log)
+    model = PreparedModel.load(job.input.model).at(job.config["models_dir"])
+    extract_audio_features(
+        job.input.media,
+        job.output[0],
+        model.root,
+        AudioFeatureConfig.from_config(job.config, model=model.name, standin=model.standin),
+        pins=model.pins,
+        key=job.params.key,
+    )

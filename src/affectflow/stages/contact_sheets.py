@@ -10,7 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from affectflow.core import joblog
 from affectflow.core.files import atomic_write
+from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
 from affectflow.io.store import ShardReader, VideoRecord, video_key
 
@@ -77,3 +79,9 @@ def write_contact_sheets(faces_shard_path: str | os.PathLike[str], out_dir: str 
         for rec in r:
             paths.append(_write_png(render_contact_sheet(rec, n), out / f"{video_key(rec.video_id)}.png"))
     return paths
+
+
+def run(job: Job) -> None:
+    """The rule: ``input[0]`` (a faces shard) -> ``output[0]``, its folder of contact sheets."""
+    joblog.setup(job.log)
+    write_contact_sheets(job.input[0], job.output[0])

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from affectflow.core import joblog
+from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, one_of, runtime, wiring
 from affectflow.faces.video import prefetch
 from affectflow.io.shards import StageResult
@@ -141,3 +143,12 @@ def _embed_video(model: FaceModel, faces: ShardReader, vid: str, has_face: np.nd
         bar.update(len(rows))
     out.attrs = {"classes": list(model.classes), "n_frames_analysed": len(has_face)}
     return len(present)
+
+
+def run(job: Job) -> None:
+    """The rule: ``input.faces`` and ``input.model`` (a manifest) -> ``output[0]``, the features shard."""
+    joblog.setup(job.log)
+    model = PreparedModel.load(job.input.model).at(job.config["models_dir"])
+    run_face_features(job.input.faces, job.output[0], model,
+                      FaceFeatureOptions.from_config(job.config, model=model.name), threads=job.threads,
+                      key=job.params.key)

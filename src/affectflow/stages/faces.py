@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from affectflow.core import joblog
+from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, at_least, one_of, runtime
 from affectflow.data.units import Unit
 from affectflow.faces.crops import crop_square
@@ -261,3 +263,17 @@ def run_faces_stage(
             result.written.append(unit.video_id)
         w.set_skipped(result.skipped)
     return result
+
+
+def run(job: Job) -> None:
+    """The rule: ``params.units`` and ``input.media`` -> ``output[0]``, the faces shard."""
+    joblog.setup(job.log)
+    run_faces_stage(
+        [Unit(**u) for u in job.params.units],
+        job.output[0],
+        FacesOptions.from_config(job.config),
+        models_dir=job.config["models_dir"],
+        model_pins=job.config["model_pins"],
+        media_shard=job.input.media,
+        key=job.params.key,
+    )

@@ -17,14 +17,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from affectflow.core.files import atomic_write_text, sha256_file
+from affectflow.core import joblog
+from affectflow.core.files import atomic_write_text, replace_durably, sha256_file
+from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, wiring
 from affectflow.models import weights
 from affectflow.models.registry import get
-from affectflow.plan.rerun import stage_key
+from affectflow.plan.rerun import model_pins_for, stage_key
 
 log = logging.getLogger("affectflow.models")
 
@@ -77,6 +81,16 @@ class PreparedModel:
                    rerun_key=str(data.get("rerun_key", "")))
 
 
+def _build_folder_atomically(builder: Callable[[Path], object], dest: Path) -> None:
+    """Build a checkpoint folder beside ``dest``, then move each file in with an atomic rename: a job that
+    has a file of an earlier build open (or memory-mapped) keeps reading intact bytes."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.") as tmp:
+        builder(Path(tmp))
+        for f in sorted(Path(tmp).iterdir()):
+            replace_durably(f, dest / f.name)
+
+
 def _build_standin(name: str, root: Path) -> None:
     spec = get(name)
     if spec.modality == "face":
@@ -90,7 +104,7 @@ def _build_standin(name: str, root: Path) -> None:
 
         builder = getattr(standins, f"build_{spec.name}", None)
         if builder is not None:
-            builder(root / Path(spec.files[0].name).parent)
+            _build_folder_atomically(builder, root / Path(spec.files[0].name).parent)
             return
     raise ValueError(f"model {name!r}: no stand-in can be built for it (only face and audio models)")
 
@@ -128,3 +142,17 @@ def prepare_model(
         path = weights.fetch(wf, root)
         files[wf.name] = sha256_file(path)
     return PreparedModel(spec.name, str(root), files, standin=False, rerun_key=rerun.text)
+
+
+def run(job: Job) -> None:
+    """The rule: ``wildcards.model`` -> ``output[0]``, its manifest (weights fetched and verified, or a
+    stand-in built when ``features.standins`` names it)."""
+    joblog.setup(job.log)
+    name = job.wildcards.model
+    prepare_model(
+        name,
+        job.config["models_dir"],
+        pins=model_pins_for(name, job.config["model_pins"]),
+        standin=name in job.config["features"]["standins"],
+        key=job.params.key,
+    ).save(job.output[0])

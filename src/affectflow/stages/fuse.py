@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from affectflow.core import joblog
 from affectflow.core.errors import AffectflowError
 from affectflow.core.files import atomic_write_text
+from affectflow.core.job import Job
 from affectflow.core.options import OptionsError, StageOptions, one_of, wiring
 from affectflow.core.vocabulary import BINARY_TASKS, TASKS, is_video_task
 from affectflow.data.adapters import read_task_labels
@@ -626,3 +628,20 @@ def _json_default(o: Any) -> Any:
         return list(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
+
+def run(job: Job) -> None:
+    """The rule: ``input.predictions`` (in the fusion's order), ``input.pretrained``, ``input.units``,
+    ``input.media`` -> ``output[0]``, the fusion's folder."""
+    joblog.setup(job.log)
+    task, fusion = job.wildcards.task, job.wildcards.fusion
+    options = FuseOptions.from_config(job.config, task=task, fusion=fusion)
+    run_fuse(
+        task,
+        job.input.units,
+        list(job.input.media),
+        dict(zip(options.feature_sets, job.input.predictions, strict=True)),
+        list(job.input.pretrained) or None,
+        job.output[0],
+        options,
+        key=job.params.key,
+    )

@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from affectflow.core import joblog
 from affectflow.core.errors import AffectflowError
+from affectflow.core.job import Job
 from affectflow.core.options import OptionsError, StageOptions, one_of, wiring
 from affectflow.core.vocabulary import BINARY_TASKS, TASKS, is_video_task
 from affectflow.data.adapters import read_task_labels
@@ -668,3 +670,20 @@ def _write_predictions(path: Path, task: str, videos: dict[str, list[_Video]],
     except StoreError as e:
         raise LearnError(str(e)) from None
     return path
+
+
+def run(job: Job) -> None:
+    """The rule: ``input.f0, f1, ...`` (each modality's shards, in the feature set's order), ``input.units``,
+    ``input.media`` -> ``output.metrics`` and the other files of its folder."""
+    joblog.setup(job.log)
+    task = job.wildcards.task
+    labels = job.config["feature_sets"][job.wildcards.feature_set]
+    run_learn(
+        task,
+        job.input.units,
+        list(job.input.media),
+        {label: list(job.input[f"f{i}"]) for i, label in enumerate(labels)},
+        Path(job.output.metrics).parent,
+        LearnOptions.from_config(job.config, task=task, features=tuple(labels)),
+        key=job.params.key,
+    )

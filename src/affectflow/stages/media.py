@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from affectflow.core import joblog
+from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, one_of
 from affectflow.core.vocabulary import SAMPLE_RATE
 from affectflow.data.units import Unit
@@ -78,3 +80,10 @@ def accepted_units(media_shard: str | Path, units: list[Unit]) -> list[Unit]:
     with ShardReader(media_shard, stage="media") as r:
         ok = set(r.video_ids())
     return [u for u in units if u.video_id in ok]
+
+
+def run(job: Job) -> None:
+    """The rule: ``params.units`` (the shard's work list) -> ``output[0]``, the media shard."""
+    joblog.setup(job.log)
+    run_media_stage([Unit(**u) for u in job.params.units], job.output[0], MediaOptions.from_config(job.config),
+                    key=job.params.key)

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from affectflow.core import joblog
 from affectflow.core.files import atomic_write
+from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
 from affectflow.io.store import ShardReader
 
@@ -180,3 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
+
+
+def run(job: Job) -> None:
+    """The rule: ``input.media`` and ``input.faces`` (every shard) -> ``output[0]``, ``problems.tsv``."""
+    joblog.setup(job.log)
+    collect_problems([*job.input.media, *job.input.faces], job.output[0], ProblemsOptions.from_config(job.config))

@@ -22,8 +22,10 @@ from typing import Any
 
 import pandas as pd
 
+from affectflow.core import joblog
 from affectflow.core.errors import AffectflowError
 from affectflow.core.files import atomic_write_text
+from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, wiring
 
 #: bump when metrics.csv / metrics.html change for the same metrics files (docs/reruns.md)
@@ -130,3 +132,9 @@ def write_report_tables(
     atomic_write_text(out_csv, table.to_csv(index=False))
     if out_html is not None:
         atomic_write_text(out_html, _html(table))
+
+
+def run(job: Job) -> None:
+    """The rule: every learn and fuse ``metrics.json`` of the config -> ``output.csv`` and ``output.html``."""
+    joblog.setup(job.log)
+    write_report_tables(metrics_files(job.config), job.output.csv, job.output.html)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from affectflow.core import joblog
+from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, one_of, wiring
 from affectflow.core.vocabulary import TASKS
 from affectflow.data.units import UnitsTable
@@ -140,3 +142,17 @@ def run_submit(
     log.info("submit %s: %d video(s) -> %s (checked%s)", task, len(order), path,
              f" against {template}" if template else "")
     return Path(path)
+
+
+def run(job: Job) -> None:
+    """The rules ``submit_<task>``: ``input.fusion`` (its folder), ``input.units``, ``input.media`` and the
+    optional ``input.template`` -> ``output[0]``, the submission file."""
+    joblog.setup(job.log)
+    run_submit(
+        job.rule.removeprefix("submit_"),
+        job.input.units,
+        Path(job.input.fusion) / "test_predictions.h5",
+        list(job.input.media),
+        job.output[0],
+        template=job.input.template or None,
+    )

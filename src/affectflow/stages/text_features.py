@@ -33,13 +33,16 @@ from typing import Any
 
 import numpy as np
 
+from affectflow.core import joblog
 from affectflow.core.device import resolve_device
 from affectflow.core.errors import AffectflowError
+from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, at_least, one_of, runtime, wiring
 from affectflow.io.shards import StageResult
 from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
 from affectflow.plan.rerun import stage_key
 from affectflow.stages.audio_features import ResolvedModel, resolve_model, with_device
+from affectflow.stages.fetch_model import PreparedModel
 
 log = logging.getLogger("affectflow.stages.text_features")
 
@@ -578,3 +581,11 @@ def _write_embeddings(out_path: str | os.PathLike[str], prov: Provenance, record
         result.skipped = skipped
         writer.set_skipped(skipped)
     return result
+
+
+def run(job: Job) -> None:
+    """The rule: ``input.transcripts`` and ``input.model`` (a manifest) -> ``output[0]``, the features shard."""
+    joblog.setup(job.log)
+    model = PreparedModel.load(job.input.model).at(job.config["models_dir"])
+    embed_shard(job.input.transcripts, job.output[0], TextFeatureConfig.from_config(job.config, model=model.name),
+                models_dir=model.root, pins=model.pins, key=job.params.key)

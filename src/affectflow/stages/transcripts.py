@@ -26,14 +26,17 @@ from typing import Any
 
 import numpy as np
 
+from affectflow.core import joblog
 from affectflow.core.device import resolve_device
 from affectflow.core.errors import AffectflowError
+from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, at_least, one_of, runtime, wiring
 from affectflow.core.vocabulary import SAMPLE_RATE
 from affectflow.io.shards import StageResult, media_audio
 from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
 from affectflow.plan.rerun import stage_key
 from affectflow.stages.audio_features import ResolvedModel, resolve_model, with_device
+from affectflow.stages.fetch_model import PreparedModel
 
 log = logging.getLogger("affectflow.stages.transcripts")
 
@@ -380,3 +383,11 @@ def _edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
         prev = cur
     return prev[-1]
+
+
+def run(job: Job) -> None:
+    """The rule: ``input.media`` and ``input.model`` (a manifest) -> ``output[0]``, the transcripts shard."""
+    joblog.setup(job.log)
+    model = PreparedModel.load(job.input.model).at(job.config["models_dir"])
+    transcribe_shard(job.input.media, job.output[0], ASRConfig.from_config(job.config, model=model.name),
+                     models_dir=model.root, pins=model.pins, key=job.params.key)

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from affectflow.core import joblog
+from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
 from affectflow.data.adapters import build_units
 from affectflow.data.units import UnitsTable
@@ -35,3 +37,9 @@ def write_units(datasets: Sequence[Mapping[str, Any]], n_shards: int, out_tsv: s
     table = build_units(list(datasets), n_shards=n_shards, base_dir=Path(base_dir))
     table.write_tsv(out_tsv)
     return table
+
+
+def run(job: Job) -> None:
+    """The rule: ``output[0]`` is ``units.tsv``."""
+    joblog.setup(job.log)
+    write_units(job.config["datasets"], job.config["n_shards"], job.output[0])

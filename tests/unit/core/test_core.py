@@ -99,3 +99,33 @@ def test_the_layers_contract_places_every_package() -> None:
     scripts = {p.stem for p in (repo / "workflow" / "scripts").glob("*.py")}
     stages = {info.name for info in pkgutil.iter_modules(importlib.import_module("affectflow.stages").__path__)}
     assert scripts == stages
+    # one shape: every stage module has run(job), and every script only hands its job over
+    for name in stages:
+        run = importlib.import_module(f"affectflow.stages.{name}").run
+        assert list(inspect.signature(run).parameters) == ["job"], name
+        body = [line for line in (repo / "workflow" / "scripts" / f"{name}.py").read_text().splitlines()
+                if line and not line.startswith("#")]
+        assert body[-1] == "run(Job.from_snakemake(snakemake))" and len(body) == 3, name
+
+
+def test_a_stage_runs_from_a_job_without_snakemake(tmp_path: Path) -> None:
+    """run(job) is plain Python: a test (or another driver) can hand it a job."""
+    from types import SimpleNamespace
+
+    from affectflow.core.job import Job
+    from affectflow.data.units import UnitsTable
+    from affectflow.stages import units
+    from affectflow.testing.dataset_fixtures import make_demo_like
+
+    datasets = make_demo_like(tmp_path)
+    os_cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        units.run(Job(input=SimpleNamespace(), output=["units.tsv"], config={"datasets": datasets, "n_shards": 2},
+                      log=str(tmp_path / "logs" / "units.log")))
+    finally:
+        os.chdir(os_cwd)
+    table = UnitsTable.read_tsv(tmp_path / "units.tsv")
+    assert sorted(u.video_id for u in table) == ["a", "b", "c", "d e", "test1"]
+    assert (tmp_path / "logs" / "units.log").is_file()
+    logging.getLogger().handlers.clear()
