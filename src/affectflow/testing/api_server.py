@@ -10,10 +10,9 @@ access token, then ``POST /api/v1/embeddings`` with it. Usage::
         ...  # point the client at api.url
         api.log   # [(path, headers, body), ...]; api.auth: every Authorization header received
 
-Like some real error pages, a failure's body echoes the request's headers,
-``Authorization`` included, so tests can check that the client never shows a
-key it was sent back. Vectors are derived from the text (:func:`vector`) and
-returned in reverse order, so the client must sort them by ``index``.
+A failure's body echoes the request's headers (``Authorization`` too, like some
+real error pages), so tests can check that the client never shows a key. Vectors
+come from the text (:func:`vector`), in reverse order: the client must sort them.
 """
 
 from __future__ import annotations

@@ -64,112 +64,93 @@ class World:
         return sorted(v for v, s in self.split.items() if s == split)
 
 
-def make_world(
-    root: Path,
-    n_train: int = 6,
-    n_val: int = 4,
-    n_test: int = 2,
-    frames: tuple[int, int] = (70, 110),
-    seed: int = 0,
-    drop: dict[str, list[str]] | None = None,
-    no_face: tuple[str, ...] = ("train_01",),
-    no_speech: tuple[str, ...] = ("val_01",),
-    labelled_splits: tuple[str, ...] = ("train", "val"),
-) -> World:
-    """Write the world under ``root``; ``drop`` maps a modality kind to videos its stage 'skipped'."""
-    rng = np.random.default_rng(seed)
-    structure = np.random.default_rng(1234)
-    face_means = structure.normal(0, 1.6, size=(8, FACE_DIM))
-    audio_means = structure.normal(0, 1.0, size=(8, AUDIO_DIM))
-    ah_face = structure.normal(0, 1.2, size=FACE_DIM)
-    ah_audio = structure.normal(0, 1.2, size=AUDIO_DIM)
-    latent_face = structure.normal(0, 1.0, size=(LATENT, FACE_DIM))
-    latent_audio = structure.normal(0, 1.0, size=(LATENT, AUDIO_DIM))
-    text_dir = structure.normal(0, 1.0, size=TEXT_DIM)
-    emi_w = structure.normal(0, 1.2, size=(LATENT, 6))
-    drop = drop or {}
+@dataclass(frozen=True)
+class _Structure:
+    """The planted directions every video shares (a fixed seed: the same world structure for every test)."""
 
-    ids = [f"train_{i:02d}" for i in range(n_train)] + [f"val_{i:02d}" for i in range(n_val)] + [
-        f"test_{i:02d}" for i in range(n_test)]
-    w = World(root, root / "units.tsv", [root / "media/s0000.h5", root / "media/s0001.h5"], {
-        "face/synth_face": [root / "face/s0000.h5", root / "face/s0001.h5"],
-        "audio/synth_audio": [root / "audio/s0000.h5", root / "audio/s0001.h5"],
-        "text/synth_asr/synth_text": [root / "text/s0000.h5", root / "text/s0001.h5"],
-    }, [root / "face/s0000.h5", root / "face/s0001.h5"])
-    labels = root / "labels"
-    recs: dict[str, list[list[VideoRecord]]] = {k: [[], []] for k in ("media", "face", "audio", "text")}
-    units, emi_rows = [], {"train": [], "val": []}
-    bah_video_rows: dict[str, list[str]] = {"train": [], "val": []}  # BAH video level: <path>,<0|1>,<text>
-    for i, vid in enumerate(ids):
-        split = vid.split("_")[0]
-        shard = i % 2
-        n = int(rng.integers(*frames))
-        times = np.arange(n) / FPS
-        # hidden per-frame class in segments, a few invalid frames
-        cls = np.empty(n, dtype=np.int64)
-        pos = 0
-        while pos < n:
-            length = int(rng.integers(8, 26))
-            cls[pos:pos + length] = rng.integers(0, 8)
-            pos += length
-        expr = cls.copy()
-        expr[rng.random(n) < 0.04] = -1
-        ah = np.zeros(n, dtype=np.int64)
-        if rng.random() < 0.5 or vid in ("train_00", "val_00"):
-            a = int(rng.integers(0, n // 2))
-            ah[a:a + int(n * rng.uniform(0.3, 0.5))] = 1
-        if vid in ("train_02", "val_02"):
-            ah[:] = 0
-        z = rng.normal(size=LATENT)
-        emi = 1 / (1 + np.exp(-(z @ emi_w)))
-        w.n_frames[vid], w.split[vid] = n, split
-        w.expr[vid], w.ah[vid], w.emi[vid] = expr, ah, emi.astype(np.float32)
+    face_means: np.ndarray
+    audio_means: np.ndarray
+    ah_face: np.ndarray
+    ah_audio: np.ndarray
+    latent_face: np.ndarray
+    latent_audio: np.ndarray
+    text_dir: np.ndarray
+    emi_w: np.ndarray
 
-        recs["media"][shard].append(VideoRecord(vid, {"timestamps": times, "audio": np.zeros(160, np.float32)},
-                                                {"n_frames": n, "duration": n / FPS}))
-        present = rng.random(n) > 0.1
-        if vid in no_face:
-            present[:] = False
-        fi = np.flatnonzero(present).astype(np.int64)
-        emb = face_means[cls[fi]] + np.outer(ah[fi], ah_face) + z @ latent_face
-        emb = emb + rng.normal(0, 1.0, (fi.size, FACE_DIM))
-        logits = rng.normal(0, 0.5, (fi.size, len(FER2013_CLASSES)))
-        for r, c in enumerate(cls[fi]):
-            if c in AFF_TO_FER and rng.random() < 0.5:
-                logits[r, AFF_TO_FER[c]] += 6.0
-        recs["face"][shard].append(VideoRecord(vid, {
-            "frame_index": fi, "timestamps": times[fi], "embeddings": emb.astype(np.float32),
-            "logits": logits.astype(np.float32)}, {"classes": list(FER2013_CLASSES)}))
-        at = (np.arange(int(n / FPS * AUDIO_RATE)) + 0.5) / AUDIO_RATE
-        af = np.minimum((at * FPS).astype(int), n - 1)
-        aemb = 0.8 * audio_means[cls[af]] + np.outer(ah[af], ah_audio) + z @ latent_audio + rng.normal(
-            0, 1.0, (at.size, AUDIO_DIM))
-        recs["audio"][shard].append(VideoRecord(vid, {"timestamps": at, "embeddings": aemb.astype(np.float32)}))
-        dur = n / FPS
-        if vid in no_speech:
-            text = {"seg_start": np.zeros(0), "seg_end": np.zeros(0), "embeddings": np.zeros(0, np.float32)}
-        else:
-            sign = 1.0 if ah.any() else -1.0
-            temb = sign * text_dir + rng.normal(0, 0.5, (2, TEXT_DIM))
-            text = {"seg_start": np.array([0.1, 0.5]) * dur, "seg_end": np.array([0.4, 0.9]) * dur,
-                    "embeddings": temb.astype(np.float32)}
-        recs["text"][shard].append(VideoRecord(vid, text))
+    @classmethod
+    def from_seed(cls, seed: int = 1234) -> _Structure:
+        g = np.random.default_rng(seed)
+        return cls(g.normal(0, 1.6, size=(8, FACE_DIM)), g.normal(0, 1.0, size=(8, AUDIO_DIM)),
+                   g.normal(0, 1.2, size=FACE_DIM), g.normal(0, 1.2, size=AUDIO_DIM),
+                   g.normal(0, 1.0, size=(LATENT, FACE_DIM)), g.normal(0, 1.0, size=(LATENT, AUDIO_DIM)),
+                   g.normal(0, 1.0, size=TEXT_DIM), g.normal(0, 1.2, size=(LATENT, 6)))
 
-        unit = dict(video_id=vid, path=f"videos/{vid}.mp4", split=split, shard=f"s{shard:04d}")
-        if split in labelled_splits and split != "test":
-            d = "Train_Set" if split == "train" else "Validation_Set"
-            unit["expr_labels"] = str(write_expr(labels / "EXPR", d, vid, expr.tolist()))
-            unit["ah_labels"] = str(write_ah(labels / "AH", d, vid, ah.tolist()))
-            emi_rows[split].append([vid, *(f"{x:.5f}" for x in emi)])
-            bah_video_rows[split].append(f"{vid}.mp4,{int(ah.any())},")
-        units.append(unit)
+
+def _labels(rng: np.random.Generator, vid: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hidden per-frame class in segments, EXPR labels (a few invalid), AH spans and the EMI latent."""
+    cls = np.empty(n, dtype=np.int64)
+    pos = 0
+    while pos < n:
+        length = int(rng.integers(8, 26))
+        cls[pos:pos + length] = rng.integers(0, 8)
+        pos += length
+    expr = cls.copy()
+    expr[rng.random(n) < 0.04] = -1
+    ah = np.zeros(n, dtype=np.int64)
+    if rng.random() < 0.5 or vid in ("train_00", "val_00"):
+        a = int(rng.integers(0, n // 2))
+        ah[a:a + int(n * rng.uniform(0.3, 0.5))] = 1
+    if vid in ("train_02", "val_02"):
+        ah[:] = 0
+    return cls, expr, ah, rng.normal(size=LATENT)
+
+
+def _face_record(rng: np.random.Generator, vid: str, st: _Structure, cls: np.ndarray, ah: np.ndarray,
+                 z: np.ndarray, times: np.ndarray, no_face: bool) -> VideoRecord:
+    present = rng.random(times.shape[0]) > 0.1
+    if no_face:
+        present[:] = False
+    fi = np.flatnonzero(present).astype(np.int64)
+    emb = st.face_means[cls[fi]] + np.outer(ah[fi], st.ah_face) + z @ st.latent_face
+    emb = emb + rng.normal(0, 1.0, (fi.size, FACE_DIM))
+    logits = rng.normal(0, 0.5, (fi.size, len(FER2013_CLASSES)))
+    for r, c in enumerate(cls[fi]):
+        if c in AFF_TO_FER and rng.random() < 0.5:
+            logits[r, AFF_TO_FER[c]] += 6.0
+    return VideoRecord(vid, {"frame_index": fi, "timestamps": times[fi], "embeddings": emb.astype(np.float32),
+                             "logits": logits.astype(np.float32)}, {"classes": list(FER2013_CLASSES)})
+
+
+def _audio_record(rng: np.random.Generator, vid: str, st: _Structure, cls: np.ndarray, ah: np.ndarray,
+                  z: np.ndarray, n: int) -> VideoRecord:
+    at = (np.arange(int(n / FPS * AUDIO_RATE)) + 0.5) / AUDIO_RATE
+    af = np.minimum((at * FPS).astype(int), n - 1)
+    aemb = 0.8 * st.audio_means[cls[af]] + np.outer(ah[af], st.ah_audio) + z @ st.latent_audio + rng.normal(
+        0, 1.0, (at.size, AUDIO_DIM))
+    return VideoRecord(vid, {"timestamps": at, "embeddings": aemb.astype(np.float32)})
+
+
+def _text_record(rng: np.random.Generator, vid: str, st: _Structure, ah: np.ndarray, n: int,
+                 no_speech: bool) -> VideoRecord:
+    dur = n / FPS
+    if no_speech:
+        return VideoRecord(vid, {"seg_start": np.zeros(0), "seg_end": np.zeros(0),
+                                 "embeddings": np.zeros(0, np.float32)})
+    sign = 1.0 if ah.any() else -1.0
+    temb = sign * st.text_dir + rng.normal(0, 0.5, (2, TEXT_DIM))
+    return VideoRecord(vid, {"seg_start": np.array([0.1, 0.5]) * dur, "seg_end": np.array([0.4, 0.9]) * dur,
+                             "embeddings": temb.astype(np.float32)})
+
+
+def _write_split_labels(labels: Path, units: list[dict], emi_rows: dict[str, list], bah_rows: dict[str, list]) -> None:
+    """The per-split label files (EMI csv, BAH video-level split file), named in every unit of that split."""
     for split, name in (("train", "train_split.csv"), ("val", "valid_split.csv")):
         if emi_rows[split]:
             csv = write_emi_csv(labels / "EMI" / name, emi_rows[split])
             for u in units:
                 if u["split"] == split:
                     u["emi_labels"] = str(csv)
-    for split, rows in bah_video_rows.items():
+    for split, rows in bah_rows.items():
         if rows:
             split_file = labels / "AH_video" / "split" / f"{split}.txt"
             split_file.parent.mkdir(parents=True, exist_ok=True)
@@ -177,8 +158,9 @@ def make_world(
             for u in units:
                 if u["split"] == split:
                     u["ah_video_labels"] = str(split_file)
-    UnitsTable([Unit(**u) for u in units]).write_tsv(w.units_tsv)
 
+
+def _write_shards(root: Path, recs: dict[str, list[list[VideoRecord]]], drop: dict[str, list[str]]) -> None:
     stages = {"media": ("media", ""), "face": ("face_features", "synth_face"),
               "audio": ("audio_features", "synth_audio"), "text": ("text_features", "synth_text")}
     for kind, (stage, model) in stages.items():
@@ -193,4 +175,56 @@ def make_world(
                         continue
                     wr.add(rec)
                 wr.set_skipped(skipped)
+
+
+def make_world(
+    root: Path,
+    n_train: int = 6,
+    n_val: int = 4,
+    n_test: int = 2,
+    frames: tuple[int, int] = (70, 110),
+    seed: int = 0,
+    drop: dict[str, list[str]] | None = None,
+    no_face: tuple[str, ...] = ("train_01",),
+    no_speech: tuple[str, ...] = ("val_01",),
+    labelled_splits: tuple[str, ...] = ("train", "val"),
+) -> World:
+    """Write the world under ``root``; ``drop`` maps a modality kind to videos its stage 'skipped'."""
+    rng = np.random.default_rng(seed)
+    st = _Structure.from_seed()
+    ids = [f"train_{i:02d}" for i in range(n_train)] + [f"val_{i:02d}" for i in range(n_val)] + [
+        f"test_{i:02d}" for i in range(n_test)]
+    w = World(root, root / "units.tsv", [root / "media/s0000.h5", root / "media/s0001.h5"], {
+        "face/synth_face": [root / "face/s0000.h5", root / "face/s0001.h5"],
+        "audio/synth_audio": [root / "audio/s0000.h5", root / "audio/s0001.h5"],
+        "text/synth_asr/synth_text": [root / "text/s0000.h5", root / "text/s0001.h5"],
+    }, [root / "face/s0000.h5", root / "face/s0001.h5"])
+    labels = root / "labels"
+    recs: dict[str, list[list[VideoRecord]]] = {k: [[], []] for k in ("media", "face", "audio", "text")}
+    units, emi_rows = [], {"train": [], "val": []}
+    bah_video_rows: dict[str, list[str]] = {"train": [], "val": []}  # BAH video level: <path>,<0|1>,<text>
+    for i, vid in enumerate(ids):
+        split, shard = vid.split("_")[0], i % 2
+        n = int(rng.integers(*frames))
+        times = np.arange(n) / FPS
+        cls, expr, ah, z = _labels(rng, vid, n)
+        emi = 1 / (1 + np.exp(-(z @ st.emi_w)))
+        w.n_frames[vid], w.split[vid] = n, split
+        w.expr[vid], w.ah[vid], w.emi[vid] = expr, ah, emi.astype(np.float32)
+        recs["media"][shard].append(VideoRecord(vid, {"timestamps": times, "audio": np.zeros(160, np.float32)},
+                                                {"n_frames": n, "duration": n / FPS}))
+        recs["face"][shard].append(_face_record(rng, vid, st, cls, ah, z, times, vid in no_face))
+        recs["audio"][shard].append(_audio_record(rng, vid, st, cls, ah, z, n))
+        recs["text"][shard].append(_text_record(rng, vid, st, ah, n, vid in no_speech))
+        unit = dict(video_id=vid, path=f"videos/{vid}.mp4", split=split, shard=f"s{shard:04d}")
+        if split in labelled_splits and split != "test":
+            d = "Train_Set" if split == "train" else "Validation_Set"
+            unit["expr_labels"] = str(write_expr(labels / "EXPR", d, vid, expr.tolist()))
+            unit["ah_labels"] = str(write_ah(labels / "AH", d, vid, ah.tolist()))
+            emi_rows[split].append([vid, *(f"{x:.5f}" for x in emi)])
+            bah_video_rows[split].append(f"{vid}.mp4,{int(ah.any())},")
+        units.append(unit)
+    _write_split_labels(labels, units, emi_rows, bah_video_rows)
+    UnitsTable([Unit(**u) for u in units]).write_tsv(w.units_tsv)
+    _write_shards(root, recs, drop or {})
     return w
