@@ -52,8 +52,9 @@ def run(opts: Options) -> list[Figure]:
     fig = Figure("asr_faster_vs_openai_whisper", "ASR: faster-whisper vs openai-whisper (tiny.en, same weights)",
                  unit="audio s / s", baseline_label="openai-whisper", target=">= 3x (faster-whisper's claim: ~4x)")
     try:
+        from affectflow.evaluate.wer import word_error_rate
         from affectflow.stages.audio_features import resolve_model
-        from affectflow.stages.transcripts import ASRConfig, FasterWhisperBackend, OpenAIWhisperBackend, word_error_rate
+        from affectflow.stages.transcripts import ASRConfig, FasterWhisperBackend, OpenAIWhisperBackend
 
         try:
             import whisper  # noqa: F401

@@ -111,11 +111,11 @@ def median(xs: list[float]) -> float:
 
 def face_standin_model(name: str, root: Path) -> Any:
     """The cached stand-in of face model ``name`` linked at its registry path under ``root``, as a
-    :class:`~affectflow.stages.fetch_model.PreparedModel` whose pins accept it (what a fetch_model job records)."""
+    :class:`~affectflow.models.manifest.PreparedModel` whose pins accept it (what a fetch_model job records)."""
     from affectflow.core.files import sha256_file
     from affectflow.models import standins_face
+    from affectflow.models.manifest import PreparedModel
     from affectflow.models.registry import get
-    from affectflow.stages.fetch_model import PreparedModel
 
     source = standins_face.face_standin(name)  # built once, cached under .cache/standins
     (wf,) = get(name).files

@@ -36,8 +36,8 @@ from affectflow.core.options import StageOptions, at_least, one_of, runtime, wir
 from affectflow.core.vocabulary import SAMPLE_RATE
 from affectflow.io.shards import StageResult, media_audio
 from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
+from affectflow.models.manifest import PreparedModel
 from affectflow.plan.rerun import stage_key
-from affectflow.stages.fetch_model import PreparedModel
 
 log = logging.getLogger("affectflow.stages.audio_features")
 

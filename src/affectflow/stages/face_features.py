@@ -24,8 +24,8 @@ from affectflow.faces.video import prefetch
 from affectflow.io.shards import StageResult
 from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoAppender
 from affectflow.models.faces import ENGINES, FaceModel, check_batch_size, check_precision, load_face_model
+from affectflow.models.manifest import PreparedModel
 from affectflow.plan.rerun import stage_key
-from affectflow.stages.fetch_model import PreparedModel
 
 log = logging.getLogger("affectflow.stages.face_features")
 

@@ -14,19 +14,19 @@ emotion information, and every output made with them says so.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from affectflow.core import joblog
-from affectflow.core.files import atomic_write_text, replace_durably, sha256_file
+from affectflow.core.files import replace_durably, sha256_file
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, wiring
 from affectflow.models import weights
+from affectflow.models.manifest import STANDINS_SUBDIR, PreparedModel
 from affectflow.models.registry import get
 from affectflow.plan.rerun import model_pins_for, stage_key
 
@@ -34,7 +34,6 @@ log = logging.getLogger("affectflow.models")
 
 #: bump when a manifest's content changes for the same model and weights (docs/reruns.md)
 STAGE_VERSION = 1
-STANDINS_SUBDIR = "standins"
 
 
 @dataclass(frozen=True)
@@ -49,36 +48,6 @@ class ModelOptions(StageOptions):
 
     name: str = wiring("")
     standin: bool = wiring(False)
-
-
-@dataclass(frozen=True)
-class PreparedModel:
-    """A model's verified files (name -> sha256) and whether they are a stand-in."""
-
-    name: str
-    root: str
-    files: dict[str, str] = field(default_factory=dict)
-    standin: bool = False
-    rerun_key: str = ""
-
-    @property
-    def pins(self) -> dict[str, str]:
-        return dict(self.files)
-
-    def at(self, models_dir: str | os.PathLike[str] | None) -> PreparedModel:
-        """The same verified files, looked up in ``models_dir`` (``$AFFECTFLOW_MODELS_DIR`` wins): a job finds
-        the weights where the config says they live now, and checks them against the manifest's hashes."""
-        root = weights.models_dir(None if models_dir is None else str(models_dir))
-        return replace(self, root=str(root / STANDINS_SUBDIR if self.standin else root))
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        atomic_write_text(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> PreparedModel:
-        data = json.loads(Path(path).read_text())
-        return cls(name=data["name"], root=data["root"], files=dict(data["files"]), standin=bool(data["standin"]),
-                   rerun_key=str(data.get("rerun_key", "")))
 
 
 def _build_folder_atomically(builder: Callable[[Path], object], dest: Path) -> None:

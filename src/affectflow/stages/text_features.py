@@ -40,9 +40,9 @@ from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, at_least, one_of, runtime, wiring
 from affectflow.io.shards import StageResult
 from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
+from affectflow.models.manifest import PreparedModel
 from affectflow.plan.rerun import stage_key
 from affectflow.stages.audio_features import ResolvedModel, resolve_model, with_device
-from affectflow.stages.fetch_model import PreparedModel
 
 log = logging.getLogger("affectflow.stages.text_features")
 

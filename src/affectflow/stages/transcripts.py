@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +32,9 @@ from affectflow.core.options import StageOptions, at_least, one_of, runtime, wir
 from affectflow.core.vocabulary import SAMPLE_RATE
 from affectflow.io.shards import StageResult, media_audio
 from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
+from affectflow.models.manifest import PreparedModel
 from affectflow.plan.rerun import stage_key
 from affectflow.stages.audio_features import ResolvedModel, resolve_model, with_device
-from affectflow.stages.fetch_model import PreparedModel
 
 log = logging.getLogger("affectflow.stages.transcripts")
 
@@ -345,46 +343,6 @@ def transcribe_shard(
 
 
 # ----------------------------------------------------------------------------- evaluation
-_PUNCT = re.compile(r"[^\w\s']")
-
-
-def normalize_words(text: str) -> list[str]:
-    """Lower-case words with punctuation removed (apostrophes inside words kept), accents folded."""
-    text = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'")
-    text = _PUNCT.sub(" ", text)
-    return [w.strip("'") for w in text.split() if w.strip("'")]
-
-
-def word_error_rate(reference: str | Sequence[str], hypothesis: str | Sequence[str]) -> float:
-    """(substitutions + deletions + insertions) / reference words, on normalised words.
-
-    Several utterances can be given as sequences; errors and reference words
-    are summed over them (corpus WER).
-    """
-    refs = [reference] if isinstance(reference, str) else list(reference)
-    hyps = [hypothesis] if isinstance(hypothesis, str) else list(hypothesis)
-    if len(refs) != len(hyps):
-        raise ValueError("reference and hypothesis lists differ in length")
-    errors = n_ref = 0
-    for r, h in zip(refs, hyps, strict=True):
-        rw, hw = normalize_words(r), normalize_words(h)
-        errors += _edit_distance(rw, hw)
-        n_ref += len(rw)
-    if n_ref == 0:
-        return 0.0 if errors == 0 else float("inf")
-    return errors / n_ref
-
-
-def _edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i] + [0] * len(b)
-        for j, y in enumerate(b, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y))
-        prev = cur
-    return prev[-1]
-
-
 def run(job: Job) -> None:
     """The rule: ``input.media`` and ``input.model`` (a manifest) -> ``output[0]``, the transcripts shard."""
     joblog.setup(job.log)

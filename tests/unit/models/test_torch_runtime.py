@@ -101,8 +101,8 @@ def test_precision_reaches_the_face_features_stage(tmp_path: Path, face: np.ndar
     import cv2
 
     from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
+    from affectflow.models.manifest import PreparedModel
     from affectflow.stages.face_features import run_face_features
-    from affectflow.stages.fetch_model import PreparedModel
 
     pins = _install(DDAMFN, tmp_path / "models")
     PreparedModel(DDAMFN, str(tmp_path / "models"), pins, standin=True).save(tmp_path / "m.json")

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from affectflow.data.units import Unit
+from affectflow.evaluate.wer import normalize_words, word_error_rate
 from affectflow.io.store import ShardReader
 from affectflow.models import standins
 from affectflow.models.registry import ModelSpec
@@ -23,10 +24,8 @@ from affectflow.stages.transcripts import (
     ASRError,
     OpenAIWhisperBackend,
     load_recognizer,
-    normalize_words,
     transcribe_audio,
     transcribe_shard,
-    word_error_rate,
 )
 from affectflow.testing.http_server import LocalHTTPServer
 from affectflow.testing.media import espeak_wav, ffmpeg
@@ -184,17 +183,6 @@ def test_empty_and_short_audio_give_no_segments() -> None:
         tr, note = transcribe_audio(rec, audio)
         assert tr.seg_text == [] and tr.word_text == [] and note and tr.language == "en"
         assert tr.to_record("v").arrays["seg_text"].shape == (0,)
-
-
-def test_word_error_rate() -> None:
-    assert word_error_rate("the cat sat", "the cat sat") == 0.0
-    assert word_error_rate("the cat sat", "The cat, sat!") == 0.0
-    assert word_error_rate("the cat sat", "the dog sat") == pytest.approx(1 / 3)
-    assert word_error_rate("the cat sat", "the cat sat down") == pytest.approx(1 / 3)
-    assert word_error_rate("the cat sat", "cat") == pytest.approx(2 / 3)
-    assert word_error_rate(["a b", "c d"], ["a b", "c x"]) == pytest.approx(1 / 4)
-    assert word_error_rate("", "") == 0.0
-    assert normalize_words("It's  ALL—right.") == ["it's", "all", "right"]
 
 
 def test_config_is_checked() -> None:
