@@ -20,7 +20,8 @@ DETECTOR = FacesOptions().detector  # the default detector, which the demo confi
 
 SHARD_RULES = {"media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts", "text_features"}
 # stages over the whole dataset: they rerun whenever any shard changes
-DATASET_RULES = {"units", "problems", "learn", "fuse", "report_tables", "submit_expr", "submit_emi", "submit_ah"}
+SUBMIT_RULES = {f"submit_{t}" for t in TASKS}
+DATASET_RULES = {"units", "problems", "learn", "fuse", "report_tables", *SUBMIT_RULES}
 
 
 def _shard_jobs(jobs, shard):
@@ -151,7 +152,7 @@ def test_fusion_parameter_reruns_only_fusion_and_report(done):
         cfg["fusions"]["fer_text"]["k"] = [1, 3, 7]
 
     with ConfigChange(done, edit) as jobs:
-        assert _rules(jobs) == {"fuse", "report_tables", "submit_expr", "submit_emi", "submit_ah"}
+        assert _rules(jobs) == {"fuse", "report_tables", *SUBMIT_RULES}
 
 
 def test_adding_one_video_reruns_its_shard_and_the_dataset_stages(done, tmp_path):
