@@ -342,7 +342,6 @@ def transcribe_shard(
     return result
 
 
-# ----------------------------------------------------------------------------- evaluation
 def run(job: Job) -> None:
     """The rule: ``input.media`` and ``input.model`` (a manifest) -> ``output[0]``, the transcripts shard."""
     joblog.setup(job.log)
