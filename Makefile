@@ -8,12 +8,12 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.affectflow-installed
 DEMO := data/demo/.complete
 CORES ?= 2
-SYSTEM_PACKAGES := ffmpeg espeak-ng
+SYSTEM_PACKAGES := ffmpeg espeak-ng chromium chromium-driver
 
 .PHONY: demo test lint bench bench-quick slurm-up slurm-down system venv clean-results
 
 system:
-	@missing=""; for t in ffmpeg ffprobe espeak-ng; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in ffmpeg ffprobe espeak-ng chromium chromedriver; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing system tools:$$missing"; \

@@ -32,6 +32,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/learn.smk"
 include: "workflow/rules/fuse.smk"
+include: "workflow/rules/predict.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -53,4 +54,7 @@ rule all:
         expand(f"{OUT}/fusion/{{task}}/{{fusion}}", task=config["tasks"], fusion=config["fusions"]),
         [submission_path(t) for t in config["tasks"]] if config["submit_fusion"] else [],
         f"{OUT}/metrics.csv" if config["tasks"] else [],
+        f"{OUT}/predictions.parquet",
+        f"{OUT}/bundle" if OWN.own else [],
+        f"{OUT}/index.html",
     default_target: True

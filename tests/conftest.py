@@ -41,3 +41,10 @@ def done(tmp_path_factory: pytest.TempPathFactory):
     wd = make_workdir(tmp_path_factory.mktemp("wf"))
     wd.run()
     return wd
+
+
+
+@pytest.fixture(scope="session")
+def run_results(done) -> Path:
+    """The shared e2e run's results folder (read only: tests copy what they change)."""
+    return done.results()

@@ -62,6 +62,13 @@ def _reruns(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bundle_inspect(args: argparse.Namespace) -> int:
+    from affectflow.predict.bundle import Bundle
+
+    print(Bundle.load(args.path).describe())
+    return 0
+
+
 def _submission_check(args: argparse.Namespace) -> int:
     from affectflow.submit.formats import check_submission
 
@@ -103,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.add_argument("--template", default=None, help="the organisers' example file the submission must match")
     check.set_defaults(func=_submission_check)
+
+    bundle = sub.add_parser("bundle", help="trained pipelines written by a run (results/<run>/bundle)")
+    bundle_sub = bundle.add_subparsers(dest="bundle_command", required=True)
+    inspect = bundle_sub.add_parser("inspect", help="check every file's sha256 and print what the bundle holds")
+    inspect.add_argument("path")
+    inspect.set_defaults(func=_bundle_inspect)
 
     reruns = sub.add_parser("reruns", help="which config settings rerun which stages (markdown table)")
     reruns.set_defaults(func=_reruns)

@@ -103,6 +103,7 @@ OUTPUT_CHANGES = {
     "predictions": (lambda cfg: cfg["learn"]["common"].update(standardize=False), ("learn",)),
     "fused": (lambda cfg: cfg["fusions"]["fer_text"].update(smoothing="median"), ("fuse",)),
     "problems": (lambda cfg: cfg.setdefault("problems", {}).update(face_missing_share=0.1), ("problems",)),
+    "index_page": (lambda cfg: cfg.setdefault("report", {}).update(max_videos=3), ("index_page",)),
 }
 
 
@@ -117,7 +118,8 @@ def test_one_task_learn_option_reruns_that_tasks_heads_only(done):
     with ConfigChange(done, lambda cfg: cfg["learn"]["emi"].update(ah_video_C=2.0)) as jobs:
         learns = {o for r, o in jobs if r == "learn"}
         assert learns == {f"results/demo/models/emi/{fs}/metrics.json" for fs in done.config()["feature_sets"]}
-        assert {r for r, _ in jobs} == {"learn", "fuse", "submit_emi", "report_tables"}
+        assert {r for r, _ in jobs} == {"learn", "fuse", "submit_emi", "report_tables", "bundle", "frame_predictions",
+                                        "predictions", "index_page"}
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))

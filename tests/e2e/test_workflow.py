@@ -18,10 +18,14 @@ from affectflow.testing.snakerun import ConfigChange
 pytestmark = pytest.mark.slow
 DETECTOR = FacesOptions().detector  # the default detector, which the demo config uses
 
-SHARD_RULES = {"media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts", "text_features"}
+SHARD_RULES = {"media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts", "text_features",
+               "frame_predictions"}
 # stages over the whole dataset: they rerun whenever any shard changes
 SUBMIT_RULES = {f"submit_{t}" for t in TASKS}
-DATASET_RULES = {"units", "problems", "learn", "fuse", "report_tables", *SUBMIT_RULES}
+DATASET_RULES = {"units", "problems", "learn", "fuse", "report_tables", *SUBMIT_RULES, "bundle", "predictions",
+                 "index_page"}
+# what a changed face feature, fusion or metric reruns of the per-frame predictions and the run page
+PREDICTION_RULES = {"frame_predictions", "predictions", "index_page"}
 
 
 def _shard_jobs(jobs, shard):
@@ -134,7 +138,7 @@ def test_new_weights_of_one_face_model_rerun_its_jobs_only(done):
         learns = {o for r, o in jobs if r == "learn"}
         assert learns == {f"results/demo/models/{t}/enet/metrics.json" for t in TASKS}
         # the fusion uses fer and text, not enet: it does not rerun
-        assert _rules(jobs) == {"fetch_model", "face_features", "learn", "report_tables"}
+        assert _rules(jobs) == {"fetch_model", "face_features", "learn", "report_tables", *PREDICTION_RULES}
 
 
 def test_adding_a_model_adds_only_its_jobs(done):
@@ -143,8 +147,8 @@ def test_adding_a_model_adds_only_its_jobs(done):
         cfg["features"]["standins"].append("enet_b0_8_best_afew")
 
     with ConfigChange(done, edit) as jobs:
-        assert _rules(jobs) == {"fetch_model", "face_features"}
-        assert all("enet_b0_8_best_afew" in o for _, o in jobs)
+        assert _rules(jobs) == {"fetch_model", "face_features", *PREDICTION_RULES}  # a new model: new columns
+        assert all("enet_b0_8_best_afew" in o for r, o in jobs if r in ("fetch_model", "face_features"))
 
 
 def test_fusion_parameter_reruns_only_fusion_and_report(done):
@@ -152,7 +156,7 @@ def test_fusion_parameter_reruns_only_fusion_and_report(done):
         cfg["fusions"]["fer_text"]["k"] = [1, 3, 7]
 
     with ConfigChange(done, edit) as jobs:
-        assert _rules(jobs) == {"fuse", "report_tables", *SUBMIT_RULES}
+        assert _rules(jobs) == {"fuse", "report_tables", *SUBMIT_RULES, "bundle", *PREDICTION_RULES}
 
 
 def test_adding_one_video_reruns_its_shard_and_the_dataset_stages(done, tmp_path):

@@ -8,6 +8,8 @@
 # (for the stages that read videos) a digest of the shard's units. Settings
 # that do not change outputs are not in it: jobs read them from the config
 # through their stage's options class (`<Options>.from_config(snakemake.config)`).
+from snakemake.logging import logger
+
 from affectflow.data.adapters import build_units
 from affectflow.core.options import OptionsError
 from affectflow.stages.report_tables import metrics_files
@@ -15,9 +17,19 @@ from affectflow.plan.rerun import WorkflowKeys
 from affectflow.submit.formats import SUBMISSION_FILES
 from affectflow.data.units import UnitsError
 from affectflow.plan.checks import ConfigError, check_config
+from affectflow.plan.scope import PredictionScope, merge_bundle, trainable_tasks
+from affectflow.predict.bundle import Bundle, BundleError
 
 
 OUT = f"{config['results_dir']}/{config['run_name']}"
+# A bundle (config `bundle`) brings its models and feature settings into the config before it is checked.
+try:
+    BUNDLE = Bundle.load(config["bundle"]) if config.get("bundle") else None
+except BundleError as e:
+    raise WorkflowError(str(e)) from None
+if BUNDLE is not None:
+    for _line in merge_bundle(config, BUNDLE).lines(BUNDLE):
+        logger.info(_line)
 try:
     check_config(config)
 except (ConfigError, OptionsError) as e:
@@ -26,6 +38,11 @@ try:
     UNITS = build_units(config["datasets"], n_shards=config["n_shards"], base_dir=".")
 except (UnitsError, ValueError, OSError) as e:
     raise WorkflowError(f"cannot build the units table: {e}") from None
+# Tasks without labelled train and val videos in this run are not trained (one line each, not a failed job).
+ACTIVE_TASKS, _skipped = trainable_tasks(config["tasks"], UNITS)
+for _task, _line in _skipped.items():
+    logger.warning(_line + ("; the bundle predicts it" if BUNDLE and _task in BUNDLE.tasks else ""))
+config["tasks"] = ACTIVE_TASKS
 SHARDS = UNITS.shards()
 BY_SHARD = UNITS.by_shard()
 DETECTOR = config["faces"]["detector"]
@@ -100,3 +117,14 @@ def submission_template(task):
 
 
 METRICS = metrics_files(config)
+
+
+# --- used by predict.smk: the bundle whose tasks give the per-frame predictions their task columns
+SCOPE = PredictionScope.of(config, BUNDLE)
+OWN = PredictionScope.own_bundle(config)  # the bundle this run writes (when it trains a task)
+
+
+def label_shard(label, shard):
+    """The feature shard of a modality label (face/<m>, audio/<m>, text/<asr>/<m>)."""
+    kind, _, rest = label.partition("/")
+    return f"{OUT}/features/{kind}/{rest}/{shard}.h5"

@@ -40,3 +40,29 @@ rule report_tables:
         "../../envs/affectflow.yaml"
     script:
         "../scripts/report_tables.py"
+
+
+rule index_page:
+    """The run page: ranked metric tables, sweeps, predictions, problems, a timeline per video (index.html)."""
+    input:
+        units=f"{OUT}/units.tsv",
+        problems=f"{OUT}/problems.tsv",
+        predictions=f"{OUT}/predictions.parquet",
+        metrics=[f"{OUT}/metrics.csv"] if ACTIVE_TASKS else [],
+        fusion=[f"{OUT}/fusion/{t}/{f}" for t in ACTIVE_TASKS for f in config["fusions"]],
+        sheets=sheets_targets(),
+        transcripts=expand(f"{OUT}/transcripts/{config['features']['asr'][0]}/{{shard}}.h5", shard=SHARDS)
+        if config["features"].get("asr")
+        else [],
+        media=expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
+    output:
+        f"{OUT}/index.html",
+    params:
+        key=KEYS.index_page(),
+    log:
+        f"{OUT}/logs/index_page.log",
+    localrule: True
+    conda:
+        "../../envs/affectflow.yaml"
+    script:
+        "../scripts/index_page.py"

@@ -12,11 +12,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _CHUNK = 1 << 20
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def _as_created(path: str, mode: int) -> None:
+    """Give a temporary file or folder the permissions a plain ``open``/``mkdir`` would (mkstemp makes
+    them private), so results stay readable by the group that shares a cluster project."""
+    os.chmod(path, mode & ~_UMASK)
 
 
 def fsync_path(path: str | os.PathLike[str]) -> None:
@@ -43,6 +52,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = ".tmp") -> Iterato
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     os.close(fd)
+    _as_created(name, 0o666)
     tmp = Path(name)
     try:
         yield tmp
@@ -50,6 +60,24 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = ".tmp") -> Iterato
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary folder beside ``target`` to fill; on success it replaces ``target`` (a folder) in one
+    rename, on failure it is removed: a reader never sees a half-written folder under the final name."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    _as_created(str(tmp), 0o777)
+    try:
+        yield tmp
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write(target: str | os.PathLike[str], write: Callable[[Path], object], suffix: str = ".tmp") -> Path:

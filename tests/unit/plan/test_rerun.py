@@ -250,6 +250,7 @@ def test_schema_defaults_equal_the_options_classes() -> None:
         "media": props["media"], "faces": props["faces"], "face_features": props["features"],
         "audio_features": props["audio"], "transcripts": props["asr"], "text_features": props["text"],
         "predictions": defs["learn_options"], "fused": defs["fusion"], "problems": props["problems"],
+        "index_page": props["report"],
     }
     compared = 0
     for stage, node in sections.items():

@@ -1,0 +1,144 @@
+"""What a run does beyond extraction: which tasks it can train, and which bundle gives its task columns.
+
+A config that only names a folder of videos inherits the demo's tasks; training them would fail in
+every learn job. Deciding at parse time, with one line per skipped task, turns that into a run that
+extracts and predicts per frame. A bundle (config ``bundle:``) brings its own models and feature
+settings, which are merged into the config here so that extraction matches what its heads learned on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from affectflow.predict.bundle import FEATURE_SETTINGS, SETTINGS_SECTIONS, Bundle
+
+log = logging.getLogger("affectflow.plan")
+
+
+def trainable_tasks(tasks: Iterable[str], units: Iterable[Any]) -> tuple[list[str], dict[str, str]]:
+    """The tasks with labelled train and val videos, and a message for each task without."""
+    units = list(units)
+    keep: list[str] = []
+    skipped: dict[str, str] = {}
+    for task in tasks:
+        splits = {u.split for u in units if u.labels(task)}
+        missing = [s for s in ("train", "val") if s not in splits]
+        if missing:
+            skipped[task] = (f"task {task} skipped: no dataset of this run has {task} labels for split "
+                             f"{' or '.join(repr(s) for s in missing)}")
+        else:
+            keep.append(task)
+    return keep, skipped
+
+
+@dataclass
+class BundleMerge:
+    """What :func:`merge_bundle` changed in the config, for the log."""
+
+    added_models: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+    def lines(self, bundle: Bundle) -> list[str]:
+        out = [f"applying bundle {bundle.root} (tasks {', '.join(bundle.tasks)}; from run {bundle.run_name!r})"]
+        if self.added_models:
+            out.append(f"bundle: models added to features: {', '.join(self.added_models)}")
+        out += [f"bundle: {c}" for c in self.changed]
+        return out
+
+
+def merge_bundle(config: MutableMapping[str, Any], bundle: Bundle) -> BundleMerge:
+    """Put the bundle's models and feature settings into ``config`` (the bundle wins where they differ)."""
+    merge = BundleMerge()
+    feats = config.setdefault("features", {})
+    for key in ("face", "audio", "asr", "text", "standins"):
+        feats[key] = list(feats.get(key) or [])
+
+    def add(kind: str, name: str) -> None:
+        if name not in feats[kind]:
+            feats[kind].append(name)
+            merge.added_models.append(f"{kind}/{name}")
+
+    for label in bundle.labels():
+        kind, _, rest = label.partition("/")
+        if kind == "text":
+            asr, _, model = rest.partition("/")
+            add("asr", asr)
+            add("text", model)
+        else:
+            add(kind, rest)
+    for t in bundle.tasks.values():
+        if t.pretrained:
+            add("face", t.pretrained)
+    for name, m in bundle.models.items():
+        if m.get("standin") and name not in feats["standins"]:
+            feats["standins"].append(name)
+    settings = bundle.settings
+    for section in SETTINGS_SECTIONS:
+        _merge_section(config.setdefault(section, {}), settings.get(section) or {}, section, merge)
+    _merge_section(feats, {k: v for k, v in (settings.get("features") or {}).items() if k in FEATURE_SETTINGS},
+                   "features", merge)
+    return merge
+
+
+def _merge_section(target: MutableMapping[str, Any], given: Mapping[str, Any], section: str,
+                   merge: BundleMerge) -> None:
+    for k, v in given.items():
+        if k in target and target[k] != v:
+            merge.changed.append(f"{section}.{k} = {v!r} (the bundle's setting; the config had {target[k]!r})")
+        target[k] = v
+
+
+@dataclass(frozen=True)
+class PredictionScope:
+    """Which bundle gives the predictions table its task columns, and what it reads: the applied one
+    (config ``bundle``), else the run's own when it trains a task and names a ``submit_fusion``, else none.
+    The workflow plans with it and each job rebuilds it from the same config, so both agree."""
+
+    bundle: str | None = None
+    own: bool = False
+    tasks: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    pretrained: str | None = None
+    digest: str = ""  # an applied bundle's manifest sha256 ("" for the run's own: it is an input file)
+    models: tuple[str, ...] = ()  # an applied bundle's models (their weights are checked against it)
+    fusion: str = ""  # the run's own bundle: the fusion it is taken from
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any], applied: Bundle | None) -> PredictionScope:
+        """``config`` as the workflow left it: ``tasks`` holds only the tasks this run trains."""
+        if applied is None:
+            return cls.own_bundle(config)
+        pre = next((t.pretrained for t in applied.tasks.values() if t.pretrained), None)
+        return cls(str(config["bundle"]), False, tuple(applied.tasks), tuple(applied.labels()), pre,
+                   applied.digest, tuple(applied.model_names()))
+
+    @classmethod
+    def own_bundle(cls, config: Mapping[str, Any]) -> PredictionScope:
+        """The run's own bundle (``own`` is False when the run trains no task or names no ``submit_fusion``):
+        written whether or not another bundle gives the predictions' task columns."""
+        fusion = config.get("submit_fusion")
+        if not (config.get("tasks") and fusion):
+            return cls()
+        sets = config["fusions"][fusion]["feature_sets"]
+        labels = tuple(dict.fromkeys(lb for fs in sets for lb in config["feature_sets"][fs]))
+        pre = config.get("pretrained") if "expr" in config["tasks"] else None
+        out = f"{config['results_dir']}/{config['run_name']}/bundle"
+        return cls(out, True, tuple(config["tasks"]), labels, pre or None, fusion=fusion)
+
+    def own_models(self) -> list[str]:
+        """The models the run's own bundle records: those its heads read (text: the ASR and the
+        encoder) and the EXPR filter's face model."""
+        names = [m for lb in self.labels for m in lb.split("/")[1:]]
+        return list(dict.fromkeys(names + ([self.pretrained] if self.pretrained else [])))
+
+    def bundle_wiring(self) -> dict[str, Any]:
+        """The run's own bundle job: what it bundles (nothing when the run trains no task)."""
+        return {"tasks": self.tasks if self.own else (), "fusion": self.fusion, "pretrained": self.pretrained or ""}
+
+    def frame_wiring(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """A frame_predictions job: the face models with columns, the tasks with columns and what they read."""
+        return {"face_models": tuple((config.get("features") or {}).get("face") or []), "tasks": self.tasks,
+                "labels": self.labels, "pretrained": self.pretrained or "", "bundle": self.digest}

@@ -1,0 +1,86 @@
+"""The run page: ``results/<run>/index.html``, written by the workflow as its last local job.
+
+One self-contained HTML file per run (affectflow.report): per task the ranked
+table of every feature set and fusion with the sweep plots, the predictions
+table's summary, problems.tsv, and per video a timeline and its contact sheet.
+Its one option, ``report.max_videos``, caps the videos drawn (a 15,000-video run
+would otherwise write a page nobody can open); it changes the page, so it is in
+the rerun key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import affectflow
+from affectflow.core import joblog
+from affectflow.core.files import atomic_write_text
+from affectflow.core.job import Job
+from affectflow.core.options import StageOptions
+from affectflow.report.collect import PageInputs, collect_page
+from affectflow.report.page import render_page
+
+#: bump when index.html changes for the same inputs and options (docs/reruns.md)
+STAGE_VERSION = 1
+
+PathLike = str | os.PathLike[str]
+log = logging.getLogger("affectflow.stages")
+
+
+@dataclass(frozen=True)
+class IndexPageOptions(StageOptions):
+    """Config ``report``: ``max_videos`` -- draw the timelines and contact sheets of at most this many videos
+    (the first by id; the page says how many were left out)."""
+
+    SECTION = "report"
+
+    max_videos: int = 50
+
+    def check(self) -> None:
+        if isinstance(self.max_videos, bool) or not isinstance(self.max_videos, int) or self.max_videos < 0:
+            raise ValueError(f"max_videos must be an integer >= 0, got {self.max_videos!r}")
+
+
+def write_index_page(
+    out_html: PathLike, *, run_name: str, units: PathLike, problems: PathLike, predictions: PathLike,
+    metrics: PathLike | None = None, fusion_dirs: Iterable[PathLike] = (), sheets_dirs: Iterable[PathLike] = (),
+    transcripts: Iterable[PathLike] = (), media: Iterable[PathLike] = (),
+    options: IndexPageOptions | dict[str, Any] | None = None, base_dir: PathLike = ".",
+) -> Path:
+    """Write the run page of these files to ``out_html`` (``metrics`` None: the run trained no task).
+
+    ``base_dir``: the folder the units table's relative label paths start from (the workflow's directory).
+    """
+    opts = IndexPageOptions.coerce(options)
+    page = collect_page(PageInputs(
+        run_name=run_name, units=units, problems=problems, predictions=predictions, metrics=metrics,
+        fusion_dirs=tuple(fusion_dirs), sheets_dirs=tuple(sheets_dirs), transcripts=tuple(transcripts),
+        media=tuple(media), max_videos=opts.max_videos, base_dir=base_dir))
+    return atomic_write_text(out_html, render_page(page, affectflow.__version__))
+
+
+def _paths(job: Job, name: str) -> list[str]:
+    """A named input as a list of paths (absent or empty: none; one path: itself)."""
+    value = getattr(job.input, name, None)
+    if value is None:
+        return []
+    return [str(value)] if isinstance(value, (str, os.PathLike)) else [str(v) for v in value]
+
+
+def run(job: Job) -> None:
+    """The rule: ``input.units``, ``problems``, ``predictions``, ``metrics`` (when the run trains tasks),
+    ``fusion``, ``sheets``, ``transcripts`` and ``media`` -> ``output[0]``, the run's ``index.html``."""
+    joblog.setup(job.log)
+    metrics = _paths(job, "metrics")
+    out = write_index_page(
+        job.output[0], run_name=str(job.config.get("run_name", "")), units=job.input.units,
+        problems=job.input.problems, predictions=job.input.predictions, metrics=metrics[0] if metrics else None,
+        fusion_dirs=_paths(job, "fusion"), sheets_dirs=_paths(job, "sheets"),
+        transcripts=_paths(job, "transcripts"), media=_paths(job, "media"),
+        options=IndexPageOptions.from_config(job.config))
+    log.info("index page: %s (%d bytes)", out, out.stat().st_size)

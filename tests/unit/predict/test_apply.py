@@ -1,0 +1,138 @@
+"""A bundle written from trained heads and fusions, applied to the test videos, gives the fused test
+predictions of the run that trained it: the same rows, heads, blend, filter and smoothing."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from affectflow.data.units import UnitsTable
+from affectflow.io.shards import ShardSet, media_frames
+from affectflow.io.store import ShardReader
+from affectflow.predict.apply import BundleApplier, pretrained_proba
+from affectflow.predict.bundle import Bundle, BundleError, TaskSource, write_bundle
+from affectflow.stages.fuse import run_fuse
+from affectflow.stages.learn import run_learn
+from affectflow.testing.stage_fixtures import (
+    CFG,
+    A,
+    F,
+    T,
+    make_world,
+    one_torch_thread,  # noqa: F401 (autouse fixture)
+)
+
+SETS = {"face": (F,), "audio_text": (A, T)}
+FUSE = {
+    "expr": {"k": [1, 5], "t": [0.5, 0.9], "w": [0.0, 0.5, 1.0]},
+    "ah": {"k": [1, 5], "w": [0.0, 0.5, 1.0], "ah_video_filter": True},
+    "emi": {"w": [0.0, 0.5, 1.0]},
+    "ah_video": {"w": [0.0, 0.5, 1.0]},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trained")
+    w = make_world(root / "w")
+    sources = []
+    for task, fuse_cfg in FUSE.items():
+        preds = {}
+        for fs, labels in SETS.items():
+            res = run_learn(task, w.units_tsv, w.media, {lb: w.features[lb] for lb in labels},
+                            root / "models" / task / fs, CFG)
+            preds[fs] = res.predictions
+        run_fuse(task, w.units_tsv, w.media, preds, w.pretrained if task == "expr" else None,
+                 root / "fusion" / task / "both", fuse_cfg)
+        sources.append(TaskSource(task, "both", root / "fusion" / task / "both",
+                                  {fs: root / "models" / task / fs for fs in SETS}, pretrained="synth_face"))
+    models = {"synth_face": {"files": {"synth.onnx": "0" * 64}, "standin": True}}
+    path = write_bundle(root / "bundle", sources, models, {"faces": {"crop_size": 224}}, "synthetic")
+    return w, root, path
+
+
+def _apply_to_test(w, bundle):
+    units = {u.video_id: u for u in UnitsTable.read_tsv(w.units_tsv)}
+    applier = BundleApplier(bundle)
+    out = {}
+    with ShardSet(w.media, "media") as media, ShardSet(w.pretrained, "face_features", "pre") as pre:
+        sources = {lb: ShardSet(w.features[lb], {"face": "face_features", "audio": "audio_features",
+                                                 "text": "text_features"}[lb.split("/")[0]], lb)
+                   for lb in (F, A, T)}
+        try:
+            for vid in w.videos("test"):
+                times = media_frames(media, vid)
+                out[vid] = applier.apply(units[vid], times, sources, pretrained_proba(pre, vid, len(times)))
+        finally:
+            for s in sources.values():
+                s.close()
+    return out
+
+
+def test_bundle_applied_to_test_videos_equals_the_fused_test_predictions(trained):
+    w, root, path = trained
+    bundle = Bundle.load(path)
+    assert set(bundle.tasks) == set(FUSE)
+    assert bundle.tasks["expr"].feature_sets == {"face": [F], "audio_text": [A, T]}
+    applied = _apply_to_test(w, bundle)
+    for task in FUSE:
+        with ShardReader(root / "fusion" / task / "both" / "test_predictions.h5", stage="fused") as r:
+            fused = {rec.video_id: rec for rec in r}
+        assert set(fused) == set(w.videos("test"))
+        for vid, rec in fused.items():
+            got = applied[vid][task]
+            ok = got.predicted
+            want = np.asarray(rec.arrays["posteriors"])
+            if want.ndim and want.shape[0] == ok.shape[0]:
+                np.testing.assert_allclose(got.posteriors[ok], want[ok], rtol=1e-5, atol=1e-6, err_msg=task)
+                np.testing.assert_array_equal(np.asarray(got.decisions)[ok], np.asarray(rec.arrays["decisions"])[ok])
+            else:
+                np.testing.assert_allclose(np.ravel(got.posteriors), np.ravel(want), rtol=1e-5, atol=1e-6)
+                np.testing.assert_array_equal(np.ravel(got.decisions), np.ravel(rec.arrays["decisions"]))
+            assert ok.any()
+
+
+def test_tampered_or_missing_files_are_refused_by_name(trained, tmp_path):
+    _, _, path = trained
+    copy = tmp_path / "b"
+    shutil.copytree(path, copy)
+    head = copy / "heads" / "expr" / "face" / "head.pt"
+    head.write_bytes(head.read_bytes() + b"x")
+    with pytest.raises(BundleError, match=r"heads/expr/face/head\.pt: sha256 .* does not match"):
+        Bundle.load(copy)
+    head.unlink()
+    with pytest.raises(BundleError, match=r"head\.pt: listed in the bundle's manifest but missing"):
+        Bundle.load(copy)
+    with pytest.raises(BundleError, match="not a bundle"):
+        Bundle.load(tmp_path)
+
+
+def test_manifest_lists_every_file_and_a_head_left_out_is_refused(trained, tmp_path):
+    _, _, path = trained
+    m = json.loads((path / "manifest.json").read_text())
+    on_disk = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert set(m["files"]) == on_disk
+    assert m["format"] == "affectflow-bundle" and m["tasks"]["expr"]["pretrained"] in (None, "synth_face")
+    copy = tmp_path / "b"
+    shutil.copytree(path, copy)
+    del m["files"]["heads/ah/face/head.pt"]
+    (copy / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="the head of 'face' is not listed"):
+        Bundle.load(copy)
+
+
+def test_weights_other_than_the_bundle_s_are_refused(trained):
+    bundle = Bundle.load(trained[2])
+    bundle.check_model("synth_face", {"synth.onnx": "0" * 64})
+    with pytest.raises(BundleError, match="model 'synth_face' file 'synth.onnx' has sha256 1+ in this run"):
+        bundle.check_model("synth_face", {"synth.onnx": "1" * 64})
+
+
+def test_describe_names_tasks_models_and_stand_ins(trained):
+    text = Bundle.load(trained[2]).describe()
+    assert "expr: fusion 'both' of face, audio_text (weights=" in text
+    emi_line = text.split("  emi: ")[1].split("\n")[0]
+    assert emi_line.startswith("fusion 'both' of face, audio_text (weights=") and "k=" not in emi_line
+    assert "synth_face (random-weight stand-in): synth.onnx sha256 " + "0" * 64 in text
+    assert "all sha256-verified" in text
