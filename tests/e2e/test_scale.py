@@ -8,9 +8,12 @@ adapter reads the units table without listing a folder or looking at a video.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
+from affectflow.core.vocabulary import TASKS
+from affectflow.data.units import UnitsTable
 from affectflow.testing.snakerun import job_counts, make_bare_workdir
 from affectflow.testing.synthetic import touch_videos, write_synthetic_units
 
@@ -27,7 +30,7 @@ def _expected(cfg: dict, n_shards: int) -> dict[str, int]:
     per_shard = {
         "media": 1, "faces": 1, "contact_sheets": int(bool(cfg["faces"].get("contact_sheets", True))),
         "face_features": len(f["face"]), "audio_features": len(f["audio"]), "transcripts": len(f["asr"]),
-        "text_features": len(f["asr"]) * len(f["text"]),
+        "text_features": len(f["asr"]) * len(f["text"]), "frame_predictions": 1,
     }
     return {rule: k * n_shards for rule, k in per_shard.items() if k}
 
@@ -36,6 +39,13 @@ def _expected(cfg: dict, n_shards: int) -> dict[str, int]:
 def scale_workdir(tmp_path_factory):
     wd = make_bare_workdir(tmp_path_factory.mktemp("scale"))
     table = write_synthetic_units(wd.path / "synthetic" / "units.tsv", N_VIDEOS, N_SHARDS)
+    # labelled train and val videos (one label file per task, as Hume-Vidmimic2's csv): every task is planned
+    labels = {f"{t}_labels": f"synthetic/labels/{t}.txt" for t in TASKS}
+    table = UnitsTable([replace(u, **labels) if u.split != "test" else u for u in table])
+    table.write_tsv(wd.path / "synthetic" / "units.tsv")
+    for path in labels.values():
+        (wd.path / path).parent.mkdir(parents=True, exist_ok=True)
+        (wd.path / path).touch()
     touch_videos(table, wd.path)
     cfg = wd.config()
     cfg["run_name"] = "scale"

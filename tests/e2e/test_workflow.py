@@ -18,12 +18,12 @@ from affectflow.testing.snakerun import ConfigChange
 pytestmark = pytest.mark.slow
 DETECTOR = FacesOptions().detector  # the default detector, which the demo config uses
 
-SHARD_RULES = {"media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts", "text_features",
-               "frame_predictions"}
+SHARD_RULES = {"media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts", "text_features"}
 # stages over the whole dataset: they rerun whenever any shard changes
 SUBMIT_RULES = {f"submit_{t}" for t in TASKS}
-DATASET_RULES = {"units", "problems", "learn", "fuse", "report_tables", *SUBMIT_RULES, "bundle", "predictions",
-                 "index_page"}
+# frame_predictions runs per shard, but its task columns come from the heads trained on the whole dataset
+DATASET_RULES = {"units", "problems", "learn", "fuse", "report_tables", *SUBMIT_RULES, "bundle", "frame_predictions",
+                 "predictions", "index_page"}
 # what a changed face feature, fusion or metric reruns of the per-frame predictions and the run page
 PREDICTION_RULES = {"frame_predictions", "predictions", "index_page"}
 

@@ -50,7 +50,7 @@ rule index_page:
         predictions=f"{OUT}/predictions.parquet",
         metrics=[f"{OUT}/metrics.csv"] if ACTIVE_TASKS else [],
         fusion=[f"{OUT}/fusion/{t}/{f}" for t in ACTIVE_TASKS for f in config["fusions"]],
-        sheets=sheets_targets(),
+        faces=expand(f"{OUT}/faces/{DETECTOR}/{{shard}}.h5", shard=SHARDS),
         transcripts=expand(f"{OUT}/transcripts/{config['features']['asr'][0]}/{{shard}}.h5", shard=SHARDS)
         if config["features"].get("asr")
         else [],

@@ -23,8 +23,8 @@ from affectflow.core.errors import AffectflowError
 from affectflow.core.vocabulary import TASKS, VIDEO_TASKS
 from affectflow.data.adapters import read_task_labels
 from affectflow.data.units import Unit, UnitsTable
+from affectflow.faces.sheets import contact_sheet
 from affectflow.io.shards import ShardSet, media_frames
-from affectflow.io.store import video_key
 from affectflow.report.columns import PredictionColumns, parse_columns
 from affectflow.report.tables import RankedTable, ranked_tables, read_metrics
 from affectflow.report.timeline import TimelineInputs, render_timeline
@@ -44,7 +44,7 @@ class PageInputs:
     predictions: str | os.PathLike[str]
     metrics: str | os.PathLike[str] | None = None
     fusion_dirs: Paths = ()
-    sheets_dirs: Paths = ()
+    faces: Paths = ()  # the faces shards: contact sheets are drawn from their crops
     transcripts: Paths = ()
     media: Paths = ()
     max_videos: int = 50
@@ -148,20 +148,19 @@ def _words(transcripts: ShardSet | None, vid: str) -> tuple[np.ndarray, list[str
     return np.asarray(arrays[start], float).ravel(), [str(w) for w in np.ravel(arrays[text])]
 
 
-def _sheet(sheets: dict[str, Path], u: Unit) -> bytes | None:
+def _sheet(faces: ShardSet | None, u: Unit) -> bytes | None:
     """The video's contact sheet as JPEG (a PNG of photos is ~10x larger: the page must stay small)."""
-    png = sheets[u.shard] / f"{video_key(u.video_id)}.png" if u.shard in sheets else None
-    if png is None or not png.is_file():
+    if faces is None or u.video_id not in faces:
         return None
-    img = cv2.imdecode(np.frombuffer(png.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
-    ok, jpeg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, SHEET_QUALITY]) if img is not None else (0, None)
+    img = contact_sheet(faces.where[u.video_id], u.video_id)
+    ok, jpeg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, SHEET_QUALITY])
     return bytes(jpeg) if ok else None
 
 
 def _video_section(u: Unit, rows: pd.DataFrame, cols: PredictionColumns, media: ShardSet | None,
-                   transcripts: ShardSet | None, sheets: dict[str, Path], base: Path) -> VideoSection:
-    sheet = _sheet(sheets, u)
-    notes = [] if sheet is not None or not sheets else ["no contact sheet"]
+                   transcripts: ShardSet | None, faces: ShardSet | None, base: Path) -> VideoSection:
+    sheet = _sheet(faces, u)
+    notes = [] if sheet is not None or faces is None else ["no contact sheet"]
     if rows.empty:
         return VideoSection(u, 0, None, sheet, ("no rows in the predictions table (see the problems table)",
                                                 *notes))
@@ -188,14 +187,14 @@ def collect_page(inputs: PageInputs) -> RunPage:
     ids = [u.video_id for u in shown]
     rows = pd.read_parquet(inputs.predictions, filters=[("video_id", "in", ids)]) if ids else None
     groups = {} if rows is None else {str(k): g for k, g in rows.groupby("video_id", sort=False)}
-    sheets = {Path(d).name: Path(d) for d in inputs.sheets_dirs}
     media, transcripts = _open(inputs.media, "media"), _open(inputs.transcripts, "transcripts")
+    faces = _open(inputs.faces, "faces")
     try:
         empty = pd.DataFrame(columns=meta.schema_arrow.names)
-        videos = [_video_section(u, groups.get(u.video_id, empty), cols, media, transcripts, sheets,
+        videos = [_video_section(u, groups.get(u.video_id, empty), cols, media, transcripts, faces,
                                  Path(inputs.base_dir)) for u in shown]
     finally:
-        for s in (media, transcripts):
+        for s in (media, transcripts, faces):
             if s is not None:
                 s.close()
     tables = ranked_tables(read_metrics(inputs.metrics)) if inputs.metrics is not None else []

@@ -48,7 +48,7 @@ class IndexPageOptions(StageOptions):
 
 def write_index_page(
     out_html: PathLike, *, run_name: str, units: PathLike, problems: PathLike, predictions: PathLike,
-    metrics: PathLike | None = None, fusion_dirs: Iterable[PathLike] = (), sheets_dirs: Iterable[PathLike] = (),
+    metrics: PathLike | None = None, fusion_dirs: Iterable[PathLike] = (), faces: Iterable[PathLike] = (),
     transcripts: Iterable[PathLike] = (), media: Iterable[PathLike] = (),
     options: IndexPageOptions | dict[str, Any] | None = None, base_dir: PathLike = ".",
 ) -> Path:
@@ -59,7 +59,7 @@ def write_index_page(
     opts = IndexPageOptions.coerce(options)
     page = collect_page(PageInputs(
         run_name=run_name, units=units, problems=problems, predictions=predictions, metrics=metrics,
-        fusion_dirs=tuple(fusion_dirs), sheets_dirs=tuple(sheets_dirs), transcripts=tuple(transcripts),
+        fusion_dirs=tuple(fusion_dirs), faces=tuple(faces), transcripts=tuple(transcripts),
         media=tuple(media), max_videos=opts.max_videos, base_dir=base_dir))
     return atomic_write_text(out_html, render_page(page, affectflow.__version__))
 
@@ -74,13 +74,13 @@ def _paths(job: Job, name: str) -> list[str]:
 
 def run(job: Job) -> None:
     """The rule: ``input.units``, ``problems``, ``predictions``, ``metrics`` (when the run trains tasks),
-    ``fusion``, ``sheets``, ``transcripts`` and ``media`` -> ``output[0]``, the run's ``index.html``."""
+    ``fusion``, ``faces``, ``transcripts`` and ``media`` -> ``output[0]``, the run's ``index.html``."""
     joblog.setup(job.log)
     metrics = _paths(job, "metrics")
     out = write_index_page(
         job.output[0], run_name=str(job.config.get("run_name", "")), units=job.input.units,
         problems=job.input.problems, predictions=job.input.predictions, metrics=metrics[0] if metrics else None,
-        fusion_dirs=_paths(job, "fusion"), sheets_dirs=_paths(job, "sheets"),
+        fusion_dirs=_paths(job, "fusion"), faces=_paths(job, "faces"),
         transcripts=_paths(job, "transcripts"), media=_paths(job, "media"),
         options=IndexPageOptions.from_config(job.config))
     log.info("index page: %s (%d bytes)", out, out.stat().st_size)

@@ -1,6 +1,6 @@
 """The run page's inputs, copied from a finished real run (the shared e2e run), for the page's tests.
 
-The page is tested on the workflow's own outputs -- its predictions table, metrics, sweeps, sheets,
+The page is tested on the workflow's own outputs -- its predictions table, metrics, sweeps, face crops,
 transcripts -- never on numbers made up for the test; ``with_tasks=False`` gives the files of a run
 that trained no task (the same table without its task columns, no metrics, no fusions).
 """
@@ -22,15 +22,18 @@ def page_files(results: str | os.PathLike[str], dest: str | os.PathLike[str], *,
     ``write_index_page`` for the copy."""
     res, out = Path(results), Path(dest)
     out.mkdir(parents=True, exist_ok=True)
-    detector = sorted(p.parent.name for p in (res / "faces").glob("*/sheets"))[0]
+    detector = sorted(p.parent.name for p in (res / "faces").glob("*/*.h5"))[0]
     table = pd.read_parquet(res / "predictions.parquet")
     if not with_tasks:
         table = table[[c for c in table.columns if c.split(":", 1)[0] not in TASKS]]
     table.to_parquet(out / "predictions.parquet", index=False)
     for name in ("units.tsv", "problems.tsv") + (("metrics.csv",) if with_tasks else ()):
         shutil.copy2(res / name, out / name)
-    for sub in ("media", "transcripts", f"faces/{detector}/sheets"):
+    for sub in ("media", "transcripts"):
         shutil.copytree(res / sub, out / sub, dirs_exist_ok=True)
+    (out / "faces").mkdir(exist_ok=True)
+    for shard in (res / "faces" / detector).glob("*.h5"):
+        shutil.copy2(shard, out / "faces" / shard.name)
     fusion = []
     if with_tasks:
         for png in sorted(res.glob("fusion/*/*/sweep_*.png")):
@@ -41,6 +44,6 @@ def page_files(results: str | os.PathLike[str], dest: str | os.PathLike[str], *,
     asr = sorted(p for p in (out / "transcripts").iterdir() if p.is_dir())[:1]
     return dict(run_name=res.name, units=out / "units.tsv", problems=out / "problems.tsv",
                 predictions=out / "predictions.parquet", metrics=out / "metrics.csv" if with_tasks else None,
-                fusion_dirs=fusion, sheets_dirs=sorted((out / "faces" / detector / "sheets").iterdir()),
+                fusion_dirs=fusion, faces=sorted((out / "faces").glob("*.h5")),
                 transcripts=sorted(asr[0].glob("*.h5")) if asr else [], media=sorted((out / "media").glob("*.h5")),
                 base_dir=res.parent.parent)

@@ -33,7 +33,7 @@ def test_run_writes_the_page_from_the_rules_inputs(run_results: Path, tmp_path: 
     inputs = SimpleNamespace(units=str(files["units"]), problems=str(files["problems"]),
                              predictions=str(files["predictions"]), metrics=[str(files["metrics"])],
                              fusion=[str(p) for p in files["fusion_dirs"]],
-                             sheets=[str(p) for p in files["sheets_dirs"]],
+                             faces=[str(p) for p in files["faces"]],
                              transcripts=[str(p) for p in files["transcripts"]], media=[str(p) for p in files["media"]])
     out = tmp_path / "run" / "index.html"
     log = tmp_path / "logs" / "index_page.log"
