@@ -92,10 +92,15 @@ def pretrained_shards():
 # --- used by learn.smk
 
 
+def label_shard(label, shard):
+    """The feature shard of a modality label (face/<m>, audio/<m>, text/<asr>/<m>)."""
+    kind, _, rest = label.partition("/")
+    return f"{OUT}/features/{kind}/{rest}/{shard}.h5"
+
+
 def modality_shards(label):
     """Feature shard paths of one modality label, for every shard."""
-    kind, _, rest = label.partition("/")
-    return expand(f"{OUT}/features/{kind}/{rest}/{{shard}}.h5", shard=SHARDS)
+    return [label_shard(label, s) for s in SHARDS]
 
 
 def feature_set_inputs(wildcards):
@@ -122,9 +127,3 @@ METRICS = metrics_files(config)
 # --- used by predict.smk: the bundle whose tasks give the per-frame predictions their task columns
 SCOPE = PredictionScope.of(config, BUNDLE)
 OWN = PredictionScope.own_bundle(config)  # the bundle this run writes (when it trains a task)
-
-
-def label_shard(label, shard):
-    """The feature shard of a modality label (face/<m>, audio/<m>, text/<asr>/<m>)."""
-    kind, _, rest = label.partition("/")
-    return f"{OUT}/features/{kind}/{rest}/{shard}.h5"

@@ -19,8 +19,17 @@ VIDEO_TASKS = ("emi", "ah_video")
 #: binary tasks (one P(A/H) per frame or video, decided by a threshold)
 BINARY_TASKS = ("ah", "ah_video")
 SPLITS = ("train", "val", "test")
+#: a feature label's first part (``face/<model>``, ``audio/<model>``, ``text/<asr>/<model>``) -> the stage
+#: whose shards hold those features
+FEATURE_STAGES = {"face": "face_features", "audio": "audio_features", "text": "text_features"}
+MODALITY_KINDS = tuple(FEATURE_STAGES)
 #: Hz of every audio array: wav2vec 2.0, HuBERT and Whisper take 16 kHz mono
 SAMPLE_RATE = 16000
+
+
+def feature_stage(label: str) -> str:
+    """The stage whose shards hold a feature label's features (``KeyError`` for an unknown kind)."""
+    return FEATURE_STAGES[label.split("/", 1)[0]]
 
 
 def is_video_task(task: str) -> bool:

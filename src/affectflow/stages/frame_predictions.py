@@ -21,6 +21,7 @@ from affectflow.core import joblog
 from affectflow.core.files import atomic_write
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, wiring
+from affectflow.core.vocabulary import feature_stage
 from affectflow.data.units import Unit
 from affectflow.io.shards import ShardSet, media_frames
 from affectflow.io.store import ShardReader
@@ -95,7 +96,7 @@ def run_frame_predictions(units: Sequence[Unit], inputs: FrameInputs, out: str |
         faces = stack.enter_context(ShardReader(inputs.faces, stage="faces"))
         face_sets = {m: stack.enter_context(ShardSet([p], "face_features", m))
                      for m, p in inputs.face_features.items()}
-        sources = {lb: stack.enter_context(ShardSet([p], _stage_of(lb), lb)) for lb, p in inputs.features.items()}
+        sources = {lb: stack.enter_context(ShardSet([p], feature_stage(lb), lb)) for lb, p in inputs.features.items()}
         pre = stack.enter_context(ShardSet([inputs.pretrained], "face_features", "pretrained")) \
             if inputs.pretrained else None
         applier = BundleApplier(bundle) if bundle is not None else None
@@ -108,10 +109,6 @@ def run_frame_predictions(units: Sequence[Unit], inputs: FrameInputs, out: str |
         columns=table_columns(models, opts.tasks))
     log.info("%d frames of %d videos -> %s", len(table), len(tables), out)
     return atomic_write(out, lambda tmp: table.to_parquet(tmp, index=False), suffix=".parquet")
-
-
-def _stage_of(label: str) -> str:
-    return {"face": "face_features", "audio": "audio_features", "text": "text_features"}[label.split("/", 1)[0]]
 
 
 def _video_table(u: Unit, media: ShardSet, faces: ShardReader, face_sets: Mapping[str, ShardSet],

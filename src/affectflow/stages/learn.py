@@ -30,7 +30,7 @@ from affectflow.core import joblog
 from affectflow.core.errors import AffectflowError
 from affectflow.core.job import Job
 from affectflow.core.options import OptionsError, StageOptions, one_of, wiring
-from affectflow.core.vocabulary import BINARY_TASKS, TASKS, is_video_task
+from affectflow.core.vocabulary import BINARY_TASKS, FEATURE_STAGES, MODALITY_KINDS, TASKS, is_video_task
 from affectflow.data.adapters import read_task_labels
 from affectflow.data.units import Unit, UnitsTable
 from affectflow.evaluate.metrics import (
@@ -62,8 +62,6 @@ from affectflow.plan.rerun import RerunKey, stage_key
 
 log = logging.getLogger("affectflow.learn")
 
-MODALITY_KINDS = ("face", "audio", "text")
-FEATURE_STAGES = {"face": "face_features", "audio": "audio_features", "text": "text_features"}
 PREDICTIONS_STAGE = "predictions"
 FACE_INPUTS = ("embeddings", "logits", "both")
 

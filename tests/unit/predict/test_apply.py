@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
+from affectflow.core.vocabulary import feature_stage
 from affectflow.data.units import UnitsTable
 from affectflow.io.shards import ShardSet, media_frames
 from affectflow.io.store import ShardReader
@@ -57,8 +58,7 @@ def _apply_to_test(w, bundle):
     applier = BundleApplier(bundle)
     out = {}
     with ShardSet(w.media, "media") as media, ShardSet(w.pretrained, "face_features", "pre") as pre:
-        sources = {lb: ShardSet(w.features[lb], {"face": "face_features", "audio": "audio_features",
-                                                 "text": "text_features"}[lb.split("/")[0]], lb)
+        sources = {lb: ShardSet(w.features[lb], feature_stage(lb), lb)
                    for lb in (F, A, T)}
         try:
             for vid in w.videos("test"):
