@@ -114,7 +114,7 @@ def test_malicious_checkpoint_with_the_wrong_hash_is_never_unpickled(tmp_path: P
     # the check for torchvision/timm would stop us before the file is even looked at; get past it
     monkeypatch.setattr(eel, "require_torch_runtime", lambda name: None)
     with pytest.raises(WeightsError) as e:
-        load_face_model("enet_b0_8_best_vgaf", tmp_path / "models", engine="torch", device="cpu")
+        load_face_model("enet_b0_8_best_vgaf", tmp_path / "models", engine="timm", device="cpu")
     msg = str(e.value)
     assert str(evil) in msg and "git blob id mismatch" in msg and "left in place" in msg
     assert not marker.exists() and evil.exists()

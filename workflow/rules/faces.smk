@@ -20,6 +20,7 @@ rule faces:
     resources:
         mem_mb=4000,
         runtime=120,
+        gpu=GPU if DETECTOR == "retinaface_mnet025" else 0,
     conda:
         "../../envs/affectflow.yaml"
     script:

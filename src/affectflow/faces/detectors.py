@@ -3,8 +3,10 @@
 A detector takes a batch of RGB frames (uint8, H x W x 3, all of one video) and returns, per frame,
 every face it found as a :class:`Detection` in pixel coordinates of that frame. Choosing the face to
 keep is the caller's business. :class:`MediaPipeDetector` (BlazeFace short range),
-:class:`MediaPipeFullRangeDetector` (BlazeFace full range) and :class:`RetinaFaceDetector` (ResNet-50
-RetinaFace, ONNX) each run only weights whose sha256 was checked; nothing is downloaded here.
+:class:`MediaPipeFullRangeDetector` (BlazeFace full range), :class:`RetinaFaceDetector` (ResNet-50
+RetinaFace, ONNX) and ``retinaface_mnet025`` (uniface's RetinaFace MobileNet-0.25, batched, on
+onnxruntime or in torch from the same ONNX file: :class:`affectflow.faces.retinaface_mnet.
+RetinaFaceMnetDetector`) each run only weights whose sha256 was checked; nothing is downloaded here.
 :func:`make_detector` builds one by its config name.
 
 Details: docs/models.md, section "Face detectors".
@@ -16,17 +18,17 @@ import hashlib
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import cv2
 import numpy as np
 
 from affectflow.core.files import sha256_file
+from affectflow.faces.detection import Detection, FaceDetector, nms
 from affectflow.faces.errors import FaceStageError
 
-DETECTORS = ("mediapipe_full", "mediapipe", "retinaface", "organiser")
+DETECTORS = ("mediapipe_full", "mediapipe", "retinaface", "retinaface_mnet025", "organiser")
 
 # sha256 of mediapipe 0.10.14's mediapipe/modules/face_detection/face_detection_{short,full}_range*.tflite
 # (the values the wheel's RECORD states for them).
@@ -34,39 +36,6 @@ MEDIAPIPE_SHORT_RANGE_SHA256 = "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a44511
 MEDIAPIPE_SHORT_RANGE_RELPATH = "modules/face_detection/face_detection_short_range.tflite"
 MEDIAPIPE_FULL_RANGE_SHA256 = "2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1"
 MEDIAPIPE_FULL_RANGE_RELPATH = "modules/face_detection/face_detection_full_range_sparse.tflite"
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One face: box (x0, y0, x1, y1) in pixels, confidence, keypoints (K x 2 pixels; K = 0 when none).
-
-    Keypoint order: index 0 is the eye on the image's left (the person's right
-    eye), index 1 the other eye, for both MediaPipe (6 points: eyes, nose tip,
-    mouth centre, ear tragions) and RetinaFace (5 points: eyes, nose, mouth
-    corners).
-    """
-
-    bbox: np.ndarray
-    score: float
-    landmarks: np.ndarray
-
-    @property
-    def area(self) -> float:
-        x0, y0, x1, y1 = (float(v) for v in self.bbox)
-        return max(0.0, x1 - x0) * max(0.0, y1 - y0)
-
-
-@runtime_checkable
-class FaceDetector(Protocol):
-    """What the faces stage needs from a detector."""
-
-    name: str
-    weights_sha256: str
-    n_landmarks: int
-
-    def detect(self, frames_rgb: list[np.ndarray]) -> list[list[Detection]]:
-        """All faces of each frame (same order as ``frames_rgb``)."""
-        ...
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -243,24 +212,6 @@ def retina_decode(anchors: np.ndarray, box_deltas: np.ndarray, lmk_deltas: np.nd
     return boxes, lmk
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, best first."""
-    order = np.argsort(-scores, kind="stable")
-    areas = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
-    keep: list[int] = []
-    while order.size:
-        i = order[0]
-        keep.append(int(i))
-        rest = order[1:]
-        xx0 = np.maximum(boxes[i, 0], boxes[rest, 0])
-        yy0 = np.maximum(boxes[i, 1], boxes[rest, 1])
-        xx1 = np.minimum(boxes[i, 2], boxes[rest, 2])
-        yy1 = np.minimum(boxes[i, 3], boxes[rest, 3])
-        inter = np.maximum(0.0, xx1 - xx0 + 1) * np.maximum(0.0, yy1 - yy0 + 1)
-        order = rest[inter / (areas[i] + areas[rest] - inter) < iou]
-    return np.asarray(keep, dtype=np.int64)
-
-
 def retina_postprocess(outputs: list[np.ndarray], scale: float, image_hw: tuple[int, int], min_score: float,
                        nms_iou: float = 0.4) -> list[list[Detection]]:
     """Turn the nine NHWC outputs of a batch into detections in original-image pixels."""
@@ -377,8 +328,13 @@ class RetinaFaceDetector:
 
 
 def make_detector(name: str, min_score: float = 0.5, models_dir: str | os.PathLike[str] | None = None,
-                  model_pins: Mapping[str, str] | None = None) -> FaceDetector:
-    """The detector called ``name`` (config ``faces.detector``) keeping detections scored ``min_score`` or more."""
+                  model_pins: Mapping[str, str] | None = None, *, engine: str = "auto",
+                  device: str = "auto") -> FaceDetector:
+    """The detector called ``name`` (config ``faces.detector``) keeping detections scored ``min_score`` or more.
+
+    ``engine`` and ``device`` matter to ``retinaface_mnet025`` only: ``"onnx"``, ``"torch"``, or ``"auto"``
+    (torch on a CUDA GPU, onnxruntime on the CPU); ``device`` "auto", "cpu" or "cuda".
+    """
     min_score = float(min_score)
     if name == "mediapipe":
         return MediaPipeDetector(min_score=min_score)
@@ -386,6 +342,10 @@ def make_detector(name: str, min_score: float = 0.5, models_dir: str | os.PathLi
         return MediaPipeFullRangeDetector(min_score=min_score)
     if name == "retinaface":
         return RetinaFaceDetector(min_score=min_score, models_dir=models_dir, model_pins=model_pins)
+    if name == "retinaface_mnet025":
+        from affectflow.faces.retinaface_mnet import RetinaFaceMnetDetector
+
+        return RetinaFaceMnetDetector(min_score, models_dir, model_pins, engine=engine, device=device)
     if name == "organiser":
         raise FaceStageError("detector 'organiser' reads crops from disk; use OrganiserCropsSource")
     raise FaceStageError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")

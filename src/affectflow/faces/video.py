@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 import av
 import cv2
@@ -22,6 +24,7 @@ from affectflow.media.decode import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("affectflow.faces")
 
 
 @dataclass
@@ -62,24 +65,33 @@ def rotate_upright(image: np.ndarray, rotation: float) -> np.ndarray:
 
 
 def iter_batches(path: str | os.PathLike[str], info: VideoInfo, frame_stride: int = 1,
-                 batch_size: int = 32) -> Iterator[FrameBatch]:
+                 batch_size: int = 32, codec_threads: int = 0) -> Iterator[FrameBatch]:
     """Decode ``path`` once and yield batches of every ``frame_stride``-th frame.
 
     Frame ``i`` is the i-th frame in presentation order (0-based); its time is
     ``(pts - stream.start_time) * time_base``, the convention of the media
     stage, so faces and media timestamps agree, variable frame rate included.
     Frames are rotated upright when the stream carries a display matrix.
-    Anything FFmpeg cannot decode raises :class:`VideoError` naming the file.
-    ``info`` is updated as decoding goes on.
+    A file FFmpeg cannot open or read, or whose decoded frames fall well short
+    of those its container lists, raises :class:`VideoError` naming the file
+    (packets the decoder rejects are passed over: :class:`_DecodedFrames`).
+    ``info`` is updated as decoding goes on. ``codec_threads``: FFmpeg's
+    decoding threads for this video (0: FFmpeg's choice, about one per core),
+    so that several videos decoded at once can share a job's cores. The frames
+    of a sound file are the same for any number; so are those salvaged from a
+    damaged one for any number from 2 (frame threading drops a frame that fails
+    to decode, where one thread conceals it and outputs it).
     """
-    if frame_stride < 1 or batch_size < 1:
-        raise ValueError("frame_stride and batch_size must be >= 1")
+    if frame_stride < 1 or batch_size < 1 or codec_threads < 0:
+        raise ValueError("frame_stride and batch_size must be >= 1, codec_threads >= 0")
     p = Path(path)
     container = _open_video(p)
     with container:
-        stream = _video_stream(container, p, info)
+        stream = _video_stream(container, p, info, codec_threads)
         frames = _DecodedFrames(container, stream)
         batch = yield from _full_batches(frames, stream, p, info, frame_stride, batch_size)
+        if frames.n_rejected:
+            log.warning("%s: the decoder rejected %d packet(s) (%s)", p, frames.n_rejected, frames.first_error)
         _check_decoded(p, info, frames.n_preroll)
         if len(batch):
             yield batch
@@ -95,36 +107,53 @@ def _open_video(p: Path) -> Any:
         raise VideoError(f"{p}: cannot open video ({str(e).replace(ffmpeg_url(p), str(p))})") from e
 
 
-def _video_stream(container: Any, p: Path, info: VideoInfo) -> Any:
-    """The first video stream of ``container``, set to threaded decoding; ``info`` gets its listed frame count."""
+def _video_stream(container: Any, p: Path, info: VideoInfo, codec_threads: int = 0) -> Any:
+    """The first video stream of ``container``, set to threaded decoding on ``codec_threads`` threads (0: FFmpeg's
+    choice); ``info`` gets its listed frame count."""
     if not container.streams.video:
         raise VideoError(f"{p}: no video stream")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
+    stream.thread_count = codec_threads
     info.n_frames_expected = int(stream.frames or 0)
     return stream
 
 
 class _DecodedFrames:
-    """The frames of ``stream`` in decode order, counting the edit list's pre-roll packets met on the way."""
+    """The frames of ``stream`` in decode order, counting the edit list's pre-roll packets met on the way.
+
+    A packet the decoder rejects is passed over, not raised: FFmpeg's frame-
+    threaded decoder reports such errors or not depending on its number of
+    threads and their timing, so raising them would make a damaged video's
+    fate depend on the threads. What was lost shows in the frame count, which
+    :func:`_check_decoded` judges against the container's.
+    """
 
     def __init__(self, container: Any, stream: Any) -> None:
         self.container = container
         self.stream = stream
         self.n_preroll = 0
+        self.n_rejected = 0  # packets the decoder reported as undecodable
+        self.first_error = ""
 
     def __iter__(self) -> Iterator[av.VideoFrame]:
         for packet in self.container.demux(self.stream):
             if packet.is_discard and packet.size > 0:
                 self.n_preroll += 1  # an edit list's pre-roll: decoded for reference, never shown
-            yield from packet.decode()
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as e:
+                self.n_rejected += 1
+                self.first_error = self.first_error or str(e)
+                continue
+            yield from frames
 
 
 def _full_batches(frames: _DecodedFrames, stream: Any, p: Path, info: VideoInfo, frame_stride: int,
                   batch_size: int) -> Generator[FrameBatch, None, FrameBatch]:
     """Yield every full batch of analysed frames (timed, upright RGB) and return the last, partial one.
 
-    ``info`` is updated frame by frame; an FFmpeg error raises :class:`VideoError`.
+    ``info`` is updated frame by frame; an FFmpeg error reading the file raises :class:`VideoError`.
     """
     tb = float(stream.time_base) if stream.time_base else 0.0
     start = stream.start_time or 0
@@ -180,6 +209,77 @@ def _check_decoded(p: Path, info: VideoInfo, n_preroll: int) -> None:
 _DONE = object()
 
 
+class _Lane(Generic[T]):
+    """One background thread running an iterator, at most ``depth`` items ahead of its consumer.
+
+    The thread calls ``open_items`` itself, so opening (a video container)
+    costs the consumer nothing, and closes what it opened itself when it stops
+    (a generator running in one thread cannot be closed from another). An
+    exception in the producer is handed over and raised in the consumer, in
+    its place in the sequence of items.
+    """
+
+    def __init__(self, open_items: Callable[[], Iterator[T]], depth: int, name: str) -> None:
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._consumed = False
+        self._thread = threading.Thread(target=self._produce, args=(open_items,), name=name, daemon=True)
+        self._thread.start()
+
+    def _produce(self, open_items: Callable[[], Iterator[T]]) -> None:
+        items: Iterator[T] | None = None
+        try:
+            items = open_items()
+            for item in items:
+                if not self._put(item):
+                    return
+            self._put(_DONE)
+        except BaseException as e:  # handed to the consumer
+            self._put(e)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # closes the container when the consumer stopped early
+
+    def _put(self, item: Any) -> bool:
+        """Queue ``item`` unless the consumer stopped first (False): a full queue never blocks a stopped lane."""
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[T]:
+        if self._consumed:  # the end or the error was handed over already: nothing more will come
+            return
+        while True:
+            item = self._q.get()
+            if item is _DONE or isinstance(item, BaseException):
+                self._consumed = True
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop the producer and wait for it (it closes what it opened); what it queued is dropped."""
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a producer waiting on a full queue
+            self._drain()
+            self._thread.join(timeout=0.05)
+        self._drain()  # free the items left (decoded frames)
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                self._q.get_nowait()
+        except queue.Empty:
+            pass
+
+
 def prefetch(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
     """Run ``batches`` in a background thread, ``depth`` batches ahead, so decoding overlaps detection.
 
@@ -187,43 +287,70 @@ def prefetch(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
     so do HDF5 reads and lzf decompression (the face features stage's input).
     An exception in the producer is raised here, in the consumer.
     """
-    q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for b in batches:
-                while not stop.is_set():
-                    try:
-                        q.put(b, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(_DONE)
-        except BaseException as e:  # handed to the consumer
-            q.put(e)
-        finally:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()  # closes the container when the consumer stopped early
-
-    t = threading.Thread(target=produce, name="prefetch", daemon=True)
-    t.start()
+    lane = _Lane(lambda: batches, depth, name="prefetch")
     try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        yield from lane
     finally:
-        stop.set()
-        while t.is_alive():  # unblock a producer waiting on a full queue
+        lane.close()
+
+
+class PrefetchEach(Generic[T]):
+    """Several iterators run ahead in parallel, handed to one consumer strictly in their order.
+
+    ``sources[i]()`` opens the i-th iterator (e.g. :func:`iter_batches` of a
+    shard's i-th video). Iterating yields one iterator per source, in order;
+    while the consumer works on the i-th, the following ones already run in
+    background threads, ``workers`` sources at most (the consumer's included)
+    and each at most ``depth`` items ahead, so memory stays bounded. The
+    consumer sees the same items, errors included, in the same order as when
+    it ran the sources one after another: each source's error is raised when
+    the consumer reaches it, and the consumer may go on to the next source.
+    A source is stopped (and what it opened closed) when the consumer moves
+    past it; :meth:`close` (or leaving the ``with`` block) stops them all, so
+    no thread outlives a failure. With one worker this is :func:`prefetch` of
+    one source after another.
+    """
+
+    def __init__(self, sources: Sequence[Callable[[], Iterator[T]]], workers: int = 1, depth: int = 2,
+                 name: str = "prefetch") -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self._sources = list(sources)
+        self._workers = workers
+        self._depth = depth
+        self._name = name
+        self._lanes: dict[int, _Lane[T]] = {}
+        self._next = 0  # the index of the next source to start
+
+    def __enter__(self) -> PrefetchEach[T]:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Iterator[T]]:
+        for i in range(len(self._sources)):
+            self._start_up_to(i + self._workers)
+            lane = self._lanes.get(i)
+            if lane is None:  # close() came first
+                return
             try:
-                q.get_nowait()
-            except queue.Empty:
-                pass
-            t.join(timeout=0.05)
+                yield iter(lane)
+            finally:
+                done = self._lanes.pop(i, None)  # None: close() stopped it already
+                if done is not None:
+                    done.close()
+
+    def _start_up_to(self, end: int) -> None:
+        """Start the sources before index ``end`` that are not started yet."""
+        while self._next < min(end, len(self._sources)):
+            i = self._next
+            self._lanes[i] = _Lane(self._sources[i], self._depth, name=f"{self._name}-{i}")
+            self._next += 1
+
+    def close(self) -> None:
+        """Stop every source still running and wait for its thread; none is started after this."""
+        self._next = len(self._sources)
+        while self._lanes:
+            self._lanes.popitem()[1].close()

@@ -1,11 +1,13 @@
 """EmotiEffLib face models (EmotiEffNet, MT-EmotiEffNet, MT-EmotiMobileFaceNet, MT-EmotiMobileViT).
 
 Loaded the way emotiefflib 1.1.1 loads them, but from a verified local file instead of an
-unchecked download. :func:`load_onnx` runs ``<name>.onnx`` in onnxruntime with the classifier
-Gemm's input added as a second graph output; :func:`load_torch` unpickles ``<name>.pt`` only from
-the bytes whose hash was just checked, and hooks the classifier to read its input. Either runner's
-``run(crops)`` returns (embeddings (N, D), logits (N, C), valence/arousal (N, 2) or None), all
-float32, after EmotiEffLib's own pre-processing.
+unchecked download, by one of three engines. ``onnx``: :func:`load_onnx` runs ``<name>.onnx`` in
+onnxruntime with the classifier Gemm's input added as a second graph output. ``torch``:
+:func:`load_torch_onnx` loads the weights of that same ONNX file into the repository's plain-torch
+rebuild of the network (:mod:`affectflow.models.onnx_weights`; no timm, no torchvision, no
+unpickling) and preprocesses on the device. ``timm``: :func:`load_torch` unpickles EmotiEffLib's
+``<name>.pt`` only from the bytes whose hash was just checked. Each runner's ``run(crops)`` returns
+(embeddings (N, D), logits (N, C), valence/arousal (N, 2) or None), all float32.
 
 Details: docs/models.md, section "EmotiEffLib models".
 """
@@ -30,11 +32,11 @@ import numpy as np
 from affectflow.core.errors import AffectflowError
 from affectflow.models import weights
 from affectflow.models.registry import ModelSpec, get
-from affectflow.models.torch_runtime import TorchRuntime, check_precision, torch_runtime
+from affectflow.models.torch_runtime import HostStaging, TorchRuntime, check_precision, torch_runtime
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("onnx", "torch")
+ENGINES = ("onnx", "torch", "timm")  # onnxruntime; plain torch from the ONNX file; pickled .pt
 N_VA = 2  # valence, arousal at the end of a multi-task model's output
 
 # git blob ids of models/affectnet_emotions/<name>.pt at EmotiEffLib commit f1df0e8
@@ -292,13 +294,26 @@ class OnnxEmotiEffLib(_Base):
 
 @dataclass
 class TorchEmotiEffLib(_Base):
-    """An EmotiEffLib pickled torch model; a hook on the classifier captures the embedding."""
+    """An EmotiEffLib model as a torch module; a hook on the classifier captures the embedding.
+
+    Engine "torch" (built from the ONNX file) preprocesses on the device as the
+    onnxruntime engine does on the host (bilinear, cv2's rounding); engine
+    "timm" (the pickled .pt) on the host with PIL, as EmotiEffLib's torch
+    recogniser does.
+    """
 
     module: Any = None
     classifier_module: Any = None
     threads: int | None = None
     runtime: TorchRuntime | None = None
-    engine: str = field(default="torch", init=False)
+    engine: str = "torch"
+    staging: HostStaging = field(default_factory=HostStaging)
+
+    def _inputs(self, crops: np.ndarray | list[np.ndarray]) -> Any:
+        assert self.runtime is not None
+        if self.engine == "timm":
+            return self.runtime.tensor(preprocess_pil(list(crops), self.prep))
+        return self.runtime.images(crops, self.prep.size, self.prep.mean, self.prep.std, self.staging)
 
     def run(self, crops: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         import torch
@@ -306,13 +321,15 @@ class TorchEmotiEffLib(_Base):
         items = as_crop_list(crops)
         if not items:
             return self._empty()
+        if isinstance(crops, np.ndarray) and crops.ndim == 4:
+            items = crops  # one array of equal-sized crops: batches are slices of it, copied once to the device
         captured: list[Any] = []
         handle = self.classifier_module.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
         outs, feats = [], []
         try:
             with torch_threads(self.threads), torch.inference_mode():
                 for start in range(0, len(items), self.batch_size):
-                    x = self.runtime.tensor(preprocess_pil(items[start:start + self.batch_size], self.prep))
+                    x = self._inputs(items[start:start + self.batch_size])
                     captured.clear()
                     scores = self.module(x)
                     outs.append(scores.float().cpu().numpy())
@@ -416,6 +433,49 @@ def load_onnx(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: st
     )
 
 
+def load_torch_onnx(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: str, batch_size: int,
+                    threads: int | None, precision: str = "fp32",
+                    channels_last: bool | None = None) -> TorchEmotiEffLib:
+    """The verified ``<name>.onnx`` as a plain-torch module (engine "torch"): the graph's weights are loaded
+    into :mod:`affectflow.models.architectures`' rebuild of the network, checked layer by layer.
+
+    ``precision``/``channels_last``: see :mod:`affectflow.models.torch_runtime`.
+    """
+    import onnx
+    import torch
+
+    from affectflow.models import architectures
+    from affectflow.models.onnx_weights import OnnxWeightsError, load_onnx_weights
+
+    data, sha = read_verified(path, wf)  # the bytes parsed below are the bytes just hashed
+    runtime = torch_runtime(device, precision, channels_last)
+    prep = preprocessing(spec.name)
+    _check_prep(spec, prep)
+    try:
+        graph = onnx.load_model_from_string(data)
+        clf = classifier_of(graph)
+    except FaceModelError as e:
+        raise FaceModelError(f"{path}: {e}") from None
+    except Exception as e:  # a DecodeError from protobuf
+        raise FaceModelError(f"{path}: not a readable ONNX model: {e}") from e
+    try:
+        _check_classes(spec, clf.weight.shape[0], clf.weight.shape[1])
+    except FaceModelError as e:
+        raise FaceModelError(f"{path}: {e}") from None
+    arch = architectures.EMOTIEFFLIB_ARCHITECTURES[spec.name]
+    module = architectures.build(arch, int(clf.weight.shape[0]))
+    try:
+        module = load_onnx_weights(module, graph, torch.zeros(1, 3, prep.size, prep.size), what=str(path))
+    except OnnxWeightsError as e:
+        raise FaceModelError(f"{e} (expected the {arch} network of {spec.name})") from None
+    module = runtime.prepare(module)
+    return TorchEmotiEffLib(
+        name=spec.name, weights_path=path, weights_sha256=sha, classes=spec.classes,
+        embedding_dim=int(clf.weight.shape[1]), prep=prep, batch_size=batch_size, device=runtime.device,
+        module=module, classifier_module=_torch_classifier(spec.name, module), threads=threads, runtime=runtime,
+    )
+
+
 def require_torch_runtime(name: str) -> None:
     """What unpickling ``<name>.pt`` needs, or a FaceModelError saying what is missing and what to do instead."""
     import torch
@@ -425,9 +485,9 @@ def require_torch_runtime(name: str) -> None:
         spec = importlib.util.find_spec("emotiefflib")
         if spec is None or not spec.submodule_search_locations:
             raise FaceModelError(
-                f"engine='torch' for {name} unpickles EmotiEffLib's MobileFaceNet, whose class lives in "
+                f"engine 'timm' for {name} unpickles EmotiEffLib's MobileFaceNet, whose class lives in "
                 f"emotiefflib/backbones/mobilefacenet.py: install it (pip install --no-deps emotiefflib==1.1.1), "
-                f"or use engine='onnx' (the default), which needs neither torch nor emotiefflib")
+                f"or use engine 'torch' or 'onnx', which read the ONNX file and need no emotiefflib")
         backbones = str(Path(next(iter(spec.submodule_search_locations))) / "backbones")
         if backbones not in sys.path:
             sys.path.append(backbones)
@@ -437,9 +497,9 @@ def require_torch_runtime(name: str) -> None:
         importlib.import_module("timm")
     except Exception as e:  # ImportError, or a torchvision built for another torch failing at import
         raise FaceModelError(
-            f"engine='torch' for {name} unpickles a timm model ({name}.pt), which needs timm (emotiefflib uses "
+            f"engine 'timm' for {name} unpickles a timm model ({name}.pt), which needs timm (emotiefflib uses "
             f"timm 0.9.*) and a torchvision built for this torch ({torch.__version__}); importing them failed: "
-            f"{type(e).__name__}: {e}. Use engine='onnx' (the default), which needs neither"
+            f"{type(e).__name__}: {e}. Use engine 'torch' or 'onnx', which read the ONNX file and need neither"
         ) from e
 
 
@@ -478,5 +538,5 @@ def load_torch(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: s
     return TorchEmotiEffLib(
         name=spec.name, weights_path=path, weights_sha256=sha, classes=spec.classes,
         embedding_dim=int(weight.shape[1]), prep=prep, batch_size=batch_size,
-        device=device, module=model, classifier_module=clf, threads=threads, runtime=runtime,
+        device=device, module=model, classifier_module=clf, threads=threads, runtime=runtime, engine="timm",
     )

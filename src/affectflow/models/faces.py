@@ -6,8 +6,9 @@
     out.logits      # (N, C) float32: pre-softmax class scores, classes in model.classes order
     out.valence_arousal  # (N, 2) float32 for multi-task models (*_va_mtl), else None
 
-Backends: EmotiEffLib models (``engine`` "onnx" or "torch"), ``fer_minixception`` and ``ddamfn`` /
-``mt_ddamfn`` (always torch). Every file is verified before it is parsed; a missing file raises
+Backends: EmotiEffLib models (``engine`` "auto", "onnx", "torch" or "timm", see
+:mod:`affectflow.models.emotiefflib`), ``fer_minixception`` and ``ddamfn`` / ``mt_ddamfn`` (always torch).
+Every file is verified before it is parsed; a missing file raises
 :class:`affectflow.models.weights.WeightsError` naming it, its URL and where to put it. ``pins`` (config
 ``model_pins``) replaces recorded hashes; ``standin=True`` (from the manifest) marks a stand-in.
 
@@ -37,14 +38,14 @@ if TYPE_CHECKING:
     from affectflow.models.registry import ModelSpec
 
 __all__ = ["FaceModel", "FaceModelError", "FaceOutputs", "FerFaceModel", "auto_batch_size", "load_face_model",
-           "supported_models"]
+           "resolve_engine", "supported_models"]
 
 log = logging.getLogger(__name__)
 
-ENGINES = eel.ENGINES
+AUTO = "auto"
+ENGINES = (AUTO, *eel.ENGINES)
 DDAMFN_MODELS = ("ddamfn", "mt_ddamfn")
 
-AUTO = "auto"
 # Crops per forward pass for batch_size "auto" (config ``features.batch_size: auto``), by (device kind,
 # engine). From the batch sweep of benchmarks.face_path (docs/performance.md), 1 intra-op thread: on a
 # CPU, onnxruntime runs the EmotiEffLib graphs fastest one crop at a time (EfficientNet-B0 35.7 / 28.1 /
@@ -58,7 +59,37 @@ def auto_batch_size(engine: str, device: str) -> int:
     """The ``batch_size="auto"`` choice for a model on ``engine`` running on ``device`` (as the loaded model
     reports it: "cpu", "cuda:0", "CPUExecutionProvider", "CUDAExecutionProvider", ...)."""
     kind = "cuda" if "cuda" in device.lower() else "cpu"
-    return AUTO_BATCH[(kind, engine)]
+    return AUTO_BATCH[(kind, "onnx" if engine == "onnx" else "torch")]
+
+
+def resolve_engine(engine: str, device: str) -> str:
+    """The engine ``engine="auto"`` means for ``device``: torch where torch sees a GPU (it runs the ONNX
+    file's weights with preprocessing on the card), onnxruntime on the CPU (the fastest there).
+
+    Asking for CUDA where neither runtime can use it is an error naming why,
+    never a silent CPU run. Other engines are returned as they are.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}: use one of {ENGINES}")
+    if engine != AUTO or device == "cpu":
+        return "onnx" if engine == AUTO else engine
+    import torch
+
+    if torch.cuda.is_available():
+        return "torch"
+    if device == "auto":
+        return "onnx"
+    import onnxruntime as ort
+
+    providers = ort.get_available_providers()
+    if "CUDAExecutionProvider" in providers:
+        return "onnx"
+    why = ("a CPU-only build" if torch.version.cuda is None
+           else f"built for CUDA {torch.version.cuda}, but no GPU or driver is visible")
+    raise FaceModelError(
+        f"device={device!r} with engine 'auto', but neither runtime here can use CUDA: torch "
+        f"{torch.__version__} sees no CUDA device ({why}), and onnxruntime {ort.__version__} has no "
+        f"CUDAExecutionProvider (available: {', '.join(providers)}); use device 'auto' or 'cpu'")
 
 
 def check_batch_size(batch_size: int | str) -> int | str:
@@ -196,7 +227,7 @@ def load_face_model(
     name: str,
     models_root: str | Path | None = None,
     *,
-    engine: str = "onnx",
+    engine: str = AUTO,
     device: str = "auto",
     batch_size: int | str = AUTO,
     pins: dict[str, str] | None = None,
@@ -209,8 +240,10 @@ def load_face_model(
 
     ``models_root``: the models directory (default :func:`affectflow.models.weights.models_dir`);
     nothing is downloaded here (``affectflow.models.weights.fetch`` does that).
-    ``engine``: "onnx" (default) or "torch" for EmotiEffLib models; ignored by
-    ``fer_minixception`` and the DDAMFN models, which always run in torch. ``device``: "auto" (CUDA
+    ``engine`` (EmotiEffLib models): "auto" (default, :func:`resolve_engine`: torch on
+    CUDA, onnxruntime on the CPU), "onnx", "torch" (the ONNX file's weights in plain
+    torch) or "timm" (EmotiEffLib's pickled ``.pt``); ignored by ``fer_minixception``
+    and the DDAMFN models, which always run in torch. ``device``: "auto" (CUDA
     when available), "cpu" or "cuda". ``batch_size``: crops per forward pass, or "auto" for
     what suits the model's engine on the device it was loaded on (:func:`auto_batch_size`).
     ``pins``: {file name: sha256} overriding the recorded hashes. ``threads``:
@@ -223,8 +256,7 @@ def load_face_model(
     float32 on the CPU. ``standin``: the manifest's word that the file is a random-weight stand-in.
     """
     batch_size = check_batch_size(batch_size)
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}: use one of {ENGINES}")
+    engine = resolve_engine(engine, device)
     check_precision(precision)
     spec = get(name)
     root = Path(models_root).expanduser() if models_root is not None else weights.models_dir()
@@ -271,17 +303,21 @@ def _load_ddamfn(spec: ModelSpec, root: Path, *, device: str, pins: dict[str, st
 def _load_emotiefflib(spec: ModelSpec, root: Path, *, engine: str, device: str, pins: dict[str, str] | None,
                       threads: int | None, precision: str,
                       channels_last: bool | None) -> eel.OnnxEmotiEffLib | eel.TorchEmotiEffLib:
-    """The runner of the verified EmotiEffLib file of ``spec`` under ``root``: ``<name>.onnx`` or ``<name>.pt``."""
-    if engine == "torch":
+    """The runner of the verified EmotiEffLib file of ``spec`` under ``root``: ``<name>.onnx`` (engines onnx and
+    torch) or ``<name>.pt`` (engine timm)."""
+    if engine == "timm":
         eel.require_torch_runtime(spec.name)  # before any file is looked at: say what is missing first
         wf = eel.torch_weight_file(spec.name)
     else:
         wf = eel.onnx_weight_file(spec.name)
     (wf,) = weights.apply_pins((wf,), pins)
     path = weights.ensure(wf, root, model=spec.name)  # verifies; raises naming file, URL, destination
-    if engine == "torch":
+    if engine == "timm":
         return eel.load_torch(spec, path, wf, device=device, batch_size=1, threads=threads,
                               precision=precision, channels_last=channels_last)
+    if engine == "torch":
+        return eel.load_torch_onnx(spec, path, wf, device=device, batch_size=1, threads=threads,
+                                   precision=precision, channels_last=channels_last)
     return eel.load_onnx(spec, path, wf, device=device, batch_size=1, threads=threads, precision=precision)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from affectflow.core.files import atomic_write_bytes
+from affectflow.models.architectures import EMOTIEFFLIB_ARCHITECTURES
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,14 @@ class FaceStandin:
 _IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 _HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
+_ARCH = EMOTIEFFLIB_ARCHITECTURES
 FACE_STANDINS: dict[str, FaceStandin] = {
-    "enet_b0_8_best_vgaf": FaceStandin("efficientnet_b0", 224, 8, *_IMAGENET),
-    "enet_b0_8_best_afew": FaceStandin("efficientnet_b0", 224, 8, *_IMAGENET),
-    "enet_b0_8_va_mtl": FaceStandin("efficientnet_b0", 224, 10, *_IMAGENET),
-    "enet_b2_8": FaceStandin("efficientnet_b2", 260, 8, *_IMAGENET),
-    "mbf_va_mtl": FaceStandin("mobilefacenet", 112, 10, *_HALF),
-    "mobilevit_va_mtl": FaceStandin("mobilevitv2_150", 224, 10, *_IMAGENET),
+    "enet_b0_8_best_vgaf": FaceStandin(_ARCH["enet_b0_8_best_vgaf"], 224, 8, *_IMAGENET),
+    "enet_b0_8_best_afew": FaceStandin(_ARCH["enet_b0_8_best_afew"], 224, 8, *_IMAGENET),
+    "enet_b0_8_va_mtl": FaceStandin(_ARCH["enet_b0_8_va_mtl"], 224, 10, *_IMAGENET),
+    "enet_b2_8": FaceStandin(_ARCH["enet_b2_8"], 260, 8, *_IMAGENET),
+    "mbf_va_mtl": FaceStandin(_ARCH["mbf_va_mtl"], 112, 10, *_HALF),
+    "mobilevit_va_mtl": FaceStandin(_ARCH["mobilevit_va_mtl"], 224, 10, *_IMAGENET),
     # DDAMFN++ as uniface exports it (TorchScript); MT-DDAMFN as DDAMFN's training scripts save checkpoints
     "ddamfn": FaceStandin("ddamnet", 112, 8, *_IMAGENET, fmt="torchscript"),
     "mt_ddamfn": FaceStandin("ddamnet", 112, 10, *_IMAGENET, fmt="state_dict"),
@@ -100,21 +102,13 @@ def _seeded(seed: int) -> Iterator[None]:
 
 
 def _build_module(spec: FaceStandin) -> Any:
-    from affectflow.models import efficientnet, mobilefacenet
-
-    if spec.arch.startswith("efficientnet_"):
-        return efficientnet.EfficientNet(spec.arch.split("_", 1)[1], num_classes=spec.num_outputs)
-    if spec.arch == "mobilefacenet":
-        return mobilefacenet.mbf_va_mtl(spec.num_outputs)
-    if spec.arch == "mobilevitv2_150":
-        from affectflow.models.mobilevit import mobilevit_va_mtl
-
-        return mobilevit_va_mtl(spec.num_outputs)
     if spec.arch == "ddamnet":
         from affectflow.models.ddamfn import DDAMNet
 
         return DDAMNet(num_class=spec.num_outputs)
-    raise ValueError(f"unknown stand-in architecture {spec.arch!r}")
+    from affectflow.models import architectures
+
+    return architectures.build(spec.arch, spec.num_outputs)
 
 
 def _randomise(model: Any) -> None:
@@ -363,7 +357,7 @@ def default_cache_dir() -> Path:
     env = os.environ.get(ENV_CACHE, "").strip()
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / ".cache" / "standins" / "face"
+    return Path(__file__).resolve().parents[3] / ".cache" / "standins" / "face"
 
 
 def face_standin(name: str, cache_dir: str | os.PathLike[str] | None = None, seed: int = DEFAULT_SEED) -> Path:

@@ -37,12 +37,13 @@ DEVICES = ("auto", "cpu", "cuda")
 @dataclass(frozen=True)
 class FaceFeatureOptions(StageOptions):
     """The face-model keys of config ``features``: ``face_engine`` and ``precision`` change the numbers
-    (another runtime, float16 rounding); ``batch_size`` and ``device`` only change the speed."""
+    (another runtime or file, float16 rounding; the engine ``auto`` picks per machine, and the
+    provenance records the engine that ran); ``batch_size`` and ``device`` only change the speed."""
 
     SECTION = "features"
 
     model: str = wiring("")
-    face_engine: str = "onnx"
+    face_engine: str = "auto"
     precision: str = "fp32"
     batch_size: int | str = runtime("auto")
     device: str = runtime("auto")

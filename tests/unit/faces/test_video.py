@@ -1,0 +1,154 @@
+"""Decoding ahead: several sources run in background threads, handed over strictly in order, bounded, and
+stopped (what they opened closed) whatever the consumer does."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from affectflow.faces.errors import VideoError
+from affectflow.faces.video import PrefetchEach, VideoInfo, iter_batches, prefetch
+from affectflow.stages.faces import MIN_CODEC_THREADS, codec_threads
+from affectflow.testing.media import ffmpeg
+
+
+class Sources:
+    """Numbered generator sources that record how many are open at once and how far each ran ahead."""
+
+    def __init__(self, sizes: list[int], fail_at: dict[int, int] | None = None, delay: float = 0.0) -> None:
+        self.sizes, self.fail_at, self.delay = sizes, fail_at or {}, delay
+        self.lock = threading.Lock()
+        self.open: set[int] = set()
+        self.most_open = 0
+        self.produced = [0] * len(sizes)
+        self.closed: list[int] = []
+
+    def source(self, k: int) -> Callable[[], Iterator[tuple[int, int]]]:
+        def gen() -> Iterator[tuple[int, int]]:
+            with self.lock:
+                self.open.add(k)
+                self.most_open = max(self.most_open, len(self.open))
+            try:
+                for j in range(self.sizes[k]):
+                    if self.fail_at.get(k) == j:
+                        raise VideoError(f"source {k} broke at item {j}")
+                    time.sleep(self.delay)
+                    self.produced[k] += 1
+                    yield k, j
+            finally:
+                with self.lock:
+                    self.open.discard(k)
+                    self.closed.append(k)
+
+        return gen
+
+    def all(self) -> list[Callable[[], Iterator[tuple[int, int]]]]:
+        return [self.source(k) for k in range(len(self.sizes))]
+
+
+def ours() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(("test-", "prefetch"))]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 8])
+def test_items_come_in_source_order_and_errors_at_their_turn(workers: int) -> None:
+    src = Sources([5, 0, 7, 3, 6], fail_at={2: 4})
+    got: list[tuple[int, int]] = []
+    errors: list[tuple[int, str]] = []
+    with PrefetchEach(src.all(), workers, depth=2, name="test-") as each:
+        for k, items in enumerate(each):
+            try:
+                got.extend(items)
+            except VideoError as e:
+                errors.append((k, str(e)))
+    expect = [(k, j) for k, n in enumerate([5, 0, 4, 3, 6]) for j in range(n)]
+    assert got == expect  # the broken source's items before its error, then the next sources'
+    assert errors == [(2, "source 2 broke at item 4")]
+    assert sorted(src.closed) == [0, 1, 2, 3, 4] and not src.open and not ours()
+
+
+def test_at_most_workers_sources_open_and_each_at_most_depth_ahead() -> None:
+    src = Sources([20] * 6)
+    with PrefetchEach(src.all(), workers=3, depth=2, name="test-") as each:
+        for k, items in enumerate(each):
+            time.sleep(0.2)  # a slow consumer: the sources ahead fill their queues and wait
+            ahead = src.produced[k + 1:]
+            assert all(n <= 3 for n in ahead)  # depth queued + one in the producer's hand
+            assert sum(n > 0 for n in ahead) <= 2  # the consumer's source and two more
+            assert len(list(items)) == 20
+    assert src.most_open <= 3 and not ours()
+
+
+def test_a_consumer_that_fails_or_stops_early_leaves_no_thread_and_closes_every_source() -> None:
+    src = Sources([50] * 5, delay=0.001)
+    with pytest.raises(KeyboardInterrupt), PrefetchEach(src.all(), workers=3, name="test-") as each:
+        for items in each:
+            next(iter(items))
+            raise KeyboardInterrupt  # e.g. the detector, mid-video
+    assert not ours() and not src.open and sorted(src.closed) == [0, 1, 2]  # the others never opened
+
+    src = Sources([50] * 5, delay=0.001)
+    with PrefetchEach(src.all(), workers=2, name="test-") as each:
+        for k, items in enumerate(each):
+            if k == 1:
+                break
+            next(iter(items))  # the rest of this source is dropped when the consumer moves on
+    assert not ours() and not src.open and src.produced[0] < 50
+
+
+def test_prefetch_of_one_iterator_raises_in_the_consumer_and_closes_it() -> None:
+    src = Sources([4], fail_at={0: 2})
+    got = []
+    with pytest.raises(VideoError, match="item 2"):
+        for item in prefetch(src.source(0)()):
+            got.append(item)
+    assert got == [(0, 0), (0, 1)] and src.closed == [0] and not ours()
+    assert list(PrefetchEach([], workers=2)) == []
+    with pytest.raises(ValueError, match="workers"):
+        PrefetchEach([], workers=0)
+
+
+def decode(path, n: int) -> tuple[list[tuple[int, float, bytes]], VideoInfo, str | None]:
+    """Every frame (index, time, pixels) of ``path`` decoded on ``n`` FFmpeg threads, its info and its error."""
+    info = VideoInfo(str(path))
+    frames: list[tuple[int, float, bytes]] = []
+    try:
+        for b in iter_batches(path, info, batch_size=8, codec_threads=n):
+            frames += [(i, t, f.tobytes()) for i, t, f in zip(b.indices, b.timestamps, b.frames, strict=True)]
+    except VideoError as e:
+        return frames, info, str(e)
+    return frames, info, None
+
+
+def test_codec_threads_change_no_pixel(video_factory) -> None:
+    path = video_factory("v.mp4", duration=1.0, fps=25, audio="none", size="320x240")
+    ref = decode(path, 0)
+    assert len(ref[0]) == 25 and ref[2] is None
+    for n in (1, 2, 3):
+        assert decode(path, n) == ref
+    with pytest.raises(ValueError, match="codec_threads"):
+        next(iter_batches(path, VideoInfo(str(path)), codec_threads=-1))
+
+
+@pytest.mark.parametrize("kept", [0.5, 0.97, 0.99])
+def test_a_cut_off_video_decodes_alike_on_any_number_of_threads_from_two(video_factory, tmp_path, kept) -> None:
+    # One thread conceals a frame that fails to decode and outputs it, frame threading drops it; which threads
+    # report the error depends on their timing. From 2 threads on, the frames and the verdict are the same.
+    made = video_factory("made.mp4", duration=4.0, fps=25, audio="none", size="320x240")
+    whole = tmp_path / "whole.mp4"
+    ffmpeg("-i", str(made), "-c", "copy", "-movflags", "+faststart", str(whole))  # the index first: it opens
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * kept)])
+    ref = decode(cut, MIN_CODEC_THREADS)
+    assert len(ref[0]) < 100 and (ref[2] is None or "truncated or corrupt" in ref[2])
+    for n in (3, 4, 8):
+        assert decode(cut, n) == ref
+
+
+def test_codec_threads_share_the_jobs_threads() -> None:
+    assert codec_threads(1, 1) == codec_threads(2, 2) == codec_threads(3, 3) == MIN_CODEC_THREADS == 2
+    assert codec_threads(8, 2) == 4 and codec_threads(4, 1) == 4  # one video in the shard: all the job's threads
