@@ -68,3 +68,10 @@ lint: venv
 
 clean-results:
 	rm -rf results/demo .snakemake
+
+# The GPU section alone (benchmarks/gpu.py): the card's figures where torch sees CUDA (skipped, saying why,
+# where not) and the same code paths on this machine's CPU; a measured card's figures also go to
+# benchmarks/results/gpu-<card>.json. For a rented GPU machine: bash benchmarks/device_run.sh (docs/performance.md).
+.PHONY: bench-gpu
+bench-gpu: venv $(DEMO)
+	$(PY) -m benchmarks.gpu

@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,16 @@ class Options:
     @property
     def mode(self) -> str:
         return "quick" if self.quick else "full"
+
+
+def chosen(ap: Any, only: str, known: Sequence[str], what: str) -> list[str]:
+    """The comma-separated names in ``only`` (every one of ``known`` when it is empty); an argparse error
+    naming the unknown ones and the choices."""
+    names = [s.strip() for s in only.split(",") if s.strip()] or list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        ap.error(f"unknown {what} {unknown}; choose from {', '.join(known)}")
+    return names
 
 
 def cores() -> int:

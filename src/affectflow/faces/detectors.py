@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from affectflow.core.files import sha256_file
-from affectflow.faces.detection import Detection, FaceDetector, nms
+from affectflow.faces.detection import Detection, FaceDetector, input_scale, nms
 from affectflow.faces.errors import FaceStageError
 
 DETECTORS = ("mediapipe_full", "mediapipe", "retinaface", "retinaface_mnet025", "organiser")
@@ -303,19 +303,11 @@ class RetinaFaceDetector:
                 f"for strides 32, 16, 8), found {len(self._session.get_outputs())}"
             )
 
-    def _scale(self, h: int, w: int) -> float:
-        scale = self.target_size / float(min(h, w))
-        if not self.allow_upscaling:
-            scale = min(1.0, scale)
-        if round(scale * max(h, w)) > self.max_size:
-            scale = self.max_size / float(max(h, w))
-        return scale
-
     def detect(self, frames_rgb: list[np.ndarray]) -> list[list[Detection]]:
         if not frames_rgb:
             return []
         h, w = frames_rgb[0].shape[:2]
-        scale = self._scale(h, w)
+        scale = input_scale(h, w, self.target_size, self.max_size, self.allow_upscaling)
         size = (int(round(w * scale)), int(round(h * scale)))
         batch = np.stack([
             (cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) if scale != 1.0 else f) for f in frames_rgb

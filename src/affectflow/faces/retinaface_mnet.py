@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from affectflow.faces.detection import Detection, nms
+from affectflow.faces.detection import Detection, input_scale, nms
 from affectflow.faces.errors import FaceStageError
 from affectflow.models import retinaface_mnet as rm
 
@@ -35,16 +35,6 @@ NMS_CHUNK_ELEMENTS = 1 << 24
 
 
 # ---------------------------------------------------------------- geometry shared by both engines
-def input_scale(height: int, width: int, target_size: int, max_size: int, allow_upscaling: bool) -> float:
-    """Scale that brings the short side to ``target_size`` with the long side at most ``max_size``."""
-    scale = target_size / float(min(height, width))
-    if not allow_upscaling:
-        scale = min(1.0, scale)
-    if round(scale * max(height, width)) > max_size:
-        scale = max_size / float(max(height, width))
-    return scale
-
-
 def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source indices (lower, upper) and upper weight of each output position: torch's bilinear rule
     (half-pixel centres, ``align_corners=False``, no antialiasing), computed in float32 as torch does."""

@@ -36,6 +36,7 @@ from affectflow.models.torch_runtime import HostStaging, TorchRuntime, check_pre
 
 log = logging.getLogger(__name__)
 
+INT8 = "int8"  # onnxruntime engine only: weights quantised to 8 bits (affectflow.models.quantise)
 ENGINES = ("onnx", "torch", "timm")  # onnxruntime; plain torch from the ONNX file; pickled .pt
 N_VA = 2  # valence, arousal at the end of a multi-task model's output
 
@@ -388,6 +389,7 @@ def load_onnx(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: st
     """An onnxruntime session on the verified file ``path`` (see the module docstring).
 
     ``precision="fp16"`` runs a float16 copy of the graph (:func:`as_float16`): for CUDA; on a CPU it is slower.
+    ``precision="int8"`` runs a dynamically quantised copy (:func:`affectflow.models.quantise.quantise_int8`).
     """
     try:
         import onnx
@@ -412,7 +414,11 @@ def load_onnx(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: st
         so.intra_op_num_threads = int(threads)
     providers = ort_providers(device)
     graph = with_embedding_output(model, clf)
-    if check_precision(precision) == "fp16":
+    if precision == INT8:
+        from affectflow.models.quantise import quantise_int8
+
+        graph = quantise_int8(graph, what=str(path))  # dynamic: no calibration data (docs/performance.md)
+    elif check_precision(precision) == "fp16":
         if providers[0] == "CPUExecutionProvider":
             log.warning("%s: precision fp16 on the CPU is slower than fp32 (use it on CUDA)", spec.name)
         graph = as_float16(graph)

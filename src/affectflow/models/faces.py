@@ -31,14 +31,14 @@ from affectflow.models import emotiefflib as eel
 from affectflow.models import weights
 from affectflow.models.emotiefflib import FaceModelError
 from affectflow.models.registry import get
-from affectflow.models.torch_runtime import check_precision
+from affectflow.models.torch_runtime import PRECISIONS as TORCH_PRECISIONS
 
 if TYPE_CHECKING:
     from affectflow.models.ddamfn import DdamfnRunner
     from affectflow.models.registry import ModelSpec
 
 __all__ = ["FaceModel", "FaceModelError", "FaceOutputs", "FerFaceModel", "auto_batch_size", "load_face_model",
-           "resolve_engine", "supported_models"]
+           "check_precision", "resolve_engine", "supported_models"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,16 @@ def resolve_engine(engine: str, device: str) -> str:
         f"device={device!r} with engine 'auto', but neither runtime here can use CUDA: torch "
         f"{torch.__version__} sees no CUDA device ({why}), and onnxruntime {ort.__version__} has no "
         f"CUDAExecutionProvider (available: {', '.join(providers)}); use device 'auto' or 'cpu'")
+
+
+PRECISIONS = (*TORCH_PRECISIONS, eel.INT8)
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if a face model can run in it: fp32, fp16, or int8 (onnxruntime engine only)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use one of {PRECISIONS}")
+    return precision
 
 
 def check_batch_size(batch_size: int | str) -> int | str:
@@ -249,16 +259,22 @@ def load_face_model(
     ``pins``: {file name: sha256} overriding the recorded hashes. ``threads``:
     intra-op threads (onnxruntime session option; for torch backends the
     process-wide torch setting, applied during ``predict`` only).
-    ``precision``: "fp32" (default) or "fp16" (half precision: for GPUs; the
-    ONNX graph is converted to float16, torch modules are cast), and
+    ``precision``: "fp32" (default), "fp16" (half precision: for GPUs; the
+    ONNX graph is converted to float16, torch modules are cast) or "int8"
+    (EmotiEffLib models on onnxruntime: dynamic quantisation; measured slower
+    than fp32 on the CPUs tried, see docs/performance.md), and
     ``channels_last`` (torch backends; None: on CUDA only), see
     :mod:`affectflow.models.torch_runtime`. ``fer_minixception`` always runs in
     float32 on the CPU. ``standin``: the manifest's word that the file is a random-weight stand-in.
     """
     batch_size = check_batch_size(batch_size)
     engine = resolve_engine(engine, device)
-    check_precision(precision)
     spec = get(name)
+    if check_precision(precision) == eel.INT8 and spec.name != "fer_minixception" and (
+            engine != "onnx" or not eel.is_emotiefflib(spec)):
+        runs = "in torch" if not eel.is_emotiefflib(spec) else f"on the {engine} engine"
+        raise FaceModelError(f"{spec.name}: precision int8 is for EmotiEffLib models on the onnxruntime engine "
+                             f"(face_engine onnx, or auto on a CPU); this model runs {runs}: use fp32 or fp16")
     root = Path(models_root).expanduser() if models_root is not None else weights.models_dir()
     if spec.name == "fer_minixception":
         return _sized(_load_fer(root, device=device, pins=pins, threads=threads, precision=precision), batch_size)

@@ -208,3 +208,20 @@ def test_the_face_features_stage_runs_either_engine_and_records_which(tmp_path: 
             assert (config["face_engine"], config["engine"]) == (engine, "onnx" if engine == "auto" else "torch")
             got[engine] = r.read("v").arrays["embeddings"]
     assert _cosine(got["auto"], got["torch"]).min() > 0.99999
+
+
+def test_int8_is_an_onnxruntime_precision(tmp_path: Path, face: np.ndarray) -> None:
+    """features.precision int8 quantises the onnx engine's graph; the torch engines refuse it, saying why."""
+    from affectflow.stages.face_features import FaceFeatureOptions
+
+    pins = _install(MBF, tmp_path)
+    items = [cv2.resize(c, (CROP, CROP)) for c in crops(face)]
+    fp32 = load_face_model(MBF, tmp_path, engine="onnx", pins=pins).predict(items)
+    int8 = load_face_model(MBF, tmp_path, engine="auto", device="cpu", pins=pins, precision="int8").predict(items)
+    cos = _cosine(fp32.embeddings, int8.embeddings)
+    assert 0.8 < cos.min() and not np.array_equal(fp32.embeddings, int8.embeddings)
+    with pytest.raises(FaceModelError, match="int8 is for EmotiEffLib models on the onnxruntime engine"):
+        load_face_model(MBF, tmp_path, engine="torch", pins=pins, precision="int8")
+    assert FaceFeatureOptions(precision="int8").precision == "int8"
+    with pytest.raises(ValueError, match="precision"):
+        FaceFeatureOptions(precision="int4")

@@ -465,3 +465,35 @@ def test_the_rule_decodes_with_the_jobs_threads(monkeypatch, tmp_path):
               params=SimpleNamespace(units=[], key="k"), threads=3)
     stage.run(job)
     assert seen["threads"] == 3
+
+
+def test_retinaface_mnet025_through_the_stage_with_either_engine(demo_videos, tmp_path):
+    """Config faces.detector / detector_engine / device reach the batched RetinaFace; both engines write the same
+    face rows (the random stand-in's "faces" are whatever its weights give: the rows, not their meaning, count)."""
+    import hashlib
+    import shutil
+
+    from affectflow.models import standins_detector
+    from affectflow.models.registry import get
+
+    (wf,) = get("retinaface_mnet025").files
+    dest = tmp_path / "models" / wf.name
+    dest.parent.mkdir(parents=True)
+    shutil.copyfile(standins_detector.retinaface_standin(), dest)
+    pins = {wf.name: hashlib.sha256(dest.read_bytes()).hexdigest()}
+    units = [unit("single", demo_videos / "single face.mp4")]
+    rows = {}
+    for engine in ("onnx", "torch"):
+        out = tmp_path / engine / "s0000.h5"
+        cfg = {"detector": "retinaface_mnet025", "detector_engine": engine, "device": "cpu", "frame_stride": 10,
+               "batch_size": 8}
+        run_faces_stage(units, out, cfg, models_dir=tmp_path / "models", model_pins=pins, progress=False)
+        with ShardReader(out, stage="faces", model="retinaface_mnet025") as r:
+            assert r.provenance.weights_sha256 == pins[wf.name]
+            assert "detector_engine" not in r.provenance.config  # a runtime setting: not in the rerun key
+            rows[engine] = r.read("single").arrays
+    a, b = rows["onnx"], rows["torch"]
+    assert a["has_face"].any()
+    np.testing.assert_array_equal(a["has_face"], b["has_face"])
+    np.testing.assert_allclose(a["bbox"], b["bbox"], atol=1e-2)
+    np.testing.assert_allclose(a["score"], b["score"], atol=1e-4)
