@@ -84,14 +84,15 @@ class BundleApplier:
               pretrained: np.ndarray | None) -> dict[str, TaskPrediction]:
         """Every task of the bundle on one video (``pretrained``: the filter model's per-frame softmax)."""
         out = {}
+        records: dict[str, VideoRecord] = {}  # each feature record of the video read once, for every task
         for t in self.bundle.tasks.values():
-            pred = self._task(t, unit, frame_times, sources, pretrained)
+            pred = self._task(t, unit, frame_times, sources, pretrained, records)
             if pred is not None:
                 out[t.task] = pred
         return out
 
     def _task(self, t: BundleTask, unit: Unit, times: np.ndarray, sources: Mapping[str, ShardSet],
-              pretrained: np.ndarray | None) -> TaskPrediction | None:
+              pretrained: np.ndarray | None, records: dict[str, VideoRecord]) -> TaskPrediction | None:
         vid = unit.video_id
         posteriors: dict[str, np.ndarray] = {}
         rows: dict[str, VideoRows] = {}
@@ -104,7 +105,7 @@ class BundleApplier:
                 log.warning("%s: video %r has no %s features; no %s prediction", t.task, vid, ", ".join(missing),
                             t.task)
                 return None
-            v = _rows(t.task, unit, times, {lb: sources[lb] for lb in h.labels}, h.options)
+            v = _rows(t.task, unit, times, {lb: sources[lb] for lb in h.labels}, h.options, records)
             if v is None:
                 return None
             p, pred = predict_video(t.task, h.head, v, h.stats, np.asarray(np.nan, dtype=np.float32))
@@ -140,9 +141,13 @@ def pretrained_proba(pre: ShardSet | None, vid: str, n_frames: int) -> np.ndarra
 
 
 def _rows(task: str, unit: Unit, times: np.ndarray, sources: Mapping[str, ShardSet],
-          options: Mapping[str, Any]) -> VideoRows | None:
+          options: Mapping[str, Any], records: dict[str, VideoRecord]) -> VideoRows | None:
+    """The video's head rows from its feature records (read into ``records`` on first use)."""
     kinds = {lb: lb.split("/", 1)[0] for lb in sources}
-    recs: dict[str, VideoRecord] = {lb: src.read(unit.video_id) for lb, src in sources.items()}
+    for lb, src in sources.items():
+        if lb not in records:
+            records[lb] = src.read(unit.video_id)
+    recs = {lb: records[lb] for lb in sources}
     try:
         return build_video_rows(task, unit, times, recs, dict(sources), kinds, dict(options))
     except AlignmentError as e:

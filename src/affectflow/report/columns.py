@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from affectflow.core.vocabulary import TASKS
+from affectflow.predict.frames import BASE_COLUMNS  # the columns every predictions table starts with
 
-#: the columns every predictions table starts with
-BASE_COLUMNS = ("video_id", "frame", "timestamp", "face")
 #: per-model columns that are no class probability
 _REGRESSION = ("valence", "arousal")
 

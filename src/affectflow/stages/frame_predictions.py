@@ -80,11 +80,15 @@ class FrameInputs:
 
 
 def run_frame_predictions(units: Sequence[Unit], inputs: FrameInputs, out: str | os.PathLike[str],
-                          opts: FramePredictionsOptions, bundle_dir: str | os.PathLike[str] | None = None,
+                          opts: FramePredictionsOptions, bundle: Bundle | str | os.PathLike[str] | None = None,
                           *, key: str | None = None) -> Path:
-    """Write the table of every video of ``units`` that the faces stage kept to ``out`` (Parquet)."""
+    """Write the table of every video of ``units`` that the faces stage kept to ``out`` (Parquet).
+
+    ``bundle``: the bundle giving the task columns, loaded (and so verified) or a folder to load.
+    """
     stage_key("frame_predictions", opts, expected=key, units=list(units))
-    bundle = Bundle.load(bundle_dir) if bundle_dir else None
+    if bundle is not None and not isinstance(bundle, Bundle):
+        bundle = Bundle.load(bundle)
     if bundle is not None:
         for name, path in (inputs.manifests or {}).items():
             if name in bundle.models:
@@ -129,7 +133,8 @@ def run(job: Job) -> None:
     applied bundle's models), ``input.bundle`` -> ``output[0]``; the scope comes from the config."""
     joblog.setup(job.log)
     config = job.config
-    scope = PredictionScope.of(config, Bundle.load(config["bundle"]) if config.get("bundle") else None)
+    applied = Bundle.load(config["bundle"]) if config.get("bundle") else None  # verified once, used twice
+    scope = PredictionScope.of(config, applied)
     wired = scope.frame_wiring(config)
     inputs = FrameInputs(
         media=job.input.media, faces=job.input.faces,
@@ -139,5 +144,5 @@ def run(job: Job) -> None:
         manifests=dict(zip(scope.models, job.input.manifests, strict=True)),
     )
     opts = FramePredictionsOptions.from_config(config, **wired)
-    run_frame_predictions([Unit(**u) for u in job.params.units], inputs, job.output[0], opts, scope.bundle,
-                          key=job.params.key)
+    run_frame_predictions([Unit(**u) for u in job.params.units], inputs, job.output[0], opts,
+                          applied if applied is not None else scope.bundle, key=job.params.key)

@@ -87,7 +87,7 @@ def test_bad_precision_and_missing_gpu(tmp_path: Path) -> None:
     import torch
 
     with pytest.raises(ValueError, match="precision"):
-        load_face_model(MBF, tmp_path, precision="int8")
+        load_face_model(MBF, tmp_path, precision="int4")
     with pytest.raises(ValueError, match="precision"):
         torch_runtime("cpu", "bf16")
     if not torch.cuda.is_available():
