@@ -667,19 +667,23 @@ def face_path_pass(units: list[Any], detector: Any, prepared: Any, faces_cfg: di
 
 
 def decode_rate(units: list[Any], threads: int, batch: int, stride: int) -> float:
-    """Frames/s of decoding the units' videos alone, as the faces stage decodes them with ``threads``."""
-    from affectflow.faces.video import PrefetchEach, VideoInfo, iter_batches
-    from affectflow.stages.faces import PREFETCH_DEPTH, codec_threads
+    """Frames/s of decoding the units' videos alone, ``threads`` videos at once (each in its own thread, with the
+    faces stage's share of FFmpeg threads): the ceiling of the faces stage, which decodes the same way."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from affectflow.faces.video import VideoInfo, iter_batches
+    from affectflow.stages.faces import codec_threads
 
     workers = max(1, min(threads, len(units)))
-    sources = [lambda u=u: iter_batches(u.path, VideoInfo(u.path), frame_stride=stride, batch_size=batch,
-                                        codec_threads=codec_threads(threads, workers)) for u in units]
-    decoded = 0
+    codec = codec_threads(threads, workers)
+
+    def decode(u: Any) -> int:
+        return sum(len(b.frames) for b in iter_batches(u.path, VideoInfo(u.path), frame_stride=stride,
+                                                       batch_size=batch, codec_threads=codec))
+
     t0 = time.perf_counter()
-    with PrefetchEach(sources, workers, depth=PREFETCH_DEPTH) as each:
-        for batches in each:
-            for b in batches:
-                decoded += len(b.frames)
+    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+        decoded = sum(pool.map(decode, units))
     return decoded * stride / (time.perf_counter() - t0)
 
 

@@ -1,6 +1,6 @@
-"""What every face detector gives and is: :class:`Detection`, the :class:`FaceDetector` protocol, and the
-greedy non-maximum suppression and the input scaling the RetinaFace detectors share (their torch NMS is
-tested against this one).
+"""What every face detector gives and is: :class:`Detection`, the :class:`FaceDetector` protocol (shared
+by threads through :class:`SerialDetector`), and the greedy non-maximum suppression and the input scaling
+the RetinaFace detectors share (their torch NMS is tested against this one).
 
 Kept apart from :mod:`affectflow.faces.detectors` so that detectors in their own modules (the batched
 RetinaFace MobileNet-0.25) use these without importing the module that builds them by name.
@@ -8,6 +8,7 @@ RetinaFace MobileNet-0.25) use these without importing the module that builds th
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -45,6 +46,27 @@ class FaceDetector(Protocol):
     def detect(self, frames_rgb: list[np.ndarray]) -> list[list[Detection]]:
         """All faces of each frame (same order as ``frames_rgb``)."""
         ...
+
+
+class SerialDetector:
+    """A detector shared by several threads, one call at a time.
+
+    The faces stage decodes and crops several videos at once, but their
+    frames meet one detector: a GPU network runs a batch at a time anyway and
+    reuses one pinned staging buffer, and a CPU runtime already uses every
+    core for one call.
+    """
+
+    def __init__(self, detector: FaceDetector) -> None:
+        self.detector = detector
+        self.name = detector.name
+        self.weights_sha256 = detector.weights_sha256
+        self.n_landmarks = detector.n_landmarks
+        self._lock = threading.Lock()
+
+    def detect(self, frames_rgb: list[np.ndarray]) -> list[list[Detection]]:
+        with self._lock:
+            return self.detector.detect(frames_rgb)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:

@@ -21,25 +21,28 @@ from affectflow.faces.detectors import Detection
 SIDES = ("", "left", "right")
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, float(x1 - x0)) * max(0.0, float(y1 - y0))
-    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
-    return inter / union if union > 0 else 0.0
+def link_scores(tracks: np.ndarray, faces: np.ndarray, min_iou: float) -> np.ndarray:
+    """(T, D): how well each face box (D x 4) continues each track box (T x 4); 0: not at all.
 
-
-def _centre_inside(a: np.ndarray, b: np.ndarray) -> bool:
-    cx, cy = (a[0] + a[2]) / 2, (a[1] + a[3]) / 2
-    return bool(b[0] <= cx <= b[2] and b[1] <= cy <= b[3])
-
-
-def _link(a: np.ndarray, b: np.ndarray, min_iou: float) -> float:
-    """How well box ``b`` continues box ``a`` (0: not at all)."""
-    overlap = iou(a, b)
-    if overlap >= min_iou:
-        return overlap
-    return min_iou / 2 if _centre_inside(a, b) and _centre_inside(b, a) else 0.0
+    The IoU where it reaches ``min_iou``; else ``min_iou / 2`` where each box's
+    centre lies inside the other (fast motion); else 0. All pairs at once: a
+    detector that passes dozens of boxes a frame (a low ``min_score``, a crowd)
+    makes hundreds of pairs per frame, which pair-by-pair Python made the
+    faces stage's bottleneck on a GPU. Float32 boxes, float64 ratios.
+    """
+    a, b = tracks[:, None, :], faces[None, :, :]
+    wide = np.maximum(0.0, (np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])).astype(np.float64))
+    tall = np.maximum(0.0, (np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])).astype(np.float64))
+    inter = wide * tall
+    areas = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = areas.astype(np.float64) - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overlap = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    centre_a = (a[..., 0:2] + a[..., 2:4]) / 2
+    centre_b = (b[..., 0:2] + b[..., 2:4]) / 2
+    inside = (np.all((b[..., 0:2] <= centre_a) & (centre_a <= b[..., 2:4]), axis=-1)
+              & np.all((a[..., 0:2] <= centre_b) & (centre_b <= a[..., 2:4]), axis=-1))
+    return np.where(overlap >= min_iou, overlap, np.where(inside, min_iou / 2, 0.0))
 
 
 @dataclass
@@ -70,11 +73,9 @@ class TargetTracker:
         # a track missed in up to `memory` frames may still be continued here
         self.tracks = [t for t in self.tracks if self.frame - t.last_seen - 1 <= self.memory]
         assigned: dict[int, Detection] = {}
-        pairs = sorted(((_link(t.bbox, np.asarray(d.bbox), self.min_iou), ti, di)
-                        for ti, t in enumerate(self.tracks) for di, d in enumerate(faces)), reverse=True)
         used_t, used_d = set(), set()
-        for score, ti, di in pairs:
-            if score <= 0 or ti in used_t or di in used_d:
+        for ti, di in self._links(faces):
+            if ti in used_t or di in used_d:
                 continue
             used_t.add(ti)
             used_d.add(di)
@@ -93,6 +94,17 @@ class TargetTracker:
                 self.switches += 1
             self.target = self._choose(assigned)
         return assigned.get(self.target) if self.target is not None else None
+
+    def _links(self, faces: list[Detection]) -> list[tuple[int, int]]:
+        """(track, face) index pairs that may continue each other, best link first; ties: the later track, then
+        the later face. Assigned greedily in this order."""
+        if not self.tracks or not faces:
+            return []
+        scores = link_scores(np.stack([t.bbox for t in self.tracks]),
+                             np.stack([np.asarray(d.bbox, np.float32) for d in faces]), self.min_iou)
+        ti, di = np.nonzero(scores > 0)
+        order = np.lexsort((-di, -ti, -scores[ti, di]))
+        return [(int(ti[k]), int(di[k])) for k in order]
 
     def _choose(self, seen: dict[int, Detection]) -> int | None:
         if not seen:

@@ -403,7 +403,7 @@ class ShardReader:
         for start in range(0, len(rows), batch):
             sel = rows[start:start + batch]
             block = ds[int(sel[0]):int(sel[-1]) + 1]
-            yield block[sel - sel[0]]
+            yield block if len(block) == len(sel) else block[sel - sel[0]]  # every row wanted: no second copy
 
     def read(self, video_id: str, names: Iterable[str] | None = None) -> VideoRecord:
         """One video's attributes and arrays (only ``names`` when given: large arrays stay on disk)."""

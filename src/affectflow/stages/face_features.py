@@ -62,6 +62,9 @@ class FaceFeatureOptions(StageOptions):
 # crops read from the faces shard per step (at least; a GPU batch if larger): ~10 MB of 224 px crops.
 # With one chunk prefetched, about four chunks are alive at once, whatever the video's length.
 CHUNK = 64
+#: arrays stored without lzf: a network's float32 embeddings do not compress (lzf left them at 100.3% of their
+#: size), and compressing them cost about as much host time as a GPU takes to compute them
+UNCOMPRESSED = ("embeddings",)
 
 
 def run_face_features(
@@ -112,7 +115,7 @@ def run_face_features(
         with tqdm(total=total, desc=f"{model_name} {Path(faces_shard).name}", unit="face", mininterval=2) as bar:
             for i, vid in enumerate(ids):
                 bar.set_postfix(video=f"{i + 1}/{len(ids)}", refresh=False)
-                with writer.video(vid) as out:
+                with writer.video(vid, uncompressed=UNCOMPRESSED) as out:
                     n_done += _embed_video(model, faces, vid, has_face[vid], out, bar)
                 result.written.append(vid)
         result.skipped = faces.skipped()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -19,6 +19,7 @@ from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, at_least, one_of, runtime
 from affectflow.data.units import Unit
 from affectflow.faces.crops import crop_square
+from affectflow.faces.detection import SerialDetector
 from affectflow.faces.detectors import DETECTORS, Detection, FaceDetector, make_detector
 from affectflow.faces.organiser import OrganiserCropsSource
 from affectflow.faces.tracks import TargetTracker
@@ -103,37 +104,39 @@ def _usable(d: Detection) -> bool:
     return bool(np.all(np.isfinite(d.bbox))) and d.area > 0
 
 
-#: a video being decoded: its info (filled as decoding goes on) and its batches of analysed frames
-Decoded = tuple[VideoInfo, Iterator[FrameBatch]]
+@dataclass(frozen=True)
+class VideoDone:
+    """The last item :func:`iter_faces` yields for a video: its attributes, known once it is decoded to the end."""
+
+    attrs: dict[str, Any]
 
 
-def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesOptions | Mapping[str, Any] | None,
-                 append: Callable[[dict[str, np.ndarray]], None], video_id: str | None = None,
-                 progress: bool = True, side: str = "", *, decoded: Decoded | None = None) -> dict[str, Any]:
+def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesOptions | Mapping[str, Any] | None,
+               video_id: str | None = None, progress: bool = True, side: str = "", *,
+               codec_threads: int = 0) -> Iterator[dict[str, np.ndarray] | VideoDone]:
     """Decode ``path`` once, detect faces in every ``frame_stride``-th frame, follow the target face as a track
     (:mod:`affectflow.faces.tracks`; ``side``: the unit's person of a two-person video), crop it.
 
-    Each decoded batch's rows (frame_index, timestamps, has_face, bbox, score,
-    landmarks, crops, n_faces) go to ``append`` as soon as they are ready, so
-    memory does not grow with the video's length; returns the video's
-    attributes (sizes, counts, warnings) once it is decoded to the end.
-    ``decoded``: ``path`` already being decoded elsewhere (:func:`run_faces_stage`
-    decodes the next videos while this one is detected); by default it is
-    decoded here, one background thread ahead of detection.
+    Yields each decoded batch's rows (frame_index, timestamps, has_face, bbox,
+    score, landmarks, crops, n_faces) as soon as they are ready, so memory does
+    not grow with the video's length, then one :class:`VideoDone` with the
+    video's attributes (sizes, counts, warnings). Decoding runs one background
+    thread ahead of detection; ``codec_threads``: FFmpeg's threads for it (0:
+    FFmpeg's choice).
     """
     opts = FacesOptions.coerce(cfg)
     spec = _row_spec(int(detector.n_landmarks), opts.crop_size)
-    if decoded is None:
-        info = VideoInfo(path=str(path))
-        batches = prefetch(iter_batches(path, info, frame_stride=opts.frame_stride, batch_size=opts.batch_size),
-                           depth=PREFETCH_DEPTH)
-    else:
-        info, batches = decoded
+    info = VideoInfo(path=str(path))
+    batches = prefetch(iter_batches(path, info, frame_stride=opts.frame_stride, batch_size=opts.batch_size,
+                                    codec_threads=codec_threads), depth=PREFETCH_DEPTH)
     tracker = TargetTracker(side=side)
     vid = video_id or Path(path).stem
     t0 = time.perf_counter()
-    n_rows, n_face, n_several = _stream_rows(batches, info, detector, tracker, opts, spec, append,
-                                             desc=f"faces {vid}", progress=progress)
+    try:
+        n_rows, n_face, n_several = yield from _stream_rows(batches, info, detector, tracker, opts, spec,
+                                                            desc=f"faces {vid}", progress=progress)
+    finally:
+        batches.close()  # stops the decoder thread at once when the consumer stops early
     dt = time.perf_counter() - t0
     log.info("%s: %d frames decoded, %d analysed, %d with a face, %.1f frames/s", vid, info.n_frames_decoded,
              n_rows, n_face, info.n_frames_decoded / dt if dt > 0 else float("nan"))
@@ -142,11 +145,29 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: Face
         log.warning("%s: %s", vid, w)
     if info.n_frames_expected and info.n_frames_expected != info.n_frames_decoded:
         log.warning("%s: container says %d frames, %d decoded", vid, info.n_frames_expected, info.n_frames_decoded)
-    return {
+    yield VideoDone({
         "width": info.width, "height": info.height, "rotation": info.rotation,
         "n_frames_decoded": info.n_frames_decoded, "detector": detector.name, "frame_stride": opts.frame_stride,
         "n_with_face": n_face, "warnings": warnings, "side": side, "target_switches": tracker.switches,
-    }
+    })
+
+
+def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesOptions | Mapping[str, Any] | None,
+                 append: Callable[[dict[str, np.ndarray]], None], video_id: str | None = None,
+                 progress: bool = True, side: str = "", *, codec_threads: int = 0) -> dict[str, Any]:
+    """:func:`iter_faces` with each batch's rows handed to ``append``; returns the video's attributes."""
+    return _drain_faces(iter_faces(path, detector, cfg, video_id=video_id, progress=progress, side=side,
+                                   codec_threads=codec_threads), append)
+
+
+def _drain_faces(items: Iterable[dict[str, np.ndarray] | VideoDone],
+                 append: Callable[[dict[str, np.ndarray]], None]) -> dict[str, Any]:
+    """Rows of one video's :func:`iter_faces` items to ``append``; its attributes."""
+    for item in items:
+        if isinstance(item, VideoDone):
+            return item.attrs
+        append(item)
+    raise RuntimeError("the video's face rows ended without its attributes")
 
 
 #: one face row's arrays: name -> (shape after the row axis, dtype, fill value for a frame without a face)
@@ -164,9 +185,9 @@ def _row_spec(n_landmarks: int, crop_size: int) -> _RowSpec:
 
 
 def _stream_rows(batches: Iterator[FrameBatch], info: VideoInfo, detector: FaceDetector, tracker: TargetTracker,
-                 opts: FacesOptions, spec: _RowSpec, append: Callable[[dict[str, np.ndarray]], None], *,
-                 desc: str, progress: bool) -> tuple[int, int, int]:
-    """Detect faces in the video's ``batches``, handing each batch's rows to ``append`` (with a progress bar);
+                 opts: FacesOptions, spec: _RowSpec, *, desc: str,
+                 progress: bool) -> Generator[dict[str, np.ndarray], None, tuple[int, int, int]]:
+    """Detect faces in the video's ``batches``, yielding each batch's rows (with a progress bar); returns
     the counts of analysed frames, of those with a face and of those with several faces.
 
     The bar counts the frames detection has reached, not those decoded: the
@@ -179,7 +200,7 @@ def _stream_rows(batches: Iterator[FrameBatch], info: VideoInfo, detector: FaceD
             if n_rows == 0:
                 bar.reset(total=info.n_frames_expected or None)
             a = _batch_rows(batch, detector, tracker, opts, spec)
-            append(a)
+            yield a
             n_rows += len(batch.frames)
             n_face += int(a["has_face"].sum())
             n_several += int((a["n_faces"] > 1).sum())
@@ -262,12 +283,14 @@ def run_faces_stage(
     stage accepted are read. ``key``: the rerun key the workflow planned the job
     with (checked, then written into the shard's provenance).
 
-    ``threads`` (the job's): up to this many videos are decoded at once, in
-    background threads, while the stage's one thread detects faces video after
-    video in the units' order (a batched GPU detector wants one caller); each
-    decoder gets an equal share of the threads for FFmpeg (:func:`codec_threads`).
-    The shard is the same for any ``threads``: rows, attributes, order and
-    skipped videos.
+    ``threads`` (the job's): up to this many videos are processed at once, each
+    in its own background thread that decodes it, detects its faces (the one
+    detector, a call at a time: a batched GPU detector wants one caller) and
+    crops them, while the stage's thread writes the videos' rows in the units'
+    order. Each decoder gets an equal share of the threads for FFmpeg
+    (:func:`codec_threads`); a video ahead of the one being written holds at
+    most :data:`ROWS_AHEAD_BYTES` of rows. The shard is the same for any
+    ``threads``: rows, attributes, order and skipped videos.
     """
     opts = FacesOptions.coerce(faces_cfg, on_bad_video=on_bad_video)
     rerun = stage_key("faces", opts, expected=key, units=units)
@@ -310,30 +333,42 @@ def _add_organiser(w: ShardWriter, source: OrganiserCropsSource, unit: Unit, raw
     w.add(source.read(unit), uncompressed=raw)
 
 
-def _add_video(w: ShardWriter, unit: Unit, detector: FaceDetector, opts: FacesOptions, decoded: Decoded, *,
-               raw: tuple[str, ...], progress: bool) -> None:
-    """The faces of ``unit``'s video (being decoded: ``decoded``) into ``w``; removed again if it fails part-way."""
+def _add_video(w: ShardWriter, unit: Unit, items: Iterable[dict[str, np.ndarray] | VideoDone], *,
+               raw: tuple[str, ...]) -> None:
+    """``unit``'s face rows (:func:`iter_faces` items, being made: ``items``) into ``w``; removed again if it fails
+    part-way."""
     with w.video(unit.video_id, uncompressed=raw) as out:
-        out.attrs = stream_faces(unit.path, detector, opts, out.append, video_id=unit.video_id,
-                                 progress=progress, side=unit.side, decoded=decoded)
+        out.attrs = _drain_faces(items, out.append)
 
 
 def _add_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, opts: FacesOptions,
                   result: FacesStageResult, *, raw: tuple[str, ...], threads: int, progress: bool) -> None:
-    """Detect the faces of ``units``' videos into ``w`` in the units' order, decoding up to ``threads`` videos at once.
+    """Detect the faces of ``units``' videos into ``w`` in the units' order, up to ``threads`` videos at once.
 
-    Leaving this (done, failed or interrupted) stops every decoder and closes
-    its video before the shard is finished or removed.
+    Leaving this (done, failed or interrupted) stops every video's thread and
+    closes its video before the shard is finished or removed.
     """
     workers = max(1, min(threads, len(units)))
     codec = codec_threads(threads, workers)
-    infos = [VideoInfo(path=str(u.path)) for u in units]
-    sources = [partial(iter_batches, u.path, info, frame_stride=opts.frame_stride, batch_size=opts.batch_size,
-                       codec_threads=codec) for u, info in zip(units, infos, strict=True)]
-    with PrefetchEach(sources, workers, depth=PREFETCH_DEPTH, name="decode") as decoders:
-        for unit, info, batches in zip(units, infos, decoders, strict=True):
-            add = partial(_add_video, w, unit, detector, opts, (info, batches), raw=raw, progress=progress)
-            _add_or_skip(result, unit, opts, add)
+    shared = SerialDetector(detector) if workers > 1 else detector
+    sources = [partial(iter_faces, u.path, shared, opts, video_id=u.video_id, progress=progress, side=u.side,
+                       codec_threads=codec) for u in units]
+    with PrefetchEach(sources, workers, depth=rows_ahead(opts, int(detector.n_landmarks)), name="faces") as videos:
+        for unit, items in zip(units, videos, strict=True):
+            _add_or_skip(result, unit, opts, partial(_add_video, w, unit, items, raw=raw))
+
+
+#: bytes of face rows (crops mostly) each video processed ahead of the one being written may hold. Videos
+#: shorter than this (about 1,700 analysed frames at 224 px crops) are processed wholly in parallel; a
+#: longer one waits for the writer once it is this far ahead
+ROWS_AHEAD_BYTES = 256 * 2**20
+
+
+def rows_ahead(opts: FacesOptions, n_landmarks: int = 5) -> int:
+    """Batches of rows a video ahead of the one being written may hold: :data:`ROWS_AHEAD_BYTES` worth."""
+    spec = _row_spec(n_landmarks, opts.crop_size)
+    row = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize for shape, dt, _ in spec.values())
+    return max(PREFETCH_DEPTH, ROWS_AHEAD_BYTES // (row * opts.batch_size))
 
 
 #: FFmpeg threads of a video's decoder at least: with frame threading (2 or more) the frames salvaged from a damaged

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from affectflow.faces.detectors import Detection, make_detector
-from affectflow.faces.tracks import TargetTracker
+from affectflow.faces.tracks import TargetTracker, link_scores
 from affectflow.recipes.demo import fetch_wheel
 from affectflow.stages.faces import FacesOptions, detect_video
 from affectflow.testing import REPO
@@ -58,6 +58,66 @@ def test_the_side_chooses_the_person(side, x) -> None:
 
 
 # ---------------------------------------------------------------- real clips
+
+
+def pairwise_link(a: np.ndarray, b: np.ndarray, min_iou: float) -> float:
+    """The link score of one pair, written out box by box: the reference :func:`link_scores` must equal."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, float(x1 - x0)) * max(0.0, float(y1 - y0))
+    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
+    overlap = inter / union if union > 0 else 0.0
+    if overlap >= min_iou:
+        return overlap
+
+    def inside(p, q):
+        cx, cy = (p[0] + p[2]) / 2, (p[1] + p[3]) / 2
+        return bool(q[0] <= cx <= q[2] and q[1] <= cy <= q[3])
+
+    return min_iou / 2 if inside(a, b) and inside(b, a) else 0.0
+
+
+def crowd(rng: np.random.Generator, n: int) -> list[Detection]:
+    """``n`` random float32 boxes on a 640 x 360 frame, many of them overlapping (a crowd, a weak detector)."""
+    xy = rng.uniform([0, 0], [600, 320], size=(n, 2)).astype(np.float32)
+    side = rng.uniform(8, 160, size=(n, 1)).astype(np.float32)
+    boxes = np.concatenate([xy, xy + side], axis=1).astype(np.float32)
+    return [Detection(b, float(rng.uniform(0.5, 1)), np.zeros((0, 2), np.float32)) for b in boxes]
+
+
+def test_link_scores_equal_the_pair_by_pair_definition() -> None:
+    rng = np.random.default_rng(0)
+    tracks = np.stack([d.bbox for d in crowd(rng, 40)])
+    faces = np.stack([d.bbox for d in crowd(rng, 50)])
+    faces[:10] = tracks[:10] + rng.uniform(-6, 6, size=(10, 4)).astype(np.float32)  # continuations
+    faces[10] = tracks[10] * 0.5 + tracks[11] * 0.5  # centres inside each other, little overlap
+    got = link_scores(tracks, faces, 0.3)
+    want = np.array([[pairwise_link(t, f, 0.3) for f in faces] for t in tracks])
+    assert got.shape == (40, 50) and (got > 0.3).sum() >= 10
+    np.testing.assert_array_equal(got, want)  # bit for bit: the tracker's choices, hence the faces shard, are unchanged
+
+
+class PairwiseTracker(TargetTracker):
+    """The tracker with its links scored pair by pair and sorted as tuples: how it chose before link_scores."""
+
+    def _links(self, faces):
+        pairs = sorted(((pairwise_link(t.bbox, np.asarray(d.bbox), self.min_iou), ti, di)
+                        for ti, t in enumerate(self.tracks) for di, d in enumerate(faces)), reverse=True)
+        return [(ti, di) for score, ti, di in pairs if score > 0]
+
+
+@pytest.mark.parametrize("side", ["", "left", "right"])
+def test_the_tracker_follows_a_crowd_as_pair_by_pair_linking_did(side) -> None:
+    rng = np.random.default_rng(1)
+    people = crowd(rng, 30)
+    fast, slow = TargetTracker(side=side, memory=4), PairwiseTracker(side=side, memory=4)
+    for _ in range(120):  # people drift, leave (gaps longer than memory) and come back, in a varying crowd
+        people = [Detection(np.clip(d.bbox + rng.normal(0, 4, 4).astype(np.float32), 0, 640).astype(np.float32),
+                            d.score, d.landmarks) for d in people]
+        seen = [d for d in people if rng.random() < 0.5 and d.bbox[2] > d.bbox[0] and d.bbox[3] > d.bbox[1]]
+        seen = [seen[i] for i in rng.permutation(len(seen))]
+        assert fast.update(seen) is slow.update(seen)
+    assert fast.switches == slow.switches and fast.switches > 0
 
 
 @pytest.fixture(scope="module")

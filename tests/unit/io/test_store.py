@@ -121,6 +121,9 @@ def test_video_streamed_in_batches_reads_back_whole_and_in_rows(tmp_path):
         got = list(r.iter_rows("v 1", "crops", rows, batch=3))
         assert [len(b) for b in got] == [3, 3, 1]
         np.testing.assert_array_equal(np.concatenate(got), crops[rows])
+        every = list(r.iter_rows("v 1", "crops", np.arange(23), batch=10))  # all rows: contiguous reads
+        assert [len(b) for b in every] == [10, 10, 3]
+        np.testing.assert_array_equal(np.concatenate(every), crops)
         (empty,) = r.iter_rows("v 1", "crops", np.array([], int))
         assert empty.shape == (0, 4, 4, 3) and empty.dtype == np.uint8
         with pytest.raises(ValueError, match="increasing"):

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -601,4 +602,6 @@ def test_face_features_stage_in_several_chunks(tmp_path: Path, face: np.ndarray,
     np.testing.assert_allclose(rec.arrays["logits"], want.logits, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(rec.arrays["embeddings"], want.embeddings, rtol=1e-5, atol=1e-5)
     assert rec.attrs["n_frames_analysed"] == 7
+    with h5py.File(tmp_path / "f.h5") as f:  # float embeddings stored raw (lzf does not shrink them), the rest lzf
+        assert f["videos/v/embeddings"].compression is None and f["videos/v/logits"].compression == "lzf"
     assert progress == [5, 3, 2]  # 5 faces in all; advanced per chunk of max(CHUNK, batch_size) = 3 crops

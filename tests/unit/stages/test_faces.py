@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -413,6 +414,37 @@ def test_videos_decoded_in_parallel_give_the_same_shard(demo_videos, detector, t
     _, _, _, recs = shard_content(tmp_path / "t3.h5")
     assert recs["v3/face_noface_01"].attrs["n_frames_decoded"] == 169
     assert recs["v0/single face"].arrays["has_face"].any()
+
+
+def test_parallel_videos_share_the_detector_one_call_at_a_time(demo_videos, detector, tmp_path):
+    """With threads, each video is decoded, detected and cropped in its own thread; the detector sees one call at
+    a time (a GPU network's pinned buffer, a CPU runtime's cores), and the shard does not change."""
+
+    class Watched:
+        name, weights_sha256, n_landmarks = detector.name, detector.weights_sha256, detector.n_landmarks
+
+        def __init__(self) -> None:
+            self.busy, self.overlaps, self.threads = threading.Lock(), 0, set()
+
+        def detect(self, frames):
+            if not self.busy.acquire(blocking=False):
+                self.overlaps += 1
+                self.busy.acquire()
+            try:
+                self.threads.add(threading.current_thread().name)
+                time.sleep(0.005)  # long enough for a second caller to arrive
+                return detector.detect(frames)
+            finally:
+                self.busy.release()
+
+    units = [unit(f"v{k}", demo_videos / name) for k, name in enumerate(PARALLEL_VIDEOS)]
+    cfg = {"detector": "mediapipe", "frame_stride": 3, "batch_size": 8, "crop_size": 64}
+    watched = {n: Watched() for n in (1, 3)}
+    for n, w in watched.items():
+        run_faces_stage(units, tmp_path / f"t{n}.h5", cfg, detector=w, progress=False, threads=n)
+    assert watched[3].overlaps == watched[1].overlaps == 0
+    assert len(watched[3].threads) >= 2 and len(watched[1].threads) == len(units)  # one thread per video
+    assert_same_shard(tmp_path / "t1.h5", tmp_path / "t3.h5")
 
 
 def test_broken_videos_skip_or_fail_alike_with_parallel_decoding(demo_videos, broken_videos, detector, tmp_path):
