@@ -384,18 +384,12 @@ def as_float16(graph: bytes) -> bytes:
     return convert_float_to_float16(onnx.load_model_from_string(graph), keep_io_types=True).SerializeToString()
 
 
-def load_onnx(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: str, batch_size: int,
-              threads: int | None, precision: str = "fp32") -> OnnxEmotiEffLib:
-    """An onnxruntime session on the verified file ``path`` (see the module docstring).
+def _verified_graph(spec: ModelSpec, path: Path, wf: weights.WeightFile) -> tuple[Any, Classifier, str, Preprocessing]:
+    """The parsed ONNX graph of the verified file ``path`` (the bytes parsed are the bytes just hashed), its
+    classifier Gemm checked against ``spec``, the file's sha256 and the model's preprocessing: what both the
+    onnx and the torch engine start from. Errors name the file."""
+    import onnx
 
-    ``precision="fp16"`` runs a float16 copy of the graph (:func:`as_float16`): for CUDA; on a CPU it is slower.
-    ``precision="int8"`` runs a dynamically quantised copy (:func:`affectflow.models.quantise.quantise_int8`).
-    """
-    try:
-        import onnx
-        import onnxruntime as ort
-    except ImportError as e:
-        raise FaceModelError(f"engine='onnx' needs the onnx and onnxruntime packages: {e}") from e
     data, sha = read_verified(path, wf)
     prep = preprocessing(spec.name)
     _check_prep(spec, prep)
@@ -405,9 +399,25 @@ def load_onnx(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: st
         raise FaceModelError(f"{path}: not a readable ONNX model: {e}") from e
     try:
         clf = classifier_of(model)
+        _check_classes(spec, clf.weight.shape[0], clf.weight.shape[1])
     except FaceModelError as e:
         raise FaceModelError(f"{path}: {e}") from None
-    _check_classes(spec, clf.weight.shape[0], clf.weight.shape[1])
+    return model, clf, sha, prep
+
+
+def load_onnx(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, device: str, batch_size: int,
+              threads: int | None, precision: str = "fp32") -> OnnxEmotiEffLib:
+    """An onnxruntime session on the verified file ``path`` (see the module docstring).
+
+    ``precision="fp16"`` runs a float16 copy of the graph (:func:`as_float16`): for CUDA; on a CPU it is slower.
+    ``precision="int8"`` runs a dynamically quantised copy (:func:`affectflow.models.quantise.quantise_int8`).
+    """
+    try:
+        import onnx  # noqa: F401 - here for the error below; _verified_graph parses
+        import onnxruntime as ort
+    except ImportError as e:
+        raise FaceModelError(f"engine='onnx' needs the onnx and onnxruntime packages: {e}") from e
+    model, clf, sha, prep = _verified_graph(spec, path, wf)
     so = ort.SessionOptions()
     so.log_severity_level = 3
     if threads:
@@ -447,27 +457,13 @@ def load_torch_onnx(spec: ModelSpec, path: Path, wf: weights.WeightFile, *, devi
 
     ``precision``/``channels_last``: see :mod:`affectflow.models.torch_runtime`.
     """
-    import onnx
     import torch
 
     from affectflow.models import architectures
     from affectflow.models.onnx_weights import OnnxWeightsError, load_onnx_weights
 
-    data, sha = read_verified(path, wf)  # the bytes parsed below are the bytes just hashed
     runtime = torch_runtime(device, precision, channels_last)
-    prep = preprocessing(spec.name)
-    _check_prep(spec, prep)
-    try:
-        graph = onnx.load_model_from_string(data)
-        clf = classifier_of(graph)
-    except FaceModelError as e:
-        raise FaceModelError(f"{path}: {e}") from None
-    except Exception as e:  # a DecodeError from protobuf
-        raise FaceModelError(f"{path}: not a readable ONNX model: {e}") from e
-    try:
-        _check_classes(spec, clf.weight.shape[0], clf.weight.shape[1])
-    except FaceModelError as e:
-        raise FaceModelError(f"{path}: {e}") from None
+    graph, clf, sha, prep = _verified_graph(spec, path, wf)
     arch = architectures.EMOTIEFFLIB_ARCHITECTURES[spec.name]
     module = architectures.build(arch, int(clf.weight.shape[0]))
     try:
