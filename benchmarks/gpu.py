@@ -420,16 +420,17 @@ def write_faces_shard(path: Path, pool: Any, n_crops: int, compression: str, per
 
 @contextlib.contextmanager
 def stage_meter() -> Iterator[dict[str, float]]:
-    """Seconds ``run_face_features`` spends loading its model, in ``predict``, and waiting for its HDF5 reader
-    thread, while the block runs.
+    """Seconds ``run_face_features`` spends loading its model, in ``predict``, waiting for its HDF5 reader
+    thread (the model's thread waits) and waiting for the model (the writing thread waits), while the block runs.
 
     The stage module's own names ``load_face_model`` and ``prefetch`` are wrapped for the block (and put
     back): a few clock reads per chunk, nothing that changes what the stage does. Waiting for the reader
-    is what shows whether reading crops (lzf decompression above all) caps a GPU.
+    is what shows whether reading crops (lzf decompression above all) caps a GPU; the writer waiting for
+    the model most of the time shows that the model does.
     """
     from affectflow.stages import face_features as ff
 
-    m = {"load_s": 0.0, "predict_s": 0.0, "reader_wait_s": 0.0}
+    m = {"load_s": 0.0, "predict_s": 0.0, "reader_wait_s": 0.0, "model_wait_s": 0.0}
     load, prefetch = ff.load_face_model, ff.prefetch
 
     def metered_load(*args: Any, **kwargs: Any) -> Any:
@@ -449,6 +450,10 @@ def stage_meter() -> Iterator[dict[str, float]]:
         return model
 
     def metered_prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+        # two lanes per video: the HDF5 reader's (waited for by the model's thread) and the model's (waited for
+        # by the writing thread)
+        code = getattr(getattr(batches, "gi_code", None), "co_name", "")
+        key = "reader_wait_s" if code == "iter_rows" else "model_wait_s"
         inner = prefetch(batches, depth=depth)
         try:
             while True:
@@ -458,7 +463,7 @@ def stage_meter() -> Iterator[dict[str, float]]:
                 except StopIteration:
                     return
                 finally:
-                    m["reader_wait_s"] += time.perf_counter() - t0
+                    m[key] += time.perf_counter() - t0
                 yield item
         finally:
             inner.close()
@@ -542,8 +547,10 @@ def fig_stage(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | None
         notes.append(
             f"{sizes.stage_crops:,} crops ({-(-sizes.stage_crops // sizes.crops_per_video)} videos), model load left "
             f"out ({n['load_s']:.1f} s; with it {n['crops_per_s_with_load']:,.0f} crops/s). Raw crops: "
-            f"{n['crops_per_s']:,.0f} crops/s, {n['reader_wait_s']:.2f} s of {n['total_s']:.2f} s waiting for the HDF5 "
-            f"reader (alone it reads {n['reader_alone_crops_per_s']:,.0f} crops/s); lzf: {z['crops_per_s']:,.0f} "
+            f"{n['crops_per_s']:,.0f} crops/s; of {n['total_s']:.2f} s, {n['predict_s']:.2f} s in predict, "
+            f"{n['reader_wait_s']:.2f} s waiting for the HDF5 reader (alone it reads "
+            f"{n['reader_alone_crops_per_s']:,.0f} crops/s), {n['model_wait_s']:.2f} s waiting for the model; "
+            f"lzf: {z['crops_per_s']:,.0f} "
             f"crops/s, {z['reader_wait_s']:.2f} s waiting (reader alone {z['reader_alone_crops_per_s']:,.0f} "
             f"crops/s). The shard is read from the page cache here; from network storage reads cost more")
     if cpu:
@@ -648,7 +655,8 @@ def face_path_pass(units: list[Any], detector: Any, prepared: Any, faces_cfg: di
 
     out.mkdir(parents=True, exist_ok=True)
     faces_h5 = out / "faces.h5"
-    t_faces, _ = timed(lambda: run_faces_stage(units, faces_h5, faces_cfg, detector=detector, progress=False,
+    metered = MeteredDetector(detector)
+    t_faces, _ = timed(lambda: run_faces_stage(units, faces_h5, faces_cfg, detector=metered, progress=False,
                                                threads=threads))
     frames = analysed = crops = 0
     with ShardReader(faces_h5) as r:
@@ -663,7 +671,24 @@ def face_path_pass(units: list[Any], detector: Any, prepared: Any, faces_cfg: di
             "features_stage_s": feat["total_s"],
             "model_load_s": feat["load_s"], "features_reader_wait_s": feat["reader_wait_s"],
             "frames_per_s": frames / steady, "frames_per_s_with_load": frames / (t_faces + feat["total_s"]),
-            "faces_stage_frames_per_s": frames / t_faces}
+            "faces_stage_frames_per_s": frames / t_faces, "detect_s": metered.seconds, "detect_calls": metered.calls}
+
+
+class MeteredDetector:
+    """A detector that adds up the wall time of its calls: how much of the faces stage the detector takes (the
+    stage gives it one call at a time, so the sum is at most the stage's time)."""
+
+    def __init__(self, detector: Any) -> None:
+        self.detector, self.seconds, self.calls = detector, 0.0, 0
+        self.name, self.weights_sha256, self.n_landmarks = detector.name, detector.weights_sha256, detector.n_landmarks
+
+    def detect(self, frames: list[Any]) -> list[Any]:
+        t0 = time.perf_counter()
+        try:
+            return self.detector.detect(frames)
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self.calls += 1
 
 
 def decode_rate(units: list[Any], threads: int, batch: int, stride: int) -> float:
@@ -723,6 +748,8 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
         decodes: list[float] = []
         counter = iter(range(10_000))
         card_threads = _card_threads(device, cpu_threads)
+        half = max(1, threads // 2)
+        halves: list[dict[str, Any]] = []
         with torch_threads(card_threads):
             interleaved({
                 "pipeline": lambda: passes.append(face_path_pass(units, det, b0, cfg, feat, threads=threads,
@@ -730,9 +757,14 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
                                                                  out=opts.workdir / f"path{next(counter)}")),
                 "decode": lambda: decodes.append(decode_rate(units, threads, cfg["batch_size"], sizes.frame_stride)),
             }, opts.reps)
+            if half < threads:  # fewer FFmpeg threads than cores: does a busy host slow the card's driver thread?
+                halves.append(face_path_pass(units, det, b0, cfg, feat, threads=half, model_threads=card_threads,
+                                             out=opts.workdir / "path_half"))
         gpu = {**_median_pass(passes), "decode_alone_frames_per_s": median(decodes), "units": len(units),
                "decode_threads": threads, "detector_batch": cfg["batch_size"], "features": feat,
                "runs_frames_per_s": [p["frames_per_s"] for p in passes]}
+        if halves:
+            gpu[f"threads_{half}"] = {k: halves[0][k] for k in ("faces_stage_frames_per_s", "frames_per_s", "detect_s")}
         del det
     cpu: dict[str, Any] = {}
     if cpu_threads is not None:
@@ -752,8 +784,11 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
             f"({gpu['crops'] / max(gpu['analysed'], 1):.0%} of the analysed ones with a face from the random-weight "
             f"detector at min_score {MIN_SCORE}), "
             f"{threads} threads decoding up to {gpu['units']} videos at once; faces stage "
-            f"{gpu['faces_stage_frames_per_s']:,.0f} frames/s, decoding alone {gpu['decode_alone_frames_per_s']:,.0f} "
-            f"frames/s; B0 load left out ({gpu['model_load_s']:.1f} s, with it {gpu['frames_per_s_with_load']:,.0f} "
+            f"{gpu['faces_stage_frames_per_s']:,.0f} frames/s (the detector's calls: {gpu['detect_s']:.1f} of "
+            f"{gpu['faces_stage_s']:.1f} s), decoding alone {gpu['decode_alone_frames_per_s']:,.0f} frames/s"
+            + "".join(f"; with {k[8:]} threads: faces stage {v['faces_stage_frames_per_s']:,.0f} frames/s, detector "
+                      f"{v['detect_s']:.1f} s" for k, v in gpu.items() if k.startswith("threads_"))
+            + f"; B0 load left out ({gpu['model_load_s']:.1f} s, with it {gpu['frames_per_s_with_load']:,.0f} "
             "frames/s). The two stages run one after the other, as two jobs of the workflow do")
     if cpu:
         notes.append(f"CPU: {cpu['frames_per_s']:,.1f} frames/s over {cpu['frames']:,} frames (model threads: "

@@ -351,6 +351,7 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
     for c in ("none", "lzf"):
         s = stage["gpu"][c]
         assert s["load_s"] > 0 and s["predict_s"] > 0 and 0 <= s["reader_wait_s"] < s["total_s"], s
+        assert 0 < s["model_wait_s"] < s["total_s"], s  # the writer waits for the model's thread
         assert s["reader_alone_crops_per_s"] > 0 and s["crops_per_s"] > s["crops_per_s_with_load"], s
     assert stage["gpu"]["options"]["face_engine"] == "torch" and stage["cpu"]["options"]["face_engine"] == "onnx"
     # the stage's own names are put back after being timed
@@ -363,6 +364,7 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
         p = path[arm]
         assert p["frames"] == 80 and p["analysed"] == 10 and 0 <= p["crops"] <= p["analysed"], p
         assert p["faces_stage_s"] > 0 and p["features_stage_s"] > p["model_load_s"] > 0, p
+        assert 0 < p["detect_s"] <= p["faces_stage_s"] and p["detect_calls"] >= 1, p  # the detector's share
     assert path["gpu"]["decode_alone_frames_per_s"] > 0 and path["gpu"]["features"]["face_engine"] == "torch"
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from affectflow.core.errors import AffectflowError
 
+#: the device settings of the config (``faces.device``, ``features.device``): resolved by :func:`resolve_device`
+DEVICES = ("auto", "cpu", "cuda")
+
 
 class DeviceError(AffectflowError, RuntimeError):
     """A device that does not exist here (``cuda`` without a GPU) or is not a device name."""

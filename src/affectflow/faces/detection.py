@@ -14,6 +14,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+#: how a detector with a network of its own runs it (``faces.detector_engine``; ``retinaface_mnet025``)
+DETECTOR_ENGINES = ("auto", "onnx", "torch")
+
 
 @dataclass(frozen=True)
 class Detection:

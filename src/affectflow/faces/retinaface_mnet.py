@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from affectflow.faces.detection import DETECTOR_ENGINES as ENGINES
 from affectflow.faces.detection import Detection, input_scale, nms
 from affectflow.faces.errors import FaceStageError
 from affectflow.models import retinaface_mnet as rm
 
 NAME = "retinaface_mnet025"
-ENGINES = ("auto", "onnx", "torch")
 # IoU matrices of at most this many entries per NMS call (images are taken in chunks to stay under it)
 NMS_CHUNK_ELEMENTS = 1 << 24
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,13 @@ import numpy as np
 from tqdm import tqdm
 
 from affectflow.core import joblog
+from affectflow.core.device import DEVICES
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, one_of, runtime, wiring
 from affectflow.faces.video import prefetch
 from affectflow.io.shards import StageResult
 from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoAppender
-from affectflow.models.faces import ENGINES, FaceModel, check_batch_size, check_precision, load_face_model
+from affectflow.models.faces import ENGINES, FaceModel, FaceOutputs, check_batch_size, check_precision, load_face_model
 from affectflow.models.manifest import PreparedModel
 from affectflow.plan.rerun import stage_key
 
@@ -31,7 +32,6 @@ log = logging.getLogger("affectflow.stages.face_features")
 
 #: bump when embeddings or logits change for the same crops, model and options (docs/reruns.md)
 STAGE_VERSION = 1
-DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class FaceFeatureOptions(StageOptions):
         return cls.from_mapping({k: f[k] for k in cls.config_fields() if k in f}, **wired)
 
 # crops read from the faces shard per step (at least; a GPU batch if larger): ~10 MB of 224 px crops.
-# With one chunk prefetched, about four chunks are alive at once, whatever the video's length.
+# With the reader and the model each a chunk ahead, about six chunks are alive at once, whatever the video's length.
 CHUNK = 64
 #: arrays stored without lzf: a network's float32 embeddings do not compress (lzf left them at 100.3% of their
 #: size), and compressing them cost about as much host time as a GPU takes to compute them
@@ -130,23 +130,36 @@ def _embed_video(model: FaceModel, faces: ShardReader, vid: str, has_face: np.nd
     rec = faces.read(vid, names=("frame_index", "timestamps"))
     present = np.flatnonzero(has_face)
     step = max(CHUNK, model.batch_size)
-    # the next chunk is read from HDF5 (and decompressed) while the model runs on this one
+    # three threads, each a chunk ahead of the next: HDF5 reads (and decompresses) the next chunk while the model
+    # runs on this one, and this thread writes the previous chunk's results meanwhile
     chunks = prefetch(faces.iter_rows(vid, "crops", present, batch=step), depth=1)
-    for start, crops in zip(range(0, max(len(present), 1), step), chunks, strict=True):
-        rows = present[start:start + len(crops)]
-        res = model.predict(crops)
-        arrays = {
-            "frame_index": rec.arrays["frame_index"][rows],
-            "timestamps": rec.arrays["timestamps"][rows],
-            "embeddings": res.embeddings.astype(np.float32),
-            "logits": res.logits.astype(np.float32),
-        }
-        if res.valence_arousal is not None:
-            arrays["valence_arousal"] = res.valence_arousal.astype(np.float32)
-        out.append(arrays)
-        bar.update(len(rows))
+    results = prefetch(_predicted(model, chunks), depth=1)
+    try:
+        for start, (n, res) in zip(range(0, max(len(present), 1), step), results, strict=True):
+            rows = present[start:start + n]
+            arrays = {
+                "frame_index": rec.arrays["frame_index"][rows],
+                "timestamps": rec.arrays["timestamps"][rows],
+                "embeddings": res.embeddings.astype(np.float32),
+                "logits": res.logits.astype(np.float32),
+            }
+            if res.valence_arousal is not None:
+                arrays["valence_arousal"] = res.valence_arousal.astype(np.float32)
+            out.append(arrays)
+            bar.update(len(rows))
+    finally:
+        results.close()  # stops the model's and the reader's threads at once on an error
     out.attrs = {"classes": list(model.classes), "n_frames_analysed": len(has_face)}
     return len(present)
+
+
+def _predicted(model: FaceModel, chunks: Generator[np.ndarray, None, None]) -> Iterator[tuple[int, FaceOutputs]]:
+    """Each chunk's size and the model's results on it; stopping stops the chunks' reader too."""
+    try:
+        for crops in chunks:
+            yield len(crops), model.predict(crops)
+    finally:
+        chunks.close()
 
 
 def run(job: Job) -> None:

@@ -15,11 +15,12 @@ import numpy as np
 from tqdm import tqdm
 
 from affectflow.core import joblog
+from affectflow.core.device import DEVICES
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, at_least, one_of, runtime
 from affectflow.data.units import Unit
 from affectflow.faces.crops import crop_square
-from affectflow.faces.detection import SerialDetector
+from affectflow.faces.detection import DETECTOR_ENGINES, SerialDetector
 from affectflow.faces.detectors import DETECTORS, Detection, FaceDetector, make_detector
 from affectflow.faces.organiser import OrganiserCropsSource
 from affectflow.faces.tracks import TargetTracker
@@ -38,8 +39,6 @@ CROP_COMPRESSIONS = ("lzf", "none")
 #: registry model of each detector that has weights (its fingerprint is part of the faces rerun key)
 DETECTOR_MODELS = {"mediapipe": "mediapipe_face_short_range", "mediapipe_full": "mediapipe_face_full_range",
                    "retinaface": "retinaface", "retinaface_mnet025": "retinaface_mnet025"}
-DETECTOR_ENGINES = ("auto", "onnx", "torch")
-DEVICES = ("auto", "cpu", "cuda")
 #: decoded batches each video's decoder may hold ready ahead of detection
 PREFETCH_DEPTH = 2
 
@@ -113,7 +112,7 @@ class VideoDone:
 
 def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesOptions | Mapping[str, Any] | None,
                video_id: str | None = None, progress: bool = True, side: str = "", *,
-               codec_threads: int = 0) -> Iterator[dict[str, np.ndarray] | VideoDone]:
+               ffmpeg_threads: int | None = None) -> Iterator[dict[str, np.ndarray] | VideoDone]:
     """Decode ``path`` once, detect faces in every ``frame_stride``-th frame, follow the target face as a track
     (:mod:`affectflow.faces.tracks`; ``side``: the unit's person of a two-person video), crop it.
 
@@ -121,14 +120,17 @@ def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesO
     score, landmarks, crops, n_faces) as soon as they are ready, so memory does
     not grow with the video's length, then one :class:`VideoDone` with the
     video's attributes (sizes, counts, warnings). Decoding runs one background
-    thread ahead of detection; ``codec_threads``: FFmpeg's threads for it (0:
-    FFmpeg's choice).
+    thread ahead of detection; ``ffmpeg_threads``: FFmpeg's threads for it
+    (default: one per core, at least :data:`MIN_CODEC_THREADS`, so that a
+    damaged video gives the rows it gives in the faces stage).
     """
     opts = FacesOptions.coerce(cfg)
     spec = _row_spec(int(detector.n_landmarks), opts.crop_size)
     info = VideoInfo(path=str(path))
+    if ffmpeg_threads is None:
+        ffmpeg_threads = codec_threads(os.cpu_count() or 1, 1)
     batches = prefetch(iter_batches(path, info, frame_stride=opts.frame_stride, batch_size=opts.batch_size,
-                                    codec_threads=codec_threads), depth=PREFETCH_DEPTH)
+                                    codec_threads=ffmpeg_threads), depth=PREFETCH_DEPTH)
     tracker = TargetTracker(side=side)
     vid = video_id or Path(path).stem
     t0 = time.perf_counter()
@@ -154,10 +156,10 @@ def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesO
 
 def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesOptions | Mapping[str, Any] | None,
                  append: Callable[[dict[str, np.ndarray]], None], video_id: str | None = None,
-                 progress: bool = True, side: str = "", *, codec_threads: int = 0) -> dict[str, Any]:
+                 progress: bool = True, side: str = "", *, ffmpeg_threads: int | None = None) -> dict[str, Any]:
     """:func:`iter_faces` with each batch's rows handed to ``append``; returns the video's attributes."""
     return _drain_faces(iter_faces(path, detector, cfg, video_id=video_id, progress=progress, side=side,
-                                   codec_threads=codec_threads), append)
+                                   ffmpeg_threads=ffmpeg_threads), append)
 
 
 def _drain_faces(items: Iterable[dict[str, np.ndarray] | VideoDone],
@@ -352,7 +354,7 @@ def _add_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, opt
     codec = codec_threads(threads, workers)
     shared = SerialDetector(detector) if workers > 1 else detector
     sources = [partial(iter_faces, u.path, shared, opts, video_id=u.video_id, progress=progress, side=u.side,
-                       codec_threads=codec) for u in units]
+                       ffmpeg_threads=codec) for u in units]
     with PrefetchEach(sources, workers, depth=rows_ahead(opts, int(detector.n_landmarks)), name="faces") as videos:
         for unit, items in zip(units, videos, strict=True):
             _add_or_skip(result, unit, opts, partial(_add_video, w, unit, items, raw=raw))

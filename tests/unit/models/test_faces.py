@@ -605,3 +605,46 @@ def test_face_features_stage_in_several_chunks(tmp_path: Path, face: np.ndarray,
     with h5py.File(tmp_path / "f.h5") as f:  # float embeddings stored raw (lzf does not shrink them), the rest lzf
         assert f["videos/v/embeddings"].compression is None and f["videos/v/logits"].compression == "lzf"
     assert progress == [5, 3, 2]  # 5 faces in all; advanced per chunk of max(CHUNK, batch_size) = 3 crops
+
+
+def test_face_features_stage_stops_its_threads_and_keeps_no_output_when_the_model_fails(
+        tmp_path: Path, face: np.ndarray, monkeypatch) -> None:
+    """The model runs in a thread of its own a chunk ahead of the writer: its error reaches the stage, which
+    stops the model's and the reader's threads and leaves no features shard (an earlier one stays untouched)."""
+    import threading
+
+    from affectflow.io.store import Provenance, ShardWriter, VideoRecord
+    from affectflow.stages import face_features
+    from affectflow.stages.fetch_model import prepare_model
+
+    prepared = prepare_model(FER, tmp_path / "models")
+    crop = cv2.resize(face, (224, 224))
+    with ShardWriter(tmp_path / "faces.h5", Provenance(stage="faces")) as w:
+        w.add(VideoRecord("v", {"crops": np.stack([crop] * 9), "has_face": np.ones(9, bool),
+                                "frame_index": np.arange(9), "timestamps": np.arange(9) / 15}))
+    out = tmp_path / "f.h5"
+    out.write_bytes(b"an earlier result")
+    load = face_features.load_face_model
+
+    def failing_load(*args, **kwargs):
+        model = load(*args, **kwargs)
+        predict, calls = model.predict, []
+
+        def predict_then_fail(crops):
+            calls.append(len(crops))
+            if len(calls) == 2:
+                raise RuntimeError("CUDA error: an illegal memory access was encountered")
+            return predict(crops)
+
+        model.predict = predict_then_fail
+        return model
+
+    monkeypatch.setattr(face_features, "CHUNK", 2)
+    monkeypatch.setattr(face_features, "load_face_model", failing_load)
+    before = set(threading.enumerate())
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        face_features.run_face_features(tmp_path / "faces.h5", out, prepared, {"batch_size": 2, "device": "cpu"},
+                                        threads=1)
+    stray = [t.name for t in threading.enumerate() if t not in before and t.is_alive() and t.name != "tqdm_monitor"]
+    assert not stray and out.read_bytes() == b"an earlier result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.h5", "faces.h5", "models"]
