@@ -12,6 +12,7 @@ from snakemake.logging import logger
 
 from affectflow.data.adapters import build_units
 from affectflow.core.options import OptionsError
+from affectflow.stages.faces import FacesOptions
 from affectflow.stages.report_tables import metrics_files
 from affectflow.plan.rerun import WorkflowKeys
 from affectflow.submit.formats import SUBMISSION_FILES
@@ -46,6 +47,9 @@ config["tasks"] = ACTIVE_TASKS
 SHARDS = UNITS.shards()
 BY_SHARD = UNITS.by_shard()
 DETECTOR = config["faces"]["detector"]
+# The detector's weights manifest (rule fetch_model), for detectors whose weights are downloaded or stood in for.
+_FETCHED_DETECTOR = FacesOptions.from_config(config).fetched_model()
+DETECTOR_MANIFEST = [f"{OUT}/models/{_FETCHED_DETECTOR}.json"] if _FETCHED_DETECTOR else []
 KEYS = WorkflowKeys(config, UNITS)
 
 if not SHARDS:

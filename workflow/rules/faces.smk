@@ -7,6 +7,7 @@ rule faces:
     input:
         media=f"{OUT}/media/{{shard}}.h5",
         videos=shard_videos,
+        detector=DETECTOR_MANIFEST,
     output:
         f"{OUT}/faces/{DETECTOR}/{{shard}}.h5",
     params:

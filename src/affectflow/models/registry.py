@@ -379,6 +379,8 @@ _DETECTORS = [
 ]
 
 REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (*_FACE, *_AUDIO, *_ASR, *_TEXT, *_DETECTORS)}
+#: detector models a random-weight stand-in can be built for (affectflow.models.standins_detector)
+DETECTOR_STANDINS = frozenset({"retinaface_mnet025"})
 
 # Short names used in configs and in the paper's wording.
 ALIASES: dict[str, str] = {

@@ -31,7 +31,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     feature_sets = config.get("feature_sets") or {}
     fusions = config.get("fusions") or {}
     problems = [
-        *_model_problems(feats, declared),
+        *_model_problems(feats, declared, _detector_model(config)),
         *_feature_set_problems(feature_sets, declared),
         *_reference_problems(config, declared, feature_sets, fusions),
         *_option_problems(config, _job_builds(config, declared, feature_sets, fusions)),
@@ -40,10 +40,23 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ConfigError("the config does not fit together:\n  " + "\n  ".join(dict.fromkeys(problems)))
 
 
-def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]]) -> list[str]:
-    """``features.*``: every model is registered (face models: runnable here); stand-ins are face or audio models."""
+def _detector_model(config: Mapping[str, Any]) -> str | None:
+    """The registry model of the configured face detector (None: none, or options the option checks report)."""
+    from affectflow.core.options import OptionsError
+    from affectflow.plan.rerun import STAGES
+
+    try:
+        return STAGES["faces"].options_class().from_config(config).detector_model()
+    except OptionsError:
+        return None
+
+
+def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]],
+                    detector_model: str | None = None) -> list[str]:
+    """``features.*``: every model is registered (face models: runnable here); stand-ins are face or audio models,
+    or the configured detector's model where it has one."""
     from affectflow.models.faces import supported_models
-    from affectflow.models.registry import get
+    from affectflow.models.registry import DETECTOR_STANDINS, get
 
     problems: list[str] = []
     for kind, names in declared.items():
@@ -55,9 +68,11 @@ def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]])
                 continue
             if kind == "face" and spec.name not in supported_models():
                 problems.append(f"features.face: {name!r} is not a face model this tool can run")
+    detectors = [detector_model] if detector_model in DETECTOR_STANDINS else []
     for name in feats.get("standins") or []:
-        if name not in declared["face"] + declared["audio"]:
-            problems.append(f"features.standins: {name!r} is not one of the face or audio models in features")
+        if name not in declared["face"] + declared["audio"] + detectors:
+            problems.append(f"features.standins: {name!r} is not one of the face or audio models in features"
+                            + (f" nor the detector's ({detectors[0]})" if detectors else ""))
     return problems
 
 

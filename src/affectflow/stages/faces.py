@@ -28,6 +28,7 @@ from affectflow.faces.video import FrameBatch, PrefetchEach, VideoInfo, iter_bat
 from affectflow.io.shards import apply_bad_video_policy
 from affectflow.io.store import Provenance, ShardWriter, VideoRecord
 from affectflow.media.decode import REPEATED_TIME_STEP_S, MediaError
+from affectflow.models.manifest import PreparedModel
 from affectflow.plan.rerun import stage_key
 from affectflow.stages.media import BAD_VIDEO_POLICIES, accepted_units
 
@@ -39,6 +40,9 @@ CROP_COMPRESSIONS = ("lzf", "none")
 #: registry model of each detector that has weights (its fingerprint is part of the faces rerun key)
 DETECTOR_MODELS = {"mediapipe": "mediapipe_face_short_range", "mediapipe_full": "mediapipe_face_full_range",
                    "retinaface": "retinaface", "retinaface_mnet025": "retinaface_mnet025"}
+#: detectors whose weights are downloaded: fetched once by the workflow's fetch_model rule (MediaPipe's ship in
+#: its package; the faces job finds them itself)
+FETCHED_DETECTORS = ("retinaface", "retinaface_mnet025")
 #: decoded batches each video's decoder may hold ready ahead of detection
 PREFETCH_DEPTH = 2
 
@@ -88,6 +92,11 @@ class FacesOptions(StageOptions):
     def detector_model(self) -> str | None:
         """The registry model of the detector's weights (None: the organiser's crops)."""
         return DETECTOR_MODELS.get(self.detector)
+
+    def fetched_model(self) -> str | None:
+        """The detector's model when the workflow fetches its weights (rule fetch_model, on the submit host) and
+        the faces jobs read them from its manifest: a stand-in too, when ``features.standins`` names it."""
+        return self.detector_model() if self.detector in FETCHED_DETECTORS else None
 
 
 @dataclass
@@ -389,12 +398,18 @@ def codec_threads(threads: int, workers: int) -> int:
 def run(job: Job) -> None:
     """The rule: ``params.units`` and ``input.media`` -> ``output[0]``, the faces shard."""
     joblog.setup(job.log)
+    models_dir, pins = job.config["models_dir"], job.config["model_pins"]
+    manifest = getattr(job.input, "detector", None)  # the detector's weights, fetched (FacesOptions.fetched_model)
+    if manifest:
+        prepared = PreparedModel.load(manifest if isinstance(manifest, str | os.PathLike) else manifest[0])
+        prepared = prepared.at(models_dir)
+        models_dir, pins = prepared.root, prepared.pins
     run_faces_stage(
         [Unit(**u) for u in job.params.units],
         job.output[0],
         FacesOptions.from_config(job.config),
-        models_dir=job.config["models_dir"],
-        model_pins=job.config["model_pins"],
+        models_dir=models_dir,
+        model_pins=pins,
         media_shard=job.input.media,
         key=job.params.key,
         threads=job.threads,

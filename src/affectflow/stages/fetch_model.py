@@ -27,7 +27,7 @@ from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, wiring
 from affectflow.models import weights
 from affectflow.models.manifest import STANDINS_SUBDIR, PreparedModel
-from affectflow.models.registry import get
+from affectflow.models.registry import DETECTOR_STANDINS, get
 from affectflow.plan.rerun import model_pins_for, stage_key
 
 log = logging.getLogger("affectflow.models")
@@ -75,7 +75,14 @@ def _build_standin(name: str, root: Path) -> None:
         if builder is not None:
             _build_folder_atomically(builder, root / Path(spec.files[0].name).parent)
             return
-    raise ValueError(f"model {name!r}: no stand-in can be built for it (only face and audio models)")
+    if spec.name in DETECTOR_STANDINS:
+        from affectflow.models.standins_detector import build_retinaface_standin
+
+        (wf,) = spec.files
+        build_retinaface_standin(root / wf.name)
+        return
+    raise ValueError(f"model {name!r}: no stand-in can be built for it (only face and audio models, and "
+                     f"the detector(s) {', '.join(sorted(DETECTOR_STANDINS))})")
 
 
 def prepare_model(

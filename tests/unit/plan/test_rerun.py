@@ -280,6 +280,7 @@ def test_schema_defaults_equal_the_options_classes() -> None:
     (lambda c: c["fusions"]["fer_text"].update(feature_sets=["fer", "nope"]), "fusions.fer_text.feature_sets: 'nope'"),
     (lambda c: c["features"]["face"].append("no_such_model"), "features.face: 'no_such_model' is not a registered"),
     (lambda c: c["features"]["standins"].append("all_minilm_l6_v2"), "features.standins: 'all_minilm_l6_v2'"),
+    (lambda c: c["features"]["standins"].append("retinaface_mnet025"), "features.standins: 'retinaface_mnet025'"),
     (lambda c: c["fusions"]["fer_text"].update(weights=[1, 2, 3]), "weights: 3 values for 2 feature sets"),
     (lambda c: c["learn"]["expr"].update(missing_face="guess"), "learn: missing_face must be one of"),
     (lambda c: c["audio"].update(pooling="max"), "audio: pooling must be one of"),
@@ -288,6 +289,22 @@ def test_cross_key_problems_are_named_at_parse_time(edit, message: str) -> None:
     cfg = demo_config()
     edit(cfg)
     with pytest.raises(ConfigError, match=re.escape(message)):
+        check_config(cfg)
+
+
+def test_the_detectors_model_may_be_stood_in_for(tmp_path: Path) -> None:
+    """features.standins may name the configured detector's model when a stand-in can be built for it; its
+    fingerprint (standin: true) then enters the faces keys, so the faces rerun when the real file comes."""
+    cfg, units = demo_config(), folder_units(tmp_path)
+    cfg["faces"]["detector"] = "retinaface_mnet025"
+    check_config(cfg)
+    real = all_keys(cfg, units)
+    cfg["features"]["standins"].append("retinaface_mnet025")
+    check_config(cfg)
+    assert changed(real, all_keys(cfg, units)) == {"faces"}
+    cfg["faces"]["detector"] = "retinaface"  # no stand-in can be built for the ResNet-50 one
+    cfg["features"]["standins"][-1] = "retinaface"
+    with pytest.raises(ConfigError, match=re.escape("features.standins: 'retinaface' is not one of")):
         check_config(cfg)
 
 
