@@ -63,7 +63,7 @@ class FaceFeatureOptions(StageOptions):
 # With the reader and the model each a chunk ahead, about six chunks are alive at once, whatever the video's length.
 CHUNK = 64
 #: arrays stored without lzf: a network's float32 embeddings do not compress (lzf left them at 100.3% of their
-#: size), and compressing them cost about as much host time as a GPU takes to compute them
+#: size), and compressing them took host time on the thread that also feeds the GPU
 UNCOMPRESSED = ("embeddings",)
 
 
