@@ -198,13 +198,13 @@ def features_threads(faces_h5: Path, models: Models, opts: Options, out: Path) -
 
 def crop_storage(faces_h5: Path, opts: Options, out: Path) -> Figure:
     """Face crops through HDF5 (write a shard as the faces stage does, read it back as a face model's stage
-    does), stored raw (``faces.crop_compression: none``) against lzf (the default)."""
+    does), stored raw (``faces.crop_compression: none``) against lzf (what ``auto`` stores on a CPU)."""
     import numpy as np
 
     from affectflow.io.store import Provenance, ShardReader, ShardWriter
 
     fig = Figure("face_crop_storage", "face crops written and read back: uncompressed vs lzf", unit="crops/s",
-                 baseline_label="lzf (faces.crop_compression default)",
+                 baseline_label="lzf (faces.crop_compression auto on a CPU)",
                  target="> 1 (what a GPU run gains by crop_compression: none)")
     with ShardReader(faces_h5) as r:
         videos = {v: r.read(v, names=("crops", "has_face")).arrays for v in r.video_ids()}

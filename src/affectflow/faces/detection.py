@@ -1,6 +1,7 @@
-"""What every face detector gives and is: :class:`Detection`, the :class:`FaceDetector` protocol (shared
-by threads through :class:`SerialDetector`), and the greedy non-maximum suppression and the input scaling
-the RetinaFace detectors share (their torch NMS is tested against this one).
+"""What every face detector gives and is: :class:`Detection`, the :class:`FaceDetector` protocol (fronted by
+:class:`WrappedDetector`: timed by :class:`TimedDetector`, shared by threads through :class:`SerialDetector`),
+and the greedy non-maximum suppression and the input scaling the RetinaFace detectors share (their torch NMS
+is tested against this one).
 
 Kept apart from :mod:`affectflow.faces.detectors` so that detectors in their own modules (the batched
 RetinaFace MobileNet-0.25) use these without importing the module that builds them by name.
@@ -9,6 +10,7 @@ RetinaFace MobileNet-0.25) use these without importing the module that builds th
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -51,7 +53,40 @@ class FaceDetector(Protocol):
         ...
 
 
-class SerialDetector:
+class WrappedDetector:
+    """A detector in front of another: it is the wrapped one to the faces stage (same name, weights and
+    landmarks, so the shard's provenance records that one) and changes only how ``detect`` is called."""
+
+    def __init__(self, detector: FaceDetector) -> None:
+        self.detector = detector
+        self.name = detector.name
+        self.weights_sha256 = detector.weights_sha256
+        self.n_landmarks = detector.n_landmarks
+
+    def detect(self, frames_rgb: list[np.ndarray]) -> list[list[Detection]]:
+        return self.detector.detect(frames_rgb)
+
+
+class TimedDetector(WrappedDetector):
+    """Adds up the wall time of its calls, so that the faces stage can say how much of its time the detector
+    took: on a GPU machine, whether the detector or the host's work (decoding, tracking, cropping, writing)
+    sets the pace. Not thread-safe by itself: the stage puts it behind a :class:`SerialDetector`."""
+
+    def __init__(self, detector: FaceDetector) -> None:
+        super().__init__(detector)
+        self.seconds = 0.0
+        self.calls = 0
+
+    def detect(self, frames_rgb: list[np.ndarray]) -> list[list[Detection]]:
+        t0 = time.perf_counter()
+        try:
+            return self.detector.detect(frames_rgb)
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self.calls += 1
+
+
+class SerialDetector(WrappedDetector):
     """A detector shared by several threads, one call at a time.
 
     The faces stage decodes and crops several videos at once, but their
@@ -61,10 +96,7 @@ class SerialDetector:
     """
 
     def __init__(self, detector: FaceDetector) -> None:
-        self.detector = detector
-        self.name = detector.name
-        self.weights_sha256 = detector.weights_sha256
-        self.n_landmarks = detector.n_landmarks
+        super().__init__(detector)
         self._lock = threading.Lock()
 
     def detect(self, frames_rgb: list[np.ndarray]) -> list[list[Detection]]:

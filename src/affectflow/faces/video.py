@@ -280,14 +280,16 @@ class _Lane(Generic[T]):
             pass
 
 
-def prefetch(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
+def prefetch(batches: Iterator[T], depth: int = 2, name: str = "prefetch") -> Iterator[T]:
     """Run ``batches`` in a background thread, ``depth`` batches ahead, so decoding overlaps detection.
 
     FFmpeg decodes without holding the GIL, so this pays off even on two cores;
     so do HDF5 reads and lzf decompression (the face features stage's input).
-    An exception in the producer is raised here, in the consumer.
+    An exception in the producer is raised here, in the consumer. ``name``: the
+    thread's, which says what it runs (in profiles, and to a meter that wraps
+    ``prefetch``).
     """
-    lane = _Lane(lambda: batches, depth, name="prefetch")
+    lane = _Lane(lambda: batches, depth, name=name)
     try:
         yield from lane
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -41,6 +42,15 @@ class PreparedModel:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         atomic_write_text(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def for_job(cls, manifest: str | os.PathLike[str] | Sequence[str],
+                models_dir: str | os.PathLike[str] | None) -> PreparedModel:
+        """The manifest a job takes from a ``fetch_model`` job, its files looked up in the job's ``models_dir``
+        (:meth:`at`). ``manifest``: the input's path, or the one-item list a rule's list input gives."""
+        if not isinstance(manifest, str | os.PathLike):
+            (manifest,) = manifest
+        return cls.load(manifest).at(models_dir)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PreparedModel:

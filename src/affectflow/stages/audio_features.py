@@ -560,7 +560,7 @@ def extract_audio_features(
 def run(job: Job) -> None:
     """The rule: ``input.media`` and ``input.model`` (a manifest) -> ``output[0]``, the features shard."""
     joblog.setup(job.log)
-    model = PreparedModel.load(job.input.model).at(job.config["models_dir"])
+    model = PreparedModel.for_job(job.input.model, job.config["models_dir"])
     extract_audio_features(
         job.input.media,
         job.output[0],

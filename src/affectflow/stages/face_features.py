@@ -32,6 +32,8 @@ log = logging.getLogger("affectflow.stages.face_features")
 
 #: bump when embeddings or logits change for the same crops, model and options (docs/reruns.md)
 STAGE_VERSION = 1
+#: the names of a video's two background threads (:func:`_embed_video`): HDF5 reads, and the model
+READER_THREAD, MODEL_THREAD = "face-reader", "face-model"
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,8 @@ def _embed_video(model: FaceModel, faces: ShardReader, vid: str, has_face: np.nd
     step = max(CHUNK, model.batch_size)
     # three threads, each a chunk ahead of the next: HDF5 reads (and decompresses) the next chunk while the model
     # runs on this one, and this thread writes the previous chunk's results meanwhile
-    chunks = prefetch(faces.iter_rows(vid, "crops", present, batch=step), depth=1)
-    results = prefetch(_predicted(model, chunks), depth=1)
+    chunks = prefetch(faces.iter_rows(vid, "crops", present, batch=step), depth=1, name=READER_THREAD)
+    results = prefetch(_predicted(model, chunks), depth=1, name=MODEL_THREAD)
     try:
         for start, (n, res) in zip(range(0, max(len(present), 1), step), results, strict=True):
             rows = present[start:start + n]
@@ -165,7 +167,7 @@ def _predicted(model: FaceModel, chunks: Generator[np.ndarray, None, None]) -> I
 def run(job: Job) -> None:
     """The rule: ``input.faces`` and ``input.model`` (a manifest) -> ``output[0]``, the features shard."""
     joblog.setup(job.log)
-    model = PreparedModel.load(job.input.model).at(job.config["models_dir"])
+    model = PreparedModel.for_job(job.input.model, job.config["models_dir"])
     run_face_features(job.input.faces, job.output[0], model,
                       FaceFeatureOptions.from_config(job.config, model=model.name), threads=job.threads,
                       key=job.params.key)

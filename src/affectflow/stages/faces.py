@@ -20,7 +20,7 @@ from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, at_least, one_of, runtime
 from affectflow.data.units import Unit
 from affectflow.faces.crops import crop_square
-from affectflow.faces.detection import DETECTOR_ENGINES, SerialDetector
+from affectflow.faces.detection import DETECTOR_ENGINES, SerialDetector, TimedDetector
 from affectflow.faces.detectors import DETECTORS, Detection, FaceDetector, make_detector
 from affectflow.faces.organiser import OrganiserCropsSource
 from affectflow.faces.tracks import TargetTracker
@@ -36,7 +36,8 @@ log = logging.getLogger("affectflow.faces")
 
 #: bump when the faces shard's content changes for the same videos and options (docs/reruns.md)
 STAGE_VERSION = 2  # 2: frame times made strictly increasing; the target face followed as a track
-CROP_COMPRESSIONS = ("lzf", "none")
+#: ``faces.crop_compression``: ``auto`` is :func:`crop_storage`'s choice
+CROP_COMPRESSIONS = ("auto", "lzf", "none")
 #: registry model of each detector that has weights (its fingerprint is part of the faces rerun key)
 DETECTOR_MODELS = {"mediapipe": "mediapipe_face_short_range", "mediapipe_full": "mediapipe_face_full_range",
                    "retinaface": "retinaface", "retinaface_mnet025": "retinaface_mnet025"}
@@ -72,7 +73,7 @@ class FacesOptions(StageOptions):
     on_bad_video: str = "skip"
     batch_size: int = runtime(32)
     contact_sheets: bool = runtime(True)
-    crop_compression: str = runtime("lzf")
+    crop_compression: str = runtime("auto")
     detector_engine: str = runtime("auto")
     device: str = runtime("auto")
 
@@ -101,10 +102,15 @@ class FacesOptions(StageOptions):
 
 @dataclass
 class FacesStageResult:
-    """What the stage wrote and what it skipped (video_id, reason)."""
+    """What the stage wrote and what it skipped (video_id, reason); how long it took and how much of that the
+    detector's calls took (``detect_calls`` calls; zero with the organiser's crops). Two results are equal when
+    they wrote and skipped the same: the timings are not compared."""
 
     written: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = field(default=0.0, compare=False)
+    detect_s: float = field(default=0.0, compare=False)
+    detect_calls: int = field(default=0, compare=False)
 
 
 def _usable(d: Detection) -> bool:
@@ -139,7 +145,7 @@ def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesO
     if ffmpeg_threads is None:
         ffmpeg_threads = codec_threads(os.cpu_count() or 1, 1)
     batches = prefetch(iter_batches(path, info, frame_stride=opts.frame_stride, batch_size=opts.batch_size,
-                                    codec_threads=ffmpeg_threads), depth=PREFETCH_DEPTH)
+                                    codec_threads=ffmpeg_threads), depth=PREFETCH_DEPTH, name="decode")
     tracker = TargetTracker(side=side)
     vid = video_id or Path(path).stem
     t0 = time.perf_counter()
@@ -282,6 +288,7 @@ def run_faces_stage(
     media_shard: str | os.PathLike[str] | None = None,
     key: str | None = None,
     threads: int = 1,
+    features: Mapping[str, Any] | None = None,
 ) -> FacesStageResult:
     """Write the faces shard ``out_path`` (``faces/{detector}/{shard}.h5``) for ``units``.
 
@@ -302,6 +309,10 @@ def run_faces_stage(
     (:func:`codec_threads`); a video ahead of the one being written holds at
     most :data:`ROWS_AHEAD_BYTES` of rows. The shard is the same for any
     ``threads``: rows, attributes, order and skipped videos.
+
+    ``features``: the config's ``features`` section, which ``crop_compression:
+    auto`` reads to tell whether the face models will run on a GPU
+    (:func:`crop_storage`).
     """
     opts = FacesOptions.coerce(faces_cfg, on_bad_video=on_bad_video)
     rerun = stage_key("faces", opts, expected=key, units=units)
@@ -316,8 +327,9 @@ def run_faces_stage(
             detector = make_detector(opts.detector, opts.min_score, models_dir=models_dir, model_pins=model_pins,
                                      engine=opts.detector_engine, device=opts.device)
         name, sha = detector.name, detector.weights_sha256
-    raw = ("crops",) if opts.crop_compression == "none" else ()
+    raw = ("crops",) if crop_storage(opts.crop_compression, features) == "none" else ()
     result = FacesStageResult()
+    t0 = time.perf_counter()
     with ShardWriter(out_path, Provenance.of(rerun, model=name, weights_sha256=sha)) as w:
         if source is not None:
             for unit in units:
@@ -326,6 +338,11 @@ def run_faces_stage(
             assert detector is not None
             _add_detected(w, units, detector, opts, result, raw=raw, threads=threads, progress=progress)
         w.set_skipped(result.skipped)
+    result.seconds = time.perf_counter() - t0
+    log.info("%s: %d video(s) written, %d skipped, in %.1f s%s", out_path, len(result.written),
+             len(result.skipped), result.seconds,
+             f"; the detector's {result.detect_calls} call(s) took {result.detect_s:.1f} s" if result.detect_calls
+             else "")
     return result
 
 
@@ -361,12 +378,17 @@ def _add_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, opt
     """
     workers = max(1, min(threads, len(units)))
     codec = codec_threads(threads, workers)
-    shared = SerialDetector(detector) if workers > 1 else detector
+    timed = TimedDetector(detector)
+    shared = SerialDetector(timed) if workers > 1 else timed
     sources = [partial(iter_faces, u.path, shared, opts, video_id=u.video_id, progress=progress, side=u.side,
                        ffmpeg_threads=codec) for u in units]
-    with PrefetchEach(sources, workers, depth=rows_ahead(opts, int(detector.n_landmarks)), name="faces") as videos:
-        for unit, items in zip(units, videos, strict=True):
-            _add_or_skip(result, unit, opts, partial(_add_video, w, unit, items, raw=raw))
+    try:
+        with PrefetchEach(sources, workers, depth=rows_ahead(opts, int(detector.n_landmarks)),
+                          name="faces") as videos:
+            for unit, items in zip(units, videos, strict=True):
+                _add_or_skip(result, unit, opts, partial(_add_video, w, unit, items, raw=raw))
+    finally:
+        result.detect_s, result.detect_calls = timed.seconds, timed.calls
 
 
 #: bytes of face rows (crops mostly) each video processed ahead of the one being written may hold. Videos
@@ -395,14 +417,35 @@ def codec_threads(threads: int, workers: int) -> int:
     return max(MIN_CODEC_THREADS, threads // max(1, workers))
 
 
+def crop_storage(choice: str, features: Mapping[str, Any] | None = None) -> str:
+    """``lzf`` or ``none``: how the faces shard stores crops, for ``faces.crop_compression: choice``.
+
+    ``auto`` stores them raw when the face models will run on a GPU (``features.gpu``, or ``features.device``
+    ``cuda``, or ``auto`` on a machine where torch sees CUDA): a GPU embeds crops faster than lzf
+    decompresses them (about 1,000 crops/s a reader thread, docs/performance.md), so compressed crops would
+    set its pace. Elsewhere lzf: a CPU model is far slower than decompression, and rows without a face,
+    zeros, then cost almost no disk.
+    """
+    if choice != "auto":
+        return choice
+    f = features or {}
+    device = str(f.get("device", "auto"))
+    if f.get("gpu") or device.startswith("cuda"):
+        return "none"
+    if device == "auto":
+        from affectflow.core.device import resolve_device
+
+        return "none" if resolve_device("auto") != "cpu" else "lzf"
+    return "lzf"
+
+
 def run(job: Job) -> None:
     """The rule: ``params.units`` and ``input.media`` -> ``output[0]``, the faces shard."""
     joblog.setup(job.log)
     models_dir, pins = job.config["models_dir"], job.config["model_pins"]
     manifest = getattr(job.input, "detector", None)  # the detector's weights, fetched (FacesOptions.fetched_model)
     if manifest:
-        prepared = PreparedModel.load(manifest if isinstance(manifest, str | os.PathLike) else manifest[0])
-        prepared = prepared.at(models_dir)
+        prepared = PreparedModel.for_job(manifest, models_dir)
         models_dir, pins = prepared.root, prepared.pins
     run_faces_stage(
         [Unit(**u) for u in job.params.units],
@@ -413,4 +456,5 @@ def run(job: Job) -> None:
         media_shard=job.input.media,
         key=job.params.key,
         threads=job.threads,
+        features=job.config.get("features"),
     )

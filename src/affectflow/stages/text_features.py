@@ -586,6 +586,6 @@ def _write_embeddings(out_path: str | os.PathLike[str], prov: Provenance, record
 def run(job: Job) -> None:
     """The rule: ``input.transcripts`` and ``input.model`` (a manifest) -> ``output[0]``, the features shard."""
     joblog.setup(job.log)
-    model = PreparedModel.load(job.input.model).at(job.config["models_dir"])
+    model = PreparedModel.for_job(job.input.model, job.config["models_dir"])
     embed_shard(job.input.transcripts, job.output[0], TextFeatureConfig.from_config(job.config, model=model.name),
                 models_dir=model.root, pins=model.pins, key=job.params.key)

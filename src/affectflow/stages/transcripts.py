@@ -345,6 +345,6 @@ def transcribe_shard(
 def run(job: Job) -> None:
     """The rule: ``input.media`` and ``input.model`` (a manifest) -> ``output[0]``, the transcripts shard."""
     joblog.setup(job.log)
-    model = PreparedModel.load(job.input.model).at(job.config["models_dir"])
+    model = PreparedModel.for_job(job.input.model, job.config["models_dir"])
     transcribe_shard(job.input.media, job.output[0], ASRConfig.from_config(job.config, model=model.name),
                      models_dir=model.root, pins=model.pins, key=job.params.key)

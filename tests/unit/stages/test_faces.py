@@ -18,6 +18,7 @@ import pytest
 from affectflow.core.options import OptionsError
 from affectflow.data.units import Unit
 from affectflow.faces.crops import crop_square
+from affectflow.faces.detection import WrappedDetector
 from affectflow.faces.detectors import (
     Detection,
     MediaPipeDetector,
@@ -175,9 +176,10 @@ def test_stage_writes_shard_and_skips_or_fails_on_broken_video(feat_data, detect
     assert rec.arrays["has_face"].dtype == bool and rec.arrays["n_faces"].dtype == np.int16
     assert rec.attrs["detector"] == "mediapipe" and rec.attrs["n_frames_decoded"] == 72
 
-    # crops stored without compression: the same arrays, a larger file; not part of the provenance
+    # crops stored without compression (crop_compression auto, the default, when the face models run on a GPU):
+    # the same arrays, a larger file; not part of the provenance
     raw = tmp_path / "raw.h5"
-    run_faces_stage(units[:1], raw, {**cfg, "crop_compression": "none"}, detector=detector, progress=False)
+    run_faces_stage(units[:1], raw, cfg, detector=detector, progress=False, features={"gpu": True})
     with ShardReader(raw, stage="faces") as r:
         plain = r.read("good/one")
         assert r.provenance.config == cfg_seen
@@ -197,22 +199,19 @@ def test_stage_writes_shard_and_skips_or_fails_on_broken_video(feat_data, detect
 
 
 def test_killed_writer_leaves_no_file(feat_data, detector, tmp_path):
-    class Dies:
-        name, weights_sha256, n_landmarks = detector.name, detector.weights_sha256, detector.n_landmarks
-
-        def __init__(self) -> None:
-            self.calls = 0
+    class Dies(WrappedDetector):
+        calls = 0
 
         def detect(self, frames):
             self.calls += 1
             if self.calls > 1:
                 raise KeyboardInterrupt("job killed")
-            return detector.detect(frames)
+            return self.detector.detect(frames)
 
     out = tmp_path / "s0000.h5"
     units = [unit("a", feat_data / "single_face.mp4"), unit("b", feat_data / "single_face.mp4")]
     with pytest.raises(KeyboardInterrupt):
-        run_faces_stage(units, out, {"batch_size": 8, "frame_stride": 4}, detector=Dies(), progress=False)
+        run_faces_stage(units, out, {"batch_size": 8, "frame_stride": 4}, detector=Dies(detector), progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -320,12 +319,26 @@ def test_retinaface_without_weights_is_a_clear_error(tmp_path):
     assert not (tmp_path / "x.h5").exists()
 
 
+def test_crop_storage_auto_stores_raw_crops_only_for_face_models_on_a_gpu():
+    from affectflow.core.device import resolve_device
+    from affectflow.stages.faces import crop_storage
+
+    assert crop_storage("lzf", {"gpu": True}) == "lzf" and crop_storage("none", {"device": "cpu"}) == "none"
+    assert crop_storage("auto", {"gpu": True, "device": "auto"}) == "none"  # the cluster gives features a GPU
+    assert crop_storage("auto", {"gpu": False, "device": "cuda"}) == "none"
+    assert crop_storage("auto", {"gpu": False, "device": "cuda:1"}) == "none"
+    assert crop_storage("auto", {"gpu": False, "device": "cpu"}) == "lzf"
+    here = "none" if resolve_device("auto") != "cpu" else "lzf"  # device auto: what torch sees on this machine
+    assert crop_storage("auto", {"gpu": False, "device": "auto"}) == here
+    assert crop_storage("auto", None) == here
+
+
 def test_bad_config_and_weights_check(tmp_path):
     with pytest.raises(OptionsError, match="faces: detector must be one of .*got 'dlib'"):
         run_faces_stage([], tmp_path / "x.h5", {"detector": "dlib"})
     with pytest.raises(OptionsError, match="organiser_crops_dir"):
         run_faces_stage([], tmp_path / "x.h5", {"detector": "organiser"})
-    with pytest.raises(OptionsError, match="crop_compression must be one of 'lzf', 'none', got 'gzip'"):
+    with pytest.raises(OptionsError, match="crop_compression must be one of 'auto', 'lzf', 'none', got 'gzip'"):
         run_faces_stage([], tmp_path / "x.h5", {"crop_compression": "gzip"})
     with pytest.raises(OptionsError, match=r"unknown faces option\(s\) \['crop_szie'\]"):
         run_faces_stage([], tmp_path / "x.h5", {"crop_szie": 64})
@@ -420,20 +433,20 @@ def test_parallel_videos_share_the_detector_one_call_at_a_time(demo_videos, dete
     """With threads, each video is decoded, detected and cropped in its own thread; the detector sees one call at
     a time (a GPU network's pinned buffer, a CPU runtime's cores), and the shard does not change."""
 
-    class Watched:
-        name, weights_sha256, n_landmarks = detector.name, detector.weights_sha256, detector.n_landmarks
-
+    class Watched(WrappedDetector):
         def __init__(self) -> None:
-            self.busy, self.overlaps, self.threads = threading.Lock(), 0, set()
+            super().__init__(detector)
+            self.busy, self.overlaps, self.threads, self.calls = threading.Lock(), 0, set(), 0
 
         def detect(self, frames):
+            self.calls += 1
             if not self.busy.acquire(blocking=False):
                 self.overlaps += 1
                 self.busy.acquire()
             try:
                 self.threads.add(threading.current_thread().name)
                 time.sleep(0.005)  # long enough for a second caller to arrive
-                return detector.detect(frames)
+                return self.detector.detect(frames)
             finally:
                 self.busy.release()
 
@@ -441,7 +454,9 @@ def test_parallel_videos_share_the_detector_one_call_at_a_time(demo_videos, dete
     cfg = {"detector": "mediapipe", "frame_stride": 3, "batch_size": 8, "crop_size": 64}
     watched = {n: Watched() for n in (1, 3)}
     for n, w in watched.items():
-        run_faces_stage(units, tmp_path / f"t{n}.h5", cfg, detector=w, progress=False, threads=n)
+        res = run_faces_stage(units, tmp_path / f"t{n}.h5", cfg, detector=w, progress=False, threads=n)
+        # the stage counts the detector's calls and their time (its log says so: the detector's share on a GPU)
+        assert res.detect_calls == w.calls > len(units) and 0.005 * w.calls < res.detect_s < res.seconds, res
     assert watched[3].overlaps == watched[1].overlaps == 0
     assert len(watched[3].threads) >= 2 and len(watched[1].threads) == len(units)  # one thread per video
     assert_same_shard(tmp_path / "t1.h5", tmp_path / "t3.h5")
@@ -471,16 +486,14 @@ def test_broken_videos_skip_or_fail_alike_with_parallel_decoding(demo_videos, br
 
 
 def test_parallel_decoding_stops_every_decoder_when_detection_is_interrupted(demo_videos, detector, tmp_path):
-    class Dies:
-        name, weights_sha256, n_landmarks = detector.name, detector.weights_sha256, detector.n_landmarks
-
+    class Dies(WrappedDetector):
         def detect(self, frames):
             raise KeyboardInterrupt("job killed")
 
     units = [unit(f"v{k}", demo_videos / name) for k, name in enumerate(PARALLEL_VIDEOS)]
     before = set(threading.enumerate())
     with pytest.raises(KeyboardInterrupt):
-        run_faces_stage(units, tmp_path / "s.h5", {"batch_size": 8}, detector=Dies(), progress=False, threads=4)
+        run_faces_stage(units, tmp_path / "s.h5", {"batch_size": 8}, detector=Dies(detector), progress=False, threads=4)
     assert not stray_threads(before) and list(tmp_path.iterdir()) == []
 
 

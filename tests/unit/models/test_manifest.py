@@ -1,0 +1,31 @@
+"""The model manifest a fetch_model job writes and the feature jobs read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from affectflow.models.manifest import STANDINS_SUBDIR, PreparedModel
+from affectflow.models.weights import ENV_MODELS_DIR
+
+
+def test_a_job_reads_its_manifest_from_a_path_or_a_one_item_list_and_looks_in_its_models_dir(tmp_path: Path,
+                                                                                           monkeypatch) -> None:
+    monkeypatch.delenv(ENV_MODELS_DIR, raising=False)
+    real = PreparedModel("enet_b0_8_best_vgaf", "/submit/host/models", {"a.onnx": "0" * 64}, rerun_key="k")
+    standin = PreparedModel("wav2vec2_base_960h", "/submit/host/models/standins", {"b.bin": "1" * 64}, standin=True)
+    real.save(tmp_path / "real.json")
+    standin.save(tmp_path / "standin.json")
+    assert PreparedModel.load(tmp_path / "real.json") == real
+
+    here = tmp_path / "models"
+    got = PreparedModel.for_job(str(tmp_path / "real.json"), here)
+    assert got == PreparedModel(real.name, str(here), real.files, rerun_key="k") and got.pins == real.files
+    assert PreparedModel.for_job([str(tmp_path / "real.json")], here) == got  # a rule's list input
+    assert PreparedModel.for_job(tmp_path / "standin.json", here).root == str(here / STANDINS_SUBDIR)
+
+    monkeypatch.setenv(ENV_MODELS_DIR, str(tmp_path / "env"))  # the environment wins over the config
+    assert PreparedModel.for_job(tmp_path / "real.json", here).root == str(tmp_path / "env")
+    with pytest.raises(ValueError):
+        PreparedModel.for_job([str(tmp_path / "real.json"), str(tmp_path / "standin.json")], here)
