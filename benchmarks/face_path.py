@@ -91,7 +91,8 @@ def pipeline_pass(videos: list[Path], models: Models, opts: Options, out: Path,
     units = [Unit(p.stem, str(p), "test", "s0000") for p in videos]
     faces_h5 = out / "faces.h5"
     faces_cfg = {**cfg["faces"], **({"crop_compression": crop_compression} if crop_compression else {})}
-    t_faces, _ = timed(lambda: run_faces_stage(units, faces_h5, faces_cfg, progress=False))
+    t_faces, _ = timed(lambda: run_faces_stage(units, faces_h5, faces_cfg, progress=False,
+                                               features={**cfg["features"], "device": device}))
     times = {"faces_stage": t_faces}
     for name, manifest in models.manifests.items():
         fcfg = {"face_engine": cfg["features"]["face_engine"],

@@ -669,7 +669,8 @@ def faces_pass(units: list[Any], detector: Any, faces_cfg: dict[str, Any], *, th
             analysed += len(rec.arrays["has_face"])
             crops += int(np.count_nonzero(rec.arrays["has_face"]))
             n_faces.append(rec.arrays["n_faces"])
-    faces = np.concatenate(n_faces) if n_faces else np.zeros(1)
+    faces = np.concatenate([np.zeros(0, np.int64), *n_faces])
+    faces = faces if faces.size else np.zeros(1, np.int64)
     return {"frames": frames, "analysed": analysed, "crops": crops, "faces_stage_s": t_faces,
             "faces_stage_frames_per_s": frames / t_faces, "detect_s": res.detect_s, "detect_calls": res.detect_calls,
             "faces_per_frame": {"mean": float(faces.mean()), "median": float(np.median(faces)),
@@ -736,40 +737,49 @@ def probe_beside_busy_python(probe: Callable[[], float], calls: int = 3) -> floa
             w.join()
 
 
-def free_detector(detector: Any, frame: Any, probe: Callable[[], float] | None = None) -> Any:
-    """A detector that costs nothing: every frame gets the faces ``detector`` found on ``frame`` (the shard
-    records ``detector``). The faces stage's rate with it is the host's ceiling: decoding, following the target,
-    cropping and writing, with the detector left out. ``probe``: run at each call, its seconds kept in
-    ``probe_s`` (a launch-bound detector's wait for the GIL inside the stage)."""
+def free_detector(detector: Any, faces: list[Any], probe: Callable[[], float] | None = None) -> Any:
+    """A detector that costs nothing: every frame gets ``faces`` (what ``detector`` found on one frame; the
+    shard records ``detector``). The faces stage's rate with it is the host's ceiling: decoding, following the
+    target, cropping and writing, with the detector left out. ``probe``: run at each call, its seconds kept in
+    ``probe_s`` (then the detector is not free: a pass of its own measures it)."""
     from affectflow.faces.detection import WrappedDetector
 
     class Free(WrappedDetector):
-        faces = detector.detect([frame])[0]
         probe_s: list[float] = []
 
         def detect(self, frames: list[Any]) -> list[Any]:
             if probe is not None:
                 self.probe_s.append(probe())
-            return [self.faces for _ in frames]
+            return [faces for _ in frames]
 
     return Free(detector)
 
 
+def first_faces(path: Path, detector: Any, frames: int = 64) -> list[Any]:
+    """The faces ``detector`` finds on the first of the first ``frames`` frames of ``path`` that has any."""
+    for faces in detector.detect(decode_frames(path, frames)):
+        if faces:
+            return faces
+    raise Skip(f"{path}: no face found in its first {frames} frames")
+
+
 def host_ceiling(units: list[Any], detector: Any, faces_cfg: dict[str, Any], *, threads: int,
                  out: Path) -> dict[str, Any]:
-    """:func:`faces_pass` with :func:`free_detector`: frames/s of the faces stage when only the host works; and
-    the milliseconds a call of :func:`launch_probe` takes alone, beside busy Python threads and inside the
-    stage (where the videos' threads decode, track and crop)."""
-    frame = decode_frames(Path(units[0].path), 1)[0]
+    """:func:`faces_pass` with :func:`free_detector`: frames/s of the faces stage when only the host works. Then
+    the milliseconds a call of :func:`launch_probe` takes alone, beside busy Python threads, and inside a second
+    such pass (where the videos' threads decode, track and crop)."""
+    faces = first_faces(Path(units[0].path), detector)
+    p = faces_pass(units, free_detector(detector, faces), faces_cfg, threads=threads, out=out)
+    out.unlink()
     probe = launch_probe()
     alone = median([probe() for _ in range(5)])
     busy = probe_beside_busy_python(probe)
-    free = free_detector(detector, frame, probe)
-    p = faces_pass(units, free, faces_cfg, threads=threads, out=out)
+    probed = free_detector(detector, faces, probe)
+    faces_pass(units, probed, faces_cfg, threads=threads, out=out)
     out.unlink()
-    return {"frames_per_s": p["faces_stage_frames_per_s"], "faces_per_frame": len(free.faces),
+    return {"frames_per_s": p["faces_stage_frames_per_s"], "faces_given": len(faces), "crops": p["crops"],
             "launches_per_call": LAUNCHES, "launch_ms_alone": alone * 1e3, "launch_ms_beside_busy_python": busy * 1e3,
-            "launch_ms_in_stage": median(free.probe_s) * 1e3}
+            "launch_ms_in_stage": median(probed.probe_s) * 1e3}
 
 
 def decode_rate(units: list[Any], threads: int, batch: int, stride: int) -> float:

@@ -132,7 +132,8 @@ def child(stage: str, units_json: str, out: str) -> None:
     elif stage == "faces":
         from affectflow.stages.faces import run_faces_stage
 
-        n = len(run_faces_stage(units, out, cfg["faces"], on_bad_video="fail", progress=False).written)
+        n = len(run_faces_stage(units, out, cfg["faces"], on_bad_video="fail", progress=False,
+                                features=cfg["features"]).written)
     elif stage == "face_features":
         from affectflow.stages.face_features import run_face_features
         from affectflow.stages.fetch_model import prepare_model

@@ -365,9 +365,10 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
         assert p["frames"] == 80 and p["analysed"] == 10 and 0 <= p["crops"] <= p["analysed"], p
         assert p["faces_stage_s"] > 0 and p["features_stage_s"] > p["model_load_s"] > 0, p
         assert 0 < p["detect_s"] <= p["faces_stage_s"] and p["detect_calls"] >= 1, p  # the detector's share
-        assert 0 <= p["faces_per_frame"]["median"] <= p["faces_per_frame"]["p90"] <= p["faces_per_frame"]["max"], p
+        # frames with the target face have at least one face; the ones the first frame has are every frame's
+        assert p["faces_per_frame"]["mean"] * p["analysed"] >= p["crops"] and p["faces_per_frame"]["max"] >= 1, p
         free = p["free_detector"]
-        assert free["frames_per_s"] > 0 and free["faces_per_frame"] >= 0, p
+        assert free["frames_per_s"] > 0 and free["faces_given"] >= 1 and free["crops"] == p["analysed"], p
         assert min(free["launch_ms_alone"], free["launch_ms_in_stage"], free["launch_ms_beside_busy_python"]) > 0
     assert path["gpu"]["decode_alone_frames_per_s"] > 0 and path["gpu"]["features"]["face_engine"] == "torch"
 

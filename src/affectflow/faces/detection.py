@@ -70,7 +70,8 @@ class WrappedDetector:
 class TimedDetector(WrappedDetector):
     """Adds up the wall time of its calls, so that the faces stage can say how much of its time the detector
     took: on a GPU machine, whether the detector or the host's work (decoding, tracking, cropping, writing)
-    sets the pace. Not thread-safe by itself: the stage puts it behind a :class:`SerialDetector`."""
+    sets the pace. Not thread-safe by itself: with several videos at once the stage puts it behind a
+    :class:`SerialDetector` (whose lock waits it then leaves out)."""
 
     def __init__(self, detector: FaceDetector) -> None:
         super().__init__(detector)

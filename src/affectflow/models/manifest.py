@@ -49,7 +49,9 @@ class PreparedModel:
         """The manifest a job takes from a ``fetch_model`` job, its files looked up in the job's ``models_dir``
         (:meth:`at`). ``manifest``: the input's path, or the one-item list a rule's list input gives."""
         if not isinstance(manifest, str | os.PathLike):
-            (manifest,) = manifest
+            if len(manifest) != 1:
+                raise ValueError(f"a job takes one model manifest from fetch_model, got {list(manifest)}")
+            manifest = manifest[0]
         return cls.load(manifest).at(models_dir)
 
     @classmethod

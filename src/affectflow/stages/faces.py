@@ -46,6 +46,8 @@ DETECTOR_MODELS = {"mediapipe": "mediapipe_face_short_range", "mediapipe_full": 
 FETCHED_DETECTORS = ("retinaface", "retinaface_mnet025")
 #: decoded batches each video's decoder may hold ready ahead of detection
 PREFETCH_DEPTH = 2
+#: the name of each video's decoding thread (:func:`iter_faces`)
+DECODE_THREAD = "decode"
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesO
     if ffmpeg_threads is None:
         ffmpeg_threads = codec_threads(os.cpu_count() or 1, 1)
     batches = prefetch(iter_batches(path, info, frame_stride=opts.frame_stride, batch_size=opts.batch_size,
-                                    codec_threads=ffmpeg_threads), depth=PREFETCH_DEPTH, name="decode")
+                                    codec_threads=ffmpeg_threads), depth=PREFETCH_DEPTH, name=DECODE_THREAD)
     tracker = TargetTracker(side=side)
     vid = video_id or Path(path).stem
     t0 = time.perf_counter()
@@ -421,7 +423,8 @@ def crop_storage(choice: str, features: Mapping[str, Any] | None = None) -> str:
     """``lzf`` or ``none``: how the faces shard stores crops, for ``faces.crop_compression: choice``.
 
     ``auto`` stores them raw when the face models will run on a GPU (``features.gpu``, or ``features.device``
-    ``cuda``, or ``auto`` on a machine where torch sees CUDA): a GPU embeds crops faster than lzf
+    ``cuda``, or ``auto`` on a machine where torch sees CUDA; ``cpu`` wins over ``gpu``): a GPU embeds crops
+    faster than lzf
     decompresses them (about 1,000 crops/s a reader thread, docs/performance.md), so compressed crops would
     set its pace. Elsewhere lzf: a CPU model is far slower than decompression, and rows without a face,
     zeros, then cost almost no disk.
@@ -430,13 +433,15 @@ def crop_storage(choice: str, features: Mapping[str, Any] | None = None) -> str:
         return choice
     f = features or {}
     device = str(f.get("device", "auto"))
+    if device == "cpu":  # the face models stay on the CPU, whatever the jobs are given
+        return "lzf"
     if f.get("gpu") or device.startswith("cuda"):
         return "none"
-    if device == "auto":
-        from affectflow.core.device import resolve_device
+    # device auto without features.gpu: the face models run where their jobs run, on a workstation this machine;
+    # asking torch costs the job about 2 s and 150 MB once, small beside decoding a shard's videos
+    from affectflow.core.device import resolve_device
 
-        return "none" if resolve_device("auto") != "cpu" else "lzf"
-    return "lzf"
+    return "none" if resolve_device("auto") != "cpu" else "lzf"
 
 
 def run(job: Job) -> None:

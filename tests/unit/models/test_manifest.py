@@ -27,5 +27,5 @@ def test_a_job_reads_its_manifest_from_a_path_or_a_one_item_list_and_looks_in_it
 
     monkeypatch.setenv(ENV_MODELS_DIR, str(tmp_path / "env"))  # the environment wins over the config
     assert PreparedModel.for_job(tmp_path / "real.json", here).root == str(tmp_path / "env")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="one model manifest"):
         PreparedModel.for_job([str(tmp_path / "real.json"), str(tmp_path / "standin.json")], here)

@@ -159,7 +159,8 @@ def test_stage_writes_shard_and_skips_or_fails_on_broken_video(feat_data, detect
     units = [unit("good/one", feat_data / "single_face.mp4"), unit("cut", cut), unit("text", text)]
     out = tmp_path / "faces" / "mediapipe" / "s0000.h5"
     cfg = {"detector": "mediapipe", "frame_stride": 6, "contact_sheets": True}
-    res = run_faces_stage(units, out, cfg, on_bad_video="skip", detector=detector, progress=False)
+    res = run_faces_stage(units, out, cfg, on_bad_video="skip", detector=detector, progress=False,
+                          features={"device": "cpu"})  # crop_compression auto: lzf for face models on the CPU
     assert res.written == ["good/one"]
     assert [v for v, _ in res.skipped] == ["cut", "text"]
     assert "cut_off.mp4" in dict(res.skipped)["cut"] and "truncated" in dict(res.skipped)["cut"]
@@ -226,7 +227,8 @@ def test_organiser_crops(feat_data, tmp_path):
         cv2.imwrite(str(crops_dir / f"{i + 1:05d}.jpg"), cv2.resize(f[100:300, 200:400, ::-1], (112, 112)))
     out = tmp_path / "faces.h5"
     units = [unit("vid1", video), unit("no_crops", video)]
-    cfg = {"detector": "organiser", "organiser_crops_dir": str(tmp_path / "cropped_aligned"), "crop_size": 64}
+    cfg = {"detector": "organiser", "organiser_crops_dir": str(tmp_path / "cropped_aligned"), "crop_size": 64,
+           "crop_compression": "lzf"}
     res = run_faces_stage(units, out, cfg, progress=False)
     assert res.written == ["vid1"] and res.skipped[0][0] == "no_crops" and "no_crops" in res.skipped[0][1]
     with ShardReader(out, stage="faces", model="organiser") as r:
@@ -319,8 +321,9 @@ def test_retinaface_without_weights_is_a_clear_error(tmp_path):
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_crop_storage_auto_stores_raw_crops_only_for_face_models_on_a_gpu():
-    from affectflow.core.device import resolve_device
+def test_crop_storage_auto_stores_raw_crops_only_for_face_models_on_a_gpu(monkeypatch):
+    import torch
+
     from affectflow.stages.faces import crop_storage
 
     assert crop_storage("lzf", {"gpu": True}) == "lzf" and crop_storage("none", {"device": "cpu"}) == "none"
@@ -328,9 +331,11 @@ def test_crop_storage_auto_stores_raw_crops_only_for_face_models_on_a_gpu():
     assert crop_storage("auto", {"gpu": False, "device": "cuda"}) == "none"
     assert crop_storage("auto", {"gpu": False, "device": "cuda:1"}) == "none"
     assert crop_storage("auto", {"gpu": False, "device": "cpu"}) == "lzf"
-    here = "none" if resolve_device("auto") != "cpu" else "lzf"  # device auto: what torch sees on this machine
-    assert crop_storage("auto", {"gpu": False, "device": "auto"}) == here
-    assert crop_storage("auto", None) == here
+    assert crop_storage("auto", {"gpu": True, "device": "cpu"}) == "lzf"  # the models stay on the CPU
+    for seen, stored in ((True, "none"), (False, "lzf")):  # device auto: what torch sees on this machine
+        monkeypatch.setattr(torch.cuda, "is_available", lambda seen=seen: seen)
+        assert crop_storage("auto", {"gpu": False, "device": "auto"}) == stored
+        assert crop_storage("auto", None) == stored
 
 
 def test_bad_config_and_weights_check(tmp_path):
