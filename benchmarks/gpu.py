@@ -94,6 +94,7 @@ class Sizes:
     cpu_detector_frames: int = 64
     face_path_long: bool = True  # the long video (demo clips looped) rather than one demo clip
     face_path_units: int = 4  # videos in the card's face-path shard (copies of one file, decoded in parallel)
+    launches: int = 200  # tiny torch ops a call of the GIL probe's detector (launch_probe)
     cpu_face_path_units: int = 1
     frame_stride: int = 1  # faces.frame_stride of the face path (the tests analyse fewer frames)
     loops: int = 2  # times the demo clips are repeated in the long video
@@ -692,15 +693,12 @@ def face_path_pass(units: list[Any], detector: Any, prepared: Any, faces_cfg: di
             "frames_per_s_with_load": faces["frames"] / (faces["faces_stage_s"] + feat["total_s"])}
 
 
-#: tiny torch ops a call of the host-ceiling pass's detector runs (:func:`launch_probe`): about what the torch
-#: RetinaFace's Python side issues a call (the network's layers, decoding, NMS rounds, read-back)
-LAUNCHES = 200
-
-
-def launch_probe(n: int = LAUNCHES) -> Callable[[], float]:
+def launch_probe(n: int) -> Callable[[], float]:
     """A call that runs ``n`` tiny torch ops on the CPU and returns its seconds: a launch-bound GPU detector's
-    Python side without a card. Each op lets go of the GIL and takes it back, so while other threads run
-    Python it may wait up to the interpreter's switch interval (5 ms) each time: a convoy this measures."""
+    Python side without a card (``Sizes.launches``, 200: about what the torch RetinaFace's Python side issues a
+    call: the network's layers, decoding, NMS rounds, read-back). Each op lets go of the GIL and takes it back,
+    so while other threads run Python it may wait up to the interpreter's switch interval (5 ms) each time: a
+    convoy this measures."""
     import torch
 
     x = torch.ones(8)
@@ -715,8 +713,9 @@ def launch_probe(n: int = LAUNCHES) -> Callable[[], float]:
     return run
 
 
-def probe_beside_busy_python(probe: Callable[[], float], calls: int = 3) -> float:
-    """Median seconds of ``probe`` while two threads run pure Python: the GIL convoy's worst case here."""
+def probe_beside_busy_python(probe: Callable[[], float]) -> float:
+    """Seconds of one ``probe`` while two threads run pure Python: the GIL convoy's worst case here (a call,
+    since one may take seconds)."""
     import threading
 
     stop = threading.Event()
@@ -730,7 +729,7 @@ def probe_beside_busy_python(probe: Callable[[], float], calls: int = 3) -> floa
         w.start()
     try:
         time.sleep(0.05)
-        return median([probe() for _ in range(calls)])
+        return probe()
     finally:
         stop.set()
         for w in workers:
@@ -763,7 +762,7 @@ def first_faces(path: Path, detector: Any, frames: int = 64) -> list[Any]:
     raise Skip(f"{path}: no face found in its first {frames} frames")
 
 
-def host_ceiling(units: list[Any], detector: Any, faces_cfg: dict[str, Any], *, threads: int,
+def host_ceiling(units: list[Any], detector: Any, faces_cfg: dict[str, Any], *, threads: int, launches: int,
                  out: Path) -> dict[str, Any]:
     """:func:`faces_pass` with :func:`free_detector`: frames/s of the faces stage when only the host works. Then
     the milliseconds a call of :func:`launch_probe` takes alone, beside busy Python threads, and inside a second
@@ -771,14 +770,14 @@ def host_ceiling(units: list[Any], detector: Any, faces_cfg: dict[str, Any], *, 
     faces = first_faces(Path(units[0].path), detector)
     p = faces_pass(units, free_detector(detector, faces), faces_cfg, threads=threads, out=out)
     out.unlink()
-    probe = launch_probe()
+    probe = launch_probe(launches)
     alone = median([probe() for _ in range(5)])
     busy = probe_beside_busy_python(probe)
     probed = free_detector(detector, faces, probe)
     faces_pass(units, probed, faces_cfg, threads=threads, out=out)
     out.unlink()
     return {"frames_per_s": p["faces_stage_frames_per_s"], "faces_given": len(faces), "crops": p["crops"],
-            "launches_per_call": LAUNCHES, "launch_ms_alone": alone * 1e3, "launch_ms_beside_busy_python": busy * 1e3,
+            "launches_per_call": launches, "launch_ms_alone": alone * 1e3, "launch_ms_beside_busy_python": busy * 1e3,
             "launch_ms_in_stage": median(probed.probe_s) * 1e3}
 
 
@@ -851,7 +850,8 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
             if half < threads:  # fewer FFmpeg threads than cores: does a busy host slow the card's driver thread?
                 halves.append(face_path_pass(units, det, b0, cfg, feat, threads=half, model_threads=card_threads,
                                              out=opts.workdir / "path_half"))
-            host = host_ceiling(units, det, cfg, threads=threads, out=opts.workdir / "host.h5")
+            host = host_ceiling(units, det, cfg, threads=threads, launches=sizes.launches,
+                                out=opts.workdir / "host.h5")
         gpu = {**_median_pass(passes), "decode_alone_frames_per_s": median(decodes), "units": len(units),
                "decode_threads": threads, "detector_batch": cfg["batch_size"], "features": feat,
                "runs_frames_per_s": [p["frames_per_s"] for p in passes], "free_detector": host}
@@ -867,7 +867,8 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
         cpu = {**face_path_pass(units, det, b0, cfg, feat, threads=threads, model_threads=cpu_threads,
                                 out=opts.workdir / "path_cpu"),
                "units": len(units), "decode_threads": threads, "model_threads": cpu_threads,
-               "free_detector": host_ceiling(units, det, cfg, threads=threads, out=opts.workdir / "host_cpu.h5")}
+               "free_detector": host_ceiling(units, det, cfg, threads=threads, launches=sizes.launches,
+                                             out=opts.workdir / "host_cpu.h5")}
     fig.details = {"videos": [p.name for p in videos], "frame_stride": sizes.frame_stride, "gpu": gpu, "cpu": cpu}
     _finish(fig, gpu.get("frames_per_s"), cpu.get("frames_per_s"), TARGETS["face_path_frames_per_s"], why_no_device)
     notes = []

@@ -258,7 +258,7 @@ def _tiny(gpu, **changes):
     """A few crops and frames per figure: the code paths, not the speed."""
     sizes = gpu.Sizes(batch=2, model_batches=1, cpu_model_crops=2, stage_crops=12, cpu_stage_crops=6,
                       crops_per_video=8, detector_batches=(2,), detector_frames=2, cpu_detector_batch=2,
-                      cpu_detector_frames=2, face_path_long=False, face_path_units=1, frame_stride=8)
+                      cpu_detector_frames=2, face_path_long=False, face_path_units=1, frame_stride=8, launches=20)
     return dataclasses.replace(sizes, **changes)
 
 
