@@ -424,10 +424,9 @@ def crop_storage(choice: str, features: Mapping[str, Any] | None = None) -> str:
 
     ``auto`` stores them raw when the face models will run on a GPU (``features.gpu``, or ``features.device``
     ``cuda``, or ``auto`` on a machine where torch sees CUDA; ``cpu`` wins over ``gpu``): a GPU embeds crops
-    faster than lzf
-    decompresses them (about 1,000 crops/s a reader thread, docs/performance.md), so compressed crops would
-    set its pace. Elsewhere lzf: a CPU model is far slower than decompression, and rows without a face,
-    zeros, then cost almost no disk.
+    faster than lzf decompresses them (about 1,000 crops/s a reader thread, docs/performance.md), so
+    compressed crops would set its pace. Elsewhere lzf: a CPU model is far slower than decompression, and
+    rows without a face, zeros, then cost almost no disk.
     """
     if choice != "auto":
         return choice
