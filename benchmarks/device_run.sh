@@ -60,8 +60,8 @@ echo "  travels in all: $(($(total) / 1048576)) MiB (.device and the working tre
 run='python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .device/wheels/*.whl'
 run+=' && export PYTHONPATH=/tmp/site:$PWD/.device/src:$PWD/.device AFFECTFLOW_STANDIN_CACHE=/tmp/affectflow-standins'
 run+=' PYTHONUNBUFFERED=1 && set -o pipefail && nvidia-smi -L;'
-run+=' python3 -P -m benchmarks.gpu --quick --assets .device/assets --out-dir $OUT 2>&1 | tee $OUT/gpu-quick.log;'
-run+=' python3 -P -m benchmarks.gpu --assets .device/assets --out-dir $OUT 2>&1 | tee $OUT/gpu-full.log'
+run+=' python3 -P -m benchmarks.gpu --quick --stack-dumps 30 --assets .device/assets --out-dir $OUT 2>&1 | tee $OUT/gpu-quick.log;'
+run+=' python3 -P -m benchmarks.gpu --stack-dumps 30 --assets .device/assets --out-dir $OUT 2>&1 | tee $OUT/gpu-full.log'
 cat <<EOF
 
 On the GPU machine (the device tool's run: carry [".device"], timeout_s 600; about 1 min quick + 3 min full
@@ -69,6 +69,7 @@ after the machine starts), from the repository's root:
 
 $run
 
-It writes \$OUT/gpu-<card>-quick.json and \$OUT/gpu-<card>.json (copy the full one to benchmarks/results/)
-and the two logs; exit status: the full pass's (1 if a figure failed).
+It writes \$OUT/gpu-<card>-quick.json and \$OUT/gpu-<card>.json (copy the full one to benchmarks/results/),
+the two logs, and every thread's stack every 30 s (\$OUT/gpu-stacks[-quick].txt: where a figure that makes no
+progress spends its time); exit status: the full pass's (1 if a figure failed).
 EOF

@@ -49,6 +49,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -298,6 +299,41 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def on_new_thread(fn: Callable[[], Any]) -> float:
+    """Seconds ``fn`` takes on a thread started for it: what a network's first call on a thread costs, where
+    torch plans cuDNN's kernels per thread (affectflow.core.device.DeviceThread)."""
+    took: list[float] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            took.append(timed(fn)[0])
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller
+            errors.append(e)
+
+    t = threading.Thread(target=run, name="bench-new-thread")
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]
+    return took[0]
+
+
+@contextlib.contextmanager
+def as_in_a_faces_job() -> Iterator[None]:
+    """cuDNN set as in a faces job while the block runs: without ``cudnn.benchmark``, which only the face models'
+    runtime turns on (a faces job loads no face model, and frame sizes vary from video to video), while this
+    process may have loaded one for an earlier figure. Put back afterwards."""
+    import torch
+
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 # ------------------------------------------------------------ 1. the model alone
 def model_rate(prepared: Any, *, engine: str, device: str, precision: str, batch: int | str, crops: Any,
                calls: int, reps: int, threads: int | None = None) -> dict[str, Any]:
@@ -314,7 +350,9 @@ def model_rate(prepared: Any, *, engine: str, device: str, precision: str, batch
         runs.append(timed(lambda: [model.predict(crops) for _ in range(calls)])[0])
     n = calls * len(crops)
     return {"crops_per_s": n / median(runs), "crops": n, "runs_s": runs, "load_s": t_load, "engine": model.engine,
-            "device": model.device, "batch_size": model.batch_size, "precision": precision, "model": model}
+            "device": model.device, "batch_size": model.batch_size, "precision": precision,
+            "call_s": median(runs) / calls, "new_thread_call_s": on_new_thread(lambda: model.predict(crops)),
+            "model": model}
 
 
 def raw_module_rate(model: Any, batch: int, calls: int, threads: int | None = None) -> dict[str, Any] | None:
@@ -333,16 +371,19 @@ def raw_module_rate(model: Any, batch: int, calls: int, threads: int | None = No
     x = torch.randn(batch, 3, size, size, device=rt.device).to(rt.dtype)
     if rt.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    with torch_threads(threads), torch.inference_mode():
-        module(x)
-        _sync(rt.device)
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            module(x)
-        _sync(rt.device)
-        dt = time.perf_counter() - t0
+    def forward(n: int = 1) -> None:
+        with torch_threads(threads), torch.inference_mode():
+            for _ in range(n):
+                module(x)
+            _sync(rt.device)
+
+    forward()
+    dt, _ = timed(lambda: forward(calls))
+    # the bare module called from a thread of its own, as the stages' video threads did before every CUDA call
+    # went through the device's one thread: its first call there plans (and with cudnn.benchmark times) every
+    # convolution again
     return {"crops_per_s": calls * batch / dt, "crops": calls * batch, "precision": rt.precision,
-            "channels_last": rt.channels_last}
+            "channels_last": rt.channels_last, "call_s": dt / calls, "new_thread_call_s": on_new_thread(forward)}
 
 
 def fig_model(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | None, cpu_threads: int | None,
@@ -383,6 +424,13 @@ def fig_model(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | None
                     "uint8 crops from host memory (pinned staging, resize and normalisation on the card)"
                     + (f"; the bare module on an input already there: {ups['raw_module_fp16']:,.0f} fp16, "
                        f"{ups['raw_module_fp32']:,.0f} fp32 (the ceiling)" if "raw_module_fp16" in ups else ""))
+        if "raw_module_fp16" in gpu:
+            raw, eng = gpu["raw_module_fp16"], gpu["torch_fp16"]
+            fig.note += (f"; a batch's first call on a new thread (fp16): the bare module "
+                         f"{raw['new_thread_call_s']:.3f} s against {raw['call_s']:.4f} s on a thread that ran it "
+                         f"before (torch plans cuDNN's kernels per thread), the torch engine "
+                         f"{eng['new_thread_call_s']:.3f} s against "
+                         f"{eng['call_s']:.4f} s (it runs every CUDA call on the device's one thread)")
     if cpu:
         fig.note += (("; " if fig.note else "") + f"CPU: onnxruntime {cpu['onnx_fp32']['crops_per_s']:,.1f} crops/s "
                      f"(threads: {cpu_threads}, batch {cpu['onnx_fp32']['batch_size']})")
@@ -615,7 +663,7 @@ def fig_detector(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | N
     gpu: dict[str, Any] = {}
     if device is not None:
         det = _detector(inputs, root, "torch", device)
-        with torch_threads(_card_threads(device, cpu_threads)):
+        with torch_threads(_card_threads(device, cpu_threads)), as_in_a_faces_job():
             for b in sizes.detector_batches:
                 gpu[f"batch_{b}"] = detector_rate(det, frames, b, sizes.detector_frames, opts.reps)
             det.min_score = 0.5  # the config's threshold: the stand-in's worst case
@@ -639,7 +687,8 @@ def fig_detector(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | N
         notes.append(
             f"{w}x{h} demo frames (network input {w}x{h}), the best batch size's rate; " + ", ".join(
                 f"batch {k[6:]}: {v['frames_per_s']:,.0f} frames/s" for k, v in gpu.items() if k.startswith("batch_"))
-            + f"; upload, resize, anchor decoding and NMS on the card, the kept faces read back. min_score "
+            + f"; upload, resize, anchor decoding and NMS on the card, the kept faces read back, cuDNN set as in a "
+            f"faces job (no cudnn.benchmark). min_score "
             f"{MIN_SCORE}: the random-weight stand-in passes hundreds of anchors a frame at the config's 0.5 (a "
             f"trained detector a few dozen), and post-processing grows with them; at 0.5: {worst['frames_per_s']:,.0f} "
             f"frames/s ({worst['detections'] / worst['frames']:.0f} faces kept a frame)")
@@ -660,8 +709,9 @@ def faces_pass(units: list[Any], detector: Any, faces_cfg: dict[str, Any], *, th
     from affectflow.stages.faces import run_faces_stage
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    t_faces, res = timed(lambda: run_faces_stage(units, out, faces_cfg, detector=detector, progress=False,
-                                                 threads=threads))
+    with as_in_a_faces_job():
+        t_faces, res = timed(lambda: run_faces_stage(units, out, faces_cfg, detector=detector, progress=False,
+                                                     threads=threads))
     frames = analysed = crops = 0
     n_faces = []
     with ShardReader(out) as r:
@@ -716,8 +766,6 @@ def launch_probe(n: int) -> Callable[[], float]:
 def probe_beside_busy_python(probe: Callable[[], float]) -> float:
     """Seconds of one ``probe`` while two threads run pure Python: the GIL convoy's worst case here (a call,
     since one may take seconds)."""
-    import threading
-
     stop = threading.Event()
 
     def busy() -> None:
@@ -1049,6 +1097,26 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines + ["", *(f"- {f.name}: {f.note}" for f in figures if f.note)])
 
 
+@contextlib.contextmanager
+def stack_dumps(path: Path, every_s: float) -> Iterator[Path]:
+    """Every thread's stack written to ``path`` every ``every_s`` seconds while the block runs.
+
+    A figure can stop making progress on a card (in one run, a stage's model
+    thread planning cuDNN's kernels again for every video); these dumps,
+    which come back with the results, say where without another start of
+    the machine.
+    """
+    import faulthandler
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        faulthandler.dump_traceback_later(every_s, repeat=True, file=f)
+        try:
+            yield path
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks.gpu``: the section alone, with its own JSON (what a rented GPU machine runs)."""
     ap = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__.split("\n\n")[0])
@@ -1067,6 +1135,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="write the assets a machine without the repository's caches needs into DIR, then stop")
     ap.add_argument("--without-b0", action="store_true",
                     help="with --prepare-assets: leave the 16 MB B0 stand-in out (the section builds it there)")
+    ap.add_argument("--stack-dumps", type=float, default=0, metavar="SECONDS",
+                    help="every SECONDS, write every thread's stack to <out-dir>/gpu-stacks[-quick].txt (Python's "
+                         "faulthandler): where a figure that makes no progress spends its time")
     args = ap.parse_args(argv)
     if args.prepare_assets is not None:
         sizes = prepare_assets(args.prepare_assets, with_b0=not args.without_b0)
@@ -1083,14 +1154,18 @@ def main(argv: list[str] | None = None) -> int:
     card = None if why else card_info()
     print(f"[bench gpu] {opts.mode} run on {card['name'] if card else 'no GPU (' + why + ')'}", flush=True)
     t0 = time.perf_counter()
-    try:
-        figures = measure(opts, inputs=Inputs(args.assets), sizes=sizes, cpu_threads=cpu_threads, only=only,
-                          log=print)
-    finally:
-        if args.keep_workdir:
-            print(f"[bench gpu] scratch folder kept: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with contextlib.ExitStack() as stack:
+        if args.stack_dumps > 0:
+            stack.enter_context(stack_dumps(args.out_dir / f"gpu-stacks{'-quick' if opts.quick else ''}.txt",
+                                            args.stack_dumps))
+        try:
+            figures = measure(opts, inputs=Inputs(args.assets), sizes=sizes, cpu_threads=cpu_threads, only=only,
+                              log=print)
+        finally:
+            if args.keep_workdir:
+                print(f"[bench gpu] scratch folder kept: {workdir}")
+            else:
+                shutil.rmtree(workdir, ignore_errors=True)
     command = "python -m benchmarks.gpu " + " ".join(argv if argv is not None else sys.argv[1:])
     doc = results_doc(figures, opts, card, cpu_threads=cpu_threads, sizes=sizes, command=command)
     doc["total_s"] = round(time.perf_counter() - t0, 1)

@@ -399,7 +399,8 @@ def test_gpu_section_alone_writes_its_json_and_says_when_no_card_was_measured(tm
     _needs_demo()
     out = tmp_path / "gpu.json"
     proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--quick", "--cpu-threads", "1", "--only",
-                           "gpu_detector_mnet025", "--out-dir", str(tmp_path / "results"), "--json", str(out)],
+                           "gpu_detector_mnet025", "--out-dir", str(tmp_path / "results"), "--json", str(out),
+                           "--stack-dumps", "0.2"],
                           cwd=REPO, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -409,10 +410,13 @@ def test_gpu_section_alone_writes_its_json_and_says_when_no_card_was_measured(tm
     if doc["card"] is None:  # no CUDA here: the figure is skipped, its CPU side measured, no card file
         assert doc["figures"]["gpu_detector_mnet025"]["status"] == "skipped"
         assert doc["figures"]["gpu_detector_mnet025"]["baseline"] > 0
-        assert not (tmp_path / "results").exists() and "no CUDA device" in proc.stdout
+        assert not list((tmp_path / "results").glob("*.json")) and "no CUDA device" in proc.stdout
     else:  # a card: its file, named after it
         assert (tmp_path / "results" / f"gpu-{doc['card']['name']}").name and list(
             (tmp_path / "results").glob("gpu-*-quick.json"))
+    # every thread's stack, every 0.2 s: the main thread's shows the figure being measured
+    stacks = (tmp_path / "results" / "gpu-stacks-quick.txt").read_text()
+    assert "Timeout (0:00:00.200000)!" in stacks and "benchmarks/gpu.py" in stacks and "fig_detector" in stacks
 
 
 def test_unknown_section_is_an_error() -> None:

@@ -1,8 +1,17 @@
-"""The one device choice: ``auto`` means CUDA when torch sees a GPU, else the CPU."""
+"""The one device choice (``auto`` means CUDA when torch sees a GPU, else the CPU), and the one thread that runs
+a process's torch work on each CUDA device (:func:`on_device`)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
 from affectflow.core.errors import AffectflowError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: the device settings of the config (``faces.device``, ``features.device``): resolved by :func:`resolve_device`
 DEVICES = ("auto", "cpu", "cuda")
@@ -28,3 +37,68 @@ def resolve_device(device: str = "auto") -> str:
     if device != "cpu" and not (device == "cuda" or device.startswith("cuda:")):
         raise DeviceError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'")
     return device
+
+
+#: the name (before ``-<device>``) of the thread :func:`on_device` runs a CUDA device's work on
+DEVICE_THREAD = "device"
+
+
+class DeviceThread:
+    """One long-lived thread that runs every call made to it, one at a time, in the order they come.
+
+    Why: PyTorch keeps cuDNN's execution plans per thread (its plan caches are
+    ``thread_local``), and with ``cudnn.benchmark`` the kernels it timed for
+    each layer too. A network first run on a new thread plans (and times) every
+    convolution again: seconds for EfficientNet-B0 in fp16. The stages call
+    their models from short-lived threads (a model thread per video in the face
+    features stage, a worker per video in the faces stage), so each video paid
+    that again, and a GPU ran slower than a CPU. Calls made here all run on one
+    thread, which plans once per process and input shape; it also serialises
+    calls to one model from several threads.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._ident: int | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name, initializer=self._started)
+
+    def _started(self) -> None:
+        self._ident = threading.get_ident()
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """``fn(*args, **kwargs)`` run on this thread; its result or its exception, here.
+
+        A call made from this thread itself (a model calling another) runs at
+        once, where a queued one would wait for itself.
+        """
+        if threading.get_ident() == self._ident:
+            return fn(*args, **kwargs)
+        return self._pool.submit(fn, *args, **kwargs).result()
+
+
+_device_threads: dict[str, DeviceThread] = {}
+_device_threads_lock = threading.Lock()
+
+
+def uses_device_thread(device: str) -> bool:
+    """Whether work for ``device`` runs on its :class:`DeviceThread`: CUDA devices only (a CPU keeps no
+    per-thread plans worth keeping, and calls run where they are made)."""
+    return str(device).startswith("cuda")
+
+
+def device_thread(device: str) -> DeviceThread:
+    """The process's one :class:`DeviceThread` for ``device`` (started at the first call)."""
+    with _device_threads_lock:
+        t = _device_threads.get(device)
+        if t is None:
+            t = _device_threads[device] = DeviceThread(f"{DEVICE_THREAD}-{device}")
+        return t
+
+
+def on_device(device: str, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """``fn(*args, **kwargs)`` for work on ``device`` (a resolved device, see :func:`resolve_device`): on the
+    device's thread for CUDA, where the caller is otherwise. Wrap the whole call of a network (upload,
+    forward, read-back), so that every kernel of it is planned on that thread."""
+    if not uses_device_thread(device):
+        return fn(*args, **kwargs)
+    return device_thread(device).call(fn, *args, **kwargs)

@@ -24,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from affectflow.core.device import on_device
 from affectflow.faces.detection import DETECTOR_ENGINES as ENGINES
 from affectflow.faces.detection import Detection, input_scale, nms
 from affectflow.faces.errors import FaceStageError
 from affectflow.models import retinaface_mnet as rm
+from affectflow.models.torch_runtime import bucket_rows, pad_rows
 
 NAME = "retinaface_mnet025"
 # IoU matrices of at most this many entries per NMS call (images are taken in chunks to stay under it)
@@ -183,6 +185,10 @@ class RetinaFaceMnetDetector:
         else:
             self._module = self._torch_module(data)
         self._priors: dict[tuple[int, int], Any] = {}  # per input size: numpy (onnx engine) or tensors (torch)
+        # torch on CUDA: batches padded to a few sizes (the largest seen caps them), so a video's last batch is
+        # not a new shape for cuDNN to plan (affectflow.models.torch_runtime.bucket_rows)
+        self.bucket_batches = self.engine == "torch" and self.device.startswith("cuda")
+        self._widest = 0
 
     # ------------------------------------------------------------ loading
     def _verified_bytes(self, models_dir: Any, model_pins: Mapping[str, str] | None, spec: Any) -> bytes:
@@ -260,15 +266,17 @@ class RetinaFaceMnetDetector:
             raise FaceStageError(f"detector {NAME!r}: the frames of one call must share one size (one video's)")
         in_h, in_w = self.input_size(h, w)
         to_frame = np.array([w / in_w, h / in_h], np.float32)
-        if self.engine == "onnx":
-            rows = self._detect_onnx(frames_rgb, in_h, in_w)
-        else:
-            rows = self._detect_torch(frames_rgb, in_h, in_w)
+        # on CUDA, on the device's one thread (both engines keep per-thread state there: DeviceThread says why)
+        rows = on_device(self.device, self._detect_onnx if self.engine == "onnx" else self._detect_torch,
+                         frames_rgb, in_h, in_w)
         return [[Detection(bbox=(b.reshape(2, 2) * to_frame).reshape(4), score=float(s), landmarks=lm * to_frame)
                  for b, s, lm in zip(*row, strict=True)] for row in rows]
 
     def raw_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The network's (loc, conf, landmarks) on a preprocessed (N, 3, H, W) float32 batch, as numpy."""
+        return on_device(self.device, self._raw_outputs, batch)
+
+    def _raw_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self.engine == "onnx":
             loc, conf, lmk = self._session.run(self._outputs, {self._session.get_inputs()[0].name: batch})
             return loc, conf, lmk
@@ -296,8 +304,13 @@ class RetinaFaceMnetDetector:
     def _detect_torch(self, frames: list[np.ndarray], in_h: int, in_w: int) -> list[tuple[np.ndarray, ...]]:
         import torch
 
+        n = len(frames)
         with torch.inference_mode():
-            loc, conf, lmk = self._module(preprocess_torch(frames, in_h, in_w, self.device))
+            x = preprocess_torch(frames, in_h, in_w, self.device)
+            if self.bucket_batches:
+                self._widest = max(self._widest, n)
+                x = pad_rows(x, bucket_rows(n, self._widest))
+            loc, conf, lmk = (t[:n] for t in self._module(x))
             scores = conf[..., 1].masked_fill(conf[..., 1] < self.min_score, float("-inf"))
             sorted_scores, order = torch.sort(scores, dim=1, descending=True, stable=True)
             valid = sorted_scores > float("-inf")

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from affectflow.core.device import on_device
 from affectflow.models import weights
 from affectflow.models.emotiefflib import (
     N_VA,
@@ -283,6 +284,9 @@ class DdamfnRunner:
         return emb, m.fc(emb)
 
     def run(self, crops: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        return on_device(self.runtime.device, self._run, crops)
+
+    def _run(self, crops: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         items = as_crop_list(crops)
         n_cls = len(self.classes)
         if not items:
@@ -292,9 +296,10 @@ class DdamfnRunner:
         with torch_threads(self.threads), torch.inference_mode():
             for start in range(0, len(items), self.batch_size):
                 x = self.runtime.tensor(preprocess_pil(items[start:start + self.batch_size], PREPROCESSING))
-                emb, out = self._embed(x)
-                feats.append(emb.float().cpu().numpy())
-                outs.append(out.float().cpu().numpy())
+                n = len(x)
+                emb, out = self._embed(self.runtime.padded(x, self.batch_size))
+                feats.append(emb[:n].float().cpu().numpy())
+                outs.append(out[:n].float().cpu().numpy())
         scores = np.concatenate(outs)
         va = np.ascontiguousarray(scores[:, n_cls:n_cls + N_VA]) if self.has_valence_arousal else None
         return np.ascontiguousarray(np.concatenate(feats), np.float32), np.ascontiguousarray(scores[:, :n_cls]), va

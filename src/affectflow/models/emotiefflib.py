@@ -29,6 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from affectflow.core.device import on_device
 from affectflow.core.errors import AffectflowError
 from affectflow.models import weights
 from affectflow.models.registry import ModelSpec, get
@@ -223,20 +224,24 @@ def with_embedding_output(model: Any, clf: Classifier) -> bytes:
     return model.SerializeToString()
 
 
+#: onnxruntime's name for its CUDA provider (what an onnxruntime model's ``device`` says when it runs on CUDA)
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
 def ort_providers(device: str) -> list[str]:
     """onnxruntime providers for ``device``: auto = CUDA when this onnxruntime has it, else CPU."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
     if device == "auto":
-        device = "cuda" if "CUDAExecutionProvider" in available else "cpu"
+        device = "cuda" if CUDA_PROVIDER in available else "cpu"
     if device == "cpu":
         return ["CPUExecutionProvider"]
     if device.startswith("cuda"):
-        if "CUDAExecutionProvider" not in available:
-            raise FaceModelError(f"device={device!r} but this onnxruntime has no CUDAExecutionProvider "
+        if CUDA_PROVIDER not in available:
+            raise FaceModelError(f"device={device!r} but this onnxruntime has no {CUDA_PROVIDER} "
                                  f"(available: {available}); install onnxruntime-gpu or use device='cpu'")
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return [CUDA_PROVIDER, "CPUExecutionProvider"]
     raise FaceModelError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'")
 
 
@@ -277,6 +282,10 @@ class OnnxEmotiEffLib(_Base):
     engine: str = field(default="onnx", init=False)
 
     def run(self, crops: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        # onnxruntime's CUDA provider keeps its cuDNN and cuBLAS handles per thread: on the device's one thread
+        return on_device("cuda" if self.device == CUDA_PROVIDER else "cpu", self._run, crops)
+
+    def _run(self, crops: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         items = as_crop_list(crops)
         if not items:
             return self._empty()
@@ -317,8 +326,13 @@ class TorchEmotiEffLib(_Base):
         return self.runtime.images(crops, self.prep.size, self.prep.mean, self.prep.std, self.staging)
 
     def run(self, crops: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        assert self.runtime is not None
+        return on_device(self.runtime.device, self._run, crops)
+
+    def _run(self, crops: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         import torch
 
+        assert self.runtime is not None
         items = as_crop_list(crops)
         if not items:
             return self._empty()
@@ -331,10 +345,11 @@ class TorchEmotiEffLib(_Base):
             with torch_threads(self.threads), torch.inference_mode():
                 for start in range(0, len(items), self.batch_size):
                     x = self._inputs(items[start:start + self.batch_size])
+                    n = len(x)
                     captured.clear()
-                    scores = self.module(x)
+                    scores = self.module(self.runtime.padded(x, self.batch_size))[:n]
                     outs.append(scores.float().cpu().numpy())
-                    feats.append(captured[-1].float().reshape(len(x), -1).cpu().numpy())
+                    feats.append(captured[-1][:n].float().reshape(n, -1).cpu().numpy())
         finally:
             handle.remove()
         logits, va = split_outputs(self.name, np.concatenate(outs))

@@ -1,4 +1,4 @@
-"""Where and how a torch face model runs: device, precision and memory layout, chosen once per model.
+"""Where and how a torch face model runs: device, precision, memory layout and batch shapes, chosen once per model.
 
 Half precision and the channels-last layout are what make convolutional
 networks fast on GPUs with tensor cores (cuDNN picks NHWC fp16 kernels); they
@@ -30,13 +30,51 @@ def check_precision(precision: str) -> str:
     return precision
 
 
+#: the fewest rows a bucketed batch has (:func:`bucket_rows`): below this a GPU takes as long for fewer
+MIN_BUCKET = 8
+
+
+def bucket_rows(n: int, cap: int) -> int:
+    """The rows a batch of ``n`` is padded to: the next power of two (at least :data:`MIN_BUCKET`), at most
+    ``cap`` (the full batch, whatever its size) and never fewer than ``n``.
+
+    Why: cuDNN plans (and, with ``cudnn.benchmark``, times) its kernels for
+    each input shape anew, about 4 s a shape for EfficientNet-B0 in fp16 on an
+    H200. Every video ends in a batch of its own size, so unpadded, a shard of a
+    hundred videos planned the network up to a hundred times. Padded, a job
+    sees at most ``log2(cap / 8) + 2`` shapes, and a video's last batch costs at
+    most twice its rows.
+    """
+    if n >= cap:
+        return n
+    return min(cap, max(MIN_BUCKET, 1 << max(0, n - 1).bit_length()))
+
+
+def pad_rows(x: Any, rows: int) -> Any:
+    """``x`` (a batch on the device) with zero rows appended up to ``rows``, in ``x``'s memory layout."""
+    import torch
+
+    n = int(x.shape[0])
+    if rows <= n:
+        return x
+    channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    out = torch.cat([x, x.new_zeros((rows - n, *x.shape[1:]))])
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+
+
 @dataclass(frozen=True)
 class TorchRuntime:
-    """How inputs and the module are placed: ``prepare`` the module once, convert each batch with ``tensor``."""
+    """How inputs and the module are placed: ``prepare`` the module once, convert each batch with ``tensor``.
+
+    ``bucket_batches`` (on CUDA): batches are padded to a few sizes before the
+    network sees them (:func:`bucket_rows`; :meth:`padded`), and their results
+    cut back.
+    """
 
     device: str
     precision: str = "fp32"
     channels_last: bool = False
+    bucket_batches: bool = False
 
     @property
     def dtype(self) -> Any:
@@ -49,11 +87,17 @@ class TorchRuntime:
 
         module = module.to(self.device, dtype=self.dtype)  # TorchScript modules too
         if self.device.startswith("cuda"):
-            # a face job feeds one input shape all along: let cuDNN time its kernels once and keep the fastest
+            # a face job feeds a few input shapes all along (bucket_batches): let cuDNN time its kernels once per
+            # shape and keep the fastest
             torch.backends.cudnn.benchmark = True
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
         return module.eval()
+
+    def padded(self, x: Any, cap: int) -> Any:
+        """The batch ``x`` as the network gets it: padded to its bucket (:func:`bucket_rows`, at most ``cap``
+        rows) when ``bucket_batches``; the caller keeps the first ``len(x)`` rows of the results."""
+        return pad_rows(x, bucket_rows(int(x.shape[0]), cap)) if self.bucket_batches else x
 
     def tensor(self, x: np.ndarray) -> Any:
         """A preprocessed float32 (N,C,H,W) batch on the device, in the model's dtype and layout."""
@@ -149,4 +193,5 @@ def torch_runtime(device: str = "auto", precision: str = "fp32", channels_last: 
     dev = resolve_device(device)
     if precision == "fp16" and dev == "cpu":
         log.warning("precision fp16 on the CPU: results as on a GPU up to rounding, but slower than fp32")
-    return TorchRuntime(dev, precision, dev.startswith("cuda") if channels_last is None else bool(channels_last))
+    cuda = dev.startswith("cuda")
+    return TorchRuntime(dev, precision, cuda if channels_last is None else bool(channels_last), bucket_batches=cuda)

@@ -1,4 +1,5 @@
-"""affectflow.core: one error base, one atomic write, one device choice, job logs that say why a job stopped."""
+"""affectflow.core: one error base, one atomic write, one device choice and one thread per CUDA device, job logs
+that say why a job stopped."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import os
 import pkgutil
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 import affectflow
-from affectflow.core.device import DeviceError, resolve_device
+from affectflow.core.device import DEVICE_THREAD, DeviceError, device_thread, on_device, resolve_device
 from affectflow.core.errors import AffectflowError
 from affectflow.core.files import atomic_write, atomic_write_bytes, atomic_write_text, sha256_file
 
@@ -64,6 +67,30 @@ def test_one_device_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(DeviceError, match="sees no CUDA device"):
         resolve_device("cuda:1")
     assert issubclass(DeviceError, AffectflowError) and issubclass(DeviceError, RuntimeError)
+
+
+def test_cuda_work_runs_on_one_thread_whoever_calls() -> None:
+    # the dispatch itself: "cuda:7" is only a key here (nothing below touches a GPU), so this runs anywhere
+    def where(x: int) -> tuple[str, int]:
+        return threading.current_thread().name, x * 2
+
+    caller = threading.current_thread().name
+    assert on_device("cpu", where, 1) == (caller, 2)  # the CPU: where the call is made
+    with ThreadPoolExecutor(4) as pool:  # several short-lived callers, as the stages' video threads are
+        got = list(pool.map(lambda x: on_device("cuda:7", where, x), range(8)))
+    assert [x for _, x in got] == [x * 2 for x in range(8)]
+    names = {name for name, _ in got}
+    assert len(names) == 1 and names.pop().startswith(f"{DEVICE_THREAD}-cuda:7")
+    assert device_thread("cuda:7") is device_thread("cuda:7") is not device_thread("cuda:6")
+
+    def fails() -> None:
+        raise ValueError("bad batch")
+
+    with pytest.raises(ValueError, match="bad batch"):  # the caller gets the error; the thread goes on
+        on_device("cuda:7", fails)
+    # a call made on the device thread itself runs at once (queued, it would wait for itself)
+    inner = on_device("cuda:7", lambda: on_device("cuda:7", where, 5))
+    assert inner[1] == 10 and inner[0].startswith(f"{DEVICE_THREAD}-cuda:7")
 
 
 @pytest.mark.parametrize(("raise_", "expect", "absent"), [

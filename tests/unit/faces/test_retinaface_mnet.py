@@ -209,6 +209,51 @@ def test_both_engines_detect_the_same_faces(detectors, frames) -> None:
             assert 0 <= x0 <= x1 <= 640 and 0 <= y0 <= y1 <= 360  # original-frame pixels, inside the frame
 
 
+def test_the_torch_engine_runs_on_the_device_thread(detectors, frames, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CUDA the torch engine's work runs on the device's one thread, whichever video's thread calls (the
+    faces stage calls from one thread per video; affectflow.core.device.DeviceThread says why). Made to take
+    that thread on the CPU, the same code runs and finds the same faces."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from affectflow.core import device
+
+    det = detectors["torch"]
+    inline = det.detect(frames)
+    ran_on: list[str] = []
+    hook = det._module.register_forward_pre_hook(lambda *_: ran_on.append(threading.current_thread().name))
+    try:
+        monkeypatch.setattr(device, "uses_device_thread", lambda _device: True)
+        with ThreadPoolExecutor(2) as pool:
+            got = list(pool.map(lambda _: det.detect(frames), range(2)))
+        det.raw_outputs(preprocess_numpy(frames, 180, 320))
+    finally:
+        hook.remove()
+    assert len(ran_on) == 3 and set(ran_on) == {device.device_thread("cpu").name + "_0"}
+    for faces in got:
+        _assert_same(faces, inline, 0.0, 0.0)
+
+
+def test_torch_batches_are_bucketed_on_cuda(detectors, frames, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On CUDA the torch engine pads a batch to its bucket (at most the widest batch it has seen) and cuts the
+    results back, so a video's last batch is no new shape for cuDNN; made to pad on the CPU it finds the same
+    faces."""
+    det = detectors["torch"]
+    assert not det.bucket_batches and not detectors["onnx"].bucket_batches  # the CPU does not pad
+    plain = det.detect(frames[:3])
+    seen: list[int] = []
+    hook = det._module.register_forward_pre_hook(lambda _m, args: seen.append(len(args[0])))
+    try:
+        monkeypatch.setattr(det, "bucket_batches", True)
+        monkeypatch.setattr(det, "_widest", 0)
+        wide = det.detect(frames * 3)  # 12 frames: the widest so far, not padded
+        padded = det.detect(frames[:3])  # 3 frames: padded to 8
+    finally:
+        hook.remove()
+    assert seen == [12, 8] and len(padded) == 3 and len(wide) == 12
+    _assert_same(padded, plain, BOX_PX, SCORE_ABS)
+
+
 # ---------------------------------------------------------------- (c) NMS
 @pytest.mark.parametrize("iou", [0.3, 0.4, 0.7])
 def test_torch_nms_equals_numpy_nms(iou: float) -> None:

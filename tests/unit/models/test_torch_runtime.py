@@ -119,3 +119,92 @@ def test_precision_reaches_the_face_features_stage(tmp_path: Path, face: np.ndar
             assert json.loads(r.provenance.to_attrs()["config"])["precision"] == precision
             outs[precision] = r.read("v").arrays["embeddings"]
     assert _cosine(outs["fp32"], outs["fp16"])[0] > 0.99 and not np.array_equal(outs["fp32"], outs["fp16"])
+
+
+@pytest.mark.parametrize(("name", "engine"), [(MBF, "torch"), (DDAMFN, "torch"), (MBF, "onnx")])
+def test_face_models_run_on_the_device_thread(name: str, engine: str, tmp_path: Path, face: np.ndarray,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """On CUDA every call of a face model runs on the device's one thread, whichever thread calls
+    (affectflow.core.device.DeviceThread says why). The CPU skips that thread; made to take it here (torch:
+    any device does; onnxruntime: a model that says it runs on the CUDA provider), the same code path runs,
+    and its results are the same."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from affectflow.core import device
+    from affectflow.models.emotiefflib import CUDA_PROVIDER
+
+    pins = _install(name, tmp_path)
+    model = load_face_model(name, tmp_path, pins=pins, engine=engine, device="cpu", threads=1, batch_size=4)
+    items = crops(face)
+    inline = model.predict(items)
+    if engine == "onnx":
+        monkeypatch.setattr(model.runner, "device", CUDA_PROVIDER)  # its session still runs on the CPU
+    thread = device.device_thread("cuda" if engine == "onnx" else "cpu").name + "_0"
+    ran_on: list[str] = []
+    run = model.runner._run  # the whole call: upload, forward, read-back (DDAMFN's module is TorchScript: no hooks)
+
+    def recorded(*args):
+        ran_on.append(threading.current_thread().name)
+        return run(*args)
+
+    monkeypatch.setattr(model.runner, "_run", recorded)
+    if engine == "torch":
+        monkeypatch.setattr(device, "uses_device_thread", lambda _device: True)
+    with ThreadPoolExecutor(2) as pool:  # two short-lived callers, as the face features stage's model threads
+        outs = list(pool.map(lambda _: model.predict(items), range(2)))
+    assert len(ran_on) == 2 and set(ran_on) == {thread}
+    for out in outs:
+        np.testing.assert_array_equal(out.embeddings, inline.embeddings)
+        np.testing.assert_array_equal(out.logits, inline.logits)
+
+
+def test_bucket_rows_gives_few_shapes() -> None:
+    from affectflow.models.torch_runtime import MIN_BUCKET, bucket_rows
+
+    assert [bucket_rows(n, 256) for n in (1, 7, 8, 9, 100, 128, 129, 255, 256)] == [8, 8, 8, 16, 128, 128, 256,
+                                                                                    256, 256]
+    assert {bucket_rows(n, 256) for n in range(1, 257)} == {8, 16, 32, 64, 128, 256}  # a job's shapes at most
+    assert bucket_rows(60, 100) == 64 and bucket_rows(70, 100) == 100 and bucket_rows(100, 100) == 100
+    assert bucket_rows(3, 4) == 4 and bucket_rows(5, 5) == 5 and bucket_rows(300, 256) == 300  # never fewer rows
+    assert all(n <= bucket_rows(n, cap) <= max(n, min(cap, 2 * max(n, MIN_BUCKET)))
+               for cap in (5, 32, 100, 256) for n in range(1, cap + 1))
+
+
+def test_pad_rows_keeps_rows_and_layout() -> None:
+    import torch
+
+    from affectflow.models.torch_runtime import pad_rows
+
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5).contiguous(
+        memory_format=torch.channels_last)
+    y = pad_rows(x, 8)
+    assert y.shape == (8, 3, 4, 5) and y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(y[:2], x) and not y[2:].any()
+    assert pad_rows(x, 2) is x and pad_rows(x.contiguous(), 3).is_contiguous()
+
+
+@pytest.mark.parametrize("name", [MBF, DDAMFN])
+def test_bucketed_batches_give_the_same_results(name: str, tmp_path: Path, face: np.ndarray,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """On CUDA a batch is padded to its bucket before the network sees it, and its results cut back; made to
+    pad on the CPU, the network sees the bucket's rows and the crops' results are those of the unpadded run."""
+    import dataclasses
+
+    pins = _install(name, tmp_path)
+    model = load_face_model(name, tmp_path, pins=pins, engine="torch", device="cpu", threads=1, batch_size=16)
+    items = (crops(face) * 4)[:21]  # a full batch of 16, then 5 rows: padded to 8
+    plain = model.predict(items)
+    assert not model.runner.runtime.bucket_batches  # the CPU does not pad
+    monkeypatch.setattr(model.runner, "runtime", dataclasses.replace(model.runner.runtime, bucket_batches=True))
+    seen: list[int] = []
+    embed = getattr(model.runner, "_embed", None)
+    if embed is not None:  # DDAMFN (TorchScript: no hooks)
+        monkeypatch.setattr(model.runner, "_embed", lambda x: (seen.append(len(x)), embed(x))[1])
+    else:
+        model.runner.module.register_forward_pre_hook(lambda _m, args: seen.append(len(args[0])))
+    padded = model.predict(items)
+    assert seen == [16, 8]
+    assert padded.embeddings.shape == plain.embeddings.shape and padded.logits.shape == plain.logits.shape
+    np.testing.assert_allclose(padded.embeddings, plain.embeddings, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(padded.logits, plain.logits, rtol=1e-4, atol=1e-5)
