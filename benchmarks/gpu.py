@@ -371,6 +371,7 @@ def raw_module_rate(model: Any, batch: int, calls: int, threads: int | None = No
     x = torch.randn(batch, 3, size, size, device=rt.device).to(rt.dtype)
     if rt.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
+
     def forward(n: int = 1) -> None:
         with torch_threads(threads), torch.inference_mode():
             for _ in range(n):
@@ -472,7 +473,9 @@ def write_faces_shard(path: Path, pool: Any, n_crops: int, compression: str, per
 @contextlib.contextmanager
 def stage_meter() -> Iterator[dict[str, float]]:
     """Seconds ``run_face_features`` spends loading its model, in ``predict``, waiting for its HDF5 reader
-    thread (the model's thread waits) and waiting for the model (the writing thread waits), while the block runs.
+    thread (the model's thread waits) and waiting for the model (the writing thread waits), while the block runs;
+    and, once it ends, the ``predict`` calls' count, median and slowest (a call far above the median planned
+    kernels: on a card, cuDNN's for a new thread or batch shape).
 
     The stage module's own names ``load_face_model`` and ``prefetch`` are wrapped for the block (and put
     back): a few clock reads per chunk, nothing that changes what the stage does. Waiting for the reader
@@ -482,6 +485,7 @@ def stage_meter() -> Iterator[dict[str, float]]:
     from affectflow.stages import face_features as ff
 
     m = {"load_s": 0.0, "predict_s": 0.0, "reader_wait_s": 0.0, "model_wait_s": 0.0}
+    calls: list[float] = []  # each predict call's seconds: a call far above the median is one that planned kernels
     load, prefetch = ff.load_face_model, ff.prefetch
 
     def metered_load(*args: Any, **kwargs: Any) -> Any:
@@ -495,7 +499,8 @@ def stage_meter() -> Iterator[dict[str, float]]:
             try:
                 return predict(crops)
             finally:
-                m["predict_s"] += time.perf_counter() - t1
+                calls.append(time.perf_counter() - t1)
+                m["predict_s"] += calls[-1]
 
         model.predict = metered_predict
         return model
@@ -527,6 +532,8 @@ def stage_meter() -> Iterator[dict[str, float]]:
         yield m
     finally:
         ff.load_face_model, ff.prefetch = load, prefetch
+        m.update(predict_calls=len(calls), predict_call_median_s=median(calls) if calls else 0.0,
+                 predict_call_max_s=max(calls, default=0.0))
 
 
 def stage_pass(shard: Path, out: Path, prepared: Any, options: dict[str, Any], threads: int | None,
@@ -604,7 +611,9 @@ def fig_stage(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | None
             f"out ({n['load_s']:.1f} s; with it {n['crops_per_s_with_load']:,.0f} crops/s). Raw crops: "
             f"{n['crops_per_s']:,.0f} crops/s; of {n['total_s']:.2f} s, {n['predict_s']:.2f} s in predict, "
             f"{n['reader_wait_s']:.2f} s waiting for the HDF5 reader (alone it reads "
-            f"{n['reader_alone_crops_per_s']:,.0f} crops/s), {n['model_wait_s']:.2f} s waiting for the model; "
+            f"{n['reader_alone_crops_per_s']:,.0f} crops/s), {n['model_wait_s']:.2f} s waiting for the model, "
+            f"{n['predict_calls']:.0f} predict calls (median {n['predict_call_median_s']:.4f} s, slowest "
+            f"{n['predict_call_max_s']:.3f} s); "
             f"lzf: {z['crops_per_s']:,.0f} "
             f"crops/s, {z['reader_wait_s']:.2f} s waiting (reader alone {z['reader_alone_crops_per_s']:,.0f} "
             f"crops/s). The shard is read from the page cache here; from network storage reads cost more")
@@ -739,7 +748,8 @@ def face_path_pass(units: list[Any], detector: Any, prepared: Any, faces_cfg: di
     steady = faces["faces_stage_s"] + feat["total_s"] - feat["load_s"]
     faces_h5.unlink()
     return {**faces, "features_stage_s": feat["total_s"], "model_load_s": feat["load_s"],
-            "features_reader_wait_s": feat["reader_wait_s"], "frames_per_s": faces["frames"] / steady,
+            "features_reader_wait_s": feat["reader_wait_s"], "features_predict_call_max_s": feat["predict_call_max_s"],
+            "frames_per_s": faces["frames"] / steady,
             "frames_per_s_with_load": faces["frames"] / (faces["faces_stage_s"] + feat["total_s"])}
 
 

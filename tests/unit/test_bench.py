@@ -352,6 +352,7 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
         s = stage["gpu"][c]
         assert s["load_s"] > 0 and s["predict_s"] > 0 and 0 <= s["reader_wait_s"] < s["total_s"], s
         assert 0 < s["model_wait_s"] < s["total_s"], s  # the writer waits for the model's thread
+        assert s["predict_calls"] >= 1 and 0 < s["predict_call_median_s"] <= s["predict_call_max_s"] <= s["predict_s"]
         assert s["reader_alone_crops_per_s"] > 0 and s["crops_per_s"] > s["crops_per_s_with_load"], s
     assert stage["gpu"]["options"]["face_engine"] == "torch" and stage["cpu"]["options"]["face_engine"] == "onnx"
     # the stage's own names are put back after being timed

@@ -39,6 +39,9 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+#: onnxruntime's name for its CUDA provider (what an onnxruntime session's first provider is when it runs on CUDA)
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
 #: the name (before ``-<device>``) of the thread :func:`on_device` runs a CUDA device's work on
 DEVICE_THREAD = "device"
 
@@ -87,7 +90,8 @@ def uses_device_thread(device: str) -> bool:
 
 
 def device_thread(device: str) -> DeviceThread:
-    """The process's one :class:`DeviceThread` for ``device`` (started at the first call)."""
+    """The process's one :class:`DeviceThread` for ``device`` (started at the first call). Keyed by the name as
+    given: ``cuda`` and ``cuda:0`` get a thread each (the config names ``cuda`` only)."""
     with _device_threads_lock:
         t = _device_threads.get(device)
         if t is None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from affectflow.core.device import on_device
+from affectflow.core.device import CUDA_PROVIDER, on_device
 from affectflow.faces.detection import DETECTOR_ENGINES as ENGINES
 from affectflow.faces.detection import Detection, input_scale, nms
 from affectflow.faces.errors import FaceStageError
@@ -216,10 +216,10 @@ class RetinaFaceMnetDetector:
         opts.log_severity_level = 3
         available = ort.get_available_providers()
         if self.device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in available:
+            if CUDA_PROVIDER not in available:
                 raise FaceStageError(f"detector {NAME!r}: device {self.device!r} with engine 'onnx' needs "
                                      "onnxruntime's CUDAExecutionProvider (onnxruntime-gpu); use engine='torch'")
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            providers = [CUDA_PROVIDER, "CPUExecutionProvider"]
         else:
             providers = ["CPUExecutionProvider"]
         try:

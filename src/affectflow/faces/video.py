@@ -264,9 +264,13 @@ class _Lane(Generic[T]):
                 raise item
             yield item
 
+    def stop(self) -> None:
+        """Ask the producer to stop after the item it is making (without waiting: :meth:`close` waits)."""
+        self._stop.set()
+
     def close(self) -> None:
         """Stop the producer and wait for it (it closes what it opened); what it queued is dropped."""
-        self._stop.set()
+        self.stop()
         while self._thread.is_alive():  # unblock a producer waiting on a full queue
             self._drain()
             self._thread.join(timeout=0.05)
@@ -354,5 +358,9 @@ class PrefetchEach(Generic[T]):
     def close(self) -> None:
         """Stop every source still running and wait for its thread; none is started after this."""
         self._next = len(self._sources)
-        while self._lanes:
-            self._lanes.popitem()[1].close()
+        lanes = list(self._lanes.values())
+        self._lanes.clear()
+        for lane in lanes:  # all asked first: one waited for does not leave the others working (and queueing
+            lane.stop()     # calls on a shared detector) meanwhile
+        for lane in lanes:
+            lane.close()

@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from affectflow.core.device import on_device
+from affectflow.core.device import CUDA_PROVIDER, on_device
 from affectflow.core.errors import AffectflowError
 from affectflow.models import weights
 from affectflow.models.registry import ModelSpec, get
@@ -222,10 +222,6 @@ def with_embedding_output(model: Any, clf: Classifier) -> bytes:
     model.graph.output.append(
         helper.make_tensor_value_info(clf.input_name, TensorProto.FLOAT, [batch_dim, clf.weight.shape[1]]))
     return model.SerializeToString()
-
-
-#: onnxruntime's name for its CUDA provider (what an onnxruntime model's ``device`` says when it runs on CUDA)
-CUDA_PROVIDER = "CUDAExecutionProvider"
 
 
 def ort_providers(device: str) -> list[str]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from affectflow.core.device import CUDA_PROVIDER
 from affectflow.core.files import sha256_file
 from affectflow.models import emotiefflib as eel
 from affectflow.models import weights
@@ -82,7 +83,7 @@ def resolve_engine(engine: str, device: str) -> str:
     import onnxruntime as ort
 
     providers = ort.get_available_providers()
-    if "CUDAExecutionProvider" in providers:
+    if CUDA_PROVIDER in providers:
         return "onnx"
     why = ("a CPU-only build" if torch.version.cuda is None
            else f"built for CUDA {torch.version.cuda}, but no GPU or driver is visible")

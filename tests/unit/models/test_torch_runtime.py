@@ -132,14 +132,13 @@ def test_face_models_run_on_the_device_thread(name: str, engine: str, tmp_path: 
     from concurrent.futures import ThreadPoolExecutor
 
     from affectflow.core import device
-    from affectflow.models.emotiefflib import CUDA_PROVIDER
 
     pins = _install(name, tmp_path)
     model = load_face_model(name, tmp_path, pins=pins, engine=engine, device="cpu", threads=1, batch_size=4)
     items = crops(face)
     inline = model.predict(items)
     if engine == "onnx":
-        monkeypatch.setattr(model.runner, "device", CUDA_PROVIDER)  # its session still runs on the CPU
+        monkeypatch.setattr(model.runner, "device", device.CUDA_PROVIDER)  # its session still runs on the CPU
     thread = device.device_thread("cuda" if engine == "onnx" else "cpu").name + "_0"
     ran_on: list[str] = []
     run = model.runner._run  # the whole call: upload, forward, read-back (DDAMFN's module is TorchScript: no hooks)
