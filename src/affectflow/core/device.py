@@ -1,5 +1,5 @@
 """The one device choice (``auto`` means CUDA when torch sees a GPU, else the CPU), and the one thread that runs
-a process's torch work on each CUDA device (:func:`on_device`)."""
+a process's network calls on each CUDA device (:func:`on_device`)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,11 @@ def resolve_device(device: str = "auto") -> str:
 
 #: onnxruntime's name for its CUDA provider (what an onnxruntime session's first provider is when it runs on CUDA)
 CUDA_PROVIDER = "CUDAExecutionProvider"
+
+def provider_device(provider: str) -> str:
+    """The device an onnxruntime session runs on, from its first provider: ``cuda`` or ``cpu``."""
+    return "cuda" if provider == CUDA_PROVIDER else "cpu"
+
 
 #: the name (before ``-<device>``) of the thread :func:`on_device` runs a CUDA device's work on
 DEVICE_THREAD = "device"

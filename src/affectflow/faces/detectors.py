@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from affectflow.core.device import CUDA_PROVIDER, on_device
+from affectflow.core.device import on_device, provider_device
 from affectflow.core.files import sha256_file
 from affectflow.faces.detection import Detection, FaceDetector, input_scale, nms
 from affectflow.faces.errors import FaceStageError
@@ -314,8 +314,8 @@ class RetinaFaceDetector:
             (cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) if scale != 1.0 else f) for f in frames_rgb
         ]).astype(np.float32)
         # onnxruntime's CUDA provider keeps per-thread state: on CUDA, on the device's one thread (DeviceThread)
-        device = "cuda" if self._session.get_providers()[0] == CUDA_PROVIDER else "cpu"
-        outputs = order_retina_outputs(on_device(device, self._session.run, None, {self._input: batch}))
+        outputs = order_retina_outputs(on_device(provider_device(self._session.get_providers()[0]),
+                                                 self._session.run, None, {self._input: batch}))
         return retina_postprocess(outputs, scale, (size[1], size[0]), self.min_score, self.nms_iou)
 
     def close(self) -> None:

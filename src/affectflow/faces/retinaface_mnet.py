@@ -288,7 +288,7 @@ class RetinaFaceMnetDetector:
         return loc, conf, lmk
 
     def _detect_onnx(self, frames: list[np.ndarray], in_h: int, in_w: int) -> list[tuple[np.ndarray, ...]]:
-        loc, conf, lmk = self.raw_outputs(preprocess_numpy(frames, in_h, in_w))
+        loc, conf, lmk = self._raw_outputs(preprocess_numpy(frames, in_h, in_w))  # detect() chose its thread
         priors = self._priors_numpy(in_h, in_w)
         rows = []
         for b in range(loc.shape[0]):

@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from affectflow.core.device import CUDA_PROVIDER, on_device
+from affectflow.core.device import CUDA_PROVIDER, on_device, provider_device
 from affectflow.core.errors import AffectflowError
 from affectflow.models import weights
 from affectflow.models.registry import ModelSpec, get
@@ -279,7 +279,7 @@ class OnnxEmotiEffLib(_Base):
 
     def run(self, crops: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         # onnxruntime's CUDA provider keeps its cuDNN and cuBLAS handles per thread: on the device's one thread
-        return on_device("cuda" if self.device == CUDA_PROVIDER else "cpu", self._run, crops)
+        return on_device(provider_device(self.device), self._run, crops)
 
     def _run(self, crops: np.ndarray | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         items = as_crop_list(crops)
