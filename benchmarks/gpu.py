@@ -672,8 +672,8 @@ def detector_network_rate(detector: Any, frames: list[Any], batch: int, calls: i
 
     from affectflow.faces.retinaface_mnet import preprocess_torch
 
-    h, w = frames[0].shape[:2]
-    x = preprocess_torch([frames[i % len(frames)] for i in range(batch)], h, w, detector.device)
+    in_h, in_w = detector.input_size(*frames[0].shape[:2])  # as detect() sizes the network's input
+    x = preprocess_torch([frames[i % len(frames)] for i in range(batch)], in_h, in_w, detector.device)
 
     def forward(n: int = 1) -> None:
         with torch.inference_mode():
@@ -1070,6 +1070,13 @@ def results_doc(figures: list[Figure], opts: Options, card: dict[str, Any] | Non
     from benchmarks.common import machine_info
 
     counts = {s: sum(f.status == s for f in figures) for s in ("ok", "skipped", "error")}
+    # what device_run.sh packed (the GPU machine's copy is no git checkout of it): commit, changed files, date;
+    # its commit is the one measured, whatever a stale .git there says
+    source = (REPO / "SOURCE.txt").read_text().strip() if (REPO / "SOURCE.txt").is_file() else None
+    machine = machine_info()
+    packed = re.search(r"^commit: (\S+)", source or "", re.M)
+    if packed:
+        machine["git_commit"] = packed.group(1)
     return {
         "schema_version": SCHEMA_VERSION,
         "section": "gpu",
@@ -1079,9 +1086,8 @@ def results_doc(figures: list[Figure], opts: Options, card: dict[str, Any] | Non
         "targets": TARGETS,
         "target_met": {f.name: f.target_met for f in figures},
         "options": {"repetitions": opts.reps, "cpu_threads": cpu_threads, "sizes": asdict(sizes)},
-        "machine": machine_info(),
-        # what device_run.sh packed (the GPU machine's copy is no git checkout): commit, changed files, date
-        "source": (REPO / "SOURCE.txt").read_text().strip() if (REPO / "SOURCE.txt").is_file() else None,
+        "machine": machine,
+        "source": source,
         "summary": counts,
         "figures": {f.name: f.to_json() for f in figures},
     }

@@ -6,6 +6,7 @@ Behaviour only: no test here asserts a timing.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -347,8 +348,8 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
     assert {"torch_fp16", "torch_fp32", "raw_module_fp16", "raw_module_fp32"} <= set(model["gpu"])
     assert model["gpu"]["torch_fp16"]["engine"] == "torch" and model["gpu"]["torch_fp16"]["batch_size"] == 2
     assert model["gpu"]["torch_fp16"]["first_call_s"] > 0
-    for mode in ("heuristic_", ""):  # the bare module each way, each on a fresh thread
-        raw = model["gpu"]["raw_module_fp32"]
+    for mode, precision in itertools.product(("heuristic_", ""), ("fp16", "fp32")):  # each way, on a fresh thread
+        raw = model["gpu"][f"raw_module_{precision}"]
         assert raw[f"{mode}rows_per_s"] > 0 and raw[f"{mode}first_call_s"] > 0 and raw[f"{mode}call_s"] > 0, raw
     assert model["cpu"]["onnx_fp32"]["engine"] == "onnx" and model["cpu"]["onnx_fp32"]["batch_size"] == 1
     stage = figs["gpu_face_features_stage"].details

@@ -21,6 +21,11 @@ class DeviceError(AffectflowError, RuntimeError):
     """A device that does not exist here (``cuda`` without a GPU) or is not a device name."""
 
 
+def is_cuda(device: str) -> bool:
+    """Whether ``device`` (a resolved device name, or a setting) names a CUDA device: ``cuda`` or ``cuda:<n>``."""
+    return str(device).startswith("cuda")
+
+
 def resolve_device(device: str = "auto") -> str:
     """``auto`` -> ``cuda`` or ``cpu``; ``cpu``, ``cuda`` and ``cuda:<n>`` are checked and returned.
 
@@ -32,7 +37,7 @@ def resolve_device(device: str = "auto") -> str:
     device = str(device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    if is_cuda(device) and not torch.cuda.is_available():
         raise DeviceError(f"device={device!r} but torch sees no CUDA device; use device='auto' or 'cpu'")
     if device != "cpu" and not (device == "cuda" or device.startswith("cuda:")):
         raise DeviceError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'")
@@ -57,12 +62,12 @@ class DeviceThread:
     Why: PyTorch keeps cuDNN's execution plans per thread (its plan caches are
     ``thread_local``), and with ``cudnn.benchmark`` the kernels it timed for
     each layer too. A network first run on a new thread plans (and times) every
-    convolution again: seconds for EfficientNet-B0 in fp16. The stages call
-    their models from short-lived threads (a model thread per video in the face
-    features stage, a worker per video in the faces stage), so each video paid
-    that again, and a GPU ran slower than a CPU. Calls made here all run on one
-    thread, which plans once per process and input shape; it also serialises
-    calls to one model from several threads.
+    convolution again: 2 s for EfficientNet-B0 in fp16 on an H100, 6.6 s with
+    ``cudnn.benchmark``. The stages call their models from threads of their own
+    (a worker per video in the faces stage; the face features stage once had a
+    model thread per video, and each video paid that again). Calls made here
+    all run on one thread, which plans once per process and input shape; it
+    also serialises calls to one model from several threads.
     """
 
     def __init__(self, name: str) -> None:
@@ -91,7 +96,7 @@ _device_threads_lock = threading.Lock()
 def uses_device_thread(device: str) -> bool:
     """Whether work for ``device`` runs on its :class:`DeviceThread`: CUDA devices only (a CPU keeps no
     per-thread plans worth keeping, and calls run where they are made)."""
-    return str(device).startswith("cuda")
+    return is_cuda(device)
 
 
 def device_thread(device: str) -> DeviceThread:

@@ -324,11 +324,12 @@ class RetinaFaceDetector:
 
 def make_detector(name: str, min_score: float = 0.5, models_dir: str | os.PathLike[str] | None = None,
                   model_pins: Mapping[str, str] | None = None, *, engine: str = "auto",
-                  device: str = "auto") -> FaceDetector:
+                  device: str = "auto", batch_size: int = 0) -> FaceDetector:
     """The detector called ``name`` (config ``faces.detector``) keeping detections scored ``min_score`` or more.
 
-    ``engine`` and ``device`` matter to ``retinaface_mnet025`` only: ``"onnx"``, ``"torch"``, or ``"auto"``
-    (torch on a CUDA GPU, onnxruntime on the CPU); ``device`` "auto", "cpu" or "cuda".
+    ``engine``, ``device`` and ``batch_size`` matter to ``retinaface_mnet025`` only: ``"onnx"``, ``"torch"``,
+    or ``"auto"`` (torch on a CUDA GPU, onnxruntime on the CPU); ``device`` "auto", "cpu" or "cuda";
+    ``batch_size`` the frames per ``detect`` call at most (see its class).
     """
     min_score = float(min_score)
     if name == "mediapipe":
@@ -340,7 +341,8 @@ def make_detector(name: str, min_score: float = 0.5, models_dir: str | os.PathLi
     if name == "retinaface_mnet025":
         from affectflow.faces.retinaface_mnet import RetinaFaceMnetDetector
 
-        return RetinaFaceMnetDetector(min_score, models_dir, model_pins, engine=engine, device=device)
+        return RetinaFaceMnetDetector(min_score, models_dir, model_pins, engine=engine, device=device,
+                                      batch_size=batch_size)
     if name == "organiser":
         raise FaceStageError("detector 'organiser' reads crops from disk; use OrganiserCropsSource")
     raise FaceStageError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")

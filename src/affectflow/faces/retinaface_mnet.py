@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from affectflow.core.device import CUDA_PROVIDER, on_device
+from affectflow.core.device import CUDA_PROVIDER, is_cuda, on_device
 from affectflow.faces.detection import DETECTOR_ENGINES as ENGINES
 from affectflow.faces.detection import Detection, input_scale, nms
 from affectflow.faces.errors import FaceStageError
@@ -159,7 +159,9 @@ class RetinaFaceMnetDetector:
     or ``"cuda"`` (``affectflow.core.device.resolve_device``); for onnxruntime, CUDA means its CUDA
     execution provider, which must be installed. ``target_size`` / ``max_size`` / ``allow_upscaling``: how
     frames are resized (as :class:`~affectflow.faces.detectors.RetinaFaceDetector`); ``nms_iou``,
-    ``pre_nms_topk``, ``post_nms_topk``: uniface's post-processing. ``spec``: another
+    ``pre_nms_topk``, ``post_nms_topk``: uniface's post-processing. ``batch_size``: the frames a caller
+    gives ``detect`` at most (the faces stage's ``batch_size``; 0 if unknown), which caps the sizes a torch
+    batch on CUDA is padded to from the first call on. ``spec``: another
     :class:`~affectflow.models.weights.WeightFile` than the registry's (tests).
     """
 
@@ -170,7 +172,7 @@ class RetinaFaceMnetDetector:
                  model_pins: Mapping[str, str] | None = None, *, engine: str = "auto", device: str = "auto",
                  target_size: int = 640, max_size: int = 1280, allow_upscaling: bool = False,
                  nms_iou: float = 0.4, pre_nms_topk: int = 5000, post_nms_topk: int = 750,
-                 spec: Any = None) -> None:
+                 batch_size: int = 0, spec: Any = None) -> None:
         if engine not in ENGINES:
             raise FaceStageError(f"detector {NAME!r}: unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.min_score = float(min_score)
@@ -178,17 +180,17 @@ class RetinaFaceMnetDetector:
         self.nms_iou = float(nms_iou)
         self.pre_nms_topk, self.post_nms_topk = int(pre_nms_topk), int(post_nms_topk)
         self.device = _resolve(device)
-        self.engine = engine if engine != "auto" else ("torch" if self.device.startswith("cuda") else "onnx")
+        self.engine = engine if engine != "auto" else ("torch" if is_cuda(self.device) else "onnx")
         data = self._verified_bytes(models_dir, model_pins, spec)
         if self.engine == "onnx":
             self._session, self._outputs = self._onnx_session(data)
         else:
             self._module = self._torch_module(data)
         self._priors: dict[tuple[int, int], Any] = {}  # per input size: numpy (onnx engine) or tensors (torch)
-        # torch on CUDA: batches padded to a few sizes (the largest seen caps them), so a video's last batch is
-        # not a new shape for cuDNN to plan (affectflow.models.torch_runtime.bucket_rows)
-        self.bucket_batches = self.engine == "torch" and self.device.startswith("cuda")
-        self._widest = 0
+        # torch on CUDA: batches padded to a few sizes (capped by the batch size, or the largest batch seen), so a
+        # video's last batch is not a new shape for cuDNN to plan (affectflow.models.torch_runtime.bucket_rows)
+        self.bucket_batches = self.engine == "torch" and is_cuda(self.device)
+        self._widest = max(0, int(batch_size))
 
     # ------------------------------------------------------------ loading
     def _verified_bytes(self, models_dir: Any, model_pins: Mapping[str, str] | None, spec: Any) -> bytes:
@@ -215,7 +217,7 @@ class RetinaFaceMnetDetector:
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         available = ort.get_available_providers()
-        if self.device.startswith("cuda"):
+        if is_cuda(self.device):
             if CUDA_PROVIDER not in available:
                 raise FaceStageError(f"detector {NAME!r}: device {self.device!r} with engine 'onnx' needs "
                                      "onnxruntime's CUDAExecutionProvider (onnxruntime-gpu); use engine='torch'")

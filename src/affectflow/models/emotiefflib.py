@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from affectflow.core.device import CUDA_PROVIDER, on_device, provider_device
+from affectflow.core.device import CUDA_PROVIDER, is_cuda, on_device, provider_device
 from affectflow.core.errors import AffectflowError
 from affectflow.models import weights
 from affectflow.models.registry import ModelSpec, get
@@ -233,7 +233,7 @@ def ort_providers(device: str) -> list[str]:
         device = "cuda" if CUDA_PROVIDER in available else "cpu"
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    if device.startswith("cuda"):
+    if is_cuda(device):
         if CUDA_PROVIDER not in available:
             raise FaceModelError(f"device={device!r} but this onnxruntime has no {CUDA_PROVIDER} "
                                  f"(available: {available}); install onnxruntime-gpu or use device='cpu'")

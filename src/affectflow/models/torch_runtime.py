@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from affectflow.core.device import resolve_device
+from affectflow.core.device import is_cuda, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ def bucket_rows(n: int, cap: int) -> int:
     ``cap`` (the full batch, whatever its size) and never fewer than ``n``.
 
     Why: cuDNN plans (and, with ``cudnn.benchmark``, times) its kernels for
-    each input shape anew: with timing, 4-7 s a shape for EfficientNet-B0 in
-    fp16 on an H100 or H200; without, far less, but still once per shape.
+    each input shape anew: with timing, 4-10 s a shape for EfficientNet-B0 on
+    an H100 or H200 (runs C and D); without, about 2 s, still once per shape.
     Every video ends in a batch of its own size, so unpadded, a shard of a
     hundred videos planned the network up to a hundred times. Padded, a job
     sees at most ``log2(cap / 8) + 2`` shapes, and a video's last batch costs at
@@ -87,8 +87,8 @@ class TorchRuntime:
         import torch
 
         # cudnn.benchmark is left as it is (off unless the caller turned it on): timing every convolution's kernels
-        # took 6.6 s per input shape for EfficientNet-B0 in fp16 on an H100, once per process and shape, which a
-        # face-features job of a few thousand crops never earns back (docs/performance.md, "GPU")
+        # took 8.0 s per input shape for EfficientNet-B0 in fp16 on an H100 (run D), once per process and shape,
+        # and bought 1.8%, which a face features job never earns back (docs/performance.md, "GPU")
         module = module.to(self.device, dtype=self.dtype)  # TorchScript modules too
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
@@ -177,7 +177,7 @@ class HostStaging:
         import torch
 
         src = torch.from_numpy(np.ascontiguousarray(batch))
-        if not device.startswith("cuda"):
+        if not is_cuda(device):
             return src
         n = src.numel()
         if self._buf is None or self._buf.numel() < n:
@@ -193,5 +193,5 @@ def torch_runtime(device: str = "auto", precision: str = "fp32", channels_last: 
     dev = resolve_device(device)
     if precision == "fp16" and dev == "cpu":
         log.warning("precision fp16 on the CPU: results as on a GPU up to rounding, but slower than fp32")
-    cuda = dev.startswith("cuda")
+    cuda = is_cuda(dev)
     return TorchRuntime(dev, precision, cuda if channels_last is None else bool(channels_last), bucket_batches=cuda)

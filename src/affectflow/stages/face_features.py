@@ -147,8 +147,10 @@ def _embed_shard(model: FaceModel, faces: ShardReader, present: Mapping[str, np.
             rec = faces.read(vid, names=("frame_index", "timestamps"))
             done = 0
             with writer.video(vid, uncompressed=UNCOMPRESSED) as out:
-                for _, res in items:
-                    n = len(res.embeddings)
+                for _, n, res in items:
+                    if len(res.embeddings) != n or len(res.logits) != n:
+                        raise RuntimeError(f"{model.name}: {len(res.embeddings)} embeddings and {len(res.logits)} "
+                                           f"logits for {n} crops of {vid}")
                     rows = present[vid][done:done + n]
                     done += n
                     arrays = {
@@ -179,11 +181,11 @@ def _crop_chunks(faces: ShardReader, present: Mapping[str, np.ndarray], step: in
 
 
 def _predicted(model: FaceModel, chunks: Generator[tuple[str, np.ndarray], None, None]
-               ) -> Iterator[tuple[str, FaceOutputs]]:
-    """Each chunk's video and the model's results on it; stopping stops the chunks' reader too."""
+               ) -> Iterator[tuple[str, int, FaceOutputs]]:
+    """Each chunk's video, size and the model's results on it; stopping stops the chunks' reader too."""
     try:
         for vid, crops in chunks:
-            yield vid, model.predict(crops)
+            yield vid, len(crops), model.predict(crops)
     finally:
         chunks.close()
 

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from affectflow.core import joblog
-from affectflow.core.device import DEVICES
+from affectflow.core.device import DEVICES, is_cuda
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, at_least, one_of, runtime
 from affectflow.data.units import Unit
@@ -327,7 +327,7 @@ def run_faces_stage(
     else:
         if detector is None:
             detector = make_detector(opts.detector, opts.min_score, models_dir=models_dir, model_pins=model_pins,
-                                     engine=opts.detector_engine, device=opts.device)
+                                     engine=opts.detector_engine, device=opts.device, batch_size=opts.batch_size)
         name, sha = detector.name, detector.weights_sha256
     raw = ("crops",) if crop_storage(opts.crop_compression, features) == "none" else ()
     result = FacesStageResult()
@@ -434,7 +434,7 @@ def crop_storage(choice: str, features: Mapping[str, Any] | None = None) -> str:
     device = str(f.get("device", "auto"))
     if device == "cpu":  # the face models stay on the CPU, whatever the jobs are given
         return "lzf"
-    if f.get("gpu") or device.startswith("cuda"):
+    if f.get("gpu") or is_cuda(device):
         return "none"
     # device auto without features.gpu: the face models run where their jobs run, on a workstation this machine;
     # asking torch costs the job about 2 s and 150 MB once, small beside decoding a shard's videos

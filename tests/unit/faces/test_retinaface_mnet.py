@@ -254,6 +254,23 @@ def test_torch_batches_are_bucketed_on_cuda(detectors, frames, monkeypatch: pyte
     _assert_same(padded, plain, BOX_PX, SCORE_ABS)
 
 
+def test_the_faces_batch_size_caps_the_buckets_from_the_first_call(installed, frames,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given the faces stage's batch size, a short first batch (a short first video) is padded to its bucket too,
+    not run at a shape of its own; what make_detector builds for the stage carries it."""
+    root, pins = installed
+    det = make_detector("retinaface_mnet025", MIN_SCORE, root, pins, engine="torch", device="cpu", batch_size=16)
+    monkeypatch.setattr(det, "bucket_batches", True)
+    seen: list[int] = []
+    hook = det._module.register_forward_pre_hook(lambda _m, args: seen.append(len(args[0])))
+    try:
+        first = det.detect(frames[:3])
+        full = det.detect((frames * 4)[:16])
+    finally:
+        hook.remove()
+    assert seen == [8, 16] and len(first) == 3 and len(full) == 16
+
+
 # ---------------------------------------------------------------- (c) NMS
 @pytest.mark.parametrize("iou", [0.3, 0.4, 0.7])
 def test_torch_nms_equals_numpy_nms(iou: float) -> None:
