@@ -134,6 +134,11 @@ class FaceOutputs:
     def __len__(self) -> int:
         return len(self.embeddings)
 
+    def rows(self, start: int, stop: int) -> FaceOutputs:
+        """The outputs of crops ``start`` to ``stop`` (views, not copies): one video's share of a batch."""
+        va = None if self.valence_arousal is None else self.valence_arousal[start:stop]
+        return FaceOutputs(self.embeddings[start:stop], self.logits[start:stop], va)
+
     def probabilities(self) -> np.ndarray:
         """Softmax of the logits."""
         z = self.logits - self.logits.max(axis=1, keepdims=True)

@@ -39,12 +39,12 @@ def bucket_rows(n: int, cap: int) -> int:
     ``cap`` (the full batch, whatever its size) and never fewer than ``n``.
 
     Why: cuDNN plans (and, with ``cudnn.benchmark``, times) its kernels for
-    each input shape anew: with timing, 4-10 s a shape for EfficientNet-B0 on
-    an H100 or H200 (runs C and D); without, about 2 s, still once per shape.
-    Every video ends in a batch of its own size, so unpadded, a shard of a
-    hundred videos planned the network up to a hundred times. Padded, a job
-    sees at most ``log2(cap / 8) + 2`` shapes, and a video's last batch costs at
-    most twice its rows.
+    each input shape anew. The detector is given each video's frames a batch
+    at a time, so every video ends in a batch of its own size; padded, a job
+    sees at most ``log2(cap / 8) + 2`` shapes, and a video's last batch costs
+    at most twice its rows. (Its network plans a shape in 0.08 s on an H100;
+    the face models, at about 2 s a shape, pad to the full batch instead:
+    :attr:`TorchRuntime.pad_batches`.)
     """
     if n >= cap:
         return n
@@ -67,15 +67,18 @@ def pad_rows(x: Any, rows: int) -> Any:
 class TorchRuntime:
     """How inputs and the module are placed: ``prepare`` the module once, convert each batch with ``tensor``.
 
-    ``bucket_batches`` (on CUDA): batches are padded to a few sizes before the
-    network sees them (:func:`bucket_rows`; :meth:`padded`), and their results
-    cut back.
+    ``pad_batches`` (on CUDA): a batch is padded to the full batch size before
+    the network sees it (:meth:`padded`), and its results cut back, so a job
+    runs the network at one input shape. cuDNN plans its kernels for each new
+    shape: about 2 s for EfficientNet-B0 in fp16 on an H100, against 20 ms for
+    a full batch of 256 crops, the most padding costs. The face features stage
+    fills its batches across videos, so only a job's last batch is padded.
     """
 
     device: str
     precision: str = "fp32"
     channels_last: bool = False
-    bucket_batches: bool = False
+    pad_batches: bool = False
 
     @property
     def dtype(self) -> Any:
@@ -95,9 +98,9 @@ class TorchRuntime:
         return module.eval()
 
     def padded(self, x: Any, cap: int) -> Any:
-        """The batch ``x`` as the network gets it: padded to its bucket (:func:`bucket_rows`, at most ``cap``
-        rows) when ``bucket_batches``; the caller keeps the first ``len(x)`` rows of the results."""
-        return pad_rows(x, bucket_rows(int(x.shape[0]), cap)) if self.bucket_batches else x
+        """The batch ``x`` as the network gets it: padded to ``cap`` rows (the full batch) when ``pad_batches``;
+        the caller keeps the first ``len(x)`` rows of the results."""
+        return pad_rows(x, cap) if self.pad_batches else x
 
     def tensor(self, x: np.ndarray) -> Any:
         """A preprocessed float32 (N,C,H,W) batch on the device, in the model's dtype and layout."""
@@ -194,4 +197,4 @@ def torch_runtime(device: str = "auto", precision: str = "fp32", channels_last: 
     if precision == "fp16" and dev == "cpu":
         log.warning("precision fp16 on the CPU: results as on a GPU up to rounding, but slower than fp32")
     cuda = is_cuda(dev)
-    return TorchRuntime(dev, precision, cuda if channels_last is None else bool(channels_last), bucket_batches=cuda)
+    return TorchRuntime(dev, precision, cuda if channels_last is None else bool(channels_last), pad_batches=cuda)

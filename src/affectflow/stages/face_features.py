@@ -133,24 +133,22 @@ def _embed_shard(model: FaceModel, faces: ShardReader, present: Mapping[str, np.
 
     Three threads, each a chunk ahead of the next, over the whole shard: HDF5
     reads the next chunk while the model runs on this one, and this thread
-    writes the previous chunk's results meanwhile. The pipeline runs across
-    videos: with one per video, each video's first read and last write ran
-    alone, and a shard of short videos (a few batches each) spent much of its
-    time filling and draining it.
+    writes the previous chunk's results meanwhile. Chunks run across videos
+    (:func:`_crop_chunks`): with a pipeline per video, each video's first read
+    and last write ran alone, and every video ended in a batch of its own size,
+    each size one more for cuDNN to plan on a GPU (seconds each).
     """
     step = max(CHUNK, model.batch_size)
     chunks = prefetch(_crop_chunks(faces, present, step), depth=1, name=READER_THREAD)
     results = prefetch(_predicted(model, chunks), depth=1, name=MODEL_THREAD)
     try:
-        for i, (vid, items) in enumerate(groupby(results, key=lambda r: r[0])):
+        for i, (vid, pieces) in enumerate(groupby(_per_video(model.name, results), key=lambda p: p[0])):
             bar.set_postfix(video=f"{i + 1}/{len(present)}", refresh=False)
             rec = faces.read(vid, names=("frame_index", "timestamps"))
             done = 0
             with writer.video(vid, uncompressed=UNCOMPRESSED) as out:
-                for _, n, res in items:
-                    if len(res.embeddings) != n or len(res.logits) != n:
-                        raise RuntimeError(f"{model.name}: {len(res.embeddings)} embeddings and {len(res.logits)} "
-                                           f"logits for {n} crops of {vid}")
+                for _, res in pieces:
+                    n = len(res)
                     rows = present[vid][done:done + n]
                     done += n
                     arrays = {
@@ -171,23 +169,57 @@ def _embed_shard(model: FaceModel, faces: ShardReader, present: Mapping[str, np.
         results.close()  # stops the model's and the reader's threads at once on an error
 
 
+#: which videos' crops a chunk holds, in order: (video id, number of rows); a video without faces has 0
+Parts = list[tuple[str, int]]
+
+
 def _crop_chunks(faces: ShardReader, present: Mapping[str, np.ndarray], step: int
-                 ) -> Iterator[tuple[str, np.ndarray]]:
-    """Each video's face crops, ``step`` at a time, with the video's id (one empty chunk for a video without
-    faces, so every video is written)."""
+                 ) -> Iterator[tuple[Parts, np.ndarray]]:
+    """The shard's face crops ``step`` at a time across videos (only the last chunk is shorter), each with the
+    videos whose rows it holds. A video without faces is listed with 0 rows, so that it is still written."""
+    parts: Parts = []
+    blocks: list[np.ndarray] = []
+    n = 0
     for vid, rows in present.items():
-        for crops in faces.iter_rows(vid, "crops", rows, batch=step):
-            yield vid, crops
+        if not rows.size:
+            parts.append((vid, 0))
+            blocks.extend(faces.iter_rows(vid, "crops", rows))  # one block of 0 rows: the crops' dtype and shape
+            continue
+        while rows.size:  # what fills the chunk, then the next
+            head, rows = rows[:step - n], rows[step - n:]
+            blocks.extend(faces.iter_rows(vid, "crops", head, batch=step))  # one read of one block
+            parts.append((vid, head.size))
+            n += head.size
+            if n == step:
+                yield parts, _joined(blocks)
+                parts, blocks, n = [], [], 0
+    if parts:
+        yield parts, _joined(blocks)
 
 
-def _predicted(model: FaceModel, chunks: Generator[tuple[str, np.ndarray], None, None]
-               ) -> Iterator[tuple[str, int, FaceOutputs]]:
-    """Each chunk's video, size and the model's results on it; stopping stops the chunks' reader too."""
+def _joined(blocks: list[np.ndarray]) -> np.ndarray:
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+
+def _predicted(model: FaceModel, chunks: Generator[tuple[Parts, np.ndarray], None, None]
+               ) -> Iterator[tuple[Parts, int, FaceOutputs]]:
+    """Each chunk's videos, size and the model's results on it; stopping stops the chunks' reader too."""
     try:
-        for vid, crops in chunks:
-            yield vid, len(crops), model.predict(crops)
+        for parts, crops in chunks:
+            yield parts, len(crops), model.predict(crops)
     finally:
         chunks.close()
+
+
+def _per_video(name: str, results: Iterator[tuple[Parts, int, FaceOutputs]]) -> Iterator[tuple[str, FaceOutputs]]:
+    """Each chunk's results cut into its videos' shares, in order."""
+    for parts, n, res in results:
+        if len(res) != n:
+            raise RuntimeError(f"{name}: {len(res)} results for {n} crops")
+        start = 0
+        for vid, k in parts:
+            yield vid, res.rows(start, start + k)
+            start += k
 
 
 def run(job: Job) -> None:

@@ -608,8 +608,9 @@ def test_face_features_stage_in_several_chunks(tmp_path: Path, face: np.ndarray,
 
 
 def test_face_features_stage_runs_one_pipeline_across_videos(tmp_path: Path, face: np.ndarray, monkeypatch) -> None:
-    """One reader and one model thread for the whole shard, chunks running on from one video into the next: every
-    video gets exactly its own rows (a video without faces too), as a predict call on that video alone gives."""
+    """One reader and one model thread for the whole shard, chunks filled across videos (a video's last rows share
+    a batch with the next video's first): every video gets exactly its own rows (a video without faces too), as a
+    predict call on that video alone gives."""
     from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
     from affectflow.stages import face_features
     from affectflow.stages.fetch_model import prepare_model
@@ -632,9 +633,19 @@ def test_face_features_stage_runs_one_pipeline_across_videos(tmp_path: Path, fac
         return prefetch(batches, depth=depth, name=name)
 
     monkeypatch.setattr(face_features, "prefetch", counted)
+    sizes, load = [], face_features.load_face_model
+
+    def recording_load(*args, **kwargs):
+        model = load(*args, **kwargs)
+        predict = model.predict
+        model.predict = lambda crops: (sizes.append(len(crops)), predict(crops))[1]
+        return model
+
+    monkeypatch.setattr(face_features, "load_face_model", recording_load)
     result = face_features.run_face_features(tmp_path / "faces.h5", tmp_path / "f.h5", prepared,
                                              {"batch_size": 3, "device": "cpu"}, threads=1)
     assert sorted(started) == sorted([face_features.READER_THREAD, face_features.MODEL_THREAD])
+    assert sizes == [3, 3, 3, 1]  # 10 faces in chunks of 3 across the videos: only the shard's last is shorter
     assert result.written == list(videos)
     model = load_face_model(FER, prepared.root, pins=prepared.pins)
     with ShardReader(tmp_path / "f.h5", stage="face_features", model=FER) as r:

@@ -184,18 +184,18 @@ def test_pad_rows_keeps_rows_and_layout() -> None:
 
 
 @pytest.mark.parametrize("name", [MBF, DDAMFN])
-def test_bucketed_batches_give_the_same_results(name: str, tmp_path: Path, face: np.ndarray,
+def test_padded_batches_give_the_same_results(name: str, tmp_path: Path, face: np.ndarray,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
-    """On CUDA a batch is padded to its bucket before the network sees it, and its results cut back; made to
-    pad on the CPU, the network sees the bucket's rows and the crops' results are those of the unpadded run."""
+    """On CUDA a batch is padded to the full batch size before the network sees it, and its results cut back;
+    made to pad on the CPU, the network sees one shape and the crops' results are those of the unpadded run."""
     import dataclasses
 
     pins = _install(name, tmp_path)
     model = load_face_model(name, tmp_path, pins=pins, engine="torch", device="cpu", threads=1, batch_size=16)
-    items = (crops(face) * 4)[:21]  # a full batch of 16, then 5 rows: padded to 8
+    items = (crops(face) * 4)[:21]  # a full batch of 16, then 5 rows: padded to 16
     plain = model.predict(items)
-    assert not model.runner.runtime.bucket_batches  # the CPU does not pad
-    monkeypatch.setattr(model.runner, "runtime", dataclasses.replace(model.runner.runtime, bucket_batches=True))
+    assert not model.runner.runtime.pad_batches  # the CPU does not pad
+    monkeypatch.setattr(model.runner, "runtime", dataclasses.replace(model.runner.runtime, pad_batches=True))
     seen: list[int] = []
     embed = getattr(model.runner, "_embed", None)
     if embed is not None:  # DDAMFN (TorchScript: no hooks)
@@ -203,7 +203,9 @@ def test_bucketed_batches_give_the_same_results(name: str, tmp_path: Path, face:
     else:
         model.runner.module.register_forward_pre_hook(lambda _m, args: seen.append(len(args[0])))
     padded = model.predict(items)
-    assert seen == [16, 8]
+    assert seen == [16, 16]
     assert padded.embeddings.shape == plain.embeddings.shape and padded.logits.shape == plain.logits.shape
-    np.testing.assert_allclose(padded.embeddings, plain.embeddings, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(padded.logits, plain.logits, rtol=1e-4, atol=1e-5)
+    # the CPU's kernels block a batch of 16 rows differently from one of 5: float32 rounding (4e-5 at most
+    # here, on values up to 20)
+    np.testing.assert_allclose(padded.embeddings, plain.embeddings, rtol=1e-4, atol=5e-4)
+    np.testing.assert_allclose(padded.logits, plain.logits, rtol=1e-4, atol=5e-4)
