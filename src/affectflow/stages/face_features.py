@@ -138,7 +138,7 @@ def _embed_shard(model: FaceModel, faces: ShardReader, present: Mapping[str, np.
     and last write ran alone, and every video ended in a batch of its own size,
     each size one more for cuDNN to plan on a GPU (seconds each).
     """
-    step = max(CHUNK, model.batch_size)
+    step = -(-CHUNK // model.batch_size) * model.batch_size  # whole batches: only the job's last one is short
     chunks = prefetch(_crop_chunks(faces, present, step), depth=1, name=READER_THREAD)
     results = prefetch(_predicted(model, chunks), depth=1, name=MODEL_THREAD)
     try:

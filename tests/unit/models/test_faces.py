@@ -618,7 +618,7 @@ def test_face_features_stage_runs_one_pipeline_across_videos(tmp_path: Path, fac
     prepared = prepare_model(FER, tmp_path / "models")
     items = [cv2.resize(c, (224, 224)) for c in crops(face)]
     videos = {"a": np.array([1, 1, 0, 1, 1], bool), "b": np.zeros(3, bool), "c": np.array([0, 1, 1], bool),
-              "d": np.ones(4, bool)}
+              "d": np.ones(3, bool), "e": np.zeros(2, bool)}
     stacks = {v: np.stack([items[(i + k) % len(items)] for i in range(len(h))]) for k, (v, h) in
               enumerate(videos.items())}
     with ShardWriter(tmp_path / "faces.h5", Provenance(stage="faces")) as w:
@@ -645,7 +645,8 @@ def test_face_features_stage_runs_one_pipeline_across_videos(tmp_path: Path, fac
     result = face_features.run_face_features(tmp_path / "faces.h5", tmp_path / "f.h5", prepared,
                                              {"batch_size": 3, "device": "cpu"}, threads=1)
     assert sorted(started) == sorted([face_features.READER_THREAD, face_features.MODEL_THREAD])
-    assert sizes == [3, 3, 3, 1]  # 10 faces in chunks of 3 across the videos: only the shard's last is shorter
+    # 9 faces in chunks of 3 across the videos; the last video, without faces, alone in a chunk of 0 crops
+    assert sizes == [3, 3, 3, 0]
     assert result.written == list(videos)
     model = load_face_model(FER, prepared.root, pins=prepared.pins)
     with ShardReader(tmp_path / "f.h5", stage="face_features", model=FER) as r:
