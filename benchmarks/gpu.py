@@ -363,8 +363,6 @@ def raw_module_rate(model: Any, batch: int, calls: int, threads: int | None = No
     torch module."""
     import torch
 
-    from affectflow.models.emotiefflib import torch_threads
-
     runner = getattr(model, "runner", None)
     module, rt = getattr(runner, "module", None), getattr(runner, "runtime", None)
     if module is None or rt is None:
@@ -373,22 +371,26 @@ def raw_module_rate(model: Any, batch: int, calls: int, threads: int | None = No
     x = torch.randn(batch, 3, size, size, device=rt.device).to(rt.dtype)
     if rt.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
+    out: dict[str, Any] = {"crops": calls * batch, "precision": rt.precision, "channels_last": rt.channels_last}
+    return out | fresh_thread_rates(module, x, rt.device, calls, threads)
+
+
+def fresh_thread_rates(module: Any, x: Any, device: str, calls: int, threads: int | None = None
+                       ) -> dict[str, float]:
+    """Rows/s of ``module`` on the batch ``x`` already on ``device`` (``calls`` synchronised calls), each time
+    on a thread of its own, so with no cuDNN plans yet: as affectflow runs it, on cuDNN's heuristics
+    (``heuristic_*``), and with ``cudnn.benchmark`` timing every convolution's kernels first (no prefix: the
+    fastest the card runs it). ``first_call_s``: the first call, planning (and timing) included."""
+    import torch
+
+    from affectflow.models.emotiefflib import torch_threads
 
     def forward(n: int = 1) -> None:
         with torch_threads(threads), torch.inference_mode():
             for _ in range(n):
                 module(x)
-            _sync(rt.device)
+            _sync(device)
 
-    out: dict[str, Any] = {"crops": calls * batch, "precision": rt.precision, "channels_last": rt.channels_last}
-    return out | fresh_thread_rates(forward, calls, batch)
-
-
-def fresh_thread_rates(forward: Callable[..., None], calls: int, rows: int) -> dict[str, float]:
-    """Rows/s of ``forward(n)`` (``n`` synchronised calls of a network on ``rows`` rows), each time on a
-    thread of its own, so with no cuDNN plans yet: as affectflow runs it, on cuDNN's heuristics
-    (``heuristic_*``), and with ``cudnn.benchmark`` timing every convolution's kernels first (no prefix: the
-    fastest the card runs it). ``first_call_s``: the first call, planning (and timing) included."""
     def first_and_rest() -> tuple[float, float]:
         return timed(forward)[0], timed(lambda: forward(calls))[0]
 
@@ -396,7 +398,7 @@ def fresh_thread_rates(forward: Callable[..., None], calls: int, rows: int) -> d
     for prefix, autotune in (("heuristic_", False), ("", True)):
         with cudnn_benchmark(autotune):
             first, dt = on_new_thread(first_and_rest)
-        out |= {f"{prefix}rows_per_s": calls * rows / dt, f"{prefix}call_s": dt / calls,
+        out |= {f"{prefix}rows_per_s": calls * len(x) / dt, f"{prefix}call_s": dt / calls,
                 f"{prefix}first_call_s": first}
     return out
 
@@ -668,20 +670,11 @@ def detector_network_rate(detector: Any, frames: list[Any], batch: int, calls: i
     """Frames/s of the torch detector's network alone on a batch already on the card (no post-processing,
     nothing read back), with and without cuDNN's autotuning (:func:`fresh_thread_rates`): how much of
     ``detect`` the network is."""
-    import torch
-
     from affectflow.faces.retinaface_mnet import preprocess_torch
 
     in_h, in_w = detector.input_size(*frames[0].shape[:2])  # as detect() sizes the network's input
     x = preprocess_torch([frames[i % len(frames)] for i in range(batch)], in_h, in_w, detector.device)
-
-    def forward(n: int = 1) -> None:
-        with torch.inference_mode():
-            for _ in range(n):
-                detector._module(x)
-            _sync(detector.device)
-
-    return {"batch": batch, **fresh_thread_rates(forward, calls, batch)}
+    return {"batch": batch, **fresh_thread_rates(detector._module, x, detector.device, calls)}
 
 
 def _detector(inputs: Inputs, root: Path, engine: str, device: str, min_score: float = MIN_SCORE) -> Any:
