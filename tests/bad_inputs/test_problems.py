@@ -121,3 +121,27 @@ def test_a_video_that_lost_its_face_is_listed(tmp_path: Path) -> None:
     assert {r.video_id for r in strict} == {"lost", "kept", "none"}
     with pytest.raises(ValueError, match="face_missing_share must be in"):
         ProblemsOptions(face_missing_share=1.5)
+
+
+def test_files_of_a_folder_that_are_no_videos_come_first(tmp_path: Path) -> None:
+    """The units table's left-out files (a folder dataset's notes, images, ...) are rows of stage ``units``: no
+    shard, the file's name for an id, its path in the message; the rule's job hands them over as mappings."""
+    from types import SimpleNamespace
+
+    from affectflow.core.job import Job
+    from affectflow.data.units import SkippedFile
+    from affectflow.stages.problems import run
+
+    media = _shard(tmp_path / "media" / "s0000.h5", "media", {"a": ["audio is silent"]}, [])
+    skipped = [SkippedFile("in/z.jpg", "an image (.jpg), not a video"), SkippedFile("in/.x", "hidden file")]
+    out = tmp_path / "problems.tsv"
+    job = Job(input=SimpleNamespace(media=[media], faces=[]), output=[str(out)], config={},
+              params=SimpleNamespace(skipped=[vars(s) for s in skipped]))
+    run(job)
+    rows = read_problems_tsv(out)
+    assert rows == [
+        Problem("units", "", ".x", "skip", "in/.x: hidden file"),
+        Problem("units", "", "z.jpg", "skip", "in/z.jpg: an image (.jpg), not a video"),
+        Problem("media", "s0000", "a", "warning", "audio is silent"),
+    ]
+    assert summary(rows) == "units: 2 skipped, 0 with warnings; media: 0 skipped, 1 with warnings"

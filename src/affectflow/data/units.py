@@ -53,11 +53,26 @@ class Unit:
         return getattr(self, f"{task}_labels")
 
 
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file of a ``folder`` dataset's videos folder that is no unit, and why: listed in ``problems.tsv``, so
+    that a video left out is never left out silently."""
+
+    path: str  # as configured: the videos folder as given, then the file's name
+    reason: str  # "hidden file", "an image (.jpg), not a video", "not a video: no video stream", ...
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+
 @dataclass
 class UnitsTable:
-    """All units of a run, with lookups the workflow needs at parse time."""
+    """All units of a run, with lookups the workflow needs at parse time, and the files of folder datasets that
+    are not units (``skipped``; not part of ``units.tsv``)."""
 
     units: list[Unit] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         seen: dict[str, Unit] = {}
@@ -116,8 +131,9 @@ class UnitsTable:
                             if k in names}) for r in rows])
 
 
-def merge_units(groups: Iterable[list[Unit]]) -> UnitsTable:
-    """Merge units from several dataset entries that may share videos.
+def merge_units(groups: Iterable[list[Unit]], skipped: Iterable[SkippedFile] = ()) -> UnitsTable:
+    """Merge units from several dataset entries that may share videos; ``skipped``: the files they left out
+    (one entry per path).
 
     The same video may carry labels for several tasks (the demo does). Rows
     with the same id are merged when they agree on path and split; otherwise
@@ -141,4 +157,4 @@ def merge_units(groups: Iterable[list[Unit]]) -> UnitsTable:
             }
             merged[u.video_id] = Unit(u.video_id, prev.path, prev.split, prev.shard, **labels,
                                       side=prev.side or u.side)
-    return UnitsTable(list(merged.values()))
+    return UnitsTable(list(merged.values()), list({s.path: s for s in skipped}.values()))

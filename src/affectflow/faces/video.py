@@ -18,6 +18,7 @@ import numpy as np
 
 from affectflow.faces.errors import VideoError
 from affectflow.media.decode import (
+    VideoClock,
     ffmpeg_url,
     strictly_increasing,
     too_many_missing,
@@ -50,6 +51,7 @@ class VideoInfo:
     n_frames_expected: int = 0
     n_frames_decoded: int = 0
     n_timestamps_repaired: int = 0  # frames whose time was not after the previous one's (media.strictly_increasing)
+    n_size_changes: int = 0  # times the frame size changed mid-stream (a webcam renegotiating; joined recordings)
 
 
 def rotate_upright(image: np.ndarray, rotation: float) -> np.ndarray:
@@ -69,9 +71,14 @@ def iter_batches(path: str | os.PathLike[str], info: VideoInfo, frame_stride: in
     """Decode ``path`` once and yield batches of every ``frame_stride``-th frame.
 
     Frame ``i`` is the i-th frame in presentation order (0-based); its time is
-    ``(pts - stream.start_time) * time_base``, the convention of the media
-    stage, so faces and media timestamps agree, variable frame rate included.
-    Frames are rotated upright when the stream carries a display matrix.
+    ``(pts - first frame's pts) * time_base`` by the media stage's rule
+    (:class:`~affectflow.media.decode.VideoClock`: joined MPEG recordings made
+    one timeline, frames before an MPEG capture's first keyframe left out), so
+    faces and media timestamps agree, variable frame rate included.
+    Frames are rotated upright when the stream carries a display matrix. A
+    batch holds frames of one size: a frame whose size differs from the one
+    before (a resolution change mid-stream) starts a new batch, since
+    detectors run a batch at one input size.
     A file FFmpeg cannot open or read, or whose decoded frames fall well short
     of those its container lists, raises :class:`VideoError` naming the file
     (packets the decoder rejects are passed over: :class:`_DecodedFrames`).
@@ -132,6 +139,7 @@ class _DecodedFrames:
     def __init__(self, container: Any, stream: Any) -> None:
         self.container = container
         self.stream = stream
+        self.clock = VideoClock(container, stream)
         self.n_preroll = 0
         self.n_rejected = 0  # packets the decoder reported as undecodable
         self.first_error = ""
@@ -140,13 +148,14 @@ class _DecodedFrames:
         for packet in self.container.demux(self.stream):
             if packet.is_discard and packet.size > 0:
                 self.n_preroll += 1  # an edit list's pre-roll: decoded for reference, never shown
+            self.clock.admit(packet)  # every packet is decoded: one that shows no frame may carry parameter sets
             try:
                 frames = packet.decode()
             except av.FFmpegError as e:
                 self.n_rejected += 1
                 self.first_error = self.first_error or str(e)
                 continue
-            yield from frames
+            yield from (f for f in frames if self.clock.shows(f.pts))
 
 
 def _full_batches(frames: _DecodedFrames, stream: Any, p: Path, info: VideoInfo, frame_stride: int,
@@ -156,14 +165,13 @@ def _full_batches(frames: _DecodedFrames, stream: Any, p: Path, info: VideoInfo,
     ``info`` is updated frame by frame; an FFmpeg error reading the file raises :class:`VideoError`.
     """
     tb = float(stream.time_base) if stream.time_base else 0.0
-    start = stream.start_time or 0
     rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
     batch = FrameBatch()
     last_t: float | None = None
     try:
         for i, frame in enumerate(frames):
             if frame.pts is not None and tb:
-                t = (frame.pts - start) * tb
+                t = (frame.pts - frames.clock.zero) * tb
             elif last_t is not None:
                 t = last_t + 1.0 / rate
             else:
@@ -178,6 +186,12 @@ def _full_batches(frames: _DecodedFrames, stream: Any, p: Path, info: VideoInfo,
             if i == 0 or not info.width:
                 info.rotation = int(round(frame.rotation or 0)) % 360
                 info.height, info.width = rgb.shape[:2]
+            if len(batch) and batch.frames[-1].shape != rgb.shape:
+                info.n_size_changes += 1
+                log.info("%s: frame %d is %dx%d, the frames before it %dx%d", p, i, rgb.shape[1], rgb.shape[0],
+                         batch.frames[-1].shape[1], batch.frames[-1].shape[0])
+                yield batch
+                batch = FrameBatch()
             batch.indices.append(i)
             batch.timestamps.append(float(t))
             batch.frames.append(rgb)

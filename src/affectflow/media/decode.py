@@ -2,9 +2,12 @@
 
 Everything downstream aligns on the timestamps written here, so they come from
 the container's presentation times (demuxed packets), not from ``i / fps``:
-variable-frame-rate phone videos would otherwise drift by seconds. Audio is
-decoded by ffmpeg to 16 kHz mono float32, the input rate of wav2vec 2.0,
-HuBERT and Whisper.
+variable-frame-rate phone videos would otherwise drift by seconds. The clock
+starts at the first frame a decoder shows; MPEG transport and program streams
+get theirs mended where recordings were joined (:class:`VideoClock`, the rule
+the faces stage decodes by too). Audio is decoded by ffmpeg to 16 kHz mono
+float32, the input rate of wav2vec 2.0, HuBERT and Whisper.
+:func:`video_stream_problem` tells cheaply whether a file is a video at all.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ MISSING_FRACTION_TOLERATED = 0.05
 AUDIO_OFFSET_REPORTED_S = 0.1
 # A frame whose time is not after its predecessor's gets the predecessor's time plus this (seconds).
 REPEATED_TIME_STEP_S = 1e-3
+# In an MPEG stream, a decode time this far past the previous one is a gap between joined recordings, not a
+# frame step (FFmpeg's own -dts_delta_threshold).
+TIMESTAMP_JUMP_S = 10.0
 
 
 class MediaError(AffectflowError, RuntimeError):
@@ -62,6 +68,7 @@ class Probe:
     timestamps: np.ndarray = field(repr=False)
     audio_offset: float = 0.0  # first audio sample - first video frame (s); > 0: the audio starts later
     repaired_timestamps: int = 0  # frames whose time was not after the previous one's (see strictly_increasing)
+    timestamp_jumps: int = 0  # restarts of an MPEG stream's clock mended by VideoClock (joined recordings)
 
 
 def ffmpeg_url(path: str | os.PathLike[str]) -> str:
@@ -77,6 +84,35 @@ def ffmpeg_url(path: str | os.PathLike[str]) -> str:
 def too_many_missing(found: int, listed: int) -> bool:
     """Whether ``found`` frames of the ``listed`` ones the container indexes means a cut-off file."""
     return listed > 0 and listed - found > max(MISSING_FRAMES_TOLERATED, MISSING_FRACTION_TOLERATED * listed)
+
+
+#: demuxers that present a file that is no video as a video stream: still images (``image2``, ``<codec>_pipe``)
+#: and text shown as ANSI art or binary text (``.nfo``, ``.bin``, ...)
+STILL_OR_TEXT_FORMATS = ("image2", "tty", "bin", "xbin", "adf", "idf")
+
+
+def video_stream_problem(path: str | os.PathLike[str]) -> str:
+    """Why ``path`` is not a video to FFmpeg (``""``: it is one): the check of a file whose name does not say.
+
+    Only the container's header and stream list are read (a few milliseconds),
+    so a dataset folder can be sorted when the workflow is parsed. A video is
+    a file FFmpeg opens that has a video stream other than a cover picture, in
+    a format that is not a still image or text (which FFmpeg also shows as
+    video streams). Whether its frames decode is the media stage's concern.
+    """
+    try:
+        with av.open(ffmpeg_url(path)) as container:
+            name = container.format.name
+            if name in STILL_OR_TEXT_FORMATS or name.endswith("_pipe"):
+                return f"not a video: a still image or text to FFmpeg (format {name})"
+            streams = container.streams.video
+            if not streams:
+                return "not a video: no video stream"
+            if all(s.disposition & av.stream.Disposition.attached_pic for s in streams):
+                return "not a video: its only picture is a cover image (a sound file)"
+    except (av.FFmpegError, OSError, ValueError) as e:
+        return f"not a video: FFmpeg cannot read it ({getattr(e, 'strerror', None) or e})"
+    return ""
 
 
 def _ffprobe(path: Path) -> dict:
@@ -120,23 +156,90 @@ def strictly_increasing(times: np.ndarray, previous: float | None = None) -> tup
     return out, changed
 
 
-def _demux(path: Path) -> tuple[np.ndarray, int, int, float]:
-    """Frame times (s), packets demuxed (pre-roll included), the frame count the container lists (0: none)
-    and the time of the first video frame on the container's clock (s)."""
+class VideoClock:
+    """Where each packet of a video stream lies on the video's clock: the one rule of the media and faces stages.
+
+    MPEG transport and program streams (``.ts``, ``.mts``, ``.m2ts``, ``.mpg``: the formats FFmpeg flags as
+    having timestamp discontinuities) need two things other containers do not:
+
+    * recordings joined byte by byte (``cat a.ts b.ts``, a camcorder's split files) restart their clock: a
+      packet whose decode time goes back, or forward by more than ``TIMESTAMP_JUMP_S``, starts a new part,
+      which is moved to follow the one before by one frame step (FFmpeg's own tools do the same, so the audio
+      that ``extract_audio`` decodes runs on alike);
+    * captures start mid-stream, with packets that need pictures from before the file's start: no decoder can
+      show a frame before the first keyframe, nor the pictures that keyframe's group shows before it (open-GOP
+      leading pictures), so those packets are no frames of the video and the clock starts at that keyframe.
+
+    Other containers keep their times, starting at the stream's start time; their pre-roll (edit lists) is
+    marked by the demuxer. Feed every packet of the stream, in decode order, to :meth:`admit`.
+    """
+
+    def __init__(self, container: av.container.InputContainer, stream: av.VideoStream) -> None:
+        self.mend = bool(container.format.flags & av.format.Flags.ts_discont.value)
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+        self._step = max(1, round(1.0 / (rate * tb))) if tb else 1
+        self._jump = round(TIMESTAMP_JUMP_S / tb) if tb else 0
+        self.zero: int = 0 if self.mend else (stream.start_time or 0)  # the first frame's time (stream time base)
+        self.jumps = 0  # clock restarts mended
+        self._offset = 0
+        self._last_dts: int | None = None
+        self._started = not self.mend
+
+    def admit(self, packet: av.Packet) -> bool:
+        """Whether ``packet`` holds a frame of the video (False: pass it over); its times are moved onto the
+        clock in place first. Packets without data (the decoder's flush) and without a time are let through."""
+        if not self.mend or not packet.size or packet.pts is None:
+            return self._started
+        if packet.dts is not None:
+            dts = packet.dts + self._offset
+            last = self._last_dts
+            if last is not None and (dts < last or dts - last > self._jump):
+                self._offset += last + self._step - dts
+                self.jumps += 1
+            packet.dts += self._offset
+            self._last_dts = packet.dts
+        packet.pts += self._offset
+        if not self._started and packet.is_keyframe:
+            self._started, self.zero = True, packet.pts
+        return self._started and packet.pts >= self.zero
+
+    def shows(self, pts: int | None) -> bool:
+        """Whether a decoded frame with (admitted) time ``pts`` is a frame of the video: what :meth:`admit` said of
+        its packet, for a decoder that was fed every packet (it may need the parameter sets of a packet that
+        shows no frame)."""
+        return not self.mend or (self._started and (pts is None or pts >= self.zero))
+
+
+@dataclass(frozen=True)
+class _Demuxed:
+    """What demuxing a video stream found."""
+
+    times: np.ndarray  # of the frames (s), sorted
+    n_packets: int  # demuxed, pre-roll included
+    listed: int  # frames the container lists (0: none)
+    start: float  # the first frame's time on the container's clock (s)
+    jumps: int  # clock restarts mended (VideoClock)
+    mpeg: bool  # an MPEG transport or program stream (VideoClock.mend)
+
+
+def _demux(path: Path) -> _Demuxed:
+    """The frames' times and counts from demuxing alone (see :class:`_Demuxed`)."""
     try:
         with av.open(ffmpeg_url(path)) as container:
             stream = container.streams.video[0]
             tb = float(stream.time_base)
-            start = stream.start_time or 0
-            packets = [p for p in container.demux(stream) if p.pts is not None and p.size > 0]
+            clock = VideoClock(container, stream)
+            packets = [p for p in container.demux(stream) if p.pts is not None and p.size > 0 and clock.admit(p)]
             listed = int(stream.frames or 0)
     except (av.FFmpegError, IndexError, OSError) as e:
         raise MediaError(f"{path}: cannot demux video stream ({str(e).replace(ffmpeg_url(path), str(path))})") from e
     # Edit lists mark pre-roll packets as discard: decoders drop them, so must we,
     # or frame counts disagree with decoded frames and per-frame labels.
+    start = clock.zero
     pts = [p.pts for p in packets if not p.is_discard and p.pts >= start]
     ts = (np.sort(np.asarray(pts, dtype=np.int64)) - start) * tb
-    return ts.astype(np.float64), len(packets), listed, float(start * tb)
+    return _Demuxed(ts.astype(np.float64), len(packets), listed, float(start * tb), clock.jumps, clock.mend)
 
 
 def audio_start(path: str | Path) -> float | None:
@@ -164,7 +267,7 @@ def frame_timestamps(path: Path) -> np.ndarray:
     Demuxing reads packet headers without decoding pixels, so it is cheap even
     for long videos; packets arrive in decode order, hence the sort.
     """
-    return strictly_increasing(_demux(Path(path))[0])[0]
+    return strictly_increasing(_demux(Path(path)).times)[0]
 
 
 def probe(path: str | Path) -> Probe:
@@ -181,8 +284,9 @@ def probe(path: str | Path) -> Probe:
     if video is None:
         raise MediaError(f"{path}: no video stream")
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
-    ts, n_packets, listed, video_start = _demux(path)
-    ts, repaired = strictly_increasing(ts)
+    demuxed = _demux(path)
+    n_packets, listed = demuxed.n_packets, demuxed.listed
+    ts, repaired = strictly_increasing(demuxed.times)
     if len(ts) == 0:
         raise MediaError(f"{path}: video stream has no frames")
     if too_many_missing(n_packets, listed):
@@ -207,7 +311,7 @@ def probe(path: str | Path) -> Probe:
     if audio is not None:
         audio_duration = float(audio.get("duration") or info.get("format", {}).get("duration") or 0.0)
         first = audio_start(path)
-        offset = 0.0 if first is None else first - video_start
+        offset = 0.0 if first is None else first - demuxed.start
     return Probe(
         path=str(path),
         width=int(video.get("width", 0)),
@@ -220,10 +324,12 @@ def probe(path: str | Path) -> Probe:
         variable_frame_rate=vfr,
         has_audio=audio is not None,
         audio_duration=audio_duration,
-        listed_duration=_listed_duration(video),
+        # an MPEG stream states no duration: FFmpeg's is its guess from the timestamps, which says nothing of a cut
+        listed_duration=0.0 if demuxed.mpeg else _listed_duration(video),
         timestamps=ts,
         audio_offset=offset,
         repaired_timestamps=repaired,
+        timestamp_jumps=demuxed.jumps,
     )
 
 
@@ -333,6 +439,9 @@ def process_video(path: str | Path, sample_rate: int = SAMPLE_RATE) -> MediaReco
     if p.repaired_timestamps:
         warnings.append(f"{p.repaired_timestamps} frame(s) with a timestamp not after the previous frame's: "
                         f"each set {REPEATED_TIME_STEP_S * 1000:g} ms after its predecessor")
+    if p.timestamp_jumps:
+        warnings.append(f"the video's clock restarts {p.timestamp_jumps} time(s) (recordings joined together?): "
+                        "each part put one frame after the one before")
     cut = truncation_warning(p)
     if cut:
         warnings.append(cut)

@@ -109,7 +109,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           f"text features, learn and {_AFTER_LEARN} of sets with text"),
     Stage("text_features", "affectflow.stages.text_features", "TextFeatureConfig", ("text_features",),
           f"learn and {_AFTER_LEARN} of sets with text"),
-    Stage("problems", "affectflow.stages.problems", "ProblemsOptions", ("problems",), ""),
+    Stage("problems", "affectflow.stages.problems", "ProblemsOptions", ("problems",), "",
+          "a file of a `folder` dataset that is not a video added or removed"),
     Stage("predictions", "affectflow.stages.learn", "LearnOptions", ("learn",),
           "fusions of that set, submissions, metric table"),
     Stage("fused", "affectflow.stages.fuse", "FuseOptions", ("fuse",), "submissions (of submit_fusion), metric table"),
@@ -197,12 +198,21 @@ def stage_key(stage: str, options: StageOptions, *, expected: str | None = None,
 
 def model_fingerprint(name: str, model_pins: Mapping[str, str] | None = None, standin: bool = False) -> dict:
     """What identifies a model's weights without reading them: its registry files with the hash on
-    record (the user's pin where there is one), and whether it is a random-weight stand-in."""
-    from affectflow.models.registry import get
+    record (the user's pin where there is one), and whether it is a random-weight stand-in.
 
+    A stand-in's bytes come from its builder, not the registry: a face stand-in's fingerprint also names
+    the builder's version (``standins_face.BUILD_VERSION``, from 2 on), so a new builder reruns what its
+    stand-ins fed, and the stand-ins of builders never changed keep their keys."""
+    from affectflow.models.registry import get
+    from affectflow.models.standins_face import BUILD_VERSION, FACE_STANDINS
+
+    spec = get(name)
     pins = dict(model_pins or {})
-    files = [[wf.name, pins.get(wf.name, wf.sha256 or getattr(wf, "git_sha1", ""))] for wf in get(name).files]
-    return {"files": files, "standin": bool(standin)}
+    files = [[wf.name, pins.get(wf.name, wf.sha256 or getattr(wf, "git_sha1", ""))] for wf in spec.files]
+    out: dict[str, Any] = {"files": files, "standin": bool(standin)}
+    if standin and spec.name in FACE_STANDINS and BUILD_VERSION > 1:
+        out["standin_build"] = BUILD_VERSION
+    return out
 
 
 def model_pins_for(name: str, model_pins: Mapping[str, str] | None) -> dict[str, str]:
@@ -279,7 +289,10 @@ class WorkflowKeys:
             stage, self.options(stage, model=model, **wired), models={model: self.fingerprint(model)}))
 
     def problems(self) -> str:
-        return self._memo(("problems",), lambda: self._key("problems", self.options("problems")))
+        """The files that folder datasets leave out are rows of the table: their list is in the key (as the
+        units of a shard stage are; none, none in the key)."""
+        skipped = getattr(self.units, "skipped", None) or None
+        return self._memo(("problems",), lambda: self._key("problems", self.options("problems"), units=skipped))
 
     def learn(self, task: str, feature_set: str) -> str:
         labels = tuple(self.config["feature_sets"][feature_set])

@@ -5,7 +5,8 @@ attribute, and survivable oddities in per-video ``warnings``. :func:`collect_pro
 from finished shard files into one tab-separated table with the columns ``stage``, ``shard``,
 ``video_id``, ``severity`` (``skip`` or ``warning``) and ``message``, so a user sees in one place why
 a video is missing or suspect. Faces shards also get a warning for each video whose target face is
-missing in more than ``face_missing_share`` of its analysed frames.
+missing in more than ``face_missing_share`` of its analysed frames. The files of ``folder`` datasets
+that are not videos (the units table's ``skipped``) come first, as stage ``units``.
 
 Details (column contents, row order, atomic writing): docs/bad_inputs.md, section "The problems rule".
 """
@@ -27,6 +28,7 @@ from affectflow.core import joblog
 from affectflow.core.files import atomic_write
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
+from affectflow.data.units import SkippedFile
 from affectflow.io.store import ShardReader
 
 log = logging.getLogger("affectflow.stages.problems")
@@ -49,6 +51,8 @@ class ProblemsOptions(StageOptions):
             raise ValueError(f"face_missing_share must be in [0, 1], got {self.face_missing_share!r}")
 
 COLUMNS = ("stage", "shard", "video_id", "severity", "message")
+#: the ``stage`` of the rows for files of a folder dataset that are not videos
+UNITS_STAGE = "units"
 SEVERITIES = ("skip", "warning")
 
 
@@ -84,13 +88,23 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _face_missing(has_face: np.ndarray, share: float) -> str:
-    """The warning for a faces record whose target face is missing in more than ``share`` of its frames."""
+def _frames_with_face(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """Per analysed frame, whether it has a face: the rows' ``has_face``, or with a row per frame and person
+    (``faces.people: all``) whether any of the frame's rows has one."""
+    has_face = np.asarray(arrays["has_face"], bool)
+    if "person" not in arrays:
+        return has_face
+    frames = np.asarray(arrays["frame_index"])
+    return np.isin(np.unique(frames), frames[has_face])
+
+
+def _face_missing(has_face: np.ndarray, share: float, whose: str = "target ") -> str:
+    """The warning for a faces record whose (target) face is missing in more than ``share`` of its frames."""
     n = int(has_face.size)
     missing = 1.0 - float(np.count_nonzero(has_face)) / n if n else 0.0
     if n == 0 or missing <= share or missing == 1.0:  # no face at all: the faces stage says so itself
         return ""
-    return (f"target face missing in {missing:.0%} of {n} analysed frames "
+    return (f"{whose}face missing in {missing:.0%} of {n} analysed frames "
             f"(more than problems.face_missing_share {share:g})")
 
 
@@ -111,11 +125,14 @@ def read_problems(shard_paths: Sequence[str | os.PathLike[str]],
                 rows.append(Problem(stage, name, str(vid), "skip", _one_line(reason)))
             faces = prov.stage == "faces"
             for vid in reader.video_ids():
-                face_rows = faces and "has_face" in reader.array_names(vid)
-                rec = reader.read(vid, names=("has_face",) if face_rows else ())  # attributes, not crops or audio
+                names = reader.array_names(vid) if faces else []
+                face_rows = "has_face" in names
+                per_person = ("frame_index", "person") if "person" in names else ()  # faces.people: all
+                rec = reader.read(vid, names=("has_face", *per_person) if face_rows else ())  # not crops or audio
                 warnings = _warnings(rec.attrs.get("warnings"))
                 if face_rows:
-                    warnings.append(_face_missing(np.asarray(rec.arrays["has_face"], bool), share))
+                    warnings.append(_face_missing(_frames_with_face(rec.arrays), share, "" if per_person else
+                                                  "target "))
                 for w in filter(None, warnings):
                     rows.append(Problem(stage, name, rec.video_id, "warning", _one_line(w)))
     severity = {s: i for i, s in enumerate(SEVERITIES)}
@@ -135,13 +152,22 @@ def write_problems(rows: Iterable[Problem], out_tsv: str | os.PathLike[str]) -> 
     return out
 
 
-def collect_problems(shard_paths: list[str], out_tsv: str, options: ProblemsOptions | None = None) -> list[Problem]:
-    """Read every shard's ``skipped`` list and per-video ``warnings`` into ``out_tsv``; return the rows.
+def skipped_file_rows(skipped: Iterable[SkippedFile]) -> list[Problem]:
+    """Rows for the files of ``folder`` datasets that are not units (stage ``units``, no shard): such a file
+    has no video id, so the row names the file (``video_id`` is its name, the message starts with its path)."""
+    return [Problem(UNITS_STAGE, "", s.name, "skip", _one_line(f"{s.path}: {s.reason}"))
+            for s in sorted(skipped, key=lambda s: s.path)]
+
+
+def collect_problems(shard_paths: list[str], out_tsv: str, options: ProblemsOptions | None = None,
+                     skipped: Iterable[SkippedFile] = ()) -> list[Problem]:
+    """Read every shard's ``skipped`` list and per-video ``warnings`` into ``out_tsv``, after the files of
+    folder datasets that are no videos (``skipped``: the units table's); return the rows.
 
     A shard that is missing, unfinished or not an affectflow shard raises
     :class:`affectflow.io.store.StoreError` (and nothing is written).
     """
-    rows = read_problems(shard_paths, options)
+    rows = [*skipped_file_rows(skipped), *read_problems(shard_paths, options)]
     write_problems(rows, out_tsv)
     log.info("%s: %s", out_tsv, summary(rows))
     return rows
@@ -185,6 +211,9 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def run(job: Job) -> None:
-    """The rule: ``input.media`` and ``input.faces`` (every shard) -> ``output[0]``, ``problems.tsv``."""
+    """The rule: ``input.media`` and ``input.faces`` (every shard) and ``params.skipped`` (the files of folder
+    datasets left out, as mappings) -> ``output[0]``, ``problems.tsv``."""
     joblog.setup(job.log)
-    collect_problems([*job.input.media, *job.input.faces], job.output[0], ProblemsOptions.from_config(job.config))
+    skipped = [SkippedFile(**s) for s in getattr(job.params, "skipped", None) or ()]
+    collect_problems([*job.input.media, *job.input.faces], job.output[0], ProblemsOptions.from_config(job.config),
+                     skipped)

@@ -8,6 +8,7 @@ writes it for the record and for the jobs that read labels.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from affectflow.core.options import StageOptions
 from affectflow.data.adapters import build_units
 from affectflow.data.units import UnitsTable
 
+log = logging.getLogger("affectflow.stages.units")
 #: bump when the units table changes for the same files on disk (docs/reruns.md)
 STAGE_VERSION = 2  # 2: the ah_video_labels column (BAH video-level split files)
 
@@ -33,9 +35,12 @@ class UnitsOptions(StageOptions):
 
 def write_units(datasets: Sequence[Mapping[str, Any]], n_shards: int, out_tsv: str | os.PathLike[str],
                 base_dir: str | os.PathLike[str] = ".") -> UnitsTable:
-    """Build the units table of ``datasets`` and write it to ``out_tsv`` atomically."""
+    """Build the units table of ``datasets`` and write it to ``out_tsv`` atomically; the files of folder datasets
+    that are not videos are logged (the problems table lists them)."""
     table = build_units(list(datasets), n_shards=n_shards, base_dir=Path(base_dir))
     table.write_tsv(out_tsv)
+    for s in table.skipped:
+        log.info("left out %s: %s", s.path, s.reason)
     return table
 
 

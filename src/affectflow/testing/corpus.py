@@ -28,6 +28,10 @@ WHEEL_DIR = REPO / ".cache" / "wheels"
 IMAGES = {"single": "single_face.jpg", "multi": "multi_face.jpg", "landscape": "free-mountain-vector-01.jpg"}
 
 
+#: the faces stage's warning where the picture size changes inside a stream
+_SIZE_CHANGE = r"the picture size changes 1 time\(s\) inside the stream: faces are followed across it"
+
+
 @dataclass(frozen=True)
 class Case:
     """One corrupt or odd input and the outcome each stage must give."""
@@ -69,6 +73,13 @@ CASES: tuple[Case, ...] = (
     Case("several_faces", "several_faces.mp4", "ok", "", "warning",
          r"several faces in \d+ of \d+ analysed frames: one track followed \(the largest face when first seen\)"),
     Case("huge_4k", "huge_4k.mp4", "ok"),
+    Case("mpeg_ts", "broadcast.ts", "ok"),
+    Case("bdav_mts", "camcorder.mts", "ok"),
+    Case("ts_mid_gop", "capture.ts", "warning", r"audio starts 0\.\d\d s before the first video frame: its first"),
+    Case("resolution_change", "webcam.ts", "ok", "", "warning", _SIZE_CHANGE),
+    Case("joined_ts", "joined.ts", "warning",
+         r"the video's clock restarts 1 time\(s\) \(recordings joined together\?\): each part put one frame after",
+         "warning", _SIZE_CHANGE),
     Case("odd_name", "a b;$(x)`ü'.mp4", "ok"),
     Case("colon_name", "12:30.mp4", "ok"),
     Case("dash_name", "-x.mp4", "ok"),
@@ -150,6 +161,37 @@ def repeated_timestamps_clip(out: Path, image: Path, pts: list[int], fps: int = 
     return out
 
 
+def joined_continuous(out: Path, parts: list[Path]) -> Path:
+    """One MPEG-TS of the MPEG-TS files ``parts`` (same streams), each part's times moved to follow the part
+    before: one recording whose picture size changes where a part starts, as a webcam's does when it
+    renegotiates. Written with PyAV (``cat`` joins bytes but restarts the clock: the ``joined_ts`` case)."""
+    import av
+
+    with av.open(str(out), "w", format="mpegts") as dst:
+        with av.open(str(parts[0])) as first:
+            streams = [dst.add_stream_from_template(s) for s in first.streams]
+        end = 0  # where the video so far ends (stream time base)
+        last_dts: list[int | None] = [None] * len(streams)
+        for part in parts:
+            with av.open(str(part)) as src:
+                video = src.streams.video[0]
+                step = round(1 / (float(video.average_rate) * float(video.time_base)))
+                offset = end - (video.start_time or 0) if end else 0
+                for pkt in src.demux():
+                    i = pkt.stream.index
+                    if pkt.dts is None or not pkt.size:
+                        continue
+                    pkt.pts, pkt.dts = pkt.pts + offset, pkt.dts + offset
+                    if last_dts[i] is not None and pkt.dts <= last_dts[i]:
+                        continue  # the audio encoder's priming, overlapping the part before
+                    last_dts[i] = pkt.dts
+                    if i == video.index:
+                        end = max(end, pkt.pts + (pkt.duration or step))
+                    pkt.stream = streams[i]
+                    dst.mux(pkt)
+    return out
+
+
 def build_corpus(dest: Path, images: dict[str, Path]) -> dict[str, Path]:
     """Write every case of :data:`CASES` into ``dest``; returns case name -> path."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -201,5 +243,16 @@ def build_corpus(dest: Path, images: dict[str, Path]) -> dict[str, Path]:
                extra=("-frames:v", "3"))
     for name in ("odd_name", "colon_name", "dash_name"):
         shutil.copyfile(p["good"], p[name])
+
+    # MPEG transport streams: B-frames and a clock that starts at 1.4 s or later (as broadcasts and cameras give)
+    still_clip(p["mpeg_ts"], single, extra=("-bf", "2"))
+    still_clip(p["bdav_mts"], single, extra=("-f", "mpegts", "-mpegts_m2ts_mode", "1"))  # 192-byte packets
+    # a capture that starts mid-stream: cut by bytes inside the first second's group of pictures
+    data = still_clip(work / "long.ts", single, seconds=2.0, fps=25, extra=("-g", "25")).read_bytes()
+    p["ts_mid_gop"].write_bytes(data[(len(data) // 188 * 2 // 5) * 188:])
+    # the picture size changes mid-stream: 320 then 480 pixels wide, on one clock / joined with `cat`
+    parts = [still_clip(work / "small.ts", single), still_clip(work / "large.ts", single, width=480)]
+    joined_continuous(p["resolution_change"], parts)
+    p["joined_ts"].write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
     shutil.rmtree(work)
     return p

@@ -337,3 +337,73 @@ def test_bad_config_entries(tmp_path: Path) -> None:
     _raises(build_units, [{"adapter": "folder", "videos": "videos", "labels": "x"}], 2, tmp_path, match="no labels")
     with pytest.raises(ValueError, match="n_shards"):
         build_units([{"adapter": "folder", "videos": "videos"}], 0, tmp_path)
+
+
+# ------------------------------------------------------------ which files of a folder are videos
+
+
+def test_folder_takes_any_video_ffmpeg_opens_and_lists_every_other_file(
+        tmp_path: Path, video_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+
+    import affectflow.media.decode as decode
+
+    folder = make_videos(tmp_path / "in", ["a.ts", "b.MTS", "c.m2ts", "d.mpg", "e.flv", "f.wmv", "g.3gp", "h.mxf",
+                                           "notes.txt", "labels.CSV", "poster.jpg", "song.mp3", ".DS_Store",
+                                           "._a.ts"])
+    clip = video_factory("clip.mp4").read_bytes()
+    (folder / "recording").write_bytes(clip)  # no extension: FFmpeg says it is a video
+    (folder / "take.weird").write_bytes(clip)
+    cv2.imwrite(str(tmp_path / "s.png"), np.zeros((8, 8, 3), np.uint8))
+    (folder / "scan.dat").write_bytes((tmp_path / "s.png").read_bytes())
+    (folder / "junk.xyz").write_bytes(bytes(range(256)) * 4)
+    (folder / "sub").mkdir()
+    opened: list[str] = []
+    real = decode.video_stream_problem
+    monkeypatch.setattr(decode, "video_stream_problem", lambda p: opened.append(Path(p).name) or real(p))
+
+    table = build_units([{"adapter": "folder", "videos": "in"}], 4, tmp_path)
+    assert sorted(u.video_id for u in table) == ["a", "b", "c", "d", "e", "f", "g", "h", "recording", "take"]
+    assert table.get("b").path == "in/b.MTS" and table.get("recording").path == "in/recording"
+    # a name that says "video" or says something else is never opened: only the four unknown ones are
+    assert sorted(opened) == ["junk.xyz", "recording", "scan.dat", "take.weird"]
+    reasons = {s.path: s.reason for s in table.skipped}
+    assert [s.path for s in table.skipped] == sorted(reasons)  # one per file, in name order
+    assert reasons == {
+        "in/.DS_Store": "hidden file",
+        "in/._a.ts": "hidden file",
+        "in/junk.xyz": "not a video: FFmpeg cannot read it (Invalid data found when processing input)",
+        "in/labels.CSV": "a text or label file (.csv), not a video",
+        "in/notes.txt": "a text or label file (.txt), not a video",
+        "in/poster.jpg": "an image (.jpg), not a video",
+        "in/scan.dat": "not a video: a still image or text to FFmpeg (format png_pipe)",
+        "in/song.mp3": "a sound file (.mp3), not a video",
+        "in/sub": "a folder: only the files directly in the videos folder are read",
+    }
+
+
+def test_left_out_files_are_listed_once_and_by_the_folder_adapter_only(tmp_path: Path) -> None:
+    make_videos(tmp_path / "in", ["a.mp4", "a.txt"])
+    table = build_units([{"adapter": "folder", "videos": "in"}, {"adapter": "folder", "videos": "in"}], 2, tmp_path)
+    assert [s.path for s in table.skipped] == ["in/a.txt"]  # the same folder twice: listed once
+    table.write_tsv(tmp_path / "units.tsv")
+    assert UnitsTable.read_tsv(tmp_path / "units.tsv").skipped == []  # units.tsv holds units only
+    # the challenge adapters read their folders the same way but list nothing: other files are not their units
+    make_videos(tmp_path / "videos", ["v.ts", "v.txt"])
+    write_ah(tmp_path / "labels", "Train_Set", "v", [0])
+    table = build_units([_entry("bah")], 2, tmp_path)
+    assert [u.path for u in table] == ["videos/v.ts"] and table.skipped == []
+
+
+def test_one_stem_in_two_containers_is_an_error_naming_both(tmp_path: Path) -> None:
+    make_videos(tmp_path / "in", ["talk.mp4", "talk.ts"])
+    _raises(build_units, [{"adapter": "folder", "videos": "in"}], 2, tmp_path,
+            match="in: several videos for id 'talk': talk.mp4, talk.ts")
+
+
+def test_a_folder_without_videos_names_what_it_holds(tmp_path: Path) -> None:
+    make_videos(tmp_path / "in", [f"n{i}.txt" for i in range(7)] + [".hidden"])
+    msg = _raises(build_units, [{"adapter": "folder", "videos": "in"}], 2, tmp_path, match="datasets[0]|no units")
+    assert msg.endswith("left out: .hidden: hidden file; n0.txt: a text or label file (.txt), not a video; "
+                        "n1.txt: a text or label file (.txt), not a video; n2.txt: a text or label file (.txt), "
+                        "not a video; n3.txt: a text or label file (.txt), not a video; and 3 more")

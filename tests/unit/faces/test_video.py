@@ -152,3 +152,18 @@ def test_a_cut_off_video_decodes_alike_on_any_number_of_threads_from_two(video_f
 def test_codec_threads_share_the_jobs_threads() -> None:
     assert codec_threads(1, 1) == codec_threads(2, 2) == codec_threads(3, 3) == MIN_CODEC_THREADS == 2
     assert codec_threads(8, 2) == 4 and codec_threads(4, 1) == 4  # one video in the shard: all the job's threads
+
+
+def test_a_resolution_change_mid_stream_starts_a_new_batch(video_factory, tmp_path) -> None:
+    """A webcam that renegotiates: 320x240 then 480x360 frames on one clock. Every frame is decoded, each batch
+    holds frames of one size (detectors run a batch at one input size), and the frame indices run on."""
+    from affectflow.testing.corpus import joined_continuous
+
+    parts = [video_factory(f"{w}.ts", duration=0.4, fps=25, audio="tone", size=f"{w}x{w * 3 // 4}") for w in (320, 480)]
+    webcam = joined_continuous(tmp_path / "webcam.ts", parts)
+    info = VideoInfo(str(webcam))
+    batches = list(iter_batches(webcam, info, batch_size=4))
+    assert [len(b) for b in batches] == [4, 4, 2, 4, 4, 2]  # 10 + 10 frames: the batch before the change ends early
+    assert [{f.shape for f in b.frames} for b in batches] == [{(240, 320, 3)}] * 3 + [{(360, 480, 3)}] * 3
+    assert [i for b in batches for i in b.indices] == list(range(20))
+    assert info.n_size_changes == 1 and (info.width, info.height) == (320, 240)  # the first frame's size

@@ -211,3 +211,135 @@ def test_decreasing_timestamps_in_decode_order_are_repaired_by_the_faces_stage(t
     decoded = [ts for b in iter_batches(path, info) for ts in b.timestamps]
     assert len(decoded) == 7 and np.all(np.diff(decoded) > 0)
     assert info.n_timestamps_repaired == 2
+
+
+# ------------------------------------------------------------------ containers beyond MP4
+
+#: extension -> the output options ffmpeg writes it with (codecs the format takes; 176x144 suits H.263)
+CONTAINERS = {
+    "ts": ("-c:v", "libx264", "-bf", "2", "-c:a", "aac"),  # B-frames, a clock starting at 1.4 s
+    "mts": ("-c:v", "libx264", "-c:a", "ac3", "-f", "mpegts", "-mpegts_m2ts_mode", "1"),  # BDAV: 192-byte packets
+    "m2ts": ("-c:v", "libx264", "-c:a", "aac"),
+    "mpg": ("-c:v", "mpeg2video", "-bf", "2", "-c:a", "mp2"),
+    "mpeg": ("-c:v", "mpeg1video", "-c:a", "mp2", "-f", "mpeg"),
+    "vob": ("-c:v", "mpeg2video", "-c:a", "ac3", "-f", "vob"),
+    "flv": ("-c:v", "flv", "-c:a", "aac"),
+    "wmv": ("-c:v", "wmv2", "-c:a", "wmav2"),
+    "asf": ("-c:v", "wmv2", "-c:a", "wmav2"),
+    "3gp": ("-c:v", "h263", "-c:a", "aac"),
+    "3g2": ("-c:v", "h263", "-c:a", "aac"),
+    "mxf": ("-c:v", "mpeg2video", "-c:a", "pcm_s16le", "-ar", "48000"),
+    "ogv": ("-c:v", "libtheora", "-c:a", "libvorbis"),
+}
+
+
+def _container_clip(path, options):
+    """0.4 s of testsrc at 25 fps with a tone, in the container of ``path``'s extension; skips the test when this
+    ffmpeg cannot write it."""
+    import subprocess
+
+    cmd = ["ffmpeg", "-nostdin", "-y", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=176x144:rate=25:duration=0.4",
+           "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=0.4", "-pix_fmt", "yuv420p",
+           *options, "-shortest", str(path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        pytest.skip(f"this ffmpeg cannot write {path.suffix} with {' '.join(options)}: {out.stderr.strip()[-200:]}")
+    return path
+
+
+@pytest.mark.parametrize("ext", sorted(CONTAINERS))
+def test_every_container_gives_frames_on_one_clock_and_audio(ext, tmp_path, have_ffmpeg):
+    from affectflow.faces.video import VideoInfo, iter_batches
+
+    path = _container_clip(tmp_path / f"clip.{ext}", CONTAINERS[ext])
+    rec = process_video(path)
+    np.testing.assert_allclose(rec.probe.timestamps, np.arange(10) / 25, atol=1e-6)  # from 0, whatever the file's
+    assert rec.probe.has_audio and len(rec.audio) == pytest.approx(0.4 * 16000, abs=1200)
+    assert np.abs(rec.audio).max() > 0.1 and rec.warnings == []
+    info = VideoInfo(str(path))
+    decoded = [t for b in iter_batches(path, info) for t in b.timestamps]
+    np.testing.assert_allclose(decoded, rec.probe.timestamps, atol=1e-6)  # the faces stage's clock is the same
+    assert (info.width, info.height) == (176, 144)
+    if ext == "mts":  # BDAV: a 4-byte time code before each 188-byte packet
+        data = path.read_bytes()
+        assert len(data) % 192 == 0 and data[4] == data[196] == 0x47
+
+
+def _ts_part(path, size="176x144", gop=12, start=0.0, duration=1.0, codec=("-c:v", "libx264", "-bf", "3")):
+    """An MPEG-TS of testsrc (frames 0.04 s apart from ``start`` s of the source) with a tone."""
+    from affectflow.testing.media import ffmpeg
+
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate=25:duration={start + duration}", "-f", "lavfi", "-i",
+           f"sine=duration={start + duration}", "-ss", str(start), "-pix_fmt", "yuv420p", *codec, "-g", str(gop),
+           "-c:a", "aac", str(path))
+    return path
+
+
+def test_joined_transport_streams_get_one_clock_in_both_stages(tmp_path, have_ffmpeg):
+    """``cat a.ts b.ts``: the second part's clock restarts; it is put right after the first, by both stages."""
+    from affectflow.faces.video import VideoInfo, iter_batches
+
+    joined = tmp_path / "joined.ts"
+    parts = [_ts_part(tmp_path / "a.ts"), _ts_part(tmp_path / "b.ts", size="320x240")]
+    joined.write_bytes(b"".join(p.read_bytes() for p in parts))
+    rec = process_video(joined)
+    np.testing.assert_allclose(rec.probe.timestamps, np.arange(50) / 25, atol=1e-6)
+    assert rec.probe.timestamp_jumps == 1 and not rec.probe.variable_frame_rate
+    assert rec.warnings == ["the video's clock restarts 1 time(s) (recordings joined together?): each part put one "
+                            "frame after the one before"]
+    assert len(rec.audio) == pytest.approx(2 * 16000, abs=1600)  # FFmpeg joins the sound alike
+    info = VideoInfo(str(joined))
+    batches = list(iter_batches(joined, info, batch_size=16))
+    np.testing.assert_allclose([t for b in batches for t in b.timestamps], rec.probe.timestamps, atol=1e-6)
+    assert info.n_size_changes == 1 and info.n_timestamps_repaired == 0
+
+
+@pytest.mark.parametrize("codec", [("-c:v", "libx264", "-bf", "3"), ("-c:v", "mpeg2video", "-bf", "2")],
+                         ids=["h264", "mpeg2"])
+def test_a_capture_cut_mid_stream_starts_at_its_first_keyframe(codec, tmp_path, have_ffmpeg):
+    """Bytes cut from a broadcast: what comes before the first keyframe cannot be shown, so it is no frame, and
+    both stages count and time the frames from there alike."""
+    import av
+
+    from affectflow.faces.video import VideoInfo, iter_batches
+
+    whole = _ts_part(tmp_path / "whole.ts", gop=12, duration=2.0, codec=codec)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[(len(data) // 188 // 3) * 188:])
+    with av.open(str(cut)) as c:
+        assert not next(pkt for pkt in c.demux(video=0) if pkt.size).is_keyframe  # it starts mid-GOP
+    with av.open(str(cut)) as c:
+        shown = sum(1 for _ in c.decode(video=0))  # what FFmpeg's decoder shows
+    p = probe(cut)
+    assert p.n_frames == shown < 50 and p.timestamps[0] == 0.0
+    np.testing.assert_allclose(np.diff(p.timestamps), 0.04, atol=1e-6)
+    decoded = [t for b in iter_batches(cut, VideoInfo(str(cut))) for t in b.timestamps]
+    np.testing.assert_allclose(decoded, p.timestamps, atol=1e-6)
+    assert p.listed_duration == 0.0  # an MPEG stream's duration is FFmpeg's guess: no truncation warning
+
+
+def test_video_stream_problem_says_why_a_file_is_no_video(tmp_path, video_factory):
+    import cv2
+
+    from affectflow.media.decode import video_stream_problem
+    from affectflow.testing.media import ffmpeg
+
+    clip = video_factory("clip.mp4")
+    renamed = tmp_path / "recording"
+    renamed.write_bytes(clip.read_bytes())
+    assert video_stream_problem(renamed) == ""
+    still = tmp_path / "still.dat"
+    cv2.imwrite(str(tmp_path / "s.png"), np.zeros((8, 8, 3), np.uint8))
+    still.write_bytes((tmp_path / "s.png").read_bytes())
+    assert video_stream_problem(still) == "not a video: a still image or text to FFmpeg (format png_pipe)"
+    song = tmp_path / "song.m4b"
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=0.5", "-i", str(tmp_path / "s.png"), "-map", "0", "-map", "1",
+           "-c:a", "libmp3lame", "-c:v", "png", "-disposition:v", "attached_pic", "-f", "mp3", str(song))
+    assert video_stream_problem(song) == "not a video: its only picture is a cover image (a sound file)"
+    noise = tmp_path / "noise.xyz"
+    noise.write_bytes(bytes(range(256)) * 8)
+    assert video_stream_problem(noise).startswith("not a video: FFmpeg cannot read it (")
+    ansi = tmp_path / "readme.nfo"
+    ansi.write_text("FFmpeg shows this as ANSI art\n")
+    assert video_stream_problem(ansi) == "not a video: a still image or text to FFmpeg (format tty)"

@@ -101,12 +101,13 @@ def test_all_rules_of_the_workflow_are_stages() -> None:
     text = "\n".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
     declared = set(re.findall(r"^rule (\w+):", text, re.M)) | {f"submit_{t}" for t in TASKS}
     assert declared == {r for s in STAGES.values() for r in s.rules}
-    # and every rule's only compared parameter is its key (media and faces add their work list)
+    # and every rule's only compared parameter is its key (media and faces add their work list, problems the
+    # files of folder datasets left out: the key holds a digest of each)
     for block in re.split(r"\n(?=\s*rule)", text):
         params = re.search(r"params:\n((?:\s{8,}.+\n)+)", block)
         if params:
             names = re.findall(r"^\s+(\w+)=", params.group(1), re.M)
-            assert names[0] == "key" and set(names) <= {"key", "units"}, block[:80]
+            assert names[0] == "key" and set(names) <= {"key", "units", "skipped"}, block[:80]
 
 
 def test_version_and_options_are_in_the_key_and_the_provenance(tmp_path: Path) -> None:
@@ -236,6 +237,17 @@ def test_a_video_added_changes_only_its_shard(tmp_path: Path) -> None:
     assert {job for job in base if base[job] != after[job]} == {("units",), ("media", shard), ("faces", shard)}
 
 
+def test_a_file_that_is_no_video_changes_only_the_problems_table(tmp_path: Path) -> None:
+    cfg, units = demo_config(), folder_units(tmp_path)
+    base = all_keys(cfg, units)
+    assert RerunKey.parse(base[("problems",)]).units == ""  # none left out: the key of a run before they were listed
+    (tmp_path / "videos" / "notes.txt").write_bytes(b"")
+    more = build_units([{"adapter": "folder", "videos": str(tmp_path / "videos")}], n_shards=2)
+    assert [s.name for s in more.skipped] == ["notes.txt"]
+    after = all_keys(cfg, more)
+    assert {job for job in base if base[job] != after[job]} == {("problems",)}
+
+
 # ------------------------------------------------------------ schema, config checks, docs
 
 
@@ -352,3 +364,15 @@ def test_media_and_faces_keys_cover_what_they_read_of_a_unit_not_its_labels() ->
     # the units table's own key covers every column
     assert stage_key("units", STAGES["units"].options_class()(), units=[u]).text != stage_key(
         "units", STAGES["units"].options_class()(), units=same).text
+
+
+def test_a_face_stand_ins_fingerprint_names_its_builders_version() -> None:
+    """A new stand-in builder writes other bytes for the same registry entry: the face features it fed rerun.
+    Real weights and stand-ins of builders never changed (audio) keep their fingerprints."""
+    from affectflow.models.standins_face import BUILD_VERSION
+    from affectflow.plan.rerun import model_fingerprint
+
+    stood = model_fingerprint("enet_b0_8_best_vgaf", standin=True)
+    assert stood["standin"] is True and stood["standin_build"] == BUILD_VERSION >= 2
+    assert "standin_build" not in model_fingerprint("enet_b0_8_best_vgaf")
+    assert set(model_fingerprint("wav2vec2_base_960h", standin=True)) == {"files", "standin"}
