@@ -154,7 +154,8 @@ EXPECTED_FIGURES = {
     "asr_faster_vs_openai_whisper",
     "text_embedding", "audio_embedding", "dag_dry_run_1000", "memory_media_stage", "memory_faces_stage",
     "gpu_enet_b0_fp16", "gpu_face_features_stage", "gpu_detector_mnet025", "gpu_face_path",
-    "faces_stage_by_detector", "detection_mediapipe_full", "detection_mediapipe", "detection_retinaface",
+    "faces_stage_by_detector", "detection_retinaface_mnet025", "detection_mediapipe_full", "detection_mediapipe",
+    "detection_retinaface",
     "faces_decode_threads", "int8_dynamic_speed", "int8_static_speed", "int8_agreement_standins",
     "int8_agreement_fer_real", "preprocessing_device_resize",
 }
@@ -216,8 +217,10 @@ def test_quick_run_checks_what_it_measured(quick_run) -> None:
     if face["status"] == "ok":
         assert face["details"]["per_frame_frames"] == face["details"]["frames"]
         assert face["details"]["per_frame_crops"] == face["details"]["frames_with_face"]
-    full = figs["detection_mediapipe_full"]["details"]  # the default detector finds the five of multi_face.jpg
-    assert full["recall"]["multi_face"] == 1.0 and full["faces"]["multi_face"] == 5
+    default = figs["detection_retinaface_mnet025"]["details"]  # the default finds the five of multi_face.jpg
+    assert default["recall"]["multi_face"] == 1.0 and default["faces"]["multi_face"] == 5
+    assert default["recall"]["calming_01"] >= 0.99 and default["faces"]["calming_01"] == 80  # real frames
+    assert figs["faces_stage_by_detector"]["title"].endswith("the default (retinaface_mnet025)")
     assert figs["detection_retinaface"]["status"] == "skipped"  # no real weights here: no recall figure
     if not doc["machine"]["gpu"]["torch_cuda"]:  # the GPU section: skipped saying why, its CPU side measured
         for name in GPU_FIGURES:

@@ -17,7 +17,7 @@ from affectflow.stages.report_tables import metrics_files
 from affectflow.plan.rerun import WorkflowKeys
 from affectflow.submit.formats import SUBMISSION_FILES
 from affectflow.data.units import UnitsError
-from affectflow.plan.checks import ConfigError, check_config
+from affectflow.plan.checks import ConfigError, check_config, check_people
 from affectflow.plan.scope import PredictionScope, merge_bundle, trainable_tasks
 from affectflow.predict.bundle import Bundle, BundleError
 
@@ -39,11 +39,17 @@ try:
     UNITS = build_units(config["datasets"], n_shards=config["n_shards"], base_dir=".")
 except (UnitsError, ValueError, OSError) as e:
     raise WorkflowError(f"cannot build the units table: {e}") from None
+if UNITS.skipped:
+    logger.info(f"{len(UNITS.skipped)} file(s) of the videos folders left out, not videos (listed in problems.tsv)")
 # Tasks without labelled train and val videos in this run are not trained (one line each, not a failed job).
 ACTIVE_TASKS, _skipped = trainable_tasks(config["tasks"], UNITS)
 for _task, _line in _skipped.items():
     logger.warning(_line + ("; the bundle predicts it" if BUNDLE and _task in BUNDLE.tasks else ""))
 config["tasks"] = ACTIVE_TASKS
+try:
+    check_people(config)  # faces.people: all predicts per person, never trains or applies heads
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
 SHARDS = UNITS.shards()
 BY_SHARD = UNITS.by_shard()
 DETECTOR = config["faces"]["detector"]

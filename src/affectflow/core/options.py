@@ -27,6 +27,7 @@ T = TypeVar("T", bound="StageOptions")
 
 _RUNTIME = "affectflow_runtime"
 _WIRING = "affectflow_wiring"
+_ADDED = "affectflow_added"
 
 
 class OptionsError(AffectflowError, ValueError):
@@ -47,6 +48,14 @@ def wiring(default: Any = dataclasses.MISSING) -> Any:
     It still changes the output, so it is part of :meth:`StageOptions.output_options`.
     """
     return dataclasses.field(default=default, metadata={_WIRING: True})
+
+
+def added(default: Any) -> Any:
+    """An output-affecting field added to a stage after outputs were made without it, whose ``default`` keeps
+    the behaviour those outputs had: it enters the rerun key (and the provenance) only when it is set to
+    something else, so adding it reruns nothing and leaves every existing key as it was.
+    """
+    return dataclasses.field(default=default, metadata={_ADDED: True})
 
 
 def canonical(value: Any) -> Any:
@@ -176,9 +185,17 @@ class StageOptions:
         return out
 
     # ------------------------------------------------------------ values
+    @classmethod
+    def keyed(cls, name: str, value: Any) -> bool:
+        """Whether field ``name`` with ``value`` is part of the rerun key: every output field, but an
+        :func:`added` one only when it is not at its default."""
+        f = next(f for f in dataclasses.fields(cls) if f.name == name)
+        return not f.metadata.get(_RUNTIME) and not (f.metadata.get(_ADDED) and value == f.default)
+
     def output_options(self) -> dict[str, Any]:
         """The output-affecting options in canonical form (what the rerun key and provenance hold)."""
-        return canonical({name: getattr(self, name) for name in self.output_fields()})
+        return canonical({name: getattr(self, name) for name in self.output_fields()
+                          if self.keyed(name, getattr(self, name))})
 
     def replace(self: T, **changes: Any) -> T:
         return dataclasses.replace(self, **changes)

@@ -51,3 +51,16 @@ def contact_sheet(reader: ShardReader, video_id: str, n: int = 16) -> np.ndarray
     crops = np.concatenate(list(reader.iter_rows(video_id, "crops", rows)))
     return render_sheet(crops, np.asarray(rec.arrays["frame_index"])[rows], np.asarray(rec.arrays["score"])[rows],
                         has[rows])
+
+
+def person_thumbnails(reader: ShardReader, video_id: str) -> dict[int, np.ndarray]:
+    """Each person's RGB crop with the detector's highest score (a record of ``faces.people: all``, whose rows
+    have a ``person``); ``{}`` for a record of one face per frame. One crop read per person."""
+    if "person" not in reader.array_names(video_id):
+        return {}
+    rec = reader.read(video_id, ("person", "score", "has_face"))
+    person = np.asarray(rec.arrays["person"], np.int64)
+    score = np.where(np.asarray(rec.arrays["has_face"], bool), np.asarray(rec.arrays["score"], np.float64), -np.inf)
+    best = {int(p): int(np.flatnonzero(person == p)[np.argmax(score[person == p])])
+            for p in np.unique(person[person >= 0])}
+    return {p: next(reader.iter_rows(video_id, "crops", np.array([row]), batch=1))[0] for p, row in best.items()}

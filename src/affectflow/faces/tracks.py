@@ -8,17 +8,27 @@ with a ``side`` (Aff-Wild2's ``<video>_left`` / ``_right`` ids) the face
 furthest to that side. It is then followed: a second person entering, two
 faces' sizes crossing or a few frames without a detection never switch it.
 Everything is decided frame by frame, so the faces stage keeps streaming.
+
+:class:`PeopleTracker` (``faces.people: all``) keeps every person instead, each
+with a persistent id: tracks are predicted forward at constant velocity and
+matched to detections by one optimal assignment per frame, so two people who
+cross keep their ids, and a new track becomes a person only once it has been
+seen in a few consecutive frames, so one-frame false detections get no id.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from affectflow.faces.detectors import Detection
 
 SIDES = ("", "left", "right")
+#: ``faces.people``: follow one target face per frame, or keep every person with a track id
+PEOPLE = ("target", "all")
 
 
 def link_scores(tracks: np.ndarray, faces: np.ndarray, min_iou: float) -> np.ndarray:
@@ -43,6 +53,17 @@ def link_scores(tracks: np.ndarray, faces: np.ndarray, min_iou: float) -> np.nda
     inside = (np.all((b[..., 0:2] <= centre_a) & (centre_a <= b[..., 2:4]), axis=-1)
               & np.all((a[..., 0:2] <= centre_b) & (centre_b <= a[..., 2:4]), axis=-1))
     return np.where(overlap >= min_iou, overlap, np.where(inside, min_iou / 2, 0.0))
+
+
+def frame_scale(old_hw: tuple[int, int], new_hw: tuple[int, int]) -> np.ndarray:
+    """(4,) factors that carry a box x0, y0, x1, y1 from frames of ``old_hw`` to frames of ``new_hw``.
+
+    A stream may change its picture size mid-way (a webcam renegotiating, recordings joined): the face
+    stays where it was in the picture, but its box in pixels jumps, and a tracker that links by overlap
+    in pixels would lose it for ``memory`` frames; its boxes are carried over to the new size instead.
+    """
+    sy, sx = new_hw[0] / old_hw[0], new_hw[1] / old_hw[1]
+    return np.array([sx, sy, sx, sy], np.float64)
 
 
 @dataclass
@@ -95,6 +116,11 @@ class TargetTracker:
             self.target = self._choose(assigned)
         return assigned.get(self.target) if self.target is not None else None
 
+    def rescale(self, factors: np.ndarray) -> None:
+        """The frames change size from here on (:func:`frame_scale`): carry every track's box over."""
+        for t in self.tracks:
+            t.bbox = (t.bbox * factors).astype(np.float32)
+
     def _links(self, faces: list[Detection]) -> list[tuple[int, int]]:
         """(track, face) index pairs that may continue each other, best link first; ties: the later track, then
         the later face. Assigned greedily in this order."""
@@ -114,3 +140,140 @@ class TargetTracker:
         if self.side == "right":
             return max(seen, key=lambda k: float(seen[k].bbox[0] + seen[k].bbox[2]))
         return max(seen, key=lambda k: (seen[k].area, seen[k].score))
+
+
+# ---------------------------------------------------------------- every person
+
+
+@dataclass(frozen=True)
+class FramePeople:
+    """The people of one analysed frame, final: (person id, index of its face among the frame's detections),
+    by person id. ``frame``: the frame's number among the analysed frames (0, 1, ...)."""
+
+    frame: int
+    people: tuple[tuple[int, int], ...]
+
+
+@dataclass
+class _Motion:
+    """A track of :class:`PeopleTracker`: its last box, velocity (box units per analysed frame), the frame it was
+    last seen in, its consecutive detections while tentative, its person id once confirmed."""
+
+    bbox: np.ndarray
+    last_seen: int
+    first_seen: int
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    hits: int = 1
+    person: int | None = None
+    history: list[tuple[int, int]] = field(default_factory=list)  # (frame, face index) while tentative
+
+    def predicted(self, frame: int) -> np.ndarray:
+        return self.bbox + self.velocity * (frame - self.last_seen)
+
+
+class PeopleTracker:
+    """Every person of one video with a persistent id (``faces.people: all``).
+
+    Each analysed frame, every track's box is predicted at constant velocity
+    and the detections are assigned to the predictions by
+    :func:`scipy.optimize.linear_sum_assignment` on :func:`link_scores`
+    (confirmed people first, then tentative tracks, then new ones). Two faces
+    that cross are told apart by where each was heading; while two predicted
+    boxes overlap the velocities are kept as they were, so a detection taken by
+    the wrong track during the overlap cannot turn it round. A person missed in
+    up to ``memory`` analysed frames keeps the id (a short gap, an occlusion).
+
+    A new track is tentative until it has been detected in ``min_hits``
+    consecutive analysed frames; a miss before that drops it (a false
+    detection, a reflection). Ids go to confirmed tracks in order of first
+    appearance (then left to right): 0, 1, 2, ... So :meth:`update` returns the
+    frames whose people are final, in order, a few frames late (at most
+    ``min_hits - 1``); :meth:`flush` returns the rest at the end of the video.
+    """
+
+    def __init__(self, memory: int = 12, min_iou: float = 0.3, min_hits: int = 3, crossing_iou: float = 0.1) -> None:
+        if min_hits < 1:
+            raise ValueError(f"min_hits must be >= 1, got {min_hits}")
+        self.memory, self.min_iou, self.min_hits = int(memory), float(min_iou), int(min_hits)
+        self.crossing_iou = float(crossing_iou)
+        self.tracks: list[_Motion] = []
+        self.frame = -1
+        self.n_people = 0
+        self._pending: deque[tuple[int, dict[int, int]]] = deque()  # frames not yet final: confirmed people
+
+    def update(self, faces: list[Detection]) -> list[FramePeople]:
+        """Link this analysed frame's detections; the frames whose people are now final."""
+        self.frame += 1
+        f = self.frame
+        self.tracks = [t for t in self.tracks if f - t.last_seen - 1 <= (self.memory if t.person is not None else 0)]
+        boxes = [np.asarray(d.bbox, np.float64) for d in faces]
+        free = set(range(len(faces)))
+        crossing = self._crossing(f)
+        self._pending.append((f, {}))
+        for group in ([t for t in self.tracks if t.person is not None], [t for t in self.tracks if t.person is None]):
+            for track, di in self._assign(group, boxes, free, f):
+                free.discard(di)
+                self._continue(track, boxes[di], di, f, frozen=id(track) in crossing)
+        for di in sorted(free):
+            self.tracks.append(_Motion(boxes[di], f, f, history=[(f, di)]))
+        self.tracks = [t for t in self.tracks if t.person is not None or t.last_seen == f]  # a tentative miss
+        self._confirm()
+        return self._final(min((t.first_seen for t in self.tracks if t.person is None), default=f + 1))
+
+    def rescale(self, factors: np.ndarray) -> None:
+        """The frames change size from here on (:func:`frame_scale`): carry every box and velocity over."""
+        for t in self.tracks:
+            t.bbox, t.velocity = t.bbox * factors, t.velocity * factors
+
+    def flush(self) -> list[FramePeople]:
+        """The remaining frames at the end of the video (tentative tracks are dropped)."""
+        self.tracks = [t for t in self.tracks if t.person is not None]
+        return self._final(self.frame + 1)
+
+    def _crossing(self, frame: int) -> set[int]:
+        """The tracks (by ``id``) whose predicted box overlaps another's: their velocities are kept this frame."""
+        if len(self.tracks) < 2:
+            return set()
+        pred = np.stack([t.predicted(frame) for t in self.tracks]).astype(np.float32)
+        iou = link_scores(pred, pred, 0.0)
+        np.fill_diagonal(iou, 0.0)
+        return {id(self.tracks[i]) for i in np.flatnonzero((iou > self.crossing_iou).any(axis=1))}
+
+    def _assign(self, group: list[_Motion], boxes: list[np.ndarray], free: set[int],
+                frame: int) -> list[tuple[_Motion, int]]:
+        """The optimal one-to-one links of ``group``'s predicted boxes to the free detections (score > 0)."""
+        cols = sorted(free)
+        if not group or not cols:
+            return []
+        pred = np.stack([t.predicted(frame) for t in group]).astype(np.float32)
+        scores = link_scores(pred, np.stack([boxes[c] for c in cols]).astype(np.float32), self.min_iou)
+        rows, picked = linear_sum_assignment(scores, maximize=True)
+        return [(group[r], cols[c]) for r, c in zip(rows, picked, strict=True) if scores[r, c] > 0]
+
+    def _continue(self, track: _Motion, box: np.ndarray, di: int, frame: int, *, frozen: bool) -> None:
+        step = frame - track.last_seen
+        if not frozen:
+            seen = (box - track.bbox) / step
+            track.velocity = seen if track.hits == 1 else 0.5 * track.velocity + 0.5 * seen
+        track.bbox, track.last_seen, track.hits = box, frame, track.hits + 1
+        if track.person is None:
+            track.history.append((frame, di))
+        else:
+            self._pending[-1][1][track.person] = di
+
+    def _confirm(self) -> None:
+        """Tentative tracks seen ``min_hits`` times become people: ids in order of first appearance, then x."""
+        ready = [t for t in self.tracks if t.person is None and t.hits >= self.min_hits]
+        first = self._pending[0][0] if self._pending else self.frame
+        for t in sorted(ready, key=lambda t: (t.first_seen, float(t.bbox[0] + t.bbox[2]))):
+            t.person, self.n_people = self.n_people, self.n_people + 1
+            for frame, di in t.history:
+                self._pending[frame - first][1][t.person] = di
+            t.history = []
+
+    def _final(self, before: int) -> list[FramePeople]:
+        out = []
+        while self._pending and self._pending[0][0] < before:
+            frame, people = self._pending.popleft()
+            out.append(FramePeople(frame, tuple(sorted(people.items()))))
+        return out

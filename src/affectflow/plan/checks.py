@@ -136,3 +136,22 @@ def _option_problems(config: Mapping[str, Any], builds: list[tuple[str, dict[str
         except OptionsError as e:
             problems.append(str(e))
     return problems
+
+
+def check_people(config: Mapping[str, Any]) -> None:
+    """``faces.people: all`` with training or a bundle: a :class:`ConfigError` saying why.
+
+    Run after the tasks without labels are dropped from ``tasks``. Heads are
+    trained and applied on one face per frame (the challenges label one person
+    per video, or one per ``side``), so a run that keeps every person can
+    only predict the face models' own columns, per person.
+    """
+    if ((config.get("faces") or {}).get("people") or "target") != "all":
+        return
+    uses = [f"tasks {', '.join(config['tasks'])} are trained (their datasets have labels)"] if config.get("tasks") \
+        else []
+    uses += [f"bundle {config['bundle']} is applied"] if config.get("bundle") else []
+    if uses:
+        raise ConfigError(f"faces.people: all keeps every person's face, but {' and '.join(uses)}: heads read one "
+                          "face per frame. Set faces.people: target, or run without labels and bundle (the face "
+                          "models' columns are then written per person)")

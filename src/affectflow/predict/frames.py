@@ -3,13 +3,16 @@
 Column names are the contract users script against (docs/predictions.md): ``video_id, frame, timestamp,
 face``, then ``<model>:<class>`` softmax probabilities (and ``<model>:valence``/``arousal`` for multi-task
 models) of each face model with a classifier, then the task columns. Model columns are empty where the
-detector kept no face; task columns where no input reached the frame.
+detector kept no face; task columns where no input reached the frame. With ``faces.people: all`` a
+``person`` column follows ``face`` and there is one row per analysed frame and person (the track id; empty
+on a frame with nobody), each model column paired with the face features of that frame and person.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +23,8 @@ from affectflow.io.store import VideoRecord
 from affectflow.predict.apply import TaskPrediction
 
 BASE_COLUMNS = ("video_id", "frame", "timestamp", "face")
+#: the column after :data:`BASE_COLUMNS` with ``faces.people: all``
+PERSON_COLUMN = "person"
 
 
 @dataclass(frozen=True)
@@ -44,9 +49,9 @@ def task_columns(task: str) -> list[str]:
     return [f"{task}:probability", f"{task}:label"]
 
 
-def table_columns(models: Sequence[FaceModelColumns], tasks: Sequence[str]) -> list[str]:
-    """Every column of the table, in order (tasks in vocabulary order)."""
-    cols = list(BASE_COLUMNS)
+def table_columns(models: Sequence[FaceModelColumns], tasks: Sequence[str], people: bool = False) -> list[str]:
+    """Every column of the table, in order (tasks in vocabulary order; ``people``: with the person column)."""
+    cols = [*BASE_COLUMNS, *([PERSON_COLUMN] if people else [])]
     for m in models:
         cols += m.columns()
     for t in TASKS:
@@ -58,31 +63,53 @@ def table_columns(models: Sequence[FaceModelColumns], tasks: Sequence[str]) -> l
 def video_frame_table(video_id: str, faces: VideoRecord, models: Sequence[FaceModelColumns],
                       features: Mapping[str, VideoRecord | None], tasks: Sequence[str],
                       predictions: Mapping[str, TaskPrediction]) -> pd.DataFrame:
-    """One video's rows: ``faces`` (the faces shard's frame_index, timestamps, has_face), each face model's
-    features record (None when the model has none for this video), and the task predictions over all
-    decoded frames (a task in ``tasks`` but not in ``predictions`` gets empty columns)."""
+    """One video's rows: ``faces`` (the faces shard's frame_index, timestamps, has_face, and person with
+    ``faces.people: all``), each face model's features record (None when the model has none for this video),
+    and the task predictions over all decoded frames (a task in ``tasks`` but not in ``predictions`` gets
+    empty columns)."""
     idx = np.asarray(faces.arrays["frame_index"], dtype=np.int64).ravel()
     has_face = np.asarray(faces.arrays["has_face"], dtype=bool).ravel()
-    data: dict[str, np.ndarray] = {
+    people = PERSON_COLUMN in faces.arrays
+    data: dict[str, Any] = {
         "video_id": np.full(idx.shape[0], video_id, dtype=object),
         "frame": idx,
         "timestamp": np.asarray(faces.arrays["timestamps"], dtype=np.float64).ravel(),
         "face": has_face.astype(np.int8),
     }
+    rows = idx
+    if people:
+        person = np.asarray(faces.arrays[PERSON_COLUMN], dtype=np.int64).ravel()
+        data[PERSON_COLUMN] = pd.arrays.IntegerArray(np.maximum(person, 0), person < 0)  # empty: nobody
+        rows = _row_keys(idx, person)
     for m in models:
-        data.update(_model_columns(m, features.get(m.name), idx))
+        data.update(_model_columns(m, features.get(m.name), rows))
     for t in TASKS:
         if t in tasks:
             data.update(_task_columns(t, predictions.get(t), idx))
-    return pd.DataFrame(data, columns=table_columns(models, tasks))
+    return pd.DataFrame(data, columns=table_columns(models, tasks, people))
+
+
+def _row_keys(frame: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """One sortable int64 per (frame, person) row: rows sorted by frame, then person, keep their order."""
+    return frame * (1 << 24) + (person + 1)
+
+
+def _feature_keys(rec: VideoRecord) -> np.ndarray:
+    """The keys of a face features record's rows: frame indices, or (frame, person) keys where it has persons."""
+    fidx = np.asarray(rec.arrays["frame_index"], dtype=np.int64).ravel()
+    if PERSON_COLUMN not in rec.arrays:
+        return fidx
+    return _row_keys(fidx, np.asarray(rec.arrays[PERSON_COLUMN], dtype=np.int64).ravel())
 
 
 def _model_columns(m: FaceModelColumns, rec: VideoRecord | None, idx: np.ndarray) -> dict[str, np.ndarray]:
-    """Softmax probabilities (and valence/arousal) on the analysed frames, NaN where the model saw no face."""
+    """Softmax probabilities (and valence/arousal) on the analysed frames (``idx``: the rows' frame indices, or
+    their (frame, person) keys), NaN where the model saw no face."""
     names = m.columns()
     out = np.full((idx.shape[0], len(names)), np.nan, dtype=np.float32)
-    if rec is not None and "frame_index" in rec.arrays:
-        fidx = np.asarray(rec.arrays["frame_index"], dtype=np.int64).ravel()
+    # a video where no face was found has no feature rows: its columns stay empty
+    if rec is not None and "frame_index" in rec.arrays and len(rec.arrays["frame_index"]):
+        fidx = _feature_keys(rec)
         pos = np.searchsorted(idx, fidx)
         ok = (pos < idx.shape[0]) & (idx[np.minimum(pos, idx.shape[0] - 1)] == fidx) if idx.size else fidx < 0
         logits = np.asarray(rec.arrays["logits"], dtype=np.float32).reshape(fidx.shape[0], -1)

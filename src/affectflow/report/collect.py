@@ -23,11 +23,11 @@ from affectflow.core.errors import AffectflowError
 from affectflow.core.vocabulary import TASKS, VIDEO_TASKS
 from affectflow.data.adapters import read_task_labels
 from affectflow.data.units import Unit, UnitsTable
-from affectflow.faces.sheets import contact_sheet
+from affectflow.faces.sheets import contact_sheet, person_thumbnails
 from affectflow.io.shards import ShardSet, media_frames
 from affectflow.report.columns import PredictionColumns, parse_columns
 from affectflow.report.tables import RankedTable, ranked_tables, read_metrics
-from affectflow.report.timeline import TimelineInputs, render_timeline
+from affectflow.report.timeline import TimelineInputs, people, render_timeline
 
 Paths = Sequence[str | os.PathLike[str]]
 #: JPEG quality of the contact sheets on the page
@@ -168,7 +168,9 @@ def _video_section(u: Unit, rows: pd.DataFrame, cols: PredictionColumns, media: 
     words = _words(transcripts, u.video_id)
     if transcripts is not None and words is None:
         notes.append("no transcript")
-    png = render_timeline(TimelineInputs(u.video_id, rows.reset_index(drop=True), cols, labels, words))
+    thumbs = person_thumbnails(faces.where[u.video_id], u.video_id) \
+        if faces is not None and u.video_id in faces and people(rows) else {}
+    png = render_timeline(TimelineInputs(u.video_id, rows.reset_index(drop=True), cols, labels, words, thumbs))
     return VideoSection(u, len(rows), png, sheet, tuple(label_notes + notes))
 
 

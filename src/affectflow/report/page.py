@@ -141,7 +141,9 @@ def _videos(page: RunPage) -> list[str]:
     out = ['<section id="videos"><h2>Videos</h2>',
            "<p class='muted'>Per video: class probabilities over time, P(A/H), the strips (face found, "
            "predicted class, label where the video has one) and the transcript's words on one clock "
-           "(seconds from the first frame), then the contact sheet of the face crops.</p>"]
+           "(seconds from the first frame), then the contact sheet of the face crops. With "
+           "<code>faces.people: all</code>: one strip per person instead of the probabilities (the first face "
+           "model's most probable class where the person is seen), with the person's face beside it.</p>"]
     if page.left_out:
         out.append(f'<p id="left-out">{len(page.videos)} of {len(page.videos) + page.left_out} videos shown '
                    f"(the first by id); {page.left_out} left out (<code>report.max_videos</code> = "

@@ -6,6 +6,12 @@ else the first face model's softmax), P(A/H), the per-frame labels where the
 video has them, whether a face was found, and the transcript's words on the
 same clock. Drawn with matplotlib's Agg canvas (no display, no global pyplot
 state); every string from data is drawn with ``parse_math=False``.
+
+A table with a ``person`` column (``faces.people: all``: a row per frame and
+person) gets one strip per person instead of the probability lines (several
+people's lines on one axis cannot be read): its most probable class of the
+first face model on each frame it is seen in, with the person's face crop
+beside the strip.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ AH_COLOUR = "#a50026"
 _AH = ListedColormap(["#e8e8e8", AH_COLOUR])
 _EXPR = ListedColormap(list(_PALETTE[:len(EXPR_CLASSES)]))
 MAX_WORDS = 300
+#: people drawn with a strip each (the first ids; the predictions table has them all)
+MAX_PEOPLE = 12
+#: inches of a person's strip (its thumbnail is as tall)
+PERSON_STRIP_IN = 0.5
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,15 @@ class TimelineInputs:
     columns: PredictionColumns
     labels: Mapping[str, np.ndarray] = field(default_factory=dict)
     words: tuple[np.ndarray, Sequence[str]] | None = None
+    #: RGB face crop of each person (``faces.people: all``), drawn beside the person's strip
+    thumbnails: Mapping[int, np.ndarray] = field(default_factory=dict)
+
+
+def people(rows: pd.DataFrame) -> list[int]:
+    """The person ids of a video's rows, ascending (none without a ``person`` column)."""
+    if "person" not in rows:
+        return []
+    return sorted(int(p) for p in pd.unique(rows["person"].dropna()))
 
 
 def _edges(t: np.ndarray) -> np.ndarray:
@@ -162,8 +181,42 @@ def title_lines(x: TimelineInputs) -> list[str]:
     return lines
 
 
+def _person_strips(x: TimelineInputs, frames: pd.DataFrame) -> tuple[list[tuple[str, np.ndarray, ListedColormap]],
+                                                                       list[int], tuple[str, ...]]:
+    """One strip per person (the first :data:`MAX_PEOPLE`) over ``frames`` (a row per analysed frame): the
+    index of the first face model's most probable class where the person is seen, NaN elsewhere; the ids drawn
+    and the class names."""
+    owner = x.columns.first_model_with_classes() or ""
+    names = x.columns.model_classes(owner)
+    cmap = ListedColormap(list(_PALETTE[:max(1, len(names))]))
+    pos = pd.Index(frames["frame"].to_numpy(np.int64))
+    shown = people(x.rows)[:MAX_PEOPLE]
+    strips = []
+    for p in shown:
+        own = x.rows[x.rows["person"] == p]
+        values = np.full(len(frames), np.nan)
+        if names:
+            probs = own[[f"{owner}:{c}" for c in names]].to_numpy(float)
+            seen = np.isfinite(probs).all(axis=1)
+            at = pos.get_indexer(own["frame"].to_numpy(np.int64))
+            values[at[seen]] = probs[seen].argmax(axis=1)
+        strips.append((f"person {p}", values, cmap))
+    return strips, shown, names
+
+
+def _class_legend(ax: Axes, names: Sequence[str], owner: str) -> None:
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=_PALETTE[i % len(_PALETTE)], label=n) for i, n in enumerate(names)]
+    if handles:
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=len(handles), fontsize=7,
+                  frameon=False, title=f"most probable class of {owner}", title_fontsize=7)
+
+
 def render_timeline(x: TimelineInputs, width_in: float = 11.0, dpi: int = 80) -> bytes:
     """The timeline PNG of one video (see the module docstring)."""
+    if people(x.rows):
+        return _render_people(x, width_in, dpi)
     t = x.rows["timestamp"].to_numpy(float)
     strips = _strips(x)
     has_ah = "ah:probability" in x.rows
@@ -185,6 +238,55 @@ def render_timeline(x: TimelineInputs, width_in: float = 11.0, dpi: int = 80) ->
     axes[-1].set_xlabel("time (s from the first frame)", fontsize=8)
     for ax in axes:
         ax.tick_params(labelsize=7)
+    fig.suptitle("\n".join(title_lines(x)), fontsize=9, x=0.01, y=1 - 0.08 / height, ha="left", va="top",
+                 parse_math=False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _render_people(x: TimelineInputs, width_in: float, dpi: int) -> bytes:
+    """The timeline of a table with a row per frame and person: a face strip, one strip per person with its
+    thumbnail at its right end, the words. The strips' axis counts in inches, so thumbnails are square."""
+    frames = x.rows.drop_duplicates("frame").sort_values("frame")
+    t = frames["timestamp"].to_numpy(float)
+    face = x.rows.groupby("frame", sort=True)["face"].max().to_numpy(float)
+    person_strips, shown, names = _person_strips(x, frames)
+    pad, face_h, tall = 0.05, 0.2, PERSON_STRIP_IN
+    strip_in = pad + face_h + pad + tall * len(person_strips)
+    below_top = [(pad, pad + face_h)] + [(2 * pad + face_h + k * tall, 2 * pad + face_h + (k + 1) * tall - pad)
+                                         for k in range(len(person_strips))]
+    spans = [(strip_in - b, strip_in - a) for a, b in below_top]  # (bottom, top) of each strip, in inches
+    heights = [strip_in, 0.6]
+    top, bottom, gap = 0.25 + 0.17 * len(title_lines(x)) + 0.45, 0.45, 0.12
+    height = top + bottom + sum(heights) + gap
+    fig = Figure(figsize=(width_in, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=1.0 / width_in, right=1 - 1.45 / width_in, top=1 - top / height, bottom=bottom / height,
+                        hspace=gap / (sum(heights) / len(heights)))
+    ax, words = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": heights})
+    edges = _edges(t)
+    strips = [("face", face, _FACE), *person_strips]
+    for (lo, hi), (_name, values, cmap) in zip(spans, strips, strict=True):
+        ax.pcolormesh(edges, [lo, hi], np.ma.masked_invalid(values[None, :]), cmap=cmap, vmin=0, vmax=cmap.N - 1,
+                      shading="flat")
+    ax.set_yticks([(lo + hi) / 2 for lo, hi in spans], [name for name, _, _ in strips], fontsize=7)
+    ax.set_ylim(0, strip_in)
+    _class_legend(ax, names, x.columns.first_model_with_classes() or "")
+    _words(words, x)
+    words.set_xlim(float(edges[0]), float(edges[-1]))
+    words.set_xlabel("time (s from the first frame)", fontsize=8)
+    for a in (ax, words):
+        a.tick_params(labelsize=7)
+    box = ax.get_position()
+    for (lo, hi), p in zip(spans[1:], shown, strict=True):
+        crop = x.thumbnails.get(p)
+        if crop is None:
+            continue
+        h = (hi - lo) / strip_in * box.height
+        thumb = fig.add_axes((box.x1 + 0.05 / width_in, box.y0 + lo / strip_in * box.height, h * height / width_in, h))
+        thumb.imshow(np.asarray(crop))
+        thumb.set_axis_off()
     fig.suptitle("\n".join(title_lines(x)), fontsize=9, x=0.01, y=1 - 0.08 / height, ha="left", va="top",
                  parse_math=False)
     buf = io.BytesIO()

@@ -49,7 +49,8 @@ def feature_settings(config: Mapping[str, Any]) -> dict[str, Any]:
         given, defaults = dict(config.get(section) or {}), cls.defaults()
         keep = [k for k in cls.config_fields() if k in cls.output_fields() and k not in cls.TOP_LEVEL
                 and (k in given or k in defaults)]
-        out[section] = {k: given.get(k, defaults.get(k)) for k in keep}
+        values = {k: given.get(k, defaults.get(k)) for k in keep}
+        out[section] = {k: v for k, v in values.items() if cls.keyed(k, v)}  # an added option at its default: as before
     feats = config.get("features") or {}
     out["features"] = {k: feats[k] for k in FEATURE_SETTINGS if k in feats}
     return out

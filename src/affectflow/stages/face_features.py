@@ -2,6 +2,9 @@
 
 The model is loaded once per shard and fed the stored crops in batches, so a
 GPU job processes a whole shard without reloading weights or re-decoding video.
+A faces shard made with ``faces.people: all`` has a row per frame and person:
+every face row is embedded, and its ``person`` is stored beside its
+``frame_index``, so a reader pairs rows by (frame, person).
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ def run_face_features(
         # read once: the bar's total, then each video's rows (one byte per analysed frame)
         has_face = {v: faces.read(v, names=("has_face",)).arrays["has_face"] for v in ids}
         present = {v: np.flatnonzero(h) for v, h in has_face.items()}
-        n_analysed = {v: len(h) for v, h in has_face.items()}
+        n_analysed = {v: _n_analysed(faces, v, h) for v, h in has_face.items()}
         total = sum(len(p) for p in present.values())
         # progress in faces, advanced per chunk (a long video is not silent until it ends); tqdm redraws at
         # most every 2 s, so job logs get a line per 2 s, not one per chunk
@@ -144,7 +147,9 @@ def _embed_shard(model: FaceModel, faces: ShardReader, present: Mapping[str, np.
     try:
         for i, (vid, pieces) in enumerate(groupby(_per_video(model.name, results), key=lambda p: p[0])):
             bar.set_postfix(video=f"{i + 1}/{len(present)}", refresh=False)
-            rec = faces.read(vid, names=("frame_index", "timestamps"))
+            per_person = "person" in faces.array_names(vid)
+            rec = faces.read(vid, names=("frame_index", "timestamps", "person") if per_person
+                             else ("frame_index", "timestamps"))
             done = 0
             with writer.video(vid, uncompressed=UNCOMPRESSED) as out:
                 for _, res in pieces:
@@ -157,6 +162,8 @@ def _embed_shard(model: FaceModel, faces: ShardReader, present: Mapping[str, np.
                         "embeddings": res.embeddings.astype(np.float32),
                         "logits": res.logits.astype(np.float32),
                     }
+                    if "person" in rec.arrays:
+                        arrays["person"] = rec.arrays["person"][rows]
                     if res.valence_arousal is not None:
                         arrays["valence_arousal"] = res.valence_arousal.astype(np.float32)
                     out.append(arrays)
@@ -167,6 +174,13 @@ def _embed_shard(model: FaceModel, faces: ShardReader, present: Mapping[str, np.
             yield vid
     finally:
         results.close()  # stops the model's and the reader's threads at once on an error
+
+
+def _n_analysed(faces: ShardReader, vid: str, has_face: np.ndarray) -> int:
+    """The video's analysed frames: its rows, or with a row per person (``person``) its distinct frames."""
+    if "person" not in faces.array_names(vid):
+        return len(has_face)
+    return int(np.unique(faces.read(vid, names=("frame_index",)).arrays["frame_index"]).size)
 
 
 #: which videos' crops a chunk holds, in order: (video id, number of rows); a video without faces has 0

@@ -1,10 +1,18 @@
-"""The faces stage: every analysed frame of every video of a shard -> one face record per video."""
+"""The faces stage: every analysed frame of every video of a shard -> one face record per video.
+
+``faces.people: target`` (the default, what the challenges label) keeps one row
+per analysed frame: the target face followed as a track. ``all`` keeps one row
+per analysed frame and person, with the person's track id in a ``person``
+array (rows by frame, then person; a frame with nobody gets one row with
+``person`` -1 and no face), so every analysed frame still has a row.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,13 +25,13 @@ from tqdm import tqdm
 from affectflow.core import joblog
 from affectflow.core.device import DEVICES, is_cuda
 from affectflow.core.job import Job
-from affectflow.core.options import StageOptions, at_least, one_of, runtime
+from affectflow.core.options import StageOptions, added, at_least, one_of, runtime
 from affectflow.data.units import Unit
 from affectflow.faces.crops import crop_square
 from affectflow.faces.detection import DETECTOR_ENGINES, SerialDetector, TimedDetector
 from affectflow.faces.detectors import DETECTORS, Detection, FaceDetector, make_detector
 from affectflow.faces.organiser import OrganiserCropsSource
-from affectflow.faces.tracks import TargetTracker
+from affectflow.faces.tracks import PEOPLE, FramePeople, PeopleTracker, TargetTracker, frame_scale
 from affectflow.faces.video import FrameBatch, PrefetchEach, VideoInfo, iter_batches, prefetch
 from affectflow.io.shards import apply_bad_video_policy
 from affectflow.io.store import Provenance, ShardWriter, VideoRecord
@@ -60,6 +68,10 @@ class FacesOptions(StageOptions):
     ``detector_engine`` and ``device`` (``retinaface_mnet025`` only): both
     engines run the same verified ONNX file and agree to a few thousandths of
     a pixel, as a CPU and a GPU do (docs/models.md).
+
+    ``people`` (``target`` or ``all``) changes the rows; it was added after
+    shards existed, so at its default it stays out of the rerun key
+    (:func:`~affectflow.core.options.added`) and those shards keep theirs.
     """
 
     SECTION = "faces"
@@ -71,6 +83,7 @@ class FacesOptions(StageOptions):
     min_score: float = 0.5
     frame_stride: int = 1
     align: bool = False
+    people: str = added("target")
     organiser_crops_dir: str | None = None
     on_bad_video: str = "skip"
     batch_size: int = runtime(32)
@@ -89,6 +102,9 @@ class FacesOptions(StageOptions):
         at_least("margin", self.margin, 0)
         at_least("min_score", self.min_score, 0)
         one_of("on_bad_video", self.on_bad_video, BAD_VIDEO_POLICIES)
+        one_of("people", self.people, PEOPLE)
+        if self.detector == "organiser" and self.people == "all":
+            raise ValueError("people 'all' needs a detector: the organiser's crops are one face per frame")
         if self.detector == "organiser" and not self.organiser_crops_dir:
             raise ValueError("detector 'organiser' needs faces.organiser_crops_dir (a folder of <video_id>/00001.jpg)")
 
@@ -142,24 +158,28 @@ def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesO
     damaged video gives the rows it gives in the faces stage).
     """
     opts = FacesOptions.coerce(cfg)
-    spec = _row_spec(int(detector.n_landmarks), opts.crop_size)
+    every = opts.people == "all"
+    spec = _row_spec(int(detector.n_landmarks), opts.crop_size, people=every)
     info = VideoInfo(path=str(path))
     if ffmpeg_threads is None:
         ffmpeg_threads = codec_threads(os.cpu_count() or 1, 1)
     batches = prefetch(iter_batches(path, info, frame_stride=opts.frame_stride, batch_size=opts.batch_size,
                                     codec_threads=ffmpeg_threads), depth=PREFETCH_DEPTH, name=DECODE_THREAD)
     tracker = TargetTracker(side=side)
+    rows: _TargetRows | _PeopleRows = (_PeopleRows(detector, PeopleTracker(memory=tracker.memory), opts, spec)
+                                       if every else _TargetRows(detector, tracker, opts, spec))
     vid = video_id or Path(path).stem
     t0 = time.perf_counter()
     try:
-        n_rows, n_face, n_several = yield from _stream_rows(batches, info, detector, tracker, opts, spec,
-                                                            desc=f"faces {vid}", progress=progress)
+        n_rows, n_face, n_several = yield from _stream_rows(batches, info, rows, desc=f"faces {vid}",
+                                                            progress=progress)
     finally:
         batches.close()  # stops the decoder thread at once when the consumer stops early
     dt = time.perf_counter() - t0
     log.info("%s: %d frames decoded, %d analysed, %d with a face, %.1f frames/s", vid, info.n_frames_decoded,
              n_rows, n_face, info.n_frames_decoded / dt if dt > 0 else float("nan"))
-    warnings = _video_warnings(info, tracker, side, n_rows=n_rows, n_face=n_face, n_several=n_several)
+    warnings = _video_warnings(info, tracker, side, n_rows=n_rows, n_face=n_face,
+                               n_several=0 if every else n_several)
     for w in warnings:
         log.warning("%s: %s", vid, w)
     if info.n_frames_expected and info.n_frames_expected != info.n_frames_decoded:
@@ -168,6 +188,7 @@ def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, cfg: FacesO
         "width": info.width, "height": info.height, "rotation": info.rotation,
         "n_frames_decoded": info.n_frames_decoded, "detector": detector.name, "frame_stride": opts.frame_stride,
         "n_with_face": n_face, "warnings": warnings, "side": side, "target_switches": tracker.switches,
+        **({"people": rows.tracker.n_people} if isinstance(rows, _PeopleRows) else {}),
     })
 
 
@@ -193,61 +214,155 @@ def _drain_faces(items: Iterable[dict[str, np.ndarray] | VideoDone],
 _RowSpec = dict[str, tuple[tuple[int, ...], Any, Any]]
 
 
-def _row_spec(n_landmarks: int, crop_size: int) -> _RowSpec:
-    """The arrays of a face record's rows, for a detector giving ``n_landmarks`` points and square crops."""
-    return {
+def _row_spec(n_landmarks: int, crop_size: int, people: bool = False) -> _RowSpec:
+    """The arrays of a face record's rows, for a detector giving ``n_landmarks`` points and square crops
+    (``people``: with each row's person, ``faces.people: all``)."""
+    spec: _RowSpec = {
         "frame_index": ((), np.int32, 0), "timestamps": ((), np.float64, np.nan),
         "has_face": ((), bool, False), "bbox": ((4,), np.float32, np.nan),
         "score": ((), np.float32, 0.0), "landmarks": ((n_landmarks, 2), np.float32, np.nan),
         "crops": ((crop_size, crop_size, 3), np.uint8, 0), "n_faces": ((), np.int16, 0),
     }
+    if people:
+        spec["person"] = ((), np.int32, -1)
+    return spec
 
 
-def _stream_rows(batches: Iterator[FrameBatch], info: VideoInfo, detector: FaceDetector, tracker: TargetTracker,
-                 opts: FacesOptions, spec: _RowSpec, *, desc: str,
+def _stream_rows(batches: Iterator[FrameBatch], info: VideoInfo, rows: _TargetRows | _PeopleRows, *, desc: str,
                  progress: bool) -> Generator[dict[str, np.ndarray], None, tuple[int, int, int]]:
     """Detect faces in the video's ``batches``, yielding each batch's rows (with a progress bar); returns
     the counts of analysed frames, of those with a face and of those with several faces.
 
     The bar counts the frames detection has reached, not those decoded: the
-    decoder may be far ahead (or done) before detection starts.
+    decoder may be far ahead (or done) before detection starts. A batch holds
+    frames of one size; where the size changes, the tracks are carried over
+    (:func:`~affectflow.faces.tracks.frame_scale`).
     """
     n_rows = n_face = n_several = 0
+    size: tuple[int, int] | None = None
     bar = tqdm(desc=desc, unit="frame", disable=not progress, leave=False, mininterval=1.0)
+
+    def counted(a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        nonlocal n_face, n_several
+        n_face += _n_frames(a, a["has_face"])
+        n_several += _n_frames(a, a["n_faces"] > 1)
+        return a
+
     try:
         for batch in batches:
             if n_rows == 0:
                 bar.reset(total=info.n_frames_expected or None)
-            a = _batch_rows(batch, detector, tracker, opts, spec)
-            yield a
+            if batch.frames:
+                if size is not None and batch.frames[0].shape[:2] != size:
+                    rows.tracker.rescale(frame_scale(size, batch.frames[0].shape[:2]))
+                size = batch.frames[0].shape[:2]
+            yield counted(rows.batch(batch))
             n_rows += len(batch.frames)
-            n_face += int(a["has_face"].sum())
-            n_several += int((a["n_faces"] > 1).sum())
             bar.update(batch.indices[-1] + 1 - bar.n)
+        last = rows.finish()
+        if last is not None:
+            yield counted(last)
         bar.update(info.n_frames_decoded - bar.n)
     finally:
         bar.close()
     return n_rows, n_face, n_several
 
 
-def _batch_rows(batch: FrameBatch, detector: FaceDetector, tracker: TargetTracker, opts: FacesOptions,
-                spec: _RowSpec) -> dict[str, np.ndarray]:
-    """One row per frame of ``batch``: its faces detected, the target face followed and cropped."""
-    size, margin, align = opts.crop_size, float(opts.margin), opts.align
-    k = spec["landmarks"][0][0]
-    a = {name: np.full((len(batch.frames), *shp), fill, dt) for name, (shp, dt, fill) in spec.items()}
-    for r, (i, t, frame, faces) in enumerate(zip(batch.indices, batch.timestamps, batch.frames,
-                                                 detector.detect(batch.frames), strict=True)):
-        faces = [d for d in faces if _usable(d)]
-        a["frame_index"][r], a["timestamps"][r], a["n_faces"][r] = i, t, min(len(faces), 32767)
-        best = tracker.update(faces)
-        if best is None:
-            continue
-        a["has_face"][r], a["score"][r], a["bbox"][r] = True, best.score, best.bbox
-        lm = np.asarray(best.landmarks, np.float32).reshape(-1, 2)[:k]
-        a["landmarks"][r, : len(lm)] = lm
-        a["crops"][r] = crop_square(frame, best.bbox, size, margin, lm, align)
-    return a
+def _n_frames(a: dict[str, np.ndarray], where: np.ndarray) -> int:
+    """The analysed frames among rows ``where`` (a frame has several rows with ``faces.people: all``)."""
+    return int(np.unique(a["frame_index"][where]).size) if "person" in a else int(where.sum())
+
+
+def _empty_rows(spec: _RowSpec, n: int) -> dict[str, np.ndarray]:
+    return {name: np.full((n, *shp), fill, dt) for name, (shp, dt, fill) in spec.items()}
+
+
+@dataclass
+class _TargetRows:
+    """``faces.people: target``: one row per analysed frame, the target face followed and cropped."""
+
+    detector: FaceDetector
+    tracker: TargetTracker
+    opts: FacesOptions
+    spec: _RowSpec
+
+    def batch(self, batch: FrameBatch) -> dict[str, np.ndarray]:
+        size, margin, align = self.opts.crop_size, float(self.opts.margin), self.opts.align
+        k = self.spec["landmarks"][0][0]
+        a = _empty_rows(self.spec, len(batch.frames))
+        for r, (i, t, frame, faces) in enumerate(zip(batch.indices, batch.timestamps, batch.frames,
+                                                     self.detector.detect(batch.frames), strict=True)):
+            faces = [d for d in faces if _usable(d)]
+            a["frame_index"][r], a["timestamps"][r], a["n_faces"][r] = i, t, min(len(faces), 32767)
+            best = self.tracker.update(faces)
+            if best is None:
+                continue
+            a["has_face"][r], a["score"][r], a["bbox"][r] = True, best.score, best.bbox
+            lm = np.asarray(best.landmarks, np.float32).reshape(-1, 2)[:k]
+            a["landmarks"][r, : len(lm)] = lm
+            a["crops"][r] = crop_square(frame, best.bbox, size, margin, lm, align)
+        return a
+
+    def finish(self) -> None:
+        return None
+
+
+@dataclass
+class _FrameFaces:
+    """One analysed frame waiting for its people to be final: its detections, each already cropped (the frame's
+    pixels are not kept)."""
+
+    index: int
+    timestamp: float
+    faces: list[Detection]
+    landmarks: list[np.ndarray]
+    crops: list[np.ndarray]
+
+
+@dataclass
+class _PeopleRows:
+    """``faces.people: all``: one row per analysed frame and person (:class:`PeopleTracker`), by frame then
+    person; a frame with nobody gets one row without a face (person -1). The tracker settles a frame's people a
+    few frames late, so those frames' crops wait here (at most ``min_hits`` frames' worth)."""
+
+    detector: FaceDetector
+    tracker: PeopleTracker
+    opts: FacesOptions
+    spec: _RowSpec
+    waiting: deque[_FrameFaces] = field(default_factory=deque)
+
+    def batch(self, batch: FrameBatch) -> dict[str, np.ndarray]:
+        size, margin, align = self.opts.crop_size, float(self.opts.margin), self.opts.align
+        k = self.spec["landmarks"][0][0]
+        done: list[tuple[_FrameFaces, FramePeople]] = []
+        for i, t, frame, faces in zip(batch.indices, batch.timestamps, batch.frames,
+                                      self.detector.detect(batch.frames), strict=True):
+            faces = [d for d in faces if _usable(d)]
+            lms = [np.asarray(d.landmarks, np.float32).reshape(-1, 2)[:k] for d in faces]
+            crops = [crop_square(frame, d.bbox, size, margin, lm, align) for d, lm in zip(faces, lms, strict=True)]
+            self.waiting.append(_FrameFaces(int(i), float(t), faces, lms, crops))
+            done += [(self.waiting.popleft(), p) for p in self.tracker.update(faces)]
+        return self._rows(done)
+
+    def finish(self) -> dict[str, np.ndarray] | None:
+        done = [(self.waiting.popleft(), p) for p in self.tracker.flush()]
+        assert not self.waiting, "every analysed frame is final at the end of the video"
+        return self._rows(done) if done else None
+
+    def _rows(self, done: list[tuple[_FrameFaces, FramePeople]]) -> dict[str, np.ndarray]:
+        a = _empty_rows(self.spec, sum(max(1, len(p.people)) for _, p in done))
+        r = 0
+        for f, p in done:
+            for person, di in p.people or ((-1, -1),):
+                a["frame_index"][r], a["timestamps"][r] = f.index, f.timestamp
+                a["n_faces"][r], a["person"][r] = min(len(f.faces), 32767), person
+                if di >= 0:
+                    d, lm = f.faces[di], f.landmarks[di]
+                    a["has_face"][r], a["score"][r], a["bbox"][r] = True, d.score, d.bbox
+                    a["landmarks"][r, : len(lm)] = lm
+                    a["crops"][r] = f.crops[di]
+                r += 1
+        return a
 
 
 def _video_warnings(info: VideoInfo, tracker: TargetTracker, side: str, *, n_rows: int, n_face: int,
@@ -262,6 +377,9 @@ def _video_warnings(info: VideoInfo, tracker: TargetTracker, side: str, *, n_row
     if tracker.switches:
         warnings.append(f"the target face was lost for more than {tracker.memory} analysed frames and chosen again "
                         f"among several faces {tracker.switches} time(s): another person may be followed after that")
+    if info.n_size_changes:
+        warnings.append(f"the picture size changes {info.n_size_changes} time(s) inside the stream: faces are "
+                        f"followed across it, boxes and landmarks are in each part's pixels")
     if info.n_timestamps_repaired:
         warnings.append(f"{info.n_timestamps_repaired} decoded frame(s) with a timestamp not after the previous "
                         f"frame's: each set {REPEATED_TIME_STEP_S * 1000:g} ms after its predecessor")

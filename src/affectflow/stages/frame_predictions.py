@@ -38,6 +38,8 @@ log = logging.getLogger("affectflow.predict")
 #: bump when the table changes for the same inputs (docs/reruns.md)
 STAGE_VERSION = 1
 FACE_ARRAYS = ("frame_index", "timestamps", "has_face")
+#: with ``faces.people: all`` the faces shard has a row per frame and person
+PERSON_ARRAYS = (*FACE_ARRAYS, "person")
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,9 @@ def run_frame_predictions(units: Sequence[Unit], inputs: FrameInputs, out: str |
                 log.info("video %r: no faces record (skipped by an earlier stage, see problems.tsv)", u.video_id)
                 continue
             tables.append(_video_table(u, media, faces, face_sets, sources, pre, applier, models, opts))
+        people = faces.provenance.config.get("people") == "all"  # absent: the default, target
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
-        columns=table_columns(models, opts.tasks))
+        columns=table_columns(models, opts.tasks, people))
     log.info("%d frames of %d videos -> %s", len(table), len(tables), out)
     return atomic_write(out, lambda tmp: table.to_parquet(tmp, index=False), suffix=".parquet")
 
@@ -124,7 +127,8 @@ def _video_table(u: Unit, media: ShardSet, faces: ShardReader, face_sets: Mappin
     if applier is not None:
         predictions = applier.apply(u, times, sources, pretrained_proba(pre, vid, times.shape[0]))
     feats = {m.name: face_sets[m.name].read(vid) if vid in face_sets[m.name] else None for m in models}
-    return video_frame_table(vid, faces.read(vid, FACE_ARRAYS), models, feats, opts.tasks, predictions)
+    arrays = PERSON_ARRAYS if "person" in faces.array_names(vid) else FACE_ARRAYS
+    return video_frame_table(vid, faces.read(vid, arrays), models, feats, opts.tasks, predictions)
 
 
 def run(job: Job) -> None:

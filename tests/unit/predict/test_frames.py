@@ -61,6 +61,18 @@ def test_frame_stride_keeps_only_analysed_frames_and_a_missing_record_is_empty()
     assert empty[["fer:a", "fer:b"]].isna().all().all()
 
 
+def test_a_video_without_any_face_has_empty_model_columns():
+    """A face-free video's features record has zero rows (as the face features stage writes it): every frame's
+    model columns are empty, not an error."""
+    fer = FaceModelColumns("fer", ("a", "b"), False)
+    none = VideoRecord("v", {"frame_index": np.zeros(0, np.int32), "logits": np.zeros((0, 2), np.float32),
+                             "embeddings": np.zeros((0, 4), np.float32)}, {})
+    faces = VideoRecord("v", {"frame_index": np.arange(N), "timestamps": np.arange(N) / 25.0,
+                              "has_face": np.zeros(N, bool)}, {})
+    t = video_frame_table("v", faces, [fer], {"fer": none}, [], {})
+    assert len(t) == N and t["face"].sum() == 0 and t[["fer:a", "fer:b"]].isna().all().all()
+
+
 def test_task_columns():
     predicted = np.ones(N, dtype=bool)
     predicted[:2] = False
