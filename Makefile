@@ -46,7 +46,7 @@ test: system venv $(DEMO)
 	$(VENV)/bin/ruff check src tests workflow/scripts $(wildcard benchmarks)
 	$(VENV)/bin/snakemake --lint --cores 1
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(CORES) --dist loadgroup --durations=15
 
 bench: system venv $(DEMO)
 	$(PY) -m benchmarks.run --out benchmarks/results/latest.json

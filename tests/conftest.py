@@ -10,6 +10,15 @@ import pytest
 from affectflow.testing.media import make_video
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers): every test that uses the
+    shared demo run (``done``) goes to one worker, and each other file's tests stay together, so every session-
+    and module-scoped set-up (the demo run, a Slurm cluster, the quick benchmark) is made once."""
+    for item in items:
+        shares_demo = {"done", "run_results"} & set(getattr(item, "fixturenames", ()))
+        item.add_marker(pytest.mark.xdist_group("demo_run" if shares_demo else item.nodeid.split("::")[0]))
+
+
 @pytest.fixture
 def no_models_dir_override(monkeypatch: pytest.MonkeyPatch) -> None:
     """$AFFECTFLOW_MODELS_DIR overrides the models directory; tests that pass their own ask for this."""

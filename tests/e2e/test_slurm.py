@@ -147,12 +147,22 @@ def _norm_attr(value, a: str, b: str):
     return value
 
 
-def _compare_h5(local: Path, slurm: Path, run_local: str, run_slurm: str) -> list[str]:
-    """Differences between two HDF5 files: structure, datasets, attributes."""
+#: trained heads (models/<task>/<set>/): their float outputs may differ in the last bits between two runs of
+#: the same job (BLAS reductions; seen once: 4e-7 in one set's ah_video posteriors, identical in five reruns of
+#: that job), and with them the hash of the saved weights; everything extracted (media, faces, features) must
+#: be bit-identical
+TRAINED = "models/"
+TRAINED_ATOL = 1e-5
+
+
+def _compare_h5(local: Path, slurm: Path, run_local: str, run_slurm: str, *, atol: float = 0.0) -> list[str]:
+    """Differences between two HDF5 files: structure, datasets, attributes (floats within ``atol``; with a
+    tolerance, the weights' hash is not compared)."""
     problems: list[str] = []
 
     def attrs(obj) -> dict:
-        return {k: _norm_attr(v, run_local, run_slurm) for k, v in obj.attrs.items() if not _VOLATILE_ATTR.search(k)}
+        return {k: _norm_attr(v, run_local, run_slurm) for k, v in obj.attrs.items()
+                if not _VOLATILE_ATTR.search(k) and not (atol and k == "weights_sha256")}
 
     with h5py.File(local, "r") as fa, h5py.File(slurm, "r") as fb:
         names_a: dict[str, str] = {}
@@ -178,7 +188,7 @@ def _compare_h5(local: Path, slurm: Path, run_local: str, run_slurm: str) -> lis
                 continue
             va, vb = oa[()], ob[()]
             if isinstance(va, np.ndarray) and va.dtype.kind == "f":
-                if not np.array_equal(va, vb, equal_nan=True):
+                if not np.allclose(va, vb, rtol=0, atol=atol, equal_nan=True):
                     diff = np.nanmax(np.abs(va.astype(np.float64) - vb.astype(np.float64))) if va.size else 0
                     problems.append(f"{name}: float values differ (max abs diff {diff:.3g})")
             elif isinstance(va, np.ndarray):
@@ -273,7 +283,8 @@ def test_demo_on_slurm_matches_local(slurm_cluster, project_copy: Path):
     assert h5_files, "the demo run wrote no HDF5 files"
     problems = {}
     for rel in h5_files:
-        diff = _compare_h5(local / rel, slurm / rel, run_local, run_slurm)
+        diff = _compare_h5(local / rel, slurm / rel, run_local, run_slurm,
+                           atol=TRAINED_ATOL if rel.startswith(TRAINED) else 0.0)
         if diff:
             problems[rel] = diff[:5]
     assert not problems, "HDF5 outputs differ between the local and the Slurm run:\n" + "\n".join(
