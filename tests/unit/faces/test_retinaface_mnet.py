@@ -367,6 +367,14 @@ def test_one_batch_equals_frame_by_frame(detectors, frames, engine: str) -> None
     _assert_same(det.detect(frames), one_by_one, BOX_PX, SCORE_ABS)
 
 
+def test_onnx_on_the_cpu_runs_a_long_batch_in_chunks_with_the_same_faces(detectors, frames) -> None:
+    """More frames than ONNX_CPU_CHUNK in one call: run chunk by chunk (bounded memory), the same faces in order."""
+    from affectflow.faces.retinaface_mnet import ONNX_CPU_CHUNK
+
+    det, many = detectors["onnx"], (frames * 3)[:ONNX_CPU_CHUNK * 2 + 1]
+    _assert_same(det.detect(many), [det.detect([f])[0] for f in many], BOX_PX, SCORE_ABS)
+
+
 def test_make_detector_picks_the_engine(installed, no_models_dir_override) -> None:
     root, pins = installed
     det = make_detector("retinaface_mnet025", 0.6, root, pins)
