@@ -53,8 +53,9 @@ def run(opts: Options) -> list[Figure]:
                  unit="audio s / s", baseline_label="openai-whisper", target=">= 3x (faster-whisper's claim: ~4x)")
     try:
         from affectflow.evaluate.wer import word_error_rate
-        from affectflow.stages.audio_features import resolve_model
-        from affectflow.stages.transcripts import ASRConfig, FasterWhisperBackend, OpenAIWhisperBackend
+        from affectflow.models.resolve import resolve_model
+        from affectflow.stages.transcripts import TranscriptsOptions
+        from affectflow.text.whisper import FasterWhisperBackend, OpenAIWhisperBackend
 
         try:
             import whisper  # noqa: F401
@@ -70,8 +71,8 @@ def run(opts: Options) -> list[Figure]:
         return [fig]
 
     t_convert, pt = timed(lambda: openai_checkpoint(resolved.directory / "model.bin"))
-    asr_cfg = {k: v for k, v in default_config().get("asr", {}).items() if k in ASRConfig.__dataclass_fields__}
-    cfg = ASRConfig(**{**asr_cfg, "device": "cpu", "cpu_threads": opts.threads})
+    asr_cfg = {k: v for k, v in default_config().get("asr", {}).items() if k in TranscriptsOptions.__dataclass_fields__}
+    cfg = TranscriptsOptions(**{**asr_cfg, "device": "cpu", "cpu_threads": opts.threads})
     import torch
 
     torch.set_num_threads(opts.threads)

@@ -121,11 +121,12 @@ def median(xs: list[float]) -> float:
 
 def face_standin_model(name: str, root: Path) -> Any:
     """The cached stand-in of face model ``name`` linked at its registry path under ``root``, as a
-    :class:`~affectflow.models.manifest.PreparedModel` whose pins accept it (what a fetch_model job records)."""
+    :class:`~affectflow.models.catalogue.manifest.PreparedModel` whose pins accept it (what a fetch_model job
+    records)."""
     from affectflow.core.files import sha256_file
-    from affectflow.models import standins_face
-    from affectflow.models.manifest import PreparedModel
-    from affectflow.models.registry import get
+    from affectflow.models.catalogue.manifest import PreparedModel
+    from affectflow.models.catalogue.registry import get
+    from affectflow.models.standins import face as standins_face
 
     source = standins_face.face_standin(name)  # built once, cached under .cache/standins
     (wf,) = get(name).files

@@ -251,7 +251,7 @@ def measure(images: dict[str, Path]) -> dict[str, Quality | str]:
 def stage_cost(names: list[str], reps: int) -> dict[str, float]:
     """Frames/s of the whole faces stage per detector (decode, detect, crop) on the demo's face clips:
     what choosing a detector costs a run, as opposed to the detector alone."""
-    from affectflow.stages.faces import detect_video
+    from affectflow.faces.stream import detect_video
 
     videos = sorted(p for p in DEMO_VIDEOS.glob("*.mp4") if not p.name.startswith("no_face"))[:3]
     if not videos:
@@ -261,7 +261,7 @@ def stage_cost(names: list[str], reps: int) -> dict[str, float]:
 
     def arm(name: str):
         def go() -> None:
-            frames[name] = sum(len(detect_video(v, dets[name], {"detector": name}, progress=False)
+            frames[name] = sum(len(detect_video(v, dets[name], progress=False)
                                    .arrays["frame_index"]) for v in videos)
         return go
 

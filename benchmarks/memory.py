@@ -126,20 +126,20 @@ def child(stage: str, units_json: str, out: str) -> None:
     units = [] if stage == "face_features" else [Unit(**u) for u in json.loads(Path(units_json).read_text())]
     cfg = default_config()
     if stage == "media":
-        from affectflow.stages.media import run_media_stage
+        from affectflow.stages.media import run_media
 
-        n = len(run_media_stage(units, out, cfg["media"], on_bad_video="fail").written)
+        n = len(run_media(units, out, cfg.get("media"), on_bad_video="fail").written)
     elif stage == "faces":
-        from affectflow.stages.faces import run_faces_stage
+        from affectflow.stages.faces import run_faces
 
-        n = len(run_faces_stage(units, out, cfg["faces"], on_bad_video="fail", progress=False,
+        n = len(run_faces(units, out, cfg["faces"], on_bad_video="fail", progress=False,
                                 features=cfg["features"]).written)
     elif stage == "face_features":
         from affectflow.stages.face_features import run_face_features
-        from affectflow.stages.fetch_model import prepare_model
+        from affectflow.stages.fetch_model import run_fetch_model
 
         manifest = Path(out).with_suffix(".model.json")
-        prepare_model(LENGTH_MODEL, Path(out).parent / "models").save(manifest)
+        run_fetch_model(LENGTH_MODEL, Path(out).parent / "models").save(manifest)
         feats = cfg["features"]
         n = len(run_face_features(units_json, out, manifest, {"batch_size": feats["batch_size"], "device": "cpu"},
                                   threads=1).written)

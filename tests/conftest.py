@@ -57,3 +57,15 @@ def done(tmp_path_factory: pytest.TempPathFactory):
 def run_results(done) -> Path:
     """The shared e2e run's results folder (read only: tests copy what they change)."""
     return done.results()
+
+
+@pytest.fixture
+def api(monkeypatch):
+    """A local server that speaks the OpenAI and GigaChat embedding protocols, with the keys in the environment."""
+    from affectflow.testing.api_server import GIGA_CREDS, GIGA_TOKEN, OPENAI_KEY, EmbeddingAPIServer
+    from affectflow.text.api_clients import GIGACHAT_KEY_ENV, OPENAI_KEY_ENV
+
+    monkeypatch.setenv(OPENAI_KEY_ENV, OPENAI_KEY)
+    monkeypatch.setenv(GIGACHAT_KEY_ENV, GIGA_CREDS)
+    with EmbeddingAPIServer(OPENAI_KEY, GIGA_CREDS, GIGA_TOKEN) as srv:
+        yield srv

@@ -24,7 +24,7 @@ def _demo_build(args: argparse.Namespace) -> int:
 
 
 def _models_list(args: argparse.Namespace) -> int:
-    from affectflow.models.registry import REGISTRY
+    from affectflow.models.catalogue.registry import REGISTRY
 
     def source(s) -> str:  # noqa: ANN001
         if s.offline:
@@ -43,8 +43,8 @@ def _models_list(args: argparse.Namespace) -> int:
 
 
 def _models_files(args: argparse.Namespace, action: str) -> int:
-    from affectflow.models import weights
-    from affectflow.models.registry import get
+    from affectflow.models.catalogue import weights
+    from affectflow.models.catalogue.registry import get
 
     root = weights.models_dir(args.models_dir)
     for name in args.names:
@@ -57,8 +57,9 @@ def _models_files(args: argparse.Namespace, action: str) -> int:
 
 def _reruns(args: argparse.Namespace) -> int:
     from affectflow.plan.rerun import rerun_table
+    from affectflow.stages.catalogue import STAGES
 
-    print(rerun_table(), end="")
+    print(rerun_table(STAGES), end="")
     return 0
 
 

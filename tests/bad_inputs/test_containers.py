@@ -12,10 +12,10 @@ import pytest
 from affectflow.data.units import UnitsTable
 from affectflow.faces.detection import WrappedDetector
 from affectflow.io.store import ShardReader
-from affectflow.stages.faces import run_faces_stage
-from affectflow.stages.media import accepted_units, run_media_stage
-from affectflow.stages.problems import collect_problems
-from affectflow.stages.units import write_units
+from affectflow.stages.faces import run_faces
+from affectflow.stages.media import accepted_units, run_media
+from affectflow.stages.problems import run_problems
+from affectflow.stages.units import run_units
 from affectflow.testing.corpus import BY_NAME
 
 STREAMS = ("mpeg_ts", "bdav_mts", "resolution_change", "joined_ts")
@@ -43,12 +43,12 @@ def test_a_folder_of_transport_streams_gives_faces_and_lists_what_it_leaves_out(
     (folder / "._broadcast.ts").write_bytes(b"\0" * 4096)  # what a macOS copy leaves
     monkeypatch.chdir(tmp_path)
 
-    table = write_units([{"adapter": "folder", "videos": "videos"}], 1, "results/units.tsv")
+    table = run_units([{"adapter": "folder", "videos": "videos"}], 1, "results/units.tsv")
     ids = ["broadcast", "camcorder", "joined", "recording", "webcam"]
     assert sorted(u.video_id for u in UnitsTable.read_tsv("results/units.tsv")) == ids
     media, faces = Path("results/media/s0000.h5"), Path("results/faces/mediapipe/s0000.h5")
-    assert sorted(run_media_stage(table.units, media, {"sample_rate": 16000}).written) == ids
-    res = run_faces_stage(accepted_units(media, table.units), faces, {"detector": "mediapipe", "batch_size": 8},
+    assert sorted(run_media(table.units, media).written) == ids
+    res = run_faces(accepted_units(media, table.units), faces, {"detector": "mediapipe", "batch_size": 8},
                           detector=OneSizePerCall(detector), progress=False)
     assert sorted(res.written) == ids and res.skipped == []
 
@@ -61,7 +61,7 @@ def test_a_folder_of_transport_streams_gives_faces_and_lists_what_it_leaves_out(
         for vid in ("webcam", "joined"):  # 4 frames 320 pixels wide, then 4 frames 480 wide: all decoded
             assert (f.read(vid).attrs["width"], f.read(vid).attrs["n_frames_decoded"]) == (320, 8)
 
-    rows = collect_problems([str(media), str(faces)], "results/problems.tsv", skipped=table.skipped)
+    rows = run_problems([str(media), str(faces)], "results/problems.tsv", skipped=table.skipped)
     assert [(r.stage, r.video_id, r.severity, r.message) for r in rows] == [
         ("units", "._broadcast.ts", "skip", "videos/._broadcast.ts: hidden file"),
         ("units", "notes.txt", "skip", "videos/notes.txt: a text or label file (.txt), not a video"),
@@ -79,7 +79,7 @@ def test_a_resolution_change_keeps_the_face_in_both_parts(corpus: dict[str, Path
 
     units = [Unit(n, str(corpus[n]), "test", "s0000") for n in ("resolution_change", "joined_ts")]
     out = tmp_path / "faces.h5"
-    run_faces_stage(units, out, {"detector": "mediapipe"}, detector=OneSizePerCall(detector), progress=False)
+    run_faces(units, out, {"detector": "mediapipe"}, detector=OneSizePerCall(detector), progress=False)
     with ShardReader(out, stage="faces") as f:
         for u in units:
             rec = f.read(u.video_id)

@@ -11,7 +11,7 @@ import pytest
 from affectflow.data.adapters import LabelError, build_units, read_ah_labels, read_emi_labels, read_expr_labels
 from affectflow.data.units import UnitsError
 from affectflow.io.store import ShardReader
-from affectflow.stages.media import run_media_stage
+from affectflow.stages.media import run_media
 
 EXPR_HEADER = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
 EMI_HEADER = "Filename,Admiration,Amusement,Determination,Empathic Pain,Excitement,Joy"
@@ -30,7 +30,7 @@ def _affwild2(root: Path, corpus: dict[str, Path], labels: dict[str, list[str]])
 def _n_frames(root: Path, units) -> dict[str, int]:
     """Decoded frame counts from the real media stage (what the learn and fuse stages check labels against)."""
     out = root / "media.h5"
-    run_media_stage(list(units), out, {"sample_rate": 16000})
+    run_media(list(units), out)
     with ShardReader(out, stage="media") as r:
         return {rec.video_id: int(rec.attrs["n_frames"]) for rec in r}
 

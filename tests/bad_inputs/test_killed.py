@@ -14,19 +14,19 @@ import pytest
 
 from affectflow.data.units import Unit
 from affectflow.io.store import ShardReader, StoreError, remove_stale_temps
-from affectflow.stages.faces import run_faces_stage
-from affectflow.stages.media import run_media_stage
+from affectflow.stages.faces import run_faces
+from affectflow.stages.media import run_media
 
 CHILD = r"""
 import json, sys
 from affectflow.data.units import Unit
 units = [Unit(**u) for u in json.loads(sys.argv[2])]
 if sys.argv[1] == "media":
-    from affectflow.stages.media import run_media_stage
-    run_media_stage(units, sys.argv[3], {"sample_rate": 16000})
+    from affectflow.stages.media import run_media
+    run_media(units, sys.argv[3])
 else:
-    from affectflow.stages.faces import run_faces_stage
-    run_faces_stage(units, sys.argv[3], {"detector": "mediapipe", "batch_size": 4}, progress=False)
+    from affectflow.stages.faces import run_faces
+    run_faces(units, sys.argv[3], {"detector": "mediapipe", "batch_size": 4}, progress=False)
 """
 # enough work that the job is still writing when it is killed (each video is a real one)
 SOURCE = {"media": "short_audio", "faces": "stream_copy_cut"}
@@ -70,9 +70,9 @@ def test_sigkill_mid_write_then_rerun(stage: str, corpus: dict[str, Path], detec
             ShardReader(p)
 
     if stage == "media":
-        res = run_media_stage(units, out, {"sample_rate": 16000})
+        res = run_media(units, out)
     else:
-        res = run_faces_stage(units, out, {"detector": "mediapipe", "batch_size": 4}, detector=detector,
+        res = run_faces(units, out, {"detector": "mediapipe", "batch_size": 4}, detector=detector,
                               progress=False)
     assert res.written == [u.video_id for u in units] and res.skipped == []
     with ShardReader(out, stage=stage) as r:

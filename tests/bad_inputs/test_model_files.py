@@ -15,18 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from affectflow.models import emotiefflib as eel
-from affectflow.models import weights
+from affectflow.models.catalogue import weights
+from affectflow.models.catalogue.registry import get
+from affectflow.models.catalogue.weights import WeightFile, WeightsError
 from affectflow.models.faces import load_face_model
-from affectflow.models.registry import get
-from affectflow.models.weights import WeightFile, WeightsError
+from affectflow.models.runtimes import emotiefflib_torch
+from affectflow.models.runtimes.emotiefflib import torch_weight_file
 from affectflow.testing.http_server import LocalHTTPServer
 
 REPO = Path(__file__).resolve().parents[2]
 
 # torch.load(weights_only=False) is allowed only here: EmotiEffLib's .pt files are whole pickled models,
 # unpickled from the very bytes read_verified() has just hashed against the recorded git blob id / pin.
-VERIFIED_FULL_UNPICKLE = {("src/affectflow/models/emotiefflib.py", "load_torch")}
+VERIFIED_FULL_UNPICKLE = {("src/affectflow/models/runtimes/emotiefflib_torch.py", "load_torch")}
 FORBIDDEN = {
     ("pickle", "load"), ("pickle", "loads"), ("pickle", "Unpickler"), ("joblib", "load"), ("dill", "load"),
     ("dill", "loads"), ("cloudpickle", "load"), ("cloudpickle", "loads"), ("pd", "read_pickle"),
@@ -83,7 +84,7 @@ def test_no_unverified_unpickling_in_the_code() -> None:
 
 def test_the_one_full_unpickle_reads_verified_bytes() -> None:
     """load_torch hashes the bytes it unpickles (no gap between the check and the load)."""
-    src = (REPO / "src/affectflow/models/emotiefflib.py").read_text(encoding="utf-8")
+    src = (REPO / "src/affectflow/models/runtimes/emotiefflib_torch.py").read_text(encoding="utf-8")
     fn = next(n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef) and n.name == "load_torch")
     calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call)]
     verify = min(n.lineno for n in calls if isinstance(n.func, ast.Name) and n.func.id == "read_verified")
@@ -107,12 +108,12 @@ class _Payload:
 def test_malicious_checkpoint_with_the_wrong_hash_is_never_unpickled(tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     marker = tmp_path / "code-ran"
-    wf = eel.torch_weight_file("enet_b0_8_best_vgaf")
+    wf = torch_weight_file("enet_b0_8_best_vgaf")
     evil = tmp_path / "models" / wf.name
     evil.parent.mkdir(parents=True)
     evil.write_bytes(pickle.dumps(_Payload(marker)))
     # the check for torchvision/timm would stop us before the file is even looked at; get past it
-    monkeypatch.setattr(eel, "require_torch_runtime", lambda name: None)
+    monkeypatch.setattr(emotiefflib_torch, "require_torch_runtime", lambda name: None)
     with pytest.raises(WeightsError) as e:
         load_face_model("enet_b0_8_best_vgaf", tmp_path / "models", engine="timm", device="cpu")
     msg = str(e.value)
@@ -120,7 +121,7 @@ def test_malicious_checkpoint_with_the_wrong_hash_is_never_unpickled(tmp_path: P
     assert not marker.exists() and evil.exists()
     # the loader itself re-hashes what it reads: a file swapped after ensure() is refused too
     with pytest.raises(WeightsError, match="changed after it was verified"):
-        eel.load_torch(get("enet_b0_8_best_vgaf"), evil, wf, device="cpu", batch_size=1, threads=None)
+        emotiefflib_torch.load_torch(get("enet_b0_8_best_vgaf"), evil, wf, device="cpu", batch_size=1, threads=None)
     assert not marker.exists()
 
 

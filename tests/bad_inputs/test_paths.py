@@ -13,10 +13,10 @@ import pytest
 from affectflow.data import adapters
 from affectflow.data.units import COLUMNS, UnitsTable
 from affectflow.io.store import ShardReader, video_id_from_key, video_key
-from affectflow.stages.contact_sheets import write_contact_sheets
-from affectflow.stages.faces import run_faces_stage
-from affectflow.stages.media import run_media_stage
-from affectflow.stages.problems import collect_problems, read_problems_tsv
+from affectflow.stages.contact_sheets import run_contact_sheets
+from affectflow.stages.faces import run_faces
+from affectflow.stages.media import run_media
+from affectflow.stages.problems import read_problems_tsv, run_problems
 
 HOSTILE_IDS = ("../../x", "a/b", "..", ".", "/abs/y", "a\\b", "x%2Fy", " lead", "ü/../é", "$(touch pwned)", "-rf")
 SAFE_NAME = re.compile(r"[A-Za-z0-9_%\-]+")
@@ -35,11 +35,11 @@ def _run_stages(units, out: Path, detector) -> None:
     for shard, members in sorted(by_shard.items()):
         media = out / "media" / f"{shard}.h5"
         faces = out / "faces" / "mediapipe" / f"{shard}.h5"
-        run_media_stage(members, media, {"sample_rate": 16000})
-        run_faces_stage(members, faces, {"frame_stride": 2}, detector=detector, progress=False)
-        write_contact_sheets(faces, out / "faces" / "mediapipe" / "sheets" / shard)
+        run_media(members, media)
+        run_faces(members, faces, {"frame_stride": 2}, detector=detector, progress=False)
+        run_contact_sheets(faces, out / "faces" / "mediapipe" / "sheets" / shard)
         shards += [str(media), str(faces)]
-    collect_problems(shards, str(out / "problems.tsv"))
+    run_problems(shards, str(out / "problems.tsv"))
 
 
 def _check_shards(out: Path, ids: set[str]) -> None:

@@ -10,9 +10,9 @@ import pytest
 
 from affectflow.data.units import Unit
 from affectflow.io.store import Provenance, ShardWriter, StoreError, VideoRecord
-from affectflow.stages.faces import run_faces_stage
-from affectflow.stages.media import accepted_units, run_media_stage
-from affectflow.stages.problems import COLUMNS, Problem, collect_problems, main, read_problems_tsv, summary
+from affectflow.stages.faces import run_faces
+from affectflow.stages.media import accepted_units, run_media
+from affectflow.stages.problems import COLUMNS, Problem, main, read_problems_tsv, run_problems, summary
 
 
 def _shard(path: Path, stage: str, videos: dict[str, list[str]], skipped: list[tuple[str, str]],
@@ -31,7 +31,7 @@ def test_rows_from_skipped_lists_and_warnings(tmp_path: Path) -> None:
     faces0 = _shard(tmp_path / "faces" / "mediapipe" / "s0000.h5", "faces", {"b": ["no face detected"]},
                     [("a", "a.mp4: decoding failed\tafter 3 frames\n(truncated)")], model="mediapipe")
     out = tmp_path / "problems.tsv"
-    rows = collect_problems([media0, media1, faces0], str(out))
+    rows = run_problems([media0, media1, faces0], str(out))
     assert rows == [
         Problem("media", "s0000", "b", "warning", "audio is silent"),
         Problem("media", "s0000", "z", "skip", "z.mp4: file is empty (0 bytes)"),
@@ -50,7 +50,7 @@ def test_rows_from_skipped_lists_and_warnings(tmp_path: Path) -> None:
 def test_odd_ids_and_messages_survive_the_tsv(tmp_path: Path) -> None:
     vid = 'a\tb "c"\nd ü/../x'
     shard = _shard(tmp_path / "s0000.h5", "media", {vid: ['say "hi"\tnow']}, [("e,f", "g")])
-    rows = collect_problems([shard], str(tmp_path / "p.tsv"))
+    rows = run_problems([shard], str(tmp_path / "p.tsv"))
     assert read_problems_tsv(tmp_path / "p.tsv") == rows
     assert {r.video_id for r in rows} == {vid, "e,f"}
     with open(tmp_path / "p.tsv", newline="", encoding="utf-8") as f:
@@ -59,15 +59,15 @@ def test_odd_ids_and_messages_survive_the_tsv(tmp_path: Path) -> None:
 
 def test_nothing_to_report_still_writes_the_header(tmp_path: Path) -> None:
     shard = _shard(tmp_path / "s0000.h5", "media", {"a": []}, [])
-    assert collect_problems([shard], str(tmp_path / "p.tsv")) == []
+    assert run_problems([shard], str(tmp_path / "p.tsv")) == []
     assert (tmp_path / "p.tsv").read_text(encoding="utf-8") == "\t".join(COLUMNS) + "\n"
-    assert collect_problems([], str(tmp_path / "none.tsv")) == []
+    assert run_problems([], str(tmp_path / "none.tsv")) == []
 
 
 def test_unfinished_shard_is_refused_and_the_old_table_kept(tmp_path: Path) -> None:
     good = _shard(tmp_path / "s0000.h5", "media", {"a": ["audio is silent"]}, [])
     out = tmp_path / "p.tsv"
-    collect_problems([good], str(out))
+    run_problems([good], str(out))
     before = out.read_bytes()
     unfinished = tmp_path / "s0001.h5"  # what a killed writer's temporary file holds
     with h5py.File(unfinished, "w") as f:
@@ -75,9 +75,9 @@ def test_unfinished_shard_is_refused_and_the_old_table_kept(tmp_path: Path) -> N
         f.attrs["complete"] = False
         f.create_group("videos")
     with pytest.raises(StoreError, match="incomplete"):
-        collect_problems([good, str(unfinished)], str(out))
+        run_problems([good, str(unfinished)], str(out))
     with pytest.raises(StoreError, match="does not exist"):
-        collect_problems([good, str(tmp_path / "s0002.h5")], str(out))
+        run_problems([good, str(tmp_path / "s0002.h5")], str(out))
     assert out.read_bytes() == before
 
 
@@ -86,8 +86,8 @@ def test_real_stage_shards(corpus: dict[str, Path], detector, tmp_path: Path) ->
     units = [Unit(n, str(corpus[n]), "test", "s0000") for n in names]
     media = tmp_path / "media" / "s0000.h5"
     faces = tmp_path / "faces" / "mediapipe" / "s0000.h5"
-    run_media_stage(units, media, {"sample_rate": 16000})
-    run_faces_stage(accepted_units(media, units), faces, {"frame_stride": 2}, detector=detector, progress=False)
+    run_media(units, media)
+    run_faces(accepted_units(media, units), faces, {"frame_stride": 2}, detector=detector, progress=False)
     out = tmp_path / "problems.tsv"
     assert main([str(out), str(media), str(faces)]) == 0
     got = {(r.stage, r.video_id, r.severity) for r in read_problems_tsv(out)}
@@ -112,12 +112,12 @@ def test_a_video_that_lost_its_face_is_listed(tmp_path: Path) -> None:
         w.add(VideoRecord("lost", {"has_face": np.array([True] * 3 + [False] * 7)}, {"warnings": []}))
         w.add(VideoRecord("kept", {"has_face": np.array([True] * 6 + [False] * 4)}, {"warnings": []}))
         w.add(VideoRecord("none", {"has_face": np.zeros(5, bool)}, {"warnings": ["no face detected in any"]}))
-    rows = collect_problems([str(path)], str(tmp_path / "p.tsv"))
+    rows = run_problems([str(path)], str(tmp_path / "p.tsv"))
     assert [(r.video_id, r.message) for r in rows] == [
         ("lost", "target face missing in 70% of 10 analysed frames (more than problems.face_missing_share 0.5)"),
         ("none", "no face detected in any"),
     ]
-    strict = collect_problems([str(path)], str(tmp_path / "p.tsv"), ProblemsOptions(face_missing_share=0.3))
+    strict = run_problems([str(path)], str(tmp_path / "p.tsv"), ProblemsOptions(face_missing_share=0.3))
     assert {r.video_id for r in strict} == {"lost", "kept", "none"}
     with pytest.raises(ValueError, match="face_missing_share must be in"):
         ProblemsOptions(face_missing_share=1.5)

@@ -20,10 +20,13 @@ import pytest
 
 from affectflow.core import joblog
 from affectflow.io.store import Provenance, write_shard
+from affectflow.models.resolve import resolve_model
 from affectflow.stages import text_features as tf
-from affectflow.stages.audio_features import resolve_model
-from affectflow.stages.problems import collect_problems
+from affectflow.stages.problems import run_problems
 from affectflow.testing.api_server import EmbeddingAPIServer
+from affectflow.text.api_clients import GIGACHAT_KEY_ENV, OPENAI_KEY_ENV
+from affectflow.text.errors import TextFeatureError
+from affectflow.text.loading import load_text_encoder
 
 REPO = Path(__file__).resolve().parents[2]
 OPENAI_KEY = "sk-PLANTED-openai-7f3a9c1e5b2d4f6a8c0e"
@@ -36,8 +39,8 @@ SECRET_NAME = re.compile(r"KEY|CREDENTIAL|TOKEN|SECRET|PASSWORD", re.I)
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddingAPIServer]:
-    monkeypatch.setenv(tf.OPENAI_KEY_ENV, OPENAI_KEY)
-    monkeypatch.setenv(tf.GIGACHAT_KEY_ENV, GIGA_CREDS)
+    monkeypatch.setenv(OPENAI_KEY_ENV, OPENAI_KEY)
+    monkeypatch.setenv(GIGACHAT_KEY_ENV, GIGA_CREDS)
     with EmbeddingAPIServer(OPENAI_KEY, GIGA_CREDS, GIGA_TOKEN, openai_dim=DIM, giga_dim=DIM) as srv:
         yield srv
 
@@ -62,7 +65,7 @@ def job_log(tmp_path: Path) -> Iterator[Path]:
 
 
 def _transcripts(path: Path) -> Path:
-    from affectflow.stages.transcripts import Transcript
+    from affectflow.text.transcript import Transcript
 
     records = []
     for vid, texts in {"a": ["I am happy.", "So happy."], "b": ["Not at all."], "quiet": []}.items():
@@ -104,14 +107,14 @@ def test_planted_keys_appear_in_no_log_output_report_or_error(server: EmbeddingA
     no_sleep = {"progress": False, "sleep": lambda s: None}
 
     server.fail = {"/v1/embeddings": [500, 503], "/api/v1/embeddings": [503]}  # retried, logged
-    tf.embed_shard(transcripts, out / "openai" / "s0000.h5", openai, **no_sleep)
-    tf.embed_shard(transcripts, out / "giga" / "s0000.h5", giga, **no_sleep)
+    tf.run_text_features(transcripts, out / "openai" / "s0000.h5", openai, **no_sleep)
+    tf.run_text_features(transcripts, out / "giga" / "s0000.h5", giga, **no_sleep)
     errors = []
     for cfg, path, fail in ((openai, "/v1/embeddings", [400]), (giga, "/api/v2/oauth", [401]),
                             (openai, "/v1/embeddings", [429, 429, 429])):
         server.fail = {path: list(fail)}
-        with pytest.raises(tf.TextFeatureError) as e:
-            tf.embed_shard(transcripts, tmp_path / "failed.h5", cfg, **no_sleep)
+        with pytest.raises(TextFeatureError) as e:
+            tf.run_text_features(transcripts, tmp_path / "failed.h5", cfg, **no_sleep)
         errors += [str(e.value), repr(e.value), "".join(traceback.format_exception(e.value))]
     assert not (tmp_path / "failed.h5").exists()
     # the keys did reach the server, so their absence below means something
@@ -120,7 +123,7 @@ def test_planted_keys_appear_in_no_log_output_report_or_error(server: EmbeddingA
     assert any("rejected request with Authorization: Bearer ***" in e for e in errors)
 
     problems = tmp_path / "problems.tsv"
-    collect_problems([str(out / "openai" / "s0000.h5"), str(out / "giga" / "s0000.h5")], str(problems))
+    run_problems([str(out / "openai" / "s0000.h5"), str(out / "giga" / "s0000.h5")], str(problems))
     captured = capfd.readouterr()
     log_text = job_log.read_text(encoding="utf-8")
     assert "retry 1/2" in log_text  # the retries were logged, with the server's (scrubbed) message
@@ -132,17 +135,16 @@ def test_planted_keys_appear_in_no_log_output_report_or_error(server: EmbeddingA
 
 
 def test_keys_come_from_the_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(tf.OPENAI_KEY_ENV, raising=False)
-    monkeypatch.delenv(tf.GIGACHAT_KEY_ENV, raising=False)
-    assert (tf.OPENAI_KEY_ENV, tf.GIGACHAT_KEY_ENV) == ("OPENAI_API_KEY", "GIGACHAT_CREDENTIALS")
+    monkeypatch.delenv(OPENAI_KEY_ENV, raising=False)
+    monkeypatch.delenv(GIGACHAT_KEY_ENV, raising=False)
+    assert (OPENAI_KEY_ENV, GIGACHAT_KEY_ENV) == ("OPENAI_API_KEY", "GIGACHAT_CREDENTIALS")
     for field in ("api_key", "openai_api_key", "credentials", "token", "client_secret"):
         with pytest.raises(ValueError, match="environment only") as e:
-            tf.TextFeatureConfig.from_mapping({"model": "openai_text_embedding_3_small", field: OPENAI_KEY})
+            tf.TextFeaturesOptions.from_mapping({"model": "openai_text_embedding_3_small", field: OPENAI_KEY})
         assert OPENAI_KEY not in str(e.value)
-    for name, var in (("openai_text_embedding_3_small", tf.OPENAI_KEY_ENV), ("gigachat_embeddings",
-                                                                             tf.GIGACHAT_KEY_ENV)):
-        with pytest.raises(tf.TextFeatureError, match=var):
-            tf.load_text_encoder(resolve_model(name), tf.TextFeatureConfig(model=name))
+    for name, var in (("openai_text_embedding_3_small", OPENAI_KEY_ENV), ("gigachat_embeddings", GIGACHAT_KEY_ENV)):
+        with pytest.raises(TextFeatureError, match=var):
+            load_text_encoder(resolve_model(name), tf.TextFeaturesOptions(model=name))
     # nothing else in the code names those variables or reads a secret-looking one (no config file, no dotenv)
     named, reads = [], []
     for path in [*(REPO / "src").rglob("*.py"), *(REPO / "workflow").rglob("*.py")]:
@@ -154,4 +156,4 @@ def test_keys_come_from_the_environment_only(monkeypatch: pytest.MonkeyPatch) ->
                 arg = node.args[0] if node.args else None
                 if isinstance(arg, ast.Constant) and SECRET_NAME.search(str(arg.value)):
                     reads.append(f"{rel}:{node.lineno}")
-    assert named == ["src/affectflow/stages/text_features.py"] * 2 and reads == []
+    assert named == ["src/affectflow/text/api_clients.py"] * 2 and reads == []

@@ -12,11 +12,11 @@ from affectflow.data.units import Unit
 from affectflow.faces.errors import VideoError
 from affectflow.io.store import ShardReader
 from affectflow.media.decode import MediaError
-from affectflow.stages.faces import run_faces_stage
-from affectflow.stages.media import accepted_units, run_media_stage
+from affectflow.stages.faces import run_faces
+from affectflow.stages.media import accepted_units, run_media
 from affectflow.testing.corpus import BARE_PATH_CASES, BY_NAME, CASES
 
-MEDIA_CFG = {"sample_rate": 16000}
+MEDIA_CFG: dict = {}
 FACES_CFG = {"detector": "mediapipe", "frame_stride": 1, "batch_size": 8}
 SKIPPED_BY_MEDIA = [c.name for c in CASES if c.media == "skip"]
 SKIPPED_BY_FACES = [c.name for c in CASES if c.faces == "skip"]
@@ -55,7 +55,7 @@ def _check(stage: str, outcome: str, pattern: str, name: str, skipped: dict[str,
 
 def test_media_stage_gives_each_case_its_documented_outcome(all_units: list[Unit], tmp_path: Path, caplog) -> None:
     out = tmp_path / "media" / "s0000.h5"
-    res = run_media_stage(all_units, out, MEDIA_CFG, on_bad_video="skip")
+    res = run_media(all_units, out, MEDIA_CFG, on_bad_video="skip")
     skipped = dict(res.skipped)
     problems: list[str] = []
     with ShardReader(out, stage="media") as r:
@@ -87,18 +87,18 @@ def test_media_fail_policy_names_the_file_and_writes_nothing(name: str, corpus: 
     out = tmp_path / "s0000.h5"
     units = [unit_for("good", corpus), unit_for(name, corpus)]
     with pytest.raises(MediaError, match=re.escape(BY_NAME[name].file)) as e:
-        run_media_stage(units, out, MEDIA_CFG, on_bad_video="fail")
+        run_media(units, out, MEDIA_CFG, on_bad_video="fail")
     assert re.search(BY_NAME[name].media_message, str(e.value))
     assert list(tmp_path.iterdir()) == []  # neither the shard nor its temporary file
 
 
 def test_faces_stage_on_what_media_accepted(all_units: list[Unit], detector, tmp_path: Path) -> None:
     media = tmp_path / "media" / "s0000.h5"
-    run_media_stage(all_units, media, MEDIA_CFG)
+    run_media(all_units, media, MEDIA_CFG)
     accepted = accepted_units(media, all_units)
     assert {u.video_id for u in accepted} == {c.name for c in CASES if c.media != "skip"}
     out = tmp_path / "faces" / "mediapipe" / "s0000.h5"
-    res = run_faces_stage(accepted, out, FACES_CFG, detector=detector, progress=False)
+    res = run_faces(accepted, out, FACES_CFG, detector=detector, progress=False)
     skipped = dict(res.skipped)
     problems: list[str] = []
     with ShardReader(out, stage="faces", model="mediapipe") as r, ShardReader(media, stage="media") as m:
@@ -134,7 +134,7 @@ def test_faces_stage_alone_skips_or_fails_on_broken_files(name: str, corpus: dic
     """The faces stage also guards itself (e.g. a file replaced after the media stage ran)."""
     units = [unit_for("good", corpus), unit_for(name, corpus)]
     out = tmp_path / "skip.h5"
-    res = run_faces_stage(units, out, FACES_CFG, on_bad_video="skip", detector=detector, progress=False)
+    res = run_faces(units, out, FACES_CFG, on_bad_video="skip", detector=detector, progress=False)
     assert res.written == ["good"] and [v for v, _ in res.skipped] == [name]
     reason = res.skipped[0][1]
     assert re.search(BY_NAME[name].faces_message, reason) and BY_NAME[name].file in reason
@@ -142,7 +142,7 @@ def test_faces_stage_alone_skips_or_fails_on_broken_files(name: str, corpus: dic
         assert r.skipped() == res.skipped
     fail = tmp_path / "fail" / "s0000.h5"
     with pytest.raises(VideoError, match=re.escape(BY_NAME[name].file)):
-        run_faces_stage(units, fail, FACES_CFG, on_bad_video="fail", detector=detector, progress=False)
+        run_faces(units, fail, FACES_CFG, on_bad_video="fail", detector=detector, progress=False)
     assert not fail.parent.exists() or list(fail.parent.iterdir()) == []
 
 

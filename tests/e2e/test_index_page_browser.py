@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from affectflow.stages.index_page import write_index_page
+from affectflow.stages.index_page import run_index_page
 from affectflow.testing.run_page import page_files
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -74,7 +74,7 @@ def check_page(driver, page: Path, screenshot: Path, sections=SECTIONS) -> dict:
 
 def test_the_page_of_a_demo_run_renders_in_chromium(browser, run_results: Path, tmp_path: Path) -> None:
     files = page_files(run_results, tmp_path / "run")
-    page = write_index_page(tmp_path / "run" / "index.html", **files)
+    page = run_index_page(tmp_path / "run" / "index.html", **files)
     counts = check_page(browser, page, _screenshot_path(tmp_path),
                         (*SECTIONS, "table-expr", "table-emi", "table-ah", "table-ah_video", "sweeps-expr"))
     n_units = len((tmp_path / "run" / "units.tsv").read_text().splitlines()) - 1
@@ -84,7 +84,7 @@ def test_the_page_of_a_demo_run_renders_in_chromium(browser, run_results: Path, 
 
 def test_a_page_without_trained_tasks_renders_too(browser, run_results: Path, tmp_path: Path) -> None:
     files = page_files(run_results, tmp_path / "run", with_tasks=False)
-    page = write_index_page(tmp_path / "run" / "index.html", options={"max_videos": 3}, **files)
+    page = run_index_page(tmp_path / "run" / "index.html", options={"max_videos": 3}, **files)
     counts = check_page(browser, page, tmp_path / "no_tasks.png", (*SECTIONS, "left-out"))
     assert counts == {"timeline": 3, "sheet": 3}
 

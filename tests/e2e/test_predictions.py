@@ -14,7 +14,7 @@ from affectflow.cli import main
 from affectflow.core.vocabulary import EMI_EMOTIONS, EXPR_CLASSES, TASKS
 from affectflow.data.units import UnitsTable
 from affectflow.io.store import ShardReader
-from affectflow.models.registry import get
+from affectflow.models.catalogue.registry import get
 from affectflow.testing.snakerun import make_workdir, parse_plan
 
 pytestmark = pytest.mark.slow
@@ -59,7 +59,7 @@ def test_own_bundle_gives_the_fused_test_predictions(done):
     res = done.results()
     table = pd.read_parquet(res / "predictions.parquet")
     fusion = done.config()["submit_fusion"]
-    with ShardReader(res / "fusion" / "expr" / fusion / "test_predictions.h5", stage="fused") as r:
+    with ShardReader(res / "fusion" / "expr" / fusion / "test_predictions.h5", stage="fuse") as r:
         fused = {rec.video_id: rec for rec in r}
     assert fused
     for vid, rec in fused.items():
@@ -71,7 +71,7 @@ def test_own_bundle_gives_the_fused_test_predictions(done):
         np.testing.assert_allclose(got[ok], rec.arrays["posteriors"][frames[ok]], rtol=1e-4, atol=1e-6)
         want = np.asarray(EXPR_CLASSES, dtype=object)[rec.arrays["decisions"][frames[ok]]]
         assert rows["expr:label"].to_numpy()[ok].tolist() == want.tolist()
-    with ShardReader(res / "fusion" / "emi" / fusion / "test_predictions.h5", stage="fused") as r:
+    with ShardReader(res / "fusion" / "emi" / fusion / "test_predictions.h5", stage="fuse") as r:
         for rec in r:
             rows = table[table["video_id"] == rec.video_id]
             np.testing.assert_allclose(rows[[f"emi:{e}" for e in EMI_EMOTIONS]].to_numpy()[0],

@@ -14,7 +14,8 @@ import shutil
 import h5py
 import pytest
 
-from affectflow.plan.rerun import STAGES, WORKFLOW_RUNTIME
+from affectflow.plan.rerun import WORKFLOW_RUNTIME
+from affectflow.stages.catalogue import MODULES, STAGES
 from affectflow.testing.snakerun import ConfigChange
 
 pytestmark = pytest.mark.slow
@@ -64,7 +65,7 @@ def test_every_runtime_setting_changed_at_once_reruns_nothing(done):
         cfg["models_dir"] = str(done.path / "elsewhere")
         cfg["features"]["gpu"] = True
         for stage in STAGES.values():
-            cls = stage.options_class()
+            cls = stage.options
             for name in cls.runtime_fields():
                 if name not in cls.config_fields():
                     continue
@@ -127,8 +128,9 @@ def test_one_task_learn_option_reruns_that_tasks_heads_only(done):
 def test_a_stage_version_bump_reruns_that_stage_and_its_dependants(done, tmp_path, stage):
     """An upgraded affectflow whose stage computes differently: its outputs are stale, and only they."""
     spec = STAGES[stage]
+    module = next(m.__name__ for m in MODULES if m.STAGE is spec)
     (tmp_path / "sitecustomize.py").write_text(
-        f"import {spec.module} as m\nm.STAGE_VERSION = {spec.version() + 1}\n")
+        f"import dataclasses, {module} as m\nm.STAGE = dataclasses.replace(m.STAGE, version={spec.version + 1})\n")
     jobs = done.planned_jobs(env={"PYTHONPATH": str(tmp_path)})
     assert jobs == forced(done, *spec.rules)
     assert done.planned_jobs() == set()  # the real version again: nothing
@@ -162,9 +164,9 @@ def test_each_output_carries_the_key_its_job_was_planned_with(done):
     for stage, out in outputs.items():
         out = out.replace("s0000", shards[0])
         key = _key_param(_metadata(done, out))
-        assert json.loads(key)["version"] == STAGES[stage].version() and json.loads(key)["stage"] == stage
+        assert json.loads(key)["version"] == STAGES[stage].version and json.loads(key)["stage"] == stage
         with h5py.File(done.path / out, "r") as f:
-            assert f.attrs["rerun_key"] == key and int(f.attrs["stage_version"]) == STAGES[stage].version(), out
+            assert f.attrs["rerun_key"] == key and int(f.attrs["stage_version"]) == STAGES[stage].version, out
     fused = "results/demo/fusion/expr/fer_text"
     with h5py.File(done.path / fused / "test_predictions.h5", "r") as f:
         assert f.attrs["rerun_key"] == _key_param(_metadata(done, fused))
@@ -174,4 +176,4 @@ def test_each_output_carries_the_key_its_job_was_planned_with(done):
     for stage, out in {"units": "results/demo/units.tsv", "problems": "results/demo/problems.tsv",
                        "report_tables": "results/demo/metrics.csv"}.items():
         key = json.loads(_key_param(_metadata(done, out)))
-        assert (key["stage"], key["version"]) == (stage, STAGES[stage].version())
+        assert (key["stage"], key["version"]) == (stage, STAGES[stage].version)

@@ -74,7 +74,7 @@ def test_the_default_detector_runs_its_real_weights_from_the_wheel(done):
     from the manifest."""
     import json
 
-    from affectflow.models.registry import get
+    from affectflow.models.catalogue.registry import get
 
     assert DETECTOR == "retinaface_mnet025"
     (wf,) = get(DETECTOR).files

@@ -335,10 +335,11 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
     """Every figure's card arm (torch engines, the batched detector, the stages) and CPU arm (onnxruntime), with
     device="cpu" in place of CUDA and a few crops and frames: figures, details and ratios as on a GPU."""
     _needs_demo()
+    from affectflow.faces import embedding
     from affectflow.stages import face_features
 
     gpu = gpu_bench
-    load, prefetch = face_features.load_face_model, face_features.prefetch
+    load, prefetch = face_features.load_face_model, embedding.prefetch
     figs = {f.name: f for f in gpu.measure(_opts(tmp_path), sizes=_tiny(gpu), device="cpu", cpu_threads=1,
                                            precision="fp32")}
     assert list(figs) == list(GPU_FIGURES)
@@ -364,7 +365,7 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
         assert s["reader_alone_crops_per_s"] > 0 and s["crops_per_s"] > s["crops_per_s_with_load"], s
     assert stage["gpu"]["options"]["face_engine"] == "torch" and stage["cpu"]["options"]["face_engine"] == "onnx"
     # the stage's own names are put back after being timed
-    assert (face_features.load_face_model, face_features.prefetch) == (load, prefetch)
+    assert (face_features.load_face_model, embedding.prefetch) == (load, prefetch)
     det = figs["gpu_detector_mnet025"].details
     assert det["frame_size"] == "640x360" and {"batch_2", "min_score_0.5"} <= set(det["gpu"])
     assert det["gpu"]["min_score_0.5"]["detections"] >= det["gpu"]["batch_2"]["detections"]

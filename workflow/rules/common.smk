@@ -15,6 +15,7 @@ from affectflow.core.options import OptionsError
 from affectflow.stages.faces import FacesOptions
 from affectflow.stages.report_tables import metrics_files
 from affectflow.plan.rerun import WorkflowKeys
+from affectflow.stages.catalogue import STAGES
 from affectflow.submit.formats import SUBMISSION_FILES
 from affectflow.data.units import UnitsError
 from affectflow.plan.checks import ConfigError, check_config, check_people
@@ -32,7 +33,7 @@ if BUNDLE is not None:
     for _line in merge_bundle(config, BUNDLE).lines(BUNDLE):
         logger.info(_line)
 try:
-    check_config(config)
+    check_config(config, STAGES)
 except (ConfigError, OptionsError) as e:
     raise WorkflowError(str(e)) from None
 try:
@@ -56,7 +57,7 @@ DETECTOR = config["faces"]["detector"]
 # The detector's weights manifest (rule fetch_model), for detectors whose weights are downloaded or stood in for.
 _FETCHED_DETECTOR = FacesOptions.from_config(config).fetched_model()
 DETECTOR_MANIFEST = [f"{OUT}/models/{_FETCHED_DETECTOR}.json"] if _FETCHED_DETECTOR else []
-KEYS = WorkflowKeys(config, UNITS)
+KEYS = WorkflowKeys(config, UNITS, STAGES)
 
 if not SHARDS:
     raise WorkflowError("the datasets in config.yaml contain no videos")

@@ -4,9 +4,9 @@ a process's network calls on each CUDA device (:func:`on_device`)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from affectflow.core.errors import AffectflowError
 
@@ -44,8 +44,40 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def with_device(config: Mapping[str, Any], section: str) -> dict[str, Any]:
+    """A model stage's config section with ``device`` from ``features.device`` unless the section sets it.
+
+    Why: one ``features.device`` moves every feature model (audio, ASR, text) to a GPU or off it, while a
+    section that names its own device keeps it.
+    """
+    cfg = dict(config.get(section) or {})
+    device = (config.get("features") or {}).get("device")
+    if device is not None:
+        cfg.setdefault("device", device)
+    return cfg
+
+
 #: onnxruntime's name for its CUDA provider (what an onnxruntime session's first provider is when it runs on CUDA)
 CUDA_PROVIDER = "CUDAExecutionProvider"
+
+def ort_providers(device: str) -> list[str]:
+    """onnxruntime's providers for ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:<n>``): ``auto`` is CUDA when
+    this onnxruntime has it, else the CPU. The one place a session's providers are chosen, so asking for CUDA
+    where onnxruntime cannot use it is the same :class:`DeviceError` everywhere, never a silent CPU run."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "auto":
+        device = "cuda" if CUDA_PROVIDER in available else "cpu"
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if is_cuda(device):
+        if CUDA_PROVIDER not in available:
+            raise DeviceError(f"device={device!r} but this onnxruntime has no {CUDA_PROVIDER} "
+                              f"(available: {', '.join(available)}); install onnxruntime-gpu or use device='cpu'")
+        return [CUDA_PROVIDER, "CPUExecutionProvider"]
+    raise DeviceError(f"unknown device {device!r}: use 'auto', 'cpu' or 'cuda'")
+
 
 def provider_device(provider: str) -> str:
     """The device an onnxruntime session runs on, from its first provider: ``cuda`` or ``cpu``."""

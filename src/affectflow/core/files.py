@@ -4,14 +4,19 @@ A writer puts its bytes into a temporary file in the target's own folder (so
 the rename never crosses file systems), flushes them to disk, then renames it
 over the target. A job killed at any point leaves the old file or none, never
 a half-written one under the final name; the temporary file is removed when
-the writer fails.
+the writer fails. Every writer of the package goes through these helpers:
+:func:`atomic_path` / :func:`atomic_write` for one file, :func:`atomic_folder`
+for a whole folder swapped in, :func:`atomic_files_in` for files swapped into a
+folder that stays.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -64,20 +69,85 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = ".tmp") -> Iterato
 
 @contextlib.contextmanager
 def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """A temporary folder beside ``target`` to fill; on success it replaces ``target`` (a folder) in one
-    rename, on failure it is removed: a reader never sees a half-written folder under the final name."""
+    """A temporary folder beside ``target`` to fill; on success it takes the place of ``target``, on failure it
+    is removed: a reader never sees a half-written folder under the final name.
+
+    The swap renames the old ``target`` (a folder, file or link) aside, renames the new folder in, and only
+    then deletes the old one: ``target`` is the old complete folder or the new one, except for the instant
+    between the two renames, and never half-deleted. The temporary names carry the writer's process id
+    (``.<name>.building-<pid>-*``, ``.<name>.old-<pid>-*``), so :func:`remove_stale_folders` can remove what a
+    killed writer left.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-{os.getpid()}-", dir=target.parent))
     _as_created(str(tmp), 0o777)
     try:
         yield tmp
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        old = None
+        if target.exists() or target.is_symlink():
+            old = target.parent / f".{target.name}.old-{os.getpid()}-{tmp.name.rsplit('-', 1)[-1]}"
+            os.replace(target, old)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            if old is not None:
+                os.replace(old, target)
+            raise
+        if old is not None:
+            _remove(old)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_folders(target: str | os.PathLike[str]) -> list[Path]:
+    """Remove what killed :func:`atomic_folder` writers of ``target`` left beside it (the temporary folder and
+    a renamed-aside old one) when their process is gone; return what was removed. Process ids are this
+    machine's: run it where the writers of ``target`` run."""
+    target = Path(target)
+    stale = re.compile(rf"\.{re.escape(target.name)}\.(?:building|old)-(\d+)(?:-.*)?")
+    removed = []
+    for p in sorted(target.parent.glob(f".{glob.escape(target.name)}.*")) if target.parent.is_dir() else []:
+        m = stale.fullmatch(p.name)
+        if m and not _pid_alive(int(m.group(1))):
+            _remove(p)
+            removed.append(p)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_files_in(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary folder beside ``folder`` to fill with files; on success each of them replaces the file of
+    the same name in ``folder`` with one rename (:func:`replace_durably`; files of ``folder`` not written are
+    kept), on failure it is removed.
+
+    Unlike :func:`atomic_folder` the folder stays in place and only its files are swapped, each complete or
+    absent: a job that has a file of an earlier build open (or memory-mapped) keeps reading intact bytes.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}.") as tmp:
+        yield Path(tmp)
+        for f in sorted(Path(tmp).iterdir()):
+            replace_durably(f, folder / f.name)
 
 
 def atomic_write(target: str | os.PathLike[str], write: Callable[[Path], object], suffix: str = ".tmp") -> Path:

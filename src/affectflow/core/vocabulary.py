@@ -23,6 +23,10 @@ SPLITS = ("train", "val", "test")
 #: whose shards hold those features
 FEATURE_STAGES = {"face": "face_features", "audio": "audio_features", "text": "text_features"}
 MODALITY_KINDS = tuple(FEATURE_STAGES)
+#: stage -> the names its outputs' provenance carried before every stage took its rule's name; outputs
+#: written then are still read as this stage's (README, "Upgrading")
+FORMER_STAGE_NAMES = {"fetch_model": ("models",), "learn": ("predictions",), "fuse": ("fused",),
+                      "submit": ("submissions",), "predictions": ("predictions_table",)}
 #: Hz of every audio array: wav2vec 2.0, HuBERT and Whisper take 16 kHz mono
 SAMPLE_RATE = 16000
 

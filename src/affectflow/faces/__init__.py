@@ -1,4 +1,5 @@
-"""Faces in video frames: decoding in batches, detectors, the tracked target face, square crops.
+"""Faces in video frames: decoding in batches, detectors, the tracked target face, square crops, and the rows
+they become (one video's streamed, a shard's videos in parallel).
 
-The ``faces`` rule itself (options, the shard it writes) is :mod:`affectflow.stages.faces`.
+The ``faces`` rule itself (its options and wiring) is :mod:`affectflow.stages.faces`.
 """

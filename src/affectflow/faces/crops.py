@@ -1,11 +1,19 @@
-"""Square face crops from a frame and a face box, optionally rotated so the eyes are level."""
+"""Square face crops from a frame and a face box, optionally rotated so the eyes are level, and how the
+faces shard stores them (:func:`crop_storage`)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import cv2
 import numpy as np
+
+from affectflow.core.device import is_cuda, resolve_device
+
+#: ``faces.crop_compression``: ``auto`` is :func:`crop_storage`'s choice
+CROP_COMPRESSIONS = ("auto", "lzf", "none")
 
 
 def crop_square(frame: np.ndarray, bbox: np.ndarray, size: int, margin: float = 0.2,
@@ -59,3 +67,25 @@ def _padded_slice(frame: np.ndarray, left: int, top: int, n: int) -> np.ndarray:
     if sx1 > sx0 and sy1 > sy0:
         out[sy0 - top:sy1 - top, sx0 - left:sx1 - left] = frame[sy0:sy1, sx0:sx1]
     return out
+
+
+def crop_storage(choice: str, features: Mapping[str, Any] | None = None) -> str:
+    """``lzf`` or ``none``: how the faces shard stores crops, for ``faces.crop_compression: choice``.
+
+    ``auto`` stores them raw when the face models will run on a GPU (``features.gpu``, or ``features.device``
+    ``cuda``, or ``auto`` on a machine where torch sees CUDA; ``cpu`` wins over ``gpu``): a GPU embeds crops
+    faster than lzf decompresses them (about 1,000 crops/s a reader thread, docs/performance.md), so
+    compressed crops would set its pace. Elsewhere lzf: a CPU model is far slower than decompression, and
+    rows without a face, zeros, then cost almost no disk.
+    """
+    if choice != "auto":
+        return choice
+    f = features or {}
+    device = str(f.get("device", "auto"))
+    if device == "cpu":  # the face models stay on the CPU, whatever the jobs are given
+        return "lzf"
+    if f.get("gpu") or is_cuda(device):
+        return "none"
+    # device auto without features.gpu: the face models run where their jobs run, on a workstation this machine;
+    # asking torch costs the job about 2 s and 150 MB once, small beside decoding a shard's videos
+    return "none" if resolve_device("auto") != "cpu" else "lzf"

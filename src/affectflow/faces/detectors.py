@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from affectflow.core.device import on_device, provider_device
+from affectflow.core.device import DeviceError, on_device, ort_providers, provider_device
 from affectflow.core.files import sha256_file
 from affectflow.faces.detection import Detection, FaceDetector, input_scale, nms
 from affectflow.faces.errors import FaceStageError
@@ -274,11 +274,11 @@ class RetinaFaceDetector:
                  model_pins: Mapping[str, str] | None = None, spec: Any = None, target_size: int = 640,
                  max_size: int = 1280, allow_upscaling: bool = False, nms_iou: float = 0.4) -> None:
         try:  # imported here so that the rest of the faces stage works without them
-            from affectflow.models import weights
-        except ImportError as e:  # pragma: no cover - affectflow.models.weights is part of the package
-            raise FaceStageError(f"detector 'retinaface' needs affectflow.models.weights ({e})") from e
+            from affectflow.models.catalogue import weights
+        except ImportError as e:  # pragma: no cover - affectflow.models.catalogue.weights is part of the package
+            raise FaceStageError(f"detector 'retinaface' needs affectflow.models.catalogue.weights ({e})") from e
         if spec is None:
-            from affectflow.models.registry import get
+            from affectflow.models.catalogue.registry import get
 
             spec = get("retinaface").files[0]
         if model_pins:
@@ -296,7 +296,11 @@ class RetinaFaceDetector:
         self.nms_iou = float(nms_iou)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        self._session = ort.InferenceSession(str(path), sess_options=opts, providers=ort.get_available_providers())
+        try:  # device auto: CUDA where this onnxruntime has it, as faces.device does not reach this detector
+            providers = ort_providers("auto")
+        except DeviceError as e:
+            raise FaceStageError(f"detector 'retinaface': {e}") from e
+        self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         self._input = self._session.get_inputs()[0].name
         if len(self._session.get_outputs()) != 9:
             raise FaceStageError(

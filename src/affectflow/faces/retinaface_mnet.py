@@ -1,7 +1,7 @@
 """RetinaFace MobileNet-0.25 (uniface's ``retinaface_mv1_0.25.onnx``), batched, on onnxruntime or in torch.
 
 Both engines run the same verified file: onnxruntime runs its bytes, and the torch engine builds
-:class:`affectflow.models.retinaface_mnet.RetinaFace` and fills it from that file's initialisers (the same
+:class:`affectflow.models.networks.retinaface_mnet.RetinaFace` and fills it from that file's initialisers (the same
 bytes, hashed then parsed), so they are one network. ``detect`` runs the frames it is given (one video's,
 all one size) as one batch. The torch engine keeps everything on the device: uint8 frames go up once, and
 resizing, BGR mean subtraction, anchor decoding and non-maximum suppression run there; only the kept
@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from affectflow.core.device import CUDA_PROVIDER, is_cuda, on_device
+from affectflow.core.device import DeviceError, is_cuda, on_device, ort_providers
 from affectflow.faces.detection import DETECTOR_ENGINES as ENGINES
 from affectflow.faces.detection import Detection, input_scale, nms
 from affectflow.faces.errors import FaceStageError
-from affectflow.models import retinaface_mnet as rm
-from affectflow.models.torch_runtime import bucket_rows, pad_rows
+from affectflow.models.networks import retinaface_mnet as rm
+from affectflow.models.runtimes.torch_runtime import bucket_rows, pad_rows
 
 NAME = "retinaface_mnet025"
 # IoU matrices of at most this many entries per NMS call (images are taken in chunks to stay under it)
@@ -164,7 +164,7 @@ class RetinaFaceMnetDetector:
     ``pre_nms_topk``, ``post_nms_topk``: uniface's post-processing. ``batch_size``: the frames a caller
     gives ``detect`` at most (the faces stage's ``batch_size``; 0 if unknown), which caps the sizes a torch
     batch on CUDA is padded to from the first call on. ``spec``: another
-    :class:`~affectflow.models.weights.WeightFile` than the registry's (tests).
+    :class:`~affectflow.models.catalogue.weights.WeightFile` than the registry's (tests).
     """
 
     name = NAME
@@ -190,17 +190,17 @@ class RetinaFaceMnetDetector:
             self._module = self._torch_module(data)
         self._priors: dict[tuple[int, int], Any] = {}  # per input size: numpy (onnx engine) or tensors (torch)
         # torch on CUDA: batches padded to a few sizes (capped by the batch size, or the largest batch seen), so a
-        # video's last batch is not a new shape for cuDNN to plan (affectflow.models.torch_runtime.bucket_rows)
+        # video's last batch is not a new shape for cuDNN to plan (affectflow.models.runtimes.torch_runtime.bucket_rows)
         self.bucket_batches = self.engine == "torch" and is_cuda(self.device)
         self._widest = max(0, int(batch_size))
 
     # ------------------------------------------------------------ loading
     def _verified_bytes(self, models_dir: Any, model_pins: Mapping[str, str] | None, spec: Any) -> bytes:
-        from affectflow.models import weights
-        from affectflow.models.emotiefflib import read_verified
+        from affectflow.models.catalogue import weights
+        from affectflow.models.catalogue.weights import read_verified
 
         if spec is None:
-            from affectflow.models.registry import get
+            from affectflow.models.catalogue.registry import get
 
             spec = get(NAME).files[0]
         if model_pins:
@@ -218,14 +218,11 @@ class RetinaFaceMnetDetector:
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        available = ort.get_available_providers()
-        if is_cuda(self.device):
-            if CUDA_PROVIDER not in available:
-                raise FaceStageError(f"detector {NAME!r}: device {self.device!r} with engine 'onnx' needs "
-                                     "onnxruntime's CUDAExecutionProvider (onnxruntime-gpu); use engine='torch'")
-            providers = [CUDA_PROVIDER, "CPUExecutionProvider"]
-        else:
-            providers = ["CPUExecutionProvider"]
+        try:
+            providers = ort_providers(self.device)
+        except DeviceError as e:
+            raise FaceStageError(f"detector {NAME!r} with engine 'onnx': {e} (or engine='torch', which needs "
+                                 "no onnxruntime-gpu)") from e
         try:
             session = ort.InferenceSession(data, sess_options=opts, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for unreadable graphs
@@ -371,7 +368,7 @@ def _clip(boxes: np.ndarray, in_h: int, in_w: int) -> np.ndarray:
 
 
 def _resolve(device: str) -> str:
-    from affectflow.core.device import DeviceError, resolve_device
+    from affectflow.core.device import resolve_device
 
     try:
         return resolve_device(device)

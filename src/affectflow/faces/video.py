@@ -27,6 +27,11 @@ from affectflow.media.decode import (
 T = TypeVar("T")
 log = logging.getLogger("affectflow.faces")
 
+#: FFmpeg threads of a video's decoder at least: with frame threading (2 or more) the frames salvaged from a damaged
+#: video are the same for any number (one thread keeps frames that several drop), so the shard does not depend on
+#: the job's threads
+MIN_CODEC_THREADS = 2
+
 
 @dataclass
 class FrameBatch:
@@ -102,6 +107,13 @@ def iter_batches(path: str | os.PathLike[str], info: VideoInfo, frame_stride: in
         _check_decoded(p, info, frames.n_preroll)
         if len(batch):
             yield batch
+
+
+def codec_threads(threads: int, workers: int) -> int:
+    """FFmpeg threads for each of ``workers`` videos decoded at once by a job with ``threads``: an equal share of
+    the job's threads, so that the decoders together ask for about the cores the job has (FFmpeg's own choice is
+    one per core of the machine for every decoder), and never fewer than :data:`MIN_CODEC_THREADS`."""
+    return max(MIN_CODEC_THREADS, threads // max(1, workers))
 
 
 def _open_video(p: Path) -> Any:

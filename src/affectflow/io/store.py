@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,8 @@ import numpy as np
 
 from affectflow import __version__
 from affectflow.core.errors import AffectflowError
-from affectflow.core.files import replace_durably
+from affectflow.core.files import atomic_path
+from affectflow.core.vocabulary import FORMER_STAGE_NAMES
 
 log = logging.getLogger("affectflow.io.store")
 
@@ -229,20 +229,23 @@ class ShardWriter:
     def __init__(self, path: str | os.PathLike[str], provenance: Provenance) -> None:
         self.path = Path(path)
         self.provenance = provenance
-        self._tmp: Path | None = None
+        self._atomic: contextlib.ExitStack | None = None
         self._h5: h5py.File | None = None
         self._ids: list[str] = []
 
     def __enter__(self) -> ShardWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(self.path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
-        self._h5 = h5py.File(self._tmp, "w")
-        self._h5.attrs.update(self.provenance.to_attrs())
-        self._h5.attrs["complete"] = False
-        self._h5.create_group("videos")
+        self._atomic = contextlib.ExitStack()  # core.files.atomic_path: the one temporary-file-and-rename
+        tmp = self._atomic.enter_context(atomic_path(self.path))
+        try:
+            self._h5 = h5py.File(tmp, "w")
+            self._h5.attrs.update(self.provenance.to_attrs())
+            self._h5.attrs["complete"] = False
+            self._h5.create_group("videos")
+        except BaseException as e:
+            self._atomic.__exit__(type(e), e, e.__traceback__)  # removes the temporary file
+            raise
         return self
 
     def add(self, record: VideoRecord, uncompressed: Collection[str] = ()) -> None:
@@ -302,17 +305,17 @@ class ShardWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._h5 is not None and self._tmp is not None
+        assert self._h5 is not None and self._atomic is not None
         try:
             if exc_type is None:
                 self._h5.attrs["complete"] = True
                 self._h5.attrs["n_videos"] = len(self._ids)
             self._h5.close()
-            if exc_type is None:
-                replace_durably(self._tmp, self.path)
-        finally:
-            if self._tmp.exists():
-                self._tmp.unlink()
+        except BaseException as e:
+            self._atomic.__exit__(type(e), e, e.__traceback__)  # removes the temporary file
+            raise
+        # atomic_path: the closed file replaces the shard, or is removed when the block failed
+        self._atomic.__exit__(exc_type, exc, tb)
 
 
 def write_shard(
@@ -349,7 +352,7 @@ class ShardReader:
             self._h5.close()
             raise StoreError(f"{self.path}: shard file is incomplete (its writer did not finish)")
         self.provenance = Provenance.from_attrs(attrs)
-        if stage is not None and self.provenance.stage != stage:
+        if stage is not None and self.provenance.stage not in (stage, *FORMER_STAGE_NAMES.get(stage, ())):
             self._h5.close()
             raise StoreError(f"{self.path}: expected a {stage!r} shard, found {self.provenance.stage!r}")
         if model is not None and self.provenance.model != model:

@@ -1,6 +1,6 @@
 """One video's features as the rows a head reads: what training and applying a trained head share.
 
-Learning (``affectflow.stages.learn``) and prediction on new videos (``affectflow.predict``) must build
+Learning (``affectflow.learn.pipeline``) and prediction on new videos (``affectflow.predict``) must build
 exactly the same matrix from the same shards, so the alignment of modalities onto frames, the STAT
 descriptor of the video tasks, the z-scoring and the per-frame posteriors live here once.
 """
@@ -31,6 +31,23 @@ from affectflow.learn.heads import TrainedHead
 from affectflow.learn.stats import stat_descriptor
 
 log = logging.getLogger("affectflow.learn")
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    """The learn options that decide a video's head rows; a head's sidecar keeps them (in its ``learn_config``),
+    so applying the head to new videos builds the rows its training saw."""
+
+    face_input: str  # embeddings, logits or both
+    missing_face: str  # drop, carry_last or other_modalities (resolved, never auto)
+    text_fill: str  # zeros or nearest (resolved, never auto)
+    stat_parts: tuple[str, ...]  # the STAT descriptor's parts (video tasks)
+
+    @classmethod
+    def from_sidecar(cls, learn_config: Mapping[str, Any]) -> RowOptions:
+        """The row options of a saved head's ``learn_config`` (its other options are training's only)."""
+        return cls(face_input=str(learn_config["face_input"]), missing_face=str(learn_config["missing_face"]),
+                   text_fill=str(learn_config["text_fill"]), stat_parts=tuple(learn_config["stat_parts"]))
 
 
 @dataclass
@@ -100,16 +117,16 @@ def text_mean(streams: Mapping[str, Any]) -> np.ndarray | None:
 
 
 def build_video_rows(task: str, u: Unit, times: np.ndarray, recs: dict[str, VideoRecord],
-                     sources: dict[str, ShardSet], kinds: dict[str, str], c: dict[str, Any]) -> VideoRows | None:
+                     sources: dict[str, ShardSet], kinds: dict[str, str], opts: RowOptions) -> VideoRows | None:
     """The head's input for one video (frame rows, or the STAT descriptor of a video task); None when
-    ``missing_face=drop`` leaves nothing. ``c`` holds the resolved learn options (``learn_config``)."""
+    ``missing_face=drop`` leaves nothing."""
     n = times.shape[0]
     face_srcs = [(lb, sources[lb]) for lb in sources if kinds[lb] == "face"]
     other = [(lb, kinds[lb], sources[lb]) for lb in sources if kinds[lb] != "face"]
     face_cols: dict[str, tuple[int, int]] = {}
     face, present = (None, np.zeros(n, dtype=bool))
     if face_srcs:
-        face, present = face_block(face_srcs, recs, n, c["face_input"], face_cols)
+        face, present = face_block(face_srcs, recs, n, opts.face_input, face_cols)
     streams = timed_streams(other, recs)
     mean_text = text_mean(streams)
 
@@ -118,18 +135,18 @@ def build_video_rows(task: str, u: Unit, times: np.ndarray, recs: dict[str, Vide
         if face is not None:
             rows = face[present]
             if rows.shape[0]:
-                desc = stat_descriptor(rows, c["stat_parts"])
-            elif c["missing_face"] == "drop":
+                desc = stat_descriptor(rows, opts.stat_parts)
+            elif opts.missing_face == "drop":
                 return None
             else:
                 log.warning("video %r: no face frame; its face STAT descriptor is zeros", u.video_id)
-                desc = np.zeros(len(c["stat_parts"]) * face.shape[1], np.float32)
+                desc = np.zeros(len(opts.stat_parts) * face.shape[1], np.float32)
             name = face_srcs[0][0] if len(face_srcs) == 1 else "+".join(lb for lb, _ in face_srcs)
             parts.append((name, desc))
         if streams:
-            al = align_video(times, None, None, streams, text_fill=c["text_fill"], empty_stream="zeros")
+            al = align_video(times, None, None, streams, text_fill=opts.text_fill, empty_stream="zeros")
             for label in streams:
-                parts.append((label, stat_descriptor(al.modality(label), c["stat_parts"])))
+                parts.append((label, stat_descriptor(al.modality(label), opts.stat_parts)))
         x = np.concatenate([d for _, d in parts])[None, :].astype(np.float32)
         cols, start = {}, 0
         for name, d in parts:
@@ -141,8 +158,8 @@ def build_video_rows(task: str, u: Unit, times: np.ndarray, recs: dict[str, Vide
         return VideoRows(u, times, x, None, present, None if vec is None else np.asarray(vec, np.float64), cols)
 
     face_name = face_srcs[0][0] if len(face_srcs) == 1 else "face"
-    al = align_video(times, face, present if face is not None else None, streams, missing_face=c["missing_face"],
-                     text_fill=c["text_fill"], face_name=face_name, empty_stream="zeros")
+    al = align_video(times, face, present if face is not None else None, streams, missing_face=opts.missing_face,
+                     text_fill=opts.text_fill, face_name=face_name, empty_stream="zeros")
     if face is None:
         present = np.zeros(n, dtype=bool)
     vec = None

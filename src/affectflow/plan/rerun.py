@@ -17,7 +17,6 @@ it to the job; the stage checks that the key describes what it is about to do
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ from typing import Any
 
 from affectflow.core.errors import AffectflowError
 from affectflow.core.options import StageOptions, canonical, canonical_json
-from affectflow.core.vocabulary import TASKS
 
 
 class RerunKeyError(AffectflowError, ValueError):
@@ -64,85 +62,45 @@ class RerunKey:
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: the module that declares ``STAGE_VERSION``, its options class, its rules and, for
-    people, what reruns after it (Snakemake reruns every job downstream of a rerun job)."""
+    """One stage as its own module declares it (``STAGE``): its name (its rule's; ``submit`` for the
+    ``submit_<task>`` rules), code version, options class and rules, and, for people, what reruns after it
+    (Snakemake reruns every job downstream of a rerun job).
+
+    The plan never imports stage modules: :mod:`affectflow.stages.catalogue` collects the declarations and
+    the workflow hands them to :class:`WorkflowKeys`, :func:`rerun_table` and the config checks.
+    """
 
     name: str
-    module: str
-    options: str
+    version: int
+    options: type[StageOptions]
     rules: tuple[str, ...]
     downstream: str = ""
     triggers: str = ""  # what else is in the key, for the docs
     #: the unit fields the stage reads (its key's units digest covers only these; None = all)
     unit_fields: tuple[str, ...] | None = None
 
-    def version(self) -> int:
-        """Read at call time, so the module's constant is the one source."""
-        return int(importlib.import_module(self.module).STAGE_VERSION)
 
-    def options_class(self) -> type[StageOptions]:
-        return getattr(importlib.import_module(self.module), self.options)
-
-
-#: every stage of the workflow, by the name its outputs' provenance carries
-_AFTER_LEARN = "fuse, submissions, metric table"
-# what decoding and face detection read of a unit: a new label file or split never reruns them
-_VIDEO_FIELDS = ("video_id", "path", "side")
-STAGES: dict[str, Stage] = {s.name: s for s in (
-    Stage("units", "affectflow.stages.units", "UnitsOptions", ("units",), f"learn, {_AFTER_LEARN}",
-          "the videos and label files that `datasets` and `n_shards` give"),
-    Stage("media", "affectflow.stages.media", "MediaOptions", ("media",), "every later stage",
-          "a video of the shard added, removed or changed (not its labels or split)", _VIDEO_FIELDS),
-    Stage("faces", "affectflow.stages.faces", "FacesOptions", ("faces",),
-          f"contact sheets, face features, problems table, learn and {_AFTER_LEARN} of sets with a face model",
-          "a video of the shard added, removed or changed (not its labels or split); the detector's weights",
-          _VIDEO_FIELDS),
-    Stage("contact_sheets", "affectflow.stages.contact_sheets", "ContactSheetOptions", ("contact_sheets",), ""),
-    Stage("models", "affectflow.stages.fetch_model", "ModelOptions", ("fetch_model",),
-          f"that model's feature jobs (transcripts: and their text features), learn and {_AFTER_LEARN} of "
-          "sets that use it", "the model's `model_pins` entries or registry hashes; `features.standins`"),
-    Stage("face_features", "affectflow.stages.face_features", "FaceFeatureOptions", ("face_features",),
-          f"learn and {_AFTER_LEARN} of sets with a face model"),
-    Stage("audio_features", "affectflow.stages.audio_features", "AudioFeatureConfig", ("audio_features",),
-          f"learn and {_AFTER_LEARN} of sets with an audio model"),
-    Stage("transcripts", "affectflow.stages.transcripts", "ASRConfig", ("transcripts",),
-          f"text features, learn and {_AFTER_LEARN} of sets with text"),
-    Stage("text_features", "affectflow.stages.text_features", "TextFeatureConfig", ("text_features",),
-          f"learn and {_AFTER_LEARN} of sets with text"),
-    Stage("problems", "affectflow.stages.problems", "ProblemsOptions", ("problems",), "",
-          "a file of a `folder` dataset that is not a video added or removed"),
-    Stage("predictions", "affectflow.stages.learn", "LearnOptions", ("learn",),
-          "fusions of that set, submissions, metric table"),
-    Stage("fused", "affectflow.stages.fuse", "FuseOptions", ("fuse",), "submissions (of submit_fusion), metric table"),
-    Stage("submissions", "affectflow.stages.submit", "SubmitOptions", tuple(f"submit_{t}" for t in TASKS), ""),
-    Stage("report_tables", "affectflow.stages.report_tables", "ReportTablesOptions", ("report_tables",), ""),
-    Stage("index_page", "affectflow.stages.index_page", "IndexPageOptions", ("index_page",), ""),
-    Stage("bundle", "affectflow.stages.bundle", "BundleOptions", ("bundle",), "frame predictions",
-          "the heads and fusion choices of `submit_fusion`; the models they read"),
-    Stage("frame_predictions", "affectflow.stages.frame_predictions", "FramePredictionsOptions",
-          ("frame_predictions",), "the predictions table, the run page",
-          "a video of the shard added or removed; `features.face`; the trained or applied (`bundle`) tasks",
-          _VIDEO_FIELDS),
-    Stage("predictions_table", "affectflow.stages.predictions", "PredictionsOptions", ("predictions",),
-          "the run page"),
-)}
+#: what learn's outputs feed (rule names)
+AFTER_LEARN = "fuse, submit_<task>, report_tables"
+#: what decoding and face detection read of a unit: a new label file or split never reruns them
+VIDEO_FIELDS = ("video_id", "path", "side")
 
 #: settings of the workflow itself that change no output (they never rerun anything)
 WORKFLOW_RUNTIME = ("models_dir", "features.gpu")
 
 
-def rerun_table() -> str:
-    """The README's "What reruns when" rows for every setting, made from the options classes' declarations."""
+def rerun_table(stages: Mapping[str, Stage]) -> str:
+    """The README's "What reruns when" rows for every setting, made from the stages' declarations."""
     rows = []
     runtime_keys: list[str] = [f"`{k}`" for k in WORKFLOW_RUNTIME]
-    for stage in STAGES.values():
-        cls = stage.options_class()
+    for stage in stages.values():
+        cls = stage.options
         keys = [f"`{cls.config_key(f)}`" for f in cls.output_fields() if f in cls.config_fields()]
         keys += [stage.triggers] if stage.triggers else []
         runtime_keys += [f"`{cls.config_key(f)}`" for f in cls.runtime_fields() if f in cls.config_fields()]
         rules = ", ".join(stage.rules)
         after = f"; then {stage.downstream}" if stage.downstream else ""
-        rows.append(f"| {', '.join(keys) or '(no options)'} | `{stage.name}` version {stage.version()} | "
+        rows.append(f"| {', '.join(keys) or '(no options)'} | `{stage.name}` version {stage.version} | "
                     f"{rules}{after} |")
     lines = ["| setting (output-affecting) | stage and code version | reruns |", "|---|---|---|", *rows]
     lines += ["", "| setting (runtime only) | reruns |", "|---|---|",
@@ -159,9 +117,9 @@ def units_digest(units: Iterable[Any], fields: Sequence[str] | None = None) -> s
     return hashlib.sha256(canonical_json(rows).encode()).hexdigest()
 
 
-def stage_key(stage: str, options: StageOptions, *, expected: str | None = None,
+def stage_key(spec: Stage, options: StageOptions, *, expected: str | None = None,
               models: Mapping[str, Any] | None = None, units: Sequence[Any] | None = None) -> RerunKey:
-    """The rerun key of one job of ``stage`` with ``options``.
+    """The rerun key of one job of the stage ``spec`` (a stage module's ``STAGE``) with ``options``.
 
     With ``expected`` (the key the workflow planned the job with) the planned
     key is returned after checking that it names this stage, this code version
@@ -169,8 +127,7 @@ def stage_key(stage: str, options: StageOptions, *, expected: str | None = None,
     provenance that disagrees with what it computed. Without it (library use)
     the key is built here, from the same parts the workflow uses.
     """
-    spec = STAGES[stage]
-    version = spec.version()
+    stage, version = spec.name, spec.version
     opts = options.output_options()
     digest = units_digest(units, spec.unit_fields) if units is not None else ""
     if expected is None:
@@ -203,8 +160,8 @@ def model_fingerprint(name: str, model_pins: Mapping[str, str] | None = None, st
     A stand-in's bytes come from its builder, not the registry: a face stand-in's fingerprint also names
     the builder's version (``standins_face.BUILD_VERSION``, from 2 on), so a new builder reruns what its
     stand-ins fed, and the stand-ins of builders never changed keep their keys."""
-    from affectflow.models.registry import get
-    from affectflow.models.standins_face import BUILD_VERSION, FACE_STANDINS
+    from affectflow.models.catalogue.registry import get
+    from affectflow.models.standins.face import BUILD_VERSION, FACE_STANDINS
 
     spec = get(name)
     pins = dict(model_pins or {})
@@ -217,7 +174,7 @@ def model_fingerprint(name: str, model_pins: Mapping[str, str] | None = None, st
 
 def model_pins_for(name: str, model_pins: Mapping[str, str] | None) -> dict[str, str]:
     """The user's pins of this model's files only (other models' pins do not concern it)."""
-    from affectflow.models.registry import get
+    from affectflow.models.catalogue.registry import get
 
     names = {wf.name for wf in get(name).files}
     return {k: v for k, v in dict(model_pins or {}).items() if k in names}
@@ -233,8 +190,10 @@ class WorkflowKeys:
     fingerprints are built once, so planning 15,000 videos stays fast.
     """
 
-    def __init__(self, config: Mapping[str, Any], units: Any) -> None:
+    def __init__(self, config: Mapping[str, Any], units: Any, stages: Mapping[str, Stage]) -> None:
+        """``stages``: every stage's declaration by name (:data:`affectflow.stages.catalogue.STAGES`)."""
         self.config = config
+        self.stages = stages
         self.units = units
         self._by_shard = units.by_shard()
         self._cache: dict[tuple, str] = {}
@@ -245,7 +204,7 @@ class WorkflowKeys:
         return self._cache[key]
 
     def options(self, stage: str, **wired: Any) -> StageOptions:
-        return STAGES[stage].options_class().from_config(self.config, **wired)
+        return self.stages[stage].options.from_config(self.config, **wired)
 
     def fingerprint(self, model: str) -> dict:
         return model_fingerprint(model, self.config.get("model_pins"), model in self.standins)
@@ -256,7 +215,7 @@ class WorkflowKeys:
 
     def _key(self, stage: str, options: StageOptions, models: Mapping[str, Any] | None = None,
              units: Sequence[Any] | None = None) -> str:
-        return stage_key(stage, options, models=models, units=units).text
+        return stage_key(self.stages[stage], options, models=models, units=units).text
 
     # one method per stage, named like the stage's rule
     def units_table(self) -> str:
@@ -279,8 +238,8 @@ class WorkflowKeys:
         return self._memo(("contact_sheets",), lambda: self._key("contact_sheets", self.options("contact_sheets")))
 
     def fetch_model(self, model: str) -> str:
-        return self._memo(("models", model), lambda: self._key(
-            "models", self.options("models", name=model, standin=model in self.standins),
+        return self._memo(("fetch_model", model), lambda: self._key(
+            "fetch_model", self.options("fetch_model", name=model, standin=model in self.standins),
             models={model: self.fingerprint(model)}))
 
     def model_stage(self, stage: str, model: str, **wired: Any) -> str:
@@ -297,15 +256,15 @@ class WorkflowKeys:
     def learn(self, task: str, feature_set: str) -> str:
         labels = tuple(self.config["feature_sets"][feature_set])
         return self._memo(("learn", task, feature_set), lambda: self._key(
-            "predictions", self.options("predictions", task=task, features=labels)))
+            "learn", self.options("learn", task=task, features=labels)))
 
     def fuse(self, task: str, fusion: str) -> str:
         return self._memo(("fuse", task, fusion), lambda: self._key(
-            "fused", self.options("fused", task=task, fusion=fusion)))
+            "fuse", self.options("fuse", task=task, fusion=fusion)))
 
     def submit(self, task: str) -> str:
         return self._memo(("submit", task), lambda: self._key(
-            "submissions", self.options("submissions", task=task)))
+            "submit", self.options("submit", task=task)))
 
     def bundle(self, scope: Any) -> str:
         """``scope``: the :class:`~affectflow.plan.scope.PredictionScope` of the run."""
@@ -317,8 +276,7 @@ class WorkflowKeys:
             units=self._by_shard[shard]))
 
     def predictions(self) -> str:
-        return self._memo(("predictions_table",), lambda: self._key("predictions_table",
-                                                                    self.options("predictions_table")))
+        return self._memo(("predictions",), lambda: self._key("predictions", self.options("predictions")))
 
     def index_page(self) -> str:
         return self._memo(("index_page",), lambda: self._key("index_page", self.options("index_page")))

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from affectflow.predict.bundle import FEATURE_SETTINGS, SETTINGS_SECTIONS, Bundle
+from affectflow.predict.bundle import FEATURE_SETTINGS, RETIRED_SETTINGS, SETTINGS_SECTIONS, Bundle
 
 log = logging.getLogger("affectflow.plan")
 
@@ -85,7 +85,10 @@ def merge_bundle(config: MutableMapping[str, Any], bundle: Bundle) -> BundleMerg
 
 def _merge_section(target: MutableMapping[str, Any], given: Mapping[str, Any], section: str,
                    merge: BundleMerge) -> None:
+    retired = RETIRED_SETTINGS.get(section, {})
     for k, v in given.items():
+        if k in retired and v == retired[k]:
+            continue
         if k in target and target[k] != v:
             merge.changed.append(f"{section}.{k} = {v!r} (the bundle's setting; the config had {target[k]!r})")
         target[k] = v

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,7 +22,7 @@ from affectflow.io.shards import ShardSet
 from affectflow.io.store import VideoRecord
 from affectflow.learn.align import AlignmentError
 from affectflow.learn.heads import TrainedHead, load_head
-from affectflow.learn.rows import VideoRows, build_video_rows, predict_video
+from affectflow.learn.rows import RowOptions, VideoRows, build_video_rows, predict_video
 from affectflow.learn.video_classifier import VideoAHClassifier
 from affectflow.predict.bundle import Bundle, BundleError, BundleTask
 
@@ -44,7 +43,7 @@ class TaskPrediction:
 
 
 class _Head:
-    """A loaded head with what applying it needs: its learn options and standardisation."""
+    """A loaded head with what applying it needs: its row options and standardisation."""
 
     def __init__(self, path: Path) -> None:
         try:
@@ -53,7 +52,7 @@ class _Head:
             raise BundleError(f"{path}: cannot load the head: {e}") from None
         extra = self.head.extra
         self.labels: list[str] = list(extra["features"])
-        self.options: dict[str, Any] = dict(extra["learn_config"])
+        self.options = RowOptions.from_sidecar(extra["learn_config"])
         std = extra.get("standardize")
         self.stats = None if std is None else (np.asarray(std["mean"]), np.asarray(std["std"]))
 
@@ -141,7 +140,7 @@ def pretrained_proba(pre: ShardSet | None, vid: str, n_frames: int) -> np.ndarra
 
 
 def _rows(task: str, unit: Unit, times: np.ndarray, sources: Mapping[str, ShardSet],
-          options: Mapping[str, Any], records: dict[str, VideoRecord]) -> VideoRows | None:
+          options: RowOptions, records: dict[str, VideoRecord]) -> VideoRows | None:
     """The video's head rows from its feature records (read into ``records`` on first use)."""
     kinds = {lb: lb.split("/", 1)[0] for lb in sources}
     for lb, src in sources.items():
@@ -149,13 +148,13 @@ def _rows(task: str, unit: Unit, times: np.ndarray, sources: Mapping[str, ShardS
             records[lb] = src.read(unit.video_id)
     recs = {lb: records[lb] for lb in sources}
     try:
-        return build_video_rows(task, unit, times, recs, dict(sources), kinds, dict(options))
+        return build_video_rows(task, unit, times, recs, dict(sources), kinds, options)
     except AlignmentError as e:
         raise BundleError(f"task {task}: {e}") from None
 
 
 def _squeeze(task: str, p: np.ndarray) -> np.ndarray:
-    """AH heads may give (n, 1): the fusion blends (n,) (as ``affectflow.stages.fuse`` reads them)."""
+    """AH heads may give (n, 1): the fusion blends (n,) (as ``affectflow.fuse.inputs`` reads them)."""
     if task in BINARY_TASKS and p.ndim == 2 and p.shape[1] == 1:
         return p[:, 0]
     return p

@@ -29,6 +29,9 @@ MANIFEST = "manifest.json"
 SETTINGS_SECTIONS = ("media", "faces", "audio", "asr", "text")
 #: keys of config ``features`` that change feature values (not which models run)
 FEATURE_SETTINGS = ("face_engine", "precision")
+#: settings bundles made before these options were removed carry, at their one legal value (now a fact of every
+#: output): applying such a bundle drops them rather than setting a removed option
+RETIRED_SETTINGS = {"media": {"sample_rate": 16000}}
 
 
 class BundleError(AffectflowError, ValueError):

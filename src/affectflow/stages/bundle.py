@@ -16,17 +16,22 @@ from typing import Any
 from affectflow.core import joblog
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, wiring
-from affectflow.models.manifest import PreparedModel
-from affectflow.plan.rerun import STAGES, stage_key
+from affectflow.models.catalogue.manifest import PreparedModel
+from affectflow.plan.rerun import Stage, stage_key
 from affectflow.plan.scope import PredictionScope
 from affectflow.predict.bundle import FEATURE_SETTINGS, SETTINGS_SECTIONS, TaskSource, write_bundle
+from affectflow.stages.audio_features import AudioFeaturesOptions
+from affectflow.stages.faces import FacesOptions
+from affectflow.stages.media import MediaOptions
+from affectflow.stages.text_features import TextFeaturesOptions
+from affectflow.stages.transcripts import TranscriptsOptions
 
 #: bump when the bundle's files change for the same heads and fusions (docs/reruns.md)
 STAGE_VERSION = 1
 
-#: config section -> the stage whose options class says which of its keys change outputs
-_SECTION_STAGES = {"media": "media", "faces": "faces", "audio": "audio_features", "asr": "transcripts",
-                   "text": "text_features"}
+#: the stages whose options classes say which keys of their config sections (``SECTION``) change features
+_FEATURE_OPTIONS: tuple[type[StageOptions], ...] = (MediaOptions, FacesOptions, AudioFeaturesOptions,
+                                                    TranscriptsOptions, TextFeaturesOptions)
 
 
 @dataclass(frozen=True)
@@ -40,12 +45,23 @@ class BundleOptions(StageOptions):
     pretrained: str = wiring("")
 
 
+#: what the plan reads of this stage (affectflow.stages.catalogue)
+STAGE = Stage(
+    "bundle",
+    STAGE_VERSION,
+    BundleOptions,
+    ("bundle",),
+    downstream="frame_predictions",
+    triggers="the heads and fusion choices of `submit_fusion`; the models they read",
+)
+
+
 def feature_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The output-affecting keys of the sections that shape features (those a bundle carries)."""
-    assert set(_SECTION_STAGES) == set(SETTINGS_SECTIONS)
+    assert [cls.SECTION for cls in _FEATURE_OPTIONS] == list(SETTINGS_SECTIONS)
     out: dict[str, Any] = {}
-    for section, stage in _SECTION_STAGES.items():
-        cls = STAGES[stage].options_class()
+    for cls in _FEATURE_OPTIONS:
+        section = cls.SECTION
         given, defaults = dict(config.get(section) or {}), cls.defaults()
         keep = [k for k in cls.config_fields() if k in cls.output_fields() and k not in cls.TOP_LEVEL
                 and (k in given or k in defaults)]
@@ -56,11 +72,11 @@ def feature_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_run_bundle(out_dir: str | os.PathLike[str], results: str | os.PathLike[str],
+def run_bundle(out_dir: str | os.PathLike[str], results: str | os.PathLike[str],
                      manifests: Sequence[str | os.PathLike[str]], opts: BundleOptions,
                      config: Mapping[str, Any], *, key: str | None = None) -> Path:
     """Bundle the run in ``results`` (its ``fusion/`` and ``models/`` folders) into ``out_dir``."""
-    stage_key("bundle", opts, expected=key)
+    stage_key(STAGE, opts, expected=key)
     res = Path(results)
     sets = config["fusions"][opts.fusion]["feature_sets"]
     sources = [TaskSource(t, opts.fusion, res / "fusion" / t / opts.fusion,
@@ -78,4 +94,4 @@ def run(job: Job) -> None:
     joblog.setup(job.log)
     opts = BundleOptions.from_config(job.config, **PredictionScope.own_bundle(job.config).bundle_wiring())
     out = Path(job.output[0])
-    write_run_bundle(out, out.parent, list(job.input.manifests), opts, job.config, key=job.params.key)
+    run_bundle(out, out.parent, list(job.input.manifests), opts, job.config, key=job.params.key)

@@ -15,16 +15,21 @@ from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
 from affectflow.faces.sheets import contact_sheet
 from affectflow.io.store import ShardReader, video_key
+from affectflow.plan.rerun import Stage
 
 #: bump when the sheets look different for the same faces shard (docs/reruns.md)
 STAGE_VERSION = 1
 
 
 @dataclass(frozen=True)
-class ContactSheetOptions(StageOptions):
+class ContactSheetsOptions(StageOptions):
     """Contact sheets have no options (``faces.contact_sheets`` only says whether they are made)."""
 
     SECTION = ""
+
+
+#: what the plan reads of this stage (affectflow.stages.catalogue)
+STAGE = Stage("contact_sheets", STAGE_VERSION, ContactSheetsOptions, ("contact_sheets",))
 
 
 def _write_png(img: np.ndarray, png_path: Path) -> Path:
@@ -41,7 +46,7 @@ def write_contact_sheet(faces_shard_path: str | os.PathLike[str], video_id: str,
         return _write_png(contact_sheet(r, video_id, n), Path(png_path))
 
 
-def write_contact_sheets(faces_shard_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+def run_contact_sheets(faces_shard_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                          n: int = 16) -> list[Path]:
     """One ``<video key>.png`` per video of the shard in ``out_dir`` (created even when the shard is empty)."""
     out = Path(out_dir)
@@ -56,4 +61,4 @@ def write_contact_sheets(faces_shard_path: str | os.PathLike[str], out_dir: str 
 def run(job: Job) -> None:
     """The rule: ``input[0]`` (a faces shard) -> ``output[0]``, its folder of contact sheets."""
     joblog.setup(job.log)
-    write_contact_sheets(job.input[0], job.output[0])
+    run_contact_sheets(job.input[0], job.output[0])

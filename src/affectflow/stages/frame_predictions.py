@@ -25,9 +25,9 @@ from affectflow.core.vocabulary import feature_stage
 from affectflow.data.units import Unit
 from affectflow.io.shards import ShardSet, media_frames
 from affectflow.io.store import ShardReader
-from affectflow.models.manifest import PreparedModel
-from affectflow.models.registry import get
-from affectflow.plan.rerun import stage_key
+from affectflow.models.catalogue.manifest import PreparedModel
+from affectflow.models.catalogue.registry import get
+from affectflow.plan.rerun import VIDEO_FIELDS, Stage, stage_key
 from affectflow.plan.scope import PredictionScope
 from affectflow.predict.apply import BundleApplier, pretrained_proba
 from affectflow.predict.bundle import Bundle
@@ -55,6 +55,18 @@ class FramePredictionsOptions(StageOptions):
     labels: tuple[str, ...] = wiring(())
     pretrained: str = wiring("")
     bundle: str = wiring("")
+
+
+#: what the plan reads of this stage (affectflow.stages.catalogue)
+STAGE = Stage(
+    "frame_predictions",
+    STAGE_VERSION,
+    FramePredictionsOptions,
+    ("frame_predictions",),
+    downstream="predictions, index_page",
+    triggers="a video of the shard added or removed; `features.face`; the trained or applied (`bundle`) tasks",
+    unit_fields=VIDEO_FIELDS,
+)
 
 
 def face_model_columns(names: Sequence[str]) -> list[FaceModelColumns]:
@@ -88,7 +100,7 @@ def run_frame_predictions(units: Sequence[Unit], inputs: FrameInputs, out: str |
 
     ``bundle``: the bundle giving the task columns, loaded (and so verified) or a folder to load.
     """
-    stage_key("frame_predictions", opts, expected=key, units=list(units))
+    stage_key(STAGE, opts, expected=key, units=list(units))
     if bundle is not None and not isinstance(bundle, Bundle):
         bundle = Bundle.load(bundle)
     if bundle is not None:

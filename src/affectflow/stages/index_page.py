@@ -22,6 +22,7 @@ from affectflow.core import joblog
 from affectflow.core.files import atomic_write_text
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
+from affectflow.plan.rerun import Stage
 from affectflow.report.collect import PageInputs, collect_page
 from affectflow.report.page import render_page
 
@@ -46,7 +47,11 @@ class IndexPageOptions(StageOptions):
             raise ValueError(f"max_videos must be an integer >= 0, got {self.max_videos!r}")
 
 
-def write_index_page(
+#: what the plan reads of this stage (affectflow.stages.catalogue)
+STAGE = Stage("index_page", STAGE_VERSION, IndexPageOptions, ("index_page",))
+
+
+def run_index_page(
     out_html: PathLike, *, run_name: str, units: PathLike, problems: PathLike, predictions: PathLike,
     metrics: PathLike | None = None, fusion_dirs: Iterable[PathLike] = (), faces: Iterable[PathLike] = (),
     transcripts: Iterable[PathLike] = (), media: Iterable[PathLike] = (),
@@ -77,7 +82,7 @@ def run(job: Job) -> None:
     ``fusion``, ``faces``, ``transcripts`` and ``media`` -> ``output[0]``, the run's ``index.html``."""
     joblog.setup(job.log)
     metrics = _paths(job, "metrics")
-    out = write_index_page(
+    out = run_index_page(
         job.output[0], run_name=str(job.config.get("run_name", "")), units=job.input.units,
         problems=job.input.problems, predictions=job.input.predictions, metrics=metrics[0] if metrics else None,
         fusion_dirs=_paths(job, "fusion"), faces=_paths(job, "faces"),

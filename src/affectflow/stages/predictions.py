@@ -19,7 +19,7 @@ from affectflow.core.errors import AffectflowError
 from affectflow.core.files import atomic_folder, atomic_write
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
-from affectflow.plan.rerun import stage_key
+from affectflow.plan.rerun import Stage, stage_key
 
 log = logging.getLogger("affectflow.predict")
 
@@ -38,15 +38,25 @@ class PredictionsOptions(StageOptions):
     SECTION = ""
 
 
+#: what the plan reads of this stage (affectflow.stages.catalogue)
+STAGE = Stage(
+    "predictions",
+    STAGE_VERSION,
+    PredictionsOptions,
+    ("predictions",),
+    downstream="index_page",
+)
+
+
 def csv_name(video_id: str) -> str:
     """A video's CSV file name (ids are file stems; a path separator, never expected, is replaced)."""
     return video_id.replace(os.sep, "_").replace("/", "_") + ".csv"
 
 
-def write_predictions(shard_tables: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
+def run_predictions(shard_tables: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
                       out_parquet: str | os.PathLike[str], *, key: str | None = None) -> pd.DataFrame:
     """Join the shard tables (same columns, each video once) and write both outputs."""
-    stage_key("predictions_table", PredictionsOptions(), expected=key)
+    stage_key(STAGE, PredictionsOptions(), expected=key)
     tables = [pd.read_parquet(p) for p in shard_tables]
     for p, t in zip(shard_tables[1:], tables[1:], strict=True):
         if list(t.columns) != list(tables[0].columns):
@@ -73,4 +83,4 @@ def _write_csv_folder(table: pd.DataFrame, videos: list[str], out: Path) -> None
 def run(job: Job) -> None:
     """The rule: ``input`` (every shard's table) -> ``output.folder`` (CSVs) and ``output.parquet``."""
     joblog.setup(job.log)
-    write_predictions(list(job.input), job.output.folder, job.output.parquet, key=job.params.key)
+    run_predictions(list(job.input), job.output.folder, job.output.parquet, key=job.params.key)

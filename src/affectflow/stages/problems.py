@@ -1,7 +1,7 @@
 """One table of every video a run skipped or warned about: ``results/<run>/problems.tsv``.
 
 Shard stages record the videos they skipped, with the reason, in each shard's ``skipped``
-attribute, and survivable oddities in per-video ``warnings``. :func:`collect_problems` reads them
+attribute, and survivable oddities in per-video ``warnings``. :func:`run_problems` reads them
 from finished shard files into one tab-separated table with the columns ``stage``, ``shard``,
 ``video_id``, ``severity`` (``skip`` or ``warning``) and ``message``, so a user sees in one place why
 a video is missing or suspect. Faces shards also get a warning for each video whose target face is
@@ -30,6 +30,7 @@ from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
 from affectflow.data.units import SkippedFile
 from affectflow.io.store import ShardReader
+from affectflow.plan.rerun import Stage
 
 log = logging.getLogger("affectflow.stages.problems")
 
@@ -49,6 +50,16 @@ class ProblemsOptions(StageOptions):
     def check(self) -> None:
         if not 0.0 <= float(self.face_missing_share) <= 1.0:
             raise ValueError(f"face_missing_share must be in [0, 1], got {self.face_missing_share!r}")
+
+
+#: what the plan reads of this stage (affectflow.stages.catalogue)
+STAGE = Stage(
+    "problems",
+    STAGE_VERSION,
+    ProblemsOptions,
+    ("problems",),
+    triggers="a file of a `folder` dataset that is not a video added or removed",
+)
 
 COLUMNS = ("stage", "shard", "video_id", "severity", "message")
 #: the ``stage`` of the rows for files of a folder dataset that are not videos
@@ -159,7 +170,7 @@ def skipped_file_rows(skipped: Iterable[SkippedFile]) -> list[Problem]:
             for s in sorted(skipped, key=lambda s: s.path)]
 
 
-def collect_problems(shard_paths: list[str], out_tsv: str, options: ProblemsOptions | None = None,
+def run_problems(shard_paths: list[str], out_tsv: str, options: ProblemsOptions | None = None,
                      skipped: Iterable[SkippedFile] = ()) -> list[Problem]:
     """Read every shard's ``skipped`` list and per-video ``warnings`` into ``out_tsv``, after the files of
     folder datasets that are no videos (``skipped``: the units table's); return the rows.
@@ -202,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m affectflow.stages.problems OUT.tsv SHARD.h5...", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    collect_problems(args[1:], args[0])
+    run_problems(args[1:], args[0])
     return 0
 
 
@@ -215,5 +226,5 @@ def run(job: Job) -> None:
     datasets left out, as mappings) -> ``output[0]``, ``problems.tsv``."""
     joblog.setup(job.log)
     skipped = [SkippedFile(**s) for s in getattr(job.params, "skipped", None) or ()]
-    collect_problems([*job.input.media, *job.input.faces], job.output[0], ProblemsOptions.from_config(job.config),
+    run_problems([*job.input.media, *job.input.faces], job.output[0], ProblemsOptions.from_config(job.config),
                      skipped)

@@ -27,6 +27,7 @@ from affectflow.core.errors import AffectflowError
 from affectflow.core.files import atomic_write_text
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, wiring
+from affectflow.plan.rerun import Stage
 
 #: bump when metrics.csv / metrics.html change for the same metrics files (docs/reruns.md)
 STAGE_VERSION = 1
@@ -39,6 +40,10 @@ class ReportTablesOptions(StageOptions):
     SECTION = ""
 
     rows: tuple[str, ...] = wiring(())
+
+
+#: what the plan reads of this stage (affectflow.stages.catalogue)
+STAGE = Stage("report_tables", STAGE_VERSION, ReportTablesOptions, ("report_tables",))
 
 COLUMNS = ("task", "stage", "name", "metric", "value", "source")
 _PER_CLASS = {"expr": "f1", "emi": "r", "ah": "f1", "ah_video": "f1"}
@@ -122,7 +127,7 @@ def metrics_files(config: Mapping[str, Any]) -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
-def write_report_tables(
+def run_report_tables(
     metrics_files: Mapping[str, str | os.PathLike[str]],
     out_csv: str | os.PathLike[str],
     out_html: str | os.PathLike[str] | None = None,
@@ -137,4 +142,4 @@ def write_report_tables(
 def run(job: Job) -> None:
     """The rule: every learn and fuse ``metrics.json`` of the config -> ``output.csv`` and ``output.html``."""
     joblog.setup(job.log)
-    write_report_tables(metrics_files(job.config), job.output.csv, job.output.html)
+    run_report_tables(metrics_files(job.config), job.output.csv, job.output.html)

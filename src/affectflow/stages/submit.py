@@ -29,6 +29,7 @@ from affectflow.core.vocabulary import TASKS
 from affectflow.data.units import UnitsTable
 from affectflow.io.shards import ShardSet, StageInputError, fill_nearest, media_frames
 from affectflow.io.store import ShardReader
+from affectflow.plan.rerun import Stage
 from affectflow.submit.formats import (
     SubmissionError,
     read_template,
@@ -70,6 +71,15 @@ class SubmitOptions(StageOptions):
                                  "template": templates.get(wired.get("task", "expr")) or ""}, **wired)
 
 
+#: what the plan reads of this stage (affectflow.stages.catalogue)
+STAGE = Stage(
+    "submit",
+    STAGE_VERSION,
+    SubmitOptions,
+    tuple(f"submit_{t}" for t in TASKS),
+)
+
+
 def complete_decisions(decisions: np.ndarray, n_frames: int, frame_index: np.ndarray | None = None) -> np.ndarray:
     """A decision for each of ``n_frames`` frames: undecided frames (-1 or absent) copy the nearest decided one."""
     d = np.asarray(decisions).ravel().astype(np.int64)
@@ -101,7 +111,7 @@ def run_submit(
         raise SubmissionError(f"unknown task {task!r}; choose one of {TASKS}")
     units = UnitsTable.read_tsv(units_tsv)
     expected = sorted(u.video_id for u in units if u.split == "test")
-    with ShardReader(fused, stage="fused") as r:
+    with ShardReader(fused, stage="fuse") as r:
         got = r.provenance.config.get("task")
         if got not in (None, task):
             raise SubmissionError(f"{fused}: fused predictions are for task {got!r}, not {task!r}")

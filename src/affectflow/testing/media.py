@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from affectflow.recipes.demo import run_ffmpeg, run_tool
+
 
 def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", *args], check=True)
+    """Run ffmpeg with ``args`` (the last one its output), as :func:`affectflow.recipes.demo.run_ffmpeg` does:
+    a failure is a ``ToolError`` with ffmpeg's last lines and the command."""
+    run_ffmpeg(args, f"making {args[-1]}" if args else "ffmpeg")
 
 
 def espeak_wav(text: str, path: Path) -> Path:
     """Real synthetic speech (espeak-ng's own sample rate) written to ``path``."""
     if shutil.which("espeak-ng") is None:
         pytest.fail("espeak-ng is not installed: run `make test`, which installs it")
-    subprocess.run(["espeak-ng", "-w", str(path), text], check=True)
+    run_tool(["espeak-ng", "-w", str(path), text], f"speaking {text!r}")
     return path
 
 

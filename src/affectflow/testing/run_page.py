@@ -19,7 +19,7 @@ from affectflow.core.vocabulary import TASKS
 def page_files(results: str | os.PathLike[str], dest: str | os.PathLike[str], *,
                with_tasks: bool = True) -> dict[str, object]:
     """Copy what the run page reads from ``results`` to ``dest``; the keyword arguments of
-    ``write_index_page`` for the copy."""
+    ``run_index_page`` for the copy."""
     res, out = Path(results), Path(dest)
     out.mkdir(parents=True, exist_ok=True)
     detector = sorted(p.parent.name for p in (res / "faces").glob("*/*.h5"))[0]

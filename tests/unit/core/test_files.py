@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from affectflow.core.files import atomic_folder, atomic_write_text
+from affectflow.core.files import atomic_files_in, atomic_folder, atomic_write_text, remove_stale_folders
 
 
 def test_atomic_write_gives_the_umask_permissions_not_private_ones(tmp_path):
@@ -30,3 +30,57 @@ def test_atomic_folder_replaces_the_old_folder_only_when_complete(tmp_path):
         (tmp / "new.csv").write_text("new")
     assert [p.name for p in out.iterdir()] == ["new.csv"]
     assert stat.S_IMODE(out.stat().st_mode) & 0o055 == 0o055  # group and others may read it (umask 022)
+
+
+def test_atomic_folder_takes_the_place_of_a_file_or_a_link_and_leaves_nothing_beside_it(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("kept")
+    for old in ("file", "link"):
+        out = tmp_path / "sub" / old
+        out.parent.mkdir(exist_ok=True)
+        if old == "file":
+            out.write_text("a file")
+        else:
+            out.symlink_to(elsewhere, target_is_directory=True)
+        with atomic_folder(out) as tmp:
+            (tmp / "new.csv").write_text("new")
+        assert out.is_dir() and not out.is_symlink() and [p.name for p in out.iterdir()] == ["new.csv"]
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["file", "link"]
+    assert (elsewhere / "keep.txt").read_text() == "kept"  # a link is replaced, never followed
+
+
+def test_remove_stale_folders_removes_only_what_dead_writers_left(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    out = tmp_path / "demo"
+    stale = [tmp_path / f".demo.building-{dead}-abc", tmp_path / f".demo.old-{dead}"]
+    live = [tmp_path / f".demo.building-{os.getpid()}-xyz", tmp_path / f".demos.building-{dead}-abc"]
+    for p in stale + live:
+        p.mkdir()
+    assert sorted(remove_stale_folders(out)) == sorted(stale)
+    assert sorted(tmp_path.iterdir()) == sorted(live)
+    assert remove_stale_folders(tmp_path / "missing" / "demo") == []
+
+
+def test_atomic_files_in_swaps_files_into_a_folder_that_stays(tmp_path):
+    dest = tmp_path / "checkpoint"
+    dest.mkdir()
+    (dest / "config.json").write_text("old")
+    (dest / "extra.txt").write_text("kept")
+    reader = open(dest / "config.json")  # a job that has the old file open keeps reading its bytes
+    with pytest.raises(RuntimeError), atomic_files_in(dest) as tmp:
+        (tmp / "config.json").write_text("half")
+        raise RuntimeError("killed")
+    assert (dest / "config.json").read_text() == "old"
+    with atomic_files_in(dest) as tmp:
+        (tmp / "config.json").write_text("new")
+        (tmp / "model.bin").write_bytes(b"\0")
+    assert reader.read() == "old"
+    reader.close()
+    assert sorted(p.name for p in dest.iterdir()) == ["config.json", "extra.txt", "model.bin"]
+    assert (dest / "config.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]  # no temporary folder left

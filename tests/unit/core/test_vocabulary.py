@@ -39,3 +39,27 @@ def test_every_task_has_a_metric_a_submission_file_and_a_cli_choice() -> None:
     check = _subparser(build_parser(), "submission", "check")
     task = next(a for a in check._actions if a.dest == "task")
     assert tuple(task.choices) == TASKS
+
+
+def test_no_module_keeps_its_own_copy_of_a_class_list() -> None:
+    """The class lists are written once (core.vocabulary); a copy elsewhere (the demo recipe had one) could
+    drift from the order every posterior column and submission value follows."""
+    import ast
+
+    import affectflow
+    from affectflow.core import vocabulary
+
+    lists = {tuple(x): name for name, x in (("EXPR_CLASSES", vocabulary.EXPR_CLASSES),
+                                           ("EMI_EMOTIONS", vocabulary.EMI_EMOTIONS),
+                                           ("AH_CLASSES", vocabulary.AH_CLASSES))}
+    copies = []
+    for path in sorted(Path(affectflow.__file__).parent.rglob("*.py")):
+        if path.name == "vocabulary.py" and path.parent.name == "core":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Tuple, ast.List)) and all(
+                    isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+                values = tuple(e.value for e in node.elts)
+                if values in lists:
+                    copies.append(f"{path.name}:{node.lineno} {lists[values]}")
+    assert copies == []

@@ -16,7 +16,8 @@ import yaml
 from benchmarks import detection
 
 from affectflow.faces.detectors import DETECTORS, make_detector
-from affectflow.stages.faces import FacesOptions, detect_video
+from affectflow.faces.stream import detect_video
+from affectflow.stages.faces import FacesOptions
 from affectflow.testing import REPO
 from affectflow.testing.media import ffmpeg
 
@@ -47,7 +48,7 @@ def test_default_detector_finds_all_five_people_of_multi_face(images, tmp_path) 
     video = tmp_path / "multi_face.mp4"
     ffmpeg("-loop", "1", "-i", str(images["multi_face.jpg"]), "-t", "0.3", "-r", "10", "-vf", "scale=1000:666",
            "-pix_fmt", "yuv420p", "-c:v", "libx264", str(video))
-    rec = detect_video(video, make_detector(DEFAULT), {"detector": DEFAULT}, progress=False)
+    rec = detect_video(video, make_detector(DEFAULT), progress=False)
     assert rec.arrays["n_faces"].tolist() == [5] * len(rec.arrays["n_faces"])
     # and the five are the five people (hand-set boxes), one detection each
     det = make_detector(DEFAULT)

@@ -30,9 +30,9 @@ from affectflow.faces.retinaface_mnet import (
     preprocess_numpy,
     preprocess_torch,
 )
-from affectflow.models import retinaface_mnet as rm
-from affectflow.models import standins_detector
-from affectflow.models.registry import get
+from affectflow.models.catalogue.registry import get
+from affectflow.models.networks import retinaface_mnet as rm
+from affectflow.models.standins import detector as standins_detector
 from affectflow.testing import REPO
 
 torch = pytest.importorskip("torch")
@@ -386,3 +386,19 @@ def test_make_detector_picks_the_engine(installed, no_models_dir_override) -> No
     assert det.detect([]) == []
     with pytest.raises(FaceStageError, match="unknown engine 'tf'"):
         make_detector("retinaface_mnet025", 0.6, root, pins, engine="tf")
+
+
+def test_onnx_engine_on_cuda_without_the_cuda_provider_names_the_detector(installed, monkeypatch,
+                                                                          no_models_dir_override) -> None:
+    """The session's providers are core.device.ort_providers' choice; its refusal comes back as this detector's
+    error, with the engine that needs no onnxruntime-gpu named."""
+    import onnxruntime as ort
+
+    from affectflow.faces import retinaface_mnet
+
+    root, pins = installed
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    monkeypatch.setattr(retinaface_mnet, "_resolve", lambda device: "cuda")  # as if torch saw a GPU
+    with pytest.raises(FaceStageError, match=(r"detector 'retinaface_mnet025' with engine 'onnx': device='cuda' but "
+                                              r"this onnxruntime has no CUDAExecutionProvider.*engine='torch'")):
+        RetinaFaceMnetDetector(MIN_SCORE, root, pins, engine="onnx", device="cuda")

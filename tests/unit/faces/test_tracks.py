@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from affectflow.faces.detectors import Detection, make_detector
+from affectflow.faces.rows import RowSettings
+from affectflow.faces.stream import detect_video
 from affectflow.faces.tracks import PeopleTracker, TargetTracker, frame_scale, link_scores
 from affectflow.recipes.demo import fetch_wheel
-from affectflow.stages.faces import FacesOptions, detect_video
+from affectflow.stages.faces import FacesOptions
 from affectflow.testing import REPO
 from affectflow.testing.faces import crossing_clip
 
@@ -197,7 +199,7 @@ def two_faces(tmp_path_factory) -> dict:
 @pytest.mark.parametrize(("side", "expect_left"), [("", True), ("left", True), ("right", False)])
 def test_the_followed_person_stays_the_same_through_swaps_and_gaps(two_faces, side, expect_left) -> None:
     detector = make_detector(FacesOptions().detector)
-    rec = detect_video(two_faces["path"], detector, {}, progress=False, side=side)
+    rec = detect_video(two_faces["path"], detector, progress=False, side=side)
     a = rec.arrays
     assert (a["n_faces"][:20] == 2).all() and (a["n_faces"][25:] == 2).all()  # both people are found
     assert not a["has_face"][22:25].any()  # nobody in the gap: no crop, never a guess
@@ -216,7 +218,7 @@ def crossing(tmp_path_factory) -> dict:
 def test_two_people_crossing_keep_their_ids_with_the_real_detector(crossing) -> None:
     """faces.people: all on the real clip, with the faces stage's default detector: both people get an id on
     every frame they are detected in, and each id keeps walking its own way through the crossing."""
-    rec = detect_video(crossing["path"], make_detector(FacesOptions().detector), {"people": "all"},
+    rec = detect_video(crossing["path"], make_detector(FacesOptions().detector), RowSettings(people="all"),
                        progress=False)
     a = rec.arrays
     n = crossing["n_frames"]

@@ -10,8 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from affectflow.faces.errors import VideoError
-from affectflow.faces.video import PrefetchEach, VideoInfo, iter_batches, prefetch
-from affectflow.stages.faces import MIN_CODEC_THREADS, codec_threads
+from affectflow.faces.video import MIN_CODEC_THREADS, PrefetchEach, VideoInfo, codec_threads, iter_batches, prefetch
 from affectflow.testing.media import ffmpeg
 
 

@@ -153,3 +153,25 @@ def test_a_video_that_fails_part_way_is_left_out(tmp_path):
     with ShardReader(p) as r:
         assert r.video_ids() == ["good"]
         assert r.provenance.stage == "faces"
+
+
+def test_the_shard_is_written_through_the_one_atomic_write(tmp_path):
+    """core.files.atomic_path: the temporary file is one remove_stale_temps knows, and the finished shard
+    is readable like any output (the umask's permissions, not a private temporary file's)."""
+    import os
+    import stat
+
+    from affectflow.io.store import remove_stale_temps
+
+    p = tmp_path / "s0000.h5"
+    old = os.umask(0o022)
+    try:
+        with ShardWriter(p, Provenance(stage="media")) as w:
+            w.add(_rec("v"))
+            (tmp,) = tmp_path.iterdir()
+            assert tmp.name.startswith(".s0000.h5.") and tmp.suffix == ".tmp"
+            assert remove_stale_temps(p) == []  # HDF5 holds it locked: a live writer's file
+    finally:
+        os.umask(old)
+    assert [f.name for f in tmp_path.iterdir()] == ["s0000.h5"]
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644

@@ -4,7 +4,7 @@ import pytest
 from affectflow.data.units import Unit
 from affectflow.io.store import ShardReader
 from affectflow.media.decode import MediaError, probe, process_video
-from affectflow.stages.media import run_media_stage
+from affectflow.stages.media import run_media
 
 
 def test_probe_constant_rate(video_factory):
@@ -71,7 +71,7 @@ def test_stage_skips_or_fails_by_policy(tmp_path, video_factory):
     bad.write_bytes(b"\x00" * 100)
     units = [Unit("good clip", str(good), "train", "s0000"), Unit("bad", str(bad), "train", "s0000")]
     out = tmp_path / "media" / "s0000.h5"
-    res = run_media_stage(units, out, {"sample_rate": 16000})
+    res = run_media(units, out)
     assert res.written == ["good clip"] and res.skipped[0][0] == "bad"
     with ShardReader(out, stage="media") as r:
         assert r.video_ids() == ["good clip"]
@@ -80,7 +80,7 @@ def test_stage_skips_or_fails_by_policy(tmp_path, video_factory):
         assert rec.attrs["n_frames"] == len(rec.arrays["timestamps"])
     before = out.read_bytes()
     with pytest.raises(MediaError, match="bad.mp4"):
-        run_media_stage(units, out, {"sample_rate": 16000}, on_bad_video="fail")
+        run_media(units, out, on_bad_video="fail")
     assert out.read_bytes() == before  # a failed job never corrupts the existing result
 
 

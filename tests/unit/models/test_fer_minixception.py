@@ -22,9 +22,10 @@ import pytest
 import torch
 
 from affectflow.core.files import sha256_file
-from affectflow.models import fer_minixception as fm
-from affectflow.models import weights
-from affectflow.models.registry import get
+from affectflow.models.catalogue import weights
+from affectflow.models.catalogue.registry import get
+from affectflow.models.networks import fer_minixception as net
+from affectflow.models.runtimes import fer as fm
 from affectflow.recipes import demo
 
 REPO = Path(__file__).resolve().parents[3]
@@ -104,7 +105,7 @@ def test_every_keras_layer_is_mapped_and_shape_checked(tmp_path: Path, model: fm
         del g["pointwise_kernel:0"]
         g.create_dataset("pointwise_kernel:0", data=np.zeros((1, 1, 16, 33), np.float32))
     with pytest.raises(fm.FerWeightsError, match=r"separable_conv2d_3 weight pointwise_kernel.*\(1, 1, 16, 33\)"):
-        fm.load_keras_weights(fm.MiniXception(), bad)
+        fm.load_keras_weights(net.MiniXception(), bad)
 
 
 def test_extra_or_missing_keras_layer_is_refused(tmp_path: Path, model: fm.FerModel) -> None:
@@ -115,7 +116,7 @@ def test_extra_or_missing_keras_layer_is_refused(tmp_path: Path, model: fm.FerMo
         mw.move("conv2d_4", "conv2d_99")
         mw.attrs["layer_names"] = [b"conv2d_99" if n == b"conv2d_4" else n for n in mw.attrs["layer_names"]]
     with pytest.raises(fm.FerWeightsError, match=r"unexpected \['conv2d_99'\], missing \['conv2d_4'\]"):
-        fm.load_keras_weights(fm.MiniXception(), bad)
+        fm.load_keras_weights(net.MiniXception(), bad)
 
 
 def test_tampered_copy_refuses_to_load(tmp_path: Path, model: fm.FerModel) -> None:
@@ -134,9 +135,9 @@ def test_tampered_copy_refuses_to_load(tmp_path: Path, model: fm.FerModel) -> No
 
 def test_tf_same_padding() -> None:
     # 3x3/2 max-pool on the block sizes of a 64x64 input: 60 -> 30 -> 15 -> 8 -> 4
-    assert [fm._same_pad(n, 3, 2) for n in (60, 30, 15, 8)] == [(0, 1), (0, 1), (1, 1), (0, 1)]
+    assert [net._same_pad(n, 3, 2) for n in (60, 30, 15, 8)] == [(0, 1), (0, 1), (1, 1), (0, 1)]
     x = torch.zeros(2, 1, 64, 64)
-    logits, emb = fm.MiniXception()(x)
+    logits, emb = net.MiniXception()(x)
     assert logits.shape == (2, 7) and emb.shape == (2, 128)
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from affectflow.models.manifest import STANDINS_SUBDIR, PreparedModel
-from affectflow.models.weights import ENV_MODELS_DIR
+from affectflow.models.catalogue.manifest import STANDINS_SUBDIR, PreparedModel
+from affectflow.models.catalogue.weights import ENV_MODELS_DIR
 
 
 def test_a_job_reads_its_manifest_from_a_path_or_a_one_item_list_and_looks_in_its_models_dir(tmp_path: Path,

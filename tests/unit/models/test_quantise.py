@@ -1,4 +1,4 @@
-"""int8 graphs from :func:`affectflow.models.quantise.quantise_int8`, and the ``int8`` benchmark section.
+"""int8 graphs from :func:`affectflow.models.runtimes.quantise.quantise_int8`, and the ``int8`` benchmark section.
 
 Faces: crops of the demo videos (``data/demo``, built by ``make demo``) found by the faces stage's
 detector (``benchmarks.quantise.demo_face_crops``). Graphs: the stand-ins (random weights) with the
@@ -20,7 +20,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from affectflow.models.quantise import QuantisationError, quantise_int8
+from affectflow.models.runtimes.quantise import QuantisationError, quantise_int8
 
 REPO = Path(__file__).resolve().parents[3]
 needs_demo = pytest.mark.skipif(not (REPO / "data" / "demo" / ".complete").exists(),

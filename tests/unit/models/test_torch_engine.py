@@ -25,12 +25,15 @@ import pytest
 import torch
 from onnx import helper
 
-from affectflow.models import architectures, standins_face
-from affectflow.models.emotiefflib import preprocess, preprocessing
+from affectflow.core.device import DeviceError
+from affectflow.models.catalogue.onnx_weights import OnnxWeightsError, load_onnx_weights, parameter_nodes
+from affectflow.models.catalogue.registry import get
 from affectflow.models.faces import FaceModelError, load_face_model, resolve_engine
-from affectflow.models.onnx_weights import OnnxWeightsError, load_onnx_weights, parameter_nodes
-from affectflow.models.registry import get
-from affectflow.models.torch_runtime import HostStaging, torch_runtime
+from affectflow.models.networks.build import build_network
+from affectflow.models.runtimes.preprocessing import preprocess, preprocessing
+from affectflow.models.runtimes.torch_runtime import HostStaging, torch_runtime
+from affectflow.models.standins import calibration
+from affectflow.models.standins import face as standins_face
 from affectflow.testing.faces import crops
 
 B0, B0_VA, B2, MBF, MVIT = "enet_b0_8_best_vgaf", "enet_b0_8_va_mtl", "enet_b2_8", "mbf_va_mtl", "mobilevit_va_mtl"
@@ -84,7 +87,7 @@ def test_torch_engine_equals_onnxruntime_on_random_pixel_crops(name: str, tmp_pa
     Before the EfficientNet stand-ins were calibrated on white noise too, their
     activations reached 1e5 on such crops and the squeeze-excitation gates switched
     on float rounding: B0's embeddings differed by 9-20% of their largest value
-    (standins_face._calibration_set). B2 gets crops at its own side (260): a 224 px
+    (standins.face.calibration_set). B2 gets crops at its own side (260): a 224 px
     crop would be resized, and the device resize differs from cv2's by one level on
     some pixels (test_device_resize_is_cv2_bilinear), which no network need hide.
     """
@@ -104,9 +107,9 @@ def test_weights_from_onnx_equal_onnxruntime_on_calibration_images(name: str) ->
 
     path = standins_face.face_standin(name)
     spec = standins_face.FACE_STANDINS[name]
-    module = load_onnx_weights(architectures.build(spec.arch, spec.num_outputs), onnx.load(str(path)),
+    module = load_onnx_weights(build_network(spec.arch, spec.num_outputs), onnx.load(str(path)),
                                torch.zeros(1, 3, spec.input_size, spec.input_size), what=str(path))
-    x = standins_face._calibration_images(spec, 4).float().numpy()
+    x = calibration.smooth_images(spec.input_size, spec.mean, spec.std, 4).float().numpy()
     ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     with torch.no_grad():
         out = module(torch.from_numpy(x)).numpy()
@@ -156,7 +159,7 @@ def test_auto_engine_and_cuda_errors(tmp_path: Path) -> None:
         assert resolve_engine("auto", "auto") == "torch"
         return
     assert resolve_engine("auto", "auto") == "onnx"
-    with pytest.raises(FaceModelError, match="neither runtime") as e:
+    with pytest.raises(DeviceError, match="neither runtime") as e:
         load_face_model(B0, tmp_path, device="cuda", pins=_install(B0, tmp_path))
     assert "torch" in str(e.value) and "CUDAExecutionProvider" in str(e.value)
     with pytest.raises(Exception, match="CUDA"):
@@ -166,7 +169,7 @@ def test_auto_engine_and_cuda_errors(tmp_path: Path) -> None:
 def test_another_architecture_is_refused_naming_the_file(tmp_path: Path) -> None:
     mbf = standins_face.face_standin(MBF)
     with pytest.raises(OnnxWeightsError, match=r"mbf_va_mtl\.onnx.*layer"):
-        load_onnx_weights(architectures.build("efficientnet_b0", 10), onnx.load(str(mbf)),
+        load_onnx_weights(build_network("efficientnet_b0", 10), onnx.load(str(mbf)),
                           torch.zeros(1, 3, 224, 224), what=str(mbf))
     # the MobileFaceNet file pinned in place of MT-EmotiEffNet-B0's (both 10 outputs): refused naming the file
     (wf,) = get(B0_VA).files
@@ -191,7 +194,7 @@ def test_a_graph_with_an_extra_weighted_node_is_refused() -> None:
     last.output[0] = "pre_extra"
     extra.graph.node.append(helper.make_node("Gemm", ["pre_extra", "extra_w"], [out], transB=1))
     with pytest.raises(OnnxWeightsError, match="match no layer"):
-        load_onnx_weights(architectures.build("mobilefacenet", 10), extra, torch.zeros(1, 3, 112, 112), what="x")
+        load_onnx_weights(build_network("mobilefacenet", 10), extra, torch.zeros(1, 3, 112, 112), what="x")
 
 
 def test_tampered_file_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
@@ -209,7 +212,7 @@ def test_the_face_features_stage_runs_either_engine_and_records_which(tmp_path: 
     import json
 
     from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
-    from affectflow.models.manifest import PreparedModel
+    from affectflow.models.catalogue.manifest import PreparedModel
     from affectflow.stages.face_features import run_face_features
 
     pins = _install(MBF, tmp_path / "models")
@@ -233,7 +236,7 @@ def test_the_face_features_stage_runs_either_engine_and_records_which(tmp_path: 
 
 def test_int8_is_an_onnxruntime_precision(tmp_path: Path, face: np.ndarray) -> None:
     """features.precision int8 quantises the onnx engine's graph; the torch engines refuse it, saying why."""
-    from affectflow.stages.face_features import FaceFeatureOptions
+    from affectflow.stages.face_features import FaceFeaturesOptions
 
     pins = _install(MBF, tmp_path)
     items = [cv2.resize(c, (CROP, CROP)) for c in crops(face)]
@@ -243,6 +246,6 @@ def test_int8_is_an_onnxruntime_precision(tmp_path: Path, face: np.ndarray) -> N
     assert 0.8 < cos.min() and not np.array_equal(fp32.embeddings, int8.embeddings)
     with pytest.raises(FaceModelError, match="int8 is for EmotiEffLib models on the onnxruntime engine"):
         load_face_model(MBF, tmp_path, engine="torch", pins=pins, precision="int8")
-    assert FaceFeatureOptions(precision="int8").precision == "int8"
+    assert FaceFeaturesOptions(precision="int8").precision == "int8"
     with pytest.raises(ValueError, match="precision"):
-        FaceFeatureOptions(precision="int4")
+        FaceFeaturesOptions(precision="int4")

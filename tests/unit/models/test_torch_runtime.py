@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from affectflow.models import standins_face
+from affectflow.models.catalogue.registry import get
 from affectflow.models.faces import FaceModel, load_face_model
-from affectflow.models.registry import get
-from affectflow.models.torch_runtime import torch_runtime
+from affectflow.models.runtimes.torch_runtime import torch_runtime
+from affectflow.models.standins import face as standins_face
 from affectflow.testing.faces import crops
 
 MBF, DDAMFN = "mbf_va_mtl", "ddamfn"
@@ -56,10 +56,10 @@ def test_onnx_fp16_runs_a_float16_graph(tmp_path: Path, face: np.ndarray) -> Non
     fp16 = load_face_model(MBF, tmp_path, pins=pins, device="cpu", threads=1, precision="fp16")
     _close(fp32, fp16, crops(face), rel=1e-2)
     # the session really holds float16 weights: rebuild its graph the way load_onnx does and look
-    from affectflow.models import emotiefflib as eel
+    from affectflow.models.runtimes.onnx_graph import as_float16, classifier_of, with_embedding_output
 
     model = onnx.load(str(fp16.weights_path))
-    graph = onnx.load_model_from_string(eel.as_float16(eel.with_embedding_output(model, eel.classifier_of(model))))
+    graph = onnx.load_model_from_string(as_float16(with_embedding_output(model, classifier_of(model))))
     types = {t.data_type for t in graph.graph.initializer if len(t.dims) > 1}
     assert types == {onnx.TensorProto.FLOAT16}
     assert [o.type.tensor_type.elem_type for o in graph.graph.output] == [onnx.TensorProto.FLOAT] * 2
@@ -101,7 +101,7 @@ def test_precision_reaches_the_face_features_stage(tmp_path: Path, face: np.ndar
     import cv2
 
     from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
-    from affectflow.models.manifest import PreparedModel
+    from affectflow.models.catalogue.manifest import PreparedModel
     from affectflow.stages.face_features import run_face_features
 
     pins = _install(DDAMFN, tmp_path / "models")
@@ -159,7 +159,7 @@ def test_face_models_run_on_the_device_thread(name: str, engine: str, tmp_path: 
 
 
 def test_bucket_rows_gives_few_shapes() -> None:
-    from affectflow.models.torch_runtime import MIN_BUCKET, bucket_rows
+    from affectflow.models.runtimes.torch_runtime import MIN_BUCKET, bucket_rows
 
     assert [bucket_rows(n, 256) for n in (1, 7, 8, 9, 100, 128, 129, 255, 256)] == [8, 8, 8, 16, 128, 128, 256,
                                                                                     256, 256]
@@ -173,7 +173,7 @@ def test_bucket_rows_gives_few_shapes() -> None:
 def test_pad_rows_keeps_rows_and_layout() -> None:
     import torch
 
-    from affectflow.models.torch_runtime import pad_rows
+    from affectflow.models.runtimes.torch_runtime import pad_rows
 
     x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5).contiguous(
         memory_format=torch.channels_last)

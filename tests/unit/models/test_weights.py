@@ -1,4 +1,4 @@
-"""affectflow.models.weights against a real local HTTP server, and the model registry's records."""
+"""affectflow.models.catalogue.weights against a real local HTTP server, and the model registry's records."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from affectflow.core.files import sha256_file
-from affectflow.models import registry, weights
-from affectflow.models.weights import WeightFile, WeightsError
+from affectflow.models.catalogue import registry, weights
+from affectflow.models.catalogue.weights import WeightFile, WeightsError
 from affectflow.testing.http_server import LocalHTTPServer
 
 PAYLOAD = os.urandom(300_000) + b"end-of-weights"

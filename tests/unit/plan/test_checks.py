@@ -7,6 +7,7 @@ import yaml
 from snakemake.utils import validate
 
 from affectflow.plan.checks import check_config
+from affectflow.stages.catalogue import STAGES
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIGS = sorted((REPO / "configs" / "paper").glob("*.yaml")) + [REPO / "config.yaml"]
@@ -17,7 +18,7 @@ def test_config_is_valid_and_consistent(path):
     """The schema, then the checks the workflow runs at parse time (models, feature sets, fusions, options)."""
     cfg = yaml.safe_load(path.read_text())
     validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
-    check_config(cfg)
+    check_config(cfg, STAGES)
 
 
 def test_bad_key_or_value_is_named():

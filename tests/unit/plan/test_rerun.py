@@ -18,7 +18,6 @@ from affectflow.data.adapters import build_units
 from affectflow.io.store import Provenance
 from affectflow.plan.checks import ConfigError, check_config
 from affectflow.plan.rerun import (
-    STAGES,
     WORKFLOW_RUNTIME,
     RerunKey,
     RerunKeyError,
@@ -26,6 +25,7 @@ from affectflow.plan.rerun import (
     rerun_table,
     stage_key,
 )
+from affectflow.stages.catalogue import STAGES
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -47,7 +47,7 @@ def folder_units(tmp_path: Path, n: int = 5):
 
 def all_keys(cfg: dict, units) -> dict[tuple, str]:
     """Every job's key of a config, by job."""
-    keys = WorkflowKeys(cfg, units)
+    keys = WorkflowKeys(cfg, units, STAGES)
     out: dict[tuple, str] = {("units",): keys.units_table(), ("contact_sheets",): keys.contact_sheets(),
                              ("problems",): keys.problems()}
     for shard in units.shards():
@@ -89,11 +89,49 @@ def test_every_stage_declares_a_version_and_an_options_class() -> None:
     rules = [r for s in STAGES.values() for r in s.rules]
     assert len(rules) == len(set(rules))
     for stage in STAGES.values():
-        assert isinstance(stage.version(), int) and stage.version() >= 1, stage.name
-        cls = stage.options_class()
+        assert isinstance(stage.version, int) and stage.version >= 1, stage.name
+        cls = stage.options
         assert issubclass(cls, StageOptions) and (cls.SECTION or not cls.config_fields()), stage.name
         assert dataclasses.fields(cls) is not None and cls.__dataclass_params__.frozen, stage.name
         assert not set(cls.runtime_fields()) & set(cls.output_fields())
+
+
+def test_each_stage_is_named_like_its_rule_everywhere() -> None:
+    """One name per stage: the rule's (``submit`` for the ``submit_<task>`` rules), which is also its module's
+    and its script's name; the module declares the stage itself."""
+    from affectflow.core.vocabulary import FORMER_STAGE_NAMES
+    from affectflow.stages.catalogue import MODULES
+
+    for module in MODULES:
+        stage = module.STAGE
+        assert module.__name__ == f"affectflow.stages.{stage.name}", stage.name
+        assert (REPO / "workflow" / "scripts" / f"{stage.name}.py").exists(), stage.name
+        assert stage.rules in ((stage.name,), tuple(f"{stage.name}_{t}" for t in TASKS)), stage.name
+        assert stage.version == module.STAGE_VERSION
+        assert stage.options.__name__ == "".join(w.title() for w in stage.name.split("_")) + "Options"
+        assert callable(getattr(module, f"run_{stage.name}")) and callable(module.run), stage.name
+    assert set(FORMER_STAGE_NAMES) <= set(STAGES)
+    plan = (REPO / "src" / "affectflow" / "plan" / "rerun.py").read_text()
+    assert "importlib" not in plan and "affectflow.stages" not in plan.split('"""', 2)[2].split("class Stage")[0]
+
+
+def test_a_stage_module_is_wiring() -> None:
+    """Stage modules hold options, a version, the entry and run(job); the work lives in the domain packages."""
+    long = {p.name: n for p in (REPO / "src" / "affectflow" / "stages").glob("*.py")
+            if (n := len(p.read_text().splitlines())) > 250}
+    assert not long
+
+
+def test_a_shard_written_under_a_former_stage_name_reads_as_the_stage(tmp_path) -> None:
+    from affectflow.io.store import ShardReader, ShardWriter, StoreError
+
+    path = tmp_path / "predictions.h5"
+    with ShardWriter(path, Provenance(stage="predictions", model="")) as w:  # learn's name before the rename
+        w.set_skipped([])
+    with ShardReader(path, stage="learn") as r:
+        assert r.provenance.stage == "predictions"
+    with pytest.raises(StoreError, match="expected a 'fuse' shard, found 'predictions'"):
+        ShardReader(path, stage="fuse")
 
 
 def test_all_rules_of_the_workflow_are_stages() -> None:
@@ -112,58 +150,58 @@ def test_all_rules_of_the_workflow_are_stages() -> None:
 
 def test_version_and_options_are_in_the_key_and_the_provenance(tmp_path: Path) -> None:
     for name, stage in STAGES.items():
-        opts = stage.options_class()()
-        key = stage_key(name, opts)
+        opts = stage.options()
+        key = stage_key(stage, opts)
         data = json.loads(key.text)
-        assert data["version"] == stage.version() and data["stage"] == name
+        assert data["version"] == stage.version and data["stage"] == name
         assert data["options"] == opts.output_options()
         prov = Provenance.of(key)
-        assert prov.rerun_key == key.text and prov.stage_version == stage.version()
+        assert prov.rerun_key == key.text and prov.stage_version == stage.version
         attrs = prov.to_attrs()
-        assert attrs["rerun_key"] == key.text and attrs["stage_version"] == stage.version()
+        assert attrs["rerun_key"] == key.text and attrs["stage_version"] == stage.version
         assert Provenance.from_attrs(attrs).rerun_key == key.text
 
 
 def test_runtime_fields_never_change_the_key() -> None:
     examples = {int: 7, str: "cuda", bool: True, float: 3.5}
     for name, stage in STAGES.items():
-        cls = stage.options_class()
-        base = stage_key(name, cls()).text
+        cls = stage.options
+        base = stage_key(stage, cls()).text
         for field in cls.runtime_fields():
             default = getattr(cls(), field)
             value = {"batch_size": 8, "device": "cpu", "crop_compression": "none", "contact_sheets": False,
                      "ca_bundle": "/etc/ssl/ca.pem", "detector_engine": "torch",
                      }.get(field, examples.get(type(default), 1))
-            assert stage_key(name, cls.from_mapping({field: value})).text == base, (name, field)
+            assert stage_key(stage, cls.from_mapping({field: value})).text == base, (name, field)
 
 
 def test_planned_key_is_checked_by_the_stage() -> None:
     from affectflow.stages.faces import FacesOptions
 
     opts = FacesOptions()
-    key = stage_key("faces", opts)
-    assert stage_key("faces", opts.replace(batch_size=4), expected=key.text) == RerunKey.parse(key.text)
+    key = stage_key(STAGES["faces"], opts)
+    assert stage_key(STAGES["faces"], opts.replace(batch_size=4), expected=key.text) == RerunKey.parse(key.text)
     with pytest.raises(RerunKeyError, match="options"):
-        stage_key("faces", opts.replace(margin=0.4), expected=key.text)
+        stage_key(STAGES["faces"], opts.replace(margin=0.4), expected=key.text)
     with pytest.raises(RerunKeyError, match="stage 'faces', not 'media'"):
         from affectflow.stages.media import MediaOptions
 
-        stage_key("media", MediaOptions(), expected=key.text)
+        stage_key(STAGES["media"], MediaOptions(), expected=key.text)
     older = json.loads(key.text)
     older["version"] = 0
-    with pytest.raises(RerunKeyError, match=f"code version 0, but this affectflow has {STAGES['faces'].version()}"):
-        stage_key("faces", opts, expected=json.dumps(older))
+    with pytest.raises(RerunKeyError, match=f"code version 0, but this affectflow has {STAGES['faces'].version}"):
+        stage_key(STAGES["faces"], opts, expected=json.dumps(older))
     with pytest.raises(RerunKeyError, match="another list of videos"):
-        stage_key("faces", opts, expected=stage_key("faces", opts, units=[{"video_id": "a"}]).text,
+        stage_key(STAGES["faces"], opts, expected=stage_key(STAGES["faces"], opts, units=[{"video_id": "a"}]).text,
                   units=[{"video_id": "b"}])
     with pytest.raises(RerunKeyError, match="not a rerun key"):
         RerunKey.parse("{}")
 
 
 def test_provenance_cannot_contradict_the_key() -> None:
-    from affectflow.stages.text_features import TextFeatureConfig
+    from affectflow.stages.text_features import TextFeaturesOptions
 
-    key = stage_key("text_features", TextFeatureConfig(model="all_minilm_l6_v2"))
+    key = stage_key(STAGES["text_features"], TextFeaturesOptions(model="all_minilm_l6_v2"))
     prov = Provenance.of(key, resolved={"pooling": "mean", "classes": ["a"]})  # pooling was None: filled in
     assert prov.config["pooling"] == "mean" and prov.config["scope"] == "GIGACHAT_API_PERS"
     with pytest.raises(ValueError, match="contradicts"):
@@ -262,12 +300,12 @@ def test_schema_defaults_equal_the_options_classes() -> None:
     sections = {
         "media": props["media"], "faces": props["faces"], "face_features": props["features"],
         "audio_features": props["audio"], "transcripts": props["asr"], "text_features": props["text"],
-        "predictions": defs["learn_options"], "fused": defs["fusion"], "problems": props["problems"],
+        "learn": defs["learn_options"], "fuse": defs["fusion"], "problems": props["problems"],
         "index_page": props["report"],
     }
     compared = 0
     for stage, node in sections.items():
-        cls = STAGES[stage].options_class()
+        cls = STAGES[stage].options
         declared = _schema_defaults(node, defs)
         defaults = cls.defaults()
         for key, value in declared.items():
@@ -277,10 +315,10 @@ def test_schema_defaults_equal_the_options_classes() -> None:
         # every config key of the class is in the schema, with its default
         missing = [k for k in cls.config_fields() if k not in declared and k not in ("on_bad_video", "feature_sets")]
         assert not missing, (stage, missing)
-    assert props["on_bad_video"]["default"] == STAGES["media"].options_class()().on_bad_video
+    assert props["on_bad_video"]["default"] == STAGES["media"].options().on_bad_video
     # per-task learn sections override common key by key: they list the same keys and fill in no default
     task_keys = defs["learn_task_options"]["propertyNames"]["enum"]
-    assert sorted(task_keys) == sorted(STAGES["predictions"].options_class().config_fields())
+    assert sorted(task_keys) == sorted(STAGES["learn"].options.config_fields())
     assert compared > 60
 
 
@@ -302,7 +340,7 @@ def test_cross_key_problems_are_named_at_parse_time(edit, message: str) -> None:
     cfg = demo_config()
     edit(cfg)
     with pytest.raises(ConfigError, match=re.escape(message)):
-        check_config(cfg)
+        check_config(cfg, STAGES)
 
 
 def test_the_detectors_model_may_be_stood_in_for(tmp_path: Path) -> None:
@@ -310,36 +348,36 @@ def test_the_detectors_model_may_be_stood_in_for(tmp_path: Path) -> None:
     fingerprint (standin: true) then enters the faces keys, so the faces rerun when the real file comes."""
     cfg, units = demo_config(), folder_units(tmp_path)
     cfg["faces"]["detector"] = "retinaface_mnet025"
-    check_config(cfg)
+    check_config(cfg, STAGES)
     real = all_keys(cfg, units)
     cfg["features"]["standins"].append("retinaface_mnet025")
-    check_config(cfg)
+    check_config(cfg, STAGES)
     assert changed(real, all_keys(cfg, units)) == {"faces"}
     cfg["faces"]["detector"] = "retinaface"  # no stand-in can be built for the ResNet-50 one
     cfg["features"]["standins"][-1] = "retinaface"
     with pytest.raises(ConfigError, match=re.escape("features.standins: 'retinaface' is not one of")):
-        check_config(cfg)
+        check_config(cfg, STAGES)
 
 
 def test_unknown_option_is_named() -> None:
-    from affectflow.stages.transcripts import ASRConfig
+    from affectflow.stages.transcripts import TranscriptsOptions
 
     with pytest.raises(OptionsError, match=r"unknown asr option\(s\) \['beam'\]"):
-        ASRConfig.from_mapping({"beam": 3})
+        TranscriptsOptions.from_mapping({"beam": 3})
     cfg = demo_config()
     cfg["learn"]["common"]["patience"] = 3  # belongs under train
     with pytest.raises(ConfigError, match=r"unknown learn option\(s\) \['patience'\]"):
-        check_config(cfg)
+        check_config(cfg, STAGES)
 
 
 def test_readme_rerun_table_is_the_declared_one() -> None:
     readme = (REPO / "README.md").read_text()
     block = readme.split("<!-- rerun-table:start -->\n", 1)[1].split("<!-- rerun-table:end -->", 1)[0]
-    assert block == rerun_table()
+    assert block == rerun_table(STAGES)
     for key in WORKFLOW_RUNTIME:
         assert f"`{key}`" in block
     for stage in STAGES.values():
-        cls = stage.options_class()
+        cls = stage.options
         for field in cls.config_fields():
             assert f"`{cls.config_key(field)}`" in block, (stage.name, field)
 
@@ -357,19 +395,20 @@ def test_media_and_faces_keys_cover_what_they_read_of_a_unit_not_its_labels() ->
     same = [dataclasses.replace(u, ah_video_labels="bah/split/train.txt", expr_labels="x.txt", split="val")]
     moved = [dataclasses.replace(u, path="other/v.mp4")]
     side = [dataclasses.replace(u, side="left")]
-    for stage, opts in (("media", MediaOptions()), ("faces", FacesOptions())):
+    for name, opts in (("media", MediaOptions()), ("faces", FacesOptions())):
+        stage = STAGES[name]
         key = stage_key(stage, opts, units=[u]).text
-        assert stage_key(stage, opts, units=same).text == key, stage
+        assert stage_key(stage, opts, units=same).text == key, name
         assert stage_key(stage, opts, units=moved).text != key and stage_key(stage, opts, units=side).text != key
     # the units table's own key covers every column
-    assert stage_key("units", STAGES["units"].options_class()(), units=[u]).text != stage_key(
-        "units", STAGES["units"].options_class()(), units=same).text
+    units = STAGES["units"]
+    assert stage_key(units, units.options(), units=[u]).text != stage_key(units, units.options(), units=same).text
 
 
 def test_a_face_stand_ins_fingerprint_names_its_builders_version() -> None:
     """A new stand-in builder writes other bytes for the same registry entry: the face features it fed rerun.
     Real weights and stand-ins of builders never changed (audio) keep their fingerprints."""
-    from affectflow.models.standins_face import BUILD_VERSION
+    from affectflow.models.standins.face import BUILD_VERSION
     from affectflow.plan.rerun import model_fingerprint
 
     stood = model_fingerprint("enet_b0_8_best_vgaf", standin=True)

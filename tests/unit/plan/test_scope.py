@@ -47,6 +47,21 @@ def test_merge_adds_the_bundle_s_models_and_its_settings_win():
     assert merge.added_models == ["asr/faster_whisper_tiny_en", "text/all_minilm_l6_v2", "face/enet_b0_8_best_vgaf"]
 
 
+def test_a_bundle_made_before_media_sample_rate_was_removed_applies_without_it():
+    """Bundles written while ``media.sample_rate`` was an option carry it at its one value: applying one sets no
+    removed option (the media key carries 16 kHz as a fact either way)."""
+    import dataclasses
+
+    from affectflow.stages.media import MediaOptions
+
+    old = _bundle()
+    old = dataclasses.replace(old, settings={**old.settings, "media": {"sample_rate": 16000}})
+    config = {"features": {"face": [], "audio": [], "asr": [], "text": []}}
+    merge_bundle(config, old)
+    assert config["media"] == {} and not any("media" in line for line in merge_bundle({}, old).changed)
+    MediaOptions.from_config(config)  # no FutureWarning about a key the user never set
+
+
 def _trained_config(tasks):
     return {"results_dir": "results", "run_name": "r", "tasks": tasks, "submit_fusion": "ft",
             "fusions": {"ft": {"feature_sets": ["fer", "text"]}}, "pretrained": "fer_minixception",

@@ -77,7 +77,7 @@ def test_bundle_applied_to_test_videos_equals_the_fused_test_predictions(trained
     assert bundle.tasks["expr"].feature_sets == {"face": [F], "audio_text": [A, T]}
     applied = _apply_to_test(w, bundle)
     for task in FUSE:
-        with ShardReader(root / "fusion" / task / "both" / "test_predictions.h5", stage="fused") as r:
+        with ShardReader(root / "fusion" / task / "both" / "test_predictions.h5", stage="fuse") as r:
             fused = {rec.video_id: rec for rec in r}
         assert set(fused) == set(w.videos("test"))
         for vid, rec in fused.items():

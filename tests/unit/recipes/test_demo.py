@@ -219,3 +219,29 @@ def test_main_reports_errors_without_traceback(tmp_path: Path, capsys):
     assert demo.main([str(tmp_path / "out"), "--cache", str(cache)]) == 1
     err = capsys.readouterr().err
     assert "sha256 mismatch" in err and "Traceback" not in err
+
+
+def test_the_demo_labels_use_the_task_vocabulary():
+    from affectflow.core import vocabulary
+
+    assert demo.EXPR_CLASSES is vocabulary.EXPR_CLASSES and demo.EMI_EMOTIONS is vocabulary.EMI_EMOTIONS
+
+
+def test_the_one_ffmpeg_call_says_what_failed_and_how(tmp_path: Path):
+    from affectflow.testing.media import ffmpeg
+
+    out = tmp_path / "x.mp4"
+    with pytest.raises(demo.ToolError) as err:
+        demo.run_ffmpeg(["-f", "lavfi", "-i", "no_such_source", str(out)], "making x.mp4")
+    msg = str(err.value)
+    assert msg.startswith("making x.mp4: ffmpeg failed (exit ") and "no_such_source" in msg
+    assert "\ncommand: ffmpeg -nostdin" in msg and str(out) in msg
+    with pytest.raises(demo.ToolError, match=r"making .*y\.mp4: ffmpeg failed"):  # the tests' helper is the same
+        ffmpeg("-f", "lavfi", "-i", "no_such_source", str(tmp_path / "y.mp4"))
+    with pytest.raises(demo.ToolError, match=r"speaking: no-such-tool-af is not installed"):
+        demo.run_tool(["no-such-tool-af"], "speaking")
+    assert issubclass(demo.ToolError, demo.DemoError)  # `affectflow demo build` reports it without a traceback
+    # bytes on stdin (raw frames)
+    demo.run_ffmpeg(["-f", "rawvideo", "-pix_fmt", "gray", "-s", "16x16", "-r", "5", "-i", "-", "-c:v", "ffv1",
+                     str(tmp_path / "raw.mkv")], "making raw.mkv", stdin=bytes(16 * 16 * 3))
+    assert _decode_count(tmp_path / "raw.mkv") == 3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,23 +10,16 @@ import pytest
 
 from affectflow.data.units import Unit
 from affectflow.io.store import ShardReader
-from affectflow.models import standins
-from affectflow.models.registry import get
-from affectflow.models.weights import WeightFile, WeightsError, fetch
-from affectflow.stages.audio_features import (
-    AudioFeatureConfig,
-    SpeechEncoder,
-    embed_audio,
-    extract_audio_features,
-    pool_windows,
-    resolve_model,
-)
-from affectflow.stages.media import run_media_stage
+from affectflow.models.catalogue.registry import get
+from affectflow.models.catalogue.weights import WeightFile, WeightsError, fetch
+from affectflow.models.resolve import resolve_model
+from affectflow.models.standins import speech as standins
+from affectflow.stages.audio_features import AudioFeaturesOptions, run_audio_features
+from affectflow.stages.media import run_media
 from affectflow.testing.http_server import LocalHTTPServer
 from affectflow.testing.media import espeak_wav, ffmpeg
 
 MODEL = "wav2vec2_base_960h"  # registry entry; its Hub files have no sha256 on record, so they are pinned
-SPEECH = "Hello there. The weather today is mild, with a light breeze from the west."
 
 
 pytestmark = pytest.mark.usefixtures("no_models_dir_override")  # these tests pass their own models dir
@@ -40,18 +32,12 @@ def speech_wav(text: str, path: Path) -> Path:
     return path
 
 
-def read_wav16(path: Path) -> np.ndarray:
-    out = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "f32le", "-ac", "1",
-                          "-ar", "16000", "pipe:1"], capture_output=True, check=True)
-    return np.frombuffer(out.stdout, dtype=np.float32).copy()
-
-
 @pytest.fixture(scope="session")
 def w2v_models(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """The registry's wav2vec2_base_960h files, as random-weight stand-ins, fetched into a models dir.
 
     Built once (seeded), served from 127.0.0.1 under the registry's file names,
-    fetched with affectflow.models.weights.fetch (which verifies the sha256), and
+    fetched with affectflow.models.catalogue.weights.fetch (which verifies the sha256), and
     returned with the pins the registry entry needs.
     """
     build = standins.build_wav2vec2_base_960h(tmp_path_factory.mktemp("standin") / "w2v")
@@ -68,17 +54,6 @@ def w2v_models(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return root, pins
 
 
-@pytest.fixture(scope="session")
-def encoder(w2v_models) -> SpeechEncoder:
-    root, pins = w2v_models
-    return SpeechEncoder(resolve_model(MODEL, root, pins).directory, device="cpu")
-
-
-@pytest.fixture(scope="session")
-def speech(tmp_path_factory) -> np.ndarray:
-    return read_wav16(speech_wav(SPEECH, tmp_path_factory.mktemp("speech") / "s.wav"))
-
-
 @pytest.fixture
 def media_shard(tmp_path: Path, video_factory) -> Path:
     """A real media shard: a video with espeak speech, one with silent audio, one without audio."""
@@ -91,7 +66,7 @@ def media_shard(tmp_path: Path, video_factory) -> Path:
     units = [Unit("talk", str(talk), "train", "s0000"), Unit("silent", str(silent), "train", "s0000"),
              Unit("mute", str(mute), "train", "s0000")]
     out = tmp_path / "media" / "s0000.h5"
-    run_media_stage(units, out, {"sample_rate": 16000})
+    run_media(units, out)
     return out
 
 
@@ -99,7 +74,7 @@ def test_fetch_verify_load_extract(w2v_models, media_shard: Path, tmp_path: Path
     root, pins = w2v_models
     out = tmp_path / "features" / "audio" / MODEL / "s0000.h5"
     cfg = {"model": MODEL, "chunk_s": 2.0, "overlap_s": 1.5, "batch_size": 2, "device": "cpu"}
-    res = extract_audio_features(media_shard, out, root, cfg, pins=pins, progress=False)
+    res = run_audio_features(media_shard, out, root, cfg, pins=pins, progress=False)
     assert sorted(res.written) == ["mute", "silent", "talk"] and res.skipped == []
     with ShardReader(out, stage="audio_features", model=MODEL) as r:
         assert r.provenance.weights_sha256 == pins["hf/facebook--wav2vec2-base-960h/pytorch_model.bin"]
@@ -129,85 +104,13 @@ def test_unpinned_or_tampered_weights_are_refused(w2v_models, tmp_path: Path) ->
         resolve_model(MODEL, root, bad)
 
 
-def test_chunked_equals_unchunked_away_from_borders(encoder: SpeechEncoder, speech: np.ndarray) -> None:
-    audio = speech[: 16000 * 6]
-    t_full, full0 = encoder.frame_features(audio, layer=0, chunk_s=60)
-    t_chunk, chunk0 = encoder.frame_features(audio, layer=0, chunk_s=2.0, overlap_s=1.5, batch_size=2)
-    assert np.array_equal(t_full, t_chunk)
-    # Everything before self-attention is local once the context covers the positional convolution
-    # (+-64 frames) and the first conv's group norm uses whole-recording statistics: exact, everywhere.
-    assert np.abs(full0 - chunk0).max() < 1e-3 * np.abs(full0).max()
-    # The transformer layers attend to the whole chunk, so deeper layers only approximate the
-    # whole-recording vectors; away from chunk borders they stay close.
-    _, full = encoder.frame_features(audio, layer="last", chunk_s=60)
-    _, chunk = encoder.frame_features(audio, layer="last", chunk_s=2.0, overlap_s=1.5, batch_size=2)
-    idx = np.arange(len(t_full))
-    far = np.minimum(idx % 100, 100 - idx % 100) >= 25  # chunk borders every 100 frames (2 s)
-    cos = (full * chunk).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(chunk, axis=1)
-    print(f"last layer, chunked vs whole: min cosine {cos[far].min():.4f} away from borders, {cos.min():.4f} overall")
-    assert cos[far].min() > 0.99
-
-
-def test_hidden_layer_matches_full_forward(encoder: SpeechEncoder, speech: np.ndarray) -> None:
-    import torch
-
-    audio = speech[:16000]
-    x = torch.from_numpy((audio - audio.mean()) / np.sqrt(audio.var() + 1e-7))[None].float()
-    with torch.inference_mode():
-        hs = encoder.model(x, output_hidden_states=True).hidden_states
-    for k in (0, 4, -1):
-        _, got = encoder.frame_features(audio, layer=k)
-        assert np.allclose(got, hs[k][0].numpy(), atol=1e-4), k
-    _, last = encoder.frame_features(audio, layer="last")
-    assert np.allclose(last, hs[-1][0].numpy(), atol=1e-4)
-    with pytest.raises(Exception, match="does not exist"):
-        encoder.frame_features(audio, layer=13)
-
-
-def test_empty_short_and_silent_audio(encoder: SpeechEncoder) -> None:
-    for n in (0, 399):
-        ts, emb = encoder.frame_features(np.zeros(n, dtype=np.float32))
-        assert ts.shape == (0,) and emb.shape == (0, 768)
-    ts, emb = encoder.frame_features(np.zeros(400, dtype=np.float32))
-    assert ts.shape == (1,) and emb.shape == (1, 768)
-    ts, emb = encoder.frame_features(np.zeros(16000, dtype=np.float32))
-    assert emb.shape == (49, 768) and np.all(np.isfinite(emb))
-    cfg = AudioFeatureConfig(pooling="window")
-    ts, emb = embed_audio(np.zeros(0, dtype=np.float32), encoder, cfg)
-    assert ts.shape == (0,) and emb.shape == (0, 768)
-
-
-def test_window_and_utterance_pooling(encoder: SpeechEncoder, speech: np.ndarray) -> None:
-    audio = speech[: int(16000 * 2.5)]
-    t, frames = embed_audio(audio, encoder, AudioFeatureConfig(pooling="frame"))
-    tw, win = embed_audio(audio, encoder, AudioFeatureConfig(pooling="window", window_s=1.0, hop_s=0.5))
-    assert np.allclose(tw, [0.5, 1.0, 1.5, 2.0])
-    first = frames[(t >= 0) & (t < 1.0)].mean(axis=0)
-    assert np.allclose(win[0], first, atol=1e-5)
-    tu, utt = embed_audio(audio, encoder, AudioFeatureConfig(pooling="utterance"))
-    assert tu.shape == (1,) and np.allclose(utt[0], frames.mean(axis=0), atol=1e-5)
-
-
-def test_pool_windows_edges() -> None:
-    times = 0.0125 + 0.02 * np.arange(100)  # 2 s of frames
-    feats = np.arange(200, dtype=np.float32).reshape(100, 2)
-    c, p = pool_windows(times, feats, duration=2.0, window_s=0.5, hop_s=0.25)
-    assert np.allclose(c, 0.25 + 0.25 * np.arange(7)) and np.all(np.diff(c) > 0)
-    assert np.allclose(p[0], feats[:25].mean(axis=0))
-    # a window longer than the recording covers all of it once
-    c, p = pool_windows(times, feats, duration=2.0, window_s=5.0, hop_s=1.0)
-    assert np.allclose(c, [1.0]) and np.allclose(p[0], feats.mean(axis=0))
-    c, p = pool_windows(times[:0], feats[:0], duration=0.0, window_s=1.0, hop_s=0.5)
-    assert c.shape == (0,) and p.shape == (0, 2)
-
-
 def test_config_is_checked() -> None:
     with pytest.raises(ValueError, match="pooling"):
-        AudioFeatureConfig(pooling="max")
+        AudioFeaturesOptions(pooling="max")
     with pytest.raises(ValueError, match=r"unknown audio option\(s\) \['chunk'\]"):
-        AudioFeatureConfig.from_mapping({"model": "x", "chunk": 3})
+        AudioFeaturesOptions.from_mapping({"model": "x", "chunk": 3})
     with pytest.raises(ValueError, match="layer"):
-        AudioFeatureConfig(layer="first")
+        AudioFeaturesOptions(layer="first")
 
 
 @pytest.mark.parametrize("name, millions", [
@@ -242,12 +145,11 @@ def test_audio_starting_late_gives_vectors_as_late_on_the_video_clock(w2v_models
            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(base))
     ffmpeg("-i", str(base), "-itsoffset", "2", "-i", str(base), "-map", "0:v", "-map", "1:a", "-c", "copy", str(late))
     media = tmp_path / "media.h5"
-    run_media_stage([Unit("base", str(base), "train", "s0000"), Unit("late", str(late), "train", "s0000")], media,
-                    {"sample_rate": 16000})
+    run_media([Unit("base", str(base), "train", "s0000"), Unit("late", str(late), "train", "s0000")], media)
     root, pins = w2v_models
     out = tmp_path / "audio.h5"
     cfg = {"model": MODEL, "pooling": "window", "window_s": 1.0, "hop_s": 0.5, "device": "cpu"}
-    extract_audio_features(media, out, root, cfg, pins=pins, progress=False)
+    run_audio_features(media, out, root, cfg, pins=pins, progress=False)
     with ShardReader(out, stage="audio_features") as r:
         b, lt = r.read("base").arrays, r.read("late").arrays
     np.testing.assert_allclose(np.diff(b["timestamps"])[:-1], 0.5)  # the last window may be shorter

@@ -28,11 +28,13 @@ from affectflow.faces.detectors import (
     retina_postprocess,
 )
 from affectflow.faces.errors import FaceStageError, VideoError
+from affectflow.faces.rows import RowSettings
+from affectflow.faces.stream import detect_video
 from affectflow.faces.video import VideoInfo, iter_batches
 from affectflow.io.store import ShardReader
 from affectflow.media.decode import frame_timestamps
-from affectflow.stages.contact_sheets import write_contact_sheet, write_contact_sheets
-from affectflow.stages.faces import detect_video, run_faces_stage
+from affectflow.stages.contact_sheets import run_contact_sheets, write_contact_sheet
+from affectflow.stages.faces import run_faces
 
 REPO = Path(__file__).resolve().parents[3]
 WHEEL_DIR = REPO / ".cache" / "wheels"
@@ -79,7 +81,7 @@ def unit(vid: str, path: Path) -> Unit:
 
 
 def test_single_face_found_on_every_frame_with_plausible_box(feat_data, detector):
-    rec = detect_video(feat_data / "single_face.mp4", detector, {"frame_stride": 3}, progress=False)
+    rec = detect_video(feat_data / "single_face.mp4", detector, RowSettings(frame_stride=3), progress=False)
     a = rec.arrays
     assert rec.attrs["n_frames_decoded"] == 72 and (rec.attrs["width"], rec.attrs["height"]) == (640, 360)
     assert list(a["frame_index"]) == list(range(0, 72, 3))
@@ -99,7 +101,7 @@ def test_single_face_found_on_every_frame_with_plausible_box(feat_data, detector
 
 def test_crying_clip_faces_and_timestamps_match_media_stage(feat_data, detector):
     path = feat_data / "WolfgangLanger_Pexels.mp4"
-    rec = detect_video(path, detector, {"frame_stride": 8, "crop_size": 112}, progress=False)
+    rec = detect_video(path, detector, RowSettings(frame_stride=8, crop_size=112), progress=False)
     a = rec.arrays
     assert rec.attrs["n_frames_decoded"] == 472
     assert a["has_face"].mean() >= 0.9
@@ -113,17 +115,17 @@ def test_no_face_clip(feat_data, detector):
     # The short-range model scores the clip's last frames (blurred pink title text) at 0.51-0.61,
     # so the default 0.5 threshold keeps a few; at 0.7 nothing is a face.
     path = feat_data / "no_face.mp4"
-    rec = detect_video(path, MediaPipeDetector(min_score=0.7), {"min_score": 0.7}, progress=False)
+    rec = detect_video(path, MediaPipeDetector(min_score=0.7), progress=False)
     a = rec.arrays
     assert not a["has_face"].any() and not a["n_faces"].any()
     assert np.isnan(a["bbox"]).all() and np.isnan(a["landmarks"]).all()
     assert not a["score"].any() and not a["crops"].any()
-    default = detect_video(path, detector, {}, progress=False).arrays
+    default = detect_video(path, detector, progress=False).arrays
     assert default["has_face"].mean() < 0.1
 
 
 def test_several_faces_follow_the_largest_one_first_seen(multi_face_video, detector):
-    rec = detect_video(multi_face_video, detector, {}, progress=False)
+    rec = detect_video(multi_face_video, detector, progress=False)
     a = rec.arrays
     assert a["has_face"].all() and (a["n_faces"] > 1).all()
     frames = [f for b in iter_batches(multi_face_video, VideoInfo(str(multi_face_video))) for f in b.frames]
@@ -142,7 +144,7 @@ def test_rotation_metadata_is_applied(feat_data, detector, tmp_path):
            "-c:v", "libx264", "-pix_fmt", "yuv420p", str(turned))
     tagged = tmp_path / "tagged.mp4"
     ffmpeg("-i", str(turned), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(tagged))
-    rec = detect_video(tagged, detector, {}, progress=False)
+    rec = detect_video(tagged, detector, progress=False)
     assert (rec.attrs["width"], rec.attrs["height"], rec.attrs["rotation"]) == (640, 360, 90)
     assert rec.arrays["has_face"].all()
     lm = rec.arrays["landmarks"]
@@ -159,7 +161,7 @@ def test_stage_writes_shard_and_skips_or_fails_on_broken_video(feat_data, detect
     units = [unit("good/one", feat_data / "single_face.mp4"), unit("cut", cut), unit("text", text)]
     out = tmp_path / "faces" / "mediapipe" / "s0000.h5"
     cfg = {"detector": "mediapipe", "frame_stride": 6, "contact_sheets": True}
-    res = run_faces_stage(units, out, cfg, on_bad_video="skip", detector=detector, progress=False,
+    res = run_faces(units, out, cfg, on_bad_video="skip", detector=detector, progress=False,
                           features={"device": "cpu"})  # crop_compression auto: lzf for face models on the CPU
     assert res.written == ["good/one"]
     assert [v for v, _ in res.skipped] == ["cut", "text"]
@@ -180,7 +182,7 @@ def test_stage_writes_shard_and_skips_or_fails_on_broken_video(feat_data, detect
     # crops stored without compression (crop_compression auto, the default, when the face models run on a GPU):
     # the same arrays, a larger file; not part of the provenance
     raw = tmp_path / "raw.h5"
-    run_faces_stage(units[:1], raw, cfg, detector=detector, progress=False, features={"gpu": True})
+    run_faces(units[:1], raw, cfg, detector=detector, progress=False, features={"gpu": True})
     with ShardReader(raw, stage="faces") as r:
         plain = r.read("good/one")
         assert r.provenance.config == cfg_seen
@@ -195,7 +197,7 @@ def test_stage_writes_shard_and_skips_or_fails_on_broken_video(feat_data, detect
 
     out2 = tmp_path / "fail.h5"
     with pytest.raises(VideoError, match="cut_off.mp4"):
-        run_faces_stage(units[:2], out2, cfg, on_bad_video="fail", detector=detector, progress=False)
+        run_faces(units[:2], out2, cfg, on_bad_video="fail", detector=detector, progress=False)
     assert not out2.exists()
 
 
@@ -212,7 +214,7 @@ def test_killed_writer_leaves_no_file(feat_data, detector, tmp_path):
     out = tmp_path / "s0000.h5"
     units = [unit("a", feat_data / "single_face.mp4"), unit("b", feat_data / "single_face.mp4")]
     with pytest.raises(KeyboardInterrupt):
-        run_faces_stage(units, out, {"batch_size": 8, "frame_stride": 4}, detector=Dies(detector), progress=False)
+        run_faces(units, out, {"batch_size": 8, "frame_stride": 4}, detector=Dies(detector), progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -229,7 +231,7 @@ def test_organiser_crops(feat_data, tmp_path):
     units = [unit("vid1", video), unit("no_crops", video)]
     cfg = {"detector": "organiser", "organiser_crops_dir": str(tmp_path / "cropped_aligned"), "crop_size": 64,
            "crop_compression": "lzf"}
-    res = run_faces_stage(units, out, cfg, progress=False)
+    res = run_faces(units, out, cfg, progress=False)
     assert res.written == ["vid1"] and res.skipped[0][0] == "no_crops" and "no_crops" in res.skipped[0][1]
     with ShardReader(out, stage="faces", model="organiser") as r:
         a = r.read("vid1").arrays
@@ -243,7 +245,7 @@ def test_organiser_crops(feat_data, tmp_path):
     ref = cv2.resize(frames[0][100:300, 200:400], (64, 64), interpolation=cv2.INTER_AREA).astype(int)
     assert np.abs(a["crops"][0].astype(int) - ref).mean() < 12  # same picture, through JPEG and two resizes
     raw = tmp_path / "raw.h5"  # faces.crop_compression applies to the organisers' crops too
-    run_faces_stage(units[:1], raw, {**cfg, "crop_compression": "none"}, progress=False)
+    run_faces(units[:1], raw, {**cfg, "crop_compression": "none"}, progress=False)
     with ShardReader(raw, stage="faces") as r:
         np.testing.assert_array_equal(r.read("vid1").arrays["crops"], a["crops"])
     with h5py.File(out) as lzf, h5py.File(raw) as plain:
@@ -269,12 +271,12 @@ def test_crop_pads_outside_the_frame_and_aligns_eyes(feat_data, detector):
 
 def test_contact_sheets(feat_data, detector, tmp_path):
     out = tmp_path / "faces.h5"
-    run_faces_stage([unit("v/1", feat_data / "single_face.mp4")], out, {"frame_stride": 4, "crop_size": 64},
+    run_faces([unit("v/1", feat_data / "single_face.mp4")], out, {"frame_stride": 4, "crop_size": 64},
                     detector=detector, progress=False)
     png = write_contact_sheet(out, "v/1", tmp_path / "sheet.png", n=9)
     img = cv2.imread(str(png))
     assert img is not None and img.shape[1] == 3 * 112 and img.shape[0] >= 3 * 112
-    sheets = write_contact_sheets(out, tmp_path / "sheets")
+    sheets = run_contact_sheets(out, tmp_path / "sheets")
     assert [p.name for p in sheets] == ["v%2F1.png"] and cv2.imread(str(sheets[0])) is not None
 
 
@@ -314,39 +316,22 @@ def test_retinaface_decode_and_nms():
 def test_retinaface_without_weights_is_a_clear_error(tmp_path):
     cfg = {"detector": "retinaface"}
     with pytest.raises(FaceStageError, match="retinaface.onnx"):
-        run_faces_stage([], tmp_path / "x.h5", cfg, models_dir=tmp_path / "models")
+        run_faces([], tmp_path / "x.h5", cfg, models_dir=tmp_path / "models")
     pins = {"retinaface/retinaface.onnx": "0" * 64}
     with pytest.raises(FaceStageError, match=r"retinaface\.onnx is missing.*models"):
-        run_faces_stage([], tmp_path / "x.h5", cfg, models_dir=tmp_path / "models", model_pins=pins)
+        run_faces([], tmp_path / "x.h5", cfg, models_dir=tmp_path / "models", model_pins=pins)
     assert not (tmp_path / "x.h5").exists()
-
-
-def test_crop_storage_auto_stores_raw_crops_only_for_face_models_on_a_gpu(monkeypatch):
-    import torch
-
-    from affectflow.stages.faces import crop_storage
-
-    assert crop_storage("lzf", {"gpu": True}) == "lzf" and crop_storage("none", {"device": "cpu"}) == "none"
-    assert crop_storage("auto", {"gpu": True, "device": "auto"}) == "none"  # the cluster gives features a GPU
-    assert crop_storage("auto", {"gpu": False, "device": "cuda"}) == "none"
-    assert crop_storage("auto", {"gpu": False, "device": "cuda:1"}) == "none"
-    assert crop_storage("auto", {"gpu": False, "device": "cpu"}) == "lzf"
-    assert crop_storage("auto", {"gpu": True, "device": "cpu"}) == "lzf"  # the models stay on the CPU
-    for seen, stored in ((True, "none"), (False, "lzf")):  # device auto: what torch sees on this machine
-        monkeypatch.setattr(torch.cuda, "is_available", lambda seen=seen: seen)
-        assert crop_storage("auto", {"gpu": False, "device": "auto"}) == stored
-        assert crop_storage("auto", None) == stored
 
 
 def test_bad_config_and_weights_check(tmp_path):
     with pytest.raises(OptionsError, match="faces: detector must be one of .*got 'dlib'"):
-        run_faces_stage([], tmp_path / "x.h5", {"detector": "dlib"})
+        run_faces([], tmp_path / "x.h5", {"detector": "dlib"})
     with pytest.raises(OptionsError, match="organiser_crops_dir"):
-        run_faces_stage([], tmp_path / "x.h5", {"detector": "organiser"})
+        run_faces([], tmp_path / "x.h5", {"detector": "organiser"})
     with pytest.raises(OptionsError, match="crop_compression must be one of 'auto', 'lzf', 'none', got 'gzip'"):
-        run_faces_stage([], tmp_path / "x.h5", {"crop_compression": "gzip"})
+        run_faces([], tmp_path / "x.h5", {"crop_compression": "gzip"})
     with pytest.raises(OptionsError, match=r"unknown faces option\(s\) \['crop_szie'\]"):
-        run_faces_stage([], tmp_path / "x.h5", {"crop_szie": 64})
+        run_faces([], tmp_path / "x.h5", {"crop_szie": 64})
     fake = tmp_path / "face_detection_short_range.tflite"
     fake.write_bytes(b"not the model")
     with pytest.raises(FaceStageError, match="sha256 mismatch"):
@@ -355,7 +340,7 @@ def test_bad_config_and_weights_check(tmp_path):
 
 def test_variable_frame_rate_timestamps_are_decoder_times(video_factory, detector, capsys):
     path = video_factory("vfr.mp4", duration=2.0, fps=25, vfr=True, audio="none")
-    rec = detect_video(path, detector, {"frame_stride": 2}, progress=True)
+    rec = detect_video(path, detector, RowSettings(frame_stride=2), progress=True)
     a = rec.arrays
     assert rec.attrs["n_frames_decoded"] == 30
     np.testing.assert_allclose(a["timestamps"], frame_timestamps(path)[a["frame_index"]], atol=1e-6)
@@ -363,7 +348,7 @@ def test_variable_frame_rate_timestamps_are_decoder_times(video_factory, detecto
     assert "frame" in capsys.readouterr().err  # tqdm progress on stderr
 
 
-# -- several videos decoded at once (run_faces_stage(threads=N)) ------------------------------------------------
+# -- several videos decoded at once (run_faces(threads=N)) ------------------------------------------------
 
 PARALLEL_VIDEOS = ("single face.mp4", "calming_01.mp4", "crying_01.mp4", "face_noface_01.mov")
 
@@ -425,7 +410,7 @@ def test_videos_decoded_in_parallel_give_the_same_shard(demo_videos, detector, t
     before = set(threading.enumerate())
     results = {}
     for n in (1, 3):
-        results[n] = run_faces_stage(units, tmp_path / f"t{n}.h5", cfg, detector=detector, progress=False, threads=n)
+        results[n] = run_faces(units, tmp_path / f"t{n}.h5", cfg, detector=detector, progress=False, threads=n)
         assert not stray_threads(before)
     assert results[1] == results[3] and results[3].written == [u.video_id for u in units]
     assert_same_shard(tmp_path / "t1.h5", tmp_path / "t3.h5")
@@ -459,7 +444,7 @@ def test_parallel_videos_share_the_detector_one_call_at_a_time(demo_videos, dete
     cfg = {"detector": "mediapipe", "frame_stride": 3, "batch_size": 8, "crop_size": 64}
     watched = {n: Watched() for n in (1, 3)}
     for n, w in watched.items():
-        res = run_faces_stage(units, tmp_path / f"t{n}.h5", cfg, detector=w, progress=False, threads=n)
+        res = run_faces(units, tmp_path / f"t{n}.h5", cfg, detector=w, progress=False, threads=n)
         # the stage counts the detector's calls and their time (its log says so: the detector's share on a GPU)
         assert res.detect_calls == w.calls > len(units) and 0.005 * w.calls < res.detect_s < res.seconds, res
     assert watched[3].overlaps == watched[1].overlaps == 0
@@ -475,7 +460,7 @@ def test_broken_videos_skip_or_fail_alike_with_parallel_decoding(demo_videos, br
     before = set(threading.enumerate())
     results = {}
     for n in (1, 3):
-        results[n] = run_faces_stage(units, tmp_path / f"t{n}.h5", cfg, "skip", detector=detector, progress=False,
+        results[n] = run_faces(units, tmp_path / f"t{n}.h5", cfg, "skip", detector=detector, progress=False,
                                      threads=n)
         assert not stray_threads(before)
     assert results[1] == results[3]
@@ -486,7 +471,7 @@ def test_broken_videos_skip_or_fail_alike_with_parallel_decoding(demo_videos, br
     for n in (1, 3):
         out = tmp_path / f"fail{n}.h5"
         with pytest.raises(VideoError, match="cut_off.mp4"):
-            run_faces_stage(units, out, cfg, "fail", detector=detector, progress=False, threads=n)
+            run_faces(units, out, cfg, "fail", detector=detector, progress=False, threads=n)
         assert not out.exists() and not stray_threads(before)
 
 
@@ -498,7 +483,7 @@ def test_parallel_decoding_stops_every_decoder_when_detection_is_interrupted(dem
     units = [unit(f"v{k}", demo_videos / name) for k, name in enumerate(PARALLEL_VIDEOS)]
     before = set(threading.enumerate())
     with pytest.raises(KeyboardInterrupt):
-        run_faces_stage(units, tmp_path / "s.h5", {"batch_size": 8}, detector=Dies(detector), progress=False, threads=4)
+        run_faces(units, tmp_path / "s.h5", {"batch_size": 8}, detector=Dies(detector), progress=False, threads=4)
     assert not stray_threads(before) and list(tmp_path.iterdir()) == []
 
 
@@ -509,7 +494,7 @@ def test_the_rule_decodes_with_the_jobs_threads(monkeypatch, tmp_path):
     from affectflow.stages import faces as stage
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(stage, "run_faces_stage", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr(stage, "run_faces", lambda *a, **kw: seen.update(kw))
     job = Job(input=SimpleNamespace(media=str(tmp_path / "media.h5")), output=[str(tmp_path / "faces.h5")],
               config={"faces": {}, "models_dir": str(tmp_path), "model_pins": {}},
               params=SimpleNamespace(units=[], key="k"), threads=3)
@@ -523,8 +508,8 @@ def test_retinaface_mnet025_through_the_stage_with_either_engine(demo_videos, tm
     import hashlib
     import shutil
 
-    from affectflow.models import standins_detector
-    from affectflow.models.registry import get
+    from affectflow.models.catalogue.registry import get
+    from affectflow.models.standins import detector as standins_detector
 
     (wf,) = get("retinaface_mnet025").files
     dest = tmp_path / "models" / wf.name
@@ -537,7 +522,7 @@ def test_retinaface_mnet025_through_the_stage_with_either_engine(demo_videos, tm
         out = tmp_path / engine / "s0000.h5"
         cfg = {"detector": "retinaface_mnet025", "detector_engine": engine, "device": "cpu", "frame_stride": 10,
                "batch_size": 8}
-        run_faces_stage(units, out, cfg, models_dir=tmp_path / "models", model_pins=pins, progress=False)
+        run_faces(units, out, cfg, models_dir=tmp_path / "models", model_pins=pins, progress=False)
         with ShardReader(out, stage="faces", model="retinaface_mnet025") as r:
             assert r.provenance.weights_sha256 == pins[wf.name]
             assert "detector_engine" not in r.provenance.config  # a runtime setting: not in the rerun key

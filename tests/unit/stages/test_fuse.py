@@ -7,19 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from affectflow.fuse.postprocess import (
-    AFFECTNET7_CLASSES,
-    AFFECTNET7_TO_AFFWILD2,
-    AFFECTNET8_CLASSES,
-    AFFECTNET8_TO_AFFWILD2,
-    FER2013_CLASSES,
-    FER2013_TO_AFFWILD2,
-    softmax,
-)
+from affectflow.fuse.postprocess import FER2013_CLASSES, FER2013_TO_AFFWILD2, softmax
 from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
-from affectflow.stages.fuse import FuseError, affwild2_mapping, run_fuse
+from affectflow.stages.fuse import FuseError, run_fuse
 from affectflow.stages.learn import run_learn
-from affectflow.stages.report_tables import COLUMNS, write_report_tables
+from affectflow.stages.report_tables import COLUMNS, run_report_tables
 from affectflow.stages.submit import complete_decisions, run_submit
 from affectflow.submit.formats import read_ah_submission, read_emi_submission, read_expr_submission
 from affectflow.testing.stage_fixtures import (
@@ -50,7 +42,7 @@ def learned(tmp_path_factory):
 
 
 def fused_records(path):
-    with ShardReader(path, stage="fused") as r:
+    with ShardReader(path, stage="fuse") as r:
         return {rec.video_id: rec for rec in r}, r.provenance
 
 
@@ -140,16 +132,6 @@ def test_confidence_filter_maps_fer2013_classes(learned, tmp_path):
             assert np.mean(expected[truth >= 0] == truth[truth >= 0]) == 1.0  # planted: confident = right
             others = np.setdiff1d(np.arange(w.n_frames[v]), frames)
             assert (d[others] == 0).all()  # no face or not confident: the head's Neutral stays
-
-
-def test_class_name_mappings():
-    assert affwild2_mapping(FER2013_CLASSES) == FER2013_TO_AFFWILD2
-    assert affwild2_mapping(AFFECTNET8_CLASSES) == AFFECTNET8_TO_AFFWILD2
-    assert affwild2_mapping(AFFECTNET7_CLASSES) == AFFECTNET7_TO_AFFWILD2
-    native = ("Neutral", "Happiness", "Sadness", "Surprise", "Fear", "Disgust", "Anger", "Contempt")
-    assert affwild2_mapping(native) == (0, 4, 5, 6, 3, 2, 1, 7)
-    with pytest.raises(FuseError, match="no Aff-Wild2 counterpart"):
-        affwild2_mapping(("joy", "anger"))
 
 
 def test_threshold_below_uniform_is_rejected(learned, tmp_path):
@@ -269,7 +251,7 @@ def test_report_tables(learned, tmp_path):
              {"k": K, "t": [0.9]})
     files = {"expr/face": out["expr", "face"].metrics, "ah/face": out["ah", "face"].metrics,
              "expr/fusion": tmp_path / "f" / "metrics.json"}
-    write_report_tables(files, tmp_path / "m.csv", tmp_path / "m.html")
+    run_report_tables(files, tmp_path / "m.csv", tmp_path / "m.html")
     table = pd.read_csv(tmp_path / "m.csv")
     assert tuple(table.columns) == COLUMNS
     assert set(table["stage"]) == {"learn", "fuse"} and set(table["task"]) == {"expr", "ah"}

@@ -10,7 +10,7 @@ import pytest
 from affectflow.core.job import Job
 from affectflow.core.options import OptionsError
 from affectflow.plan.rerun import stage_key
-from affectflow.stages.index_page import IndexPageOptions, run, write_index_page
+from affectflow.stages.index_page import STAGE, IndexPageOptions, run, run_index_page
 from affectflow.testing.run_page import page_files
 
 
@@ -18,8 +18,7 @@ def test_max_videos_is_an_output_option_with_a_default() -> None:
     assert IndexPageOptions.from_config({}).max_videos == 50  # no report section: the default
     assert IndexPageOptions.from_config({"report": {"max_videos": 3}}).max_videos == 3
     assert IndexPageOptions.config_key("max_videos") == "report.max_videos"
-    assert stage_key("index_page", IndexPageOptions(max_videos=3)).text != stage_key(
-        "index_page", IndexPageOptions()).text
+    assert stage_key(STAGE, IndexPageOptions(max_videos=3)).text != stage_key(STAGE, IndexPageOptions()).text
     for bad in (-1, 2.5, True, "10"):
         with pytest.raises(OptionsError, match="report: max_videos"):
             IndexPageOptions(max_videos=bad)
@@ -49,6 +48,6 @@ def test_run_writes_the_page_from_the_rules_inputs(run_results: Path, tmp_path: 
 @pytest.mark.slow  # needs the shared e2e run
 def test_the_library_function_needs_no_metrics_when_no_task_was_trained(run_results: Path, tmp_path: Path) -> None:
     files = page_files(run_results, tmp_path, with_tasks=False)
-    out = write_index_page(tmp_path / "index.html", options={"max_videos": 1}, **files)
+    out = run_index_page(tmp_path / "index.html", options={"max_videos": 1}, **files)
     text = out.read_text(encoding="utf-8")
     assert "This run trained no task" in text and "1 of " in text

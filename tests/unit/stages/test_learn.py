@@ -11,7 +11,7 @@ from affectflow.io.shards import fill_nearest
 from affectflow.io.store import ShardReader
 from affectflow.learn.heads import load_head, sidecar_path
 from affectflow.learn.video_classifier import VideoAHClassifier
-from affectflow.stages.learn import LearnError, learn_config, run_learn
+from affectflow.stages.learn import LearnError, run_learn
 from affectflow.testing.stage_fixtures import (
     CFG,
     FACE_DIM,
@@ -34,7 +34,7 @@ def feats(world, *labels):
 
 
 def read_predictions(path):
-    with ShardReader(path, stage="predictions") as r:
+    with ShardReader(path, stage="learn") as r:
         return {rec.video_id: rec for rec in r}, r.skipped(), r.provenance
 
 
@@ -162,7 +162,7 @@ def test_config_errors(world, tmp_path):
     with pytest.raises(LearnError, match="must start with one of"):
         run_learn("expr", world.units_tsv, world.media, {"video/x": world.features[F]}, tmp_path, CFG)
     with pytest.raises(LearnError, match="unknown task"):
-        learn_config("va", {}, ["face"])
+        run_learn("va", world.units_tsv, world.media, feats(world, F), tmp_path, CFG)
     with pytest.raises(LearnError, match="expected a 'audio_features' shard|audio_features"):
         run_learn("expr", world.units_tsv, world.media, {A: world.features[F]}, tmp_path, CFG)
 

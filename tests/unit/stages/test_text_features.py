@@ -3,7 +3,6 @@ against a local server that speaks the OpenAI and GigaChat embeddings protocols.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -13,21 +12,15 @@ import numpy as np
 import pytest
 
 from affectflow.io.store import Provenance, ShardReader, write_shard
-from affectflow.models import standins
-from affectflow.models.registry import GO_EMOTIONS, ModelSpec, get
-from affectflow.models.weights import WeightFile, fetch
-from affectflow.stages.audio_features import resolve_model
-from affectflow.stages.text_features import (
-    GIGACHAT_KEY_ENV,
-    OPENAI_KEY_ENV,
-    TextFeatureConfig,
-    TextFeatureError,
-    embed_shard,
-    load_text_encoder,
-)
-from affectflow.stages.transcripts import Transcript
-from affectflow.testing.api_server import EmbeddingAPIServer, vector
+from affectflow.models.catalogue.registry import GO_EMOTIONS, get
+from affectflow.models.catalogue.weights import WeightFile, fetch
+from affectflow.models.resolve import resolve_model
+from affectflow.models.standins import roberta as standins
+from affectflow.stages.text_features import TextFeaturesOptions, run_text_features
+from affectflow.testing.api_server import EmbeddingAPIServer, assert_no_secret, vector
 from affectflow.testing.http_server import LocalHTTPServer
+from affectflow.text.loading import load_text_encoder
+from affectflow.text.transcript import Transcript
 
 SEGMENTS = {
     "happy": [(0.0, 1.5, "I am so happy to see you again!"), (1.6, 3.0, "This is wonderful news.")],
@@ -42,7 +35,7 @@ pytestmark = pytest.mark.usefixtures("no_models_dir_override")  # these tests pa
 
 @pytest.fixture
 def transcripts(tmp_path: Path) -> Path:
-    """A transcripts shard as the ASR stage writes it (asr.Transcript records)."""
+    """A transcripts shard as the ASR stage writes it (affectflow.text.transcript.Transcript records)."""
     records = []
     for vid, segs in SEGMENTS.items():
         tr = Transcript(language="en")
@@ -60,7 +53,7 @@ def _texts() -> list[str]:
 # ----------------------------------------------------------------------------- local encoders
 def test_minilm_offline_embeddings(transcripts: Path, tmp_path: Path) -> None:
     out = tmp_path / "features" / "text" / ASR / "all_minilm_l6_v2" / "s0000.h5"
-    res = embed_shard(transcripts, out, {"model": "all_minilm_l6_v2", "device": "cpu"}, progress=False)
+    res = run_text_features(transcripts, out, {"model": "all_minilm_l6_v2", "device": "cpu"}, progress=False)
     assert sorted(res.written) == sorted(SEGMENTS)
     with ShardReader(out, stage="text_features", model="all_minilm_l6_v2") as r:
         cfg = r.provenance.config
@@ -78,51 +71,6 @@ def test_minilm_offline_embeddings(transcripts: Path, tmp_path: Path) -> None:
     assert a @ b > a @ annoyed and a @ b > b @ annoyed
 
 
-def test_minilm_matches_sentence_transformers() -> None:
-    st = pytest.importorskip("sentence_transformers")
-    resolved = resolve_model("all_minilm_l6_v2")
-    ours = load_text_encoder(resolved, TextFeatureConfig(device="cpu")).embed(_texts())["embeddings"]
-    ref = st.SentenceTransformer(str(resolved.directory), device="cpu").encode(_texts())
-    assert np.allclose(ours, ref, atol=1e-5)
-
-
-def test_batched_embeddings_keep_input_order() -> None:
-    """Texts are batched by length internally; a call gives each text's own vector, in the order given."""
-    enc = load_text_encoder(resolve_model("all_minilm_l6_v2"), TextFeatureConfig(device="cpu", batch_size=2))
-    texts = [
-        "Hi.",
-        "I honestly cannot believe how wonderful this whole day has been, from the sunrise to the dinner "
-        "with all of my oldest friends, and I am so grateful for every minute of it.",
-        "",
-        "That was really annoying and I am angry about it.",
-        "   ",
-        "No way!",
-        "Well, I suppose it could have gone worse, but I am still quite disappointed with the result.",
-    ]
-    assert [len(t) for t in texts] != sorted((len(t) for t in texts), reverse=True)  # not already sorted
-    together = enc.embed(texts)["embeddings"]
-    alone = np.concatenate([enc.embed([t])["embeddings"] for t in texts])
-    assert together.shape == (len(texts), 384) and together.dtype == np.float32
-    assert np.allclose(together, alone, atol=1e-5)
-    # each vector is its own text's: a permutation would not pass the check above
-    assert not np.allclose(together[0], together[1], atol=1e-2)
-
-
-def test_e5_prefix(tmp_path: Path) -> None:
-    """An E5-family model gets 'query: ' before every text (checked with MiniLM's weights under an E5 spec)."""
-    minilm = get("all_minilm_l6_v2")
-    e5_like = ModelSpec(name="e5_like", modality="text", family="E5", files=minilm.files, embedding_dim=384)
-    cfg = TextFeatureConfig(model="e5_like", device="cpu")
-    e5 = load_text_encoder(resolve_model(e5_like), cfg)
-    plain = load_text_encoder(resolve_model(minilm), cfg)
-    assert e5.prefix == "query: " and plain.prefix == ""
-    texts = _texts()
-    assert np.allclose(e5.embed(texts)["embeddings"], plain.embed(["query: " + t for t in texts])["embeddings"],
-                       atol=1e-6)
-    passage = load_text_encoder(resolve_model(e5_like), TextFeatureConfig(device="cpu", prefix="passage: "))
-    assert passage.prefix == "passage: "
-
-
 @pytest.mark.slow
 def test_goemotions_standin_fetch_verify_load_embed(transcripts: Path, tmp_path_factory, tmp_path: Path) -> None:
     build = standins.build_roberta_goemotions(tmp_path_factory.mktemp("standin") / "goemo")
@@ -136,7 +84,7 @@ def test_goemotions_standin_fetch_verify_load_embed(transcripts: Path, tmp_path_
             pins[wf.name] = sha
     out = tmp_path / "goemo.h5"
     cfg = {"model": "roberta_go_emotions", "device": "cpu", "batch_size": 2}
-    embed_shard(transcripts, out, cfg, models_dir=root, pins=pins, progress=False)
+    run_text_features(transcripts, out, cfg, models_dir=root, pins=pins, progress=False)
     with ShardReader(out, stage="text_features", model="roberta_go_emotions") as r:
         assert r.provenance.config["classes"] == list(GO_EMOTIONS)
         assert r.provenance.weights_sha256 == pins["hf/SamLowe--roberta-base-go_emotions/pytorch_model.bin"]
@@ -146,29 +94,12 @@ def test_goemotions_standin_fetch_verify_load_embed(transcripts: Path, tmp_path_
         mute = r.read("mute").arrays
         assert mute["embeddings"].shape == (0, 768) and mute["logits"].shape == (0, 28)
     # texts longer than RoBERTa's 512 positions are truncated, not an error
-    enc = load_text_encoder(resolve_model("roberta_go_emotions", root, pins), TextFeatureConfig(device="cpu"))
+    enc = load_text_encoder(resolve_model("roberta_go_emotions", root, pins), TextFeaturesOptions(device="cpu"))
     long = enc.embed(["word " * 2000])
     assert long["embeddings"].shape == (1, 768)
 
 
 # ----------------------------------------------------------------------------- API embedders
-OPENAI_KEY = "sk-test-Zq9VERYSECRETkey1234567890"
-GIGA_CREDS = base64.b64encode(b"client-id:client-SECRET-xyz").decode()
-GIGA_TOKEN = "giga-access-token-abcdef"
-
-
-@pytest.fixture
-def api(monkeypatch):
-    monkeypatch.setenv(OPENAI_KEY_ENV, OPENAI_KEY)
-    monkeypatch.setenv(GIGACHAT_KEY_ENV, GIGA_CREDS)
-    with EmbeddingAPIServer(OPENAI_KEY, GIGA_CREDS, GIGA_TOKEN) as srv:
-        yield srv
-
-
-def _no_secret(*texts: str) -> None:
-    for t in texts:
-        for secret in (OPENAI_KEY, GIGA_CREDS, GIGA_TOKEN, "client-SECRET-xyz"):
-            assert secret not in t
 
 
 def test_openai_embeddings_retry_on_429(api: EmbeddingAPIServer, transcripts: Path, tmp_path: Path, caplog,
@@ -179,7 +110,7 @@ def test_openai_embeddings_retry_on_429(api: EmbeddingAPIServer, transcripts: Pa
     out = tmp_path / "openai.h5"
     cfg = {"model": "openai_text_embedding_3_small", "base_url": api.url + "/v1", "batch_size": 2,
            "backoff_s": 0.5}
-    embed_shard(transcripts, out, cfg, progress=False, sleep=sleeps.append)
+    run_text_features(transcripts, out, cfg, progress=False, sleep=sleeps.append)
     posts = [h for p, h, _ in api.log if p == "/v1/embeddings"]
     assert len(posts) == 2 + 2  # two failures, then two batches of at most two texts
     assert len(sleeps) == 2 and 0.5 <= sleeps[0] < sleeps[1]  # exponential backoff
@@ -192,7 +123,7 @@ def test_openai_embeddings_retry_on_429(api: EmbeddingAPIServer, transcripts: Pa
         assert r.read("mute").arrays["embeddings"].shape == (0, 1536)
         assert r.provenance.weights_sha256 == "" and r.provenance.config["api_model"] == "text-embedding-3-small"
     captured = capsys.readouterr()
-    _no_secret(caplog.text, captured.out, captured.err, out.read_bytes().decode("latin-1"))
+    assert_no_secret(caplog.text, captured.out, captured.err, out.read_bytes().decode("latin-1"))
     assert "retry 1/5" in caplog.text
 
 
@@ -203,7 +134,7 @@ def test_gigachat_oauth_then_embeddings(api: EmbeddingAPIServer, transcripts: Pa
     sleeps: list[float] = []
     out = tmp_path / "giga.h5"
     cfg = {"model": "gigachat_embeddings", "base_url": api.url + "/api/v1", "auth_url": api.url + "/api/v2/oauth"}
-    embed_shard(transcripts, out, cfg, progress=False, sleep=sleeps.append)
+    run_text_features(transcripts, out, cfg, progress=False, sleep=sleeps.append)
     paths = [p for p, _, _ in api.log]
     assert paths[0] == "/api/v2/oauth" and paths.count("/api/v2/oauth") == 2
     oauth = [(h, b) for p, h, b in api.log if p == "/api/v2/oauth"][0]
@@ -214,38 +145,13 @@ def test_gigachat_oauth_then_embeddings(api: EmbeddingAPIServer, transcripts: Pa
         assert r.read("annoyed").arrays["embeddings"].shape == (1, 1024)
         assert r.read("mute").arrays["embeddings"].shape == (0, 1024)
     assert len(sleeps) == 1
-    _no_secret(caplog.text, out.read_bytes().decode("latin-1"))
+    assert_no_secret(caplog.text, out.read_bytes().decode("latin-1"))
 
 
-def test_api_errors_never_show_the_key(api: EmbeddingAPIServer, caplog) -> None:
-    caplog.set_level(logging.DEBUG)
+def test_api_keys_are_refused_in_the_config() -> None:
     spec = get("openai_text_embedding_3_small")
-    cfg = TextFeatureConfig(model=spec.name, base_url=api.url + "/v1", max_retries=2)
-    enc = load_text_encoder(resolve_model(spec), cfg, sleep=lambda s: None)
-    api.fail["/v1/embeddings"] = [400]  # the server echoes our Authorization header in its error body
-    with pytest.raises(TextFeatureError, match="HTTP 400") as e400:
-        enc.embed(["hello"])
-    api.fail["/v1/embeddings"] = [429, 429, 429, 429]
-    with pytest.raises(TextFeatureError, match="after 3 attempts") as e429:
-        enc.embed(["hello"])
-    assert "***" in str(e400.value)
-    _no_secret(str(e400.value), str(e429.value), repr(enc), caplog.text)
-    giga = load_text_encoder(resolve_model(get("gigachat_embeddings")),
-                             TextFeatureConfig(model="gigachat_embeddings", base_url=api.url + "/api/v1",
-                                               auth_url=api.url + "/api/v2/oauth", max_retries=0))
-    api.fail["/api/v2/oauth"] = [401]
-    with pytest.raises(TextFeatureError, match="gigachat oauth") as eauth:
-        giga.embed(["hello"])
-    _no_secret(str(eauth.value), repr(giga), caplog.text)
-
-
-def test_api_keys_come_from_the_environment_only(monkeypatch) -> None:
-    monkeypatch.delenv(OPENAI_KEY_ENV, raising=False)
-    spec = get("openai_text_embedding_3_small")
-    with pytest.raises(TextFeatureError, match=OPENAI_KEY_ENV):
-        load_text_encoder(resolve_model(spec), TextFeatureConfig(model=spec.name))
     with pytest.raises(ValueError, match="environment only") as e:
-        TextFeatureConfig.from_mapping({"model": spec.name, "api_key": "sk-in-config-SECRET"})
+        TextFeaturesOptions.from_mapping({"model": spec.name, "api_key": "sk-in-config-SECRET"})
     assert "sk-in-config-SECRET" not in str(e.value)
 
 

@@ -1,0 +1,53 @@
+"""Reading the files a dataset config names: paths kept as given, text read strictly, parses cached.
+
+Every adapter reads label files and lists; doing it one way here keeps their
+error messages alike (each names the file as the config gives it) and their
+parses cheap when the workflow asks for the same file many times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from affectflow.data.adapters.errors import LabelError
+
+
+def resolve(given: str, base: Path) -> Path:
+    """Where a configured path is: relative paths are under ``base`` (the workflow directory); the units keep
+    ``given`` itself, so a units table stays valid when the project folder moves."""
+    p = Path(given)
+    return p if p.is_absolute() else base / p
+
+
+def labels_dir(given: str, base: Path) -> Path:
+    """The configured labels folder, which must exist."""
+    folder = resolve(given, base)
+    if not folder.is_dir():
+        raise LabelError(f"{given}: labels folder not found ({folder})")
+    return folder
+
+
+def read_lines(path: Path, shown: str, what: str = "label file") -> list[str]:
+    """Text lines (universal newlines, BOM dropped); missing/undecodable -> LabelError."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise LabelError(f"{shown}: {what} not found") from None
+    except IsADirectoryError:
+        raise LabelError(f"{shown}: is a folder, expected a file") from None
+    except UnicodeDecodeError as e:
+        raise LabelError(f"{shown}: not UTF-8 text ({e})") from None
+    return text.split("\n")
+
+
+def cached(parse: Callable[..., Any], path: Path, shown: str, what: str, *args: Any) -> Any:
+    """``parse`` (an lru-cached parser) of the file at ``path``, keyed by its mtime and size: a file that
+    changes is read again, an unchanged one once per process."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise LabelError(f"{shown}: {what} not found") from None
+    return parse(str(path.resolve()), shown, *args, st.st_mtime_ns, st.st_size)
+

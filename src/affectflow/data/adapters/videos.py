@@ -1,0 +1,122 @@
+"""Which files of a videos folder are videos, and finding a unit's video in one by its id.
+
+A name with one of ``VIDEO_EXTENSIONS`` is taken unlooked (a broken one is the
+media stage's to report), a name that says it is something else (labels,
+images, sound, ...) is not, and any other file is asked of FFmpeg
+(:func:`affectflow.media.decode.video_stream_problem`, a few milliseconds): a
+folder of thousands of ``.mp4`` files is sorted without opening one, and any
+file FFmpeg opens with a video stream is taken whatever its name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from affectflow.data.adapters.errors import LabelError
+from affectflow.data.adapters.files import resolve
+from affectflow.data.units import SkippedFile
+
+#: taken as videos without looking inside (case-insensitive)
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+                    ".vob", ".flv", ".wmv", ".asf", ".3gp", ".3g2", ".mxf", ".ogv")
+#: what else a videos folder holds, by extension: left out without looking inside
+NOT_VIDEO_EXTENSIONS = {
+    "a text or label file": (".txt", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml", ".xml", ".md", ".rst",
+                             ".html", ".htm", ".log", ".ini", ".cfg", ".toml", ".pdf", ".doc", ".docx", ".xls",
+                             ".xlsx", ".srt", ".vtt", ".ass", ".ssa"),
+    "an image": (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic", ".heif", ".svg",
+                 ".ppm", ".pgm", ".ico"),
+    "a sound file": (".wav", ".mp3", ".flac", ".aac", ".m4a", ".opus", ".oga", ".wma", ".aif", ".aiff"),
+    "an archive or data file": (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".npy", ".npz", ".h5",
+                                ".hdf5", ".pkl", ".pt", ".pth", ".onnx", ".parquet", ".py", ".sh", ".ipynb"),
+}
+_NOT_VIDEO = {ext: kind for kind, exts in NOT_VIDEO_EXTENSIONS.items() for ext in exts}
+
+
+def is_video_name(name: str) -> bool:
+    """Whether a file name has one of VIDEO_EXTENSIONS (any case) and is not hidden.
+
+    Hidden names are skipped because macOS copies leave ``._x.mp4`` resource
+    files next to real videos.
+    """
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
+def not_a_video(path: str | os.PathLike[str]) -> str:
+    """Why the entry ``path`` of a videos folder is not taken as a video (``""``: it is taken).
+
+    Decided by the name where it says enough (hidden, a video extension,
+    another known kind of file), else by asking FFmpeg, so that any file it
+    opens with a video stream is taken whatever its name, and a folder of
+    thousands of ``.mp4`` files is sorted without opening one.
+    """
+    p = Path(path)
+    if p.name.startswith("."):
+        return "hidden file"
+    if not p.is_file():  # one stat for a file, the common case
+        if p.is_dir():
+            return "a folder: only the files directly in the videos folder are read"
+        return "not a regular file (a broken link?)"
+    ext = p.suffix.lower()
+    if ext in VIDEO_EXTENSIONS:
+        return ""
+    if ext in _NOT_VIDEO:
+        return f"{_NOT_VIDEO[ext]} ({ext}), not a video"
+    from affectflow.media.decode import video_stream_problem  # PyAV: imported only when a file needs it
+
+    return video_stream_problem(p)
+
+
+def strip_video_ext(name: str) -> str:
+    """The video id a label file or list writes as ``<id>`` or ``<id>.<video extension>``."""
+    stem, ext = os.path.splitext(name)
+    return stem if ext.lower() in VIDEO_EXTENSIONS else name
+
+
+class VideoFolder:
+    """The video files directly inside one folder, looked up by id (stem), and the other entries with the
+    reason each is left out (:func:`not_a_video`)."""
+
+    def __init__(self, given: str, base: Path) -> None:
+        folder = resolve(given, base)
+        if not folder.is_dir():
+            raise LabelError(f"{given}: videos folder not found ({folder})")
+        self.given = given
+        self.by_stem: dict[str, list[str]] = {}
+        self.skipped: list[SkippedFile] = []
+        for name in sorted(os.listdir(folder)):
+            reason = not_a_video(folder / name)
+            if reason:
+                self.skipped.append(SkippedFile(os.path.join(given, name), reason))
+            else:
+                self.by_stem.setdefault(os.path.splitext(name)[0], []).append(name)
+
+    def find(self, video_id: str) -> str | None:
+        """Path (as given) of the video with this stem, None if there is none."""
+        names = self.by_stem.get(video_id)
+        if not names:
+            return None
+        if len(names) > 1:
+            raise LabelError(f"{self.given}: several videos for id {video_id!r}: {', '.join(names)}")
+        return os.path.join(self.given, names[0])
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a labelled id's video is: its path as given, and the person in it when the video holds two."""
+
+    path: str
+    side: str = ""  # "left" / "right" (Unit.side); "" for a video of the unit's own
+
+
+#: how an adapter finds the video of a labelled id (``None``: there is none)
+Locate = Callable[[VideoFolder, str], Located | None]
+
+
+def locate_by_stem(videos: VideoFolder, video_id: str) -> Located | None:
+    """The plain rule: the video whose file stem is the id."""
+    path = videos.find(video_id)
+    return None if path is None else Located(path)

@@ -1,0 +1,106 @@
+"""A shard's videos into its faces shard: several videos detected at once, written in the units' order.
+
+The shard must not depend on how many videos ran at once (rows, attributes,
+order, skipped videos), so each video's rows are made in a thread of its own
+while one writer takes them strictly in order; a video ahead of the one being
+written holds at most :data:`ROWS_AHEAD_BYTES` of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+
+from affectflow.data.units import Unit
+from affectflow.faces.detection import FaceDetector, SerialDetector, TimedDetector
+from affectflow.faces.organiser import OrganiserCropsSource
+from affectflow.faces.rows import RowSettings, row_bytes, row_spec
+from affectflow.faces.stream import PREFETCH_DEPTH, VideoDone, drain_faces, iter_faces
+from affectflow.faces.video import PrefetchEach, codec_threads
+from affectflow.io.shards import apply_bad_video_policy
+from affectflow.io.store import ShardWriter
+from affectflow.media.decode import MediaError
+
+#: bytes of face rows (crops mostly) each video processed ahead of the one being written may hold. Videos
+#: shorter than this (about 1,700 analysed frames at 224 px crops) are processed wholly in parallel; a
+#: longer one waits for the writer once it is this far ahead
+ROWS_AHEAD_BYTES = 256 * 2**20
+
+
+@dataclass
+class FacesStageResult:
+    """What the stage wrote and what it skipped (video_id, reason); how long it took and how much of that the
+    detector's calls took (``detect_calls`` calls; zero with the organiser's crops). Two results are equal when
+    they wrote and skipped the same: the timings are not compared."""
+
+    written: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = field(default=0.0, compare=False)
+    detect_s: float = field(default=0.0, compare=False)
+    detect_calls: int = field(default=0, compare=False)
+
+
+def rows_ahead(settings: RowSettings, n_landmarks: int = 5) -> int:
+    """Batches of rows a video ahead of the one being written may hold: :data:`ROWS_AHEAD_BYTES` worth."""
+    row = row_bytes(row_spec(n_landmarks, settings.crop_size))
+    return max(PREFETCH_DEPTH, ROWS_AHEAD_BYTES // (row * settings.batch_size))
+
+
+def write_organiser(w: ShardWriter, units: list[Unit], source: OrganiserCropsSource, result: FacesStageResult, *,
+                    on_bad_video: str, raw: tuple[str, ...]) -> None:
+    """The organisers' crops of ``units`` into ``w`` (``raw``: the arrays stored uncompressed)."""
+    for unit in units:
+        _add_or_skip(result, unit, on_bad_video, partial(_add_organiser, w, source, unit, raw))
+
+
+def write_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, settings: RowSettings,
+                   result: FacesStageResult, *, on_bad_video: str, raw: tuple[str, ...], threads: int,
+                   progress: bool) -> None:
+    """Detect the faces of ``units``' videos into ``w`` in the units' order, up to ``threads`` videos at once.
+
+    Each video's thread decodes it, detects its faces (the one detector, a
+    call at a time: a batched GPU detector wants one caller) and crops them;
+    each decoder gets an equal share of the threads for FFmpeg
+    (:func:`~affectflow.faces.video.codec_threads`). Leaving this (done, failed
+    or interrupted) stops every video's thread and closes its video before the
+    shard is finished or removed.
+    """
+    workers = max(1, min(threads, len(units)))
+    codec = codec_threads(threads, workers)
+    timed = TimedDetector(detector)
+    shared = SerialDetector(timed) if workers > 1 else timed
+    sources = [partial(iter_faces, u.path, shared, settings, video_id=u.video_id, progress=progress, side=u.side,
+                       ffmpeg_threads=codec) for u in units]
+    try:
+        with PrefetchEach(sources, workers, depth=rows_ahead(settings, int(detector.n_landmarks)),
+                          name="faces") as videos:
+            for unit, items in zip(units, videos, strict=True):
+                _add_or_skip(result, unit, on_bad_video, partial(_add_video, w, unit, items, raw=raw))
+    finally:
+        result.detect_s, result.detect_calls = timed.seconds, timed.calls
+
+
+def _add_or_skip(result: FacesStageResult, unit: Unit, on_bad_video: str, add: Callable[[], None]) -> None:
+    """Run ``add`` for ``unit``: listed as written, or as skipped by the bad-video policy when it cannot be read."""
+    try:
+        add()
+    except MediaError as e:  # VideoError is one
+        apply_bad_video_policy(result.skipped, unit.video_id, e, on_bad_video)
+        return
+    result.written.append(unit.video_id)
+
+
+def _add_organiser(w: ShardWriter, source: OrganiserCropsSource, unit: Unit, raw: tuple[str, ...]) -> None:
+    """The organisers' crops of ``unit`` into ``w``."""
+    w.add(source.read(unit), uncompressed=raw)
+
+
+def _add_video(w: ShardWriter, unit: Unit, items: Iterable[dict[str, np.ndarray] | VideoDone], *,
+               raw: tuple[str, ...]) -> None:
+    """``unit``'s face rows (:func:`~affectflow.faces.stream.iter_faces` items, being made: ``items``) into ``w``;
+    removed again if it fails part-way."""
+    with w.video(unit.video_id, uncompressed=raw) as out:
+        out.attrs = drain_faces(items, out.append)

@@ -1,0 +1,22 @@
+"""The paper-table steps of a chosen post-processing config."""
+
+from affectflow.fuse.postprocess import PostConfig
+from affectflow.fuse.tables import describe, steps
+
+
+def test_steps_add_the_chosen_parts_one_by_one():
+    cfg = PostConfig("expr", ("face", "audio"), weights=(0.3, 0.7), k=5, t=0.8)
+    got = steps(cfg)
+    assert [label for label, _ in got] == ["", "smoothing", "filtering + smoothing"]
+    assert (got[0][1].k, got[0][1].t) == (1, None)
+    assert (got[1][1].k, got[1][1].t) == (5, None)
+    assert got[2][1] == cfg
+    assert describe(cfg) == "face+audio (w=0.30/0.70, t=0.8, k=5 box)"
+
+
+def test_steps_of_the_video_filter_and_of_a_raw_config():
+    ah = PostConfig("ah", ("text",), video_filter=True)
+    assert [label for label, _ in steps(ah)] == ["", "video filter"]
+    assert steps(ah)[-1][1] == ah
+    raw = PostConfig("emi", ("face",))
+    assert steps(raw) == [("", raw)] and describe(raw) == "face"

@@ -1,0 +1,32 @@
+"""The openai-whisper backend loads only plain tensors: a checkpoint that would run code is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from affectflow.models.standins import whisper as standins
+from affectflow.stages.transcripts import TranscriptsOptions
+from affectflow.text.errors import ASRError
+from affectflow.text.whisper import FasterWhisperBackend, OpenAIWhisperBackend
+
+
+class _NotAWeight:
+    def __reduce__(self):
+        return (print, ("arbitrary code ran",))
+
+
+def test_checkpoint_with_code_is_not_unpickled(tmp_path: Path) -> None:
+    """Even a verified file is loaded with weights_only=True: a pickle that would run code is refused."""
+    path = tmp_path / "evil.pt"
+    torch.save({"dims": dict(standins.WHISPER_DIMS["tiny.en"]), "model_state_dict": {}, "x": _NotAWeight()}, path)
+    with pytest.raises(ASRError, match="not a loadable openai-whisper checkpoint"):
+        OpenAIWhisperBackend(path, TranscriptsOptions(model="x", device="cpu"))
+
+
+def test_faster_whisper_needs_a_ctranslate2_directory(tmp_path: Path) -> None:
+    pytest.importorskip("faster_whisper")
+    with pytest.raises(ASRError, match="no model.bin"):
+        FasterWhisperBackend(tmp_path, TranscriptsOptions(device="cpu"))
