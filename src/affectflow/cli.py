@@ -81,6 +81,33 @@ def _submission_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    import yaml
+
+    from affectflow.data.adapters import build_units
+    from affectflow.plan.estimate import NODE_KINDS, Models, count_units, plan_table, suggest_shards
+
+    config = yaml.safe_load(Path(args.config).read_text()) or {}
+    n_shards = int(config.get("n_shards", 1))
+    units = build_units(config.get("datasets") or [], n_shards=n_shards, base_dir=".")
+    corpus = count_units(units, threads=args.threads)
+    models = Models.of(config)
+    bad = [v for v in corpus.videos if v.problem]
+    print(f"{len(corpus.videos)} video(s): {corpus.frames:,} frames, {corpus.audio_s / 3600:.3g} h of audio; "
+          f"models: {models.face} face, {models.audio} audio, {models.asr} ASR")
+    for v in bad:
+        print(f"  cannot be probed (the media stage will skip it): {v.problem}")
+    print(f"\nwith the config's n_shards: {n_shards}\n")
+    print(plan_table(corpus, models, n_shards, nodes=args.nodes), end="")
+    kind = NODE_KINDS[args.node_kind]
+    best = suggest_shards(corpus, kind, job_hours=args.job_hours, nodes=args.nodes)
+    print(f"\nsuggested n_shards for {kind.name} ({kind.description}), faces jobs of at most "
+          f"{args.job_hours:g} h on {args.nodes} node(s): {best}\n")
+    print(plan_table(corpus, models, best, nodes=args.nodes), end="")
+    print("\nrates: " + "; ".join(f"{k.name} from {k.source}" for k in NODE_KINDS.values()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="affectflow", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -117,6 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = bundle_sub.add_parser("inspect", help="check every file's sha256 and print what the bundle holds")
     inspect.add_argument("path")
     inspect.set_defaults(func=_bundle_inspect)
+
+    plan = sub.add_parser("plan", help="probe the config's videos and print each stage's jobs and hours per node "
+                          "kind, with a suggested n_shards (rates from the recorded benchmarks)")
+    plan.add_argument("config", help="the workflow config (its datasets, n_shards and features)")
+    plan.add_argument("--nodes", type=int, default=1, help="nodes the jobs spread over (default 1)")
+    plan.add_argument("--node-kind", default="h100", choices=["cpu2", "h100"],
+                      help="the node kind n_shards is suggested for")
+    plan.add_argument("--job-hours", type=float, default=1.0, help="the longest faces job to aim for")
+    plan.add_argument("--threads", type=int, default=8, help="videos probed at once")
+    plan.set_defaults(func=_plan)
 
     reruns = sub.add_parser("reruns", help="which config settings rerun which stages (markdown table)")
     reruns.set_defaults(func=_reruns)

@@ -158,7 +158,7 @@ def test_each_output_carries_the_key_its_job_was_planned_with(done):
         "audio_features": "results/demo/features/audio/wav2vec2_base_960h/s0000.h5",
         "transcripts": "results/demo/transcripts/faster_whisper_tiny_en/s0000.h5",
         "text_features": "results/demo/features/text/faster_whisper_tiny_en/all_minilm_l6_v2/s0000.h5",
-        "predictions": "results/demo/models/expr/fer/predictions.h5",
+        "learn": "results/demo/models/expr/fer/predictions.h5",
     }
     shards = sorted(p.stem for p in (res / "media").glob("*.h5"))
     for stage, out in outputs.items():

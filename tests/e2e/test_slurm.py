@@ -31,7 +31,7 @@ STOP = REPO / "tests" / "slurm" / "stop.sh"
 DEMO_STAMP = REPO / "data" / "demo" / ".complete"
 VENV_BIN = Path(sys.executable).parent
 
-RUN_TIMEOUT_S = 900  # one snakemake run; a hang (e.g. waiting on sacct) fails here
+RUN_TIMEOUT_S = 1500  # one snakemake run; a hang (e.g. waiting on sacct) fails here
 PARTITION = "debug"
 # the profile's 20 s is kind to a shared cluster; a test node can be polled faster
 # (still >= 3 x 5 s <= MinJobAge 600 s, so the plugin keeps squeue)
@@ -66,6 +66,8 @@ def _env() -> dict[str, str]:
     env["AFFECTFLOW_SLURM_PARTITION"] = PARTITION
     env.pop("AFFECTFLOW_SLURM_GPU_PARTITION", None)
     env.pop("AFFECTFLOW_SLURM_ACCOUNT", None)
+    # profiles/slurm-gpu asks for 8 decoding CPUs per faces job: the test node may have 2
+    env["AFFECTFLOW_SLURM_DECODE_CPUS"] = str(min(2, os.cpu_count() or 1))
     # never run the submitting Snakemake inside a job's environment
     for k in list(env):
         if k.startswith(("SLURM_JOB", "SLURM_STEP")):
@@ -251,6 +253,44 @@ rule face_features:
         # the GPU Slurm allocated (a stand-in device) is exported as usual
         assert re.search(r"job=\d+ gpus=\d\b", face), face
     assert (tmp_path / "out/units.txt").read_text().strip() == "local"
+
+
+def test_slurm_gpu_profile_puts_the_gpu_stages_on_gpus(slurm_cluster, tmp_path: Path):
+    """profiles/slurm-gpu on Slurm: the faces job gets a (stand-in) GPU and its decoding CPUs as its threads, the
+    features job a GPU, and media stays a CPU job without one."""
+    show = "echo job=$SLURM_JOB_ID cpus=${{SLURM_CPUS_PER_TASK:-none}} threads={threads} " \
+           "gpus=${{CUDA_VISIBLE_DEVICES:-none}} > {output}"
+    (tmp_path / "Snakefile").write_text(f"""
+rule all:
+    input: expand("out/features_{{s}}.txt", s=["a", "b"])
+
+rule units:
+    output: "out/units.txt"
+    localrule: True
+    shell: "echo local > {{output}}"
+
+rule media:
+    input: "out/units.txt"
+    output: "out/media_{{s}}.txt"
+    shell: "{show}"
+
+rule faces:
+    input: "out/media_{{s}}.txt"
+    output: "out/faces_{{s}}.txt"
+    shell: "{show}"
+
+rule face_features:
+    input: "out/faces_{{s}}.txt"
+    output: "out/features_{{s}}.txt"
+    shell: "{show}"
+""")
+    _snakemake(tmp_path, ["--profile", str(REPO / "profiles" / "slurm-gpu"), *STATUS_ARGS], "trivial on slurm-gpu")
+    cpus = min(2, os.cpu_count() or 1)
+    for s in "ab":
+        media, faces, feats = ((tmp_path / f"out/{r}_{s}.txt").read_text() for r in ("media", "faces", "features"))
+        assert re.search(r"job=\d+ cpus=(1|none) threads=1 gpus=none\b", media), media
+        assert re.search(rf"job=\d+ cpus={cpus} threads={cpus} gpus=\d\b", faces), faces
+        assert re.search(r"job=\d+ cpus=(1|none) threads=1 gpus=\d\b", feats), feats
 
 
 def test_demo_on_slurm_matches_local(slurm_cluster, project_copy: Path):

@@ -151,15 +151,24 @@ def _comment_paragraph(text: str, marker: str) -> str:
     return "\n".join(block)
 
 
-def test_every_rule_the_slurm_profile_names_exists() -> None:
-    for path in sorted(PROFILE.parent.rglob("*")):
+def test_every_rule_the_slurm_profiles_name_exists() -> None:
+    for path in sorted(p for d in ("slurm", "slurm-gpu") for p in (REPO / "profiles" / d).rglob("*")):
         if not path.is_file():
             continue
         text = path.read_text(encoding="utf-8")
         named = _command_line_rules(text)
         if path.name.endswith((".yaml", ".yml")):
-            named |= set((yaml.safe_load(text) or {}).get("set-resources") or {})
+            conf = yaml.safe_load(text) or {}
+            named |= set(conf.get("set-resources") or {}) | set(conf.get("set-threads") or {})
         assert named - set(RULES) == set(), f"{path.relative_to(REPO)} names rules that do not exist"
+
+
+def test_the_gpu_profile_puts_exactly_the_gpu_stages_on_gpus() -> None:
+    """Faces (the detector), face, audio and text features and transcripts ask for a GPU; nothing else does."""
+    conf = yaml.safe_load((REPO / "profiles" / "slurm-gpu" / "config.yaml").read_text(encoding="utf-8"))
+    gpu = {rule for rule, res in conf["set-resources"].items() if res.get("gpu")}
+    assert gpu == {"faces", "face_features", "audio_features", "transcripts", "text_features"}
+    assert "faces" in conf["set-threads"] and "gpu" not in conf["default-resources"]
 
 
 def test_the_slurm_profile_lists_the_local_rules() -> None:
