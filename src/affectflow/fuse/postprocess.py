@@ -25,9 +25,9 @@ from scipy.ndimage import correlate1d
 
 from affectflow.core.vocabulary import BINARY_TASKS, TASKS, is_video_task
 from affectflow.evaluate.metrics import N_EXPR
+from affectflow.fuse.settings import SMOOTHINGS
 
 Smoothing = Literal["box", "gaussian", "median"]
-SMOOTHINGS: tuple[str, ...] = ("box", "gaussian", "median")
 FilterMode = Literal["onehot", "mapped"]
 
 # Aff-Wild2 order: Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise, Other.

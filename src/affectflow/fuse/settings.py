@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: the temporal smoothing kernels (:func:`affectflow.fuse.postprocess.smooth`)
+SMOOTHINGS: tuple[str, ...] = ("box", "gaussian", "median")
+
 
 @dataclass(frozen=True)
 class FuseSettings:

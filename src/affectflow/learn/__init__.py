@@ -16,26 +16,3 @@ step: ``settings`` (the typed options), ``videos`` (read, align, label), ``matri
 Fusion, metrics, sweeps and submission files live in ``affectflow.fuse.postprocess``,
 ``affectflow.evaluate.metrics``, ``affectflow.fuse.sweeps`` and ``affectflow.submit.formats``.
 """
-
-from affectflow.learn.align import (
-    AlignedFeatures,
-    TextSegments,
-    TimedVectors,
-    align_video,
-    face_rows_to_frames,
-    interpolate_to_frames,
-    segments_to_frames,
-)
-from affectflow.learn.stats import stat_descriptor, stat_descriptors
-
-__all__ = [
-    "AlignedFeatures",
-    "TextSegments",
-    "TimedVectors",
-    "align_video",
-    "face_rows_to_frames",
-    "interpolate_to_frames",
-    "segments_to_frames",
-    "stat_descriptor",
-    "stat_descriptors",
-]

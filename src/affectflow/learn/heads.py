@@ -34,6 +34,7 @@ from affectflow.core.device import resolve_device
 from affectflow.core.files import atomic_write, sha256_file
 from affectflow.core.vocabulary import BINARY_TASKS
 from affectflow.evaluate.metrics import IGNORE_LABEL, N_EXPR, ah_frame_f1, ah_video_scores, emi_scores, expr_macro_f1
+from affectflow.learn.settings import TrainConfig
 
 log = logging.getLogger("affectflow.learn")
 
@@ -72,39 +73,6 @@ class MLPHead(nn.Module):
 
 
 # ------------------------------------------------------------------ config
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters shared by all heads.
-
-    ``patience``: stop after this many epochs without a better validation
-    metric (0 = never stop early); ignored when no validation split is given.
-    ``device``: ``"auto"`` = CUDA when available, else CPU (bit-identical
-    results are only promised on CPU).
-    """
-
-    epochs: int = 20
-    lr: float = 1e-3
-    batch_size: int = 256
-    weight_decay: float = 0.0
-    patience: int = 5
-    seed: int = 0
-    device: str = "auto"
-    hidden: int = 128
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 0 or self.weight_decay < 0:
-            raise ValueError(f"invalid TrainConfig {self}")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys {unknown}")
-        return cls(**d)
 
 
 def torch_device(device: str = "auto") -> torch.device:

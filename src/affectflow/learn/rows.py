@@ -28,26 +28,10 @@ from affectflow.learn.align import (
     face_rows_to_frames,
 )
 from affectflow.learn.heads import TrainedHead
+from affectflow.learn.settings import RowOptions
 from affectflow.learn.stats import stat_descriptor
 
 log = logging.getLogger("affectflow.learn")
-
-
-@dataclass(frozen=True)
-class RowOptions:
-    """The learn options that decide a video's head rows; a head's sidecar keeps them (in its ``learn_config``),
-    so applying the head to new videos builds the rows its training saw."""
-
-    face_input: str  # embeddings, logits or both
-    missing_face: str  # drop, carry_last or other_modalities (resolved, never auto)
-    text_fill: str  # zeros or nearest (resolved, never auto)
-    stat_parts: tuple[str, ...]  # the STAT descriptor's parts (video tasks)
-
-    @classmethod
-    def from_sidecar(cls, learn_config: Mapping[str, Any]) -> RowOptions:
-        """The row options of a saved head's ``learn_config`` (its other options are training's only)."""
-        return cls(face_input=str(learn_config["face_input"]), missing_face=str(learn_config["missing_face"]),
-                   text_fill=str(learn_config["text_fill"]), stat_parts=tuple(learn_config["stat_parts"]))
 
 
 @dataclass

@@ -8,13 +8,61 @@ rows exactly as training did.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from affectflow.core.vocabulary import is_video_task
-from affectflow.learn.heads import TrainConfig
-from affectflow.learn.rows import RowOptions
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters shared by all heads.
+
+    ``patience``: stop after this many epochs without a better validation
+    metric (0 = never stop early); ignored when no validation split is given.
+    ``device``: ``"auto"`` = CUDA when available, else CPU (bit-identical
+    results are only promised on CPU).
+    """
+
+    epochs: int = 20
+    lr: float = 1e-3
+    batch_size: int = 256
+    weight_decay: float = 0.0
+    patience: int = 5
+    seed: int = 0
+    device: str = "auto"
+    hidden: int = 128
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 0 or self.weight_decay < 0:
+            raise ValueError(f"invalid TrainConfig {self}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys {unknown}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class RowOptions:
+    """The learn options that decide a video's head rows; a head's sidecar keeps them (in its ``learn_config``),
+    so applying the head to new videos builds the rows its training saw."""
+
+    face_input: str  # embeddings, logits or both
+    missing_face: str  # drop, carry_last or other_modalities (resolved, never auto)
+    text_fill: str  # zeros or nearest (resolved, never auto)
+    stat_parts: tuple[str, ...]  # the STAT descriptor's parts (video tasks)
+
+    @classmethod
+    def from_sidecar(cls, learn_config: Mapping[str, Any]) -> RowOptions:
+        """The row options of a saved head's ``learn_config`` (its other options are training's only)."""
+        return cls(face_input=str(learn_config["face_input"]), missing_face=str(learn_config["missing_face"]),
+                   text_fill=str(learn_config["text_fill"]), stat_parts=tuple(learn_config["stat_parts"]))
 
 
 @dataclass(frozen=True)

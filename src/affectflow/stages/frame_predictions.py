@@ -7,39 +7,30 @@ The shard files are joined by the ``predictions`` stage; the columns: docs/predi
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from affectflow.core import joblog
 from affectflow.core.files import atomic_write
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, wiring
-from affectflow.core.vocabulary import feature_stage
 from affectflow.data.units import Unit
-from affectflow.io.shards import ShardSet, media_frames
-from affectflow.io.store import ShardReader
 from affectflow.models.catalogue.manifest import PreparedModel
-from affectflow.models.catalogue.registry import get
 from affectflow.plan.rerun import VIDEO_FIELDS, Stage, stage_key
 from affectflow.plan.scope import PredictionScope
-from affectflow.predict.apply import BundleApplier, pretrained_proba
 from affectflow.predict.bundle import Bundle
-from affectflow.predict.frames import FaceModelColumns, table_columns, video_frame_table
+
+if TYPE_CHECKING:  # torch and pandas: loaded when a job runs, not at every workflow parse (the catalogue)
+    from affectflow.predict.table import FrameInputs
 
 log = logging.getLogger("affectflow.predict")
 
 #: bump when the table changes for the same inputs (docs/reruns.md)
 STAGE_VERSION = 1
-FACE_ARRAYS = ("frame_index", "timestamps", "has_face")
-#: with ``faces.people: all`` the faces shard has a row per frame and person
-PERSON_ARRAYS = (*FACE_ARRAYS, "person")
 
 
 @dataclass(frozen=True)
@@ -69,30 +60,6 @@ STAGE = Stage(
 )
 
 
-def face_model_columns(names: Sequence[str]) -> list[FaceModelColumns]:
-    """The face models of ``names`` that have a classifier (registry classes), as table columns."""
-    out = []
-    for name in names:
-        spec = get(name)
-        if spec.classes:
-            out.append(FaceModelColumns(name, tuple(spec.classes), "valence_arousal" in spec.outputs))
-    return out
-
-
-@dataclass
-class FrameInputs:
-    """One shard's files: ``face_features`` by model, ``features`` by modality label (what the bundle's
-    heads read), ``pretrained`` (the EXPR filter model's face features) and the model ``manifests`` of
-    this run by name (checked against the bundle's hashes)."""
-
-    media: str | os.PathLike[str]
-    faces: str | os.PathLike[str]
-    face_features: Mapping[str, str | os.PathLike[str]]
-    features: Mapping[str, str | os.PathLike[str]]
-    pretrained: str | os.PathLike[str] | None = None
-    manifests: Mapping[str, str | os.PathLike[str]] | None = None
-
-
 def run_frame_predictions(units: Sequence[Unit], inputs: FrameInputs, out: str | os.PathLike[str],
                           opts: FramePredictionsOptions, bundle: Bundle | str | os.PathLike[str] | None = None,
                           *, key: str | None = None) -> Path:
@@ -107,40 +74,11 @@ def run_frame_predictions(units: Sequence[Unit], inputs: FrameInputs, out: str |
         for name, path in (inputs.manifests or {}).items():
             if name in bundle.models:
                 bundle.check_model(name, PreparedModel.load(path).files)
-    models = face_model_columns(opts.face_models)
-    tables = []
-    with contextlib.ExitStack() as stack:
-        media = stack.enter_context(ShardSet([inputs.media], "media", "media"))
-        faces = stack.enter_context(ShardReader(inputs.faces, stage="faces"))
-        face_sets = {m: stack.enter_context(ShardSet([p], "face_features", m))
-                     for m, p in inputs.face_features.items()}
-        sources = {lb: stack.enter_context(ShardSet([p], feature_stage(lb), lb)) for lb, p in inputs.features.items()}
-        pre = stack.enter_context(ShardSet([inputs.pretrained], "face_features", "pretrained")) \
-            if inputs.pretrained else None
-        applier = BundleApplier(bundle) if bundle is not None else None
-        for u in units:
-            if u.video_id not in faces or u.video_id not in media:
-                log.info("video %r: no faces record (skipped by an earlier stage, see problems.tsv)", u.video_id)
-                continue
-            tables.append(_video_table(u, media, faces, face_sets, sources, pre, applier, models, opts))
-        people = faces.provenance.config.get("people") == "all"  # absent: the default, target
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
-        columns=table_columns(models, opts.tasks, people))
-    log.info("%d frames of %d videos -> %s", len(table), len(tables), out)
+    from affectflow.predict.table import shard_frame_table
+
+    table = shard_frame_table(units, inputs, opts.face_models, opts.tasks, bundle)
+    log.info("%d frames of %d videos -> %s", len(table), table["video_id"].nunique(), out)
     return atomic_write(out, lambda tmp: table.to_parquet(tmp, index=False), suffix=".parquet")
-
-
-def _video_table(u: Unit, media: ShardSet, faces: ShardReader, face_sets: Mapping[str, ShardSet],
-                 sources: Mapping[str, ShardSet], pre: ShardSet | None, applier: BundleApplier | None,
-                 models: Sequence[FaceModelColumns], opts: FramePredictionsOptions) -> pd.DataFrame:
-    vid = u.video_id
-    times = media_frames(media, vid)
-    predictions: dict[str, Any] = {}
-    if applier is not None:
-        predictions = applier.apply(u, times, sources, pretrained_proba(pre, vid, times.shape[0]))
-    feats = {m.name: face_sets[m.name].read(vid) if vid in face_sets[m.name] else None for m in models}
-    arrays = PERSON_ARRAYS if "person" in faces.array_names(vid) else FACE_ARRAYS
-    return video_frame_table(vid, faces.read(vid, arrays), models, feats, opts.tasks, predictions)
 
 
 def run(job: Job) -> None:
@@ -152,6 +90,8 @@ def run(job: Job) -> None:
     applied = Bundle.load(config["bundle"]) if config.get("bundle") else None  # verified once, used twice
     scope = PredictionScope.of(config, applied)
     wired = scope.frame_wiring(config)
+    from affectflow.predict.table import FrameInputs
+
     inputs = FrameInputs(
         media=job.input.media, faces=job.input.faces,
         face_features=dict(zip(wired["face_models"], job.input.face_features, strict=True)),

@@ -12,18 +12,19 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from affectflow.core import joblog
 from affectflow.core.job import Job
 from affectflow.core.options import OptionsError, StageOptions, one_of, wiring
 from affectflow.core.vocabulary import TASKS
 from affectflow.fuse.errors import FuseError
-from affectflow.fuse.pipeline import FuseResult, fuse_task
-from affectflow.fuse.postprocess import SMOOTHINGS
-from affectflow.fuse.settings import FuseSettings
+from affectflow.fuse.settings import SMOOTHINGS, FuseSettings
 from affectflow.io.store import Provenance
 from affectflow.plan.rerun import Stage, stage_key
+
+if TYPE_CHECKING:  # scikit-learn: loaded when a job runs, not at every workflow parse (the catalogue)
+    from affectflow.fuse.pipeline import FuseResult
 
 #: bump when fused predictions, sweeps or metrics change for the same inputs and options (docs/reruns.md)
 STAGE_VERSION = 1
@@ -135,6 +136,8 @@ def run_fuse(
         raise FuseError(f"task {task}: no predictions to fuse")
     opts = fuse_options(task, cfg, list(predictions))
     rerun = stage_key(STAGE, opts, expected=key)
+    from affectflow.fuse.pipeline import fuse_task
+
     return fuse_task(task, units_tsv, media_shards, predictions, pretrained, out_dir, opts.settings(),
                      Provenance.of(rerun))
 

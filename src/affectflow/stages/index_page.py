@@ -23,8 +23,6 @@ from affectflow.core.files import atomic_write_text
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
 from affectflow.plan.rerun import Stage
-from affectflow.report.collect import PageInputs, collect_page
-from affectflow.report.page import render_page
 
 #: bump when index.html changes for the same inputs and options (docs/reruns.md)
 STAGE_VERSION = 1
@@ -62,6 +60,10 @@ def run_index_page(
     ``base_dir``: the folder the units table's relative label paths start from (the workflow's directory).
     """
     opts = IndexPageOptions.coerce(options)
+    # pandas, OpenCV and matplotlib: loaded when the job runs, not at every workflow parse (the catalogue)
+    from affectflow.report.collect import PageInputs, collect_page
+    from affectflow.report.page import render_page
+
     page = collect_page(PageInputs(
         run_name=run_name, units=units, problems=problems, predictions=predictions, metrics=metrics,
         fusion_dirs=tuple(fusion_dirs), faces=tuple(faces), transcripts=tuple(transcripts),

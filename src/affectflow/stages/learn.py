@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from affectflow.core import joblog
 from affectflow.core.job import Job
@@ -21,11 +21,12 @@ from affectflow.core.options import OptionsError, StageOptions, one_of, wiring
 from affectflow.core.vocabulary import TASKS
 from affectflow.io.store import Provenance
 from affectflow.learn.errors import LearnError
-from affectflow.learn.heads import TrainConfig
-from affectflow.learn.pipeline import LearnResult, learn_task
-from affectflow.learn.settings import LearnSettings
+from affectflow.learn.settings import LearnSettings, TrainConfig
 from affectflow.learn.stats import STAT_PARTS
 from affectflow.plan.rerun import Stage, stage_key
+
+if TYPE_CHECKING:  # torch: loaded when a job runs, not at every workflow parse (the catalogue)
+    from affectflow.learn.pipeline import LearnResult
 
 FACE_INPUTS = ("embeddings", "logits", "both")
 
@@ -134,6 +135,8 @@ def run_learn(
         rerun = stage_key(STAGE, opts, expected=key)
     except OptionsError as e:
         raise LearnError(str(e)) from None
+    from affectflow.learn.pipeline import learn_task
+
     return learn_task(task, units_tsv, media_shards, features, out_dir, opts.settings(), Provenance.of(rerun))
 
 

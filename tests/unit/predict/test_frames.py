@@ -6,7 +6,7 @@ from affectflow.core.vocabulary import EMI_EMOTIONS, EXPR_CLASSES
 from affectflow.io.store import VideoRecord
 from affectflow.predict.apply import TaskPrediction
 from affectflow.predict.frames import FaceModelColumns, table_columns, video_frame_table
-from affectflow.stages.frame_predictions import face_model_columns
+from affectflow.predict.table import face_model_columns
 
 N = 10
 FACE = np.array([1, 1, 0, 0, 1, 1, 1, 0, 1, 1], dtype=bool)

@@ -18,6 +18,7 @@ from affectflow.io.store import ShardReader
 from affectflow.plan.checks import ConfigError, check_people
 from affectflow.plan.rerun import stage_key
 from affectflow.predict.frames import BASE_COLUMNS
+from affectflow.predict.table import FrameInputs
 from affectflow.report.collect import PageInputs, collect_page
 from affectflow.report.columns import parse_columns
 from affectflow.report.timeline import TimelineInputs, render_timeline
@@ -26,7 +27,7 @@ from affectflow.stages.catalogue import STAGES
 from affectflow.stages.face_features import run_face_features
 from affectflow.stages.faces import FacesOptions, run_faces
 from affectflow.stages.fetch_model import run_fetch_model
-from affectflow.stages.frame_predictions import FrameInputs, FramePredictionsOptions, run_frame_predictions
+from affectflow.stages.frame_predictions import FramePredictionsOptions, run_frame_predictions
 from affectflow.stages.index_page import run_index_page
 from affectflow.stages.media import run_media
 from affectflow.stages.predictions import run_predictions

@@ -1,0 +1,21 @@
+"""The catalogue is imported by every workflow parse: each Slurm job parses the workflow (twice, with its
+job step), so a heavy import there costs seconds per job. Stage modules keep torch, scikit-learn and the
+other heavy libraries to their jobs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("torch", "sklearn", "transformers", "matplotlib", "onnxruntime", "faster_whisper",
+         "scipy.optimize", "scipy.interpolate", "scipy.stats", "pyarrow.parquet")
+
+
+def test_the_catalogue_loads_no_heavy_library() -> None:
+    code = ("import json, sys, affectflow.stages.catalogue as c; "
+            f"print(json.dumps([len(c.STAGES), sorted(k for k in {HEAVY!r} if k in sys.modules)]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    n_stages, loaded = json.loads(out)
+    assert n_stages == 18
+    assert loaded == []
