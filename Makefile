@@ -46,7 +46,7 @@ test: system venv $(DEMO)
 	$(VENV)/bin/ruff check src tests workflow/scripts $(wildcard benchmarks)
 	$(VENV)/bin/snakemake --lint --cores 1
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -q -n $(CORES) --dist loadgroup --durations=15
+	$(VENV)/bin/pytest -q -n $(CORES) --dist loadgroup --no-loadscope-reorder --durations=25
 
 bench: system venv $(DEMO)
 	$(PY) -m benchmarks.run --out benchmarks/results/latest.json

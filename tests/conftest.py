@@ -9,14 +9,30 @@ import pytest
 
 from affectflow.testing.media import make_video
 
+#: the longest groups, started first (``make test`` passes ``--no-loadscope-reorder``, so xdist hands out groups
+#: in this order): the Slurm demo run, then the shared demo run; started last, either one outlasts the rest
+LONG_GROUPS = ("tests/e2e/test_slurm.py", "demo_run")
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Groups for pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers): every test that uses the
     shared demo run (``done``) goes to one worker, and each other file's tests stay together, so every session-
-    and module-scoped set-up (the demo run, a Slurm cluster, the quick benchmark) is made once."""
+    and module-scoped set-up (the demo run, a Slurm cluster, the quick benchmark) is made once. The groups are
+    ordered :data:`LONG_GROUPS` first, then by size, largest first (what xdist itself does without the flag)."""
+    groups: dict[pytest.Item, str] = {}
     for item in items:
         shares_demo = {"done", "run_results"} & set(getattr(item, "fixturenames", ()))
-        item.add_marker(pytest.mark.xdist_group("demo_run" if shares_demo else item.nodeid.split("::")[0]))
+        groups[item] = "demo_run" if shares_demo else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(groups[item]))
+    size: dict[str, int] = {}
+    for g in groups.values():
+        size[g] = size.get(g, 0) + 1
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        g = groups[item]
+        return (LONG_GROUPS.index(g), 0) if g in LONG_GROUPS else (len(LONG_GROUPS), -size[g])
+
+    items.sort(key=rank)  # stable: a group's tests keep their order
 
 
 @pytest.fixture

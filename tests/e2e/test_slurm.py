@@ -211,9 +211,11 @@ def project_copy(tmp_path: Path) -> Path:
 
 
 def _lighten_config(path: Path) -> None:
-    """Every kind of stage, fewer of each: real models only (no stand-ins to build),
-    two feature sets, so the Slurm run stays within CI's time."""
+    """Every kind of stage, fewer of each: real models only (no stand-ins to build), two feature sets and
+    two shards (each Slurm job costs two workflow parses and a status poll), so the Slurm run stays within
+    CI's time."""
     cfg = yaml.safe_load(path.read_text())
+    cfg["n_shards"] = 2
     cfg["features"].update(face=["fer_minixception"], audio=[], standins=[])
     cfg["feature_sets"] = {k: v for k, v in cfg["feature_sets"].items() if k in ("fer", "text")}
     cfg["fusions"] = {"fer_text": cfg["fusions"]["fer_text"]}
