@@ -21,7 +21,7 @@ DEMO = REPO / "data" / "demo"
 DEMO_VIDEOS = DEMO / "videos"
 CACHE = REPO / ".cache" / "bench"  # git-ignored: converted / stand-in models reused between runs
 FIGURE_KEYS = ("name", "title", "status", "value", "unit", "baseline", "baseline_label", "ratio", "target",
-               "target_met", "note", "details", "seconds")
+               "target_met", "note", "details", "seconds", "section")
 
 
 class Skip(Exception):  # noqa: N818 - a message, not an error
@@ -45,6 +45,7 @@ class Figure:
     note: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    section: str = ""  # the benchmarks.run section that made it
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -24,6 +24,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from benchmarks import asr, dag, detection, embeddings, face_path, gpu, memory, preprocessing, quantise
 from benchmarks.common import FIGURE_KEYS, REPO, Figure, Options, chosen, machine_info
@@ -56,7 +57,7 @@ def run_sections(opts: Options, names: list[str], log=print) -> list[Figure]:
             got = [fig]
         dt = time.perf_counter() - t0
         for fig in got:
-            fig.seconds = dt / len(got)
+            fig.seconds, fig.section = dt / len(got), name
         figures.extend(got)
         log(f"[bench] {name}: {dt:.1f} s", flush=True)
     return figures
@@ -82,6 +83,20 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines + ["", *notes])
 
 
+def _updated(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` with ``new``'s figures in place of those of the sections run again (a figure records its section;
+    one from before figures did is replaced when the new run made a figure of its name)."""
+    if old.get("mode") != new["mode"]:
+        raise SystemExit(f"--update: the file holds a {old.get('mode')} run, this is a {new['mode']} run")
+    sections = set(new["options"]["sections"])
+    kept = {k: v for k, v in old["figures"].items() if v.get("section") not in sections and k not in new["figures"]}
+    figures = {**kept, **new["figures"]}
+    update = {k: new[k] for k in ("command", "options", "machine", "total_s", "summary")}
+    doc = {**old, "figures": figures, "updates": [*old.get("updates", []), update]}
+    doc["summary"] = {s: sum(f["status"] == s for f in figures.values()) for s in ("ok", "skipped", "error")}
+    return doc
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small inputs, 1 repetition, DAG at 1,000 videos only")
@@ -92,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="intra-op threads of the models in both arms (default 1: the fastest on a shared 2-core "
                          "machine, see docs/performance.md)")
     ap.add_argument("--keep-workdir", action="store_true", help="keep the scratch folder (its path is printed)")
+    ap.add_argument("--update", action="store_true",
+                    help="keep --out's other figures and replace only those of the sections run now (the file's "
+                         "`updates` list records when, how and on what machine)")
     args = ap.parse_args(argv)
     names = chosen(ap, args.only, list(SECTIONS), "sections")
     reps = args.reps or (1 if args.quick else 3)
@@ -119,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         "figure_keys": list(FIGURE_KEYS),
         "figures": {f.name: f.to_json() for f in figures},
     }
+    if args.update and args.out.exists():
+        doc = _updated(json.loads(args.out.read_text()), doc)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     tmp.write_text(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")

@@ -14,6 +14,7 @@ from affectflow.testing.media import make_video
 LONG_GROUPS = ("tests/e2e/test_slurm.py", "demo_run")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Groups for pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers): every test that uses the
     shared demo run (``done``) goes to one worker, and each other file's tests stay together, so every session-

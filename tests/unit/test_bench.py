@@ -148,7 +148,7 @@ def test_table_adapter_reads_15000_units_without_touching_the_videos(tmp_path: P
 # ------------------------------------------------------------ benchmarks.run --quick
 
 FIGURE_KEYS = {"name", "title", "status", "value", "unit", "baseline", "baseline_label", "ratio", "target",
-               "target_met", "note", "details", "seconds"}
+               "target_met", "note", "details", "seconds", "section"}
 EXPECTED_FIGURES = {
     "face_path_vs_per_frame", "face_path_vs_decode", "face_features_threads", "face_crop_storage",
     "asr_faster_vs_openai_whisper",
@@ -435,3 +435,25 @@ def test_unknown_section_is_an_error() -> None:
     proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--only", "nope", "--out", os.devnull], cwd=REPO,
                           capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 2 and "unknown sections" in proc.stderr
+
+
+def test_update_replaces_only_the_sections_run_again() -> None:
+    from benchmarks.run import _updated
+
+    def doc(figures: dict, sections: list[str], mode: str = "full") -> dict:
+        return {"mode": mode, "command": "c", "options": {"sections": sections}, "machine": {"cpu_model": "m"},
+                "total_s": 1.0, "summary": {}, "figures": figures}
+
+    old = doc({"memory_a": {"status": "ok", "section": "memory"}, "memory_gone": {"status": "ok", "section": "memory"},
+               "dag_x": {"status": "ok", "section": "dag"}, "legacy": {"status": "error"}}, ["memory", "dag"])
+    new = doc({"memory_a": {"status": "ok", "section": "memory"}, "memory_b": {"status": "skipped",
+                                                                                "section": "memory"},
+               "legacy": {"status": "ok", "section": "memory"}}, ["memory"])
+    got = _updated(old, new)
+    assert set(got["figures"]) == {"memory_a", "memory_b", "legacy", "dag_x"}  # memory_gone: its section re-ran
+    assert got["figures"]["legacy"]["status"] == "ok"  # no section recorded: replaced by name
+    assert got["summary"] == {"ok": 3, "skipped": 1, "error": 0}
+    assert got["updates"] == [{k: new[k] for k in ("command", "options", "machine", "total_s", "summary")}]
+    assert got["command"] == "c" and got["options"]["sections"] == ["memory", "dag"]  # the full run's own record
+    with pytest.raises(SystemExit, match="quick"):
+        _updated(old, doc({}, ["memory"], mode="quick"))

@@ -173,6 +173,17 @@ def _write_attrs(grp: h5py.Group, attrs: Mapping[str, Any]) -> None:
         grp.attrs[name] = json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
+def _write_array(grp: h5py.Group, name: str, arr: Any, *, compress: bool = True) -> None:
+    """One whole array: strings as HDF5 strings, large numeric arrays lzf-compressed unless ``compress`` is off."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind in "OUS":
+        grp.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
+    elif arr.ndim >= 1 and arr.size > 4096 and compress:
+        grp.create_dataset(name, data=arr, compression="lzf", chunks=True)
+    else:
+        grp.create_dataset(name, data=arr)
+
+
 # rows per HDF5 chunk of an appended array: about 1 MiB (HDF5's default chunk cache), at most 4096 rows
 _CHUNK_BYTES = 1 << 20
 
@@ -181,7 +192,9 @@ class VideoAppender:
     """One video's numeric arrays, grown a batch of rows at a time (resizable, row-chunked, lzf-compressed).
 
     The first :meth:`append` fixes each array's dtype and per-row shape; every
-    call must give all arrays the same number of rows. Set scalar attributes
+    call must give all arrays the same number of rows. An array of another
+    length (a video's frame times beside its audio) is written whole with
+    :meth:`put`. Set scalar attributes
     in :attr:`attrs`; they are written when the video is finished. Arrays named
     in ``uncompressed`` are stored as they are: lzf stores face crops in about
     three quarters of the space, but writing and reading them back then takes
@@ -191,6 +204,7 @@ class VideoAppender:
     def __init__(self, grp: h5py.Group, uncompressed: Collection[str] = ()) -> None:
         self._grp = grp
         self._uncompressed = frozenset(uncompressed)
+        self._rows: frozenset[str] = frozenset()  # the appended arrays
         self.n = 0
         self.attrs: dict[str, Any] = {}
 
@@ -200,15 +214,18 @@ class VideoAppender:
         if len(counts) > 1:
             raise ValueError(f"rows of unequal length: { {k: len(a) for k, a in arrays.items()} }")
         n = counts.pop() if counts else 0
-        if self.n == 0 and not len(self._grp):
+        if not self._rows:
+            if set(arrays) & set(self._grp):
+                raise ValueError(f"arrays {sorted(set(arrays) & set(self._grp))} were written whole with put()")
+            self._rows = frozenset(arrays)
             for name, a in arrays.items():
                 row_bytes = max(1, int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize)
                 chunk = max(1, min(4096, _CHUNK_BYTES // row_bytes))
                 self._grp.create_dataset(name, shape=(0, *a.shape[1:]), maxshape=(None, *a.shape[1:]),
                                          dtype=a.dtype, chunks=(chunk, *a.shape[1:]),
                                          compression=None if name in self._uncompressed else "lzf")
-        elif set(arrays) != set(self._grp):
-            raise ValueError(f"arrays {sorted(arrays)} differ from the first batch's {sorted(self._grp)}")
+        elif set(arrays) != self._rows:
+            raise ValueError(f"arrays {sorted(arrays)} differ from the first batch's {sorted(self._rows)}")
         for name, a in arrays.items():
             ds = self._grp[name]
             if a.shape[1:] != ds.shape[1:]:
@@ -216,6 +233,12 @@ class VideoAppender:
             ds.resize(self.n + n, axis=0)
             ds[self.n:] = a
         self.n += n
+
+    def put(self, name: str, array: Any) -> None:
+        """Write one array whole, beside the appended ones and of its own length (as :meth:`ShardWriter.add`)."""
+        if name in self._grp:
+            raise ValueError(f"array {name!r} written twice")
+        _write_array(self._grp, name, array, compress=name not in self._uncompressed)
 
 
 class ShardWriter:
@@ -258,13 +281,7 @@ class ShardWriter:
         grp.attrs["video_id"] = record.video_id
         _write_attrs(grp, record.attrs)
         for name, arr in record.arrays.items():
-            arr = np.asarray(arr)
-            if arr.dtype.kind in "OUS":
-                grp.create_dataset(name, data=arr.astype(object), dtype=h5py.string_dtype())
-            elif arr.ndim >= 1 and arr.size > 4096 and name not in uncompressed:
-                grp.create_dataset(name, data=arr, compression="lzf", chunks=True)
-            else:
-                grp.create_dataset(name, data=arr)
+            _write_array(grp, name, arr, compress=name not in uncompressed)
         self._ids.append(record.video_id)
 
     @contextlib.contextmanager
@@ -326,6 +343,22 @@ def write_shard(
         for rec in records:
             w.add(rec)
     return Path(path)
+
+
+def read_spans(rows: np.ndarray) -> list[np.ndarray]:
+    """Increasing ``rows`` cut into pieces whose range (first to last row) is at most twice their length: a read
+    of each range then holds at most twice the rows wanted, and rows that lie close together share a read."""
+    runs = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)  # consecutive rows
+    spans: list[list[np.ndarray]] = []
+    held = 0  # rows in the last span
+    for run in runs:
+        if spans and run[-1] - spans[-1][0][0] + 1 <= 2 * (held + len(run)):
+            spans[-1].append(run)
+            held += len(run)
+        else:
+            spans.append([run])
+            held = len(run)
+    return [s[0] if len(s) == 1 else np.concatenate(s) for s in spans]
 
 
 class ShardReader:
@@ -392,8 +425,10 @@ class ShardReader:
         """``array[rows]`` of one video in batches of at most ``batch`` rows (``rows``: increasing indices).
 
         What keeps a consumer of face crops in bounded memory however long the
-        video. Each batch reads the contiguous range it spans, so mostly-selected
-        rows cost one read. Yields one empty batch when ``rows`` is empty, so the
+        video. A batch is read in contiguous ranges (:func:`read_spans`), each at
+        most twice as long as the rows it holds, so mostly-selected rows cost one
+        read and a few faces scattered over a long video do not read what lies
+        between them. Yields one empty batch when ``rows`` is empty, so the
         consumer still sees the array's dtype and row shape.
         """
         ds = self._group(video_id)[name]
@@ -404,9 +439,11 @@ class ShardReader:
             yield np.zeros((0, *ds.shape[1:]), ds.dtype)
             return
         for start in range(0, len(rows), batch):
-            sel = rows[start:start + batch]
-            block = ds[int(sel[0]):int(sel[-1]) + 1]
-            yield block if len(block) == len(sel) else block[sel - sel[0]]  # every row wanted: no second copy
+            pieces = []
+            for span in read_spans(rows[start:start + batch]):
+                block = ds[int(span[0]):int(span[-1]) + 1]
+                pieces.append(block if len(block) == len(span) else block[span - span[0]])  # all wanted: no copy
+            yield pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
     def read(self, video_id: str, names: Iterable[str] | None = None) -> VideoRecord:
         """One video's attributes and arrays (only ``names`` when given: large arrays stay on disk)."""

@@ -17,8 +17,11 @@ import logging
 import math
 import os
 import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -43,6 +46,8 @@ REPEATED_TIME_STEP_S = 1e-3
 # In an MPEG stream, a decode time this far past the previous one is a gap between joined recordings, not a
 # frame step (FFmpeg's own -dts_delta_threshold).
 TIMESTAMP_JUMP_S = 10.0
+# Audio is read from ffmpeg and written to the shard this many seconds at a time (640 KB at 16 kHz).
+AUDIO_CHUNK_S = 10.0
 
 
 class MediaError(AffectflowError, RuntimeError):
@@ -230,16 +235,21 @@ def _demux(path: Path) -> _Demuxed:
             stream = container.streams.video[0]
             tb = float(stream.time_base)
             clock = VideoClock(container, stream)
-            packets = [p for p in container.demux(stream) if p.pts is not None and p.size > 0 and clock.admit(p)]
+            n_packets, pts = 0, []  # the packets' times only: a long video's packets (its whole size) are not kept
+            for p in container.demux(stream):
+                if p.pts is not None and p.size > 0 and clock.admit(p):
+                    n_packets += 1
+                    if not p.is_discard:
+                        pts.append(p.pts)
             listed = int(stream.frames or 0)
     except (av.FFmpegError, IndexError, OSError) as e:
         raise MediaError(f"{path}: cannot demux video stream ({str(e).replace(ffmpeg_url(path), str(path))})") from e
     # Edit lists mark pre-roll packets as discard: decoders drop them, so must we,
     # or frame counts disagree with decoded frames and per-frame labels.
     start = clock.zero
-    pts = [p.pts for p in packets if not p.is_discard and p.pts >= start]
-    ts = (np.sort(np.asarray(pts, dtype=np.int64)) - start) * tb
-    return _Demuxed(ts.astype(np.float64), len(packets), listed, float(start * tb), clock.jumps, clock.mend)
+    kept = np.asarray(pts, dtype=np.int64)
+    ts = (np.sort(kept[kept >= start]) - start) * tb
+    return _Demuxed(ts.astype(np.float64), n_packets, listed, float(start * tb), clock.jumps, clock.mend)
 
 
 def audio_start(path: str | Path) -> float | None:
@@ -359,23 +369,63 @@ def truncation_warning(p: Probe) -> str:
     return ""
 
 
-def extract_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode the first audio stream to mono float32 at ``sample_rate``."""
+def audio_chunks(path: str | Path, sample_rate: int = SAMPLE_RATE,
+                 chunk_s: float = AUDIO_CHUNK_S) -> Iterator[np.ndarray]:
+    """The first audio stream as mono float32 at ``sample_rate``, ``chunk_s`` seconds at a time, read from
+    ffmpeg as it decodes: a 2-hour recording (460 MB of samples) never sits in memory whole.
+
+    A decoding failure raises :class:`MediaError` naming the file, after the chunks decoded before it.
+    """
     cmd = [
         "ffmpeg", "-nostdin", "-v", "error", "-i", ffmpeg_url(path), "-map", "0:a:0", "-vn",
         "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
     ]
-    out = subprocess.run(cmd, capture_output=True, check=False)
-    if out.returncode != 0:
-        msg = out.stderr.decode(errors="replace").strip().splitlines()
-        why = msg[-1].replace(ffmpeg_url(path), str(path)) if msg else "ffmpeg failed"
-        raise MediaError(f"{path}: cannot decode audio ({why})")
-    return np.frombuffer(out.stdout, dtype=np.float32).copy()
+    n_bytes = max(1, int(chunk_s * sample_rate)) * 4
+    # stderr to a file: a pipe left unread fills up and stops ffmpeg when a damaged stream logs many errors
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdout is not None
+        try:
+            while buf := proc.stdout.read(n_bytes):  # blocks until n_bytes or the end
+                yield np.frombuffer(buf, dtype=np.float32, count=len(buf) // 4)
+        finally:
+            proc.stdout.close()  # a consumer that stops early ends ffmpeg (broken pipe)
+            code = proc.wait()
+        if code != 0:
+            err.seek(0)
+            msg = err.read().decode(errors="replace").strip().splitlines()
+            why = msg[-1].replace(ffmpeg_url(path), str(path)) if msg else "ffmpeg failed"
+            raise MediaError(f"{path}: cannot decode audio ({why})")
+
+
+def extract_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode the first audio stream to mono float32 at ``sample_rate``, whole (:func:`audio_chunks`)."""
+    return _joined(list(audio_chunks(path, sample_rate)))
+
+
+def _joined(chunks: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+
+
+@dataclass
+class MediaInfo:
+    """What the media stage learns of one video besides its samples (they go to a sink as they decode)."""
+
+    probe: Probe
+    n_samples: int
+    sample_rate: int
+    warnings: list[str]
+
+    def attrs(self) -> dict[str, Any]:
+        """The video's attributes in the media shard."""
+        meta = {k: v for k, v in asdict(self.probe).items() if k != "timestamps"}
+        meta.update(sample_rate=self.sample_rate, warnings=self.warnings)
+        return meta
 
 
 @dataclass
 class MediaRecord:
-    """The media stage's result for one video."""
+    """The media stage's result for one video, its audio whole (:func:`process_video`)."""
 
     probe: Probe
     audio: np.ndarray
@@ -383,8 +433,7 @@ class MediaRecord:
     warnings: list[str]
 
     def to_record(self, video_id: str) -> VideoRecord:
-        meta = {k: v for k, v in asdict(self.probe).items() if k != "timestamps"}
-        meta.update(sample_rate=self.sample_rate, warnings=self.warnings)
+        meta = MediaInfo(self.probe, len(self.audio), self.sample_rate, self.warnings).attrs()
         return VideoRecord(
             video_id=video_id,
             arrays={"timestamps": self.probe.timestamps, "audio": self.audio},
@@ -392,17 +441,48 @@ class MediaRecord:
         )
 
 
-def on_video_clock(audio: np.ndarray, offset: float, sample_rate: int) -> np.ndarray:
-    """``audio`` (starting ``offset`` s after the first video frame) re-based so that sample 0 is that frame:
-    a later start is padded with silence, an earlier one cut."""
+def on_video_clock(chunks: Iterable[np.ndarray], offset: float, sample_rate: int) -> Iterator[np.ndarray]:
+    """Audio ``chunks`` (starting ``offset`` s after the first video frame) re-based so that sample 0 is that
+    frame: a later start is padded with silence, an earlier one cut."""
     n = int(round(abs(offset) * sample_rate))
     if offset > 0:
-        return np.concatenate([np.zeros(n, dtype=audio.dtype), audio])
-    return audio[n:]
+        yield from silence(n, sample_rate)
+        n = 0
+    for chunk in chunks:
+        if n >= len(chunk):
+            n -= len(chunk)
+            continue
+        yield chunk[n:]
+        n = 0
 
 
-def process_video(path: str | Path, sample_rate: int = SAMPLE_RATE) -> MediaRecord:
-    """Probe and extract audio, turning survivable oddities into warnings.
+def silence(n: int, sample_rate: int, chunk_s: float = AUDIO_CHUNK_S) -> Iterator[np.ndarray]:
+    """``n`` zero samples, a chunk at a time."""
+    step = max(1, int(chunk_s * sample_rate))
+    for start in range(0, n, step):
+        yield np.zeros(min(step, n - start), dtype=np.float32)
+
+
+class _Tally:
+    """Samples passed on to a sink, counted, with their sum of squares (the silence check)."""
+
+    def __init__(self, sink: Callable[[np.ndarray], None]) -> None:
+        self.sink, self.n, self.sum_sq = sink, 0, 0.0
+
+    def feed(self, chunks: Iterable[np.ndarray]) -> None:
+        for chunk in chunks:
+            if len(chunk):
+                self.sink(chunk)
+                self.n += len(chunk)
+                self.sum_sq += float(np.square(chunk, dtype=np.float64).sum())
+
+    def rms(self) -> float:
+        return math.sqrt(self.sum_sq / self.n) if self.n else 0.0
+
+
+def stream_video(path: str | Path, sink: Callable[[np.ndarray], None],
+                 sample_rate: int = SAMPLE_RATE) -> MediaInfo:
+    """Probe ``path`` and pass its audio to ``sink`` a chunk at a time, turning survivable oddities into warnings.
 
     Audio is put on the video's clock (sample 0 = the first video frame, see
     :func:`on_video_clock`), so every later stage shares one time axis. A video
@@ -410,30 +490,35 @@ def process_video(path: str | Path, sample_rate: int = SAMPLE_RATE) -> MediaReco
     branch still has input) and a warning; silent audio and audio shorter than
     the video are kept as they are, with a warning; repeated frame timestamps
     are repaired (:func:`strictly_increasing`), with a warning giving their count.
+    ``sink`` sees at least one chunk (empty for a video of no length). On a :class:`MediaError` it may
+    have seen part of the audio: the caller drops what it kept.
     """
     p = probe(path)
     warnings: list[str] = []
     n_video = int(math.ceil(p.duration * sample_rate))
+    tally = _Tally(sink)
     if not p.has_audio:
         warnings.append("no audio stream: silence of the video's length used")
-        audio = np.zeros(n_video, dtype=np.float32)
+        tally.feed(silence(n_video, sample_rate))
     else:
-        audio = on_video_clock(extract_audio(path, sample_rate), p.audio_offset, sample_rate)
+        tally.feed(on_video_clock(audio_chunks(path, sample_rate), p.audio_offset, sample_rate))
         if p.audio_offset >= AUDIO_OFFSET_REPORTED_S:
             warnings.append(f"audio starts {p.audio_offset:.2f} s after the first video frame: "
                             f"{p.audio_offset:.2f} s of silence put before it")
         elif p.audio_offset <= -AUDIO_OFFSET_REPORTED_S:
             warnings.append(f"audio starts {-p.audio_offset:.2f} s before the first video frame: "
                             f"its first {-p.audio_offset:.2f} s cut")
-        if len(audio) == 0:
+        if tally.n == 0:
             warnings.append("audio stream decodes to no samples: silence of the video's length used")
-            audio = np.zeros(n_video, dtype=np.float32)
+            tally.feed(silence(n_video, sample_rate))
         else:
-            if float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) < SILENCE_RMS:
+            if tally.rms() < SILENCE_RMS:
                 warnings.append("audio is silent")
-            short = p.duration - len(audio) / sample_rate
+            short = p.duration - tally.n / sample_rate
             if short > 0.5:
                 warnings.append(f"audio is {short:.2f} s shorter than the video")
+    if tally.n == 0:
+        sink(np.zeros(0, dtype=np.float32))
     if p.variable_frame_rate:
         warnings.append("variable frame rate: per-frame timestamps used")
     if p.repaired_timestamps:
@@ -447,4 +532,11 @@ def process_video(path: str | Path, sample_rate: int = SAMPLE_RATE) -> MediaReco
         warnings.append(cut)
     for w in warnings:
         log.warning("%s: %s", path, w)
-    return MediaRecord(probe=p, audio=audio, sample_rate=sample_rate, warnings=warnings)
+    return MediaInfo(probe=p, n_samples=tally.n, sample_rate=sample_rate, warnings=warnings)
+
+
+def process_video(path: str | Path, sample_rate: int = SAMPLE_RATE) -> MediaRecord:
+    """:func:`stream_video` with the audio kept whole, for a caller that wants it in memory."""
+    chunks: list[np.ndarray] = []
+    info = stream_video(path, chunks.append, sample_rate)
+    return MediaRecord(probe=info.probe, audio=_joined(chunks), sample_rate=sample_rate, warnings=info.warnings)

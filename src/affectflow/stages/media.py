@@ -20,7 +20,7 @@ from affectflow.core.vocabulary import SAMPLE_RATE
 from affectflow.data.units import Unit
 from affectflow.io.shards import StageResult, apply_bad_video_policy
 from affectflow.io.store import Provenance, ShardReader, ShardWriter
-from affectflow.media.decode import MediaError, process_video
+from affectflow.media.decode import MediaError, stream_video
 from affectflow.plan.rerun import VIDEO_FIELDS, Stage, stage_key
 
 #: bump when the media shard's content changes for the same videos and options (docs/reruns.md)
@@ -101,12 +101,14 @@ def run_media(
     result = StageResult()
     with ShardWriter(out_path, Provenance.of(rerun)) as writer:
         for unit in units:
-            try:
-                rec = process_video(unit.path, SAMPLE_RATE)
+            try:  # the audio streams into the shard (a video that fails part-way is dropped from it)
+                with writer.video(unit.video_id) as out:
+                    info = stream_video(unit.path, lambda chunk: out.append({"audio": chunk}), SAMPLE_RATE)
+                    out.put("timestamps", info.probe.timestamps)
+                    out.attrs.update(info.attrs())
             except MediaError as e:
                 apply_bad_video_policy(result.skipped, unit.video_id, e, opts.on_bad_video)
                 continue
-            writer.add(rec.to_record(unit.video_id))
             result.written.append(unit.video_id)
         writer.set_skipped(result.skipped)
     return result

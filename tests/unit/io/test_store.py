@@ -124,6 +124,9 @@ def test_video_streamed_in_batches_reads_back_whole_and_in_rows(tmp_path):
         every = list(r.iter_rows("v 1", "crops", np.arange(23), batch=10))  # all rows: contiguous reads
         assert [len(b) for b in every] == [10, 10, 3]
         np.testing.assert_array_equal(np.concatenate(every), crops)
+        sparse = list(r.iter_rows("v 1", "crops", np.array([0, 11, 22]), batch=3))  # three reads of one row
+        assert [len(b) for b in sparse] == [3]
+        np.testing.assert_array_equal(sparse[0], crops[[0, 11, 22]])
         (empty,) = r.iter_rows("v 1", "crops", np.array([], int))
         assert empty.shape == (0, 4, 4, 3) and empty.dtype == np.uint8
         with pytest.raises(ValueError, match="increasing"):
@@ -175,3 +178,18 @@ def test_the_shard_is_written_through_the_one_atomic_write(tmp_path):
         os.umask(old)
     assert [f.name for f in tmp_path.iterdir()] == ["s0000.h5"]
     assert stat.S_IMODE(p.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("rows", [[5], [0, 1, 2, 3], [0, 2, 4, 6], [0, 1, 1000, 1001], [0, 3, 4, 5, 6, 7, 40],
+                                  list(range(0, 72000, 40)), [3, 4, 9, 10, 11, 12, 13, 30]])
+def test_read_spans_cover_the_rows_and_read_at_most_twice_as_many(rows):
+    """A few faces scattered over a 2-hour video must not read the whole video's crops (72,000 rows) at once."""
+    from affectflow.io.store import read_spans
+
+    rows = np.asarray(rows)
+    spans = read_spans(rows)
+    np.testing.assert_array_equal(np.concatenate(spans), rows)
+    for span in spans:
+        assert span[-1] - span[0] + 1 <= max(2 * len(span), 1), span
+    if np.all(np.diff(rows) == 1):
+        assert len(spans) == 1  # consecutive rows: one read

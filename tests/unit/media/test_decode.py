@@ -5,6 +5,7 @@ from affectflow.data.units import Unit
 from affectflow.io.store import ShardReader
 from affectflow.media.decode import MediaError, probe, process_video
 from affectflow.stages.media import run_media
+from affectflow.testing.media import make_video
 
 
 def test_probe_constant_rate(video_factory):
@@ -343,3 +344,88 @@ def test_video_stream_problem_says_why_a_file_is_no_video(tmp_path, video_factor
     ansi = tmp_path / "readme.nfo"
     ansi.write_text("FFmpeg shows this as ANSI art\n")
     assert video_stream_problem(ansi) == "not a video: a still image or text to FFmpeg (format tty)"
+
+
+# ---------------------------------------------------------------- audio in chunks
+def test_audio_chunks_join_to_the_whole_stream(tmp_path):
+    from affectflow.media.decode import audio_chunks, extract_audio
+
+    clip = _noise_clip(tmp_path / "noise.mp4")
+    chunks = list(audio_chunks(clip, chunk_s=0.25))  # 4,000 samples each; 3 s of audio
+    assert len(chunks) >= 12 and {len(c) for c in chunks[:-1]} == {4000}
+    np.testing.assert_array_equal(np.concatenate(chunks), extract_audio(clip))
+
+
+@pytest.mark.parametrize("offset", [0.0, 0.3, -0.3, 1.1, -1.1])
+def test_the_clock_shift_is_the_same_across_chunk_borders(offset):
+    from affectflow.media.decode import on_video_clock
+
+    audio = np.random.default_rng(0).standard_normal(10_000).astype(np.float32)
+    n = int(round(abs(offset) * 1000))
+    whole = np.concatenate([np.zeros(n, np.float32), audio]) if offset > 0 else audio[n:]
+    for size in (1, 7, 300, 4000, 20_000):
+        chunks = [audio[i : i + size] for i in range(0, len(audio), size)]
+        np.testing.assert_array_equal(np.concatenate(list(on_video_clock(chunks, offset, 1000))), whole)
+
+
+def test_a_consumer_that_stops_early_ends_ffmpeg(tmp_path):
+    import gc
+
+    from affectflow.media.decode import audio_chunks
+
+    before = _ffmpeg_children()
+    chunks = audio_chunks(_noise_clip(tmp_path / "noise.mp4"), chunk_s=0.1)
+    next(chunks)
+    chunks.close()
+    gc.collect()
+    assert _ffmpeg_children() == before
+
+
+def _ffmpeg_children() -> set[int]:
+    import os
+    from pathlib import Path
+
+    kids = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        kids |= {int(p) for p in (task / "children").read_text().split()}
+    return {p for p in kids if Path(f"/proc/{p}/comm").exists() and Path(f"/proc/{p}/comm").read_text().strip()
+            == "ffmpeg"}
+
+
+def test_the_media_shard_holds_the_audio_written_in_chunks(tmp_path, monkeypatch):
+    import affectflow.media.decode as decode
+
+    clip = _noise_clip(tmp_path / "noise.mp4")
+    whole = process_video(clip)
+    monkeypatch.setattr(decode, "AUDIO_CHUNK_S", 0.1)  # many chunks, and the zero padding of no audio too
+    quiet = make_video(tmp_path / "quiet.mp4", audio="none", duration=2.0)
+    units = [Unit("noise", str(clip), "test", "s0000"), Unit("quiet", str(quiet), "test", "s0000")]
+    run_media(units, tmp_path / "m.h5")
+    with ShardReader(tmp_path / "m.h5", stage="media") as r:
+        rec = r.read("noise")
+        np.testing.assert_array_equal(rec.arrays["audio"], whole.audio)
+        np.testing.assert_array_equal(rec.arrays["timestamps"], whole.probe.timestamps)
+        assert list(rec.attrs["warnings"]) == whole.warnings
+        silent = r.read("quiet").arrays["audio"]
+        assert silent.shape == (32000,) and not silent.any()
+
+
+def test_a_video_whose_audio_fails_part_way_leaves_no_trace_in_the_shard(tmp_path, monkeypatch):
+    import affectflow.media.decode as decode
+
+    clip = _noise_clip(tmp_path / "noise.mp4")
+    real = decode.audio_chunks
+
+    def failing(path, sample_rate=16000, chunk_s=decode.AUDIO_CHUNK_S):
+        chunks = real(path, sample_rate, 0.5)
+        yield next(chunks)
+        chunks.close()
+        raise MediaError(f"{path}: cannot decode audio (stream ends in damaged packets)")
+
+    monkeypatch.setattr(decode, "audio_chunks", failing)
+    units = [Unit("broken", str(clip), "test", "s0000")]
+    result = run_media(units, tmp_path / "m.h5", on_bad_video="skip")
+    assert result.written == [] and result.skipped[0][0] == "broken"
+    assert "damaged packets" in result.skipped[0][1]
+    with ShardReader(tmp_path / "m.h5", stage="media") as r:
+        assert r.video_ids() == []
