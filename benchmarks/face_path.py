@@ -298,6 +298,49 @@ def faces_threads(opts: Options, out: Path, threads: int = FACES_THREADS) -> Fig
     return fig
 
 
+def host_processes(opts: Options, out: Path, processes: int = FACES_THREADS) -> Figure:
+    """The host's ceiling (the faces stage with a detector that costs nothing: decoding, following the target,
+    cropping, writing) with ``faces.decode: process`` on ``processes`` videos at once against 1, and the same
+    with the decoding in threads: whether the host work scales with processes."""
+    from affectflow.data.units import Unit
+    from affectflow.faces.detectors import make_detector
+    from benchmarks.gpu import faces_pass, first_faces, free_detector
+
+    fig = Figure("faces_host_processes", f"host ceiling (detector free): {processes} decoding processes vs 1",
+                 unit="frames/s", baseline_label="1 process",
+                 target=f"> 1 (the host's work scales with processes; {processes} cores here)")
+    videos = demo_videos()
+    copies = 1 if opts.quick else 2
+    units = [Unit(f"{p.stem.replace(' ', '_')}_{i}", str(p), "test", "s0000") for i in range(copies) for p in videos]
+    cfg = {**default_config()["faces"], "crop_compression": "none"}  # as on a GPU node: lzf would set the pace
+    detector = make_detector(cfg["detector"], cfg["min_score"])
+    free = free_detector(detector, first_faces(videos[0], detector))
+    passes: dict[str, list[dict[str, Any]]] = {}
+
+    def arm(decode: str, n: int) -> Callable[[], None]:
+        name = f"{decode}_{n}"
+        return lambda: passes.setdefault(name, []).append(
+            faces_pass(units, free, {**cfg, "decode": decode}, threads=n, out=out / f"{name}.h5"))
+
+    arms = {f"process_{processes}": arm("process", processes), "process_1": arm("process", 1),
+            f"thread_{processes}": arm("thread", processes), "thread_1": arm("thread", 1)}
+    times = interleaved(arms, opts.reps)
+    frames = passes["process_1"][0]["frames"]
+    fps = {k: frames / median(v) for k, v in times.items()}
+    fig.value, fig.baseline = fps[f"process_{processes}"], fps["process_1"]
+    fig.ratio = fig.value / fig.baseline
+    fig.target_met = fig.ratio > 1.0
+    threads_ratio = fps[f"thread_{processes}"] / fps["thread_1"]
+    fig.details = {"videos": len(units), "frames": frames, "processes": processes, "frames_per_s": fps,
+                   "threads_ratio": threads_ratio, "all_runs_s": times}
+    fig.note = (f"{len(units)} videos ({len(videos)} demo videos x {copies}), {frames} frames, the faces stage "
+                f"with every frame given the faces {cfg['detector']} found on one (no detector cost), crops stored "
+                f"raw (crop_compression none, a GPU node's auto), median of {opts.reps}; timed from the stage's "
+                "start, the processes' start-up included. Decoding in threads instead: "
+                f"{fps[f'thread_{processes}']:.0f} vs {fps['thread_1']:.0f} frames/s ({threads_ratio:.2f}x)")
+    return fig
+
+
 def _batch_sweep(models: Models) -> dict[str, dict[str, float]]:
     """Crops/s of each face model by batch size (1 thread, preprocessing included): what ``batch_size: auto``
     is chosen from (:data:`affectflow.models.runtimes.engine.AUTO_BATCH`), measured again on this machine."""
@@ -335,7 +378,8 @@ def run(opts: Options) -> list[Figure]:
     except Skip as e:
         storage = Figure("face_crop_storage", "face crops written and read back: uncompressed vs lzf")
         decode_threads = Figure("faces_decode_threads", "faces stage: videos decoded in parallel vs 1 thread")
-        return [_skipped(f, str(e)) for f in (per_frame, vs_decode, threads_fig, storage, decode_threads)]
+        host = Figure("faces_host_processes", "host ceiling (detector free): decoding processes vs 1")
+        return [_skipped(f, str(e)) for f in (per_frame, vs_decode, threads_fig, storage, decode_threads, host)]
 
     results: dict[str, list[dict[str, Any]]] = {"pipeline": [], "per_frame": [], "decode": []}
     counter = iter(range(1000))
@@ -405,7 +449,8 @@ def run(opts: Options) -> list[Figure]:
     first = opts.workdir / "pipe0" / "faces.h5"
     return [per_frame, vs_decode, features_threads(first, models, opts, opts.workdir / "threads"),
             crop_storage(first, opts, opts.workdir / "crop_storage"),
-            faces_threads(opts, opts.workdir / "faces_threads")]
+            faces_threads(opts, opts.workdir / "faces_threads"),
+            host_processes(opts, opts.workdir / "host_processes")]
 
 
 def _skipped(fig: Figure, why: str) -> Figure:

@@ -156,7 +156,8 @@ EXPECTED_FIGURES = {
     "gpu_enet_b0_fp16", "gpu_face_features_stage", "gpu_detector_mnet025", "gpu_face_path",
     "faces_stage_by_detector", "detection_retinaface_mnet025", "detection_mediapipe_full", "detection_mediapipe",
     "detection_retinaface",
-    "faces_decode_threads", "int8_dynamic_speed", "int8_static_speed", "int8_agreement_standins",
+    "faces_decode_threads", "faces_host_processes", "int8_dynamic_speed", "int8_static_speed",
+    "int8_agreement_standins",
     "int8_agreement_fer_real", "preprocessing_device_resize",
 }
 

@@ -9,12 +9,14 @@ written holds at most :data:`ROWS_AHEAD_BYTES` of rows.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 
 from affectflow.data.units import Unit
+from affectflow.faces.decode_pool import DecodePool
 from affectflow.faces.detection import FaceDetector, SerialDetector, TimedDetector
 from affectflow.faces.organiser import OrganiserCropsSource
 from affectflow.faces.rows import RowSettings, row_bytes, row_spec
@@ -58,7 +60,7 @@ def write_organiser(w: ShardWriter, units: list[Unit], source: OrganiserCropsSou
 
 def write_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, settings: RowSettings,
                    result: FacesStageResult, *, on_bad_video: str, raw: tuple[str, ...], threads: int,
-                   progress: bool) -> None:
+                   progress: bool, decode: str = "thread") -> None:
     """Detect the faces of ``units``' videos into ``w`` in the units' order, up to ``threads`` videos at once.
 
     Each video's thread decodes it, detects its faces (the one detector, a
@@ -66,19 +68,22 @@ def write_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, se
     each decoder gets an equal share of the threads for FFmpeg
     (:func:`~affectflow.faces.video.codec_threads`). Leaving this (done, failed
     or interrupted) stops every video's thread and closes its video before the
-    shard is finished or removed.
+    shard is finished or removed. ``decode``: ``process`` decodes each of those
+    videos in a process of a :class:`~affectflow.faces.decode_pool.DecodePool`
+    (same frames; the threads then detect and crop).
     """
     workers = max(1, min(threads, len(units)))
     codec = codec_threads(threads, workers)
     timed = TimedDetector(detector)
     shared = SerialDetector(timed) if workers > 1 else timed
-    sources = [partial(iter_faces, u.path, shared, settings, video_id=u.video_id, progress=progress, side=u.side,
-                       ffmpeg_threads=codec) for u in units]
     try:
-        with PrefetchEach(sources, workers, depth=rows_ahead(settings, int(detector.n_landmarks)),
-                          name="faces") as videos:
-            for unit, items in zip(units, videos, strict=True):
-                _add_or_skip(result, unit, on_bad_video, partial(_add_video, w, unit, items, raw=raw))
+        with DecodePool(workers, depth=PREFETCH_DEPTH) if decode == "process" else nullcontext() as pool:
+            sources = [partial(iter_faces, u.path, shared, settings, video_id=u.video_id, progress=progress,
+                               side=u.side, ffmpeg_threads=codec, pool=pool) for u in units]
+            with PrefetchEach(sources, workers, depth=rows_ahead(settings, int(detector.n_landmarks)),
+                              name="faces") as videos:
+                for unit, items in zip(units, videos, strict=True):
+                    _add_or_skip(result, unit, on_bad_video, partial(_add_video, w, unit, items, raw=raw))
     finally:
         result.detect_s, result.detect_calls = timed.seconds, timed.calls
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from affectflow.faces.decode_pool import DecodePool
 from affectflow.faces.detection import FaceDetector
 from affectflow.faces.rows import PeopleRows, RowSettings, TargetRows, analysed_frames, face_rows
 from affectflow.faces.tracks import TargetTracker, frame_scale
@@ -42,7 +43,8 @@ class VideoDone:
 
 def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, settings: RowSettings | None = None,
                video_id: str | None = None, progress: bool = True, side: str = "", *,
-               ffmpeg_threads: int | None = None) -> Iterator[dict[str, np.ndarray] | VideoDone]:
+               ffmpeg_threads: int | None = None,
+               pool: DecodePool | None = None) -> Iterator[dict[str, np.ndarray] | VideoDone]:
     """Decode ``path`` once, detect faces in every ``frame_stride``-th frame, follow the target face as a track
     (:mod:`affectflow.faces.tracks`; ``side``: the unit's person of a two-person video), crop it.
 
@@ -53,14 +55,19 @@ def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, settings: R
     thread ahead of detection; ``ffmpeg_threads``: FFmpeg's threads for it
     (default: one per core, at least
     :data:`~affectflow.faces.video.MIN_CODEC_THREADS`, so that a damaged video
-    gives the rows it gives in the faces stage).
+    gives the rows it gives in the faces stage). ``pool``: decode in one of its
+    processes instead (the same frames; it runs ahead of detection itself).
     """
     s = settings or RowSettings()
     info = VideoInfo(path=str(path))
     if ffmpeg_threads is None:
         ffmpeg_threads = codec_threads(os.cpu_count() or 1, 1)
-    batches = prefetch(iter_batches(path, info, frame_stride=s.frame_stride, batch_size=s.batch_size,
-                                    codec_threads=ffmpeg_threads), depth=PREFETCH_DEPTH, name=DECODE_THREAD)
+    if pool is None:
+        batches = prefetch(iter_batches(path, info, frame_stride=s.frame_stride, batch_size=s.batch_size,
+                                        codec_threads=ffmpeg_threads), depth=PREFETCH_DEPTH, name=DECODE_THREAD)
+    else:  # a batch's frames live in the pool's shared memory until the next is asked for: no prefetch thread
+        batches = pool.batches(path, info, frame_stride=s.frame_stride, batch_size=s.batch_size,
+                               codec_threads=ffmpeg_threads)
     tracker = TargetTracker(side=side)
     rows = face_rows(detector, s, tracker)
     vid = video_id or Path(path).stem

@@ -25,6 +25,7 @@ from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, added, at_least, one_of, runtime
 from affectflow.data.units import Unit
 from affectflow.faces.crops import CROP_COMPRESSIONS, crop_storage
+from affectflow.faces.decode_pool import DECODE_MODES
 from affectflow.faces.detection import DETECTOR_ENGINES, FaceDetector
 from affectflow.faces.detectors import DETECTORS, make_detector
 from affectflow.faces.organiser import OrganiserCropsSource
@@ -57,7 +58,9 @@ class FacesOptions(StageOptions):
     never change the face rows, so they are runtime settings. So are
     ``detector_engine`` and ``device`` (``retinaface_mnet025`` only): both
     engines run the same verified ONNX file and agree to a few thousandths of
-    a pixel, as a CPU and a GPU do (docs/models.md).
+    a pixel, as a CPU and a GPU do (docs/models.md). ``decode`` (the job's
+    threads, or a process per video: :mod:`affectflow.faces.decode_pool`)
+    gives the same frames either way.
 
     ``people`` (``target`` or ``all``) changes the rows; it was added after
     shards existed, so at its default it stays out of the rerun key
@@ -81,6 +84,7 @@ class FacesOptions(StageOptions):
     crop_compression: str = runtime("auto")
     detector_engine: str = runtime("auto")
     device: str = runtime("auto")
+    decode: str = runtime("thread")
 
     def check(self) -> None:
         one_of("detector", self.detector, DETECTORS)
@@ -89,6 +93,7 @@ class FacesOptions(StageOptions):
         for name in ("crop_size", "frame_stride", "batch_size"):
             at_least(name, getattr(self, name), 1)
         one_of("crop_compression", self.crop_compression, CROP_COMPRESSIONS)
+        one_of("decode", self.decode, DECODE_MODES)
         at_least("margin", self.margin, 0)
         at_least("min_score", self.min_score, 0)
         one_of("on_bad_video", self.on_bad_video, BAD_VIDEO_POLICIES)
@@ -159,7 +164,8 @@ def run_faces(
     (:func:`~affectflow.faces.video.codec_threads`); a video ahead of the one
     being written holds at most :data:`~affectflow.faces.shard.ROWS_AHEAD_BYTES`
     of rows. The shard is the same for any ``threads``: rows, attributes, order
-    and skipped videos.
+    and skipped videos. With ``faces.decode: process`` each of those videos is
+    decoded in a process of its own instead (the thread then detects and crops).
 
     ``features``: the config's ``features`` section, which ``crop_compression:
     auto`` reads to tell whether the face models will run on a GPU
@@ -187,7 +193,7 @@ def run_faces(
         else:
             assert detector is not None
             write_detected(w, units, detector, opts.row_settings(), result, on_bad_video=opts.on_bad_video, raw=raw,
-                           threads=threads, progress=progress)
+                           threads=threads, progress=progress, decode=opts.decode)
         w.set_skipped(result.skipped)
     result.seconds = time.perf_counter() - t0
     log.info("%s: %d video(s) written, %d skipped, in %.1f s%s", out_path, len(result.written),

@@ -66,3 +66,24 @@ def crossing_clip(out: Path, n_frames: int = 40, size: int = 140) -> Path:
                      "-pix_fmt", "yuv420p", "-qp", "10", str(out)], f"making {out.name}",
                     stdin=b"".join(f.tobytes() for f in frames))
     return out
+
+
+def shm_left() -> list[str]:
+    """Shared memory this process's decode pools made and left behind (they must remove theirs)."""
+    from affectflow.faces.decode_pool import SHM_DIR, slot_prefix
+
+    return sorted(p.name for p in SHM_DIR.glob(f"{slot_prefix()}*")) if SHM_DIR.is_dir() else []
+
+
+def decode_processes() -> list[int]:
+    """This process's decode-pool workers still running."""
+    mine = []
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"affectflow.faces.decode_pool" in cmd:
+            mine.append(int(proc.name))
+    return mine

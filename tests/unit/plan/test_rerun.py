@@ -170,7 +170,7 @@ def test_runtime_fields_never_change_the_key() -> None:
         for field in cls.runtime_fields():
             default = getattr(cls(), field)
             value = {"batch_size": 8, "device": "cpu", "crop_compression": "none", "contact_sheets": False,
-                     "ca_bundle": "/etc/ssl/ca.pem", "detector_engine": "torch",
+                     "ca_bundle": "/etc/ssl/ca.pem", "detector_engine": "torch", "decode": "process",
                      }.get(field, examples.get(type(default), 1))
             assert stage_key(stage, cls.from_mapping({field: value})).text == base, (name, field)
 

@@ -18,6 +18,7 @@ import pytest
 from affectflow.core.options import OptionsError
 from affectflow.data.units import Unit
 from affectflow.faces.crops import crop_square
+from affectflow.faces.decode_pool import DECODE_MODES
 from affectflow.faces.detection import WrappedDetector
 from affectflow.faces.detectors import (
     Detection,
@@ -35,6 +36,7 @@ from affectflow.io.store import ShardReader
 from affectflow.media.decode import frame_timestamps
 from affectflow.stages.contact_sheets import run_contact_sheets, write_contact_sheet
 from affectflow.stages.faces import run_faces
+from affectflow.testing.faces import decode_processes, shm_left
 
 REPO = Path(__file__).resolve().parents[3]
 WHEEL_DIR = REPO / ".cache" / "wheels"
@@ -414,6 +416,11 @@ def test_videos_decoded_in_parallel_give_the_same_shard(demo_videos, detector, t
         assert not stray_threads(before)
     assert results[1] == results[3] and results[3].written == [u.video_id for u in units]
     assert_same_shard(tmp_path / "t1.h5", tmp_path / "t3.h5")
+    # decoded in processes (faces.decode: process): the same frames, so the same shard
+    procs = run_faces(units, tmp_path / "p3.h5", {**cfg, "decode": "process"}, detector=detector, progress=False,
+                      threads=3)
+    assert procs == results[3] and not stray_threads(before) and not shm_left()
+    assert_same_shard(tmp_path / "t1.h5", tmp_path / "p3.h5")
     _, _, _, recs = shard_content(tmp_path / "t3.h5")
     assert recs["v3/face_noface_01"].attrs["n_frames_decoded"] == 169
     assert recs["v0/single face"].arrays["has_face"].any()
@@ -468,11 +475,16 @@ def test_broken_videos_skip_or_fail_alike_with_parallel_decoding(demo_videos, br
     assert "cut_off.mp4" in dict(results[3].skipped)["cut"] and "truncated" in dict(results[3].skipped)["cut"]
     assert_same_shard(tmp_path / "t1.h5", tmp_path / "t3.h5")
 
-    for n in (1, 3):
+    procs = run_faces(units, tmp_path / "p3.h5", {**cfg, "decode": "process"}, "skip", detector=detector,
+                      progress=False, threads=3)
+    assert procs == results[3]  # the same videos skipped, for the same reasons
+    assert_same_shard(tmp_path / "t1.h5", tmp_path / "p3.h5")
+
+    for n, decode in ((1, "thread"), (3, "thread"), (2, "process")):
         out = tmp_path / f"fail{n}.h5"
         with pytest.raises(VideoError, match="cut_off.mp4"):
-            run_faces(units, out, cfg, "fail", detector=detector, progress=False, threads=n)
-        assert not out.exists() and not stray_threads(before)
+            run_faces(units, out, {**cfg, "decode": decode}, "fail", detector=detector, progress=False, threads=n)
+        assert not out.exists() and not stray_threads(before) and not shm_left()
 
 
 def test_parallel_decoding_stops_every_decoder_when_detection_is_interrupted(demo_videos, detector, tmp_path):
@@ -482,9 +494,12 @@ def test_parallel_decoding_stops_every_decoder_when_detection_is_interrupted(dem
 
     units = [unit(f"v{k}", demo_videos / name) for k, name in enumerate(PARALLEL_VIDEOS)]
     before = set(threading.enumerate())
-    with pytest.raises(KeyboardInterrupt):
-        run_faces(units, tmp_path / "s.h5", {"batch_size": 8}, detector=Dies(detector), progress=False, threads=4)
-    assert not stray_threads(before) and list(tmp_path.iterdir()) == []
+    for decode in DECODE_MODES:
+        with pytest.raises(KeyboardInterrupt):
+            run_faces(units, tmp_path / "s.h5", {"batch_size": 8, "decode": decode}, detector=Dies(detector),
+                      progress=False, threads=4)
+        assert not stray_threads(before) and list(tmp_path.iterdir()) == [] and not shm_left(), decode
+        assert not decode_processes()
 
 
 def test_the_rule_decodes_with_the_jobs_threads(monkeypatch, tmp_path):
