@@ -942,9 +942,19 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
                                              out=opts.workdir / "path_half"))
             host = host_ceiling(units, det, cfg, threads=threads, launches=sizes.launches,
                                 out=opts.workdir / "host.h5")
+            # faces.decode: process (docs/cluster.md): the same passes with a decoding process per video
+            procs = {**cfg, "decode": "process"}
+            by_process = {
+                "path": face_path_pass(units, det, b0, procs, feat, threads=threads, model_threads=card_threads,
+                                       out=opts.workdir / "path_processes"),
+                "free_detector": host_ceiling(units, det, procs, threads=threads, launches=sizes.launches,
+                                              out=opts.workdir / "host_processes.h5")}
         gpu = {**_median_pass(passes), "decode_alone_frames_per_s": median(decodes), "units": len(units),
                "decode_threads": threads, "detector_batch": cfg["batch_size"], "features": feat,
-               "runs_frames_per_s": [p["frames_per_s"] for p in passes], "free_detector": host}
+               "runs_frames_per_s": [p["frames_per_s"] for p in passes], "free_detector": host,
+               "decode_process": {"frames_per_s": by_process["path"]["frames_per_s"],
+                                  "faces_stage_frames_per_s": by_process["path"]["faces_stage_frames_per_s"],
+                                  "free_detector_frames_per_s": by_process["free_detector"]["frames_per_s"]}}
         if halves:
             gpu[f"threads_{half}"] = {k: halves[0][k] for k in ("faces_stage_frames_per_s", "frames_per_s", "detect_s")}
         del det
@@ -975,7 +985,9 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
             + "".join(f"; with {k[8:]} threads: faces stage {v['faces_stage_frames_per_s']:,.0f} frames/s, detector "
                       f"{v['detect_s']:.1f} s" for k, v in gpu.items() if k.startswith("threads_"))
             + f"; B0 load left out ({gpu['model_load_s']:.1f} s, with it {gpu['frames_per_s_with_load']:,.0f} "
-            "frames/s). The two stages run one after the other, as two jobs of the workflow do")
+            "frames/s). The two stages run one after the other, as two jobs of the workflow do. With faces.decode: "
+            f"process: face path {gpu['decode_process']['frames_per_s']:,.0f} frames/s, host's ceiling "
+            f"{gpu['decode_process']['free_detector_frames_per_s']:,.0f} frames/s")
     if cpu:
         notes.append(f"CPU: {cpu['frames_per_s']:,.1f} frames/s over {cpu['frames']:,} frames (model threads: "
                      f"{cpu_threads}; faces stage {cpu['faces_stage_frames_per_s']:,.1f} frames/s, with a detector "
