@@ -948,13 +948,19 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
                 "path": face_path_pass(units, det, b0, procs, feat, threads=threads, model_threads=card_threads,
                                        out=opts.workdir / "path_processes"),
                 "free_detector": host_ceiling(units, det, procs, threads=threads, launches=sizes.launches,
-                                              out=opts.workdir / "host_processes.h5")}
+                                              out=opts.workdir / "host_processes.h5"),
+                # and the crops cut on the card (faces.crop_on: detector): the host only decodes
+                "device_crops": face_path_pass(units, det, b0, {**procs, "crop_on": "detector"}, feat,
+                                               threads=threads, model_threads=card_threads,
+                                               out=opts.workdir / "path_device_crops")}
+            det.crops = None  # the detector is the section's: back to crops on the host
         gpu = {**_median_pass(passes), "decode_alone_frames_per_s": median(decodes), "units": len(units),
                "decode_threads": threads, "detector_batch": cfg["batch_size"], "features": feat,
                "runs_frames_per_s": [p["frames_per_s"] for p in passes], "free_detector": host,
                "decode_process": {"frames_per_s": by_process["path"]["frames_per_s"],
                                   "faces_stage_frames_per_s": by_process["path"]["faces_stage_frames_per_s"],
-                                  "free_detector_frames_per_s": by_process["free_detector"]["frames_per_s"]}}
+                                  "free_detector_frames_per_s": by_process["free_detector"]["frames_per_s"],
+                                  "device_crops_frames_per_s": by_process["device_crops"]["frames_per_s"]}}
         if halves:
             gpu[f"threads_{half}"] = {k: halves[0][k] for k in ("faces_stage_frames_per_s", "frames_per_s", "detect_s")}
         del det
@@ -987,7 +993,8 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
             + f"; B0 load left out ({gpu['model_load_s']:.1f} s, with it {gpu['frames_per_s_with_load']:,.0f} "
             "frames/s). The two stages run one after the other, as two jobs of the workflow do. With faces.decode: "
             f"process: face path {gpu['decode_process']['frames_per_s']:,.0f} frames/s, host's ceiling "
-            f"{gpu['decode_process']['free_detector_frames_per_s']:,.0f} frames/s")
+            f"{gpu['decode_process']['free_detector_frames_per_s']:,.0f} frames/s; with crop_on: detector too "
+            f"{gpu['decode_process']['device_crops_frames_per_s']:,.0f} frames/s")
     if cpu:
         notes.append(f"CPU: {cpu['frames_per_s']:,.1f} frames/s over {cpu['frames']:,} frames (model threads: "
                      f"{cpu_threads}; faces stage {cpu['faces_stage_frames_per_s']:,.1f} frames/s, with a detector "

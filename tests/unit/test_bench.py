@@ -382,6 +382,9 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
         free = p["free_detector"]
         assert free["frames_per_s"] > 0 and free["faces_given"] >= 1 and free["crops"] == p["analysed"], p
         assert min(free["launch_ms_alone"], free["launch_ms_in_stage"], free["launch_ms_beside_busy_python"]) > 0
+    by_process = path["gpu"]["decode_process"]  # faces.decode: process, and with crop_on: detector
+    assert min(by_process.values()) > 0 and set(by_process) == {
+        "frames_per_s", "faces_stage_frames_per_s", "free_detector_frames_per_s", "device_crops_frames_per_s"}
     assert path["gpu"]["decode_alone_frames_per_s"] > 0 and path["gpu"]["features"]["face_engine"] == "torch"
 
 

@@ -14,6 +14,9 @@ from affectflow.core.device import is_cuda, resolve_device
 
 #: ``faces.crop_compression``: ``auto`` is :func:`crop_storage`'s choice
 CROP_COMPRESSIONS = ("auto", "lzf", "none")
+#: ``faces.crop_on``: where crops are cut: here (:func:`crop_square`) or by the detector where its frames are
+#: (:mod:`affectflow.faces.device_crops`)
+CROP_PLACES = ("host", "detector")
 
 
 def crop_square(frame: np.ndarray, bbox: np.ndarray, size: int, margin: float = 0.2,
@@ -26,16 +29,13 @@ def crop_square(frame: np.ndarray, bbox: np.ndarray, size: int, margin: float = 
     (landmarks 0 and 1) the crop is rotated about the box centre so the eyes
     are level. Shrinking uses ``cv2.INTER_AREA``, enlarging ``cv2.INTER_LINEAR``.
     """
-    x0, y0, x1, y1 = (float(v) for v in bbox)
-    if not all(map(math.isfinite, (x0, y0, x1, y1))) or x1 <= x0 or y1 <= y0:
-        raise ValueError(f"not a valid face box: {bbox!r}")
-    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
-    side = max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin)
-    n = max(1, int(round(side)))
+    left, top, n = square_of(bbox, margin)
     angle = eye_angle(landmarks) if align else None
     if angle is None:
-        patch = _padded_slice(frame, int(round(cx - n / 2.0)), int(round(cy - n / 2.0)), n)
+        patch = _padded_slice(frame, left, top, n)
     else:
+        x0, y0, x1, y1 = (float(v) for v in bbox)
+        cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
         # rotate by `angle` (counter-clockwise, degrees) about the box centre, then move it to the patch centre
         m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
         m[0, 2] += n / 2.0 - cx
@@ -46,6 +46,17 @@ def crop_square(frame: np.ndarray, bbox: np.ndarray, size: int, margin: float = 
         return np.ascontiguousarray(patch)
     interp = cv2.INTER_AREA if n > size else cv2.INTER_LINEAR
     return cv2.resize(patch, (size, size), interpolation=interp)
+
+
+def square_of(bbox: np.ndarray, margin: float) -> tuple[int, int, int]:
+    """The crop's square in frame pixels: left, top and side (see :func:`crop_square`); the one rule both the
+    host's crops and the device's (:mod:`affectflow.faces.device_crops`) follow."""
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    if not all(map(math.isfinite, (x0, y0, x1, y1))) or x1 <= x0 or y1 <= y0:
+        raise ValueError(f"not a valid face box: {bbox!r}")
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    n = max(1, int(round(max(x1 - x0, y1 - y0) * (1.0 + 2.0 * margin))))
+    return int(round(cx - n / 2.0)), int(round(cy - n / 2.0)), n
 
 
 def eye_angle(landmarks: np.ndarray | None) -> float | None:

@@ -33,6 +33,8 @@ class Detection:
     bbox: np.ndarray
     score: float
     landmarks: np.ndarray
+    #: the face's square crop when the detector cut it where the frames are (faces.crop_on: detector)
+    crop: np.ndarray | None = None
 
     @property
     def area(self) -> float:

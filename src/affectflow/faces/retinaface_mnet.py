@@ -84,12 +84,20 @@ def decode_numpy(loc: np.ndarray, lmk: np.ndarray, priors: np.ndarray) -> tuple[
 
 
 # ---------------------------------------------------------------- torch: decode and NMS on the device
-def preprocess_torch(frames: list[np.ndarray], out_h: int, out_w: int, device: Any) -> Any:
-    """RGB uint8 frames -> the network's input on ``device`` (the uint8 pixels cross to the device once)."""
+def upload(frames: list[np.ndarray], device: Any) -> Any:
+    """RGB uint8 frames as one (N, H, W, 3) uint8 tensor on ``device``: the pixels cross to the device once."""
+    import torch
+
+    return torch.from_numpy(np.stack(frames)).to(device)
+
+
+def preprocess_torch(frames: list[np.ndarray] | Any, out_h: int, out_w: int, device: Any) -> Any:
+    """RGB uint8 frames (or their :func:`upload`) -> the network's input on ``device``."""
     import torch
     import torch.nn.functional as F
 
-    x = torch.from_numpy(np.stack(frames)).to(device).permute(0, 3, 1, 2).float()
+    pixels = frames if isinstance(frames, torch.Tensor) else upload(frames, device)
+    x = pixels.permute(0, 3, 1, 2).float()
     if tuple(x.shape[2:]) != (out_h, out_w):
         x = F.interpolate(x, size=(out_h, out_w), mode="bilinear", align_corners=False)
     mean = torch.tensor(rm.MEAN_BGR, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
@@ -193,6 +201,15 @@ class RetinaFaceMnetDetector:
         # video's last batch is not a new shape for cuDNN to plan (affectflow.models.runtimes.torch_runtime.bucket_rows)
         self.bucket_batches = self.engine == "torch" and is_cuda(self.device)
         self._widest = max(0, int(batch_size))
+        self.crops: tuple[int, float] | None = None  # (size, margin): cut each face's crop on the device
+
+    def crop_on_device(self, size: int, margin: float) -> None:
+        """Cut every detection's square crop where the frames are (:mod:`affectflow.faces.device_crops`), so the
+        host does not: ``Detection.crop``. The torch engine only (it holds the frames on its device)."""
+        if self.engine != "torch":
+            raise FaceStageError(f"detector {NAME!r}: crops are cut on the device by the torch engine only "
+                                 f"(faces.detector_engine: torch), not {self.engine!r}")
+        self.crops = (int(size), float(margin))
 
     # ------------------------------------------------------------ loading
     def _verified_bytes(self, models_dir: Any, model_pins: Mapping[str, str] | None, spec: Any) -> bytes:
@@ -268,10 +285,14 @@ class RetinaFaceMnetDetector:
         in_h, in_w = self.input_size(h, w)
         to_frame = np.array([w / in_w, h / in_h], np.float32)
         # on CUDA, on the device's one thread (both engines keep per-thread state there: DeviceThread says why)
-        rows = on_device(self.device, self._detect_onnx if self.engine == "onnx" else self._detect_torch,
-                         frames_rgb, in_h, in_w)
-        return [[Detection(bbox=(b.reshape(2, 2) * to_frame).reshape(4), score=float(s), landmarks=lm * to_frame)
-                 for b, s, lm in zip(*row, strict=True)] for row in rows]
+        if self.engine == "onnx":
+            rows = on_device(self.device, self._detect_onnx, frames_rgb, in_h, in_w)
+        else:
+            rows = on_device(self.device, self._detect_torch, frames_rgb, in_h, in_w, to_frame)
+        return [[Detection(bbox=(b.reshape(2, 2) * to_frame).reshape(4), score=float(s), landmarks=lm * to_frame,
+                           crop=None if crops is None else crops[k])
+                 for k, (b, s, lm) in enumerate(zip(*row[:3], strict=True))]
+                for row, crops in ((r, r[3] if len(r) > 3 else None) for r in rows)]
 
     def raw_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The network's (loc, conf, landmarks) on a preprocessed (N, 3, H, W) float32 batch, as numpy."""
@@ -309,12 +330,14 @@ class RetinaFaceMnetDetector:
             rows.append((boxes[keep], scores[sel][keep], lms[keep]))
         return rows
 
-    def _detect_torch(self, frames: list[np.ndarray], in_h: int, in_w: int) -> list[tuple[np.ndarray, ...]]:
+    def _detect_torch(self, frames: list[np.ndarray], in_h: int, in_w: int,
+                      to_frame: np.ndarray | None = None) -> list[tuple[np.ndarray, ...]]:
         import torch
 
         n = len(frames)
         with torch.inference_mode():
-            x = preprocess_torch(frames, in_h, in_w, self.device)
+            pixels = upload(frames, self.device)
+            x = preprocess_torch(pixels, in_h, in_w, self.device)
             if self.bucket_batches:
                 self._widest = max(self._widest, n)
                 x = pad_rows(x, bucket_rows(n, self._widest))
@@ -333,7 +356,23 @@ class RetinaFaceMnetDetector:
             keep &= keep.cumsum(1) <= self.post_nms_topk
             host = [t.cpu().numpy() for t in (boxes, sorted_scores, lms, keep)]
         boxes_h, scores_h, lms_h, keep_h = host
-        return [(boxes_h[b][keep_h[b]], scores_h[b][keep_h[b]], lms_h[b][keep_h[b]]) for b in range(len(frames))]
+        rows = [(boxes_h[b][keep_h[b]], scores_h[b][keep_h[b]], lms_h[b][keep_h[b]]) for b in range(len(frames))]
+        if self.crops is None or to_frame is None:
+            return rows
+        return self._with_crops(rows, pixels, to_frame)
+
+    def _with_crops(self, rows: list[tuple[np.ndarray, ...]], pixels: Any,
+                    to_frame: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+        """Each row with its detections' crops, cut on the device from the uploaded frames (``pixels``)."""
+        from affectflow.faces.device_crops import crop_squares
+
+        assert self.crops is not None
+        size, margin = self.crops
+        index = np.concatenate([np.full(len(r[0]), b) for b, r in enumerate(rows)]).astype(np.int64)
+        boxes = np.concatenate([(r[0].reshape(-1, 2, 2) * to_frame).reshape(-1, 4) for r in rows])
+        crops = crop_squares(pixels, index, boxes, size, margin).cpu().numpy()
+        starts = np.cumsum([0] + [len(r[0]) for r in rows])
+        return [(*r, crops[starts[b]:starts[b + 1]]) for b, r in enumerate(rows)]
 
     def _nms_chunks(self, boxes: Any, valid: Any) -> Any:
         """:func:`batched_nms` over chunks of images, each chunk's IoU matrices within ``NMS_CHUNK_ELEMENTS``."""

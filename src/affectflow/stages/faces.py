@@ -24,10 +24,11 @@ from affectflow.core.device import DEVICES
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, added, at_least, one_of, runtime
 from affectflow.data.units import Unit
-from affectflow.faces.crops import CROP_COMPRESSIONS, crop_storage
+from affectflow.faces.crops import CROP_COMPRESSIONS, CROP_PLACES, crop_storage
 from affectflow.faces.decode_pool import DECODE_MODES
 from affectflow.faces.detection import DETECTOR_ENGINES, FaceDetector
 from affectflow.faces.detectors import DETECTORS, make_detector
+from affectflow.faces.device_crops import crops_by_detector
 from affectflow.faces.organiser import OrganiserCropsSource
 from affectflow.faces.rows import RowSettings
 from affectflow.faces.shard import FacesStageResult, write_detected, write_organiser
@@ -65,6 +66,9 @@ class FacesOptions(StageOptions):
     ``people`` (``target`` or ``all``) changes the rows; it was added after
     shards existed, so at its default it stays out of the rerun key
     (:func:`~affectflow.core.options.added`) and those shards keep theirs.
+    So does ``crop_on``: ``detector`` cuts the crops on the detector's device
+    (:mod:`affectflow.faces.device_crops`), within one grey level of the
+    host's, so it is part of the key when set.
     """
 
     SECTION = "faces"
@@ -77,6 +81,7 @@ class FacesOptions(StageOptions):
     frame_stride: int = 1
     align: bool = False
     people: str = added("target")
+    crop_on: str = added("host")
     organiser_crops_dir: str | None = None
     on_bad_video: str = "skip"
     batch_size: int = runtime(32)
@@ -94,6 +99,10 @@ class FacesOptions(StageOptions):
             at_least(name, getattr(self, name), 1)
         one_of("crop_compression", self.crop_compression, CROP_COMPRESSIONS)
         one_of("decode", self.decode, DECODE_MODES)
+        one_of("crop_on", self.crop_on, CROP_PLACES)
+        if self.crop_on == "detector" and (self.align or self.detector == "organiser"):
+            raise ValueError("crop_on 'detector' cuts upright crops of a detector's boxes: not with align true or "
+                             "the organiser's crops")
         at_least("margin", self.margin, 0)
         at_least("min_score", self.min_score, 0)
         one_of("on_bad_video", self.on_bad_video, BAD_VIDEO_POLICIES)
@@ -184,6 +193,8 @@ def run_faces(
             detector = make_detector(opts.detector, opts.min_score, models_dir=models_dir, model_pins=model_pins,
                                      engine=opts.detector_engine, device=opts.device, batch_size=opts.batch_size)
         name, sha = detector.name, detector.weights_sha256
+        if opts.crop_on == "detector":
+            crops_by_detector(detector, opts.crop_size, opts.margin)
     raw = ("crops",) if crop_storage(opts.crop_compression, features) == "none" else ()
     result = FacesStageResult()
     t0 = time.perf_counter()

@@ -28,6 +28,7 @@ from affectflow.faces.detectors import (
     retina_anchors,
     retina_postprocess,
 )
+from affectflow.faces.device_crops import TOLERANCE
 from affectflow.faces.errors import FaceStageError, VideoError
 from affectflow.faces.rows import RowSettings
 from affectflow.faces.stream import detect_video
@@ -547,3 +548,28 @@ def test_retinaface_mnet025_through_the_stage_with_either_engine(demo_videos, tm
     np.testing.assert_array_equal(a["has_face"], b["has_face"])
     np.testing.assert_allclose(a["bbox"], b["bbox"], atol=1e-2)
     np.testing.assert_allclose(a["score"], b["score"], atol=1e-4)
+
+    # faces.crop_on: detector: the torch engine cuts the crops where its frames are; every other array is the
+    # same, the crops within device_crops.TOLERANCE of the host's; the rerun key says so
+    out = tmp_path / "on_device" / "s0000.h5"
+    cfg = {"detector": "retinaface_mnet025", "detector_engine": "torch", "device": "cpu", "frame_stride": 10,
+           "batch_size": 8, "crop_on": "detector"}
+    run_faces(units, out, cfg, models_dir=tmp_path / "models", model_pins=pins, progress=False)
+    with ShardReader(out, stage="faces", model="retinaface_mnet025") as r:
+        assert r.provenance.config["crop_on"] == "detector"
+        c = r.read("single").arrays
+    assert c.keys() == b.keys()
+    for name in b:
+        if name != "crops":
+            np.testing.assert_array_equal(c[name], b[name], err_msg=name)
+    most, share = TOLERANCE
+    diff = np.abs(c["crops"].astype(int) - b["crops"].astype(int))
+    assert diff.max() <= most and (diff > 0).mean() <= share, (diff.max(), (diff > 0).mean())
+    for bad, why in (({"detector_engine": "onnx"}, "torch engine only"), ({"detector": "mediapipe"}, "mediapipe")):
+        with pytest.raises(FaceStageError, match=why):
+            run_faces(units, tmp_path / "bad.h5", {**cfg, **bad}, models_dir=tmp_path / "models", model_pins=pins,
+                      progress=False)
+        assert not (tmp_path / "bad.h5").exists()
+    with pytest.raises(OptionsError, match="align"):
+        run_faces(units, tmp_path / "bad.h5", {**cfg, "align": True}, models_dir=tmp_path / "models",
+                  model_pins=pins, progress=False)
