@@ -100,7 +100,10 @@ class _WorkerLoop:
             if msg is None:
                 return
             if msg[0] == "task":  # "free" and "stop" of a video already stopped are stale here
-                self.decode(msg[1])
+                try:
+                    self.decode(msg[1])
+                except OSError:  # the job went away mid-video (its pipe is closed): nothing left to tell it
+                    return
 
     def decode(self, task: _Task) -> None:
         info = VideoInfo(path=task.path)

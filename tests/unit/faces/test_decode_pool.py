@@ -123,3 +123,42 @@ def test_a_worker_that_dies_fails_its_video_and_is_replaced(video_factory) -> No
 def test_a_pool_needs_a_process() -> None:
     with pytest.raises(ValueError, match="processes"):
         DecodePool(0)
+
+
+def test_workers_end_when_their_job_is_killed(video_factory, tmp_path) -> None:
+    """A job killed outright (Slurm's time limit, the OOM killer) leaves no decoding process behind."""
+    import subprocess
+    import sys
+
+    path = video_factory("v.mp4", duration=4.0, fps=25, audio="none", size="320x240")
+    code = (
+        "import sys\n"
+        "from affectflow.faces.decode_pool import DecodePool\n"
+        "from affectflow.faces.video import VideoInfo\n"
+        "from affectflow.testing.faces import decode_processes\n"
+        "pool = DecodePool(2)\n"
+        f"it = pool.batches({str(path)!r}, VideoInfo('v'), batch_size=2, codec_threads=2)\n"
+        "next(it)\n"
+        "print(*decode_processes(), flush=True)\n"
+        "sys.stdin.read()\n"  # waits to be killed
+    )
+    job = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(p) for p in job.stdout.readline().split()]
+        assert len(workers) == 2
+        job.kill()
+        job.wait(10)
+        deadline = time.monotonic() + 10
+        while any(os.path.exists(f"/proc/{p}") and "Z" not in _state(p) for p in workers):
+            assert time.monotonic() < deadline, "a decoding process outlived its job"
+            time.sleep(0.1)
+    finally:
+        job.kill()
+        job.wait()
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
