@@ -161,6 +161,20 @@ def test_emi_filename_with_or_without_extension_and_test_csv(tmp_path: Path) -> 
     np.testing.assert_allclose(row, [0, 0, 0, 0, 0, 0.25])
 
 
+def test_emi_filenames_read_as_numbers_are_the_zero_padded_files(tmp_path: Path) -> None:
+    """The release's Filename column holds 00000-style names that a spreadsheet or pandas writes back as 0."""
+    make_videos(tmp_path / "videos", ["00000.mp4", "00017.mp4", "123456.mp4"])
+    write_emi_csv(tmp_path / "labels/train_split.csv", [["0", 0, 0, 0, 0, 0, 0.5], ["17", 1, 0, 0, 0, 0, 0],
+                                                        ["123456", 0, 1, 0, 0, 0, 0]])
+    got = {u.video_id: u.path for u in build_units([_entry("hume_vidmimic2")], 4, tmp_path)}
+    assert got == {"00000": "videos/00000.mp4", "00017": "videos/00017.mp4", "123456": "videos/123456.mp4"}
+    csv_path = tmp_path / "labels/train_split.csv"
+    np.testing.assert_allclose(read_emi_labels(csv_path, "00000"), [0, 0, 0, 0, 0, 0.5])
+    np.testing.assert_allclose(read_emi_labels(csv_path, "17"), [1, 0, 0, 0, 0, 0])
+    write_emi_csv(csv_path, [["0", 0, 0, 0, 0, 0, 0.5], ["00000.mp4", 1, 0, 0, 0, 0, 0]])
+    _raises(build_units, [_entry("hume_vidmimic2")], 2, tmp_path, match="line 3|duplicate Filename '00000.mp4'")
+
+
 def test_frame_labels_tolerate_crlf_bom_and_trailing_newlines(tmp_path: Path) -> None:
     p = tmp_path / "x.txt"
     p.write_bytes(b"\xef\xbb\xbfNeutral, Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\r\n3\r\n-1\r\n\r\n\r\n")

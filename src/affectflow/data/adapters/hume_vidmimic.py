@@ -25,6 +25,14 @@ from affectflow.data.units import Unit, shard_of
 
 # File name -> split for Hume-Vidmimic2; test rows carry no labels.
 EMI_CSVS = (("train_split.csv", "train"), ("valid_split.csv", "val"), ("test_split.csv", "test"))
+#: the release's videos are raw/<NNNNN>.mp4, five digits
+EMI_ID_DIGITS = 5
+
+
+def emi_id(name: str) -> str:
+    """The video id of a csv's Filename: a number written without its leading zeros (``0``, as a spreadsheet or
+    pandas writes the release's ``00000`` back) is the zero-padded file name it stands for."""
+    return name.zfill(EMI_ID_DIGITS) if name.isdigit() and len(name) < EMI_ID_DIGITS else name
 
 
 @register_adapter("hume_vidmimic2", check=check_labelled_entry)
@@ -64,6 +72,7 @@ def read_emi_labels(path: str | os.PathLike[str], video_id: str) -> np.ndarray:
     """
     shown = os.fspath(path)
     rows = _emi_rows(Path(path), shown, with_values=True)
+    video_id = emi_id(video_id)
     if video_id not in rows:
         raise LabelError(f"{shown}: no row for video {video_id!r}")
     values = rows[video_id][1]
@@ -101,7 +110,7 @@ def _parse_emi_csv(
                 if len(row) != len(header):
                     raise LabelError(f"{shown}, line {line}: {len(row)} fields but the header has {len(header)}")
                 filename = row[name_col].strip()
-                video_id = strip_video_ext(filename)
+                video_id = emi_id(strip_video_ext(filename))
                 if not video_id:
                     raise LabelError(f"{shown}, line {line}: empty Filename")
                 if video_id in rows:
