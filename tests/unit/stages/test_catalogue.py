@@ -19,3 +19,14 @@ def test_the_catalogue_loads_no_heavy_library() -> None:
     n_stages, loaded = json.loads(out)
     assert n_stages == 18
     assert loaded == []
+
+
+def test_every_stage_module_is_wiring() -> None:
+    """A stage module is its options, its version and run(): the work lives in the domain packages."""
+    from pathlib import Path
+
+    import affectflow.stages
+
+    folder = Path(affectflow.stages.__file__).parent
+    long = {p.name: n for p in folder.glob("*.py") if (n := len(p.read_text().splitlines())) > 250}
+    assert not long, f"stage modules over 250 lines: {long}"
