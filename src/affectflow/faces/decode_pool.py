@@ -34,6 +34,7 @@ import mmap
 import os
 import pickle
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -43,12 +44,12 @@ from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import av
 import numpy as np
 
-from affectflow.faces.errors import VideoError
+from affectflow.faces.errors import FaceStageError, VideoError
 from affectflow.faces.video import FrameBatch, VideoInfo, iter_batches
 from affectflow.media.decode import ffmpeg_url
 
@@ -60,6 +61,10 @@ DECODE_MODES = ("thread", "process")
 POLL_S = 0.5
 #: where shared memory lives on Linux; slots must fit in what is free there (containers often give 64 MB)
 SHM_DIR = Path("/dev/shm")
+#: seconds a worker may take to import what it decodes with
+STARTUP_S = 60.0
+#: how a decoder crashing on a damaged file ends its process (a fault of the video, not of the job)
+CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGABRT, signal.SIGFPE, signal.SIGILL)
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,10 @@ class _WorkerLoop:
         self.jobs, self.out = jobs, out
         self.maps: dict[str, mmap.mmap] = {}
         self.free: deque[int] = deque()
+        self.number = 0  # the task being decoded (log records are sent with it)
 
     def run(self) -> None:
+        self.out.send(("ready", 0))
         while True:
             try:
                 msg = self.jobs.recv()
@@ -107,9 +114,10 @@ class _WorkerLoop:
 
     def decode(self, task: _Task) -> None:
         info = VideoInfo(path=task.path)
-        maps = self._map(task)
         self.free = deque(range(task.tokens))
+        self.number = task.number
         try:
+            maps = self._map(task)
             with contextlib.closing(iter_batches(task.path, info, frame_stride=task.frame_stride,
                                                  batch_size=task.batch_size,
                                                  codec_threads=task.codec_threads)) as gen:
@@ -148,6 +156,18 @@ class _WorkerLoop:
                 with open(SHM_DIR / name, "r+b") as f:
                     self.maps[name] = mmap.mmap(f.fileno(), task.slot_bytes)
         return [self.maps[name] for name in task.slots]
+
+
+class _ToJob(logging.Handler):
+    """A worker's log records, sent to the job, which logs them as its own (so they reach the job's log)."""
+
+    def __init__(self, loop: _WorkerLoop) -> None:
+        super().__init__()
+        self.loop = loop
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(OSError):
+            self.loop.out.send(("log", self.loop.number, record.name, record.levelno, record.getMessage()))
 
 
 def _placed(batch: FrameBatch, slot: mmap.mmap | None, slot_bytes: int) -> tuple[tuple[int, ...] | None, Any]:
@@ -207,8 +227,14 @@ class _Worker:
     def __init__(self, depth: int) -> None:
         jobs_r, jobs_w = os.pipe()
         out_r, out_w = os.pipe()
-        self.process = subprocess.Popen([sys.executable, "-m", __name__, str(jobs_r), str(out_w)],
-                                        pass_fds=(jobs_r, out_w), stdin=subprocess.DEVNULL)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(jobs_r), str(out_w), str(log.getEffectiveLevel())],
+                pass_fds=(jobs_r, out_w), stdin=subprocess.DEVNULL)
+        except OSError:
+            for fd in (jobs_r, jobs_w, out_r, out_w):
+                os.close(fd)
+            raise
         os.close(jobs_r)
         os.close(out_w)
         self.jobs, self.out = Connection(jobs_w, readable=False), Connection(out_r, writable=False)
@@ -221,14 +247,30 @@ class _Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def ready(self, timeout: float = STARTUP_S) -> None:
+        """Wait for the worker's first word (its imports done); :class:`FaceStageError` when it does not come."""
+        if self.out.poll(timeout):
+            with contextlib.suppress(EOFError, OSError):
+                if self.out.recv()[0] == "ready":
+                    return
+        self.close(timeout=1.0)
+        raise FaceStageError(f"a decoding process did not start (exit code {self.process.poll()}); run "
+                             f"`{sys.executable} -m {__name__}` to see why")
+
+    def _send(self, path: str, msg: tuple) -> None:
+        try:
+            self.jobs.send(msg)
+        except OSError:  # the worker is gone: say how
+            self._died(path)
+
     def batches(self, path: str, info: VideoInfo, frame_stride: int, batch_size: int,
                 codec_threads: int) -> Iterator[FrameBatch]:
         """The video's batches as :func:`iter_batches` gives them, decoded by this worker."""
         self.n_tasks += 1
         number = self.n_tasks
         names = self._slots(frame_bytes(path) * batch_size)
-        self.jobs.send(("task", _Task(number, path, frame_stride, batch_size, codec_threads, names,
-                                      self.slot_bytes, self.n_slots)))
+        self._send(path, ("task", _Task(number, path, frame_stride, batch_size, codec_threads, names,
+                                        self.slot_bytes, self.n_slots)))
         ended = False
         try:
             while True:
@@ -239,7 +281,7 @@ class _Worker:
                     frames = list(payload) if shape is None else list(
                         np.ndarray(shape, np.uint8, buffer=self.slots[slot].buf))
                     yield FrameBatch(list(indices), list(timestamps), frames)
-                    self.jobs.send(("free", number, slot))  # the next batch is asked for: done with these frames
+                    self._send(path, ("free", number, slot))  # the next batch is asked for: done with these frames
                     continue
                 ended = True
                 if msg[0] == "error":
@@ -250,26 +292,42 @@ class _Worker:
                 self._stop(path, number)
 
     def _next(self, path: str, number: int) -> tuple:
-        """The worker's next message about task ``number``; :class:`VideoError` when the worker died."""
+        """The worker's next message about task ``number`` (its log records logged here on the way)."""
         while True:
             if self.out.poll(POLL_S):
                 try:
                     msg = self.out.recv()
-                except EOFError:
+                except (EOFError, OSError):  # gone, perhaps mid-message
                     break
-                if msg[1] == number:
+                if msg[0] == "log":
+                    logging.getLogger(msg[2]).log(msg[3], "%s", msg[4])
+                elif msg[1] == number:
                     return msg
                 continue  # a stopped video's last words
             if not self.alive():
                 break
-        code = self.process.wait()
-        raise VideoError(f"{path}: the decoding process died (exit code {code}); the file may be corrupt")
+        self._died(path)
+
+    def _died(self, path: str) -> NoReturn:
+        """Raise what the worker's end says: a decoder crash is the video's (:class:`VideoError`); being killed
+        (out of memory, a full /dev/shm) or failing otherwise is not, and fails the job (:class:`FaceStageError`)."""
+        try:
+            code = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        if code < 0 and -code in CRASH_SIGNALS:
+            raise VideoError(f"{path}: the decoding process crashed ({signal.Signals(-code).name}) on this file; "
+                             "it is likely corrupt")
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"ended with exit code {code}"
+        raise FaceStageError(f"{path}: the decoding process {how} (out of memory, or /dev/shm full?); the video "
+                             "itself may be fine")
 
     def _stop(self, path: str, number: int) -> None:
         """Stop the worker's decoding of video ``number`` and wait until it says so (or dies)."""
         with contextlib.suppress(OSError, ValueError):
             self.jobs.send(("stop", number))
-        with contextlib.suppress(VideoError):
+        with contextlib.suppress(VideoError, FaceStageError):
             while self._next(path, number)[0] == "batch":
                 pass
 
@@ -284,8 +342,18 @@ class _Worker:
             log.warning("decoded frames travel pickled: %d slots of %.0f MiB do not fit in %s", self.n_slots,
                         nbytes / 2**20, SHM_DIR)
             return ()
-        self.slots = [SharedMemory(name=f"{slot_prefix()}{secrets.token_hex(6)}", create=True, size=nbytes)
-                      for _ in range(self.n_slots)]
+        try:
+            for _ in range(self.n_slots):
+                shm = SharedMemory(name=f"{slot_prefix()}{secrets.token_hex(6)}", create=True, size=nbytes)
+                self.slots.append(shm)
+                # reserved now: tmpfs gives pages when written, so slots that over-commit /dev/shm (several jobs,
+                # a container's 64 MB) would end their worker with SIGBUS mid-batch
+                os.posix_fallocate(shm._fd, 0, nbytes)
+        except OSError as e:
+            self._release_slots()
+            log.warning("decoded frames travel pickled: %d slots of %.0f MiB do not fit in %s (%s)", self.n_slots,
+                        nbytes / 2**20, SHM_DIR, e.strerror or e)
+            return ()
         self.slot_bytes = nbytes
         return tuple(s.name for s in self.slots)
 
@@ -336,8 +404,16 @@ class DecodePool:
         self._depth = depth
         self._lock = threading.Condition()
         self._closed = False
-        self._idle = [_Worker(depth) for _ in range(processes)]
+        self._idle: list[_Worker] = []
         self._busy: list[_Worker] = []
+        try:
+            for _ in range(processes):
+                self._idle.append(_Worker(depth))
+            for w in self._idle:
+                w.ready()
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> DecodePool:
         return self
@@ -347,7 +423,11 @@ class DecodePool:
 
     def batches(self, path: str | os.PathLike[str], info: VideoInfo, frame_stride: int = 1, batch_size: int = 32,
                 codec_threads: int = 0) -> Iterator[FrameBatch]:
-        """Decode ``path`` in a worker process (arguments as :func:`iter_batches`); ``info`` is updated as it goes."""
+        """Decode ``path`` in a worker process (arguments as :func:`iter_batches`); ``info`` is updated as it goes.
+
+        A batch's frames are views of the worker's shared memory: valid until the next batch is asked for (or
+        the iterator is closed), then written over. Copy what must live longer.
+        """
         if frame_stride < 1 or batch_size < 1 or codec_threads < 0:
             raise ValueError("frame_stride and batch_size must be >= 1, codec_threads >= 0")
         worker = self._take()
@@ -359,25 +439,47 @@ class DecodePool:
     def _take(self) -> _Worker:
         with self._lock:
             while not self._idle and not self._closed:
-                self._lock.wait()
+                if not self._busy:
+                    raise RuntimeError("the decode pool has no process left")
+                self._lock.wait(POLL_S)
             if self._closed:
-                raise VideoError("the decode pool is closed")
+                raise RuntimeError("the decode pool is closed")
             worker = self._idle.pop()
             self._busy.append(worker)
-            return worker
+        if not worker.alive():  # died while idle: a fresh one takes its place
+            fresh = self._replace(worker)
+            with self._lock:
+                self._busy.append(fresh)
+            return fresh
+        return worker
 
-    def _give_back(self, worker: _Worker) -> None:
+    def _replace(self, worker: _Worker) -> _Worker:
+        """A started worker in place of ``worker`` (gone); it is no longer counted."""
         with self._lock:
             if worker in self._busy:
                 self._busy.remove(worker)
-            if self._closed:
-                worker.close()
+        worker.close(timeout=0)
+        fresh = _Worker(self._depth)
+        fresh.ready()
+        return fresh
+
+    def _give_back(self, worker: _Worker) -> None:
+        if not worker.alive() and not self._closed:  # died on its video: a fresh one takes its place
+            try:
+                worker = self._replace(worker)
+            except (OSError, FaceStageError) as e:
+                log.warning("a decoding process could not be started again (%s): one fewer", e)
+                with self._lock:
+                    self._lock.notify_all()
                 return
-            if not worker.alive():  # died on its video: a fresh one takes its place
-                worker.close(timeout=0)
-                worker = _Worker(self._depth)
-            self._idle.append(worker)
-            self._lock.notify()
+        with self._lock:
+            if worker in self._busy:
+                self._busy.remove(worker)
+            if not self._closed:
+                self._idle.append(worker)
+                self._lock.notify()
+                return
+        worker.close()
 
     def close(self) -> None:
         """End the idle workers now (busy ones end as their videos are stopped) and free their slots."""
@@ -389,6 +491,15 @@ class DecodePool:
             w.close()
 
 
-if __name__ == "__main__":  # a worker: python -m affectflow.faces.decode_pool JOBS_FD OUT_FD
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    _WorkerLoop(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)).run()
+def _worker_main(jobs_fd: int, out_fd: int, level: int) -> None:
+    """A worker process: its videos' log records go to the job; Ctrl-C is the job's to handle (it stops us)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    loop = _WorkerLoop(Connection(jobs_fd, writable=False), Connection(out_fd, readable=False))
+    root = logging.getLogger()
+    root.handlers[:] = [_ToJob(loop)]
+    root.setLevel(level)
+    loop.run()
+
+
+if __name__ == "__main__":  # a worker: python -m affectflow.faces.decode_pool JOBS_FD OUT_FD LOG_LEVEL
+    _worker_main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))

@@ -5,9 +5,9 @@ A GPU detector already holds the batch's frames on the card; cutting the crops
 there leaves the host nothing but decoding (docs/cluster.md). The crop is the
 same square (:func:`~affectflow.faces.crops.square_of`), black outside the
 frame, resized as OpenCV resizes it: pixel-area averaging when shrinking
-(``INTER_AREA``: two small matrix products in float32), bilinear with
+(``INTER_AREA``: two small matrix products in float64), bilinear with
 OpenCV's 11-bit fixed-point weights and its vectorised integer arithmetic when
-enlarging (``INTER_LINEAR``). What still differs (float32 sums against
+enlarging (``INTER_LINEAR``). What still differs (sums in float64 against
 OpenCV's, rounding at exact halves) moves a pixel by at most one grey level,
 rarely (:data:`TOLERANCE`, tested on real frames). Rotated crops
 (``faces.align``) stay on the host.
@@ -82,6 +82,8 @@ def crop_squares(frames: Any, index: np.ndarray, boxes: np.ndarray, size: int, m
     import torch
 
     out = torch.zeros((len(boxes), size, size, frames.shape[-1]), dtype=torch.uint8, device=frames.device)
+    if not len(boxes):
+        return out
     h, w = int(frames.shape[1]), int(frames.shape[2])
     for k, (f, box) in enumerate(zip(index, boxes, strict=True)):
         left, top, n = square_of(box, margin)
@@ -93,6 +95,26 @@ def crop_squares(frames: Any, index: np.ndarray, boxes: np.ndarray, size: int, m
     return out
 
 
+_DEVICE_CACHE: dict[tuple[Any, ...], Any] = {}
+
+
+def _on_device(key: tuple[str, int, int], device: Any) -> Any:
+    """The weights or taps of ``key`` (kind, n, size) as tensors on ``device``, copied there once."""
+    import torch
+
+    full = (*key, str(device))
+    if full not in _DEVICE_CACHE:
+        kind, n, size = key
+        if kind == "area":
+            _DEVICE_CACHE[full] = torch.from_numpy(area_weights(n, size)).to(device)
+        else:
+            lo, hi, w0, w1 = linear_taps(n, size, rows=kind == "rows")
+            _DEVICE_CACHE[full] = (torch.from_numpy(lo).to(device), torch.from_numpy(hi).to(device),
+                                   torch.from_numpy(w0).to(device, torch.int32),
+                                   torch.from_numpy(w1).to(device, torch.int32))
+    return _DEVICE_CACHE[full]
+
+
 def _resized(patch: Any, size: int) -> Any:
     """An (n, n, C) uint8 patch resized to (size, size, C) as ``cv2.resize`` resizes it for a crop."""
     import torch
@@ -100,14 +122,13 @@ def _resized(patch: Any, size: int) -> Any:
     n = int(patch.shape[0])
     if n == size:
         return patch
-    dev = patch.device
-    if n > size:
-        m = torch.from_numpy(area_weights(n, size)).to(dev, torch.float32)
-        return torch.floor(torch.einsum("yi,ijc,xj->yxc", m, patch.float(), m) + 0.5).clamp_(0, 255).to(torch.uint8)
-    xl, xh, a0, a1 = (torch.from_numpy(t).to(dev) for t in linear_taps(n, size, rows=False))
-    yl, yh, b0, b1 = (torch.from_numpy(t).to(dev) for t in linear_taps(n, size, rows=True))
-    a0, a1, b0, b1 = (t.to(torch.int32) for t in (a0, a1, b0, b1))  # every product below fits in 31 bits
-    p = patch.to(torch.int32)
+    if n > size:  # float64: no TF32 or float32 rounding moves a pixel across a half
+        m = _on_device(("area", n, size), patch.device)
+        resized = torch.einsum("yi,ijc,xj->yxc", m, patch.double(), m)
+        return torch.floor(resized + 0.5).clamp_(0, 255).to(torch.uint8)
+    xl, xh, a0, a1 = _on_device(("columns", n, size), patch.device)
+    yl, yh, b0, b1 = _on_device(("rows", n, size), patch.device)
+    p = patch.to(torch.int32)  # every product below fits in 31 bits
     across = p[:, xl] * a0[None, :, None] + p[:, xh] * a1[None, :, None]  # (n, size, C), weights x 2048
     # OpenCV's vectorised vertical pass: each row's product shifted down before the sum
     top = (b0[:, None, None] * (across[yl] >> 4)) >> 16
@@ -115,12 +136,17 @@ def _resized(patch: Any, size: int) -> Any:
     return ((top + bottom + 2) >> 2).clamp_(0, 255).to(torch.uint8)
 
 
-def crops_by_detector(detector: FaceDetector, size: int, margin: float) -> None:
-    """Have ``detector`` (or the detector it wraps) cut every face's crop where its frames are
-    (``faces.crop_on: detector``); :class:`FaceStageError` when it cannot."""
+def crops_by_detector(detector: FaceDetector, size: int | None, margin: float = 0.0) -> None:
+    """Have ``detector`` (or the detector it wraps) cut every face's ``size`` crop where its frames are
+    (``faces.crop_on: detector``), or, with ``size`` None, no longer (a detector reused for a job that crops on
+    the host); :class:`FaceStageError` when it cannot."""
     inner: Any = detector
     while not hasattr(inner, "crop_on_device") and hasattr(inner, "detector"):
         inner = inner.detector  # a WrappedDetector's
+    if size is None:
+        if hasattr(inner, "crops"):
+            inner.crops = None
+        return
     if not hasattr(inner, "crop_on_device"):
         raise FaceStageError(f"faces.crop_on: detector needs a detector that holds its frames on its device "
                              f"(retinaface_mnet025 with detector_engine torch), not {detector.name!r}")

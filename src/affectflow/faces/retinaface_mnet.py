@@ -355,11 +355,11 @@ class RetinaFaceMnetDetector:
             keep = self._nms_chunks(boxes, valid)
             keep &= keep.cumsum(1) <= self.post_nms_topk
             host = [t.cpu().numpy() for t in (boxes, sorted_scores, lms, keep)]
-        boxes_h, scores_h, lms_h, keep_h = host
-        rows = [(boxes_h[b][keep_h[b]], scores_h[b][keep_h[b]], lms_h[b][keep_h[b]]) for b in range(len(frames))]
-        if self.crops is None or to_frame is None:
-            return rows
-        return self._with_crops(rows, pixels, to_frame)
+            boxes_h, scores_h, lms_h, keep_h = host
+            rows = [(boxes_h[b][keep_h[b]], scores_h[b][keep_h[b]], lms_h[b][keep_h[b]]) for b in range(len(frames))]
+            if self.crops is None or to_frame is None:
+                return rows
+            return self._with_crops(rows, pixels, to_frame)
 
     def _with_crops(self, rows: list[tuple[np.ndarray, ...]], pixels: Any,
                     to_frame: np.ndarray) -> list[tuple[np.ndarray, ...]]:
@@ -370,7 +370,12 @@ class RetinaFaceMnetDetector:
         size, margin = self.crops
         index = np.concatenate([np.full(len(r[0]), b) for b, r in enumerate(rows)]).astype(np.int64)
         boxes = np.concatenate([(r[0].reshape(-1, 2, 2) * to_frame).reshape(-1, 4) for r in rows])
-        crops = crop_squares(pixels, index, boxes, size, margin).cpu().numpy()
+        # the boxes a row can hold (rows.usable: finite, some area); a box clamped flat at an edge gets none
+        fine = np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        cut = crop_squares(pixels, index[fine], boxes[fine], size, margin).cpu().numpy()
+        crops: list[np.ndarray | None] = [None] * len(boxes)
+        for k, at in enumerate(np.flatnonzero(fine)):
+            crops[at] = cut[k]
         starts = np.cumsum([0] + [len(r[0]) for r in rows])
         return [(*r, crops[starts[b]:starts[b + 1]]) for b, r in enumerate(rows)]
 

@@ -122,7 +122,7 @@ class _Rows:
         k = self.spec["landmarks"][0][0]
         lm = np.asarray(d.landmarks, np.float32).reshape(-1, 2)[:k]
         s = self.settings
-        if d.crop is not None and not s.align:  # cut by the detector where the frames are (faces.crop_on)
+        if d.crop is not None and not s.align and d.crop.shape[:2] == (s.crop_size, s.crop_size):  # faces.crop_on
             return CroppedFace(d, lm, d.crop)
         return CroppedFace(d, lm, crop_square(frame, d.bbox, s.crop_size, float(s.margin), lm, s.align))
 

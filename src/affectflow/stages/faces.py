@@ -193,8 +193,7 @@ def run_faces(
             detector = make_detector(opts.detector, opts.min_score, models_dir=models_dir, model_pins=model_pins,
                                      engine=opts.detector_engine, device=opts.device, batch_size=opts.batch_size)
         name, sha = detector.name, detector.weights_sha256
-        if opts.crop_on == "detector":
-            crops_by_detector(detector, opts.crop_size, opts.margin)
+        crops_by_detector(detector, opts.crop_size if opts.crop_on == "detector" else None, opts.margin)
     raw = ("crops",) if crop_storage(opts.crop_compression, features) == "none" else ()
     result = FacesStageResult()
     t0 = time.perf_counter()

@@ -3,6 +3,7 @@ process or shared memory left behind whatever happens to a video."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -12,8 +13,9 @@ import pytest
 
 from affectflow.faces import decode_pool
 from affectflow.faces.decode_pool import DecodePool
-from affectflow.faces.errors import VideoError
+from affectflow.faces.errors import FaceStageError, VideoError
 from affectflow.faces.video import VideoInfo, iter_batches
+from affectflow.media.decode import MediaError
 from affectflow.testing.faces import decode_processes, shm_left
 
 
@@ -100,7 +102,13 @@ def test_frames_too_large_for_shared_memory_travel_pickled(monkeypatch, video_fa
         assert set(shm_left()) == before  # none made
 
 
-def test_a_worker_that_dies_fails_its_video_and_is_replaced(video_factory) -> None:
+@pytest.mark.parametrize(("sig", "error", "says"), [
+    (signal.SIGSEGV, VideoError, r"v\.mp4: the decoding process crashed \(SIGSEGV\) on this file"),  # a decoder
+    (signal.SIGKILL, FaceStageError, r"v\.mp4: the decoding process was killed by SIGKILL \(out of memory"),
+])
+def test_a_worker_that_dies_fails_its_video_and_is_replaced(video_factory, sig, error, says) -> None:
+    """A decoder that crashes on a file fails that video (skipped by the bad-video policy); one killed from
+    outside (the OOM killer) fails the job: the video may be fine."""
     path = video_factory("v.mp4", duration=2.0, fps=25, audio="none", size="320x240")
     ref = decoded(iter_batches(path, VideoInfo(str(path)), batch_size=4, codec_threads=2))
     others = set(decode_processes())  # the module's pool's
@@ -108,16 +116,38 @@ def test_a_worker_that_dies_fails_its_video_and_is_replaced(video_factory) -> No
         it = p.batches(path, VideoInfo(str(path)), batch_size=4, codec_threads=2)
         next(it)
         (pid,) = set(decode_processes()) - others
-        os.kill(pid, signal.SIGKILL)  # a decoder crash
-        with pytest.raises(VideoError, match=r"v\.mp4: the decoding process died \(exit code -9\)"):
+        os.kill(pid, sig)
+        with pytest.raises(error, match=says) as info:
             for _ in it:
                 pass
+        assert (error is VideoError) == isinstance(info.value, MediaError)
         assert_same(ref, decoded(p.batches(path, VideoInfo(str(path)), batch_size=4, codec_threads=2)))
-        assert len(decode_processes()) == 3 and pid not in decode_processes()  # with the module's pool's 2
+        (fresh,) = set(decode_processes()) - others
+        assert fresh != pid
     deadline = time.monotonic() + 5
-    while len(decode_processes()) > 2 and time.monotonic() < deadline:
+    while set(decode_processes()) - others and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(decode_processes()) == 2  # the module's pool's
+    assert set(decode_processes()) == others
+
+
+def test_a_worker_dead_while_idle_is_replaced(video_factory) -> None:
+    path = video_factory("v.mp4", duration=1.0, fps=25, audio="none", size="320x240")
+    others = set(decode_processes())
+    with DecodePool(1) as p:
+        (pid,) = set(decode_processes()) - others
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        got = decoded(p.batches(path, VideoInfo(str(path)), batch_size=8, codec_threads=2))
+        assert got[1] is None and len(got[0]) == 4
+
+
+def test_the_workers_log_reaches_the_job(webcam, caplog) -> None:
+    """What the decoder says (a picture size change, rejected packets) lands in the job's log as in threads."""
+    caplog.set_level(logging.INFO, logger="affectflow.faces")
+    with DecodePool(1) as p:
+        decoded(p.batches(webcam, VideoInfo(str(webcam)), batch_size=4, codec_threads=2))
+    assert any(r.name == "affectflow.faces" and "the frames before it 320x240" in r.getMessage()
+               for r in caplog.records), caplog.text
 
 
 def test_a_pool_needs_a_process() -> None:
