@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import f1_score
+from sklearn.metrics import average_precision_score, f1_score
 
 from affectflow.core.files import atomic_write_text
 from affectflow.core.vocabulary import AH_CLASSES, EMI_EMOTIONS, EXPR_CLASSES, TASKS
@@ -194,18 +194,27 @@ def ah_scores(true_by_video: Mapping[str, np.ndarray], pred_by_video: Mapping[st
     }
 
 
-def ah_video_scores(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int]) -> dict[str, Any]:
+def ah_video_scores(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int],
+                    scores: np.ndarray | Sequence[float] | None = None) -> dict[str, Any]:
     """Macro F1 over both classes of one 0/1 label per video (the video challenge's metric), per-class F1,
-    the A/H class's F1 and accuracy."""
+    the A/H class's F1 and accuracy; with ``scores`` (P(A/H) per video) the average precision of the A/H
+    class too (``ap_ah``), as the organisers' bah_metrics.py reports beside the F1 (left out when the videos
+    hold one class only: it is undefined then)."""
     yt, yp = _binary(y_true, y_pred, "video A/H", "video")
     per = f1_score(yt, yp, labels=[0, 1], average=None, zero_division=0)
-    return {
+    out = {
         "f1": float(np.mean(per)),
         "f1_ah": float(per[1]),
         "accuracy": float(np.mean(yt == yp)),
         "per_class_f1": {name: float(v) for name, v in zip(AH_CLASSES, per, strict=True)},
         "n": int(yt.size),
     }
+    if scores is not None:
+        sc = np.asarray(scores, dtype=np.float64).ravel()
+        _check_same_length(yt, sc)
+        if 0 < yt.sum() < yt.size:
+            out["ap_ah"] = float(average_precision_score(yt, sc))
+    return out
 
 
 # ---------------------------------------------------------------------- report
@@ -293,9 +302,11 @@ def ah_report(true_by_video, pred_by_video, split: str, config: Mapping[str, Any
     return MetricReport("ah", split, m, {}, s["n"], dict(config or {}))
 
 
-def ah_video_report(y_true, y_pred, split: str, config: Mapping[str, Any] | None = None) -> MetricReport:
-    s = ah_video_scores(y_true, y_pred)
-    m = {"f1": s["f1"], "f1_ah": s["f1_ah"], "accuracy": s["accuracy"]}
+def ah_video_report(y_true, y_pred, split: str, config: Mapping[str, Any] | None = None,
+                    scores: np.ndarray | Sequence[float] | None = None) -> MetricReport:
+    s = ah_video_scores(y_true, y_pred, scores)
+    m = {"f1": s["f1"], "f1_ah": s["f1_ah"], "accuracy": s["accuracy"],
+         **({"ap_ah": s["ap_ah"]} if "ap_ah" in s else {})}
     return MetricReport("ah_video", split, m, s["per_class_f1"], s["n"], dict(config or {}))
 
 

@@ -313,14 +313,19 @@ def postprocess_video(sources: Mapping[str, np.ndarray], cfg: PostConfig, keep_v
     return p
 
 
+def positive_probability(posterior: np.ndarray) -> np.ndarray:
+    """P(A/H) of each row of a binary task's posterior: (T,) as it is, or (T, 2) with class 1 last."""
+    p = np.asarray(posterior)
+    return p[:, -1] if p.ndim == 2 else p
+
+
 def decide(posterior: np.ndarray, cfg: PostConfig) -> np.ndarray:
     """Final labels: argmax for EXPR, threshold for AH and AH-video, the posterior itself for EMI."""
     p = np.asarray(posterior)
     if cfg.task == "expr":
         return p.argmax(axis=-1).astype(np.int64)
     if cfg.task in BINARY_TASKS:
-        q = p[:, -1] if p.ndim == 2 else p  # (T,) P(AH) or (T, 2) with class 1 last
-        return (q >= cfg.ah_threshold).astype(np.int64)
+        return (positive_probability(p) >= cfg.ah_threshold).astype(np.int64)
     return p.astype(np.float32)
 
 
@@ -334,6 +339,16 @@ def predict_videos(
     ``sources[name][video]`` is a posterior array; ``video_keep`` is the AH video
     classifier's decision (required when ``cfg.video_filter``).
     """
+    return {v: decide(p, cfg) for v, p in fused_posteriors(sources, cfg, video_keep).items()}
+
+
+def fused_posteriors(
+    sources: Mapping[str, Mapping[str, np.ndarray]],
+    cfg: PostConfig,
+    video_keep: Mapping[str, int | bool] | None = None,
+) -> dict[str, np.ndarray]:
+    """Every video's posterior after :func:`postprocess_video`, before :func:`decide` (what scores that rank,
+    such as average precision, need)."""
     if cfg.video_filter and video_keep is None:
         raise ValueError("video_filter is on but no video_keep decisions were given")
     first = sources[cfg.sources[0]]
@@ -341,5 +356,5 @@ def predict_videos(
     for v in first:
         per = {name: sources[name][v] for name in cfg.needed_sources}
         keep = True if video_keep is None else bool(video_keep[v])
-        out[v] = decide(postprocess_video(per, cfg, keep), cfg)
+        out[v] = postprocess_video(per, cfg, keep)
     return out

@@ -28,7 +28,7 @@ from affectflow.core.errors import AffectflowError
 from affectflow.core.files import atomic_write, atomic_write_text
 from affectflow.core.vocabulary import SPLITS, TASKS, is_video_task
 from affectflow.evaluate.metrics import MetricReport, ah_report, ah_video_report, emi_report, expr_report
-from affectflow.fuse.postprocess import PostConfig, predict_videos
+from affectflow.fuse.postprocess import PostConfig, decide, fused_posteriors, positive_probability
 
 SELECTION_SPLIT = "val"
 
@@ -85,7 +85,8 @@ def evaluate(dataset: SplitDataset, cfg: PostConfig) -> MetricReport:
     """Score one fixed post-processing config on any split (reporting, not selection)."""
     if cfg.task != dataset.task:
         raise ValueError(f"config is for {cfg.task}, dataset for {dataset.task}")
-    preds = predict_videos(dataset.sources, cfg, dataset.video_keep)
+    posteriors = fused_posteriors(dataset.sources, cfg, dataset.video_keep)
+    preds = {v: decide(p, cfg) for v, p in posteriors.items()}
     vids = dataset.videos
     conf = cfg.to_dict()
     if dataset.task == "expr":
@@ -96,7 +97,9 @@ def evaluate(dataset: SplitDataset, cfg: PostConfig) -> MetricReport:
         return ah_report({v: dataset.labels[v] for v in vids}, preds, dataset.split, conf)
     if dataset.task == "ah_video":
         yt = np.concatenate([np.asarray(dataset.labels[v]).ravel() for v in vids])
-        return ah_video_report(yt, np.concatenate([np.ravel(preds[v]) for v in vids]), dataset.split, conf)
+        scores = np.array([positive_probability(posteriors[v])[0] for v in vids])
+        return ah_video_report(yt, np.concatenate([np.ravel(preds[v]) for v in vids]), dataset.split, conf,
+                               scores=scores)
     yt = np.stack([np.asarray(dataset.labels[v], dtype=np.float64) for v in vids])
     yp = np.stack([preds[v] for v in vids])
     return emi_report(yt, yp, dataset.split, conf)

@@ -28,8 +28,9 @@ def val_report(task: str, vs: list[VideoRows], post: dict[str, tuple[np.ndarray,
             return expr_report(yt, yp, "val", conf)
         thr = float(head.extra.get("threshold", 0.5))
         if task == "ah_video":
+            p_ah = np.array([float(post[v.unit.video_id][0][0]) for v in vs])
             return ah_video_report(np.concatenate([v.y for v in vs]),  # type: ignore[misc]
-                                   np.array([int(post[v.unit.video_id][0][0] >= thr) for v in vs]), "val", conf)
+                                   (p_ah >= thr).astype(np.int64), "val", conf, scores=p_ah)
         if task == "ah":
             return ah_report({v.unit.video_id: v.y for v in vs},
                              {v.unit.video_id: (post[v.unit.video_id][0] >= thr).astype(np.int64) for v in vs},

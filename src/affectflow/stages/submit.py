@@ -42,7 +42,7 @@ from affectflow.submit.formats import (
 log = logging.getLogger("affectflow.submit")
 
 #: bump when submission files change for the same fused predictions (docs/reruns.md)
-STAGE_VERSION = 2  # 2: AH in the ABAW-8 single-file format; organisers' templates
+STAGE_VERSION = 3  # 2: AH in the ABAW-8 single-file format; organisers' templates; 3: AH-video probabilities
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ class SubmitOptions(StageOptions):
     task: str = wiring("expr")
     fusion: str = ""
     template: str = ""
+    #: AH-video: the organisers' with_probabilities form (``<video>,<p0>,<p1>,<0|1>``); other tasks: unused
+    video_probabilities: bool = True
 
     def check(self) -> None:
         one_of("task", self.task, TASKS)
@@ -62,13 +64,19 @@ class SubmitOptions(StageOptions):
 
     @classmethod
     def config_key(cls, name: str) -> str:
-        return "submission_template.<task>" if name == "template" else "submit_fusion"
+        return {"template": "submission_template.<task>",
+                "video_probabilities": "submission.ah_video_probabilities"}.get(name, "submit_fusion")
 
     @classmethod
     def from_config(cls, config, **wired):
         templates = config.get("submission_template") or {}
+        task = wired.get("task", "expr")
+        probabilities = (config.get("submission") or {}).get("ah_video_probabilities", True)
         return cls.from_mapping({"fusion": config.get("submit_fusion") or "",
-                                 "template": templates.get(wired.get("task", "expr")) or ""}, **wired)
+                                 "template": templates.get(task) or "",
+                                 # the other tasks' keys stay the same whatever it says
+                                 "video_probabilities": bool(probabilities) if task == "ah_video" else True},
+                                **wired)
 
 
 #: what the plan reads of this stage (affectflow.stages.catalogue)
@@ -104,9 +112,11 @@ def run_submit(
     media_shards: Sequence[str | os.PathLike[str]],
     out_path: str | os.PathLike[str],
     template: str | os.PathLike[str] | None = None,
+    video_probabilities: bool = True,
 ) -> Path:
     """Write the ``task`` submission of the fused test predictions to ``out_path``, checked (exactly the frames
-    of the organisers' ``template`` when given)."""
+    of the organisers' ``template`` when given). ``video_probabilities``: AH-video lines carry P(not A/H) and
+    P(A/H) (the organisers' with_probabilities form; a template in either form decides)."""
     if task not in TASKS:
         raise SubmissionError(f"unknown task {task!r}; choose one of {TASKS}")
     units = UnitsTable.read_tsv(units_tsv)
@@ -129,8 +139,13 @@ def run_submit(
         path = write_emi_submission(out_path, preds, video_order=order)
     elif task == "ah_video":
         decisions = {v: np.asarray(records[v].arrays["decisions"]).ravel() for v in order}
+        from affectflow.fuse.postprocess import positive_probability  # scikit-learn: the job's, not the plan's
+
+        probabilities = {v: float(np.clip(positive_probability(records[v].arrays["posteriors"])[0], 0, 1))
+                         for v in order}
         path = write_ah_video_submission(out_path, decisions, video_order=order,
-                                         template=read_template(task, template) if template else None)
+                                         template=read_template(task, template) if template else None,
+                                         probabilities=probabilities if video_probabilities else None)
     else:
         preds = {}
         try:
@@ -165,4 +180,6 @@ def run(job: Job) -> None:
         list(job.input.media),
         job.output[0],
         template=job.input.template or None,
+        video_probabilities=SubmitOptions.from_config(job.config, task=job.rule.removeprefix("submit_"))
+        .video_probabilities,
     )

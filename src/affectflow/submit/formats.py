@@ -42,7 +42,12 @@ _LINE = {
     "expr": re.compile(r"^(?P<video>.+)/(?P<frame>\d{5})\.jpg,(?P<value>-?\d+)$"),
     "ah": re.compile(r"^(?P<video>.+)/frame-(?P<frame>\d+)\.jpg,(?P<value>-?\d+)$"),
 }
-_VIDEO_LINE = re.compile(r"^(?P<video>[^,]+),(?P<value>-?\d+)$")
+_VIDEO_LINE = re.compile(r"^(?P<video>[^,]+)(?:,(?P<p0>[^,]*),(?P<p1>[^,]*))?,(?P<value>-?\d+)$")
+#: the two AH-video forms of the organisers (sbelharbi/ah3rd-challenge-abaw11, predictions-submissions/):
+#: ``<video>,<0|1>`` (no_probabilities) and ``<video>,<p0>,<p1>,<0|1>`` (with_probabilities, 4 decimals)
+VIDEO_COLUMNS = (2, 4)
+#: what p0 + p1 may miss 1 by (the organisers' validator asks for exactly 1.0: four-decimal complements are)
+_PROBABILITY_SUM_TOLERANCE = 5e-5
 # first fields of a header line in a video list (the split files have none; hand-made lists may)
 _VIDEO_LIST_HEADERS = ("video_path", "path", "video", "filename")
 _LOCATION = {
@@ -99,6 +104,8 @@ class Template:
     task: str
     path: str
     rows: tuple[tuple[str, int], ...]  # (video as written, 0-based frame index)
+    #: AH-video: the organisers' submission form of its lines (2 or 4 columns), 0 for a video list
+    columns: int = 0
 
     def videos(self) -> list[str]:
         return list(dict.fromkeys(v for v, _ in self.rows))
@@ -137,8 +144,15 @@ def read_template(task: str, path: str | os.PathLike[str]) -> Template:
 
 
 def _video_template(p: Path, lines: list[str]) -> Template:
+    """A video list (the split's test.txt) or one of the organisers' two submission forms: the videos, and the
+    form when every line has it."""
     rows: list[tuple[str, int]] = []
     seen: dict[str, int] = {}
+    parsed = [_VIDEO_LINE.match(line.strip()) for line in lines if line.strip()]
+    forms = {2 if m["p0"] is None else 4 for m in parsed if m is not None}
+    submission_form = bool(parsed) and all(
+        m is not None and (m["p0"] is None or None not in (_probability(m["p0"]), _probability(m["p1"])))
+        for m in parsed) and len(forms) == 1
     for i, line in enumerate(lines, start=1):
         video = line.split(",", 1)[0].strip()
         if not video or (not rows and video.lower() in _VIDEO_LIST_HEADERS):
@@ -149,7 +163,16 @@ def _video_template(p: Path, lines: list[str]) -> Template:
         rows.append((video, 0))
     if not rows:
         raise SubmissionError(f"{p}: the template lists no video")
-    return Template("ah_video", str(p), tuple(rows))
+    return Template("ah_video", str(p), tuple(rows), columns=forms.pop() if submission_form else 0)
+
+
+def _probability(text: str) -> float | None:
+    """A probability cell's value; None when it is no number in [0, 1]."""
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if 0.0 <= v <= 1.0 else None
 
 
 def match_template_videos(template: Template, video_ids: Sequence[str]) -> dict[str, str]:
@@ -244,12 +267,20 @@ def format_video_submission(
     predictions: Mapping[str, int | Sequence[int] | np.ndarray],
     template: Template | None = None,
     video_order: Sequence[str] | None = None,
+    probabilities: Mapping[str, float] | None = None,
 ) -> str:
-    """The text of an AH-video submission: ``<video>,<0|1>`` per video (the template's names and order)."""
+    """The text of an AH-video submission, one line per video (the template's names and order): with
+    ``probabilities`` (P(A/H) per video) the organisers' ``with_probabilities`` form ``<video>,<p0>,<p1>,<0|1>``
+    (p0 = 1 - p1, four decimals, summing to exactly 1), else ``<video>,<0|1>``. A template in one of the
+    two forms decides the form."""
     if not predictions:
         raise SubmissionError("no predictions to write")
     labels = {v: int(_labels(v, np.atleast_1d(np.asarray(a)).ravel()[:1], 2, "AH-video")[0])
               for v, a in predictions.items()}
+    if template is not None and template.columns == 2:
+        probabilities = None
+    elif template is not None and template.columns == 4 and probabilities is None:
+        raise SubmissionError(f"{template.path}: the template has probabilities, the predictions none")
     if template is None:
         names = {v: v for v in _order(predictions, video_order)}
     else:
@@ -257,7 +288,14 @@ def format_video_submission(
     buf = io.StringIO()
     for name, vid in names.items():
         _check_video_id(name)
-        buf.write(f"{name},{labels[vid]}\n")
+        if probabilities is None:
+            buf.write(f"{name},{labels[vid]}\n")
+            continue
+        p1 = float(probabilities[vid])
+        if not 0.0 <= p1 <= 1.0:
+            raise SubmissionError(f"video {vid!r}: probability {p1} is not in [0, 1]")
+        p1k = int(round(p1 * 10_000))  # in ten-thousandths, so that the two columns sum to exactly 1
+        buf.write(f"{name},{(10_000 - p1k) / 10_000:.4f},{p1k / 10_000:.4f},{labels[vid]}\n")
     return buf.getvalue()
 
 
@@ -267,9 +305,11 @@ def write_ah_video_submission(
     *,
     template: Template | None = None,
     video_order: Sequence[str] | None = None,
+    probabilities: Mapping[str, float] | None = None,
 ) -> Path:
-    """Write one 0/1 A/H decision per video (BAH video-level challenge format), checked, atomically."""
-    text = format_video_submission(predictions, template, video_order)
+    """Write one 0/1 A/H decision per video (BAH video-level challenge format; with ``probabilities`` their
+    columns too, :func:`format_video_submission`), checked, atomically."""
+    text = format_video_submission(predictions, template, video_order, probabilities)
     return _write_checked("ah_video", path, text, template)
 
 
@@ -373,14 +413,29 @@ def check_submission(task: str, path: str | os.PathLike[str], template: str | os
 
 
 def _check_videos(text: str, template: Template | None) -> list[str]:
+    """The organisers' validator's checks (validate_submission.py: the template's videos in its order, the
+    same columns, probabilities in [0, 1] summing to 1, a 0/1 decision), on whole video names (theirs
+    compares the first character only) and with the sum to four decimals (theirs asks for float equality)."""
     problems: list[str] = []
     rows: list[str] = []
     seen: dict[str, int] = {}
+    form: tuple[int, int] | None = None  # (columns, line) of the first line
     for i, line in enumerate(text.splitlines(), start=1):
         m = _VIDEO_LINE.match(line)
         if not m:
-            problems.append(f"line {i}: expected <video>,<0|1> (no header), got {line!r}")
+            problems.append(f"line {i}: expected <video>,<0|1> or <video>,<p0>,<p1>,<0|1> (no header), "
+                            f"got {line!r}")
             continue
+        columns = 2 if m["p0"] is None else 4
+        form = form or (columns, i)
+        if columns != form[0]:
+            problems.append(f"line {i}: {columns} columns, line {form[1]} has {form[0]}")
+        if columns == 4:
+            p0, p1 = _probability(m["p0"]), _probability(m["p1"])
+            if p0 is None or p1 is None:
+                problems.append(f"line {i}: probabilities {m['p0']!r}, {m['p1']!r} are not numbers in [0, 1]")
+            elif abs(p0 + p1 - 1.0) > _PROBABILITY_SUM_TOLERANCE:
+                problems.append(f"line {i}: p0 + p1 = {p0 + p1:.6g}, not 1")
         if m["value"] not in ("0", "1"):
             problems.append(f"line {i}: value {m['value']} is not 0 or 1")
         if m["video"] in seen:
@@ -391,6 +446,8 @@ def _check_videos(text: str, template: Template | None) -> list[str]:
         problems.append("no prediction line")
     if template is not None:
         want = template.videos()
+        if template.columns and form is not None and form[0] != template.columns:
+            problems.append(f"{form[0]} columns, the template ({template.path}) has {template.columns}")
         if len(rows) != len(want):
             problems.append(f"{len(rows)} videos for the template's {len(want)}")
         bad = next((k for k, (a, b) in enumerate(zip(rows, want, strict=False)) if a != b), None)

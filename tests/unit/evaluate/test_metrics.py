@@ -138,3 +138,20 @@ def test_ah_video_is_macro_f1_over_both_classes():
     for bad in (([0, 2], [0, 1]), ([], []), ([0, 1], [0])):
         with pytest.raises(ValueError):
             ah_video_scores(*bad)
+
+
+def test_ah_video_reports_the_ap_of_the_ah_class_beside_the_macro_f1():
+    """As the BAH organisers' bah_metrics.py: macro F1 (mean of both classes' F1) and AP of class 1."""
+    from sklearn.metrics import average_precision_score
+
+    from affectflow.evaluate.metrics import ah_video_report, ah_video_scores
+
+    y = np.array([0, 0, 1, 1, 1, 0])
+    p = np.array([0.1, 0.6, 0.8, 0.4, 0.9, 0.2])
+    s = ah_video_scores(y, (p >= 0.5).astype(int), p)
+    assert s["ap_ah"] == pytest.approx(average_precision_score(y, p))
+    assert s["f1"] == pytest.approx(np.mean(list(s["per_class_f1"].values())))  # the mean of both classes
+    assert "ap_ah" not in ah_video_scores(y, y)  # no scores: no AP
+    assert "ap_ah" not in ah_video_scores(np.ones(3, int), np.ones(3, int), [0.2, 0.5, 0.9])  # one class: undefined
+    report = ah_video_report(y, (p >= 0.5).astype(int), "val", scores=p)
+    assert report.metrics["ap_ah"] == pytest.approx(s["ap_ah"]) and report.main == "f1"

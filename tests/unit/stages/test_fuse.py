@@ -302,9 +302,16 @@ def test_fuse_and_submit_ah_video_one_line_per_video(tmp_path):
     assert prov.config["task"] == "ah_video" and sorted(recs) == w.videos("test")
     assert all(r.arrays["decisions"].shape == (1,) for r in recs.values())
 
+    # the organisers' with_probabilities form by default: P(no A/H), P(A/H) of the fused posterior, the decision
     sub = run_submit("ah_video", w.units_tsv, tmp_path / "f" / "test_predictions.h5", w.media, tmp_path / "v.txt")
-    assert sub.read_text().splitlines() == [f"{v},{int(recs[v].arrays['decisions'][0])}" for v in w.videos("test")]
-    assert read_ah_video_submission(sub) == {v: int(recs[v].arrays["decisions"][0]) for v in w.videos("test")}
+    decided = {v: int(recs[v].arrays["decisions"][0]) for v in w.videos("test")}
+    p1 = {v: float(np.asarray(recs[v].arrays["posteriors"]).ravel()[-1]) for v in w.videos("test")}
+    assert sub.read_text().splitlines() == [f"{v},{1 - round(p1[v], 4):.4f},{round(p1[v], 4):.4f},{decided[v]}"
+                                            for v in w.videos("test")]
+    assert read_ah_video_submission(sub) == decided
+    plain = run_submit("ah_video", w.units_tsv, tmp_path / "f" / "test_predictions.h5", w.media,
+                       tmp_path / "plain.txt", video_probabilities=False)
+    assert plain.read_text().splitlines() == [f"{v},{decided[v]}" for v in w.videos("test")]
     # with the organisers' test list as template: their paths, their order
     listed = [f"Videos/p{i}/{v}.mp4" for i, v in enumerate(reversed(w.videos("test")))]
     (tmp_path / "test.txt").write_text("".join(f"{p},,some words, with commas\n" for p in listed), encoding="utf-8")
@@ -312,3 +319,17 @@ def test_fuse_and_submit_ah_video_one_line_per_video(tmp_path):
                      template=tmp_path / "test.txt")
     assert [line.split(",")[0] for line in sub.read_text().splitlines()] == listed
     assert check_submission("ah_video", sub, tmp_path / "test.txt") == []
+
+
+def test_the_probabilities_setting_keys_only_the_ah_video_submission():
+    from affectflow.plan.rerun import stage_key
+    from affectflow.stages.submit import STAGE, SubmitOptions
+
+    def key(task: str, probabilities: bool) -> str:
+        cfg = {"submit_fusion": "f", "submission": {"ah_video_probabilities": probabilities}}
+        return stage_key(STAGE, SubmitOptions.from_config(cfg, task=task)).text
+
+    assert key("ah_video", True) != key("ah_video", False)
+    for task in ("expr", "emi", "ah"):
+        assert key(task, True) == key(task, False)
+    assert SubmitOptions.from_config({"submit_fusion": "f"}, task="ah_video").video_probabilities  # the default

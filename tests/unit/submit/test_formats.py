@@ -6,6 +6,7 @@ frame names; AH: no header, ``<video path>/frame-<i>.jpg`` with 0-based frames).
 """
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,7 +123,11 @@ def test_emi_csv_roundtrip_exact(tmp_path):
     ("ah", "v/frame-0.jpg,0\nv/frame-0.jpg,1\n", "without gaps, repeats"),
     ("emi", "Filename,Joy\n", "line 1 must be"),
     ("emi", "Filename,Admiration,Amusement,Determination,Empathic Pain,Excitement,Joy\na,1,1,1,1,1\n", "6 columns"),
-    ("ah_video", "video_path,label\nv.mp4,1\n", "line 1: expected <video>,<0|1> (no header)"),
+    ("ah_video", "video_path,label\nv.mp4,1\n", "line 1: expected <video>,<0|1> or <video>,<p0>,<p1>,<0|1> (no "
+                 "header)"),
+    ("ah_video", "v.mp4,0.5000,0.5001,0\n", "line 1: p0 + p1 = 1.0001, not 1"),
+    ("ah_video", "v.mp4,1.2,-0.2,0\n", "line 1: probabilities '1.2', '-0.2' are not numbers in [0, 1]"),
+    ("ah_video", "v.mp4,0.5000,0.5000,0\nw.mp4,1\n", "line 2: 2 columns, line 1 has 4"),
     ("ah_video", "v.mp4,2\n", "line 1: value 2 is not 0 or 1"),
     ("ah_video", "v.mp4,1\nw.mp4,0\nv.mp4,0\n", "line 3: video 'v.mp4' again (first on line 1)"),
     ("ah_video", "v.mp4/frame-0.jpg\n", "line 1: expected <video>,<0|1>"),
@@ -173,3 +178,47 @@ def test_ah_video_one_line_per_video_and_the_test_list_as_template(tmp_path):
     with pytest.raises(SubmissionError, match="predictions must be in 0..1"):
         write_ah_video_submission(tmp_path / "x.txt", {"a": 2})
     assert not (tmp_path / "x.txt").exists()
+
+
+# The BAH organisers' two templates (sbelharbi/ah3rd-challenge-abaw11, predictions-submissions/*/trial-0.txt),
+# their first lines copied in form
+WITH_PROBABILITIES = (
+    "Videos/82964/Visite_1/82964_Question_1_2025-04-12_15-24-21_Video.mp4,0.5000,0.5000,0\n"
+    "Videos/82964/Visite_1/82964_Question_2_2025-04-12_15-31-38_Video.mp4,0.5000,0.5000,0\n"
+    "Videos/83195/Visite_1/83195_Question_1_2025-07-31_19-16-18_Video.mp4,0.5000,0.5000,0\n"
+)
+NO_PROBABILITIES = "".join(f"{line.split(',')[0]},0\n" for line in WITH_PROBABILITIES.splitlines())
+
+
+def test_ah_video_in_both_forms_of_the_organisers_templates(tmp_path):
+    from affectflow.submit.formats import read_ah_video_submission, write_ah_video_submission
+
+    with_p, no_p = tmp_path / "with.txt", tmp_path / "no.txt"
+    with_p.write_text(WITH_PROBABILITIES)
+    no_p.write_text(NO_PROBABILITIES)
+    t_with, t_no = read_template("ah_video", with_p), read_template("ah_video", no_p)
+    assert (t_with.columns, t_no.columns) == (4, 2) and t_with.videos() == t_no.videos()
+    assert check_submission("ah_video", with_p, with_p) == [] and check_submission("ah_video", no_p, no_p) == []
+    ids = [Path(v).stem for v in t_with.videos()]
+    preds = dict(zip(ids, ([1], [0], [1]), strict=True))
+    probs = dict(zip(ids, (0.73456, 0.0, 1 / 3), strict=True))
+    out = write_ah_video_submission(tmp_path / "a.txt", preds, template=t_with, probabilities=probs)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "Videos/82964/Visite_1/82964_Question_1_2025-04-12_15-24-21_Video.mp4,0.2654,0.7346,1"
+    assert [ln.split(",", 1)[1] for ln in lines[1:]] == ["1.0000,0.0000,0", "0.6667,0.3333,1"]
+    for line in lines:  # the organisers' own test: the two columns sum to exactly 1.0
+        _, p0, p1, _ = line.split(",")
+        assert float(p0) + float(p1) == 1.0
+    assert read_ah_video_submission(out) == dict(zip(t_with.videos(), (1, 0, 1), strict=True))
+    # the template's form decides: no probabilities for the no_probabilities template, even when given
+    plain = write_ah_video_submission(tmp_path / "b.txt", preds, template=t_no, probabilities=probs)
+    assert plain.read_text() == "".join(f"{v},{d}\n" for v, d in zip(t_no.videos(), (1, 0, 1), strict=True))
+    assert any("2 columns, the template" in p for p in check_submission("ah_video", plain, with_p))
+    assert any("4 columns, the template" in p for p in check_submission("ah_video", out, no_p))
+    with pytest.raises(SubmissionError, match="the template has probabilities, the predictions none"):
+        write_ah_video_submission(tmp_path / "c.txt", preds, template=t_with)
+    # their validator compares the first character of the names only; a wrong video is caught here
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text(WITH_PROBABILITIES.replace("Question_2", "Question_9"))
+    assert any("the template has 'Videos/82964/Visite_1/82964_Question_2" in p
+               for p in check_submission("ah_video", wrong, with_p))
