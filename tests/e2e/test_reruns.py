@@ -54,7 +54,7 @@ def test_reordered_config_reruns_nothing(done):
 RUNTIME_VALUES = {
     "batch_size": 3, "device": "cpu", "contact_sheets": False, "crop_compression": "none", "cpu_threads": 1,
     "ca_bundle": "/etc/ssl/certs/ca-certificates.crt", "max_retries": 1, "backoff_s": 0.5, "timeout_s": 9.0,
-    "detector_engine": "torch",
+    "detector_engine": "torch", "decode": "process",
 }
 
 

@@ -32,7 +32,6 @@ import logging
 import math
 import mmap
 import os
-import pickle
 import secrets
 import signal
 import subprocess
@@ -51,7 +50,7 @@ import numpy as np
 
 from affectflow.faces.errors import FaceStageError, VideoError
 from affectflow.faces.video import FrameBatch, VideoInfo, iter_batches
-from affectflow.media.decode import ffmpeg_url
+from affectflow.media.decode import MediaError, ffmpeg_url
 
 log = logging.getLogger("affectflow.faces")
 
@@ -130,7 +129,8 @@ class _WorkerLoop:
         except _Stopped:
             self.out.send(("stopped", task.number, asdict(info)))
         except Exception as e:  # noqa: BLE001 - every failure goes back to the job, which raises it
-            self.out.send(("error", task.number, _sendable(e, task.path), asdict(info)))
+            kind = "video" if isinstance(e, MediaError) else type(e).__name__
+            self.out.send(("error", task.number, kind, str(e), asdict(info)))
 
     def _take_slot(self, number: int) -> int:
         """A free slot, waiting for the job to hand one back; :class:`_Stopped` once told to stop."""
@@ -183,15 +183,6 @@ def _placed(batch: FrameBatch, slot: mmap.mmap | None, slot_bytes: int) -> tuple
         view[k] = frame
     del view  # a view left behind would keep the mapping from closing
     return shape, None
-
-
-def _sendable(e: Exception, path: str) -> Exception:
-    """``e`` if it survives pickling, else a :class:`VideoError` with its text."""
-    try:
-        pickle.loads(pickle.dumps(e))
-        return e
-    except Exception:  # noqa: BLE001 - any unpicklable error
-        return VideoError(f"{path}: {type(e).__name__}: {e}")
 
 
 # ------------------------------------------------------------------------------------------- the job's side
@@ -284,8 +275,11 @@ class _Worker:
                     self._send(path, ("free", number, slot))  # the next batch is asked for: done with these frames
                     continue
                 ended = True
-                if msg[0] == "error":
-                    raise msg[2]
+                if msg[0] == "error":  # as iter_batches raised it: the file's fault, or the job's
+                    _, _, kind, text, _ = msg
+                    if kind == "video":
+                        raise VideoError(text)
+                    raise FaceStageError(f"{path}: decoding failed in its process ({kind}: {text})")
                 return
         finally:
             if not ended:
