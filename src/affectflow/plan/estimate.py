@@ -40,7 +40,7 @@ NODE_KINDS: dict[str, NodeRates] = {r.name: r for r in (
     NodeRates("cpu2", "2 CPU cores (the CI machine's kind; onnxruntime engines)",
               "benchmarks/results/latest.json: faces_stage_by_detector, face_features_threads, audio_embedding, "
               "asr_faster_vs_openai_whisper",
-              faces_fps=70.25, face_model_cps=92.5, audio_rtf=8.667, asr_rtf=40.46),
+              faces_fps=70.25, face_model_cps=79.13, audio_rtf=8.667, asr_rtf=40.46),
     NodeRates("h100", "1 NVIDIA H100 80GB and 16 CPU cores (torch engines, fp16)",
               "benchmarks/results/gpu-nvidia-h100-80gb-hbm3.json: gpu_face_path (its faces stage), "
               "gpu_face_features_stage",
