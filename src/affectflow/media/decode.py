@@ -28,7 +28,6 @@ import numpy as np
 
 from affectflow.core.errors import AffectflowError
 from affectflow.core.vocabulary import SAMPLE_RATE
-from affectflow.io.store import VideoRecord
 
 log = logging.getLogger("affectflow.media")
 
@@ -431,14 +430,6 @@ class MediaRecord:
     audio: np.ndarray
     sample_rate: int
     warnings: list[str]
-
-    def to_record(self, video_id: str) -> VideoRecord:
-        meta = MediaInfo(self.probe, len(self.audio), self.sample_rate, self.warnings).attrs()
-        return VideoRecord(
-            video_id=video_id,
-            arrays={"timestamps": self.probe.timestamps, "audio": self.audio},
-            attrs=meta,
-        )
 
 
 def on_video_clock(chunks: Iterable[np.ndarray], offset: float, sample_rate: int) -> Iterator[np.ndarray]:
