@@ -145,3 +145,30 @@ def test_files_of_a_folder_that_are_no_videos_come_first(tmp_path: Path) -> None
         Problem("media", "s0000", "a", "warning", "audio is silent"),
     ]
     assert summary(rows) == "units: 2 skipped, 0 with warnings; media: 0 skipped, 1 with warnings"
+
+
+def test_label_files_that_do_not_fit_their_video_are_listed_last(tmp_path: Path) -> None:
+    """Aff-Wild2's files are often a row off the decoded video: fitted, and said here per video and task."""
+    media = tmp_path / "media" / "s0000.h5"
+    with ShardWriter(media, Provenance(stage="media")) as w:
+        for vid, n in (("long", 3), ("short", 5), ("exact", 2), ("broken", 2)):
+            w.add(VideoRecord(vid, {"x": [1.0]}, {"n_frames": n}))
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    header = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n"
+    for vid, rows in (("long", "0\n1\n-1\n2\n"), ("short", "0\n1\n2\n"), ("exact", "0\n1\n"), ("broken", "0\nx\n")):
+        (labels / f"{vid}.txt").write_text(header + rows)
+    (labels / "short_ah.txt").write_text("AH\n0\n1\n1\n1\n1\n")
+    units = [Unit(v, f"{v}.mp4", "train", "s0000", expr_labels=str(labels / f"{v}.txt"))
+             for v in ("long", "short", "exact", "broken")]
+    units[1] = Unit("short", "short.mp4", "train", "s0000", expr_labels=str(labels / "short.txt"),
+                    ah_labels=str(labels / "short_ah.txt"))
+    units.append(Unit("not_decoded", "n.mp4", "train", "s0001", expr_labels=str(labels / "missing.txt")))
+    rows = run_problems([str(media)], str(tmp_path / "problems.tsv"), units=units)
+    assert [(r.stage, r.video_id, r.severity) for r in rows] == [
+        ("labels", "long", "warning"), ("labels", "short", "warning"), ("labels", "broken", "warning")]
+    assert rows[0].message == (f"expr: {labels / 'long.txt'}: 4 label rows for 3 decoded frames: the last 1 rows "
+                               "are past the video's end and are not used")
+    assert "3 label rows for 5 decoded frames: the last 2 frames have no label (-1" in rows[1].message
+    assert rows[2].message.startswith("expr: ") and "line 3: 'x' is not an integer" in rows[2].message
+    assert read_problems_tsv(tmp_path / "problems.tsv") == rows

@@ -6,6 +6,9 @@ rule problems:
     input:
         media=expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
         faces=expand(f"{OUT}/faces/{DETECTOR}/{{shard}}.h5", shard=SHARDS),
+        # frame label files are compared with the decoded frame counts (stage `labels`)
+        units=f"{OUT}/units.tsv",
+        labels=sorted({u.labels(t) for u in UNITS for t in ("expr", "ah")} - {""}),
     output:
         f"{OUT}/problems.tsv",
     params:

@@ -176,15 +176,19 @@ def ah_video_f1(true_by_video: Mapping[str, np.ndarray], pred_by_video: Mapping[
 
 
 def ah_scores(true_by_video: Mapping[str, np.ndarray], pred_by_video: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """Frame F1 (over all frames of all videos, concatenated) and video-level F1."""
+    """Frame F1 (over all frames of all videos, concatenated) and video-level F1; frames labelled -1 (past
+    the end of a label file) are left out of both."""
     if set(true_by_video) != set(pred_by_video):
         raise ValueError("true and predicted videos differ")
     vids = sorted(true_by_video)
     for v in vids:
         if len(true_by_video[v]) != len(pred_by_video[v]):
             raise ValueError(f"video {v!r}: {len(true_by_video[v])} labels but {len(pred_by_video[v])} predictions")
-    yt = np.concatenate([np.asarray(true_by_video[v]).ravel() for v in vids])
-    yp = np.concatenate([np.asarray(pred_by_video[v]).ravel() for v in vids])
+    labelled = {v: np.asarray(true_by_video[v]).ravel() != IGNORE_LABEL for v in vids}
+    true_by_video = {v: np.asarray(true_by_video[v]).ravel()[labelled[v]] for v in vids}
+    pred_by_video = {v: np.asarray(pred_by_video[v]).ravel()[labelled[v]] for v in vids}
+    yt = np.concatenate([true_by_video[v] for v in vids])
+    yp = np.concatenate([pred_by_video[v] for v in vids])
     return {
         "f1": ah_frame_f1(yt, yp),
         "video_f1": ah_video_f1(true_by_video, pred_by_video),

@@ -1,11 +1,17 @@
-"""Organiser-provided face crops (Aff-Wild2 ``cropped_aligned``) read as a faces record.
+"""Organiser-provided face crops read as a faces record, in both releases' layouts.
 
-Layout: ``<root>/<video_id>/00001.jpg, 00002.jpg, ...``, numbered from 1 by
-video frame; frames without a face have no file. The record has the same
-arrays as a detector's, with ``bbox`` and ``landmarks`` unknown (NaN; K = 0
-landmarks), ``score`` 1.0 where a crop exists, and the crop resized to
-``crop_size``. Frame count and timestamps come from the video itself
-(demuxing only), so the record lines up with the media stage.
+- Aff-Wild2 ``cropped_aligned``: ``<root>/<video_id>/00001.jpg, 00002.jpg, ...``,
+  numbered from 1 by video frame; frames without a face have no file.
+- BAH ``cropped_aligned`` (``cropped-aligned-faces`` in the archives):
+  ``<root>/<video path incl. .mp4>/frame-0.jpg, frame-1.jpg, ...``, numbered
+  from 0, unpadded, the path as the video's under the videos folder
+  (``Videos/82557/Visite_1/<name>.mp4/``).
+
+The record has the same arrays as a detector's, with ``bbox`` and
+``landmarks`` unknown (NaN; K = 0 landmarks), ``score`` 1.0 where a crop
+exists, and the crop resized to ``crop_size``. Frame count and timestamps come
+from the video itself (demuxing only), so the record lines up with the media
+stage.
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from affectflow.io.store import VideoRecord
 
 log = logging.getLogger("affectflow.faces")
 
-_CROP_FILE = re.compile(r"^(\d+)\.(?:jpe?g|png|bmp)$", re.IGNORECASE)
+# `00001.jpg` (Aff-Wild2, from 1) or `frame-0.jpg` (BAH, from 0)
+_CROP_FILE = re.compile(r"^(?P<frame>frame-)?(?P<k>\d+)\.(?:jpe?g|png|bmp)$", re.IGNORECASE)
 
 
 class OrganiserCropsSource:
-    """Face crops from ``root/<video_id>/<frame:05d>.jpg`` (frame numbers start at 1)."""
+    """Face crops from ``root/<video_id>/<frame:05d>.jpg`` (from 1) or ``root/<video path>/frame-<k>.jpg``
+    (from 0)."""
 
     name = "organiser"
     weights_sha256 = ""
@@ -41,22 +49,36 @@ class OrganiserCropsSource:
         self.crop_size = int(crop_size)
         self.frame_stride = int(frame_stride)
 
-    def crop_files(self, video_id: str) -> dict[int, Path]:
+    def crop_folder(self, unit: Unit) -> Path:
+        """The video's crops folder: ``<root>/<video_id>`` (Aff-Wild2) or ``<root>/<tail of its path>``, the
+        shortest tail that is a folder (BAH's ``<path incl. .mp4>``)."""
+        folder = self.root / unit.video_id
+        if folder.is_dir():
+            return folder
+        parts = Path(unit.path).parts
+        for n in range(1, len(parts) + 1):
+            folder = self.root.joinpath(*parts[-n:])
+            if folder.is_dir():
+                return folder
+        raise VideoError(f"{self.root}: no organiser crops folder for video {unit.video_id!r} (neither "
+                         f"{unit.video_id}/ nor a folder named as its path {unit.path})")
+
+    def crop_files(self, unit: Unit) -> dict[int, Path]:
         """{0-based frame index: crop file} of one video."""
-        folder = self.root / video_id
-        if not folder.is_dir():
-            raise VideoError(f"{folder}: no organiser crops folder for video {video_id!r}")
         files: dict[int, Path] = {}
-        for f in folder.iterdir():
+        for f in self.crop_folder(unit).iterdir():
             m = _CROP_FILE.match(f.name)
-            if m and int(m.group(1)) >= 1:
-                files[int(m.group(1)) - 1] = f
+            if m is None:
+                continue
+            k = int(m["k"]) - (0 if m["frame"] else 1)
+            if k >= 0:
+                files[k] = f
         return files
 
     def read(self, unit: Unit) -> VideoRecord:
         from affectflow.media.decode import probe  # demuxes the video: frame count and true timestamps
 
-        files = self.crop_files(unit.video_id)
+        files = self.crop_files(unit)
         p = probe(unit.path)
         n_total = len(p.timestamps)
         beyond = sorted(i for i in files if i >= n_total)

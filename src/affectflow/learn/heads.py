@@ -409,11 +409,17 @@ def train_ah_head(
     task: Literal["ah", "ah_video"] = "ah",
 ) -> TrainedHead:
     """Binary A/H head (one logit, BCE): rows are frames (``ah``, selected on the A/H class's F1) or videos
-    (``ah_video``, selected on macro F1 over both classes, the video challenge's metric), at ``threshold``."""
+    (``ah_video``, selected on macro F1 over both classes, the video challenge's metric), at ``threshold``;
+    rows labelled -1 (frames a label file does not cover) are dropped."""
     cfg = config or TrainConfig()
     y_tr = np.asarray(y_train).ravel()
-    if y_tr.size and not np.isin(y_tr, (0, 1)).all():
-        raise ValueError("AH labels must be 0 or 1")
+    if y_tr.size and not np.isin(y_tr, (IGNORE_LABEL, 0, 1)).all():
+        raise ValueError("AH labels must be 0 or 1 (or -1: no label)")
+    keep = y_tr != IGNORE_LABEL  # frames past the end of a label file (data.adapters.frame_labels)
+    x_train, y_tr = _rows_match(x_train, y_tr, "training")[keep], y_tr[keep]
+    if y_val is not None and x_val is not None:
+        kv = np.asarray(y_val).ravel() != IGNORE_LABEL
+        x_val, y_val = _rows_match(x_val, np.asarray(y_val).ravel(), "validation")[kv], np.asarray(y_val).ravel()[kv]
     pw = ah_pos_weight(y_tr) if pos_weighted else 1.0
     device = torch_device(cfg.device)
     bce = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([pw], device=device))

@@ -6,7 +6,8 @@ from finished shard files into one tab-separated table with the columns ``stage`
 ``video_id``, ``severity`` (``skip`` or ``warning``) and ``message``, so a user sees in one place why
 a video is missing or suspect. Faces shards also get a warning for each video whose target face is
 missing in more than ``face_missing_share`` of its analysed frames. The files of ``folder`` datasets
-that are not videos (the units table's ``skipped``) come first, as stage ``units``.
+that are not videos (the units table's ``skipped``) come first, as stage ``units``; label files whose
+rows do not match their video's decoded frames (fitted, never silently) come last, as stage ``labels``.
 
 Details (column contents, row order, atomic writing): docs/bad_inputs.md, section "The problems rule".
 """
@@ -28,14 +29,15 @@ from affectflow.core import joblog
 from affectflow.core.files import atomic_write
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
-from affectflow.data.units import SkippedFile
+from affectflow.data.adapters.labels import frame_count_notes
+from affectflow.data.units import SkippedFile, Unit, UnitsTable
 from affectflow.io.store import ShardReader
 from affectflow.plan.rerun import Stage
 
 log = logging.getLogger("affectflow.stages.problems")
 
 #: bump when problems.tsv changes for the same shards (docs/reruns.md)
-STAGE_VERSION = 1
+STAGE_VERSION = 2  # 2: rows for frame label files that do not fit their video (stage `labels`)
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,14 @@ STAGE = Stage(
     STAGE_VERSION,
     ProblemsOptions,
     ("problems",),
-    triggers="a file of a `folder` dataset that is not a video added or removed",
+    triggers="a file of a `folder` dataset that is not a video added or removed; a frame label file changed",
 )
 
 COLUMNS = ("stage", "shard", "video_id", "severity", "message")
 #: the ``stage`` of the rows for files of a folder dataset that are not videos
 UNITS_STAGE = "units"
+#: the ``stage`` of the rows for label files that do not fit their video's frames
+LABELS_STAGE = "labels"
 SEVERITIES = ("skip", "warning")
 
 
@@ -170,15 +174,28 @@ def skipped_file_rows(skipped: Iterable[SkippedFile]) -> list[Problem]:
             for s in sorted(skipped, key=lambda s: s.path)]
 
 
+def label_rows(units: Iterable[Unit], shard_paths: Sequence[str | os.PathLike[str]]) -> list[Problem]:
+    """Rows (stage ``labels``) for the videos whose frame labels and decoded frames disagree in count: the
+    labels are fitted (affectflow.data.adapters.frame_labels), and this is where a user sees it."""
+    n_frames, shard = {}, {}
+    for path in shard_paths:
+        with ShardReader(path) as reader:
+            for vid in reader.video_ids() if reader.provenance.stage == "media" else ():
+                n_frames[vid], shard[vid] = int(reader.read(vid, names=()).attrs.get("n_frames", -1)), Path(path).stem
+    return [Problem(LABELS_STAGE, shard[u.video_id], u.video_id, "warning", _one_line(f"{task}: {note}"))
+            for u, task, note in frame_count_notes(units, {v: n for v, n in n_frames.items() if n >= 0})]
+
+
 def run_problems(shard_paths: list[str], out_tsv: str, options: ProblemsOptions | None = None,
-                     skipped: Iterable[SkippedFile] = ()) -> list[Problem]:
+                     skipped: Iterable[SkippedFile] = (), units: Iterable[Unit] = ()) -> list[Problem]:
     """Read every shard's ``skipped`` list and per-video ``warnings`` into ``out_tsv``, after the files of
-    folder datasets that are no videos (``skipped``: the units table's); return the rows.
+    folder datasets that are no videos (``skipped``: the units table's), then the label files of ``units``
+    that do not fit their video's frames; return the rows.
 
     A shard that is missing, unfinished or not an affectflow shard raises
     :class:`affectflow.io.store.StoreError` (and nothing is written).
     """
-    rows = [*skipped_file_rows(skipped), *read_problems(shard_paths, options)]
+    rows = [*skipped_file_rows(skipped), *read_problems(shard_paths, options), *label_rows(units, shard_paths)]
     write_problems(rows, out_tsv)
     log.info("%s: %s", out_tsv, summary(rows))
     return rows
@@ -209,9 +226,8 @@ def summary(rows: Sequence[Problem]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m affectflow.stages.problems OUT.tsv SHARD.h5...``"""
     args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) < 1:
-        print("usage: python -m affectflow.stages.problems OUT.tsv SHARD.h5...", file=sys.stderr)
-        return 2
+    if not args:
+        return print("usage: python -m affectflow.stages.problems OUT.tsv SHARD.h5...", file=sys.stderr) or 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run_problems(args[1:], args[0])
     return 0
@@ -222,9 +238,11 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def run(job: Job) -> None:
-    """The rule: ``input.media`` and ``input.faces`` (every shard) and ``params.skipped`` (the files of folder
-    datasets left out, as mappings) -> ``output[0]``, ``problems.tsv``."""
+    """The rule: ``input.media`` and ``input.faces`` (every shard), ``input.units`` (the units table, whose
+    frame label files are compared with the media shards' frame counts) and ``params.skipped`` (the files of
+    folder datasets left out, as mappings) -> ``output[0]``, ``problems.tsv``."""
     joblog.setup(job.log)
     skipped = [SkippedFile(**s) for s in getattr(job.params, "skipped", None) or ()]
+    units = UnitsTable.read_tsv(job.input.units) if getattr(job.input, "units", None) else ()
     run_problems([*job.input.media, *job.input.faces], job.output[0], ProblemsOptions.from_config(job.config),
-                     skipped)
+                 skipped, units)

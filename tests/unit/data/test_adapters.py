@@ -17,6 +17,8 @@ from affectflow.data.adapters import (
     read_emi_labels,
     read_expr_labels,
 )
+from affectflow.data.adapters.frame_labels import frame_count_note
+from affectflow.data.adapters.labels import frame_label_rows
 from affectflow.data.units import UnitsError, UnitsTable, shard_of
 from affectflow.testing.dataset_fixtures import (
     make_demo_like,
@@ -194,11 +196,20 @@ def test_emi_cache_sees_a_changed_file(tmp_path: Path) -> None:
 # ------------------------------------------------------- broken label files
 
 
-def test_wrong_frame_count_names_both_counts(tmp_path: Path) -> None:
+def test_label_rows_are_fitted_to_the_decoded_frames_and_the_fit_is_said(tmp_path: Path) -> None:
+    """The organisers' files are often a row or so off the decoded video: rows past the end are dropped,
+    frames past the last row are -1 (never trained on or scored), and the note says which happened."""
     p = write_expr(tmp_path, "Train_Set", "v", [0, 1, 2, 3])
-    _raises(read_expr_labels, p, n_frames=5, match=f"{p}|4 frame labels|5 frames")
+    np.testing.assert_array_equal(read_expr_labels(p, n_frames=5), [0, 1, 2, 3, -1])
+    np.testing.assert_array_equal(read_expr_labels(p, n_frames=3), [0, 1, 2])
+    np.testing.assert_array_equal(read_expr_labels(p, n_frames=4), [0, 1, 2, 3])
     q = write_ah(tmp_path, "Train_Set", "w", [0, 1, 1])
-    _raises(read_ah_labels, q, 2, match=f"{q}|3 frame labels|2 frames")
+    np.testing.assert_array_equal(read_ah_labels(q, 2), [0, 1])
+    np.testing.assert_array_equal(read_ah_labels(q, 4), [0, 1, 1, -1])
+    assert frame_label_rows("expr", p, "v") == 4 and frame_label_rows("ah", q, "w") == 3
+    assert frame_count_note(4, 4) == ""
+    assert "the last 1 rows are past the video's end" in frame_count_note(4, 3)
+    assert "the last 2 frames have no label (-1" in frame_count_note(3, 5)
 
 
 def test_non_numeric_frame_label_names_file_and_line(tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ def test_missing_video_duplicates_and_missing_split_files(tmp_path: Path) -> Non
     with pytest.raises(LabelError, match="split/val.txt, line 1: video .* is also on .*split/train.txt, line 1"):
         build_units([{**entry, "videos": "b2", "labels": "b2"}], 1, tmp_path)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(LabelError, match=r"none of split/\{train.txt, val.txt, test.txt\}"):
+    with pytest.raises(LabelError, match=r"none of train.txt, val.txt, test.txt in the labels folder"):
         build_units([{"adapter": "bah_video", "videos": "empty", "labels": "empty"}], 1, tmp_path)
     with pytest.raises(LabelError, match="remove test_list"):
         build_units([{**entry, "videos": "b2", "labels": "b2", "test_list": "x.txt"}], 1, tmp_path)

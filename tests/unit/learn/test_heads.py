@@ -150,6 +150,26 @@ def test_ah_head_learns():
     assert head.extra["pos_weight"] > 1
 
 
+def test_ah_head_drops_frames_without_a_label():
+    """-1 (frames past the end of a short label file) is never trained on or scored: the head is the one
+    trained on the labelled frames alone."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(600, 8)).astype(np.float32)
+    y = (x[:, 0] > 0.5).astype(np.int64)
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=3e-3, seed=0, **CPU)
+    unlabelled = np.zeros(600, bool)
+    unlabelled[::7] = True
+    y_missing = np.where(unlabelled, -1, y)
+    x_odd = np.where(unlabelled[:, None], 1e3, x)  # what those frames hold must not matter
+    a = train_ah_head(x_odd[:400], y_missing[:400], x_odd[400:], y_missing[400:], cfg)
+    b = train_ah_head(x[:400][~unlabelled[:400]], y[:400][~unlabelled[:400]], x[400:][~unlabelled[400:]],
+                      y[400:][~unlabelled[400:]], cfg)
+    assert a.best_metric == b.best_metric and a.extra["pos_weight"] == b.extra["pos_weight"]
+    np.testing.assert_array_equal(a.predict_proba(x), b.predict_proba(x))
+    with pytest.raises(ValueError, match="AH labels must be 0 or 1"):
+        train_ah_head(x[:10], np.full(10, 2), None, None, cfg)
+
+
 def test_training_is_deterministic_and_leaves_global_rng_alone():
     """(e) same seed twice -> identical weights on CPU; another seed -> different."""
     x, y = expr_data(800, seed=6)

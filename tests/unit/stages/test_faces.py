@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
@@ -219,6 +220,28 @@ def test_killed_writer_leaves_no_file(feat_data, detector, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_faces(units, out, {"batch_size": 8, "frame_stride": 4}, detector=Dies(detector), progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_organiser_crops_in_bah_layout(feat_data, tmp_path):
+    """BAH's crops: ``<root>/<video path incl. .mp4>/frame-<k>.jpg``, numbered from 0, unpadded, found from
+    the unit's path (a space in the folder name, as the ABAW-8 release has)."""
+    rel = Path("82557/Visite 1/82557_Question_1_2024-08-22 14-46-11_Video.mp4")
+    video = tmp_path / "videos" / rel
+    video.parent.mkdir(parents=True)
+    shutil.copy(feat_data / "single_face.mp4", video)
+    crops_dir = tmp_path / "cropped_aligned" / rel
+    crops_dir.mkdir(parents=True)
+    frames = [f for b in iter_batches(video, VideoInfo(str(video))) for f in b.frames]
+    for i in (0, 1, 5, len(frames) - 1):
+        cv2.imwrite(str(crops_dir / f"frame-{i}.jpg"), cv2.resize(frames[i][100:300, 200:400, ::-1], (112, 112)))
+    out = tmp_path / "faces.h5"
+    cfg = {"detector": "organiser", "organiser_crops_dir": str(tmp_path / "cropped_aligned"), "crop_size": 64}
+    assert run_faces([unit(video.stem, video)], out, cfg, progress=False).written == [video.stem]
+    with ShardReader(out, stage="faces", model="organiser") as r:
+        a = r.read(video.stem).arrays
+    assert np.flatnonzero(a["has_face"]).tolist() == [0, 1, 5, len(frames) - 1]
+    ref = cv2.resize(frames[0][100:300, 200:400], (64, 64), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(a["crops"][0].astype(int) - ref).mean() < 12  # frame-0.jpg is the first frame
 
 
 def test_organiser_crops(feat_data, tmp_path):

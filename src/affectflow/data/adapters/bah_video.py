@@ -1,11 +1,17 @@
-"""The ``bah_video`` adapter: BAH video level, ``labels/split/{train,val,test}.txt``, one
-``<video path>,<0|1>,<transcript>`` line per video.
+"""The ``bah_video`` adapter: BAH video level, as the dataset authors publish it.
 
-Each line names its video by path under the ``videos`` folder (participant
-subfolders are kept as written); the id is the file stem and the split file
-is the label path. ``video_annotation_transcript.yaml`` next to ``split``,
-where present, must agree with the split files: two sources that disagree are
-an error naming both, never a silent choice.
+The labels folder is the release's split folder
+(``dataset-splits/video-level/BAH_DB/split-0`` of LIVIAETS/bah-dataset):
+``{train,val,test}.txt`` with one ``<video path>,<0|1>,<transcript>`` line per
+video, no header, the transcript everything after the second comma (it has
+commas of its own and is never quoted), paths with spaces
+(``Videos/82579/Visite_1/82579_Question_1_2024-10-02 16-03-28_Video.mp4``);
+and ``class_id.yaml`` (``With A-H: 1`` / ``No A-H: 0``). The files may also sit
+in a ``split`` subfolder. Each path is kept as written under the ``videos``
+folder; the id is the file stem and the split file is the label path.
+``video_annotation_transcript.yaml`` next to the split files or one folder up,
+where present, must agree with them: two sources that disagree are an error
+naming both, never a silent choice.
 """
 
 from __future__ import annotations
@@ -15,8 +21,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
+from affectflow.data.adapters.bah_annotation import load_yaml, read_annotations
 from affectflow.data.adapters.entry import DatasetEntry, check_labels_given, check_videos_entry
 from affectflow.data.adapters.errors import LabelError
 from affectflow.data.adapters.files import cached, labels_dir, read_lines, resolve
@@ -24,30 +29,55 @@ from affectflow.data.adapters.registry import FoundUnits, register_adapter
 from affectflow.data.adapters.videos import is_video_name
 from affectflow.data.units import Unit, shard_of
 
-# labels/split/<split>.txt, one `<video path>,<0|1>,<transcript>` line per video.
+# <split>.txt, one `<video path>,<0|1>,<transcript>` line per video.
 BAH_SPLIT_FILES = (("train.txt", "train"), ("val.txt", "val"), ("test.txt", "test"))
 BAH_ANNOTATIONS = "video_annotation_transcript.yaml"
+#: the class names of the release's class_id.yaml, by label
+BAH_CLASS_IDS = "class_id.yaml"
+
+
+def split_folder(labels: Path) -> Path:
+    """Where the split files are: the labels folder itself (the published ``split-0`` folder) or its
+    ``split`` subfolder."""
+    if any((labels / name).is_file() for name, _ in BAH_SPLIT_FILES):
+        return labels
+    return labels / "split"
+
+
+def check_class_ids(folder: Path, shown: str) -> None:
+    """``class_id.yaml``, where the release has one, must give the labels 0 and 1 a name each: a file that
+    maps them otherwise would turn every label around."""
+    path = folder / BAH_CLASS_IDS
+    if not path.is_file():
+        return
+    where = os.path.join(shown, BAH_CLASS_IDS)
+    data = load_yaml(path, where)
+    if not isinstance(data, Mapping) or sorted(data.values(), key=str) != [0, 1]:
+        raise LabelError(f"{where}: expected two class names mapped to 1 and 0 (`With A-H: 1`, `No A-H: 0`), "
+                         f"got {data!r}")
 
 
 def check_bah_video_entry(entry: DatasetEntry) -> None:
-    """Videos and labels folders; no ``test_list``: the test videos are those of ``split/test.txt``."""
+    """Videos and labels folders; no ``test_list``: the test videos are those of ``test.txt``."""
     check_videos_entry(entry)
     if entry.test_list:
-        raise LabelError(f"{entry.where}: the bah_video adapter reads its test videos from split/test.txt, "
+        raise LabelError(f"{entry.where}: the bah_video adapter reads its test videos from test.txt, "
                          "remove test_list")
     check_labels_given(entry)
 
 
 @register_adapter("bah_video", check=check_bah_video_entry)
 def bah_video_units(entry: DatasetEntry, n_shards: int, base: Path) -> FoundUnits:
-    """BAH video level: ``labels/split/{train,val,test}.txt`` name each video by its path under ``videos``.
+    """BAH video level: ``{train,val,test}.txt`` name each video by its path under ``videos``.
 
     The id is the file stem; the split file is the label path (test lines carry
     no label that is used). Paths with subfolders (``Videos/<participant>/...``)
     are kept as written under the ``videos`` folder.
     """
     labels_given = entry.labels
-    split_dir = labels_dir(labels_given, base) / "split"
+    split_dir = split_folder(labels_dir(labels_given, base))
+    split_shown = labels_given if split_dir == labels_dir(labels_given, base) else os.path.join(labels_given, "split")
+    check_class_ids(split_dir, split_shown)
     videos_given = entry.videos
     videos_dir = resolve(videos_given, base)
     if not videos_dir.is_dir():
@@ -57,7 +87,7 @@ def bah_video_units(entry: DatasetEntry, n_shards: int, base: Path) -> FoundUnit
     for name, split in BAH_SPLIT_FILES:
         if not (split_dir / name).is_file():
             continue
-        shown = os.path.join(labels_given, "split", name)
+        shown = os.path.join(split_shown, name)
         for video_id, (line, given, _) in _bah_split_rows(split_dir / name, shown, split != "test").items():
             where = f"{shown}, line {line}"
             if video_id in found:
@@ -70,16 +100,17 @@ def bah_video_units(entry: DatasetEntry, n_shards: int, base: Path) -> FoundUnit
                               ah_video_labels=shown if split != "test" else ""))
     if not found:
         names = ", ".join(n for n, _ in BAH_SPLIT_FILES)
-        raise LabelError(f"{labels_given}: none of split/{{{names}}} in the labels folder")
+        raise LabelError(f"{labels_given}: none of {names} in the labels folder or its split subfolder")
     return FoundUnits(units)
 
 
 def read_ah_video_label(path: str | os.PathLike[str], video_id: str) -> int:
     """The 0/1 video label of ``video_id`` from a BAH split file, checked against the annotations file.
 
-    When ``video_annotation_transcript.yaml`` sits next to the ``split`` folder,
-    its ``global_ah`` for the video must agree with the split file: two sources
-    that disagree are an error naming both, never a silent choice.
+    When ``video_annotation_transcript.yaml`` sits next to the split files or
+    one folder up, its ``global_ah`` for the video must agree with the split
+    file: two sources that disagree are an error naming both, never a silent
+    choice.
     """
     shown = os.fspath(path)
     rows = _bah_split_rows(Path(path), shown, labelled=True)
@@ -87,13 +118,14 @@ def read_ah_video_label(path: str | os.PathLike[str], video_id: str) -> int:
         raise LabelError(f"{shown}: no line for video {video_id!r}")
     line, given, label = rows[video_id]
     assert label is not None
-    annotations = Path(path).parent.parent / BAH_ANNOTATIONS
-    if annotations.is_file():
-        known = _bah_annotations(annotations)
-        global_ah = known.get(given, known.get(video_id))
-        if global_ah is not None and global_ah != label:
-            raise LabelError(f"{shown}, line {line}: label {label} for {given!r}, but {annotations} says "
-                             f"global_ah: {global_ah}")
+    here = Path(path).parent
+    for yaml_file in (here / BAH_ANNOTATIONS, here.parent / BAH_ANNOTATIONS):
+        if yaml_file.is_file():
+            known = read_annotations(yaml_file).get(video_id)
+            if known is not None and known.global_ah is not None and known.global_ah != label:
+                raise LabelError(f"{shown}, line {line}: label {label} for {given!r}, but {yaml_file} says "
+                                 f"global_ah: {known.global_ah}")
+            break
     return label
 
 
@@ -131,40 +163,3 @@ def _parse_bah_split(path: str, shown: str, labelled: bool, _mtime_ns: int,
     if not rows:
         raise LabelError(f"{shown}: no video line")
     return rows
-
-
-class _AnnotationLoader(yaml.SafeLoader):
-    """Safe YAML plus the ``!!python/tuple`` tag the BAH annotations use (read as a list); any other
-    Python tag stays an error, so the file can never construct objects."""
-
-
-_AnnotationLoader.add_constructor("tag:yaml.org,2002:python/tuple",
-                                  lambda loader, node: loader.construct_sequence(node))
-
-
-def _bah_annotations(path: Path) -> dict[str, int]:
-    st = path.stat()
-    return _parse_bah_annotations(str(path.resolve()), st.st_mtime_ns, st.st_size)
-
-
-@functools.lru_cache(maxsize=2)
-def _parse_bah_annotations(path: str, _mtime_ns: int, _size: int) -> dict[str, int]:
-    """``global_ah`` per video of ``video_annotation_transcript.yaml``, keyed by the path it is listed under
-    and by the file stem."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.load(f, Loader=_AnnotationLoader)  # noqa: S506 - a SafeLoader subclass
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise LabelError(f"{path}: unreadable annotations ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, Mapping):
-        raise LabelError(f"{path}: expected a mapping of video -> annotations, got {type(data).__name__}")
-    out: dict[str, int] = {}
-    for key, rec in data.items():
-        value = rec.get("global_ah") if isinstance(rec, Mapping) else None
-        if value is None:
-            continue
-        if value not in (0, 1):
-            raise LabelError(f"{path}: video {key!r}: global_ah {value!r} is not 0 or 1")
-        out[str(key)] = int(value)
-        out.setdefault(os.path.splitext(os.path.basename(str(key)))[0], int(value))
-    return out

@@ -15,7 +15,7 @@ from typing import Any
 from affectflow.data.adapters.errors import LabelError
 
 #: the keys a datasets entry may have (workflow/schemas/config.schema.yaml)
-ENTRY_KEYS = frozenset({"adapter", "videos", "labels", "test_list", "table"})
+ENTRY_KEYS = frozenset({"adapter", "videos", "labels", "test_list", "table", "split"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class DatasetEntry:
     labels: str = ""
     test_list: str = ""
     table: str = ""
+    split: str = ""  # the split of every labelled video, for releases that ship one folder per split (BAH ABAW-8)
 
     @classmethod
     def from_config(cls, raw: Mapping[str, Any], adapter: str, where: str) -> DatasetEntry:
@@ -41,12 +42,15 @@ class DatasetEntry:
         if unknown:
             raise LabelError(f"{where}: unknown keys {unknown}")
         # an empty or null value is "not given", like a missing key
-        paths = {k: raw.get(k) or "" for k in ("videos", "labels", "test_list", "table")}
+        paths = {k: raw.get(k) or "" for k in ("videos", "labels", "test_list", "table", "split")}
         return cls(adapter, where, **paths)
 
 
-def check_videos_entry(entry: DatasetEntry) -> None:
-    """What every adapter that lists a videos folder needs: that folder, and no ``table``."""
+def check_videos_entry(entry: DatasetEntry, split: bool = False) -> None:
+    """What every adapter that lists a videos folder needs: that folder, and no ``table``; ``split`` only for
+    an adapter that reads it."""
+    if entry.split and not split:
+        raise LabelError(f"{entry.where}: 'split' is only for the bah adapter (an ABAW-8 split folder)")
     if entry.table:
         raise LabelError(f"{entry.where}: 'table' is only for the table adapter")
     if not entry.videos:

@@ -19,7 +19,7 @@ from affectflow.data.units import UnitsError, UnitsTable, shard_of
 
 def check_table_entry(entry: DatasetEntry) -> None:
     """A ``table`` path and no folders: the table gives every path itself."""
-    extra = sorted(k for k in ("videos", "labels", "test_list") if getattr(entry, k))
+    extra = sorted(k for k in ("videos", "labels", "test_list", "split") if getattr(entry, k))
     if extra:
         raise LabelError(f"{entry.where}: the table adapter takes its paths from the table, remove {extra}")
     if not entry.table:

@@ -6,13 +6,14 @@ label folders only cover train and validation.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from affectflow.data.adapters.entry import DatasetEntry
 from affectflow.data.adapters.errors import LabelError
 from affectflow.data.adapters.files import read_lines, resolve
-from affectflow.data.adapters.videos import Locate, VideoFolder, strip_video_ext
+from affectflow.data.adapters.videos import Locate, Located, VideoFolder, strip_video_ext
 from affectflow.data.units import Unit, shard_of
 
 
@@ -34,7 +35,9 @@ def test_list_units(
     for i, raw in enumerate(read_lines(resolve(given, base), given, "test list"), start=1):
         # Whole-line strip: trailing blanks from hand-edited lists are far more
         # common than ids that start or end with a space.
-        video_id = strip_video_ext(raw.strip())
+        line = raw.strip()
+        # a path under the videos folder (BAH lists `82557/Visite 1/<name>.mp4`), or an id
+        video_id = strip_video_ext(os.path.basename(line))
         if not video_id:
             continue
         where = f"{given}, line {i}"
@@ -43,7 +46,8 @@ def test_list_units(
         seen[video_id] = i
         if video_id in labelled:
             raise LabelError(f"{where}: test id {video_id!r} also has labels in {labelled[video_id][1]}")
-        found = locate(videos, video_id)
+        found = Located(os.path.join(videos.given, line)) if "/" in line and (
+            resolve(videos.given, base) / line).is_file() else locate(videos, video_id)
         if found is None:
             raise LabelError(f"{where}: no video for test id {video_id!r} in {videos.given}")
         units.append(Unit(video_id, found.path, "test", shard_of(video_id, n_shards), side=found.side))

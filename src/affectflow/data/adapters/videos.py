@@ -77,10 +77,16 @@ def strip_video_ext(name: str) -> str:
 
 
 class VideoFolder:
-    """The video files directly inside one folder, looked up by id (stem), and the other entries with the
-    reason each is left out (:func:`not_a_video`)."""
+    """The video files inside one folder, looked up by id (stem), and the other entries with the reason each is
+    left out (:func:`not_a_video`).
 
-    def __init__(self, given: str, base: Path) -> None:
+    ``subfolders``: also the videos one folder down, by name only (Aff-Wild2
+    ships ``batch1/``, ``batch2/`` and ``new_vids/``, ``.mp4`` and ``.avi``
+    side by side); deeper folders (``cropped_aligned/<id>/``, a million crops)
+    are never walked.
+    """
+
+    def __init__(self, given: str, base: Path, subfolders: bool = False) -> None:
         folder = resolve(given, base)
         if not folder.is_dir():
             raise LabelError(f"{given}: videos folder not found ({folder})")
@@ -88,6 +94,11 @@ class VideoFolder:
         self.by_stem: dict[str, list[str]] = {}
         self.skipped: list[SkippedFile] = []
         for name in sorted(os.listdir(folder)):
+            if subfolders and not name.startswith(".") and (folder / name).is_dir():
+                for inner in sorted(os.listdir(folder / name)):
+                    if is_video_name(inner) and (folder / name / inner).is_file():
+                        self.by_stem.setdefault(os.path.splitext(inner)[0], []).append(os.path.join(name, inner))
+                continue
             reason = not_a_video(folder / name)
             if reason:
                 self.skipped.append(SkippedFile(os.path.join(given, name), reason))

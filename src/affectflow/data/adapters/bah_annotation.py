@@ -1,0 +1,124 @@
+"""BAH's annotation YAML files, read as the dataset authors publish them.
+
+Two files share one shape, a mapping of video path -> record:
+
+- ABAW-8's frame-level release has one ``annotation.yml`` per split folder,
+  keyed by the video's path under ``videos`` (``82557/Visite 1/<name>.mp4``:
+  a space in ``Visite 1``), with ``frame_annotation`` (``[[<key>/frame-<k>.jpg,
+  0|1], ...]``, ``k`` from 0 without gaps, the names of the
+  ``cropped_aligned/<key>/frame-<k>.jpg`` crops), ``global_ah``,
+  ``fr_detailed_ah`` and ``time_detailed_ah``.
+- The later full release's ``video_annotation_transcript.yaml`` is keyed by
+  ``Videos/<pid>/Visite_1/<name>.mp4`` and adds the transcript and the cues.
+
+Both are PyYAML dumps; the per-video transcripts beside them
+(``transcription/<path>/<stem>.yml``) write Whisper's timestamps with the
+``!!python/tuple`` tag, which :class:`AnnotationLoader` reads as a list while
+every other Python tag stays an error, so no file can construct objects.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from affectflow.data.adapters.errors import LabelError
+
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: a full release is tens of MB
+_FRAME_NAME = re.compile(r"(?:^|/)frame-(?P<k>[0-9]+)\.jpg$")
+
+
+class AnnotationLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """Safe YAML plus ``!!python/tuple`` (read as a list); any other Python tag is an error."""
+
+
+AnnotationLoader.add_constructor("tag:yaml.org,2002:python/tuple",
+                                 lambda loader, node: loader.construct_sequence(node))
+
+
+@dataclass(frozen=True)
+class AnnotatedVideo:
+    """One video's record: the key it is listed under (its path under ``videos``), ``global_ah`` (None when
+    the file has none) and the per-frame labels (None without ``frame_annotation``)."""
+
+    key: str
+    global_ah: int | None
+    frames: np.ndarray | None
+
+
+def load_yaml(path: Path, shown: str) -> Any:
+    """The document of a BAH YAML file; unreadable or malformed files are a :class:`LabelError` naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.load(f, Loader=AnnotationLoader)  # noqa: S506 - a safe loader plus the tuple tag
+    except FileNotFoundError:
+        raise LabelError(f"{shown}: annotations file not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise LabelError(f"{shown}: unreadable annotations ({str(e).splitlines()[0]})") from None
+
+
+def read_annotations(path: str | os.PathLike[str], shown: str | None = None) -> dict[str, AnnotatedVideo]:
+    """Every video of an annotations file by id (the file stem), checked whole and cached while the file is
+    unchanged: a bad record anywhere is reported whichever video is asked for."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise LabelError(f"{shown or os.fspath(path)}: annotations file not found") from None
+    return _parse(str(p.resolve()), shown or os.fspath(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _parse(path: str, shown: str, _mtime_ns: int, _size: int) -> dict[str, AnnotatedVideo]:
+    data = load_yaml(Path(path), shown)
+    if not isinstance(data, Mapping) or not data:
+        got = "an empty file" if not data else type(data).__name__
+        raise LabelError(f"{shown}: expected a mapping of video path -> annotations, got {got}")
+    out: dict[str, AnnotatedVideo] = {}
+    for key, rec in data.items():
+        key = str(key)
+        where = f"{shown}: video {key!r}"
+        if not isinstance(rec, Mapping):
+            raise LabelError(f"{where}: expected a mapping of annotations, got {type(rec).__name__}")
+        video_id = os.path.splitext(os.path.basename(key))[0]
+        if not video_id:
+            raise LabelError(f"{where}: the key is not a video path")
+        if video_id in out:
+            raise LabelError(f"{where}: the video {video_id!r} is also listed as {out[video_id].key!r}")
+        global_ah = rec.get("global_ah")
+        if global_ah is not None and global_ah not in (0, 1):
+            raise LabelError(f"{where}: global_ah {global_ah!r} is not 0 or 1")
+        frames = rec.get("frame_annotation")
+        out[video_id] = AnnotatedVideo(key, None if global_ah is None else int(global_ah),
+                                       None if frames is None else _frame_labels(frames, where))
+    return out
+
+
+def _frame_labels(items: object, where: str) -> np.ndarray:
+    """``frame_annotation``'s labels, checked: ``[<...>/frame-<k>.jpg, 0|1]`` pairs with ``k`` = 0, 1, ... in
+    order (a gap or a shuffle would move every later label onto the wrong frame)."""
+    if not isinstance(items, list) or not items:
+        raise LabelError(f"{where}: frame_annotation is not a non-empty list")
+    out = np.empty(len(items), dtype=np.int8)
+    for k, item in enumerate(items):
+        at = f"{where}: frame_annotation[{k}]"
+        if not isinstance(item, list) or len(item) != 2:
+            raise LabelError(f"{at}: expected [frame-<k>.jpg, 0|1], got {item!r}")
+        name, label = item
+        m = _FRAME_NAME.search(str(name))
+        if m is None:
+            raise LabelError(f"{at}: {name!r} is not a frame-<k>.jpg name")
+        if int(m["k"]) != k:
+            raise LabelError(f"{at}: {name!r} where frame-{k}.jpg was expected (frames must run from 0, in order)")
+        if label not in (0, 1) or isinstance(label, bool):
+            raise LabelError(f"{at}: label {label!r} is not 0 or 1")
+        out[k] = label
+    return out

@@ -1,0 +1,186 @@
+"""The four releases as published (tests/data/formats): read, decoded, fitted, reported and submitted.
+
+The label, list and template files are the organisers' and dataset authors' forms byte for byte (README
+beside them names each source); the videos are made here, real H.264 in MP4 and AVI, at the paths the
+releases use (spaces, participant folders, Aff-Wild2's batch folders). One units table holds all four
+tasks, as the workflow's ``units`` rule builds it; the media stage decodes every video; each labelled video's
+labels are read against its decoded frames; ``problems.tsv`` lists the label files that do not fit; and a
+submission per task is written and checked against the organisers' templates.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from affectflow.data.adapters import build_units, read_task_labels
+from affectflow.evaluate.metrics import ah_scores, ah_video_scores, expr_scores
+from affectflow.io.shards import ShardSet, media_frames
+from affectflow.stages.media import run_media
+from affectflow.stages.problems import run_problems
+from affectflow.submit.formats import (
+    check_submission,
+    read_emi_submission,
+    read_template,
+    write_ah_submission,
+    write_ah_video_submission,
+    write_emi_submission,
+    write_expr_submission,
+)
+from affectflow.testing.media import make_video
+
+FORMATS = Path(__file__).parents[1] / "data" / "formats"
+N_FRAMES = 5  # every made video: 0.5 s at 10 frames/s
+
+#: where each release keeps its videos, under its own folder
+VIDEOS = {
+    "affwild2": ["videos/batch1/video1.mp4", "videos/batch2/10-60-1280x720.avi", "videos/new_vids/video45_1.mp4",
+                 "videos/batch1/video2.mp4"],
+    "hume_vidmimic2": [f"raw/{i:05d}.mp4" for i in range(4)],
+    "bah_abaw8": [f"{split}/videos/{key}" for split, keys in (
+        ("ABAW-8th-BAH-train-data", ["82557/Visite 1/82557_Question_1_2024-08-22 14-46-11_Video.mp4",
+                                     "82557/Visite 1/82557_Question_4_2024-08-22 14-52-40_Video.mp4"]),
+        ("ABAW-8th-BAH-val-data", ["82561/Visite 1/82561_Question_2_2024-08-23 10-02-07_Video.mp4"])) for key in keys],
+}
+SPLIT0 = "bah_video/dataset-splits/video-level/BAH_DB/split-0"
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture tree copied, with a real video at every path its files name."""
+    root = tmp_path_factory.mktemp("formats")
+    shutil.copytree(FORMATS, root, dirs_exist_ok=True)
+    paths = [f"{name}/{p}" for name, ps in VIDEOS.items() for p in ps]
+    for split in ("train", "val", "test"):
+        for line in (root / SPLIT0 / f"{split}.txt").read_text(encoding="utf-8").splitlines():
+            paths.append(f"bah_video/{line.split(',', 1)[0]}")
+    for p in paths:
+        make_video(root / p, duration=N_FRAMES / 10, fps=10, size="64x48", audio="tone")
+    return root
+
+
+def _datasets(root: Path) -> list[dict]:
+    a8 = root / "bah_abaw8"
+    return [
+        {"adapter": "affwild2", "videos": str(root / "affwild2/videos"),
+         "labels": str(root / "affwild2/6th_ABAW_Annotations/EXPR_Recognition_Challenge"),
+         "test_list": str(root / "affwild2/names_of_videos_in_each_test_set/"
+                          "Expression_Recognition_Challenge_test_set_release.txt")},
+        {"adapter": "hume_vidmimic2", "videos": str(root / "hume_vidmimic2/raw"),
+         "labels": str(root / "hume_vidmimic2")},
+        {"adapter": "bah", "split": "train", "videos": str(a8 / "ABAW-8th-BAH-train-data/videos"),
+         "labels": str(a8 / "ABAW-8th-BAH-train-data")},
+        {"adapter": "bah", "split": "val", "videos": str(a8 / "ABAW-8th-BAH-val-data/videos"),
+         "labels": str(a8 / "ABAW-8th-BAH-val-data")},
+        {"adapter": "bah_video", "videos": str(root / "bah_video"), "labels": str(root / SPLIT0)},
+    ]
+
+
+@pytest.fixture(scope="module")
+def decoded(release: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The one units table of all four tasks and the media shard of every video in it."""
+    units = build_units(_datasets(release), n_shards=1)
+    out = tmp_path_factory.mktemp("media") / "s0000.h5"
+    run_media(list(units), out)
+    return units, out
+
+
+def test_units_read_every_release_as_published(decoded) -> None:
+    units, _ = decoded
+    by_id = {u.video_id: u for u in units}
+    assert len(by_id) == 4 + 4 + 3 + 7
+    # Aff-Wild2: batch folders, .avi beside .mp4, a right person of a shared file, an id with "_1" that is a file
+    assert by_id["10-60-1280x720_right"].path.endswith("videos/batch2/10-60-1280x720.avi")
+    assert by_id["10-60-1280x720_right"].side == "right"
+    assert by_id["video45_1"].path.endswith("new_vids/video45_1.mp4") and by_id["video45_1"].side == ""
+    assert (by_id["video2_left"].split, by_id["video2_left"].side) == ("test", "left")
+    # Hume-Vidmimic2: zero-padded numbers
+    assert {v for v, u in by_id.items() if u.emi_labels} == {"00000", "00001", "00002", "00003"}
+    # BAH ABAW-8: keys with a space under videos/, the split from the entry
+    q1 = by_id["82557_Question_1_2024-08-22 14-46-11_Video"]
+    assert q1.split == "train"
+    assert q1.path.endswith("videos/82557/Visite 1/82557_Question_1_2024-08-22 14-46-11_Video.mp4")
+    assert by_id["82561_Question_2_2024-08-23 10-02-07_Video"].split == "val"
+    # BAH video level: spaces, the DESKTOP suffix, test lines
+    desk = by_id["82593_Question_5_2024-10-02 16-21-02_Video-DESKTOP-NQ55E0P"]
+    assert desk.split == "test" and " " in desk.path
+    assert sum(u.split == "test" for u in units if u.path.startswith(str(Path(desk.path).parents[3]))) == 2
+
+
+def test_labels_fit_the_decoded_frames_and_problems_say_where_they_do_not(decoded, tmp_path: Path) -> None:
+    units, media = decoded
+    shards = ShardSet([media], "media")
+    frames = {u.video_id: len(media_frames(shards, u.video_id)) for u in units}
+    assert set(frames.values()) == {N_FRAMES}
+    by_id = {u.video_id: u for u in units}
+
+    def labels(vid: str, task: str) -> np.ndarray:
+        return read_task_labels(task, by_id[vid].labels(task), vid, frames[vid])
+
+    np.testing.assert_array_equal(labels("video1", "expr"), [0, 0, -1, 4, 4])  # 6 rows: the last dropped
+    np.testing.assert_array_equal(labels("video45_1", "expr"), [1, 1, 2, 3, -1])  # 4 rows: frame 5 has none
+    np.testing.assert_array_equal(labels("10-60-1280x720_right", "expr"), [7, 7, 5, 5, -1])
+    np.testing.assert_array_equal(labels("82561_Question_2_2024-08-23 10-02-07_Video", "ah"), [1, 1, 0, 0, -1])
+    np.testing.assert_array_equal(labels("82557_Question_1_2024-08-22 14-46-11_Video", "ah"), [0, 1, 1, 1, 0])
+    np.testing.assert_allclose(labels("00000", "emi"), [0, 1 / 3, 2 / 3, 0, 0, 1], rtol=1e-6)
+    assert labels("82579_Question_2_2024-10-02 16-05-28_Video", "ah_video")[0] == 1
+    assert labels("82813_Question_7_2025-01-31_19-19-23_Video", "ah_video")[0] == 0  # its transcript is "."
+
+    # -1 frames are in no metric: a perfect prediction of the labelled frames scores 1 whatever the rest says
+    y = np.concatenate([labels(v, "expr") for v in ("video1", "video45_1")])
+    guess = np.where(y < 0, 6, y)
+    assert expr_scores(y, guess)["n"] == 8 and expr_scores(y, guess)["accuracy"] == 1.0
+    ah = labels("82561_Question_2_2024-08-23 10-02-07_Video", "ah")
+    s = ah_scores({"v": ah}, {"v": np.where(ah < 0, 0, ah)})
+    assert (s["f1"], s["n"]) == (1.0, 4)
+
+    rows = run_problems([str(media)], str(tmp_path / "problems.tsv"), units=units)
+    said = {(r.stage, r.video_id): r.message for r in rows}
+    assert set(said) == {("labels", "video1"), ("labels", "video45_1"),
+                         ("labels", "82561_Question_2_2024-08-23 10-02-07_Video")}
+    assert "6 label rows for 5 decoded frames" in said["labels", "video1"]
+    assert "4 label rows for 5 decoded frames: the last 1 frames have no label" in said["labels", "video45_1"]
+
+
+def test_every_task_submits_in_the_organisers_form(decoded, release: Path, tmp_path: Path) -> None:
+    units, _ = decoded
+    test = [u.video_id for u in units if u.split == "test"]
+    out = tmp_path / "submissions"
+    expr_template = read_template("expr", release / "affwild2/CVPR_6th_ABAW_Expr_test_set_example.txt")
+    write_expr_submission(out / "expr.txt", {"video2_left": np.arange(N_FRAMES)}, template=expr_template)
+    assert check_submission("expr", out / "expr.txt", expr_template) == []
+    assert (out / "expr.txt").read_text().splitlines()[:2] == [
+        "image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other", "video2_left/00001.jpg,0"]
+
+    bah_test = [v for v in test if "Question" in v]
+    for form, columns in (("no_probabilities", 2), ("with_probabilities", 4)):
+        template = read_template("ah_video", release / f"bah_video/predictions-submissions/{form}/trial-0.txt")
+        assert template.columns == columns
+        path = out / form / "trial-0.txt"
+        write_ah_video_submission(path, {v: 1 for v in bah_test}, template=template,
+                                  probabilities={v: 0.61237 for v in bah_test})
+        assert check_submission("ah_video", path, template) == []
+        lines = path.read_text(encoding="utf-8").splitlines()
+        assert [ln.split(",")[0] for ln in lines] == [v for v, _ in template.rows]  # the template's order
+        if columns == 4:  # the organisers' validator asks p0 + p1 == 1 exactly, in floats
+            assert all(float(ln.split(",")[1]) + float(ln.split(",")[2]) == 1.0 for ln in lines)
+            assert lines[1] == ("Videos/82593/Visite_1/82593_Question_5_2024-10-02 16-21-02_Video-DESKTOP-NQ55E0P.mp4,"
+                                "0.3876,0.6124,1")
+    y_true, p1 = np.array([0, 1, 1, 0]), np.array([0.2, 0.9, 0.6, 0.4])
+    s = ah_video_scores(y_true, (p1 >= 0.5).astype(int), p1)
+    assert s["f1"] == 1.0 and s["ap_ah"] == 1.0  # macro F1 over both classes, and AP of the A/H class
+
+    write_ah_submission(out / "ah.txt", {"82557_Question_1_2024-08-22 14-46-11_Video": [0, 1, 1, 1, 0]})
+    assert check_submission("ah", out / "ah.txt") == []
+    assert (out / "ah.txt").read_text().splitlines()[1] == "82557_Question_1_2024-08-22 14-46-11_Video/frame-1.jpg,1"
+
+    emi = {v: np.linspace(0, 1, 6) for v in ("00002", "00003")}
+    write_emi_submission(out / "emi.csv", emi)
+    assert check_submission("emi", out / "emi.csv") == []
+    assert (out / "emi.csv").read_text().splitlines()[0] == (
+        "Filename,Admiration,Amusement,Determination,Empathic Pain,Excitement,Joy")
+    back = read_emi_submission(out / "emi.csv")
+    assert sorted(back) == ["00002", "00003"] and np.allclose(back["00003"], emi["00003"], atol=1e-6)
