@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import yaml
 
 from affectflow.core.vocabulary import TASKS
 from affectflow.data.units import UnitsTable
@@ -184,10 +185,15 @@ def test_adding_one_video_reruns_its_shard_and_the_dataset_stages(done, tmp_path
     new_id = "crying_01_copy"
     created = [demo / "videos" / f"{new_id}.mp4"]
     shutil.copy2(demo / "videos" / "crying_01.mp4", created[0])
-    for task in ("EXPR", "AH"):
-        dst = demo / "labels" / task / "Train_Set" / f"{new_id}.txt"
-        shutil.copy2(demo / "labels" / task / "Train_Set" / "crying_01.txt", dst)
-        created.append(dst)
+    dst = demo / "labels" / "EXPR" / "Train_Set" / f"{new_id}.txt"
+    shutil.copy2(demo / "labels" / "EXPR" / "Train_Set" / "crying_01.txt", dst)
+    created.append(dst)
+    ah = demo / "labels" / "AH" / "ABAW-8th-BAH-train-data" / "annotation.yml"  # ABAW-8: one file per split
+    ah_before = ah.read_text()
+    records = yaml.safe_load(ah_before)
+    records[f"{new_id}.mp4"] = {**records["crying_01.mp4"], "frame_annotation": [
+        [f"{new_id}.mp4/frame-{k}.jpg", y] for k, (_, y) in enumerate(records["crying_01.mp4"]["frame_annotation"])]}
+    ah.write_text(yaml.dump(records))
     emi = demo / "labels" / "EMI" / "train_split.csv"
     emi_before = emi.read_text()
     row = next(line for line in emi_before.splitlines() if line.startswith("crying_01,"))
@@ -203,6 +209,7 @@ def test_adding_one_video_reruns_its_shard_and_the_dataset_stages(done, tmp_path
         for p in created:
             p.unlink()
         emi.write_text(emi_before)
+        ah.write_text(ah_before)
     # everything restored (the EMI csv has its old content again): nothing to do
     assert done.planned_jobs() == set()
 

