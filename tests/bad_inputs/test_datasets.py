@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from affectflow.data.adapters import LabelError, build_units, read_ah_labels, read_emi_labels, read_expr_labels
+from affectflow.data.adapters import (
+    LabelError,
+    build_units,
+    frame_count_notes,
+    frame_label_rows,
+    read_ah_labels,
+    read_emi_labels,
+    read_expr_labels,
+)
 from affectflow.data.units import UnitsError
 from affectflow.io.store import ShardReader
 from affectflow.stages.media import run_media
@@ -58,19 +66,22 @@ def test_duplicate_ids_across_dataset_entries(corpus: dict[str, Path], tmp_path:
 
 
 def test_label_file_with_wrong_frame_count(corpus: dict[str, Path], tmp_path: Path) -> None:
+    """Fitted to the decoded frames, never silently: the rows that exist keep their frames, -1 where none."""
     entry = _affwild2(tmp_path, corpus, {"long": [EXPR_HEADER] + ["4"] * 10, "fits": [EXPR_HEADER] + ["1"] * 4})
     units = build_units([entry], n_shards=1, base_dir=tmp_path)  # only headers are read when the table is built
     frames = _n_frames(tmp_path, [type(u)(**{**vars(u), "path": str(tmp_path / u.path)}) for u in units])
     assert frames == {"long": 4, "fits": 4}
     label = tmp_path / units.get("long").expr_labels
-    with pytest.raises(LabelError) as e:
-        read_expr_labels(label, n_frames=frames["long"])
-    assert str(label) in str(e.value) and "10 frame labels but the video has 4 frames" in str(e.value)
+    assert read_expr_labels(label, n_frames=frames["long"]).tolist() == [4, 4, 4, 4]
+    assert frame_label_rows("expr", label, "long") == 10
     assert read_expr_labels(tmp_path / units.get("fits").expr_labels, n_frames=4).tolist() == [1, 1, 1, 1]
     short = tmp_path / "ah.txt"
     short.write_text("AH\n0\n1\n", encoding="utf-8")
-    with pytest.raises(LabelError, match="2 frame labels but the video has 4 frames"):
-        read_ah_labels(short, n_frames=4)  # never padded
+    assert read_ah_labels(short, n_frames=4).tolist() == [0, 1, -1, -1]
+    absolute = [type(u)(**{**vars(u), "expr_labels": str(tmp_path / u.expr_labels)}) for u in units]
+    ((u, task, note),) = frame_count_notes(absolute, frames)
+    assert (u.video_id, task) == ("long", "expr") and note == (
+        f"{label}: 10 label rows for 4 decoded frames: the last 6 rows are past the video's end and are not used")
 
 
 def test_non_numeric_labels_name_file_and_line(corpus: dict[str, Path], tmp_path: Path) -> None:

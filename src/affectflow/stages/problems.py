@@ -29,7 +29,7 @@ from affectflow.core import joblog
 from affectflow.core.files import atomic_write
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
-from affectflow.data.adapters.labels import frame_count_notes
+from affectflow.data.adapters import frame_count_notes
 from affectflow.data.units import SkippedFile, Unit, UnitsTable
 from affectflow.io.store import ShardReader
 from affectflow.plan.rerun import Stage

@@ -2,10 +2,12 @@
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from affectflow.data.units import UnitsTable
 from affectflow.evaluate.metrics import MetricReport
 from affectflow.io.shards import fill_nearest
 from affectflow.io.store import ShardReader
@@ -139,6 +141,22 @@ def test_video_missing_from_one_modality_is_excluded_and_logged(tmp_path, caplog
     # a feature set without that modality keeps the video
     res_face = run_learn("expr", w.units_tsv, w.media, feats(w, F), tmp_path / "f", CFG)
     assert res_face.excluded == [] and "val_03" in res_face.videos["val"]
+
+
+def test_label_files_a_few_rows_off_are_fitted_or_refused_or_skipped(tmp_path):
+    """on_label_mismatch: fit (default: -1 past a short file's end, never trained on), error, skip."""
+    w = make_world(tmp_path / "w")
+    unit = next(u for u in UnitsTable.read_tsv(w.units_tsv) if u.video_id == "train_02")
+    label = Path(unit.expr_labels)
+    lines = label.read_text().splitlines()
+    label.write_text("\n".join(lines[:-3]) + "\n")  # three frames short, as organisers' files can be
+    fit = run_learn("expr", w.units_tsv, w.media, feats(w, F), tmp_path / "fit", CFG)
+    assert fit.excluded == [] and "train_02" in fit.videos["train"]
+    with pytest.raises(LearnError, match=rf"{label}: {len(lines) - 4} frame labels but the video has "
+                                         rf"{len(lines) - 1} frames"):
+        run_learn("expr", w.units_tsv, w.media, feats(w, F), tmp_path / "err", {**CFG, "on_label_mismatch": "error"})
+    skip = run_learn("expr", w.units_tsv, w.media, feats(w, F), tmp_path / "skip", {**CFG, "on_label_mismatch": "skip"})
+    assert [v for v, _ in skip.excluded] == ["train_02"] and "train_02" not in skip.videos["train"]
 
 
 def test_missing_face_policies(world, tmp_path):

@@ -39,7 +39,7 @@ from affectflow.data.adapters.build import build_units
 from affectflow.data.adapters.entry import DatasetEntry
 from affectflow.data.adapters.errors import LabelError
 from affectflow.data.adapters.hume_vidmimic import read_emi_labels
-from affectflow.data.adapters.labels import read_task_labels
+from affectflow.data.adapters.labels import frame_count_notes, frame_label_rows, read_task_labels
 from affectflow.data.adapters.registry import Adapter, FoundUnits, adapter_names, get_adapter, register_adapter
 from affectflow.data.adapters.videos import NOT_VIDEO_EXTENSIONS, VIDEO_EXTENSIONS, is_video_name, not_a_video
 
@@ -60,6 +60,8 @@ __all__ = [
     "LabelError",
     "adapter_names",
     "affwild2_side",
+    "frame_count_notes",
+    "frame_label_rows",
     "build_units",
     "get_adapter",
     "is_video_name",
