@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from affectflow.data.adapters import LabelError, build_units, read_ah_labels, read_task_labels
+from affectflow.data.adapters.bah_annotation import annotation_keys, read_annotations
 from affectflow.testing.dataset_fixtures import make_videos, write_expr
 
 K1 = "82557/Visite 1/82557_Question_1_2024-08-22 14-46-11_Video.mp4"
@@ -53,15 +54,40 @@ def test_a_test_list_may_name_videos_by_path(tmp_path: Path) -> None:
     ({K1: _annotation(K1, [0, 2])}, r"frame_annotation\[1\]: label 2 is not 0 or 1"),
     ({K1: {**_annotation(K1, [0]), "frame_annotation": [[f"{K1}/00001.jpg", 0]]}}, "is not a frame-<k>.jpg name"),
     ({K1: {**_annotation(K1, [0]), "global_ah": 3}}, "global_ah 3 is not 0 or 1"),
-    ({K1: {"global_ah": 1}}, "has no frame_annotation"),
+    ({K1: {"global_ah": 1}}, "no frame_annotation for video"),
+])
+def test_broken_records_name_the_file_and_the_video_when_labels_are_read(tmp_path: Path, records,
+                                                                         match: str) -> None:
+    """The units table reads only the keys (a release's file is tens of MB); the jobs that read labels check
+    every record, whichever video they ask for."""
+    entry = _abaw8(tmp_path / "train", records)
+    (u,) = build_units([entry], 1, tmp_path)
+    with pytest.raises(LabelError, match=match) as info:
+        read_task_labels("ah", tmp_path / u.ah_labels, u.video_id, 3)
+    assert "annotation.yml" in str(info.value)
+
+
+@pytest.mark.parametrize(("records", "match"), [
     ({"82000/Visite 1/missing_Video.mp4": _annotation("x", [0])}, "no video '82000/Visite 1/missing_Video.mp4'"),
     ([1, 2], "expected a mapping of video path -> annotations, got list"),
+    ({K1: _annotation(K1, [0]), f"other/{Path(K1).name}": _annotation(K1, [0])}, "is also listed as"),
 ])
-def test_broken_annotations_name_the_file_and_the_video(tmp_path: Path, records, match: str) -> None:
+def test_broken_files_stop_the_units_table(tmp_path: Path, records, match: str) -> None:
     entry = _abaw8(tmp_path / "train", records)
     with pytest.raises(LabelError, match=match) as info:
         build_units([entry], 1, tmp_path)
     assert "annotation.yml" in str(info.value)
+
+
+def test_keys_are_read_without_the_records_and_agree_with_a_full_parse(tmp_path: Path) -> None:
+    odd = "82557/Visite 1/it's: odd # name_Video.mp4"  # quoted by PyYAML
+    records = {K1: _annotation(K1, [0, 1]), odd: _annotation(odd, [1]), K2: _annotation(K2, [0])}
+    path = tmp_path / "annotation.yml"
+    path.write_text(yaml.dump(records), encoding="utf-8")
+    assert sorted(annotation_keys(path).values()) == sorted(records)
+    path.write_text(yaml.dump(records, default_flow_style=True), encoding="utf-8")  # another writer's shape
+    assert sorted(annotation_keys(path).values()) == sorted(records)
+    assert annotation_keys(path) == {v: r.key for v, r in read_annotations(path).items()}
 
 
 def test_python_tags_other_than_tuple_are_refused(tmp_path: Path) -> None:

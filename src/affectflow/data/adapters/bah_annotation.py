@@ -65,6 +65,52 @@ def load_yaml(path: Path, shown: str) -> Any:
         raise LabelError(f"{shown}: unreadable annotations ({str(e).splitlines()[0]})") from None
 
 
+def annotation_keys(path: str | os.PathLike[str], shown: str | None = None) -> dict[str, str]:
+    """The videos of an annotations file, id (file stem) -> key, without parsing the records.
+
+    A release's ``annotation.yml`` is tens of MB (a pair per frame of every
+    video) and slow to parse whole even with libyaml, while the units table is
+    built every time the workflow is parsed, on every cluster job too. The organisers' files are PyYAML block dumps, whose
+    keys are the lines that start in column 0; each such line is parsed alone
+    (so quoting is YAML's). Any other shape is parsed whole. The records
+    themselves are checked by :func:`read_annotations` when labels are read.
+    """
+    shown = shown or os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.rstrip("\r\n") for line in f if line[:1] not in ("", " ", "\t", "-", "#", "\n", "\r")]
+    except FileNotFoundError:
+        raise LabelError(f"{shown}: annotations file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise LabelError(f"{shown}: unreadable annotations ({e})") from None
+    keys = [_top_level_key(line) for line in lines]
+    if not keys or None in keys:  # not a block dump of a mapping: read it the slow, sure way
+        return {vid: rec.key for vid, rec in read_annotations(path, shown).items()}
+    out: dict[str, str] = {}
+    for key in keys:
+        assert key is not None
+        video_id = os.path.splitext(os.path.basename(key))[0]
+        if not video_id:
+            raise LabelError(f"{shown}: video {key!r}: the key is not a video path")
+        if video_id in out:
+            raise LabelError(f"{shown}: video {key!r}: the video {video_id!r} is also listed as {out[video_id]!r}")
+        out[video_id] = key
+    return out
+
+
+def _top_level_key(line: str) -> str | None:
+    """The key of a block mapping's ``<key>:`` line (its value on the lines below), else None."""
+    if not line.endswith(":") or line.startswith(("?", "{", "[", "%", "---", "...", "!", "&", "*")):
+        return None
+    try:
+        doc = yaml.load(f"{line} null", Loader=AnnotationLoader)  # noqa: S506 - a safe loader plus the tuple tag
+    except yaml.YAMLError:
+        return None
+    if not isinstance(doc, dict) or len(doc) != 1:
+        return None
+    return str(next(iter(doc)))
+
+
 def read_annotations(path: str | os.PathLike[str], shown: str | None = None) -> dict[str, AnnotatedVideo]:
     """Every video of an annotations file by id (the file stem), checked whole and cached while the file is
     unchanged: a bad record anywhere is reported whichever video is asked for."""

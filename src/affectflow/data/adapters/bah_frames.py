@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from affectflow.core.vocabulary import SPLITS
-from affectflow.data.adapters.bah_annotation import read_annotations
+from affectflow.data.adapters.bah_annotation import annotation_keys, read_annotations
 from affectflow.data.adapters.entry import DatasetEntry, check_labels_given, check_videos_entry
 from affectflow.data.adapters.errors import LabelError
 from affectflow.data.adapters.files import labels_dir, resolve
@@ -61,13 +61,12 @@ def bah_units(entry: DatasetEntry, n_shards: int, base: Path) -> FoundUnits:
     if not videos_dir.is_dir():
         raise LabelError(f"{entry.videos}: videos folder not found ({videos_dir})")
     units, found = [], {}
-    for video_id, rec in read_annotations(resolve(shown, base), shown).items():
-        if rec.frames is None:
-            raise LabelError(f"{shown}: video {rec.key!r} has no frame_annotation")
-        if not (videos_dir / rec.key).is_file():
-            raise LabelError(f"{shown}: no video {rec.key!r} in {entry.videos}")
+    # keys only: the records (tens of MB) are read and checked by the jobs that read the labels
+    for video_id, key in annotation_keys(resolve(shown, base), shown).items():
+        if not (videos_dir / key).is_file():
+            raise LabelError(f"{shown}: no video {key!r} in {entry.videos}")
         found[video_id] = (entry.split, shown)
-        units.append(Unit(video_id, os.path.join(entry.videos, rec.key), entry.split,
+        units.append(Unit(video_id, os.path.join(entry.videos, key), entry.split,
                           shard_of(video_id, n_shards), ah_labels=shown))
     if entry.test_list:
         units += test_list_units(entry, base, VideoFolder(entry.videos, base, subfolders=True), locate_by_stem,
