@@ -26,7 +26,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmarks import asr, dag, detection, embeddings, face_path, gpu, memory, preprocessing, quantise
+from benchmarks import asr, dag, detection, embeddings, face_path, gpu, labels, memory, preprocessing, quantise
 from benchmarks.common import FIGURE_KEYS, REPO, Figure, Options, chosen, machine_info
 
 SECTIONS = {
@@ -39,6 +39,7 @@ SECTIONS = {
     "gpu": gpu.run,
     "int8": quantise.run,
     "preprocessing": preprocessing.run,
+    "labels": labels.run,
 }
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "latest.json"
 SCHEMA_VERSION = 1

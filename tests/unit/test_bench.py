@@ -158,7 +158,7 @@ EXPECTED_FIGURES = {
     "detection_retinaface",
     "faces_decode_threads", "faces_host_processes", "int8_dynamic_speed", "int8_static_speed",
     "int8_agreement_standins",
-    "int8_agreement_fer_real", "preprocessing_device_resize",
+    "int8_agreement_fer_real", "preprocessing_device_resize", "labels_annotation_keys",
 }
 
 

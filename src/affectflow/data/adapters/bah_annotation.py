@@ -70,8 +70,9 @@ def annotation_keys(path: str | os.PathLike[str], shown: str | None = None) -> d
 
     A release's ``annotation.yml`` is tens of MB (a pair per frame of every
     video) and slow to parse whole even with libyaml, while the units table is
-    built every time the workflow is parsed, on every cluster job too. The organisers' files are PyYAML block dumps, whose
-    keys are the lines that start in column 0; each such line is parsed alone
+    built every time the workflow is parsed, on every cluster job too. The
+    organisers' files are PyYAML block dumps, whose keys are the lines that
+    start in column 0; each such line is parsed alone
     (so quoting is YAML's). Any other shape is parsed whole. The records
     themselves are checked by :func:`read_annotations` when labels are read.
     """
