@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -42,31 +43,49 @@ class OrganiserCropsSource:
     weights_sha256 = ""
     n_landmarks = 0
 
-    def __init__(self, root: str | os.PathLike[str], crop_size: int = 224, frame_stride: int = 1) -> None:
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise VideoError(f"organiser crops folder {self.root} does not exist (faces.organiser_crops_dir)")
+    def __init__(self, root: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], crop_size: int = 224,
+                 frame_stride: int = 1) -> None:
+        # several roots: ABAW-5/6 ship Aff-Wild2's crops as cropped_aligned/ and cropped_aligned_new_50_vids/
+        roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)
+        self.roots = [Path(r) for r in roots]
+        for r in self.roots:
+            if not r.is_dir():
+                raise VideoError(f"organiser crops folder {r} does not exist (faces.organiser_crops_dir)")
+        if not self.roots:
+            raise VideoError("no organiser crops folder given (faces.organiser_crops_dir)")
         self.crop_size = int(crop_size)
         self.frame_stride = int(frame_stride)
 
     def crop_folder(self, unit: Unit) -> Path:
         """The video's crops folder: ``<root>/<video_id>`` (Aff-Wild2) or ``<root>/<tail of its path>``, the
-        shortest tail that is a folder (BAH's ``<path incl. .mp4>``)."""
-        folder = self.root / unit.video_id
+        shortest tail that is a folder (BAH's ``<path incl. .mp4>``), in exactly one of the roots."""
+        found = [f for r in self.roots if (f := self._folder_in(r, unit)) is not None]
+        if len(found) > 1:
+            raise VideoError(f"video {unit.video_id!r} has organiser crops in two folders: {found[0]} and "
+                             f"{found[1]}")
+        if not found:
+            where = " or ".join(str(r) for r in self.roots)
+            raise VideoError(f"{where}: no organiser crops folder for video {unit.video_id!r} (neither "
+                             f"{unit.video_id}/ nor a folder named as its path {unit.path})")
+        return found[0]
+
+    @staticmethod
+    def _folder_in(root: Path, unit: Unit) -> Path | None:
+        folder = root / unit.video_id
         if folder.is_dir():
             return folder
         parts = Path(unit.path).parts
         for n in range(1, len(parts) + 1):
-            folder = self.root.joinpath(*parts[-n:])
+            folder = root.joinpath(*parts[-n:])
             if folder.is_dir():
                 return folder
-        raise VideoError(f"{self.root}: no organiser crops folder for video {unit.video_id!r} (neither "
-                         f"{unit.video_id}/ nor a folder named as its path {unit.path})")
+        return None
 
-    def crop_files(self, unit: Unit) -> dict[int, Path]:
-        """{0-based frame index: crop file} of one video."""
+    @staticmethod
+    def crop_files(folder: Path) -> dict[int, Path]:
+        """{0-based frame index: crop file} of one video's crops folder."""
         files: dict[int, Path] = {}
-        for f in self.crop_folder(unit).iterdir():
+        for f in folder.iterdir():
             m = _CROP_FILE.match(f.name)
             if m is None:
                 continue
@@ -78,7 +97,8 @@ class OrganiserCropsSource:
     def read(self, unit: Unit) -> VideoRecord:
         from affectflow.media.decode import probe  # demuxes the video: frame count and true timestamps
 
-        files = self.crop_files(unit)
+        folder = self.crop_folder(unit)
+        files = self.crop_files(folder)
         p = probe(unit.path)
         n_total = len(p.timestamps)
         beyond = sorted(i for i in files if i >= n_total)
@@ -114,6 +134,6 @@ class OrganiserCropsSource:
         attrs = {
             "width": int(width), "height": int(height), "rotation": int(p.rotation),
             "n_frames_decoded": int(n_total), "detector": self.name, "frame_stride": self.frame_stride,
-            "n_with_face": int(has_face.sum()), "crops_dir": str(self.root / unit.video_id),
+            "n_with_face": int(has_face.sum()), "crops_dir": str(folder),
         }
         return VideoRecord(video_id=unit.video_id, arrays=arrays, attrs=attrs)

@@ -82,7 +82,7 @@ class FacesOptions(StageOptions):
     align: bool = False
     people: str = added("target")
     crop_on: str = added("host")
-    organiser_crops_dir: str | None = None
+    organiser_crops_dir: str | tuple[str, ...] | None = None  # one folder, or several (Aff-Wild2's two)
     on_bad_video: str = "skip"
     batch_size: int = runtime(32)
     contact_sheets: bool = runtime(True)
@@ -109,6 +109,8 @@ class FacesOptions(StageOptions):
         one_of("people", self.people, PEOPLE)
         if self.detector == "organiser" and self.people == "all":
             raise ValueError("people 'all' needs a detector: the organiser's crops are one face per frame")
+        if isinstance(self.organiser_crops_dir, (list, tuple)):  # a list of folders; one stays a string
+            self._set("organiser_crops_dir", tuple(str(d) for d in self.organiser_crops_dir))
         if self.detector == "organiser" and not self.organiser_crops_dir:
             raise ValueError("detector 'organiser' needs faces.organiser_crops_dir (a folder of <video_id>/00001.jpg)")
 

@@ -244,6 +244,26 @@ def test_organiser_crops_in_bah_layout(feat_data, tmp_path):
     assert np.abs(a["crops"][0].astype(int) - ref).mean() < 12  # frame-0.jpg is the first frame
 
 
+def test_organiser_crops_from_two_roots(feat_data, tmp_path):
+    """ABAW-5/6 ship Aff-Wild2's crops in two folders (cropped_aligned, cropped_aligned_new_50_vids): a list
+    of roots, each video's crops in exactly one of them."""
+    video = feat_data / "single_face.mp4"
+    frames = [f for b in iter_batches(video, VideoInfo(str(video))) for f in b.frames]
+    roots = [tmp_path / "cropped_aligned", tmp_path / "cropped_aligned_new_50_vids"]
+    for root, vid, k in ((roots[0], "old", 1), (roots[1], "new", 3)):
+        (root / vid).mkdir(parents=True)
+        cv2.imwrite(str(root / vid / f"{k:05d}.jpg"), frames[k - 1][100:300, 200:400, ::-1])
+    cfg = {"detector": "organiser", "organiser_crops_dir": [str(r) for r in roots], "crop_size": 32}
+    out = tmp_path / "faces.h5"
+    assert run_faces([unit("old", video), unit("new", video)], out, cfg, progress=False).written == ["old", "new"]
+    with ShardReader(out, stage="faces", model="organiser") as r:
+        assert np.flatnonzero(r.read("old").arrays["has_face"]).tolist() == [0]
+        assert np.flatnonzero(r.read("new").arrays["has_face"]).tolist() == [2]
+    (roots[1] / "old").mkdir()
+    res = run_faces([unit("old", video)], tmp_path / "twice.h5", cfg, progress=False)
+    assert res.written == [] and "organiser crops in two folders" in res.skipped[0][1]
+
+
 def test_organiser_crops(feat_data, tmp_path):
     video = feat_data / "single_face.mp4"
     crops_dir = tmp_path / "cropped_aligned" / "vid1"
