@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 
 from affectflow.data.adapters.errors import LabelError
+from affectflow.data.adapters.files import cached
 
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: a full release is tens of MB
 _FRAME_NAME = re.compile(r"(?:^|/)frame-(?P<k>[0-9]+)\.jpg$")
@@ -90,13 +91,20 @@ def annotation_keys(path: str | os.PathLike[str], shown: str | None = None) -> d
     out: dict[str, str] = {}
     for key in keys:
         assert key is not None
-        video_id = os.path.splitext(os.path.basename(key))[0]
-        if not video_id:
-            raise LabelError(f"{shown}: video {key!r}: the key is not a video path")
-        if video_id in out:
-            raise LabelError(f"{shown}: video {key!r}: the video {video_id!r} is also listed as {out[video_id]!r}")
-        out[video_id] = key
+        out[_video_id(key, out, shown)] = key
     return out
+
+
+def _video_id(key: str, seen: Mapping[str, object], shown: str) -> str:
+    """The id (file stem) of the video listed under ``key``; one not a video path, or listed twice, is an error."""
+    video_id = os.path.splitext(os.path.basename(key))[0]
+    if not video_id:
+        raise LabelError(f"{shown}: video {key!r}: the key is not a video path")
+    if video_id in seen:
+        other = seen[video_id]
+        raise LabelError(f"{shown}: video {key!r}: the video {video_id!r} is also listed as "
+                         f"{getattr(other, 'key', other)!r}")
+    return video_id
 
 
 def _top_level_key(line: str) -> str | None:
@@ -115,12 +123,7 @@ def _top_level_key(line: str) -> str | None:
 def read_annotations(path: str | os.PathLike[str], shown: str | None = None) -> dict[str, AnnotatedVideo]:
     """Every video of an annotations file by id (the file stem), checked whole and cached while the file is
     unchanged: a bad record anywhere is reported whichever video is asked for."""
-    p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise LabelError(f"{shown or os.fspath(path)}: annotations file not found") from None
-    return _parse(str(p.resolve()), shown or os.fspath(path), st.st_mtime_ns, st.st_size)
+    return cached(_parse, Path(path), shown or os.fspath(path), "annotations file")
 
 
 @functools.lru_cache(maxsize=4)
@@ -135,11 +138,7 @@ def _parse(path: str, shown: str, _mtime_ns: int, _size: int) -> dict[str, Annot
         where = f"{shown}: video {key!r}"
         if not isinstance(rec, Mapping):
             raise LabelError(f"{where}: expected a mapping of annotations, got {type(rec).__name__}")
-        video_id = os.path.splitext(os.path.basename(key))[0]
-        if not video_id:
-            raise LabelError(f"{where}: the key is not a video path")
-        if video_id in out:
-            raise LabelError(f"{where}: the video {video_id!r} is also listed as {out[video_id].key!r}")
+        video_id = _video_id(key, out, shown)
         global_ah = rec.get("global_ah")
         if global_ah is not None and global_ah not in (0, 1):
             raise LabelError(f"{where}: global_ah {global_ah!r} is not 0 or 1")

@@ -75,8 +75,9 @@ def bah_video_units(entry: DatasetEntry, n_shards: int, base: Path) -> FoundUnit
     are kept as written under the ``videos`` folder.
     """
     labels_given = entry.labels
-    split_dir = split_folder(labels_dir(labels_given, base))
-    split_shown = labels_given if split_dir == labels_dir(labels_given, base) else os.path.join(labels_given, "split")
+    labels = labels_dir(labels_given, base)
+    split_dir = split_folder(labels)
+    split_shown = labels_given if split_dir == labels else os.path.join(labels_given, "split")
     check_class_ids(split_dir, split_shown)
     videos_given = entry.videos
     videos_dir = resolve(videos_given, base)
