@@ -18,6 +18,8 @@ TASKS = ("expr", "emi", "ah", "ah_video")
 VIDEO_TASKS = ("emi", "ah_video")
 #: binary tasks (one P(A/H) per frame or video, decided by a threshold)
 BINARY_TASKS = ("ah", "ah_video")
+#: each task's challenge metric, as metric reports and metrics.csv name it (EXPR, AH: macro F1; EMI: mean r)
+MAIN_METRIC = {"expr": "f1", "emi": "pearson_r", "ah": "f1", "ah_video": "f1"}
 SPLITS = ("train", "val", "test")
 #: a feature label's first part (``face/<model>``, ``audio/<model>``, ``text/<asr>/<model>``) -> the stage
 #: whose shards hold those features

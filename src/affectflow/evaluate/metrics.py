@@ -2,9 +2,10 @@
 
 The definitions follow the ABAW challenges so that validation numbers can be compared with the paper
 (HSEmotion ABAW-8, Tables 1-4): EXPR macro F1 over all 8 classes (frames labelled -1 ignored), EMI
-Pearson r per emotion averaged over the six, AH the A/H class's F1 per frame, AH-video macro F1 over
-both classes of one label per video. A constant EMI input scores r = 0 with a warning, so no NaN
-poisons an average or a sweep.
+Pearson r per emotion averaged over the six, AH macro F1 over both classes per frame, AH-video macro F1
+over both classes of one label per video; both AH levels also report the A/H class's F1 and, given
+P(A/H), its average precision, as the organisers' bah_metrics.py does. A constant EMI input scores
+r = 0 with a warning, so no NaN poisons an average or a sweep.
 
 Output contract: per-task score dicts and a :class:`MetricReport` (task, split, scalar ``metrics`` with
 the headline one named by ``main``, ``per_class``, ``n``, ``config``), saved as JSON.
@@ -28,7 +29,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score, f1_score
 
 from affectflow.core.files import atomic_write_text
-from affectflow.core.vocabulary import AH_CLASSES, EMI_EMOTIONS, EXPR_CLASSES, TASKS
+from affectflow.core.vocabulary import AH_CLASSES, EMI_EMOTIONS, EXPR_CLASSES, MAIN_METRIC, TASKS
 
 N_EXPR = len(EXPR_CLASSES)
 IGNORE_LABEL = -1
@@ -154,57 +155,10 @@ def _binary(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[in
     return yt, yp
 
 
-def ah_frame_f1(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int]) -> float:
-    """Binary F1 of the positive class (AH present) over frames; 0 when it is undefined."""
-    yt, yp = _binary(y_true, y_pred, "AH", "AH frame")
-    return float(f1_score(yt, yp, pos_label=1, average="binary", zero_division=0))
-
-
-def video_any(frame_labels: Mapping[str, np.ndarray]) -> dict[str, int]:
-    """Video-level AH label: 1 when any frame of the video is 1."""
-    return {v: int(np.any(np.asarray(y) == 1)) for v, y in frame_labels.items()}
-
-
-def ah_video_f1(true_by_video: Mapping[str, np.ndarray], pred_by_video: Mapping[str, np.ndarray]) -> float:
-    """F1 of 'the video contains AH' over videos (frame labels are reduced with ``any``)."""
-    if set(true_by_video) != set(pred_by_video):
-        raise ValueError("true and predicted videos differ")
-    vids = sorted(true_by_video)
-    yt = np.array([video_any({v: true_by_video[v]})[v] for v in vids])
-    yp = np.array([video_any({v: pred_by_video[v]})[v] for v in vids])
-    return ah_frame_f1(yt, yp)
-
-
-def ah_scores(true_by_video: Mapping[str, np.ndarray], pred_by_video: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """Frame F1 (over all frames of all videos, concatenated) and video-level F1; frames labelled -1 (past
-    the end of a label file) are left out of both."""
-    if set(true_by_video) != set(pred_by_video):
-        raise ValueError("true and predicted videos differ")
-    vids = sorted(true_by_video)
-    for v in vids:
-        if len(true_by_video[v]) != len(pred_by_video[v]):
-            raise ValueError(f"video {v!r}: {len(true_by_video[v])} labels but {len(pred_by_video[v])} predictions")
-    labelled = {v: np.asarray(true_by_video[v]).ravel() != IGNORE_LABEL for v in vids}
-    true_by_video = {v: np.asarray(true_by_video[v]).ravel()[labelled[v]] for v in vids}
-    pred_by_video = {v: np.asarray(pred_by_video[v]).ravel()[labelled[v]] for v in vids}
-    yt = np.concatenate([true_by_video[v] for v in vids])
-    yp = np.concatenate([pred_by_video[v] for v in vids])
-    return {
-        "f1": ah_frame_f1(yt, yp),
-        "video_f1": ah_video_f1(true_by_video, pred_by_video),
-        "accuracy": float(np.mean(yt == yp)),
-        "n": int(yt.size),
-        "n_videos": len(vids),
-    }
-
-
-def ah_video_scores(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int],
-                    scores: np.ndarray | Sequence[float] | None = None) -> dict[str, Any]:
-    """Macro F1 over both classes of one 0/1 label per video (the video challenge's metric), per-class F1,
-    the A/H class's F1 and accuracy; with ``scores`` (P(A/H) per video) the average precision of the A/H
-    class too (``ap_ah``), as the organisers' bah_metrics.py reports beside the F1 (left out when the videos
-    hold one class only: it is undefined then)."""
-    yt, yp = _binary(y_true, y_pred, "video A/H", "video")
+def _binary_scores(yt: np.ndarray, yp: np.ndarray, scores: np.ndarray | Sequence[float] | None) -> dict[str, Any]:
+    """The scores both AH levels report, from checked 0/1 vectors: macro F1 over the two classes (the
+    challenges' headline), per-class F1, the A/H class's F1, accuracy and, with ``scores`` (P(A/H)), the A/H
+    class's average precision ``ap_ah`` (left out when one class only is present: it is undefined then)."""
     per = f1_score(yt, yp, labels=[0, 1], average=None, zero_division=0)
     out = {
         "f1": float(np.mean(per)),
@@ -221,10 +175,65 @@ def ah_video_scores(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Seq
     return out
 
 
+def ah_macro_f1(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int]) -> float:
+    """Mean of the two classes' F1 (no A/H, A/H): the AH challenges' metric, frames or videos alike; a class
+    absent from both vectors counts as F1 = 0."""
+    yt, yp = _binary(y_true, y_pred, "AH", "AH row")
+    return float(np.mean(f1_score(yt, yp, labels=[0, 1], average=None, zero_division=0)))
+
+
+def video_any(frame_labels: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """Video-level AH label: 1 when any frame of the video is 1."""
+    return {v: int(np.any(np.asarray(y) == 1)) for v, y in frame_labels.items()}
+
+
+def ah_video_f1(true_by_video: Mapping[str, np.ndarray], pred_by_video: Mapping[str, np.ndarray]) -> float:
+    """Macro F1 of 'the video contains A/H' over videos (frame labels are reduced with ``any``)."""
+    if set(true_by_video) != set(pred_by_video):
+        raise ValueError("true and predicted videos differ")
+    vids = sorted(true_by_video)
+    yt = np.array([video_any({v: true_by_video[v]})[v] for v in vids])
+    yp = np.array([video_any({v: pred_by_video[v]})[v] for v in vids])
+    return ah_macro_f1(yt, yp)
+
+
+def ah_scores(true_by_video: Mapping[str, np.ndarray], pred_by_video: Mapping[str, np.ndarray],
+              scores_by_video: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Frame-level scores over all frames of all videos, concatenated (:func:`_binary_scores`; ``ap_ah`` from
+    ``scores_by_video``, P(A/H) per frame) and the video-level macro F1; frames labelled -1 (past the end
+    of a label file) are left out of all of them."""
+    if set(true_by_video) != set(pred_by_video):
+        raise ValueError("true and predicted videos differ")
+    if scores_by_video is not None and set(scores_by_video) != set(true_by_video):
+        raise ValueError("true videos and videos with scores differ")
+    vids = sorted(true_by_video)
+    for v in vids:
+        n_true = len(true_by_video[v])
+        for what, other in (("predictions", pred_by_video), ("scores", scores_by_video or {})):
+            if v in other and len(other[v]) != n_true:
+                raise ValueError(f"video {v!r}: {n_true} labels but {len(other[v])} {what}")
+    labelled = {v: np.asarray(true_by_video[v]).ravel() != IGNORE_LABEL for v in vids}
+
+    def kept(by_video: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {v: np.asarray(by_video[v]).ravel()[labelled[v]] for v in vids}
+
+    true_by_video, pred_by_video = kept(true_by_video), kept(pred_by_video)
+    yt, yp = _binary(np.concatenate([true_by_video[v] for v in vids]),
+                     np.concatenate([pred_by_video[v] for v in vids]), "AH", "AH frame")
+    sc = None if scores_by_video is None else np.concatenate(list(kept(scores_by_video).values()))
+    return {**_binary_scores(yt, yp, sc), "video_f1": ah_video_f1(true_by_video, pred_by_video),
+            "n_videos": len(vids)}
+
+
+def ah_video_scores(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int],
+                    scores: np.ndarray | Sequence[float] | None = None) -> dict[str, Any]:
+    """The video challenge's scores (:func:`_binary_scores`) of one 0/1 label per video; ``scores`` is
+    P(A/H) per video."""
+    yt, yp = _binary(y_true, y_pred, "video A/H", "video")
+    return _binary_scores(yt, yp, scores)
+
+
 # ---------------------------------------------------------------------- report
-
-MAIN_METRIC = {"expr": "f1", "emi": "pearson_r", "ah": "f1", "ah_video": "f1"}
-
 
 @dataclass
 class MetricReport:
@@ -300,18 +309,21 @@ def emi_report(y_true, y_pred, split: str, config: Mapping[str, Any] | None = No
     return MetricReport("emi", split, {"pearson_r": s["pearson_r"]}, s["per_emotion_r"], s["n"], dict(config or {}))
 
 
-def ah_report(true_by_video, pred_by_video, split: str, config: Mapping[str, Any] | None = None) -> MetricReport:
-    s = ah_scores(true_by_video, pred_by_video)
-    m = {"f1": s["f1"], "video_f1": s["video_f1"], "accuracy": s["accuracy"]}
-    return MetricReport("ah", split, m, {}, s["n"], dict(config or {}))
+def _binary_metrics(s: Mapping[str, Any], *extra: str) -> dict[str, float]:
+    keys = ("f1", "f1_ah", *extra, "accuracy", "ap_ah")
+    return {k: s[k] for k in keys if k in s}
+
+
+def ah_report(true_by_video, pred_by_video, split: str, config: Mapping[str, Any] | None = None,
+              scores_by_video: Mapping[str, np.ndarray] | None = None) -> MetricReport:
+    s = ah_scores(true_by_video, pred_by_video, scores_by_video)
+    return MetricReport("ah", split, _binary_metrics(s, "video_f1"), s["per_class_f1"], s["n"], dict(config or {}))
 
 
 def ah_video_report(y_true, y_pred, split: str, config: Mapping[str, Any] | None = None,
                     scores: np.ndarray | Sequence[float] | None = None) -> MetricReport:
     s = ah_video_scores(y_true, y_pred, scores)
-    m = {"f1": s["f1"], "f1_ah": s["f1_ah"], "accuracy": s["accuracy"],
-         **({"ap_ah": s["ap_ah"]} if "ap_ah" in s else {})}
-    return MetricReport("ah_video", split, m, s["per_class_f1"], s["n"], dict(config or {}))
+    return MetricReport("ah_video", split, _binary_metrics(s), s["per_class_f1"], s["n"], dict(config or {}))
 
 
 # ------------------------------------------------------------------ utilities

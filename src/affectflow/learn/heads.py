@@ -33,7 +33,7 @@ from torch import nn
 from affectflow.core.device import resolve_device
 from affectflow.core.files import atomic_write, sha256_file
 from affectflow.core.vocabulary import BINARY_TASKS
-from affectflow.evaluate.metrics import IGNORE_LABEL, N_EXPR, ah_frame_f1, ah_video_scores, emi_scores, expr_macro_f1
+from affectflow.evaluate.metrics import IGNORE_LABEL, N_EXPR, ah_macro_f1, emi_scores, expr_macro_f1
 from affectflow.learn.settings import TrainConfig
 
 log = logging.getLogger("affectflow.learn")
@@ -408,9 +408,9 @@ def train_ah_head(
     threshold: float = 0.5,
     task: Literal["ah", "ah_video"] = "ah",
 ) -> TrainedHead:
-    """Binary A/H head (one logit, BCE): rows are frames (``ah``, selected on the A/H class's F1) or videos
-    (``ah_video``, selected on macro F1 over both classes, the video challenge's metric), at ``threshold``;
-    rows labelled -1 (frames a label file does not cover) are dropped."""
+    """Binary A/H head (one logit, BCE): rows are frames (``ah``) or videos (``ah_video``), selected on macro
+    F1 over both classes (the challenges' metric at either level) at ``threshold``; rows labelled -1 (frames a
+    label file does not cover) are dropped."""
     cfg = config or TrainConfig()
     y_tr = np.asarray(y_train).ravel()
     if y_tr.size and not np.isin(y_tr, (IGNORE_LABEL, 0, 1)).all():
@@ -428,9 +428,7 @@ def train_ah_head(
         return bce(logits[:, 0], y)
 
     def metric(y: np.ndarray, p: np.ndarray) -> float:
-        if task == "ah_video":
-            return ah_video_scores(y.astype(np.int64), (p >= threshold).astype(np.int64))["f1"]
-        return ah_frame_f1(y.astype(np.int64), (p >= threshold).astype(np.int64))
+        return ah_macro_f1(y.astype(np.int64), (p >= threshold).astype(np.int64))
 
     yv = None if y_val is None else np.asarray(y_val, dtype=np.float32).ravel()
     return _fit(

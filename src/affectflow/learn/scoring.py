@@ -32,9 +32,9 @@ def val_report(task: str, vs: list[VideoRows], post: dict[str, tuple[np.ndarray,
             return ah_video_report(np.concatenate([v.y for v in vs]),  # type: ignore[misc]
                                    (p_ah >= thr).astype(np.int64), "val", conf, scores=p_ah)
         if task == "ah":
+            p_ah = {v.unit.video_id: np.asarray(post[v.unit.video_id][0]).ravel() for v in vs}
             return ah_report({v.unit.video_id: v.y for v in vs},
-                             {v.unit.video_id: (post[v.unit.video_id][0] >= thr).astype(np.int64) for v in vs},
-                             "val", conf)
+                             {v: (p >= thr).astype(np.int64) for v, p in p_ah.items()}, "val", conf, p_ah)
         return emi_report(np.stack([v.y for v in vs]), np.stack([post[v.unit.video_id][0] for v in vs]), "val", conf)
     except ValueError as e:
         raise LearnError(f"task {task}: cannot score split 'val': {e}") from None

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from affectflow.core.vocabulary import BINARY_TASKS
-from affectflow.evaluate.metrics import ah_frame_f1, ah_video_scores
+from affectflow.evaluate.metrics import ah_macro_f1
 from affectflow.learn.rows import VideoRows, zscore_stats
 from affectflow.learn.settings import LearnSettings
 from affectflow.learn.video_classifier import VideoAHClassifier, fit_video_ah_classifier
@@ -33,7 +33,7 @@ def video_classifier_for(task: str, videos: LearnVideos, has_text: bool, setting
             np.stack([v.video_vec for v in videos.val])), strict=True)}
         truth = np.array([int(np.any(v.y == 1)) for v in videos.val])
         pred = np.array([keep_val[v.unit.video_id] for v in videos.val])
-        vc.meta["val_f1"] = ah_video_scores(truth, pred)["f1"] if task == "ah_video" else ah_frame_f1(truth, pred)
+        vc.meta["val_f1"] = ah_macro_f1(truth, pred)
         vc.meta["val_accuracy"] = float(np.mean(truth == pred))
     return vc, vc.save(out / "video_classifier.json")
 

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from affectflow.core.vocabulary import TASKS
+from affectflow.core.vocabulary import MAIN_METRIC, TASKS
 
-#: the challenge metric of each task, as metrics.csv names it (EMI: mean Pearson r)
-MAIN_METRIC = {"expr": "f1", "emi": "pearson_r", "ah": "f1", "ah_video": "f1"}
 STANDIN_MARK = " (stand-in weights)"
 CHOSEN_MARK = " (chosen)"
 METRICS_COLUMNS = ("task", "stage", "name", "metric", "value")

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # torch: loaded when a job runs, not at every workflow parse 
 FACE_INPUTS = ("embeddings", "logits", "both")
 
 #: bump when heads, predictions or metrics change for the same features, labels and options (docs/reruns.md)
-STAGE_VERSION = 1
+STAGE_VERSION = 2  # 2: AH heads selected on, and scored with, macro F1 over both classes (was the A/H class's F1)
 MISSING_FACE = ("auto", "drop", "carry_last", "other_modalities")
 TEXT_FILL = ("auto", "zeros", "nearest")
 EMI_WEIGHTS = ("dominant", "mass", "uniform")

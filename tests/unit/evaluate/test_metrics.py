@@ -12,7 +12,7 @@ from affectflow.evaluate.metrics import (
     EXPR_CLASSES,
     ConstantInputWarning,
     MetricReport,
-    ah_frame_f1,
+    ah_macro_f1,
     ah_report,
     ah_scores,
     ah_video_f1,
@@ -88,24 +88,47 @@ def test_constant_prediction_gives_zero_with_warning():
 
 @pytest.mark.parametrize("seed", range(3))
 def test_ah_matches_sklearn(seed):
+    """Frame level as the BAH organisers score it: macro F1 over both classes, the A/H class's F1 and AP."""
+    from sklearn.metrics import average_precision_score
+
     rng = np.random.default_rng(seed)
     t = {f"v{i}": (rng.random(rng.integers(5, 50)) < 0.2).astype(int) for i in range(30)}
-    p = {v: (rng.random(len(y)) < 0.3).astype(int) for v, y in t.items()}
+    sc = {v: rng.random(len(y)) for v, y in t.items()}
+    p = {v: (sc[v] >= 0.7).astype(int) for v in t}
     vids = sorted(t)
     yt = np.concatenate([t[v] for v in vids])
     yp = np.concatenate([p[v] for v in vids])
-    assert ah_frame_f1(yt, yp) == pytest.approx(f1_score(yt, yp))
+    assert ah_macro_f1(yt, yp) == pytest.approx(f1_score(yt, yp, average="macro"))
     vt = [int(t[v].any()) for v in vids]
     vp = [int(p[v].any()) for v in vids]
-    assert ah_video_f1(t, p) == pytest.approx(f1_score(vt, vp))
-    s = ah_scores(t, p)
-    assert s["f1"] == pytest.approx(f1_score(yt, yp)) and s["n_videos"] == 30
+    assert ah_video_f1(t, p) == pytest.approx(f1_score(vt, vp, labels=[0, 1], average="macro", zero_division=0))
+    s = ah_scores(t, p, sc)
+    assert s["f1"] == pytest.approx(f1_score(yt, yp, average="macro")) and s["n_videos"] == 30
+    assert s["f1_ah"] == pytest.approx(f1_score(yt, yp)) and s["f1"] != pytest.approx(s["f1_ah"])
+    assert s["ap_ah"] == pytest.approx(average_precision_score(yt, np.concatenate([sc[v] for v in vids])))
+    assert "ap_ah" not in ah_scores(t, p)
+
+
+def test_ah_frame_ignores_unlabelled_frames_in_every_score():
+    """-1 frames leave the F1s, the AP and the video label alike."""
+    from sklearn.metrics import average_precision_score
+
+    t = {"a": np.array([1, 0, -1, -1]), "b": np.array([0, 0, 1])}
+    sc = {"a": np.array([0.9, 0.2, 0.99, 0.01]), "b": np.array([0.1, 0.6, 0.3])}
+    p = {v: (x >= 0.5).astype(int) for v, x in sc.items()}
+    s = ah_scores(t, p, sc)
+    yt, ys = np.array([1, 0, 0, 0, 1]), np.array([0.9, 0.2, 0.1, 0.6, 0.3])
+    assert s["n"] == 5 and s["f1"] == pytest.approx(f1_score(yt, ys >= 0.5, average="macro"))
+    assert s["ap_ah"] == pytest.approx(average_precision_score(yt, ys))
+    with pytest.raises(ValueError, match="scores"):
+        ah_scores(t, p, {"a": sc["a"][:2], "b": sc["b"]})
 
 
 def test_ah_no_positive_is_zero_not_nan():
-    assert ah_frame_f1([0, 0, 0], [0, 0, 0]) == 0.0
+    assert ah_macro_f1([0, 0, 0], [0, 0, 0]) == pytest.approx(0.5)  # no A/H anywhere: that class scores 0
+    assert ah_macro_f1([0, 0, 0], [1, 1, 1]) == 0.0
     with pytest.raises(ValueError):
-        ah_frame_f1([0, 2], [0, 1])
+        ah_macro_f1([0, 2], [0, 1])
 
 
 def test_report_json_roundtrip(tmp_path):
@@ -117,7 +140,8 @@ def test_report_json_roundtrip(tmp_path):
     e = emi_report(rng.random((10, 6)), rng.random((10, 6)), "val")
     assert MetricReport.from_json(e.to_json()).per_class.keys() == set(EMI_EMOTIONS)
     a = ah_report({"v": np.array([0, 1])}, {"v": np.array([1, 1])}, "test")
-    assert a.metrics["video_f1"] == 1.0 and a.split == "test"
+    assert a.metrics["video_f1"] == 0.5 and a.split == "test"  # one video, A/H: the no-A/H class scores 0
+    assert a.per_class == {"no A/H": 0.0, "A/H": pytest.approx(2 / 3)} and a.main == "f1"
     with pytest.raises(ValueError):
         MetricReport("va", "val", {})
 
