@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, f1_score
+from sklearn.metrics import auc, f1_score
 
 from affectflow.core.files import atomic_write_text
 from affectflow.core.vocabulary import AH_CLASSES, EMI_EMOTIONS, EXPR_CLASSES, MAIN_METRIC, TASKS
@@ -171,8 +171,22 @@ def _binary_scores(yt: np.ndarray, yp: np.ndarray, scores: np.ndarray | Sequence
         sc = np.asarray(scores, dtype=np.float64).ravel()
         _check_same_length(yt, sc)
         if 0 < yt.sum() < yt.size:
-            out["ap_ah"] = float(average_precision_score(yt, sc))
+            out["ap_ah"] = ah_average_precision(yt, sc)
     return out
+
+
+def ah_average_precision(y_true: np.ndarray, p_ah: np.ndarray) -> float:
+    """The A/H class's average precision as the organisers' ``bah_metrics.average_precision`` computes it:
+    precision and recall at the thresholds 0, 0.001, ..., 0.999 (precision 0 where nothing is called
+    A/H), and the trapezoidal area under that curve (``sklearn.metrics.auc``). It differs from
+    scikit-learn's step-wise ``average_precision_score``; this one is the figure the challenge reports."""
+    th = np.arange(0, 1, 0.001)
+    pos = np.sort(p_ah[y_true == 1])
+    neg = np.sort(p_ah[y_true == 0])
+    tp = pos.size - np.searchsorted(pos, th, side="left")  # rows with p >= th
+    fp = neg.size - np.searchsorted(neg, th, side="left")
+    precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
+    return float(auc(tp / pos.size, precision))
 
 
 def ah_macro_f1(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int]) -> float:

@@ -86,11 +86,42 @@ def test_constant_prediction_gives_zero_with_warning():
         pearson_r([1.0], [1.0])
 
 
+def _organisers_ap(gt, probs_cl_1):
+    """LIVIAETS/bah-dataset ``bah_metrics.average_precision``, loop for loop: precision and recall at the
+    thresholds 0, 0.001, ..., 0.999 and ``sklearn.metrics.auc`` of that curve."""
+    from sklearn.metrics import auc
+
+    gt, probs_cl_1 = np.asarray(gt, dtype=float), np.asarray(probs_cl_1)
+    n_pos = gt.sum().item()
+    l_prec, l_rec = [], []
+    for th in np.arange(0, 1, 0.001).tolist():
+        preds = (probs_cl_1 >= th).astype(float)
+        tp = np.sum(np.logical_and(preds == 1, gt == 1))
+        fp = np.sum(np.logical_and(preds == 1, gt == 0))
+        fn = np.sum(np.logical_and(preds == 0, gt == 1))
+        assert tp + fn == n_pos
+        l_prec.append((tp / (tp + fp)).item() if tp + fp > 0 else 0.0)
+        l_rec.append((tp / (tp + fn)).item())
+    return float(auc(np.array(l_rec), np.array(l_prec)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ah_average_precision_is_the_organisers_figure_not_sklearns(seed):
+    from sklearn.metrics import average_precision_score
+
+    from affectflow.evaluate.metrics import ah_average_precision
+
+    rng = np.random.default_rng(seed)
+    y = (rng.random(500) < 0.25).astype(int)
+    p = np.clip(0.3 * y + rng.random(500) * 0.7, 0, 1)
+    p[:20] = np.round(p[:20], 3)  # scores that fall exactly on a threshold
+    assert ah_average_precision(y, p) == pytest.approx(_organisers_ap(y, p), abs=1e-12)
+    assert abs(ah_average_precision(y, p) - average_precision_score(y, p)) > 1e-4  # a different estimate
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_ah_matches_sklearn(seed):
     """Frame level as the BAH organisers score it: macro F1 over both classes, the A/H class's F1 and AP."""
-    from sklearn.metrics import average_precision_score
-
     rng = np.random.default_rng(seed)
     t = {f"v{i}": (rng.random(rng.integers(5, 50)) < 0.2).astype(int) for i in range(30)}
     sc = {v: rng.random(len(y)) for v, y in t.items()}
@@ -105,21 +136,19 @@ def test_ah_matches_sklearn(seed):
     s = ah_scores(t, p, sc)
     assert s["f1"] == pytest.approx(f1_score(yt, yp, average="macro")) and s["n_videos"] == 30
     assert s["f1_ah"] == pytest.approx(f1_score(yt, yp)) and s["f1"] != pytest.approx(s["f1_ah"])
-    assert s["ap_ah"] == pytest.approx(average_precision_score(yt, np.concatenate([sc[v] for v in vids])))
+    assert s["ap_ah"] == pytest.approx(_organisers_ap(yt, np.concatenate([sc[v] for v in vids])))
     assert "ap_ah" not in ah_scores(t, p)
 
 
 def test_ah_frame_ignores_unlabelled_frames_in_every_score():
     """-1 frames leave the F1s, the AP and the video label alike."""
-    from sklearn.metrics import average_precision_score
-
     t = {"a": np.array([1, 0, -1, -1]), "b": np.array([0, 0, 1])}
     sc = {"a": np.array([0.9, 0.2, 0.99, 0.01]), "b": np.array([0.1, 0.6, 0.3])}
     p = {v: (x >= 0.5).astype(int) for v, x in sc.items()}
     s = ah_scores(t, p, sc)
     yt, ys = np.array([1, 0, 0, 0, 1]), np.array([0.9, 0.2, 0.1, 0.6, 0.3])
     assert s["n"] == 5 and s["f1"] == pytest.approx(f1_score(yt, ys >= 0.5, average="macro"))
-    assert s["ap_ah"] == pytest.approx(average_precision_score(yt, ys))
+    assert s["ap_ah"] == pytest.approx(_organisers_ap(yt, ys))
     with pytest.raises(ValueError, match="scores"):
         ah_scores(t, p, {"a": sc["a"][:2], "b": sc["b"]})
 
@@ -166,14 +195,12 @@ def test_ah_video_is_macro_f1_over_both_classes():
 
 def test_ah_video_reports_the_ap_of_the_ah_class_beside_the_macro_f1():
     """As the BAH organisers' bah_metrics.py: macro F1 (mean of both classes' F1) and AP of class 1."""
-    from sklearn.metrics import average_precision_score
-
     from affectflow.evaluate.metrics import ah_video_report, ah_video_scores
 
     y = np.array([0, 0, 1, 1, 1, 0])
     p = np.array([0.1, 0.6, 0.8, 0.4, 0.9, 0.2])
     s = ah_video_scores(y, (p >= 0.5).astype(int), p)
-    assert s["ap_ah"] == pytest.approx(average_precision_score(y, p))
+    assert s["ap_ah"] == pytest.approx(_organisers_ap(y, p))
     assert s["f1"] == pytest.approx(np.mean(list(s["per_class_f1"].values())))  # the mean of both classes
     assert "ap_ah" not in ah_video_scores(y, y)  # no scores: no AP
     assert "ap_ah" not in ah_video_scores(np.ones(3, int), np.ones(3, int), [0.2, 0.5, 0.9])  # one class: undefined
