@@ -185,7 +185,10 @@ def test_every_task_submits_in_the_organisers_form(decoded, release: Path, tmp_p
                                 "0.3876,0.6124,1")
     y_true, p1 = np.array([0, 1, 1, 0]), np.array([0.2, 0.9, 0.6, 0.4])
     s = ah_video_scores(y_true, (p1 >= 0.5).astype(int), p1)
-    assert s["f1"] == 1.0 and s["ap_ah"] == 1.0  # macro F1 over both classes, and AP of the A/H class
+    assert s["f1"] == 1.0  # macro F1 over both classes
+    # AP of the A/H class as bah_metrics.py computes it: its curve ends at recall 0, precision 0 (no row at or
+    # above 0.9 once the threshold passes it), so even this perfect ranking scores 0.75 there, not 1
+    assert s["ap_ah"] == pytest.approx(0.75)
 
     write_ah_submission(out / "ah.txt", {"82557_Question_1_2024-08-22 14-46-11_Video": [0, 1, 1, 1, 0]})
     assert check_submission("ah", out / "ah.txt") == []
