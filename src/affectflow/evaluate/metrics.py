@@ -159,7 +159,7 @@ def _binary_scores(yt: np.ndarray, yp: np.ndarray, scores: np.ndarray | Sequence
     """The scores both AH levels report, from checked 0/1 vectors: macro F1 over the two classes (the
     challenges' headline), per-class F1, the A/H class's F1, accuracy and, with ``scores`` (P(A/H)), the A/H
     class's average precision ``ap_ah`` (left out when one class only is present: it is undefined then)."""
-    per = f1_score(yt, yp, labels=[0, 1], average=None, zero_division=0)
+    per = _ah_class_f1(yt, yp)
     out = {
         "f1": float(np.mean(per)),
         "f1_ah": float(per[1]),
@@ -192,8 +192,12 @@ def ah_average_precision(y_true: np.ndarray, p_ah: np.ndarray) -> float:
 def ah_macro_f1(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int]) -> float:
     """Mean of the two classes' F1 (no A/H, A/H): the AH challenges' metric, frames or videos alike; a class
     absent from both vectors counts as F1 = 0."""
-    yt, yp = _binary(y_true, y_pred, "AH", "AH row")
-    return float(np.mean(f1_score(yt, yp, labels=[0, 1], average=None, zero_division=0)))
+    return float(np.mean(_ah_class_f1(*_binary(y_true, y_pred, "AH", "AH row"))))
+
+
+def _ah_class_f1(yt: np.ndarray, yp: np.ndarray) -> np.ndarray:
+    """F1 of no A/H and of A/H, in that order; a class absent from both vectors scores 0."""
+    return f1_score(yt, yp, labels=[0, 1], average=None, zero_division=0)
 
 
 def video_any(frame_labels: Mapping[str, np.ndarray]) -> dict[str, int]:
