@@ -987,7 +987,6 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
             }, opts.reps)
             # the same stages as a workstation runs them: threads decoding, crops cut on the host
             by_threads = path(host_cfg)
-            det.crops = None  # the detector is the section's: back to crops on the host
         gpu = {**_median_pass(passes), "decode_alone_frames_per_s": median(decodes), "units": len(units),
                "decode_threads": threads, "detector_batch": host_cfg["batch_size"], "features": feat,
                "faces_options": GPU_NODE_FACES, "runs_frames_per_s": [p["frames_per_s"] for p in passes],
