@@ -204,35 +204,47 @@ class VideoAppender:
     def __init__(self, grp: h5py.Group, uncompressed: Collection[str] = ()) -> None:
         self._grp = grp
         self._uncompressed = frozenset(uncompressed)
-        self._rows: frozenset[str] = frozenset()  # the appended arrays
+        # the appended arrays, open for the whole video: opening a dataset per batch costs more than writing a
+        # batch of raw crops, and closing it flushes its partial chunk, which the next batch then reads back
+        self._datasets: dict[str, h5py.Dataset] = {}
+        self._row_shapes: dict[str, tuple[int, ...]] = {}
+        self._closed = False
         self.n = 0
         self.attrs: dict[str, Any] = {}
 
     def append(self, rows: Mapping[str, np.ndarray]) -> None:
+        if self._closed:
+            raise ValueError(f"{self._grp.name}: rows appended after the video was finished")
         arrays = {k: np.asarray(v) for k, v in rows.items()}
         counts = {len(a) for a in arrays.values()}
         if len(counts) > 1:
             raise ValueError(f"rows of unequal length: { {k: len(a) for k, a in arrays.items()} }")
         n = counts.pop() if counts else 0
-        if not self._rows:
+        if not self._datasets:
             if set(arrays) & set(self._grp):
                 raise ValueError(f"arrays {sorted(set(arrays) & set(self._grp))} were written whole with put()")
-            self._rows = frozenset(arrays)
             for name, a in arrays.items():
                 row_bytes = max(1, int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize)
                 chunk = max(1, min(4096, _CHUNK_BYTES // row_bytes))
-                self._grp.create_dataset(name, shape=(0, *a.shape[1:]), maxshape=(None, *a.shape[1:]),
-                                         dtype=a.dtype, chunks=(chunk, *a.shape[1:]),
-                                         compression=None if name in self._uncompressed else "lzf")
-        elif set(arrays) != self._rows:
-            raise ValueError(f"arrays {sorted(arrays)} differ from the first batch's {sorted(self._rows)}")
+                self._datasets[name] = self._grp.create_dataset(
+                    name, shape=(0, *a.shape[1:]), maxshape=(None, *a.shape[1:]), dtype=a.dtype,
+                    chunks=(chunk, *a.shape[1:]), compression=None if name in self._uncompressed else "lzf")
+                self._row_shapes[name] = a.shape[1:]
+        elif arrays.keys() != self._datasets.keys():
+            raise ValueError(f"arrays {sorted(arrays)} differ from the first batch's {sorted(self._datasets)}")
         for name, a in arrays.items():
-            ds = self._grp[name]
-            if a.shape[1:] != ds.shape[1:]:
-                raise ValueError(f"{name}: rows of shape {a.shape[1:]}, expected {ds.shape[1:]}")
+            if a.shape[1:] != self._row_shapes[name]:
+                raise ValueError(f"{name}: rows of shape {a.shape[1:]}, expected {self._row_shapes[name]}")
+        for name, a in arrays.items():
+            ds = self._datasets[name]
             ds.resize(self.n + n, axis=0)
             ds[self.n:] = a
         self.n += n
+
+    def close(self) -> None:
+        """Let go of the appended arrays' handles (the video is finished, or removed); appending ends here."""
+        self._datasets.clear()
+        self._closed = True
 
     def put(self, name: str, array: Any) -> None:
         """Write one array whole, beside the appended ones and of its own length (as :meth:`ShardWriter.add`)."""
@@ -305,8 +317,10 @@ class ShardWriter:
         try:
             yield appender
         except BaseException:
+            appender.close()
             del self._h5["videos"][key]
             raise
+        appender.close()
         _write_attrs(grp, appender.attrs)
         self._ids.append(video_id)
 

@@ -134,6 +134,29 @@ def test_video_streamed_in_batches_reads_back_whole_and_in_rows(tmp_path):
         assert r.read("empty").arrays["crops"].shape == (0, 4, 4, 3)
 
 
+def test_appended_rows_across_chunks_keep_every_value_and_a_bad_batch_writes_nothing(tmp_path):
+    """The appended arrays stay open for the video: batches that end inside a chunk (raw crops of 6 a chunk,
+    lzf rows of 4096) still read back whole; a batch whose rows do not fit is refused before any of its arrays
+    is written, so the arrays keep one length; a finished video takes no more rows."""
+    p = tmp_path / "s.h5"
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (150, 224, 224, 3), dtype=np.uint8)
+    score = rng.random(150).astype(np.float32)
+    with ShardWriter(p, Provenance(stage="faces")) as w:
+        with w.video("v", uncompressed=("crops",)) as out:
+            for start in range(0, 150, 13):
+                out.append({"crops": crops[start:start + 13], "score": score[start:start + 13]})
+            with pytest.raises(ValueError, match="rows of shape"):
+                out.append({"score": score[:2], "crops": np.zeros((2, 8, 8, 3), np.uint8)})
+            finished = out
+        with pytest.raises(ValueError, match="after the video was finished"):
+            finished.append({"crops": crops[:1], "score": score[:1]})
+    with ShardReader(p, stage="faces") as r:
+        rec = r.read("v")
+        np.testing.assert_array_equal(rec.arrays["crops"], crops)
+        np.testing.assert_array_equal(rec.arrays["score"], score)
+
+
 def test_a_video_that_fails_part_way_is_left_out(tmp_path):
     p = tmp_path / "s.h5"
     with ShardWriter(p, Provenance(stage="faces")) as w:
