@@ -65,7 +65,7 @@ run+=' python3 -P -m benchmarks.gpu --quick --stack-dumps 30 --assets .device/as
 run+=' python3 -P -m benchmarks.gpu --stack-dumps 30 --assets .device/assets --out-dir $OUT 2>&1 | tee $OUT/gpu-full.log'
 cat <<EOF
 
-On the GPU machine (the device tool's run: carry [".device"], timeout_s 600; about 1 min quick + 5 min full
+On the GPU machine (the device tool's run: carry [".device"], timeout_s 600; about 1 min quick + 6 min full
 after the machine starts), from the repository's root:
 
 $run

@@ -314,7 +314,7 @@ def host_processes(opts: Options, out: Path, processes: int = FACES_THREADS) -> 
     units = [Unit(f"{p.stem.replace(' ', '_')}_{i}", str(p), "test", "s0000") for i in range(copies) for p in videos]
     cfg = {**default_config()["faces"], "crop_compression": "none"}  # as on a GPU node: lzf would set the pace
     detector = make_detector(cfg["detector"], cfg["min_score"])
-    free = free_detector(detector, first_faces(videos[0], detector))
+    free = free_detector(detector, first_faces(videos[0], detector)[0])
     passes: dict[str, list[dict[str, Any]]] = {}
 
     def arm(decode: str, n: int) -> Callable[[], None]:

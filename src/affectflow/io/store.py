@@ -188,6 +188,12 @@ def _write_array(grp: h5py.Group, name: str, arr: Any, *, compress: bool = True)
 _CHUNK_BYTES = 1 << 20
 
 
+def row_chunks(rows: np.ndarray) -> tuple[int, ...]:
+    """The HDF5 chunks of an appended array whose rows are like ``rows``': whole rows, about 1 MiB a chunk."""
+    row_bytes = max(1, int(np.prod(rows.shape[1:], dtype=np.int64)) * rows.dtype.itemsize)
+    return (max(1, min(4096, _CHUNK_BYTES // row_bytes)), *rows.shape[1:])
+
+
 class VideoAppender:
     """One video's numeric arrays, grown a batch of rows at a time (resizable, row-chunked, lzf-compressed).
 
@@ -224,11 +230,9 @@ class VideoAppender:
             if set(arrays) & set(self._grp):
                 raise ValueError(f"arrays {sorted(set(arrays) & set(self._grp))} were written whole with put()")
             for name, a in arrays.items():
-                row_bytes = max(1, int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize)
-                chunk = max(1, min(4096, _CHUNK_BYTES // row_bytes))
                 self._datasets[name] = self._grp.create_dataset(
                     name, shape=(0, *a.shape[1:]), maxshape=(None, *a.shape[1:]), dtype=a.dtype,
-                    chunks=(chunk, *a.shape[1:]), compression=None if name in self._uncompressed else "lzf")
+                    chunks=row_chunks(a), compression=None if name in self._uncompressed else "lzf")
                 self._row_shapes[name] = a.shape[1:]
         elif arrays.keys() != self._datasets.keys():
             raise ValueError(f"arrays {sorted(arrays)} differ from the first batch's {sorted(self._datasets)}")
