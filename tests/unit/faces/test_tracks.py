@@ -12,7 +12,7 @@ import pytest
 from affectflow.faces.detectors import Detection, make_detector
 from affectflow.faces.rows import RowSettings
 from affectflow.faces.stream import detect_video
-from affectflow.faces.tracks import PeopleTracker, TargetTracker, frame_scale, link_scores
+from affectflow.faces.tracks import PeopleTracker, TargetTracker, frame_scale, link_score, link_scores
 from affectflow.recipes.demo import fetch_wheel
 from affectflow.stages.faces import FacesOptions
 from affectflow.testing import REPO
@@ -146,6 +146,27 @@ def test_link_scores_equal_the_pair_by_pair_definition() -> None:
     want = np.array([[pairwise_link(t, f, 0.3) for f in faces] for t in tracks])
     assert got.shape == (40, 50) and (got > 0.3).sum() >= 10
     np.testing.assert_array_equal(got, want)  # bit for bit: the tracker's choices, hence the faces shard, are unchanged
+
+
+def test_one_track_and_one_face_score_as_the_arrays_do() -> None:
+    """link_score, the tracker's path for one face continuing one track (nearly every frame), gives the very
+    number link_scores does: continuations, strangers, centres inside each other, shared and half-pixel
+    edges, boxes inside boxes, at two thresholds."""
+    rng = np.random.default_rng(2)
+    tracks = np.stack([d.bbox for d in crowd(rng, 300)])
+    faces = np.concatenate([
+        tracks[:100] + rng.normal(0, 6, (100, 4)).astype(np.float32),  # continuations
+        np.stack([d.bbox for d in crowd(rng, 100)]),  # strangers
+        tracks[200:300] + rng.choice([-0.5, 0.0, 0.5], (100, 4)).astype(np.float32),  # edges shared or half off
+    ]).astype(np.float32)
+    faces[100] = tracks[100] * 0.5 + tracks[101] * 0.5  # centres inside each other, little overlap
+    faces[101] = tracks[101] + np.array([5, 5, -5, -5], np.float32)  # inside the track's box
+    faces = np.concatenate([np.minimum(faces[:, :2], faces[:, 2:]), np.maximum(faces[:, :2], faces[:, 2:])], 1)
+    for min_iou in (0.3, 0.5):
+        want = link_scores(tracks, faces, min_iou).diagonal()
+        got = np.array([link_score(t, f, min_iou) for t, f in zip(tracks, faces, strict=True)])
+        assert (want >= min_iou).sum() >= 100 and (want == 0).sum() >= 50 and (want == min_iou / 2).any()
+        np.testing.assert_array_equal(got, want)
 
 
 class PairwiseTracker(TargetTracker):
