@@ -22,7 +22,6 @@ whole).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,29 +35,13 @@ SQUARES = {"enlarge_180": 180, "keep_224": 224, "shrink_280": 280, "shrink_448":
 TARGET_FPS = 4000.0  # gpu_host_ceiling's target: one job's own work must not cap it
 
 
-def _faces(video: Path) -> tuple[list[Any], np.ndarray, dict[str, Any]]:
-    """The faces the config's detector finds on the first frame of ``video`` that has any, that frame, and
-    the config's faces options."""
-    from affectflow.faces.detectors import make_detector
-    from benchmarks.gpu import first_faces
-
-    cfg = {**default_config()["faces"], "crop_compression": "none"}
-    faces, frame = first_faces(video, make_detector(cfg["detector"], cfg["min_score"]))
-    return faces, frame, cfg
-
-
-def _rows_builder(detector: Any, cfg: dict[str, Any], faces: list[Any]) -> Any:
-    """The rows of a video whose every frame has ``faces`` (with their crops or not), the target followed."""
-    from affectflow.faces.detection import WrappedDetector
+def _rows_builder(detector: Any, cfg: dict[str, Any]) -> Any:
+    """The rows of a video whose every frame gets what ``detector`` (a free one) gives, the target followed."""
     from affectflow.faces.rows import RowSettings, face_rows
     from affectflow.faces.tracks import TargetTracker
 
-    class Given(WrappedDetector):
-        def detect(self, frames: list[Any]) -> list[Any]:
-            return [faces for _ in frames]
-
     settings = RowSettings(crop_size=int(cfg["crop_size"]), margin=float(cfg["margin"]))
-    return face_rows(Given(detector), settings, TargetTracker())
+    return face_rows(detector, settings, TargetTracker())
 
 
 def _batch(frame: np.ndarray, start: int) -> Any:
@@ -131,30 +114,29 @@ def host_work(opts: Options, out: Path) -> Figure:
     fig = Figure("faces_host_work", "faces job's own work a frame (rows + shard writes), crops handed over vs cut "
                  "on the host", unit="frames/s", baseline_label="the same, crops cut on the host",
                  target=f">= {TARGET_FPS:,.0f} frames/s (one job's own work must not cap the host ceiling)")
+    from affectflow.faces.detectors import make_detector
+    from benchmarks.gpu import first_faces, free_detector
+
     videos = {p.name: p for p in demo_videos()}
     video = videos.get("calming_01.mp4") or next(iter(videos.values()))
-    faces, frame, cfg = _faces(video)
-    if not faces:
-        raise Skip(f"{video}: no face found")
-    from affectflow.faces.crops import crop_square
-
+    cfg = {**default_config()["faces"], "crop_compression": "none"}
     size, margin = int(cfg["crop_size"]), float(cfg["margin"])
-    handed = [dataclasses.replace(d, crop=crop_square(frame, d.bbox, size, margin)) for d in faces]
-    from affectflow.faces.detectors import make_detector
-
     detector = make_detector(cfg["detector"], cfg["min_score"])
+    faces, frame = first_faces(video, detector)
+    handed = free_detector(detector, faces, frame=frame)  # the faces come with their crops (crop_on: detector)
+    handed.crop_on_device(size, margin)
+    bare = free_detector(detector, faces)  # the faces alone: the rows cut the crops
     batches = 4 if opts.quick else 24
     out.mkdir(parents=True, exist_ok=True)
-    one_batch = _rows_builder(detector, cfg, handed).batch(_batch(frame, 0))
+    one_batch = _rows_builder(handed, cfg).batch(_batch(frame, 0))
     ms: dict[str, list[float]] = {}
 
     def arm(name: str, fn: Callable[[], float]) -> Callable[[], None]:
         return lambda: ms.setdefault(name, []).append(fn())
 
     interleaved({
-        "rows_handed": arm("rows_handed", lambda: _rows_ms(_rows_builder(detector, cfg, handed), frame, batches)),
-        "rows_host_crops": arm("rows_host_crops",
-                               lambda: _rows_ms(_rows_builder(detector, cfg, faces), frame, batches)),
+        "rows_handed": arm("rows_handed", lambda: _rows_ms(_rows_builder(handed, cfg), frame, batches)),
+        "rows_host_crops": arm("rows_host_crops", lambda: _rows_ms(_rows_builder(bare, cfg), frame, batches)),
         "write": arm("write", lambda: _write_ms(one_batch, out / "w.h5", batches, reopen=False)),
         "write_reopened": arm("write_reopened", lambda: _write_ms(one_batch, out / "r.h5", batches, reopen=True)),
     }, opts.reps)
