@@ -870,16 +870,28 @@ def free_detector(detector: Any, faces: list[Any], probe: Callable[[], float] | 
     class Free(WrappedDetector):
         probe_s: list[float] = []
         given = faces
+        _crops: tuple[int, float] | None = None
 
         def detect(self, frames: list[Any]) -> list[Any]:
             if probe is not None:
                 self.probe_s.append(probe())
             return [self.given for _ in frames]
 
+        @property
+        def crops(self) -> tuple[int, float] | None:
+            """(size, margin) while the faces come with their crops; None (as the faces stage resets it for a
+            job that crops on the host): the faces alone."""
+            return self._crops
+
+        @crops.setter
+        def crops(self, crops: tuple[int, float] | None) -> None:
+            self._crops = crops
+            self.given = faces if crops is None else [
+                dataclasses.replace(d, crop=crop_square(frame, d.bbox, crops[0], crops[1])) for d in faces]
+
     if frame is not None:
-        def crop_on_device(self: Any, size: int | None, margin: float = 0.0) -> None:
-            self.given = faces if size is None else [
-                dataclasses.replace(d, crop=crop_square(frame, d.bbox, size, margin)) for d in faces]
+        def crop_on_device(self: Any, size: int, margin: float) -> None:
+            self.crops = (int(size), float(margin))
 
         Free.crop_on_device = crop_on_device  # type: ignore[attr-defined]
     return Free(detector)

@@ -410,6 +410,27 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
     assert min(probe["launch_ms_alone"], probe["launch_ms_in_stage"], probe["launch_ms_beside_busy_python"]) > 0
 
 
+def test_the_free_detector_hands_crops_over_only_while_the_stage_asks_for_them(gpu_bench) -> None:
+    """gpu_host_ceiling runs its arms in turn on one free detector: a job that crops on the host resets what
+    the one before asked for (faces.crop_on: detector), as it does a real detector's, so no arm is measured
+    with another's crops."""
+    _needs_demo()
+    from affectflow.faces.detectors import make_detector
+    from affectflow.faces.device_crops import crops_by_detector
+
+    gpu = gpu_bench
+    detector = make_detector("retinaface_mnet025", 0.5)
+    video = next(p for p in gpu.demo_videos() if p.name == gpu.SHORT_VIDEO)
+    faces, frame = gpu.first_faces(video, detector)
+    free = gpu.free_detector(detector, faces, frame=frame)
+    assert all(d.crop is None for d in free.detect([frame])[0])
+    crops_by_detector(free, 224, 0.2)  # crop_on: detector
+    (got,) = free.detect([frame, frame])[:1]
+    assert [d.crop.shape for d in got] == [(224, 224, 3)] * len(faces)
+    crops_by_detector(free, None)  # the next job crops on the host
+    assert all(d.crop is None for d in free.detect([frame])[0])
+
+
 def test_gpu_assets_stand_in_for_the_repository_on_a_gpu_machine(gpu_bench, tmp_path: Path) -> None:
     """What device_run.sh packs (``--prepare-assets``): the real detector's weights, a face, a clip and the long
     video; the section then reads those and nothing of the repository's demo or caches."""
