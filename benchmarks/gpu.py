@@ -792,20 +792,21 @@ def faces_pass(units: list[Any], detector: Any, faces_cfg: dict[str, Any], *, th
     faces = faces if faces.size else np.zeros(1, np.int64)
     return {"frames": frames, "analysed": analysed, "crops": crops, "faces_stage_s": t_faces,
             "faces_stage_frames_per_s": frames / t_faces, "detect_s": res.detect_s, "detect_calls": res.detect_calls,
+            "decode_start_s": res.decode_start_s,
             "faces_per_frame": {"mean": float(faces.mean()), "median": float(np.median(faces)),
                                 "p90": float(np.percentile(faces, 90)), "max": int(faces.max())}}
 
 
 def face_path_pass(units: list[Any], detector: Any, prepared: Any, faces_cfg: dict[str, Any],
                    feature_opts: dict[str, Any], *, threads: int, model_threads: int | None,
-                   out: Path, start_s: float = 0.0) -> dict[str, Any]:
+                   out: Path) -> dict[str, Any]:
     """One shard through the faces stage (:func:`faces_pass`) and the face features stage (B0); frames/s of the
-    two together, the jobs' one-off costs left out: the model's load, and ``start_s`` (the decoding processes'
-    start-up, :func:`pool_start_s`)."""
+    two together, the jobs' one-off costs left out: the model's load, and the decoding processes' start-up
+    (``faces.decode: process``; the stage's own count)."""
     faces_h5 = out / "faces.h5"
     faces = faces_pass(units, detector, faces_cfg, threads=threads, out=faces_h5)
     feat = stage_pass(faces_h5, out / "b0.h5", prepared, feature_opts, model_threads, faces["crops"])
-    steady = faces["faces_stage_s"] - start_s + feat["total_s"] - feat["load_s"]
+    steady = faces["faces_stage_s"] - faces["decode_start_s"] + feat["total_s"] - feat["load_s"]
     faces_h5.unlink()
     return {**faces, "features_stage_s": feat["total_s"], "model_load_s": feat["load_s"],
             "features_reader_wait_s": feat["reader_wait_s"], "features_predict_call_max_s": feat["predict_call_max_s"],
@@ -929,24 +930,16 @@ def host_ceiling(units: list[Any], detector: Any, cfgs: dict[str, dict[str, Any]
     probed = free_detector(detector, faces, probe)
     faces_pass(units, probed, next(iter(cfgs.values())), threads=threads, out=out)
     out.unlink()
-    arms = {name: {"frames_per_s": median([p["faces_stage_frames_per_s"] for p in ps]),
+    # the decoding processes' start-up (the stage's own count, once per job) left out, as a model's load is
+    arms = {name: {"frames_per_s": median([p["frames"] / (p["faces_stage_s"] - p["decode_start_s"])
+                                           for p in ps]),
+                   "frames_per_s_with_start": median([p["faces_stage_frames_per_s"] for p in ps]),
+                   "decode_start_s": median([p["decode_start_s"] for p in ps]),
                    "runs_frames_per_s": [p["faces_stage_frames_per_s"] for p in ps], "frames": ps[0]["frames"],
                    "faces_given": len(faces), "crops": ps[0]["crops"], "options": cfgs[name]}
             for name, ps in passes.items()}
     return arms, {"launches_per_call": launches, "launch_ms_alone": alone * 1e3,
                   "launch_ms_beside_busy_python": busy * 1e3, "launch_ms_in_stage": median(probed.probe_s) * 1e3}
-
-
-def pool_start_s(processes: int, reps: int = 3) -> float:
-    """Seconds a faces job's decoding processes take to start (their imports) and stop: a job's one-off cost,
-    paid again by every faces job, which the stage's rate over a short shard includes."""
-    from affectflow.faces.decode_pool import DecodePool
-
-    def start() -> None:
-        with DecodePool(processes):
-            pass
-
-    return median([timed(start)[0] for _ in range(reps)])
 
 
 def decode_rate(units: list[Any], threads: int, batch: int, stride: int) -> float:
@@ -1018,12 +1011,9 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
         counter = iter(range(10_000))
         card_threads = _card_threads(device, cpu_threads)
 
-        start = pool_start_s(min(threads, len(units)))
-
         def path(cfg: dict[str, Any]) -> dict[str, Any]:
             return face_path_pass(units, det, b0, cfg, feat, threads=threads, model_threads=card_threads,
-                                  out=opts.workdir / f"path{next(counter)}",
-                                  start_s=start if cfg.get("decode") == "process" else 0.0)
+                                  out=opts.workdir / f"path{next(counter)}")
 
         with torch_threads(card_threads):
             interleaved({
@@ -1035,7 +1025,7 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
             by_threads = path(host_cfg)
         gpu = {**_median_pass(passes), "decode_alone_frames_per_s": median(decodes), "units": len(units),
                "decode_threads": threads, "detector_batch": host_cfg["batch_size"], "features": feat,
-               "faces_options": GPU_NODE_FACES, "pool_start_s": start,
+               "faces_options": GPU_NODE_FACES,
                "runs_frames_per_s": [p["frames_per_s"] for p in passes],
                "threads_host_crops": {k: by_threads[k] for k in ("frames_per_s", "faces_stage_frames_per_s",
                                                                  "detect_s", "crops")}}
@@ -1062,8 +1052,8 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
             f"crops cut on the card; faces stage {gpu['faces_stage_frames_per_s']:,.0f} frames/s (the detector's "
             f"calls: {gpu['detect_s']:.1f} of {gpu['faces_stage_s']:.1f} s), decoding alone in threads "
             f"{gpu['decode_alone_frames_per_s']:,.0f} frames/s; B0 load and the decoding processes' start-up left "
-            f"out ({gpu['model_load_s']:.1f} s and {start:.2f} s, with them {gpu['frames_per_s_with_load']:,.0f} "
-            f"frames/s). With threads decoding and crops cut on the host: "
+            f"out ({gpu['model_load_s']:.1f} s and {gpu['decode_start_s']:.2f} s, with them "
+            f"{gpu['frames_per_s_with_load']:,.0f} frames/s). With threads decoding and crops cut on the host: "
             f"{t['frames_per_s']:,.0f} frames/s (faces stage {t['faces_stage_frames_per_s']:,.0f}). The two stages "
             "run one after the other, as two jobs of the workflow do")
     if cpu:
@@ -1095,13 +1085,8 @@ def fig_host_ceiling(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str
             "node": {**cfg, **GPU_NODE_FACES}}
     arms, launch = host_ceiling(units, det, cfgs, threads=threads, launches=sizes.launches,
                                 out=opts.workdir / "host.h5", reps=opts.reps)
-    start = pool_start_s(len(units))
-    for name in ("process", "node"):  # the processes' start-up, a job's one-off, left out as a model's load is
-        a = arms[name]
-        a["frames_per_s_with_start"] = a["frames_per_s"]
-        a["frames_per_s"] = a["frames"] / max(a["frames"] / a["frames_per_s"] - start, 1e-9)
     fig.details = {"videos": [p.name for p in videos], "units": len(units), "threads": threads,
-                   "frame_stride": sizes.frame_stride, "pool_start_s": start, **arms, "launch_probe": launch}
+                   "frame_stride": sizes.frame_stride, **arms, "launch_probe": launch}
     _finish(fig, arms["node"]["frames_per_s"] if device is not None else None, arms["thread"]["frames_per_s"],
             TARGETS["host_ceiling_frames_per_s"], why_no_device)
     n, p, t = arms["node"], arms["process"], arms["thread"]
@@ -1112,8 +1097,8 @@ def fig_host_ceiling(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str
         f"faces as the card cuts them): {n['frames_per_s']:,.0f} frames/s; processes with crops cut on the host "
         f"{p['frames_per_s']:,.0f}; threads with crops cut on the host (a workstation's way, the baseline) "
         f"{t['frames_per_s']:,.0f} ({n['frames_per_s'] / t['frames_per_s']:.2f}x). The {len(units)} processes' "
-        f"start-up ({start:.2f} s, once per faces job) is left out; with it {n['frames_per_s_with_start']:,.0f} "
-        f"frames/s; {_launch_note(launch)}")]))
+        f"start-up ({n['decode_start_s']:.2f} s, once per faces job) is left out; with it "
+        f"{n['frames_per_s_with_start']:,.0f} frames/s; {_launch_note(launch)}")]))
     return fig
 
 

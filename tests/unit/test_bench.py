@@ -393,7 +393,8 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
     by_threads = path["gpu"]["threads_host_crops"]
     assert by_threads["frames_per_s"] > 0 and by_threads["crops"] == path["gpu"]["crops"], by_threads
     assert path["gpu"]["decode_alone_frames_per_s"] > 0 and path["gpu"]["features"]["face_engine"] == "torch"
-    assert path["gpu"]["pool_start_s"] > 0  # a job's one-off, left out of the rate as the model's load is
+    assert path["gpu"]["decode_start_s"] > 0  # a job's one-off, left out of the rate as the model's load is
+    assert path["cpu"]["decode_start_s"] == 0  # threads decoding: no processes to start
     # a GPU node's way (processes, the crops handed over with the faces) against a workstation's, same machine
     host = figs["gpu_host_ceiling"].details
     assert figs["gpu_host_ceiling"].value == host["node"]["frames_per_s"]
@@ -403,9 +404,9 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
     for arm in ("node", "process", "thread"):
         h = host[arm]
         assert h["frames"] == 80 and h["faces_given"] == 1 and h["crops"] == 10 and len(h["runs_frames_per_s"]) == 1
-    assert host["pool_start_s"] > 0
-    for arm in ("node", "process"):  # the processes' start-up left out, the rate with it kept
-        assert host[arm]["frames_per_s_with_start"] < host[arm]["frames_per_s"]
+    for arm in ("node", "process"):  # the processes' start-up (the stage's own count) left out, the rate with it kept
+        assert host[arm]["decode_start_s"] > 0 and host[arm]["frames_per_s_with_start"] < host[arm]["frames_per_s"]
+    assert host["thread"]["decode_start_s"] == 0
     probe = host["launch_probe"]
     assert min(probe["launch_ms_alone"], probe["launch_ms_in_stage"], probe["launch_ms_beside_busy_python"]) > 0
 

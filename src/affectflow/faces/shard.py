@@ -8,6 +8,7 @@ written holds at most :data:`ROWS_AHEAD_BYTES` of rows.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -34,15 +35,17 @@ ROWS_AHEAD_BYTES = 256 * 2**20
 
 @dataclass
 class FacesStageResult:
-    """What the stage wrote and what it skipped (video_id, reason); how long it took and how much of that the
-    detector's calls took (``detect_calls`` calls; zero with the organiser's crops). Two results are equal when
-    they wrote and skipped the same: the timings are not compared."""
+    """What the stage wrote and what it skipped (video_id, reason); how long it took, how much of that the
+    detector's calls took (``detect_calls`` calls; zero with the organiser's crops) and starting the decoding
+    processes (``faces.decode: process``: once per job, whatever its videos). Two results are equal when they
+    wrote and skipped the same: the timings are not compared."""
 
     written: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = field(default=0.0, compare=False)
     detect_s: float = field(default=0.0, compare=False)
     detect_calls: int = field(default=0, compare=False)
+    decode_start_s: float = field(default=0.0, compare=False)
 
 
 def rows_ahead(settings: RowSettings, n_landmarks: int = 5) -> int:
@@ -76,8 +79,10 @@ def write_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, se
     codec = codec_threads(threads, workers)
     timed = TimedDetector(detector)
     shared = SerialDetector(timed) if workers > 1 else timed
+    t0 = time.perf_counter()
     try:
         with DecodePool(workers, depth=PREFETCH_DEPTH) if decode == "process" else nullcontext() as pool:
+            result.decode_start_s = time.perf_counter() - t0 if pool is not None else 0.0
             sources = [partial(iter_faces, u.path, shared, settings, video_id=u.video_id, progress=progress,
                                side=u.side, ffmpeg_threads=codec, pool=pool) for u in units]
             with PrefetchEach(sources, workers, depth=rows_ahead(settings, int(detector.n_landmarks)),

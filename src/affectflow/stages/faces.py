@@ -210,8 +210,9 @@ def run_faces(
     result.seconds = time.perf_counter() - t0
     log.info("%s: %d video(s) written, %d skipped, in %.1f s%s", out_path, len(result.written),
              len(result.skipped), result.seconds,
-             f"; the detector's {result.detect_calls} call(s) took {result.detect_s:.1f} s" if result.detect_calls
-             else "")
+             (f"; the detector's {result.detect_calls} call(s) took {result.detect_s:.1f} s" if result.detect_calls
+              else "") + (f"; its decoding processes started in {result.decode_start_s:.2f} s"
+                          if result.decode_start_s else ""))
     return result
 
 
