@@ -8,7 +8,7 @@ interpreter's lock, so those parts bound one faces job whatever its cores.
 ``faces_host_work``
     milliseconds a frame of the job's own work with the faces handed over with their crops (a GPU
     node's way): building the rows (:func:`~affectflow.faces.rows.face_rows`, the target followed) and
-    appending them to a shard (:class:`~affectflow.io.store.ShardWriter`, raw crops, the stage's
+    appending them to a video of a shard (:class:`~affectflow.io.store.VideoAppender`, raw crops, the stage's
     batches); the value is the rate that bounds (1,000 / ms), against the same with the crops cut on
     the host (a workstation's way). Details: the cost of one host crop by how its square is resized
     (enlarged, kept, shrunk by 1.25 and by 2: OpenCV's ``INTER_AREA`` takes a general, slower path for
