@@ -9,7 +9,12 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+try:
+    validate(config, "workflow/schemas/config.schema.yaml")
+except WorkflowError as e:  # one line naming the key, not the schema and config dumped
+    from affectflow.plan.checks import schema_problem
+
+    raise WorkflowError(schema_problem(e)) from None
 
 
 report: "workflow/report/workflow.rst"

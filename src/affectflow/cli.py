@@ -9,11 +9,27 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import os
 import sys
 from pathlib import Path
 
 from affectflow.core.errors import AffectflowError
 from affectflow.core.vocabulary import TASKS
+
+
+def _positive(kind: type[int] | type[float]):  # noqa: ANN202
+    """An argparse ``type`` for counts and durations: a zero or negative value is a usage error, not a
+    division by zero or a plan for no nodes later on."""
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text}")
+        return value
+    return parse
 
 
 def _demo_build(args: argparse.Namespace) -> int:
@@ -24,6 +40,7 @@ def _demo_build(args: argparse.Namespace) -> int:
 
 
 def _models_list(args: argparse.Namespace) -> int:
+    from affectflow.models.catalogue import weights
     from affectflow.models.catalogue.registry import REGISTRY
 
     def source(s) -> str:  # noqa: ANN001
@@ -33,12 +50,24 @@ def _models_list(args: argparse.Namespace) -> int:
             return "api"
         return "download" if all(wf.url for wf in s.files) else "unreleased"
 
-    rows = [(s.name, s.modality, s.family, source(s), s.licence) for s in
+    def where(s) -> str:  # noqa: ANN001
+        """Where the model's weights go under the models directory: the file, or the folder of its files."""
+        names = [wf.name for wf in s.files]
+        if len(names) == 1:
+            return names[0]
+        if not names:
+            return "-"
+        folder = os.path.commonpath(names)
+        return f"{folder}/ ({len(names)} files)"
+
+    head = ("name", "modality", "family", "source", "licence", "file (under the models directory)")
+    rows = [(s.name, s.modality, s.family, source(s), s.licence, where(s)) for s in
             REGISTRY.values() if args.modality in (None, s.modality)]
-    widths = [max(len(str(r[i])) for r in rows + [("name", "modality", "family", "source", "licence")])
-              for i in range(5)]
-    for r in [("name", "modality", "family", "source", "licence"), *rows]:
+    widths = [max(len(str(r[i])) for r in [*rows, head]) for i in range(len(head))]
+    for r in [head, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print(f"\nmodels directory: {weights.models_dir(args.models_dir)} (--models-dir, models_dir in the config; "
+          f"{weights.ENV_MODELS_DIR} overrides both)")
     return 0
 
 
@@ -124,9 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     models_sub = models.add_subparsers(dest="models_command", required=True)
     ls = models_sub.add_parser("list", help="every registered model")
     ls.add_argument("--modality", choices=["face", "audio", "text", "asr", "detector"])
+    ls.add_argument("--models-dir", default=None, help="overrides config; AFFECTFLOW_MODELS_DIR overrides both")
     ls.set_defaults(func=_models_list)
-    for action, helptext in (("fetch", "download and verify"), ("verify", "verify present files, no download")):
-        a = models_sub.add_parser(action, help=f"{helptext} the weight files of NAMES")
+    for action, helptext in (("fetch", "download the weight files of NAMES and verify their sha256"),
+                             ("verify", "verify the sha256 of the weight files of NAMES (no download)")):
+        a = models_sub.add_parser(action, help=helptext)
         a.add_argument("names", nargs="+")
         a.add_argument("--models-dir", default=None, help="overrides config; AFFECTFLOW_MODELS_DIR overrides both")
         a.set_defaults(func=lambda ns, _a=action: _models_files(ns, _a))
@@ -148,11 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="probe the config's videos and print each stage's jobs and hours per node "
                           "kind, with a suggested n_shards (rates from the recorded benchmarks)")
     plan.add_argument("config", help="the workflow config (its datasets, n_shards and features)")
-    plan.add_argument("--nodes", type=int, default=1, help="nodes the jobs spread over (default 1)")
+    plan.add_argument("--nodes", type=_positive(int), default=1, help="nodes the jobs spread over (default 1)")
     plan.add_argument("--node-kind", default="h100", choices=["cpu2", "h100"],
                       help="the node kind n_shards is suggested for")
-    plan.add_argument("--job-hours", type=float, default=1.0, help="the longest faces job to aim for")
-    plan.add_argument("--threads", type=int, default=8, help="videos probed at once")
+    plan.add_argument("--job-hours", type=_positive(float), default=1.0, help="the longest faces job to aim for")
+    plan.add_argument("--threads", type=_positive(int), default=8, help="videos probed at once")
     plan.set_defaults(func=_plan)
 
     reruns = sub.add_parser("reruns", help="which config settings rerun which stages (markdown table)")

@@ -134,6 +134,18 @@ def test_a_stage_version_bump_reruns_that_stage_and_its_dependants(done, tmp_pat
     jobs = done.planned_jobs(env={"PYTHONPATH": str(tmp_path)})
     assert jobs == forced(done, *spec.rules)
     assert done.planned_jobs() == set()  # the real version again: nothing
+    # what the rerun table says follows the stage is what Snakemake's DAG reruns after it
+    after = {r for r, _ in jobs} - set(spec.rules)
+    assert spec.downstream == "every later stage" or after == _named_rules(spec.downstream), (stage, after)
+
+
+def _named_rules(text: str) -> set[str]:
+    """The rules a stage's ``downstream`` text names (``submit_<task>``: each task's)."""
+    import re
+
+    rules = {r for s in STAGES.values() for r in s.rules}
+    named = {r for r in rules if re.search(rf"(?<![\w<]){r}(?![\w>])", text)}
+    return named | ({r for r in rules if r.startswith("submit_")} if "submit_<task>" in text else set())
 
 
 def _metadata(done, output: str) -> dict:

@@ -49,6 +49,28 @@ def test_list_says_where_weights_come_from(capsys):
     assert main(["models", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     at = lines[0].index("source")  # columns are aligned under the header
-    source = {line.split()[0]: line[at:].split()[0] for line in lines[1:]}
+    rows = lines[1:lines.index("")]  # the table, then a blank line and where the models directory is
+    source = {line.split()[0]: line[at:].split()[0] for line in rows}
     assert source["fer_minixception"] == "offline" and source["enet_b0_8_best_vgaf"] == "download"
     assert source["mt_ddamfn"] == "unreleased" and source["openai_text_embedding_3_small"] == "api"
+
+
+def test_list_says_where_each_file_goes(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("AFFECTFLOW_MODELS_DIR", raising=False)
+    assert main(["models", "list", "--models-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    row = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert row["mt_ddamfn"].endswith("mt_ddamfn/affectnet8_epoch9_acc0.642_mtl_2.pth")
+    assert row["wav2vec2_base_960h"].endswith("hf/facebook--wav2vec2-base-960h/ (3 files)")
+    assert row["openai_text_embedding_3_small"].endswith("-")
+    assert f"models directory: {tmp_path}" in out
+
+
+@pytest.mark.parametrize("args", [["--job-hours", "0"], ["--job-hours", "-1"], ["--job-hours", "nan"],
+                                  ["--nodes", "0"], ["--nodes", "-3"], ["--threads", "0"], ["--nodes", "two"]])
+def test_plan_refuses_counts_and_hours_that_are_not_positive(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["plan", "config.yaml", *args])
+    assert e.value.code == 2  # argparse's usage error, before any video is probed
+    err = capsys.readouterr().err
+    assert args[0] in err and ("greater than 0" in err or "not a number" in err)

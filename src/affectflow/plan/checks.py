@@ -27,6 +27,34 @@ class ConfigError(AffectflowError, ValueError):
 _MODEL_KINDS = ("face", "audio", "asr", "text")
 
 
+def schema_problem(error: BaseException) -> str:
+    """One line for a config the JSON schema rejects (the text of Snakemake's ``validate`` error is
+    ``jsonschema``'s, which dumps the whole schema and config): the key, what is wrong, and for a misspelt
+    key the known key it is closest to."""
+    import difflib
+
+    import jsonschema
+
+    # Snakemake raises its error inside the ``except`` of jsonschema's: the original is the context
+    cause = next((a for a in (error.__cause__, error.__context__, *getattr(error, "args", ()))
+                  if isinstance(a, jsonschema.ValidationError)), None)
+    if cause is None:
+        return str(error)
+    where = ".".join(str(p) for p in cause.absolute_path)
+    if cause.validator == "additionalProperties" and isinstance(cause.instance, Mapping):
+        known = list(cause.schema.get("properties") or {})
+        lines = []
+        for key in sorted(set(cause.instance) - set(known), key=str):
+            close = difflib.get_close_matches(str(key), known, n=1)
+            full = f"{where}.{key}" if where else str(key)
+            hint = f"; did you mean {f'{where}.' if where else ''}{close[0]}?" if close else ""
+            lines.append(f"config key {full} is not one the workflow knows{hint}")
+        if lines:
+            return "; ".join(lines) + " (workflow/schemas/config.schema.yaml lists them)"
+    message = cause.message if len(cause.message) <= 300 else cause.message[:300] + " ..."
+    return f"config key {where}: {message}" if where else f"config: {message}"
+
+
 def check_config(config: Mapping[str, Any], stages: Mapping[str, Stage]) -> None:
     """Raise :class:`ConfigError` listing every cross-key problem of ``config`` (schema-validated); ``stages``:
     every stage's declaration (:data:`affectflow.stages.catalogue.STAGES`), whose options classes judge it."""

@@ -30,7 +30,7 @@ from affectflow.io.shards import StageResult, media_audio
 from affectflow.io.store import Provenance, ShardReader, ShardWriter
 from affectflow.models.catalogue.manifest import PreparedModel
 from affectflow.models.resolve import checkpoint_or_registry
-from affectflow.plan.rerun import AFTER_LEARN, Stage, stage_key
+from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage, stage_key
 
 #: bump when the vectors change for the same audio, model and options (docs/reruns.md)
 STAGE_VERSION = 1
@@ -85,7 +85,7 @@ STAGE = Stage(
     STAGE_VERSION,
     AudioFeaturesOptions,
     ("audio_features",),
-    downstream=f"learn, {AFTER_LEARN} of sets with an audio model",
+    downstream=f"learn, {AFTER_LEARN} of sets with an audio model; {PREDICTED}",
 )
 
 

@@ -17,7 +17,7 @@ from affectflow.core import joblog
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, wiring
 from affectflow.models.catalogue.manifest import PreparedModel
-from affectflow.plan.rerun import Stage, stage_key
+from affectflow.plan.rerun import PREDICTED, Stage, stage_key
 from affectflow.plan.scope import PredictionScope
 from affectflow.predict.bundle import FEATURE_SETTINGS, SETTINGS_SECTIONS, TaskSource, write_bundle
 from affectflow.stages.audio_features import AudioFeaturesOptions
@@ -51,7 +51,7 @@ STAGE = Stage(
     STAGE_VERSION,
     BundleOptions,
     ("bundle",),
-    downstream="frame_predictions",
+    downstream=PREDICTED,
     triggers="the heads and fusion choices of `submit_fusion`; the models they read",
 )
 

@@ -29,7 +29,7 @@ from affectflow.io.shards import StageResult
 from affectflow.io.store import Provenance, ShardReader, ShardWriter
 from affectflow.models.catalogue.manifest import PreparedModel
 from affectflow.models.faces import ENGINES, check_batch_size, check_precision, load_face_model
-from affectflow.plan.rerun import AFTER_LEARN, Stage, stage_key
+from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage, stage_key
 
 log = logging.getLogger("affectflow.stages.face_features")
 
@@ -69,7 +69,7 @@ STAGE = Stage(
     STAGE_VERSION,
     FaceFeaturesOptions,
     ("face_features",),
-    downstream=f"learn, {AFTER_LEARN} of sets with a face model",
+    downstream=f"learn, {AFTER_LEARN} of sets with a face model; {PREDICTED}",
 )
 
 def run_face_features(

@@ -35,7 +35,7 @@ from affectflow.faces.shard import FacesStageResult, write_detected, write_organ
 from affectflow.faces.tracks import PEOPLE
 from affectflow.io.store import Provenance, ShardWriter
 from affectflow.models.catalogue.manifest import PreparedModel
-from affectflow.plan.rerun import AFTER_LEARN, VIDEO_FIELDS, Stage, stage_key
+from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, VIDEO_FIELDS, Stage, stage_key
 from affectflow.stages.media import BAD_VIDEO_POLICIES, accepted_units
 
 log = logging.getLogger("affectflow.faces")
@@ -135,7 +135,7 @@ STAGE = Stage(
     STAGE_VERSION,
     FacesOptions,
     ("faces",),
-    downstream=f"contact_sheets, face_features, problems, learn, {AFTER_LEARN} of sets with a face model",
+    downstream=f"contact_sheets, face_features, problems, learn, {AFTER_LEARN} of sets with a face model; {PREDICTED}",
     triggers="a video of the shard added, removed or changed (not its labels or split); the detector's weights",
     unit_fields=VIDEO_FIELDS,
 )

@@ -25,7 +25,7 @@ from affectflow.core.options import StageOptions, wiring
 from affectflow.models.catalogue import weights
 from affectflow.models.catalogue.manifest import STANDINS_SUBDIR, PreparedModel
 from affectflow.models.catalogue.registry import get
-from affectflow.plan.rerun import AFTER_LEARN, Stage, model_pins_for, stage_key
+from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage, model_pins_for, stage_key
 
 log = logging.getLogger("affectflow.models")
 
@@ -53,8 +53,8 @@ STAGE = Stage(
     STAGE_VERSION,
     FetchModelOptions,
     ("fetch_model",),
-    downstream=f"that model's feature jobs (transcripts: and their text_features), learn, {AFTER_LEARN} of sets "
-    "that use it",
+    downstream=f"the jobs of that model (faces for a detector, then contact_sheets and problems; face_features, "
+    f"audio_features, transcripts, text_features), learn, {AFTER_LEARN} of sets that use it; {PREDICTED}",
     triggers="the model's `model_pins` entries or registry hashes; `features.standins`",
 )
 

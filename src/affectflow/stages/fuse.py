@@ -21,7 +21,7 @@ from affectflow.core.vocabulary import TASKS
 from affectflow.fuse.errors import FuseError
 from affectflow.fuse.settings import SMOOTHINGS, FuseSettings
 from affectflow.io.store import Provenance
-from affectflow.plan.rerun import Stage, stage_key
+from affectflow.plan.rerun import PREDICTED, Stage, stage_key
 
 if TYPE_CHECKING:  # scikit-learn: loaded when a job runs, not at every workflow parse (the catalogue)
     from affectflow.fuse.pipeline import FuseResult
@@ -99,7 +99,7 @@ STAGE = Stage(
     STAGE_VERSION,
     FuseOptions,
     ("fuse",),
-    downstream="submit_<task> (of submit_fusion), report_tables",
+    downstream=f"submit_<task> (of submit_fusion), report_tables, bundle; {PREDICTED}",
 )
 
 

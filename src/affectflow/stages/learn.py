@@ -23,7 +23,7 @@ from affectflow.io.store import Provenance
 from affectflow.learn.errors import LearnError
 from affectflow.learn.settings import LearnSettings, TrainConfig
 from affectflow.learn.stats import STAT_PARTS
-from affectflow.plan.rerun import Stage, stage_key
+from affectflow.plan.rerun import PREDICTED, Stage, stage_key
 
 if TYPE_CHECKING:  # torch: loaded when a job runs, not at every workflow parse (the catalogue)
     from affectflow.learn.pipeline import LearnResult
@@ -69,7 +69,7 @@ class LearnOptions(StageOptions):
         try:  # every training field, defaults filled in: `train: {}` and the defaults written out are one key
             self._set("train", dict(vars(TrainConfig.from_dict(dict(self.train or {})))))
         except (TypeError, ValueError) as e:
-            raise ValueError(f"learn.train: {e}") from None
+            raise ValueError(f"train: {e}") from None
         self._set("stat_parts", tuple(self.stat_parts))
         for part in self.stat_parts:
             one_of("stat_parts", part, tuple(STAT_PARTS))
@@ -88,7 +88,16 @@ class LearnOptions(StageOptions):
     def from_config(cls, config, **wired):
         learn = config.get("learn") or {}
         task = wired.get("task", "expr")
-        return cls.from_mapping({**(learn.get("common") or {}), **(learn.get(task) or {})}, **wired)
+        sections = {s: learn.get(s) or {} for s in (task, "common")}
+        try:
+            return cls.from_mapping({**sections["common"], **sections[task]}, **wired)
+        except OptionsError as e:  # name the section the bad value came from: learn.<task>.x or learn.common.x
+            head, sep, rest = str(e).partition(": ")
+            name = rest.split(" ", 1)[0].rstrip(":")
+            where = next((s for s, values in sections.items() if name in values), None)
+            if head != cls.SECTION or not sep or where is None:
+                raise
+            raise OptionsError(f"learn.{where}.{rest}") from None
 
     def settings(self) -> LearnSettings:
         """The options as training reads them (``auto`` still unresolved: that needs the modalities)."""
@@ -107,7 +116,7 @@ STAGE = Stage(
     STAGE_VERSION,
     LearnOptions,
     ("learn",),
-    downstream="fuse of that set, submit_<task>, report_tables",
+    downstream=f"fuse of that set, submit_<task>, report_tables, bundle; {PREDICTED}",
 )
 
 

@@ -60,6 +60,7 @@ STAGE = Stage(
     STAGE_VERSION,
     ProblemsOptions,
     ("problems",),
+    downstream="index_page",
     triggers="a file of a `folder` dataset that is not a video added or removed; a frame label file changed",
 )
 

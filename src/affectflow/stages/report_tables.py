@@ -43,7 +43,7 @@ class ReportTablesOptions(StageOptions):
 
 
 #: what the plan reads of this stage (affectflow.stages.catalogue)
-STAGE = Stage("report_tables", STAGE_VERSION, ReportTablesOptions, ("report_tables",))
+STAGE = Stage("report_tables", STAGE_VERSION, ReportTablesOptions, ("report_tables",), downstream="index_page")
 
 COLUMNS = ("task", "stage", "name", "metric", "value", "source")
 _PER_CLASS = {"expr": "f1", "emi": "r", "ah": "f1", "ah_video": "f1"}

@@ -26,7 +26,7 @@ from affectflow.core import joblog
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, one_of, wiring
 from affectflow.core.vocabulary import TASKS
-from affectflow.data.units import UnitsTable
+from affectflow.data.units import Unit, UnitsTable
 from affectflow.io.shards import ShardSet, StageInputError, fill_nearest, media_frames
 from affectflow.io.store import ShardReader
 from affectflow.plan.rerun import Stage
@@ -42,7 +42,8 @@ from affectflow.submit.formats import (
 log = logging.getLogger("affectflow.submit")
 
 #: bump when submission files change for the same fused predictions (docs/reruns.md)
-STAGE_VERSION = 3  # 2: AH in the ABAW-8 single-file format; organisers' templates; 3: AH-video probabilities
+STAGE_VERSION = 4  # 2: AH in the ABAW-8 single-file format; organisers' templates; 3: AH-video probabilities;
+# 4: AH-video lines without a template name the video path as in the test list, not the id
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,22 @@ def complete_decisions(decisions: np.ndarray, n_frames: int, frame_index: np.nda
     return fill_nearest(d[ok], idx[ok], n_frames)
 
 
+def names_in_test_list(units: Sequence[Unit], videos_folders: Sequence[str]) -> dict[str, str]:
+    """Video id -> the video's path as the test list writes it: relative to the ``videos`` folder of its
+    dataset (``Videos/82964/Visite_1/82964_Question_1_..._Video.mp4`` for BAH), the name an AH-video submission
+    without the organisers' template gives each line. The deepest folder holding the file wins; a video under
+    none keeps its id."""
+    folders = sorted({os.path.normpath(f) for f in videos_folders}, key=len, reverse=True)
+    names = {}
+    for u in units:
+        path = os.path.normpath(u.path)
+        for folder in folders:
+            if path.startswith(folder + os.sep):
+                names[u.video_id] = Path(os.path.relpath(path, folder)).as_posix()
+                break
+    return names
+
+
 def run_submit(
     task: str,
     units_tsv: str | os.PathLike[str],
@@ -113,13 +130,14 @@ def run_submit(
     out_path: str | os.PathLike[str],
     template: str | os.PathLike[str] | None = None,
     video_probabilities: bool = True,
+    videos_folders: Sequence[str] = (),
 ) -> Path:
     """Write the ``task`` submission of the fused test predictions to ``out_path``, checked (exactly the frames
     of the organisers' ``template`` when given). ``video_probabilities``: AH-video lines carry P(not A/H) and
     P(A/H) (the organisers' with_probabilities form; a template in either form decides)."""
     if task not in TASKS:
         raise SubmissionError(f"unknown task {task!r}; choose one of {TASKS}")
-    units = UnitsTable.read_tsv(units_tsv)
+    units = list(UnitsTable.read_tsv(units_tsv))
     expected = sorted(u.video_id for u in units if u.split == "test")
     with ShardReader(fused, stage="fuse") as r:
         got = r.provenance.config.get("task")
@@ -145,7 +163,8 @@ def run_submit(
                          for v in order}
         path = write_ah_video_submission(out_path, decisions, video_order=order,
                                          template=read_template(task, template) if template else None,
-                                         probabilities=probabilities if video_probabilities else None)
+                                         probabilities=probabilities if video_probabilities else None,
+                                         names=names_in_test_list(units, videos_folders))
     else:
         preds = {}
         try:
@@ -182,4 +201,5 @@ def run(job: Job) -> None:
         template=job.input.template or None,
         video_probabilities=SubmitOptions.from_config(job.config, task=job.rule.removeprefix("submit_"))
         .video_probabilities,
+        videos_folders=[d["videos"] for d in job.config["datasets"] if d.get("videos")],
     )

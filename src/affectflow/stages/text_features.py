@@ -31,7 +31,7 @@ from affectflow.io.shards import StageResult
 from affectflow.io.store import Provenance, ShardWriter
 from affectflow.models.catalogue.manifest import PreparedModel
 from affectflow.models.resolve import resolve_model
-from affectflow.plan.rerun import AFTER_LEARN, Stage, stage_key
+from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage, stage_key
 from affectflow.text.api_clients import GIGACHAT_KEY_ENV, OPENAI_KEY_ENV
 from affectflow.text.embedding import embed_segments, encoder_provenance
 from affectflow.text.loading import KINDS, load_text_encoder
@@ -102,7 +102,7 @@ STAGE = Stage(
     STAGE_VERSION,
     TextFeaturesOptions,
     ("text_features",),
-    downstream=f"learn, {AFTER_LEARN} of sets with text",
+    downstream=f"learn, {AFTER_LEARN} of sets with text; {PREDICTED}",
 )
 
 

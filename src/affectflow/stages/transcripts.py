@@ -31,7 +31,7 @@ from affectflow.io.shards import StageResult, media_audio
 from affectflow.io.store import Provenance, ShardReader, ShardWriter
 from affectflow.models.catalogue.manifest import PreparedModel
 from affectflow.models.resolve import resolve_model
-from affectflow.plan.rerun import AFTER_LEARN, Stage, stage_key
+from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage, stage_key
 from affectflow.text.asr import BACKENDS, load_recognizer, transcribe_audio
 
 log = logging.getLogger("affectflow.stages.transcripts")
@@ -85,7 +85,7 @@ STAGE = Stage(
     STAGE_VERSION,
     TranscriptsOptions,
     ("transcripts",),
-    downstream=f"text_features, learn, {AFTER_LEARN} of sets with text",
+    downstream=f"text_features, learn, {AFTER_LEARN} of sets with text; {PREDICTED}",
 )
 
 

@@ -19,7 +19,7 @@ from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
 from affectflow.data.adapters import build_units
 from affectflow.data.units import UnitsTable
-from affectflow.plan.rerun import AFTER_LEARN, Stage
+from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage
 
 log = logging.getLogger("affectflow.stages.units")
 #: bump when the units table changes for the same files on disk (docs/reruns.md)
@@ -40,7 +40,7 @@ STAGE = Stage(
     STAGE_VERSION,
     UnitsOptions,
     ("units",),
-    downstream=f"learn, {AFTER_LEARN}",
+    downstream=f"problems, learn, {AFTER_LEARN}; {PREDICTED}",
     triggers="the videos and label files that `datasets` and `n_shards` give",
 )
 

@@ -268,8 +268,10 @@ def format_video_submission(
     template: Template | None = None,
     video_order: Sequence[str] | None = None,
     probabilities: Mapping[str, float] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> str:
-    """The text of an AH-video submission, one line per video (the template's names and order): with
+    """The text of an AH-video submission, one line per video (the template's names and order; without a
+    template, ``names`` gives each video id's name in the file, the video path as in the test list): with
     ``probabilities`` (P(A/H) per video) the organisers' ``with_probabilities`` form ``<video>,<p0>,<p1>,<0|1>``
     (p0 = 1 - p1, four decimals, summing to exactly 1), else ``<video>,<0|1>``. A template in one of the
     two forms decides the form."""
@@ -282,11 +284,11 @@ def format_video_submission(
     elif template is not None and template.columns == 4 and probabilities is None:
         raise SubmissionError(f"{template.path}: the template has probabilities, the predictions none")
     if template is None:
-        names = {v: v for v in _order(predictions, video_order)}
+        lines = {(names or {}).get(v, v): v for v in _order(predictions, video_order)}
     else:
-        names = match_template_videos(template, list(predictions))
+        lines = match_template_videos(template, list(predictions))
     buf = io.StringIO()
-    for name, vid in names.items():
+    for name, vid in lines.items():
         _check_video_id(name)
         if probabilities is None:
             buf.write(f"{name},{labels[vid]}\n")
@@ -306,10 +308,11 @@ def write_ah_video_submission(
     template: Template | None = None,
     video_order: Sequence[str] | None = None,
     probabilities: Mapping[str, float] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Path:
     """Write one 0/1 A/H decision per video (BAH video-level challenge format; with ``probabilities`` their
     columns too, :func:`format_video_submission`), checked, atomically."""
-    text = format_video_submission(predictions, template, video_order, probabilities)
+    text = format_video_submission(predictions, template, video_order, probabilities, names)
     return _write_checked("ah_video", path, text, template)
 
 

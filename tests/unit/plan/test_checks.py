@@ -6,7 +6,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from affectflow.plan.checks import check_config
+from affectflow.plan.checks import check_config, schema_problem
 from affectflow.stages.catalogue import STAGES
 
 REPO = Path(__file__).resolve().parents[3]
@@ -40,6 +40,45 @@ def test_bad_key_or_value_is_named():
         cfg["features"]["batch_size"] = bad
         with pytest.raises(WorkflowError, match="batch_size"):
             validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+
+
+def _schema_error(cfg):
+    from snakemake.exceptions import WorkflowError
+
+    with pytest.raises(WorkflowError) as e:
+        validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return schema_problem(e.value)
+
+
+def test_a_schema_problem_is_one_line_naming_the_key():
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["n_shard"] = 8
+    assert _schema_error(cfg) == ("config key n_shard is not one the workflow knows; did you mean n_shards? "
+                                  "(workflow/schemas/config.schema.yaml lists them)")
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["faces"]["crop_szie"] = 224
+    assert "config key faces.crop_szie is not one the workflow knows; did you mean faces.crop_size?" in \
+        _schema_error(cfg)
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["on_bad_video"] = "ignore"
+    line = _schema_error(cfg)
+    assert line.startswith("config key on_bad_video: 'ignore' is not one of") and "\n" not in line
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["fusions"]["fer_text"]["k"] = "many"
+    line = _schema_error(cfg)
+    assert line.startswith("config key fusions.fer_text.k: ") and len(line) < 400
+
+
+def test_the_workflow_stops_on_a_misspelt_key_with_that_line_only(tmp_path):
+    """What a user sees: Snakemake's own error, a few lines, no schema or config dumped."""
+    from affectflow.testing.snakerun import make_bare_workdir
+
+    wd = make_bare_workdir(tmp_path / "wd")
+    proc = wd.run("--dry-run", "--config", "n_shard=8", check=False, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key n_shard is not one the workflow knows; did you mean n_shards?" in out
+    assert len(out.splitlines()) < 15 and "$defs" not in out, out
 
 
 def test_schema_fills_defaults():

@@ -333,7 +333,9 @@ def test_schema_defaults_equal_the_options_classes() -> None:
     (lambda c: (c["faces"].update(detector="mediapipe_full"), c["features"]["standins"].append("retinaface_mnet025")),
      "features.standins: 'retinaface_mnet025'"),
     (lambda c: c["fusions"]["fer_text"].update(weights=[1, 2, 3]), "weights: 3 values for 2 feature sets"),
-    (lambda c: c["learn"]["expr"].update(missing_face="guess"), "learn: missing_face must be one of"),
+    (lambda c: c["learn"]["expr"].update(missing_face="guess"), "learn.expr.missing_face must be one of"),
+    (lambda c: c["learn"]["common"].update(text_fill="guess"), "learn.common.text_fill must be one of"),
+    (lambda c: c["learn"]["common"].update(train={"epochs": -1}), "learn.common.train: "),
     (lambda c: c["audio"].update(pooling="max"), "audio: pooling must be one of"),
 ])
 def test_cross_key_problems_are_named_at_parse_time(edit, message: str) -> None:
@@ -415,3 +417,13 @@ def test_a_face_stand_ins_fingerprint_names_its_builders_version() -> None:
     assert stood["standin"] is True and stood["standin_build"] == BUILD_VERSION >= 2
     assert "standin_build" not in model_fingerprint("enet_b0_8_best_vgaf")
     assert set(model_fingerprint("wav2vec2_base_960h", standin=True)) == {"files", "standin"}
+
+
+def test_the_readme_names_the_rules_with_a_timing_file() -> None:
+    """README's outputs table lists the rules whose jobs write benchmarks/<rule>/...tsv: those with `benchmark:`."""
+    text = "\n".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    timed = {m.group(1) for block in re.split(r"\n(?=rule )", text)
+             if (m := re.match(r"rule (\w+):", block)) and "\n    benchmark:" in block}
+    line = next(ln for ln in (REPO / "README.md").read_text().splitlines() if ln.startswith("| `logs/`, `benchmarks/`"))
+    named = set(line.split("heavy rules: ", 1)[1].rstrip(" |").split(", "))
+    assert timed == named and len(timed) >= 6

@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from affectflow.data.units import Unit
 from affectflow.fuse.postprocess import FER2013_CLASSES, FER2013_TO_AFFWILD2, softmax
 from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
 from affectflow.stages.fuse import FuseError, run_fuse
 from affectflow.stages.learn import run_learn
 from affectflow.stages.report_tables import COLUMNS, run_report_tables
-from affectflow.stages.submit import complete_decisions, run_submit
+from affectflow.stages.submit import complete_decisions, names_in_test_list, run_submit
 from affectflow.submit.formats import read_ah_submission, read_emi_submission, read_expr_submission
 from affectflow.testing.stage_fixtures import (
     CFG,
@@ -333,3 +334,14 @@ def test_the_probabilities_setting_keys_only_the_ah_video_submission():
     for task in ("expr", "emi", "ah"):
         assert key(task, True) == key(task, False)
     assert SubmitOptions.from_config({"submit_fusion": "f"}, task="ah_video").video_probabilities  # the default
+
+
+def test_ah_video_lines_without_a_template_name_the_path_as_in_the_test_list():
+    """BAH's test.txt names a video by its path under the videos folder (with spaces, in subfolders); without
+    the organisers' template that path, not the id, starts each line."""
+    units = [Unit("82579_Q1 16-03-28_Video", "BAH/Videos/82579/Visite_1/82579_Q1 16-03-28_Video.mp4", "test", "s0000"),
+             Unit("nested", "BAH/extra/Videos/nested.mp4", "test", "s0000"),
+             Unit("elsewhere", "other/elsewhere.mp4", "test", "s0000")]
+    names = names_in_test_list(units, ["BAH/", "BAH/extra", "BAH/Videos/82579/Visite"])
+    assert names == {"82579_Q1 16-03-28_Video": "Videos/82579/Visite_1/82579_Q1 16-03-28_Video.mp4",
+                     "nested": "Videos/nested.mp4"}  # the deepest folder wins; a folder name is no prefix match
