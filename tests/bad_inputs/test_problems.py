@@ -172,3 +172,11 @@ def test_label_files_that_do_not_fit_their_video_are_listed_last(tmp_path: Path)
     assert "3 label rows for 5 decoded frames: the last 2 frames have no label (-1" in rows[1].message
     assert rows[2].message.startswith("expr: ") and "line 3: 'x' is not an integer" in rows[2].message
     assert read_problems_tsv(tmp_path / "problems.tsv") == rows
+
+
+def test_a_warning_names_the_video_file_as_a_skip_does(tmp_path: Path) -> None:
+    """With the units table, a warning row says which file it is about, like a skip's reason."""
+    media = _shard(tmp_path / "media" / "s0000.h5", "media", {"a": ["audio is silent"]}, [])
+    rows = run_problems([media], str(tmp_path / "problems.tsv"),
+                        units=[Unit("a", "data/in/a b.mp4", "test", "s0000")])
+    assert rows == [Problem("media", "s0000", "a", "warning", "data/in/a b.mp4: audio is silent")]

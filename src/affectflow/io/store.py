@@ -39,6 +39,10 @@ FORMAT_VERSION = 1
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 
 
+#: what a user does about a damaged shard: outputs are derived, so the workflow makes it again
+REMAKE = ": delete it and rerun, and Snakemake makes it again"
+
+
 class StoreError(AffectflowError, RuntimeError):
     """A shard file is missing, unfinished or was produced by something else."""
 
@@ -394,14 +398,14 @@ class ShardReader:
         try:
             self._h5 = h5py.File(self.path, "r")
         except OSError as e:
-            raise StoreError(f"{self.path}: not a readable HDF5 file ({e})") from e
+            raise StoreError(f"{self.path}: not a readable HDF5 file ({e}); it was cut short or damaged{REMAKE}") from e
         attrs = self._h5.attrs
         if attrs.get("producer") != "affectflow" or "stage" not in attrs:
             self._h5.close()
             raise StoreError(f"{self.path}: not an affectflow shard (no provenance attributes)")
         if not bool(attrs.get("complete", False)):
             self._h5.close()
-            raise StoreError(f"{self.path}: shard file is incomplete (its writer did not finish)")
+            raise StoreError(f"{self.path}: shard file is incomplete (its writer did not finish){REMAKE}")
         self.provenance = Provenance.from_attrs(attrs)
         if stage is not None and self.provenance.stage not in (stage, *FORMER_STAGE_NAMES.get(stage, ())):
             self._h5.close()

@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -37,7 +37,8 @@ from affectflow.plan.rerun import Stage
 log = logging.getLogger("affectflow.stages.problems")
 
 #: bump when problems.tsv changes for the same shards (docs/reruns.md)
-STAGE_VERSION = 2  # 2: rows for frame label files that do not fit their video (stage `labels`)
+STAGE_VERSION = 3  # 2: rows for frame label files that do not fit their video (stage `labels`);
+# 3: a warning row's message starts with the video's file
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,9 @@ class ProblemsOptions(StageOptions):
 
 
 #: what the plan reads of this stage (affectflow.stages.catalogue)
-STAGE = Stage(
-    "problems",
-    STAGE_VERSION,
-    ProblemsOptions,
-    ("problems",),
-    downstream="index_page",
-    triggers="a file of a `folder` dataset that is not a video added or removed; a frame label file changed",
-)
+STAGE = Stage("problems", STAGE_VERSION, ProblemsOptions, ("problems",), downstream="index_page",
+              triggers="a file of a `folder` dataset that is not a video added or removed; a frame label file "
+              "changed")
 
 COLUMNS = ("stage", "shard", "video_id", "severity", "message")
 #: the ``stage`` of the rows for files of a folder dataset that are not videos
@@ -125,9 +121,11 @@ def _face_missing(has_face: np.ndarray, share: float, whose: str = "target ") ->
 
 
 def read_problems(shard_paths: Sequence[str | os.PathLike[str]],
-                  options: ProblemsOptions | None = None) -> list[Problem]:
+                  options: ProblemsOptions | None = None, paths: Mapping[str, str] | None = None) -> list[Problem]:
     """Skipped videos and per-video warnings of every shard in ``shard_paths``; for faces shards also the
-    videos whose target face is missing in more than ``options.face_missing_share`` of the frames."""
+    videos whose target face is missing in more than ``options.face_missing_share`` of the frames.
+    ``paths`` (video id -> file, the units table's): a warning starts with the file, as a skip's reason does."""
+    paths = paths or {}
     share = float((options or ProblemsOptions()).face_missing_share)
     rows: list[Problem] = []
     stage_order: dict[str, int] = {}
@@ -149,8 +147,9 @@ def read_problems(shard_paths: Sequence[str | os.PathLike[str]],
                 if face_rows:
                     warnings.append(_face_missing(_frames_with_face(rec.arrays), share, "" if per_person else
                                                   "target "))
+                where = f"{paths[rec.video_id]}: " if rec.video_id in paths else ""
                 for w in filter(None, warnings):
-                    rows.append(Problem(stage, name, rec.video_id, "warning", _one_line(w)))
+                    rows.append(Problem(stage, name, rec.video_id, "warning", _one_line(where + w)))
     severity = {s: i for i, s in enumerate(SEVERITIES)}
     rows.sort(key=lambda r: (stage_order[r.stage], r.shard, r.video_id, severity[r.severity]))
     return rows
@@ -196,7 +195,9 @@ def run_problems(shard_paths: list[str], out_tsv: str, options: ProblemsOptions 
     A shard that is missing, unfinished or not an affectflow shard raises
     :class:`affectflow.io.store.StoreError` (and nothing is written).
     """
-    rows = [*skipped_file_rows(skipped), *read_problems(shard_paths, options), *label_rows(units, shard_paths)]
+    units = list(units)
+    paths = {u.video_id: u.path for u in units}
+    rows = [*skipped_file_rows(skipped), *read_problems(shard_paths, options, paths), *label_rows(units, shard_paths)]
     write_problems(rows, out_tsv)
     log.info("%s: %s", out_tsv, summary(rows))
     return rows
@@ -214,14 +215,12 @@ def read_problems_tsv(path: str | os.PathLike[str]) -> list[Problem]:
 
 def summary(rows: Sequence[Problem]) -> str:
     """One line for the job log: how many videos each stage skipped or warned about."""
-    if not rows:
-        return "no video was skipped and no warning was recorded"
-    parts = []
-    for stage in dict.fromkeys(r.stage for r in rows):
-        skipped = len({r.video_id for r in rows if r.stage == stage and r.severity == "skip"})
-        warned = len({r.video_id for r in rows if r.stage == stage and r.severity == "warning"})
-        parts.append(f"{stage}: {skipped} skipped, {warned} with warnings")
-    return "; ".join(parts)
+    def videos(stage: str, severity: str) -> int:
+        return len({r.video_id for r in rows if r.stage == stage and r.severity == severity})
+
+    stages = dict.fromkeys(r.stage for r in rows)
+    return "; ".join(f"{s}: {videos(s, 'skip')} skipped, {videos(s, 'warning')} with warnings" for s in stages) \
+        or "no video was skipped and no warning was recorded"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

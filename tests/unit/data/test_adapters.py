@@ -343,7 +343,10 @@ def test_two_videos_with_one_stem(tmp_path: Path) -> None:
 
 
 def test_missing_folders_and_files(tmp_path: Path) -> None:
-    _raises(build_units, [{"adapter": "folder", "videos": "nope"}], 2, tmp_path, match="nope|videos folder not found")
+    _raises(build_units, [{"adapter": "folder", "videos": "nope"}], 2, tmp_path, match="nope: videos folder not found")
+    (tmp_path / "one.mp4").write_bytes(b"")
+    _raises(build_units, [{"adapter": "folder", "videos": "one.mp4"}], 2, tmp_path,  # a file, where its folder belongs
+            match="one.mp4: the videos folder is a file")
     make_videos(tmp_path / "videos", ["a.mp4"])
     _raises(build_units, [_entry("bah")], 2, tmp_path, match="labels|labels folder not found")
     (tmp_path / "labels").mkdir()

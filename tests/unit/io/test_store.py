@@ -57,7 +57,7 @@ def test_unfinished_file_is_refused(tmp_path):
     with h5py.File(p, "w") as f:  # what a writer killed before the rename would have produced
         f.attrs.update(Provenance(stage="media").to_attrs())
         f.attrs["complete"] = False
-    with pytest.raises(StoreError, match="incomplete"):
+    with pytest.raises(StoreError, match="incomplete .*: delete it and rerun, and Snakemake makes it again"):
         ShardReader(p)
 
 
@@ -65,7 +65,7 @@ def test_foreign_and_missing_files_are_refused(tmp_path):
     with pytest.raises(StoreError, match="does not exist"):
         ShardReader(tmp_path / "nope.h5")
     (tmp_path / "bad.h5").write_text("not hdf5")
-    with pytest.raises(StoreError, match="not a readable HDF5"):
+    with pytest.raises(StoreError, match="not a readable HDF5 .*cut short or damaged: delete it and rerun"):
         ShardReader(tmp_path / "bad.h5")
     with h5py.File(tmp_path / "plain.h5", "w"):
         pass

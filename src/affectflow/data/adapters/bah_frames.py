@@ -21,7 +21,7 @@ from affectflow.core.vocabulary import SPLITS
 from affectflow.data.adapters.bah_annotation import annotation_keys, read_annotations
 from affectflow.data.adapters.entry import DatasetEntry, check_labels_given, check_videos_entry
 from affectflow.data.adapters.errors import LabelError
-from affectflow.data.adapters.files import labels_dir, resolve
+from affectflow.data.adapters.files import existing_folder, labels_dir, resolve
 from affectflow.data.adapters.frame_labels import fit_to_frames, frame_label_units, read_frame_labels
 from affectflow.data.adapters.registry import FoundUnits, register_adapter
 from affectflow.data.adapters.testlist import test_list_units
@@ -57,9 +57,7 @@ def bah_units(entry: DatasetEntry, n_shards: int, base: Path) -> FoundUnits:
     if not entry.split:
         raise LabelError(f"{entry.where}: {shown} is one split of ABAW-8's release: say which with "
                          f"split: train or split: val")
-    videos_dir = resolve(entry.videos, base)
-    if not videos_dir.is_dir():
-        raise LabelError(f"{entry.videos}: videos folder not found ({videos_dir})")
+    videos_dir = existing_folder(entry.videos, base, "videos")
     units, found = [], {}
     # keys only: the records (tens of MB) are read and checked by the jobs that read the labels
     for video_id, key in annotation_keys(resolve(shown, base), shown).items():

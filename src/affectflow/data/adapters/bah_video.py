@@ -24,7 +24,7 @@ from pathlib import Path
 from affectflow.data.adapters.bah_annotation import load_yaml, read_annotations
 from affectflow.data.adapters.entry import DatasetEntry, check_labels_given, check_videos_entry
 from affectflow.data.adapters.errors import LabelError
-from affectflow.data.adapters.files import cached, labels_dir, read_lines, resolve
+from affectflow.data.adapters.files import cached, existing_folder, labels_dir, read_lines
 from affectflow.data.adapters.registry import FoundUnits, register_adapter
 from affectflow.data.adapters.videos import is_video_name
 from affectflow.data.units import Unit, shard_of
@@ -80,9 +80,7 @@ def bah_video_units(entry: DatasetEntry, n_shards: int, base: Path) -> FoundUnit
     split_shown = labels_given if split_dir == labels else os.path.join(labels_given, "split")
     check_class_ids(split_dir, split_shown)
     videos_given = entry.videos
-    videos_dir = resolve(videos_given, base)
-    if not videos_dir.is_dir():
-        raise LabelError(f"{videos_given}: videos folder not found ({videos_dir})")
+    videos_dir = existing_folder(videos_given, base, "videos")
     found: dict[str, tuple[str, str]] = {}  # id -> (where, video path as given in the split file)
     units = []
     for name, split in BAH_SPLIT_FILES:

@@ -21,12 +21,20 @@ def resolve(given: str, base: Path) -> Path:
     return p if p.is_absolute() else base / p
 
 
+def existing_folder(given: str, base: Path, what: str) -> Path:
+    """A configured folder (``what``: "videos", "labels"), which must exist and be a folder: a file given
+    where a folder belongs is named as such, not as missing."""
+    folder = resolve(given, base)
+    if folder.is_file():
+        raise LabelError(f"{given}: the {what} folder is a file ({folder}); give the folder that holds it")
+    if not folder.is_dir():
+        raise LabelError(f"{given}: {what} folder not found ({folder})")
+    return folder
+
+
 def labels_dir(given: str, base: Path) -> Path:
     """The configured labels folder, which must exist."""
-    folder = resolve(given, base)
-    if not folder.is_dir():
-        raise LabelError(f"{given}: labels folder not found ({folder})")
-    return folder
+    return existing_folder(given, base, "labels")
 
 
 def read_lines(path: Path, shown: str, what: str = "label file") -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from affectflow.data.adapters.errors import LabelError
-from affectflow.data.adapters.files import resolve
+from affectflow.data.adapters.files import existing_folder
 from affectflow.data.units import SkippedFile
 
 #: taken as videos without looking inside (case-insensitive)
@@ -87,9 +87,7 @@ class VideoFolder:
     """
 
     def __init__(self, given: str, base: Path, subfolders: bool = False) -> None:
-        folder = resolve(given, base)
-        if not folder.is_dir():
-            raise LabelError(f"{given}: videos folder not found ({folder})")
+        folder = existing_folder(given, base, "videos")
         self.given = given
         self.by_stem: dict[str, list[str]] = {}
         self.skipped: list[SkippedFile] = []
