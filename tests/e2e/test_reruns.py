@@ -134,9 +134,10 @@ def test_a_stage_version_bump_reruns_that_stage_and_its_dependants(done, tmp_pat
     jobs = done.planned_jobs(env={"PYTHONPATH": str(tmp_path)})
     assert jobs == forced(done, *spec.rules)
     assert done.planned_jobs() == set()  # the real version again: nothing
-    # what the rerun table says follows the stage is what Snakemake's DAG reruns after it
+    # the rerun table names every rule Snakemake's DAG reruns after the stage (it may name more: "of sets with
+    # an audio model" is none of the demo's submitted fusion)
     after = {r for r, _ in jobs} - set(spec.rules)
-    assert spec.downstream == "every later stage" or after == _named_rules(spec.downstream), (stage, after)
+    assert spec.downstream == "every later stage" or after <= _named_rules(spec.downstream), (stage, after)
 
 
 def _named_rules(text: str) -> set[str]:

@@ -84,8 +84,9 @@ FACE_STANDINS: dict[str, FaceStandin] = {
 # (their BatchNorm calibration runs float64 kernels that the CPU chooses), so each
 # machine seen so far has its entries: the first set on an earlier CI machine, the
 # second (EfficientNets of BUILD_VERSION 2 too) on an AVX-512 one. Other torch
-# versions write other bytes. Whether a loaded model is a stand-in is never looked
-# up here: its manifest says so.
+# versions write other bytes. On a machine not seen before, the tests check instead
+# that a second build writes the same bytes. Whether a loaded model is a stand-in
+# is never looked up here: its manifest says so.
 KNOWN_STANDIN_SHA256: dict[str, str] = {
     "ccba08d362bf47e7113d9758e4d94565e65ef7b46028cd1c354817287e71e739": "enet_b0_8_best_vgaf",
     "f7768484390ba2f55e581c448972d14bba6a33fc8375f4bff098fc5de40547ea": "enet_b0_8_best_afew",
