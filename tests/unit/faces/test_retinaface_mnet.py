@@ -114,8 +114,8 @@ def test_standin_is_exported_as_upstream_exports_it(installed) -> None:
     assert [o.name for o in model.graph.output] == ["loc", "conf", "landmarks"]
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("Conv") == 59 and "BatchNormalization" not in ops and ops.count("Softmax") == 1
-    if torch.__version__ == "2.13.0+cpu":  # the reference toolchain's builds are reproducible
-        assert standins_detector.KNOWN_STANDIN_SHA256[pins[name]] == "retinaface_mnet025"
+    # its bytes are reproducible: tests/unit/models/test_registries.py rebuilds it (a hash on record, or on a
+    # machine not seen before the same bytes twice)
 
 
 def test_module_carries_upstream_names() -> None:
