@@ -13,10 +13,11 @@ import pytest
 from affectflow.data import adapters
 from affectflow.data.units import COLUMNS, UnitsTable
 from affectflow.io.store import ShardReader, video_id_from_key, video_key
+from affectflow.report.problems import read_problems_tsv
 from affectflow.stages.contact_sheets import run_contact_sheets
 from affectflow.stages.faces import run_faces
 from affectflow.stages.media import run_media
-from affectflow.stages.problems import read_problems_tsv, run_problems
+from affectflow.stages.problems import run_problems
 
 HOSTILE_IDS = ("../../x", "a/b", "..", ".", "/abs/y", "a\\b", "x%2Fy", " lead", "ü/../é", "$(touch pwned)", "-rf")
 SAFE_NAME = re.compile(r"[A-Za-z0-9_%\-]+")

@@ -1,4 +1,4 @@
-"""affectflow.stages.problems: one problems.tsv from the shards' skipped lists and per-video warnings."""
+"""problems.tsv: one table from the shards' skipped lists and per-video warnings (affectflow.report.problems)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pytest
 
 from affectflow.data.units import Unit
 from affectflow.io.store import Provenance, ShardWriter, StoreError, VideoRecord
+from affectflow.report.problems import COLUMNS, Problem, read_problems_tsv, summary
 from affectflow.stages.faces import run_faces
 from affectflow.stages.media import accepted_units, run_media
-from affectflow.stages.problems import COLUMNS, Problem, main, read_problems_tsv, run_problems, summary
+from affectflow.stages.problems import main, run_problems
 
 
 def _shard(path: Path, stage: str, videos: dict[str, list[str]], skipped: list[tuple[str, str]],
@@ -180,3 +181,31 @@ def test_a_warning_names_the_video_file_as_a_skip_does(tmp_path: Path) -> None:
     rows = run_problems([media], str(tmp_path / "problems.tsv"),
                         units=[Unit("a", "data/in/a b.mp4", "test", "s0000")])
     assert rows == [Problem("media", "s0000", "a", "warning", "data/in/a b.mp4: audio is silent")]
+
+
+def test_the_run_page_reads_the_rows_the_file_holds(tmp_path: Path) -> None:
+    """One reader of problems.tsv: the run page's table is the file's rows, and a hand-edited file that lost a
+    cell is refused naming the file and the line, not shown shifted."""
+    from affectflow.report.collect import problems_frame
+
+    media = _shard(tmp_path / "s0000.h5", "media", {"a": ["audio is silent"], "b": []}, [("c", "c.mp4: empty")])
+    out = tmp_path / "problems.tsv"
+    rows = run_problems([media], str(out))
+    frame = problems_frame(out)
+    assert list(frame.columns) == list(COLUMNS)
+    assert [Problem(*r) for r in frame.itertuples(index=False)] == rows
+    run_problems([str(_shard(tmp_path / "s0001.h5", "media", {"a": []}, []))], str(out))
+    assert problems_frame(out).empty and list(problems_frame(out).columns) == list(COLUMNS)
+    out.write_text("\t".join(COLUMNS) + "\nmedia\ts0000\ta\twarning\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"problems\.tsv, line 2: 4 cells, not 5"):
+        problems_frame(out)
+
+
+def test_the_documented_rule_is_the_rule() -> None:
+    """docs/bad_inputs.md quotes the problems rule; the quote is the file's rule, word for word."""
+    root = Path(__file__).resolve().parents[2]
+    rule = (root / "workflow" / "rules" / "problems.smk").read_text(encoding="utf-8")
+    rule = rule[rule.index("rule problems:"):].rstrip()
+    doc = (root / "docs" / "bad_inputs.md").read_text(encoding="utf-8")
+    quoted = doc[doc.index("```python\nrule problems:") + len("```python\n"):]
+    assert quoted[:quoted.index("\n```")] == rule

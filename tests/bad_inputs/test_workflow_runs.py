@@ -17,7 +17,7 @@ import pytest
 
 from affectflow.data.units import UnitsTable, shard_of
 from affectflow.io.store import ShardReader
-from affectflow.stages.problems import read_problems_tsv
+from affectflow.report.problems import read_problems_tsv
 from affectflow.testing import snakerun
 from affectflow.testing.snakerun import Workdir
 

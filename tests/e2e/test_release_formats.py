@@ -22,8 +22,9 @@ from affectflow.data.adapters import build_units, read_task_labels
 from affectflow.evaluate.metrics import ah_scores, ah_video_scores, expr_scores
 from affectflow.io.shards import ShardSet, media_frames
 from affectflow.recipes.demo import extract_sources, fetch_wheel
+from affectflow.report.problems import read_problems_tsv
 from affectflow.stages.media import run_media
-from affectflow.stages.problems import read_problems_tsv, run_problems
+from affectflow.stages.problems import run_problems
 from affectflow.submit.formats import (
     SUBMISSION_FILES,
     check_submission,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -26,6 +26,8 @@ from affectflow.data.units import Unit, UnitsTable
 from affectflow.faces.sheets import contact_sheet, person_thumbnails
 from affectflow.io.shards import ShardSet, media_frames
 from affectflow.report.columns import PredictionColumns, parse_columns
+from affectflow.report.problems import COLUMNS as PROBLEM_COLUMNS
+from affectflow.report.problems import read_problems_tsv
 from affectflow.report.tables import RankedTable, ranked_tables, read_metrics
 from affectflow.report.timeline import TimelineInputs, people, render_timeline
 
@@ -96,9 +98,9 @@ def sweep_plots(fusion_dirs: Paths) -> list[SweepPlot]:
     return sorted(plots, key=lambda p: (order.get(p.task, len(order)), p.fusion, p.name))
 
 
-def read_problems(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """problems.tsv as strings (an empty table when it has no rows)."""
-    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+def problems_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """problems.tsv as a table of strings (with its columns when it has no rows)."""
+    return pd.DataFrame([astuple(r) for r in read_problems_tsv(path)], columns=list(PROBLEM_COLUMNS), dtype=str)
 
 
 def _open(paths: Paths, stage: str) -> ShardSet | None:
@@ -202,6 +204,6 @@ def collect_page(inputs: PageInputs) -> RunPage:
             if s is not None:
                 s.close()
     tables = ranked_tables(read_metrics(inputs.metrics)) if inputs.metrics is not None else []
-    return RunPage(inputs.run_name, tables, sweep_plots(inputs.fusion_dirs), read_problems(inputs.problems), cols,
+    return RunPage(inputs.run_name, tables, sweep_plots(inputs.fusion_dirs), problems_frame(inputs.problems), cols,
                    meta.metadata.num_rows, len(_video_ids(inputs.predictions)), videos, len(units) - len(shown),
                    inputs.max_videos)
