@@ -10,9 +10,10 @@ import pytest
 from affectflow.data.units import Unit
 from affectflow.fuse.postprocess import FER2013_CLASSES, FER2013_TO_AFFWILD2, softmax
 from affectflow.io.store import Provenance, ShardReader, ShardWriter, VideoRecord
+from affectflow.report.tables import COLUMNS
 from affectflow.stages.fuse import FuseError, run_fuse
 from affectflow.stages.learn import run_learn
-from affectflow.stages.report_tables import COLUMNS, run_report_tables
+from affectflow.stages.report_tables import run_report_tables
 from affectflow.stages.submit import complete_decisions, names_in_test_list, run_submit
 from affectflow.submit.formats import read_ah_submission, read_emi_submission, read_expr_submission
 from affectflow.testing.stage_fixtures import (
