@@ -4,7 +4,8 @@ A run's heads are only useful on new videos when those videos get the same featu
 weights, the same face crops, the same audio windows. A bundle therefore carries, besides the heads, the
 weight hashes of every model its feature sets read and the config sections that shape those features;
 applying it (config ``bundle:``) extracts with exactly those settings. Every file is listed in
-``manifest.json`` with its sha256 and checked before anything is loaded. Layout: docs/predictions.md.
+``manifest.json`` with its sha256 and checked before anything is loaded; a file it does not list is
+refused. Layout: docs/predictions.md.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ FEATURE_SETTINGS = ("face_engine", "precision")
 #: settings bundles made before these options were removed carry, at their one legal value (now a fact of every
 #: output): applying such a bundle drops them rather than setting a removed option
 RETIRED_SETTINGS = {"media": {"sample_rate": 16000}}
+#: files a bundle folder may hold at its top level without the manifest listing them: the manifest itself,
+#: the marker Snakemake leaves in every folder a rule writes, and a README a person adds (any case)
+UNLISTED_OK = (MANIFEST, ".snakemake_timestamp")
+UNLISTED_README = ("readme", "readme.md", "readme.txt")
 
 
 class BundleError(AffectflowError, ValueError):
@@ -80,11 +85,12 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Bundle:
-        """Read ``path/manifest.json`` and check every listed file's sha256 (and that no head is unlisted)."""
-        root = Path(path)
+        """Read ``path/manifest.json``, check every listed file's sha256 and refuse files it does not list.
+
+        ``path`` is the bundle folder or its ``manifest.json``; a relative path is read from the working
+        directory, and :attr:`root` is the folder as an absolute path (so every message names one)."""
+        root = _bundle_folder(path)
         manifest = root / MANIFEST
-        if not manifest.is_file():
-            raise BundleError(f"{root}: not a bundle (no {MANIFEST})")
         try:
             m = json.loads(manifest.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
@@ -104,6 +110,7 @@ class Bundle:
             for fs in bt.feature_sets:
                 if bt.head(root, fs).relative_to(root).as_posix() not in files:
                     raise BundleError(f"{manifest}: task {t}: the head of {fs!r} is not listed in 'files'")
+        _refuse_unlisted(root, files)
         return cls(root, str(m.get("run_name", "")), str(m.get("affectflow_version", "")), tasks,
                    dict(m.get("models") or {}), dict(m.get("settings") or {}), files, sha256_file(manifest))
 
@@ -126,7 +133,8 @@ class Bundle:
     def describe(self) -> str:
         """What ``affectflow bundle inspect`` prints."""
         lines = [f"bundle {self.root} (from run {self.run_name!r}, affectflow {self.version})",
-                 f"files: {len(self.files)}, all sha256-verified; manifest sha256 {self.digest}", "tasks:"]
+                 f"files: {len(self.files)}, all sha256-verified, none unlisted; manifest sha256 {self.digest}",
+                 "tasks:"]
         for t in self.tasks.values():
             pp = t.postprocess
             keys = ["weights"] + ([] if is_video_task(t.task) else ["k"]) + ["t"] + (
@@ -146,6 +154,49 @@ class Bundle:
                 lines.append(f"  {name}{mark}: {fname} sha256 {digest}")
         lines.append("settings: " + json.dumps(self.settings, sort_keys=True))
         return "\n".join(lines)
+
+
+def _bundle_folder(path: str | os.PathLike[str]) -> Path:
+    """The bundle folder ``path`` names (the folder itself or its manifest), absolute; a :class:`BundleError`
+    saying what is there instead."""
+    given = Path(path)
+    where = given.absolute()
+    rel = "" if given.is_absolute() else f" (the bundle path {os.fspath(path)!r} is read from the working directory)"
+    if given.is_file() and given.name == MANIFEST:
+        return where.parent
+    if not given.exists():
+        raise BundleError(f"{where}: no such bundle folder, the path does not exist{rel}")
+    if not given.is_dir():
+        raise BundleError(f"{where}: a file, not a bundle folder{rel}; give the folder that holds {MANIFEST}")
+    if not (given / MANIFEST).is_file():
+        hint = f"; did you mean {where / 'bundle'}?" if (given / "bundle" / MANIFEST).is_file() else ""
+        raise BundleError(f"{where}: not a bundle, no {MANIFEST} in this folder{rel}{hint}")
+    return where
+
+
+def _refuse_unlisted(root: Path, files: Mapping[str, str]) -> None:
+    """A file the manifest does not list (besides :data:`UNLISTED_OK` and a README at the top) is refused by
+    name: it was not verified, so the folder is not the bundle the manifest describes."""
+    listed = set(files)
+    seen: set[str] = set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree: walked already
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        top = Path(folder) == root
+        for name in sorted(names):
+            p = Path(folder) / name
+            if p.relative_to(root).as_posix() in listed:
+                continue
+            if top and (name in UNLISTED_OK or name.lower() in UNLISTED_README):
+                continue
+            why = " (a hidden file: perhaps left by an interrupted copy)" if name.startswith(".") else ""
+            raise BundleError(f"{p}: in the bundle folder but not listed in its manifest{why}; a bundle holds only "
+                              "the files its manifest lists: delete it, or copy the bundle again from the run "
+                              "that wrote it")
 
 
 def _verify(root: Path, files: Mapping[str, str]) -> None:

@@ -2,6 +2,7 @@
 predictions of the run that trained it: the same rows, heads, blend, filter and smoothing."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -136,3 +137,101 @@ def test_describe_names_tasks_models_and_stand_ins(trained):
     assert emi_line.startswith("fusion 'both' of face, audio_text (weights=") and "k=" not in emi_line
     assert "synth_face (random-weight stand-in): synth.onnx sha256 " + "0" * 64 in text
     assert "all sha256-verified" in text
+
+
+def _inspect(path, capsys) -> tuple[int, str]:
+    from affectflow.cli import main
+
+    rc = main(["bundle", "inspect", str(path)])
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
+@pytest.mark.parametrize("extra", [
+    "heads/expr/head_extra.pt",  # a head beside the task's feature-set folders
+    "heads/zzz/face/head.pt",  # a whole feature set the manifest does not know
+    "heads/expr/face/.head.pt.Xy12ab",  # what an interrupted copy (rsync) leaves
+    "heads/README.md",  # a README is only let through at the top
+])
+def test_a_file_the_manifest_does_not_list_is_refused_by_inspect_and_load(trained, tmp_path, capsys, extra):
+    _, _, path = trained
+    copy = tmp_path / "b"
+    shutil.copytree(path, copy)
+    (copy / extra).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(copy / "heads" / "expr" / "face" / "head.pt", copy / extra)
+    named = f"{copy / extra}: in the bundle folder but not listed in its manifest"
+    with pytest.raises(BundleError, match=re.escape(named)):
+        Bundle.load(copy)
+    with pytest.raises(BundleError, match=re.escape(named)):  # as the workflow gives it: the config's string
+        Bundle.load(str(copy))
+    rc, text = _inspect(copy, capsys)
+    assert rc == 1 and f"affectflow: error: {named}" in text and "sha256-verified" not in text
+    if extra.rsplit("/", 1)[-1].startswith("."):
+        assert "perhaps left by an interrupted copy" in text
+
+
+def test_the_manifest_snakemake_s_marker_and_a_readme_need_no_listing(trained, tmp_path, capsys):
+    _, _, path = trained
+    copy = tmp_path / "b"
+    shutil.copytree(path, copy)
+    for name in (".snakemake_timestamp", "README.md"):
+        (copy / name).write_text("")
+    (copy / "heads" / "empty").mkdir()  # an empty folder holds no unverified file
+    assert set(Bundle.load(copy).tasks) == set(FUSE)
+    rc, text = _inspect(copy, capsys)
+    assert rc == 0 and "all sha256-verified, none unlisted" in text
+
+
+def test_the_manifest_s_own_path_means_its_folder_and_relative_paths_are_the_working_directory_s(
+        trained, tmp_path, monkeypatch, capsys):
+    _, _, path = trained
+    cwd = tmp_path.resolve()  # what the working directory reads as
+    shutil.copytree(path, cwd / "run" / "bundle")
+    monkeypatch.chdir(cwd)
+    for given in ("run/bundle", "run/bundle/manifest.json", cwd / "run" / "bundle" / "manifest.json"):
+        bundle = Bundle.load(given)
+        assert bundle.root == cwd / "run" / "bundle" and bundle.root.is_absolute()
+        assert bundle.digest == Bundle.load(path).digest
+    rc, text = _inspect("run/bundle/manifest.json", capsys)
+    assert rc == 0 and text.startswith(f"bundle {cwd / 'run' / 'bundle'} (from run 'synthetic'")
+
+
+@pytest.mark.parametrize(("given", "says"), [
+    ("nope/bundle", "{cwd}/nope/bundle: no such bundle folder, the path does not exist (the bundle path "
+                    "'nope/bundle' is read from the working directory)"),
+    ("{cwd}/nope", "{cwd}/nope: no such bundle folder, the path does not exist"),
+    ("run/bundle/heads/expr/face/head.pt", "{cwd}/run/bundle/heads/expr/face/head.pt: a file, not a bundle folder"),
+    ("run/bundle/heads", "{cwd}/run/bundle/heads: not a bundle, no manifest.json in this folder"),
+    ("run", "{cwd}/run: not a bundle, no manifest.json in this folder (the bundle path 'run' is read from the "
+            "working directory); did you mean {cwd}/run/bundle?"),
+])
+def test_a_path_that_is_no_bundle_says_what_is_there(trained, tmp_path, monkeypatch, capsys, given, says):
+    _, _, path = trained
+    cwd = tmp_path.resolve()
+    shutil.copytree(path, cwd / "run" / "bundle")
+    monkeypatch.chdir(cwd)
+    given, says = given.format(cwd=cwd), says.format(cwd=cwd)
+    with pytest.raises(BundleError, match=re.escape(says)):
+        Bundle.load(given)
+    rc, text = _inspect(given, capsys)
+    assert rc == 1 and f"affectflow: error: {says}" in text
+    if "a file" in says:
+        assert "give the folder that holds manifest.json" in text
+
+
+def test_the_workflow_stops_at_the_start_naming_the_unlisted_file_or_the_missing_folder(trained, tmp_path):
+    """The config's ``bundle:`` goes through the same load: Snakemake's error is that one message."""
+    from affectflow.testing.snakerun import make_bare_workdir, parse_plan
+
+    _, _, path = trained
+    copy = tmp_path / "b"
+    shutil.copytree(path, copy)
+    (copy / "heads" / "expr" / "face" / "extra.pt").write_bytes(b"x")
+    wd = make_bare_workdir(tmp_path / "wd")
+    missing = f"{wd.path.resolve()}/nope/bundle: no such bundle folder, the path does not exist"
+    for given, says in [(str(copy), f"{copy}/heads/expr/face/extra.pt: in the bundle folder but not listed"),
+                        ("nope/bundle", missing)]:
+        proc = wd.run("--dry-run", "--config", f"bundle={given}", check=False, timeout=120)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and says in out, out
+        assert parse_plan(proc.stdout) == set()
