@@ -38,6 +38,8 @@ log = logging.getLogger("affectflow.stages.transcripts")
 
 #: bump when transcripts change for the same audio, model and options (docs/reruns.md)
 STAGE_VERSION = 1
+#: CTranslate2's precisions (its ``auto`` and ``default`` depend on the device, so they are none of them)
+COMPUTE_TYPES = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class TranscriptsOptions(StageOptions):
 
     ``language``: a language code (``"en"``) or ``None`` to detect it
     (English-only ``.en`` models always use ``"en"``). ``compute_type``
-    (faster-whisper): ``"auto"`` is ``float16`` on CUDA and ``int8`` on CPU.
+    (faster-whisper): CTranslate2's precision, the same on every device so that the key says what made a
+    transcript (``int8`` and ``float16`` give different words for the same audio).
     ``temperature``: one value, or the fallback sequence Whisper retries with.
     ``max_new_tokens``: cap on tokens decoded per 30 s window (``None``: Whisper's 224).
     """
@@ -63,13 +66,18 @@ class TranscriptsOptions(StageOptions):
     initial_prompt: str | None = None
     vad_filter: bool = False
     max_new_tokens: int | None = None
-    compute_type: str = "auto"
+    compute_type: str = "int8"
     silence_rms: float = 1e-4
     device: str = runtime("auto")
     cpu_threads: int = runtime(0)
 
     def check(self) -> None:
         one_of("backend", self.backend, BACKENDS)
+        if self.compute_type == "auto":
+            raise ValueError("compute_type auto chose float16 on CUDA and int8 on a CPU, so a transcript depended on "
+                             "the device without its key saying so: write int8 (what a CPU used) or float16 (what "
+                             "a GPU used)")
+        one_of("compute_type", self.compute_type, COMPUTE_TYPES)
         if isinstance(self.temperature, list):
             self._set("temperature", tuple(float(t) for t in self.temperature))
         at_least("beam_size", self.beam_size, 1)

@@ -53,12 +53,9 @@ class FasterWhisperBackend:
         if not (d / "model.bin").is_file():
             raise ASRError(f"{d}: no model.bin; not a CTranslate2 Whisper model directory")
         self.device = resolve_device(cfg.device)
-        compute = cfg.compute_type
-        if compute == "auto":
-            compute = "float16" if self.device == "cuda" else "int8"
         self.cfg = cfg
-        self.model = WhisperModel(str(d), device=self.device, compute_type=compute, cpu_threads=cfg.cpu_threads,
-                                  local_files_only=True)
+        self.model = WhisperModel(str(d), device=self.device, compute_type=cfg.compute_type,
+                                  cpu_threads=cfg.cpu_threads, local_files_only=True)
         self.english_only = not self.model.model.is_multilingual
 
     def transcribe(self, audio: np.ndarray) -> Transcript:

@@ -167,6 +167,21 @@ def test_config_is_checked() -> None:
     assert TranscriptsOptions.from_mapping({"temperature": [0.0, 0.5]}).temperature == (0.0, 0.5)
 
 
+def test_the_precision_is_one_for_every_device_and_in_the_key() -> None:
+    """``auto`` made CUDA transcribe in float16 and a CPU in int8, different words under one key."""
+    from affectflow.plan.rerun import stage_key
+    from affectflow.stages.transcripts import STAGE
+
+    assert TranscriptsOptions().compute_type == "int8"
+    with pytest.raises(ValueError, match="compute_type auto .* write int8 .* or float16"):
+        TranscriptsOptions.from_mapping({"compute_type": "auto"})
+    with pytest.raises(ValueError, match="compute_type must be one of"):
+        TranscriptsOptions(compute_type="default")
+    keys = {stage_key(STAGE, TranscriptsOptions.from_mapping({"device": d})).text for d in ("cpu", "cuda", "auto")}
+    assert len(keys) == 1
+    assert stage_key(STAGE, TranscriptsOptions(compute_type="float16")).text not in keys
+
+
 def test_whisper_standin_is_reproducible_and_sized_like_the_release(whisper_standin, tmp_path: Path) -> None:
     """Same seed, another process: byte-identical file; tensor layout as openai-whisper's tiny.en."""
     import sys
