@@ -111,21 +111,38 @@ def _submission_check(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    import yaml
-
     from affectflow.data.adapters import build_units
+    from affectflow.data.units import UnitsError
+    from affectflow.plan.checks import ConfigError
+    from affectflow.plan.config import workflow_config
     from affectflow.plan.estimate import NODE_KINDS, Models, count_units, plan_table, suggest_shards
+    from affectflow.stages.catalogue import STAGES
 
-    config = yaml.safe_load(Path(args.config).read_text()) or {}
-    n_shards = int(config.get("n_shards", 1))
-    units = build_units(config.get("datasets") or [], n_shards=n_shards, base_dir=".")
-    corpus = count_units(units, threads=args.threads)
+    # the config the run gets: the workflow's config.yaml, the user's file merged on top, validated, the bundle's
+    # models added (affectflow.plan.config does what the Snakefile and common.smk do)
+    wc = workflow_config(args.config, args.workflow, replace=args.replace_workflow_config, stages=STAGES)
+    config = wc.config
+    n_shards = config["n_shards"]
+    try:
+        units = build_units(config["datasets"], n_shards=n_shards, base_dir=args.workflow)
+    except (UnitsError, ValueError, OSError) as e:
+        raise ConfigError(f"{args.config}: cannot build the units table: {e}") from None
+    if not len(units):
+        raise ConfigError(f"{args.config}: the datasets contain no videos")
+    corpus = count_units(units, threads=args.threads, base_dir=args.workflow)
     models = Models.of(config)
     bad = [v for v in corpus.videos if v.problem]
+    print(f"config: {' + '.join(wc.files)}" + (" (merged in this order, as snakemake does)" if len(wc.files) > 1
+                                               else ""))
+    for line in wc.notes:
+        print(line)
     print(f"{len(corpus.videos)} video(s): {corpus.frames:,} frames, {corpus.audio_s / 3600:.3g} h of audio; "
           f"models: {models.face} face, {models.audio} audio, {models.asr} ASR")
     for v in bad:
         print(f"  cannot be probed (the media stage will skip it): {v.problem}")
+    if not corpus.frames:
+        raise ConfigError(f"{args.config}: none of its {len(corpus.videos)} video(s) can be probed (above); "
+                          "nothing to plan")
     print(f"\nwith the config's n_shards: {n_shards}\n")
     print(plan_table(corpus, models, n_shards, nodes=args.nodes), end="")
     kind = NODE_KINDS[args.node_kind]
@@ -173,12 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     bundle = sub.add_parser("bundle", help="trained pipelines written by a run (results/<run>/bundle)")
     bundle_sub = bundle.add_subparsers(dest="bundle_command", required=True)
     inspect = bundle_sub.add_parser("inspect", help="check every file's sha256 and print what the bundle holds")
-    inspect.add_argument("path")
+    inspect.add_argument("path", help="the bundle folder (or its manifest.json)")
     inspect.set_defaults(func=_bundle_inspect)
 
     plan = sub.add_parser("plan", help="probe the config's videos and print each stage's jobs and hours per node "
                           "kind, with a suggested n_shards (rates from the recorded benchmarks)")
-    plan.add_argument("config", help="the workflow config (its datasets, n_shards and features)")
+    plan.add_argument("config", help="the config given to snakemake --configfile (merged onto the workflow's "
+                      "config.yaml, as snakemake does; its datasets, n_shards, features and bundle)")
+    plan.add_argument("--workflow", default=".", help="the workflow's directory, where snakemake runs: its "
+                      "config.yaml, its schema, and the base of relative paths (default: the current directory)")
+    plan.add_argument("--replace-workflow-config", action="store_true",
+                      help="CONFIG alone, not merged onto config.yaml (as snakemake's flag of that name)")
     plan.add_argument("--nodes", type=_positive(int), default=1, help="nodes the jobs spread over (default 1)")
     plan.add_argument("--node-kind", default="h100", choices=["cpu2", "h100"],
                       help="the node kind n_shards is suggested for")

@@ -13,9 +13,11 @@ instead of guessing.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from affectflow.data.units import Unit, shard_of
@@ -81,12 +83,12 @@ class Corpus:
         return out
 
 
-def count_units(units: Iterable[Unit], threads: int = 8) -> Corpus:
+def count_units(units: Iterable[Unit], threads: int = 8, base_dir: str | os.PathLike[str] = ".") -> Corpus:
     """Probe every unit's video (no decoding), in ``threads`` threads; a video that cannot be probed counts
-    0 frames and carries its reason."""
+    0 frames and carries its reason. ``base_dir``: the workflow's directory, which relative paths are under."""
     def one(u: Unit) -> VideoCount:
         try:
-            p = probe(u.path)
+            p = probe(Path(base_dir) / u.path)
         except MediaError as e:
             return VideoCount(u.video_id, 0, 0.0, str(e))
         return VideoCount(u.video_id, int(p.n_frames), float(p.audio_duration) if p.has_audio else 0.0)

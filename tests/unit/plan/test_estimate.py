@@ -103,7 +103,7 @@ def test_the_command_on_the_demo_config(capsys) -> None:
     finally:
         os.chdir(cwd)
     out = capsys.readouterr().out
-    assert out.startswith("10 video(s): ") and "models: 2 face, 1 audio, 1 ASR" in out
+    assert out.startswith("config: config.yaml\n10 video(s): ") and "models: 2 face, 1 audio, 1 ASR" in out
     assert "with the config's n_shards: 4" in out and "suggested n_shards for cpu2" in out
     for stage in ("faces", "face_features", "audio_features", "transcripts"):
         assert f"| {stage} |" in out
