@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import os
 import shutil
 
 import h5py
@@ -48,6 +49,44 @@ def test_reordered_config_reruns_nothing(done):
         assert done.planned_jobs() == set()
     finally:
         done.config_path.write_text(original)
+
+
+def test_a_dataset_folder_written_another_way_reruns_nothing(done):
+    """``./videos``, ``videos/`` and the absolute path name the same files: one spelling in the units table."""
+    def edit(cfg):
+        for i, entry in enumerate(cfg["datasets"]):
+            for k in ("videos", "labels", "test_list"):
+                if entry.get(k):
+                    entry[k] = str(done.path / entry[k]) if i % 2 else f"./{entry[k]}"
+    with ConfigChange(done, edit) as jobs:
+        assert jobs == set()
+
+
+def test_a_touched_video_of_any_size_reruns_nothing(done):
+    """The profiles keep the sha256 of inputs past Snakemake's default 1 MB, so a real video's touch is seen as
+    what it is."""
+    videos = sorted((done.path / "data" / "demo" / "videos").iterdir(), key=lambda p: p.stat().st_size)
+    assert videos[-1].stat().st_size > 1_000_000
+    os.utime(videos[-1])
+    assert done.planned_jobs() == set()
+
+
+#: the per-video jobs: decoding, faces and every feature (a day of CPU on Aff-Wild2)
+EXTRACTION = {"media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts", "text_features"}
+
+
+def test_a_label_file_removed_or_changed_reruns_no_extraction(done):
+    """Labels feed learning only: a video that loses its label file keeps its shards."""
+    labels = done.path / "data" / "demo" / "labels" / "EXPR" / "Train_Set"
+    victim = sorted(labels.glob("*.txt"))[0]
+    aside = done.path / "label.aside"
+    shutil.move(victim, aside)
+    try:
+        rules = {r for r, _ in done.planned_jobs()}
+        assert "learn" in rules and not rules & EXTRACTION, rules
+    finally:
+        shutil.move(aside, victim)
+    assert done.planned_jobs() == set()
 
 
 # one value per runtime field; a new runtime field without an entry here fails the test below

@@ -74,8 +74,9 @@ def shard_videos(wildcards):
 
 
 def shard_units(wildcards):
-    """The shard's units, the work list of its job (the key's units digest already covers them)."""
-    return [vars(u) for u in BY_SHARD[wildcards.shard]]
+    """The shard's videos, the work list of its job: their video fields only, so that a label file or
+    split changed reruns no per-video job (the key's units digest already covers them)."""
+    return [u.video() for u in BY_SHARD[wildcards.shard]]
 
 
 # --- used by faces.smk

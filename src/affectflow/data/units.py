@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -35,6 +35,10 @@ def shard_of(video_id: str, n_shards: int) -> str:
     return f"s{int.from_bytes(digest, 'big') % n_shards:04d}"
 
 
+#: what decoding and face detection read of a unit: a new label file or split never reruns them
+VIDEO_FIELDS = ("video_id", "path", "side")
+
+
 @dataclass(frozen=True)
 class Unit:
     """One video and where its labels are, per task ('' = no labels)."""
@@ -51,6 +55,17 @@ class Unit:
 
     def labels(self, task: str) -> str:
         return getattr(self, f"{task}_labels")
+
+    def video(self) -> dict[str, str]:
+        """The unit as a per-video job's work item: only :data:`VIDEO_FIELDS`. Snakemake reruns a job whose
+        params change, so a work list that held labels or the split would rerun decoding and face detection
+        for a new label file."""
+        return {f: getattr(self, f) for f in VIDEO_FIELDS}
+
+    @classmethod
+    def from_video(cls, item: Mapping[str, str]) -> Unit:
+        """A work item (:meth:`video`) back as a unit, without split, shard or labels (its job reads none)."""
+        return cls(split="", shard="", **{f: item[f] for f in VIDEO_FIELDS})
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,6 @@ class Stage:
 AFTER_LEARN = "fuse, submit_<task>, report_tables, bundle"
 #: what the run's bundle and every per-frame input feed (rule names): the predictions and the run page
 PREDICTED = "frame_predictions, predictions, index_page"
-#: what decoding and face detection read of a unit: a new label file or split never reruns them
-VIDEO_FIELDS = ("video_id", "path", "side")
 
 #: settings of the workflow itself that change no output (they never rerun anything)
 WORKFLOW_RUNTIME = ("models_dir", "features.gpu")

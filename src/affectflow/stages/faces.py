@@ -23,7 +23,7 @@ from affectflow.core import joblog
 from affectflow.core.device import DEVICES
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, added, at_least, one_of, runtime
-from affectflow.data.units import Unit
+from affectflow.data.units import VIDEO_FIELDS, Unit
 from affectflow.faces.crops import CROP_COMPRESSIONS, CROP_PLACES, crop_storage
 from affectflow.faces.decode_pool import DECODE_MODES
 from affectflow.faces.detection import DETECTOR_ENGINES, FaceDetector
@@ -35,7 +35,7 @@ from affectflow.faces.shard import FacesStageResult, write_detected, write_organ
 from affectflow.faces.tracks import PEOPLE
 from affectflow.io.store import Provenance, ShardWriter
 from affectflow.models.catalogue.manifest import PreparedModel
-from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, VIDEO_FIELDS, Stage, stage_key
+from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage, stage_key
 from affectflow.stages.media import BAD_VIDEO_POLICIES, accepted_units
 
 log = logging.getLogger("affectflow.faces")
@@ -225,7 +225,7 @@ def run(job: Job) -> None:
         prepared = PreparedModel.for_job(manifest, models_dir)
         models_dir, pins = prepared.root, prepared.pins
     run_faces(
-        [Unit(**u) for u in job.params.units],
+        [Unit.from_video(u) for u in job.params.units],
         job.output[0],
         FacesOptions.from_config(job.config),
         models_dir=models_dir,

@@ -18,9 +18,9 @@ from affectflow.core import joblog
 from affectflow.core.files import atomic_write
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, wiring
-from affectflow.data.units import Unit
+from affectflow.data.units import VIDEO_FIELDS, Unit
 from affectflow.models.catalogue.manifest import PreparedModel
-from affectflow.plan.rerun import VIDEO_FIELDS, Stage, stage_key
+from affectflow.plan.rerun import Stage, stage_key
 from affectflow.plan.scope import PredictionScope
 from affectflow.predict.bundle import Bundle
 
@@ -100,5 +100,5 @@ def run(job: Job) -> None:
         manifests=dict(zip(scope.models, job.input.manifests, strict=True)),
     )
     opts = FramePredictionsOptions.from_config(config, **wired)
-    run_frame_predictions([Unit(**u) for u in job.params.units], inputs, job.output[0], opts,
+    run_frame_predictions([Unit.from_video(u) for u in job.params.units], inputs, job.output[0], opts,
                           applied if applied is not None else scope.bundle, key=job.params.key)

@@ -26,6 +26,7 @@ from affectflow.core import joblog
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, one_of, wiring
 from affectflow.core.vocabulary import TASKS
+from affectflow.data.adapters.files import canonical
 from affectflow.data.units import Unit, UnitsTable
 from affectflow.io.shards import ShardSet, StageInputError, fill_nearest, media_frames
 from affectflow.io.store import ShardReader
@@ -110,8 +111,9 @@ def names_in_test_list(units: Sequence[Unit], videos_folders: Sequence[str]) -> 
     """Video id -> the video's path as the test list writes it: relative to the ``videos`` folder of its
     dataset (``Videos/82964/Visite_1/82964_Question_1_..._Video.mp4`` for BAH), the name an AH-video submission
     without the organisers' template gives each line. The deepest folder holding the file wins; a video under
-    none keeps its id."""
-    folders = sorted({os.path.normpath(f) for f in videos_folders}, key=len, reverse=True)
+    none keeps its id. Folders are spelt as the units table spells paths (relative to the workflow
+    directory when under it), however the config writes them."""
+    folders = sorted({canonical(f, Path(".")) for f in videos_folders}, key=len, reverse=True)
     names = {}
     for u in units:
         path = os.path.normpath(u.path)

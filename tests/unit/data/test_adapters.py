@@ -138,13 +138,31 @@ def test_folder_lists_videos_as_given_without_sanitising(tmp_path: Path) -> None
     assert all(u.labels(t) == "" for u in table for t in ("expr", "emi", "ah"))
 
 
-def test_paths_are_stored_as_given_whatever_the_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_paths_are_stored_relative_to_the_workflow_directory_in_one_spelling(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However the config writes a folder, a video has one path in the units table (and so in the rerun keys):
+    relative to the workflow directory when under it, absolute otherwise."""
     make_videos(tmp_path / "proj/videos", ["a.mp4"])
+    (tmp_path / "other").mkdir()
     monkeypatch.chdir(tmp_path)
-    table = build_units([{"adapter": "folder", "videos": "videos/"}], 2, base_dir="proj")
-    assert [u.path for u in table] == ["videos/a.mp4"]
     absolute = str(tmp_path / "proj/videos")
-    assert [u.path for u in build_units([{"adapter": "folder", "videos": absolute}], 2)] == [absolute + "/a.mp4"]
+    for given in ("videos/", "./videos", "videos//", "../proj/videos", absolute, absolute + "/"):
+        table = build_units([{"adapter": "folder", "videos": given}], 2, base_dir="proj")
+        assert [u.path for u in table] == ["videos/a.mp4"], given
+    monkeypatch.chdir(tmp_path / "other")
+    assert [u.path for u in build_units([{"adapter": "folder", "videos": absolute + "/."}], 2)] == [
+        absolute + "/a.mp4"]
+    (tmp_path / "proj/videos/readme.txt").write_text("notes")
+    table = build_units([{"adapter": "folder", "videos": "./videos//"}], 2, base_dir=tmp_path / "proj")
+    assert [s.path for s in table.skipped] == ["videos/readme.txt"]  # problems.tsv names it the same way
+
+
+def test_label_paths_are_spelt_as_video_paths_are(tmp_path: Path) -> None:
+    write_expr(tmp_path / "labels", "Train_Set", "v", [0, 1])
+    make_videos(tmp_path / "videos", ["v.mp4"])
+    entry = {"adapter": "affwild2", "videos": str(tmp_path / "videos") + "/", "labels": "./labels//"}
+    [unit] = build_units([entry], 2, tmp_path)
+    assert (unit.path, unit.expr_labels) == ("videos/v.mp4", "labels/Train_Set/v.txt")
 
 
 def test_emi_filename_with_or_without_extension_and_test_csv(tmp_path: Path) -> None:

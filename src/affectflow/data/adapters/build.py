@@ -8,11 +8,14 @@ the decoded frame count (:mod:`affectflow.data.adapters.labels`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from affectflow.core.vocabulary import TASKS
 from affectflow.data.adapters.entry import DatasetEntry
 from affectflow.data.adapters.errors import LabelError
+from affectflow.data.adapters.files import canonical
 from affectflow.data.adapters.registry import get_adapter
 from affectflow.data.units import SkippedFile, Unit, UnitsTable, merge_units, shard_of
 
@@ -23,8 +26,9 @@ _SHOWN_SKIPPED = 5
 def build_units(datasets: Sequence[Mapping[str, Any]], n_shards: int, base_dir: str | Path = ".") -> UnitsTable:
     """Build the units table from the ``datasets`` config list.
 
-    Relative paths in the config are looked up under ``base_dir`` but stored
-    as given. Entries may share videos (one video labelled for several tasks);
+    Relative paths in the config are looked up under ``base_dir`` and stored
+    relative to it, in one spelling (:func:`~affectflow.data.adapters.files.canonical`).
+    Entries may share videos (one video labelled for several tasks);
     ``merge_units`` merges them and rejects one id with two different paths.
     The files of ``folder`` entries that are not videos are the table's
     ``skipped``, so that the problems table can say why each was left out.
@@ -44,9 +48,15 @@ def build_units(datasets: Sequence[Mapping[str, Any]], n_shards: int, base_dir: 
         if not found.units:
             raise LabelError(f"{entry.where}: no units found in {entry.videos} (check the paths and file names)"
                              + _skipped_note(found.skipped))
-        groups.append(sorted(found.units, key=lambda u: u.video_id))
-        skipped += found.skipped
+        groups.append(sorted((_canonical_unit(u, base) for u in found.units), key=lambda u: u.video_id))
+        skipped += [replace(s, path=canonical(s.path, base)) for s in found.skipped]
     return merge_units(groups, skipped)
+
+
+def _canonical_unit(unit: Unit, base: Path) -> Unit:
+    """The unit with its video and label files in one spelling each."""
+    return replace(unit, path=canonical(unit.path, base),
+                   **{f"{t}_labels": canonical(unit.labels(t), base) for t in TASKS})
 
 
 def _skipped_note(skipped: list[SkippedFile]) -> str:

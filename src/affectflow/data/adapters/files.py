@@ -7,6 +7,7 @@ parses cheap when the workflow asks for the same file many times.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,21 @@ def resolve(given: str, base: Path) -> Path:
     ``given`` itself, so a units table stays valid when the project folder moves."""
     p = Path(given)
     return p if p.is_absolute() else base / p
+
+
+def canonical(given: str, base: Path) -> str:
+    """One spelling per file, for the units table and the rerun keys: ``./v/a.mp4``, ``v//a.mp4``, ``../w/v/a.mp4``
+    and ``/w/v/a.mp4`` from a workflow directory ``/w`` are all ``v/a.mp4``, so writing a folder another way
+    reruns nothing. A path outside ``base`` keeps its form (absolute, or relative as ``../shared/v``); symbolic
+    links are kept (``..`` is folded by text, as the shell's ``cd`` does)."""
+    if not given:
+        return given
+    p = os.path.normpath(given)
+    root = os.path.abspath(base)
+    full = p if os.path.isabs(p) else os.path.normpath(os.path.join(root, p))
+    if os.path.commonpath([full, root]) == root:
+        return os.path.relpath(full, root)
+    return p
 
 
 def existing_folder(given: str, base: Path, what: str) -> Path:
