@@ -87,7 +87,8 @@ def test_hostile_ids_from_a_units_table_stay_inside_the_results(corpus, detector
 
 def test_odd_file_names_through_the_folder_adapter(corpus, detector, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    names = ["a b;$(x)`ü'.mp4", "12:30.mp4", "-x.mp4", "x{y}.mp4", "tab\there.mp4"]
+    longest = "访谈" * 41 + ".mp4"  # 250 bytes: its percent-encoded key is three times longer
+    names = ["a b;$(x)`ü'.mp4", "12:30.mp4", "-x.mp4", "x{y}.mp4", "tab\there.mp4", longest]
     (tmp_path / "v").mkdir()
     for n in names:
         shutil.copyfile(corpus["good"], tmp_path / "v" / n)
@@ -103,6 +104,9 @@ def test_odd_file_names_through_the_folder_adapter(corpus, detector, tmp_path: P
     assert all(out in p.parents for p in _files(tmp_path) - before)
     _check_shards(out, ids)
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+    sheets = sorted(p.name for p in out.rglob("*.png"))
+    assert len(sheets) == len(names) and all(len(n.encode()) <= 255 for n in sheets)
+    assert sum(re.fullmatch(r"(%E8%AE%BF%E8%B0%88)+[%0-9A-F]*~[0-9a-f]{12}\.png", n) is not None for n in sheets) == 1
 
 
 @pytest.mark.parametrize("vid", HOSTILE_IDS)

@@ -27,6 +27,29 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+#: the longest file name of the usual file systems (ext4, XFS, Btrfs, ZFS: 255 bytes)
+NAME_MAX = 255
+#: how much of a target's name a temporary file beside it repeats (room left for mkstemp's part and a suffix)
+_TMP_PREFIX_BYTES = 100
+
+
+def _cut(text: str, n_bytes: int) -> str:
+    """The longest start of ``text`` that is at most ``n_bytes`` in UTF-8, cut between characters."""
+    return text.encode("utf-8", "surrogateescape")[:n_bytes].decode("utf-8", "ignore")
+
+
+def bounded_name(stem: str, ext: str) -> str:
+    """``stem + ext`` as a file name the file system takes: as it is up to :data:`NAME_MAX` bytes, else the stem
+    cut to fit plus ``~`` and 12 hex digits of its blake2b. Video ids come from file names, and one made of
+    non-ASCII characters triples in a percent-encoded key; a long one still gets its own file, and two that
+    share their first 230 bytes stay apart."""
+    name = stem + ext
+    if len(name.encode("utf-8", "surrogateescape")) <= NAME_MAX:
+        return name
+    tag = "~" + hashlib.blake2b(stem.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
+    return _cut(stem, NAME_MAX - len((tag + ext).encode("utf-8", "surrogateescape"))) + tag + ext
+
+
 def _as_created(path: str, mode: int) -> None:
     """Give a temporary file or folder the permissions a plain ``open``/``mkdir`` would (mkstemp makes
     them private), so results stay readable by the group that shares a cluster project."""
@@ -55,7 +78,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = ".tmp") -> Iterato
     removed. ``suffix`` keeps the extension for writers that infer the format from it (``.png``)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{_cut(target.name, _TMP_PREFIX_BYTES)}.", suffix=suffix, dir=target.parent)
     os.close(fd)
     _as_created(name, 0o666)
     tmp = Path(name)

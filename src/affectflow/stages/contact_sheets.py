@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from affectflow.core import joblog
-from affectflow.core.files import atomic_write
+from affectflow.core.files import atomic_write, bounded_name
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
 from affectflow.faces.sheets import contact_sheet
@@ -48,13 +48,14 @@ def write_contact_sheet(faces_shard_path: str | os.PathLike[str], video_id: str,
 
 def run_contact_sheets(faces_shard_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
                          n: int = 16) -> list[Path]:
-    """One ``<video key>.png`` per video of the shard in ``out_dir`` (created even when the shard is empty)."""
+    """One ``<video key>.png`` per video of the shard in ``out_dir`` (created even when the shard is empty); a
+    key too long for a file name is cut and tagged with its hash (:func:`~affectflow.core.files.bounded_name`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     with ShardReader(faces_shard_path, stage="faces") as r:
         for vid in r.video_ids():
-            paths.append(_write_png(contact_sheet(r, vid, n), out / f"{video_key(vid)}.png"))
+            paths.append(_write_png(contact_sheet(r, vid, n), out / bounded_name(video_key(vid), ".png")))
     return paths
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from affectflow.core import joblog
 from affectflow.core.errors import AffectflowError
-from affectflow.core.files import atomic_folder, atomic_write
+from affectflow.core.files import atomic_folder, atomic_write, bounded_name
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
 from affectflow.plan.rerun import Stage, stage_key
@@ -49,8 +49,9 @@ STAGE = Stage(
 
 
 def csv_name(video_id: str) -> str:
-    """A video's CSV file name (ids are file stems; a path separator, never expected, is replaced)."""
-    return video_id.replace(os.sep, "_").replace("/", "_") + ".csv"
+    """A video's CSV file name (ids are file stems; a path separator, never expected, is replaced; an id too
+    long for a file name is cut and tagged with its hash)."""
+    return bounded_name(video_id.replace(os.sep, "_").replace("/", "_"), ".csv")
 
 
 def run_predictions(shard_tables: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str],

@@ -84,3 +84,20 @@ def test_atomic_files_in_swaps_files_into_a_folder_that_stays(tmp_path):
     assert sorted(p.name for p in dest.iterdir()) == ["config.json", "extra.txt", "model.bin"]
     assert (dest / "config.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]  # no temporary folder left
+
+
+def test_a_name_past_the_file_system_limit_is_cut_and_tagged_and_written_atomically(tmp_path):
+    from affectflow.core.files import NAME_MAX, atomic_write_text, bounded_name
+
+    assert bounded_name("single face", ".csv") == "single face.csv"
+    fits = "x" * (NAME_MAX - 4)
+    assert bounded_name(fits, ".csv") == fits + ".csv"
+    a, b = "访" * 100 + "a", "访" * 100 + "b"  # 301 bytes each, the same first 300
+    na, nb = bounded_name(a, ".csv"), bounded_name(b, ".csv")
+    assert na != nb and all(len(n.encode()) <= NAME_MAX for n in (na, nb))
+    assert na.startswith("访" * 79) and na.endswith(".csv") and na.encode().decode() == na  # cut between characters
+    assert bounded_name(a, ".csv") == na  # the same id, the same file, in every run
+    for name in (na, fits + ".csv"):  # the temporary file beside it fits as well
+        atomic_write_text(tmp_path / name, "x")
+        assert (tmp_path / name).read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([na, fits + ".csv"])
