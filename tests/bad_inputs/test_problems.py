@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import h5py
@@ -209,3 +210,28 @@ def test_the_documented_rule_is_the_rule() -> None:
     doc = (root / "docs" / "bad_inputs.md").read_text(encoding="utf-8")
     quoted = doc[doc.index("```python\nrule problems:") + len("```python\n"):]
     assert quoted[:quoted.index("\n```")] == rule
+
+
+def test_frames_lost_to_damaged_data_are_listed(detector, tmp_path: Path) -> None:
+    """A file damaged in the middle decodes (the decoder passes over the bad packets) but with fewer frames than
+    its packets: the frames after the damage are numbered early, and problems.tsv says so, not only the log."""
+    from affectflow.testing.media import ffmpeg
+
+    good = tmp_path / "good.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=24", "-f", "lavfi", "-i", "sine=frequency=440",
+           "-t", "3", "-c:v", "libx264", "-g", "12", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(good))
+    data = bytearray(good.read_bytes())
+    at = len(data) // 3
+    data[at:at + 2500] = bytes(2500)
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    units = [Unit("damaged", str(damaged), "test", "s0000"), Unit("good", str(good), "test", "s0000")]
+    media, faces = tmp_path / "media" / "s0000.h5", tmp_path / "faces" / "mediapipe" / "s0000.h5"
+    run_media(units, media)
+    run_faces(accepted_units(media, units), faces, {"frame_stride": 1}, detector=detector, progress=False)
+    rows = [r for r in run_problems([str(media), str(faces)], str(tmp_path / "p.tsv"), units=units)
+            if "decoded" in r.message]
+    assert [(r.stage, r.video_id, r.severity) for r in rows] == [("faces/mediapipe", "damaged", "warning")]
+    assert re.fullmatch(rf"{re.escape(str(damaged))}: (\d+) of the video's 72 frames decoded: the decoder skipped "
+                        r"damaged data, so frame numbers after it are early by up to (\d+) \(timestamps stay true\)",
+                        rows[0].message), rows[0].message

@@ -40,6 +40,8 @@ MISSING_FRACTION_TOLERATED = 0.05
 # An audio stream that starts this much before or after the first video frame is reported; any offset is
 # corrected (AAC priming alone moves audio starts by tens of milliseconds, which is not worth a warning).
 AUDIO_OFFSET_REPORTED_S = 0.1
+# Audio this much shorter or longer than the video is reported (an encoder's last frame of padding is not).
+AUDIO_LENGTH_REPORTED_S = 0.5
 # A frame whose time is not after its predecessor's gets the predecessor's time plus this (seconds).
 REPEATED_TIME_STEP_S = 1e-3
 # In an MPEG stream, a decode time this far past the previous one is a gap between joined recordings, not a
@@ -95,6 +97,16 @@ def too_many_missing(found: int, listed: int) -> bool:
 STILL_OR_TEXT_FORMATS = ("image2", "tty", "bin", "xbin", "adf", "idf")
 
 
+def still_or_text(format_name: str) -> str:
+    """Why a file FFmpeg reads in ``format_name`` (its demuxer; ffprobe may list several, comma-separated) is
+    no video, or ``""``: a still image or text, which FFmpeg shows as a one-frame video stream whatever the
+    file's name says (a JPEG renamed ``.mp4``)."""
+    name = format_name.split(",")[0]
+    if name in STILL_OR_TEXT_FORMATS or name.endswith("_pipe"):
+        return f"not a video: a still image or text to FFmpeg (format {name})"
+    return ""
+
+
 def video_stream_problem(path: str | os.PathLike[str]) -> str:
     """Why ``path`` is not a video to FFmpeg (``""``: it is one): the check of a file whose name does not say.
 
@@ -106,9 +118,9 @@ def video_stream_problem(path: str | os.PathLike[str]) -> str:
     """
     try:
         with av.open(ffmpeg_url(path)) as container:
-            name = container.format.name
-            if name in STILL_OR_TEXT_FORMATS or name.endswith("_pipe"):
-                return f"not a video: a still image or text to FFmpeg (format {name})"
+            still = still_or_text(container.format.name)
+            if still:
+                return still
             streams = container.streams.video
             if not streams:
                 return "not a video: no video stream"
@@ -287,6 +299,9 @@ def probe(path: str | Path) -> Probe:
     if path.stat().st_size == 0:
         raise MediaError(f"{path}: file is empty (0 bytes)")
     info = _ffprobe(path)
+    still = still_or_text(str(info.get("format", {}).get("format_name", "")))
+    if still:  # a folder's files named as videos are not opened when listed: an image renamed .mp4 ends here
+        raise MediaError(f"{path}: {still}")
     streams = info.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video" and s.get("disposition", {}).get(
         "attached_pic", 0) == 0), None)
@@ -479,8 +494,9 @@ def stream_video(path: str | Path, sink: Callable[[np.ndarray], None],
     :func:`on_video_clock`), so every later stage shares one time axis. A video
     without an audio stream gets silence of the video's length (so the audio
     branch still has input) and a warning; silent audio and audio shorter than
-    the video are kept as they are, with a warning; repeated frame timestamps
-    are repaired (:func:`strictly_increasing`), with a warning giving their count.
+    the video are kept as they are, with a warning, as is audio that runs on past
+    the last frame; repeated frame timestamps are repaired
+    (:func:`strictly_increasing`), with a warning giving their count.
     ``sink`` sees at least one chunk (empty for a video of no length). On a :class:`MediaError` it may
     have seen part of the audio: the caller drops what it kept.
     """
@@ -506,8 +522,11 @@ def stream_video(path: str | Path, sink: Callable[[np.ndarray], None],
             if tally.rms() < SILENCE_RMS:
                 warnings.append("audio is silent")
             short = p.duration - tally.n / sample_rate
-            if short > 0.5:
+            if short > AUDIO_LENGTH_REPORTED_S:
                 warnings.append(f"audio is {short:.2f} s shorter than the video")
+            elif -short > AUDIO_LENGTH_REPORTED_S:
+                warnings.append(f"audio is {-short:.2f} s longer than the video: kept whole, so audio features "
+                                "and transcripts cover sound after the last frame")
     if tally.n == 0:
         sink(np.zeros(0, dtype=np.float32))
     if p.variable_frame_rate:

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -86,13 +87,36 @@ def _face_missing(has_face: np.ndarray, share: float, whose: str = "target ") ->
             f"(more than problems.face_missing_share {share:g})")
 
 
+def _short_decode(n_decoded: Any, n_frames: int | None) -> str:
+    """The warning for a faces record that decoded fewer frames than the media stage found packets: the
+    decoder skipped damaged data, and the frames after it are numbered as decoded (early by the gap)."""
+    n = -1 if n_frames is None or n_decoded is None else int(n_decoded)
+    if n < 0 or n >= n_frames:
+        return ""
+    return (f"{n} of the video's {n_frames} frames decoded: the decoder skipped damaged data, so frame numbers "
+            f"after it are early by up to {n_frames - n} (timestamps stay true)")
+
+
+def media_frames(shard_paths: Sequence[str | os.PathLike[str]]) -> dict[str, tuple[int, str]]:
+    """Video id -> (frames the media stage found, its media shard's name), from the media shards among
+    ``shard_paths``."""
+    found = {}
+    for path in shard_paths:
+        with ShardReader(path) as reader:
+            for vid in reader.video_ids() if reader.provenance.stage == "media" else ():
+                found[vid] = (int(reader.read(vid, names=()).attrs.get("n_frames", -1)), Path(path).stem)
+    return found
+
+
 def shard_rows(shard_paths: Sequence[str | os.PathLike[str]], face_missing_share: float,
                paths: Mapping[str, str] | None = None) -> list[Problem]:
     """Skipped videos and per-video warnings of every shard in ``shard_paths``; for faces shards also the
-    videos whose target face is missing in more than ``face_missing_share`` of the frames.
+    videos whose target face is missing in more than ``face_missing_share`` of the frames, and those that
+    decoded fewer frames than their media shard lists.
     ``paths`` (video id -> file, the units table's): a warning starts with the file, as a skip's reason does."""
     paths = paths or {}
     share = float(face_missing_share)
+    listed = {v: n for v, (n, _) in media_frames(shard_paths).items() if n >= 0}
     rows: list[Problem] = []
     stage_order: dict[str, int] = {}
     for path in shard_paths:
@@ -113,6 +137,8 @@ def shard_rows(shard_paths: Sequence[str | os.PathLike[str]], face_missing_share
                 if face_rows:
                     warnings.append(_face_missing(_frames_with_face(rec.arrays), share, "" if per_person else
                                                   "target "))
+                if faces:
+                    warnings.append(_short_decode(rec.attrs.get("n_frames_decoded"), listed.get(rec.video_id)))
                 where = f"{paths[rec.video_id]}: " if rec.video_id in paths else ""
                 for w in filter(None, warnings):
                     rows.append(Problem(stage, name, rec.video_id, "warning", _one_line(where + w)))
@@ -142,13 +168,9 @@ def skipped_file_rows(skipped: Iterable[SkippedFile]) -> list[Problem]:
 def label_rows(units: Iterable[Unit], shard_paths: Sequence[str | os.PathLike[str]]) -> list[Problem]:
     """Rows (stage ``labels``) for the videos whose frame labels and decoded frames disagree in count: the
     labels are fitted (affectflow.data.adapters.frame_labels), and this is where a user sees it."""
-    n_frames, shard = {}, {}
-    for path in shard_paths:
-        with ShardReader(path) as reader:
-            for vid in reader.video_ids() if reader.provenance.stage == "media" else ():
-                n_frames[vid], shard[vid] = int(reader.read(vid, names=()).attrs.get("n_frames", -1)), Path(path).stem
-    return [Problem(LABELS_STAGE, shard[u.video_id], u.video_id, "warning", _one_line(f"{task}: {note}"))
-            for u, task, note in frame_count_notes(units, {v: n for v, n in n_frames.items() if n >= 0})]
+    found = media_frames(shard_paths)
+    return [Problem(LABELS_STAGE, found[u.video_id][1], u.video_id, "warning", _one_line(f"{task}: {note}"))
+            for u, task, note in frame_count_notes(units, {v: n for v, (n, _) in found.items() if n >= 0})]
 
 
 def read_problems_tsv(path: str | os.PathLike[str]) -> list[Problem]:

@@ -17,14 +17,15 @@ from affectflow.core import joblog
 from affectflow.core.job import Job
 from affectflow.core.options import OptionsError, StageOptions, canonical, one_of
 from affectflow.core.vocabulary import SAMPLE_RATE
-from affectflow.data.units import Unit
+from affectflow.data.units import VIDEO_FIELDS, Unit
 from affectflow.io.shards import StageResult, apply_bad_video_policy
 from affectflow.io.store import Provenance, ShardReader, ShardWriter
 from affectflow.media.decode import MediaError, stream_video
-from affectflow.plan.rerun import VIDEO_FIELDS, Stage, stage_key
+from affectflow.plan.rerun import Stage, stage_key
 
 #: bump when the media shard's content changes for the same videos and options (docs/reruns.md)
-STAGE_VERSION = 2  # 2: audio on the video's clock (a late or early audio start padded or cut)
+STAGE_VERSION = 3  # 2: audio on the video's clock (a late or early audio start padded or cut); 3: a photo
+# named as a video is skipped, audio longer than the video is warned about
 BAD_VIDEO_POLICIES = ("skip", "fail")
 
 
@@ -124,5 +125,5 @@ def accepted_units(media_shard: str | Path, units: list[Unit]) -> list[Unit]:
 def run(job: Job) -> None:
     """The rule: ``params.units`` (the shard's work list) -> ``output[0]``, the media shard."""
     joblog.setup(job.log)
-    run_media([Unit(**u) for u in job.params.units], job.output[0], MediaOptions.from_config(job.config),
+    run_media([Unit.from_video(u) for u in job.params.units], job.output[0], MediaOptions.from_config(job.config),
                     key=job.params.key)

@@ -27,8 +27,8 @@ from affectflow.report.problems import Problem, collect_problems, summary, write
 log = logging.getLogger("affectflow.stages.problems")
 
 #: bump when problems.tsv changes for the same shards (docs/reruns.md)
-STAGE_VERSION = 3  # 2: rows for frame label files that do not fit their video (stage `labels`);
-# 3: a warning row's message starts with the video's file
+STAGE_VERSION = 4  # 2: rows for frame label files that do not fit their video (stage `labels`);
+# 3: a warning row's message starts with the video's file; 4: a faces warning for frames lost to damaged data
 
 
 @dataclass(frozen=True)

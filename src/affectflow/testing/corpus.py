@@ -55,9 +55,12 @@ CASES: tuple[Case, ...] = (
          "skip", r"cannot open video"),
     Case("empty", "empty.mp4", "skip", r"file is empty \(0 bytes\)", "skip", r"cannot open video"),
     Case("text_as_mp4", "notes.mp4", "skip", r"not a readable video", "skip", r"cannot open video"),
+    Case("image_as_mp4", "photo.mp4", "skip", r"not a video: a still image or text to FFmpeg \(format \w+\)", ""),
     Case("no_audio", "no_audio.mp4", "warning", r"no audio stream: silence of the video's length used"),
     Case("silent_audio", "silent_audio.mp4", "warning", r"audio is silent"),
     Case("short_audio", "short_audio.mp4", "warning", r"audio is \d+\.\d+ s shorter than the video"),
+    Case("long_audio", "long_audio.mp4", "warning",
+         r"audio is 1\.\d\d s longer than the video: kept whole, so audio features and transcripts cover sound"),
     Case("variable_frame_rate", "vfr.mp4", "warning", r"variable frame rate: per-frame timestamps used"),
     Case("late_audio", "late_audio.mp4", "warning",
          r"audio starts \d\.\d\d s after the first video frame: \d\.\d\d s of silence put before it"),
@@ -211,11 +214,13 @@ def build_corpus(dest: Path, images: dict[str, Path]) -> dict[str, Path]:
     header[:64] = b"\xde\xad\xbe\xef" * 16
     p["corrupt_header"].write_bytes(bytes(header))
     p["empty"].write_bytes(b"")
+    shutil.copyfile(single, p["image_as_mp4"])  # a photo renamed .mp4 (FFmpeg reads it as a one-frame video)
     p["text_as_mp4"].write_text("These are my notes, not a video.\n" * 20, encoding="utf-8")
 
     still_clip(p["no_audio"], single, audio="none")
     still_clip(p["silent_audio"], single, audio="silent")
     still_clip(p["short_audio"], single, seconds=2.0, fps=5, audio_seconds=0.5)
+    still_clip(p["long_audio"], single, seconds=1.0, fps=5, audio_seconds=2.5)  # a recorder left running
     # drop frames 1 and 2 of every 5 (as a phone does under load): true times are kept
     still_clip(p["variable_frame_rate"], single, seconds=1.0, fps=25,
                vf=r"select='not(between(mod(n\,5)\,1\,2))'", extra=("-fps_mode", "vfr"))
