@@ -67,8 +67,9 @@ class ShardSet:
     def video_ids(self) -> list[str]:
         return list(self.where)
 
-    def read(self, vid: str) -> VideoRecord:
-        return self.where[vid].read(vid)
+    def read(self, vid: str, names: Sequence[str] | None = None) -> VideoRecord:
+        """``vid``'s record from the shard that holds it (``names``: only those arrays, as ShardReader.read)."""
+        return self.where[vid].read(vid, names=names)
 
     def why_missing(self, vid: str) -> str:
         if vid in self.skipped:
@@ -106,8 +107,9 @@ class ShardSet:
 
 
 def media_frames(media: ShardSet, vid: str) -> np.ndarray:
-    """Timestamps (s) of every frame of ``vid`` from the media shard; checked against its ``n_frames``."""
-    rec = media.read(vid)
+    """Timestamps (s) of every frame of ``vid`` from the media shard; checked against its ``n_frames`` (the
+    audio, most of the record, is not read)."""
+    rec = media.read(vid, names=("timestamps",))
     times = np.asarray(rec.arrays["timestamps"], dtype=np.float64).ravel()
     n_attr = rec.attrs.get("n_frames")
     if n_attr is not None and int(n_attr) != times.shape[0]:

@@ -89,15 +89,16 @@ def _face_missing(has_face: np.ndarray, share: float, whose: str = "target ") ->
 
 def _short_decode(n_decoded: Any, n_frames: int | None) -> str:
     """The warning for a faces record that decoded fewer frames than the media stage found packets: the
-    decoder skipped damaged data, and the frames after it are numbered as decoded (early by the gap)."""
+    decoder passed over damaged data, and the frames lost there have no rows (the others keep their numbers,
+    the media stage's)."""
     n = -1 if n_frames is None or n_decoded is None else int(n_decoded)
     if n < 0 or n >= n_frames:
         return ""
-    return (f"{n} of the video's {n_frames} frames decoded: the decoder skipped damaged data, so frame numbers "
-            f"after it are early by up to {n_frames - n} (timestamps stay true)")
+    return (f"{n} of the video's {n_frames} frames decoded: the decoder passed over damaged data, and the "
+            f"{n_frames - n} frame(s) lost there have no face rows")
 
 
-def media_frames(shard_paths: Sequence[str | os.PathLike[str]]) -> dict[str, tuple[int, str]]:
+def media_frame_counts(shard_paths: Sequence[str | os.PathLike[str]]) -> dict[str, tuple[int, str]]:
     """Video id -> (frames the media stage found, its media shard's name), from the media shards among
     ``shard_paths``."""
     found = {}
@@ -116,7 +117,7 @@ def shard_rows(shard_paths: Sequence[str | os.PathLike[str]], face_missing_share
     ``paths`` (video id -> file, the units table's): a warning starts with the file, as a skip's reason does."""
     paths = paths or {}
     share = float(face_missing_share)
-    listed = {v: n for v, (n, _) in media_frames(shard_paths).items() if n >= 0}
+    listed = {v: n for v, (n, _) in media_frame_counts(shard_paths).items() if n >= 0}
     rows: list[Problem] = []
     stage_order: dict[str, int] = {}
     for path in shard_paths:
@@ -168,7 +169,7 @@ def skipped_file_rows(skipped: Iterable[SkippedFile]) -> list[Problem]:
 def label_rows(units: Iterable[Unit], shard_paths: Sequence[str | os.PathLike[str]]) -> list[Problem]:
     """Rows (stage ``labels``) for the videos whose frame labels and decoded frames disagree in count: the
     labels are fitted (affectflow.data.adapters.frame_labels), and this is where a user sees it."""
-    found = media_frames(shard_paths)
+    found = media_frame_counts(shard_paths)
     return [Problem(LABELS_STAGE, found[u.video_id][1], u.video_id, "warning", _one_line(f"{task}: {note}"))
             for u, task, note in frame_count_notes(units, {v: n for v, (n, _) in found.items() if n >= 0})]
 

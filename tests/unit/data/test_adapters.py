@@ -144,11 +144,16 @@ def test_paths_are_stored_relative_to_the_workflow_directory_in_one_spelling(
     relative to the workflow directory when under it, absolute otherwise."""
     make_videos(tmp_path / "proj/videos", ["a.mp4"])
     (tmp_path / "other").mkdir()
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path / "proj")  # the workflow directory, where Snakemake runs
     absolute = str(tmp_path / "proj/videos")
     for given in ("videos/", "./videos", "videos//", "../proj/videos", absolute, absolute + "/"):
-        table = build_units([{"adapter": "folder", "videos": given}], 2, base_dir="proj")
+        table = build_units([{"adapter": "folder", "videos": given}], 2, base_dir=".")
         assert [u.path for u in table] == ["videos/a.mp4"], given
+    monkeypatch.chdir(tmp_path)  # another base than the working directory: relative to it, absolute kept
+    assert [u.path for u in build_units([{"adapter": "folder", "videos": "./videos/"}], 2, "proj")] == [
+        "videos/a.mp4"]
+    assert [u.path for u in build_units([{"adapter": "folder", "videos": absolute + "/."}], 2, "proj")] == [
+        absolute + "/a.mp4"]
     monkeypatch.chdir(tmp_path / "other")
     assert [u.path for u in build_units([{"adapter": "folder", "videos": absolute + "/."}], 2)] == [
         absolute + "/a.mp4"]
@@ -157,11 +162,12 @@ def test_paths_are_stored_relative_to_the_workflow_directory_in_one_spelling(
     assert [s.path for s in table.skipped] == ["videos/readme.txt"]  # problems.tsv names it the same way
 
 
-def test_label_paths_are_spelt_as_video_paths_are(tmp_path: Path) -> None:
+def test_label_paths_are_spelt_as_video_paths_are(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_expr(tmp_path / "labels", "Train_Set", "v", [0, 1])
     make_videos(tmp_path / "videos", ["v.mp4"])
+    monkeypatch.chdir(tmp_path)
     entry = {"adapter": "affwild2", "videos": str(tmp_path / "videos") + "/", "labels": "./labels//"}
-    [unit] = build_units([entry], 2, tmp_path)
+    [unit] = build_units([entry], 2, ".")
     assert (unit.path, unit.expr_labels) == ("videos/v.mp4", "labels/Train_Set/v.txt")
 
 

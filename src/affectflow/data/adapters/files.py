@@ -25,12 +25,15 @@ def resolve(given: str, base: Path) -> Path:
 def canonical(given: str, base: Path) -> str:
     """One spelling per file, for the units table and the rerun keys: ``./v/a.mp4``, ``v//a.mp4``, ``../w/v/a.mp4``
     and ``/w/v/a.mp4`` from a workflow directory ``/w`` are all ``v/a.mp4``, so writing a folder another way
-    reruns nothing. A path outside ``base`` keeps its form (absolute, or relative as ``../shared/v``); symbolic
-    links are kept (``..`` is folded by text, as the shell's ``cd`` does)."""
+    reruns nothing. A path outside ``base`` keeps its form (absolute, or relative as ``../shared/v``); so does an
+    absolute path when ``base`` is not the working directory (a relative one would not open from here).
+    Symbolic links are kept (``..`` is folded by text, as the shell's ``cd`` does)."""
     if not given:
         return given
     p = os.path.normpath(given)
     root = os.path.abspath(base)
+    if os.path.isabs(p) and root != os.getcwd():
+        return p
     full = p if os.path.isabs(p) else os.path.normpath(os.path.join(root, p))
     if os.path.commonpath([full, root]) == root:
         return os.path.relpath(full, root)
