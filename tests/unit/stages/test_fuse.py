@@ -14,8 +14,9 @@ from affectflow.report.tables import COLUMNS
 from affectflow.stages.fuse import FuseError, run_fuse
 from affectflow.stages.learn import run_learn
 from affectflow.stages.report_tables import run_report_tables
-from affectflow.stages.submit import complete_decisions, names_in_test_list, run_submit
+from affectflow.stages.submit import run_submit
 from affectflow.submit.formats import read_ah_submission, read_emi_submission, read_expr_submission
+from affectflow.submit.rows import complete_decisions, names_in_test_list
 from affectflow.testing.stage_fixtures import (
     CFG,
     A,
