@@ -98,7 +98,7 @@ def test_faces_stage_on_what_media_accepted(all_units: list[Unit], detector, tmp
     accepted = accepted_units(media, all_units)
     assert {u.video_id for u in accepted} == {c.name for c in CASES if c.media != "skip"}
     out = tmp_path / "faces" / "mediapipe" / "s0000.h5"
-    res = run_faces(accepted, out, FACES_CFG, detector=detector, progress=False)
+    res = run_faces(all_units, out, FACES_CFG, detector=detector, progress=False, media_shard=media)  # as the rule
     skipped = dict(res.skipped)
     problems: list[str] = []
     with ShardReader(out, stage="faces", model="mediapipe") as r, ShardReader(media, stage="media") as m:
@@ -109,9 +109,10 @@ def test_faces_stage_on_what_media_accepted(all_units: list[Unit], detector, tmp
             warnings = list(r.read(c.name).attrs["warnings"]) if c.name in r else None
             _check("faces", c.faces, c.faces_message, c.name, skipped, warnings, problems)
         assert not problems, "\n".join(problems)
-        for vid in r.video_ids():  # faces and media agree on every frame's time, whatever the case
+        for vid in r.video_ids():  # faces and media agree on every frame's time and number, whatever the case
             rec = r.read(vid)
             np.testing.assert_allclose(rec.arrays["timestamps"], m.read(vid).arrays["timestamps"], atol=1e-6)
+            assert rec.arrays["frame_index"].tolist() == list(range(len(rec.arrays["timestamps"])))
         no_face = r.read("no_face").arrays
         assert not no_face["has_face"].any() and not no_face["crops"].any() and np.isnan(no_face["bbox"]).all()
         several = r.read("several_faces").arrays
