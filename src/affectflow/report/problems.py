@@ -110,14 +110,13 @@ def media_frame_counts(shard_paths: Sequence[str | os.PathLike[str]]) -> dict[st
 
 
 def shard_rows(shard_paths: Sequence[str | os.PathLike[str]], face_missing_share: float,
-               paths: Mapping[str, str] | None = None) -> list[Problem]:
+               paths: Mapping[str, str] | None = None, listed: Mapping[str, int] | None = None) -> list[Problem]:
     """Skipped videos and per-video warnings of every shard in ``shard_paths``; for faces shards also the
     videos whose target face is missing in more than ``face_missing_share`` of the frames, and those that
-    decoded fewer frames than their media shard lists.
+    decoded fewer frames than ``listed`` says the media stage found (video id -> frames).
     ``paths`` (video id -> file, the units table's): a warning starts with the file, as a skip's reason does."""
-    paths = paths or {}
+    paths, listed = paths or {}, listed or {}
     share = float(face_missing_share)
-    listed = {v: n for v, (n, _) in media_frame_counts(shard_paths).items() if n >= 0}
     rows: list[Problem] = []
     stage_order: dict[str, int] = {}
     for path in shard_paths:
@@ -166,10 +165,10 @@ def skipped_file_rows(skipped: Iterable[SkippedFile]) -> list[Problem]:
             for s in sorted(skipped, key=lambda s: s.path)]
 
 
-def label_rows(units: Iterable[Unit], shard_paths: Sequence[str | os.PathLike[str]]) -> list[Problem]:
-    """Rows (stage ``labels``) for the videos whose frame labels and decoded frames disagree in count: the
-    labels are fitted (affectflow.data.adapters.frame_labels), and this is where a user sees it."""
-    found = media_frame_counts(shard_paths)
+def label_rows(units: Iterable[Unit], found: Mapping[str, tuple[int, str]]) -> list[Problem]:
+    """Rows (stage ``labels``) for the videos whose frame labels and decoded frames disagree in count (``found``:
+    :func:`media_frame_counts`): the labels are fitted (affectflow.data.adapters.frame_labels), and this is
+    where a user sees it."""
     return [Problem(LABELS_STAGE, found[u.video_id][1], u.video_id, "warning", _one_line(f"{task}: {note}"))
             for u, task, note in frame_count_notes(units, {v: n for v, (n, _) in found.items() if n >= 0})]
 
@@ -211,5 +210,7 @@ def collect_problems(shard_paths: Sequence[str | os.PathLike[str]], face_missing
     """
     units = list(units)
     paths = {u.video_id: u.path for u in units}
-    return [*skipped_file_rows(skipped), *shard_rows(shard_paths, face_missing_share, paths),
-            *label_rows(units, shard_paths)]
+    found = media_frame_counts(shard_paths)
+    listed = {v: n for v, (n, _) in found.items() if n >= 0}
+    return [*skipped_file_rows(skipped), *shard_rows(shard_paths, face_missing_share, paths, listed),
+            *label_rows(units, found)]
