@@ -1,20 +1,12 @@
 # affectflow: raw videos -> audio, face crops, embeddings, trained heads and
 # fused emotion predictions. Stages live in workflow/rules/*.smk; the logic
 # they call lives in the affectflow package (src/affectflow).
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
 
 configfile: "config.yaml"
-
-
-try:
-    validate(config, "workflow/schemas/config.schema.yaml")
-except WorkflowError as e:  # one line naming the key, not the schema and config dumped
-    from affectflow.plan.checks import schema_problem
-
-    raise WorkflowError(schema_problem(e)) from None
 
 
 report: "workflow/report/workflow.rst"

@@ -11,31 +11,27 @@
 from snakemake.logging import logger
 
 from affectflow.data.adapters import build_units
-from affectflow.core.options import OptionsError
 from affectflow.stages.faces import FacesOptions
 from affectflow.stages.report_tables import metrics_files
 from affectflow.plan.rerun import WorkflowKeys
 from affectflow.stages.catalogue import STAGES
 from affectflow.submit.formats import SUBMISSION_FILES
 from affectflow.data.units import UnitsError
-from affectflow.plan.checks import ConfigError, check_config, check_people
-from affectflow.plan.scope import PredictionScope, merge_bundle, trainable_tasks
-from affectflow.predict.bundle import Bundle, BundleError
+from affectflow.plan.checks import ConfigError, check_people
+from affectflow.plan.config import settle_config
+from affectflow.plan.scope import PredictionScope, trainable_tasks
 
 
+# The config validated against workflow/schemas/config.schema.yaml (one line naming a bad key, not the schema
+# and config dumped), an applied bundle's models and feature settings merged in, the keys checked together;
+# `affectflow plan` settles a config the same way.
+try:
+    BUNDLE, _notes = settle_config(config, STAGES)
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
+for _line in _notes:
+    logger.info(_line)
 OUT = f"{config['results_dir']}/{config['run_name']}"
-# A bundle (config `bundle`) brings its models and feature settings into the config before it is checked.
-try:
-    BUNDLE = Bundle.load(config["bundle"]) if config.get("bundle") else None
-except BundleError as e:
-    raise WorkflowError(str(e)) from None
-if BUNDLE is not None:
-    for _line in merge_bundle(config, BUNDLE).lines(BUNDLE):
-        logger.info(_line)
-try:
-    check_config(config, STAGES)
-except (ConfigError, OptionsError) as e:
-    raise WorkflowError(str(e)) from None
 try:
     UNITS = build_units(config["datasets"], n_shards=config["n_shards"], base_dir=".")
 except (UnitsError, ValueError, OSError) as e:

@@ -79,6 +79,44 @@ def _load_problem(error: BaseException) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
+class ConfigConflict(ConfigError):
+    """Keys of the config contradict each other (:func:`~affectflow.plan.checks.check_config`)."""
+
+
+def settle_config(config: dict[str, Any], stages: Mapping[str, Stage] | None,
+                  workflow_dir: str | os.PathLike[str] = ".") -> tuple[Bundle | None, list[str]]:
+    """What the workflow does to the config Snakemake merged, before it plans a job (the Snakefile calls this,
+    and so does :func:`workflow_config`): validated against the schema, its defaults set; an applied bundle
+    (``bundle:``, relative to ``workflow_dir``) loaded, verified and its models and feature settings merged
+    in; with ``stages`` given, the keys checked against each other. Returns the bundle and the lines saying
+    what it changed; a problem is one :class:`ConfigError` (:class:`ConfigConflict` for contradicting keys).
+    """
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    from affectflow.core.options import OptionsError
+
+    root = Path(workflow_dir)
+    try:
+        validate(config, str((root / SCHEMA).resolve()))
+    except WorkflowError as e:
+        raise ConfigError(schema_problem(e)) from None
+    bundle, notes = None, []
+    if config.get("bundle"):
+        path = Path(config["bundle"])
+        try:
+            bundle = Bundle.load(path if path.is_absolute() else root / path)
+        except BundleError as e:
+            raise ConfigError(f"bundle: {e}") from None
+        notes = merge_bundle(config, bundle).lines(bundle)
+    if stages is not None:
+        try:
+            check_config(config, stages)
+        except (ConfigError, OptionsError) as e:
+            raise ConfigConflict(str(e)) from None
+    return bundle, notes
+
+
 def workflow_config(configfile: str | os.PathLike[str], workflow_dir: str | os.PathLike[str] = ".",
                     replace: bool = False, stages: Mapping[str, Stage] | None = None) -> WorkflowConfig:
     """The config ``snakemake --configfile CONFIGFILE`` runs with from ``workflow_dir``.
@@ -89,8 +127,7 @@ def workflow_config(configfile: str | os.PathLike[str], workflow_dir: str | os.P
     ``workflow_dir``) merged in, and, with ``stages`` given, the cross-key checks. Any problem: a
     :class:`ConfigError` naming ``configfile`` (the file with the problem), one line a problem.
     """
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import update_config, validate
+    from snakemake.utils import update_config
 
     root = Path(workflow_dir)
     schema = root / SCHEMA
@@ -106,24 +143,11 @@ def workflow_config(configfile: str | os.PathLike[str], workflow_dir: str | os.P
     update_config(config, load_file(configfile))
     files.append(str(configfile))
     try:
-        validate(config, str(schema.resolve()))
-    except WorkflowError as e:
-        raise ConfigError(f"{configfile}: {schema_problem(e)}") from None
-    notes: list[str] = []
-    if config.get("bundle"):
-        path = Path(config["bundle"])
-        try:
-            bundle = Bundle.load(path if path.is_absolute() else root / path)
-        except BundleError as e:
-            raise ConfigError(f"{configfile}: bundle: {e}") from None
-        notes = merge_bundle(config, bundle).lines(bundle)
-    if stages is not None:
-        from affectflow.core.options import OptionsError
-
-        try:
-            check_config(config, stages)
-        except (ConfigError, OptionsError) as e:
-            merged = (f"\n  ({configfile} is merged onto {files[0]}, as snakemake --configfile merges it; a complete "
-                      "config runs alone with --replace-workflow-config)") if len(files) > 1 else ""
-            raise ConfigError(f"{configfile}: {e}{merged}") from None
+        _, notes = settle_config(config, stages, root)
+    except ConfigConflict as e:
+        merged = (f"\n  ({configfile} is merged onto {files[0]}, as snakemake --configfile merges it; a complete "
+                  "config runs alone with --replace-workflow-config)") if len(files) > 1 else ""
+        raise ConfigError(f"{configfile}: {e}{merged}") from None
+    except ConfigError as e:
+        raise ConfigError(f"{configfile}: {e}") from None
     return WorkflowConfig(config, files, notes)
