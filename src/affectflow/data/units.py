@@ -152,7 +152,7 @@ def merge_units(groups: Iterable[list[Unit]], skipped: Iterable[SkippedFile] = (
 
     The same video may carry labels for several tasks (the demo does). Rows
     with the same id are merged when they agree on path and split; otherwise
-    it is a duplicate id and an error.
+    it is a duplicate id and an error. The table is in id order.
     """
     merged: dict[str, Unit] = {}
     for group in groups:
@@ -172,4 +172,6 @@ def merge_units(groups: Iterable[list[Unit]], skipped: Iterable[SkippedFile] = (
             }
             merged[u.video_id] = Unit(u.video_id, prev.path, prev.split, prev.shard, **labels,
                                       side=prev.side or u.side)
-    return UnitsTable(list(merged.values()), list({s.path: s for s in skipped}.values()))
+    # by id, not by the entry that named a video first: a label file removed from one entry must not reorder a
+    # shard's work list (its jobs would rerun, their params changed)
+    return UnitsTable(sorted(merged.values(), key=lambda u: u.video_id), list({s.path: s for s in skipped}.values()))
