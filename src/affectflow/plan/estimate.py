@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from affectflow.data.adapters.files import resolve
 from affectflow.data.units import Unit, shard_of
 from affectflow.media.decode import MediaError, probe
 
@@ -88,7 +89,7 @@ def count_units(units: Iterable[Unit], threads: int = 8, base_dir: str | os.Path
     0 frames and carries its reason. ``base_dir``: the workflow's directory, which relative paths are under."""
     def one(u: Unit) -> VideoCount:
         try:
-            p = probe(Path(base_dir) / u.path)
+            p = probe(resolve(u.path, Path(base_dir)))
         except MediaError as e:
             return VideoCount(u.video_id, 0, 0.0, str(e))
         return VideoCount(u.video_id, int(p.n_frames), float(p.audio_duration) if p.has_audio else 0.0)
