@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from affectflow.data.units import Unit
-from affectflow.io.store import Provenance, ShardWriter, StoreError, VideoRecord
+from affectflow.io.store import Provenance, ShardReader, ShardWriter, StoreError, VideoRecord
 from affectflow.report.problems import COLUMNS, Problem, read_problems_tsv, summary
 from affectflow.stages.faces import run_faces
 from affectflow.stages.media import accepted_units, run_media
@@ -212,18 +212,21 @@ def test_the_documented_rule_is_the_rule() -> None:
     assert quoted[:quoted.index("\n```")] == rule
 
 
-def test_frames_lost_to_damaged_data_are_listed(detector, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ext, audio", [("mp4", "aac"), ("avi", "pcm_s16le")])
+def test_frames_lost_to_damaged_data_are_listed(ext: str, audio: str, detector, tmp_path: Path) -> None:
     """A file damaged in the middle decodes (the decoder passes over the bad packets) but with fewer frames than
-    its packets: the frames after the damage are numbered early, and problems.tsv says so, not only the log."""
+    its packets: the frames after the damage keep the media stage's numbers (their labels stay theirs), and
+    problems.tsv says frames were lost, not only the log. An AVI (decode times only, B-frames) alike."""
     from affectflow.testing.media import ffmpeg
 
-    good = tmp_path / "good.mp4"
+    good = tmp_path / f"good.{ext}"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=24", "-f", "lavfi", "-i", "sine=frequency=440",
-           "-t", "3", "-c:v", "libx264", "-g", "12", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(good))
+           "-t", "3", "-c:v", "libx264", "-g", "12", "-pix_fmt", "yuv420p", "-c:a", audio, "-shortest", str(good))
     data = bytearray(good.read_bytes())
-    at = len(data) // 3
+    # a third into the file; into the AVI's video a third in (its sound, PCM, is most of the file)
+    at = len(data) // 3 if ext == "mp4" else [m.start() for m in re.finditer(b"00dc", data)][24] + 8
     data[at:at + 2500] = bytes(2500)
-    damaged = tmp_path / "damaged.mp4"
+    damaged = tmp_path / f"damaged.{ext}"
     damaged.write_bytes(bytes(data))
     units = [Unit("damaged", str(damaged), "test", "s0000"), Unit("good", str(good), "test", "s0000")]
     media, faces = tmp_path / "media" / "s0000.h5", tmp_path / "faces" / "mediapipe" / "s0000.h5"
@@ -233,6 +236,16 @@ def test_frames_lost_to_damaged_data_are_listed(detector, tmp_path: Path) -> Non
             if "decoded" in r.message]
     assert [(r.stage, r.video_id, r.severity) for r in rows] == [("faces/mediapipe", "damaged", "warning")]
     found = re.fullmatch(rf"{re.escape(str(damaged))}: (\d+) of the video's 72 frames decoded: the decoder passed "
-                         r"over damaged data, so frame numbers after it are early by up to (\d+) \(timestamps stay "
-                         r"true\)", rows[0].message)
+                         r"over damaged data, and the (\d+) frame\(s\) lost there have no face rows", rows[0].message)
     assert found and int(found[1]) + int(found[2]) == 72 and int(found[2]) > 0, rows[0].message
+    with ShardReader(faces) as f, ShardReader(media) as m:  # the frames after the damage keep their numbers
+        rec, times = f.read("damaged"), m.read("damaged", names=("timestamps",)).arrays["timestamps"]
+        index = rec.arrays["frame_index"]
+        assert len(index) == int(found[1]) and index[-1] == 71 and (np.diff(index) > 0).all()
+        np.testing.assert_allclose(rec.arrays["timestamps"], times[index], atol=1e-6)
+        assert f.read("good").arrays["frame_index"].tolist() == list(range(72))
+    pooled = tmp_path / "pooled.h5"  # decoded in a process of the job's pool: the same numbers
+    run_faces(units, pooled, {"frame_stride": 1, "decode": "process"}, detector=detector, progress=False,
+              media_shard=media)
+    with ShardReader(pooled) as p:
+        assert p.read("damaged").arrays["frame_index"].tolist() == index.tolist()

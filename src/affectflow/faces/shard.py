@@ -9,7 +9,7 @@ written holds at most :data:`ROWS_AHEAD_BYTES` of rows.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -63,7 +63,8 @@ def write_organiser(w: ShardWriter, units: list[Unit], source: OrganiserCropsSou
 
 def write_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, settings: RowSettings,
                    result: FacesStageResult, *, on_bad_video: str, raw: tuple[str, ...], threads: int,
-                   progress: bool, decode: str = "thread") -> None:
+                   progress: bool, decode: str = "thread",
+                   frame_times: Mapping[str, np.ndarray] | None = None) -> None:
     """Detect the faces of ``units``' videos into ``w`` in the units' order, up to ``threads`` videos at once.
 
     Each video's thread decodes it, detects its faces (the one detector, a
@@ -73,8 +74,10 @@ def write_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, se
     or interrupted) stops every video's thread and closes its video before the
     shard is finished or removed. ``decode``: ``process`` decodes each of those
     videos in a process of a :class:`~affectflow.faces.decode_pool.DecodePool`
-    (same frames; the threads then detect and crop).
+    (same frames; the threads then detect and crop). ``frame_times``: video id -> the media stage's frame
+    times, which number the frames (:func:`~affectflow.faces.stream.iter_faces`).
     """
+    times = frame_times or {}
     workers = max(1, min(threads, len(units)))
     codec = codec_threads(threads, workers)
     timed = TimedDetector(detector)
@@ -84,7 +87,8 @@ def write_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, se
         with DecodePool(workers, depth=PREFETCH_DEPTH) if decode == "process" else nullcontext() as pool:
             result.decode_start_s = time.perf_counter() - t0 if pool is not None else 0.0
             sources = [partial(iter_faces, u.path, shared, settings, video_id=u.video_id, progress=progress,
-                               side=u.side, ffmpeg_threads=codec, pool=pool) for u in units]
+                               side=u.side, ffmpeg_threads=codec, pool=pool, frame_times=times.get(u.video_id))
+                       for u in units]
             with PrefetchEach(sources, workers, depth=rows_ahead(settings, int(detector.n_landmarks)),
                               name="faces") as videos:
                 for unit, items in zip(units, videos, strict=True):

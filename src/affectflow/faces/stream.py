@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from affectflow.faces.decode_pool import DecodePool
 from affectflow.faces.detection import FaceDetector
+from affectflow.faces.errors import VideoError
 from affectflow.faces.rows import PeopleRows, RowSettings, TargetRows, analysed_frames, face_rows
 from affectflow.faces.tracks import TargetTracker, frame_scale
 from affectflow.faces.video import FrameBatch, VideoInfo, codec_threads, iter_batches, prefetch
@@ -43,8 +44,8 @@ class VideoDone:
 
 def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, settings: RowSettings | None = None,
                video_id: str | None = None, progress: bool = True, side: str = "", *,
-               ffmpeg_threads: int | None = None,
-               pool: DecodePool | None = None) -> Iterator[dict[str, np.ndarray] | VideoDone]:
+               ffmpeg_threads: int | None = None, pool: DecodePool | None = None,
+               frame_times: np.ndarray | None = None) -> Iterator[dict[str, np.ndarray] | VideoDone]:
     """Decode ``path`` once, detect faces in every ``frame_stride``-th frame, follow the target face as a track
     (:mod:`affectflow.faces.tracks`; ``side``: the unit's person of a two-person video), crop it.
 
@@ -57,6 +58,10 @@ def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, settings: R
     :data:`~affectflow.faces.video.MIN_CODEC_THREADS`, so that a damaged video
     gives the rows it gives in the faces stage). ``pool``: decode in one of its
     processes instead (the same frames; it runs ahead of detection itself).
+    ``frame_times``: the media stage's time of every frame of the video; a
+    frame's ``frame_index`` is then its place among them, so that where the
+    decoder passed over damaged data the frames after it keep their numbers
+    (and their labels) instead of moving up to fill the gap.
     """
     s = settings or RowSettings()
     info = VideoInfo(path=str(path))
@@ -73,7 +78,8 @@ def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, settings: R
     vid = video_id or Path(path).stem
     t0 = time.perf_counter()
     try:
-        n_rows, n_face, n_several = yield from _stream_rows(batches, info, rows, desc=f"faces {vid}",
+        numbered = batches if frame_times is None else (_numbered(b, frame_times, path) for b in batches)
+        n_rows, n_face, n_several = yield from _stream_rows(numbered, info, rows, desc=f"faces {vid}",
                                                             progress=progress)
     finally:
         batches.close()  # stops the decoder thread at once when the consumer stops early
@@ -119,6 +125,27 @@ def detect_video(path: str | os.PathLike[str], detector: FaceDetector, settings:
     attrs = stream_faces(path, detector, settings, parts.append, video_id=video_id, progress=progress, side=side)
     arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}  # iter_batches: >= 1 frame
     return VideoRecord(video_id=video_id or Path(path).stem, arrays=arrays, attrs=attrs)
+
+
+#: how far a decoded frame's time may be from the media stage's time of the frame it is (seconds); both
+#: come from one clock (affectflow.media.decode.VideoClock) and agree to the microsecond
+FRAME_TIME_TOLERANCE_S = 1e-3
+
+
+def _numbered(batch: FrameBatch, frame_times: np.ndarray, path: str | os.PathLike[str]) -> FrameBatch:
+    """``batch`` with each frame's index its place among ``frame_times`` (the media stage's), the nearest."""
+    ts = np.asarray(batch.timestamps, dtype=np.float64)
+    if not len(ts) or not len(frame_times):
+        return batch
+    right = np.clip(np.searchsorted(frame_times, ts), 0, len(frame_times) - 1)
+    left = np.maximum(right - 1, 0)
+    idx = np.where(np.abs(frame_times[left] - ts) < np.abs(frame_times[right] - ts), left, right)
+    off = np.abs(frame_times[idx] - ts)
+    if off.max() > FRAME_TIME_TOLERANCE_S:
+        raise VideoError(f"{path}: the decoded frame at {ts[off.argmax()]:.3f} s is {off.max():.3f} s from every "
+                         "frame the media stage found: was the file replaced after the media stage ran? Delete "
+                         "its media shard and rerun")
+    return FrameBatch([int(i) for i in idx], batch.timestamps, batch.frames)
 
 
 def _stream_rows(batches: Iterator[FrameBatch], info: VideoInfo, rows: TargetRows | PeopleRows, *, desc: str,

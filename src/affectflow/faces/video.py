@@ -6,6 +6,7 @@ import logging
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,8 @@ MIN_CODEC_THREADS = 2
 
 @dataclass
 class FrameBatch:
-    """Analysed frames: their decode index, presentation time (s) and RGB pixels."""
+    """Analysed frames: their index (in decoding order; the faces stage numbers them among the media stage's
+    frames), presentation time (s) and RGB pixels."""
 
     indices: list[int] = field(default_factory=list)
     timestamps: list[float] = field(default_factory=list)
@@ -156,18 +158,28 @@ class _DecodedFrames:
         self.n_rejected = 0  # packets the decoder reported as undecodable
         self.first_error = ""
 
-    def __iter__(self) -> Iterator[av.VideoFrame]:
+    def __iter__(self) -> Iterator[tuple[av.VideoFrame, int | None]]:
+        """Each shown frame with its time on the clock (stream time base; None: the file gives none)."""
+        times: deque[int] = deque()  # decode-time containers: the times of the frames not yet shown, in order
         for packet in self.container.demux(self.stream):
             if packet.is_discard and packet.size > 0:
                 self.n_preroll += 1  # an edit list's pre-roll: decoded for reference, never shown
             self.clock.admit(packet)  # every packet is decoded: one that shows no frame may carry parameter sets
+            if self.clock.decode_times and packet.size and packet.pts is not None:
+                times.append(packet.pts)
             try:
                 frames = packet.decode()
             except av.FFmpegError as e:
                 self.n_rejected += 1
                 self.first_error = self.first_error or str(e)
+                if self.clock.decode_times and packet.size and times:
+                    times.pop()  # its frame is lost
                 continue
-            yield from (f for f in frames if self.clock.shows(f.pts))
+            for f in frames:
+                if self.clock.decode_times:
+                    yield f, (times.popleft() if times else None)
+                elif self.clock.shows(f.pts):
+                    yield f, f.pts
 
 
 def _full_batches(frames: _DecodedFrames, stream: Any, p: Path, info: VideoInfo, frame_stride: int,
@@ -181,9 +193,9 @@ def _full_batches(frames: _DecodedFrames, stream: Any, p: Path, info: VideoInfo,
     batch = FrameBatch()
     last_t: float | None = None
     try:
-        for i, frame in enumerate(frames):
-            if frame.pts is not None and tb:
-                t = (frame.pts - frames.clock.zero) * tb
+        for i, (frame, pts) in enumerate(frames):
+            if pts is not None and tb:
+                t = (pts - frames.clock.zero) * tb
             elif last_t is not None:
                 t = last_t + 1.0 / rate
             else:

@@ -47,6 +47,10 @@ REPEATED_TIME_STEP_S = 1e-3
 # In an MPEG stream, a decode time this far past the previous one is a gap between joined recordings, not a
 # frame step (FFmpeg's own -dts_delta_threshold).
 TIMESTAMP_JUMP_S = 10.0
+#: Containers that store decode times only: an AVI holds one chunk per frame interval, so a frame's time is its
+#: chunk's, and the presentation time FFmpeg's demuxer gives a packet is a guess (one frame late for H.264 and
+#: MPEG-4 Part 2, out of order with B-frames). The k-th frame shown is at the k-th chunk's time.
+DECODE_TIME_FORMATS = frozenset({"avi"})
 # Audio is read from ffmpeg and written to the shard this many seconds at a time (640 KB at 16 kHz).
 AUDIO_CHUNK_S = 10.0
 
@@ -186,12 +190,16 @@ class VideoClock:
       show a frame before the first keyframe, nor the pictures that keyframe's group shows before it (open-GOP
       leading pictures), so those packets are no frames of the video and the clock starts at that keyframe.
 
+    Containers that store decode times only (:data:`DECODE_TIME_FORMATS`, AVI) have frames at their chunks'
+    times: :meth:`admit` gives each packet its decode time as its time (:attr:`decode_times`), and the k-th
+    frame a decoder shows is at the k-th such time, since the decoder shows frames in order.
     Other containers keep their times, starting at the stream's start time; their pre-roll (edit lists) is
     marked by the demuxer. Feed every packet of the stream, in decode order, to :meth:`admit`.
     """
 
     def __init__(self, container: av.container.InputContainer, stream: av.VideoStream) -> None:
         self.mend = bool(container.format.flags & av.format.Flags.ts_discont.value)
+        self.decode_times = not self.mend and container.format.name in DECODE_TIME_FORMATS
         tb = float(stream.time_base) if stream.time_base else 0.0
         rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
         self._step = max(1, round(1.0 / (rate * tb))) if tb else 1
@@ -205,6 +213,8 @@ class VideoClock:
     def admit(self, packet: av.Packet) -> bool:
         """Whether ``packet`` holds a frame of the video (False: pass it over); its times are moved onto the
         clock in place first. Packets without data (the decoder's flush) and without a time are let through."""
+        if self.decode_times and packet.dts is not None:
+            packet.pts = packet.dts
         if not self.mend or not packet.size or packet.pts is None:
             return self._started
         if packet.dts is not None:
@@ -248,7 +258,7 @@ def _demux(path: Path) -> _Demuxed:
             clock = VideoClock(container, stream)
             n_packets, pts = 0, []  # the packets' times only: a long video's packets (its whole size) are not kept
             for p in container.demux(stream):
-                if p.pts is not None and p.size > 0 and clock.admit(p):
+                if p.size > 0 and clock.admit(p) and p.pts is not None:
                     n_packets += 1
                     if not p.is_discard:
                         pts.append(p.pts)

@@ -89,12 +89,13 @@ def _face_missing(has_face: np.ndarray, share: float, whose: str = "target ") ->
 
 def _short_decode(n_decoded: Any, n_frames: int | None) -> str:
     """The warning for a faces record that decoded fewer frames than the media stage found packets: the
-    decoder passed over damaged data, and the frames after it are numbered as decoded (early by the gap)."""
+    decoder passed over damaged data, and the frames lost there have no rows (the others keep their numbers,
+    the media stage's)."""
     n = -1 if n_frames is None or n_decoded is None else int(n_decoded)
     if n < 0 or n >= n_frames:
         return ""
-    return (f"{n} of the video's {n_frames} frames decoded: the decoder passed over damaged data, so frame "
-            f"numbers after it are early by up to {n_frames - n} (timestamps stay true)")
+    return (f"{n} of the video's {n_frames} frames decoded: the decoder passed over damaged data, and the "
+            f"{n_frames - n} frame(s) lost there have no face rows")
 
 
 def media_frame_counts(shard_paths: Sequence[str | os.PathLike[str]]) -> dict[str, tuple[int, str]]:

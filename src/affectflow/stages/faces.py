@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from affectflow.core import joblog
 from affectflow.core.device import DEVICES
 from affectflow.core.job import Job
@@ -33,6 +35,7 @@ from affectflow.faces.organiser import OrganiserCropsSource
 from affectflow.faces.rows import RowSettings
 from affectflow.faces.shard import FacesStageResult, write_detected, write_organiser
 from affectflow.faces.tracks import PEOPLE
+from affectflow.io.shards import ShardSet, media_frames
 from affectflow.io.store import Provenance, ShardWriter
 from affectflow.models.catalogue.manifest import PreparedModel
 from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage, stage_key
@@ -41,7 +44,9 @@ from affectflow.stages.media import BAD_VIDEO_POLICIES, accepted_units
 log = logging.getLogger("affectflow.faces")
 
 #: bump when the faces shard's content changes for the same videos and options (docs/reruns.md)
-STAGE_VERSION = 2  # 2: frame times made strictly increasing; the target face followed as a track
+STAGE_VERSION = 3  # 2: frame times made strictly increasing; the target face followed as a track;
+# 3: frame numbers are the media stage's (frames lost to damaged data leave a gap, not a shift); an AVI's frames at its
+# chunks' times
 #: registry model of each detector that has weights (its fingerprint is part of the faces rerun key)
 DETECTOR_MODELS = {"mediapipe": "mediapipe_face_short_range", "mediapipe_full": "mediapipe_face_full_range",
                    "retinaface": "retinaface", "retinaface_mnet025": "retinaface_mnet025"}
@@ -164,7 +169,9 @@ def run_faces(
     (``"fail"``). A wrong configuration or missing weights always raises.
     ``detector`` overrides the one ``faces_cfg`` names (for reuse across shards).
     ``units`` are the shard's units; with ``media_shard`` only those the media
-    stage accepted are read. ``key``: the rerun key the workflow planned the job
+    stage accepted are read, and a frame's ``frame_index`` is its place among
+    the media stage's frames (where damaged data was passed over, the frames
+    after it keep their numbers). ``key``: the rerun key the workflow planned the job
     with (checked, then written into the shard's provenance).
 
     ``threads`` (the job's): up to this many videos are processed at once, each
@@ -184,8 +191,11 @@ def run_faces(
     """
     opts = FacesOptions.coerce(faces_cfg, on_bad_video=on_bad_video)
     rerun = stage_key(STAGE, opts, expected=key, units=units)
+    frame_times: dict[str, np.ndarray] | None = None
     if media_shard is not None:
         units = accepted_units(media_shard, units)
+        with ShardSet([media_shard], stage="media") as media:
+            frame_times = {u.video_id: media_frames(media, u.video_id) for u in units}
     source: OrganiserCropsSource | None = None
     if opts.detector == "organiser":
         source = OrganiserCropsSource(opts.organiser_crops_dir, opts.crop_size, opts.frame_stride)
@@ -205,7 +215,7 @@ def run_faces(
         else:
             assert detector is not None
             write_detected(w, units, detector, opts.row_settings(), result, on_bad_video=opts.on_bad_video, raw=raw,
-                           threads=threads, progress=progress, decode=opts.decode)
+                           threads=threads, progress=progress, decode=opts.decode, frame_times=frame_times)
         w.set_skipped(result.skipped)
     result.seconds = time.perf_counter() - t0
     log.info("%s: %d video(s) written, %d skipped, in %.1f s%s", out_path, len(result.written),
