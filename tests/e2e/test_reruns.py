@@ -71,6 +71,37 @@ def test_a_touched_video_of_any_size_reruns_nothing(done):
     assert done.planned_jobs() == set()
 
 
+def test_a_video_replaced_by_an_older_file_reruns_its_shard(done):
+    """``cp -p`` or ``rsync -a`` of a re-released video leaves it older than its results, where Snakemake alone
+    never looks: its media shard is put before it in time (plan.replaced), so Snakemake compares the checksum it
+    kept, and reruns that shard's jobs."""
+    from affectflow.io.store import ShardReader
+
+    videos = sorted((done.path / "data" / "demo" / "videos").iterdir(), key=lambda p: p.stat().st_size)
+    victim, other = videos[-1], videos[0]
+    shards = {}
+    for shard in sorted((done.results() / "media").glob("*.h5")):
+        with ShardReader(shard) as r:
+            shards.update(dict.fromkeys(r.sources(), shard))
+    shard = shards[victim.stem]
+    aside = done.path / "video.aside"
+    shutil.copy2(victim, aside)
+    made = shard.stat()
+    when = made.st_mtime_ns - 3600 * 10**9  # an hour before its results, as the release was unpacked
+    try:
+        shutil.copyfile(other, victim)
+        os.utime(victim, ns=(when, when))
+        jobs = done.planned_jobs()
+        media = {out for rule, out in jobs if rule == "media"}
+        assert media == {str(shard.relative_to(done.path))}, jobs
+        assert {"faces", "face_features", "learn"} <= {rule for rule, _ in jobs}
+    finally:  # the run as it was, for the tests after this one
+        shutil.copy2(aside, victim)
+        aside.unlink()
+        os.utime(shard, ns=(made.st_atime_ns, made.st_mtime_ns))
+    assert done.planned_jobs() == set()
+
+
 #: the per-video jobs: decoding, faces and every feature (a day of CPU on Aff-Wild2)
 EXTRACTION = {"media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts", "text_features"}
 

@@ -19,6 +19,7 @@ from affectflow.submit.formats import SUBMISSION_FILES
 from affectflow.data.units import UnitsError
 from affectflow.plan.checks import ConfigError, check_people
 from affectflow.plan.config import settle_config
+from affectflow.plan.replaced import backdate_replaced
 from affectflow.plan.scope import PredictionScope, trainable_tasks
 
 
@@ -49,6 +50,12 @@ except ConfigError as e:
     raise WorkflowError(str(e)) from None
 SHARDS = UNITS.shards()
 BY_SHARD = UNITS.by_shard()
+# A video replaced by an older file (cp -p, rsync -a) is older than its results, so Snakemake would not look at
+# it: its media shard is put before it in time, and Snakemake compares the checksum it kept (plan.replaced).
+# Once, in the Snakemake that plans the run (a cluster job's own Snakemake plans nothing).
+if workflow.is_main_process:
+    for _replaced in backdate_replaced(BY_SHARD, lambda shard: f"{OUT}/media/{shard}.h5"):
+        logger.info(_replaced.message())
 DETECTOR = config["faces"]["detector"]
 # The detector's weights manifest (rule fetch_model), for detectors whose weights are downloaded or stood in for.
 _FETCHED_DETECTOR = FacesOptions.from_config(config).fetched_model()

@@ -30,7 +30,7 @@ import numpy as np
 
 from affectflow import __version__
 from affectflow.core.errors import AffectflowError
-from affectflow.core.files import atomic_path
+from affectflow.core.files import FileStat, atomic_path
 from affectflow.core.vocabulary import FORMER_STAGE_NAMES
 
 log = logging.getLogger("affectflow.io.store")
@@ -338,6 +338,12 @@ class ShardWriter:
         assert self._h5 is not None, "ShardWriter used outside its context"
         self._h5.attrs["skipped"] = json.dumps([[vid, reason] for vid, reason in skipped])
 
+    def set_sources(self, sources: Mapping[str, FileStat]) -> None:
+        """Record each video's file as the stage read it (video id -> size, time, sha256), so that a file
+        replaced since, even by an older one, is found (:mod:`affectflow.plan.replaced`)."""
+        assert self._h5 is not None, "ShardWriter used outside its context"
+        self._h5.attrs["sources"] = json.dumps({vid: [st.size, st.mtime_ns, st.sha256] for vid, st in sources.items()})
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -426,6 +432,12 @@ class ShardReader:
     def skipped(self) -> list[tuple[str, str]]:
         """(video_id, reason) of videos the producing stage skipped."""
         return [(v, r) for v, r in json.loads(self._h5.attrs.get("skipped", "[]"))]
+
+    def sources(self) -> dict[str, FileStat]:
+        """Video id -> its file as the stage read it (:meth:`ShardWriter.set_sources`; empty for a shard written
+        without them)."""
+        return {vid: FileStat(int(size), int(mtime), str(sha256)) for vid, (size, mtime, sha256)
+                in json.loads(self._h5.attrs.get("sources", "{}")).items()}
 
     def video_ids(self) -> list[str]:
         return [str(self._h5["videos"][k].attrs["video_id"]) for k in self._h5["videos"]]

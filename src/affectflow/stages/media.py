@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from affectflow.core import joblog
+from affectflow.core.files import FileStat
 from affectflow.core.job import Job
 from affectflow.core.options import OptionsError, StageOptions, canonical, one_of
 from affectflow.core.vocabulary import SAMPLE_RATE
@@ -25,7 +26,8 @@ from affectflow.plan.rerun import Stage, stage_key
 
 #: bump when the media shard's content changes for the same videos and options (docs/reruns.md)
 STAGE_VERSION = 4  # 2: audio on the video's clock (a late or early audio start padded or cut); 3: a photo
-# named as a video is skipped, audio longer than the video is warned about; 4: an AVI's frames at its chunks' times
+# named as a video is skipped, audio longer than the video is warned about; 4: an AVI's frames at its chunks' times,
+# each video's file recorded: size, time, sha256 (plan.replaced)
 BAD_VIDEO_POLICIES = ("skip", "fail")
 
 
@@ -100,8 +102,11 @@ def run_media(
     opts = MediaOptions.coerce(options, on_bad_video=on_bad_video)
     rerun = stage_key(STAGE, opts, expected=key, units=units)
     result = StageResult()
+    sources: dict[str, FileStat] = {}  # each file as it was read, skipped ones too (plan.replaced)
     with ShardWriter(out_path, Provenance.of(rerun)) as writer:
         for unit in units:
+            if (stat := FileStat.of(unit.path, content=True)) is not None:
+                sources[unit.video_id] = stat
             try:  # the audio streams into the shard (a video that fails part-way is dropped from it)
                 with writer.video(unit.video_id) as out:
                     info = stream_video(unit.path, lambda chunk: out.append({"audio": chunk}), SAMPLE_RATE)
@@ -112,6 +117,7 @@ def run_media(
                 continue
             result.written.append(unit.video_id)
         writer.set_skipped(result.skipped)
+        writer.set_sources(sources)
     return result
 
 

@@ -1,0 +1,81 @@
+"""Videos replaced by older files since their media shard was made, made visible to Snakemake.
+
+Snakemake reruns a job when an input is newer than its output (and, with input
+checksums kept, only when the newer input's content differs). A video replaced
+by a file with an *older* modification time, as ``cp -p``, ``rsync -a`` and
+``tar x`` of a re-released dataset leave it, is never looked at: its shards
+would keep the old video's results. The media stage records each video's size,
+modification time and sha256 as it read it
+(:meth:`~affectflow.io.store.ShardWriter.set_sources`). At the start of a run,
+a video that no longer matches its record (size, or time to the second), is not
+newer than its media shard and whose bytes differ from those read, puts the
+shard's modification time just before its own: Snakemake then sees an updated
+input, and the media stage and all after it rerun for that shard. Only the
+shard's timestamp is touched, never a result's content. The cost: a stat per
+video and an open per media shard at each start, and a sha256 of each file that
+matches on neither size nor time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from affectflow.core.files import FileStat
+from affectflow.data.units import Unit
+from affectflow.io.store import ShardReader, StoreError
+
+#: how far before the earliest replaced video the shard's modification time is put (ns)
+BEFORE_NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """A media shard some of whose videos were replaced by files not newer than it."""
+
+    shard: Path
+    video_ids: tuple[str, ...]
+
+    def message(self) -> str:
+        more = len(self.video_ids) - 5
+        ids = ", ".join(self.video_ids[:5]) + (f" and {more} more" if more > 0 else "")
+        return (f"{self.shard}: {len(self.video_ids)} video(s) changed since it was made, by a file not newer than "
+                f"it ({ids}): its modification time is put before theirs, so that Snakemake compares their content")
+
+
+def backdate_replaced(shards: Mapping[str, Sequence[Unit]], media_shard: Callable[[str], str | os.PathLike[str]]
+                      ) -> list[Replaced]:
+    """Put each media shard (``media_shard(shard)``) whose videos (``shards[shard]``) include one replaced by
+    other bytes in a file not newer than the shard just before that file in time; the shards so changed. A
+    shard not yet made, not finished or without records is left alone: Snakemake makes it."""
+    found: list[Replaced] = []
+    for shard, units in shards.items():
+        path = Path(media_shard(shard))
+        try:
+            made = path.stat()
+            with ShardReader(path, stage="media") as reader:
+                recorded = reader.sources()
+        except (OSError, StoreError):
+            continue
+        replaced: dict[str, int] = {}
+        for unit in units:
+            was, now = recorded.get(unit.video_id), FileStat.of(unit.path)
+            # a newer file is Snakemake's to see; the same bytes with another time are the same video
+            if (was is not None and now is not None and was.changed(now) and now.mtime_ns <= made.st_mtime_ns
+                    and not _same_bytes(unit.path, was)):
+                replaced[unit.video_id] = now.mtime_ns
+        if replaced:
+            os.utime(path, ns=(made.st_atime_ns, min(replaced.values()) - BEFORE_NS))
+            found.append(Replaced(path, tuple(replaced)))
+    return found
+
+
+def _same_bytes(path: str, was: FileStat) -> bool:
+    """Whether the file at ``path`` holds the bytes recorded in ``was`` (a record without a sha256: unknown, so
+    not the same)."""
+    if not was.sha256:
+        return False
+    now = FileStat.of(path, content=True)
+    return now is not None and now.sha256 == was.sha256
