@@ -55,7 +55,7 @@ BY_SHARD = UNITS.by_shard()
 # Once, in the Snakemake that plans the run (a cluster job's own Snakemake plans nothing).
 if workflow.is_main_process:
     for _replaced in backdate_replaced(BY_SHARD, lambda shard: f"{OUT}/media/{shard}.h5"):
-        logger.info(_replaced.message())
+        (logger.warning if _replaced.error else logger.info)(_replaced.message())
 DETECTOR = config["faces"]["detector"]
 # The detector's weights manifest (rule fetch_model), for detectors whose weights are downloaded or stood in for.
 _FETCHED_DETECTOR = FacesOptions.from_config(config).fetched_model()

@@ -37,12 +37,17 @@ class Replaced:
 
     shard: Path
     video_ids: tuple[str, ...]
+    error: str = ""  # why its modification time could not be moved ('': it was)
 
     def message(self) -> str:
         more = len(self.video_ids) - 5
         ids = ", ".join(self.video_ids[:5]) + (f" and {more} more" if more > 0 else "")
-        return (f"{self.shard}: {len(self.video_ids)} video(s) changed since it was made, by a file not newer than "
-                f"it ({ids}): its modification time is put before theirs, so that Snakemake compares their content")
+        found = (f"{self.shard}: {len(self.video_ids)} video(s) changed since it was made, by a file not newer "
+                 f"than it ({ids})")
+        if self.error:
+            return (f"{found}, but its modification time cannot be moved ({self.error}): Snakemake will not rerun "
+                    f"it; add --forcerun {self.shard}")
+        return f"{found}: its modification time is put before theirs, so that Snakemake reruns it"
 
 
 def backdate_replaced(shards: Mapping[str, Sequence[Unit]], media_shard: Callable[[str], str | os.PathLike[str]]
@@ -67,7 +72,11 @@ def backdate_replaced(shards: Mapping[str, Sequence[Unit]], media_shard: Callabl
                     and not _same_bytes(unit.path, was)):
                 replaced[unit.video_id] = now.mtime_ns
         if replaced:
-            os.utime(path, ns=(made.st_atime_ns, min(replaced.values()) - BEFORE_NS))
+            try:
+                os.utime(path, ns=(made.st_atime_ns, min(replaced.values()) - BEFORE_NS))
+            except OSError as e:  # results read-only to this user: say so, plan on
+                found.append(Replaced(path, tuple(replaced), e.strerror or str(e)))
+                continue
             found.append(Replaced(path, tuple(replaced)))
     return found
 

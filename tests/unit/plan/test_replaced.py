@@ -6,6 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from affectflow.core.files import FileStat
 from affectflow.data.units import Unit
 from affectflow.io.store import ShardReader
@@ -59,7 +61,8 @@ def test_a_video_replaced_by_an_older_file_backdates_its_shard_only(tmp_path, vi
     found = backdate_replaced({"s0000": units}, lambda s: shard)
     assert [(f.shard, f.video_ids) for f in found] == [(shard, ("b",))]
     assert shard.stat().st_mtime_ns == old - BEFORE_NS < b.stat().st_mtime_ns  # Snakemake now looks at b
-    assert "1 video(s) changed since it was made" in found[0].message() and "(b)" in found[0].message()
+    assert found[0].message() == (f"{shard}: 1 video(s) changed since it was made, by a file not newer than it (b): "
+                                  "its modification time is put before theirs, so that Snakemake reruns it")
     with ShardReader(shard) as r:  # the shard itself is untouched
         assert r.video_ids() == ["a", "b"]
 
@@ -83,3 +86,42 @@ def test_shards_not_made_or_without_records_are_left_to_snakemake(tmp_path, vide
     cut.write_bytes(shard.read_bytes()[:1000])  # cut short: Snakemake's rerun-incomplete remakes it
     Path(units[1].path).unlink()  # a video gone: the media stage says so when it runs
     assert backdate_replaced({"s0000": units, "s0002": units}, lambda s: tmp_path / "media" / f"{s}.h5") == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root, to plan as another user (setpriv) on results it cannot change")
+def test_a_shard_whose_time_cannot_be_moved_is_reported(video_factory) -> None:
+    """Results that this user may read but not change (another user's run): the plan goes on, and the message
+    says what to do."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="replaced-"))  # readable by all, unlike pytest's own folders
+    try:
+        root.chmod(0o755)
+        units, shard = _shard(root, lambda name, **kw: shutil.copy(video_factory(name, **kw), root / name))
+        a, b = Path(units[0].path), Path(units[1].path)
+        old = b.stat().st_mtime_ns
+        shutil.copyfile(a, b)
+        os.utime(b, ns=(old, old))
+        for p in (root, root / "media"):
+            p.chmod(0o755)
+        made = shard.stat().st_mtime_ns
+        code = ("import json, sys; from affectflow.data.units import Unit; "
+                "from affectflow.plan.replaced import backdate_replaced; "
+                "units = [Unit(**u) for u in json.loads(sys.argv[1])]; "
+                "print(json.dumps([[f.video_ids, f.error, f.message()] for f in "
+                "backdate_replaced({'s0000': units}, lambda s: sys.argv[2])]))")
+        arg = json.dumps([{"video_id": u.video_id, "path": u.path, "split": u.split, "shard": u.shard}
+                          for u in units])
+        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+                              code, arg, str(shard)], capture_output=True, text=True, check=True, cwd=root)
+        [(ids, error, message)] = json.loads(out.stdout)
+        assert ids == ["b"] and error == "Operation not permitted", out.stdout
+        assert message.endswith(f"cannot be moved (Operation not permitted): Snakemake will not rerun it; add "
+                                f"--forcerun {shard}")
+        assert shard.stat().st_mtime_ns == made
+    finally:
+        shutil.rmtree(root)
