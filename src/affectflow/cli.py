@@ -17,6 +17,10 @@ from pathlib import Path
 from affectflow.core.errors import AffectflowError
 from affectflow.core.vocabulary import TASKS
 
+#: the CLI reads no config.yaml: its --models-dir is where the workflow's models_dir points
+MODELS_DIR_HELP = ("where the weights are (default ~/.cache/affectflow/models; the CLI reads no config.yaml, so "
+                   "pass the workflow's models_dir here); AFFECTFLOW_MODELS_DIR overrides it")
+
 
 def _positive(kind: type[int] | type[float]):  # noqa: ANN202
     """An argparse ``type`` for counts and durations: a zero or negative value is a usage error, not a
@@ -170,13 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     models_sub = models.add_subparsers(dest="models_command", required=True)
     ls = models_sub.add_parser("list", help="every registered model")
     ls.add_argument("--modality", choices=["face", "audio", "text", "asr", "detector"])
-    ls.add_argument("--models-dir", default=None, help="overrides config; AFFECTFLOW_MODELS_DIR overrides both")
+    ls.add_argument("--models-dir", default=None, help=MODELS_DIR_HELP)
     ls.set_defaults(func=_models_list)
     for action, helptext in (("fetch", "download the weight files of NAMES and verify their sha256"),
                              ("verify", "verify the sha256 of the weight files of NAMES (no download)")):
         a = models_sub.add_parser(action, help=helptext)
         a.add_argument("names", nargs="+")
-        a.add_argument("--models-dir", default=None, help="overrides config; AFFECTFLOW_MODELS_DIR overrides both")
+        a.add_argument("--models-dir", default=None, help=MODELS_DIR_HELP)
         a.set_defaults(func=lambda ns, _a=action: _models_files(ns, _a))
 
     submission = sub.add_parser("submission", help="challenge submission files")

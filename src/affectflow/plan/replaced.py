@@ -12,8 +12,9 @@ newer than its media shard and whose bytes differ from those read, puts the
 shard's modification time just before its own: Snakemake then sees an updated
 input, and the media stage and all after it rerun for that shard. Only the
 shard's timestamp is touched, never a result's content. The cost: a stat per
-video and an open per media shard at each start, and a sha256 of each file that
-matches on neither size nor time.
+video and an open per media shard at each start, and a sha256 of each file whose
+size or time differs from its record but is not newer than its shard (the same
+bytes given an older time are hashed so at every start, until the shard reruns).
 """
 
 from __future__ import annotations
