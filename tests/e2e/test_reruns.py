@@ -102,6 +102,22 @@ def test_a_video_replaced_by_an_older_file_reruns_its_shard(done):
     assert done.planned_jobs() == set()
 
 
+def test_a_dataset_moved_with_a_link_left_at_its_old_path_reruns_nothing(done):
+    """A video's path is part of what identifies it, so a moved dataset folder would rerun its videos; a link
+    at the old path keeps every path (links are not resolved in the units table) and every file's bytes."""
+    videos = done.path / "data" / "demo" / "videos"
+    moved = done.path / "moved_videos"
+    videos.rename(moved)
+    try:
+        videos.symlink_to(moved, target_is_directory=True)
+        assert done.planned_jobs() == set()
+    finally:
+        if videos.is_symlink():
+            videos.unlink()
+        moved.rename(videos)
+    assert done.planned_jobs() == set()
+
+
 #: the per-video jobs: decoding, faces and every feature (a day of CPU on Aff-Wild2)
 EXTRACTION = {"media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts", "text_features"}
 
