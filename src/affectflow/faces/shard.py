@@ -21,7 +21,7 @@ from affectflow.faces.decode_pool import DecodePool
 from affectflow.faces.detection import FaceDetector, SerialDetector, TimedDetector
 from affectflow.faces.organiser import OrganiserCropsSource
 from affectflow.faces.rows import RowSettings, row_bytes, row_spec
-from affectflow.faces.stream import PREFETCH_DEPTH, VideoDone, drain_faces, iter_faces
+from affectflow.faces.stream import PREFETCH_DEPTH, VideoDone, drain_faces, iter_faces, numbers_by_time
 from affectflow.faces.video import PrefetchEach, codec_threads
 from affectflow.io.shards import apply_bad_video_policy
 from affectflow.io.store import ShardWriter
@@ -112,9 +112,21 @@ def _add_organiser(w: ShardWriter, source: OrganiserCropsSource, unit: Unit, raw
     w.add(source.read(unit), uncompressed=raw)
 
 
+#: a damaged video's warning when its frames cannot be numbered by the media stage's times
+NUMBERED_AS_DECODED = ("frames were lost to damaged data and the decoded frames' times do not match the media "
+                       "stage's: frames are numbered in decoding order, so those after the damage are early")
+
+
 def _add_video(w: ShardWriter, unit: Unit, items: Iterable[dict[str, np.ndarray] | VideoDone], *,
                raw: tuple[str, ...]) -> None:
     """``unit``'s face rows (:func:`~affectflow.faces.stream.iter_faces` items, being made: ``items``) into ``w``;
     removed again if it fails part-way."""
     with w.video(unit.video_id, uncompressed=raw) as out:
-        out.attrs = drain_faces(items, out.append)
+        done = drain_faces(items, out.append)
+        out.attrs = done.attrs
+        if done.frame_times is not None and out.n:  # frames lost to damaged data: number by the media's times
+            numbers = numbers_by_time(out.appended("frame_index"), out.appended("timestamps"), done.frame_times)
+            if numbers is None:  # listed in problems.tsv with the video's other warnings
+                out.attrs["warnings"] = [*out.attrs.get("warnings", []), NUMBERED_AS_DECODED]
+            else:
+                out.rewrite("frame_index", numbers)

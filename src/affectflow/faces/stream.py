@@ -20,7 +20,6 @@ from tqdm import tqdm
 
 from affectflow.faces.decode_pool import DecodePool
 from affectflow.faces.detection import FaceDetector
-from affectflow.faces.errors import VideoError
 from affectflow.faces.rows import PeopleRows, RowSettings, TargetRows, analysed_frames, face_rows
 from affectflow.faces.tracks import TargetTracker, frame_scale
 from affectflow.faces.video import FrameBatch, VideoInfo, codec_threads, iter_batches, prefetch
@@ -40,6 +39,9 @@ class VideoDone:
     """The last item :func:`iter_faces` yields for a video: its attributes, known once it is decoded to the end."""
 
     attrs: dict[str, Any]
+    #: the media stage's frame times, when the decoder lost frames: the rows' ``frame_index`` (decoding order)
+    #: is then to be made the frames' places among them (:func:`numbers_by_time`); None: decoding order is right
+    frame_times: np.ndarray | None = None
 
 
 def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, settings: RowSettings | None = None,
@@ -58,10 +60,14 @@ def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, settings: R
     :data:`~affectflow.faces.video.MIN_CODEC_THREADS`, so that a damaged video
     gives the rows it gives in the faces stage). ``pool``: decode in one of its
     processes instead (the same frames; it runs ahead of detection itself).
-    ``frame_times``: the media stage's time of every frame of the video; a
-    frame's ``frame_index`` is then its place among them, so that where the
-    decoder passed over damaged data the frames after it keep their numbers
-    (and their labels) instead of moving up to fill the gap.
+    ``frame_times``: the media stage's time of every frame of the video. Rows
+    are numbered in decoding order as they stream; when the decoder passed over
+    damaged data (fewer frames than the media stage found), :class:`VideoDone`
+    carries these times, and the writer numbers the rows by their places among
+    them (:func:`numbers_by_time`), so the frames after the damage keep their
+    numbers (and their labels) instead of moving up to fill the gap. Only then:
+    a file whose own times go back (repaired 1 ms apart) matches no media time,
+    and its decoding order is its frames' order.
     """
     s = settings or RowSettings()
     info = VideoInfo(path=str(path))
@@ -78,8 +84,7 @@ def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, settings: R
     vid = video_id or Path(path).stem
     t0 = time.perf_counter()
     try:
-        numbered = batches if frame_times is None else (_numbered(b, frame_times, path) for b in batches)
-        n_rows, n_face, n_several = yield from _stream_rows(numbered, info, rows, desc=f"faces {vid}",
+        n_rows, n_face, n_several = yield from _stream_rows(batches, info, rows, desc=f"faces {vid}",
                                                             progress=progress)
     finally:
         batches.close()  # stops the decoder thread at once when the consumer stops early
@@ -97,7 +102,7 @@ def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, settings: R
         "n_frames_decoded": info.n_frames_decoded, "detector": detector.name, "frame_stride": s.frame_stride,
         "n_with_face": n_face, "warnings": warnings, "side": side, "target_switches": tracker.switches,
         **({"people": rows.tracker.n_people} if isinstance(rows, PeopleRows) else {}),
-    })
+    }, frame_times if frame_times is not None and info.n_frames_decoded < len(frame_times) else None)
 
 
 def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, settings: RowSettings | None,
@@ -105,15 +110,15 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, settings:
                  progress: bool = True, side: str = "", *, ffmpeg_threads: int | None = None) -> dict[str, Any]:
     """:func:`iter_faces` with each batch's rows handed to ``append``; returns the video's attributes."""
     return drain_faces(iter_faces(path, detector, settings, video_id=video_id, progress=progress, side=side,
-                                  ffmpeg_threads=ffmpeg_threads), append)
+                                  ffmpeg_threads=ffmpeg_threads), append).attrs
 
 
 def drain_faces(items: Iterable[dict[str, np.ndarray] | VideoDone],
-                append: Callable[[dict[str, np.ndarray]], None]) -> dict[str, Any]:
-    """Rows of one video's :func:`iter_faces` items to ``append``; its attributes."""
+                append: Callable[[dict[str, np.ndarray]], None]) -> VideoDone:
+    """Rows of one video's :func:`iter_faces` items to ``append``; its last item."""
     for item in items:
         if isinstance(item, VideoDone):
-            return item.attrs
+            return item
         append(item)
     raise RuntimeError("the video's face rows ended without its attributes")
 
@@ -132,20 +137,22 @@ def detect_video(path: str | os.PathLike[str], detector: FaceDetector, settings:
 FRAME_TIME_TOLERANCE_S = 1e-3
 
 
-def _numbered(batch: FrameBatch, frame_times: np.ndarray, path: str | os.PathLike[str]) -> FrameBatch:
-    """``batch`` with each frame's index its place among ``frame_times`` (the media stage's), the nearest."""
-    ts = np.asarray(batch.timestamps, dtype=np.float64)
+def numbers_by_time(frame_index: np.ndarray, timestamps: np.ndarray, frame_times: np.ndarray) -> np.ndarray | None:
+    """Rows' frame numbers as the frames' places among ``frame_times`` (the media stage's), for rows numbered
+    in decoding order (``frame_index``) with their frames' ``timestamps``; None when the frames' times do not
+    all lie within :data:`FRAME_TIME_TOLERANCE_S` of distinct media times in the same order (decoding order
+    is then kept)."""
+    index = np.asarray(frame_index, dtype=np.int64)
+    decoded, first = np.unique(index, return_index=True)  # a frame's rows (people: several) share its time
+    ts = np.asarray(timestamps, dtype=np.float64)[first]
     if not len(ts) or not len(frame_times):
-        return batch
+        return None
     right = np.clip(np.searchsorted(frame_times, ts), 0, len(frame_times) - 1)
     left = np.maximum(right - 1, 0)
-    idx = np.where(np.abs(frame_times[left] - ts) < np.abs(frame_times[right] - ts), left, right)
-    off = np.abs(frame_times[idx] - ts)
-    if off.max() > FRAME_TIME_TOLERANCE_S:
-        raise VideoError(f"{path}: the decoded frame at {ts[off.argmax()]:.3f} s is {off.max():.3f} s from every "
-                         "frame the media stage found: was the file replaced after the media stage ran? Delete "
-                         "its media shard and rerun")
-    return FrameBatch([int(i) for i in idx], batch.timestamps, batch.frames)
+    places = np.where(np.abs(frame_times[left] - ts) < np.abs(frame_times[right] - ts), left, right)
+    if np.abs(frame_times[places] - ts).max() > FRAME_TIME_TOLERANCE_S or np.any(np.diff(places) <= 0):
+        return None
+    return places[np.searchsorted(decoded, index)]
 
 
 def _stream_rows(batches: Iterator[FrameBatch], info: VideoInfo, rows: TargetRows | PeopleRows, *, desc: str,

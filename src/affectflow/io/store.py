@@ -249,6 +249,18 @@ class VideoAppender:
             ds[self.n:] = a
         self.n += n
 
+    def appended(self, name: str) -> np.ndarray:
+        """All rows appended so far to the array ``name``."""
+        return self._datasets[name][()]
+
+    def rewrite(self, name: str, values: np.ndarray) -> None:
+        """Replace the appended rows of ``name`` with ``values`` (as many rows: a correction known only once
+        the video is decoded to its end, such as its frames' numbers)."""
+        ds = self._datasets[name]
+        if len(values) != len(ds):
+            raise ValueError(f"{self._grp.name}/{name}: {len(values)} rows to rewrite, {len(ds)} written")
+        ds[...] = np.asarray(values, dtype=ds.dtype)
+
     def close(self) -> None:
         """Let go of the appended arrays' handles (the video is finished, or removed); appending ends here."""
         self._datasets.clear()

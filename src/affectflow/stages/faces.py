@@ -169,9 +169,9 @@ def run_faces(
     (``"fail"``). A wrong configuration or missing weights always raises.
     ``detector`` overrides the one ``faces_cfg`` names (for reuse across shards).
     ``units`` are the shard's units; with ``media_shard`` only those the media
-    stage accepted are read, and a frame's ``frame_index`` is its place among
-    the media stage's frames (where damaged data was passed over, the frames
-    after it keep their numbers). ``key``: the rerun key the workflow planned the job
+    stage accepted are read, and where the decoder passed over damaged data a
+    frame's ``frame_index`` is its place among the media stage's frames (the
+    frames after the damage keep their numbers). ``key``: the rerun key the workflow planned the job
     with (checked, then written into the shard's provenance).
 
     ``threads`` (the job's): up to this many videos are processed at once, each

@@ -214,6 +214,26 @@ def test_decreasing_timestamps_in_decode_order_are_repaired_by_the_faces_stage(t
     assert info.n_timestamps_repaired == 2
 
 
+def test_a_video_whose_times_go_back_keeps_its_decoding_order_in_the_faces_shard(tmp_path):
+    """Its frames' own times (repaired 1 ms apart) are not the media stage's: nothing was lost, so the rows keep
+    decoding order, and the video is not skipped as if it had been replaced."""
+    from affectflow.data.units import Unit
+    from affectflow.io.store import ShardReader
+    from affectflow.stages.faces import run_faces
+    from affectflow.stages.media import run_media
+
+    path = _mjpeg_with_pts(tmp_path / "back.mkv", [7, 8, 9, 12, 10, 11, 13], dts=list(range(7)))
+    units = [Unit("back", str(path), "test", "s0000")]
+    run_media(units, tmp_path / "media.h5")
+    result = run_faces(units, tmp_path / "faces.h5", {"detector": "mediapipe", "frame_stride": 1}, progress=False,
+                       media_shard=tmp_path / "media.h5", on_bad_video="fail")
+    assert result.written == ["back"]
+    with ShardReader(tmp_path / "faces.h5") as faces:
+        rec = faces.read("back", names=("frame_index", "timestamps"))
+    assert rec.arrays["frame_index"].tolist() == list(range(7))
+    np.testing.assert_allclose(rec.arrays["timestamps"], [0, 0.04, 0.08, 0.2, 0.201, 0.202, 0.24], atol=1e-9)
+
+
 # ------------------------------------------------------------------ containers beyond MP4
 
 #: extension -> the output options ffmpeg writes it with (codecs the format takes; 176x144 suits H.263)
