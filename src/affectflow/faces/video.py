@@ -36,8 +36,8 @@ MIN_CODEC_THREADS = 2
 
 @dataclass
 class FrameBatch:
-    """Analysed frames: their index (in decoding order; the faces stage numbers them among the media stage's
-    frames), presentation time (s) and RGB pixels."""
+    """Analysed frames: their index in decoding order (where the decoder lost frames, the faces stage numbers
+    them among the media stage's frames once the video is decoded), presentation time (s) and RGB pixels."""
 
     indices: list[int] = field(default_factory=list)
     timestamps: list[float] = field(default_factory=list)
