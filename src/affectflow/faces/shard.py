@@ -9,7 +9,7 @@ written holds at most :data:`ROWS_AHEAD_BYTES` of rows.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,7 +23,7 @@ from affectflow.faces.organiser import OrganiserCropsSource
 from affectflow.faces.rows import RowSettings, row_bytes, row_spec
 from affectflow.faces.stream import PREFETCH_DEPTH, VideoDone, drain_faces, iter_faces, numbers_by_time
 from affectflow.faces.video import PrefetchEach, codec_threads
-from affectflow.io.shards import apply_bad_video_policy
+from affectflow.io.shards import ShardSet, apply_bad_video_policy, media_frames
 from affectflow.io.store import ShardWriter
 from affectflow.media.decode import MediaError
 
@@ -63,8 +63,7 @@ def write_organiser(w: ShardWriter, units: list[Unit], source: OrganiserCropsSou
 
 def write_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, settings: RowSettings,
                    result: FacesStageResult, *, on_bad_video: str, raw: tuple[str, ...], threads: int,
-                   progress: bool, decode: str = "thread",
-                   frame_times: Mapping[str, np.ndarray] | None = None) -> None:
+                   progress: bool, decode: str = "thread", media: ShardSet | None = None) -> None:
     """Detect the faces of ``units``' videos into ``w`` in the units' order, up to ``threads`` videos at once.
 
     Each video's thread decodes it, detects its faces (the one detector, a
@@ -74,10 +73,9 @@ def write_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, se
     or interrupted) stops every video's thread and closes its video before the
     shard is finished or removed. ``decode``: ``process`` decodes each of those
     videos in a process of a :class:`~affectflow.faces.decode_pool.DecodePool`
-    (same frames; the threads then detect and crop). ``frame_times``: video id -> the media stage's frame
-    times, which number the frames (:func:`~affectflow.faces.stream.iter_faces`).
+    (same frames; the threads then detect and crop). ``media``: the shard's media shard, whose frame times
+    number the frames of a video the decoder lost frames of (:func:`_add_video`).
     """
-    times = frame_times or {}
     workers = max(1, min(threads, len(units)))
     codec = codec_threads(threads, workers)
     timed = TimedDetector(detector)
@@ -87,12 +85,12 @@ def write_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, se
         with DecodePool(workers, depth=PREFETCH_DEPTH) if decode == "process" else nullcontext() as pool:
             result.decode_start_s = time.perf_counter() - t0 if pool is not None else 0.0
             sources = [partial(iter_faces, u.path, shared, settings, video_id=u.video_id, progress=progress,
-                               side=u.side, ffmpeg_threads=codec, pool=pool, frame_times=times.get(u.video_id))
-                       for u in units]
+                               side=u.side, ffmpeg_threads=codec, pool=pool) for u in units]
             with PrefetchEach(sources, workers, depth=rows_ahead(settings, int(detector.n_landmarks)),
                               name="faces") as videos:
                 for unit, items in zip(units, videos, strict=True):
-                    _add_or_skip(result, unit, on_bad_video, partial(_add_video, w, unit, items, raw=raw))
+                    _add_or_skip(result, unit, on_bad_video, partial(_add_video, w, unit, items, raw=raw,
+                                                                     media=media))
     finally:
         result.detect_s, result.detect_calls = timed.seconds, timed.calls
 
@@ -118,14 +116,23 @@ NUMBERED_AS_DECODED = ("frames were lost to damaged data and the decoded frames'
 
 
 def _add_video(w: ShardWriter, unit: Unit, items: Iterable[dict[str, np.ndarray] | VideoDone], *,
-               raw: tuple[str, ...]) -> None:
+               raw: tuple[str, ...], media: ShardSet | None = None) -> None:
     """``unit``'s face rows (:func:`~affectflow.faces.stream.iter_faces` items, being made: ``items``) into ``w``;
-    removed again if it fails part-way."""
+    removed again if it fails part-way.
+
+    Rows stream in decoding order. Where the decoder passed over damaged data (fewer frames decoded than
+    ``media`` found), they are then numbered by their places among the media stage's frame times, read for
+    that video only (:func:`~affectflow.faces.stream.numbers_by_time`), so the frames after the damage keep
+    their numbers (and their labels) instead of moving up to fill the gap. Only then: a file whose own times
+    go back (repaired 1 ms apart) matches no media time, and its decoding order is its frames' order.
+    """
     with w.video(unit.video_id, uncompressed=raw) as out:
-        done = drain_faces(items, out.append)
-        out.attrs = done.attrs
-        if done.frame_times is not None and out.n:  # frames lost to damaged data: number by the media's times
-            numbers = numbers_by_time(out.appended("frame_index"), out.appended("timestamps"), done.frame_times)
+        out.attrs = drain_faces(items, out.append)
+        lost = media is not None and out.n and (
+            int(out.attrs["n_frames_decoded"]) < int(media.read(unit.video_id, names=()).attrs["n_frames"]))
+        if lost:
+            numbers = numbers_by_time(out.appended("frame_index"), out.appended("timestamps"),
+                                      media_frames(media, unit.video_id))
             if numbers is None:  # listed in problems.tsv with the video's other warnings
                 out.attrs["warnings"] = [*out.attrs.get("warnings", []), NUMBERED_AS_DECODED]
             else:

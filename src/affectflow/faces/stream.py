@@ -39,15 +39,12 @@ class VideoDone:
     """The last item :func:`iter_faces` yields for a video: its attributes, known once it is decoded to the end."""
 
     attrs: dict[str, Any]
-    #: the media stage's frame times, when the decoder lost frames: the rows' ``frame_index`` (decoding order)
-    #: is then to be made the frames' places among them (:func:`numbers_by_time`); None: decoding order is right
-    frame_times: np.ndarray | None = None
 
 
 def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, settings: RowSettings | None = None,
                video_id: str | None = None, progress: bool = True, side: str = "", *,
-               ffmpeg_threads: int | None = None, pool: DecodePool | None = None,
-               frame_times: np.ndarray | None = None) -> Iterator[dict[str, np.ndarray] | VideoDone]:
+               ffmpeg_threads: int | None = None,
+               pool: DecodePool | None = None) -> Iterator[dict[str, np.ndarray] | VideoDone]:
     """Decode ``path`` once, detect faces in every ``frame_stride``-th frame, follow the target face as a track
     (:mod:`affectflow.faces.tracks`; ``side``: the unit's person of a two-person video), crop it.
 
@@ -60,14 +57,8 @@ def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, settings: R
     :data:`~affectflow.faces.video.MIN_CODEC_THREADS`, so that a damaged video
     gives the rows it gives in the faces stage). ``pool``: decode in one of its
     processes instead (the same frames; it runs ahead of detection itself).
-    ``frame_times``: the media stage's time of every frame of the video. Rows
-    are numbered in decoding order as they stream; when the decoder passed over
-    damaged data (fewer frames than the media stage found), :class:`VideoDone`
-    carries these times, and the writer numbers the rows by their places among
-    them (:func:`numbers_by_time`), so the frames after the damage keep their
-    numbers (and their labels) instead of moving up to fill the gap. Only then:
-    a file whose own times go back (repaired 1 ms apart) matches no media time,
-    and its decoding order is its frames' order.
+    Rows are numbered in decoding order (the faces shard's writer renumbers
+    those of a video the decoder lost frames of: :func:`numbers_by_time`).
     """
     s = settings or RowSettings()
     info = VideoInfo(path=str(path))
@@ -102,7 +93,7 @@ def iter_faces(path: str | os.PathLike[str], detector: FaceDetector, settings: R
         "n_frames_decoded": info.n_frames_decoded, "detector": detector.name, "frame_stride": s.frame_stride,
         "n_with_face": n_face, "warnings": warnings, "side": side, "target_switches": tracker.switches,
         **({"people": rows.tracker.n_people} if isinstance(rows, PeopleRows) else {}),
-    }, frame_times if frame_times is not None and info.n_frames_decoded < len(frame_times) else None)
+    })
 
 
 def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, settings: RowSettings | None,
@@ -110,15 +101,15 @@ def stream_faces(path: str | os.PathLike[str], detector: FaceDetector, settings:
                  progress: bool = True, side: str = "", *, ffmpeg_threads: int | None = None) -> dict[str, Any]:
     """:func:`iter_faces` with each batch's rows handed to ``append``; returns the video's attributes."""
     return drain_faces(iter_faces(path, detector, settings, video_id=video_id, progress=progress, side=side,
-                                  ffmpeg_threads=ffmpeg_threads), append).attrs
+                                  ffmpeg_threads=ffmpeg_threads), append)
 
 
 def drain_faces(items: Iterable[dict[str, np.ndarray] | VideoDone],
-                append: Callable[[dict[str, np.ndarray]], None]) -> VideoDone:
-    """Rows of one video's :func:`iter_faces` items to ``append``; its last item."""
+                append: Callable[[dict[str, np.ndarray]], None]) -> dict[str, Any]:
+    """Rows of one video's :func:`iter_faces` items to ``append``; its attributes."""
     for item in items:
         if isinstance(item, VideoDone):
-            return item
+            return item.attrs
         append(item)
     raise RuntimeError("the video's face rows ended without its attributes")
 

@@ -16,10 +16,9 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from affectflow.core import joblog
 from affectflow.core.device import DEVICES
@@ -35,7 +34,7 @@ from affectflow.faces.organiser import OrganiserCropsSource
 from affectflow.faces.rows import RowSettings
 from affectflow.faces.shard import FacesStageResult, write_detected, write_organiser
 from affectflow.faces.tracks import PEOPLE
-from affectflow.io.shards import ShardSet, media_frames
+from affectflow.io.shards import ShardSet
 from affectflow.io.store import Provenance, ShardWriter
 from affectflow.models.catalogue.manifest import PreparedModel
 from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage, stage_key
@@ -191,11 +190,8 @@ def run_faces(
     """
     opts = FacesOptions.coerce(faces_cfg, on_bad_video=on_bad_video)
     rerun = stage_key(STAGE, opts, expected=key, units=units)
-    frame_times: dict[str, np.ndarray] | None = None
     if media_shard is not None:
         units = accepted_units(media_shard, units)
-        with ShardSet([media_shard], stage="media") as media:
-            frame_times = {u.video_id: media_frames(media, u.video_id) for u in units}
     source: OrganiserCropsSource | None = None
     if opts.detector == "organiser":
         source = OrganiserCropsSource(opts.organiser_crops_dir, opts.crop_size, opts.frame_stride)
@@ -214,8 +210,9 @@ def run_faces(
             write_organiser(w, units, source, result, on_bad_video=opts.on_bad_video, raw=raw)
         else:
             assert detector is not None
-            write_detected(w, units, detector, opts.row_settings(), result, on_bad_video=opts.on_bad_video, raw=raw,
-                           threads=threads, progress=progress, decode=opts.decode, frame_times=frame_times)
+            with ShardSet([media_shard], stage="media") if media_shard is not None else nullcontext() as media:
+                write_detected(w, units, detector, opts.row_settings(), result, on_bad_video=opts.on_bad_video,
+                               raw=raw, threads=threads, progress=progress, decode=opts.decode, media=media)
         w.set_skipped(result.skipped)
     result.seconds = time.perf_counter() - t0
     log.info("%s: %d video(s) written, %d skipped, in %.1f s%s", out_path, len(result.written),
