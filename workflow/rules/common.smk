@@ -54,7 +54,8 @@ BY_SHARD = UNITS.by_shard()
 # it: its media shard is put before it in time, and Snakemake compares the checksum it kept (plan.replaced).
 # Once, in the Snakemake that plans the run (a cluster job's own Snakemake plans nothing).
 if workflow.is_main_process:
-    for _replaced in backdate_replaced(BY_SHARD, lambda shard: f"{OUT}/media/{shard}.h5"):
+    for _replaced in backdate_replaced(BY_SHARD, lambda shard: f"{OUT}/media/{shard}.h5",
+                                       seen=f"{OUT}/media/.unchanged.json"):
         (logger.warning if _replaced.error else logger.info)(_replaced.message())
 DETECTOR = config["faces"]["detector"]
 # The detector's weights manifest (rule fetch_model), for detectors whose weights are downloaded or stood in for.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -68,6 +69,42 @@ def test_a_video_replaced_by_an_older_file_backdates_its_shard_only(tmp_path, vi
 
     # the next start: b is newer than the shard now, so it is Snakemake's to judge
     assert backdate_replaced({"s0000": units}, lambda s: shard) == []
+
+
+def test_a_video_found_unchanged_is_not_hashed_again_while_its_size_and_time_stay(tmp_path, video_factory) -> None:
+    """`touch -d` on a large dataset: hashed at the first start only. The entry is trusted as Snakemake trusts a
+    file's time, so bytes swapped under the same size and nanosecond time pass; a nanosecond more is looked at."""
+    units, shard = _shard(tmp_path, video_factory)
+    seen = tmp_path / "media" / ".unchanged.json"
+    made = shard.stat().st_mtime_ns
+    a = Path(units[0].path)
+    day = 24 * HOUR_NS
+    os.utime(a, ns=(made - day, made - day))  # `touch -d yesterday`: another time, the same bytes
+    assert backdate_replaced({"s0000": units}, lambda s: shard, seen=seen) == []
+    with ShardReader(shard) as r:
+        recorded = r.sources()["a"]
+    assert json.loads(seen.read_text()) == {str(a): [recorded.size, made - day, recorded.sha256]}
+
+    # other bytes of the same size under a's time to the nanosecond: taken on the entry's word
+    size = a.stat().st_size
+    a.write_bytes(Path(units[1].path).read_bytes()[:size].ljust(size, b"\0"))
+    os.utime(a, ns=(made - day, made - day))
+    assert backdate_replaced({"s0000": units}, lambda s: shard, seen=seen) == [] and shard.stat().st_mtime_ns == made
+    # one nanosecond later: hashed again, and found replaced
+    os.utime(a, ns=(made - day + 1, made - day + 1))
+    assert [f.video_ids for f in backdate_replaced({"s0000": units}, lambda s: shard, seen=seen)] == [("a",)]
+    assert json.loads(seen.read_text()) == {}  # a is no longer the recorded bytes: its entry is gone
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"x": 1'])
+def test_a_malformed_record_of_unchanged_videos_is_read_as_empty(tmp_path, video_factory, content) -> None:
+    units, shard = _shard(tmp_path, video_factory)
+    seen = tmp_path / "media" / ".unchanged.json"
+    seen.write_text(content)
+    old = Path(units[1].path).stat().st_mtime_ns
+    shutil.copyfile(units[0].path, units[1].path)
+    os.utime(units[1].path, ns=(old, old))
+    assert [f.video_ids for f in backdate_replaced({"s0000": units}, lambda s: shard, seen=seen)] == [("b",)]
 
 
 def test_a_replaced_skipped_file_is_found_too(tmp_path, video_factory) -> None:
