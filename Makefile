@@ -8,12 +8,13 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.affectflow-installed
 DEMO := data/demo/.complete
 CORES ?= 2
-SYSTEM_PACKAGES := ffmpeg espeak-ng chromium chromium-driver
+SYSTEM_PACKAGES := ffmpeg espeak-ng chromium chromium-driver fonts-wqy-microhei
 
 .PHONY: demo test lint bench bench-quick slurm-up slurm-down system venv clean-results
 
 system:
 	@missing=""; for t in ffmpeg ffprobe espeak-ng chromium chromedriver; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	{ command -v fc-list >/dev/null && [ -n "$$(fc-list :lang=zh)" ]; } || missing="$$missing a-CJK-font"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing system tools:$$missing"; \

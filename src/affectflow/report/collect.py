@@ -26,10 +26,11 @@ from affectflow.data.units import Unit, UnitsTable
 from affectflow.faces.sheets import contact_sheet, person_thumbnails
 from affectflow.io.shards import ShardSet, media_frames
 from affectflow.report.columns import PredictionColumns, parse_columns
+from affectflow.report.fonts import fonts_for
 from affectflow.report.problems import COLUMNS as PROBLEM_COLUMNS
 from affectflow.report.problems import read_problems_tsv
 from affectflow.report.tables import RankedTable, ranked_tables, read_metrics
-from affectflow.report.timeline import TimelineInputs, people, render_timeline
+from affectflow.report.timeline import TimelineInputs, drawn_texts, people, render_timeline
 
 Paths = Sequence[str | os.PathLike[str]]
 #: JPEG quality of the contact sheets on the page
@@ -174,8 +175,11 @@ def _video_section(u: Unit, rows: pd.DataFrame, cols: PredictionColumns, media: 
         notes.append("no transcript")
     thumbs = person_thumbnails(faces.where[u.video_id], u.video_id) \
         if faces is not None and u.video_id in faces and people(rows) else {}
-    png = render_timeline(TimelineInputs(u.video_id, rows.reset_index(drop=True), cols, labels, words, thumbs))
-    return VideoSection(u, len(rows), png, sheet, tuple(label_notes + notes))
+    x = TimelineInputs(u.video_id, rows.reset_index(drop=True), cols, labels, words, thumbs)
+    fonts = fonts_for(drawn_texts(x))
+    png = render_timeline(x, fonts=fonts)
+    return VideoSection(u, len(rows), png, sheet, tuple(label_notes + notes + ([fonts.note()] if fonts.missing
+                                                                                else [])))
 
 
 def _video_ids(predictions: str | os.PathLike[str]) -> set[str]:

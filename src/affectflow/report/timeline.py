@@ -5,7 +5,8 @@ went wrong: class probabilities over time (the EXPR task's fused posteriors,
 else the first face model's softmax), P(A/H), the per-frame labels where the
 video has them, whether a face was found, and the transcript's words on the
 same clock. Drawn with matplotlib's Agg canvas (no display, no global pyplot
-state); every string from data is drawn with ``parse_math=False``.
+state); every string from data is drawn with ``parse_math=False``, in fonts
+that have its characters where one is installed (:mod:`affectflow.report.fonts`).
 
 A table with a ``person`` column (``faces.people: all``: a row per frame and
 person) gets one strip per person instead of the probability lines (several
@@ -29,6 +30,7 @@ from matplotlib.figure import Figure
 
 from affectflow.core.vocabulary import EMI_EMOTIONS, EXPR_CLASSES
 from affectflow.report.columns import PredictionColumns
+from affectflow.report.fonts import FontChoice, drawing_with, fonts_for
 
 _PALETTE = ("#1f77b4", "#d62728", "#8c564b", "#9467bd", "#2ca02c", "#17becf", "#ff7f0e", "#7f7f7f",
             "#e377c2", "#bcbd22")
@@ -213,10 +215,24 @@ def _class_legend(ax: Axes, names: Sequence[str], owner: str) -> None:
                   frameon=False, title=f"most probable class of {owner}", title_fontsize=7)
 
 
-def render_timeline(x: TimelineInputs, width_in: float = 11.0, dpi: int = 80) -> bytes:
-    """The timeline PNG of one video (see the module docstring)."""
-    if people(x.rows):
-        return _render_people(x, width_in, dpi)
+def drawn_texts(x: TimelineInputs) -> list[str]:
+    """The strings from data that the timeline draws: its title lines and the words shown."""
+    words = [] if x.words is None else [str(w).strip() for w in list(x.words[1])[:MAX_WORDS]]
+    return [*title_lines(x), *words]
+
+
+def render_timeline(x: TimelineInputs, width_in: float = 11.0, dpi: int = 80, fonts: FontChoice | None = None
+                    ) -> bytes:
+    """The timeline PNG of one video (see the module docstring), drawn with ``fonts`` (by default those that
+    :func:`~affectflow.report.fonts.fonts_for` gives for :func:`drawn_texts`)."""
+    with drawing_with(fonts or fonts_for(drawn_texts(x))):
+        if people(x.rows):
+            return _render_people(x, width_in, dpi)
+        return _render_frames(x, width_in, dpi)
+
+
+def _render_frames(x: TimelineInputs, width_in: float, dpi: int) -> bytes:
+    """The timeline of a table with a row per frame: probabilities, A/H, label strips, words."""
     t = x.rows["timestamp"].to_numpy(float)
     strips = _strips(x)
     has_ah = "ah:probability" in x.rows
