@@ -148,7 +148,25 @@ class _DecodedFrames:
     threads and their timing, so raising them would make a damaged video's
     fate depend on the threads. What was lost shows in the frame count, which
     :func:`_check_decoded` judges against the container's.
+
+    A container of decode times only (AVI, :attr:`VideoClock.decode_times`)
+    gives its k-th shown frame the k-th chunk time (a queue), since the decoder
+    shows frames in order. That is exact while nothing is lost; a lost frame
+    shifts the queue by one, and frame threading says so late, after frames
+    that follow the loss were shown. The decoder also hands each frame the time
+    of the packet it came in (``frame.pts``), exact across losses but, in a
+    stream with B-frames, a decode time, not the time it is shown. So where a
+    frame's own time and the queue's first differ, frames are held until the
+    stream shows whether it reorders (a frame's own time goes back, within
+    :data:`REORDER_WINDOW` frames): if it does, the queue's times are kept for
+    good, as they are right for a sound stream; if not, the difference was a
+    loss, and from then on each frame gets its own time. Only a stream with
+    B-frames damaged before its first reordering can still be off by a frame
+    or two near the damage.
     """
+
+    #: frames a decoder may hold back to show them in order (H.264's most): how long frames wait for the verdict
+    REORDER_WINDOW = 16
 
     def __init__(self, container: Any, stream: Any) -> None:
         self.container = container
@@ -160,26 +178,55 @@ class _DecodedFrames:
 
     def __iter__(self) -> Iterator[tuple[av.VideoFrame, int | None]]:
         """Each shown frame with its time on the clock (stream time base; None: the file gives none)."""
-        times: deque[int] = deque()  # decode-time containers: the times of the frames not yet shown, in order
+        if self.clock.decode_times:
+            yield from self._at_decode_times()
+            return
+        for f, _ in self._decoded(None):
+            if self.clock.shows(f.pts):
+                yield f, f.pts
+
+    def _decoded(self, times: deque[int] | None) -> Iterator[tuple[av.VideoFrame, int | None]]:
+        """Every frame the decoder shows, with the first of ``times`` (the chunk times of frames not yet shown,
+        kept here; None: no queue)."""
         for packet in self.container.demux(self.stream):
             if packet.is_discard and packet.size > 0:
                 self.n_preroll += 1  # an edit list's pre-roll: decoded for reference, never shown
             self.clock.admit(packet)  # every packet is decoded: one that shows no frame may carry parameter sets
-            if self.clock.decode_times and packet.size and packet.pts is not None:
+            if times is not None and packet.size and packet.pts is not None:
                 times.append(packet.pts)
             try:
                 frames = packet.decode()
             except av.FFmpegError as e:
                 self.n_rejected += 1
                 self.first_error = self.first_error or str(e)
-                if self.clock.decode_times and packet.size and times:
+                if times and packet.size:
                     times.pop()  # its frame is lost
                 continue
             for f in frames:
-                if self.clock.decode_times:
-                    yield f, (times.popleft() if times else None)
-                elif self.clock.shows(f.pts):
-                    yield f, f.pts
+                yield f, (times.popleft() if times else None)
+
+    def _at_decode_times(self) -> Iterator[tuple[av.VideoFrame, int | None]]:
+        """The frames of a decode-time container, each at the queue's time or its own (see the class)."""
+        own: bool | None = None  # None: undecided; True: frames' own times (a loss, no reordering); False: queue
+        held: list[tuple[av.VideoFrame, int | None, int | None]] = []
+        last: int | None = None
+        for f, queued in self._decoded(deque()):
+            mine = f.pts
+            if own is None and mine is not None and last is not None and mine <= last:
+                own = False  # the stream reorders: the queue's times are its times
+            last = mine if mine is not None else last
+            if own is None and (held or (mine is not None and mine != queued)):
+                held.append((f, queued, mine))
+                if len(held) <= self.REORDER_WINDOW:
+                    continue
+                own = True  # no reordering in a window after the difference: frames were lost
+            elif held:  # the frame that showed the reordering: the held frames first
+                held.append((f, queued, mine))
+            else:
+                held = [(f, queued, mine)]
+            yield from ((g, m if own and m is not None else q) for g, q, m in held)
+            held = []
+        yield from ((g, m if m is not None else q) for g, q, m in held)  # the stream ended without reordering
 
 
 def _full_batches(frames: _DecodedFrames, stream: Any, p: Path, info: VideoInfo, frame_stride: int,
