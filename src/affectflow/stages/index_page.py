@@ -25,7 +25,7 @@ from affectflow.core.options import StageOptions
 from affectflow.plan.rerun import Stage
 
 #: bump when index.html changes for the same inputs and options (docs/reruns.md)
-STAGE_VERSION = 1
+STAGE_VERSION = 2  # 2: video ids and words in any script drawn with a font that has them (report.fonts)
 
 PathLike = str | os.PathLike[str]
 log = logging.getLogger("affectflow.stages")
