@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import queue
@@ -154,18 +155,19 @@ class _DecodedFrames:
     shows frames in order. That is exact while nothing is lost; a lost frame
     shifts the queue by one, and frame threading says so late, after frames
     that follow the loss were shown. The decoder also hands each frame the time
-    of the packet it came in (``frame.pts``), exact across losses but, in a
-    stream with B-frames, a decode time, not the time it is shown. So where a
-    frame's own time and the queue's first differ, frames are held until the
-    stream shows whether it reorders (a frame's own time goes back, within
-    :data:`REORDER_WINDOW` frames): if it does, the queue's times are kept for
-    good, as they are right for a sound stream; if not, the difference was a
-    loss, and from then on each frame gets its own time. Only a stream with
-    B-frames damaged before its first reordering can still be off by a frame
-    or two near the damage.
+    of the chunk it came in (``frame.pts``): exact across losses, but in a
+    stream with B-frames a decode time, not the time it is shown. So from the
+    first frame whose own time is not the queue's (a loss, or B-frames), frames
+    are held :data:`REORDER_WINDOW` deep and each is given, in the order they
+    are shown, the smallest own time of those held: the k-th shown frame gets
+    the k-th time of the frames that were decoded. That is exact for a sound
+    stream with or without B-frames, and for a damaged stream without them; in
+    a damaged stream with B-frames, the frames between a lost frame's decode
+    and display places are a frame off (which frame was lost, in the order
+    frames are shown, the file does not say).
     """
 
-    #: frames a decoder may hold back to show them in order (H.264's most): how long frames wait for the verdict
+    #: frames a decoder may hold back to show them in order (H.264's most): how many are held to order their times
     REORDER_WINDOW = 16
 
     def __init__(self, container: Any, stream: Any) -> None:
@@ -206,27 +208,22 @@ class _DecodedFrames:
                 yield f, (times.popleft() if times else None)
 
     def _at_decode_times(self) -> Iterator[tuple[av.VideoFrame, int | None]]:
-        """The frames of a decode-time container, each at the queue's time or its own (see the class)."""
-        own: bool | None = None  # None: undecided; True: frames' own times (a loss, no reordering); False: queue
-        held: list[tuple[av.VideoFrame, int | None, int | None]] = []
-        last: int | None = None
+        """The frames of a decode-time container, each at the queue's time until a frame's own time differs, then
+        at the smallest own time of the frames held (see the class)."""
+        held: deque[av.VideoFrame] = deque()
+        times: list[int] = []  # a heap: the own times of the frames held (the queue's where a frame has none)
         for f, queued in self._decoded(deque()):
-            mine = f.pts
-            if own is None and mine is not None and last is not None and mine <= last:
-                own = False  # the stream reorders: the queue's times are its times
-            last = mine if mine is not None else last
-            if own is None and (held or (mine is not None and mine != queued)):
-                held.append((f, queued, mine))
-                if len(held) <= self.REORDER_WINDOW:
-                    continue
-                own = True  # no reordering in a window after the difference: frames were lost
-            elif held:  # the frame that showed the reordering: the held frames first
-                held.append((f, queued, mine))
-            else:
-                held = [(f, queued, mine)]
-            yield from ((g, m if own and m is not None else q) for g, q, m in held)
-            held = []
-        yield from ((g, m if m is not None else q) for g, q, m in held)  # the stream ended without reordering
+            mine = f.pts if f.pts is not None else queued
+            if not held and mine == queued:
+                yield f, queued
+                continue
+            held.append(f)
+            if mine is not None:
+                heapq.heappush(times, mine)
+            if len(held) > self.REORDER_WINDOW:
+                yield held.popleft(), (heapq.heappop(times) if times else None)
+        while held:
+            yield held.popleft(), (heapq.heappop(times) if times else None)
 
 
 def _full_batches(frames: _DecodedFrames, stream: Any, p: Path, info: VideoInfo, frame_stride: int,

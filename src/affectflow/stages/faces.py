@@ -45,7 +45,7 @@ log = logging.getLogger("affectflow.faces")
 #: bump when the faces shard's content changes for the same videos and options (docs/reruns.md)
 STAGE_VERSION = 4  # 2: frame times made strictly increasing; the target face followed as a track;
 # 3: frame numbers are the media stage's (frames lost to damaged data leave a gap, not a shift); an AVI's frames at its
-# chunks' times; 4: a damaged AVI without B-frames times each frame by its own chunk after the loss
+# chunks' times; 4: a damaged AVI: the k-th frame shown at the k-th time of the chunks decoded (exact without B-frames)
 #: registry model of each detector that has weights (its fingerprint is part of the faces rerun key)
 DETECTOR_MODELS = {"mediapipe": "mediapipe_face_short_range", "mediapipe_full": "mediapipe_face_full_range",
                    "retinaface": "retinaface", "retinaface_mnet025": "retinaface_mnet025"}
