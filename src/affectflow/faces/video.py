@@ -103,10 +103,12 @@ def iter_batches(path: str | os.PathLike[str], info: VideoInfo, frame_stride: in
     container = _open_video(p)
     with container:
         stream = _video_stream(container, p, info, codec_threads)
-        frames = _DecodedFrames(container, stream)
+        frames = _DecodedFrames(container, stream, p)
         batch = yield from _full_batches(frames, stream, p, info, frame_stride, batch_size)
         if frames.n_rejected:
             log.warning("%s: the decoder rejected %d packet(s) (%s)", p, frames.n_rejected, frames.first_error)
+        if frames.clock.index is not None:  # an AVI's frames, its empty chunks (repeats) not counted
+            info.n_frames_expected = len(frames.clock.index.frames)
         _check_decoded(p, info, frames.n_preroll)
         if len(batch):
             yield batch
@@ -170,10 +172,10 @@ class _DecodedFrames:
     #: frames a decoder may hold back to show them in order (H.264's most): how many are held to order their times
     REORDER_WINDOW = 16
 
-    def __init__(self, container: Any, stream: Any) -> None:
+    def __init__(self, container: Any, stream: Any, path: str | os.PathLike[str] | None = None) -> None:
         self.container = container
         self.stream = stream
-        self.clock = VideoClock(container, stream)
+        self.clock = VideoClock(container, stream, path)
         self.n_preroll = 0
         self.n_rejected = 0  # packets the decoder reported as undecodable
         self.first_error = ""

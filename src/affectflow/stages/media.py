@@ -25,9 +25,10 @@ from affectflow.media.decode import MediaError, stream_video
 from affectflow.plan.rerun import Stage, stage_key
 
 #: bump when the media shard's content changes for the same videos and options (docs/reruns.md)
-STAGE_VERSION = 4  # 2: audio on the video's clock (a late or early audio start padded or cut); 3: a photo
+STAGE_VERSION = 5  # 2: audio on the video's clock (a late or early audio start padded or cut); 3: a photo
 # named as a video is skipped, audio longer than the video is warned about; 4: an AVI's frames at its chunks' times,
-# each video's file recorded: size, time, sha256 (plan.replaced)
+# each video's file recorded: size, time, sha256 (plan.replaced); 5: an AVI's chunks placed by its index (a chunk
+# the demuxer passed over is still a frame; empty chunks are not counted as frames the file lacks)
 BAD_VIDEO_POLICIES = ("skip", "fail")
 
 

@@ -1,0 +1,148 @@
+"""An AVI's idx1 index: each video chunk's place from where it lies, used only where it can be trusted."""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from affectflow.media.avi_index import read_chunk_index
+from affectflow.media.decode import VideoClock, probe
+from affectflow.testing.media import ffmpeg
+
+
+@pytest.fixture(scope="module")
+def avi(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 s at 24 fps, H.264 without B-frames, with sound."""
+    path = tmp_path_factory.mktemp("avi") / "clip.avi"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=24", "-f", "lavfi", "-i", "sine=frequency=440", "-t", "3",
+           "-c:v", "libx264", "-bf", "0", "-g", "12", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le", "-shortest",
+           str(path))
+    return path
+
+
+def _idx1(data: bytes) -> tuple[int, int]:
+    """Where the idx1 chunk starts, and its length."""
+    at = data.rindex(b"idx1")
+    return at, struct.unpack_from("<I", data, at + 4)[0]
+
+
+def _times(path: Path) -> list[int]:
+    """The decode time each video packet gets on the clock, in read order."""
+    with av.open(str(path)) as c:
+        clock = VideoClock(c, c.streams.video[0], path)
+        out = []
+        for p in c.demux(c.streams.video[0]):
+            if p.size:
+                clock.admit(p)
+                out.append(int(p.dts))
+        return out
+
+
+def _lose_chunk_header(src: Path, dst: Path, k: int) -> bytes:
+    """``src`` with the header of its k-th video chunk zeroed: the demuxer passes over that chunk uncounted."""
+    data = bytearray(src.read_bytes())
+    movi, (end, _) = data.index(b"movi"), _idx1(bytes(data))
+    at = [m.start() for m in re.finditer(b"00dc", data) if movi < m.start() < end][k]
+    data[at:at + 8] = bytes(8)
+    dst.write_bytes(bytes(data))
+    return bytes(data)
+
+
+def test_the_index_lists_every_video_chunk_at_its_place(avi: Path) -> None:
+    index = read_chunk_index(avi, 0)
+    assert index is not None and len(index) == 72 and index.frames.tolist() == list(range(72))
+    with av.open(str(avi)) as c:
+        positions = [p.pos for p in c.demux(c.streams.video[0]) if p.size]
+    assert [index.places[p] for p in positions] == list(range(72))
+    assert read_chunk_index(avi, 1) is None  # the sound's chunks are no video frames
+
+
+def test_a_chunk_passed_over_keeps_the_times_of_those_after_it(avi: Path, tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.avi"
+    _lose_chunk_header(avi, damaged, 30)
+    with av.open(str(damaged)) as c:  # FFmpeg alone: every frame after the lost chunk one frame early
+        assert [int(p.dts) for p in c.demux(c.streams.video[0]) if p.size] == list(range(71))
+    assert _times(damaged) == [*range(30), *range(31, 72)]
+    assert np.allclose(probe(damaged).timestamps, np.arange(72) / 24)  # the lost frame is a frame of the video
+
+
+def test_an_index_counted_from_the_files_start_is_read_too(avi: Path, tmp_path: Path) -> None:
+    data = bytearray(avi.read_bytes())
+    movi = data.index(b"movi")
+    at, length = _idx1(bytes(data))
+    entries = np.frombuffer(bytes(data[at + 8:at + 8 + length]), dtype=[("id", "S4"), ("flags", "<u4"),
+                                                                      ("offset", "<u4"), ("size", "<u4")]).copy()
+    entries["offset"] += movi  # some writers count from the file's start
+    data[at + 8:at + 8 + length] = entries.tobytes()
+    absolute = tmp_path / "absolute.avi"
+    absolute.write_bytes(bytes(data))
+    index = read_chunk_index(absolute, 0)
+    assert index is not None and index.places == read_chunk_index(avi, 0).places
+
+
+@pytest.mark.parametrize("damage", ["cut", "offsets", "not-avi", "empty"])
+def test_no_index_or_a_damaged_one_leaves_ffmpegs_count(avi: Path, tmp_path: Path, damage: str) -> None:
+    data = bytearray(avi.read_bytes())
+    at, length = _idx1(bytes(data))
+    if damage == "cut":  # a download cut off before its index
+        data = data[:at + 100]
+    elif damage == "offsets":
+        data[at + 8:at + 8 + length] = np.random.default_rng(0).integers(0, 255, length, dtype=np.uint8).tobytes()
+    elif damage == "not-avi":
+        data[8:12] = b"WAVE"
+    else:
+        data = bytearray()
+    path = tmp_path / f"{damage}.avi"
+    path.write_bytes(bytes(data))
+    assert read_chunk_index(path, 0) is None
+    assert read_chunk_index(tmp_path / "missing.avi", 0) is None
+
+
+def test_chunks_past_the_index_are_counted_on_from_the_last_it_lists(avi: Path, tmp_path: Path) -> None:
+    """As in an OpenDML file (over 1 GB), whose idx1 lists its first part only."""
+    data = bytearray(_lose_chunk_header(avi, tmp_path / "scratch.avi", 10))
+    at, length = _idx1(bytes(data))
+    entries = np.frombuffer(bytes(data[at + 8:at + 8 + length]), dtype=[("id", "S4"), ("flags", "<u4"),
+                                                                      ("offset", "<u4"), ("size", "<u4")])
+    video = np.flatnonzero(entries["id"] == b"00dc")
+    kept = entries[: video[50]]  # the index stops before the 51st video chunk
+    data[at + 4:at + 8] = struct.pack("<I", kept.nbytes)
+    data[at + 8:] = kept.tobytes()
+    partial = tmp_path / "partial.avi"
+    partial.write_bytes(bytes(data))
+    assert len(read_chunk_index(partial, 0)) == 50
+    assert _times(partial) == [*range(10), *range(11, 72)]
+
+
+def test_an_index_whose_first_chunk_ffmpeg_counts_elsewhere_is_not_used(avi: Path, tmp_path: Path) -> None:
+    """The first video chunk itself lost: FFmpeg counts the second as 0, the index says 1; nothing says which
+    count the others follow, so FFmpeg's is kept (as before the index was read)."""
+    damaged = tmp_path / "first.avi"
+    _lose_chunk_header(avi, damaged, 0)
+    assert _times(damaged) == list(range(71))
+
+
+def test_an_avi_with_empty_chunks_is_whole(tmp_path: Path) -> None:
+    """Empty chunks repeat the frame before them (a capture's dropped frames; FFmpeg writes them for a variable
+    frame rate): the AVI header counts them, the frames are the chunks with data, at their places."""
+    from affectflow.faces.video import VideoInfo, iter_batches
+
+    vfr = tmp_path / "dropped.avi"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=24", "-t", "2", "-vf", r"select=not(mod(n\,3))+eq(n\,1)",
+           "-fps_mode", "passthrough", "-c:v", "mpeg4", str(vfr))
+    index = read_chunk_index(vfr, 0)
+    assert index is not None and len(index) == 46 and index.frames.tolist() == [0, 1, *range(3, 46, 3)]
+    with av.open(str(vfr)) as c:
+        assert c.streams.video[0].frames == 46  # what the header lists: empty chunks too
+    found = probe(vfr)
+    assert found.n_frames == 17 and found.variable_frame_rate
+    np.testing.assert_allclose(found.timestamps, index.frames / 24, atol=1e-9)
+    info = VideoInfo(str(vfr))
+    times = [t for b in iter_batches(vfr, info) for t in b.timestamps]
+    np.testing.assert_allclose(times, index.frames / 24, atol=1e-9)
+    assert info.n_frames_expected == info.n_frames_decoded == 17
