@@ -107,8 +107,7 @@ def iter_batches(path: str | os.PathLike[str], info: VideoInfo, frame_stride: in
         batch = yield from _full_batches(frames, stream, p, info, frame_stride, batch_size)
         if frames.n_rejected:
             log.warning("%s: the decoder rejected %d packet(s) (%s)", p, frames.n_rejected, frames.first_error)
-        if frames.clock.index is not None:  # an AVI's frames, its empty chunks (repeats) not counted
-            info.n_frames_expected = len(frames.clock.index.frames)
+        info.n_frames_expected = frames.clock.listed(info.n_frames_expected)
         _check_decoded(p, info, frames.n_preroll)
         if len(batch):
             yield batch

@@ -28,7 +28,7 @@ import numpy as np
 
 from affectflow.core.errors import AffectflowError
 from affectflow.core.vocabulary import SAMPLE_RATE
-from affectflow.media.avi_index import ChunkIndex, read_chunk_index
+from affectflow.media.avi_index import ChunkPlaces, read_chunk_index
 
 log = logging.getLogger("affectflow.media")
 
@@ -195,7 +195,7 @@ class VideoClock:
     times: :meth:`admit` gives each packet its decode time as its time (:attr:`decode_times`), and the k-th
     frame a decoder shows is at the k-th such time, since the decoder shows frames in order. With ``path``, an
     AVI's own index (:mod:`affectflow.media.avi_index`) gives each chunk its place, so frames after a chunk the
-    demuxer passed over (a damaged header) keep their times; :attr:`index` is None where there is none to trust.
+    demuxer passed over (a damaged header) keep their times (:class:`~affectflow.media.avi_index.ChunkPlaces`).
     Other containers keep their times, starting at the stream's start time; their pre-roll (edit lists) is
     marked by the demuxer. Feed every packet of the stream, in decode order, to :meth:`admit`.
     """
@@ -204,10 +204,8 @@ class VideoClock:
                  path: str | os.PathLike[str] | None = None) -> None:
         self.mend = bool(container.format.flags & av.format.Flags.ts_discont.value)
         self.decode_times = not self.mend and container.format.name in DECODE_TIME_FORMATS
-        self.index: ChunkIndex | None = read_chunk_index(path, stream.index) \
-            if self.decode_times and path is not None else None
-        self._index_shift = 0  # the index's place minus FFmpeg's count, at the last indexed chunk read
-        self._index_checked = False
+        index = read_chunk_index(path, stream.index) if self.decode_times and path is not None else None
+        self.places = ChunkPlaces(index, stream.start_time or 0) if index is not None else None
         tb = float(stream.time_base) if stream.time_base else 0.0
         rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
         self._step = max(1, round(1.0 / (rate * tb))) if tb else 1
@@ -222,8 +220,8 @@ class VideoClock:
         """Whether ``packet`` holds a frame of the video (False: pass it over); its times are moved onto the
         clock in place first. Packets without data (the decoder's flush) and without a time are let through."""
         if self.decode_times and packet.dts is not None:
-            if self.index is not None and packet.size:
-                self._to_index_place(packet)
+            if self.places is not None and packet.size:
+                packet.dts = self.places.time(packet.pos, packet.dts)
             packet.pts = packet.dts
         if not self.mend or not packet.size or packet.pts is None:
             return self._started
@@ -240,21 +238,14 @@ class VideoClock:
             self._started, self.zero = True, packet.pts
         return self._started and packet.pts >= self.zero
 
-    def _to_index_place(self, packet: av.Packet) -> None:
-        """Give a chunk its place in the index as its decode time; a chunk the index does not list (past an
-        OpenDML file's ``idx1``) is counted on from the last one it lists. The first chunk must be where FFmpeg
-        counts it, else the index is not one of frame intervals, and is dropped."""
-        place = self.index.places.get(packet.pos) if packet.pos is not None else None
-        if not self._index_checked:
-            self._index_checked = True
-            if place != packet.dts:
-                self.index = None
-                return
-        if place is None:
-            packet.dts += self._index_shift
-        else:
-            self._index_shift = place - packet.dts
-            packet.dts = place
+    def listed(self, header: int) -> int:
+        """The frames a container lists, from its header's count: an AVI's header counts its empty chunks (a
+        capture's dropped frames, repeated), which its index tells apart."""
+        return max(0, header - self.places.index.n_empty) if self.places is not None else header
+
+    def lost(self) -> list[int]:
+        """The times of the frames whose chunks the demuxer passed over (an AVI's damaged chunk headers)."""
+        return [self.places.origin + p for p in self.places.lost] if self.places is not None else []
 
     def shows(self, pts: int | None) -> bool:
         """Whether a decoded frame with (admitted) time ``pts`` is a frame of the video: what :meth:`admit` said of
@@ -288,16 +279,14 @@ def _demux(path: Path) -> _Demuxed:
                     n_packets += 1
                     if not p.is_discard:
                         pts.append(p.pts)
-            # an AVI's header counts its empty chunks too (a capture's dropped frames, repeated): its index does not
-            listed = len(clock.index.frames) if clock.index is not None else int(stream.frames or 0)
+            listed = clock.listed(int(stream.frames or 0))
     except (av.FFmpegError, IndexError, OSError) as e:
         raise MediaError(f"{path}: cannot demux video stream ({str(e).replace(ffmpeg_url(path), str(path))})") from e
     # Edit lists mark pre-roll packets as discard: decoders drop them, so must we,
     # or frame counts disagree with decoded frames and per-frame labels.
     start = clock.zero
     kept = np.asarray(pts, dtype=np.int64)
-    if clock.index is not None:  # an AVI's chunks that the demuxer passed over are frames of the video too
-        kept = np.union1d(kept, clock.index.frames)
+    kept = np.union1d(kept, clock.lost())  # an AVI's chunks that the demuxer passed over are frames of it too
     ts = (np.sort(kept[kept >= start]) - start) * tb
     return _Demuxed(ts.astype(np.float64), n_packets, listed, float(start * tb), clock.jumps, clock.mend)
 

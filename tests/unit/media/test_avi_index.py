@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from affectflow.media.avi_index import read_chunk_index
-from affectflow.media.decode import VideoClock, probe
+from affectflow.media.decode import MediaError, VideoClock, probe
 from affectflow.testing.media import ffmpeg
 
 
@@ -119,12 +119,50 @@ def test_chunks_past_the_index_are_counted_on_from_the_last_it_lists(avi: Path, 
     assert _times(partial) == [*range(10), *range(11, 72)]
 
 
-def test_an_index_whose_first_chunk_ffmpeg_counts_elsewhere_is_not_used(avi: Path, tmp_path: Path) -> None:
-    """The first video chunk itself lost: FFmpeg counts the second as 0, the index says 1; nothing says which
-    count the others follow, so FFmpeg's is kept (as before the index was read)."""
+def test_a_first_chunk_passed_over_is_found_too(avi: Path, tmp_path: Path) -> None:
     damaged = tmp_path / "first.avi"
     _lose_chunk_header(avi, damaged, 0)
-    assert _times(damaged) == list(range(71))
+    assert _times(damaged) == list(range(1, 72))
+    assert np.allclose(probe(damaged).timestamps, np.arange(72) / 24)
+
+
+def _entries(data: bytes) -> tuple[int, np.ndarray]:
+    at, length = _idx1(data)
+    return at + 8, np.frombuffer(data[at + 8:at + 8 + length], dtype=[("id", "S4"), ("flags", "<u4"),
+                                                                       ("offset", "<u4"), ("size", "<u4")]).copy()
+
+
+@pytest.mark.parametrize("damage", ["entry-lost", "entry-added"])
+def test_a_damaged_index_is_left_where_it_stops_agreeing_with_the_file(avi: Path, tmp_path: Path,
+                                                                      damage: str) -> None:
+    """An index entry lost (its id garbled) would move every later chunk a place back, one added (a sound
+    chunk's entry given a video id) a place on: from there FFmpeg's count is kept, moved by what the index
+    had found before, so a header lost earlier still counts and the damaged index moves no frame."""
+    data = bytearray(_lose_chunk_header(avi, tmp_path / "scratch.avi", 10))
+    at, entries = _entries(bytes(data))
+    video = np.flatnonzero(entries["id"] == b"00dc")
+    if damage == "entry-lost":
+        entries["id"][video[40]] = b"00dd"
+    else:
+        sound = np.flatnonzero(entries["id"] == b"01wb")
+        entries["id"][sound[sound > video[40]][0]] = b"00dc"
+    data[at:at + entries.nbytes] = entries.tobytes()
+    damaged = tmp_path / f"{damage}.avi"
+    damaged.write_bytes(bytes(data))
+    assert _times(damaged) == [*range(10), *range(11, 72)]
+    assert np.allclose(probe(damaged).timestamps, np.arange(72) / 24)
+
+
+def test_the_header_count_still_tells_a_file_that_lacks_frames(avi: Path, tmp_path: Path) -> None:
+    """The index lists what the file holds, the header what it should: a header that counts twice the frames
+    the index lists is a file that lacks frames (an OpenDML file cut off past its first part alike)."""
+    data = bytearray(avi.read_bytes())
+    at = data.index(b"strh") + 8 + 32  # strh's dwLength
+    struct.pack_into("<I", data, at, 144)
+    longer = tmp_path / "longer.avi"
+    longer.write_bytes(bytes(data))
+    with pytest.raises(MediaError, match=r"only 72 of the 144 frames the container lists"):
+        probe(longer)
 
 
 def test_an_avi_with_empty_chunks_is_whole(tmp_path: Path) -> None:
