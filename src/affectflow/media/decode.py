@@ -286,7 +286,7 @@ def _demux(path: Path) -> _Demuxed:
     # or frame counts disagree with decoded frames and per-frame labels.
     start = clock.zero
     kept = np.asarray(pts, dtype=np.int64)
-    kept = np.union1d(kept, clock.lost())  # an AVI's chunks that the demuxer passed over are frames of it too
+    kept = np.concatenate([kept, np.asarray(clock.lost(), np.int64)])  # an AVI's chunks passed over: frames too
     ts = (np.sort(kept[kept >= start]) - start) * tb
     return _Demuxed(ts.astype(np.float64), n_packets, listed, float(start * tb), clock.jumps, clock.mend)
 

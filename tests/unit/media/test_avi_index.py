@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import struct
 from pathlib import Path
 
@@ -46,8 +45,8 @@ def _times(path: Path) -> list[int]:
 def _lose_chunk_header(src: Path, dst: Path, k: int) -> bytes:
     """``src`` with the header of its k-th video chunk zeroed: the demuxer passes over that chunk uncounted."""
     data = bytearray(src.read_bytes())
-    movi, (end, _) = data.index(b"movi"), _idx1(bytes(data))
-    at = [m.start() for m in re.finditer(b"00dc", data) if movi < m.start() < end][k]
+    at = int(read_chunk_index(src, 0).headers[k])  # the index's places: checked against FFmpeg's packets above
+    assert data[at:at + 4] == b"00dc"
     data[at:at + 8] = bytes(8)
     dst.write_bytes(bytes(data))
     return bytes(data)
@@ -184,3 +183,45 @@ def test_an_avi_with_empty_chunks_is_whole(tmp_path: Path) -> None:
     times = [t for b in iter_batches(vfr, info) for t in b.timestamps]
     np.testing.assert_allclose(times, index.frames / 24, atol=1e-9)
     assert info.n_frames_expected == info.n_frames_decoded == 17
+
+
+def _as_opendml(avi: Path, dst: Path) -> None:
+    """``avi`` with the OpenDML index a file over 1 GB has (``indx`` in the space FFmpeg's muxer keeps for it,
+    pointing at one ``ix00`` chunk, at the end here) and its idx1 blanked: only the OpenDML index places the
+    chunks. (A real file over 1 GB, with ``AVIX`` parts, was checked by hand: the same places.)"""
+    data = bytearray(avi.read_bytes())
+    chunks = read_chunk_index(avi, 0)
+    ix00 = len(data)
+    entries = np.zeros(len(chunks), dtype=[("offset", "<u4"), ("size", "<u4")])
+    entries["offset"], entries["size"] = chunks.headers + 8, chunks.sizes
+    data += b"ix00" + struct.pack("<IHBBI4sQI", 24 + entries.nbytes, 2, 0, 1, len(chunks), b"00dc", 0, 0)
+    data += entries.tobytes()
+    junk = data.index(b"JUNK", data.index(b"strl"))  # FFmpeg's room for indx
+    room = struct.unpack_from("<I", data, junk + 4)[0]
+    indx = struct.pack("<HBBI4s12xQII", 4, 0, 0, 1, b"00dc", ix00, 32 + entries.nbytes, len(chunks))
+    data[junk:junk + 8 + room] = b"indx" + struct.pack("<I", room) + indx.ljust(room, b"\0")
+    at, _ = _idx1(bytes(data))
+    data[at:at + 4] = b"JUNK"
+    dst.write_bytes(bytes(data))
+
+
+def test_an_opendml_index_places_every_chunk(avi: Path, tmp_path: Path) -> None:
+    odml = tmp_path / "odml.avi"
+    _as_opendml(avi, odml)
+    index = read_chunk_index(odml, 0)
+    assert index is not None and index.places == read_chunk_index(avi, 0).places
+    damaged = tmp_path / "damaged.avi"
+    _lose_chunk_header(odml, damaged, 30)
+    assert _times(damaged) == [*range(30), *range(31, 72)]
+    assert np.allclose(probe(damaged).timestamps, np.arange(72) / 24)
+
+
+def test_a_stream_that_starts_later_is_placed_from_its_start(avi: Path, tmp_path: Path) -> None:
+    """``dwStart`` 5: FFmpeg counts the first chunk as 5, and the index's places follow from there."""
+    data = bytearray(avi.read_bytes())
+    struct.pack_into("<I", data, data.index(b"strh") + 8 + 28, 5)  # strh's dwStart
+    later = tmp_path / "later.avi"
+    later.write_bytes(bytes(data))
+    damaged = tmp_path / "damaged.avi"
+    _lose_chunk_header(later, damaged, 30)
+    assert _times(damaged) == [*range(5, 35), *range(36, 77)]
