@@ -195,6 +195,8 @@ class _DecodedFrames:
             if packet.is_discard and packet.size > 0:
                 self.n_preroll += 1  # an edit list's pre-roll: decoded for reference, never shown
             self.clock.admit(packet)  # every packet is decoded: one that shows no frame may carry parameter sets
+            if self.clock.repeated:
+                continue  # ... except a chunk the demuxer read again: its frame was shown already
             if times is not None and packet.size and packet.pts is not None:
                 times.append(packet.pts)
             try:

@@ -205,7 +205,8 @@ class VideoClock:
         self.mend = bool(container.format.flags & av.format.Flags.ts_discont.value)
         self.decode_times = not self.mend and container.format.name in DECODE_TIME_FORMATS
         index = read_chunk_index(path, stream.index) if self.decode_times and path is not None else None
-        self.places = ChunkPlaces(index, stream.start_time or 0) if index is not None else None
+        self.places = ChunkPlaces(index) if index is not None else None
+        self.repeated = False  # the last packet admitted is a chunk read before (an AVI's): pass it over, undecoded
         tb = float(stream.time_base) if stream.time_base else 0.0
         rate = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
         self._step = max(1, round(1.0 / (rate * tb))) if tb else 1
@@ -219,9 +220,14 @@ class VideoClock:
     def admit(self, packet: av.Packet) -> bool:
         """Whether ``packet`` holds a frame of the video (False: pass it over); its times are moved onto the
         clock in place first. Packets without data (the decoder's flush) and without a time are let through."""
+        self.repeated = False
         if self.decode_times and packet.dts is not None:
             if self.places is not None and packet.size:
-                packet.dts = self.places.time(packet.pos, packet.dts)
+                placed = self.places.time(packet.pos, packet.dts)
+                if placed is None:
+                    self.repeated = True
+                    return False
+                packet.dts = placed
             packet.pts = packet.dts
         if not self.mend or not packet.size or packet.pts is None:
             return self._started
@@ -245,7 +251,7 @@ class VideoClock:
 
     def lost(self) -> list[int]:
         """The times of the frames whose chunks the demuxer passed over (an AVI's damaged chunk headers)."""
-        return [self.places.origin + p for p in self.places.lost] if self.places is not None else []
+        return [self.places.index.start + p for p in self.places.lost] if self.places is not None else []
 
     def shows(self, pts: int | None) -> bool:
         """Whether a decoded frame with (admitted) time ``pts`` is a frame of the video: what :meth:`admit` said of

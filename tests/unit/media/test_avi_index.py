@@ -225,3 +225,55 @@ def test_a_stream_that_starts_later_is_placed_from_its_start(avi: Path, tmp_path
     damaged = tmp_path / "damaged.avi"
     _lose_chunk_header(later, damaged, 30)
     assert _times(damaged) == [*range(5, 35), *range(36, 77)]
+
+
+@pytest.mark.parametrize("damage", ["ix-cut", "ix-count", "super-count", "base-overflow"])
+def test_an_unreadable_opendml_index_is_no_index(avi: Path, tmp_path: Path, damage: str) -> None:
+    """A file cut inside its last ``ix##``, or index fields that count past their chunk or point past 2**63:
+    the index is passed over (idx1 where there is one), never an error that stops the shard's job."""
+    odml = tmp_path / "odml.avi"
+    _as_opendml(avi, odml)
+    data = bytearray(odml.read_bytes())
+    ix00, indx = data.rindex(b"ix00"), data.index(b"indx")
+    if damage == "ix-cut":
+        data = data[:ix00 + 100]
+    elif damage == "ix-count":
+        struct.pack_into("<I", data, ix00 + 12, 2**31)  # nEntriesInUse
+    elif damage == "super-count":
+        struct.pack_into("<I", data, indx + 12, 2**31)
+    else:
+        struct.pack_into("<Q", data, ix00 + 20, 2**63 + 5)  # qwBaseOffset
+    bad = tmp_path / f"{damage}.avi"
+    bad.write_bytes(bytes(data))
+    assert read_chunk_index(bad, 0) is None  # idx1 is blanked in these files
+    with av.open(str(bad)) as c:
+        ffmpeg_count = [int(p.dts) for p in c.demux(c.streams.video[0]) if p.size]
+    assert _times(bad) == ffmpeg_count
+
+
+def test_many_lost_chunks_and_ffmpeg_reading_by_the_index_then(tmp_path: Path) -> None:
+    """After many lost chunk headers FFmpeg turns to reading by the index ("non-interleaved" mode), going back
+    over chunks it read and reading some it had passed over: those are no new frames, and every frame keeps
+    its time, in the media stage and in the faces stage (matched by pixels)."""
+    from affectflow.faces.video import VideoInfo, iter_batches
+
+    good = tmp_path / "good.avi"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=24:duration=60", "-f", "lavfi", "-i",
+           "sine=frequency=440:sample_rate=8000:duration=60", "-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p",
+           "-c:a", "pcm_s16le", str(good))
+    index = read_chunk_index(good, 0)
+    data = bytearray(good.read_bytes())
+    for k in range(5, len(index), 10):
+        at = int(index.headers[k])
+        data[at:at + 8] = bytes(8)
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(bytes(data))
+    with av.open(str(damaged)) as c:
+        read = [int(p.pos) for p in c.demux(c.streams.video[0]) if p.size]
+    assert any(b <= a for a, b in zip(read, read[1:], strict=False))  # FFmpeg went back in the file: index mode
+    np.testing.assert_allclose(probe(damaged).timestamps, np.arange(1440) / 24, atol=1e-9)
+    pictures = [f for b in iter_batches(good, VideoInfo(str(good))) for f in b.frames]
+    shown = [(t, f) for b in iter_batches(damaged, VideoInfo(str(damaged))) for t, f in zip(b.timestamps, b.frames,
+                                                                                           strict=True)]
+    assert 1296 <= len(shown) < 1440
+    assert [round(t * 24) for t, f in shown if not np.array_equal(f, pictures[round(t * 24)])] == []
