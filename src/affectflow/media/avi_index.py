@@ -146,7 +146,7 @@ def read_chunk_index(path: str | os.PathLike[str], stream: int) -> ChunkIndex | 
             odml = None
             with contextlib.suppress(*_UNREADABLE):
                 odml = _odml_index(f, size, *strl) if strl is not None else None
-            if odml is not None:
+            if odml is not None and _in_file_order(odml[0]):
                 data, sizes, chunk_id = odml
                 return ChunkIndex(os.fspath(path), dict(zip(data.tolist(), range(len(data)), strict=True)),
                                   data - 8, np.full(len(data), chunk_id, dtype="S4"), sizes, start)
@@ -164,8 +164,16 @@ def _idx1_index(f: BinaryIO, size: int, stream: int, path: str, start: int) -> C
     if base is None:
         return None
     headers = mine["offset"].astype(np.int64) + base
+    if not _in_file_order(headers):
+        return None
     return ChunkIndex(path, dict(zip((headers + 8).tolist(), range(len(mine)), strict=True)), headers,
                       mine["id"].copy(), mine["size"].astype(np.int64), start)
+
+
+def _in_file_order(positions: np.ndarray) -> bool:
+    """Whether an index lists its chunks in the order they lie in the file, as the demuxer reads them: places
+    are believed only so (an index out of that order is damaged)."""
+    return bool(np.all(np.diff(positions) > 0))
 
 
 def _chunks(f: BinaryIO, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:

@@ -84,7 +84,7 @@ def test_an_index_counted_from_the_files_start_is_read_too(avi: Path, tmp_path: 
     assert index is not None and index.places == read_chunk_index(avi, 0).places
 
 
-@pytest.mark.parametrize("damage", ["cut", "offsets", "not-avi", "empty"])
+@pytest.mark.parametrize("damage", ["cut", "offsets", "not-avi", "empty", "swapped"])
 def test_no_index_or_a_damaged_one_leaves_ffmpegs_count(avi: Path, tmp_path: Path, damage: str) -> None:
     data = bytearray(avi.read_bytes())
     at, length = _idx1(bytes(data))
@@ -94,6 +94,11 @@ def test_no_index_or_a_damaged_one_leaves_ffmpegs_count(avi: Path, tmp_path: Pat
         data[at + 8:at + 8 + length] = np.random.default_rng(0).integers(0, 255, length, dtype=np.uint8).tobytes()
     elif damage == "not-avi":
         data[8:12] = b"WAVE"
+    elif damage == "swapped":  # two video entries in the wrong order: chunks out of the file's order
+        _, entries = _entries(bytes(data))
+        video = np.flatnonzero(entries["id"] == b"00dc")
+        entries[[video[20], video[21]]] = entries[[video[21], video[20]]]
+        data[at + 8:at + 8 + length] = entries.tobytes()
     else:
         data = bytearray()
     path = tmp_path / f"{damage}.avi"
