@@ -100,16 +100,19 @@ class ChunkPlaces:
 
     @property
     def lost(self) -> list[int]:
-        """The places of the chunks with data that the demuxer passed over, ascending."""
-        return sorted(self._lost)
+        """The places of the chunks with data that the demuxer passed over, ascending (once the stream is read:
+        those after the last chunk read too)."""
+        after = np.arange(self.last + 1, len(self.index)) if self.trusted else np.arange(0)
+        after = after[self.index.sizes[after] > 0]
+        return sorted(self._lost | (set(after.tolist()) if len(after) and self.index.passed_over(after) else set()))
 
-    def time(self, pos: int | None, dts: int) -> int | None:
-        """The decode time of the chunk at file position ``pos`` that FFmpeg counted as ``dts``; None for a
-        chunk at or before the furthest place read (read again, or a lost one read late): no new frame, to pass
-        over undecoded (a decoder fed a frame out of its order would show it out of order)."""
+    def time(self, pos: int | None, dts: int, size: int) -> int | None:
+        """The decode time of the chunk at file position ``pos`` (``size`` bytes) that FFmpeg counted as
+        ``dts``; None for a chunk at or before the furthest place read (read again, or a lost one read late): no
+        new frame, to pass over undecoded (a decoder fed a frame out of its order would show it out of order)."""
         place = self.index.places.get(pos) if self.trusted and pos is not None else None
-        if place is None:
-            if self.trusted and pos is not None and pos < self._end:  # a chunk inside the index it does not list
+        if place is None or self.index.sizes[place] != size:  # unlisted inside the index's span, or misdescribed
+            if self.trusted and pos is not None and (place is not None or pos < self._end):
                 self.trusted = False
             return dts + self.shift
         if place <= self.last:

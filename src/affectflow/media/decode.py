@@ -223,7 +223,7 @@ class VideoClock:
         self.repeated = False
         if self.decode_times and packet.dts is not None:
             if self.places is not None and packet.size:
-                placed = self.places.time(packet.pos, packet.dts)
+                placed = self.places.time(packet.pos, packet.dts, packet.size)
                 if placed is None:
                     self.repeated = True
                     return False
@@ -247,7 +247,8 @@ class VideoClock:
     def listed(self, header: int) -> int:
         """The frames a container lists, from its header's count: an AVI's header counts its empty chunks (a
         capture's dropped frames, repeated), which its index tells apart."""
-        return max(0, header - self.places.index.n_empty) if self.places is not None else header
+        believed = self.places is not None and self.places.trusted
+        return max(0, header - self.places.index.n_empty) if believed else header
 
     def lost(self) -> list[int]:
         """The times of the frames whose chunks the demuxer passed over (an AVI's damaged chunk headers)."""

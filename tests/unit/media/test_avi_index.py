@@ -123,11 +123,31 @@ def test_chunks_past_the_index_are_counted_on_from_the_last_it_lists(avi: Path, 
     assert _times(partial) == [*range(10), *range(11, 72)]
 
 
-def test_a_first_chunk_passed_over_is_found_too(avi: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("k", [0, 71])
+def test_a_first_or_last_chunk_passed_over_is_found_too(avi: Path, tmp_path: Path, k: int) -> None:
     damaged = tmp_path / "first.avi"
-    _lose_chunk_header(avi, damaged, 0)
-    assert _times(damaged) == list(range(1, 72))
+    _lose_chunk_header(avi, damaged, k)
+    assert _times(damaged) == [t for t in range(72) if t != k]
     assert np.allclose(probe(damaged).timestamps, np.arange(72) / 24)
+
+
+def test_an_index_that_misdescribes_the_chunks_read_is_left(avi: Path, tmp_path: Path) -> None:
+    """Sizes that are not those of the chunks read (here all zeroed, as if every chunk were empty): the index
+    is no help, and the header's frame count stands, so a file lacking frames is still told."""
+    data = bytearray(_lose_chunk_header(avi, tmp_path / "scratch.avi", 10))
+    at, entries = _entries(bytes(data))
+    entries["size"][entries["id"] == b"00dc"] = 0
+    data[at:at + entries.nbytes] = entries.tobytes()
+    zeroed = tmp_path / "zeroed.avi"
+    zeroed.write_bytes(bytes(data))
+    assert _times(zeroed) == list(range(71))  # FFmpeg's count: the index found nothing before it was left
+    found = probe(zeroed)
+    assert found.n_frames == 71
+    with av.open(str(zeroed)) as c:
+        clock = VideoClock(c, c.streams.video[0], zeroed)
+        for p in c.demux(c.streams.video[0]):
+            clock.admit(p)
+        assert clock.listed(72) == 72
 
 
 def _entries(data: bytes) -> tuple[int, np.ndarray]:
