@@ -98,10 +98,9 @@ class ChunkPlaces:
         self._end = max(index.places) if len(index) else -1  # the last chunk the index lists
         self._lost: set[int] = set()
 
-    @property
     def lost(self) -> list[int]:
-        """The places of the chunks with data that the demuxer passed over, ascending (once the stream is read:
-        those after the last chunk read too)."""
+        """The places of the chunks with data that the demuxer passed over, ascending; once the stream is read,
+        with those after the last chunk read (looked at in the file, as the others were)."""
         after = np.arange(self.last + 1, len(self.index)) if self.trusted else np.arange(0)
         after = after[self.index.sizes[after] > 0]
         return sorted(self._lost | (set(after.tolist()) if len(after) and self.index.passed_over(after) else set()))

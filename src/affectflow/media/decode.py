@@ -252,7 +252,7 @@ class VideoClock:
 
     def lost(self) -> list[int]:
         """The times of the frames whose chunks the demuxer passed over (an AVI's damaged chunk headers)."""
-        return [self.places.index.start + p for p in self.places.lost] if self.places is not None else []
+        return [self.places.index.start + p for p in self.places.lost()] if self.places is not None else []
 
     def shows(self, pts: int | None) -> bool:
         """Whether a decoded frame with (admitted) time ``pts`` is a frame of the video: what :meth:`admit` said of
@@ -292,8 +292,7 @@ def _demux(path: Path) -> _Demuxed:
     # Edit lists mark pre-roll packets as discard: decoders drop them, so must we,
     # or frame counts disagree with decoded frames and per-frame labels.
     start = clock.zero
-    kept = np.asarray(pts, dtype=np.int64)
-    kept = np.concatenate([kept, np.asarray(clock.lost(), np.int64)])  # an AVI's chunks passed over: frames too
+    kept = np.asarray(pts + clock.lost(), dtype=np.int64)  # an AVI's chunks passed over are frames too
     ts = (np.sort(kept[kept >= start]) - start) * tb
     return _Demuxed(ts.astype(np.float64), n_packets, listed, float(start * tb), clock.jumps, clock.mend)
 
