@@ -54,11 +54,6 @@ class ChunkIndex:
         return len(self.places)
 
     @property
-    def frames(self) -> np.ndarray:
-        """The places of the chunks that hold a frame (not empty), ascending."""
-        return np.flatnonzero(self.sizes > 0)
-
-    @property
     def n_empty(self) -> int:
         """Empty chunks: no frames, though the AVI header's frame count includes them."""
         return int((self.sizes == 0).sum())
@@ -101,9 +96,8 @@ class ChunkPlaces:
     def lost(self) -> list[int]:
         """The places of the chunks with data that the demuxer passed over, ascending; once the stream is read,
         with those after the last chunk read (looked at in the file, as the others were)."""
-        after = np.arange(self.last + 1, len(self.index)) if self.trusted else np.arange(0)
-        after = after[self.index.sizes[after] > 0]
-        return sorted(self._lost | (set(after.tolist()) if len(after) and self.index.passed_over(after) else set()))
+        after = self._passed_over(len(self.index)) if self.trusted else None
+        return sorted(self._lost.union(after or ()))
 
     def time(self, pos: int | None, dts: int, size: int) -> int | None:
         """The decode time of the chunk at file position ``pos`` (``size`` bytes) that FFmpeg counted as
@@ -116,21 +110,22 @@ class ChunkPlaces:
             return dts + self.shift
         if place <= self.last:
             return None  # read before, or passed over before: its frame's turn has gone
-        if place > self.last + 1 and not self._passed_over(place):
+        lost = self._passed_over(place)
+        if lost is None:
             self.trusted = False
             return dts + self.shift
+        self._lost.update(lost)
         self.last = place
         time = self.index.start + place
         self.shift = time - dts
         return time
 
-    def _passed_over(self, place: int) -> bool:
-        between = np.arange(self.last + 1, place)
+    def _passed_over(self, end: int) -> list[int] | None:
+        """The places of the chunks with data after the last one read and before ``end``, all of which must look
+        damaged (the demuxer passed them over); None where one does not (the index is damaged)."""
+        between = np.arange(self.last + 1, end)
         lost = between[self.index.sizes[between] > 0]
-        if len(lost) and not self.index.passed_over(lost):
-            return False
-        self._lost.update(lost.tolist())
-        return True
+        return lost.tolist() if not len(lost) or self.index.passed_over(lost) else None
 
 
 def read_chunk_index(path: str | os.PathLike[str], stream: int) -> ChunkIndex | None:
