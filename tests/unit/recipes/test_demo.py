@@ -232,6 +232,29 @@ def test_main_reports_errors_without_traceback(tmp_path: Path, capsys):
     assert "sha256 mismatch" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["affectflow demo build", "python -m affectflow.recipes.demo"])
+def test_force_rebuilds_a_complete_demo_from_either_command_line(built: Path, tmp_path: Path, command: str,
+                                                                  capsys):
+    """Both command lines take ``--force``: a complete demo is left alone without it and rebuilt with it (here
+    the rebuild stops at a tampered wheel, and the complete demo stays as it was)."""
+    from affectflow import cli
+
+    copy = tmp_path / "demo"
+    shutil.copytree(built, copy)
+    cache = tmp_path / "wheels"
+    cache.mkdir()
+    (cache / demo.WHEEL_NAME).write_bytes(b"not a wheel")
+
+    def run(*extra: str) -> int:
+        args = [str(copy), "--cache", str(cache), *extra]
+        return cli.main(["demo", "build", *args]) if command.startswith("affectflow") else demo.main(args)
+
+    assert run() == 0  # complete: nothing to do, the wheel is never looked at
+    assert run("--force") == 1
+    assert "sha256 mismatch" in capsys.readouterr().err
+    assert demo.manifest_matches(copy)
+
+
 def test_the_demo_labels_use_the_task_vocabulary():
     from affectflow.core import vocabulary
 
