@@ -1,7 +1,8 @@
 """The face path: decode -> detect -> crop -> embed, affectflow's stage code against a per-frame loop and decode alone.
 
 Pipeline arm (what a shard job does): ``run_faces`` (PyAV decode in a
-background thread, MediaPipe, largest face, 224 px crops, one HDF5 shard),
+background thread, the config's detector (batched), largest face, 224 px crops,
+one HDF5 shard),
 then ``run_face_features`` once per face model (crops read back, batches of
 ``features.batch_size``), for ``fer_minixception`` and the ``enet_b0_8_best_vgaf``
 stand-in. Each stage loads its own model, as a job does, and that is timed.
@@ -420,11 +421,12 @@ def run(opts: Options) -> list[Figure]:
         per_frame.details["pipeline_batch_32_fps"] = frames / median(times["pipeline_batch_32"])
         per_frame.details["pipeline_batch_32_ratio"] = per_frame.details["pipeline_batch_32_fps"] / fps_loop
     share = stage_times["faces_stage"] / t_pipe if t_pipe else 0.0
+    cfg_detector = default_config()["faces"]["detector"]
     bs = _auto_batches(models)
     per_frame.note = (
         f"{len(videos)} demo video(s), {frames} frames ({crops / max(frames, 1):.0%} with a face), median of "
         f"{opts.reps}; {opts.threads} intra-op thread(s) in both arms (the fastest setting for both here), model "
-        f"loading timed in both. Decode + MediaPipe (no batched API: frame by frame in both arms) is "
+        f"loading timed in both. The faces stage (decode, {cfg_detector} in batches, crop, store) is "
         f"{share:.0%} of the pipeline's time; the rest is embedding, with features.batch_size auto ({bs}): "
         "batches pay off for the torch mini-Xception (per-call overhead) but not for EfficientNet-B0 on "
         "onnxruntime, which is compute bound at batch 1 on this CPU. What the pipeline wins is structure "

@@ -11,9 +11,10 @@ fully and are called by the jobs that know the decoded frame count: a label
 file that disagrees with its video is an error naming both counts, never
 silently truncated or padded.
 
-Units keep the configured paths as given (so a units table stays valid when
-the project folder moves) and video ids exactly as the file stems are; the
-adapters never sanitise them.
+Units keep the configured paths in one spelling (``files.canonical``:
+normalised, and relative to the workflow directory where they lie under it, so
+a units table stays valid when the project folder moves) and video ids exactly
+as the file stems are; the adapters never sanitise them.
 
 Which files of a videos folder are videos: :mod:`.videos`. The ``folder``
 adapter lists the files it leaves out, with the reason, in the table's

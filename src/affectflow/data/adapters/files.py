@@ -1,4 +1,4 @@
-"""Reading the files a dataset config names: paths kept as given, text read strictly, parses cached.
+"""Reading the files a dataset config names: paths spelled one way, text read strictly, parses cached.
 
 Every adapter reads label files and lists; doing it one way here keeps their
 error messages alike (each names the file as the config gives it) and their
@@ -17,7 +17,8 @@ from affectflow.data.adapters.errors import LabelError
 
 def resolve(given: str, base: Path) -> Path:
     """Where a configured path is: relative paths are under ``base`` (the workflow directory); the units keep
-    ``given`` itself, so a units table stays valid when the project folder moves."""
+    its :func:`canonical` spelling, relative where it lies under ``base``, so a units table stays valid when the
+    project folder moves."""
     p = Path(given)
     return p if p.is_absolute() else base / p
 
