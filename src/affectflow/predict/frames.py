@@ -89,6 +89,17 @@ def video_frame_table(video_id: str, faces: VideoRecord, models: Sequence[FaceMo
     return pd.DataFrame(data, columns=table_columns(models, tasks, people))
 
 
+def empty_frame_table(models: Sequence[FaceModelColumns], tasks: Sequence[str], people: bool = False) -> pd.DataFrame:
+    """A table of no rows whose columns have the types a video's rows give them (``video_id`` text, not the
+    untyped column of a bare ``DataFrame(columns=...)``): the Parquet file of a shard whose videos were all
+    skipped must read like any other, and a reader's filter on ``video_id`` must find nothing, not fail."""
+    arrays = {"frame_index": np.zeros(0, np.int64), "timestamps": np.zeros(0), "has_face": np.zeros(0, bool)}
+    if people:
+        arrays[PERSON_COLUMN] = np.zeros(0, np.int64)
+    table = video_frame_table("", VideoRecord("", arrays), models, {}, tasks, {})
+    return table.astype({"video_id": "str"})
+
+
 def _row_keys(frame: np.ndarray, person: np.ndarray) -> np.ndarray:
     """One sortable int64 per (frame, person) row: rows sorted by frame, then person, keep their order."""
     return frame * (1 << 24) + (person + 1)

@@ -22,7 +22,7 @@ from affectflow.io.store import ShardReader
 from affectflow.models.catalogue.registry import get
 from affectflow.predict.apply import BundleApplier, pretrained_proba
 from affectflow.predict.bundle import Bundle
-from affectflow.predict.frames import FaceModelColumns, table_columns, video_frame_table
+from affectflow.predict.frames import FaceModelColumns, empty_frame_table, video_frame_table
 
 log = logging.getLogger("affectflow.predict")
 
@@ -77,7 +77,7 @@ def shard_frame_table(units: Sequence[Unit], inputs: FrameInputs, face_models: S
             tables.append(_video_table(u, media, faces, face_sets, sources, pre, applier, models, tasks))
         people = faces.provenance.config.get("people") == "all"  # absent: the default, target
     if not tables:
-        return pd.DataFrame(columns=table_columns(models, tasks, people))
+        return empty_frame_table(models, tasks, people)
     return pd.concat(tables, ignore_index=True)
 
 

@@ -29,8 +29,9 @@ if TYPE_CHECKING:  # torch and pandas: loaded when a job runs, not at every work
 
 log = logging.getLogger("affectflow.predict")
 
-#: bump when the table changes for the same inputs (docs/reruns.md)
-STAGE_VERSION = 1
+#: bump when the table changes for the same inputs (docs/reruns.md); 2: a shard whose videos were all skipped
+#: writes its columns typed (``video_id`` text), not untyped
+STAGE_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -124,3 +124,24 @@ def test_a_run_that_trained_no_task(run_results: Path, tmp_path: Path) -> None:
     assert not any(a.get("class") == "ranked" for _, a in tags)
     assert sum(t == "img" and a["class"] == "timeline" for t, a in tags) == len(page.videos) > 0
     assert "fer_minixception" in text and "problems-table" in text
+
+
+@pytest.mark.slow  # needs the shared e2e run
+def test_a_run_whose_videos_were_all_skipped_gets_its_page(run_results: Path, tmp_path: Path) -> None:
+    """Every video skipped before the faces stage kept it (a folder of broken files): the shard tables and the
+    predictions table have no rows, and the page still lists every video and the problems."""
+    from affectflow.predict.table import FrameInputs, shard_frame_table
+    from affectflow.stages.predictions import run_predictions
+
+    files = page_files(run_results, tmp_path / "run", with_tasks=False)
+    shards = []
+    for i, (media, faces) in enumerate(zip(files["media"], files["faces"], strict=True)):
+        table = shard_frame_table([], FrameInputs(media, faces, {}, {}), ["fer_minixception"], [], None)
+        assert len(table) == 0
+        shards.append(tmp_path / f"s{i}.parquet")
+        table.to_parquet(shards[-1], index=False)
+    run_predictions(shards, tmp_path / "predictions", files["predictions"])
+    assert len(pd.read_parquet(files["predictions"])) == 0
+    page = collect_page(PageInputs(**{**files, "max_videos": 3}))
+    assert len(page.videos) == 3 and all(v.n_rows == 0 for v in page.videos)
+    assert "problems-table" in render_page(page)
