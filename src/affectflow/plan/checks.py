@@ -55,6 +55,11 @@ def schema_problem(error: BaseException) -> str:
     return f"config key {where}: {message}" if where else f"config: {message}"
 
 
+#: the line added under a feature set's problem: the set may be config.yaml's, kept by Snakemake's merge
+MERGED_SETS_HINT = ("(a --configfile is merged onto config.yaml key by key, so config.yaml's feature_sets stay "
+                    "unless your file names them: `feature_sets: {<name>: null}` drops one)")
+
+
 def check_config(config: Mapping[str, Any], stages: Mapping[str, Stage]) -> None:
     """Raise :class:`ConfigError` listing every cross-key problem of ``config`` (schema-validated); ``stages``:
     every stage's declaration (:data:`affectflow.stages.catalogue.STAGES`), whose options classes judge it."""
@@ -68,6 +73,8 @@ def check_config(config: Mapping[str, Any], stages: Mapping[str, Stage]) -> None
         *_reference_problems(config, declared, feature_sets, fusions),
         *_option_problems(config, stages, _job_builds(config, declared, feature_sets, fusions)),
     ]
+    if any(p.startswith("feature_sets.") for p in problems):
+        problems.append(MERGED_SETS_HINT)
     if problems:
         raise ConfigError("the config does not fit together:\n  " + "\n  ".join(dict.fromkeys(problems)))
 
@@ -85,7 +92,7 @@ def _detector_model(config: Mapping[str, Any], stages: Mapping[str, Stage]) -> s
 def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]],
                     detector_model: str | None = None) -> list[str]:
     """``features.*``: every model is registered (face models: runnable here); stand-ins are face or audio models,
-    or the configured detector's model where it has one."""
+    or a detector's model that has one (those the run does not use are left alone)."""
     from affectflow.models.catalogue.registry import DETECTOR_STANDINS, get
     from affectflow.models.faces import supported_models
 
@@ -101,9 +108,19 @@ def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]],
                 problems.append(f"features.face: {name!r} is not a face model this tool can run")
     detectors = [detector_model] if detector_model in DETECTOR_STANDINS else []
     for name in feats.get("standins") or []:
-        if name not in declared["face"] + declared["audio"] + detectors:
-            problems.append(f"features.standins: {name!r} is not one of the face or audio models in features"
-                            + (f" nor the detector's ({detectors[0]})" if detectors else ""))
+        if name in declared["face"] + declared["audio"] + detectors:
+            continue
+        # a stand-in for a model the run does not use changes nothing, and a user's file that narrows
+        # features.face keeps config.yaml's standins (a --configfile is merged key by key): only a name that
+        # can never be a stand-in is a mistake
+        try:
+            spec = get(name)
+        except (KeyError, ValueError):
+            problems.append(f"features.standins: {name!r} is not a registered model (affectflow models list)")
+            continue
+        if spec.modality not in ("face", "audio") and spec.name not in DETECTOR_STANDINS:
+            problems.append(f"features.standins: {name!r} is a {spec.modality} model; stand-ins are face and audio "
+                            f"models and the detector {', '.join(sorted(DETECTOR_STANDINS))}")
     return problems
 
 

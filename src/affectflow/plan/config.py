@@ -86,7 +86,8 @@ class ConfigConflict(ConfigError):
 def settle_config(config: dict[str, Any], stages: Mapping[str, Stage] | None,
                   workflow_dir: str | os.PathLike[str] = ".") -> tuple[Bundle | None, list[str]]:
     """What the workflow does to the config Snakemake merged, before it plans a job (the Snakefile calls this,
-    and so does :func:`workflow_config`): validated against the schema, its defaults set; an applied bundle
+    and so does :func:`workflow_config`): validated against the schema, its defaults set, the feature sets set
+    to null taken out; an applied bundle
     (``bundle:``, relative to ``workflow_dir``) loaded, verified and its models and feature settings merged
     in; with ``stages`` given, the keys checked against each other. Returns the bundle and the lines saying
     what it changed; a problem is one :class:`ConfigError` (:class:`ConfigConflict` for contradicting keys).
@@ -101,6 +102,7 @@ def settle_config(config: dict[str, Any], stages: Mapping[str, Stage] | None,
         validate(config, str((root / SCHEMA).resolve()))
     except WorkflowError as e:
         raise ConfigError(schema_problem(e)) from None
+    drop_removed_sets(config)
     bundle, notes = None, []
     if config.get("bundle"):
         path = Path(config["bundle"])
@@ -115,6 +117,15 @@ def settle_config(config: dict[str, Any], stages: Mapping[str, Stage] | None,
         except (ConfigError, OptionsError) as e:
             raise ConfigConflict(str(e)) from None
     return bundle, notes
+
+
+def drop_removed_sets(config: dict[str, Any]) -> None:
+    """Take out the feature sets set to null. Snakemake merges a ``--configfile`` onto ``config.yaml`` key by key,
+    so a user's file can replace a set but not leave one out; ``feature_sets: {enet: null}`` is how it drops
+    one whose model it does not run."""
+    sets = config.get("feature_sets") or {}
+    for name in [k for k, v in sets.items() if v is None]:
+        del sets[name]
 
 
 def workflow_config(configfile: str | os.PathLike[str], workflow_dir: str | os.PathLike[str] = ".",

@@ -12,9 +12,11 @@ import pytest
 import yaml
 
 from affectflow.cli import main
+from affectflow.data.units import shard_of
 from affectflow.plan.checks import ConfigError
 from affectflow.plan.config import workflow_config
 from affectflow.predict.bundle import TaskSource, write_bundle
+from affectflow.stages.catalogue import STAGES
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULTS = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
@@ -59,7 +61,8 @@ def test_the_readme_s_two_line_config_gets_the_workflow_s_defaults(videos: Path,
     assert out.startswith(f"config: {REPO / 'config.yaml'} + {mine} (merged in this order")
     assert "2 video(s): 15 frames" in out
     assert _models_line(len(feats["face"]), len(feats["audio"]), len(feats["asr"])) in out
-    assert f"with the config's n_shards: {DEFAULTS['n_shards']}\n" in out
+    filled = len({shard_of(v, DEFAULTS["n_shards"]) for v in ("a", "b")})  # the shards the run's jobs are for
+    assert f"with the config's n_shards: {DEFAULTS['n_shards']} ({filled} of them hold videos" in out
     assert "| face_features |" in out and "| transcripts |" in out
 
 
@@ -76,6 +79,24 @@ def test_nested_keys_merge_as_snakemake_merges_them(videos: Path, tmp_path: Path
     assert c["features"]["face"] == DEFAULTS["features"]["face"]
     alone = workflow_config(mine, REPO, replace=True)  # --replace-workflow-config: the schema's defaults only
     assert alone.files == [str(mine)] and alone.config["features"]["face"] != DEFAULTS["features"]["face"]
+
+
+def test_a_users_file_drops_the_stand_in_face_model(videos: Path, tmp_path: Path) -> None:
+    """Narrowing features.face to the model with real weights: config.yaml's feature set of the dropped model
+    stays after the merge and is named with how to drop it; ``null`` drops it, and config.yaml's standins list,
+    which names the dropped model, is no problem (a stand-in for a model the run does not use changes nothing)."""
+    narrowed = _folder(tmp_path, videos, "features: {face: [fer_minixception]}\n")
+    assert "enet_b0_8_best_vgaf" in DEFAULTS["features"]["standins"] and "enet" in DEFAULTS["feature_sets"]
+    with pytest.raises(ConfigError) as err:
+        workflow_config(narrowed, REPO, stages=STAGES)
+    lines = str(err.value).splitlines()
+    assert any(line.strip().startswith("feature_sets.enet: ") for line in lines), lines
+    assert not any("standins" in line for line in lines), lines
+    assert "`feature_sets: {<name>: null}` drops one" in str(err.value)
+    dropped = _folder(tmp_path, videos, "features: {face: [fer_minixception]}\nfeature_sets: {enet: null}\n")
+    c = workflow_config(dropped, REPO, stages=STAGES).config
+    assert "enet" not in c["feature_sets"] and set(c["feature_sets"]) == set(DEFAULTS["feature_sets"]) - {"enet"}
+    assert c["features"]["face"] == ["fer_minixception"]
 
 
 def test_an_applied_bundle_s_models_are_planned(videos: Path, tmp_path: Path, capsys) -> None:
