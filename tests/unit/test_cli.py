@@ -74,3 +74,30 @@ def test_plan_refuses_counts_and_hours_that_are_not_positive(args, capsys):
     assert e.value.code == 2  # argparse's usage error, before any video is probed
     err = capsys.readouterr().err
     assert args[0] in err and ("greater than 0" in err or "not a number" in err)
+
+
+def test_version_needs_no_command_and_is_the_installed_distributions(capsys):
+    import importlib.metadata
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out == f"affectflow {importlib.metadata.version('affectflow')}\n"
+
+
+def test_the_console_script_prints_its_version():
+    proc = subprocess.run([sys.executable, "-m", "affectflow.cli", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == ""
+    name, version = proc.stdout.split()
+    assert name == "affectflow" and version[0].isdigit()
+
+
+def test_plan_help_says_the_default_node_kind_and_what_each_kind_is(capsys):
+    from affectflow.plan.rates import NODE_KINDS
+
+    with pytest.raises(SystemExit):
+        main(["plan", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help at any space
+    assert "(default h100;" in text
+    for kind in NODE_KINDS.values():
+        assert f"{kind.name}: {kind.description}" in text

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,32 +23,7 @@ from typing import Any
 from affectflow.data.adapters.files import resolve
 from affectflow.data.units import Unit, shard_of
 from affectflow.media.decode import MediaError, probe
-
-
-@dataclass(frozen=True)
-class NodeRates:
-    """One node kind's recorded rates, per job of the stage (what one Snakemake job reaches on such a node)."""
-
-    name: str
-    description: str
-    source: str
-    faces_fps: float  # faces stage: decode + detect (RetinaFace mnet0.25) + track + crop, frames/s
-    face_model_cps: float  # face_features stage, one face model (EmotiEffNet-B0), face crops/s
-    audio_rtf: float | None = None  # audio_features stage (wav2vec 2.0 base), audio seconds per second
-    asr_rtf: float | None = None  # transcripts stage (faster-whisper tiny.en), audio seconds per second
-
-
-#: the node kinds the benchmarks measured (a test keeps these equal to the recorded files)
-NODE_KINDS: dict[str, NodeRates] = {r.name: r for r in (
-    NodeRates("cpu2", "2 CPU cores (the CI machine's kind; onnxruntime engines)",
-              "benchmarks/results/latest.json: faces_stage_by_detector, face_features_threads, audio_embedding, "
-              "asr_faster_vs_openai_whisper",
-              faces_fps=70.25, face_model_cps=79.13, audio_rtf=8.667, asr_rtf=40.46),
-    NodeRates("h100", "1 NVIDIA H100 80GB and 16 CPU cores (torch engines, fp16)",
-              "benchmarks/results/gpu-nvidia-h100-80gb-hbm3.json: gpu_face_path (its faces stage), "
-              "gpu_face_features_stage",
-              faces_fps=799.0, face_model_cps=10070.0),
-)}
+from affectflow.plan.rates import NODE_KINDS, NodeRates  # defined there so that --help imports no media library
 
 
 @dataclass(frozen=True)
@@ -83,6 +58,13 @@ class Corpus:
             out[s] = out.get(s, 0) + v.frames
         return out
 
+    def shards(self, n_shards: int) -> list[str]:
+        """The shards that hold a video under ``n_shards``, sorted: the workflow runs one job per stage for each
+        of these only (an empty shard never enters its DAG), so with fewer videos than shards, or hashes that
+        happen to collide, there are fewer jobs than ``n_shards``. A video that cannot be probed still counts: its
+        shard's jobs run (and skip it)."""
+        return sorted(self.shard_frames(n_shards))
+
 
 def count_units(units: Iterable[Unit], threads: int = 8, base_dir: str | os.PathLike[str] = ".") -> Corpus:
     """Probe every unit's video (no decoding), in ``threads`` threads; a video that cannot be probed counts
@@ -100,16 +82,21 @@ def count_units(units: Iterable[Unit], threads: int = 8, base_dir: str | os.Path
 
 @dataclass(frozen=True)
 class Models:
-    """How many models of each kind the config runs (each is a job per shard)."""
+    """What the config runs per shard besides media, faces and frame_predictions (every run has those): how many
+    models of each kind (each is a job per shard; text models, one per ASR model and shard) and whether the
+    faces stage draws contact sheets (a job per shard)."""
 
     face: int = 0
     audio: int = 0
     asr: int = 0
+    text: int = 0
+    contact_sheets: bool = False
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> Models:
         feats = config.get("features") or {}
-        return cls(len(feats.get("face") or []), len(feats.get("audio") or []), len(feats.get("asr") or []))
+        return cls(len(feats.get("face") or []), len(feats.get("audio") or []), len(feats.get("asr") or []),
+                   len(feats.get("text") or []), bool((config.get("faces") or {}).get("contact_sheets")))
 
 
 @dataclass(frozen=True)
@@ -128,41 +115,76 @@ def _hours(work: float, rate: float | None) -> float | None:
     return None if rate is None else work / rate / 3600.0
 
 
+def _not_measured(kind: NodeRates) -> None:
+    """The rate of a stage the benchmarks never timed in the unit the plan counts (on any node kind)."""
+    return None
+
+
+def _row(stage: str, jobs: int, work: float, unit: str, kinds: Sequence[NodeRates],
+         rate: Callable[[NodeRates], float | None] = _not_measured) -> StageEstimate:
+    return StageEstimate(stage, jobs, work, unit, {k.name: _hours(work, rate(k)) for k in kinds})
+
+
 def estimate(corpus: Corpus, models: Models, n_shards: int, face_share: float = 1.0,
              kinds: Sequence[NodeRates] = tuple(NODE_KINDS.values())) -> list[StageEstimate]:
-    """The per-stage plan. ``face_share``: the share of frames with a face (each is a crop for every face
-    model; 1.0, one face in every frame, is the upper bound for one person per video)."""
+    """The per-stage plan: every stage the workflow runs per shard, in its order, with one job per non-empty shard
+    (:meth:`Corpus.shards`) and model. ``face_share``: the share of frames with a face (each is a crop for every
+    face model; 1.0, one face in every frame, is the upper bound for one person per video).
+
+    text_features' work is the transcribed audio: its benchmark counts transcript segments, which only ASR
+    finds, so its hours are "not measured" rather than a guessed segments-per-second."""
+    shards = len(corpus.shards(n_shards))
+    videos = len(corpus.videos)
     crops = corpus.frames * face_share
-    rows = [StageEstimate("faces", n_shards, corpus.frames, "frames",
-                          {k.name: _hours(corpus.frames, k.faces_fps) for k in kinds})]
+    rows = [_row("media", shards, videos, "videos", kinds),
+            _row("faces", shards, corpus.frames, "frames", kinds, lambda k: k.faces_fps)]
+    if models.contact_sheets:
+        rows.append(_row("contact_sheets", shards, videos, "videos", kinds))
     if models.face:
-        rows.append(StageEstimate("face_features", n_shards * models.face, crops * models.face, "face crops",
-                                  {k.name: _hours(crops * models.face, k.face_model_cps) for k in kinds}))
+        rows.append(_row("face_features", shards * models.face, crops * models.face, "face crops", kinds,
+                         lambda k: k.face_model_cps))
     if models.audio:
-        rows.append(StageEstimate("audio_features", n_shards * models.audio, corpus.audio_s * models.audio,
-                                  "audio s", {k.name: _hours(corpus.audio_s * models.audio, k.audio_rtf)
-                                              for k in kinds}))
+        rows.append(_row("audio_features", shards * models.audio, corpus.audio_s * models.audio, "audio s", kinds,
+                         lambda k: k.audio_rtf))
     if models.asr:
-        rows.append(StageEstimate("transcripts", n_shards * models.asr, corpus.audio_s * models.asr, "audio s",
-                                  {k.name: _hours(corpus.audio_s * models.asr, k.asr_rtf) for k in kinds}))
+        rows.append(_row("transcripts", shards * models.asr, corpus.audio_s * models.asr, "audio s", kinds,
+                         lambda k: k.asr_rtf))
+    if models.asr and models.text:
+        pairs = models.asr * models.text
+        rows.append(_row("text_features", shards * pairs, corpus.audio_s * pairs, "audio s transcribed", kinds))
+    rows.append(_row("frame_predictions", shards, corpus.frames, "frames", kinds))
     return rows
+
+
+def _fits(shard_frames: Mapping[str, int], budget: float, busy: int) -> bool:
+    """Whether no shard holds more than ``budget`` frames and at least ``busy`` shards hold some."""
+    filled = [f for f in shard_frames.values() if f]
+    return max(filled, default=0) <= budget and len(filled) >= busy
 
 
 def suggest_shards(corpus: Corpus, rates: NodeRates, job_hours: float = 1.0, nodes: int = 1,
                    most: int = 4096) -> int:
     """The smallest ``n_shards`` whose longest faces job (the heaviest stage per shard) fits in ``job_hours`` on
-    ``rates``' node kind, and at least one per node (else nodes idle), at most one shard per video and at most
-    ``most`` (the DAG's cost grows with shards).
+    ``rates``' node kind, and with a shard of frames for every node (else nodes idle), at most one shard per
+    video and at most ``most`` (the DAG's cost grows with shards).
 
     Shards are filled by a hash of the video id, not by length, so the longest shard, not the mean, is what
-    is checked.
+    is checked, and ``nodes`` shards may leave some of them empty: the shards that hold frames are counted.
     """
     limit = max(1, min(most, sum(1 for v in corpus.videos if v.frames)))
     budget = job_hours * 3600.0 * rates.faces_fps
     n = max(1, min(limit, max(nodes, math.ceil(corpus.frames / budget))))
-    while n < limit and max(corpus.shard_frames(n).values(), default=0) > budget:
+    while n < limit and not _fits(corpus.shard_frames(n), budget, min(nodes, limit)):
         n += 1
     return n
+
+
+def _total_cell(hours: float, not_measured: int) -> str:
+    """The last row's cell: the measured stages' sum, and how many stages it leaves out. Why not "n/a" as soon
+    as one stage has no rate: most runs have such a stage (media, frame_predictions), and the sum of the others
+    is still what sizes the run."""
+    cell = f"**{hours:.3g}**"
+    return cell if not not_measured else f"{cell} + {not_measured} stage{'s' * (not_measured > 1)} not measured"
 
 
 def plan_table(corpus: Corpus, models: Models, n_shards: int, nodes: int = 1,
@@ -171,23 +193,23 @@ def plan_table(corpus: Corpus, models: Models, n_shards: int, nodes: int = 1,
     nodes of each kind (a stage's jobs spread over the nodes; never fewer hours than its longest job)."""
     rows = estimate(corpus, models, n_shards, kinds=kinds)
     longest = max(corpus.shard_frames(n_shards).values(), default=0)
+    share = longest / corpus.frames if corpus.frames else 0.0  # the longest shard's part of the work
     head = "| stage | jobs | work | " + " | ".join(f"hours on {nodes} × {k.name}" for k in kinds) + " |"
     lines = [head, "|---|---:|---:|" + "---:|" * len(kinds)]
-    total: dict[str, float | None] = {k.name: 0.0 for k in kinds}
+    total = dict.fromkeys((k.name for k in kinds), 0.0)
+    missing = dict.fromkeys((k.name for k in kinds), 0)
     for r in rows:
         cells = []
         for k in kinds:
             h = r.hours[k.name]
             if h is None:
                 cells.append("not measured")
-                total[k.name] = None
+                missing[k.name] += 1
                 continue
-            share = longest / corpus.frames if corpus.frames else 0.0  # the longest shard's part of the work
             wall = max(h / max(1, min(nodes, r.jobs)), h * share)
             cells.append(f"{wall:.3g}")
-            if total[k.name] is not None:
-                total[k.name] += wall
+            total[k.name] += wall
         lines.append(f"| {r.stage} | {r.jobs} | {r.work:,.0f} {r.unit} | " + " | ".join(cells) + " |")
-    lines.append("| **all of these** | | | " + " | ".join(
-        "n/a (a stage not measured)" if t is None else f"**{t:.3g}**" for t in total.values()) + " |")
+    lines.append("| **all of these** | | | " + " | ".join(_total_cell(total[k.name], missing[k.name]) for k in kinds)
+                 + " |")
     return "\n".join(lines) + "\n"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
 
 from affectflow.cli import main
-from affectflow.data.units import Unit
+from affectflow.data.adapters import build_units
+from affectflow.data.units import Unit, UnitsTable, shard_of
 from affectflow.media.decode import probe
 from affectflow.plan.estimate import (
     NODE_KINDS,
@@ -40,8 +42,52 @@ def test_hours_are_work_over_the_recorded_rate() -> None:
     assert rows["audio_features"].hours["cpu2"] == pytest.approx(90_000 / cpu.audio_rtf / 3600)
     assert rows["transcripts"].hours["cpu2"] == pytest.approx(90_000 / cpu.asr_rtf / 3600)
     assert gpu.audio_rtf is None and rows["audio_features"].hours["h100"] is None  # never measured there
-    only_faces = estimate(AFFWILD2, Models(), n_shards=1)
-    assert [r.stage for r in only_faces] == ["faces"]
+    no_models = estimate(AFFWILD2, Models(), n_shards=1)
+    assert [r.stage for r in no_models] == ["media", "faces", "frame_predictions"]  # what every run has
+
+
+# 5 videos that hash into 2 of 4 shards (the user review's case: the workflow runs 2 faces jobs, not 4)
+FIVE = Corpus(tuple(VideoCount(v, 1000, 10.0) for v in ("v0", "v2", "v7", "v3", "v5")))
+
+
+def test_jobs_are_the_non_empty_shards_of_the_workflows_units(tmp_path: Path) -> None:
+    assert {shard_of(v.video_id, 4) for v in FIVE.videos} == {"s0001", "s0003"}  # the case this test is about
+    UnitsTable([Unit(v.video_id, f"videos/{v.video_id}.mp4", "test", "") for v in FIVE.videos]).write_tsv(
+        tmp_path / "units.tsv")
+    units = build_units([{"adapter": "table", "table": "units.tsv"}], n_shards=4, base_dir=tmp_path)
+    assert len(units.shards()) == 2  # the workflow's SHARDS (workflow/rules/common.smk): one job per stage each
+    rows = {r.stage: r.jobs for r in estimate(FIVE, Models(face=2, audio=1, asr=1, text=1), n_shards=4)}
+    assert rows == {"media": 2, "faces": 2, "face_features": 4, "audio_features": 2, "transcripts": 2,
+                    "text_features": 2, "frame_predictions": 2}
+    table = plan_table(FIVE, Models(face=2), n_shards=4)
+    assert "| faces | 2 |" in table and "| face_features | 4 |" in table
+    # the suggested n_shards is planned with its own non-empty shards, from the same shard_of
+    for n in (1, 2, 3, 5, 8):
+        jobs = len({shard_of(v.video_id, n) for v in FIVE.videos})
+        assert next(r.jobs for r in estimate(FIVE, Models(), n) if r.stage == "faces") == jobs, n
+
+
+def test_every_per_shard_rule_of_the_workflow_is_a_stage_of_the_plan() -> None:
+    per_shard = set()
+    for smk in (REPO / "workflow/rules").glob("*.smk"):
+        for name, body in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", smk.read_text(), re.M | re.S):
+            output = re.search(r"^    output:\n(.*?)(?=^    \w+:|\Z)", body, re.M | re.S)
+            if output and "{{shard}}" in output.group(1):
+                per_shard.add(name)
+    assert {"media", "faces", "face_features", "text_features"} <= per_shard  # the parsing finds the rules
+    everything = Models(face=1, audio=1, asr=1, text=1, contact_sheets=True)
+    assert {r.stage for r in estimate(AFFWILD2, everything, n_shards=4)} == per_shard
+
+
+def test_models_of_a_config_count_text_models_and_contact_sheets() -> None:
+    config = {"features": {"face": ["a", "b"], "audio": [], "asr": ["w"], "text": ["t1", "t2"]},
+              "faces": {"contact_sheets": False}}
+    assert Models.of(config) == Models(face=2, audio=0, asr=1, text=2, contact_sheets=False)
+    rows = {r.stage: r for r in estimate(FIVE, Models.of(config), n_shards=4)}
+    assert "contact_sheets" not in rows and "audio_features" not in rows
+    assert rows["text_features"].jobs == 2 * 2 and rows["text_features"].work == FIVE.audio_s * 2
+    assert set(rows["text_features"].hours.values()) == {None}  # segments are unknown before ASR: not measured
+    assert estimate(FIVE, Models(text=1), n_shards=4)[-1].stage == "frame_predictions"  # no ASR, no text jobs
 
 
 def test_the_suggested_shards_keep_the_longest_faces_job_within_budget() -> None:
@@ -56,14 +102,31 @@ def test_the_suggested_shards_keep_the_longest_faces_job_within_budget() -> None
     assert suggest_shards(two, NODE_KINDS["cpu2"]) == 2  # never more shards than videos
 
 
+def test_the_suggested_shards_give_every_node_a_shard_with_frames() -> None:
+    assert FIVE.shards(2) == ["s0001"]  # 2 shards for 2 nodes: all five videos hash into one, a node idles
+    assert suggest_shards(FIVE, NODE_KINDS["h100"], nodes=2) == 3 and len(FIVE.shards(3)) == 2
+    for nodes in range(1, 10):  # as many filled shards as nodes, unless one shard per video is not enough
+        n = suggest_shards(FIVE, NODE_KINDS["h100"], nodes=nodes)
+        assert n <= len(FIVE.videos) and (len(FIVE.shards(n)) >= nodes or n == len(FIVE.videos)), (nodes, n)
+
+
 def test_wall_hours_spread_over_the_nodes_but_never_under_the_longest_job() -> None:
     table = plan_table(AFFWILD2, Models(face=1), n_shards=4, nodes=2)
     faces = next(line for line in table.splitlines() if line.startswith("| faces |"))
     total = 2_700_000 / 70.25 / 3600
     longest = max(AFFWILD2.shard_frames(4).values()) / 70.25 / 3600
     assert faces.split("|")[4].strip() == f"{max(total / 2, longest):.3g}"
-    assert "not measured" not in table  # faces and face features are measured on both kinds
+    measured = [line for line in table.splitlines() if line.startswith(("| faces |", "| face_features |"))]
+    assert len(measured) == 2 and not any("not measured" in line for line in measured)  # both kinds have rates
     assert "not measured" in plan_table(AFFWILD2, Models(audio=1), n_shards=4)
+
+
+def test_the_total_sums_the_measured_stages_and_counts_the_others() -> None:
+    rows = estimate(AFFWILD2, Models(face=1), n_shards=1)
+    total = next(line for line in plan_table(AFFWILD2, Models(face=1), n_shards=1).splitlines()
+                 if line.startswith("| **all of these** |"))
+    cpu = sum(r.hours["cpu2"] for r in rows if r.hours["cpu2"] is not None)  # one job each: wall = node-hours
+    assert total.split("|")[4].strip() == f"**{cpu:.3g}** + 2 stages not measured"  # media, frame_predictions
 
 
 def test_the_rates_are_the_recorded_benchmarks() -> None:
@@ -103,7 +166,8 @@ def test_the_command_on_the_demo_config(capsys) -> None:
     finally:
         os.chdir(cwd)
     out = capsys.readouterr().out
-    assert out.startswith("config: config.yaml\n10 video(s): ") and "models: 2 face, 1 audio, 1 ASR" in out
+    assert out.startswith("config: config.yaml\n10 video(s): ") and "models: 2 face, 1 audio, 1 ASR, 1 text" in out
     assert "with the config's n_shards: 4" in out and "suggested n_shards for cpu2" in out
-    for stage in ("faces", "face_features", "audio_features", "transcripts"):
+    for stage in ("media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts",
+                  "text_features", "frame_predictions"):
         assert f"| {stage} |" in out
