@@ -124,7 +124,8 @@ def test_table_adapter_config_errors(tmp_path: Path, entry: dict, match: str) ->
     [
         ("\t".join(COLUMNS) + "\n", "no units in bad.tsv"),
         ("", "no units in bad.tsv"),
-        ("video_id\tpath\n" + "a\tb\n", "missing columns"),
+        ("video_id\tpath\n" + "a\tb\n", "missing columns ['split']"),
+        ("video_id\tpath\n", "missing columns ['split']"),
         ("\t".join(COLUMNS) + "\n" + "a\tv/a.mp4\ttrain\ts0000\t\t\t\n" + "a\tv/b.mp4\ttrain\ts0000\t\t\t\n",
          "duplicate video id 'a'"),
         ("\t".join(COLUMNS) + "\n" + "a\tv/a.mp4\tdev\ts0000\t\t\t\n", "split 'dev'"),
@@ -136,6 +137,36 @@ def test_table_adapter_rejects_bad_tables_naming_the_file(tmp_path: Path, text: 
     with pytest.raises(LabelError) as info:
         build_units([{"adapter": "table", "table": "bad.tsv"}], n_shards=2, base_dir=tmp_path)
     assert match in str(info.value) and "bad.tsv" in str(info.value)
+
+
+def test_table_adapter_error_names_the_table_once(tmp_path: Path) -> None:
+    (tmp_path / "mini.tsv").write_text("video_id\tpath\n" + "a\tv/a.mp4\n")
+    for given in (str(tmp_path / "mini.tsv"), "mini.tsv"):  # absolute, and relative to the workflow directory
+        with pytest.raises(LabelError) as info:
+            build_units([{"adapter": "table", "table": given}], n_shards=2, base_dir=tmp_path)
+        assert str(info.value).startswith(f"{given}: missing columns ['split']")
+        assert str(info.value).count("mini.tsv") == 1
+
+
+def test_table_adapter_needs_only_id_path_and_split(tmp_path: Path) -> None:
+    """The shard is recomputed (so its column is not needed); a label column left out is no labels."""
+    (tmp_path / "t.tsv").write_text("video_id\tpath\tsplit\tah_labels\n" + "a\tv/a.mp4\ttrain\tl/a.txt\n"
+                                    + "b\tv/b.mp4\ttest\t\n")
+    table = build_units([{"adapter": "table", "table": "t.tsv"}], n_shards=8, base_dir=tmp_path)
+    assert [dataclasses.astuple(u) for u in table] == [
+        ("a", "v/a.mp4", "train", shard_of("a", 8), "", "", "l/a.txt", "", ""),
+        ("b", "v/b.mp4", "test", shard_of("b", 8), "", "", "", "", ""),
+    ]
+
+
+def test_table_adapter_ignores_the_shard_column_and_refuses_short_rows(tmp_path: Path) -> None:
+    rows = "\t".join(COLUMNS) + "\n" + "a\tv/a.mp4\ttrain\tnot-a-shard\t\t\t\t\t\n"
+    (tmp_path / "t.tsv").write_text(rows)
+    table = build_units([{"adapter": "table", "table": "t.tsv"}], n_shards=3, base_dir=tmp_path)
+    assert [u.shard for u in table] == [shard_of("a", 3)]
+    (tmp_path / "short.tsv").write_text("\t".join(COLUMNS) + "\n" + "a\tv/a.mp4\ttrain\ts0000\tx.txt\n")
+    with pytest.raises(LabelError, match=r"short.tsv: the row of video 'a' has too few columns \(no \['emi_labels'"):
+        build_units([{"adapter": "table", "table": "short.tsv"}], n_shards=3, base_dir=tmp_path)
 
 
 def test_table_adapter_reads_15000_units_without_touching_the_videos(tmp_path: Path) -> None:
