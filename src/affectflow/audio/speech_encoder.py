@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,12 @@ class SpeechEncoder:
 
     def __init__(self, model_dir: str | os.PathLike[str], device: str = "auto") -> None:
         import torch
-        from transformers import AutoConfig, AutoModel
+        from transformers import AutoConfig
 
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "config.json").is_file():
             raise AudioFeatureError(f"{self.model_dir}: no config.json; not a transformers model directory")
-        weights_file(self.model_dir)
+        weights = weights_file(self.model_dir)
         self.device = resolve_device(device)
         config = AutoConfig.from_pretrained(str(self.model_dir))
         kernels = list(getattr(config, "conv_kernel", []) or [])
@@ -67,7 +68,7 @@ class SpeechEncoder:
         self.hidden_size = int(config.hidden_size)
         self.num_layers = int(config.num_hidden_layers)
         self.do_normalize = _preprocessor_normalize(self.model_dir)
-        self.model = AutoModel.from_pretrained(str(self.model_dir)).to(self.device).eval()
+        self.model = load_encoder(self.model_dir, weights).to(self.device).eval()
         self._torch = torch
 
     # frame grid ----------------------------------------------------------------
@@ -197,6 +198,97 @@ class SpeechEncoder:
                     if off + n_keep > f.shape[0]:
                         raise AudioFeatureError("internal error: chunk produced fewer frames than planned")
                     out[first : first + n_keep] = f[off : off + n_keep]
+
+
+#: parameters of the bare encoders used only in training (SpecAugment's mask vector): a checkpoint
+#: without them (facebook/wav2vec2-base-960h has none) encodes the same
+TRAINING_ONLY_PARAMETERS = frozenset({"masked_spec_embed"})
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _LoadReportCatcher(logging.Filter):
+    """Keeps transformers' "LOAD REPORT" on one checkpoint (a table with ANSI colour codes) out of the log.
+
+    Set on ``transformers.modeling_utils``' logger for one ``from_pretrained`` call; the report's
+    text is kept (ANSI codes stripped) for the error when loading fails. Any other record passes.
+    """
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self.source = source
+        self.text = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        # transformers 5's report; 4.x said "Some weights of ... were not used / not initialized"
+        if ("LOAD REPORT" in msg or "Some weights of" in msg) and self.source in msg:
+            self.text = _ANSI.sub("", msg)
+            return False
+        return True
+
+
+def load_encoder(model_dir: Path, weights: Path) -> Any:
+    """The bare encoder (``AutoModel``) of the checkpoint at ``model_dir``, its weights checked here.
+
+    Released speech checkpoints carry task heads the bare encoder has no use for
+    (wav2vec2-base-960h's CTC ``lm_head``, wav2vec2-base's quantizer): those unused
+    weights are expected and only logged at DEBUG, instead of transformers' load report
+    (a table with terminal colour codes, read by users as an error). A parameter of the
+    encoder the checkpoint has no weights for is an :class:`AudioFeatureError`: transformers
+    would initialise it at random and every feature would be meaningless.
+    """
+    from transformers import AutoModel
+
+    catcher = _LoadReportCatcher(str(model_dir))
+    hf_log = logging.getLogger("transformers.modeling_utils")  # the logger transformers reports with
+    hf_log.addFilter(catcher)
+    try:
+        model, info = AutoModel.from_pretrained(str(model_dir), output_loading_info=True)
+    except RuntimeError as e:  # mismatched shapes, failed weight conversion: raised after the report
+        if not catcher.text:
+            raise
+        raise AudioFeatureError(
+            f"{weights}: the weights do not fit the architecture in {model_dir / 'config.json'} "
+            f"({e}); transformers' load report:\n{catcher.text}"
+        ) from e
+    finally:
+        hf_log.removeFilter(catcher)
+    _check_loaded_keys(model, info, weights)
+    return model
+
+
+def _check_loaded_keys(model: Any, info: dict[str, Any], weights: Path) -> None:
+    """Refuse missing encoder weights; log unused checkpoint weights (DEBUG for task heads)."""
+    name = type(model).__name__
+
+    def training_only(key: str) -> bool:
+        return key.rsplit(".", 1)[-1] in TRAINING_ONLY_PARAMETERS
+
+    missing = sorted(k for k in info.get("missing_keys", ()) if not training_only(k))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f", ... ({len(missing)} in all)" if len(missing) > 5 else "")
+        raise AudioFeatureError(
+            f"{weights}: no weights for {len(missing)} parameter(s) of {name}: {shown}. transformers would "
+            f"initialise them at random and the audio features would be meaningless; the weights file does not "
+            f"match the architecture in {weights.parent / 'config.json'} (a truncated or different checkpoint?)"
+        )
+    benign = sorted(k for k in info.get("missing_keys", ()) if training_only(k))
+    if benign:
+        log.debug("%s: no %s in the checkpoint (used in training only)", weights, ", ".join(benign))
+    # the encoder's own parts; a checkpoint's other weights belong to a task head
+    own = {n for n, _ in model.named_children()} | {n for n, _ in model.named_parameters(recurse=False)}
+    own |= {n for n, _ in model.named_buffers(recurse=False)}
+    unused = sorted(info.get("unexpected_keys", ()))
+    heads = [k for k in unused if k.split(".", 1)[0] not in own]
+    odd = [k for k in unused if k.split(".", 1)[0] in own]
+    if heads:
+        log.debug("%s: %d weight(s) of a task head %s does not have, not used: %s",
+                  weights, len(heads), name, ", ".join(heads))
+    if odd:
+        log.warning("%s: %d weight(s) for parts of %s that the architecture in config.json does not have, "
+                    "not used (does config.json describe this checkpoint?): %s",
+                    weights, len(odd), name, ", ".join(odd[:5]) + (", ..." if len(odd) > 5 else ""))
 
 
 def zero_mean_unit_var(x: np.ndarray) -> np.ndarray:

@@ -100,6 +100,21 @@ def text_mean(streams: Mapping[str, Any]) -> np.ndarray | None:
     return np.concatenate(parts) if parts else None
 
 
+def _warn_no_face(task: str, video_id: str, face: str, others: list[str]) -> None:
+    """A video task's head meets a video without any face frame: its face features are zeros.
+
+    Said once per call, i.e. once per video for each head that reads a face (a bundle's EMI and AH-video
+    both have one, so such a video is named once for each task).
+    """
+    if others:
+        effect = f"the {task} head on {face} + {' + '.join(others)} can only use {' + '.join(others)} for this video"
+    else:
+        effect = (f"the {task} head on {face} alone has nothing of this video to go on (it gives every video "
+                  f"without a face the same prediction)")
+    log.warning("%s: video %r has no frame with a face, so its video-level face features (%s) are zeros: %s",
+                task, video_id, face, effect)
+
+
 def build_video_rows(task: str, u: Unit, times: np.ndarray, recs: dict[str, VideoRecord],
                      sources: dict[str, ShardSet], kinds: dict[str, str], opts: RowOptions) -> VideoRows | None:
     """The head's input for one video (frame rows, or the STAT descriptor of a video task); None when
@@ -118,14 +133,14 @@ def build_video_rows(task: str, u: Unit, times: np.ndarray, recs: dict[str, Vide
         parts: list[tuple[str, np.ndarray]] = []
         if face is not None:
             rows = face[present]
+            name = face_srcs[0][0] if len(face_srcs) == 1 else "+".join(lb for lb, _ in face_srcs)
             if rows.shape[0]:
                 desc = stat_descriptor(rows, opts.stat_parts)
             elif opts.missing_face == "drop":
                 return None
             else:
-                log.warning("video %r: no face frame; its face STAT descriptor is zeros", u.video_id)
+                _warn_no_face(task, u.video_id, name, [lb for lb, _, _ in other])
                 desc = np.zeros(len(opts.stat_parts) * face.shape[1], np.float32)
-            name = face_srcs[0][0] if len(face_srcs) == 1 else "+".join(lb for lb, _ in face_srcs)
             parts.append((name, desc))
         if streams:
             al = align_video(times, None, None, streams, text_fill=opts.text_fill, empty_stream="zeros")

@@ -4,6 +4,8 @@ hidden layers, short and silent audio, and the pooling of :mod:`affectflow.audio
 
 from __future__ import annotations
 
+import logging
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -130,3 +132,73 @@ def test_not_a_speech_checkpoint_is_refused(checkpoint: Path, tmp_path: Path) ->
     (tmp_path / "config.json").write_bytes((checkpoint / "config.json").read_bytes())
     with pytest.raises(WeightsError, match="no weights file"):
         SpeechEncoder(tmp_path, device="cpu")
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def transformers_log():
+    """Every message transformers logs at WARNING or above (its own handler does not propagate to caplog)."""
+    hf = logging.getLogger("transformers")
+    handler, level = _Records(), hf.level
+    hf.addHandler(handler)
+    hf.setLevel(logging.WARNING)
+    try:
+        yield handler.messages
+    finally:
+        hf.removeHandler(handler)
+        hf.setLevel(level)
+
+
+def test_the_ctc_checkpoint_loads_without_a_load_report(
+    checkpoint: Path, transformers_log: list[str], capsys, caplog
+) -> None:
+    """wav2vec2-base-960h's CTC head (lm_head.*) is unused by the bare encoder: expected, so no "LOAD REPORT"."""
+    from transformers import AutoModel
+
+    caplog.set_level(logging.DEBUG, logger="affectflow.audio.speech_encoder")
+    SpeechEncoder(checkpoint, device="cpu")
+    out, err = capsys.readouterr()
+    printed = out + err + "\n".join(transformers_log) + caplog.text
+    assert "LOAD REPORT" not in printed and "\x1b[" not in printed
+    assert "UNEXPECTED" not in printed
+    # the unused head is still on record, at DEBUG
+    assert any(r.levelno == logging.DEBUG and "lm_head.weight" in r.getMessage() for r in caplog.records)
+    assert not any(r.levelno >= logging.WARNING for r in caplog.records)
+    # ... while a plain load of the same files reports them: the switch is off again after our load
+    AutoModel.from_pretrained(str(checkpoint))
+    assert any("LOAD REPORT" in m and "lm_head" in m for m in transformers_log)
+
+
+def _edited_checkpoint(checkpoint: Path, out: Path, drop: str) -> Path:
+    import torch
+
+    shutil.copytree(checkpoint, out)
+    state = torch.load(out / "pytorch_model.bin", weights_only=True)
+    del state[drop]
+    torch.save(state, out / "pytorch_model.bin")
+    return out
+
+
+def test_a_missing_encoder_weight_is_a_clear_error(checkpoint: Path, tmp_path: Path, transformers_log) -> None:
+    bad = _edited_checkpoint(checkpoint, tmp_path / "bad", "wav2vec2.encoder.layers.0.attention.k_proj.weight")
+    with pytest.raises(AudioFeatureError) as err:
+        SpeechEncoder(bad, device="cpu")
+    msg = str(err.value)
+    assert str(bad / "pytorch_model.bin") in msg
+    assert "encoder.layers.0.attention.k_proj.weight" in msg and "random" in msg
+    assert not any("LOAD REPORT" in m for m in transformers_log)
+
+
+def test_a_missing_training_only_weight_is_fine(checkpoint: Path, tmp_path: Path) -> None:
+    """SpecAugment's mask vector is not used to encode (facebook/wav2vec2-base-960h ships without it)."""
+    ok = _edited_checkpoint(checkpoint, tmp_path / "ok", "wav2vec2.masked_spec_embed")
+    enc = SpeechEncoder(ok, device="cpu")
+    assert enc.frame_features(np.zeros(16000, dtype=np.float32))[1].shape == (49, 768)
