@@ -32,6 +32,7 @@ import yaml
 from affectflow.core.errors import AffectflowError
 from affectflow.core.files import atomic_folder, remove_stale_folders, sha256_file
 from affectflow.core.vocabulary import EMI_EMOTIONS, EXPR_CLASSES
+from affectflow.recipes import demo_arguments
 
 DEMO_VERSION = 3  # 2: the BAH video-level layout (labels/AH_video); 3: BAH as released (annotation.yml, split-0)
 
@@ -541,14 +542,12 @@ def build_demo(out_dir: Path, cache_dir: Path = Path(".cache/wheels"), force: bo
 
 
 def build_from(args: argparse.Namespace) -> Path:
-    """Build the demo as the command line's arguments (``affectflow.cli.demo_arguments``) say."""
+    """Build the demo as the command line's arguments (``affectflow.recipes.demo_arguments``) say."""
     return build_demo(Path(args.out), cache_dir=Path(args.cache), force=args.force)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m affectflow.recipes.demo", description=__doc__.split("\n")[0])
-    from affectflow.cli import demo_arguments
-
     demo_arguments(ap)
     args = ap.parse_args(argv)
     try:
