@@ -105,7 +105,9 @@ class BundleApplier:
                             t.task)
                 return None
             v = _rows(t.task, unit, times, {lb: sources[lb] for lb in h.labels}, h.options, records)
-            if v is None:
+            if v is None:  # the head was trained without such videos (learn missing_face: drop)
+                log.warning("%s: video %r has no frame with a face, and the bundle's %s head on %s leaves such "
+                            "videos out (missing_face: drop); no %s prediction", t.task, vid, t.task, fs, t.task)
                 return None
             p, pred = predict_video(t.task, h.head, v, h.stats, np.asarray(np.nan, dtype=np.float32))
             posteriors[fs], rows[fs] = _squeeze(t.task, p), v

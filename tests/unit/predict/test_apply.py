@@ -1,7 +1,9 @@
 """A bundle written from trained heads and fusions, applied to the test videos, gives the fused test
 predictions of the run that trained it: the same rows, heads, blend, filter and smoothing."""
 
+import dataclasses
 import json
+import logging
 import re
 import shutil
 
@@ -235,3 +237,29 @@ def test_the_workflow_stops_at_the_start_naming_the_unlisted_file_or_the_missing
         out = proc.stdout + proc.stderr
         assert proc.returncode != 0 and says in out, out
         assert parse_plan(proc.stdout) == set()
+
+
+def test_a_faceless_video_a_drop_head_leaves_out_is_named(trained, tmp_path, caplog):
+    """A head trained with ``missing_face: drop`` has nothing to say about a video without a face: the bundle
+    gives it no prediction for that task, and says so (task, video, feature set), not silently."""
+    w, _, path = trained
+    bundle = Bundle.load(path)
+    faceless = w.videos("test")[0]
+    w2 = make_world(tmp_path / "w", no_face=("train_01", faceless))
+    applier = BundleApplier(bundle)
+    emi = bundle.tasks["emi"]
+    for fs in emi.feature_sets:
+        head = applier.head(emi, fs)
+        head.options = dataclasses.replace(head.options, missing_face="drop")
+    unit = next(u for u in UnitsTable.read_tsv(w2.units_tsv) if u.video_id == faceless)
+    caplog.set_level(logging.WARNING)
+    with ShardSet(w2.media, "media") as media:
+        sources = {lb: ShardSet(w2.features[lb], feature_stage(lb), lb) for lb in (F, A, T)}
+        try:
+            out = applier.apply(unit, media_frames(media, faceless), sources, None)
+        finally:
+            for s in sources.values():
+                s.close()
+    assert "emi" not in out and "ah_video" in out
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"emi: video {faceless!r}")]
+    assert len(said) == 1 and "leaves such videos out (missing_face: drop); no emi prediction" in said[0], said
