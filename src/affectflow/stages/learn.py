@@ -37,6 +37,16 @@ TEXT_FILL = ("auto", "zeros", "nearest")
 EMI_WEIGHTS = ("dominant", "mass", "uniform")
 
 
+def _override(common: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's section over ``common`` key by key, nested mappings (``train``) too: ``expr: {train: {lr: ..}}``
+    changes the learning rate and keeps common's epochs and patience, as the schema says."""
+    merged = dict(common)
+    for key, value in task.items():
+        base = merged.get(key)
+        merged[key] = _override(base, value) if isinstance(base, Mapping) and isinstance(value, Mapping) else value
+    return merged
+
+
 @dataclass(frozen=True)
 class LearnOptions(StageOptions):
     """Config ``learn`` (``common`` merged with the task's own section); ``task`` and ``features`` (the
@@ -90,7 +100,7 @@ class LearnOptions(StageOptions):
         task = wired.get("task", "expr")
         sections = {s: learn.get(s) or {} for s in (task, "common")}
         try:
-            return cls.from_mapping({**sections["common"], **sections[task]}, **wired)
+            return cls.from_mapping(_override(sections["common"], sections[task]), **wired)
         except OptionsError as e:  # name the section the bad value came from: learn.<task>.x or learn.common.x
             head, sep, rest = str(e).partition(": ")
             name = rest.split(" ", 1)[0].rstrip(":")

@@ -4,6 +4,7 @@ schema's checks and defaults, an applied bundle's models; a config it cannot use
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +172,20 @@ def test_the_command_exits_non_zero_without_a_traceback(tmp_path: Path) -> None:
     assert p.returncode == 1 and p.stdout == ""
     assert p.stderr == (f"affectflow: error: {notes}: not a config: a YAML or JSON mapping of config keys is "
                         "expected at the top level\n")
+
+
+def test_a_task_s_learn_section_overrides_common_key_by_key_and_is_type_checked(videos: Path, tmp_path: Path) -> None:
+    """``learn.expr.train.lr`` changes the learning rate of EXPR's heads only, keeping common's other training
+    settings; a per-task value of the wrong type stops the run as a common one does."""
+    mine = _folder(tmp_path, videos, "learn: {expr: {train: {lr: 0.002}}}\n")
+    c = workflow_config(mine, REPO, stages=STAGES).config
+    learn = STAGES["learn"].options
+    expr = learn.from_config(c, task="expr", features=("face/fer_minixception",)).train
+    emi = learn.from_config(c, task="emi", features=("face/fer_minixception",)).train
+    common = DEFAULTS["learn"]["common"]["train"]
+    assert expr["lr"] == 0.002 and emi["lr"] == common["lr"] != 0.002
+    assert {k: expr[k] for k in common if k != "lr"} == {k: v for k, v in common.items() if k != "lr"}
+    for bad, where in (('{ah_video: {class_weighted: "false"}}', "learn.ah_video.class_weighted"),
+                       ('{emi: {train: {hidden: "64"}}}', "learn.emi.train.hidden")):
+        with pytest.raises(ConfigError, match=re.escape(where)):
+            workflow_config(_folder(tmp_path, videos, f"learn: {bad}\n"), REPO)
