@@ -40,7 +40,10 @@ except (UnitsError, ValueError, OSError) as e:
 if UNITS.skipped:
     logger.info(f"{len(UNITS.skipped)} file(s) of the videos folders left out, not videos (listed in problems.tsv)")
 # Tasks without labelled train and val videos in this run are not trained (one line each, not a failed job).
-ACTIVE_TASKS, _skipped = trainable_tasks(config["tasks"], UNITS)
+try:
+    ACTIVE_TASKS, _skipped = trainable_tasks(config["tasks"], UNITS)
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
 for _task, _line in _skipped.items():
     logger.warning(_line + ("; the bundle predicts it" if BUNDLE and _task in BUNDLE.tasks else ""))
 config["tasks"] = ACTIVE_TASKS

@@ -19,16 +19,24 @@ log = logging.getLogger("affectflow.plan")
 
 
 def trainable_tasks(tasks: Iterable[str], units: Iterable[Any]) -> tuple[list[str], dict[str, str]]:
-    """The tasks with labelled train and val videos, and a message for each task without."""
+    """The tasks with labelled train and val videos, and a message for each task without any labels (a folder
+    of videos inherits the default tasks). Labels for one of the two splits only are a :class:`ConfigError`:
+    the user configured that task's dataset, and a run that quietly trains nothing for it is a wasted run."""
+    from affectflow.plan.checks import ConfigError
+
     units = list(units)
     keep: list[str] = []
     skipped: dict[str, str] = {}
     for task in tasks:
         splits = {u.split for u in units if u.labels(task)}
         missing = [s for s in ("train", "val") if s not in splits]
-        if missing:
-            skipped[task] = (f"task {task} skipped: no dataset of this run has {task} labels for split "
-                             f"{' or '.join(repr(s) for s in missing)}")
+        if len(missing) == 2:
+            skipped[task] = f"task {task} skipped: no dataset of this run has {task} labels"
+        elif missing:
+            has = sorted(splits & {"train", "val"})
+            raise ConfigError(f"task {task}: the datasets give {task} labels for split {has[0]!r} but none for "
+                              f"{missing[0]!r}; training needs both (add the {missing[0]} labels, or leave {task} "
+                              "out of `tasks`)")
         else:
             keep.append(task)
     return keep, skipped

@@ -189,3 +189,21 @@ def test_a_task_s_learn_section_overrides_common_key_by_key_and_is_type_checked(
                        ('{emi: {train: {hidden: "64"}}}', "learn.emi.train.hidden")):
         with pytest.raises(ConfigError, match=re.escape(where)):
             workflow_config(_folder(tmp_path, videos, f"learn: {bad}\n"), REPO)
+
+
+def test_the_plan_names_skipped_tasks_and_stops_at_a_half_labelled_one(videos: Path, tmp_path: Path, capsys) -> None:
+    """As the workflow does at its start: a task no dataset labels is named as skipped; one labelled for train
+    but not val stops with the split that lacks labels."""
+    from affectflow.core.vocabulary import EXPR_CLASSES
+
+    rc, out, err = _plan(capsys, _folder(tmp_path, videos))
+    assert rc == 0, err
+    assert "task expr skipped: no dataset of this run has expr labels\n" in out
+    train = tmp_path / "labels" / "Train_Set"
+    train.mkdir(parents=True)
+    (train / "a.txt").write_text(",".join(EXPR_CLASSES) + "\n" + "0\n" * 10)
+    half = _config(tmp_path, f"datasets: [{{adapter: affwild2, videos: {videos}, labels: {tmp_path / 'labels'}}}]\n")
+    rc, out, err = _plan(capsys, half)
+    assert rc == 1 and "| faces |" not in out
+    assert err.startswith(f"affectflow: error: {half}: task expr: the datasets give expr labels for split 'train' "
+                          "but none for 'val'")

@@ -1,8 +1,12 @@
 """What a run trains, and how an applied bundle's models and settings enter the config."""
 
+import re
 from pathlib import Path
 
+import pytest
+
 from affectflow.data.units import Unit
+from affectflow.plan.checks import ConfigError
 from affectflow.plan.scope import PredictionScope, merge_bundle, trainable_tasks
 from affectflow.predict.bundle import Bundle, BundleTask
 
@@ -11,15 +15,17 @@ def _unit(vid, split, **labels):
     return Unit(video_id=vid, path=f"{vid}.mp4", split=split, shard="s0000", **labels)
 
 
-def test_tasks_without_labelled_train_and_val_are_skipped_with_a_reason():
+def test_tasks_without_labels_are_skipped_with_a_reason_and_half_labelled_ones_stop_the_run():
     units = [_unit("a", "train", expr_labels="a.txt"), _unit("b", "val", expr_labels="b.txt"),
-             _unit("c", "train", ah_labels="c.txt"), _unit("d", "test")]
-    keep, skipped = trainable_tasks(["expr", "emi", "ah"], units)
+             _unit("c", "test")]
+    keep, skipped = trainable_tasks(["expr", "emi"], units)
     assert keep == ["expr"]
-    assert skipped["emi"] == "task emi skipped: no dataset of this run has emi labels for split 'train' or 'val'"
-    assert skipped["ah"].endswith("for split 'val'")
-    assert trainable_tasks(["expr"], [_unit("x", "")]) == ([], {"expr": (
-        "task expr skipped: no dataset of this run has expr labels for split 'train' or 'val'")})
+    assert skipped == {"emi": "task emi skipped: no dataset of this run has emi labels"}
+    assert trainable_tasks(["expr"], [_unit("x", "test")]) == (
+        [], {"expr": "task expr skipped: no dataset of this run has expr labels"})
+    with pytest.raises(ConfigError, match=re.escape(
+            "task ah: the datasets give ah labels for split 'train' but none for 'val'; training needs both")):
+        trainable_tasks(["expr", "ah"], [*units, _unit("d", "train", ah_labels="d.txt")])
 
 
 def _bundle():
