@@ -123,6 +123,11 @@ def test_units_read_every_release_as_published(decoded) -> None:
     desk = by_id["82593_Question_5_2024-10-02 16-21-02_Video-DESKTOP-NQ55E0P"]
     assert desk.split == "test" and " " in desk.path
     assert sum(u.split == "test" for u in units if u.path.startswith(str(Path(desk.path).parents[3]))) == 2
+    # each test video is in its own release's test list: no other task predicts or submits it
+    assert {v: u.test_of for v, u in by_id.items() if u.split == "test"} == {
+        "video2_left": "expr", **{v: "ah_video" for v, u in by_id.items() if u.split == "test" and v != "video2_left"}}
+    assert by_id["video2_left"].is_test_of("expr") and not by_id["video2_left"].is_test_of("emi")
+    assert desk.is_test_of("ah_video") and not desk.is_test_of("expr") and not desk.is_test_of("ah")
 
 
 def test_labels_fit_the_decoded_frames_and_problems_say_where_they_do_not(decoded, tmp_path: Path) -> None:

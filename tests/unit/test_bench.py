@@ -154,8 +154,8 @@ def test_table_adapter_needs_only_id_path_and_split(tmp_path: Path) -> None:
                                     + "b\tv/b.mp4\ttest\t\n")
     table = build_units([{"adapter": "table", "table": "t.tsv"}], n_shards=8, base_dir=tmp_path)
     assert [dataclasses.astuple(u) for u in table] == [
-        ("a", "v/a.mp4", "train", shard_of("a", 8), "", "", "l/a.txt", "", ""),
-        ("b", "v/b.mp4", "test", shard_of("b", 8), "", "", "", "", ""),
+        ("a", "v/a.mp4", "train", shard_of("a", 8), "", "", "l/a.txt", "", "", ""),
+        ("b", "v/b.mp4", "test", shard_of("b", 8), "", "", "", "", "", ""),  # test_of '': every task's test
     ]
 
 

@@ -18,9 +18,9 @@ from affectflow.core.errors import AffectflowError
 from affectflow.core.files import atomic_write
 from affectflow.core.vocabulary import SPLITS, TASKS
 
-COLUMNS = ("video_id", "path", "split", "shard", *(f"{t}_labels" for t in TASKS), "side")
+COLUMNS = ("video_id", "path", "split", "shard", *(f"{t}_labels" for t in TASKS), "side", "test_of")
 #: columns a units table may lack (tables written before they existed, hand-made tables)
-OPTIONAL_COLUMNS = ("ah_video_labels", "side")
+OPTIONAL_COLUMNS = ("ah_video_labels", "side", "test_of")
 
 
 class UnitsError(AffectflowError, ValueError):
@@ -34,6 +34,10 @@ def shard_of(video_id: str, n_shards: int) -> str:
     digest = hashlib.blake2b(video_id.encode("utf-8"), digest_size=8).digest()
     return f"s{int.from_bytes(digest, 'big') % n_shards:04d}"
 
+
+#: ``Unit.test_of`` of a video no task's test list names (a ``folder`` dataset's): predicted by an applied bundle
+#: or the run's heads (frame_predictions), never part of a submission
+NO_TEST_LIST = "none"
 
 #: what decoding and face detection read of a unit: a new label file or split never reruns them
 VIDEO_FIELDS = ("video_id", "path", "side")
@@ -52,9 +56,18 @@ class Unit:
     ah_labels: str = ""
     ah_video_labels: str = ""  # the BAH split file that holds the video's 0/1 label
     side: str = ""  # "left" / "right": the person of a two-person video this unit is (Aff-Wild2 _left/_right)
+    #: a test video's tasks, comma-separated in vocabulary order: the tasks whose test list names it ('' = every
+    #: task's, as in a table written without the column; :data:`NO_TEST_LIST`: none, a folder's video)
+    test_of: str = ""
 
     def labels(self, task: str) -> str:
         return getattr(self, f"{task}_labels")
+
+    def is_test_of(self, task: str) -> bool:
+        """Whether ``task``'s predictions and submission are for this video: a test video that task's test list
+        names. Releases share no test lists: an Aff-Wild2 test video has no place in the EMI submission."""
+        return self.split == "test" and (not self.test_of or task in self.test_of.split(","))
+
 
     def video(self) -> dict[str, str]:
         """The unit as a per-video job's work item: only :data:`VIDEO_FIELDS`. Snakemake reruns a job whose
@@ -146,6 +159,14 @@ class UnitsTable:
                             if k in names}) for r in rows])
 
 
+def _test_tasks(a: str, b: str) -> str:
+    """The test lists of two entries naming one video, joined (vocabulary order); '' (every task's) if either is."""
+    if not a or not b:
+        return ""
+    given = set(a.split(",")) | set(b.split(","))
+    return ",".join(t for t in TASKS if t in given) or NO_TEST_LIST
+
+
 def merge_units(groups: Iterable[list[Unit]], skipped: Iterable[SkippedFile] = ()) -> UnitsTable:
     """Merge units from several dataset entries that may share videos; ``skipped``: the files they left out
     (one entry per path).
@@ -171,7 +192,7 @@ def merge_units(groups: Iterable[list[Unit]], skipped: Iterable[SkippedFile] = (
                 f"{t}_labels": prev.labels(t) or u.labels(t) for t in TASKS
             }
             merged[u.video_id] = Unit(u.video_id, prev.path, prev.split, prev.shard, **labels,
-                                      side=prev.side or u.side)
+                                      side=prev.side or u.side, test_of=_test_tasks(prev.test_of, u.test_of))
     # by id, not by the entry that named a video first: a label file removed from one entry must not reorder a
     # shard's work list (its jobs would rerun, their params changed)
     return UnitsTable(sorted(merged.values(), key=lambda u: u.video_id), list({s.path: s for s in skipped}.values()))

@@ -84,11 +84,13 @@ def check_splits(task: str, videos: LearnVideos) -> None:
 
 
 def _task_units(task: str, units: UnitsTable) -> dict[str, list[Unit]]:
-    """Split -> its units: every test unit (it has no labels), and the train and val units labelled for ``task``."""
+    """Split -> its units: the test units of ``task``'s test lists (they have no labels), and the train and val
+    units labelled for ``task``."""
     by: dict[str, list[Unit]] = {s: [] for s in SPLITS}
     for u in units:
         if u.split == "test":
-            by["test"].append(u)
+            if u.is_test_of(task):
+                by["test"].append(u)
         elif u.labels(task):
             by[u.split].append(u)
     return by

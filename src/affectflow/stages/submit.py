@@ -106,7 +106,7 @@ def run_submit(
     if task not in TASKS:
         raise SubmissionError(f"unknown task {task!r}; choose one of {TASKS}")
     units = list(UnitsTable.read_tsv(units_tsv))
-    expected = sorted(u.video_id for u in units if u.split == "test")
+    expected = sorted(u.video_id for u in units if u.is_test_of(task))
     with ShardReader(fused, stage="fuse") as r:
         got = r.provenance.config.get("task")
         if got not in (None, task):

@@ -23,7 +23,7 @@ from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage
 
 log = logging.getLogger("affectflow.stages.units")
 #: bump when the units table changes for the same files on disk (docs/reruns.md)
-STAGE_VERSION = 2  # 2: the ah_video_labels column (BAH video-level split files)
+STAGE_VERSION = 3  # 2: the ah_video_labels column (BAH video-level split files); 3: test_of (whose test list)
 
 
 @dataclasses.dataclass(frozen=True)

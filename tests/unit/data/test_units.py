@@ -2,7 +2,8 @@ from collections import Counter
 
 import pytest
 
-from affectflow.data.units import Unit, UnitsError, UnitsTable, merge_units, shard_of
+from affectflow.core.vocabulary import TASKS
+from affectflow.data.units import NO_TEST_LIST, Unit, UnitsError, UnitsTable, merge_units, shard_of
 
 
 def test_shard_is_stable_and_spread():
@@ -44,3 +45,26 @@ def test_merge_combines_tasks(tmp_path):
         merge_units([a, [Unit("v", "other/v.mp4", "train", "s0000")]])
     with pytest.raises(UnitsError, match="split"):
         merge_units([a, [Unit("v", "d/v.mp4", "val", "s0000")]])
+
+
+def test_a_test_video_belongs_to_the_tasks_whose_test_lists_name_it(tmp_path):
+    """Entries naming one test video join their tasks; a folder's video is no task's test; a table written
+    without the column (test_of '') keeps the old meaning, every task's."""
+    def test(test_of: str) -> list[Unit]:
+        return [Unit("v", "d/v.mp4", "test", "s0000", test_of=test_of)]
+
+    both = merge_units([test("emi"), test("expr")]).get("v")
+    assert both.test_of == "expr,emi" and both.is_test_of("expr") and both.is_test_of("emi")
+    assert not both.is_test_of("ah") and not both.is_test_of("ah_video")
+    assert merge_units([test(NO_TEST_LIST), test("ah")]).get("v").test_of == "ah"
+    folder = merge_units([test(NO_TEST_LIST)]).get("v")
+    assert not any(folder.is_test_of(t) for t in TASKS)
+    assert all(Unit("v", "d/v.mp4", "test", "s0000").is_test_of(t) for t in TASKS)
+    assert not Unit("v", "d/v.mp4", "val", "s0000", emi_labels="e.csv").is_test_of("emi")
+    t = merge_units([test("ah_video")])
+    t.write_tsv(tmp_path / "u.tsv")
+    assert UnitsTable.read_tsv(tmp_path / "u.tsv").units == t.units
+    lines = (tmp_path / "u.tsv").read_text().splitlines()
+    (tmp_path / "old.tsv").write_text("\n".join(
+        "\t".join(f for f in line.split("\t")[:-1]) for line in lines) + "\n")  # no test_of column
+    assert UnitsTable.read_tsv(tmp_path / "old.tsv").get("v").is_test_of("expr")

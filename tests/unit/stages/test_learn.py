@@ -1,5 +1,6 @@
 """The learn stage on synthetic shards with a planted signal: outputs, metrics, exclusions, errors."""
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -214,3 +215,19 @@ def test_ah_video_head_on_pooled_features_and_the_video_classifier(tmp_path):
     assert res.report.metrics["video_classifier_f1"] > 0.75
     vc = VideoAHClassifier.load(res.video_classifier)
     assert vc.meta["fitted"] and vc.meta["source"] == "text"
+
+
+def test_only_the_task_s_own_test_videos_are_predicted(world, tmp_path):
+    """A test video that only another release's test list names (test_of) gets no prediction from this task's
+    heads, so it can never reach this task's fusion or submission."""
+    units = UnitsTable.read_tsv(world.units_tsv)
+    tests = sorted(u.video_id for u in units if u.split == "test")
+    assert len(tests) >= 2
+    mine, other = tests[0], tests[1:]
+    retold = UnitsTable([dataclasses.replace(u, test_of="expr" if u.video_id == mine else "emi")
+                         if u.split == "test" else u for u in units])
+    retold.write_tsv(tmp_path / "units.tsv")
+    res = run_learn("expr", tmp_path / "units.tsv", world.media, feats(world, F), tmp_path / "m", CFG)
+    preds, _, _ = read_predictions(res.predictions)
+    predicted_tests = sorted(v for v, rec in preds.items() if rec.attrs.get("split") == "test")
+    assert predicted_tests == [mine] and not set(other) & set(preds)

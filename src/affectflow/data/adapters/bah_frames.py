@@ -68,7 +68,7 @@ def bah_units(entry: DatasetEntry, n_shards: int, base: Path) -> FoundUnits:
                           shard_of(video_id, n_shards), ah_labels=shown))
     if entry.test_list:
         units += test_list_units(entry, base, VideoFolder(entry.videos, base, subfolders=True), locate_by_stem,
-                                 found, n_shards)
+                                 found, n_shards, "ah")
     return FoundUnits(units)
 
 

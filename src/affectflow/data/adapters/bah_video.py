@@ -96,7 +96,8 @@ def bah_video_units(entry: DatasetEntry, n_shards: int, base: Path) -> FoundUnit
             if not (videos_dir / given).is_file():
                 raise LabelError(f"{where}: no video {given!r} in {videos_given}")
             units.append(Unit(video_id, os.path.join(videos_given, given), split, shard_of(video_id, n_shards),
-                              ah_video_labels=shown if split != "test" else ""))
+                              ah_video_labels=shown if split != "test" else "",
+                              test_of="ah_video" if split == "test" else ""))
     if not found:
         names = ", ".join(n for n, _ in BAH_SPLIT_FILES)
         raise LabelError(f"{labels_given}: none of {names} in the labels folder or its split subfolder")

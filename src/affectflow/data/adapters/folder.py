@@ -13,7 +13,7 @@ from affectflow.data.adapters.entry import DatasetEntry, check_videos_entry
 from affectflow.data.adapters.errors import LabelError
 from affectflow.data.adapters.registry import FoundUnits, register_adapter
 from affectflow.data.adapters.videos import VideoFolder
-from affectflow.data.units import Unit, shard_of
+from affectflow.data.units import NO_TEST_LIST, Unit, shard_of
 
 
 def check_folder_entry(entry: DatasetEntry) -> None:
@@ -26,11 +26,12 @@ def check_folder_entry(entry: DatasetEntry) -> None:
 
 @register_adapter("folder", check=check_folder_entry)
 def folder_units(entry: DatasetEntry, n_shards: int, base: Path) -> FoundUnits:
-    """Every video of the folder as a ``test`` unit; the other entries as skipped files."""
+    """Every video of the folder as a ``test`` unit of no task's test list (never in a submission); the other
+    entries as skipped files."""
     videos = VideoFolder(entry.videos, base)
     units = []
     for video_id in videos.by_stem:
         path = videos.find(video_id)
         assert path is not None
-        units.append(Unit(video_id, path, "test", shard_of(video_id, n_shards)))
+        units.append(Unit(video_id, path, "test", shard_of(video_id, n_shards), test_of=NO_TEST_LIST))
     return FoundUnits(units, videos.skipped)

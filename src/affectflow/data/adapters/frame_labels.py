@@ -75,7 +75,7 @@ def frame_label_units(
             raise LabelError(f"{shown}: no video for id {video_id!r} in {videos.given}")
         units.append(Unit(video_id, video.path, split, shard_of(video_id, n_shards), **{f"{task}_labels": shown},
                           side=video.side))
-    units += test_list_units(entry, base, videos, locate, found, n_shards)
+    units += test_list_units(entry, base, videos, locate, found, n_shards, task)
     return units
 
 

@@ -56,11 +56,12 @@ def hume_units(entry: DatasetEntry, n_shards: int, base: Path) -> FoundUnits:
             if path is None:
                 raise LabelError(f"{shown}, line {line}: no video for Filename {video_id!r} in {videos.given}")
             labels = shown if split != "test" else ""
-            units.append(Unit(video_id, path, split, shard_of(video_id, n_shards), emi_labels=labels))
+            units.append(Unit(video_id, path, split, shard_of(video_id, n_shards), emi_labels=labels,
+                              test_of="emi" if split == "test" else ""))
     if not found:
         names = ", ".join(n for n, _ in EMI_CSVS)
         raise LabelError(f"{labels_given}: none of {names} in the labels folder")
-    units += test_list_units(entry, base, videos, locate_by_stem, found, n_shards)
+    units += test_list_units(entry, base, videos, locate_by_stem, found, n_shards, "emi")
     return FoundUnits(units)
 
 

@@ -24,9 +24,10 @@ def test_list_units(
     locate: Locate,
     labelled: Mapping[str, tuple[str, str]],
     n_shards: int,
+    task: str,
 ) -> list[Unit]:
-    """Units for the ids of the optional ``test_list`` (split test, no labels); ``labelled``: id -> (split, label
-    file as given) of the ids with labels, none of which may be a test id too."""
+    """Units for the ids of the optional ``test_list`` of ``task`` (split test, no labels, test of that task);
+    ``labelled``: id -> (split, label file as given) of the ids with labels, none of which may be a test id too."""
     given = entry.test_list
     if not given:
         return []
@@ -50,5 +51,5 @@ def test_list_units(
             resolve(videos.given, base) / line).is_file() else locate(videos, video_id)
         if found is None:
             raise LabelError(f"{where}: no video for test id {video_id!r} in {videos.given}")
-        units.append(Unit(video_id, found.path, "test", shard_of(video_id, n_shards), side=found.side))
+        units.append(Unit(video_id, found.path, "test", shard_of(video_id, n_shards), side=found.side, test_of=task))
     return units
