@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from affectflow.core.yaml_errors import yaml_problem
 from affectflow.plan.checks import ConfigError, check_config, schema_problem
 from affectflow.plan.scope import merge_bundle
 from affectflow.predict.bundle import Bundle, BundleError
@@ -66,13 +67,13 @@ def _load_problem(error: BaseException) -> str:
     cause = error.__cause__ or error.__context__
     if isinstance(cause, yaml.MarkedYAMLError):
         if cause.problem and cause.problem_mark is not None:
-            line, column, what = cause.problem_mark.line + 1, cause.problem_mark.column + 1, cause.problem
-        else:  # yte re-raises the parser's error with its whole text as the context
-            text = cause.context or str(cause)
-            found = re.search(r"line (\d+), column (\d+)", text)
-            line, column = (int(found[1]), int(found[2])) if found else (0, 0)
-            kept = [x.strip() for x in text.splitlines() if x.strip() and not x.strip().startswith(("in ", "Note "))]
-            what = kept[-1] if kept else "cannot be parsed"
+            return f"not valid YAML ({yaml_problem(cause)})"
+        # yte re-raises the parser's error with its whole text as the context
+        text = cause.context or str(cause)
+        found = re.search(r"line (\d+), column (\d+)", text)
+        line, column = (int(found[1]), int(found[2])) if found else (0, 0)
+        kept = [x.strip() for x in text.splitlines() if x.strip() and not x.strip().startswith(("in ", "Note "))]
+        what = kept[-1] if kept else "cannot be parsed"
         return f"not valid YAML ({f'line {line}, column {column}: ' if line else ''}{what})"
     if "keys at top level" in str(error):
         return "not a config: a YAML or JSON mapping of config keys is expected at the top level"

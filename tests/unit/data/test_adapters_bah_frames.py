@@ -141,3 +141,15 @@ def test_affwild2_finds_videos_one_folder_down_and_never_deeper(tmp_path: Path) 
     write_expr(tmp_path / "labels", "Train_Set", "video9", [0])
     with pytest.raises(LabelError, match="no video for id 'video9'"):
         build_units([entry], 1, tmp_path)
+
+
+def test_a_yaml_error_names_its_line_and_column(tmp_path: Path) -> None:
+    """A release's annotation.yml is tens of MB: the error must say where the parser stopped."""
+    entry = _abaw8(tmp_path / "train")
+    path = tmp_path / "train/annotation.yml"
+    lines = path.read_text().splitlines()
+    assert len(lines) > 3
+    lines[2] = "   " + lines[2]  # one line indented out of its block
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LabelError, match=r"annotation\.yml: unreadable annotations \(line \d+, column \d+: "):
+        read_annotations(path)

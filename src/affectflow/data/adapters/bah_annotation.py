@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from affectflow.core.yaml_errors import yaml_problem
 from affectflow.data.adapters.errors import LabelError
 from affectflow.data.adapters.files import cached
 
@@ -62,7 +63,9 @@ def load_yaml(path: Path, shown: str) -> Any:
             return yaml.load(f, Loader=AnnotationLoader)  # noqa: S506 - a safe loader plus the tuple tag
     except FileNotFoundError:
         raise LabelError(f"{shown}: annotations file not found") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+    except yaml.YAMLError as e:
+        raise LabelError(f"{shown}: unreadable annotations ({yaml_problem(e)})") from None
+    except (OSError, UnicodeDecodeError) as e:
         raise LabelError(f"{shown}: unreadable annotations ({str(e).splitlines()[0]})") from None
 
 
