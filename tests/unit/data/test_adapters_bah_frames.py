@@ -125,6 +125,11 @@ def test_bah_video_reads_the_published_split_folder_and_checks_class_ids(tmp_pat
     (split0 / "class_id.yaml").write_bytes(b"With A-H: 0\nNo A-H: 0")
     with pytest.raises(LabelError, match="split-0/class_id.yaml: expected two class names mapped to 1 and 0"):
         build_units([entry], 1, tmp_path)
+    (split0 / "class_id.yaml").write_bytes(b"With A-H: 0\nNo A-H: 1")  # every label would be read turned around
+    with pytest.raises(LabelError, match="class_id.yaml: 'With A-H' is mapped to 0, .* the classes are swapped"):
+        build_units([entry], 1, tmp_path)
+    (split0 / "class_id.yaml").write_bytes(b"ambivalent: 1\ncalm: 0")  # names it cannot read: the 0/1 check only
+    assert len(build_units([entry], 1, tmp_path)) == 1
 
 
 def test_affwild2_finds_videos_one_folder_down_and_never_deeper(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -55,6 +56,21 @@ def check_class_ids(folder: Path, shown: str) -> None:
     if not isinstance(data, Mapping) or sorted(data.values(), key=str) != [0, 1]:
         raise LabelError(f"{where}: expected two class names mapped to 1 and 0 (`With A-H: 1`, `No A-H: 0`), "
                          f"got {data!r}")
+    for name, value in data.items():
+        negative = _names_absence(str(name))
+        if negative is not None and value != (0 if negative else 1):
+            raise LabelError(f"{where}: {name!r} is mapped to {value}, but the labels read 1 as A/H present "
+                             f"(`With A-H: 1`, `No A-H: 0`): the classes are swapped, got {dict(data)!r}")
+
+
+def _names_absence(name: str) -> bool | None:
+    """Whether a class name says "no A/H" (``No A-H``), "A/H" (``With A-H``), or neither in words we know."""
+    words = re.findall(r"[a-z]+", name.lower())
+    if not words:
+        return None
+    if words[0] in ("no", "not", "non", "without"):
+        return True
+    return False if words[0] in ("with", "has", "yes") else None
 
 
 def check_bah_video_entry(entry: DatasetEntry) -> None:
