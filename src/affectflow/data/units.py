@@ -159,6 +159,14 @@ class UnitsTable:
                             if k in names}) for r in rows])
 
 
+def _named_by(u: Unit) -> str:
+    """The files that put a unit in its split, for an error about it."""
+    files = [u.labels(t) for t in TASKS if u.labels(t)]
+    if files:
+        return "labels " + ", ".join(dict.fromkeys(files))
+    return f"the test list of {u.test_of}" if u.test_of and u.test_of != NO_TEST_LIST else "no labels"
+
+
 def _test_tasks(a: str, b: str) -> str:
     """The test lists of two entries naming one video, joined (vocabulary order); '' (every task's) if either is."""
     if not a or not b:
@@ -185,9 +193,8 @@ def merge_units(groups: Iterable[list[Unit]], skipped: Iterable[SkippedFile] = (
             if Path(prev.path).resolve() != Path(u.path).resolve():
                 raise UnitsError(f"duplicate video id {u.video_id!r}: {prev.path} and {u.path}")
             if prev.split != u.split:
-                raise UnitsError(
-                    f"video {u.video_id!r} is in split {prev.split!r} for one task and {u.split!r} for another"
-                )
+                raise UnitsError(f"video {u.video_id!r} is in two splits, {prev.split!r} ({_named_by(prev)}) and "
+                                 f"{u.split!r} ({_named_by(u)}); a video is in one split for every task")
             labels = {
                 f"{t}_labels": prev.labels(t) or u.labels(t) for t in TASKS
             }

@@ -43,8 +43,9 @@ def test_merge_combines_tasks(tmp_path):
     assert t.get("v").expr_labels == "e.txt" and t.get("v").emi_labels == "emi.csv"
     with pytest.raises(UnitsError, match="duplicate video id"):
         merge_units([a, [Unit("v", "other/v.mp4", "train", "s0000")]])
-    with pytest.raises(UnitsError, match="split"):
-        merge_units([a, [Unit("v", "d/v.mp4", "val", "s0000")]])
+    with pytest.raises(UnitsError, match=r"video 'v' is in two splits, 'train' \(labels e.txt\) and 'val' "
+                                         r"\(labels val/e.txt\); a video is in one split for every task"):
+        merge_units([a, [Unit("v", "d/v.mp4", "val", "s0000", expr_labels="val/e.txt")]])
 
 
 def test_a_test_video_belongs_to_the_tasks_whose_test_lists_name_it(tmp_path):
