@@ -150,7 +150,7 @@ def test_affwild2_finds_videos_one_folder_down_and_never_deeper(tmp_path: Path) 
 
 def test_a_yaml_error_names_its_line_and_column(tmp_path: Path) -> None:
     """A release's annotation.yml is tens of MB: the error must say where the parser stopped."""
-    entry = _abaw8(tmp_path / "train")
+    _abaw8(tmp_path / "train")
     path = tmp_path / "train/annotation.yml"
     lines = path.read_text().splitlines()
     assert len(lines) > 3
