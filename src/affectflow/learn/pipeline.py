@@ -50,6 +50,17 @@ class LearnResult:
     excluded: list[tuple[str, str]] = field(default_factory=list)  # (video, reason)
 
 
+#: files a learn job writes beside the rule's outputs (Snakemake removes only the declared ones before a rerun)
+EXTRA_FILES = ("head.pt.json", "video_classifier.json")
+
+
+def clear_earlier_run(out: Path) -> None:
+    """Remove what an earlier run of the job left beside its declared outputs: a job that then fails must not
+    leave the last run's sidecar beside no head, nor an AH video classifier beside a head trained without one."""
+    for name in EXTRA_FILES:
+        (out / name).unlink(missing_ok=True)
+
+
 def learn_task(task: str, units_tsv: str | os.PathLike[str], media_shards: Sequence[str | os.PathLike[str]],
                features: Mapping[str, Sequence[str | os.PathLike[str]]], out_dir: str | os.PathLike[str],
                settings: LearnSettings, provenance: Provenance) -> LearnResult:
@@ -63,6 +74,7 @@ def learn_task(task: str, units_tsv: str | os.PathLike[str], media_shards: Seque
     kinds = {label: modality_kind(label) for label in features}
     settings = settings.resolved(task, list(kinds.values()))
     out = Path(out_dir)
+    clear_earlier_run(out)
     units = UnitsTable.read_tsv(units_tsv)
     log.info("learn %s on %s (missing_face=%s, text_fill=%s, face_input=%s)", task, ", ".join(features),
              settings.missing_face, settings.text_fill, settings.face_input)

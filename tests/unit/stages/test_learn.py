@@ -122,8 +122,13 @@ def test_emi_on_stat_descriptors(tmp_path):
 
 def test_split_without_labelled_videos_is_a_clear_error(tmp_path):
     w = make_world(tmp_path / "w", labelled_splits=("train",))
+    (tmp_path / "m").mkdir()
+    stale = [tmp_path / "m" / name for name in ("head.pt.json", "video_classifier.json")]  # an earlier run's
+    for path in stale:
+        path.write_text("{}")
     with pytest.raises(LearnError, match=r"task expr: split 'val' has no labelled video"):
         run_learn("expr", w.units_tsv, w.media, feats(w, F), tmp_path / "m", CFG)
+    assert not any(p.exists() for p in stale)  # never left beside the head a failed run did not write
     with pytest.raises(LearnError, match=r"task emi: split 'val'"):
         run_learn("emi", w.units_tsv, w.media, feats(w, F), tmp_path / "m", CFG)
 
