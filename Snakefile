@@ -49,7 +49,7 @@ rule all:
             shard=SHARDS,
         ),
         expand(f"{OUT}/fusion/{{task}}/{{fusion}}", task=config["tasks"], fusion=config["fusions"]),
-        [submission_path(t) for t in config["tasks"]] if config["submit_fusion"] else [],
+        [submission_path(t) for t in SUBMIT_TASKS] if config["submit_fusion"] else [],
         f"{OUT}/metrics.csv" if config["tasks"] else [],
         f"{OUT}/predictions.parquet",
         f"{OUT}/bundle" if OWN.own else [],

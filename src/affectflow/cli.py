@@ -142,7 +142,7 @@ def _plan(args: argparse.Namespace) -> int:
     from affectflow.plan.checks import ConfigError
     from affectflow.plan.config import workflow_config
     from affectflow.plan.estimate import Models, count_units, plan_table, suggest_shards
-    from affectflow.plan.scope import trainable_tasks
+    from affectflow.plan.scope import submitted_tasks, trainable_tasks
     from affectflow.stages.catalogue import STAGES
 
     # the config the run gets: the workflow's config.yaml, the user's file merged on top, validated, the bundle's
@@ -157,7 +157,7 @@ def _plan(args: argparse.Namespace) -> int:
     if not len(units):
         raise ConfigError(f"{args.config}: the datasets contain no videos")
     try:
-        _, skipped = trainable_tasks(config["tasks"], units)  # as the workflow decides at its start
+        active, skipped = trainable_tasks(config["tasks"], units)  # as the workflow decides at its start
     except ConfigError as e:
         raise ConfigError(f"{args.config}: {e}") from None
     corpus = count_units(units, threads=args.threads, base_dir=args.workflow)
@@ -169,7 +169,7 @@ def _plan(args: argparse.Namespace) -> int:
         print(line)
     print(f"{len(corpus.videos)} video(s): {corpus.frames:,} frames, {corpus.audio_s / 3600:.3g} h of audio; "
           f"models: {models.face} face, {models.audio} audio, {models.asr} ASR, {models.text} text")
-    for line in skipped.values():
+    for line in [*skipped.values(), *submitted_tasks(active, units)[1].values()]:
         print(line)
     for v in bad:
         print(f"  cannot be probed (the media stage will skip it): {v.problem}")

@@ -20,7 +20,7 @@ from affectflow.data.units import UnitsError
 from affectflow.plan.checks import ConfigError, check_people
 from affectflow.plan.config import settle_config
 from affectflow.plan.replaced import backdate_replaced
-from affectflow.plan.scope import PredictionScope, trainable_tasks
+from affectflow.plan.scope import PredictionScope, submitted_tasks, trainable_tasks
 
 
 # The config validated against workflow/schemas/config.schema.yaml (one line naming a bad key, not the schema
@@ -47,6 +47,10 @@ except ConfigError as e:
 for _task, _line in _skipped.items():
     logger.warning(_line + ("; the bundle predicts it" if BUNDLE and _task in BUNDLE.tasks else ""))
 config["tasks"] = ACTIVE_TASKS
+# Trained tasks whose datasets name no test video (no test list given): no submission, one line each.
+SUBMIT_TASKS, _no_tests = submitted_tasks(ACTIVE_TASKS, UNITS)
+for _line in _no_tests.values():
+    logger.info(_line)
 try:
     check_people(config)  # faces.people: all predicts per person, never trains or applies heads
 except ConfigError as e:

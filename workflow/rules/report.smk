@@ -1,6 +1,6 @@
 # Submissions in each challenge's own format, and the metric table of the run.
 
-for _task in config["tasks"]:
+for _task in SUBMIT_TASKS:
 
     rule:
         name:

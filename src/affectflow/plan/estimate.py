@@ -146,9 +146,10 @@ def estimate(corpus: Corpus, models: Models, n_shards: int, face_share: float = 
     if models.audio:
         rows.append(_row("audio_features", shards * models.audio, corpus.audio_s * models.audio, "audio s", kinds,
                          lambda k: k.audio_rtf))
-    if models.asr:
-        rows.append(_row("transcripts", shards * models.asr, corpus.audio_s * models.asr, "audio s", kinds,
-                         lambda k: k.asr_rtf))
+    # transcripts run for the text models (every ASR model) and for the run page (the first one only)
+    asr = models.asr if models.text else min(models.asr, 1)
+    if asr:
+        rows.append(_row("transcripts", shards * asr, corpus.audio_s * asr, "audio s", kinds, lambda k: k.asr_rtf))
     if models.asr and models.text:
         pairs = models.asr * models.text
         rows.append(_row("text_features", shards * pairs, corpus.audio_s * pairs, "audio s transcribed", kinds))

@@ -42,6 +42,22 @@ def trainable_tasks(tasks: Iterable[str], units: Iterable[Any]) -> tuple[list[st
     return keep, skipped
 
 
+def submitted_tasks(tasks: Iterable[str], units: Iterable[Any]) -> tuple[list[str], dict[str, str]]:
+    """The tasks with test videos of their own (``Unit.is_test_of``), and a line for each trained task without:
+    a release given without its test list (BAH frame level, or Hume-Vidmimic2 without ``test_split.csv``) is
+    trained, fused and reported, and has nothing to submit."""
+    units = list(units)
+    keep: list[str] = []
+    without: dict[str, str] = {}
+    for task in tasks:
+        if any(u.is_test_of(task) for u in units):
+            keep.append(task)
+        else:
+            without[task] = (f"task {task}: no test video in this run's test lists, so no submission (trained, "
+                             "fused and reported as usual)")
+    return keep, without
+
+
 @dataclass
 class BundleMerge:
     """What :func:`merge_bundle` changed in the config, for the log."""

@@ -97,7 +97,7 @@ def empty_frame_table(models: Sequence[FaceModelColumns], tasks: Sequence[str], 
     if people:
         arrays[PERSON_COLUMN] = np.zeros(0, np.int64)
     table = video_frame_table("", VideoRecord("", arrays), models, {}, tasks, {})
-    return table.astype({"video_id": "str"})
+    return table.astype({"video_id": pd.StringDtype()})
 
 
 def _row_keys(frame: np.ndarray, person: np.ndarray) -> np.ndarray:

@@ -59,6 +59,10 @@ def test_jobs_are_the_non_empty_shards_of_the_workflows_units(tmp_path: Path) ->
     rows = {r.stage: r.jobs for r in estimate(FIVE, Models(face=2, audio=1, asr=1, text=1), n_shards=4)}
     assert rows == {"media": 2, "faces": 2, "face_features": 4, "audio_features": 2, "transcripts": 2,
                     "text_features": 2, "frame_predictions": 2}
+    # without a text model only the first ASR model runs (the run page's transcripts)
+    rows = {r.stage: r.jobs for r in estimate(FIVE, Models(asr=2), n_shards=4)}
+    assert rows["transcripts"] == 2 and "text_features" not in rows
+    assert next(r.jobs for r in estimate(FIVE, Models(asr=2, text=1), 4) if r.stage == "transcripts") == 4
     table = plan_table(FIVE, Models(face=2), n_shards=4)
     assert "| faces | 2 |" in table and "| face_features | 4 |" in table
     # the suggested n_shards is planned with its own non-empty shards, from the same shard_of

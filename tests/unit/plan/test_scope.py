@@ -7,7 +7,7 @@ import pytest
 
 from affectflow.data.units import Unit
 from affectflow.plan.checks import ConfigError
-from affectflow.plan.scope import PredictionScope, merge_bundle, trainable_tasks
+from affectflow.plan.scope import PredictionScope, merge_bundle, submitted_tasks, trainable_tasks
 from affectflow.predict.bundle import Bundle, BundleTask
 
 
@@ -26,6 +26,13 @@ def test_tasks_without_labels_are_skipped_with_a_reason_and_half_labelled_ones_s
     with pytest.raises(ConfigError, match=re.escape(
             "task ah: the datasets give ah labels for split 'train' but none for 'val'; training needs both")):
         trainable_tasks(["expr", "ah"], [*units, _unit("d", "train", ah_labels="d.txt")])
+
+
+def test_only_tasks_with_test_videos_of_their_own_submit():
+    units = [_unit("a", "test", test_of="expr"), _unit("b", "test", test_of="none"), _unit("c", "train")]
+    keep, without = submitted_tasks(["expr", "emi"], units)
+    assert keep == ["expr"] and list(without) == ["emi"] and without["emi"].startswith("task emi: no test video")
+    assert submitted_tasks(["emi"], [_unit("d", "test")]) == (["emi"], {})  # test_of '': every task's
 
 
 def _bundle():
