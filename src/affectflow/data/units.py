@@ -68,7 +68,6 @@ class Unit:
         names. Releases share no test lists: an Aff-Wild2 test video has no place in the EMI submission."""
         return self.split == "test" and (not self.test_of or task in self.test_of.split(","))
 
-
     def video(self) -> dict[str, str]:
         """The unit as a per-video job's work item: only :data:`VIDEO_FIELDS`. Snakemake reruns a job whose
         params change, so a work list that held labels or the split would rerun decoding and face detection

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from affectflow.plan.checks import ConfigError
 from affectflow.predict.bundle import FEATURE_SETTINGS, RETIRED_SETTINGS, SETTINGS_SECTIONS, Bundle
 
 log = logging.getLogger("affectflow.plan")
@@ -22,8 +23,6 @@ def trainable_tasks(tasks: Iterable[str], units: Iterable[Any]) -> tuple[list[st
     """The tasks with labelled train and val videos, and a message for each task without any labels (a folder
     of videos inherits the default tasks). Labels for one of the two splits only are a :class:`ConfigError`:
     the user configured that task's dataset, and a run that quietly trains nothing for it is a wasted run."""
-    from affectflow.plan.checks import ConfigError
-
     units = list(units)
     keep: list[str] = []
     skipped: dict[str, str] = {}
