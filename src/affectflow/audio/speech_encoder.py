@@ -23,6 +23,7 @@ from affectflow.audio.group_norm import fixed_group_norm, group_norm_layer, grou
 from affectflow.core.device import resolve_device
 from affectflow.core.errors import AffectflowError
 from affectflow.core.vocabulary import SAMPLE_RATE
+from affectflow.models.hf_progress import no_load_progress
 from affectflow.models.resolve import weights_file
 
 log = logging.getLogger(__name__)
@@ -244,7 +245,8 @@ def load_encoder(model_dir: Path, weights: Path) -> Any:
     hf_log = logging.getLogger("transformers.modeling_utils")  # the logger transformers reports with
     hf_log.addFilter(catcher)
     try:
-        model, info = AutoModel.from_pretrained(str(model_dir), output_loading_info=True)
+        with no_load_progress():
+            model, info = AutoModel.from_pretrained(str(model_dir), output_loading_info=True)
     except RuntimeError as e:  # mismatched shapes, failed weight conversion: raised after the report
         if not catcher.text:
             raise

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from affectflow.core.device import resolve_device
+from affectflow.models.hf_progress import no_load_progress
 
 
 class LocalEncoderSettings(Protocol):
@@ -88,7 +89,8 @@ class SentenceEncoder(_HFEncoder):
         self.prefix = default_prefix if cfg.prefix is None else cfg.prefix
         limit = int(getattr(self.tokenizer, "model_max_length", 512) or 512)
         self.max_length = cfg.max_length or st["max_seq_length"] or min(limit, 512)
-        self.model = AutoModel.from_pretrained(str(model_dir)).to(self.device).eval()
+        with no_load_progress():
+            self.model = AutoModel.from_pretrained(str(model_dir)).to(self.device).eval()
         self.dim = int(self.model.config.hidden_size)
 
     def embed(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
@@ -144,7 +146,8 @@ class GoEmotionsEncoder(_HFEncoder):
         super().__init__(model_dir, cfg)
         from transformers import AutoModelForSequenceClassification
 
-        self.model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).to(self.device).eval()
+        with no_load_progress():
+            self.model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).to(self.device).eval()
         self.dim = int(self.model.config.hidden_size)
         id2label = self.model.config.id2label
         self.classes = [str(id2label[i]) for i in range(len(id2label))]

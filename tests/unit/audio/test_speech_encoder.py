@@ -160,7 +160,10 @@ def transformers_log():
 def test_the_ctc_checkpoint_loads_without_a_load_report(
     checkpoint: Path, transformers_log: list[str], capsys, caplog
 ) -> None:
-    """wav2vec2-base-960h's CTC head (lm_head.*) is unused by the bare encoder: expected, so no "LOAD REPORT"."""
+    """wav2vec2-base-960h's CTC head (lm_head.*) is unused by the bare encoder: expected, so no "LOAD REPORT".
+
+    Nor transformers' "Loading weights" progress bar, redrawn into every job's log.
+    """
     from transformers import AutoModel
 
     caplog.set_level(logging.DEBUG, logger="affectflow.audio.speech_encoder")
@@ -168,13 +171,14 @@ def test_the_ctc_checkpoint_loads_without_a_load_report(
     out, err = capsys.readouterr()
     printed = out + err + "\n".join(transformers_log) + caplog.text
     assert "LOAD REPORT" not in printed and "\x1b[" not in printed
-    assert "UNEXPECTED" not in printed
+    assert "UNEXPECTED" not in printed and "Loading weights" not in printed
     # the unused head is still on record, at DEBUG
     assert any(r.levelno == logging.DEBUG and "lm_head.weight" in r.getMessage() for r in caplog.records)
     assert not any(r.levelno >= logging.WARNING for r in caplog.records)
     # ... while a plain load of the same files reports them: the switch is off again after our load
     AutoModel.from_pretrained(str(checkpoint))
     assert any("LOAD REPORT" in m and "lm_head" in m for m in transformers_log)
+    assert "Loading weights" in capsys.readouterr().err
 
 
 def _edited_checkpoint(checkpoint: Path, out: Path, drop: str) -> Path:

@@ -68,3 +68,14 @@ def test_e5_prefix(tmp_path: Path) -> None:
                        atol=1e-6)
     passage = load_text_encoder(resolve_model(e5_like), TextFeaturesOptions(device="cpu", prefix="passage: "))
     assert passage.prefix == "passage: "
+
+
+def test_loading_draws_no_progress_bar(capsys) -> None:
+    """transformers' "Loading weights" bar would be redrawn into every text_features job's log."""
+    from transformers import AutoModel
+
+    resolved = resolve_model("all_minilm_l6_v2")
+    load_text_encoder(resolved, TextFeaturesOptions(device="cpu"))
+    assert "Loading weights" not in capsys.readouterr().err
+    AutoModel.from_pretrained(str(resolved.directory))  # the setting is restored after our load
+    assert "Loading weights" in capsys.readouterr().err
