@@ -20,6 +20,7 @@ from affectflow.data.adapters import (
 from affectflow.data.units import UnitsError
 from affectflow.io.store import ShardReader
 from affectflow.stages.media import run_media
+from affectflow.stages.units import run_units
 
 EXPR_HEADER = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
 EMI_HEADER = "Filename,Admiration,Amusement,Determination,Empathic Pain,Excitement,Joy"
@@ -97,6 +98,21 @@ def test_non_numeric_labels_name_file_and_line(corpus: dict[str, Path], tmp_path
     with pytest.raises(LabelError, match=r"train_split\.csv, line 2, column 3 \(Amusement\): 'high' is not a number"):
         build_units([{"adapter": "hume_vidmimic2", "videos": "videos", "labels": "emi"}], n_shards=1,
                     base_dir=tmp_path)
+
+
+def test_the_units_rule_reads_every_label_value(corpus: dict[str, Path], tmp_path: Path) -> None:
+    """A value out of range stops the units rule at the start of a run (learn waits for its table), naming the
+    file and line, instead of the learn job after the extraction; the table of the last good run is kept."""
+    entry = _affwild2(tmp_path, corpus, {"a": [EXPR_HEADER, "0", "1"], "b": [EXPR_HEADER, "0", "7", "-1"]})
+    out = tmp_path / "run" / "units.tsv"
+    run_units([entry], 1, out, base_dir=tmp_path)  # relative label paths, read under the workflow directory
+    before = out.read_bytes()
+    bad = tmp_path / "labels" / "Train_Set" / "b.txt"
+    bad.write_text(f"{EXPR_HEADER}\n0\n9\n", encoding="utf-8")
+    build_units([entry], n_shards=1, base_dir=tmp_path)  # headers only: the workflow still parses
+    with pytest.raises(LabelError, match=re.escape(f"{bad}, line 3: value 9 out of range -1..7")):
+        run_units([entry], 1, out, base_dir=tmp_path)
+    assert out.read_bytes() == before
 
 
 def test_missing_label_files(corpus: dict[str, Path], tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from affectflow.core import joblog
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
 from affectflow.data.adapters import build_units
+from affectflow.data.adapters.labels import check_label_files
 from affectflow.data.units import UnitsTable
 from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage
 
@@ -47,9 +48,15 @@ STAGE = Stage(
 
 def run_units(datasets: Sequence[Mapping[str, Any]], n_shards: int, out_tsv: str | os.PathLike[str],
                 base_dir: str | os.PathLike[str] = ".") -> UnitsTable:
-    """Build the units table of ``datasets`` and write it to ``out_tsv`` atomically; the files of folder datasets
-    that are not videos are logged (the problems table lists them)."""
+    """Build the units table of ``datasets``, read every label file it names, and write it to ``out_tsv``
+    atomically; the files of folder datasets that are not videos are logged (the problems table lists them).
+
+    A bad label value stops this rule before the table is written, so learn (which waits for the table)
+    does not start, while the extraction jobs, which do not read labels, go on.
+    """
     table = build_units(list(datasets), n_shards=n_shards, base_dir=Path(base_dir))
+    n = check_label_files(table.units, Path(base_dir))
+    log.info("%d videos' label files read: every value is in range", n)
     table.write_tsv(out_tsv)
     for s in table.skipped:
         log.info("left out %s: %s", s.path, s.reason)

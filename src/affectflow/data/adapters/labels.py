@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 
 import numpy as np
 
+from affectflow.core.vocabulary import TASKS
 from affectflow.data.adapters.affwild2_expr import read_expr_labels
 from affectflow.data.adapters.bah_frames import read_ah_labels
 from affectflow.data.adapters.bah_video import read_ah_video_label
 from affectflow.data.adapters.errors import LabelError
+from affectflow.data.adapters.files import resolve
 from affectflow.data.adapters.frame_labels import frame_count_note
 from affectflow.data.adapters.hume_vidmimic import read_emi_labels
 from affectflow.data.units import Unit
@@ -34,6 +37,36 @@ def read_task_labels(task: str, path: str | os.PathLike[str], video_id: str, n_f
     if task == "emi":
         return read_emi_labels(path, video_id)
     raise LabelError(f"unknown task {task!r}")
+
+
+def check_label_files(units: Iterable[Unit], base: Path = Path(".")) -> int:
+    """Read every label file the units name (relative paths under ``base``, the workflow directory), as the
+    jobs that train will, and return how many videos' labels were read; the first bad value is a
+    :class:`LabelError` naming the file and line.
+
+    The adapters only list files and check headers (the units table is also built each time the workflow
+    is parsed, on every cluster job), so a value out of range (an EXPR ``9``) would otherwise first be
+    met by the learn job, after hours of extraction. The ``units`` rule calls this: it runs once at the
+    start of a run, and learn waits for it. Frame counts are not known here; the readers fit labels to
+    the decoded frames later.
+    """
+    seen = 0
+    for u in units:
+        for task in TASKS:
+            given = u.labels(task)
+            if not given:
+                continue
+            path = resolve(given, base)
+            if task == "expr":
+                read_expr_labels(path)
+            elif task == "ah":
+                read_ah_labels(path, None, u.video_id)
+            elif task == "ah_video":
+                read_ah_video_label(path, u.video_id)
+            else:
+                read_emi_labels(path, u.video_id)
+            seen += 1
+    return seen
 
 
 def frame_label_rows(task: str, path: str | os.PathLike[str], video_id: str) -> int | None:
