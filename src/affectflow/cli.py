@@ -22,6 +22,11 @@ from affectflow.plan.rates import NODE_KINDS
 if TYPE_CHECKING:
     from affectflow.plan.estimate import Corpus
 
+#: what ``affectflow --help`` opens with (the docstring above is for readers of the code)
+DESCRIPTION = ("affectflow's command line: the demo dataset, model weights, submission files, bundles, a plan of a "
+               "dataset's jobs and hours, and which settings rerun which stages. The workflow itself runs "
+               "through snakemake (README.md).")
+
 #: the CLI reads no config.yaml: its --models-dir is where the workflow's models_dir points
 MODELS_DIR_HELP = ("where the weights are (default ~/.cache/affectflow/models; the CLI reads no config.yaml, so "
                    "pass the workflow's models_dir here); AFFECTFLOW_MODELS_DIR overrides it")
@@ -193,7 +198,7 @@ def _filled(corpus: Corpus, n_shards: int) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="affectflow", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="affectflow", description=DESCRIPTION)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)

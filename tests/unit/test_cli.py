@@ -101,3 +101,13 @@ def test_plan_help_says_the_default_node_kind_and_what_each_kind_is(capsys):
     assert "(default h100;" in text
     for kind in NODE_KINDS.values():
         assert f"{kind.name}: {kind.description}" in text
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["models"], ["submission"], ["bundle"], ["plan"], ["reruns"]])
+def test_help_is_plain_text(command, capsys):
+    """Help is read in a terminal: no reStructuredText markup from docstrings (``x``, :func:)."""
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    text = capsys.readouterr().out
+    assert "usage: affectflow" in text
+    assert "``" not in text and ":func:" not in text and ":class:" not in text
