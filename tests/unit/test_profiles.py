@@ -31,3 +31,11 @@ def test_no_profile_prints_shell_commands_the_workflow_does_not_have(profile: Pa
     if _rules_with_shell():
         pytest.skip(f"rules with shell: in {_rules_with_shell()}")
     assert not conf.get("printshellcmds"), f"{profile.relative_to(REPO)} sets printshellcmds"
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.parent.name)
+def test_no_profile_reruns_a_stage_for_a_newer_script_file(profile: Path) -> None:
+    """Snakemake's ``code`` trigger compares a ``script:`` file's time with the outputs': a fresh clone or a
+    ``git pull`` would rerun every stage. The rerun key holds the stage's code version instead."""
+    conf = yaml.safe_load(profile.read_text(encoding="utf-8")) or {}
+    assert conf.get("rerun-triggers") == ["mtime", "params", "input", "software-env"], profile

@@ -8,6 +8,9 @@
 # (for the stages that read videos) a digest of the shard's units. Settings
 # that do not change outputs are not in it: jobs read them from the config
 # through their stage's options class (`<Options>.from_config(snakemake.config)`).
+import os
+from pathlib import Path
+
 from snakemake.logging import logger
 
 from affectflow.data.adapters import build_units
@@ -19,6 +22,7 @@ from affectflow.submit.formats import SUBMISSION_FILES
 from affectflow.data.units import UnitsError
 from affectflow.plan.checks import ConfigError, check_people
 from affectflow.plan.config import settle_config
+from affectflow.plan.recorded import unrecorded_start_warning
 from affectflow.plan.replaced import backdate_replaced
 from affectflow.plan.scope import PredictionScope, submitted_tasks, trainable_tasks
 
@@ -41,11 +45,11 @@ if UNITS.skipped:
     logger.info(f"{len(UNITS.skipped)} file(s) of the videos folders left out, not videos (listed in problems.tsv)")
 # Tasks without labelled train and val videos in this run are not trained (one line each, not a failed job).
 try:
-    ACTIVE_TASKS, _skipped = trainable_tasks(config["tasks"], UNITS)
+    ACTIVE_TASKS, _skipped = trainable_tasks(config["tasks"], UNITS, BUNDLE)
 except ConfigError as e:
     raise WorkflowError(str(e)) from None
-for _task, _line in _skipped.items():
-    logger.warning(_line + ("; the bundle predicts it" if BUNDLE and _task in BUNDLE.tasks else ""))
+for _line in _skipped.values():
+    logger.warning(_line)
 config["tasks"] = ACTIVE_TASKS
 # Trained tasks whose datasets name no test video (no test list given): no submission, one line each.
 SUBMIT_TASKS, _no_tests = submitted_tasks(ACTIVE_TASKS, UNITS)
@@ -69,6 +73,12 @@ DETECTOR = config["faces"]["detector"]
 _FETCHED_DETECTOR = FacesOptions.from_config(config).fetched_model()
 DETECTOR_MANIFEST = [f"{OUT}/models/{_FETCHED_DETECTOR}.json"] if _FETCHED_DETECTOR else []
 KEYS = WorkflowKeys(config, UNITS, STAGES)
+# Snakemake's records of earlier jobs live in the working directory: a fresh checkout (or a removed .snakemake/)
+# pointed at earlier results has none, and Snakemake would plan nothing for an option changed since. The shard
+# files record their keys; those made under another key are named once, at the start (affectflow.plan.recorded).
+if workflow.is_main_process and not os.path.isdir(os.path.join(".snakemake", "metadata")):
+    for _line in unrecorded_start_warning(Path(OUT), config, KEYS, SHARDS):
+        logger.warning(_line)
 
 if not SHARDS:
     raise WorkflowError("the datasets in config.yaml contain no videos")

@@ -11,7 +11,8 @@ rule bundle:
             for fs in fusion_sets(OWN.fusion)
         ] if OWN.own else [],
         fusions=[f"{OUT}/fusion/{t}/{OWN.fusion}" for t in OWN.tasks],
-        manifests=[f"{OUT}/models/{m}.json" for m in OWN.own_models()],
+        # the detector's too: applying the bundle checks the run's detector weights against it
+        manifests=[f"{OUT}/models/{m}.json" for m in OWN.own_models()] + DETECTOR_MANIFEST,
     output:
         directory(f"{OUT}/bundle"),
     params:

@@ -55,6 +55,7 @@ rule index_page:
         if config["features"].get("asr")
         else [],
         media=expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
+        applied_bundle=SCOPE.bundle if SCOPE.bundle and not SCOPE.own else [],
     output:
         f"{OUT}/index.html",
     params:

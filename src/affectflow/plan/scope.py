@@ -19,10 +19,17 @@ from affectflow.predict.bundle import FEATURE_SETTINGS, RETIRED_SETTINGS, SETTIN
 log = logging.getLogger("affectflow.plan")
 
 
-def trainable_tasks(tasks: Iterable[str], units: Iterable[Any]) -> tuple[list[str], dict[str, str]]:
+def trainable_tasks(tasks: Iterable[str], units: Iterable[Any],
+                    bundle: Bundle | None = None) -> tuple[list[str], dict[str, str]]:
     """The tasks with labelled train and val videos, and a message for each task without any labels (a folder
     of videos inherits the default tasks). Labels for one of the two splits only are a :class:`ConfigError`:
-    the user configured that task's dataset, and a run that quietly trains nothing for it is a wasted run."""
+    the user configured that task's dataset, and a run that quietly trains nothing for it is a wasted run.
+
+    With an applied ``bundle`` the run trains nothing: the bundle's feature settings replace the config's,
+    so training would redo the run's extraction under another run's settings, and its predictions table
+    would show the bundle's task columns beside submissions from its own heads. A task this run could
+    train is then a :class:`ConfigError` that says the two ways out.
+    """
     units = list(units)
     keep: list[str] = []
     skipped: dict[str, str] = {}
@@ -30,7 +37,8 @@ def trainable_tasks(tasks: Iterable[str], units: Iterable[Any]) -> tuple[list[st
         splits = {u.split for u in units if u.labels(task)}
         missing = [s for s in ("train", "val") if s not in splits]
         if len(missing) == 2:
-            skipped[task] = f"task {task} skipped: no dataset of this run has {task} labels"
+            predicted = "; the bundle predicts it" if bundle is not None and task in bundle.tasks else ""
+            skipped[task] = f"task {task} skipped: no dataset of this run has {task} labels{predicted}"
         elif missing:
             has = sorted(splits & {"train", "val"})
             raise ConfigError(f"task {task}: the datasets give {task} labels for split {has[0]!r} but none for "
@@ -38,6 +46,11 @@ def trainable_tasks(tasks: Iterable[str], units: Iterable[Any]) -> tuple[list[st
                               "out of `tasks`)")
         else:
             keep.append(task)
+    if bundle is not None and keep:
+        raise ConfigError(
+            f"bundle: {bundle.root}: a run applies a bundle or trains, not both, and this run's datasets label "
+            f"{', '.join(keep)} for training. Remove `bundle:` to train on them, or set `tasks: []` to apply the "
+            "bundle to these videos without training (their labels are then not used)")
     return keep, skipped
 
 
@@ -104,6 +117,42 @@ def merge_bundle(config: MutableMapping[str, Any], bundle: Bundle) -> BundleMerg
     _merge_section(feats, {k: v for k, v in (settings.get("features") or {}).items() if k in FEATURE_SETTINGS},
                    "features", merge)
     return merge
+
+
+def check_bundle_weights(config: Mapping[str, Any], bundle: Bundle) -> None:
+    """Refuse, at the start, weights that differ from those the bundle's heads were trained on, where the
+    config already says which weights the run will use (the registry's hash, or the user's pin).
+
+    The ``frame_predictions`` jobs compare the weight files the run verified with the bundle's hashes
+    too, but only after every extraction job has run: on a dataset, hours later. A stand-in is built
+    here, so its bytes are only known then; a model the bundle used as a stand-in is made one in the
+    run by :func:`merge_bundle`, and the reverse (the run standing in for weights the bundle had) is
+    refused here.
+    """
+    from affectflow.models.catalogue.registry import UnknownModelError, get
+
+    pins = dict(config.get("model_pins") or {})
+    standins = set((config.get("features") or {}).get("standins") or ())
+    for name, m in bundle.models.items():
+        if m.get("standin"):
+            continue
+        if name in standins:
+            raise ConfigError(f"bundle: {bundle.root}: its heads were trained on the real weights of {name!r}; "
+                              f"remove {name} from features.standins")
+        try:
+            spec = get(name)
+        except UnknownModelError:
+            raise ConfigError(f"bundle: {bundle.root}: model {name!r} is not in this affectflow's registry "
+                              f"(the bundle was made by affectflow {bundle.version or 'unknown'})") from None
+        for wf in spec.files:
+            want = (m.get("files") or {}).get(wf.name)
+            have = pins.get(wf.name) or wf.sha256
+            if want and have and want != have:
+                source = "model_pins" if wf.name in pins else "the registry"
+                raise ConfigError(
+                    f"bundle: {bundle.root}: model {name!r} file {wf.name!r}: the bundle's heads were trained on "
+                    f"weights with sha256 {want}, but this run would use {have} ({source}); use the bundle's "
+                    f"weights (model_pins: {{{wf.name}: {want}}}, the file in models_dir)")
 
 
 def _merge_section(target: MutableMapping[str, Any], given: Mapping[str, Any], section: str,

@@ -139,7 +139,7 @@ class Bundle:
             pp = t.postprocess
             keys = ["weights"] + ([] if is_video_task(t.task) else ["k"]) + ["t"] + (
                 ["ah_threshold", "video_filter"] if t.task in BINARY_TASKS else [])
-            params = ", ".join(f"{k}={pp.get(k)}" for k in keys if pp.get(k) is not None)
+            params = ", ".join(f"{k}={_shown(pp.get(k))}" for k in keys if pp.get(k) is not None)
             val = ", ".join(f"{k}={v:.4f}" for k, v in t.val.items())
             order = list(pp.get("sources") or t.feature_sets)
             lines.append(f"  {t.task}: fusion {t.fusion!r} of {', '.join(order)} ({params}); val {val}")
@@ -154,6 +154,16 @@ class Bundle:
                 lines.append(f"  {name}{mark}: {fname} sha256 {digest}")
         lines.append("settings: " + json.dumps(self.settings, sort_keys=True))
         return "\n".join(lines)
+
+
+def _shown(value: Any) -> str:
+    """A fusion choice as a person reads it: floats to 6 significant digits (the blend weights are sums of
+    grid steps: 0.19999999999999996 is 0.2), lists item by item."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return str(value)
 
 
 def _bundle_folder(path: str | os.PathLike[str]) -> Path:

@@ -53,6 +53,8 @@ class PageInputs:
     max_videos: int = 50
     #: the folder relative label paths of the units table are read from (the workflow's directory)
     base_dir: str | os.PathLike[str] = "."
+    #: the applied bundle the task columns come from, described (config ``bundle``; '' for none)
+    bundle: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class RunPage:
     videos: list[VideoSection] = field(default_factory=list)
     left_out: int = 0
     max_videos: int = 50
+    bundle: str = ""  # the applied bundle the task columns come from ('' for none)
 
 
 def sweep_plots(fusion_dirs: Paths) -> list[SweepPlot]:
@@ -210,4 +213,4 @@ def collect_page(inputs: PageInputs) -> RunPage:
     tables = ranked_tables(read_metrics(inputs.metrics)) if inputs.metrics is not None else []
     return RunPage(inputs.run_name, tables, sweep_plots(inputs.fusion_dirs), problems_frame(inputs.problems), cols,
                    meta.metadata.num_rows, len(_video_ids(inputs.predictions)), videos, len(units) - len(shown),
-                   inputs.max_videos)
+                   inputs.max_videos, inputs.bundle)

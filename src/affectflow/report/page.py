@@ -99,6 +99,8 @@ def _predictions(page: RunPage) -> list[str]:
             f"<p><code>predictions.parquet</code>: {page.n_rows} frame rows of {page.n_videos} videos "
             "(the same rows per video in <code>predictions/&lt;video_id&gt;.csv</code>).</p>",
             f"<p>Tasks: {tasks}.</p>",
+            *([f'<p id="applied-bundle">Task columns from the applied bundle {_e(page.bundle)}.</p>']
+              if page.bundle else []),
             f"<p>Face models (class probabilities):</p><ul>{models or '<li>none</li>'}</ul></section>"]
 
 

@@ -1,8 +1,9 @@
 """The ``bundle`` stage: what a run learned, as a folder another run can apply to new videos.
 
 Per trained task it takes the fusion named by ``submit_fusion`` (its chosen w, t, k and filters) and the
-heads of that fusion's feature sets; it records the weight hashes of every model those heads read and
-the output-affecting feature settings, so that applying it reproduces the features (affectflow.predict).
+heads of that fusion's feature sets; it records the weight hashes of every model those heads read (and
+of the face detector, whose boxes shape every face crop) and the output-affecting feature settings, so
+that applying it reproduces the features (affectflow.predict).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from affectflow.stages.text_features import TextFeaturesOptions
 from affectflow.stages.transcripts import TranscriptsOptions
 
 #: bump when the bundle's files change for the same heads and fusions (docs/reruns.md)
-STAGE_VERSION = 1
+STAGE_VERSION = 2  # 2: the face detector's weights recorded with the models (when the workflow fetches them)
 
 #: the stages whose options classes say which keys of their config sections (``SECTION``) change features
 _FEATURE_OPTIONS: tuple[type[StageOptions], ...] = (MediaOptions, FacesOptions, AudioFeaturesOptions,

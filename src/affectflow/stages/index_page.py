@@ -25,7 +25,8 @@ from affectflow.core.options import StageOptions
 from affectflow.plan.rerun import Stage
 
 #: bump when index.html changes for the same inputs and options (docs/reruns.md)
-STAGE_VERSION = 2  # 2: video ids and words in any script drawn with a font that has them (report.fonts)
+STAGE_VERSION = 3  # 2: video ids and words in any script drawn with a font that has them (report.fonts); 3: the
+# applied bundle named
 
 PathLike = str | os.PathLike[str]
 log = logging.getLogger("affectflow.stages")
@@ -54,10 +55,13 @@ def run_index_page(
     metrics: PathLike | None = None, fusion_dirs: Iterable[PathLike] = (), faces: Iterable[PathLike] = (),
     transcripts: Iterable[PathLike] = (), media: Iterable[PathLike] = (),
     options: IndexPageOptions | dict[str, Any] | None = None, base_dir: PathLike = ".",
+    bundle: PathLike | None = None,
 ) -> Path:
     """Write the run page of these files to ``out_html`` (``metrics`` None: the run trained no task).
 
     ``base_dir``: the folder the units table's relative label paths start from (the workflow's directory).
+    ``bundle``: the applied bundle (config ``bundle``), named on the page with its source run, manifest
+    sha256 and stand-ins, since the task columns are its and not this run's.
     """
     opts = IndexPageOptions.coerce(options)
     # pandas, OpenCV and matplotlib: loaded when the job runs, not at every workflow parse (the catalogue)
@@ -67,8 +71,21 @@ def run_index_page(
     page = collect_page(PageInputs(
         run_name=run_name, units=units, problems=problems, predictions=predictions, metrics=metrics,
         fusion_dirs=tuple(fusion_dirs), faces=tuple(faces), transcripts=tuple(transcripts),
-        media=tuple(media), max_videos=opts.max_videos, base_dir=base_dir))
+        media=tuple(media), max_videos=opts.max_videos, base_dir=base_dir,
+        bundle=describe_applied(Path(bundle)) if bundle else ""))
     return atomic_write_text(out_html, render_page(page, affectflow.__version__))
+
+
+def describe_applied(path: Path) -> str:
+    """The applied bundle in one line: where, from which run, its manifest's sha256 and its stand-ins."""
+    from affectflow.predict.bundle import Bundle
+
+    b = Bundle.load(path)
+    standins = [name for name, m in b.models.items() if m.get("standin")]
+    stood = (f"; stand-in weights for {', '.join(standins)}: its task columns carry no emotion" if standins
+             else "")
+    return (f"{b.root} (from run {b.run_name!r}, affectflow {b.version}; tasks {', '.join(b.tasks)}; manifest "
+            f"sha256 {b.digest}{stood})")
 
 
 def _paths(job: Job, name: str) -> list[str]:
@@ -89,5 +106,5 @@ def run(job: Job) -> None:
         problems=job.input.problems, predictions=job.input.predictions, metrics=metrics[0] if metrics else None,
         fusion_dirs=_paths(job, "fusion"), faces=_paths(job, "faces"),
         transcripts=_paths(job, "transcripts"), media=_paths(job, "media"),
-        options=IndexPageOptions.from_config(job.config))
+        options=IndexPageOptions.from_config(job.config), bundle=next(iter(_paths(job, "applied_bundle")), None))
     log.info("index page: %s (%d bytes)", out, out.stat().st_size)

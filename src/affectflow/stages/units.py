@@ -41,7 +41,8 @@ STAGE = Stage(
     STAGE_VERSION,
     UnitsOptions,
     ("units",),
-    downstream=f"problems, learn, {AFTER_LEARN}; {PREDICTED}",
+    downstream=f"problems, learn, {AFTER_LEARN}; {PREDICTED}; a changed `n_shards` regroups the videos, and every "
+               "shard whose videos change reruns its media, faces and feature jobs (nearly all of them)",
     triggers="the videos and label files that `datasets` and `n_shards` give",
 )
 

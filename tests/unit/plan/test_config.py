@@ -130,6 +130,8 @@ BAD = {
     "none.yaml": ("datasets: []\n", "config key datasets: [] should be non-empty"),
     "typo.yaml": ("n_shard: 4\n", "config key n_shard is not one the workflow knows; did you mean n_shards?"),
     "model.yaml": ("features: {face: [no_such_model]}\n", "the config does not fit together"),
+    # `bundle: $BUNDLE` with the variable unset: not silently a run without the bundle's task columns
+    "bundle.yaml": ("bundle: ''\n", "config key bundle: '' should be non-empty"),
 }
 
 

