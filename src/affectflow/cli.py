@@ -146,7 +146,7 @@ def _compare_keys(args: argparse.Namespace) -> int:
             units = build_units(config["datasets"], n_shards=config["n_shards"], base_dir=".")
         except (UnitsError, ValueError, OSError) as e:
             raise ConfigError(f"{args.config}: cannot build the units table: {e}") from None
-        out = Path(config["results_dir"]) / config["run_name"]
+        out = Path.cwd() / config["results_dir"] / config["run_name"]  # absolute: printed for any directory
         planned = list(existing_outputs(out, config, WorkflowKeys(config, units, STAGES), units.shards()))
         differ, unreadable = compare(planned)
     for line in report(differ, unreadable, len(planned), out):

@@ -101,8 +101,9 @@ def test_non_numeric_labels_name_file_and_line(corpus: dict[str, Path], tmp_path
 
 
 def test_the_units_rule_reads_every_label_value(corpus: dict[str, Path], tmp_path: Path) -> None:
-    """A value out of range stops the units rule at the start of a run (learn waits for its table), naming the
-    file and line, instead of the learn job after the extraction; the table of the last good run is kept."""
+    """A value out of range stops the units rule among a run's first jobs (learn waits for its table), naming
+    the file and line, instead of the learn job after the extraction; nothing is written. Labels of a task the
+    run does not train (a bundle applied with `tasks: []`) are not read."""
     entry = _affwild2(tmp_path, corpus, {"a": [EXPR_HEADER, "0", "1"], "b": [EXPR_HEADER, "0", "7", "-1"]})
     out = tmp_path / "run" / "units.tsv"
     run_units([entry], 1, out, base_dir=tmp_path)  # relative label paths, read under the workflow directory
@@ -113,6 +114,7 @@ def test_the_units_rule_reads_every_label_value(corpus: dict[str, Path], tmp_pat
     with pytest.raises(LabelError, match=re.escape(f"{bad}, line 3: value 9 out of range -1..7")):
         run_units([entry], 1, out, base_dir=tmp_path)
     assert out.read_bytes() == before
+    run_units([entry], 1, out, base_dir=tmp_path, tasks=["emi"])
 
 
 def test_missing_label_files(corpus: dict[str, Path], tmp_path: Path) -> None:

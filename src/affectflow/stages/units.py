@@ -17,6 +17,7 @@ from typing import Any
 from affectflow.core import joblog
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
+from affectflow.core.vocabulary import TASKS
 from affectflow.data.adapters import build_units
 from affectflow.data.adapters.labels import check_label_files
 from affectflow.data.units import UnitsTable
@@ -48,15 +49,16 @@ STAGE = Stage(
 
 
 def run_units(datasets: Sequence[Mapping[str, Any]], n_shards: int, out_tsv: str | os.PathLike[str],
-                base_dir: str | os.PathLike[str] = ".") -> UnitsTable:
-    """Build the units table of ``datasets``, read every label file it names, and write it to ``out_tsv``
-    atomically; the files of folder datasets that are not videos are logged (the problems table lists them).
+                base_dir: str | os.PathLike[str] = ".", tasks: Sequence[str] = TASKS) -> UnitsTable:
+    """Build the units table of ``datasets``, read every label file of ``tasks`` (those the run trains) it
+    names, and write it to ``out_tsv`` atomically; the files of folder datasets that are not videos are
+    logged (the problems table lists them).
 
     A bad label value stops this rule before the table is written, so learn (which waits for the table)
-    does not start, while the extraction jobs, which do not read labels, go on.
+    does not start; with keep-going (the cluster profiles) the extraction jobs, which read no labels, go on.
     """
     table = build_units(list(datasets), n_shards=n_shards, base_dir=Path(base_dir))
-    n = check_label_files(table.units, Path(base_dir))
+    n = check_label_files(table.units, Path(base_dir), tasks)
     log.info("%d videos' label files read: every value is in range", n)
     table.write_tsv(out_tsv)
     for s in table.skipped:
@@ -67,4 +69,5 @@ def run_units(datasets: Sequence[Mapping[str, Any]], n_shards: int, out_tsv: str
 def run(job: Job) -> None:
     """The rule: ``output[0]`` is ``units.tsv``."""
     joblog.setup(job.log)
-    run_units(job.config["datasets"], job.config["n_shards"], job.output[0])
+    # config["tasks"] as the workflow left it: the tasks this run trains (workflow/rules/common.smk)
+    run_units(job.config["datasets"], job.config["n_shards"], job.output[0], tasks=job.config["tasks"])

@@ -41,6 +41,10 @@ def test_a_run_that_applies_a_bundle_trains_nothing():
                                                     "this run's datasets label expr for training")):
         trainable_tasks(["expr", "emi"], labelled, _bundle())
     assert trainable_tasks([], labelled, _bundle()) == ([], {})  # tasks: [] applies it to labelled videos
+    # a validation-only release gets the bundle's advice, not the training advice (add the train labels)
+    with pytest.raises(ConfigError, match=re.escape("a run applies a bundle or trains, not both, and this run's "
+                                                    "datasets label expr for training")):
+        trainable_tasks(["expr"], labelled[1:], _bundle())
     keep, skipped = trainable_tasks(["expr", "emi"], [_unit("c", "test")], _bundle())
     assert keep == [] and skipped == {
         "expr": "task expr skipped: no dataset of this run has expr labels; the bundle predicts it",
@@ -115,7 +119,8 @@ def test_prediction_scope_own_applied_or_none():
     assert (applied.bundle, applied.own, applied.tasks) == ("elsewhere/bundle", False, ("expr",))
     assert applied.digest == "0" * 64
     assert applied.pretrained == "enet_b0_8_best_vgaf" and applied.models == ("enet_b0_8_best_vgaf", "fer_minixception")
-    assert PredictionScope.own_bundle(cfg).own  # the run still bundles what it trains
+    # a run that applies a bundle trains nothing (trainable_tasks), so it writes no bundle of its own
+    assert not PredictionScope.own_bundle({**cfg, "tasks": []}).own
     wired = applied.frame_wiring(cfg)
     assert wired["face_models"] == ("fer_minixception", "enet_b0_8_best_vgaf") and wired["bundle"] == "0" * 64
 

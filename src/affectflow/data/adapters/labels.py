@@ -39,20 +39,22 @@ def read_task_labels(task: str, path: str | os.PathLike[str], video_id: str, n_f
     raise LabelError(f"unknown task {task!r}")
 
 
-def check_label_files(units: Iterable[Unit], base: Path = Path(".")) -> int:
-    """Read every label file the units name (relative paths under ``base``, the workflow directory), as the
-    jobs that train will, and return how many videos' labels were read; the first bad value is a
-    :class:`LabelError` naming the file and line.
+def check_label_files(units: Iterable[Unit], base: Path = Path("."), tasks: Iterable[str] = TASKS) -> int:
+    """Read every label file of ``tasks`` the units name (relative paths under ``base``, the workflow
+    directory), as the jobs that train will, and return how many videos' labels were read; the first bad
+    value is a :class:`LabelError` naming the file and line. Labels of tasks the run does not train (a
+    bundle applied with ``tasks: []``) are not read: no job uses them.
 
     The adapters only list files and check headers (the units table is also built each time the workflow
     is parsed, on every cluster job), so a value out of range (an EXPR ``9``) would otherwise first be
-    met by the learn job, after hours of extraction. The ``units`` rule calls this: it runs once at the
-    start of a run, and learn waits for it. Frame counts are not known here; the readers fit labels to
+    met by the learn job, after hours of extraction. The ``units`` rule calls this: it is among the first
+    jobs of a run, and learn waits for it. Frame counts are not known here; the readers fit labels to
     the decoded frames later.
     """
     seen = 0
+    tasks = [t for t in TASKS if t in set(tasks)]
     for u in units:
-        for task in TASKS:
+        for task in tasks:
             given = u.labels(task)
             if not given:
                 continue
