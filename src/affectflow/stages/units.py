@@ -69,5 +69,6 @@ def run_units(datasets: Sequence[Mapping[str, Any]], n_shards: int, out_tsv: str
 def run(job: Job) -> None:
     """The rule: ``output[0]`` is ``units.tsv``."""
     joblog.setup(job.log)
-    # config["tasks"] as the workflow left it: the tasks this run trains (workflow/rules/common.smk)
-    run_units(job.config["datasets"], job.config["n_shards"], job.output[0], tasks=job.config["tasks"])
+    # config["tasks"] as the workflow left it: the tasks this run trains (workflow/rules/common.smk); a driver
+    # without it gets every task's labels read
+    run_units(job.config["datasets"], job.config["n_shards"], job.output[0], tasks=job.config.get("tasks", TASKS))
