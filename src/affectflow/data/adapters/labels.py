@@ -24,10 +24,10 @@ from affectflow.data.adapters.hume_vidmimic import read_emi_labels
 from affectflow.data.units import Unit
 
 
-def read_task_labels(task: str, path: str | os.PathLike[str], video_id: str, n_frames: int) -> np.ndarray:
+def read_task_labels(task: str, path: str | os.PathLike[str], video_id: str, n_frames: int | None) -> np.ndarray:
     """One video's labels for ``task``: per frame (EXPR class, AH 0/1; int64, fitted to ``n_frames`` with -1
-    for frames the file does not cover: :func:`frame_labels.fit_to_frames`) or per video (EMI's six float32
-    intensities, AH-video's ``[0|1]``)."""
+    for frames the file does not cover: :func:`frame_labels.fit_to_frames`; ``None``: the file's rows as they
+    are) or per video (EMI's six float32 intensities, AH-video's ``[0|1]``)."""
     if task == "expr":
         return read_expr_labels(path, n_frames).astype(np.int64)
     if task == "ah":
@@ -58,15 +58,7 @@ def check_label_files(units: Iterable[Unit], base: Path = Path("."), tasks: Iter
             given = u.labels(task)
             if not given:
                 continue
-            path = resolve(given, base)
-            if task == "expr":
-                read_expr_labels(path)
-            elif task == "ah":
-                read_ah_labels(path, None, u.video_id)
-            elif task == "ah_video":
-                read_ah_video_label(path, u.video_id)
-            else:
-                read_emi_labels(path, u.video_id)
+            read_task_labels(task, resolve(given, base), u.video_id, None)
             seen += 1
     return seen
 
