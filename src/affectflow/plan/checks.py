@@ -52,6 +52,9 @@ def schema_problem(error: BaseException) -> str:
         if lines:
             return "; ".join(lines) + " (workflow/schemas/config.schema.yaml lists them)"
     message = cause.message if len(cause.message) <= 300 else cause.message[:300] + " ..."
+    described = cause.schema.get("description") if isinstance(cause.schema, Mapping) else None
+    if cause.validator == "enum" and described:  # what the values mean, and why one is not offered
+        message += f" ({' '.join(str(described).split())})"
     return f"config key {where}: {message}" if where else f"config: {message}"
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from affectflow.core.vocabulary import TASKS
 from affectflow.plan.checks import ConfigError
 from affectflow.predict.bundle import FEATURE_SETTINGS, RETIRED_SETTINGS, SETTINGS_SECTIONS, Bundle
 
@@ -24,13 +25,14 @@ def trainable_tasks(tasks: Iterable[str], units: Iterable[Any],
     """The tasks with labelled train and val videos, and a message for each task without any labels (a folder
     of videos inherits the default tasks). Labels for one of the two splits only are a :class:`ConfigError`:
     the user configured that task's dataset, and a run that quietly trains nothing for it is a wasted run.
+    A task the datasets label for training that ``tasks`` leaves out gets a line too, for the same reason.
 
     With an applied ``bundle`` the run trains nothing: the bundle's feature settings replace the config's,
     so training would redo the run's extraction under another run's settings, and its predictions table
     would show the bundle's task columns beside submissions from its own heads. A task this run could
     train is then a :class:`ConfigError` that says the two ways out.
     """
-    units = list(units)
+    tasks, units = list(tasks), list(units)
     splits = {task: {u.split for u in units if u.labels(task)} & {"train", "val"} for task in tasks}
     labelled = [task for task in tasks if splits[task]]
     if bundle is not None and labelled:  # before the half-labelled case: its advice is for training
@@ -52,6 +54,11 @@ def trainable_tasks(tasks: Iterable[str], units: Iterable[Any],
                               "out of `tasks`)")
         else:
             keep.append(task)
+    if bundle is None:  # with a bundle, `tasks: []` leaving labelled tasks out is the way to apply it
+        for task in (t for t in TASKS if t not in splits):
+            if {u.split for u in units if u.labels(task)} & {"train", "val"}:
+                skipped[task] = (f"task {task} not trained: this run's datasets label it, and the config's "
+                                 f"`tasks` ({', '.join(tasks) or 'none'}) leaves it out; add it there to train it")
     return keep, skipped
 
 

@@ -67,6 +67,12 @@ def test_a_schema_problem_is_one_line_naming_the_key():
     cfg["fusions"]["fer_text"]["k"] = "many"
     line = _schema_error(cfg)
     assert line.startswith("config key fusions.fer_text.k: ") and len(line) < 400
+    # a value the schema does not offer gets the key's description, which says why
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["asr"]["compute_type"] = "auto"
+    line = _schema_error(cfg)
+    assert line.startswith("config key asr.compute_type: 'auto' is not one of") and "\n" not in line
+    assert "auto is not offered: it chose float16 on CUDA and int8 on a CPU" in line
 
 
 def test_the_workflow_stops_on_a_misspelt_key_with_that_line_only(tmp_path):

@@ -35,6 +35,19 @@ def test_tasks_without_labels_are_skipped_with_a_reason_and_half_labelled_ones_s
         trainable_tasks(["expr", "ah"], [*units, _unit("d", "train", ah_labels="d.txt")])
 
 
+def test_a_labelled_task_that_tasks_leaves_out_gets_a_line():
+    units = [_unit("a", "train", expr_labels="a.txt", ah_video_labels="a.csv"),
+             _unit("b", "val", expr_labels="b.txt", ah_video_labels="b.csv"), _unit("c", "test", emi_labels="c.csv")]
+    keep, skipped = trainable_tasks(["expr", "emi"], units)
+    assert keep == ["expr"] and list(skipped) == ["emi", "ah_video"]
+    assert skipped["ah_video"] == ("task ah_video not trained: this run's datasets label it, and the config's "
+                                   "`tasks` (expr, emi) leaves it out; add it there to train it")
+    # labels of the test split only are not training labels; with a bundle, `tasks: []` is how to apply it
+    assert list(trainable_tasks(["expr"], units)[1]) == ["ah_video"]
+    assert trainable_tasks([], [_unit("c", "test", expr_labels="c.txt")]) == ([], {})
+    assert trainable_tasks([], units, _bundle()) == ([], {})
+
+
 def test_a_run_that_applies_a_bundle_trains_nothing():
     labelled = [_unit("a", "train", expr_labels="a.txt"), _unit("b", "val", expr_labels="b.txt")]
     with pytest.raises(ConfigError, match=re.escape("bundle: b: a run applies a bundle or trains, not both, and "
