@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,17 @@ def api(monkeypatch):
     monkeypatch.setenv(GIGACHAT_KEY_ENV, GIGA_CREDS)
     with EmbeddingAPIServer(OPENAI_KEY, GIGA_CREDS, GIGA_TOKEN) as srv:
         yield srv
+
+
+@pytest.fixture
+def progress_bars_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """transformers' progress bars switched on (as in a fresh process), whatever earlier tests in this worker
+    did; the earlier setting afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()
+    yield
+    if not was_on:
+        hf_logging.disable_progress_bar()

@@ -196,9 +196,11 @@ def test_every_task_submits_in_the_organisers_form(decoded, release: Path, tmp_p
     # above 0.9 once the threshold passes it), so even this perfect ranking scores 0.75 there, not 1
     assert s["ap_ah"] == pytest.approx(0.75)
 
-    write_ah_submission(out / "ah.txt", {"82557_Question_1_2024-08-22 14-46-11_Video": [0, 1, 1, 1, 0]})
+    # without a template, a frame is named as in annotation.yml: the video's path under the videos folder
+    vid = "82557_Question_1_2024-08-22 14-46-11_Video"
+    write_ah_submission(out / "ah.txt", {vid: [0, 1, 1, 1, 0]}, names={vid: f"82557/Visite 1/{vid}.mp4"})
     assert check_submission("ah", out / "ah.txt") == []
-    assert (out / "ah.txt").read_text().splitlines()[1] == "82557_Question_1_2024-08-22 14-46-11_Video/frame-1.jpg,1"
+    assert (out / "ah.txt").read_text().splitlines()[1] == f"82557/Visite 1/{vid}.mp4/frame-1.jpg,1"
 
     emi = {v: np.linspace(0, 1, 6) for v in ("00002", "00003")}
     write_emi_submission(out / "emi.csv", emi)

@@ -247,12 +247,12 @@ def test_learn_fuse_submit_report_outputs(done):
     assert set(expr) == test_ids
     emi = read_emi_submission(res / "submissions" / "emi" / "emi_predictions.csv")
     assert set(emi) == test_ids
-    ah = res / "submissions" / "ah" / "ah_predictions.txt"
-    assert set(read_ah_submission(ah)) == test_ids
-    # one line per video, named by its path as in the test list (under the videos folder); the demo's hesitant
-    # test video (laughing_03) is in it like the other
+    # AH frames and AH-video lines name a video by its path as in the test list (under the videos folder, with
+    # its extension, as BAH's annotation.yml does); the demo's hesitant test video (laughing_03) is in it too
+    paths = {Path(u.path).name for u in units if u.split == "test"}
+    assert set(read_ah_submission(res / "submissions" / "ah" / "ah_predictions.txt")) == paths != test_ids
     names = set(read_ah_video_submission(res / "submissions" / "ah_video" / "ah_video_predictions.txt"))
-    assert names == {Path(u.path).name for u in units if u.split == "test"} and names != test_ids
+    assert names == paths
     for task in TASKS:
         assert check_submission(task, res / "submissions" / task / SUBMISSION_FILES[task]) == [], task
     table = pd.read_csv(res / "metrics.csv")

@@ -1,4 +1,4 @@
-"""A learn run's ``predictions.h5``: the head's posteriors on every val and test video (store stage ``predictions``).
+"""A learn run's ``predictions.h5``: the head's posteriors on every val and test video (store stage ``learn``).
 
 The fusion chooses its post-processing on the val records and applies it to the test records, so both are
 written over all frames of the video, with the AH video classifier's decision where there is one.

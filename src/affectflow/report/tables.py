@@ -1,7 +1,7 @@
 """The run's ``metrics.csv``: written from every learn and fuse ``metrics.json``, read back as ranked tables.
 
 The file is long: columns ``task, stage, name, metric, value`` (plus ``source``, the key the
-file was given under). A learn ``metrics.json`` (a
+file was given under without the stand-in mark: ``learn/<task>/<feature set>``, ``fuse/<task>/<fusion>``). A learn ``metrics.json`` (a
 :class:`~affectflow.evaluate.metrics.MetricReport`) gives rows named by its key; a fuse
 ``metrics.json`` gives one group of rows per table line (``<key>: <line>``,
 e.g. ``expr/fusion: face+audio, filtering + smoothing``), like the paper's
@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from affectflow.core.errors import AffectflowError
-from affectflow.core.vocabulary import MAIN_METRIC, TASKS
+from affectflow.core.vocabulary import AH_CLASSES, EMI_EMOTIONS, EXPR_CLASSES, MAIN_METRIC, TASKS
 
 STANDIN_MARK = " (stand-in weights)"
 CHOSEN_MARK = " (chosen)"
@@ -41,6 +41,8 @@ METRICS_COLUMNS = ("task", "stage", "name", "metric", "value")
 #: the columns the stage writes: the ones a reader needs, and the key each row's file was given under
 COLUMNS = (*METRICS_COLUMNS, "source")
 _PER_CLASS = {"expr": "f1", "emi": "r", "ah": "f1", "ah_video": "f1"}
+#: per-class rows in the organisers' class order (a learn metrics.json is written with sorted keys)
+_CLASS_ORDER = {"expr": EXPR_CLASSES, "emi": EMI_EMOTIONS, "ah": AH_CLASSES, "ah_video": AH_CLASSES}
 
 
 class ReportTableError(AffectflowError, ValueError):
@@ -65,8 +67,10 @@ def _metric_rows(task: str, stage: str, name: str, metrics: Mapping[str, float],
     rows = [dict(task=task, stage=stage, name=name, metric=m, value=float(v), source=source)
             for m, v in metrics.items()]
     prefix = _PER_CLASS.get(task, "score")
-    rows += [dict(task=task, stage=stage, name=name, metric=f"{prefix}:{c}", value=float(v), source=source)
-             for c, v in per_class.items()]
+    order = {c: i for i, c in enumerate(_CLASS_ORDER.get(task, ()))}
+    classes = sorted(per_class, key=lambda c: order.get(c, len(order)))  # stable: unknown names keep their order
+    rows += [dict(task=task, stage=stage, name=name, metric=f"{prefix}:{c}", value=float(per_class[c]),
+                  source=source) for c in classes]
     return rows
 
 
@@ -78,7 +82,8 @@ def metrics_table(metrics_files: Mapping[str, str | os.PathLike[str]]) -> pd.Dat
             d = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise ReportTableError(f"{path}: cannot read metrics ({e})") from None
-        rows += _rows_of(str(key), d, os.fspath(path))
+        name = str(key)
+        rows += [{**r, "source": name.replace(STANDIN_MARK, "")} for r in _rows_of(name, d, os.fspath(path))]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

@@ -24,7 +24,7 @@ from affectflow.plan.rerun import Stage, stage_key
 log = logging.getLogger("affectflow.predict")
 
 #: bump when the CSVs or the Parquet file change for the same shard tables (docs/reruns.md)
-STAGE_VERSION = 1
+STAGE_VERSION = 2  # 2: CSV timestamps to the microsecond, not 6 significant digits (equal past 10,000 s)
 
 
 class PredictionsError(AffectflowError, ValueError):
@@ -78,6 +78,9 @@ def run_predictions(shard_tables: Sequence[str | os.PathLike[str]], out_dir: str
 def _write_csv_folder(table: pd.DataFrame, videos: list[str], out: Path) -> None:
     with atomic_folder(out) as tmp:
         for vid, rows in table.groupby("video_id", sort=False) if videos else []:
+            # scores to 6 significant digits keep the files small; a frame's time needs a fixed number of
+            # decimals (6 digits of 10010.0333 s would write it as the frame before it)
+            rows = rows.assign(timestamp=rows["timestamp"].map("{:.6f}".format))
             rows.to_csv(tmp / csv_name(str(vid)), index=False, float_format="%.6g")
 
 

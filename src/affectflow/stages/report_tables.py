@@ -19,7 +19,7 @@ from affectflow.plan.rerun import Stage
 from affectflow.report.tables import STANDIN_MARK, metrics_html, metrics_table
 
 #: bump when metrics.csv / metrics.html change for the same metrics files (docs/reruns.md)
-STAGE_VERSION = 1
+STAGE_VERSION = 2  # 2: per-class rows in class order; `source` without the stand-in mark
 
 
 @dataclass(frozen=True)

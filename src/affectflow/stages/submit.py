@@ -43,8 +43,8 @@ from affectflow.submit.rows import complete_decisions, names_in_test_list
 log = logging.getLogger("affectflow.submit")
 
 #: bump when submission files change for the same fused predictions (docs/reruns.md)
-STAGE_VERSION = 4  # 2: AH in the ABAW-8 single-file format; organisers' templates; 3: AH-video probabilities;
-# 4: AH-video lines without a template name the video path as in the test list, not the id
+STAGE_VERSION = 5  # 2: AH in the ABAW-8 single-file format; organisers' templates; 3: AH-video probabilities;
+# 4: AH-video lines without a template name the video path as in the test list, not the id; 5: AH frame lines too
 
 
 @dataclass(frozen=True)
@@ -148,9 +148,12 @@ def run_submit(
                         raise SubmissionError(f"test video {v!r}: {e}") from None
         except StageInputError as e:
             raise SubmissionError(str(e)) from None
-        writer = write_expr_submission if task == "expr" else write_ah_submission
-        path = writer(out_path, preds, video_order=order,
-                      template=read_template(task, template) if template else None)
+        tpl = read_template(task, template) if template else None
+        if task == "expr":  # Aff-Wild2 names frames by the video's id
+            path = write_expr_submission(out_path, preds, video_order=order, template=tpl)
+        else:  # BAH by the video's path under its videos folder, extension included, as the test list gives it
+            path = write_ah_submission(out_path, preds, video_order=order, template=tpl,
+                                       names=names_in_test_list(units, videos_folders))
     log.info("submit %s: %d video(s) -> %s (checked%s)", task, len(order), path,
              f" against {template}" if template else "")
     return Path(path)

@@ -202,8 +202,11 @@ def format_frame_submission(
     predictions: Mapping[str, Sequence[int] | np.ndarray],
     template: Template | None = None,
     video_order: Sequence[str] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> str:
-    """The text of an EXPR or AH submission (format and template rules: docs/learning.md, "submit")."""
+    """The text of an EXPR or AH submission (format and template rules: docs/learning.md, "submit").
+    ``names``: without a template, each video id's name in the frame locations (for AH, the video path as the
+    test list gives it, the organisers' ``<path>/frame-<i>.jpg``); an id without one is its own name."""
     if task not in FRAME_TASKS:
         raise SubmissionError(f"unknown frame task {task!r}")
     if not predictions:
@@ -214,9 +217,10 @@ def format_frame_submission(
         buf.write(EXPR_HEADER + "\n")
     if template is None:
         for v in _order(predictions, video_order):
-            _check_video_id(v)
+            name = (names or {}).get(v, v)
+            _check_video_id(name)
             for i, c in enumerate(labels[v]):
-                buf.write(f"{frame_location(task, v, i)},{int(c)}\n")
+                buf.write(f"{frame_location(task, name, i)},{int(c)}\n")
         return buf.getvalue()
     ids = match_template_videos(template, list(predictions))
     beyond = 0
@@ -258,9 +262,12 @@ def write_ah_submission(
     *,
     template: Template | None = None,
     video_order: Sequence[str] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write AH frame predictions (0/1) in the ABAW-8 format, checked, atomically."""
-    return _write_checked("ah", path, format_frame_submission("ah", predictions, template, video_order), template)
+    """Write AH frame predictions (0/1) in the ABAW-8 format, checked, atomically (``names``: as
+    :func:`format_frame_submission`'s)."""
+    return _write_checked("ah", path, format_frame_submission("ah", predictions, template, video_order, names),
+                          template)
 
 
 def format_video_submission(

@@ -158,16 +158,18 @@ def transformers_log():
 
 
 def test_the_ctc_checkpoint_loads_without_a_load_report(
-    checkpoint: Path, transformers_log: list[str], capsys, caplog
+    checkpoint: Path, transformers_log: list[str], capsys, caplog, progress_bars_on
 ) -> None:
     """wav2vec2-base-960h's CTC head (lm_head.*) is unused by the bare encoder: expected, so no "LOAD REPORT".
 
     Nor transformers' "Loading weights" progress bar, redrawn into every job's log.
     """
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
     caplog.set_level(logging.DEBUG, logger="affectflow.audio.speech_encoder")
     SpeechEncoder(checkpoint, device="cpu")
+    assert hf_logging.is_progress_bar_enabled()  # switched off for our load only
     out, err = capsys.readouterr()
     printed = out + err + "\n".join(transformers_log) + caplog.text
     assert "LOAD REPORT" not in printed and "\x1b[" not in printed

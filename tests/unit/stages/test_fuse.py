@@ -158,13 +158,18 @@ def test_fuse_ah_video_filter_and_submission(learned, tmp_path):
         if rec.attrs["video_keep"] == 0:
             assert not rec.arrays["decisions"].any()
 
-    sub = run_submit("ah", w.units_tsv, tmp_path / "f" / "test_predictions.h5", w.media, tmp_path / "ah.txt")
-    assert sub.is_file() and sub.read_text().splitlines()[0] == f"{sorted(w.videos('test'))[0]}/frame-0.jpg," + str(
-        int(recs[sorted(w.videos("test"))[0]].arrays["decisions"][0]))
+    # BAH names a frame <video path under the videos folder, extension included>/frame-<i>.jpg (the units' paths
+    # here are videos/<id>.mp4)
+    sub = run_submit("ah", w.units_tsv, tmp_path / "f" / "test_predictions.h5", w.media, tmp_path / "ah.txt",
+                     videos_folders=["videos"])
+    first = sorted(w.videos("test"))[0]
+    assert sub.is_file() and sub.read_text().splitlines()[0] == f"{first}.mp4/frame-0.jpg," + str(
+        int(recs[first].arrays["decisions"][0]))
     back = read_ah_submission(sub)
+    assert set(back) == {f"{v}.mp4" for v in w.videos("test")}
     for v in w.videos("test"):
-        assert len(back[v]) == w.n_frames[v]
-        np.testing.assert_array_equal(back[v], recs[v].arrays["decisions"])
+        assert len(back[f"{v}.mp4"]) == w.n_frames[v]
+        np.testing.assert_array_equal(back[f"{v}.mp4"], recs[v].arrays["decisions"])
 
 
 def test_fuse_and_submit_expr_round_trip(learned, tmp_path):

@@ -70,7 +70,7 @@ def test_e5_prefix(tmp_path: Path) -> None:
     assert passage.prefix == "passage: "
 
 
-def test_loading_draws_no_progress_bar(capsys) -> None:
+def test_loading_draws_no_progress_bar(capsys, progress_bars_on) -> None:
     """transformers' "Loading weights" bar would be redrawn into every text_features job's log."""
     from transformers import AutoModel
 
