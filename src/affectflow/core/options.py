@@ -192,10 +192,33 @@ class StageOptions:
         f = next(f for f in dataclasses.fields(cls) if f.name == name)
         return not f.metadata.get(_RUNTIME) and not (f.metadata.get(_ADDED) and value == f.default)
 
+    def unused_fields(self) -> frozenset[str]:
+        """Output fields that cannot change this job's output, given its other fields (an option of another
+        detector, task or model). Subclasses name them; the rerun key and the provenance hold their defaults,
+        so setting one reruns nothing and keys made before stay as they were."""
+        return frozenset()
+
     def output_options(self) -> dict[str, Any]:
-        """The output-affecting options in canonical form (what the rerun key and provenance hold)."""
-        return canonical({name: getattr(self, name) for name in self.output_fields()
-                          if self.keyed(name, getattr(self, name))})
+        """The output-affecting options in canonical form (what the rerun key and provenance hold); an
+        :meth:`unused_fields` one at its default."""
+        effective = self.effective()
+        values = {name: getattr(effective, name) for name in self.output_fields()}
+        return canonical({name: v for name, v in values.items() if self.keyed(name, v)})
+
+    def effective(self: T) -> T:
+        """These options with the :meth:`unused_fields` at their defaults: what a stage hands its domain code,
+        so that nothing it writes (a settings echo in a JSON file) holds a value the rerun key leaves out."""
+        unused = self.unused_fields()
+        return dataclasses.replace(self, **{n: self._default(n) for n in unused}) if unused else self
+
+    @classmethod
+    def _default(cls, name: str) -> Any:
+        f = next(f for f in dataclasses.fields(cls) if f.name == name)
+        if f.default is not dataclasses.MISSING:
+            return f.default
+        if f.default_factory is not dataclasses.MISSING:
+            return f.default_factory()
+        raise TypeError(f"{cls.__name__}.{name} has no default, so it cannot be an unused field")
 
     def replace(self: T, **changes: Any) -> T:
         return dataclasses.replace(self, **changes)

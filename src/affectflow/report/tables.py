@@ -1,8 +1,8 @@
 """The run's ``metrics.csv``: written from every learn and fuse ``metrics.json``, read back as ranked tables.
 
 The file is long: columns ``task, stage, name, metric, value`` (plus ``source``, the key the
-file was given under without the stand-in mark: ``learn/<task>/<feature set>``, ``fuse/<task>/<fusion>``). A learn ``metrics.json`` (a
-:class:`~affectflow.evaluate.metrics.MetricReport`) gives rows named by its key; a fuse
+file was given under without the stand-in mark: ``learn/<task>/<feature set>``, ``fuse/<task>/<fusion>``).
+A learn ``metrics.json`` (a :class:`~affectflow.evaluate.metrics.MetricReport`) gives rows named by its key; a fuse
 ``metrics.json`` gives one group of rows per table line (``<key>: <line>``,
 e.g. ``expr/fusion: face+audio, filtering + smoothing``), like the paper's
 Tables 1-4. Per-class scores appear as ``f1:<class>`` (EXPR) or ``r:<emotion>``

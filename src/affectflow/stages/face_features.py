@@ -28,7 +28,7 @@ from affectflow.faces.embedding import analysed_frames, embed_shard
 from affectflow.io.shards import StageResult
 from affectflow.io.store import Provenance, ShardReader, ShardWriter
 from affectflow.models.catalogue.manifest import PreparedModel
-from affectflow.models.faces import ENGINES, check_batch_size, check_precision, load_face_model
+from affectflow.models.faces import DDAMFN_MODELS, ENGINES, check_batch_size, check_precision, load_face_model
 from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage, stage_key
 
 log = logging.getLogger("affectflow.stages.face_features")
@@ -61,6 +61,13 @@ class FaceFeaturesOptions(StageOptions):
     def from_config(cls, config, **wired):
         f = config.get("features") or {}
         return cls.from_mapping({k: f[k] for k in cls.config_fields() if k in f}, **wired)
+
+    def unused_fields(self) -> frozenset[str]:
+        """fer_minixception runs in float32 on the CPU whatever they say; DDAMFN in plain torch, whatever the
+        engine (:func:`affectflow.models.faces.load_face_model`)."""
+        if self.model == "fer_minixception":
+            return frozenset({"face_engine", "precision"})
+        return frozenset({"face_engine"}) if self.model in DDAMFN_MODELS else frozenset()
 
 
 #: what the plan reads of this stage (affectflow.stages.catalogue)

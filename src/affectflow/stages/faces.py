@@ -107,6 +107,9 @@ class FacesOptions(StageOptions):
         if self.crop_on == "detector" and (self.align or self.detector == "organiser"):
             raise ValueError("crop_on 'detector' cuts upright crops of a detector's boxes: not with align true or "
                              "the organiser's crops")
+        if self.crop_on == "detector" and (self.detector != "retinaface_mnet025" or self.detector_engine == "onnx"):
+            raise ValueError(f"crop_on 'detector' needs retinaface_mnet025 with detector_engine torch (or auto on a "
+                             f"GPU), not {self.detector!r} with {self.detector_engine!r}")
         at_least("margin", self.margin, 0)
         at_least("min_score", self.min_score, 0)
         one_of("on_bad_video", self.on_bad_video, BAD_VIDEO_POLICIES)
@@ -117,6 +120,9 @@ class FacesOptions(StageOptions):
             self._set("organiser_crops_dir", tuple(str(d) for d in self.organiser_crops_dir))
         if self.detector == "organiser" and not self.organiser_crops_dir:
             raise ValueError("detector 'organiser' needs faces.organiser_crops_dir (a folder of <video_id>/00001.jpg)")
+
+    def unused_fields(self) -> frozenset[str]:  # the organiser's crop folders, with a detector of our own
+        return frozenset() if self.detector == "organiser" else frozenset({"organiser_crops_dir"})
 
     def detector_model(self) -> str | None:
         """The registry model of the detector's weights (None: the organiser's crops)."""

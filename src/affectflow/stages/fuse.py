@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from affectflow.core import joblog
 from affectflow.core.job import Job
 from affectflow.core.options import OptionsError, StageOptions, one_of, wiring
-from affectflow.core.vocabulary import TASKS
+from affectflow.core.vocabulary import BINARY_TASKS, TASKS, is_video_task
 from affectflow.fuse.errors import FuseError
 from affectflow.fuse.settings import SMOOTHINGS, FuseSettings
 from affectflow.io.store import Provenance
@@ -77,6 +77,18 @@ class FuseOptions(StageOptions):
     def config_key(cls, name: str) -> str:
         return f"fusions.*.{name}"
 
+    def unused_fields(self) -> frozenset[str]:
+        """A fusion's options of other tasks (one ``fusions`` entry serves every task): the confidence filter is
+        EXPR's, the threshold and video filter AH's and AH-video's, and smoothing is per frame."""
+        unused = set()
+        if self.task != "expr":
+            unused |= {"t", "filter_mode"}
+        if self.task not in BINARY_TASKS:
+            unused |= {"ah_threshold", "ah_video_filter", "ah_video_source"}
+        if is_video_task(self.task):
+            unused |= {"k", "smoothing", "sigma"}
+        return frozenset(unused)
+
     @classmethod
     def from_config(cls, config, **wired):
         fusion = wired.pop("fusion")
@@ -86,11 +98,11 @@ class FuseOptions(StageOptions):
         return cls.from_mapping(fusions[fusion], **wired)
 
     def settings(self) -> FuseSettings:
-        """The options as the fusion reads them."""
-        return FuseSettings(k=self.k, smoothing=self.smoothing, sigma=self.sigma, t=self.t, w=self.w,
-                            weights=self.weights, ah_video_filter=self.ah_video_filter,
-                            ah_video_source=self.ah_video_source, ah_threshold=self.ah_threshold,
-                            filter_mode=self.filter_mode)
+        """The options as the fusion reads them (another task's at their defaults: :meth:`effective`)."""
+        o = self.effective()
+        return FuseSettings(k=o.k, smoothing=o.smoothing, sigma=o.sigma, t=o.t, w=o.w, weights=o.weights,
+                            ah_video_filter=o.ah_video_filter, ah_video_source=o.ah_video_source,
+                            ah_threshold=o.ah_threshold, filter_mode=o.filter_mode)
 
 
 #: what the plan reads of this stage (affectflow.stages.catalogue)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from affectflow.core import joblog
 from affectflow.core.job import Job
 from affectflow.core.options import OptionsError, StageOptions, one_of, wiring
-from affectflow.core.vocabulary import TASKS
+from affectflow.core.vocabulary import BINARY_TASKS, TASKS, is_video_task
 from affectflow.io.store import Provenance
 from affectflow.learn.errors import LearnError
 from affectflow.learn.settings import LearnSettings, TrainConfig
@@ -94,6 +94,25 @@ class LearnOptions(StageOptions):
     def config_key(cls, name: str) -> str:
         return f"learn.*.{name}"  # common or a task
 
+    def unused_fields(self) -> frozenset[str]:
+        """The options of other tasks (``learn.common`` gives every task all of them) and of modalities this
+        feature set does not have."""
+        kinds = {label.split("/", 1)[0] for label in self.features}
+        unused = set()
+        if self.task != "emi":
+            unused.add("emi_weights")
+        else:
+            unused.add("class_weighted")  # EMI's loss weights are emi_weights
+        if not is_video_task(self.task):
+            unused.add("stat_parts")
+        if self.task not in BINARY_TASKS:
+            unused |= {"ah_video_classifier", "ah_video_C"}
+        if "face" not in kinds:
+            unused |= {"missing_face", "face_input"}
+        if "text" not in kinds:
+            unused.add("text_fill")
+        return frozenset(unused)
+
     @classmethod
     def from_config(cls, config, **wired):
         learn = config.get("learn") or {}
@@ -110,13 +129,15 @@ class LearnOptions(StageOptions):
             raise OptionsError(f"learn.{where}.{rest}") from None
 
     def settings(self) -> LearnSettings:
-        """The options as training reads them (``auto`` still unresolved: that needs the modalities)."""
+        """The options as training reads them (``auto`` still unresolved: that needs the modalities; another
+        task's or modality's at their defaults: :meth:`effective`)."""
+        o = self.effective()
         return LearnSettings(
-            missing_face=self.missing_face, text_fill=self.text_fill, face_input=self.face_input,
-            train=TrainConfig.from_dict(dict(self.train)), class_weighted=self.class_weighted,
-            emi_weights=self.emi_weights, ah_video_classifier=self.ah_video_classifier,
-            ah_video_C=self.ah_video_C, standardize=self.standardize, stat_parts=self.stat_parts,
-            on_label_mismatch=self.on_label_mismatch,
+            missing_face=o.missing_face, text_fill=o.text_fill, face_input=o.face_input,
+            train=TrainConfig.from_dict(dict(o.train)), class_weighted=o.class_weighted,
+            emi_weights=o.emi_weights, ah_video_classifier=o.ah_video_classifier,
+            ah_video_C=o.ah_video_C, standardize=o.standardize, stat_parts=o.stat_parts,
+            on_label_mismatch=o.on_label_mismatch,
         )
 
 

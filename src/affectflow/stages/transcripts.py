@@ -71,6 +71,16 @@ class TranscriptsOptions(StageOptions):
     device: str = runtime("auto")
     cpu_threads: int = runtime(0)
 
+    def unused_fields(self) -> frozenset[str]:
+        """``language`` with an English-only model (Whisper's ``.en``), which always transcribes English."""
+        from affectflow.models.catalogue.registry import UnknownModelError, get
+
+        try:
+            english_only = get(self.model).english_only
+        except UnknownModelError:  # a checkpoint directory given directly: its language is read when loaded
+            english_only = False
+        return frozenset({"language"}) if english_only else frozenset()
+
     def check(self) -> None:
         one_of("backend", self.backend, BACKENDS)
         if self.compute_type == "auto":

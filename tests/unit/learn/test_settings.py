@@ -14,13 +14,14 @@ def test_auto_resolves_for_the_modalities_and_the_task():
     assert s.resolved("ah", ["face", "text"]).text_fill == "zeros"
     assert s.resolved("emi", ["face", "text"]).text_fill == "nearest"
     assert s.resolved("ah_video", ["text"]).text_fill == "nearest"
-    chosen = LearnOptions.from_mapping({"missing_face": "drop", "text_fill": "nearest"}).settings()
+    chosen = LearnOptions.from_mapping({"missing_face": "drop", "text_fill": "nearest"},
+                                       features=("face/f", "text/a/t")).settings()
     assert chosen.resolved("expr", ["face"]) == chosen  # a value the user chose is kept
 
 
 def test_json_form_has_every_option_in_config_order_with_lists():
     opts = LearnOptions.from_mapping({"emi_weights": [1, 2, 3, 4, 5, 6], "stat_parts": ["mean", "max"],
-                                      "train": {"epochs": 3}})
+                                      "train": {"epochs": 3}}, task="emi", features=("face/f",))
     d = opts.settings().resolved("emi", ["face"]).to_json()
     assert list(d) == LearnOptions.config_fields()
     assert d["emi_weights"] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0] and d["stat_parts"] == ["mean", "max"]
@@ -29,6 +30,10 @@ def test_json_form_has_every_option_in_config_order_with_lists():
 
 
 def test_row_options_round_trip_through_the_sidecar():
-    s = LearnOptions.from_mapping({"face_input": "both", "stat_parts": ["std"]}).settings().resolved("ah", ["face"])
+    s = LearnOptions.from_mapping({"face_input": "both", "stat_parts": ["std"]}, task="ah_video",
+                                  features=("face/f",)).settings().resolved("ah_video", ["face"])
     learn_config = json.loads(json.dumps(s.to_json()))  # as the sidecar stores it
-    assert RowOptions.from_sidecar(learn_config) == s.rows == RowOptions("both", "carry_last", "zeros", ("std",))
+    assert RowOptions.from_sidecar(learn_config) == s.rows == RowOptions("both", "carry_last", "nearest", ("std",))
+    # the settings of a job are its own task's and modalities': stat_parts is the video tasks' only
+    frame = LearnOptions.from_mapping({"stat_parts": ["std"]}, task="ah", features=("face/f",)).settings()
+    assert frame.stat_parts == LearnOptions().stat_parts

