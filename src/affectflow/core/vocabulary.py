@@ -21,6 +21,8 @@ BINARY_TASKS = ("ah", "ah_video")
 #: each task's challenge metric, as metric reports and metrics.csv name it (EXPR, AH: macro F1; EMI: mean r)
 MAIN_METRIC = {"expr": "f1", "emi": "pearson_r", "ah": "f1", "ah_video": "f1"}
 SPLITS = ("train", "val", "test")
+#: the name a fusion gives the pre-trained face model's posteriors (config ``pretrained``), beside its feature sets
+PRETRAINED = "pretrained"
 #: a feature label's first part (``face/<model>``, ``audio/<model>``, ``text/<asr>/<model>``) -> the stage
 #: whose shards hold those features
 FEATURE_STAGES = {"face": "face_features", "audio": "audio_features", "text": "text_features"}

@@ -18,13 +18,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from affectflow.core.vocabulary import PRETRAINED
 from affectflow.data.units import UnitsTable
 from affectflow.evaluate.metrics import MetricReport
 from affectflow.fuse.errors import FuseError
 from affectflow.fuse.inputs import fusion_videos, read_frames, read_predictions, set_posteriors, val_labels
 from affectflow.fuse.outputs import write_test, write_val_results
 from affectflow.fuse.postprocess import PostConfig
-from affectflow.fuse.pretrained import PRETRAINED, pretrained_for_filter
+from affectflow.fuse.pretrained import pretrained_for_filter
 from affectflow.fuse.selection import select
 from affectflow.fuse.settings import FuseSettings
 from affectflow.fuse.sweeps import SplitDataset

@@ -21,8 +21,6 @@ from affectflow.io.shards import ShardSet
 
 log = logging.getLogger("affectflow.fuse")
 
-#: the source name of the pre-trained model's softmax among a fusion's posteriors (not a feature set's name)
-PRETRAINED = "pretrained"
 
 
 @dataclass

@@ -16,10 +16,9 @@ from typing import Any
 import pandas as pd
 
 from affectflow.core.files import atomic_write_text
-from affectflow.core.vocabulary import BINARY_TASKS, is_video_task
+from affectflow.core.vocabulary import BINARY_TASKS, PRETRAINED, is_video_task
 from affectflow.fuse.errors import FuseError
 from affectflow.fuse.postprocess import PostConfig
-from affectflow.fuse.pretrained import PRETRAINED
 from affectflow.fuse.settings import FuseSettings
 from affectflow.fuse.sweeps import SplitDataset, SweepResult, evaluate, plot_sweep, sweep_many
 

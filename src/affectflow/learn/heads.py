@@ -473,7 +473,7 @@ def train_emi_head(
     else:
         w = np.asarray(emotion_weights, dtype=np.float32).ravel()
         if w.shape[0] != y_tr.shape[1] or np.any(w < 0) or w.sum() <= 0:
-            raise ValueError(f"need {y_tr.shape[1]} non-negative emotion weights, got {w}")
+            raise ValueError(f"need {y_tr.shape[1]} non-negative emotion weights, not all zero, got {w}")
         w = w / w.sum()
     device = torch_device(cfg.device)
     wt = torch.as_tensor(w, device=device)

@@ -59,8 +59,9 @@ def schema_problem(error: BaseException) -> str:
 
 
 #: the line added under a feature set's problem: the set may be config.yaml's, kept by Snakemake's merge
-MERGED_SETS_HINT = ("(a --configfile is merged onto config.yaml key by key, so config.yaml's feature_sets stay "
-                    "unless your file names them: `feature_sets: {<name>: null}` drops one)")
+MERGED_SETS_HINT = ("(a --configfile is merged onto config.yaml key by key, so config.yaml's feature_sets and "
+                    "fusions stay unless your file names them: `feature_sets: {<name>: null}` or "
+                    "`fusions: {<name>: null}` drops one)")
 
 
 def check_config(config: Mapping[str, Any], stages: Mapping[str, Stage]) -> None:
@@ -76,7 +77,7 @@ def check_config(config: Mapping[str, Any], stages: Mapping[str, Stage]) -> None
         *_reference_problems(config, declared, feature_sets, fusions),
         *_option_problems(config, stages, _job_builds(config, declared, feature_sets, fusions)),
     ]
-    if any(p.startswith("feature_sets.") for p in problems):
+    if any(p.startswith(("feature_sets.", "fusions.")) for p in problems):
         problems.append(MERGED_SETS_HINT)
     if problems:
         raise ConfigError("the config does not fit together:\n  " + "\n  ".join(dict.fromkeys(problems)))
@@ -152,14 +153,26 @@ def _feature_set_problems(feature_sets: Mapping[str, Any], declared: Mapping[str
 def _reference_problems(config: Mapping[str, Any], declared: Mapping[str, list[str]],
                         feature_sets: Mapping[str, Any], fusions: Mapping[str, Any]) -> list[str]:
     """Names that must exist elsewhere: fusions' feature sets, ``pretrained``, ``submit_fusion``."""
+    from affectflow.core.vocabulary import PRETRAINED
+    from affectflow.models.catalogue.registry import get
+
     problems: list[str] = []
+    if PRETRAINED in feature_sets:
+        problems.append(f"feature_sets.{PRETRAINED}: the name is the pre-trained face model's in a fusion; "
+                        "call the set something else")
+    pretrained = config.get("pretrained")
+    if pretrained and pretrained not in declared["face"]:
+        problems.append(f"pretrained: {pretrained!r} is not one of the face models (features.face)")
+    n_classes = len(get(pretrained).classes) if pretrained and pretrained in declared["face"] else 0
     for fusion, spec in fusions.items():
         for fs in spec.get("feature_sets") or []:
             if fs not in feature_sets:
                 problems.append(f"fusions.{fusion}.feature_sets: {fs!r} is not a feature set (feature_sets)")
-    pretrained = config.get("pretrained")
-    if pretrained and pretrained not in declared["face"]:
-        problems.append(f"pretrained: {pretrained!r} is not one of the face models (features.face)")
+        low = [t for t in spec.get("t") or [] if n_classes and "expr" in (config.get("tasks") or [])
+               and t < 1.0 / n_classes]
+        if low:  # the pre-trained model's top probability is at least 1/classes: every face frame would be replaced
+            problems.append(f"fusions.{fusion}.t: {low} below 1/{n_classes}, the least top probability of "
+                            f"{pretrained}'s {n_classes} classes, would replace every face frame")
     submit = config.get("submit_fusion")
     if submit and submit not in fusions:
         problems.append(f"submit_fusion: {submit!r} is not a fusion (fusions)")

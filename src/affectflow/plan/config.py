@@ -100,11 +100,11 @@ def settle_config(config: dict[str, Any], stages: Mapping[str, Stage] | None,
     from affectflow.core.options import OptionsError
 
     root = Path(workflow_dir)
+    drop_removed_sets(config)  # before the schema, which fills in a fusion's defaults
     try:
         validate(config, str((root / SCHEMA).resolve()))
     except WorkflowError as e:
         raise ConfigError(schema_problem(e)) from None
-    drop_removed_sets(config)
     bundle, notes = None, []
     if config.get("bundle"):
         path = Path(config["bundle"])
@@ -123,12 +123,14 @@ def settle_config(config: dict[str, Any], stages: Mapping[str, Stage] | None,
 
 
 def drop_removed_sets(config: dict[str, Any]) -> None:
-    """Take out the feature sets set to null. Snakemake merges a ``--configfile`` onto ``config.yaml`` key by key,
-    so a user's file can replace a set but not leave one out; ``feature_sets: {enet: null}`` is how it drops
-    one whose model it does not run."""
-    sets = config.get("feature_sets") or {}
-    for name in [k for k, v in sets.items() if v is None]:
-        del sets[name]
+    """Take out the feature sets and fusions set to null. Snakemake merges a ``--configfile`` onto
+    ``config.yaml`` key by key, so a user's file can replace a set but not leave one out;
+    ``feature_sets: {enet: null}`` is how it drops one whose model it does not run, and
+    ``fusions: {fer_text: null}`` a fusion of sets it dropped."""
+    for section in ("feature_sets", "fusions"):
+        entries = config.get(section)
+        for name in [k for k, v in entries.items() if v is None] if isinstance(entries, dict) else []:
+            del entries[name]
 
 
 def workflow_config(configfile: str | os.PathLike[str], workflow_dir: str | os.PathLike[str] = ".",

@@ -70,6 +70,11 @@ class FuseOptions(StageOptions):
             self._set("weights", tuple(float(x) for x in self.weights))
             if self.feature_sets and len(self.weights) != len(self.feature_sets):
                 raise ValueError(f"weights: {len(self.weights)} values for {len(self.feature_sets)} feature sets")
+            if min(self.weights) < 0 or not sum(self.weights) > 0:
+                raise ValueError(f"weights: non-negative, not all zero, got {list(self.weights)}")
+        if self.ah_video_source is not None and self.feature_sets and self.ah_video_source not in self.feature_sets:
+            raise ValueError(f"ah_video_source: {self.ah_video_source!r} is not one of its feature_sets "
+                             f"{list(self.feature_sets)}")
         one_of("ah_video_filter", self.ah_video_filter, ("auto", True, False))
         one_of("filter_mode", self.filter_mode, FILTER_MODES)
 

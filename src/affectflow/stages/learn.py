@@ -87,8 +87,8 @@ class LearnOptions(StageOptions):
             one_of("emi_weights", self.emi_weights, EMI_WEIGHTS)
         else:
             self._set("emi_weights", tuple(float(x) for x in self.emi_weights))
-            if len(self.emi_weights) != 6:
-                raise ValueError(f"emi_weights: six numbers, got {len(self.emi_weights)}")
+            if len(self.emi_weights) != 6 or min(self.emi_weights) < 0 or not sum(self.emi_weights) > 0:
+                raise ValueError(f"emi_weights: six non-negative numbers, not all zero, got {list(self.emi_weights)}")
 
     @classmethod
     def config_key(cls, name: str) -> str:

@@ -34,7 +34,7 @@ from affectflow.models.resolve import resolve_model
 from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage, stage_key
 from affectflow.text.api_clients import GIGACHAT_KEY_ENV, OPENAI_KEY_ENV
 from affectflow.text.embedding import embed_segments, encoder_provenance
-from affectflow.text.loading import KINDS, load_text_encoder
+from affectflow.text.loading import KINDS, kind_of, load_text_encoder
 from affectflow.text.transcript import read_transcripts
 
 #: bump when embeddings change for the same transcripts, model and options (docs/reruns.md)
@@ -77,6 +77,16 @@ class TextFeaturesOptions(StageOptions):
 
     def check(self) -> None:
         one_of("kind", self.kind, KINDS)
+        if self.kind == "goemotions":  # a classifier head on a model trained without one: random logits, silently
+            from affectflow.models.catalogue.registry import UnknownModelError, get
+
+            try:
+                own = kind_of(get(self.model))
+            except UnknownModelError:  # a checkpoint directory given directly
+                own = "goemotions"
+            if own != "goemotions":
+                raise ValueError(f"kind 'goemotions' does not fit text model {self.model!r} (its kind is {own!r}; "
+                                 "the text section applies to every text model of the run): leave kind auto")
         one_of("pooling", self.pooling, (None, "mean", "cls", "max"))
         at_least("batch_size", self.batch_size, 1)
 

@@ -40,7 +40,8 @@ class TextEncoderSettings(LocalEncoderSettings, APISettings, Protocol):
     auth_url: str | None
 
 
-def _kind_of(spec: Any) -> str:
+def kind_of(spec: Any) -> str:
+    """A registry model's own kind (what ``kind: auto`` gives it)."""
     family = f"{getattr(spec, 'family', '')} {getattr(spec, 'name', '')}".lower()
     if "openai" in family:
         return "openai"
@@ -55,7 +56,7 @@ def load_text_encoder(resolved: ResolvedModel, cfg: TextEncoderSettings,
                       sleep: Callable[[float], None] = time.sleep) -> Encoder:
     """The encoder for a resolved registry model (``kind="auto"``: from its family)."""
     spec = resolved.spec
-    kind = _kind_of(spec) if cfg.kind == "auto" else cfg.kind
+    kind = kind_of(spec) if cfg.kind == "auto" else cfg.kind
     dim = cfg.dim or getattr(spec, "embedding_dim", None)
     if kind in ("openai", "gigachat"):
         api_model = cfg.api_model or API_MODELS.get(spec.name, spec.name)

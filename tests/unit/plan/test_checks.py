@@ -92,3 +92,60 @@ def test_schema_fills_defaults():
     validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
     assert cfg["n_shards"] == 4 and cfg["faces"]["crop_size"] == 224 and cfg["on_bad_video"] == "skip"
     assert cfg["features"]["batch_size"] == "auto"
+
+
+def _problems(**changes) -> str:
+    """What the workflow says of config.yaml with ``changes`` (a ``__``-separated key -> value) when it reads it
+    (plan.config.settle_config: nulls taken out, the schema, the checks across keys); '' when nothing."""
+    from affectflow.plan.checks import ConfigError
+    from affectflow.plan.config import settle_config
+
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    for dotted, value in changes.items():
+        *path, last = dotted.split("__")
+        node = cfg
+        for p in path:
+            node = node.setdefault(p, {})
+        node[last] = value
+    try:
+        settle_config(cfg, STAGES, REPO)
+    except ConfigError as e:
+        return str(e)
+    return ""
+
+
+def test_fusion_and_learn_values_that_would_fail_a_job_are_refused_when_the_config_is_read():
+    """Each of these passed the schema and failed the fuse or learn job, after the whole extraction."""
+    fer_text = yaml.safe_load((REPO / "config.yaml").read_text())["fusions"]["fer_text"]
+    assert "fusions.fer_text.t: [0.1] below 1/7" in _problems(fusions={"fer_text": {**fer_text, "t": [0.1, 0.6]}})
+    assert "ah_video_source: 'fer_txt' is not one of its feature_sets ['fer', 'text']" in _problems(
+        fusions={"fer_text": {**fer_text, "ah_video_source": "fer_txt"}})
+    assert "weights: non-negative, not all zero" in _problems(
+        fusions={"three": {"feature_sets": ["fer", "text", "enet"], "weights": [0, 0, 0]}})
+    assert "feature_sets.pretrained: the name is the pre-trained face model's" in _problems(
+        feature_sets__pretrained=["face/fer_minixception"])
+    assert "emi_weights: six non-negative numbers, not all zero" in _problems(
+        learn__emi={"emi_weights": [0, 0, 0, 0, 0, 0]})
+    # text settings apply to every text model: a GoEmotions head on MiniLM would be random logits
+    assert "kind 'goemotions' does not fit text model 'all_minilm_l6_v2' (its kind is 'sentence'" in _problems(
+        text={"kind": "goemotions"})
+    assert _problems() == ""
+
+
+def test_the_schema_refuses_values_no_job_could_run():
+    for dotted, value, why in (("learn__common__train__device", "gpu", "learn.common.train.device: 'gpu'"),
+                               ("learn__emi__stat_parts", [], "learn.emi.stat_parts"),
+                               ("fusions__dup", {"feature_sets": ["fer", "fer"]}, "non-unique"),
+                               ("feature_sets__twice", ["face/fer_minixception", "face/fer_minixception"],
+                                "non-unique"),
+                               ("feature_sets__my/set", ["face/fer_minixception"], "'my/set' does not match"),
+                               ("n_shards", 10000, "10000 is greater than the maximum of 9999"),
+                               ("run_name", "..", "config key run_name: '..' does not match")):
+        assert why in _problems(**{dotted: value}), (dotted, _problems(**{dotted: value}))
+
+
+def test_a_users_file_drops_a_fusion_of_config_yaml_with_null():
+    """config.yaml's fer_text fuses the text set: a file that drops that set drops the fusion with it."""
+    assert "fusions.fer_text.feature_sets: 'text' is not a feature set" in _problems(feature_sets__text=None)
+    assert "`fusions: {<name>: null}` drops one" in _problems(feature_sets__text=None)
+    assert _problems(feature_sets__text=None, fusions__fer_text=None, submit_fusion=None) == ""

@@ -93,7 +93,7 @@ def test_a_users_file_drops_the_stand_in_face_model(videos: Path, tmp_path: Path
     lines = str(err.value).splitlines()
     assert any(line.strip().startswith("feature_sets.enet: ") for line in lines), lines
     assert not any("standins" in line for line in lines), lines
-    assert "`feature_sets: {<name>: null}` drops one" in str(err.value)
+    assert "`feature_sets: {<name>: null}` or `fusions: {<name>: null}` drops one" in str(err.value)
     dropped = _folder(tmp_path, videos, "features: {face: [fer_minixception]}\nfeature_sets: {enet: null}\n")
     c = workflow_config(dropped, REPO, stages=STAGES).config
     assert "enet" not in c["feature_sets"] and set(c["feature_sets"]) == set(DEFAULTS["feature_sets"]) - {"enet"}
