@@ -90,14 +90,24 @@ def api(monkeypatch):
 
 
 @pytest.fixture
-def progress_bars_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """transformers' progress bars switched on (as in a fresh process), whatever earlier tests in this worker
-    did; the earlier setting afterwards."""
+def load_bars(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, bool]]]:
+    """Every progress bar transformers makes while the test runs, as (description, drawn): drawn is False for
+    the empty stand-in it makes while bars are switched off. Bars are switched on first (as in a fresh
+    process), whatever earlier tests in this worker did, and the earlier setting is restored afterwards.
+    Recorded where transformers makes them, not read from stderr, which tqdm may leave empty (no terminal,
+    TQDM_DISABLE)."""
     from transformers.utils import logging as hf_logging
 
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    bars: list[tuple[str, bool]] = []
+
+    def record(factory, args, kwargs):  # noqa: ANN001, ANN202
+        bars.append((str(kwargs.get("desc", "")), factory is not hf_logging.EmptyTqdm))
+        return hf_logging.EmptyTqdm(*args, **kwargs)
+
     was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.enable_progress_bar()
-    yield
+    previous = hf_logging.set_tqdm_hook(record)
+    yield bars
+    hf_logging.set_tqdm_hook(previous)
     if not was_on:
         hf_logging.disable_progress_bar()

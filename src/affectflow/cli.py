@@ -240,10 +240,10 @@ def _submission_check(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     from affectflow.data.adapters import build_units
     from affectflow.data.units import UnitsError
-    from affectflow.plan.checks import ConfigError
+    from affectflow.plan.checks import ConfigError, check_people
     from affectflow.plan.config import workflow_config
     from affectflow.plan.estimate import Models, count_units, plan_table, regrouped, suggest_shards
-    from affectflow.plan.scope import submitted_tasks, trainable_tasks
+    from affectflow.plan.scope import run_notes, submitted_tasks, trainable_tasks
     from affectflow.stages.catalogue import STAGES
 
     # the config the run gets: the workflow's config.yaml, the user's file merged on top, validated, the bundle's
@@ -259,8 +259,10 @@ def _plan(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config}: the datasets contain no videos")
     try:
         active, skipped = trainable_tasks(config["tasks"], units, wc.bundle)  # as the workflow decides at its start
+        check_people({**config, "tasks": active})
     except ConfigError as e:
         raise ConfigError(f"{args.config}: {e}") from None
+    submitting = submitted_tasks(active, units)
     corpus = count_units(units, threads=args.threads, base_dir=args.workflow)
     models = Models.of(config)
     bad = [v for v in corpus.videos if v.problem]
@@ -270,7 +272,7 @@ def _plan(args: argparse.Namespace) -> int:
         print(line)
     print(f"{len(corpus.videos)} video(s): {corpus.frames:,} frames, {corpus.audio_s / 3600:.3g} h of audio; "
           f"models: {models.face} face, {models.audio} audio, {models.asr} ASR, {models.text} text")
-    for line in [*skipped.values(), *submitted_tasks(active, units)[1].values()]:
+    for line in [*skipped.values(), *submitting[1].values(), *run_notes(config, active, submitting[0])]:
         print(line)
     for v in bad:
         print(f"  cannot be probed (the media stage will skip it): {v.problem}")

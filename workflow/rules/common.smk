@@ -24,7 +24,7 @@ from affectflow.plan.checks import ConfigError, check_people
 from affectflow.plan.config import settle_config
 from affectflow.plan.recorded import unrecorded_start_warning
 from affectflow.plan.replaced import backdate_replaced
-from affectflow.plan.scope import PredictionScope, submitted_tasks, trainable_tasks
+from affectflow.plan.scope import PredictionScope, run_notes, submitted_tasks, trainable_tasks
 
 
 # The config validated against workflow/schemas/config.schema.yaml (one line naming a bad key, not the schema
@@ -55,6 +55,8 @@ config["tasks"] = ACTIVE_TASKS
 SUBMIT_TASKS, _no_tests = submitted_tasks(ACTIVE_TASKS, UNITS)
 for _line in _no_tests.values():
     logger.info(_line)
+for _line in run_notes(config, ACTIVE_TASKS, SUBMIT_TASKS) if workflow.is_main_process else []:
+    logger.warning(_line)
 try:
     check_people(config)  # faces.people: all predicts per person, never trains or applies heads
 except ConfigError as e:

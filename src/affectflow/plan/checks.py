@@ -176,6 +176,24 @@ def _reference_problems(config: Mapping[str, Any], declared: Mapping[str, list[s
     submit = config.get("submit_fusion")
     if submit and submit not in fusions:
         problems.append(f"submit_fusion: {submit!r} is not a fusion (fusions)")
+    return problems + _pin_problems(config.get("model_pins") or {})
+
+
+def _pin_problems(pins: Mapping[str, Any]) -> list[str]:
+    """``model_pins`` keys that are no weight file of any model: a misspelt one would leave the file it meant
+    unpinned, found only when its fetch_model job refuses it."""
+    import difflib
+
+    from affectflow.models.catalogue.registry import REGISTRY
+    from affectflow.models.runtimes.emotiefflib import TORCH_BLOBS
+
+    known = [wf.name for spec in REGISTRY.values() for wf in spec.files]
+    known += [f"emotiefflib/{name}.pt" for name in TORCH_BLOBS]  # face_engine timm's files
+    problems = []
+    for name in sorted(set(pins) - set(known), key=str):
+        close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.8)
+        hint = f"; did you mean {close[0]!r}?" if close else " (affectflow models list shows where each file goes)"
+        problems.append(f"model_pins: {name!r} is no weight file of a registered model{hint}")
     return problems
 
 

@@ -62,6 +62,23 @@ def trainable_tasks(tasks: Iterable[str], units: Iterable[Any],
     return keep, skipped
 
 
+def run_notes(config: Mapping[str, Any], active: Iterable[str], submitting: Iterable[str]) -> list[str]:
+    """Lines for what a run will quietly not do, or do with weights that carry no emotion, said at its start:
+    a stand-in a merged config.yaml brought in goes unnoticed until the run page, and a trained task without
+    a feature set or a submission without ``submit_fusion`` plans no job and says nothing."""
+    feats = config.get("features") or {}
+    used = [m for kind in ("face", "audio") for m in feats.get(kind) or []]
+    lines = [f"features.standins: {name} runs on random-weight stand-in weights: its features, and the heads and "
+             "predictions that use them, carry no emotion (`features: {standins: []}` in your file uses the real "
+             "weights)" for name in dict.fromkeys(used) if name in set(feats.get("standins") or ())]
+    active = list(active)
+    if active and not config.get("feature_sets"):
+        lines.append(f"tasks {', '.join(active)}: no feature_sets to train on, so no learn, fuse or submission job")
+    elif list(submitting) and not config.get("submit_fusion"):
+        lines.append("submit_fusion is not set: no submission files and no bundle (set it to one of fusions)")
+    return lines
+
+
 def submitted_tasks(tasks: Iterable[str], units: Iterable[Any]) -> tuple[list[str], dict[str, str]]:
     """The tasks with test videos of their own (``Unit.is_test_of``), and a line for each trained task without:
     a release given without its test list (BAH frame level, or Hume-Vidmimic2 without ``test_split.csv``) is

@@ -100,7 +100,11 @@ class FuseOptions(StageOptions):
         fusions = config.get("fusions") or {}
         if fusion not in fusions:
             raise OptionsError(f"fusions: no fusion named {fusion!r}")
-        return cls.from_mapping(fusions[fusion], **wired)
+        try:
+            return cls.from_mapping(fusions[fusion], **wired)
+        except OptionsError as e:  # name the fusion: fusions.<name>.weights, not fusions: weights
+            head, sep, rest = str(e).partition(": ")
+            raise OptionsError(f"fusions.{fusion}.{rest}" if head == cls.SECTION and sep else str(e)) from None
 
     def settings(self) -> FuseSettings:
         """The options as the fusion reads them (another task's at their defaults: :meth:`effective`)."""

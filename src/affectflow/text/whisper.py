@@ -54,8 +54,15 @@ class FasterWhisperBackend:
             raise ASRError(f"{d}: no model.bin; not a CTranslate2 Whisper model directory")
         self.device = resolve_device(cfg.device)
         self.cfg = cfg
-        self.model = WhisperModel(str(d), device=self.device, compute_type=cfg.compute_type,
-                                  cpu_threads=cfg.cpu_threads, local_files_only=True)
+        try:
+            self.model = WhisperModel(str(d), device=self.device, compute_type=cfg.compute_type,
+                                      cpu_threads=cfg.cpu_threads, local_files_only=True)
+        except ValueError as e:  # CTranslate2: this device cannot run this precision (float16 on most CPUs)
+            if "compute type" not in str(e):
+                raise
+            raise ASRError(f"asr.compute_type {cfg.compute_type!r} cannot run on this job's device "
+                           f"({self.device}): {e}. Set asr.compute_type to int8 (what a CPU runs), or run the "
+                           "transcripts on a GPU") from None
         self.english_only = not self.model.model.is_multilingual
 
     def transcribe(self, audio: np.ndarray) -> Transcript:

@@ -158,7 +158,7 @@ def transformers_log():
 
 
 def test_the_ctc_checkpoint_loads_without_a_load_report(
-    checkpoint: Path, transformers_log: list[str], capsys, caplog, progress_bars_on
+    checkpoint: Path, transformers_log: list[str], capsys, caplog, load_bars
 ) -> None:
     """wav2vec2-base-960h's CTC head (lm_head.*) is unused by the bare encoder: expected, so no "LOAD REPORT".
 
@@ -170,6 +170,7 @@ def test_the_ctc_checkpoint_loads_without_a_load_report(
     caplog.set_level(logging.DEBUG, logger="affectflow.audio.speech_encoder")
     SpeechEncoder(checkpoint, device="cpu")
     assert hf_logging.is_progress_bar_enabled()  # switched off for our load only
+    assert load_bars and not any(drawn for _, drawn in load_bars), load_bars
     out, err = capsys.readouterr()
     printed = out + err + "\n".join(transformers_log) + caplog.text
     assert "LOAD REPORT" not in printed and "\x1b[" not in printed
@@ -180,7 +181,7 @@ def test_the_ctc_checkpoint_loads_without_a_load_report(
     # ... while a plain load of the same files reports them: the switch is off again after our load
     AutoModel.from_pretrained(str(checkpoint))
     assert any("LOAD REPORT" in m and "lm_head" in m for m in transformers_log)
-    assert "Loading weights" in capsys.readouterr().err
+    assert ("Loading weights", True) in load_bars
 
 
 def _edited_checkpoint(checkpoint: Path, out: Path, drop: str) -> Path:

@@ -149,3 +149,12 @@ def test_a_users_file_drops_a_fusion_of_config_yaml_with_null():
     assert "fusions.fer_text.feature_sets: 'text' is not a feature set" in _problems(feature_sets__text=None)
     assert "`fusions: {<name>: null}` drops one" in _problems(feature_sets__text=None)
     assert _problems(feature_sets__text=None, fusions__fer_text=None, submit_fusion=None) == ""
+
+
+def test_a_misspelt_pin_and_a_missing_template_are_named_when_the_config_is_read():
+    assert ("model_pins: 'hf/facebook--wav2vec2-base-960h/pytorch_model.bim' is no weight file of a registered "
+            "model; did you mean 'hf/facebook--wav2vec2-base-960h/pytorch_model.bin'?") in _problems(
+        model_pins={"hf/facebook--wav2vec2-base-960h/pytorch_model.bim": "0" * 64})
+    assert _problems(model_pins={"emotiefflib/enet_b0_8_best_vgaf.pt": "0" * 64}) == ""  # face_engine timm's file
+    assert "submission_template.expr: templates/expr.txt: no such file" in _problems(
+        submission_template={"expr": "templates/expr.txt"})

@@ -209,3 +209,10 @@ def test_the_plan_names_skipped_tasks_and_stops_at_a_half_labelled_one(videos: P
     assert rc == 1 and "| faces |" not in out
     assert err.startswith(f"affectflow: error: {half}: task expr: the datasets give expr labels for split 'train' "
                           "but none for 'val'")
+
+
+def test_plan_refuses_what_the_workflow_refuses_at_its_start(tmp_path: Path, capsys) -> None:
+    """faces.people: all with labelled datasets stops the workflow before any job; the plan says so too."""
+    mine = _config(tmp_path, "faces: {people: all}\n")
+    rc, _, err = _plan(capsys, mine)
+    assert rc == 1 and "faces.people: all keeps every person's face, but tasks" in err

@@ -12,6 +12,7 @@ from affectflow.plan.scope import (
     PredictionScope,
     check_bundle_weights,
     merge_bundle,
+    run_notes,
     submitted_tasks,
     trainable_tasks,
 )
@@ -163,3 +164,16 @@ def test_weights_other_than_the_bundle_s_are_refused_at_the_start():
     with pytest.raises(ConfigError, match="trained on the real weights of 'fer_minixception'; remove "
                                           "fer_minixception from features.standins"):
         check_bundle_weights({"features": {"standins": ["fer_minixception"]}}, _bundle_with(real))
+
+
+def test_run_notes_say_what_a_run_will_quietly_not_do():
+    cfg = {"features": {"face": ["fer_minixception", "enet_b0_8_best_vgaf"], "audio": ["wav2vec2_base_960h"],
+                        "standins": ["enet_b0_8_best_vgaf", "mbf_va_mtl"]},
+           "feature_sets": {"fer": ["face/fer_minixception"]}, "submit_fusion": "f"}
+    lines = run_notes(cfg, ["expr"], ["expr"])
+    assert len(lines) == 1 and lines[0].startswith("features.standins: enet_b0_8_best_vgaf runs on random-weight")
+    assert run_notes({**cfg, "submit_fusion": None}, ["expr"], ["expr"])[-1].startswith(
+        "submit_fusion is not set: no submission files")
+    assert run_notes({**cfg, "feature_sets": {}}, ["expr"], ["expr"])[-1] == (
+        "tasks expr: no feature_sets to train on, so no learn, fuse or submission job")
+    assert run_notes({**cfg, "submit_fusion": None}, [], []) == lines  # nothing trained: nothing to submit

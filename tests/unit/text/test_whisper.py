@@ -30,3 +30,18 @@ def test_faster_whisper_needs_a_ctranslate2_directory(tmp_path: Path) -> None:
     pytest.importorskip("faster_whisper")
     with pytest.raises(ASRError, match="no model.bin"):
         FasterWhisperBackend(tmp_path, TranscriptsOptions(device="cpu"))
+
+
+@pytest.mark.usefixtures("no_models_dir_override")
+def test_a_precision_the_cpu_cannot_run_names_the_key_and_the_fix() -> None:
+    """CTranslate2 refuses float16 on a CPU without fast float16 with its own ValueError; the job says which
+    config key and what to set."""
+    import ctranslate2
+
+    from affectflow.models.resolve import resolve_model
+
+    if "float16" in ctranslate2.get_supported_compute_types("cpu"):
+        pytest.skip("this CPU runs float16 in CTranslate2")
+    tiny = resolve_model("faster_whisper_tiny_en")
+    with pytest.raises(ASRError, match=r"asr.compute_type 'float16' cannot run on this job's device \(cpu\).*int8"):
+        FasterWhisperBackend(tiny.directory, TranscriptsOptions(device="cpu", compute_type="float16"))
