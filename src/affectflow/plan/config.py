@@ -105,11 +105,6 @@ def settle_config(config: dict[str, Any], stages: Mapping[str, Stage] | None,
         validate(config, str((root / SCHEMA).resolve()))
     except WorkflowError as e:
         raise ConfigError(schema_problem(e)) from None
-    for task, given in (config.get("submission_template") or {}).items():
-        path = Path(given) if given else None
-        if path is not None and not (path if path.is_absolute() else root / path).is_file():
-            raise ConfigError(f"submission_template.{task}: {given}: no such file (a path relative to the "
-                              f"workflow directory {root.resolve()}, or absolute)")
     bundle, notes = None, []
     if config.get("bundle"):
         path = Path(config["bundle"])

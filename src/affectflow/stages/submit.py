@@ -151,7 +151,7 @@ def run_submit(
         tpl = read_template(task, template) if template else None
         if task == "expr":  # Aff-Wild2 names frames by the video's id
             path = write_expr_submission(out_path, preds, video_order=order, template=tpl)
-        else:  # BAH by the video's path under its videos folder, extension included, as the test list gives it
+        else:  # BAH by the video's path under its videos folder, extension included, as annotation.yml does
             path = write_ah_submission(out_path, preds, video_order=order, template=tpl,
                                        names=names_in_test_list(units, videos_folders))
     log.info("submit %s: %d video(s) -> %s (checked%s)", task, len(order), path,

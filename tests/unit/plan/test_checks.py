@@ -139,9 +139,16 @@ def test_the_schema_refuses_values_no_job_could_run():
                                ("feature_sets__twice", ["face/fer_minixception", "face/fer_minixception"],
                                 "non-unique"),
                                ("feature_sets__my/set", ["face/fer_minixception"], "'my/set' does not match"),
-                               ("n_shards", 10000, "10000 is greater than the maximum of 9999"),
+                               ("n_shards", 10001, "10001 is greater than the maximum of 10000"),
+                               ("fusions__..", {"feature_sets": ["fer"]}, "'..' does not match"),
                                ("run_name", "..", "config key run_name: '..' does not match")):
         assert why in _problems(**{dotted: value}), (dotted, _problems(**{dotted: value}))
+    assert _problems(n_shards=10000) == "" and _problems(learn__common__train__device="cuda:1") == ""
+
+
+def test_a_misspelt_pretrained_model_is_named_not_a_traceback():
+    problems = _problems(features__face=["fer_minixcepton", "enet_b0_8_best_vgaf"], pretrained="fer_minixcepton")
+    assert "features.face: 'fer_minixcepton' is not a registered model" in problems
 
 
 def test_a_users_file_drops_a_fusion_of_config_yaml_with_null():
@@ -156,5 +163,10 @@ def test_a_misspelt_pin_and_a_missing_template_are_named_when_the_config_is_read
             "model; did you mean 'hf/facebook--wav2vec2-base-960h/pytorch_model.bin'?") in _problems(
         model_pins={"hf/facebook--wav2vec2-base-960h/pytorch_model.bim": "0" * 64})
     assert _problems(model_pins={"emotiefflib/enet_b0_8_best_vgaf.pt": "0" * 64}) == ""  # face_engine timm's file
-    assert "submission_template.expr: templates/expr.txt: no such file" in _problems(
-        submission_template={"expr": "templates/expr.txt"})
+    from affectflow.plan.checks import ConfigError, check_templates
+
+    cfg = {"submission_template": {"expr": "templates/expr.txt", "ah": "templates/ah.txt"}}
+    with pytest.raises(ConfigError, match="submission_template.expr: templates/expr.txt: no such file"):
+        check_templates(cfg, ["expr"], REPO)
+    check_templates(cfg, ["emi"], REPO)  # the run does not submit EXPR or AH: their templates are never read
+    check_templates({"submission_template": {"expr": str(REPO / "config.yaml")}}, ["expr"], REPO)
