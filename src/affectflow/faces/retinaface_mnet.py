@@ -53,15 +53,21 @@ def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nda
 def resize_bilinear(frames: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     """(N, H, W, C) pixels resized to (N, out_h, out_w, C) float32, as ``torch.nn.functional.interpolate``
     (``mode="bilinear"``, ``align_corners=False``) resizes them."""
-    x = frames.astype(np.float32, copy=False)
-    n, h, w, _ = x.shape
+    n, h, w, _ = frames.shape
     if (h, w) == (out_h, out_w):
-        return x
+        return frames.astype(np.float32, copy=False)
     y0, y1, ly = _axis_weights(h, out_h)
     x0, x1, lx = _axis_weights(w, out_w)
     lx = lx[None, None, :, None]
-    top = x[:, y0][:, :, x0] * (1 - lx) + x[:, y0][:, :, x1] * lx
-    bottom = x[:, y1][:, :, x0] * (1 - lx) + x[:, y1][:, :, x1] * lx
+
+    def taps(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        # the output's rows and columns gathered first, in the frames' own type, then made float32: the same
+        # values as converting the whole frame first (exact either way), at a fraction of the memory traffic
+        # for a frame much larger than the network's input (a 1080p frame is 25 MB as float32)
+        return frames[:, rows][:, :, cols].astype(np.float32, copy=False)
+
+    top = taps(y0, x0) * (1 - lx) + taps(y0, x1) * lx
+    bottom = taps(y1, x0) * (1 - lx) + taps(y1, x1) * lx
     ly = ly[None, :, None, None]
     return top * (1 - ly) + bottom * ly
 

@@ -29,6 +29,7 @@ from affectflow.faces.retinaface_mnet import (
     nms_torch,
     preprocess_numpy,
     preprocess_torch,
+    resize_bilinear,
 )
 from affectflow.models.catalogue.registry import get
 from affectflow.models.networks import retinaface_mnet as rm
@@ -402,3 +403,18 @@ def test_onnx_engine_on_cuda_without_the_cuda_provider_names_the_detector(instal
     with pytest.raises(FaceStageError, match=(r"detector 'retinaface_mnet025' with engine 'onnx': device='cuda' but "
                                               r"this onnxruntime has no CUDAExecutionProvider.*engine='torch'")):
         RetinaFaceMnetDetector(MIN_SCORE, root, pins, engine="onnx", device="cuda")
+
+
+@pytest.mark.parametrize(("h", "w", "out_h", "out_w"), [(216, 384, 64, 114), (72, 128, 64, 114), (30, 40, 64, 96)])
+def test_the_numpy_resize_is_torchs_bilinear(h: int, w: int, out_h: int, out_w: int) -> None:
+    """The host's resize (a frame larger than the network's input is gathered before it is made float) gives
+    what torch's interpolate gives from the float frame, to float rounding."""
+    import torch
+
+    frames = np.random.default_rng(0).integers(0, 256, (2, h, w, 3), dtype=np.uint8)
+    ours = resize_bilinear(frames, out_h, out_w)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(frames.astype(np.float32)).permute(0, 3, 1, 2),
+                                          size=(out_h, out_w), mode="bilinear", align_corners=False)
+    assert ours.dtype == np.float32 and ours.shape == (2, out_h, out_w, 3)
+    np.testing.assert_allclose(ours, ref.permute(0, 2, 3, 1).numpy(), atol=1e-3)  # float32 rounding of 0-255
+    assert np.array_equal(resize_bilinear(frames.astype(np.float32), out_h, out_w), ours)  # uint8 or float in
