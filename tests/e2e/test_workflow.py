@@ -175,7 +175,9 @@ def test_fusion_parameter_reruns_only_fusion_and_report(done):
         cfg["fusions"]["fer_text"]["k"] = [1, 3, 7]
 
     with ConfigChange(done, edit) as jobs:
-        assert _rules(jobs) == {"fuse", "report_tables", *SUBMIT_RULES, "bundle", *PREDICTION_RULES}
+        # k smooths per frame: the per-video tasks (EMI, AH-video) keep their fusions (docs/reruns.md)
+        assert _rules(jobs) == {"fuse", "report_tables", "submit_expr", "submit_ah", "bundle", *PREDICTION_RULES}
+        assert {o for r, o in jobs if r == "fuse"} == {f"results/demo/fusion/{t}/fer_text" for t in ("expr", "ah")}
 
 
 def test_adding_one_video_reruns_its_shard_and_the_dataset_stages(done, tmp_path):
