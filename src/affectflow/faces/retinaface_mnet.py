@@ -50,32 +50,63 @@ def _axis_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return lo, hi, (src - lo.astype(np.float32)).astype(np.float32)
 
 
+def _resize_into(frames: np.ndarray, out: np.ndarray) -> None:
+    """(N, H, W, K) pixels (any real type) resized into ``out`` (K, N, out_h, out_w) float32, as
+    ``torch.nn.functional.interpolate`` (``mode="bilinear"``, ``align_corners=False``) resizes them.
+
+    Why separable and plane by plane: the columns are gathered and blended once per source row (in the
+    planes' own type, then made float32) and the rows of that once per output row, where blending the four
+    corner taps of every output pixel gathered the source rows four times; each output value is the same
+    sequence of float32 operations as the four-tap form (blend in x, then in y), so the result is bit for bit
+    the same, at a third of the time for a 720p frame (a 1080p frame is 25 MB as float32)."""
+    _, h, w, _ = frames.shape
+    out_h, out_w = out.shape[2:]
+    y0, y1, ly = _axis_weights(h, out_h)
+    x0, x1, lx = _axis_weights(w, out_w)
+    rows = np.union1d(y0, y1)  # a frame more than twice the output's height: only these rows are read
+    y0, y1 = np.searchsorted(rows, y0), np.searchsorted(rows, y1)
+    ly1, ly = (1 - ly)[:, None], ly[:, None]
+    planes = np.ascontiguousarray((frames[:, rows] if len(rows) < h else frames).transpose(3, 0, 1, 2))
+    for k, plane in enumerate(planes):
+        left = np.take(plane, x0, axis=2).astype(np.float32)
+        right = np.take(plane, x1, axis=2).astype(np.float32)
+        left *= 1 - lx
+        right *= lx
+        left += right
+        top = np.take(left, y0, axis=1)
+        top *= ly1
+        bottom = np.take(left, y1, axis=1)
+        bottom *= ly
+        np.add(top, bottom, out=out[k])
+
+
 def resize_bilinear(frames: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     """(N, H, W, C) pixels resized to (N, out_h, out_w, C) float32, as ``torch.nn.functional.interpolate``
     (``mode="bilinear"``, ``align_corners=False``) resizes them."""
-    n, h, w, _ = frames.shape
+    n, h, w, c = frames.shape
     if (h, w) == (out_h, out_w):
         return frames.astype(np.float32, copy=False)
-    y0, y1, ly = _axis_weights(h, out_h)
-    x0, x1, lx = _axis_weights(w, out_w)
-    lx = lx[None, None, :, None]
-
-    def taps(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        # the output's rows and columns gathered first, in the frames' own type, then made float32: the same
-        # values as converting the whole frame first (exact either way), at a fraction of the memory traffic
-        # for a frame much larger than the network's input (a 1080p frame is 25 MB as float32)
-        return frames[:, rows][:, :, cols].astype(np.float32, copy=False)
-
-    top = taps(y0, x0) * (1 - lx) + taps(y0, x1) * lx
-    bottom = taps(y1, x0) * (1 - lx) + taps(y1, x1) * lx
-    ly = ly[None, :, None, None]
-    return top * (1 - ly) + bottom * ly
+    out = np.empty((c, n, out_h, out_w), np.float32)
+    _resize_into(frames, out)
+    return out.transpose(1, 2, 3, 0)
 
 
 def preprocess_numpy(frames: list[np.ndarray], out_h: int, out_w: int) -> np.ndarray:
-    """RGB uint8 frames -> the network's input (N, 3, out_h, out_w) float32: BGR minus the mean."""
-    x = resize_bilinear(np.stack(frames), out_h, out_w)[..., ::-1] - np.asarray(rm.MEAN_BGR, np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    """RGB uint8 frames -> the network's input (N, 3, out_h, out_w) float32: BGR minus the mean, written
+    channel by channel into the array the network reads (no interleaved float copy to transpose)."""
+    pixels = np.stack(frames)
+    n, h, w, _ = pixels.shape
+    mean = np.asarray(rm.MEAN_BGR, np.float32)
+    out = np.empty((n, 3, out_h, out_w), np.float32)
+    planes = out.transpose(1, 0, 2, 3)  # (3, N, out_h, out_w) view: channel-first writes land in place
+    bgr = pixels[..., ::-1]
+    if (h, w) == (out_h, out_w):
+        for c in range(3):
+            np.subtract(bgr[..., c], mean[c], out=planes[c], dtype=np.float32)
+        return out
+    _resize_into(bgr, planes)
+    planes -= mean[:, None, None, None]
+    return out
 
 
 def decode_numpy(loc: np.ndarray, lmk: np.ndarray, priors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
