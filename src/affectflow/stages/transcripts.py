@@ -73,13 +73,10 @@ class TranscriptsOptions(StageOptions):
 
     def unused_fields(self) -> frozenset[str]:
         """``language`` with an English-only model (Whisper's ``.en``), which always transcribes English."""
-        from affectflow.models.catalogue.registry import UnknownModelError, get
+        from affectflow.models.catalogue.registry import find
 
-        try:
-            english_only = get(self.model).english_only
-        except UnknownModelError:  # a checkpoint directory given directly: its language is read when loaded
-            english_only = False
-        return frozenset({"language"}) if english_only else frozenset()
+        spec = find(self.model)  # None: a checkpoint directory given directly, its language read when loaded
+        return frozenset({"language"}) if spec and spec.english_only else frozenset()
 
     def check(self) -> None:
         one_of("backend", self.backend, BACKENDS)

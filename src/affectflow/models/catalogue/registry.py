@@ -420,5 +420,14 @@ def get(name: str) -> ModelSpec:
         raise UnknownModelError(f"unknown model {name!r}; known models: {known}; aliases: {aliases}") from None
 
 
+def find(name: str) -> ModelSpec | None:
+    """The spec registered under ``name`` (or an alias), or None: for a caller to whom a name outside the
+    registry is a checkpoint directory given directly, or a problem it words itself."""
+    try:
+        return get(name)
+    except UnknownModelError:
+        return None
+
+
 def by_modality(modality: str) -> list[ModelSpec]:
     return [s for s in REGISTRY.values() if s.modality == modality]
