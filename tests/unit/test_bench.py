@@ -190,6 +190,7 @@ EXPECTED_FIGURES = {
     "faces_decode_threads", "faces_host_processes", "faces_host_work", "int8_dynamic_speed", "int8_static_speed",
     "int8_agreement_standins",
     "int8_agreement_fer_real", "preprocessing_device_resize", "labels_annotation_keys",
+    "faces_stage_by_size", "retinaface_host_preprocess", "asr_per_clip",
 }
 
 
@@ -253,6 +254,13 @@ def test_quick_run_checks_what_it_measured(quick_run) -> None:
     assert default["recall"]["multi_face"] == 1.0 and default["faces"]["multi_face"] == 5
     assert default["recall"]["calming_01"] >= 0.99 and default["faces"]["calming_01"] == 80  # real frames
     assert figs["faces_stage_by_detector"]["title"].endswith("the default (retinaface_mnet025)")
+    by_size = figs["faces_stage_by_size"]  # what `affectflow plan` charges a video of each size
+    if by_size["status"] == "ok":
+        rate = by_size["details"]["frames_per_s"]
+        assert list(rate) == ["640x360", "1280x720"] and rate["1280x720"] < rate["640x360"], rate
+    clip = figs["asr_per_clip"]
+    if clip["status"] == "ok":
+        assert clip["details"]["clips"] >= 1 and clip["details"]["windows_joined"] >= 1
     host = figs["faces_host_work"]  # one job's own work: rows and shard writes, the crops handed over or cut here
     if host["status"] == "ok":
         part = host["details"]["ms_per_frame"]

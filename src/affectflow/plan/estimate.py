@@ -23,17 +23,23 @@ from typing import Any
 from affectflow.data.adapters.files import resolve
 from affectflow.data.units import Unit, shard_of
 from affectflow.media.decode import MediaError, probe
-from affectflow.plan.rates import NODE_KINDS, NodeRates  # defined there so that --help imports no media library
+from affectflow.plan.rates import NODE_KINDS, NodeRates, whisper_windows  # there: --help imports no media library
 
 
 @dataclass(frozen=True)
 class VideoCount:
-    """What probing one video found: its analysed frames and its audio seconds (0 without an audio stream)."""
+    """What probing one video found: its analysed frames, its audio seconds (0 without an audio stream) and its
+    frame size (0 x 0: unknown; the faces stage's cost grows with it)."""
 
     video_id: str
     frames: int
     audio_s: float
     problem: str = ""  # why it could not be probed (the media stage will skip it)
+    width: int = 0
+    height: int = 0
+
+    def faces_seconds(self, kind: NodeRates) -> float:
+        return self.frames * kind.faces_seconds_per_frame(self.width, self.height)
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,35 @@ class Corpus:
     def audio_s(self) -> float:
         return sum(v.audio_s for v in self.videos)
 
+    @property
+    def asr_windows(self) -> int:
+        """Whisper's 30 s windows over the videos, each video's audio on its own (:func:`whisper_windows`)."""
+        return sum(whisper_windows(v.audio_s) for v in self.videos)
+
+    def faces_seconds(self, kind: NodeRates) -> float:
+        """The faces stage's seconds on ``kind``, each video at its own size's rate."""
+        return sum(v.faces_seconds(kind) for v in self.videos)
+
+    def larger_than_measured(self, kind: NodeRates) -> int:
+        """Frames of videos larger than any size ``kind``'s faces rate was measured at (an estimate for them
+        is an extrapolation, or with one measured size, that size's rate)."""
+        top = kind.measured_up_to.pixels
+        return sum(v.frames for v in self.videos if v.width * v.height > top)
+
     def shard_frames(self, n_shards: int) -> dict[str, int]:
         """Frames per shard under the workflow's own video-to-shard assignment (:func:`shard_of`)."""
         out: dict[str, int] = {}
         for v in self.videos:
             s = shard_of(v.video_id, n_shards)
             out[s] = out.get(s, 0) + v.frames
+        return out
+
+    def shard_faces_seconds(self, n_shards: int, kind: NodeRates) -> dict[str, float]:
+        """Each shard's faces job in seconds on ``kind``: the heaviest job of a shard, which sizes shards."""
+        out: dict[str, float] = {}
+        for v in self.videos:
+            s = shard_of(v.video_id, n_shards)
+            out[s] = out.get(s, 0.0) + v.faces_seconds(kind)
         return out
 
     def shards(self, n_shards: int) -> list[str]:
@@ -74,7 +103,8 @@ def count_units(units: Iterable[Unit], threads: int = 8, base_dir: str | os.Path
             p = probe(resolve(u.path, Path(base_dir)))
         except MediaError as e:
             return VideoCount(u.video_id, 0, 0.0, str(e))
-        return VideoCount(u.video_id, int(p.n_frames), float(p.audio_duration) if p.has_audio else 0.0)
+        return VideoCount(u.video_id, int(p.n_frames), float(p.audio_duration) if p.has_audio else 0.0,
+                          width=int(p.width), height=int(p.height))
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         return Corpus(tuple(pool.map(one, list(units))))
@@ -82,11 +112,12 @@ def count_units(units: Iterable[Unit], threads: int = 8, base_dir: str | os.Path
 
 @dataclass(frozen=True)
 class Models:
-    """What the config runs per shard besides media, faces and frame_predictions (every run has those): how many
-    models of each kind (each is a job per shard; text models, one per ASR model and shard) and whether the
-    faces stage draws contact sheets (a job per shard)."""
+    """What the config runs per shard besides media, faces and frame_predictions (every run has those): the face
+    models (each a job per shard, at its own rate), how many models of each other kind (each a job per shard;
+    text models, one per ASR model and shard) and whether the faces stage draws contact sheets (a job per
+    shard)."""
 
-    face: int = 0
+    face: tuple[str, ...] = ()
     audio: int = 0
     asr: int = 0
     text: int = 0
@@ -95,7 +126,7 @@ class Models:
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> Models:
         feats = config.get("features") or {}
-        return cls(len(feats.get("face") or []), len(feats.get("audio") or []), len(feats.get("asr") or []),
+        return cls(tuple(feats.get("face") or ()), len(feats.get("audio") or []), len(feats.get("asr") or []),
                    len(feats.get("text") or []), bool((config.get("faces") or {}).get("contact_sheets")))
 
 
@@ -111,18 +142,26 @@ class StageEstimate:
     hours: dict[str, float | None] = field(default_factory=dict)
 
 
-def _hours(work: float, rate: float | None) -> float | None:
-    return None if rate is None else work / rate / 3600.0
-
-
 def _not_measured(kind: NodeRates) -> None:
-    """The rate of a stage the benchmarks never timed in the unit the plan counts (on any node kind)."""
+    """The seconds of a stage the benchmarks never timed in the unit the plan counts (on any node kind)."""
     return None
 
 
+def _at(work: float, rate: Callable[[NodeRates], float | None]) -> Callable[[NodeRates], float | None]:
+    """Seconds of ``work`` at a node kind's recorded ``rate`` (None where it has none)."""
+    def seconds(kind: NodeRates) -> float | None:
+        r = rate(kind)
+        return None if r is None else work / r
+    return seconds
+
+
 def _row(stage: str, jobs: int, work: float, unit: str, kinds: Sequence[NodeRates],
-         rate: Callable[[NodeRates], float | None] = _not_measured) -> StageEstimate:
-    return StageEstimate(stage, jobs, work, unit, {k.name: _hours(work, rate(k)) for k in kinds})
+         seconds: Callable[[NodeRates], float | None] = _not_measured) -> StageEstimate:
+    hours = {}
+    for k in kinds:
+        s = seconds(k)
+        hours[k.name] = None if s is None else s / 3600.0
+    return StageEstimate(stage, jobs, work, unit, hours)
 
 
 def estimate(corpus: Corpus, models: Models, n_shards: int, face_share: float = 1.0,
@@ -131,25 +170,30 @@ def estimate(corpus: Corpus, models: Models, n_shards: int, face_share: float = 
     (:meth:`Corpus.shards`) and model. ``face_share``: the share of frames with a face (each is a crop for every
     face model; 1.0, one face in every frame, is the upper bound for one person per video).
 
-    text_features' work is the transcribed audio: its benchmark counts transcript segments, which only ASR
-    finds, so its hours are "not measured" rather than a guessed segments-per-second."""
+    faces is charged per video at the rate of its frame size; face_features per model (one row each, as each
+    is a job of its own); transcripts per Whisper window of each video's audio. text_features' work is the
+    transcribed audio: its benchmark counts transcript segments, which only ASR finds, so its hours are "not
+    measured" rather than a guessed segments-per-second."""
     shards = len(corpus.shards(n_shards))
     videos = len(corpus.videos)
     crops = corpus.frames * face_share
     rows = [_row("media", shards, videos, "videos", kinds),
-            _row("faces", shards, corpus.frames, "frames", kinds, lambda k: k.faces_fps)]
+            _row("faces", shards, corpus.frames, "frames", kinds, corpus.faces_seconds)]
     if models.contact_sheets:
         rows.append(_row("contact_sheets", shards, videos, "videos", kinds))
-    if models.face:
-        rows.append(_row("face_features", shards * models.face, crops * models.face, "face crops", kinds,
-                         lambda k: k.face_model_cps))
+    for name in models.face:
+        rows.append(_row("face_features", shards, crops, f"face crops ({name})", kinds,
+                         _at(crops, lambda k, name=name: k.face_model_cps.get(name))))
     if models.audio:
-        rows.append(_row("audio_features", shards * models.audio, corpus.audio_s * models.audio, "audio s", kinds,
-                         lambda k: k.audio_rtf))
+        work = corpus.audio_s * models.audio
+        rows.append(_row("audio_features", shards * models.audio, work, "audio s", kinds,
+                         _at(work, lambda k: k.audio_rtf)))
     # transcripts run for the text models (every ASR model) and for the run page (the first one only)
     asr = models.asr if models.text else min(models.asr, 1)
     if asr:
-        rows.append(_row("transcripts", shards * asr, corpus.audio_s * asr, "audio s", kinds, lambda k: k.asr_rtf))
+        windows = corpus.asr_windows * asr
+        rows.append(_row("transcripts", shards * asr, windows, "Whisper windows (30 s)", kinds,
+                         lambda k: None if k.asr_window_s is None else windows * k.asr_window_s))
     if models.asr and models.text:
         pairs = models.asr * models.text
         rows.append(_row("text_features", shards * pairs, corpus.audio_s * pairs, "audio s transcribed", kinds))
@@ -157,10 +201,10 @@ def estimate(corpus: Corpus, models: Models, n_shards: int, face_share: float = 
     return rows
 
 
-def _fits(shard_frames: Mapping[str, int], budget: float, busy: int) -> bool:
-    """Whether no shard holds more than ``budget`` frames and at least ``busy`` shards hold some."""
-    filled = [f for f in shard_frames.values() if f]
-    return max(filled, default=0) <= budget and len(filled) >= busy
+def _fits(shard_seconds: Mapping[str, float], budget: float, busy: int) -> bool:
+    """Whether no shard's faces job takes more than ``budget`` seconds and at least ``busy`` shards have one."""
+    filled = [f for f in shard_seconds.values() if f]
+    return max(filled, default=0.0) <= budget and len(filled) >= busy
 
 
 def suggest_shards(corpus: Corpus, rates: NodeRates, job_hours: float = 1.0, nodes: int = 1,
@@ -173,9 +217,9 @@ def suggest_shards(corpus: Corpus, rates: NodeRates, job_hours: float = 1.0, nod
     is checked, and ``nodes`` shards may leave some of them empty: the shards that hold frames are counted.
     """
     limit = max(1, min(most, sum(1 for v in corpus.videos if v.frames)))
-    budget = job_hours * 3600.0 * rates.faces_fps
-    n = max(1, min(limit, max(nodes, math.ceil(corpus.frames / budget))))
-    while n < limit and not _fits(corpus.shard_frames(n), budget, min(nodes, limit)):
+    budget = job_hours * 3600.0
+    n = max(1, min(limit, max(nodes, math.ceil(corpus.faces_seconds(rates) / budget))))
+    while n < limit and not _fits(corpus.shard_faces_seconds(n, rates), budget, min(nodes, limit)):
         n += 1
     return n
 
@@ -214,6 +258,23 @@ def plan_table(corpus: Corpus, models: Models, n_shards: int, nodes: int = 1,
     lines.append("| **all of these** | | | " + " | ".join(_total_cell(total[k.name], missing[k.name]) for k in kinds)
                  + " |")
     return "\n".join(lines) + "\n"
+
+
+def size_notes(corpus: Corpus, kinds: Sequence[NodeRates] = tuple(NODE_KINDS.values())) -> list[str]:
+    """A line per node kind whose faces rate was measured only on smaller videos than some of the corpus': its
+    faces hours for them are an extrapolation (several measured sizes) or that size's rate, too optimistic
+    (one measured size)."""
+    lines = []
+    for k in kinds:
+        larger = corpus.larger_than_measured(k)
+        if not larger or not corpus.frames:
+            continue
+        top = k.measured_up_to
+        how = ("extrapolated from the two largest measured sizes" if len(k.faces) > 1 else
+               f"charged {top}'s rate, too optimistic: a larger frame costs more to decode, resize and detect")
+        lines.append(f"note: {larger / corpus.frames:.0%} of the frames are in videos larger than {top}, the largest "
+                     f"size {k.name}'s faces rate was measured at; their faces hours are {how}")
+    return lines
 
 
 def regrouped(earlier: Path, units: Iterable[Unit], n_shards: int) -> str:

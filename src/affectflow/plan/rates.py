@@ -7,35 +7,89 @@ nothing but the standard library.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+#: faster-whisper decodes a recording in windows of this many seconds; a shorter clip is padded to one
+WHISPER_WINDOW_S = 30.0
 
 
 @dataclass(frozen=True)
+class SizeRate:
+    """The faces stage's rate on videos of one size."""
+
+    width: int
+    height: int
+    fps: float
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+@dataclass(frozen=True, eq=False)
 class NodeRates:
     """One node kind's recorded rates, per job of the stage (what one Snakemake job reaches on such a node).
 
     The per-shard stages without a field here (media, contact_sheets, text_features, frame_predictions) were
     never timed as a rate of what the plan counts (text_features' benchmark counts transcript segments, which
-    are known only after ASR), so the plan says "not measured" for them instead of guessing.
+    are known only after ASR), so the plan says "not measured" for them instead of guessing; so does a face
+    model without a recorded rate.
     """
 
     name: str
     description: str
     source: str
-    faces_fps: float  # faces stage: decode + detect (RetinaFace mnet0.25) + track + crop, frames/s
-    face_model_cps: float  # face_features stage, one face model (EmotiEffNet-B0), face crops/s
+    # faces stage (decode + detect with RetinaFace mnet0.25 + track + crop) on videos of each measured size
+    faces: tuple[SizeRate, ...]
+    # face_features stage, crops/s of one model's job (its load included), by model
+    face_model_cps: Mapping[str, float] = field(default_factory=dict)
     audio_rtf: float | None = None  # audio_features stage (wav2vec 2.0 base), audio seconds per second
-    asr_rtf: float | None = None  # transcripts stage (faster-whisper tiny.en), audio seconds per second
+    asr_window_s: float | None = None  # transcripts stage (faster-whisper tiny.en), seconds per 30 s window
+
+    def faces_seconds_per_frame(self, width: int, height: int) -> float:
+        """What one frame of a ``width`` x ``height`` video costs the faces stage: interpolated in seconds per
+        frame over pixels between the measured sizes (decoding, the resize to the detector's input and the
+        network all grow with them), extrapolated along the last two past the largest, and the smallest
+        size's cost below it (or for a size the probe did not find). With one measured size, that size's cost
+        for every video: :meth:`measured_up_to` says how far that holds."""
+        points = sorted((r.pixels, 1.0 / r.fps) for r in self.faces)
+        px = width * height
+        if len(points) == 1 or px <= points[0][0]:
+            return points[0][1]
+        for (p0, t0), (p1, t1) in zip(points, points[1:], strict=False):
+            if px <= p1:
+                return t0 + (t1 - t0) * (px - p0) / (p1 - p0)
+        (p0, t0), (p1, t1) = points[-2:]
+        return t1 + (t1 - t0) * (px - p1) / (p1 - p0)
+
+    @property
+    def measured_up_to(self) -> SizeRate:
+        """The largest size the faces rate was measured at."""
+        return max(self.faces, key=lambda r: r.pixels)
+
+
+def whisper_windows(audio_s: float) -> int:
+    """The 30 s windows faster-whisper decodes for ``audio_s`` seconds of audio: a 3 s clip costs one window, as
+    a 30 s one does (its encoder always sees 30 s), so a corpus of short clips is charged per clip."""
+    return math.ceil(audio_s / WHISPER_WINDOW_S) if audio_s > 0 else 0
 
 
 #: the node kinds the benchmarks measured (a test keeps these equal to the recorded files)
 NODE_KINDS: dict[str, NodeRates] = {r.name: r for r in (
     NodeRates("cpu2", "2 CPU cores (the CI machine's kind; onnxruntime engines)",
-              "benchmarks/results/latest.json: faces_stage_by_detector, face_features_threads, audio_embedding, "
-              "asr_faster_vs_openai_whisper",
-              faces_fps=70.25, face_model_cps=79.13, audio_rtf=8.667, asr_rtf=40.46),
+              "benchmarks/results/latest.json: faces_stage_by_size, face_features_threads (crops_per_s_by_model), "
+              "audio_embedding, asr_faster_vs_openai_whisper (faster_whisper_s over its windows)",
+              faces=(SizeRate(640, 360, 93.95), SizeRate(960, 540, 44.83),
+                     SizeRate(1280, 720, 20.13), SizeRate(1920, 1080, 15.01)),
+              face_model_cps={"fer_minixception": 425.7, "enet_b0_8_best_vgaf": 91.71},
+              audio_rtf=8.667, asr_window_s=0.8481),
     NodeRates("h100", "1 NVIDIA H100 80GB and 16 CPU cores (torch engines, fp16)",
-              "benchmarks/results/gpu-nvidia-h100-80gb-hbm3.json: gpu_face_path (its faces stage), "
-              "gpu_face_features_stage",
-              faces_fps=799.0, face_model_cps=10070.0),
+              "benchmarks/results/gpu-nvidia-h100-80gb-hbm3.json: gpu_face_path (its faces stage, on 640x360 "
+              "video), gpu_face_features_stage",
+              faces=(SizeRate(640, 360, 799.0),), face_model_cps={"enet_b0_8_best_vgaf": 10070.0}),
 )}

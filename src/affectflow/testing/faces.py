@@ -87,3 +87,18 @@ def decode_processes() -> list[int]:
         if ppid == os.getpid() and b"affectflow.faces.decode_pool" in cmd:
             mine.append(int(proc.name))
     return mine
+
+
+def four_tap_bilinear(frames: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """(N, H, W, C) frames resized to (N, out_h, out_w, C) float32 by the plain bilinear rule: each output
+    pixel blends its four corner taps in x, then in y, with torch's weights (half-pixel centres). The
+    reference the detector's separable host resize is held to, bit for bit, and timed against."""
+    from affectflow.faces.retinaface_mnet import _axis_weights
+
+    y0, y1, ly = _axis_weights(frames.shape[1], out_h)
+    x0, x1, lx = _axis_weights(frames.shape[2], out_w)
+    f = frames.astype(np.float32)
+    lx, ly = lx[None, None, :, None], ly[None, :, None, None]
+    top = f[:, y0][:, :, x0] * (1 - lx) + f[:, y0][:, :, x1] * lx
+    bottom = f[:, y1][:, :, x0] * (1 - lx) + f[:, y1][:, :, x1] * lx
+    return top * (1 - ly) + bottom * ly

@@ -25,7 +25,6 @@ from affectflow.faces.detectors import Detection, FaceDetector, make_detector, n
 from affectflow.faces.errors import FaceStageError
 from affectflow.faces.retinaface_mnet import (
     RetinaFaceMnetDetector,
-    _axis_weights,
     batched_nms,
     nms_torch,
     preprocess_numpy,
@@ -36,6 +35,7 @@ from affectflow.models.catalogue.registry import get
 from affectflow.models.networks import retinaface_mnet as rm
 from affectflow.models.standins import detector as standins_detector
 from affectflow.testing import REPO
+from affectflow.testing.faces import four_tap_bilinear
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -421,17 +421,6 @@ def test_the_numpy_resize_is_torchs_bilinear(h: int, w: int, out_h: int, out_w: 
     assert np.array_equal(resize_bilinear(frames.astype(np.float32), out_h, out_w), ours)  # uint8 or float in
 
 
-def _four_taps(frames: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """The plain bilinear rule: each output pixel blends its four corner taps in x, then in y (float32)."""
-    y0, y1, ly = _axis_weights(frames.shape[1], out_h)
-    x0, x1, lx = _axis_weights(frames.shape[2], out_w)
-    f = frames.astype(np.float32)
-    lx, ly = lx[None, None, :, None], ly[None, :, None, None]
-    top = f[:, y0][:, :, x0] * (1 - lx) + f[:, y0][:, :, x1] * lx
-    bottom = f[:, y1][:, :, x0] * (1 - lx) + f[:, y1][:, :, x1] * lx
-    return top * (1 - ly) + bottom * ly
-
-
 @pytest.mark.parametrize(("h", "w", "out_h", "out_w"),
                          [(72, 128, 64, 114), (216, 384, 64, 114), (30, 40, 64, 96), (48, 64, 48, 64)])
 def test_the_separable_preprocessing_is_the_four_tap_rule_bit_for_bit(h: int, w: int, out_h: int, out_w: int) -> None:
@@ -439,7 +428,7 @@ def test_the_separable_preprocessing_is_the_four_tap_rule_bit_for_bit(h: int, w:
     small downscale, one past twice the output (only some rows read), an upscale and no resize: speeding the
     host's preprocessing up must not move a detection."""
     frames = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8) for i in range(3)]
-    ref = _four_taps(np.stack(frames), out_h, out_w)[..., ::-1] - np.asarray(rm.MEAN_BGR, np.float32)
+    ref = four_tap_bilinear(np.stack(frames), out_h, out_w)[..., ::-1] - np.asarray(rm.MEAN_BGR, np.float32)
     ours = preprocess_numpy(frames, out_h, out_w)
     assert ours.dtype == np.float32 and ours.flags.c_contiguous
     assert np.array_equal(ours, ref.transpose(0, 3, 1, 2))

@@ -17,34 +17,90 @@ from affectflow.plan.estimate import (
     NODE_KINDS,
     Corpus,
     Models,
+    StageEstimate,
     VideoCount,
     count_units,
     estimate,
     plan_table,
     regrouped,
+    size_notes,
     suggest_shards,
 )
+from affectflow.plan.rates import NodeRates, SizeRate, whisper_windows
 
 REPO = Path(__file__).resolve().parents[3]
-# Aff-Wild2's size (about 2.7 M frames at 30 fps): 600 videos of 4,500 frames and 150 s of audio
-AFFWILD2 = Corpus(tuple(VideoCount(f"v{i:04d}", 4500, 150.0) for i in range(600)))
+# Aff-Wild2's size (about 2.7 M frames at 30 fps): 600 videos of 4,500 frames and 150 s of audio, at 640 x 360
+AFFWILD2 = Corpus(tuple(VideoCount(f"v{i:04d}", 4500, 150.0, width=640, height=360) for i in range(600)))
+FER, B0 = "fer_minixception", "enet_b0_8_best_vgaf"
+TWO = (FER, B0)  # config.yaml's face models
+
+
+def jobs_by_stage(rows: list[StageEstimate]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows:
+        out[r.stage] = out.get(r.stage, 0) + r.jobs
+    return out
 
 
 def test_hours_are_work_over_the_recorded_rate() -> None:
     cpu, gpu = NODE_KINDS["cpu2"], NODE_KINDS["h100"]
-    rows = {r.stage: r for r in estimate(AFFWILD2, Models(face=2, audio=1, asr=1), n_shards=8, face_share=0.5)}
+    rows = estimate(AFFWILD2, Models(face=TWO, audio=1, asr=1), n_shards=8, face_share=0.5)
+    by = {r.stage: r for r in rows}
     assert AFFWILD2.frames == 2_700_000 and AFFWILD2.audio_s == 90_000.0
-    assert rows["faces"].jobs == 8 and rows["faces"].work == 2_700_000
-    assert rows["faces"].hours["cpu2"] == pytest.approx(2_700_000 / cpu.faces_fps / 3600)
-    assert rows["faces"].hours["h100"] == pytest.approx(2_700_000 / 799.0 / 3600)
-    # two face models, a face in half the frames: 2 x 1.35 M crops, 16 jobs
-    assert rows["face_features"].jobs == 16 and rows["face_features"].work == 2_700_000
-    assert rows["face_features"].hours["h100"] == pytest.approx(2_700_000 / 10070.0 / 3600)
-    assert rows["audio_features"].hours["cpu2"] == pytest.approx(90_000 / cpu.audio_rtf / 3600)
-    assert rows["transcripts"].hours["cpu2"] == pytest.approx(90_000 / cpu.asr_rtf / 3600)
-    assert gpu.audio_rtf is None and rows["audio_features"].hours["h100"] is None  # never measured there
+    assert by["faces"].jobs == 8 and by["faces"].work == 2_700_000
+    assert by["faces"].hours["cpu2"] == pytest.approx(2_700_000 / cpu.faces[0].fps / 3600)  # 640x360, measured
+    assert by["faces"].hours["h100"] == pytest.approx(2_700_000 / 799.0 / 3600)
+    # two face models, a face in half the frames: a row each, of 1.35 M crops and 8 jobs, at the model's own rate
+    features = [r for r in rows if r.stage == "face_features"]
+    assert [(r.jobs, r.work, r.unit) for r in features] == [(8, 1_350_000, f"face crops ({FER})"),
+                                                          (8, 1_350_000, f"face crops ({B0})")]
+    assert features[0].hours["cpu2"] == pytest.approx(1_350_000 / cpu.face_model_cps[FER] / 3600)
+    assert features[1].hours["h100"] == pytest.approx(1_350_000 / 10070.0 / 3600)
+    assert FER not in gpu.face_model_cps and features[0].hours["h100"] is None  # never measured there
+    assert by["audio_features"].hours["cpu2"] == pytest.approx(90_000 / cpu.audio_rtf / 3600)
+    # 150 s of audio a video is 5 windows of 30 s: 3,000 windows
+    assert by["transcripts"].work == 3000 and by["transcripts"].unit == "Whisper windows (30 s)"
+    assert by["transcripts"].hours["cpu2"] == pytest.approx(3000 * cpu.asr_window_s / 3600)
+    assert gpu.audio_rtf is None and by["audio_features"].hours["h100"] is None  # never measured there
     no_models = estimate(AFFWILD2, Models(), n_shards=1)
     assert [r.stage for r in no_models] == ["media", "faces", "frame_predictions"]  # what every run has
+
+
+def test_a_video_is_charged_the_faces_rate_of_its_size() -> None:
+    """Interpolated in seconds per frame over pixels between measured sizes, extrapolated past the largest,
+    the smallest's cost below it or unprobed; one measured size is that size's cost everywhere."""
+    kind = NodeRates("k", "", "", faces=(SizeRate(640, 360, 100.0), SizeRate(1280, 720, 20.0)))
+    assert kind.faces_seconds_per_frame(640, 360) == pytest.approx(0.01)
+    assert kind.faces_seconds_per_frame(1280, 720) == pytest.approx(0.05)
+    # 960 x 540 is 518,400 px: 5/12 of the way from 230,400 to 921,600 px
+    assert kind.faces_seconds_per_frame(960, 540) == pytest.approx(0.01 + 0.04 * (518_400 - 230_400) / 691_200)
+    assert kind.faces_seconds_per_frame(1920, 1080) == pytest.approx(0.05 + 0.04 * (2_073_600 - 921_600) / 691_200)
+    assert kind.faces_seconds_per_frame(320, 240) == kind.faces_seconds_per_frame(0, 0) == pytest.approx(0.01)
+    one = NodeRates("o", "", "", faces=(SizeRate(640, 360, 100.0),))
+    assert one.faces_seconds_per_frame(1920, 1080) == pytest.approx(0.01)
+    mixed = Corpus((VideoCount("a", 1000, 0.0, width=640, height=360), VideoCount("b", 500, 0.0, width=1280,
+                                                                                  height=720)))
+    assert mixed.faces_seconds(kind) == pytest.approx(1000 * 0.01 + 500 * 0.05)
+    rows = {r.stage: r for r in estimate(mixed, Models(), n_shards=1, kinds=(kind, one))}
+    assert rows["faces"].hours == pytest.approx({"k": 35 / 3600, "o": 15 / 3600})
+    assert mixed.larger_than_measured(kind) == 0 and mixed.larger_than_measured(one) == 500
+    notes = size_notes(mixed, (kind, one))
+    assert notes == ["note: 33% of the frames are in videos larger than 640x360, the largest size o's faces rate "
+                     "was measured at; their faces hours are charged 640x360's rate, too optimistic: a larger "
+                     "frame costs more to decode, resize and detect"]
+    # the recorded kinds: HD video is slower per frame than the demo's 640x360 on the CPU
+    cpu = NODE_KINDS["cpu2"]
+    assert cpu.faces_seconds_per_frame(1280, 720) > 2 * cpu.faces_seconds_per_frame(640, 360)
+
+
+def test_transcripts_are_charged_per_whisper_window_of_each_video() -> None:
+    """A 3 s clip costs a whole 30 s window (Whisper's encoder always sees 30 s): 100 clips of 3 s are 100
+    windows, not the 10 that their 300 s of audio would fill."""
+    clips = Corpus(tuple(VideoCount(f"c{i}", 90, 3.0) for i in range(100)))
+    assert clips.asr_windows == 100 and whisper_windows(30.0) == 1 and whisper_windows(30.5) == 2
+    assert whisper_windows(0.0) == 0  # no audio stream: no ASR
+    row = next(r for r in estimate(clips, Models(asr=1), n_shards=1) if r.stage == "transcripts")
+    assert row.work == 100 and row.hours["cpu2"] == pytest.approx(100 * NODE_KINDS["cpu2"].asr_window_s / 3600)
 
 
 # 5 videos that hash into 2 of 4 shards (the user review's case: the workflow runs 2 faces jobs, not 4)
@@ -57,15 +113,15 @@ def test_jobs_are_the_non_empty_shards_of_the_workflows_units(tmp_path: Path) ->
         tmp_path / "units.tsv")
     units = build_units([{"adapter": "table", "table": "units.tsv"}], n_shards=4, base_dir=tmp_path)
     assert len(units.shards()) == 2  # the workflow's SHARDS (workflow/rules/common.smk): one job per stage each
-    rows = {r.stage: r.jobs for r in estimate(FIVE, Models(face=2, audio=1, asr=1, text=1), n_shards=4)}
+    rows = jobs_by_stage(estimate(FIVE, Models(face=TWO, audio=1, asr=1, text=1), n_shards=4))
     assert rows == {"media": 2, "faces": 2, "face_features": 4, "audio_features": 2, "transcripts": 2,
                     "text_features": 2, "frame_predictions": 2}
     # without a text model only the first ASR model runs (the run page's transcripts)
     rows = {r.stage: r.jobs for r in estimate(FIVE, Models(asr=2), n_shards=4)}
     assert rows["transcripts"] == 2 and "text_features" not in rows
     assert next(r.jobs for r in estimate(FIVE, Models(asr=2, text=1), 4) if r.stage == "transcripts") == 4
-    table = plan_table(FIVE, Models(face=2), n_shards=4)
-    assert "| faces | 2 |" in table and "| face_features | 4 |" in table
+    table = plan_table(FIVE, Models(face=TWO), n_shards=4)
+    assert "| faces | 2 |" in table and table.count("| face_features | 2 |") == 2
     # the suggested n_shards is planned with its own non-empty shards, from the same shard_of
     for n in (1, 2, 3, 5, 8):
         jobs = len({shard_of(v.video_id, n) for v in FIVE.videos})
@@ -80,14 +136,14 @@ def test_every_per_shard_rule_of_the_workflow_is_a_stage_of_the_plan() -> None:
             if output and "{{shard}}" in output.group(1):
                 per_shard.add(name)
     assert {"media", "faces", "face_features", "text_features"} <= per_shard  # the parsing finds the rules
-    everything = Models(face=1, audio=1, asr=1, text=1, contact_sheets=True)
+    everything = Models(face=(B0,), audio=1, asr=1, text=1, contact_sheets=True)
     assert {r.stage for r in estimate(AFFWILD2, everything, n_shards=4)} == per_shard
 
 
 def test_models_of_a_config_count_text_models_and_contact_sheets() -> None:
     config = {"features": {"face": ["a", "b"], "audio": [], "asr": ["w"], "text": ["t1", "t2"]},
               "faces": {"contact_sheets": False}}
-    assert Models.of(config) == Models(face=2, audio=0, asr=1, text=2, contact_sheets=False)
+    assert Models.of(config) == Models(face=("a", "b"), audio=0, asr=1, text=2, contact_sheets=False)
     rows = {r.stage: r for r in estimate(FIVE, Models.of(config), n_shards=4)}
     assert "contact_sheets" not in rows and "audio_features" not in rows
     assert rows["text_features"].jobs == 2 * 2 and rows["text_features"].work == FIVE.audio_s * 2
@@ -99,10 +155,14 @@ def test_the_suggested_shards_keep_the_longest_faces_job_within_budget() -> None
     for kind in NODE_KINDS.values():
         for hours, nodes in ((1.0, 1), (0.25, 1), (1.0, 16)):
             n = suggest_shards(AFFWILD2, kind, job_hours=hours, nodes=nodes)
-            longest = max(AFFWILD2.shard_frames(n).values())
-            assert longest <= hours * 3600 * kind.faces_fps and n >= nodes, (kind.name, hours, nodes)
-            assert n == nodes or n == 1 or max(AFFWILD2.shard_frames(n - 1).values()) > hours * 3600 * kind.faces_fps
-    assert suggest_shards(AFFWILD2, NODE_KINDS["cpu2"]) >= math.ceil(2_700_000 / (3600 * 70.25))
+            longest = max(AFFWILD2.shard_faces_seconds(n, kind).values())
+            assert longest <= hours * 3600 and n >= nodes, (kind.name, hours, nodes)
+            assert n == nodes or n == 1 or max(AFFWILD2.shard_faces_seconds(n - 1, kind).values()) > hours * 3600
+    cpu = NODE_KINDS["cpu2"]
+    assert suggest_shards(AFFWILD2, cpu) >= math.ceil(2_700_000 / (3600 * cpu.faces[0].fps))
+    # the same frames at 1280 x 720 cost more per frame: more shards for the same hour a job
+    hd = Corpus(tuple(VideoCount(v.video_id, v.frames, v.audio_s, width=1280, height=720) for v in AFFWILD2.videos))
+    assert suggest_shards(hd, cpu) > suggest_shards(AFFWILD2, cpu)
     two = Corpus((VideoCount("a", 10**9, 0.0), VideoCount("b", 10**9, 0.0)))
     assert suggest_shards(two, NODE_KINDS["cpu2"]) == 2  # never more shards than videos
 
@@ -116,10 +176,11 @@ def test_the_suggested_shards_give_every_node_a_shard_with_frames() -> None:
 
 
 def test_wall_hours_spread_over_the_nodes_but_never_under_the_longest_job() -> None:
-    table = plan_table(AFFWILD2, Models(face=1), n_shards=4, nodes=2)
+    table = plan_table(AFFWILD2, Models(face=(B0,)), n_shards=4, nodes=2)
     faces = next(line for line in table.splitlines() if line.startswith("| faces |"))
-    total = 2_700_000 / 70.25 / 3600
-    longest = max(AFFWILD2.shard_frames(4).values()) / 70.25 / 3600
+    fps = NODE_KINDS["cpu2"].faces[0].fps  # the corpus is 640 x 360
+    total = 2_700_000 / fps / 3600
+    longest = max(AFFWILD2.shard_frames(4).values()) / fps / 3600
     assert faces.split("|")[4].strip() == f"{max(total / 2, longest):.3g}"
     measured = [line for line in table.splitlines() if line.startswith(("| faces |", "| face_features |"))]
     assert len(measured) == 2 and not any("not measured" in line for line in measured)  # both kinds have rates
@@ -127,8 +188,8 @@ def test_wall_hours_spread_over_the_nodes_but_never_under_the_longest_job() -> N
 
 
 def test_the_total_sums_the_measured_stages_and_counts_the_others() -> None:
-    rows = estimate(AFFWILD2, Models(face=1), n_shards=1)
-    total = next(line for line in plan_table(AFFWILD2, Models(face=1), n_shards=1).splitlines()
+    rows = estimate(AFFWILD2, Models(face=(B0,)), n_shards=1)
+    total = next(line for line in plan_table(AFFWILD2, Models(face=(B0,)), n_shards=1).splitlines()
                  if line.startswith("| **all of these** |"))
     cpu = sum(r.hours["cpu2"] for r in rows if r.hours["cpu2"] is not None)  # one job each: wall = node-hours
     assert total.split("|")[4].strip() == f"**{cpu:.3g}** + 2 stages not measured"  # media, frame_predictions
@@ -137,14 +198,17 @@ def test_the_total_sums_the_measured_stages_and_counts_the_others() -> None:
 def test_the_rates_are_the_recorded_benchmarks() -> None:
     latest = json.loads((REPO / "benchmarks/results/latest.json").read_text())["figures"]
     cpu = NODE_KINDS["cpu2"]
-    assert cpu.faces_fps == latest["faces_stage_by_detector"]["value"]
-    assert cpu.face_model_cps == latest["face_features_threads"]["value"]
+    by_size = latest["faces_stage_by_size"]["details"]["frames_per_s"]
+    assert {str(r): r.fps for r in cpu.faces} == by_size
+    assert cpu.face_model_cps == latest["face_features_threads"]["details"]["crops_per_s_by_model"]
     assert cpu.audio_rtf == latest["audio_embedding"]["value"]
-    assert cpu.asr_rtf == latest["asr_faster_vs_openai_whisper"]["value"]
+    asr = latest["asr_faster_vs_openai_whisper"]["details"]
+    assert cpu.asr_window_s == pytest.approx(asr["faster_whisper_s"] / whisper_windows(asr["audio_s"]))
     h100 = json.loads((REPO / "benchmarks/results/gpu-nvidia-h100-80gb-hbm3.json").read_text())["figures"]
     gpu = NODE_KINDS["h100"]
-    assert gpu.faces_fps == h100["gpu_face_path"]["details"]["gpu"]["faces_stage_frames_per_s"]
-    assert gpu.face_model_cps == h100["gpu_face_features_stage"]["value"]
+    assert [(str(r), r.fps) for r in gpu.faces] == [
+        ("640x360", h100["gpu_face_path"]["details"]["gpu"]["faces_stage_frames_per_s"])]  # build_long_video's size
+    assert gpu.face_model_cps == {B0: h100["gpu_face_features_stage"]["value"]}
 
 
 def test_counting_probes_without_decoding_and_reports_what_it_cannot_read(tmp_path: Path) -> None:
