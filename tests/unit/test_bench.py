@@ -255,7 +255,8 @@ def test_quick_run_checks_what_it_measured(quick_run) -> None:
     assert default["recall"]["calming_01"] >= 0.99 and default["faces"]["calming_01"] == 80  # real frames
     assert figs["faces_stage_by_detector"]["title"].endswith("the default (retinaface_mnet025)")
     by_size = figs["faces_stage_by_size"]  # what `affectflow plan` charges a video of each size
-    if by_size["status"] == "ok":
+    if (REPO / "data" / "demo" / ".complete").exists():  # the demo's clips, scaled: measured wherever it is
+        assert by_size["status"] == "ok", by_size["note"]
         rate = by_size["details"]["frames_per_s"]
         assert list(rate) == ["640x360", "1280x720"] and rate["1280x720"] < rate["640x360"], rate
     clip = figs["asr_per_clip"]
@@ -437,8 +438,8 @@ def test_gpu_section_code_runs_on_the_cpu(gpu_bench, tmp_path: Path) -> None:
     # the faces stage again on the same clip at 1280 x 720 (what `affectflow plan` charges an HD video)
     by_size = path["gpu"]["faces_stage_frames_per_s_by_size"]
     assert list(by_size) == ["640x360", "1280x720"] and min(by_size.values()) > 0, by_size
-    assert by_size["640x360"] == path["gpu"]["faces_stage_frames_per_s"]
-    assert path["gpu"]["hd"]["frames"] == 80 and path["gpu"]["hd"]["analysed"] == 10, path["gpu"]["hd"]
+    hd = path["gpu"]["hd"]  # the same 80 frames and face, found at HD too
+    assert hd["frames"] == 80 and hd["analysed"] == 10 and hd["crops"] >= hd["analysed"] - 1, hd
     # a GPU node's way (processes, the crops handed over with the faces) against a workstation's, same machine
     host = figs["gpu_host_ceiling"].details
     assert figs["gpu_host_ceiling"].value == host["node"]["frames_per_s"]

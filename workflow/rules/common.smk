@@ -44,20 +44,25 @@ except (UnitsError, ValueError, OSError) as e:
 if UNITS.skipped:
     logger.info(f"{len(UNITS.skipped)} file(s) of the videos folders left out, not videos (listed in problems.tsv)")
 # Tasks without labelled train and val videos in this run are not trained (one line each, not a failed job);
-# trained tasks whose datasets name no test video (no test list given) have no submission, one line each.
+# trained tasks whose datasets name no test video (no test list given) have no submission, one line each;
+# both said before a check of the tasks' settings (faces.people, the templates) can stop the run.
 # `affectflow plan` decides with the same function (plan.scope.run_tasks).
+def _say_tasks(tasks):
+    for line in tasks.skipped.values():
+        logger.warning(line)
+    for line in tasks.no_tests.values():
+        logger.info(line)
+    notes = run_notes({**config, "tasks": tasks.active}, tasks.active, tasks.submitting)
+    for line in notes if workflow.is_main_process else []:
+        logger.warning(line)
+
+
 try:
-    _tasks = run_tasks(config, UNITS, BUNDLE)
+    _tasks = run_tasks(config, UNITS, BUNDLE, before_checks=_say_tasks)
 except ConfigError as e:
     raise WorkflowError(str(e)) from None
 ACTIVE_TASKS, SUBMIT_TASKS = _tasks.active, _tasks.submitting
-for _line in _tasks.skipped.values():
-    logger.warning(_line)
-for _line in _tasks.no_tests.values():
-    logger.info(_line)
 config["tasks"] = ACTIVE_TASKS
-for _line in run_notes(config, ACTIVE_TASKS, SUBMIT_TASKS) if workflow.is_main_process else []:
-    logger.warning(_line)
 SHARDS = UNITS.shards()
 BY_SHARD = UNITS.by_shard()
 # A video replaced by an older file (cp -p, rsync -a) is older than its results, so Snakemake would not look at

@@ -88,7 +88,7 @@ def resize_bilinear(frames: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
         return frames.astype(np.float32, copy=False)
     out = np.empty((c, n, out_h, out_w), np.float32)
     _resize_into(frames, out)
-    return out.transpose(1, 2, 3, 0)
+    return np.ascontiguousarray(out.transpose(1, 2, 3, 0))
 
 
 def preprocess_numpy(frames: list[np.ndarray], out_h: int, out_w: int) -> np.ndarray:

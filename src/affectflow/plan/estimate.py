@@ -71,21 +71,28 @@ class Corpus:
         top = kind.measured_up_to.pixels
         return sum(v.frames for v in self.videos if v.width * v.height > top)
 
-    def shard_frames(self, n_shards: int) -> dict[str, int]:
-        """Frames per shard under the workflow's own video-to-shard assignment (:func:`shard_of`)."""
-        out: dict[str, int] = {}
-        for v in self.videos:
-            s = shard_of(v.video_id, n_shards)
-            out[s] = out.get(s, 0) + v.frames
-        return out
-
-    def shard_faces_seconds(self, n_shards: int, kind: NodeRates) -> dict[str, float]:
-        """Each shard's faces job in seconds on ``kind``: the heaviest job of a shard, which sizes shards."""
+    def per_shard(self, n_shards: int, value: Callable[[VideoCount], float]) -> dict[str, float]:
+        """``value`` of the videos summed per shard, under the workflow's own video-to-shard assignment
+        (:func:`shard_of`)."""
         out: dict[str, float] = {}
         for v in self.videos:
             s = shard_of(v.video_id, n_shards)
-            out[s] = out.get(s, 0.0) + v.faces_seconds(kind)
+            out[s] = out.get(s, 0) + value(v)
         return out
+
+    def shard_frames(self, n_shards: int) -> dict[str, int]:
+        """Frames per shard."""
+        return {s: int(f) for s, f in self.per_shard(n_shards, lambda v: v.frames).items()}
+
+    def shard_faces_seconds(self, n_shards: int, kind: NodeRates) -> dict[str, float]:
+        """Each shard's faces job in seconds on ``kind``: the heaviest job of a shard, which sizes shards."""
+        return self.per_shard(n_shards, lambda v: v.faces_seconds(kind))
+
+    def longest_share(self, n_shards: int, value: Callable[[VideoCount], float]) -> float:
+        """The largest shard's part of ``value`` (0 without any): the share of a stage's work its longest job
+        holds, when the work grows with ``value``."""
+        total = sum(value(v) for v in self.videos)
+        return max(self.per_shard(n_shards, value).values(), default=0.0) / total if total else 0.0
 
     def shards(self, n_shards: int) -> list[str]:
         """The shards that hold a video under ``n_shards``, sorted: the workflow runs one job per stage for each
@@ -125,8 +132,12 @@ class Models:
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> Models:
+        """The config's models; a face model by its registry name (an alias, ``fer``, has its model's rate)."""
+        from affectflow.models.catalogue.registry import find
+
         feats = config.get("features") or {}
-        return cls(tuple(feats.get("face") or ()), len(feats.get("audio") or []), len(feats.get("asr") or []),
+        face = tuple((spec.name if (spec := find(name)) else name) for name in feats.get("face") or ())
+        return cls(tuple(dict.fromkeys(face)), len(feats.get("audio") or []), len(feats.get("asr") or []),
                    len(feats.get("text") or []), bool((config.get("faces") or {}).get("contact_sheets")))
 
 
@@ -140,6 +151,7 @@ class StageEstimate:
     work: float
     unit: str
     hours: dict[str, float | None] = field(default_factory=dict)
+    longest: dict[str, float | None] = field(default_factory=dict)  # hours of the stage's longest job
 
 
 def _not_measured(kind: NodeRates) -> None:
@@ -156,12 +168,19 @@ def _at(work: float, rate: Callable[[NodeRates], float | None]) -> Callable[[Nod
 
 
 def _row(stage: str, jobs: int, work: float, unit: str, kinds: Sequence[NodeRates],
-         seconds: Callable[[NodeRates], float | None] = _not_measured) -> StageEstimate:
-    hours = {}
+         seconds: Callable[[NodeRates], float | None] = _not_measured,
+         longest: Callable[[NodeRates, float], float] | float = 0.0) -> StageEstimate:
+    """``longest``: the longest job's seconds given a kind and the stage's seconds there, or its share of them."""
+    hours: dict[str, float | None] = {}
+    most: dict[str, float | None] = {}
     for k in kinds:
         s = seconds(k)
-        hours[k.name] = None if s is None else s / 3600.0
-    return StageEstimate(stage, jobs, work, unit, hours)
+        if s is None:
+            hours[k.name] = most[k.name] = None
+            continue
+        hours[k.name] = s / 3600.0
+        most[k.name] = (longest(k, s) if callable(longest) else s * longest) / 3600.0
+    return StageEstimate(stage, jobs, work, unit, hours, most)
 
 
 def estimate(corpus: Corpus, models: Models, n_shards: int, face_share: float = 1.0,
@@ -177,23 +196,27 @@ def estimate(corpus: Corpus, models: Models, n_shards: int, face_share: float = 
     shards = len(corpus.shards(n_shards))
     videos = len(corpus.videos)
     crops = corpus.frames * face_share
+    frames_share = corpus.longest_share(n_shards, lambda v: v.frames)
     rows = [_row("media", shards, videos, "videos", kinds),
-            _row("faces", shards, corpus.frames, "frames", kinds, corpus.faces_seconds)]
+            _row("faces", shards, corpus.frames, "frames", kinds, corpus.faces_seconds,
+                 lambda k, _: max(corpus.shard_faces_seconds(n_shards, k).values(), default=0.0))]
     if models.contact_sheets:
         rows.append(_row("contact_sheets", shards, videos, "videos", kinds))
     for name in models.face:
         rows.append(_row("face_features", shards, crops, f"face crops ({name})", kinds,
-                         _at(crops, lambda k, name=name: k.face_model_cps.get(name))))
-    if models.audio:
+                         _at(crops, lambda k, name=name: k.face_model_cps.get(name)), frames_share))
+    if models.audio:  # a job per model and shard: the longest is one model's on the fullest shard
         work = corpus.audio_s * models.audio
         rows.append(_row("audio_features", shards * models.audio, work, "audio s", kinds,
-                         _at(work, lambda k: k.audio_rtf)))
+                         _at(work, lambda k: k.audio_rtf),
+                         corpus.longest_share(n_shards, lambda v: v.audio_s) / models.audio))
     # transcripts run for the text models (every ASR model) and for the run page (the first one only)
     asr = models.asr if models.text else min(models.asr, 1)
     if asr:
         windows = corpus.asr_windows * asr
         rows.append(_row("transcripts", shards * asr, windows, "Whisper windows (30 s)", kinds,
-                         lambda k: None if k.asr_window_s is None else windows * k.asr_window_s))
+                         lambda k: None if k.asr_window_s is None else windows * k.asr_window_s,
+                         corpus.longest_share(n_shards, lambda v: whisper_windows(v.audio_s)) / asr))
     if models.asr and models.text:
         pairs = models.asr * models.text
         rows.append(_row("text_features", shards * pairs, corpus.audio_s * pairs, "audio s transcribed", kinds))
@@ -237,8 +260,6 @@ def plan_table(corpus: Corpus, models: Models, n_shards: int, nodes: int = 1,
     """The markdown table ``affectflow plan`` prints: per stage, jobs, work, and wall-clock hours on ``nodes``
     nodes of each kind (a stage's jobs spread over the nodes; never fewer hours than its longest job)."""
     rows = estimate(corpus, models, n_shards, kinds=kinds)
-    longest = max(corpus.shard_frames(n_shards).values(), default=0)
-    share = longest / corpus.frames if corpus.frames else 0.0  # the longest shard's part of the work
     head = "| stage | jobs | work | " + " | ".join(f"hours on {nodes} × {k.name}" for k in kinds) + " |"
     lines = [head, "|---|---:|---:|" + "---:|" * len(kinds)]
     total = dict.fromkeys((k.name for k in kinds), 0.0)
@@ -251,7 +272,7 @@ def plan_table(corpus: Corpus, models: Models, n_shards: int, nodes: int = 1,
                 cells.append("not measured")
                 missing[k.name] += 1
                 continue
-            wall = max(h / max(1, min(nodes, r.jobs)), h * share)
+            wall = max(h / max(1, min(nodes, r.jobs)), r.longest[k.name] or 0.0)
             cells.append(f"{wall:.3g}")
             total[k.name] += wall
         lines.append(f"| {r.stage} | {r.jobs} | {r.work:,.0f} {r.unit} | " + " | ".join(cells) + " |")

@@ -54,10 +54,11 @@ class NodeRates:
     def faces_seconds_per_frame(self, width: int, height: int) -> float:
         """What one frame of a ``width`` x ``height`` video costs the faces stage: interpolated in seconds per
         frame over pixels between the measured sizes (decoding, the resize to the detector's input and the
-        network all grow with them), extrapolated along the last two past the largest, and the smallest
-        size's cost below it (or for a size the probe did not find). With one measured size, that size's cost
-        for every video: :meth:`measured_up_to` says how far that holds."""
-        points = sorted((r.pixels, 1.0 / r.fps) for r in self.faces)
+        network all grow with them), extrapolated along the last two past the largest (never below the
+        largest's cost: two noisy measurements must not make a larger frame cheaper), and the smallest size's
+        cost below it (or for a size the probe did not find). With one measured size, that size's cost for
+        every video: :meth:`measured_up_to` says how far that holds."""
+        points = sorted({r.pixels: 1.0 / r.fps for r in self.faces}.items())  # one cost per pixel count
         px = width * height
         if len(points) == 1 or px <= points[0][0]:
             return points[0][1]
@@ -65,7 +66,7 @@ class NodeRates:
             if px <= p1:
                 return t0 + (t1 - t0) * (px - p0) / (p1 - p0)
         (p0, t0), (p1, t1) = points[-2:]
-        return t1 + (t1 - t0) * (px - p1) / (p1 - p0)
+        return t1 + max(0.0, t1 - t0) * (px - p1) / (p1 - p0)
 
     @property
     def measured_up_to(self) -> SizeRate:

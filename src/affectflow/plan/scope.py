@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,17 +107,24 @@ class RunTasks:
 
 
 def run_tasks(config: Mapping[str, Any], units: Iterable[Any], bundle: Bundle | None = None,
-              workflow_dir: str | os.PathLike[str] = ".") -> RunTasks:
+              workflow_dir: str | os.PathLike[str] = ".",
+              before_checks: Callable[[RunTasks], None] | None = None) -> RunTasks:
     """What the workflow decides at its start and ``affectflow plan`` must decide the same way: the trainable
     and submitted tasks (:func:`trainable_tasks`, :func:`submitted_tasks`), then the checks that need them
     (``faces.people``, the submitting tasks' templates). One function, so the two entry points cannot drift
-    (they did: the plan once lacked the people check). :class:`ConfigError` for a config the run would refuse."""
+    (they did: the plan once lacked the people check). :class:`ConfigError` for a config the run would refuse.
+
+    ``before_checks``: called with the tasks before the checks run, so that the lines saying which tasks are
+    left out come before a check's error (the workflow logs them there)."""
     units = list(units)
     active, skipped = trainable_tasks(config["tasks"], units, bundle)
-    check_people({**config, "tasks": active})
     submitting, no_tests = submitted_tasks(active, units)
+    tasks = RunTasks(active, submitting, skipped, no_tests)
+    if before_checks is not None:
+        before_checks(tasks)
+    check_people({**config, "tasks": active})
     check_templates(config, submitting if config["submit_fusion"] else [], workflow_dir)
-    return RunTasks(active, submitting, skipped, no_tests)
+    return tasks
 
 
 @dataclass

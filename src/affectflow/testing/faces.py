@@ -90,15 +90,19 @@ def decode_processes() -> list[int]:
 
 
 def four_tap_bilinear(frames: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """(N, H, W, C) frames resized to (N, out_h, out_w, C) float32 by the plain bilinear rule: each output
-    pixel blends its four corner taps in x, then in y, with torch's weights (half-pixel centres). The
-    reference the detector's separable host resize is held to, bit for bit, and timed against."""
+    """(N, H, W, C) frames resized to (N, out_h, out_w, C) float32 by the plain bilinear rule, with torch's
+    weights (half-pixel centres): each output pixel blends its four corner taps in x, then in y. This is the
+    detector's host resize as it was before the separable form (each tap's rows and columns gathered in the
+    frames' own type, then made float32): the reference that form is held to bit for bit, and timed against."""
     from affectflow.faces.retinaface_mnet import _axis_weights
 
     y0, y1, ly = _axis_weights(frames.shape[1], out_h)
     x0, x1, lx = _axis_weights(frames.shape[2], out_w)
-    f = frames.astype(np.float32)
     lx, ly = lx[None, None, :, None], ly[None, :, None, None]
-    top = f[:, y0][:, :, x0] * (1 - lx) + f[:, y0][:, :, x1] * lx
-    bottom = f[:, y1][:, :, x0] * (1 - lx) + f[:, y1][:, :, x1] * lx
+
+    def taps(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return frames[:, rows][:, :, cols].astype(np.float32, copy=False)
+
+    top = taps(y0, x0) * (1 - lx) + taps(y0, x1) * lx
+    bottom = taps(y1, x0) * (1 - lx) + taps(y1, x1) * lx
     return top * (1 - ly) + bottom * ly

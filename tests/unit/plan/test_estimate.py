@@ -76,6 +76,9 @@ def test_a_video_is_charged_the_faces_rate_of_its_size() -> None:
     assert kind.faces_seconds_per_frame(960, 540) == pytest.approx(0.01 + 0.04 * (518_400 - 230_400) / 691_200)
     assert kind.faces_seconds_per_frame(1920, 1080) == pytest.approx(0.05 + 0.04 * (2_073_600 - 921_600) / 691_200)
     assert kind.faces_seconds_per_frame(320, 240) == kind.faces_seconds_per_frame(0, 0) == pytest.approx(0.01)
+    # a larger size measured faster than a smaller one (noise): past it, no cheaper than the largest
+    noisy = NodeRates("n", "", "", faces=(SizeRate(640, 360, 100.0), SizeRate(1280, 720, 120.0)))
+    assert noisy.faces_seconds_per_frame(3840, 2160) == pytest.approx(1 / 120)
     one = NodeRates("o", "", "", faces=(SizeRate(640, 360, 100.0),))
     assert one.faces_seconds_per_frame(1920, 1080) == pytest.approx(0.01)
     mixed = Corpus((VideoCount("a", 1000, 0.0, width=640, height=360), VideoCount("b", 500, 0.0, width=1280,
@@ -91,6 +94,30 @@ def test_a_video_is_charged_the_faces_rate_of_its_size() -> None:
     # the recorded kinds: HD video is slower per frame than the demo's 640x360 on the CPU
     cpu = NODE_KINDS["cpu2"]
     assert cpu.faces_seconds_per_frame(1280, 720) > 2 * cpu.faces_seconds_per_frame(640, 360)
+
+
+def test_the_wall_hours_never_go_under_the_longest_job_in_its_own_work() -> None:
+    """A shard of HD video takes longer than its share of frames says: the floor of the faces row is the
+    longest faces job in seconds (the review's case: one 1080p and one 640x360 video of 1,000 frames each)."""
+    kind = NODE_KINDS["cpu2"]
+    pair = Corpus((VideoCount("v0", 1000, 0.0, width=1920, height=1080),
+                   VideoCount("v1", 1000, 0.0, width=640, height=360)))
+    n = next(n for n in range(2, 40) if len(pair.shards(n)) == 2)  # the two videos in shards of their own
+    longest = max(pair.shard_faces_seconds(n, kind).values())
+    assert longest == pytest.approx(1000 * kind.faces_seconds_per_frame(1920, 1080))
+    faces = next(r for r in estimate(pair, Models(), n, kinds=(kind,)) if r.stage == "faces")
+    assert faces.longest["cpu2"] == pytest.approx(longest / 3600)
+    line = next(x for x in plan_table(pair, Models(), n, nodes=2, kinds=(kind,)).splitlines()
+                if x.startswith("| faces |"))
+    assert line.split("|")[4].strip() == f"{longest / 3600:.3g}"  # not half the total: the HD shard is longer
+    assert longest > pair.faces_seconds(kind) / 2
+
+
+def test_a_face_model_alias_has_its_models_rate() -> None:
+    config = {"features": {"face": ["fer", "enet_b0_8_best_vgaf"]}}
+    assert Models.of(config).face == (FER, B0)
+    rows = [r for r in estimate(FIVE, Models.of(config), n_shards=4) if r.stage == "face_features"]
+    assert rows[0].unit == f"face crops ({FER})" and rows[0].hours["cpu2"] is not None
 
 
 def test_transcripts_are_charged_per_whisper_window_of_each_video() -> None:

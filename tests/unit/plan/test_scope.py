@@ -13,6 +13,7 @@ from affectflow.plan.scope import (
     check_bundle_weights,
     merge_bundle,
     run_notes,
+    run_tasks,
     submitted_tasks,
     trainable_tasks,
 )
@@ -47,6 +48,21 @@ def test_a_labelled_task_that_tasks_leaves_out_gets_a_line():
     assert list(trainable_tasks(["expr"], units)[1]) == ["ah_video"]
     assert trainable_tasks([], [_unit("c", "test", expr_labels="c.txt")]) == ([], {})
     assert trainable_tasks([], units, _bundle()) == ([], {})
+
+
+def test_run_tasks_says_which_tasks_it_leaves_out_before_a_check_stops_the_run():
+    """The workflow and `affectflow plan` decide the tasks with run_tasks; its lines (skipped tasks, tasks
+    without a test list) reach the caller before faces.people or a template check raises."""
+    units = [_unit("a", "train", expr_labels="a.txt"), _unit("b", "val", expr_labels="b.txt")]
+    config = {"tasks": ["expr", "emi"], "faces": {"people": "all"}, "submit_fusion": None}
+    said = []
+    with pytest.raises(ConfigError, match="faces.people: all keeps every person's face, but tasks expr are trained"):
+        run_tasks(config, units, before_checks=said.append)
+    (tasks,) = said
+    assert tasks.active == ["expr"] and list(tasks.skipped) == ["emi"] and list(tasks.no_tests) == ["expr"]
+    assert tasks.submitting == []
+    got = run_tasks({**config, "faces": {"people": "target"}}, units)  # the checks pass: the same decision
+    assert (got.active, got.skipped, got.no_tests) == (tasks.active, tasks.skipped, tasks.no_tests)
 
 
 def test_a_run_that_applies_a_bundle_trains_nothing():
