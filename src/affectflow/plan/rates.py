@@ -85,10 +85,10 @@ NODE_KINDS: dict[str, NodeRates] = {r.name: r for r in (
     NodeRates("cpu2", "2 CPU cores (the CI machine's kind; onnxruntime engines)",
               "benchmarks/results/latest.json: faces_stage_by_size, face_features_threads (crops_per_s_by_model), "
               "audio_embedding, asr_faster_vs_openai_whisper (faster_whisper_s over its windows)",
-              faces=(SizeRate(640, 360, 93.95), SizeRate(960, 540, 44.83),
-                     SizeRate(1280, 720, 20.13), SizeRate(1920, 1080, 15.01)),
-              face_model_cps={"fer_minixception": 425.7, "enet_b0_8_best_vgaf": 91.71},
-              audio_rtf=8.667, asr_window_s=0.8481),
+              faces=(SizeRate(640, 360, 92.44), SizeRate(960, 540, 46.1),
+                     SizeRate(1280, 720, 22.0), SizeRate(1920, 1080, 15.38)),
+              face_model_cps={"fer_minixception": 395.3, "enet_b0_8_best_vgaf": 97.29},
+              audio_rtf=8.667, asr_window_s=0.8293),
     NodeRates("h100", "1 NVIDIA H100 80GB and 16 CPU cores (torch engines, fp16)",
               "benchmarks/results/gpu-nvidia-h100-80gb-hbm3.json: gpu_face_path (its faces stage, on 640x360 "
               "video), gpu_face_features_stage",
