@@ -250,12 +250,17 @@ def measure(images: dict[str, Path]) -> dict[str, Quality | str]:
     return out
 
 
+def face_clips(n: int) -> list[Path]:
+    """The first ``n`` of the demo's mp4 clips with a face (by name): the faces-stage figures' input."""
+    return sorted(p for p in DEMO_VIDEOS.glob("*.mp4") if not p.name.startswith("no_face"))[:n]
+
+
 def stage_cost(names: list[str], reps: int) -> dict[str, float]:
     """Frames/s of the whole faces stage per detector (decode, detect, crop) on the demo's face clips:
     what choosing a detector costs a run, as opposed to the detector alone."""
     from affectflow.faces.stream import detect_video
 
-    videos = sorted(p for p in DEMO_VIDEOS.glob("*.mp4") if not p.name.startswith("no_face"))[:3]
+    videos = face_clips(3)
     if not videos:
         raise Skip(f"no demo videos in {DEMO_VIDEOS} (make demo)")
     dets = {n: make(n) for n in names}
@@ -286,7 +291,7 @@ def stage_by_size(workdir: Path, reps: int, quick: bool = False) -> Figure:
     name = FacesOptions().detector
     fig = Figure("faces_stage_by_size", f"faces stage frames/s by video size ({name}): the largest vs 640x360",
                  unit="frames/s", baseline_label="the same clips at 640x360")
-    videos = sorted(p for p in DEMO_VIDEOS.glob("*.mp4") if not p.name.startswith("no_face"))[:1 if quick else 3]
+    videos = face_clips(1 if quick else 3)
     if not videos or shutil.which("ffmpeg") is None:
         fig.status, fig.note = "skipped", f"no demo videos in {DEMO_VIDEOS} (make demo) or no ffmpeg"
         return fig

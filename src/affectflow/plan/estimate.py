@@ -169,17 +169,14 @@ def _at(work: float, rate: Callable[[NodeRates], float | None]) -> Callable[[Nod
 
 def _row(stage: str, jobs: int, work: float, unit: str, kinds: Sequence[NodeRates],
          seconds: Callable[[NodeRates], float | None] = _not_measured,
-         longest: Callable[[NodeRates, float], float] | float = 0.0) -> StageEstimate:
-    """``longest``: the longest job's seconds given a kind and the stage's seconds there, or its share of them."""
+         longest: Callable[[NodeRates], float] = lambda kind: 0.0) -> StageEstimate:
+    """``longest``: the share of the stage's seconds on a node kind that its longest job takes."""
     hours: dict[str, float | None] = {}
     most: dict[str, float | None] = {}
     for k in kinds:
         s = seconds(k)
-        if s is None:
-            hours[k.name] = most[k.name] = None
-            continue
-        hours[k.name] = s / 3600.0
-        most[k.name] = (longest(k, s) if callable(longest) else s * longest) / 3600.0
+        hours[k.name] = None if s is None else s / 3600.0
+        most[k.name] = None if s is None else s * longest(k) / 3600.0
     return StageEstimate(stage, jobs, work, unit, hours, most)
 
 
@@ -199,24 +196,25 @@ def estimate(corpus: Corpus, models: Models, n_shards: int, face_share: float = 
     frames_share = corpus.longest_share(n_shards, lambda v: v.frames)
     rows = [_row("media", shards, videos, "videos", kinds),
             _row("faces", shards, corpus.frames, "frames", kinds, corpus.faces_seconds,
-                 lambda k, _: max(corpus.shard_faces_seconds(n_shards, k).values(), default=0.0))]
+                 lambda k: corpus.longest_share(n_shards, lambda v: v.faces_seconds(k)))]
     if models.contact_sheets:
         rows.append(_row("contact_sheets", shards, videos, "videos", kinds))
     for name in models.face:
         rows.append(_row("face_features", shards, crops, f"face crops ({name})", kinds,
-                         _at(crops, lambda k, name=name: k.face_model_cps.get(name)), frames_share))
+                         _at(crops, lambda k, name=name: k.face_model_cps.get(name)), lambda k: frames_share))
     if models.audio:  # a job per model and shard: the longest is one model's on the fullest shard
         work = corpus.audio_s * models.audio
+        audio_share = corpus.longest_share(n_shards, lambda v: v.audio_s) / models.audio
         rows.append(_row("audio_features", shards * models.audio, work, "audio s", kinds,
-                         _at(work, lambda k: k.audio_rtf),
-                         corpus.longest_share(n_shards, lambda v: v.audio_s) / models.audio))
+                         _at(work, lambda k: k.audio_rtf), lambda k: audio_share))
     # transcripts run for the text models (every ASR model) and for the run page (the first one only)
     asr = models.asr if models.text else min(models.asr, 1)
     if asr:
         windows = corpus.asr_windows * asr
+        window_share = corpus.longest_share(n_shards, lambda v: whisper_windows(v.audio_s)) / asr
         rows.append(_row("transcripts", shards * asr, windows, "Whisper windows (30 s)", kinds,
                          lambda k: None if k.asr_window_s is None else windows * k.asr_window_s,
-                         corpus.longest_share(n_shards, lambda v: whisper_windows(v.audio_s)) / asr))
+                         lambda k: window_share))
     if models.asr and models.text:
         pairs = models.asr * models.text
         rows.append(_row("text_features", shards * pairs, corpus.audio_s * pairs, "audio s transcribed", kinds))
