@@ -239,8 +239,9 @@ def suggest_shards(corpus: Corpus, rates: NodeRates, job_hours: float = 1.0, nod
     """
     limit = max(1, min(most, sum(1 for v in corpus.videos if v.frames)))
     budget = job_hours * 3600.0
-    n = max(1, min(limit, max(nodes, math.ceil(corpus.faces_seconds(rates) / budget))))
-    while n < limit and not _fits(corpus.shard_faces_seconds(n, rates), budget, min(nodes, limit)):
+    cost = {v.video_id: v.faces_seconds(rates) for v in corpus.videos}  # once, not once per n tried
+    n = max(1, min(limit, max(nodes, math.ceil(sum(cost.values()) / budget))))
+    while n < limit and not _fits(corpus.per_shard(n, lambda v: cost[v.video_id]), budget, min(nodes, limit)):
         n += 1
     return n
 

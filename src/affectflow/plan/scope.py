@@ -186,7 +186,7 @@ def check_bundle_weights(config: Mapping[str, Any], bundle: Bundle) -> None:
     run by :func:`merge_bundle`, and the reverse (the run standing in for weights the bundle had) is
     refused here.
     """
-    from affectflow.models.catalogue.registry import UnknownModelError, get
+    from affectflow.models.catalogue.registry import find
 
     pins = dict(config.get("model_pins") or {})
     standins = set((config.get("features") or {}).get("standins") or ())
@@ -197,11 +197,10 @@ def check_bundle_weights(config: Mapping[str, Any], bundle: Bundle) -> None:
             raise ConfigError(f"bundle: {bundle.root}: its heads were trained on the real weights of {name!r}; "
                               f"remove {name} from features.standins (config.yaml lists stand-ins: "
                               "`features: {standins: []}` in your file replaces that list)")
-        try:
-            spec = get(name)
-        except UnknownModelError:
+        spec = find(name)
+        if spec is None:
             raise ConfigError(f"bundle: {bundle.root}: model {name!r} is not in this affectflow's registry "
-                              f"(the bundle was made by affectflow {bundle.version or 'unknown'})") from None
+                              f"(the bundle was made by affectflow {bundle.version or 'unknown'})")
         for wf in spec.files:
             want = (m.get("files") or {}).get(wf.name)
             have = pins.get(wf.name) or wf.sha256
