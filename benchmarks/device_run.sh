@@ -70,7 +70,8 @@ after the machine starts), from the repository's root:
 
 $run
 
-It writes \$OUT/gpu-<card>-quick.json and \$OUT/gpu-<card>.json (copy the full one to benchmarks/results/),
+It writes \$OUT/gpu-<card>-quick.json and \$OUT/gpu-<card>.json (copy the full one to benchmarks/results/;
+each is rewritten after every figure, "complete": false until the last, so a pass cut off keeps what it measured),
 the two logs, and every thread's stack every 30 s (\$OUT/gpu-stacks[-quick].txt: where a figure that makes no
 progress spends its time); exit status: the full pass's (1 if a figure failed).
 EOF

@@ -46,7 +46,9 @@ the baseline a GPU run is compared with). Every figure's code runs on the CPU in
 
 Besides the run's normal output, a run that measured a card writes
 ``benchmarks/results/gpu-<card name>.json`` (``-quick`` added in quick mode): every figure, the
-machine, the card, torch/CUDA/cuDNN versions. On a rented GPU machine without the repository's
+machine, the card, torch/CUDA/cuDNN versions. ``python -m benchmarks.gpu`` writes it after each
+figure too (``complete`` false, the figures still to measure in ``to_come``): a run cut off by its
+machine's time limit keeps a file of what it measured. On a rented GPU machine without the repository's
 environment, ``benchmarks/device_run.sh`` packs what the section needs and prints the command to run
 there (``python -m benchmarks.gpu``, which imports only what that machine has plus PyAV).
 """
@@ -1155,11 +1157,13 @@ def _finish(fig: Figure, gpu: float | None, cpu: float | None, target: float, wh
 
 def measure(opts: Options, *, inputs: Inputs | None = None, sizes: Sizes | None = None, device: str | None = None,
             cpu_threads: int | None = None, precision: str = "fp16", only: tuple[str, ...] = FIGURES,
-            log: Callable[..., None] | None = None) -> list[Figure]:
+            log: Callable[..., None] | None = None,
+            measured: Callable[[list[Figure]], Any] | None = None) -> list[Figure]:
     """The section's figures. ``device``: where the card's arms run ("cuda"; the tests use "cpu"); None: CUDA
     if torch sees it, else those arms are skipped with the reason. ``cpu_threads``: intra-op threads of the
     CPU arms (None: no CPU arms). A figure whose inputs are missing is skipped, one that fails is an error;
-    the others are measured all the same."""
+    the others are measured all the same. ``measured``: called with the figures so far after each one (a run
+    cut off by its time limit keeps what it measured: :func:`main` writes them out each time)."""
     inputs = inputs or Inputs()
     sizes = sizes or Sizes.for_mode(opts.quick)
     why = ""
@@ -1206,12 +1210,15 @@ def measure(opts: Options, *, inputs: Inputs | None = None, sizes: Sizes | None 
         if log:  # the figure whole, as soon as it is measured: a run cut off later still has it in its log
             log(f"[bench gpu] {name}: {fig.status}, {fig.seconds:.1f} s", flush=True)
             log(f"[bench gpu] {name} json: {json.dumps(fig.to_json(), allow_nan=False, default=str)}", flush=True)
+        if measured:
+            measured(figures)
     return figures
 
 
 def results_doc(figures: list[Figure], opts: Options, card: dict[str, Any] | None, *, cpu_threads: int | None,
-                sizes: Sizes, command: str) -> dict[str, Any]:
-    """The section's own JSON: the figures with the card, the machine and the software they were measured on."""
+                sizes: Sizes, command: str, to_come: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The section's own JSON: the figures with the card, the machine and the software they were measured on.
+    ``to_come``: the figures not measured yet (a file written part-way: ``complete`` false until the end)."""
     from benchmarks.common import machine_info
 
     counts = {s: sum(f.status == s for f in figures) for s in ("ok", "skipped", "error")}
@@ -1234,6 +1241,8 @@ def results_doc(figures: list[Figure], opts: Options, card: dict[str, Any] | Non
         "machine": machine,
         "source": source,
         "summary": counts,
+        "complete": not to_come,
+        "to_come": list(to_come),
         "figures": {f.name: f.to_json() for f in figures},
     }
 
@@ -1377,33 +1386,38 @@ def main(argv: list[str] | None = None) -> int:
     card = None if why else card_info()
     print(f"[bench gpu] {opts.mode} run on {card['name'] if card else 'no GPU (' + why + ')'}", flush=True)
     t0 = time.perf_counter()
+    command = "python -m benchmarks.gpu " + " ".join(argv if argv is not None else sys.argv[1:])
+    paths = ([results_file(card["name"], args.out_dir, opts.quick)] if card is not None else []) + (
+        [args.json] if args.json is not None else [])
+
+    def written(figures: list[Figure]) -> tuple[dict[str, Any], list[Path]]:
+        """The figures so far, written into every results file: after each figure (``complete`` false, the rest
+        listed in ``to_come``), so a run its machine's time limit cuts off still leaves a file, and at the end."""
+        doc = results_doc(figures, opts, card, cpu_threads=cpu_threads, sizes=sizes, command=command,
+                          to_come=only[len(figures):])
+        doc["total_s"] = round(time.perf_counter() - t0, 1)
+        return doc, [write_results(doc, path) for path in paths]
+
     with contextlib.ExitStack() as stack:
         if args.stack_dumps > 0:
             stack.enter_context(stack_dumps(args.out_dir / f"gpu-stacks{'-quick' if opts.quick else ''}.txt",
                                             args.stack_dumps))
         try:
             figures = measure(opts, inputs=Inputs(args.assets), sizes=sizes, cpu_threads=cpu_threads, only=only,
-                              log=print)
+                              log=print, measured=written)
         finally:
             if args.keep_workdir:
                 print(f"[bench gpu] scratch folder kept: {workdir}")
             else:
                 shutil.rmtree(workdir, ignore_errors=True)
-    command = "python -m benchmarks.gpu " + " ".join(argv if argv is not None else sys.argv[1:])
-    doc = results_doc(figures, opts, card, cpu_threads=cpu_threads, sizes=sizes, command=command)
-    doc["total_s"] = round(time.perf_counter() - t0, 1)
-    written = []
-    if card is not None:
-        written.append(write_results(doc, results_file(card["name"], args.out_dir, opts.quick)))
-    if args.json is not None:
-        written.append(write_results(doc, args.json))
+    doc, files = written(figures)
     print()
     print(table(figures))
     for f in figures:
         if f.status == "error":
             print(f"\n[bench gpu] {f.name}:\n{f.details.get('traceback', f.note)}", file=sys.stderr)
     print(f"\n{doc['summary']['ok']} ok, {doc['summary']['skipped']} skipped, {doc['summary']['error']} errors in "
-          f"{doc['total_s']:.0f} s; " + (f"written to {', '.join(map(str, written))}" if written else
+          f"{doc['total_s']:.0f} s; " + (f"written to {', '.join(map(str, files))}" if files else
                                          "no card measured: nothing written (--json FILE writes the CPU side)"))
     return 1 if doc["summary"]["error"] else 0
 

@@ -571,3 +571,30 @@ def test_update_replaces_only_the_sections_run_again() -> None:
     assert got["command"] == "c" and got["options"]["sections"] == ["memory", "dag"]  # the full run's own record
     with pytest.raises(SystemExit, match="quick"):
         _updated(old, doc({}, ["memory"], mode="quick"))
+
+
+def test_gpu_run_cut_off_part_way_keeps_the_figures_it_measured(gpu_bench, tmp_path: Path, monkeypatch) -> None:
+    """``python -m benchmarks.gpu`` rewrites its results file after every figure: a pass stopped by the device's
+    time limit (here an interrupt in the second figure) leaves the first figure in a file marked incomplete."""
+    gpu = gpu_bench
+
+    def measured(name: str):
+        return lambda *args, **kwargs: gpu.Figure(name, "t", value=5.0, unit="crops/s", baseline=1.0, ratio=5.0)
+
+    def cut_off(*args, **kwargs):
+        raise KeyboardInterrupt  # what the time limit's signal does to the process, as far as files go
+
+    monkeypatch.setattr(gpu, "fig_model", measured("gpu_enet_b0_fp16"))
+    monkeypatch.setattr(gpu, "fig_stage", cut_off)
+    out = tmp_path / "gpu.json"
+    monkeypatch.setattr(gpu, "fig_detector", measured("gpu_detector_mnet025"))
+    only = "gpu_enet_b0_fp16,gpu_face_features_stage,gpu_detector_mnet025"
+    with pytest.raises(KeyboardInterrupt):
+        gpu.main(["--quick", "--no-cpu", "--only", only, "--json", str(out), "--out-dir", str(tmp_path)])
+    doc = json.loads(out.read_text())
+    assert doc["complete"] is False and doc["to_come"] == ["gpu_face_features_stage", "gpu_detector_mnet025"]
+    assert list(doc["figures"]) == ["gpu_enet_b0_fp16"] and doc["figures"]["gpu_enet_b0_fp16"]["value"] == 5.0
+    monkeypatch.setattr(gpu, "fig_stage", measured("gpu_face_features_stage"))  # a run that ends: the file says so
+    assert gpu.main(["--quick", "--no-cpu", "--only", only, "--json", str(out), "--out-dir", str(tmp_path)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["complete"] is True and doc["to_come"] == [] and len(doc["figures"]) == 3
