@@ -242,7 +242,15 @@ def _plan(args: argparse.Namespace) -> int:
     from affectflow.data.units import UnitsError
     from affectflow.plan.checks import ConfigError
     from affectflow.plan.config import workflow_config
-    from affectflow.plan.estimate import Models, count_units, plan_table, regrouped, size_notes, suggest_shards
+    from affectflow.plan.estimate import (
+        Models,
+        count_units,
+        plan_table,
+        regrouped,
+        setting_notes,
+        size_notes,
+        suggest_shards,
+    )
     from affectflow.plan.scope import run_notes, run_tasks
     from affectflow.stages.catalogue import STAGES
 
@@ -293,7 +301,7 @@ def _plan(args: argparse.Namespace) -> int:
         print(f"warning: n_shards {best}: {moved}\n")
     print(plan_table(corpus, models, best, nodes=args.nodes), end="")
     print("\nrates: " + "; ".join(f"{k.name} from {k.source}" for k in NODE_KINDS.values()))
-    for line in size_notes(corpus):
+    for line in [*size_notes(corpus), *setting_notes(models)]:
         print(line)
     return 0
 

@@ -23,7 +23,12 @@ from typing import Any
 from affectflow.data.adapters.files import resolve
 from affectflow.data.units import Unit, shard_of
 from affectflow.media.decode import MediaError, probe
-from affectflow.plan.rates import NODE_KINDS, NodeRates, whisper_windows  # there: --help imports no media library
+from affectflow.plan.rates import (  # there: --help imports no media library
+    FACES_MEASURED_WITH,
+    NODE_KINDS,
+    NodeRates,
+    whisper_windows,
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,11 @@ class VideoCount:
     def faces_seconds(self, kind: NodeRates) -> float:
         return self.frames * kind.faces_seconds_per_frame(self.width, self.height)
 
+    def analysed(self, frame_stride: int = 1) -> int:
+        """The frames the faces stage detects on with ``faces.frame_stride``: the first and every n-th after it
+        (each one a row of the faces shard and of the frame table, and a crop where it has a face)."""
+        return math.ceil(self.frames / max(1, frame_stride))
+
 
 @dataclass(frozen=True)
 class Corpus:
@@ -55,6 +65,10 @@ class Corpus:
     @property
     def audio_s(self) -> float:
         return sum(v.audio_s for v in self.videos)
+
+    def analysed(self, frame_stride: int = 1) -> int:
+        """The frames the faces stage detects on, over the videos (:meth:`VideoCount.analysed`)."""
+        return sum(v.analysed(frame_stride) for v in self.videos)
 
     @property
     def asr_windows(self) -> int:
@@ -122,13 +136,16 @@ class Models:
     """What the config runs per shard besides media, faces and frame_predictions (every run has those): the face
     models (each a job per shard, at its own rate), how many models of each other kind (each a job per shard;
     text models, one per ASR model and shard) and whether the faces stage draws contact sheets (a job per
-    shard)."""
+    shard); and the faces settings that change how much work there is: the detector and the stride of the frames
+    it detects on (only those frames become rows and crops)."""
 
     face: tuple[str, ...] = ()
     audio: int = 0
     asr: int = 0
     text: int = 0
     contact_sheets: bool = False
+    detector: str = FACES_MEASURED_WITH["detector"]
+    frame_stride: int = 1
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> Models:
@@ -136,9 +153,11 @@ class Models:
         from affectflow.models.catalogue.registry import find
 
         feats = config.get("features") or {}
+        faces = config.get("faces") or {}
         face = tuple((spec.name if (spec := find(name)) else name) for name in feats.get("face") or ())
         return cls(tuple(dict.fromkeys(face)), len(feats.get("audio") or []), len(feats.get("asr") or []),
-                   len(feats.get("text") or []), bool((config.get("faces") or {}).get("contact_sheets")))
+                   len(feats.get("text") or []), bool(faces.get("contact_sheets")),
+                   str(faces.get("detector") or FACES_MEASURED_WITH["detector"]), int(faces.get("frame_stride") or 1))
 
 
 @dataclass(frozen=True)
@@ -192,8 +211,10 @@ def estimate(corpus: Corpus, models: Models, n_shards: int, face_share: float = 
     measured" rather than a guessed segments-per-second."""
     shards = len(corpus.shards(n_shards))
     videos = len(corpus.videos)
-    crops = corpus.frames * face_share
-    frames_share = corpus.longest_share(n_shards, lambda v: v.frames)
+    stride = models.frame_stride
+    analysed = corpus.analysed(stride)  # faces.frame_stride: the frames detected on, cropped and tabled
+    crops = analysed * face_share
+    frames_share = corpus.longest_share(n_shards, lambda v: v.analysed(stride))
     rows = [_row("media", shards, videos, "videos", kinds),
             _row("faces", shards, corpus.frames, "frames", kinds, corpus.faces_seconds,
                  lambda k: corpus.longest_share(n_shards, lambda v: v.faces_seconds(k)))]
@@ -218,7 +239,7 @@ def estimate(corpus: Corpus, models: Models, n_shards: int, face_share: float = 
     if models.asr and models.text:
         pairs = models.asr * models.text
         rows.append(_row("text_features", shards * pairs, corpus.audio_s * pairs, "audio s transcribed", kinds))
-    rows.append(_row("frame_predictions", shards, corpus.frames, "frames", kinds))
+    rows.append(_row("frame_predictions", shards, analysed, "frames" if stride == 1 else "frames analysed", kinds))
     return rows
 
 
@@ -294,6 +315,21 @@ def size_notes(corpus: Corpus, kinds: Sequence[NodeRates] = tuple(NODE_KINDS.val
                f"charged {top}'s rate, too optimistic: a larger frame costs more to decode, resize and detect")
         lines.append(f"note: {larger / corpus.frames:.0%} of the frames are in videos larger than {top}, the largest "
                      f"size {k.name}'s faces rate was measured at; their faces hours are {how}")
+    return lines
+
+
+def setting_notes(models: Models) -> list[str]:
+    """A line per faces setting that differs from those the faces rates were measured with
+    (:data:`~affectflow.plan.rates.FACES_MEASURED_WITH`): the faces hours are then not what the config costs."""
+    lines = []
+    if models.detector != FACES_MEASURED_WITH["detector"]:
+        lines.append(f"note: faces.detector is {models.detector}; the faces rates were measured with "
+                     f"{FACES_MEASURED_WITH['detector']}, so the faces hours are that detector's "
+                     "(benchmarks/results/latest.json, faces_stage_by_detector, compares them on the demo clips)")
+    if models.frame_stride > 1:
+        lines.append(f"note: faces.frame_stride is {models.frame_stride}; the face crops and frame rows count the "
+                     "frames detected on, but the faces hours are those of detecting on every frame, an upper "
+                     "bound: every frame is still decoded, the rest of the stage's work shrinks with the stride")
     return lines
 
 

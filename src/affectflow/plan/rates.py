@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 #: faster-whisper decodes a recording in windows of this many seconds; a shorter clip is padded to one
 WHISPER_WINDOW_S = 30.0
+#: the faces settings every faces rate below was measured with (the defaults): another detector, or a detector
+#: that runs on every n-th frame only, costs otherwise, and ``affectflow plan`` says so (``setting_notes``)
+FACES_MEASURED_WITH = {"detector": "retinaface_mnet025", "frame_stride": 1}
 
 
 @dataclass(frozen=True)

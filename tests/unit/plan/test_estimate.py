@@ -23,10 +23,11 @@ from affectflow.plan.estimate import (
     estimate,
     plan_table,
     regrouped,
+    setting_notes,
     size_notes,
     suggest_shards,
 )
-from affectflow.plan.rates import NodeRates, SizeRate, whisper_windows
+from affectflow.plan.rates import FACES_MEASURED_WITH, NodeRates, SizeRate, whisper_windows
 
 REPO = Path(__file__).resolve().parents[3]
 # Aff-Wild2's size (about 2.7 M frames at 30 fps): 600 videos of 4,500 frames and 150 s of audio, at 640 x 360
@@ -176,6 +177,33 @@ def test_models_of_a_config_count_text_models_and_contact_sheets() -> None:
     assert rows["text_features"].jobs == 2 * 2 and rows["text_features"].work == FIVE.audio_s * 2
     assert set(rows["text_features"].hours.values()) == {None}  # segments are unknown before ASR: not measured
     assert estimate(FIVE, Models(text=1), n_shards=4)[-1].stage == "frame_predictions"  # no ASR, no text jobs
+
+
+def test_a_frame_stride_counts_the_frames_detected_on_and_says_the_faces_hours_are_an_upper_bound() -> None:
+    corpus = Corpus((VideoCount("a", 100, 4.0, width=640, height=360), VideoCount("b", 7, 1.0, width=640, height=360)))
+    every = {r.stage: r for r in estimate(corpus, Models(face=(B0,)), n_shards=1)}
+    third = {r.stage: r for r in estimate(corpus, Models(face=(B0,), frame_stride=3), n_shards=1)}
+    assert corpus.analysed(3) == 34 + 3 and corpus.analysed() == corpus.frames == 107  # 0, 3, ..., 99; 0, 3, 6
+    assert third["face_features"].work == 37 and third["frame_predictions"].work == 37
+    assert third["frame_predictions"].unit == "frames analysed" and every["frame_predictions"].unit == "frames"
+    cpu2 = NODE_KINDS["cpu2"]
+    assert third["face_features"].hours["cpu2"] == pytest.approx(37 / cpu2.face_model_cps[B0] / 3600)
+    assert third["faces"].hours == every["faces"].hours and third["faces"].work == 107  # every frame is decoded
+    assert setting_notes(Models(face=(B0,))) == []
+    (line,) = setting_notes(Models(face=(B0,), frame_stride=3))
+    assert "faces.frame_stride is 3" in line and "upper bound" in line
+
+
+def test_the_faces_settings_of_a_config_that_the_rates_were_not_measured_with_are_named() -> None:
+    from affectflow.stages.faces import FacesOptions
+
+    defaults = FacesOptions()
+    assert FACES_MEASURED_WITH == {"detector": defaults.detector, "frame_stride": defaults.frame_stride}
+    assert Models.of({"faces": {}}).detector == defaults.detector and Models.of({}).frame_stride == 1
+    models = Models.of({"faces": {"detector": "mediapipe", "frame_stride": 5}})
+    assert (models.detector, models.frame_stride) == ("mediapipe", 5)
+    lines = setting_notes(models)
+    assert len(lines) == 2 and "faces.detector is mediapipe" in lines[0] and defaults.detector in lines[0]
 
 
 def test_the_suggested_shards_keep_the_longest_faces_job_within_budget() -> None:
