@@ -38,6 +38,7 @@ from benchmarks import (
     memory,
     preprocessing,
     quantise,
+    stage_jobs,
 )
 from benchmarks.common import FIGURE_KEYS, REPO, Figure, Options, chosen, machine_info
 
@@ -53,6 +54,7 @@ SECTIONS = {
     "int8": quantise.run,
     "preprocessing": preprocessing.run,
     "labels": labels.run,
+    "jobs": stage_jobs.run,
 }
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "latest.json"
 SCHEMA_VERSION = 1
