@@ -34,9 +34,10 @@ from benchmarks.common import Figure, Options, Skip, demo_videos, median, timed
 
 #: the per-shard rules, in the workflow's order, and the unit of work ``affectflow plan`` charges each by. media
 #: by videos: a job's time grows with its files (probing, an FFmpeg process for each one's audio), hardly with
-#: their frames (it reads packet times, it decodes no picture)
+#: their frames (it reads packet times, it decodes no picture); text_features by videos too: it reads each
+#: video's transcript and embeds its few segments (MiniLM runs hundreds a second: ``text_embedding``)
 WORK_UNITS = {"media": "videos", "faces": "frames", "contact_sheets": "videos", "face_features": "crops",
-              "audio_features": "audio_s", "transcripts": "windows", "text_features": "audio_s",
+              "audio_features": "audio_s", "transcripts": "windows", "text_features": "videos",
               "frame_predictions": "frames"}
 #: the clip copied into the large shard (a face in every frame) and the small shard's 1-second cut of it
 CLIP = "calming_01"
