@@ -159,13 +159,16 @@ def measure(opts: Options, copies: int) -> dict[str, Any]:
     clip = next((v for v in demo_videos() if v.stem == CLIP), None)
     if clip is None:
         raise Skip(f"no demo clip {CLIP}")
+    from affectflow.stages.faces import DETECTOR_MODELS, FETCHED_DETECTORS
+
     wd, shards = prepare(opts.workdir / "stage_jobs", clip, copies)
     cfg = wd.config()
     results = wd.results()
-    models = [f"{results}/models/{m}.json" for m in (cfg["faces"]["detector"], *cfg["features"]["face"],
-                                                   *cfg["features"]["audio"], *cfg["features"]["asr"],
-                                                   *cfg["features"]["text"])]
-    wd.run(*(os.path.relpath(m, wd.path) for m in models), timeout=1800)  # weights fetched and verified, untimed
+    det, feats = cfg["faces"]["detector"], cfg["features"]
+    fetched = [DETECTOR_MODELS[det]] if det in FETCHED_DETECTORS else []
+    fetched += [*feats["face"], *feats["audio"], *feats["asr"], *feats["text"]]
+    # the weights fetched and verified first, untimed: each model's job needs its manifest
+    wd.run(*(os.path.relpath(results / "models" / f"{m}.json", wd.path) for m in fetched), timeout=1800)
     times: dict[str, dict[str, list[float]]] = {s: {} for s in shards}
     for rep in range(opts.reps):
         for shard in shards:
@@ -188,10 +191,9 @@ def measure(opts: Options, copies: int) -> dict[str, Any]:
 
 
 def run(opts: Options) -> list[Figure]:
-    fig = Figure("stage_job_start", "per-shard jobs as Snakemake runs them: a shard's fixed starts vs its jobs",
-                 unit="s", baseline_label=f"every per-shard job of a shard of {{copies}} copies of {CLIP}")
     copies = 4 if opts.quick else 16
-    fig.baseline_label = fig.baseline_label.format(copies=copies)
+    fig = Figure("stage_job_start", "per-shard jobs as Snakemake runs them: a shard's fixed starts vs its jobs",
+                 unit="s", baseline_label=f"every per-shard job of a shard of {copies} copies of {CLIP}")
     try:
         m = measure(opts, copies)
     except Skip as e:

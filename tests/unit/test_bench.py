@@ -190,7 +190,7 @@ EXPECTED_FIGURES = {
     "faces_decode_threads", "faces_host_processes", "faces_host_work", "int8_dynamic_speed", "int8_static_speed",
     "int8_agreement_standins",
     "int8_agreement_fer_real", "preprocessing_device_resize", "labels_annotation_keys",
-    "faces_stage_by_size", "retinaface_host_preprocess", "asr_per_clip",
+    "faces_stage_by_size", "retinaface_host_preprocess", "asr_per_clip", "stage_job_start",
 }
 
 
@@ -268,6 +268,15 @@ def test_quick_run_checks_what_it_measured(quick_run) -> None:
         assert host["value"] == pytest.approx(1e3 / (part["rows_handed"] + part["write"]), rel=0.01)
         assert host["baseline"] == pytest.approx(1e3 / (part["rows_host_crops"] + part["write"]), rel=0.01)
         assert set(host["details"]["crop_ms_by_square"]) == {"enlarge_180", "keep_224", "shrink_280", "shrink_448"}
+    jobs = figs["stage_job_start"]  # every per-shard job run by Snakemake on a 1-clip and a 4-clip shard
+    if jobs["status"] == "ok":
+        d = jobs["details"]
+        assert {k.split("/")[0] for k in d["start_s"]} == {"media", "faces", "contact_sheets", "face_features",
+                                                           "audio_features", "transcripts", "text_features",
+                                                           "frame_predictions"}
+        assert all(0 <= s <= d["fits"][k]["small_job_s"] for k, s in d["start_s"].items()), d["fits"]
+        assert d["work"]["s0000"]["videos"] == 1 and d["work"]["s0001"]["videos"] == d["copies"] == 4
+        assert d["work"]["s0001"]["frames"] == 4 * 80 and d["rate"]["faces"] > 0  # calming_01's 80 frames each
     assert figs["detection_retinaface"]["status"] == "skipped"  # no real weights here: no recall figure
     if not doc["machine"]["gpu"]["torch_cuda"]:  # the GPU section: skipped saying why, its CPU side measured
         for name in GPU_FIGURES:
@@ -598,3 +607,19 @@ def test_gpu_run_cut_off_part_way_keeps_the_figures_it_measured(gpu_bench, tmp_p
     assert gpu.main(["--quick", "--no-cpu", "--only", only, "--json", str(out), "--out-dir", str(tmp_path)]) == 0
     doc = json.loads(out.read_text())
     assert doc["complete"] is True and doc["to_come"] == [] and len(doc["figures"]) == 3
+
+
+def test_the_jobs_section_fits_a_start_and_a_rate_through_a_small_and_a_large_job(gpu_bench) -> None:
+    """The line through (work, seconds) of the two shards' jobs; noise that tilts it below zero gives no negative
+    start or cost, and work that did not grow no rate (the figure says so)."""
+    import benchmarks.stage_jobs as jobs  # importable once gpu_bench has imported the benchmarks package
+
+    assert jobs.fit(3.0, 13.0, 24, 1024) == (pytest.approx(2.76), pytest.approx(0.01))
+    assert jobs.fit(4.2, 3.4, 24, 1280) == (4.2, 0.0)  # the large job ran faster: below the resolution
+    assert jobs.fit(2.0, 2.5, 1, 1) == (2.0, None)
+    assert jobs.fit(1.0, 100.0, 24, 1280)[0] == 0.0  # a start cannot be negative
+    for shard in ("s0000", "s0001"):
+        ids = jobs.ids_for(shard, 5, "job")
+        assert len(set(ids)) == 5 and {shard_of(i, jobs.N_SHARDS) for i in ids} == {shard}
+    assert set(jobs.WORK_UNITS) == {"media", "faces", "contact_sheets", "face_features", "audio_features",
+                                    "transcripts", "text_features", "frame_predictions"}

@@ -188,14 +188,16 @@ def _at(work: float, rate: Callable[[NodeRates], float | None]) -> Callable[[Nod
 
 def _row(stage: str, jobs: int, work: float, unit: str, kinds: Sequence[NodeRates],
          seconds: Callable[[NodeRates], float | None] = _not_measured,
-         longest: Callable[[NodeRates], float] = lambda kind: 0.0) -> StageEstimate:
-    """``longest``: the share of the stage's seconds on a node kind that its longest job takes."""
+         longest: Callable[[NodeRates], float] = lambda kind: 0.0, model: str = "") -> StageEstimate:
+    """``seconds``: the stage's work on a node kind; ``longest``: the share of it that its longest job takes.
+    Each job also pays the stage's fixed start on that kind (:meth:`NodeRates.start_s`)."""
     hours: dict[str, float | None] = {}
     most: dict[str, float | None] = {}
     for k in kinds:
         s = seconds(k)
-        hours[k.name] = None if s is None else s / 3600.0
-        most[k.name] = None if s is None else s * longest(k) / 3600.0
+        start = k.start_s(stage, model)
+        hours[k.name] = None if s is None else (s + jobs * start) / 3600.0
+        most[k.name] = None if s is None else (s * longest(k) + start) / 3600.0
     return StageEstimate(stage, jobs, work, unit, hours, most)
 
 
@@ -206,23 +208,27 @@ def estimate(corpus: Corpus, models: Models, n_shards: int, face_share: float = 
     face model; 1.0, one face in every frame, is the upper bound for one person per video).
 
     faces is charged per video at the rate of its frame size; face_features per model (one row each, as each
-    is a job of its own); transcripts per Whisper window of each video's audio. text_features' work is the
-    transcribed audio: its benchmark counts transcript segments, which only ASR finds, so its hours are "not
-    measured" rather than a guessed segments-per-second."""
+    is a job of its own); transcripts per Whisper window of each video's audio; media, contact_sheets and
+    text_features per video (a transcript's few segments cost less than reading and writing it); frame_predictions
+    per frame row. Every job adds its stage's fixed start."""
     shards = len(corpus.shards(n_shards))
     videos = len(corpus.videos)
     stride = models.frame_stride
     analysed = corpus.analysed(stride)  # faces.frame_stride: the frames detected on, cropped and tabled
     crops = analysed * face_share
     frames_share = corpus.longest_share(n_shards, lambda v: v.analysed(stride))
-    rows = [_row("media", shards, videos, "videos", kinds),
+    videos_share = corpus.longest_share(n_shards, lambda v: 1.0)
+    rows = [_row("media", shards, videos, "videos", kinds, _at(videos, lambda k: k.media_videos_per_s),
+                 lambda k: videos_share),
             _row("faces", shards, corpus.frames, "frames", kinds, corpus.faces_seconds,
                  lambda k: corpus.longest_share(n_shards, lambda v: v.faces_seconds(k)))]
     if models.contact_sheets:
-        rows.append(_row("contact_sheets", shards, videos, "videos", kinds))
+        rows.append(_row("contact_sheets", shards, videos, "videos", kinds, _at(videos, lambda k: k.sheets_per_s),
+                         lambda k: videos_share))
     for name in models.face:
         rows.append(_row("face_features", shards, crops, f"face crops ({name})", kinds,
-                         _at(crops, lambda k, name=name: k.face_model_cps.get(name)), lambda k: frames_share))
+                         _at(crops, lambda k, name=name: k.face_model_cps.get(name)), lambda k: frames_share,
+                         model=name))
     if models.audio:  # a job per model and shard: the longest is one model's on the fullest shard
         work = corpus.audio_s * models.audio
         audio_share = corpus.longest_share(n_shards, lambda v: v.audio_s) / models.audio
@@ -238,8 +244,11 @@ def estimate(corpus: Corpus, models: Models, n_shards: int, face_share: float = 
                          lambda k: window_share))
     if models.asr and models.text:
         pairs = models.asr * models.text
-        rows.append(_row("text_features", shards * pairs, corpus.audio_s * pairs, "audio s transcribed", kinds))
-    rows.append(_row("frame_predictions", shards, analysed, "frames" if stride == 1 else "frames analysed", kinds))
+        work = videos * pairs
+        rows.append(_row("text_features", shards * pairs, work, "transcripts", kinds,
+                         _at(work, lambda k: k.text_videos_per_s), lambda k: videos_share / pairs))
+    rows.append(_row("frame_predictions", shards, analysed, "frames" if stride == 1 else "frames analysed", kinds,
+                     _at(analysed, lambda k: k.predictions_fps), lambda k: frames_share))
     return rows
 
 
@@ -269,8 +278,8 @@ def suggest_shards(corpus: Corpus, rates: NodeRates, job_hours: float = 1.0, nod
 
 def _total_cell(hours: float, not_measured: int) -> str:
     """The last row's cell: the measured stages' sum, and how many stages it leaves out. Why not "n/a" as soon
-    as one stage has no rate: most runs have such a stage (media, frame_predictions), and the sum of the others
-    is still what sizes the run."""
+    as one stage has no rate: a node kind may lack some (h100 has no rate for the CPU stages, audio or ASR), and
+    the sum of the others is still what sizes the run."""
     cell = f"**{hours:.3g}**"
     return cell if not not_measured else f"{cell} + {not_measured} stage{'s' * (not_measured > 1)} not measured"
 

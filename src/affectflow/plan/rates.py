@@ -38,10 +38,10 @@ class SizeRate:
 class NodeRates:
     """One node kind's recorded rates, per job of the stage (what one Snakemake job reaches on such a node).
 
-    The per-shard stages without a field here (media, contact_sheets, text_features, frame_predictions) were
-    never timed as a rate of what the plan counts (text_features' benchmark counts transcript segments, which
-    are known only after ASR), so the plan says "not measured" for them instead of guessing; so does a face
-    model without a recorded rate.
+    A stage without a rate on a kind says "not measured" there instead of guessing; so does a face model
+    without a recorded rate. ``job_start_s``: what one job of a stage pays before its work (Python,
+    Snakemake's script wrapper, imports, the model's load and verification), by rule, or by
+    ``face_features/<model>`` for a face model of its own; a stage without one is charged none.
     """
 
     name: str
@@ -53,6 +53,15 @@ class NodeRates:
     face_model_cps: Mapping[str, float] = field(default_factory=dict)
     audio_rtf: float | None = None  # audio_features stage (wav2vec 2.0 base), audio seconds per second
     asr_window_s: float | None = None  # transcripts stage (faster-whisper tiny.en), seconds per 30 s window
+    media_videos_per_s: float | None = None  # media stage, videos per second (probing and audio per file)
+    sheets_per_s: float | None = None  # contact_sheets stage, videos per second
+    text_videos_per_s: float | None = None  # text_features stage (MiniLM over each video's transcript), videos/s
+    predictions_fps: float | None = None  # frame_predictions stage, frame rows per second
+    job_start_s: Mapping[str, float] = field(default_factory=dict)
+
+    def start_s(self, stage: str, model: str = "") -> float:
+        """A job's fixed start for ``stage`` (and face ``model``): 0 where none was measured."""
+        return self.job_start_s.get(f"{stage}/{model}", self.job_start_s.get(stage, 0.0))
 
     def faces_seconds_per_frame(self, width: int, height: int) -> float:
         """What one frame of a ``width`` x ``height`` video costs the faces stage: interpolated in seconds per
@@ -87,11 +96,19 @@ def whisper_windows(audio_s: float) -> int:
 NODE_KINDS: dict[str, NodeRates] = {r.name: r for r in (
     NodeRates("cpu2", "2 CPU cores (the CI machine's kind; onnxruntime engines)",
               "benchmarks/results/latest.json: faces_stage_by_size, face_features_threads (crops_per_s_by_model), "
-              "audio_embedding, asr_faster_vs_openai_whisper (faster_whisper_s over its windows)",
+              "audio_embedding, asr_faster_vs_openai_whisper (faster_whisper_s over its windows), "
+              "stage_job_start (each job's start; media, contact_sheets, text_features, frame_predictions)",
               faces=(SizeRate(640, 360, 92.44), SizeRate(960, 540, 46.1),
                      SizeRate(1280, 720, 22.0), SizeRate(1920, 1080, 15.38)),
               face_model_cps={"fer_minixception": 395.3, "enet_b0_8_best_vgaf": 97.29},
-              audio_rtf=8.667, asr_window_s=0.8293),
+              audio_rtf=8.667, asr_window_s=0.8293,
+              # stage_job_start (each job as Snakemake runs it); contact_sheets' time did not grow from 1 to 16
+              # videos: its work is below what the figure resolves, and only its jobs' starts are charged
+              media_videos_per_s=6.9, sheets_per_s=math.inf, text_videos_per_s=90.43, predictions_fps=4061.0,
+              job_start_s={"media": 1.275, "faces": 2.369, "contact_sheets": 1.011,
+                           "face_features/fer_minixception": 2.433, "face_features/enet_b0_8_best_vgaf": 3.313,
+                           "audio_features": 7.027, "transcripts": 2.201, "text_features": 5.709,
+                           "frame_predictions": 3.748}),
     NodeRates("h100", "1 NVIDIA H100 80GB and 16 CPU cores (torch engines, fp16)",
               "benchmarks/results/gpu-nvidia-h100-80gb-hbm3.json: gpu_face_path (its faces stage, on 640x360 "
               "video), gpu_face_features_stage",

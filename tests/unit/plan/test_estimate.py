@@ -49,19 +49,23 @@ def test_hours_are_work_over_the_recorded_rate() -> None:
     by = {r.stage: r for r in rows}
     assert AFFWILD2.frames == 2_700_000 and AFFWILD2.audio_s == 90_000.0
     assert by["faces"].jobs == 8 and by["faces"].work == 2_700_000
-    assert by["faces"].hours["cpu2"] == pytest.approx(2_700_000 / cpu.faces[0].fps / 3600)  # 640x360, measured
-    assert by["faces"].hours["h100"] == pytest.approx(2_700_000 / 799.0 / 3600)
+    # 640x360, measured; and a start per job (none measured on h100)
+    assert by["faces"].hours["cpu2"] == pytest.approx((2_700_000 / cpu.faces[0].fps + 8 * cpu.start_s("faces")) / 3600)
+    assert by["faces"].hours["h100"] == pytest.approx(2_700_000 / 799.0 / 3600) and not gpu.job_start_s
     # two face models, a face in half the frames: a row each, of 1.35 M crops and 8 jobs, at the model's own rate
     features = [r for r in rows if r.stage == "face_features"]
     assert [(r.jobs, r.work, r.unit) for r in features] == [(8, 1_350_000, f"face crops ({FER})"),
                                                           (8, 1_350_000, f"face crops ({B0})")]
-    assert features[0].hours["cpu2"] == pytest.approx(1_350_000 / cpu.face_model_cps[FER] / 3600)
+    assert features[0].hours["cpu2"] == pytest.approx(
+        (1_350_000 / cpu.face_model_cps[FER] + 8 * cpu.start_s("face_features", FER)) / 3600)
     assert features[1].hours["h100"] == pytest.approx(1_350_000 / 10070.0 / 3600)
     assert FER not in gpu.face_model_cps and features[0].hours["h100"] is None  # never measured there
-    assert by["audio_features"].hours["cpu2"] == pytest.approx(90_000 / cpu.audio_rtf / 3600)
+    assert by["audio_features"].hours["cpu2"] == pytest.approx(
+        (90_000 / cpu.audio_rtf + 8 * cpu.start_s("audio_features")) / 3600)
     # 150 s of audio a video is 5 windows of 30 s: 3,000 windows
     assert by["transcripts"].work == 3000 and by["transcripts"].unit == "Whisper windows (30 s)"
-    assert by["transcripts"].hours["cpu2"] == pytest.approx(3000 * cpu.asr_window_s / 3600)
+    assert by["transcripts"].hours["cpu2"] == pytest.approx(
+        (3000 * cpu.asr_window_s + 8 * cpu.start_s("transcripts")) / 3600)
     assert gpu.audio_rtf is None and by["audio_features"].hours["h100"] is None  # never measured there
     no_models = estimate(AFFWILD2, Models(), n_shards=1)
     assert [r.stage for r in no_models] == ["media", "faces", "frame_predictions"]  # what every run has
@@ -107,11 +111,37 @@ def test_the_wall_hours_never_go_under_the_longest_job_in_its_own_work() -> None
     longest = max(pair.shard_faces_seconds(n, kind).values())
     assert longest == pytest.approx(1000 * kind.faces_seconds_per_frame(1920, 1080))
     faces = next(r for r in estimate(pair, Models(), n, kinds=(kind,)) if r.stage == "faces")
-    assert faces.longest["cpu2"] == pytest.approx(longest / 3600)
+    assert faces.longest["cpu2"] == pytest.approx((longest + kind.start_s("faces")) / 3600)
     line = next(x for x in plan_table(pair, Models(), n, nodes=2, kinds=(kind,)).splitlines()
                 if x.startswith("| faces |"))
-    assert line.split("|")[4].strip() == f"{longest / 3600:.3g}"  # not half the total: the HD shard is longer
+    # not half the total: the HD shard is longer
+    assert line.split("|")[4].strip() == f"{(longest + kind.start_s('faces')) / 3600:.3g}"
     assert longest > pair.faces_seconds(kind) / 2
+
+
+def test_each_job_pays_its_stages_fixed_start() -> None:
+    """A job's start (Python, imports, the model's load) is paid once per job: a stage's hours are its work over
+    its rate plus a start per job, its longest job one start more than its work; a face model's own start comes
+    before its stage's, and a stage without one pays none."""
+    kind = NodeRates("k", "", "", faces=(SizeRate(640, 360, 100.0),), face_model_cps={B0: 50.0, FER: 400.0},
+                     media_videos_per_s=4.0, sheets_per_s=10.0, text_videos_per_s=0.5, predictions_fps=2000.0,
+                     job_start_s={"media": 1.0, "faces": 3.0, "face_features": 9.0, f"face_features/{B0}": 2.0,
+                                  "text_features": 4.0})
+    pair = Corpus((VideoCount("v0", 1000, 10.0, width=640, height=360),
+                   VideoCount("v1", 3000, 30.0, width=640, height=360)))
+    n = next(n for n in range(2, 40) if len(pair.shards(n)) == 2)  # a shard each: 2 jobs a stage
+    rows = estimate(pair, Models(face=(B0, FER), asr=1, text=1, contact_sheets=True), n, kinds=(kind,))
+    by = {(r.stage, r.unit): r for r in rows}
+    assert by[("media", "videos")].hours["k"] == pytest.approx((2 / 4.0 + 2 * 1.0) / 3600)
+    assert by[("faces", "frames")].hours["k"] == pytest.approx((4000 / 100 + 2 * 3.0) / 3600)
+    assert by[("faces", "frames")].longest["k"] == pytest.approx((3000 / 100 + 3.0) / 3600)  # one start, not two
+    assert by[("face_features", f"face crops ({B0})")].hours["k"] == pytest.approx((4000 / 50 + 2 * 2.0) / 3600)
+    assert by[("face_features", f"face crops ({FER})")].hours["k"] == pytest.approx((4000 / 400 + 2 * 9.0) / 3600)
+    assert by[("contact_sheets", "videos")].hours["k"] == pytest.approx(2 / 10 / 3600)  # no start measured
+    assert by[("text_features", "transcripts")].hours["k"] == pytest.approx((2 / 0.5 + 2 * 4.0) / 3600)
+    assert by[("frame_predictions", "frames")].hours["k"] == pytest.approx(4000 / 2000 / 3600)
+    assert kind.start_s("faces") == 3.0 and kind.start_s("face_features", B0) == 2.0
+    assert kind.start_s("face_features", FER) == 9.0 and kind.start_s("audio_features") == 0.0
 
 
 def test_a_face_model_alias_has_its_models_rate() -> None:
@@ -128,7 +158,9 @@ def test_transcripts_are_charged_per_whisper_window_of_each_video() -> None:
     assert clips.asr_windows == 100 and whisper_windows(30.0) == 1 and whisper_windows(30.5) == 2
     assert whisper_windows(0.0) == 0  # no audio stream: no ASR
     row = next(r for r in estimate(clips, Models(asr=1), n_shards=1) if r.stage == "transcripts")
-    assert row.work == 100 and row.hours["cpu2"] == pytest.approx(100 * NODE_KINDS["cpu2"].asr_window_s / 3600)
+    cpu = NODE_KINDS["cpu2"]
+    assert row.work == 100 and row.hours["cpu2"] == pytest.approx(
+        (100 * cpu.asr_window_s + cpu.start_s("transcripts")) / 3600)
 
 
 # 5 videos that hash into 2 of 4 shards (the user review's case: the workflow runs 2 faces jobs, not 4)
@@ -174,8 +206,8 @@ def test_models_of_a_config_count_text_models_and_contact_sheets() -> None:
     assert Models.of(config) == Models(face=("a", "b"), audio=0, asr=1, text=2, contact_sheets=False)
     rows = {r.stage: r for r in estimate(FIVE, Models.of(config), n_shards=4)}
     assert "contact_sheets" not in rows and "audio_features" not in rows
-    assert rows["text_features"].jobs == 2 * 2 and rows["text_features"].work == FIVE.audio_s * 2
-    assert set(rows["text_features"].hours.values()) == {None}  # segments are unknown before ASR: not measured
+    assert rows["text_features"].jobs == 2 * 2 and rows["text_features"].work == 5 * 2  # each video's transcript
+    assert rows["text_features"].unit == "transcripts" and rows["text_features"].hours["h100"] is None
     assert estimate(FIVE, Models(text=1), n_shards=4)[-1].stage == "frame_predictions"  # no ASR, no text jobs
 
 
@@ -187,7 +219,8 @@ def test_a_frame_stride_counts_the_frames_detected_on_and_says_the_faces_hours_a
     assert third["face_features"].work == 37 and third["frame_predictions"].work == 37
     assert third["frame_predictions"].unit == "frames analysed" and every["frame_predictions"].unit == "frames"
     cpu2 = NODE_KINDS["cpu2"]
-    assert third["face_features"].hours["cpu2"] == pytest.approx(37 / cpu2.face_model_cps[B0] / 3600)
+    assert third["face_features"].hours["cpu2"] == pytest.approx(
+        (37 / cpu2.face_model_cps[B0] + cpu2.start_s("face_features", B0)) / 3600)
     assert third["faces"].hours == every["faces"].hours and third["faces"].work == 107  # every frame is decoded
     assert setting_notes(Models(face=(B0,))) == []
     (line,) = setting_notes(Models(face=(B0,), frame_stride=3))
@@ -246,8 +279,10 @@ def test_the_total_sums_the_measured_stages_and_counts_the_others() -> None:
     rows = estimate(AFFWILD2, Models(face=(B0,)), n_shards=1)
     total = next(line for line in plan_table(AFFWILD2, Models(face=(B0,)), n_shards=1).splitlines()
                  if line.startswith("| **all of these** |"))
-    cpu = sum(r.hours["cpu2"] for r in rows if r.hours["cpu2"] is not None)  # one job each: wall = node-hours
-    assert total.split("|")[4].strip() == f"**{cpu:.3g}** + 2 stages not measured"  # media, frame_predictions
+    cpu = sum(r.hours["cpu2"] for r in rows)  # every stage measured on cpu2; one job each: wall = node-hours
+    gpu = sum(r.hours["h100"] for r in rows if r.hours["h100"] is not None)
+    assert total.split("|")[4].strip() == f"**{cpu:.3g}**"
+    assert total.split("|")[5].strip() == f"**{gpu:.3g}** + 2 stages not measured"  # media, frame_predictions
 
 
 def test_the_rates_are_the_recorded_benchmarks() -> None:
@@ -259,6 +294,18 @@ def test_the_rates_are_the_recorded_benchmarks() -> None:
     assert cpu.audio_rtf == latest["audio_embedding"]["value"]
     asr = latest["asr_faster_vs_openai_whisper"]["details"]
     assert cpu.asr_window_s == pytest.approx(asr["faster_whisper_s"] / whisper_windows(asr["audio_s"]))
+    # each per-shard job's start, and the rates of the stages no other figure times, from the jobs section: a
+    # face model's start by model, the others' by rule (the config's one audio, ASR and text model)
+    jobs = latest["stage_job_start"]["details"]
+    assert dict(cpu.job_start_s) == {(k if k.startswith("face_features/") else k.split("/")[0]): v
+                                     for k, v in jobs["start_s"].items()}
+    # a stage whose time did not grow with its work (per_unit_s 0, no rate): its work is charged nothing
+    rate = {k.split("/")[0]: math.inf if f["per_unit_s"] == 0 else f["rate"] for k, f in jobs["fits"].items()}
+    assert (cpu.media_videos_per_s, cpu.sheets_per_s, cpu.text_videos_per_s, cpu.predictions_fps) == (
+        rate["media"], rate["contact_sheets"], rate["text_features"], rate["frame_predictions"])
+    units = {k.split("/")[0]: v for k, v in jobs["rate_unit"].items()}
+    assert units["media"] == units["contact_sheets"] == units["text_features"] == "videos/s"
+    assert units["frame_predictions"] == "frames/s"
     h100 = json.loads((REPO / "benchmarks/results/gpu-nvidia-h100-80gb-hbm3.json").read_text())["figures"]
     gpu = NODE_KINDS["h100"]
     path = h100["gpu_face_path"]["details"]["gpu"]
@@ -315,3 +362,29 @@ def test_another_n_shards_after_a_run_says_how_many_shards_rerun(tmp_path: Path)
         f"{changed} shards get other videos: their media, faces and feature jobs rerun")
     # a video added to a run keeps the others where they were: no warning for the same n_shards
     assert regrouped(earlier, [*units, Unit("new", "videos/new.mp4", "train", "")], 4) == ""
+
+
+#: docs/performance.md, "Aff-Wild2 on N nodes": (nodes, the node kind whose suggested n_shards is shown, HD or not)
+DOCS_TABLES = ((1, "h100", False), (4, "h100", False), (16, "cpu2", False), (16, "cpu2", True))
+DOCS_MODELS = Models(face=(B0,), audio=1, asr=1)  # one face model, one audio model, one ASR model, no text
+
+
+def docs_tables() -> list[tuple[int, str]]:
+    """The suggested n_shards and the plan table of each of :data:`DOCS_TABLES`, as the docs print them."""
+    hd = Corpus(tuple(VideoCount(v.video_id, v.frames, v.audio_s, width=1280, height=720) for v in AFFWILD2.videos))
+    out = []
+    for nodes, kind, is_hd in DOCS_TABLES:
+        corpus = hd if is_hd else AFFWILD2
+        n = suggest_shards(corpus, NODE_KINDS[kind], nodes=nodes)
+        out.append((n, plan_table(corpus, DOCS_MODELS, n, nodes=nodes)))
+    return out
+
+
+def test_the_docs_aff_wild2_tables_are_the_plans() -> None:
+    """docs/performance.md's tables are this module's arithmetic on the same corpus with the recorded rates: a
+    change of rates or of the plan's charges that leaves them behind fails here (regenerate them with
+    :func:`docs_tables`)."""
+    doc = (REPO / "docs/performance.md").read_text()
+    for (nodes, kind, _), (n, table) in zip(DOCS_TABLES, docs_tables(), strict=True):
+        assert table in doc, f"docs/performance.md lacks the plan for {nodes} node(s) ({kind}):\n{table}"
+        assert f"{n} shards" in doc or f"suggested for {kind}: {n}**" in doc, (nodes, kind, n)
