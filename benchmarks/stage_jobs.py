@@ -22,7 +22,6 @@ face models' columns only, no task heads).
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
@@ -116,13 +115,13 @@ def jobs_of(cfg: dict[str, Any], shard: str) -> list[Job]:
     return jobs
 
 
-def job_seconds(wd: Any, job: Job) -> dict[str, float]:
+def job_seconds(wd: Any, job: Job) -> float:
     """The job run alone (``snakemake --cores 2 <output>``), less the same command once nothing is left to do."""
     t_run, _ = timed(lambda: wd.run(job.output, timeout=1800))
     t_noop, proc = timed(lambda: wd.run(job.output, timeout=600))
     if "Nothing to be done" not in proc.stdout + proc.stderr:
         raise RuntimeError(f"{job.output}: a second run still had jobs to do:\n{proc.stderr[-2000:]}")
-    return {"run_s": t_run, "snakemake_s": t_noop, "job_s": max(0.0, t_run - t_noop)}
+    return max(0.0, t_run - t_noop)
 
 
 def shard_work(results: Path, cfg: dict[str, Any], shard: str, videos: list[Path]) -> dict[str, float]:
@@ -177,7 +176,7 @@ def measure(opts: Options, copies: int) -> dict[str, Any]:
                     path = wd.path / job.output
                     shutil.rmtree(path) if path.is_dir() else path.unlink()
                 key = f"{job.rule}/{job.label}" if job.label else job.rule
-                times[shard].setdefault(key, []).append(job_seconds(wd, job)["job_s"])
+                times[shard].setdefault(key, []).append(job_seconds(wd, job))
     work = {s: shard_work(results, cfg, s, videos) for s, videos in shards.items()}
     fits = {}
     for key in times["s0000"]:
@@ -216,6 +215,6 @@ def run(opts: Options) -> list[Figure]:
         "fits": fits, "work": m["work"], "all_runs_s": m["all_runs_s"], "copies": copies, "clip": m["clip"],
         "small_clip_s": SMALL_S,
     }
-    if any(f["rate"] is None or not math.isfinite(f["rate"]) for f in fits.values()):
+    if any(f["rate"] is None for f in fits.values()):
         fig.note += "; a job whose time did not grow with its work has no rate"
     return [fig]

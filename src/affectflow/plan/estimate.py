@@ -173,11 +173,6 @@ class StageEstimate:
     longest: dict[str, float | None] = field(default_factory=dict)  # hours of the stage's longest job
 
 
-def _not_measured(kind: NodeRates) -> None:
-    """The seconds of a stage the benchmarks never timed in the unit the plan counts (on any node kind)."""
-    return None
-
-
 def _at(work: float, rate: Callable[[NodeRates], float | None]) -> Callable[[NodeRates], float | None]:
     """Seconds of ``work`` at a node kind's recorded ``rate`` (None where it has none)."""
     def seconds(kind: NodeRates) -> float | None:
@@ -187,10 +182,10 @@ def _at(work: float, rate: Callable[[NodeRates], float | None]) -> Callable[[Nod
 
 
 def _row(stage: str, jobs: int, work: float, unit: str, kinds: Sequence[NodeRates],
-         seconds: Callable[[NodeRates], float | None] = _not_measured,
-         longest: Callable[[NodeRates], float] = lambda kind: 0.0, model: str = "") -> StageEstimate:
-    """``seconds``: the stage's work on a node kind; ``longest``: the share of it that its longest job takes.
-    Each job also pays the stage's fixed start on that kind (:meth:`NodeRates.start_s`)."""
+         seconds: Callable[[NodeRates], float | None], longest: Callable[[NodeRates], float],
+         model: str = "") -> StageEstimate:
+    """``seconds``: the stage's work on a node kind (None: no rate there); ``longest``: the share of it that its
+    longest job takes. Each job also pays the stage's fixed start on that kind (:meth:`NodeRates.start_s`)."""
     hours: dict[str, float | None] = {}
     most: dict[str, float | None] = {}
     for k in kinds:
