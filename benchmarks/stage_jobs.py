@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +41,6 @@ WORK_UNITS = {"media": "videos", "faces": "frames", "contact_sheets": "videos", 
 CLIP = "calming_01"
 SMALL_S = 1.0
 N_SHARDS = 2
-
-
-@dataclass(frozen=True)
-class Job:
-    """One job to time: its rule, the model it runs (face_features, audio, ASR, text: one job per model) and its
-    output, relative to the workdir."""
-
-    rule: str
-    label: str
-    output: str
 
 
 def ids_for(shard: str, n: int, prefix: str) -> list[str]:
@@ -99,28 +88,13 @@ def prepare(workdir: Path, clip: Path, copies: int) -> tuple[Any, dict[str, list
     return wd, shards
 
 
-def jobs_of(cfg: dict[str, Any], shard: str) -> list[Job]:
-    """Every per-shard job of ``shard``, in the workflow's order (the paths of workflow/rules/*.smk)."""
-    out = f"{cfg.get('results_dir', 'results')}/{cfg['run_name']}"
-    det, feats = cfg["faces"]["detector"], cfg["features"]
-    jobs = [Job("media", "", f"{out}/media/{shard}.h5"), Job("faces", "", f"{out}/faces/{det}/{shard}.h5")]
-    if cfg["faces"].get("contact_sheets", True):
-        jobs.append(Job("contact_sheets", "", f"{out}/faces/{det}/sheets/{shard}"))
-    jobs += [Job("face_features", m, f"{out}/features/face/{m}/{shard}.h5") for m in feats["face"]]
-    jobs += [Job("audio_features", m, f"{out}/features/audio/{m}/{shard}.h5") for m in feats["audio"]]
-    jobs += [Job("transcripts", a, f"{out}/transcripts/{a}/{shard}.h5") for a in feats["asr"]]
-    jobs += [Job("text_features", f"{a}/{m}", f"{out}/features/text/{a}/{m}/{shard}.h5")
-             for a in feats["asr"] for m in feats["text"]]
-    jobs.append(Job("frame_predictions", "", f"{out}/frame_predictions/{shard}.parquet"))
-    return jobs
-
-
-def job_seconds(wd: Any, job: Job) -> float:
-    """The job run alone (``snakemake --cores 2 <output>``), less the same command once nothing is left to do."""
-    t_run, _ = timed(lambda: wd.run(job.output, timeout=1800))
-    t_noop, proc = timed(lambda: wd.run(job.output, timeout=600))
+def job_seconds(wd: Any, output: str) -> float:
+    """The job of ``output`` (relative to the workdir) run alone (``snakemake --cores 2 <output>``), less the same
+    command once nothing is left to do."""
+    t_run, _ = timed(lambda: wd.run(output, timeout=1800))
+    t_noop, proc = timed(lambda: wd.run(output, timeout=600))
     if "Nothing to be done" not in proc.stdout + proc.stderr:
-        raise RuntimeError(f"{job.output}: a second run still had jobs to do:\n{proc.stderr[-2000:]}")
+        raise RuntimeError(f"{output}: a second run still had jobs to do:\n{proc.stderr[-2000:]}")
     return max(0.0, t_run - t_noop)
 
 
@@ -158,6 +132,7 @@ def measure(opts: Options, copies: int) -> dict[str, Any]:
     clip = next((v for v in demo_videos() if v.stem == CLIP), None)
     if clip is None:
         raise Skip(f"no demo clip {CLIP}")
+    from affectflow.plan.shard_outputs import shard_outputs
     from affectflow.stages.faces import DETECTOR_MODELS, FETCHED_DETECTORS
 
     wd, shards = prepare(opts.workdir / "stage_jobs", clip, copies)
@@ -171,12 +146,11 @@ def measure(opts: Options, copies: int) -> dict[str, Any]:
     times: dict[str, dict[str, list[float]]] = {s: {} for s in shards}
     for rep in range(opts.reps):
         for shard in shards:
-            for job in jobs_of(cfg, shard):
+            for job in shard_outputs(results, cfg, shard):  # every per-shard job, in the workflow's order
                 if rep:  # again: the output removed, so the job (and nothing downstream of it yet) runs
-                    path = wd.path / job.output
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
-                key = f"{job.rule}/{job.label}" if job.label else job.rule
-                times[shard].setdefault(key, []).append(job_seconds(wd, job))
+                    shutil.rmtree(job.path) if job.path.is_dir() else job.path.unlink()
+                key = f"{job.stage}/{job.label}" if job.label else job.stage
+                times[shard].setdefault(key, []).append(job_seconds(wd, os.path.relpath(job.path, wd.path)))
     work = {s: shard_work(results, cfg, s, videos) for s, videos in shards.items()}
     fits = {}
     for key in times["s0000"]:

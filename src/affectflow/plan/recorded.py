@@ -20,6 +20,7 @@ from typing import Any
 
 from affectflow.io.store import ShardReader, StoreError
 from affectflow.plan.rerun import WorkflowKeys
+from affectflow.plan.shard_outputs import shard_outputs
 
 #: the per-shard stages compared, in workflow order
 STAGES = ("media", "faces", "face_features", "audio_features", "transcripts", "text_features")
@@ -47,29 +48,16 @@ def existing_outputs(out: Path, config: Mapping[str, Any], keys: WorkflowKeys,
                      shards: Iterable[str]) -> Iterator[Planned]:
     """The shard files under ``out`` (a run's results folder) that the config's workflow plans, with their keys.
 
-    The paths are the rules' output patterns (``workflow/rules/media.smk``, ``faces.smk``, ``features.smk``);
-    a file for a shard, model or detector the config does not plan is not compared.
+    The paths are the rules' output patterns (:func:`~affectflow.plan.shard_outputs.shard_outputs`), those of
+    :data:`STAGES`; a file for a shard, model or detector the config does not plan is not compared.
     """
-    feats = config.get("features") or {}
-    detector = config["faces"]["detector"]
     for shard in sorted(shards):
-        yield from _if_made("media", out / "media" / f"{shard}.h5", lambda s=shard: keys.media(s))
-        yield from _if_made("faces", out / "faces" / detector / f"{shard}.h5", lambda s=shard: keys.faces(s))
-        for stage, kind, folder in (("face_features", "face", "features/face"),
-                                    ("audio_features", "audio", "features/audio"),
-                                    ("transcripts", "asr", "transcripts")):
-            for model in feats.get(kind) or []:
-                yield from _if_made(stage, out / folder / model / f"{shard}.h5",
-                                    lambda st=stage, m=model: keys.model_stage(st, m))
-        for asr in feats.get("asr") or []:
-            for model in feats.get("text") or []:
-                yield from _if_made("text_features", out / "features" / "text" / asr / model / f"{shard}.h5",
-                                    lambda m=model: keys.model_stage("text_features", m))
-
-
-def _if_made(stage: str, path: Path, key: Any) -> Iterator[Planned]:
-    if path.is_file():
-        yield Planned(stage, path, key())
+        for o in shard_outputs(out, config, shard):
+            if o.stage not in STAGES or not o.path.is_file():
+                continue
+            key = (keys.media(shard) if o.stage == "media" else keys.faces(shard) if o.stage == "faces" else
+                   keys.model_stage(o.stage, o.model))
+            yield Planned(o.stage, o.path, key)
 
 
 def compare(planned: Iterable[Planned]) -> tuple[list[Differs], list[str]]:
