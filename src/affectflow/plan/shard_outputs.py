@@ -29,16 +29,22 @@ class ShardOutput:
         return f"{self.asr}/{self.model}" if self.asr else self.model
 
 
+def sheets_dir(faces_shard: str | Path) -> Path:
+    """The contact_sheets job's folder of the faces shard ``faces/<detector>/<shard>.h5``."""
+    shard = Path(faces_shard)
+    return shard.parent / "sheets" / shard.stem
+
+
 def shard_outputs(out: Path, config: Mapping[str, Any], shard: str) -> list[ShardOutput]:
     """Every per-shard job's output of ``shard`` under ``out`` (a run's results folder), in the workflow's order,
     for the config's detector, models and contact sheets."""
     feats = config.get("features") or {}
     faces = config.get("faces") or {}
     detector = faces["detector"]
-    outs = [ShardOutput("media", "", out / "media" / f"{shard}.h5"),
-            ShardOutput("faces", "", out / "faces" / detector / f"{shard}.h5")]
+    faces_shard = out / "faces" / detector / f"{shard}.h5"
+    outs = [ShardOutput("media", "", out / "media" / f"{shard}.h5"), ShardOutput("faces", "", faces_shard)]
     if faces.get("contact_sheets", True):
-        outs.append(ShardOutput("contact_sheets", "", out / "faces" / detector / "sheets" / shard))
+        outs.append(ShardOutput("contact_sheets", "", sheets_dir(faces_shard)))
     for stage, kind, folder in (("face_features", "face", "features/face"),
                                 ("audio_features", "audio", "features/audio"), ("transcripts", "asr", "transcripts")):
         outs += [ShardOutput(stage, model, out / folder / model / f"{shard}.h5") for model in feats.get(kind) or []]

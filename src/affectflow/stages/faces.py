@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from contextlib import nullcontext
@@ -38,6 +39,7 @@ from affectflow.io.shards import ShardSet
 from affectflow.io.store import Provenance, ShardWriter
 from affectflow.models.catalogue.manifest import PreparedModel
 from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage, stage_key
+from affectflow.plan.shard_outputs import sheets_dir
 from affectflow.stages.media import BAD_VIDEO_POLICIES, accepted_units
 
 log = logging.getLogger("affectflow.faces")
@@ -230,8 +232,13 @@ def run_faces(
 
 
 def run(job: Job) -> None:
-    """The rule: ``params.units`` and ``input.media`` -> ``output[0]``, the faces shard."""
+    """The rule: ``params.units`` and ``input.media`` -> ``output[0]``, the faces shard.
+
+    The shard's earlier contact sheets go first: Snakemake has removed the shard they were drawn from, and with
+    ``faces.contact_sheets: false`` no sheet job would replace them, so they would show crops no shard holds.
+    """
     joblog.setup(job.log)
+    shutil.rmtree(sheets_dir(job.output[0]), ignore_errors=True)
     models_dir, pins = job.config["models_dir"], job.config["model_pins"]
     manifest = getattr(job.input, "detector", None)  # the detector's weights, fetched (FacesOptions.fetched_model)
     if manifest:

@@ -561,6 +561,26 @@ def test_the_rule_decodes_with_the_jobs_threads(monkeypatch, tmp_path):
     assert seen["threads"] == 3
 
 
+def test_the_rule_removes_the_shards_earlier_contact_sheets(monkeypatch, tmp_path):
+    """With ``faces.contact_sheets: false`` no sheet job replaces them: they would show another shard's crops."""
+    from types import SimpleNamespace
+
+    from affectflow.core.job import Job
+    from affectflow.stages import faces as stage
+
+    faces_dir = tmp_path / "faces" / "retinaface_mnet025"
+    stale, other = faces_dir / "sheets" / "s0001", faces_dir / "sheets" / "s0002"
+    for d in (stale, other):
+        d.mkdir(parents=True)
+        (d / "v.png").write_bytes(b"png")
+    monkeypatch.setattr(stage, "run_faces", lambda *a, **kw: None)
+    job = Job(input=SimpleNamespace(media=str(tmp_path / "media.h5")), output=[str(faces_dir / "s0001.h5")],
+              config={"faces": {}, "models_dir": str(tmp_path), "model_pins": {}},
+              params=SimpleNamespace(units=[], key="k"), threads=1)
+    stage.run(job)
+    assert not stale.exists() and (other / "v.png").exists()
+
+
 def test_retinaface_mnet025_through_the_stage_with_either_engine(demo_videos, tmp_path):
     """Config faces.detector / detector_engine / device reach the batched RetinaFace; both engines write the same
     face rows (the random stand-in's "faces" are whatever its weights give: the rows, not their meaning, count)."""
