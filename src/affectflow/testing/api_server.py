@@ -33,11 +33,13 @@ GIGA_TOKEN = "giga-access-token-abcdef"
 SECRETS = (OPENAI_KEY, GIGA_CREDS, GIGA_TOKEN, "client-SECRET-xyz")
 
 
-def assert_no_secret(*texts: str) -> None:
-    """No key, credential or token (nor the secret half of the credentials) in any of ``texts``."""
+def assert_no_secret(*texts: str, secrets: tuple[str, ...] = SECRETS, piece: int = 8) -> None:
+    """No key, credential or token (nor the secret half of the credentials) in any of ``texts``, not even a
+    ``piece`` of one: a message cut short can end in a key's first characters."""
     for t in texts:
-        for secret in SECRETS:
-            assert secret not in t
+        for secret in secrets:
+            for i in range(max(1, len(secret) - piece + 1)):
+                assert secret[i:i + piece] not in t, f"a piece of a secret is shown: {secret[i:i + piece]!r}"
 
 
 def vector(text: str, dim: int) -> list[float]:

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import random
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -62,10 +63,16 @@ class _APIEncoder:
         self.dim = dim
         self.base_url = base_url.rstrip("/")
         self._sleep = sleep
-        secret = os.environ.get(self.env_var, "").strip()
+        # inner whitespace too: `base64` wraps its output at 76 characters, and a header with a line break
+        # in it makes http.client raise an error that quotes the whole header
+        secret = "".join(os.environ.get(self.env_var, "").split())
         if not secret:
             raise TextFeatureError(f"{self.kind} embeddings need the environment variable {self.env_var}; it is "
                                    f"not set (keys are read from the environment only, never from the config)")
+        if not all(33 <= ord(c) <= 126 for c in secret):
+            raise TextFeatureError(f"{self.kind} embeddings: the environment variable {self.env_var} holds "
+                                   f"characters an HTTP header cannot carry (only printable ASCII can be sent; "
+                                   f"its value is not shown)")
         self.__secret = secret
         self._ssl = None
         if cfg.ca_bundle:
@@ -78,8 +85,7 @@ class _APIEncoder:
         return self.__secret
 
     def _scrub(self, text: str) -> str:
-        s = self.__secret
-        return text.replace(s, "***") if s else text
+        return scrub(text, self.__secret)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(api_model={self.api_model!r}, base_url={self.base_url!r})"
@@ -107,7 +113,7 @@ class _APIEncoder:
                     raise TextFeatureError(f"{what}: {url} answered with something that is not JSON") from None
             except urllib.error.HTTPError as e:
                 status = e.code
-                detail = self._scrub(_error_detail(e))
+                detail = self._scrub(_error_detail(e))[:300]  # scrubbed first: a cut could split the key
                 if status == 401 and refresh_on_401 and not refreshed and self._on_unauthorized():
                     refreshed = True
                     headers = {**headers, "Authorization": self._auth_header()}
@@ -118,6 +124,10 @@ class _APIEncoder:
                 error = f"HTTP {status}: {detail}"
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
                 error = self._scrub(f"{type(e).__name__}: {getattr(e, 'reason', e)}")
+            except TextFeatureError:
+                raise
+            except Exception as e:  # anything else may quote the request (http.client quotes a bad header)
+                raise TextFeatureError(f"{what}: {url}: {self._scrub(f'{type(e).__name__}: {e}')}") from None
             if attempt >= self.cfg.max_retries:
                 raise TextFeatureError(f"{what}: {url} failed after {attempt + 1} attempts ({error})")
             delay = self.cfg.backoff_s * (2**attempt) * (1 + 0.1 * random.random())
@@ -200,9 +210,7 @@ class GigaChatEncoder(_APIEncoder):
         self._expires_at = (float(exp) / 1000.0 if exp else time.time() + 1800) - 60
 
     def _scrub(self, text: str) -> str:
-        text = super()._scrub(text)
-        tok = getattr(self, "_token", "")
-        return text.replace(tok, "***") if tok else text
+        return scrub(super()._scrub(text), getattr(self, "_token", ""))
 
     def _auth_header(self) -> str:
         if not self._token or time.time() >= self._expires_at:
@@ -214,8 +222,28 @@ class GigaChatEncoder(_APIEncoder):
         return True
 
 
+#: what follows an authorisation scheme's name in a text: a credential, whoever's it is
+_CREDENTIAL = re.compile(r"\b(Bearer|Basic)(\s+)[A-Za-z0-9._~+/=-]+")
+#: a key's piece at the edge of a text cut short, shorter than this, is not taken for the key
+_MIN_PIECE = 6
+
+
+def scrub(text: str, secret: str) -> str:
+    """``text`` without ``secret``: the whole of it, any credential after ``Bearer``/``Basic``, and a piece of it
+    where the text was cut (a server's message read to a limit may end in the key's first characters)."""
+    if not secret:
+        return text
+    text = _CREDENTIAL.sub(r"\1\2***", text.replace(secret, "***"))
+    for n in range(len(secret) - 1, _MIN_PIECE - 1, -1):
+        if text.endswith(secret[:n]):
+            text = text[:-n] + "***"
+        if text.startswith(secret[-n:]):
+            text = "***" + text[n:]
+    return text
+
+
 def _error_detail(e: urllib.error.HTTPError) -> str:
-    """The server's error message (its JSON ``error.message`` when it has one), at most 300 characters."""
+    """The server's error message (its JSON ``error.message`` when it has one), as read (2,000 bytes at most)."""
     try:
         raw = e.read(2000).decode("utf-8", errors="replace")
     except Exception:
@@ -228,7 +256,7 @@ def _error_detail(e: urllib.error.HTTPError) -> str:
         raw = str(msg)
     except (json.JSONDecodeError, AttributeError):
         pass
-    return (raw or str(e.reason))[:300]
+    return raw or str(e.reason)
 
 
 def _retry_after(value: str | None) -> float | None:
