@@ -3,14 +3,16 @@
 The audio, transcript and text stages all start the same way: take a registry
 name (or a ``ModelSpec``), verify every file the entry lists in the models
 directory (:func:`affectflow.models.catalogue.weights.ensure`, which never downloads), and
-hand the folder holding them to ``from_pretrained``, ``WhisperModel`` or
-``torch.load``. This module is that step, once, so that the three stages verify
+hand a private folder of links to those files, and nothing else, to ``from_pretrained``, ``WhisperModel``
+or ``torch.load``. This module is that step, once, so that the three stages verify
 files and hash their weights the same way.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".onnx", ".script", "
 class ResolvedModel:
     """A registry model whose files are all present and verified.
 
-    ``directory``: the folder holding the files under their in-model relative
+    ``directory``: a private folder holding links to the verified files only, under their in-model relative
     names (what ``from_pretrained`` and ``WhisperModel`` want); ``files``: file
     name in the registry -> verified path; ``weights_sha256``: sha256 of the
     main weights file ("" for models without files, e.g. API embedders).
@@ -72,27 +74,20 @@ def resolve_model(
     paths = {wf.name: ensure(wf, root, model=spec.name) for wf in files}
     if not files:
         return ResolvedModel(spec=spec, directory=None, files={}, weights_sha256="")
-    directory = _common_directory([(wf.name, paths[wf.name]) for wf in files])
+    directory = _linked_directory([(wf.name, paths[wf.name]) for wf in files])
     main = _main_weights([wf.name for wf in files], paths)
     wf_main = next(wf for wf in files if wf.name == main)
     sha = wf_main.sha256 or sha256_file(paths[main])
     return ResolvedModel(spec=spec, directory=directory, files=paths, weights_sha256=sha)
 
 
-def checkpoint_or_registry(
-    model_dir: str | os.PathLike[str], model: str | ModelSpec, pins: Mapping[str, str] | None
+def registry_directory(
+    models_root: str | os.PathLike[str], model: str | ModelSpec, pins: Mapping[str, str] | None
 ) -> tuple[Path, str, str]:
-    """(checkpoint directory, weights sha256, registry name) for a stage's ``model_dir`` argument.
-
-    ``model_dir`` is either a checkpoint directory itself (it has a
-    ``config.json``; the hash is computed from its weights file) or the models
-    directory, in which case ``model`` is looked up in the registry and its
-    files are verified there.
-    """
-    d = Path(model_dir).expanduser()
-    if isinstance(model, str) and (d / "config.json").is_file():
-        return d, sha256_file(weights_file(d)), model
-    resolved = resolve_model(model, d, pins)
+    """(the folder to load from, weights sha256, registry name) of a registry model whose files are verified in
+    ``models_root``: the one way a stage's folder model is found. A folder that merely holds a ``config.json``
+    is never taken for a checkpoint: its files would be loaded unverified."""
+    resolved = resolve_model(model, Path(models_root).expanduser(), pins)
     if resolved.directory is None:
         raise WeightsError(f"model {resolved.name} has no files to load")
     return resolved.directory, resolved.weights_sha256, resolved.name
@@ -108,28 +103,23 @@ def _main_weights(names: list[str], paths: Mapping[str, Path]) -> str:
     return max(weights, key=lambda n: paths[n].stat().st_size)
 
 
-def _common_directory(items: list[tuple[str, Path]]) -> Path:
-    """The folder in which every file sits at its name relative to the names' common prefix.
+def _linked_directory(items: list[tuple[str, Path]]) -> Path:
+    """A private temporary folder holding links to the verified files only, each at its name relative to the
+    names' common prefix; removed when the process ends.
 
-    Files found in different places (some fetched into the models directory,
-    some used in place from a package) are linked into a private temporary
-    folder instead.
+    Why never the folder the files sit in: loaders read more than they are given. ``from_pretrained`` takes a
+    ``model.safetensors`` over the verified ``pytorch_model.bin``, and tokenizer or sentence-transformers files
+    change what a model computes; in a shared models folder such a file, unlisted and so unverified, would be
+    loaded in the verified file's name.
     """
     parts = [PurePosixPath(n).parts for n, _ in items]
     prefix = 0
     while all(len(p) > prefix + 1 for p in parts) and len({p[prefix] for p in parts}) == 1:
         prefix += 1
-    rels = [PurePosixPath(*p[prefix:]) for p in parts]
-    dirs = set()
-    for rel, (_, path) in zip(rels, items, strict=True):
-        d = path
-        for _ in rel.parts:
-            d = d.parent
-        dirs.add(d)
-    if len(dirs) == 1:
-        return dirs.pop()
-    tmp = Path(tempfile.mkdtemp(prefix="affectflow-model-"))
-    for rel, (_, path) in zip(rels, items, strict=True):
+    tmp = Path(tempfile.mkdtemp(prefix="affectflow-model-"))  # mode 0700
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    for p, (_, path) in zip(parts, items, strict=True):
+        rel = PurePosixPath(*p[prefix:])
         (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp / rel).symlink_to(path.resolve())
     return tmp

@@ -29,7 +29,7 @@ from affectflow.core.options import StageOptions, at_least, one_of, runtime, wir
 from affectflow.io.shards import StageResult, media_audio
 from affectflow.io.store import Provenance, ShardReader, ShardWriter
 from affectflow.models.catalogue.manifest import PreparedModel
-from affectflow.models.resolve import checkpoint_or_registry
+from affectflow.models.resolve import registry_directory
 from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage, stage_key
 
 #: bump when the vectors change for the same audio, model and options (docs/reruns.md)
@@ -104,9 +104,9 @@ def run_audio_features(
 
     ``model_dir``: the models directory (config ``models_dir``), where the
     registry model ``cfg["model"]`` (or ``spec``, a ``ModelSpec`` given
-    directly) is found and verified, with ``pins`` (config ``model_pins``) for
-    files whose hash the registry does not have; or a checkpoint directory
-    itself (``config.json``, weights, ``preprocessor_config.json``). Per
+    directly, for a checkpoint of one's own) is found and verified, with
+    ``pins`` (config ``model_pins``) for files whose hash the registry does
+    not have; only its verified files are loaded. Per
     video: ``timestamps`` (N,) and ``embeddings`` (N, D); videos the media
     stage skipped stay skipped, with its reason.
     """
@@ -114,7 +114,7 @@ def run_audio_features(
 
     conf = AudioFeaturesOptions.coerce(cfg)
     rerun = stage_key(STAGE, conf, expected=key)
-    ckpt, sha, registry_name = checkpoint_or_registry(model_dir, spec if spec is not None else conf.model, pins)
+    ckpt, sha, registry_name = registry_directory(model_dir, spec if spec is not None else conf.model, pins)
     encoder = SpeechEncoder(ckpt, device=conf.device)
     encoder.check_layer(conf.layer)
     result = StageResult()

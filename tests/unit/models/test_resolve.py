@@ -9,7 +9,7 @@ import pytest
 
 from affectflow.models.catalogue.registry import get
 from affectflow.models.catalogue.weights import WeightsError
-from affectflow.models.resolve import _common_directory, checkpoint_or_registry, resolve_model, weights_file
+from affectflow.models.resolve import _linked_directory, registry_directory, resolve_model, weights_file
 
 pytestmark = pytest.mark.usefixtures("no_models_dir_override")
 
@@ -23,12 +23,13 @@ def test_weights_file_prefers_safetensors(tmp_path: Path) -> None:
     assert weights_file(tmp_path) == tmp_path / "model.safetensors"
 
 
-def test_checkpoint_directory_is_used_as_it_is(tmp_path: Path) -> None:
-    """A ``model_dir`` with a config.json is the checkpoint itself: its weights are hashed, nothing is looked up."""
+def test_a_models_folder_with_a_config_json_is_not_taken_for_a_checkpoint(tmp_path: Path) -> None:
+    """A checkpoint downloaded into the models folder's top (``--local-dir $AFFECTFLOW_MODELS_DIR``) holds no
+    verified file: the registry's files are still asked for."""
     (tmp_path / "config.json").write_text("{}")
-    (tmp_path / "pytorch_model.bin").write_bytes(b"weights")
-    d, sha, name = checkpoint_or_registry(tmp_path, "my_model", pins=None)
-    assert (d, sha, name) == (tmp_path, hashlib.sha256(b"weights").hexdigest(), "my_model")
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    with pytest.raises(WeightsError, match="hf/facebook--wav2vec2-base-960h/config.json: no sha256"):
+        registry_directory(tmp_path, "wav2vec2_base_960h", pins=None)
 
 
 def test_api_model_has_no_files() -> None:
@@ -36,7 +37,7 @@ def test_api_model_has_no_files() -> None:
     assert resolved.directory is None and resolved.files == {} and resolved.weights_sha256 == ""
     assert resolved.name == "openai_text_embedding_3_small" and resolved.spec is get("openai_text_embedding_3_small")
     with pytest.raises(WeightsError, match="no files to load"):
-        checkpoint_or_registry(Path("/nonexistent"), "openai_text_embedding_3_small", pins=None)
+        registry_directory(Path("/nonexistent"), "openai_text_embedding_3_small", pins=None)
 
 
 def test_registry_model_folder_is_where_its_files_are() -> None:
@@ -47,14 +48,28 @@ def test_registry_model_folder_is_where_its_files_are() -> None:
     assert resolved.weights_sha256 == get("all_minilm_l6_v2").files[0].sha256
 
 
+def test_the_folder_holds_the_verified_files_only(tmp_path: Path) -> None:
+    """A ``model.safetensors`` beside a verified ``pytorch_model.bin`` would be loaded by ``from_pretrained``
+    in its place: the folder handed over has links to the verified files and nothing else."""
+    hf = tmp_path / "hf" / "facebook--wav2vec2-base-960h"
+    hf.mkdir(parents=True)
+    pins = {}
+    for name in ("config.json", "preprocessor_config.json", "pytorch_model.bin"):
+        (hf / name).write_bytes(name.encode())
+        pins[f"hf/facebook--wav2vec2-base-960h/{name}"] = hashlib.sha256(name.encode()).hexdigest()
+    (hf / "model.safetensors").write_bytes(b"planted")
+    d, sha, name = registry_directory(tmp_path, "wav2vec2_base_960h", pins)
+    assert sorted(p.name for p in d.iterdir()) == ["config.json", "preprocessor_config.json", "pytorch_model.bin"]
+    assert weights_file(d).read_bytes() == b"pytorch_model.bin" and d.stat().st_mode & 0o077 == 0
+    assert (sha, name) == (hashlib.sha256(b"pytorch_model.bin").hexdigest(), "wav2vec2_base_960h")
+
+
 def test_files_from_different_places_are_linked_into_one_folder(tmp_path: Path) -> None:
     a, b = tmp_path / "a" / "config.json", tmp_path / "b" / "sub" / "weights.bin"
     for p in (a, b):
         p.parent.mkdir(parents=True)
         p.write_text(p.name)
-    same = _common_directory([("m/config.json", a), ("m/x/config.json", tmp_path / "a" / "x" / "config.json")])
-    assert same == tmp_path / "a"
-    linked = _common_directory([("m/config.json", a), ("m/sub/weights.bin", b)])
+    linked = _linked_directory([("m/config.json", a), ("m/sub/weights.bin", b)])
     assert linked not in (tmp_path / "a", tmp_path / "b")
     assert (linked / "config.json").read_text() == "config.json"
     assert (linked / "sub" / "weights.bin").read_text() == "weights.bin"
