@@ -60,6 +60,24 @@ def test_interrupted_download_resumes_with_range(server: LocalHTTPServer, tmp_pa
     assert server.hits("/m.bin") == [(None, 200), (f"bytes={half}-", 206)]
 
 
+@pytest.mark.parametrize("source", ["http", "file"])
+def test_a_link_planted_at_the_partial_file_is_never_written_through(server: LocalHTTPServer, tmp_path: Path,
+                                                                     source: str) -> None:
+    """``<dest>.part`` has a known name: a symbolic link there (in a shared models folder) must not make the
+    fetch overwrite or append to the file it points at, nor end up at ``dest``."""
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"someone's file")
+    src = tmp_path / "src.bin"
+    src.write_bytes(PAYLOAD)
+    url = server.add("/m.bin", PAYLOAD) if source == "http" else src.as_uri()
+    part = tmp_path / "models" / "family" / "model.bin.part"
+    part.parent.mkdir(parents=True)
+    part.symlink_to(victim)
+    with pytest.raises(WeightsError, match="model.bin.part: a symbolic link"):
+        fetch(wf_for(url), tmp_path / "models", retries=0)
+    assert victim.read_bytes() == b"someone's file" and not (tmp_path / "models" / "family" / "model.bin").exists()
+
+
 def test_interrupted_download_restarts_when_server_ignores_range(server: LocalHTTPServer, tmp_path: Path) -> None:
     half = len(PAYLOAD) // 2
     wf = wf_for(server.add("/m.bin", PAYLOAD, ranges=False, drop_after=half, drops=1))

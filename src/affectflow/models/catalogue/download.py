@@ -7,14 +7,17 @@ Kept apart from the verification rules because it is the only part that talks to
 
 from __future__ import annotations
 
+import errno
 import http.client
 import logging
+import os
 import re
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from affectflow.models.catalogue.weight_file import WeightFile, WeightsError
 
@@ -49,9 +52,27 @@ def download(wf: WeightFile, part: Path, *, retries: int, timeout: float, backof
         time.sleep(delay)
 
 
+def open_part(part: Path, mode: str) -> BinaryIO:
+    """``part`` opened to write (``mode`` "wb" or "ab") as a file of its own, never through a link.
+
+    Why: ``<dest>.part`` has a name anyone who can write the models folder knows. A symbolic link planted
+    there would make the download overwrite, or append to, the file it points at, with the fetching user's
+    rights, and the link would then be moved to ``dest``.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
+    try:
+        fd = os.open(part, flags, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise WeightsError(f"{part}: a symbolic link where a partial download goes; nothing is written "
+                               f"through it (remove it, and see who put it there)") from None
+        raise
+    return os.fdopen(fd, mode)
+
+
 def _resume_offset(wf: WeightFile, part: Path) -> int:
     """Where a download into ``part`` resumes: its size, or 0 (``part`` deleted) when it is longer than ``wf``."""
-    offset = part.stat().st_size if part.exists() else 0
+    offset = part.lstat().st_size if part.exists() and not part.is_symlink() else 0
     if wf.size is not None and offset > wf.size:
         part.unlink()
         offset = 0
@@ -87,7 +108,7 @@ def _save_body(wf: WeightFile, resp: http.client.HTTPResponse, part: Path, mode:
     from tqdm import tqdm
 
     received = 0
-    with open(part, mode) as out, tqdm(
+    with open_part(part, mode) as out, tqdm(
         total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
         desc=PurePosixPath(wf.name).name, file=sys.stderr, leave=False,
         disable=None if progress is None else not progress,

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from affectflow.core.files import replace_durably, sha256_file
-from affectflow.models.catalogue.download import download
+from affectflow.models.catalogue.download import download, open_part
 from affectflow.models.catalogue.weight_file import WeightFile, WeightsError, apply_pins, pin
 
 __all__ = [
@@ -329,10 +329,12 @@ def _obtain(wf: WeightFile, part: Path, *, retries: int, timeout: float, backoff
         literal = split_literal(wf.url)[1]
         if literal:
             log.info("extracting %s from %s (%s)", wf.name, src, literal)
-            part.write_bytes(read_literal(src, literal))
+            with open_part(part, "wb") as out:
+                out.write(read_literal(src, literal))
         else:
             log.info("copying %s from %s", wf.name, src)
-            shutil.copyfile(src, part)
+            with open(src, "rb") as f, open_part(part, "wb") as out:
+                shutil.copyfileobj(f, out, 1 << 20)
     else:
         log.info("downloading %s from %s", wf.name, wf.url)
         download(wf, part, retries=retries, timeout=timeout, backoff=backoff, progress=progress)
