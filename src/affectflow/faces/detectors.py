@@ -25,7 +25,6 @@ import cv2
 import numpy as np
 
 from affectflow.core.device import DeviceError, on_device, ort_providers, provider_device
-from affectflow.core.files import sha256_file
 from affectflow.faces.detection import Detection, FaceDetector, input_scale, nms
 from affectflow.faces.errors import FaceStageError
 
@@ -290,7 +289,10 @@ class RetinaFaceDetector:
         import onnxruntime as ort
 
         self.weights_path = Path(path)
-        self.weights_sha256 = sha256_file(path)
+        try:  # the session parses the bytes hashed here, not the path again
+            data, self.weights_sha256 = weights.read_verified(self.weights_path, spec)
+        except weights.WeightsError as e:
+            raise FaceStageError(f"detector 'retinaface': {e}") from e
         self.min_score = float(min_score)
         self.target_size, self.max_size, self.allow_upscaling = int(target_size), int(max_size), allow_upscaling
         self.nms_iou = float(nms_iou)
@@ -300,7 +302,7 @@ class RetinaFaceDetector:
             providers = ort_providers("auto")
         except DeviceError as e:
             raise FaceStageError(f"detector 'retinaface': {e}") from e
-        self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        self._session = ort.InferenceSession(data, sess_options=opts, providers=providers)
         self._input = self._session.get_inputs()[0].name
         if len(self._session.get_outputs()) != 9:
             raise FaceStageError(

@@ -11,6 +11,7 @@ files and hash their weights the same way.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import shutil
 import tempfile
@@ -44,10 +45,20 @@ class ResolvedModel:
     directory: Path | None
     files: dict[str, Path]
     weights_sha256: str
+    main: str = ""  # the registry name of the main weights file (the one ``weights_sha256`` is of)
 
     @property
     def name(self) -> str:
         return str(self.spec.name)
+
+    def read_weights(self) -> bytes:
+        """The main weights file's bytes, hashed as they are read: for a loader that parses bytes (a pickle,
+        say), so that what it parses is what was verified, not what the path holds by then."""
+        path = self.files[self.main]
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.weights_sha256:
+            raise WeightsError(f"{path}: weight file {self.main} changed after it was verified; refusing to load it")
+        return data
 
 
 def weights_file(model_dir: str | os.PathLike[str]) -> Path:
@@ -78,7 +89,7 @@ def resolve_model(
     main = _main_weights([wf.name for wf in files], paths)
     wf_main = next(wf for wf in files if wf.name == main)
     sha = wf_main.sha256 or sha256_file(paths[main])
-    return ResolvedModel(spec=spec, directory=directory, files=paths, weights_sha256=sha)
+    return ResolvedModel(spec=spec, directory=directory, files=paths, weights_sha256=sha, main=main)
 
 
 def registry_directory(

@@ -49,7 +49,7 @@ def load_recognizer(resolved: ResolvedModel, cfg: BackendSettings) -> Recognizer
         pts = [p for n, p in resolved.files.items() if n.endswith(".pt")]
         if len(pts) != 1:
             raise ASRError(f"model {resolved.name}: expected exactly one .pt checkpoint, found {len(pts)}")
-        return OpenAIWhisperBackend(pts[0], cfg)
+        return OpenAIWhisperBackend(pts[0], cfg, data=resolved.read_weights())
     if resolved.directory is None:
         raise ASRError(f"model {resolved.name} has no files")
     return FasterWhisperBackend(resolved.directory, cfg)

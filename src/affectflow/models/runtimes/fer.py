@@ -12,6 +12,7 @@ Details: docs/models.md, section "FER2013 mini-Xception".
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Sequence
@@ -105,14 +106,16 @@ def _check_config(f: h5py.File, path: Path) -> None:
         raise FerWeightsError(f"{path}: Keras model does not match mini-Xception: " + "; ".join(problems))
 
 
-def load_keras_weights(model: MiniXception, path: str | Path) -> MiniXception:
+def load_keras_weights(model: MiniXception, path: str | Path, data: bytes | None = None) -> MiniXception:
     """Copy the weights of a Keras mini-Xception HDF5 file into ``model``, checking every shape.
 
-    The file must already be verified (:func:`affectflow.models.catalogue.weights.verify`).
+    The file must already be verified (:func:`affectflow.models.catalogue.weights.verify`); ``data``, its
+    verified bytes (:func:`~affectflow.models.catalogue.weights.read_verified`), are read instead of ``path``
+    (then only named in messages).
     """
     path = Path(path)
     modules = dict(model.named_modules())
-    with h5py.File(path, "r") as f:
+    with h5py.File(io.BytesIO(data) if data is not None else path, "r") as f:
         _check_config(f, path)
         mw = f["model_weights"] if "model_weights" in f else f
         file_layers = {
@@ -210,5 +213,6 @@ def load_fer_model(models_root: str | Path | None = None, *, pins: dict[str, str
     (wf,) = weights.apply_pins(spec.files, pins)
     root = Path(models_root) if models_root is not None else weights.models_dir()
     path = weights.ensure(wf, root, model=MODEL_NAME)  # verifies the sha256 before anything is read
-    net = load_keras_weights(MiniXception(len(spec.classes)), path).eval().requires_grad_(False)
+    data, _ = weights.read_verified(path, wf)  # and h5py parses the bytes hashed, not the path again
+    net = load_keras_weights(MiniXception(len(spec.classes)), path, data).eval().requires_grad_(False)
     return FerModel(net=net, weights_path=path, classes=spec.classes)
