@@ -19,8 +19,8 @@ rule faces:
         f"{OUT}/benchmarks/faces/{DETECTOR}/{{shard}}.tsv"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(120),
         gpu=GPU if DETECTOR == "retinaface_mnet025" else 0,
     conda:
         "../../envs/affectflow.yaml"
@@ -40,8 +40,8 @@ rule contact_sheets:
         f"{OUT}/logs/faces/{DETECTOR}/sheets_{{shard}}.log",
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(10),
     conda:
         "../../envs/affectflow.yaml"
     script:

@@ -17,8 +17,8 @@ rule face_features:
         f"{OUT}/benchmarks/features/face/{{model}}/{{shard}}.tsv"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(120),
         gpu=GPU,
     conda:
         "../../envs/affectflow.yaml"
@@ -41,8 +41,8 @@ rule audio_features:
         f"{OUT}/benchmarks/features/audio/{{model}}/{{shard}}.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=per_attempt(8000),
+        runtime=per_attempt(240),
         gpu=GPU,
     conda:
         "../../envs/affectflow.yaml"
@@ -65,8 +65,8 @@ rule transcripts:
         f"{OUT}/benchmarks/transcripts/{{asr}}/{{shard}}.tsv"
     threads: 2
     resources:
-        mem_mb=6000,
-        runtime=240,
+        mem_mb=per_attempt(6000),
+        runtime=per_attempt(240),
         gpu=GPU,
     conda:
         "../../envs/affectflow.yaml"
@@ -89,8 +89,8 @@ rule text_features:
         f"{OUT}/benchmarks/features/text/{{asr}}/{{model}}/{{shard}}.tsv"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(120),
         gpu=GPU,
     conda:
         "../../envs/affectflow.yaml"

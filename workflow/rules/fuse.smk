@@ -26,8 +26,8 @@ rule fuse:
         f"{OUT}/logs/fuse/{{task}}/{{fusion}}.log",
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=per_attempt(8000),
+        runtime=per_attempt(120),
     conda:
         "../../envs/affectflow.yaml"
     script:

@@ -22,8 +22,8 @@ rule learn:
         f"{OUT}/benchmarks/learn/{{task}}/{{feature_set}}.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=lambda wc, input, attempt: learn_mem_mb(input.size_mb, attempt),
+        runtime=per_attempt(240),
     conda:
         "../../envs/affectflow.yaml"
     script:

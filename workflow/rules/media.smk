@@ -13,8 +13,8 @@ rule media:
         f"{OUT}/benchmarks/media/{{shard}}.tsv"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=60,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(60),
     conda:
         "../../envs/affectflow.yaml"
     script:

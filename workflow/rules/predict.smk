@@ -47,8 +47,8 @@ rule frame_predictions:
         f"{OUT}/benchmarks/frame_predictions/{{shard}}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(60),
     conda:
         "../../envs/affectflow.yaml"
     script:

@@ -1,0 +1,31 @@
+"""What a job asks the scheduler for where that depends on its try or its input.
+
+Why: the profiles retry a failed job once (``retries: 1``). A job killed at its time or memory limit would
+be retried with the limit that killed it and fail again, so the rules' ``runtime`` and ``mem_mb`` grow with
+each attempt. learn's memory grows with its input: it stacks every frame row of the task's splits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+#: learn's memory below any input size: Python, torch and the per-video arrays of a small task
+LEARN_FLOOR_MB = 8000
+#: learn's memory per MB of its input (feature and media shards): the stacked rows (about the face feature
+#: shards' size, frame-aligned audio and text on top) beside the per-video arrays they are stacked from
+LEARN_PER_INPUT_MB = 1.5
+
+
+def per_attempt(amount: int) -> Callable[[Any, int], int]:
+    """A rule resource of ``amount`` on the first try, twice that on the second, and so on."""
+
+    def resource(wildcards: Any, attempt: int) -> int:
+        return int(amount) * int(attempt)
+
+    return resource
+
+
+def learn_mem_mb(input_mb: float, attempt: int) -> int:
+    """learn's ``mem_mb`` for ``input_mb`` of input, on try ``attempt``."""
+    return int(max(LEARN_FLOOR_MB, LEARN_PER_INPUT_MB * float(input_mb))) * int(attempt)
