@@ -8,6 +8,7 @@ written holds at most :data:`ROWS_AHEAD_BYTES` of rows.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
@@ -16,6 +17,7 @@ from functools import partial
 
 import numpy as np
 
+from affectflow.core.progress import progress_bar
 from affectflow.data.units import Unit
 from affectflow.faces.decode_pool import DecodePool
 from affectflow.faces.detection import FaceDetector, SerialDetector, TimedDetector
@@ -31,6 +33,8 @@ from affectflow.media.decode import MediaError
 #: shorter than this (about 1,700 analysed frames at 224 px crops) are processed wholly in parallel; a
 #: longer one waits for the writer once it is this far ahead
 ROWS_AHEAD_BYTES = 256 * 2**20
+
+log = logging.getLogger("affectflow.faces.shard")
 
 
 @dataclass
@@ -87,10 +91,13 @@ def write_detected(w: ShardWriter, units: list[Unit], detector: FaceDetector, se
             sources = [partial(iter_faces, u.path, shared, settings, video_id=u.video_id, progress=progress,
                                side=u.side, ffmpeg_threads=codec, pool=pool) for u in units]
             with PrefetchEach(sources, workers, depth=rows_ahead(settings, int(detector.n_landmarks)),
-                              name="faces") as videos:
+                              name="faces") as videos, \
+                    progress_bar(total=len(units), desc=f"faces {w.path.name}", unit="video", log=log,
+                                 show=None if progress else False) as bar:
                 for unit, items in zip(units, videos, strict=True):
                     _add_or_skip(result, unit, on_bad_video, partial(_add_video, w, unit, items, raw=raw,
                                                                      media=media))
+                    bar.update(1)
     finally:
         result.detect_s, result.detect_calls = timed.seconds, timed.calls
 

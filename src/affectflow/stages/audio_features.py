@@ -15,6 +15,7 @@ docs/features.md, section "Audio features".
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from affectflow.core import joblog
 from affectflow.core.device import with_device
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, at_least, one_of, runtime, wiring
+from affectflow.core.progress import progress_bar
 from affectflow.io.shards import StageResult, media_audio
 from affectflow.io.store import Provenance, ShardReader, ShardWriter
 from affectflow.models.catalogue.manifest import PreparedModel
@@ -34,6 +36,8 @@ from affectflow.plan.rerun import AFTER_LEARN, PREDICTED, Stage, stage_key
 
 #: bump when the vectors change for the same audio, model and options (docs/reruns.md)
 STAGE_VERSION = 1
+
+log = logging.getLogger("affectflow.stages.audio_features")
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,6 @@ def run_audio_features(
     video: ``timestamps`` (N,) and ``embeddings`` (N, D); videos the media
     stage skipped stay skipped, with its reason.
     """
-    from tqdm import tqdm
 
     conf = AudioFeaturesOptions.coerce(cfg)
     rerun = stage_key(STAGE, conf, expected=key)
@@ -123,8 +126,7 @@ def run_audio_features(
     with ShardReader(media_shard_path, stage="media") as reader, ShardWriter(out_path, prov) as writer:
         skipped = list(reader.skipped())
         ids = reader.video_ids()
-        for vid in tqdm(ids, desc=f"audio {conf.model}", unit="video", disable=None if progress is None
-                        else not progress):
+        for vid in progress_bar(ids, desc=f"audio {conf.model}", unit="video", log=log, show=progress):
             audio = media_audio(reader.read(vid), media_shard_path)
             if audio is None:
                 skipped.append((vid, "media record has no audio array"))

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from affectflow.core import joblog
 from affectflow.core.device import DEVICES
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, one_of, runtime, wiring
+from affectflow.core.progress import progress_bar
 from affectflow.faces.embedding import analysed_frames, embed_shard
 from affectflow.io.shards import StageResult
 from affectflow.io.store import Provenance, ShardReader, ShardWriter
@@ -130,9 +130,10 @@ def run_face_features(
         present = {v: np.flatnonzero(h) for v, h in has_face.items()}
         n_analysed = {v: analysed_frames(faces, v, h) for v, h in has_face.items()}
         total = sum(len(p) for p in present.values())
-        # progress in faces, advanced per chunk (a long video is not silent until it ends); tqdm redraws at
-        # most every 2 s, so job logs get a line per 2 s, not one per chunk
-        with tqdm(total=total, desc=f"{model_name} {Path(faces_shard).name}", unit="face", mininterval=2) as bar:
+        # progress in faces, advanced per chunk (a long video is not silent until it ends): a bar redrawn at
+        # most every 2 s on a terminal, a line a minute in a batch job's log
+        with progress_bar(total=total, desc=f"{model_name} {Path(faces_shard).name}", unit="face", log=log,
+                          mininterval=2) as bar:
             for vid in embed_shard(model, faces, present, n_analysed, writer, bar):
                 result.written.append(vid)
         result.skipped = faces.skipped()

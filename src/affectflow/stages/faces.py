@@ -182,15 +182,10 @@ def run_faces(
     with (checked, then written into the shard's provenance).
 
     ``threads`` (the job's): up to this many videos are processed at once, each
-    in its own background thread that decodes it, detects its faces (the one
-    detector, a call at a time: a batched GPU detector wants one caller) and
-    crops them, while the stage's thread writes the videos' rows in the units'
-    order. Each decoder gets an equal share of the threads for FFmpeg
-    (:func:`~affectflow.faces.video.codec_threads`); a video ahead of the one
-    being written holds at most :data:`~affectflow.faces.shard.ROWS_AHEAD_BYTES`
-    of rows. The shard is the same for any ``threads``: rows, attributes, order
-    and skipped videos. With ``faces.decode: process`` each of those videos is
-    decoded in a process of its own instead (the thread then detects and crops).
+    decoded, detected (through the one detector) and cropped in a thread of its
+    own, or decoded in a process of its own with ``faces.decode: process``
+    (:func:`~affectflow.faces.shard.write_detected`); the shard is the same for
+    any ``threads``: rows, attributes, order and skipped videos.
 
     ``features``: the config's ``features`` section, which ``crop_compression:
     auto`` reads to tell whether the face models will run on a GPU
@@ -232,11 +227,8 @@ def run_faces(
 
 
 def run(job: Job) -> None:
-    """The rule: ``params.units`` and ``input.media`` -> ``output[0]``, the faces shard.
-
-    The shard's earlier contact sheets go first: Snakemake has removed the shard they were drawn from, and with
-    ``faces.contact_sheets: false`` no sheet job would replace them, so they would show crops no shard holds.
-    """
+    """The rule: ``params.units`` and ``input.media`` -> ``output[0]``, the faces shard; its earlier contact sheets
+    go first (with ``faces.contact_sheets: false`` no job would replace them: they would show crops of no shard)."""
     joblog.setup(job.log)
     shutil.rmtree(sheets_dir(job.output[0]), ignore_errors=True)
     models_dir, pins = job.config["models_dir"], job.config["model_pins"]

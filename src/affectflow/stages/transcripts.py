@@ -26,6 +26,7 @@ from affectflow.core import joblog
 from affectflow.core.device import with_device
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, at_least, one_of, runtime, wiring
+from affectflow.core.progress import progress_bar
 from affectflow.core.vocabulary import SAMPLE_RATE
 from affectflow.io.shards import StageResult, media_audio
 from affectflow.io.store import Provenance, ShardReader, ShardWriter
@@ -121,7 +122,6 @@ def run_transcripts(
     ``models_dir`` (config ``models_dir``; ``$AFFECTFLOW_MODELS_DIR`` wins),
     with ``pins`` (config ``model_pins``) for files without a registry hash.
     """
-    from tqdm import tqdm
 
     conf = TranscriptsOptions.coerce(cfg)
     rerun = stage_key(STAGE, conf, expected=key)
@@ -132,8 +132,7 @@ def run_transcripts(
     result = StageResult()
     with ShardReader(media_shard, stage="media") as reader, ShardWriter(out_path, prov) as writer:
         skipped = list(reader.skipped())
-        for vid in tqdm(reader.video_ids(), desc=f"asr {conf.model}", unit="video",
-                        disable=None if progress is None else not progress):
+        for vid in progress_bar(reader.video_ids(), desc=f"asr {conf.model}", unit="video", log=log, show=progress):
             audio = media_audio(reader.read(vid), media_shard)
             if audio is None:
                 skipped.append((vid, "media record has no audio array"))

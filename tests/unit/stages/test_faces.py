@@ -326,6 +326,18 @@ def test_contact_sheets(feat_data, detector, tmp_path):
     assert [p.name for p in sheets] == ["v%2F1.png"] and cv2.imread(str(sheets[0])) is not None
 
 
+def test_a_faces_job_logs_how_far_it_got(feat_data, detector, tmp_path, caplog):
+    """A batch job's stderr is no terminal: the videos done reach its log, so a job killed at its time limit
+    shows how far it got."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    units = [unit(f"v/{i}", feat_data / "single_face.mp4") for i in range(2)]
+    run_faces(units, tmp_path / "s0001.h5", {"frame_stride": 8, "crop_size": 64}, detector=detector, progress=True)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("faces s0001.h5:")]
+    assert lines and "2/2" in lines[-1], lines
+
+
 def test_retinaface_decode_and_nms():
     # encode a known face against one anchor of the stride-16 map, decode it back
     h, w, scale = 320, 480, 0.5
