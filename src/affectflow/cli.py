@@ -24,7 +24,8 @@ from affectflow.plan.rates import NODE_KINDS
 if TYPE_CHECKING:
     from affectflow.models.catalogue.registry import ModelSpec
     from affectflow.models.catalogue.weight_file import WeightFile
-    from affectflow.plan.estimate import Corpus
+    from affectflow.plan.estimate import Corpus, Models
+    from affectflow.plan.rates import NodeRates
 
 #: what ``affectflow --help`` opens with (the docstring above is for readers of the code)
 DESCRIPTION = ("affectflow's command line: the demo dataset, model weights, submission files, bundles, a plan of a "
@@ -63,8 +64,8 @@ def _node_kinds_help() -> str:
     """``--node-kind``'s help: the default and what each kind is, so that a CPU user sees that the suggestion is
     for an H100 unless they say otherwise."""
     kinds = "; ".join(f"{k.name}: {k.description}" for k in NODE_KINDS.values())
-    return ("the node kind n_shards is suggested for (default %(default)s; the tables show every kind): "
-            + kinds.replace("%", "%%"))
+    return ("the node kind n_shards is suggested for (default: h100 with the config's features.gpu true, cpu2 "
+            "otherwise; the tables show every kind): " + kinds.replace("%", "%%"))
 
 
 def _demo_build(args: argparse.Namespace) -> int:
@@ -292,18 +293,35 @@ def _plan(args: argparse.Namespace) -> int:
     if moved:
         print(f"warning: n_shards {n_shards}: {moved}\n")
     print(plan_table(corpus, models, n_shards, nodes=args.nodes), end="")
-    kind = NODE_KINDS[args.node_kind]
-    best = suggest_shards(corpus, kind, job_hours=args.job_hours, nodes=args.nodes)
-    print(f"\nsuggested n_shards for {kind.name} ({kind.description}), faces jobs of at most "
-          f"{args.job_hours:g} h on {args.nodes} node(s): {best} ({_filled(corpus, best)})\n")
+    gpu = bool((config.get("features") or {}).get("gpu"))
+    kind = NODE_KINDS[args.node_kind or ("h100" if gpu else "cpu2")]
+    _say_time_limits(corpus, models, n_shards, kind)
+    best = suggest_shards(corpus, kind, job_hours=args.job_hours, nodes=args.nodes, models=models)
+    why = "--node-kind" if args.node_kind else f"features.gpu: {str(gpu).lower()}"
+    print(f"\nsuggested n_shards for {kind.name} ({why}; {kind.description}), the longest job of each stage at "
+          f"most {args.job_hours:g} h on {args.nodes} node(s): {best} ({_filled(corpus, best)})\n")
     moved = regrouped(results, units, best) if best != n_shards else ""
     if moved:
         print(f"warning: n_shards {best}: {moved}\n")
     print(plan_table(corpus, models, best, nodes=args.nodes), end="")
+    _say_time_limits(corpus, models, best, kind)
     print("\nrates: " + "; ".join(f"{k.name} from {k.source}" for k in NODE_KINDS.values()))
     for line in [*size_notes(corpus), *setting_notes(models)]:
         print(line)
     return 0
+
+
+def _say_time_limits(corpus: Corpus, models: Models, n_shards: int, kind: NodeRates) -> None:
+    """A warning for each stage whose longest job on ``kind`` would outlast its rule's time limit: on a cluster
+    it would be killed there (and retried with twice the limit, docs/cluster.md)."""
+    from affectflow.plan.estimate import longest_jobs_over
+    from affectflow.plan.job_resources import RUNTIME_MIN
+
+    limits = {stage: minutes * 60.0 for stage, minutes in RUNTIME_MIN.items()}
+    for stage, hours in longest_jobs_over(corpus, models, n_shards, kind, limits).items():
+        print(f"warning: n_shards {n_shards}: the longest {stage} job takes {hours:.3g} h on {kind.name}, over its "
+              f"rule's time limit of {RUNTIME_MIN[stage]} min: raise n_shards, or the limit "
+              f"(--set-resources {stage}:runtime=<minutes>)")
 
 
 def _filled(corpus: Corpus, n_shards: int) -> str:
@@ -371,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--replace-workflow-config", action="store_true",
                       help="CONFIG alone, not merged onto config.yaml (as snakemake's flag of that name)")
     plan.add_argument("--nodes", type=_positive(int), default=1, help="nodes the jobs spread over (default 1)")
-    plan.add_argument("--node-kind", default="h100", choices=list(NODE_KINDS), help=_node_kinds_help())
+    plan.add_argument("--node-kind", default=None, choices=list(NODE_KINDS), help=_node_kinds_help())
     plan.add_argument("--job-hours", type=_positive(float), default=1.0,
                       help="the longest faces job to aim for, in hours (default 1)")
     plan.add_argument("--threads", type=_positive(int), default=8, help="videos probed at once (default 8)")

@@ -106,7 +106,7 @@ def test_plan_help_says_the_default_node_kind_and_what_each_kind_is(capsys):
     with pytest.raises(SystemExit):
         main(["plan", "--help"])
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help at any space
-    assert "(default h100;" in text
+    assert "(default: h100 with the config's features.gpu true, cpu2 otherwise;" in text
     for kind in NODE_KINDS.values():
         assert f"{kind.name}: {kind.description}" in text
 

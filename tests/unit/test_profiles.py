@@ -94,14 +94,24 @@ def test_a_retried_job_asks_for_twice_the_time_and_memory(tmp_path: Path, profil
 
 
 def test_every_rule_asks_for_more_time_and_memory_on_each_try() -> None:
-    """A rule with a fixed ``runtime`` or ``mem_mb`` would be retried with the limit that killed it."""
-    declared = re.compile(r"^\s+(runtime|mem_mb)=(.+),$", re.M)
-    found = []
+    """A rule with a fixed ``runtime`` or ``mem_mb`` would be retried with the limit that killed it; a rule's time
+    limit is its own entry of RUNTIME_MIN, which ``affectflow plan`` checks the longest jobs against."""
+    from affectflow.plan.job_resources import RUNTIME_MIN
+
+    declared = re.compile(r"^rule (\w+):|^\s+(runtime|mem_mb)=(.+),$", re.M)
+    found, rule = [], ""
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for name, value in declared.findall(smk.read_text(encoding="utf-8")):
-            found.append(name)
-            assert "attempt" in value or value.startswith("per_attempt("), (smk.name, name, value)
-    assert found.count("runtime") >= 10 and found.count("mem_mb") >= 10, found
+        for name, resource, value in declared.findall(smk.read_text(encoding="utf-8")):
+            rule = name or rule
+            if not resource:
+                continue
+            found.append((rule, resource))
+            if resource == "runtime":
+                assert value == f'per_attempt(RUNTIME_MIN["{rule}"])', (smk.name, rule, value)
+            else:
+                assert "attempt" in value or value.startswith("per_attempt("), (smk.name, rule, value)
+    assert {r for r, res in found if res == "runtime"} == set(RUNTIME_MIN), found
+    assert len([r for r, res in found if res == "mem_mb"]) >= 10, found
 
 
 def test_the_job_resources_grow_with_each_try() -> None:

@@ -22,7 +22,7 @@ from affectflow.submit.formats import SUBMISSION_FILES
 from affectflow.data.units import UnitsError
 from affectflow.plan.checks import ConfigError
 from affectflow.plan.config import settle_config
-from affectflow.plan.job_resources import learn_mem_mb, per_attempt
+from affectflow.plan.job_resources import RUNTIME_MIN, learn_mem_mb, per_attempt
 from affectflow.plan.recorded import unrecorded_start_warning
 from affectflow.plan.replaced import backdate_replaced
 from affectflow.plan.scope import PredictionScope, run_notes, run_tasks

@@ -20,7 +20,7 @@ rule faces:
     threads: 2
     resources:
         mem_mb=per_attempt(4000),
-        runtime=per_attempt(120),
+        runtime=per_attempt(RUNTIME_MIN["faces"]),
         gpu=GPU if DETECTOR == "retinaface_mnet025" else 0,
     conda:
         "../../envs/affectflow.yaml"
@@ -41,7 +41,7 @@ rule contact_sheets:
     threads: 1
     resources:
         mem_mb=per_attempt(1000),
-        runtime=per_attempt(10),
+        runtime=per_attempt(RUNTIME_MIN["contact_sheets"]),
     conda:
         "../../envs/affectflow.yaml"
     script:

@@ -18,7 +18,7 @@ rule face_features:
     threads: 2
     resources:
         mem_mb=per_attempt(4000),
-        runtime=per_attempt(120),
+        runtime=per_attempt(RUNTIME_MIN["face_features"]),
         gpu=GPU,
     conda:
         "../../envs/affectflow.yaml"
@@ -42,7 +42,7 @@ rule audio_features:
     threads: 2
     resources:
         mem_mb=per_attempt(8000),
-        runtime=per_attempt(240),
+        runtime=per_attempt(RUNTIME_MIN["audio_features"]),
         gpu=GPU,
     conda:
         "../../envs/affectflow.yaml"
@@ -66,7 +66,7 @@ rule transcripts:
     threads: 2
     resources:
         mem_mb=per_attempt(6000),
-        runtime=per_attempt(240),
+        runtime=per_attempt(RUNTIME_MIN["transcripts"]),
         gpu=GPU,
     conda:
         "../../envs/affectflow.yaml"
@@ -90,7 +90,7 @@ rule text_features:
     threads: 2
     resources:
         mem_mb=per_attempt(4000),
-        runtime=per_attempt(120),
+        runtime=per_attempt(RUNTIME_MIN["text_features"]),
         gpu=GPU,
     conda:
         "../../envs/affectflow.yaml"

@@ -27,7 +27,7 @@ rule fuse:
     threads: 1
     resources:
         mem_mb=per_attempt(8000),
-        runtime=per_attempt(120),
+        runtime=per_attempt(RUNTIME_MIN["fuse"]),
     conda:
         "../../envs/affectflow.yaml"
     script:

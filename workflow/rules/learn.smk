@@ -23,7 +23,7 @@ rule learn:
     threads: 2
     resources:
         mem_mb=lambda wc, input, attempt: learn_mem_mb(input.size_mb, attempt),
-        runtime=per_attempt(240),
+        runtime=per_attempt(RUNTIME_MIN["learn"]),
     conda:
         "../../envs/affectflow.yaml"
     script:

@@ -14,7 +14,7 @@ rule media:
     threads: 1
     resources:
         mem_mb=per_attempt(2000),
-        runtime=per_attempt(60),
+        runtime=per_attempt(RUNTIME_MIN["media"]),
     conda:
         "../../envs/affectflow.yaml"
     script:

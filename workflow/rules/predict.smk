@@ -48,7 +48,7 @@ rule frame_predictions:
     threads: 1
     resources:
         mem_mb=per_attempt(4000),
-        runtime=per_attempt(60),
+        runtime=per_attempt(RUNTIME_MIN["frame_predictions"]),
     conda:
         "../../envs/affectflow.yaml"
     script:

@@ -254,10 +254,12 @@ def _fits(shard_seconds: Mapping[str, float], budget: float, busy: int) -> bool:
 
 
 def suggest_shards(corpus: Corpus, rates: NodeRates, job_hours: float = 1.0, nodes: int = 1,
-                   most: int = 4096) -> int:
+                   most: int = 4096, models: Models | None = None) -> int:
     """The smallest ``n_shards`` whose longest faces job (the heaviest stage per shard) fits in ``job_hours`` on
     ``rates``' node kind, and with a shard of frames for every node (else nodes idle), at most one shard per
-    video and at most ``most`` (the DAG's cost grows with shards).
+    video and at most ``most`` (the DAG's cost grows with shards). With ``models``, the longest job of every
+    other stage that has a rate on that kind must fit too (a long recording's audio, say, can outweigh its
+    frames).
 
     Shards are filled by a hash of the video id, not by length, so the longest shard, not the mean, is what
     is checked, and ``nodes`` shards may leave some of them empty: the shards that hold frames are counted.
@@ -268,7 +270,22 @@ def suggest_shards(corpus: Corpus, rates: NodeRates, job_hours: float = 1.0, nod
     n = max(1, min(limit, max(nodes, math.ceil(sum(cost.values()) / budget))))
     while n < limit and not _fits(corpus.per_shard(n, lambda v: cost[v.video_id]), budget, min(nodes, limit)):
         n += 1
+    while models is not None and n < limit and longest_jobs_over(corpus, models, n, rates, budget):
+        n = min(limit, n + max(1, n // 20))  # a stage's longest job shrinks with it, about as 1/n
     return n
+
+
+def longest_jobs_over(corpus: Corpus, models: Models, n_shards: int, kind: NodeRates,
+                      seconds: float | Mapping[str, float]) -> dict[str, float]:
+    """The stages whose longest job on ``kind`` with ``n_shards`` takes more than ``seconds`` (one budget for
+    all, or a stage's own: its rule's time limit) -> that job's hours; stages without a rate there are left out."""
+    over = {}
+    for row in estimate(corpus, models, n_shards, kinds=(kind,)):
+        hours = row.longest[kind.name]
+        limit = seconds.get(row.stage) if isinstance(seconds, Mapping) else seconds
+        if hours is not None and limit is not None and hours * 3600.0 > limit:
+            over[row.stage] = max(hours, over.get(row.stage, 0.0))
+    return over
 
 
 def _total_cell(hours: float, not_measured: int) -> str:

@@ -10,6 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+#: each per-shard and training rule's time limit on its first try, in minutes (the rules' ``runtime``; the
+#: Slurm profiles give the GPU stages shorter ones, docs/cluster.md): ``affectflow plan`` warns of a stage whose
+#: longest job would not fit
+RUNTIME_MIN = {"media": 60, "faces": 120, "contact_sheets": 10, "face_features": 120, "audio_features": 240,
+               "transcripts": 240, "text_features": 120, "frame_predictions": 60, "learn": 240, "fuse": 120}
+
 #: learn's memory below any input size: Python, torch and the per-video arrays of a small task
 LEARN_FLOOR_MB = 8000
 #: learn's memory per MB of its input (feature and media shards): the stacked rows (about the face feature

@@ -21,6 +21,7 @@ from affectflow.plan.estimate import (
     VideoCount,
     count_units,
     estimate,
+    longest_jobs_over,
     plan_table,
     regrouped,
     setting_notes,
@@ -255,6 +256,22 @@ def test_the_suggested_shards_keep_the_longest_faces_job_within_budget() -> None
     assert suggest_shards(two, NODE_KINDS["cpu2"]) == 2  # never more shards than videos
 
 
+def test_with_the_models_the_suggested_shards_keep_every_stages_longest_job_within_budget() -> None:
+    """Hour-long recordings at one frame a second: the audio and ASR jobs, not faces, set the count."""
+    talks = Corpus(tuple(VideoCount(f"t{i:03d}", 3600, 3600.0, width=640, height=360) for i in range(200)))
+    models = Models(face=(B0,), audio=1, asr=1)
+    cpu = NODE_KINDS["cpu2"]
+    faces_only = suggest_shards(talks, cpu)
+    n = suggest_shards(talks, cpu, models=models)
+    assert n > faces_only and longest_jobs_over(talks, models, n, cpu, 3600.0) == {}
+    over = longest_jobs_over(talks, models, faces_only, cpu, 3600.0)
+    assert "audio_features" in over and all(h > 1.0 for h in over.values()), over
+    rows = {r.stage: r.longest["cpu2"] for r in estimate(talks, models, faces_only, kinds=(cpu,))}
+    assert over == {s: h for s, h in rows.items() if h is not None and h > 1.0}
+    # a stage's own limit: only the stages over theirs
+    assert longest_jobs_over(talks, models, faces_only, cpu, {"transcripts": 1e9}) == {}
+
+
 def test_the_suggested_shards_give_every_node_a_shard_with_frames() -> None:
     assert FIVE.shards(2) == ["s0001"]  # 2 shards for 2 nodes: all five videos hash into one, a node idles
     assert suggest_shards(FIVE, NODE_KINDS["h100"], nodes=2) == 3 and len(FIVE.shards(3)) == 2
@@ -375,7 +392,7 @@ def docs_tables() -> list[tuple[int, str]]:
     out = []
     for nodes, kind, is_hd in DOCS_TABLES:
         corpus = hd if is_hd else AFFWILD2
-        n = suggest_shards(corpus, NODE_KINDS[kind], nodes=nodes)
+        n = suggest_shards(corpus, NODE_KINDS[kind], nodes=nodes, models=DOCS_MODELS)
         out.append((n, plan_table(corpus, DOCS_MODELS, n, nodes=nodes)))
     return out
 
