@@ -32,7 +32,7 @@ def write_val_results(out: Path, task: str, preds: LearnedPredictions, sel: Sele
                       excluded: list[tuple[str, str]]) -> tuple[MetricReport, list[Path]]:
     """``metrics.json`` (the table rows) and ``chosen.json``; returns the chosen config's val report too."""
     names, chosen = preds.names, sel.chosen()
-    rows = table_rows(names, chosen, sel.singles, val)
+    rows = table_rows(names, chosen, sel.singles, val, sel.smoothing_k)
     report = evaluate(val, chosen)
     files = [atomic_write_text(out / "metrics.json", json.dumps(
         {"task": task, "split": "val", "main": report.main, "feature_sets": names, "rows": rows},

@@ -52,6 +52,9 @@ class Selection:
     singles: dict[str, PostConfig]
     summary: dict[str, Any] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    #: per line that filters (t chosen): the smoothing kernel chosen with filtering off, for the tables'
+    #: "smoothing" row (the chosen k was swept with filtering on, and alone can score below no smoothing)
+    smoothing_k: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def start(cls, task: str, names: list[str], settings: FuseSettings, val: SplitDataset,
@@ -75,17 +78,19 @@ class Selection:
         """One curve per single set, plus the blend with several sets."""
         return {**self.singles, **({"fused": self.fused} if len(self.names) > 1 else {})}
 
-    def record(self, param: str, results: dict[str, SweepResult], title: str) -> None:
-        """Write ``sweep_<param>.csv`` and ``.png`` and note each line's winner in the summary."""
+    def record(self, param: str, results: dict[str, SweepResult], title: str, name: str = "") -> None:
+        """Write ``sweep_<name>.csv`` and ``.png`` (``name``: the parameter's by default) and note each line's
+        winner in the summary under ``name``."""
+        name = name or param
         for r in results.values():
             r.table = r.table.sort_values(param, kind="stable").reset_index(drop=True)
         table = pd.concat([r.table.assign(config=label)[["config", *r.table.columns]]
                            for label, r in results.items()], ignore_index=True)
-        self.files.append(atomic_write_text(self.out / f"sweep_{param}.csv", table.to_csv(index=False)))
+        self.files.append(atomic_write_text(self.out / f"sweep_{name}.csv", table.to_csv(index=False)))
         self.files.append(plot_sweep(results if len(results) > 1 else next(iter(results.values())),
-                                     self.out / f"sweep_{param}.png", title=title))
-        self.summary[param] = {label: {"best": r.best_value, "score": r.best_score, "metric": r.metric}
-                               for label, r in results.items()}
+                                     self.out / f"sweep_{name}.png", title=title))
+        self.summary[name] = {label: {"best": r.best_value, "score": r.best_score, "metric": r.metric}
+                              for label, r in results.items()}
 
     def sweep_w(self) -> None:
         """The blend weight of the first set, with exactly two sets; more sets keep ``weights`` (or equal)."""
@@ -118,6 +123,12 @@ class Selection:
             self.record("k", res, f"{task.upper()}: smoothing kernel k ({self.settings.smoothing}; val)")
             self.singles = {n: replace(cfg, k=int(res[n].best_value)) for n, cfg in self.singles.items()}
             self.fused = replace(self.fused, k=int(res[self.main].best_value))
+            filtering = {label: replace(cfg, t=None) for label, cfg in self.lines().items() if cfg.t is not None}
+            if filtering:  # the paper's "smoothing" rows: k alone, chosen without filtering (k = 1 among them)
+                alone = sweep_many(self.val, filtering, "k", sorted(set(grid) | {1}))
+                self.record("k", alone, f"{task.upper()}: smoothing kernel k without filtering "
+                            f"({self.settings.smoothing}; val)", name="k_without_filtering")
+                self.smoothing_k = {label: int(r.best_value) for label, r in alone.items()}
         elif is_video_task(task) and grid and grid != (1,):
             log.info("fuse %s: one prediction per video, no smoothing sweep", task)
 

@@ -15,14 +15,17 @@ from affectflow.fuse.sweeps import SplitDataset, evaluate
 
 
 def table_rows(names: list[str], chosen: PostConfig, singles: Mapping[str, PostConfig],
-               val: SplitDataset) -> list[dict[str, Any]]:
-    """``metrics.json``'s rows: each single set's steps (its own chosen config), then the blend's."""
-    lines = [(n, [n], singles[n]) for n in names]
+               val: SplitDataset, smoothing_k: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
+    """``metrics.json``'s rows: each single set's steps (its own chosen config), then the blend's.
+    ``smoothing_k``: per line (a set's name, or ``fused``) that filters, the kernel chosen without filtering,
+    for its "smoothing" row."""
+    alone = smoothing_k or {}
+    lines = [(n, [n], singles[n], alone.get(n)) for n in names]
     if len(names) > 1:
-        lines.append(("+".join(names), names, chosen))
+        lines.append(("+".join(names), names, chosen, alone.get("fused")))
     rows = []
-    for title, sets, cfg in lines:
-        for suffix, step in steps(cfg):
+    for title, sets, cfg, k_alone in lines:
+        for suffix, step in steps(cfg, k_alone):
             rep = evaluate(val, step)
             rows.append({
                 "name": f"{title}, {suffix}" if suffix else title,
@@ -38,12 +41,15 @@ def table_rows(names: list[str], chosen: PostConfig, singles: Mapping[str, PostC
     return rows
 
 
-def steps(cfg: PostConfig) -> list[tuple[str, PostConfig]]:
-    """The table rows for one line: raw, smoothing, filtering + smoothing, + video filter (the ones it uses)."""
+def steps(cfg: PostConfig, smoothing_k: int | None = None) -> list[tuple[str, PostConfig]]:
+    """The table rows for one line: raw, smoothing, filtering + smoothing, + video filter (the ones it uses).
+
+    ``smoothing_k``: the kernel for the "smoothing" row where it differs from the chosen one: with filtering
+    on, ``cfg.k`` was chosen with filtering, and smoothing alone is better shown at its own best kernel."""
     raw = replace(cfg, k=1, t=None, video_filter=False)
     out = [("", raw)]
     if cfg.k > 1:
-        out.append(("smoothing", replace(raw, k=cfg.k)))
+        out.append(("smoothing", replace(raw, k=smoothing_k if cfg.t is not None and smoothing_k else cfg.k)))
     if cfg.t is not None:
         out.append(("filtering + smoothing" if cfg.k > 1 else "filtering", replace(raw, k=cfg.k, t=cfg.t)))
     if cfg.video_filter:

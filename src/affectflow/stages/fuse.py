@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # scikit-learn: loaded when a job runs, not at every workflow
     from affectflow.fuse.pipeline import FuseResult
 
 #: bump when fused predictions, sweeps or metrics change for the same inputs and options (docs/reruns.md)
-STAGE_VERSION = 2  # 2: AH sweeps select on macro F1 over both classes (was the A/H class's F1)
+STAGE_VERSION = 3  # 2: AH sweeps select on macro F1 over both classes (was the A/H class's F1)
+# 3: a filtering line's "smoothing" row at the kernel chosen without filtering (sweep_k_without_filtering)
 FILTER_MODES = ("onehot", "mapped")
 
 

@@ -20,3 +20,10 @@ def test_steps_of_the_video_filter_and_of_a_raw_config():
     assert steps(ah)[-1][1] == ah
     raw = PostConfig("emi", ("face",))
     assert steps(raw) == [("", raw)] and describe(raw) == "face"
+
+
+def test_a_filtering_lines_smoothing_row_takes_the_kernel_chosen_without_filtering():
+    cfg = PostConfig("expr", ("face",), k=25, t=0.8)
+    got = dict(steps(cfg, smoothing_k=5))
+    assert (got["smoothing"].k, got["smoothing"].t) == (5, None) and got["filtering + smoothing"] == cfg
+    assert dict(steps(PostConfig("expr", ("face",), k=25), smoothing_k=5))["smoothing"].k == 25  # no filtering

@@ -98,6 +98,17 @@ def test_fuse_expr_sweeps_on_val_and_writes_tables(learned, tmp_path):
     # the grids include w = 0/1, t = 1 and k = 1, so the chosen config is at least as good as any raw set
     assert best >= max(rows["face"]["metrics"]["f1"], rows["audio"]["metrics"]["f1"])
     assert best > 0.5
+    # a line that filters: its "smoothing" row is at the kernel chosen without filtering, never below its raw row
+    filtering = [label for label, cfg in chosen["sweeps"]["t"].items() if cfg["best"] < 1.0]
+    assert filtering, "the fixture's data should make some line filter"
+    alone = pd.read_csv(tmp_path / "sweep_k_without_filtering.csv")
+    assert set(alone["config"]) == set(filtering) and 1 in alone["k"].tolist()
+    for label in filtering:
+        title = "face+audio" if label == "fused" else label
+        best_k = chosen["sweeps"]["k_without_filtering"][label]["best"]
+        smoothing = rows[f"{title}, smoothing"]
+        assert smoothing["post"]["k"] == best_k and smoothing["post"]["t"] is None
+        assert smoothing["metrics"]["f1"] >= rows[title]["metrics"]["f1"] - 1e-12
 
     recs, prov = fused_records(tmp_path / "test_predictions.h5")
     assert prov.config["task"] == "expr" and sorted(recs) == w.videos("test")
