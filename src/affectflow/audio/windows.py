@@ -2,7 +2,8 @@
 
 Frame vectors come every 20 ms; the learn stage aligns each modality to the
 video's frames, and a mean over a second of speech carries the affect better
-than one frame does (the paper's audio features are window means).
+than one frame does. The paper does not say how it pools audio in time; its
+configs here use frame or utterance pooling.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The EMI heads see one vector per video: the component-wise mean, standard
 deviation, minimum and maximum of the frame-level features (or logits),
-concatenated into 4*D values (7 logits -> the paper's 28-dim descriptor).
+concatenated into 4*D values (8 logits of the paper's EMI face models -> 32 values).
 
 Rows with a NaN anywhere are dropped first: a frame whose face or feature
 could not be computed is stored as NaN upstream, and one such row must not
