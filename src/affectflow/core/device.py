@@ -3,8 +3,9 @@ a process's network calls on each CUDA device (:func:`on_device`)."""
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
@@ -19,6 +20,21 @@ DEVICES = ("auto", "cpu", "cuda")
 
 class DeviceError(AffectflowError, RuntimeError):
     """A device that does not exist here (``cuda`` without a GPU) or is not a device name."""
+
+
+def hide_unallocated_gpus(gpus: int, env: MutableMapping[str, str] | None = None) -> bool:
+    """In a Slurm job that asked for no GPU (``gpus`` 0), make none visible; True when it did.
+
+    Why: where Slurm does not confine devices (no ``ConstrainDevices`` in cgroup.conf), every GPU of the node
+    is visible to every job, and ``auto`` would put a CPU job (learn, say) on a card that another job was
+    given, with results that differ from the CPU's. A job that got GPUs has ``CUDA_VISIBLE_DEVICES`` set by
+    Slurm, and one outside Slurm (a workstation) is left to ``auto``.
+    """
+    env = os.environ if env is None else env
+    if gpus or not env.get("SLURM_JOB_ID") or "CUDA_VISIBLE_DEVICES" in env:
+        return False
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    return True
 
 
 def is_cuda(device: str) -> bool:

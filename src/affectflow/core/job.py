@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from affectflow.core.device import hide_unallocated_gpus
+
 
 @dataclass(frozen=True)
 class Job:
@@ -29,7 +31,11 @@ class Job:
 
     @classmethod
     def from_snakemake(cls, smk: Any) -> Job:
-        """The job of a Snakemake ``script:`` (its ``snakemake`` object)."""
+        """The job of a Snakemake ``script:`` (its ``snakemake`` object); a Slurm job that asked for no GPU sees
+        none (:func:`~affectflow.core.device.hide_unallocated_gpus`), before anything starts CUDA."""
+        resources = getattr(smk, "resources", None) or {}
+        gres = str(resources.get("gres", "") or "")
+        hide_unallocated_gpus(int(resources.get("gpu", 0) or 0) + ("gpu" in gres))
         log = smk.log[0] if len(smk.log) else None
         return cls(input=smk.input, output=smk.output, config=smk.config, params=smk.params,
                    wildcards=smk.wildcards, log=log, threads=int(smk.threads), rule=str(smk.rule))

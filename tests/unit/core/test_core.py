@@ -157,3 +157,28 @@ def test_a_stage_runs_from_a_job_without_snakemake(tmp_path: Path) -> None:
     assert sorted(u.video_id for u in table) == ["a", "b", "c", "d e", "test1"]
     assert (tmp_path / "logs" / "units.log").is_file()
     logging.getLogger().handlers.clear()
+
+
+def test_a_slurm_job_that_asked_for_no_gpu_sees_none(monkeypatch) -> None:
+    """Where Slurm does not confine devices every job sees every GPU: ``auto`` would train a CPU job's head on a
+    card another job was given."""
+    from types import SimpleNamespace
+
+    from affectflow.core.device import hide_unallocated_gpus
+    from affectflow.core.job import Job
+
+    assert hide_unallocated_gpus(0, env := {"SLURM_JOB_ID": "7"}) and env["CUDA_VISIBLE_DEVICES"] == ""
+    assert not hide_unallocated_gpus(1, env := {"SLURM_JOB_ID": "7"}) and "CUDA_VISIBLE_DEVICES" not in env
+    assert not hide_unallocated_gpus(0, env := {}) and env == {}  # a workstation: auto decides
+    given = {"SLURM_JOB_ID": "7", "CUDA_VISIBLE_DEVICES": "2"}  # Slurm's own choice stays
+    assert not hide_unallocated_gpus(0, given) and given["CUDA_VISIBLE_DEVICES"] == "2"
+
+    def smk(**resources):
+        return SimpleNamespace(input=[], output=[], config={}, params=None, wildcards=None, log=[], threads=1,
+                               rule="learn", resources=resources)
+
+    for resources, hidden in (({}, True), ({"gpu": 0}, True), ({"gpu": 1}, False), ({"gres": "gpu:a100:1"}, False)):
+        monkeypatch.setenv("SLURM_JOB_ID", "7")
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        Job.from_snakemake(smk(**resources))
+        assert (os.environ.get("CUDA_VISIBLE_DEVICES") == "") is hidden, resources
