@@ -172,6 +172,9 @@ def _reference_problems(config: Mapping[str, Any], declared: Mapping[str, list[s
         if low:  # the pre-trained model's top probability is at least 1/classes: every face frame would be replaced
             problems.append(f"fusions.{fusion}.t: {low} below 1/{n_classes}, the least top probability of "
                             f"{pretrained}'s {n_classes} classes, would replace every face frame")
+    for fs in ((config.get("learn") or {}).get("sets") or {}):
+        if fs not in feature_sets:
+            problems.append(f"learn.sets: {fs!r} is not a feature set (feature_sets)")
     submit = config.get("submit_fusion")
     if submit and submit not in fusions:
         problems.append(f"submit_fusion: {submit!r} is not a fusion (fusions)")
@@ -205,7 +208,8 @@ def _job_builds(config: Mapping[str, Any], declared: Mapping[str, list[str]], fe
     builds += [("transcripts", {"model": m}) for m in declared["asr"]]
     builds += [("text_features", {"model": m}) for m in declared["text"]]
     for task in config.get("tasks") or []:
-        builds += [("learn", {"task": task, "features": tuple(labels)}) for labels in feature_sets.values()]
+        builds += [("learn", {"task": task, "features": tuple(labels), "feature_set": fs})
+                   for fs, labels in feature_sets.items()]
         builds += [("fuse", {"task": task, "fusion": f}) for f in fusions]
     return builds
 

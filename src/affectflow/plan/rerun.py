@@ -256,7 +256,7 @@ class WorkflowKeys:
     def learn(self, task: str, feature_set: str) -> str:
         labels = tuple(self.config["feature_sets"][feature_set])
         return self._memo(("learn", task, feature_set), lambda: self._key(
-            "learn", self.options("learn", task=task, features=labels)))
+            "learn", self.options("learn", task=task, features=labels, feature_set=feature_set)))
 
     def fuse(self, task: str, fusion: str) -> str:
         return self._memo(("fuse", task, fusion), lambda: self._key(

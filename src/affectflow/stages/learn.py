@@ -115,15 +115,22 @@ class LearnOptions(StageOptions):
 
     @classmethod
     def from_config(cls, config, **wired):
+        """``learn.common``, then the task's section, then the feature set's (``learn.sets.<feature_set>``, with
+        ``feature_set=`` given: a set's own STAT parts or face input, as the paper's rows differ by set)."""
         learn = config.get("learn") or {}
         task = wired.get("task", "expr")
-        sections = {s: learn.get(s) or {} for s in (task, "common")}
+        feature_set = wired.pop("feature_set", None)
+        sections = {"common": learn.get("common") or {}, task: learn.get(task) or {},
+                    f"sets.{feature_set}": (learn.get("sets") or {}).get(feature_set) or {}}
+        merged: dict[str, Any] = {}
+        for values in sections.values():
+            merged = _override(merged, values)
         try:
-            return cls.from_mapping(_override(sections["common"], sections[task]), **wired)
-        except OptionsError as e:  # name the section the bad value came from: learn.<task>.x or learn.common.x
+            return cls.from_mapping(merged, **wired)
+        except OptionsError as e:  # name the section the bad value came from: learn.<section>.x, the last one
             head, sep, rest = str(e).partition(": ")
             name = rest.split(" ", 1)[0].rstrip(":")
-            where = next((s for s, values in sections.items() if name in values), None)
+            where = next((s for s, values in reversed(sections.items()) if name in values), None)
             if head != cls.SECTION or not sep or where is None:
                 raise
             raise OptionsError(f"learn.{where}.{rest}") from None
@@ -192,6 +199,6 @@ def run(job: Job) -> None:
         list(job.input.media),
         {label: list(job.input[f"f{i}"]) for i, label in enumerate(labels)},
         Path(job.output.metrics).parent,
-        LearnOptions.from_config(job.config, task=task, features=tuple(labels)),
+        LearnOptions.from_config(job.config, task=task, features=tuple(labels), feature_set=job.wildcards.feature_set),
         key=job.params.key,
     )

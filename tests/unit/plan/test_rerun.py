@@ -337,6 +337,8 @@ def test_schema_defaults_equal_the_options_classes() -> None:
     (lambda c: c["learn"]["expr"].update(missing_face="guess"), "learn.expr.missing_face must be one of"),
     (lambda c: c["learn"]["common"].update(text_fill="guess"), "learn.common.text_fill must be one of"),
     (lambda c: c["learn"]["common"].update(train={"epochs": -1}), "learn.common.train: "),
+    (lambda c: c["learn"].update(sets={"fer": {"text_fill": "guess"}}), "learn.sets.fer.text_fill must be one of"),
+    (lambda c: c["learn"].update(sets={"nope": {"standardize": False}}), "learn.sets: 'nope' is not a feature set"),
     (lambda c: c["audio"].update(pooling="max"), "audio: pooling must be one of"),
 ])
 def test_cross_key_problems_are_named_at_parse_time(edit, message: str) -> None:
@@ -470,3 +472,21 @@ def test_an_option_that_cannot_change_a_job_leaves_its_key_as_it_was() -> None:
     # what the domain code is handed matches the key: another task's value is not echoed into its outputs
     fuse = FuseOptions.from_mapping({"t": [0.9], "ah_threshold": 0.7}, task="emi")
     assert fuse.settings().t == FuseOptions().t and fuse.settings().ah_threshold == 0.5
+
+
+def test_a_feature_sets_own_learn_options_change_that_sets_heads_only(tmp_path: Path) -> None:
+    """``learn.sets.<set>`` (the paper's rows differ by set: its STAT parts, its face input) goes over common and
+    the task's section for that set's heads; every other head keeps its key."""
+    from affectflow.stages.learn import LearnOptions
+
+    cfg, units = demo_config(), folder_units(tmp_path)
+    before = WorkflowKeys(copy.deepcopy(cfg), units, STAGES)
+    cfg["learn"]["sets"] = {"fer": {"standardize": False}}
+    check_config(cfg, STAGES)
+    after = WorkflowKeys(cfg, units, STAGES)
+    for task in ("expr", "emi"):
+        for fs in cfg["feature_sets"]:
+            assert (before.learn(task, fs) != after.learn(task, fs)) == (fs == "fer"), (task, fs)
+    labels = tuple(cfg["feature_sets"]["fer"])
+    opts = LearnOptions.from_config(cfg, task="emi", features=labels, feature_set="fer")
+    assert opts.standardize is False and LearnOptions.from_config(cfg, task="emi", features=labels).standardize
