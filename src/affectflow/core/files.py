@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -22,6 +23,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger("affectflow.files")
 
 _CHUNK = 1 << 20
 _UMASK = os.umask(0o022)
@@ -99,11 +102,13 @@ def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
     The swap renames the old ``target`` (a folder, file or link) aside, renames the new folder in, and only
     then deletes the old one: ``target`` is the old complete folder or the new one, except for the instant
     between the two renames, and never half-deleted. The temporary names carry the writer's process id
-    (``.<name>.building-<pid>-*``, ``.<name>.old-<pid>-*``), so :func:`remove_stale_folders` can remove what a
-    killed writer left.
+    (``.<name>.building-<pid>-*``, ``.<name>.old-<pid>-*``): what a killed writer left is removed by the next
+    one, first (:func:`remove_stale_folders`; a folder of 20,000 CSVs is not left for good).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for p in remove_stale_folders(target):
+        log.info("removed %s, left by a killed writer of %s", p, target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-{os.getpid()}-", dir=target.parent))
     _as_created(str(tmp), 0o777)
     try:

@@ -30,7 +30,7 @@ import numpy as np
 import yaml
 
 from affectflow.core.errors import AffectflowError
-from affectflow.core.files import atomic_folder, remove_stale_folders, sha256_file
+from affectflow.core.files import atomic_folder, sha256_file
 from affectflow.core.vocabulary import EMI_EMOTIONS, EXPR_CLASSES
 from affectflow.recipes import demo_arguments
 
@@ -531,7 +531,6 @@ def build_demo(out_dir: Path, cache_dir: Path = Path(".cache/wheels"), force: bo
     if not force and manifest_matches(out_dir):
         _say(f"{out_dir} is complete and matches its manifest; nothing to do")
         return out_dir
-    remove_stale_folders(out_dir)  # what killed builds left beside it
     started = time.monotonic()
     with atomic_folder(out_dir) as tmp:  # swapped in whole when complete, removed on failure
         _say(f"building into {tmp}")

@@ -101,3 +101,20 @@ def test_a_name_past_the_file_system_limit_is_cut_and_tagged_and_written_atomica
         atomic_write_text(tmp_path / name, "x")
         assert (tmp_path / name).read_text() == "x"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([na, fits + ".csv"])
+
+
+def test_a_writer_removes_what_a_killed_writer_of_the_same_folder_left(tmp_path):
+    """A killed predictions job leaves ``.predictions.building-<pid>-*`` (20,000 CSVs on a large run): the next
+    job's writer removes it first, and its own folder is the only one that ends up there."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    left = tmp_path / f".predictions.building-{dead}-abc"
+    (left / "sub").mkdir(parents=True)
+    (left / "sub" / "v.csv").write_text("x")
+    with atomic_folder(tmp_path / "predictions") as tmp:
+        assert not left.exists()
+        (tmp / "v.csv").write_text("new")
+    assert [p.name for p in tmp_path.iterdir()] == ["predictions"]
