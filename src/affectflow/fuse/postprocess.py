@@ -281,13 +281,15 @@ class PostConfig:
             if len(self.sources) != 2:
                 raise ValueError(f"the blend weight w needs exactly 2 sources, have {self.sources}")
             return replace(self, weights=(float(value), 1.0 - float(value)))
+        if name == "weights":
+            return replace(self, weights=tuple(float(x) for x in value))
         if name == "k":
             return replace(self, k=int(value))
         if name == "t":
             return replace(self, t=None if value is None else float(value))
         if name in ("ah_threshold", "sigma"):
             return replace(self, **{name: float(value)})
-        raise ValueError(f"cannot sweep {name!r}; use 'k', 't', 'w', 'ah_threshold' or 'sigma'")
+        raise ValueError(f"cannot sweep {name!r}; use 'k', 't', 'w', 'weights', 'ah_threshold' or 'sigma'")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

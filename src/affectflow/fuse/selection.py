@@ -8,6 +8,7 @@ tables can compare them; the blend's (or the only set's) winner is the chosen co
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from affectflow.core.vocabulary import BINARY_TASKS, PRETRAINED, is_video_task
 from affectflow.fuse.errors import FuseError
 from affectflow.fuse.postprocess import PostConfig
 from affectflow.fuse.settings import FuseSettings
-from affectflow.fuse.sweeps import SplitDataset, SweepResult, evaluate, plot_sweep, sweep_many
+from affectflow.fuse.sweeps import SplitDataset, SweepResult, evaluate, plot_sweep, sweep, sweep_many
 
 log = logging.getLogger("affectflow.fuse")
 
@@ -36,6 +37,13 @@ def select(task: str, names: list[str], settings: FuseSettings, val: SplitDatase
     sel.sweep_k()
     sel.choose_video_filter(can_filter_videos)
     return sel
+
+
+def simplex(n: int, grid: tuple[float, ...]) -> list[tuple[float, ...]]:
+    """Every weight vector of ``n`` values of ``grid`` summing to 1, the most even first."""
+    values = sorted(set(grid))
+    found = [v for v in itertools.product(values, repeat=n) if abs(sum(v) - 1.0) < 1e-9]
+    return sorted(found, key=lambda v: (sum((x - 1.0 / n) ** 2 for x in v), v))
 
 
 @dataclass
@@ -99,9 +107,25 @@ class Selection:
             res = sweep_many(self.val, {"fused": self.fused}, "w", grid)
             self.record("w", res, f"{self.task.upper()}: blend weight of {names[0]} (val)")
             self.fused = res["fused"].best_config(self.fused)
+        elif len(names) > 2 and self.settings.weights_on_val and grid:
+            self.sweep_weights(simplex(len(names), grid))
         elif len(names) > 2:
-            log.info("fuse %s: %d feature sets, blend weights %s (w is swept for two sets only)", self.task,
-                     len(names), self.settings.weights or "equal")
+            log.info("fuse %s: %d feature sets, blend weights %s (w is swept for two sets only; weights_on_val "
+                     "chooses them on val)", self.task, len(names), self.settings.weights or "equal")
+
+    def sweep_weights(self, candidates: list[tuple[float, ...]]) -> None:
+        """More than two sets: the blend's weight vector on val (the paper weighs each modality by its
+        reliability, section 3.2), from ``candidates``, the most even first (ties go to the more even blend);
+        ``sweep_weights.csv`` has a column per set."""
+        res = sweep(self.val, self.fused, "weights", candidates)
+        table = pd.DataFrame([dict(zip(self.names, v, strict=True)) for v in res.table["weights"]])
+        table = pd.concat([table, res.table.drop(columns="weights")], axis=1)
+        self.files.append(atomic_write_text(self.out / "sweep_weights.csv", table.to_csv(index=False)))
+        self.summary["weights"] = {"fused": {"best": list(res.best_value), "score": res.best_score,
+                                             "metric": res.metric, "candidates": len(candidates)}}
+        self.fused = res.best_config(self.fused)
+        log.info("fuse %s: blend weights %s chosen on val among %d", self.task,
+                 "/".join(f"{w:.2f}" for w in res.best_value), len(candidates))
 
     def sweep_t(self) -> None:
         """EXPR's confidence threshold per line; ``t = 1`` (no filtering) is always in the grid and wins ties."""

@@ -27,3 +27,4 @@ class FuseSettings:
     ah_video_source: str | None
     ah_threshold: float
     filter_mode: str
+    weights_on_val: bool = False  # more than two sets: blend weights chosen on val from the simplex of w's values

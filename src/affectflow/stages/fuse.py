@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from affectflow.core import joblog
 from affectflow.core.job import Job
-from affectflow.core.options import OptionsError, StageOptions, one_of, wiring
+from affectflow.core.options import OptionsError, StageOptions, added, one_of, wiring
 from affectflow.core.vocabulary import BINARY_TASKS, TASKS, is_video_task
 from affectflow.fuse.errors import FuseError
 from affectflow.fuse.settings import SMOOTHINGS, FuseSettings
@@ -49,6 +49,7 @@ class FuseOptions(StageOptions):
     t: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
     w: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     weights: tuple[float, ...] | None = None
+    weights_on_val: bool = added(False)
     ah_video_filter: str | bool = "auto"
     ah_video_source: str | None = None
     ah_threshold: float = 0.5
@@ -73,6 +74,8 @@ class FuseOptions(StageOptions):
                 raise ValueError(f"weights: {len(self.weights)} values for {len(self.feature_sets)} feature sets")
             if min(self.weights) < 0 or not sum(self.weights) > 0:
                 raise ValueError(f"weights: non-negative, not all zero, got {list(self.weights)}")
+            if self.weights_on_val:
+                raise ValueError("weights_on_val: the weights are given (weights); set one or the other")
         if self.ah_video_source is not None and self.feature_sets and self.ah_video_source not in self.feature_sets:
             raise ValueError(f"ah_video_source: {self.ah_video_source!r} is not one of its feature_sets "
                              f"{list(self.feature_sets)}")
@@ -93,6 +96,8 @@ class FuseOptions(StageOptions):
             unused |= {"ah_threshold", "ah_video_filter", "ah_video_source"}
         if is_video_task(self.task):
             unused |= {"k", "smoothing", "sigma"}
+        if 0 < len(self.feature_sets) <= 2:
+            unused.add("weights_on_val")  # two sets sweep w
         return frozenset(unused)
 
     @classmethod
@@ -114,7 +119,8 @@ class FuseOptions(StageOptions):
         o = self.effective()
         return FuseSettings(k=o.k, smoothing=o.smoothing, sigma=o.sigma, t=o.t, w=o.w, weights=o.weights,
                             ah_video_filter=o.ah_video_filter, ah_video_source=o.ah_video_source,
-                            ah_threshold=o.ah_threshold, filter_mode=o.filter_mode)
+                            ah_threshold=o.ah_threshold, filter_mode=o.filter_mode,
+                            weights_on_val=bool(o.weights_on_val))
 
 
 #: what the plan reads of this stage (affectflow.stages.catalogue)

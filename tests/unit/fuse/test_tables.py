@@ -27,3 +27,14 @@ def test_a_filtering_lines_smoothing_row_takes_the_kernel_chosen_without_filteri
     got = dict(steps(cfg, smoothing_k=5))
     assert (got["smoothing"].k, got["smoothing"].t) == (5, None) and got["filtering + smoothing"] == cfg
     assert dict(steps(PostConfig("expr", ("face",), k=25), smoothing_k=5))["smoothing"].k == 25  # no filtering
+
+
+def test_the_weight_vectors_of_three_sets_sum_to_one_the_most_even_first():
+    from affectflow.fuse.selection import simplex
+
+    grid = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    vectors = simplex(3, grid)
+    assert len(vectors) == 66 and len(set(vectors)) == 66
+    assert all(abs(sum(v) - 1.0) < 1e-9 and len(v) == 3 for v in vectors)
+    assert sorted(vectors[0]) == [0.3, 0.3, 0.4] and (1.0, 0.0, 0.0) in vectors[-3:]
+    assert simplex(2, (0.0, 0.5, 1.0)) == [(0.5, 0.5), (0.0, 1.0), (1.0, 0.0)]

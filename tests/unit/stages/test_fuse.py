@@ -304,6 +304,37 @@ def test_three_sets_use_given_weights_without_w_sweep(learned, tmp_path):
         run_fuse("expr", w.units_tsv, w.media, preds, None, tmp_path / "g", {"weights": [1, 1]})
 
 
+def test_three_sets_weighed_on_val_by_their_reliability(learned, tmp_path):
+    """weights_on_val: the paper weighs each modality by its reliability (section 3.2); the least noisy set
+    gets the largest weight, chosen on val, and the blend is at least as good as equal weights there."""
+    import pandas as pd
+
+    w, _ = learned
+    vids = w.videos("val") + w.videos("test")
+    rng = np.random.default_rng(1)
+
+    def noisy(scale):
+        def post(v):
+            p = np.eye(8, dtype=np.float32)[np.maximum(w.expr[v], 0)] + rng.random((w.n_frames[v], 8)) * scale
+            return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+        return post
+
+    preds = {n: write_predictions(tmp_path / f"{n}.h5", "expr", w, noisy(s), vids)
+             for n, s in (("a", 8.0), ("b", 0.5), ("c", 8.0))}
+    res = run_fuse("expr", w.units_tsv, w.media, preds, None, tmp_path / "f", {"k": [1], "weights_on_val": True})
+    weights = res.chosen.weights
+    assert weights is not None and abs(sum(weights) - 1.0) < 1e-9 and weights[1] == max(weights) > 1 / 3
+    table = pd.read_csv(tmp_path / "f" / "sweep_weights.csv")
+    assert list(table.columns[:3]) == ["a", "b", "c"] and len(table) == 66
+    best = table.loc[table["f1"].idxmax()]
+    assert tuple(best[["a", "b", "c"]]) == pytest.approx(weights)
+    equal = run_fuse("expr", w.units_tsv, w.media, preds, None, tmp_path / "e", {"k": [1]})
+    assert res.report.score >= equal.report.score
+    with pytest.raises(FuseError, match="weights_on_val: the weights are given"):
+        run_fuse("expr", w.units_tsv, w.media, preds, None, tmp_path / "g", {"weights": [1, 1, 1],
+                                                                           "weights_on_val": True})
+
+
 def test_fuse_and_submit_ah_video_one_line_per_video(tmp_path):
     from affectflow.submit.formats import check_submission, read_ah_video_submission
 
