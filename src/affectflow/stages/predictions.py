@@ -16,7 +16,7 @@ import pandas as pd
 
 from affectflow.core import joblog
 from affectflow.core.errors import AffectflowError
-from affectflow.core.files import atomic_folder, atomic_write, bounded_name
+from affectflow.core.files import atomic_folder, atomic_path, bounded_name
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions
 from affectflow.plan.rerun import Stage, stage_key
@@ -24,7 +24,8 @@ from affectflow.plan.rerun import Stage, stage_key
 log = logging.getLogger("affectflow.predict")
 
 #: bump when the CSVs or the Parquet file change for the same shard tables (docs/reruns.md)
-STAGE_VERSION = 2  # 2: CSV timestamps to the microsecond, not 6 significant digits (equal past 10,000 s)
+STAGE_VERSION = 3  # 2: CSV timestamps to the microsecond, not 6 significant digits (equal past 10,000 s)
+# 3: the Parquet file written a shard at a time (a row group each; the same rows and columns)
 
 
 class PredictionsError(AffectflowError, ValueError):
@@ -55,33 +56,51 @@ def csv_name(video_id: str) -> str:
 
 
 def run_predictions(shard_tables: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
-                      out_parquet: str | os.PathLike[str], *, key: str | None = None) -> pd.DataFrame:
-    """Join the shard tables (same columns, each video once) and write both outputs."""
+                      out_parquet: str | os.PathLike[str], *, key: str | None = None) -> int:
+    """Write both outputs from the shard tables (same columns, each video once), a shard at a time: a run's
+    table (9 M rows for Hume-Vidmimic2) is never held whole. Returns the rows written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     stage_key(STAGE, PredictionsOptions(), expected=key)
-    tables = [pd.read_parquet(p) for p in shard_tables]
-    for p, t in zip(shard_tables[1:], tables[1:], strict=True):
-        if list(t.columns) != list(tables[0].columns):
-            raise PredictionsError(f"{p}: columns {list(t.columns)} differ from {shard_tables[0]}'s; "
-                                   "rerun its frame_predictions job")
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    videos = list(dict.fromkeys(table["video_id"])) if len(table) else []
-    names = [csv_name(v) for v in videos]
-    if len(set(names)) != len(names):
-        raise PredictionsError("two videos map to one CSV file name: " + ", ".join(
-            v for v, n in zip(videos, names, strict=True) if names.count(n) > 1))
-    _write_csv_folder(table, videos, Path(out_dir))
-    atomic_write(out_parquet, lambda tmp: table.to_parquet(tmp, index=False), suffix=".parquet")
-    log.info("%d frames of %d videos -> %s and %s", len(table), len(videos), out_dir, out_parquet)
-    return table
+    columns: list[str] | None = None
+    seen: dict[str, str] = {}  # CSV name -> video
+    rows = 0
+    with atomic_folder(Path(out_dir)) as folder, atomic_path(out_parquet, suffix=".parquet") as tmp:
+        writer: pq.ParquetWriter | None = None
+        try:
+            for path in shard_tables:
+                table = pd.read_parquet(path)
+                if columns is None:
+                    columns = list(table.columns)
+                elif list(table.columns) != columns:
+                    raise PredictionsError(f"{path}: columns {list(table.columns)} differ from {shard_tables[0]}'s; "
+                                           "rerun its frame_predictions job")
+                _write_csvs(table, folder, seen)
+                arrow = pa.Table.from_pandas(table, preserve_index=False)
+                writer = writer or pq.ParquetWriter(tmp, arrow.schema)
+                writer.write_table(arrow)
+                rows += len(table)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:  # no shard: an empty table, as the page reads it
+            pd.DataFrame().to_parquet(tmp, index=False)
+    log.info("%d frames of %d videos -> %s and %s", rows, len(seen), out_dir, out_parquet)
+    return rows
 
 
-def _write_csv_folder(table: pd.DataFrame, videos: list[str], out: Path) -> None:
-    with atomic_folder(out) as tmp:
-        for vid, rows in table.groupby("video_id", sort=False) if videos else []:
-            # scores to 6 significant digits keep the files small; a frame's time needs a fixed number of
-            # decimals (6 digits of 10010.0333 s would write it as the frame before it)
-            rows = rows.assign(timestamp=rows["timestamp"].map("{:.6f}".format))
-            rows.to_csv(tmp / csv_name(str(vid)), index=False, float_format="%.6g")
+def _write_csvs(table: pd.DataFrame, out: Path, seen: dict[str, str]) -> None:
+    """One CSV per video of a shard's table into ``out``; ``seen``: the CSV names written so far, by video."""
+    for vid, group in table.groupby("video_id", sort=False) if len(table) else []:
+        name = csv_name(str(vid))
+        if name in seen:
+            raise PredictionsError(f"two videos map to one CSV file name: {seen[name]}, {vid}")
+        seen[name] = str(vid)
+        # scores to 6 significant digits keep the files small; a frame's time needs a fixed number of
+        # decimals (6 digits of 10010.0333 s would write it as the frame before it)
+        group = group.assign(timestamp=group["timestamp"].map("{:.6f}".format))
+        group.to_csv(out / name, index=False, float_format="%.6g")
 
 
 def run(job: Job) -> None:

@@ -26,3 +26,32 @@ def test_csv_timestamps_keep_every_frame_of_a_long_recording_apart(tmp_path: Pat
     assert np.abs(csv["timestamp"] - t).max() <= 5e-7
     assert (tmp_path / "predictions" / "long.csv").read_text().splitlines()[1] == "long,0,0.000000,1,0.333333"
     assert pd.read_parquet(tmp_path / "predictions.parquet")["timestamp"].equals(table["timestamp"])
+
+
+def test_the_shards_are_joined_a_shard_at_a_time(tmp_path: Path) -> None:
+    """The run's table is written shard by shard (never held whole): the same rows, in shard order, as the
+    shards joined; a CSV per video; other columns or two videos with one CSV name are named and write nothing."""
+    import pytest
+
+    from affectflow.stages.predictions import PredictionsError
+
+    shards = []
+    for i, vids in enumerate((["a", "b"], ["c"])):
+        t = pd.DataFrame({"video_id": np.repeat(vids, 3), "frame": np.tile(np.arange(3), len(vids)),
+                          "timestamp": np.tile(np.arange(3) / 25.0, len(vids)), "face": 1,
+                          "m:happy": np.linspace(0, 1, 3 * len(vids))})
+        t.to_parquet(tmp_path / f"s{i}.parquet", index=False)
+        shards.append(tmp_path / f"s{i}.parquet")
+    rows = run_predictions(shards, tmp_path / "predictions", tmp_path / "predictions.parquet")
+    joined = pd.concat([pd.read_parquet(p) for p in shards], ignore_index=True)
+    assert rows == 9 and pd.read_parquet(tmp_path / "predictions.parquet").equals(joined)
+    assert sorted(p.name for p in (tmp_path / "predictions").iterdir()) == ["a.csv", "b.csv", "c.csv"]
+    before = (tmp_path / "predictions.parquet").read_bytes()
+    pd.read_parquet(shards[0]).drop(columns="m:happy").to_parquet(tmp_path / "bad.parquet", index=False)
+    out, out_parquet = tmp_path / "predictions", tmp_path / "predictions.parquet"
+    with pytest.raises(PredictionsError, match="bad.parquet: columns"):
+        run_predictions([shards[0], tmp_path / "bad.parquet"], out, out_parquet)
+    with pytest.raises(PredictionsError, match="two videos map to one CSV file name: a, a"):
+        run_predictions([shards[0], shards[0]], out, out_parquet)
+    assert (tmp_path / "predictions.parquet").read_bytes() == before  # earlier results untouched
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
