@@ -304,23 +304,31 @@ def _plan(args: argparse.Namespace) -> int:
     if moved:
         print(f"warning: n_shards {best}: {moved}\n")
     print(plan_table(corpus, models, best, nodes=args.nodes), end="")
-    _say_time_limits(corpus, models, best, kind)
+    _say_time_limits(corpus, models, best, kind, job_hours=args.job_hours)
     print("\nrates: " + "; ".join(f"{k.name} from {k.source}" for k in NODE_KINDS.values()))
     for line in [*size_notes(corpus), *setting_notes(models)]:
         print(line)
     return 0
 
 
-def _say_time_limits(corpus: Corpus, models: Models, n_shards: int, kind: NodeRates) -> None:
-    """A warning for each stage whose longest job on ``kind`` would outlast its rule's time limit: on a cluster
-    it would be killed there (and retried with twice the limit, docs/cluster.md)."""
+def _say_time_limits(corpus: Corpus, models: Models, n_shards: int, kind: NodeRates,
+                     job_hours: float | None = None) -> None:
+    """A warning for each stage whose longest job on ``kind`` would outlast its time limit there (the rule's, or
+    profiles/slurm-gpu's on a GPU node): on a cluster it would be killed (and retried with twice the limit,
+    docs/cluster.md); with ``job_hours``, one for each stage whose longest job is still longer than that (a
+    single long video can be)."""
     from affectflow.plan.estimate import longest_jobs_over
-    from affectflow.plan.job_resources import RUNTIME_MIN
+    from affectflow.plan.job_resources import time_limits
 
-    limits = {stage: minutes * 60.0 for stage, minutes in RUNTIME_MIN.items()}
-    for stage, hours in longest_jobs_over(corpus, models, n_shards, kind, limits).items():
+    limits = time_limits(kind.gpu)
+    if job_hours is not None:
+        for stage, hours in longest_jobs_over(corpus, models, n_shards, kind, job_hours * 3600.0).items():
+            print(f"warning: n_shards {n_shards}: the longest {stage} job still takes {hours:.3g} h on {kind.name} "
+                  f"(more shards cannot split a video)")
+    for stage, hours in longest_jobs_over(corpus, models, n_shards, kind, {s: m * 60.0 for s, m in limits.items()}
+                                          ).items():
         print(f"warning: n_shards {n_shards}: the longest {stage} job takes {hours:.3g} h on {kind.name}, over its "
-              f"rule's time limit of {RUNTIME_MIN[stage]} min: raise n_shards, or the limit "
+              f"time limit of {limits[stage]} min there: raise n_shards, or the limit "
               f"(--set-resources {stage}:runtime=<minutes>)")
 
 
@@ -391,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--nodes", type=_positive(int), default=1, help="nodes the jobs spread over (default 1)")
     plan.add_argument("--node-kind", default=None, choices=list(NODE_KINDS), help=_node_kinds_help())
     plan.add_argument("--job-hours", type=_positive(float), default=1.0,
-                      help="the longest faces job to aim for, in hours (default 1)")
+                      help="the longest job of each stage to aim for, in hours (default 1)")
     plan.add_argument("--threads", type=_positive(int), default=8, help="videos probed at once (default 8)")
     plan.set_defaults(func=_plan)
 

@@ -109,7 +109,7 @@ def test_every_rule_asks_for_more_time_and_memory_on_each_try() -> None:
             if resource == "runtime":
                 assert value == f'per_attempt(RUNTIME_MIN["{rule}"])', (smk.name, rule, value)
             else:
-                assert "attempt" in value or value.startswith("per_attempt("), (smk.name, rule, value)
+                assert value.startswith("per_attempt(") or value == "learn_mem", (smk.name, rule, value)
     assert {r for r, res in found if res == "runtime"} == set(RUNTIME_MIN), found
     assert len([r for r, res in found if res == "mem_mb"]) >= 10, found
 
@@ -120,3 +120,14 @@ def test_the_job_resources_grow_with_each_try() -> None:
     assert [per_attempt(120)(None, a) for a in (1, 2, 3)] == [120, 240, 360]
     assert learn_mem_mb(10, 1) == LEARN_FLOOR_MB and learn_mem_mb(10, 2) == 2 * LEARN_FLOOR_MB
     assert learn_mem_mb(20_000, 1) == 30_000  # learn stacks its rows: it grows with the feature shards
+
+
+def test_the_plans_gpu_time_limits_are_the_gpu_profiles() -> None:
+    """``affectflow plan`` warns against profiles/slurm-gpu's limits on a GPU node: they must be the profile's."""
+    from affectflow.plan.job_resources import SLURM_GPU_RUNTIME_MIN, time_limits
+
+    conf = yaml.safe_load((REPO / "profiles" / "slurm-gpu" / "config.yaml").read_text(encoding="utf-8"))
+    profile = {rule: int(str(res["runtime"]).split("*")[0]) for rule, res in conf["set-resources"].items()}
+    assert profile == SLURM_GPU_RUNTIME_MIN
+    assert time_limits(True)["face_features"] == 60 and time_limits(False)["face_features"] == 120
+    assert time_limits(True)["learn"] == time_limits(False)["learn"]

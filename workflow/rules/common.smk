@@ -147,6 +147,13 @@ def feature_set_inputs(wildcards):
     return {f"f{i}": modality_shards(label) for i, label in enumerate(labels)}
 
 
+def learn_mem(wildcards, input, attempt):
+    """learn's memory from its feature shards, the rule's first inputs (its media shards hold the audio, which
+    it never stacks); Snakemake sizes the files once they exist."""
+    n = sum(len(files) for files in feature_set_inputs(wildcards).values())
+    return learn_mem_mb(sum(input.size_files_mb[:n]), attempt)
+
+
 # --- used by report.smk
 
 def submission_path(task):

@@ -6,7 +6,7 @@
 rule learn:
     """Train one head on split train, early-stop and report on val, predict val and test."""
     input:
-        unpack(feature_set_inputs),
+        unpack(feature_set_inputs),  # first: learn_mem sizes these
         units=f"{OUT}/units.tsv",
         media=expand(f"{OUT}/media/{{shard}}.h5", shard=SHARDS),
         labels=lambda wc: sorted({u.labels(wc.task) for u in UNITS if u.labels(wc.task)}),
@@ -22,7 +22,7 @@ rule learn:
         f"{OUT}/benchmarks/learn/{{task}}/{{feature_set}}.tsv"
     threads: 2
     resources:
-        mem_mb=lambda wc, input, attempt: learn_mem_mb(input.size_mb, attempt),
+        mem_mb=learn_mem,
         runtime=per_attempt(RUNTIME_MIN["learn"]),
     conda:
         "../../envs/affectflow.yaml"

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -101,21 +102,22 @@ def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
 
     The swap renames the old ``target`` (a folder, file or link) aside, renames the new folder in, and only
     then deletes the old one: ``target`` is the old complete folder or the new one, except for the instant
-    between the two renames, and never half-deleted. The temporary names carry the writer's process id
-    (``.<name>.building-<pid>-*``, ``.<name>.old-<pid>-*``): what a killed writer left is removed by the next
-    one, first (:func:`remove_stale_folders`; a folder of 20,000 CSVs is not left for good).
+    between the two renames, and never half-deleted. The temporary names carry the writer's process id and
+    host (``.<name>.building-<pid>@<host>-*``, ``.<name>.old-<pid>@<host>-*``): what a killed writer on this
+    host left is removed by the next one, first (:func:`remove_stale_folders`; a folder of 20,000 CSVs is not
+    left for good).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     for p in remove_stale_folders(target):
         log.info("removed %s, left by a killed writer of %s", p, target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-{os.getpid()}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-{_writer()}-", dir=target.parent))
     _as_created(str(tmp), 0o777)
     try:
         yield tmp
         old = None
         if target.exists() or target.is_symlink():
-            old = target.parent / f".{target.name}.old-{os.getpid()}-{tmp.name.rsplit('-', 1)[-1]}"
+            old = target.parent / f".{target.name}.old-{_writer()}-{tmp.name.rsplit('-', 1)[-1]}"
             os.replace(target, old)
         try:
             os.replace(tmp, target)
@@ -147,16 +149,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+
+
+def _writer() -> str:
+    """``<pid>@<host>``: a process id says whether its writer lives only on the host it was taken on."""
+    return f"{os.getpid()}@{_host()}"
+
+
 def remove_stale_folders(target: str | os.PathLike[str]) -> list[Path]:
-    """Remove what killed :func:`atomic_folder` writers of ``target`` left beside it (the temporary folder and
-    a renamed-aside old one) when their process is gone; return what was removed. Process ids are this
-    machine's: run it where the writers of ``target`` run."""
+    """Remove what killed :func:`atomic_folder` writers of ``target`` on this host left beside it (the temporary
+    folder and a renamed-aside old one) when their process is gone; return what was removed. A folder of
+    another host's writer is left: its process cannot be asked from here (one without a host, of an older
+    version, is taken for this host's)."""
     target = Path(target)
-    stale = re.compile(rf"\.{re.escape(target.name)}\.(?:building|old)-(\d+)(?:-.*)?")
+    stale = re.compile(rf"\.{re.escape(target.name)}\.(?:building|old)-(\d+)(?:@(.+?))?(?:-[A-Za-z0-9_]+)?")
     removed = []
     for p in sorted(target.parent.glob(f".{glob.escape(target.name)}.*")) if target.parent.is_dir() else []:
         m = stale.fullmatch(p.name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and m.group(2) in (None, _host()) and not _pid_alive(int(m.group(1))):
             _remove(p)
             removed.append(p)
     return removed

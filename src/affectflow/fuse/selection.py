@@ -8,7 +8,6 @@ tables can compare them; the blend's (or the only set's) winner is the chosen co
 
 from __future__ import annotations
 
-import itertools
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,10 +38,22 @@ def select(task: str, names: list[str], settings: FuseSettings, val: SplitDatase
     return sel
 
 
+#: the most weight vectors ``weights_on_val`` evaluates on val (each a full evaluation)
+MOST_WEIGHT_VECTORS = 5000
+_UNIT = 10**6  # grid values in millionths: sums compared exactly
+
+
 def simplex(n: int, grid: tuple[float, ...]) -> list[tuple[float, ...]]:
-    """Every weight vector of ``n`` values of ``grid`` summing to 1, the most even first."""
-    values = sorted(set(grid))
-    found = [v for v in itertools.product(values, repeat=n) if abs(sum(v) - 1.0) < 1e-9]
+    """Every weight vector of ``n`` values of ``grid`` summing to 1, the most even first (built a value at a
+    time with what is left to sum, not by trying every combination)."""
+    values = sorted({round(float(v) * _UNIT) for v in grid})
+
+    def rest(k: int, left: int) -> list[tuple[int, ...]]:
+        if k == 1:
+            return [(left,)] if left in values else []
+        return [(v, *tail) for v in values if v <= left for tail in rest(k - 1, left - v)]
+
+    found = [tuple(x / _UNIT for x in v) for v in rest(n, _UNIT)] if n >= 1 else []
     return sorted(found, key=lambda v: (sum((x - 1.0 / n) ** 2 for x in v), v))
 
 

@@ -48,8 +48,9 @@ def steps(cfg: PostConfig, smoothing_k: int | None = None) -> list[tuple[str, Po
     on, ``cfg.k`` was chosen with filtering, and smoothing alone is better shown at its own best kernel."""
     raw = replace(cfg, k=1, t=None, video_filter=False)
     out = [("", raw)]
-    if cfg.k > 1:
-        out.append(("smoothing", replace(raw, k=smoothing_k if cfg.t is not None and smoothing_k else cfg.k)))
+    alone = smoothing_k if cfg.t is not None and smoothing_k else cfg.k
+    if alone > 1:
+        out.append(("smoothing", replace(raw, k=alone)))
     if cfg.t is not None:
         out.append(("filtering + smoothing" if cfg.k > 1 else "filtering", replace(raw, k=cfg.k, t=cfg.t)))
     if cfg.video_filter:

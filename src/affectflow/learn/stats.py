@@ -2,7 +2,8 @@
 
 The EMI heads see one vector per video: the component-wise mean, standard
 deviation, minimum and maximum of the frame-level features (or logits),
-concatenated into 4*D values (8 logits of the paper's EMI face models -> 32 values).
+concatenated into 4*D values (the paper's 28-dim descriptor is of 7 logits; the
+registered EMI face models give 8, so 32 values here).
 
 Rows with a NaN anywhere are dropped first: a frame whose face or feature
 could not be computed is stored as NaN upstream, and one such row must not

@@ -11,7 +11,6 @@ files and hash their weights the same way.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import os
 import shutil
 import tempfile
@@ -22,7 +21,8 @@ from typing import Any
 
 from affectflow.core.files import sha256_file
 from affectflow.models.catalogue.registry import ModelSpec, get
-from affectflow.models.catalogue.weights import WeightsError, apply_pins, ensure, models_dir
+from affectflow.models.catalogue.weight_file import WeightFile
+from affectflow.models.catalogue.weights import WeightsError, apply_pins, ensure, models_dir, read_verified
 
 #: the weights file of a ``transformers`` checkpoint directory, by preference
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -45,20 +45,18 @@ class ResolvedModel:
     directory: Path | None
     files: dict[str, Path]
     weights_sha256: str
-    main: str = ""  # the registry name of the main weights file (the one ``weights_sha256`` is of)
+    main: WeightFile | None = None  # the main weights file, as verified (``weights_sha256`` is its hash)
 
     @property
     def name(self) -> str:
         return str(self.spec.name)
 
     def read_weights(self) -> bytes:
-        """The main weights file's bytes, hashed as they are read: for a loader that parses bytes (a pickle,
-        say), so that what it parses is what was verified, not what the path holds by then."""
-        path = self.files[self.main]
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != self.weights_sha256:
-            raise WeightsError(f"{path}: weight file {self.main} changed after it was verified; refusing to load it")
-        return data
+        """The main weights file's bytes, checked against its record as they are read (:func:`read_verified`):
+        for a loader that parses bytes (a pickle, say), so that what it parses is what was verified."""
+        if self.main is None:
+            raise WeightsError(f"model {self.name} has no weights file")
+        return read_verified(self.files[self.main.name], self.main)[0]
 
 
 def weights_file(model_dir: str | os.PathLike[str]) -> Path:
@@ -89,7 +87,7 @@ def resolve_model(
     main = _main_weights([wf.name for wf in files], paths)
     wf_main = next(wf for wf in files if wf.name == main)
     sha = wf_main.sha256 or sha256_file(paths[main])
-    return ResolvedModel(spec=spec, directory=directory, files=paths, weights_sha256=sha, main=main)
+    return ResolvedModel(spec=spec, directory=directory, files=paths, weights_sha256=sha, main=wf_main)
 
 
 def registry_directory(

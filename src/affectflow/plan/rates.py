@@ -58,6 +58,7 @@ class NodeRates:
     text_videos_per_s: float | None = None  # text_features stage (MiniLM over each video's transcript), videos/s
     predictions_fps: float | None = None  # frame_predictions stage, frame rows per second
     job_start_s: Mapping[str, float] = field(default_factory=dict)
+    gpu: bool = False  # a GPU node: profiles/slurm-gpu's jobs, with its time limits
 
     def start_s(self, stage: str, model: str = "") -> float:
         """A job's fixed start for ``stage`` (and face ``model``): 0 where none was measured."""
@@ -112,5 +113,5 @@ NODE_KINDS: dict[str, NodeRates] = {r.name: r for r in (
     NodeRates("h100", "1 NVIDIA H100 80GB and 16 CPU cores (torch engines, fp16)",
               "benchmarks/results/gpu-nvidia-h100-80gb-hbm3.json: gpu_face_path (its faces stage, on 640x360 "
               "video), gpu_face_features_stage",
-              faces=(SizeRate(640, 360, 799.0),), face_model_cps={"enet_b0_8_best_vgaf": 10070.0}),
+              faces=(SizeRate(640, 360, 799.0),), face_model_cps={"enet_b0_8_best_vgaf": 10070.0}, gpu=True),
 )}

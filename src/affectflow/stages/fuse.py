@@ -76,6 +76,14 @@ class FuseOptions(StageOptions):
                 raise ValueError(f"weights: non-negative, not all zero, got {list(self.weights)}")
             if self.weights_on_val:
                 raise ValueError("weights_on_val: the weights are given (weights); set one or the other")
+        if self.weights_on_val and len(self.feature_sets) > 2:
+            from affectflow.fuse.selection import MOST_WEIGHT_VECTORS, simplex
+
+            found = len(simplex(len(self.feature_sets), self.w))
+            if not found or found > MOST_WEIGHT_VECTORS:
+                raise ValueError(f"weights_on_val: the w grid {list(self.w)} gives {found} weight vectors of "
+                                 f"{len(self.feature_sets)} sets that sum to 1 (1 to {MOST_WEIGHT_VECTORS} are "
+                                 "evaluated): choose w's values so that some sum to 1, fewer for many sets")
         if self.ah_video_source is not None and self.feature_sets and self.ah_video_source not in self.feature_sets:
             raise ValueError(f"ah_video_source: {self.ah_video_source!r} is not one of its feature_sets "
                              f"{list(self.feature_sets)}")

@@ -24,8 +24,7 @@ from affectflow.plan.rerun import Stage, stage_key
 log = logging.getLogger("affectflow.predict")
 
 #: bump when the CSVs or the Parquet file change for the same shard tables (docs/reruns.md)
-STAGE_VERSION = 3  # 2: CSV timestamps to the microsecond, not 6 significant digits (equal past 10,000 s)
-# 3: the Parquet file written a shard at a time (a row group each; the same rows and columns)
+STAGE_VERSION = 2  # 2: CSV timestamps to the microsecond, not 6 significant digits (equal past 10,000 s)
 
 
 class PredictionsError(AffectflowError, ValueError):
@@ -63,29 +62,26 @@ def run_predictions(shard_tables: Sequence[str | os.PathLike[str]], out_dir: str
     import pyarrow.parquet as pq
 
     stage_key(STAGE, PredictionsOptions(), expected=key)
-    columns: list[str] | None = None
+    schemas = [pq.read_schema(p) for p in shard_tables]  # the files' footers only
+    for path, schema in zip(shard_tables[1:], schemas[1:], strict=True):
+        if schema.names != schemas[0].names:
+            raise PredictionsError(f"{path}: columns {schema.names} differ from {shard_tables[0]}'s; "
+                                   "rerun its frame_predictions job")
+    # a shard whose label column holds no value (no prediction, every video skipped) has it as type null:
+    # one schema for all, as joining the tables gave
+    schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else None
     seen: dict[str, str] = {}  # CSV name -> video
     rows = 0
     with atomic_folder(Path(out_dir)) as folder, atomic_path(out_parquet, suffix=".parquet") as tmp:
-        writer: pq.ParquetWriter | None = None
-        try:
-            for path in shard_tables:
-                table = pd.read_parquet(path)
-                if columns is None:
-                    columns = list(table.columns)
-                elif list(table.columns) != columns:
-                    raise PredictionsError(f"{path}: columns {list(table.columns)} differ from {shard_tables[0]}'s; "
-                                           "rerun its frame_predictions job")
-                _write_csvs(table, folder, seen)
-                arrow = pa.Table.from_pandas(table, preserve_index=False)
-                writer = writer or pq.ParquetWriter(tmp, arrow.schema)
-                writer.write_table(arrow)
-                rows += len(table)
-        finally:
-            if writer is not None:
-                writer.close()
-        if writer is None:  # no shard: an empty table, as the page reads it
+        if schema is None:  # no shard: an empty table, as the page reads it
             pd.DataFrame().to_parquet(tmp, index=False)
+        else:
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for path in shard_tables:
+                    table = pd.read_parquet(path)
+                    _write_csvs(table, folder, seen)
+                    writer.write_table(pa.Table.from_pandas(table, preserve_index=False).cast(schema))
+                    rows += len(table)
     log.info("%d frames of %d videos -> %s and %s", rows, len(seen), out_dir, out_parquet)
     return rows
 

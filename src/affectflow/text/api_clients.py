@@ -222,18 +222,20 @@ class GigaChatEncoder(_APIEncoder):
         return True
 
 
-#: what follows an authorisation scheme's name in a text: a credential, whoever's it is
-_CREDENTIAL = re.compile(r"\b(Bearer|Basic)(\s+)[A-Za-z0-9._~+/=-]+")
+#: an Authorization header as an error page may echo it (``Authorization: Bearer x``, ``'Authorization':
+#: 'Basic x'``, any case): its credential, whoever's it is, up to a quote, a comma, a brace or a space
+_CREDENTIAL = re.compile(r"""(?i)(authorization['"]?\s*[:=]\s*['"]?(?:bearer|basic)\s+)[^\s'",}]+""")
 #: a key's piece at the edge of a text cut short, shorter than this, is not taken for the key
 _MIN_PIECE = 6
 
 
 def scrub(text: str, secret: str) -> str:
-    """``text`` without ``secret``: the whole of it, any credential after ``Bearer``/``Basic``, and a piece of it
-    where the text was cut (a server's message read to a limit may end in the key's first characters)."""
+    """``text`` without ``secret``: the whole of it, any credential of an Authorization header it quotes, and a
+    piece of it where the text was cut (a server's message read to a limit may end in the key's first
+    characters)."""
     if not secret:
         return text
-    text = _CREDENTIAL.sub(r"\1\2***", text.replace(secret, "***"))
+    text = _CREDENTIAL.sub(r"\1***", text.replace(secret, "***"))
     for n in range(len(secret) - 1, _MIN_PIECE - 1, -1):
         if text.endswith(secret[:n]):
             text = text[:-n] + "***"

@@ -179,6 +179,7 @@ def test_a_slurm_job_that_asked_for_no_gpu_sees_none(monkeypatch) -> None:
 
     for resources, hidden in (({}, True), ({"gpu": 0}, True), ({"gpu": 1}, False), ({"gres": "gpu:a100:1"}, False)):
         monkeypatch.setenv("SLURM_JOB_ID", "7")
-        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "x")  # recorded, so that the test leaves it as it found it
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
         Job.from_snakemake(smk(**resources))
         assert (os.environ.get("CUDA_VISIBLE_DEVICES") == "") is hidden, resources

@@ -56,9 +56,15 @@ def test_remove_stale_folders_removes_only_what_dead_writers_left(tmp_path):
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
+    import socket
+
+    host = socket.gethostname()
     out = tmp_path / "demo"
-    stale = [tmp_path / f".demo.building-{dead}-abc", tmp_path / f".demo.old-{dead}"]
-    live = [tmp_path / f".demo.building-{os.getpid()}-xyz", tmp_path / f".demos.building-{dead}-abc"]
+    stale = [tmp_path / f".demo.building-{dead}-abc", tmp_path / f".demo.old-{dead}",
+             tmp_path / f".demo.building-{dead}@{host}-q1_z", tmp_path / f".demo.old-{dead}@{host}-q1_z"]
+    live = [tmp_path / f".demo.building-{os.getpid()}-xyz", tmp_path / f".demos.building-{dead}-abc",
+            tmp_path / f".demo.building-{os.getpid()}@{host}-xyz",
+            tmp_path / f".demo.building-{dead}@node-07.cluster-abc"]  # another host's: its process is not ours
     for p in stale + live:
         p.mkdir()
     assert sorted(remove_stale_folders(out)) == sorted(stale)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from affectflow.core.progress import progress_bar
 
 
-def test_off_a_terminal_progress_is_logged_as_lines(caplog) -> None:
+def test_off_a_terminal_progress_is_logged_as_lines(caplog, monkeypatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)  # as in a batch job, whatever runs the tests
     log = logging.getLogger("affectflow.test_progress")
     caplog.set_level(logging.INFO, logger=log.name)
     assert list(progress_bar(range(3), desc="faces s0001.h5", unit="video", log=log, every_s=0)) == [0, 1, 2]

@@ -27,6 +27,9 @@ def test_a_filtering_lines_smoothing_row_takes_the_kernel_chosen_without_filteri
     got = dict(steps(cfg, smoothing_k=5))
     assert (got["smoothing"].k, got["smoothing"].t) == (5, None) and got["filtering + smoothing"] == cfg
     assert dict(steps(PostConfig("expr", ("face",), k=25), smoothing_k=5))["smoothing"].k == 25  # no filtering
+    # the row is there when smoothing alone helps, whatever the kernel chosen with filtering
+    assert "smoothing" not in dict(steps(cfg, smoothing_k=1))
+    assert dict(steps(PostConfig("expr", ("face",), k=1, t=0.8), smoothing_k=9))["smoothing"].k == 9
 
 
 def test_the_weight_vectors_of_three_sets_sum_to_one_the_most_even_first():

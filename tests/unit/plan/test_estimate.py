@@ -405,3 +405,19 @@ def test_the_docs_aff_wild2_tables_are_the_plans() -> None:
     for (nodes, kind, _), (n, table) in zip(DOCS_TABLES, docs_tables(), strict=True):
         assert table in doc, f"docs/performance.md lacks the plan for {nodes} node(s) ({kind}):\n{table}"
         assert f"{n} shards" in doc or f"suggested for {kind}: {n}**" in doc, (nodes, kind, n)
+
+
+def test_the_plan_warns_of_jobs_over_their_time_limit_and_of_videos_no_shard_count_splits(capsys) -> None:
+    from affectflow.cli import _say_time_limits
+
+    talks = Corpus(tuple(VideoCount(f"t{i:03d}", 3600, 12 * 3600.0, width=640, height=360) for i in range(5)))
+    models = Models(face=(B0,), audio=1, asr=1)
+    cpu = NODE_KINDS["cpu2"]
+    n = suggest_shards(talks, cpu, models=models)
+    assert n == 5  # one video a shard: a 12-hour recording's audio job alone is over an hour
+    _say_time_limits(talks, models, n, cpu, job_hours=1.0)
+    out = capsys.readouterr().out
+    assert "the longest audio_features job still takes" in out and "more shards cannot split a video" in out
+    _say_time_limits(talks, models, 1, cpu)
+    out = capsys.readouterr().out
+    assert "warning: n_shards 1: the longest audio_features job takes" in out and "time limit of 240 min there" in out

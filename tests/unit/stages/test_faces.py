@@ -326,11 +326,13 @@ def test_contact_sheets(feat_data, detector, tmp_path):
     assert [p.name for p in sheets] == ["v%2F1.png"] and cv2.imread(str(sheets[0])) is not None
 
 
-def test_a_faces_job_logs_how_far_it_got(feat_data, detector, tmp_path, caplog):
+def test_a_faces_job_logs_how_far_it_got(feat_data, detector, tmp_path, caplog, monkeypatch):
     """A batch job's stderr is no terminal: the videos done reach its log, so a job killed at its time limit
     shows how far it got."""
     import logging
+    import sys
 
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     caplog.set_level(logging.INFO)
     units = [unit(f"v/{i}", feat_data / "single_face.mp4") for i in range(2)]
     run_faces(units, tmp_path / "s0001.h5", {"frame_stride": 8, "crop_size": 64}, detector=detector, progress=True)

@@ -55,3 +55,17 @@ def test_the_shards_are_joined_a_shard_at_a_time(tmp_path: Path) -> None:
         run_predictions([shards[0], shards[0]], out, out_parquet)
     assert (tmp_path / "predictions.parquet").read_bytes() == before  # earlier results untouched
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_shard_whose_label_column_holds_no_value_joins_the_others(tmp_path: Path) -> None:
+    """A shard where a task predicted nothing (every video skipped) stores its label column as type null; the
+    run's file takes the others' type, as joining the tables did."""
+    base = {"frame": [0, 1], "timestamp": [0.0, 0.04], "face": [1, 1]}
+    none = pd.DataFrame({"video_id": ["a", "a"], **base, "expr:label": [None, None]})
+    some = pd.DataFrame({"video_id": ["b", "b"], **base, "expr:label": ["Neutral", "Anger"]})
+    for name, t in (("s0.parquet", none), ("s1.parquet", some)):
+        t.to_parquet(tmp_path / name, index=False)
+    for order in (["s0.parquet", "s1.parquet"], ["s1.parquet", "s0.parquet"]):
+        run_predictions([tmp_path / n for n in order], tmp_path / "predictions", tmp_path / "predictions.parquet")
+        got = pd.read_parquet(tmp_path / "predictions.parquet").set_index("video_id")["expr:label"]
+        assert got.loc["a"].isna().all() and got.loc["b"].tolist() == ["Neutral", "Anger"], order

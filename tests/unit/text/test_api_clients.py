@@ -58,6 +58,10 @@ def test_scrub_removes_a_key_whole_after_a_scheme_and_cut_at_either_edge() -> No
     key = "sk-abcdefghijklmnop"
     assert scrub(f"x {key} y", key) == "x *** y"
     assert scrub("Authorization: Bearer other-token.1", key) == "Authorization: Bearer ***"
+    assert scrub("{'authorization': 'bearer some:one.elses', 'Host': 'x'}", key) == (
+        "{'authorization': 'bearer ***', 'Host': 'x'}")
+    assert scrub("Basic authentication is not supported; use a Bearer token", key) == (
+        "Basic authentication is not supported; use a Bearer token")
     assert scrub(f"headers: {key[:9]}", key) == "headers: ***"
     assert scrub(f"{key[-7:]} and more", key) == "*** and more"
     assert scrub("ends in sk-ab", key) == "ends in sk-ab"  # 5 characters: not taken for the key
