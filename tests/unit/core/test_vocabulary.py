@@ -28,7 +28,7 @@ def test_the_schema_lists_the_tasks_and_adapters_the_code_knows() -> None:
     assert tuple(schema["tasks"]["items"]["enum"]) == TASKS
     assert set(schema["tasks"]["default"]) <= set(TASKS)
     assert tuple(schema["datasets"]["items"]["properties"]["adapter"]["enum"]) == ADAPTERS
-    assert set(schema["learn"]["properties"]) == {"common", *TASKS}
+    assert set(schema["learn"]["properties"]) == {"common", "sets", *TASKS}
     templates = set(schema["submission_template"]["properties"])
     assert templates == set(TASKS) - {"emi"}  # EMI has one row per video and no organisers' example
 

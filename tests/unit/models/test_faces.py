@@ -596,7 +596,9 @@ def test_face_features_stage_in_several_chunks(tmp_path: Path, face: np.ndarray,
     monkeypatch.setattr(embedding, "CHUNK", 2)
     progress: list[int] = []  # the real tqdm bar, its total and every advance recorded
 
-    class Bar(face_features.tqdm):
+    from affectflow.core import progress as progress_module
+
+    class Bar(progress_module.tqdm):
         def __init__(self, *a, **kw) -> None:
             super().__init__(*a, **kw)
             progress.append(self.total)
@@ -605,7 +607,7 @@ def test_face_features_stage_in_several_chunks(tmp_path: Path, face: np.ndarray,
             progress.append(n)
             return super().update(n)
 
-    monkeypatch.setattr(face_features, "tqdm", Bar)
+    monkeypatch.setattr(progress_module, "tqdm", Bar)
     face_features.run_face_features(tmp_path / "faces.h5", tmp_path / "f.h5", tmp_path / "manifest.json",
                                     {"batch_size": 3, "device": "cpu"}, threads=1)
     with ShardReader(tmp_path / "f.h5", stage="face_features", model=FER) as r:
