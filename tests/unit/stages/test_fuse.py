@@ -2,6 +2,7 @@
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -284,8 +285,8 @@ def test_report_tables(learned, tmp_path):
     assert "<h2>EXPR</h2>" in html and "<h2>AH</h2>" in html
 
 
-def test_three_sets_use_given_weights_without_w_sweep(learned, tmp_path):
-    w, _ = learned
+def noisy_expr_predictions(w, folder, noise: dict[str, float]) -> dict[str, Path]:
+    """EXPR predictions of val and test per set: the true class plus uniform noise of the set's scale."""
     vids = w.videos("val") + w.videos("test")
     rng = np.random.default_rng(1)
 
@@ -295,8 +296,12 @@ def test_three_sets_use_given_weights_without_w_sweep(learned, tmp_path):
             return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
         return post
 
-    preds = {n: write_predictions(tmp_path / f"{n}.h5", "expr", w, noisy(s), vids)
-             for n, s in (("a", 0.5), ("b", 4.0), ("c", 8.0))}
+    return {n: write_predictions(folder / f"{n}.h5", "expr", w, noisy(s), vids) for n, s in noise.items()}
+
+
+def test_three_sets_use_given_weights_without_w_sweep(learned, tmp_path):
+    w, _ = learned
+    preds = noisy_expr_predictions(w, tmp_path, {"a": 0.5, "b": 4.0, "c": 8.0})
     res = run_fuse("expr", w.units_tsv, w.media, preds, None, tmp_path / "f", {"k": [1, 3], "weights": [2, 1, 1]})
     assert res.chosen.sources == ("a", "b", "c") and res.chosen.weights == (2.0, 1.0, 1.0)
     assert not (tmp_path / "f" / "sweep_w.csv").exists() and (tmp_path / "f" / "sweep_k.csv").exists()
@@ -309,20 +314,8 @@ def test_three_sets_use_given_weights_without_w_sweep(learned, tmp_path):
 def test_three_sets_weighed_on_val_by_their_reliability(learned, tmp_path):
     """weights_on_val: the paper weighs each modality by its reliability (section 3.2); the least noisy set
     gets the largest weight, chosen on val, and the blend is at least as good as equal weights there."""
-    import pandas as pd
-
     w, _ = learned
-    vids = w.videos("val") + w.videos("test")
-    rng = np.random.default_rng(1)
-
-    def noisy(scale):
-        def post(v):
-            p = np.eye(8, dtype=np.float32)[np.maximum(w.expr[v], 0)] + rng.random((w.n_frames[v], 8)) * scale
-            return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
-        return post
-
-    preds = {n: write_predictions(tmp_path / f"{n}.h5", "expr", w, noisy(s), vids)
-             for n, s in (("a", 8.0), ("b", 0.5), ("c", 8.0))}
+    preds = noisy_expr_predictions(w, tmp_path, {"a": 8.0, "b": 0.5, "c": 8.0})
     res = run_fuse("expr", w.units_tsv, w.media, preds, None, tmp_path / "f", {"k": [1], "weights_on_val": True})
     weights = res.chosen.weights
     assert weights is not None and abs(sum(weights) - 1.0) < 1e-9 and weights[1] == max(weights) > 1 / 3
