@@ -114,7 +114,6 @@ def run_audio_features(
     video: ``timestamps`` (N,) and ``embeddings`` (N, D); videos the media
     stage skipped stay skipped, with its reason.
     """
-
     conf = AudioFeaturesOptions.coerce(cfg)
     rerun = stage_key(STAGE, conf, expected=key)
     ckpt, sha, registry_name = registry_directory(model_dir, spec if spec is not None else conf.model, pins)

@@ -122,7 +122,6 @@ def run_transcripts(
     ``models_dir`` (config ``models_dir``; ``$AFFECTFLOW_MODELS_DIR`` wins),
     with ``pins`` (config ``model_pins``) for files without a registry hash.
     """
-
     conf = TranscriptsOptions.coerce(cfg)
     rerun = stage_key(STAGE, conf, expected=key)
     resolved = resolve_model(spec if spec is not None else conf.model, models_dir, pins)
