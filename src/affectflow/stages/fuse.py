@@ -40,6 +40,8 @@ class FuseOptions(StageOptions):
     """
 
     SECTION = "fusions"
+    #: the face model whose softmax filters EXPR frames (an input path only, so no key saw it before)
+    TOP_LEVEL = ("pretrained",)
 
     task: str = wiring("expr")
     feature_sets: tuple[str, ...] = ()
@@ -54,6 +56,7 @@ class FuseOptions(StageOptions):
     ah_video_source: str | None = None
     ah_threshold: float = 0.5
     filter_mode: str = "onehot"
+    pretrained: str | None = added(None)
 
     def check(self) -> None:
         one_of("task", self.task, TASKS)
@@ -92,14 +95,14 @@ class FuseOptions(StageOptions):
 
     @classmethod
     def config_key(cls, name: str) -> str:
-        return f"fusions.*.{name}"
+        return name if name in cls.TOP_LEVEL else f"fusions.*.{name}"
 
     def unused_fields(self) -> frozenset[str]:
         """A fusion's options of other tasks (one ``fusions`` entry serves every task): the confidence filter is
         EXPR's, the threshold and video filter AH's and AH-video's, and smoothing is per frame."""
         unused = set()
         if self.task != "expr":
-            unused |= {"t", "filter_mode"}
+            unused |= {"t", "filter_mode", "pretrained"}
         if self.task not in BINARY_TASKS:
             unused |= {"ah_threshold", "ah_video_filter", "ah_video_source"}
         if is_video_task(self.task):
@@ -115,7 +118,11 @@ class FuseOptions(StageOptions):
         if fusion not in fusions:
             raise OptionsError(f"fusions: no fusion named {fusion!r}")
         try:
-            return cls.from_mapping(fusions[fusion], **wired)
+            given = fusions[fusion] or {}
+            if any(k in given for k in cls.TOP_LEVEL):
+                raise OptionsError(f"fusions.{fusion}: {[k for k in cls.TOP_LEVEL if k in given]} is set at the "
+                                   "config's top level, for every fusion")
+            return cls.from_mapping({**given, **{k: config[k] for k in cls.TOP_LEVEL if k in config}}, **wired)
         except OptionsError as e:  # name the fusion: fusions.<name>.weights, not fusions: weights
             head, sep, rest = str(e).partition(": ")
             field = rest.split(":", 1)[0]

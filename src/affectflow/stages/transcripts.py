@@ -48,9 +48,9 @@ class TranscriptsOptions(StageOptions):
     """Config ``asr``; all but ``device``/``cpu_threads`` are part of the rerun key and provenance.
 
     ``language``: a language code (``"en"``) or ``None`` to detect it
-    (English-only ``.en`` models always use ``"en"``). ``compute_type``
-    (faster-whisper): CTranslate2's precision, the same on every device so that the key says what made a
-    transcript (``int8`` and ``float16`` give different words for the same audio).
+    (English-only ``.en`` models always use ``"en"``). ``compute_type``: the precision, the same on every
+    device so that the key says what made a transcript (``int8`` and ``float16`` give different words for
+    the same audio); openai-whisper runs ``float16`` as half precision and any other value as float32.
     ``temperature``: one value, or the fallback sequence Whisper retries with.
     ``max_new_tokens``: cap on tokens decoded per 30 s window (``None``: Whisper's 224).
     """

@@ -113,6 +113,13 @@ class OpenAIWhisperBackend:
         path = Path(checkpoint)
         self.device = resolve_device(cfg.device)
         self.cfg = cfg
+        # half precision only when the keyed compute_type says so: fp16 on every CUDA job put other words
+        # under the key of a CPU's float32 transcript
+        self.fp16 = cfg.compute_type == "float16"  # any other precision runs float32 here
+        if self.fp16 and self.device != "cuda":
+            raise ASRError(f"asr.compute_type {cfg.compute_type!r}: openai-whisper runs float16 only on a GPU, "
+                           f"and this job's device is {self.device}. Set asr.compute_type to float32 (or int8, "
+                           "which openai-whisper runs as float32), or run the transcripts on a GPU")
         try:
             ckpt = torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu", weights_only=True)
         except Exception as e:
@@ -142,7 +149,7 @@ class OpenAIWhisperBackend:
             condition_on_previous_text=cfg.condition_on_previous_text,
             initial_prompt=cfg.initial_prompt,
             word_timestamps=cfg.word_timestamps,
-            fp16=self.device == "cuda",
+            fp16=self.fp16,
             verbose=None,
         )
         if cfg.max_new_tokens is not None:

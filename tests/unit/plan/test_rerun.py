@@ -242,6 +242,7 @@ def test_reordered_config_and_runtime_settings_keep_every_key(tmp_path: Path) ->
     (lambda c: c["learn"]["common"]["train"].update(epochs=3), {"predictions"}),
     (lambda c: c["learn"]["emi"].update(standardize=False), {"predictions"}),
     (lambda c: c["fusions"]["fer_text"].update(k=[1, 3]), {"fused"}),
+    (lambda c: c.update(pretrained="enet_b0_8_best_vgaf"), {"fused"}),
     (lambda c: c.update(model_pins={"emotiefflib/enet_b0_8_best_vgaf.onnx": "0" * 64}), {"models", "face_features"}),
     (lambda c: c["features"]["standins"].remove("wav2vec2_base_960h"), {"models", "audio_features"}),
     (lambda c: c.update(submit_fusion="fer_text2") or c["fusions"].update(fer_text2=c["fusions"]["fer_text"]),
@@ -313,9 +314,10 @@ def test_schema_defaults_equal_the_options_classes() -> None:
                 assert canonical(value) == canonical(defaults[key]), (stage, key)
                 compared += 1
         # every config key of the class is in the schema, with its default
-        missing = [k for k in cls.config_fields() if k not in declared and k not in ("on_bad_video", "feature_sets")]
+        missing = [k for k in cls.config_fields() if k not in declared and k not in cls.TOP_LEVEL + ("feature_sets",)]
         assert not missing, (stage, missing)
-    assert props["on_bad_video"]["default"] == STAGES["media"].options().on_bad_video
+        for key in cls.TOP_LEVEL:  # workflow-wide keys, at the schema's top level
+            assert canonical(props[key]["default"]) == canonical(defaults[key]), (stage, key)
     # per-task learn sections override common key by key: they list the same keys and fill in no default
     task_keys = defs["learn_task_options"]["properties"]
     assert sorted(task_keys) == sorted(STAGES["learn"].options.config_fields())
@@ -466,6 +468,8 @@ def test_an_option_that_cannot_change_a_job_leaves_its_key_as_it_was() -> None:
     assert same(FuseOptions, {"task": "expr"}, ah_threshold=0.7)
     assert not same(FuseOptions, {"task": "ah"}, ah_threshold=0.7)
     assert same(FuseOptions, {"task": "emi"}, k=[1, 9])
+    assert same(FuseOptions, {"task": "emi"}, pretrained="fer_minixception")
+    assert not same(FuseOptions, {"task": "expr"}, pretrained="fer_minixception")
     assert same(FaceFeaturesOptions, {"model": "fer_minixception"}, precision="fp16", face_engine="onnx")
     assert not same(FaceFeaturesOptions, {"model": "enet_b0_8_best_vgaf"}, precision="fp16")
     assert same(TranscriptsOptions, {"model": "faster_whisper_tiny_en"}, language="fr")

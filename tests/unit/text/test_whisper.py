@@ -45,3 +45,18 @@ def test_a_precision_the_cpu_cannot_run_names_the_key_and_the_fix() -> None:
     tiny = resolve_model("faster_whisper_tiny_en")
     with pytest.raises(ASRError, match=r"asr.compute_type 'float16' cannot run on this job's device \(cpu\).*int8"):
         FasterWhisperBackend(tiny.directory, TranscriptsOptions(device="cpu", compute_type="float16"))
+
+
+@pytest.mark.parametrize("compute_type", ["int8", "float32"])
+def test_openai_whisper_runs_float32_unless_the_key_says_float16(tmp_path: Path, compute_type: str) -> None:
+    """openai-whisper's half precision follows the keyed ``asr.compute_type``, never the device: fp16 on every
+    CUDA job put other words under the key of a CPU's float32 transcript."""
+    ckpt = standins.build_whisper_checkpoint(tmp_path / "tiny.en.pt")
+    assert OpenAIWhisperBackend(ckpt, TranscriptsOptions(model="x", device="cpu", compute_type=compute_type)).fp16 is False
+
+
+def test_openai_whisper_float16_on_a_cpu_is_refused_with_the_fix(tmp_path: Path) -> None:
+    ckpt = standins.build_whisper_checkpoint(tmp_path / "tiny.en.pt")
+    with pytest.raises(ASRError, match=r"asr.compute_type 'float16': openai-whisper runs float16 only on a GPU.*"
+                                       r"device is cpu.*float32"):
+        OpenAIWhisperBackend(ckpt, TranscriptsOptions(model="x", device="cpu", compute_type="float16"))
