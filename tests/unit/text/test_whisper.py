@@ -52,7 +52,8 @@ def test_openai_whisper_runs_float32_unless_the_key_says_float16(tmp_path: Path,
     """openai-whisper's half precision follows the keyed ``asr.compute_type``, never the device: fp16 on every
     CUDA job put other words under the key of a CPU's float32 transcript."""
     ckpt = standins.build_whisper_checkpoint(tmp_path / "tiny.en.pt")
-    assert OpenAIWhisperBackend(ckpt, TranscriptsOptions(model="x", device="cpu", compute_type=compute_type)).fp16 is False
+    opts = TranscriptsOptions(model="x", device="cpu", compute_type=compute_type)
+    assert OpenAIWhisperBackend(ckpt, opts).fp16 is False
 
 
 def test_openai_whisper_float16_on_a_cpu_is_refused_with_the_fix(tmp_path: Path) -> None:
