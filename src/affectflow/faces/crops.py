@@ -1,5 +1,5 @@
-"""Square face crops from a frame and a face box, optionally rotated so the eyes are level, and how the
-faces shard stores them (:func:`crop_storage`)."""
+"""Face crops from a frame and a face box (a square around it, optionally rotated so the eyes are level, or the
+box itself as EmotiEffLib cuts it), and how the faces shard stores them (:func:`crop_storage`)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,51 @@ import cv2
 import numpy as np
 
 from affectflow.core.device import is_cuda, resolve_device
+from affectflow.core.options import one_of
 
 #: ``faces.crop_compression``: ``auto`` is :func:`crop_storage`'s choice
 CROP_COMPRESSIONS = ("auto", "lzf", "none")
 #: ``faces.crop_on``: where crops are cut: here (:func:`crop_square`) or by the detector where its frames are
 #: (:mod:`affectflow.faces.device_crops`)
 CROP_PLACES = ("host", "detector")
+#: ``faces.crop_shape``: a square around the box (:func:`crop_square`), or the box itself stretched to a square
+#: as EmotiEffLib's own code cuts faces (:func:`crop_box`)
+CROP_SHAPES = ("square", "box")
+
+
+def check_crop_settings(shape: str, place: str, align: bool, detector: str, detector_engine: str) -> None:
+    """Refuse ``faces`` crop settings that cannot go together (``ValueError`` naming them)."""
+    one_of("crop_shape", shape, CROP_SHAPES)
+    one_of("crop_on", place, CROP_PLACES)
+    if shape == "box" and align:
+        raise ValueError("crop_shape 'box' cuts the detector's upright box as it is: not with align true")
+    if place == "detector" and (align or detector == "organiser" or shape == "box"):
+        raise ValueError("crop_on 'detector' cuts upright square crops of a detector's boxes: not with align true, "
+                         "crop_shape box or the organiser's crops")
+    if place == "detector" and (detector != "retinaface_mnet025" or detector_engine == "onnx"):
+        raise ValueError(f"crop_on 'detector' needs retinaface_mnet025 with detector_engine torch (or auto on a "
+                         f"GPU), not {detector!r} with {detector_engine!r}")
+
+
+def crop_box(frame: np.ndarray, bbox: np.ndarray, size: int, margin: float = 0.0) -> np.ndarray:
+    """The face as EmotiEffLib's own code cuts it: ``frame[y0:y1, x0:x1]`` of the box's corners truncated to
+    whole pixels (``bbox.astype(int)``), resized to ``size`` x ``size`` with ``cv2.INTER_LINEAR``
+    (``cv2.resize``'s default, which its preprocessing uses), so a face is stretched, not padded.
+
+    Its models were trained on such crops; with ``size`` equal to a model's input (224 for the B0 models),
+    the crop is exactly what that code feeds the network. ``margin`` grows the box by that share of its width
+    and height on each side first; the box is clipped to the frame (numpy would wrap a negative corner).
+    """
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    if not all(map(math.isfinite, (x0, y0, x1, y1))) or x1 <= x0 or y1 <= y0:
+        raise ValueError(f"not a valid face box: {bbox!r}")
+    dx, dy = (x1 - x0) * margin, (y1 - y0) * margin
+    h, w = frame.shape[:2]
+    left, top = max(0, int(x0 - dx)), max(0, int(y0 - dy))
+    right, bottom = min(w, int(x1 + dx)), min(h, int(y1 + dy))
+    if right <= left or bottom <= top:  # a box off the frame or under a pixel: nothing to show
+        return np.zeros((size, size, *frame.shape[2:]), dtype=frame.dtype)
+    return cv2.resize(frame[top:bottom, left:right], (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def crop_square(frame: np.ndarray, bbox: np.ndarray, size: int, margin: float = 0.2,

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from affectflow.core.options import one_of
-from affectflow.faces.crops import crop_square
+from affectflow.faces.crops import CROP_SHAPES, crop_box, crop_square
 from affectflow.faces.detection import Detection, FaceDetector
 from affectflow.faces.tracks import PEOPLE, FramePeople, PeopleTracker, TargetTracker
 from affectflow.faces.video import FrameBatch
@@ -34,7 +34,8 @@ MAX_N_FACES = 32767
 class RowSettings:
     """What decides a video's face rows, typed for this package (the config's ``faces`` section is the stage's
     :class:`~affectflow.stages.faces.FacesOptions`, whose defaults these are): which frames are analysed
-    (``frame_stride``), how faces are cropped (``crop_size``, ``margin``, ``align``) and laid out (``people``).
+    (``frame_stride``), how faces are cropped (``crop_size``, ``margin``, ``align``, ``crop_shape``) and laid out
+    (``people``).
     ``batch_size``, frames per detector call, changes no row."""
 
     frame_stride: int = 1
@@ -43,9 +44,11 @@ class RowSettings:
     margin: float = 0.2
     align: bool = False
     people: str = "target"
+    crop_shape: str = "square"
 
     def __post_init__(self) -> None:
         one_of("people", self.people, PEOPLE)
+        one_of("crop_shape", self.crop_shape, CROP_SHAPES)
 
     @property
     def every_person(self) -> bool:
@@ -124,6 +127,8 @@ class _Rows:
         s = self.settings
         if d.crop is not None and not s.align and d.crop.shape[:2] == (s.crop_size, s.crop_size):  # faces.crop_on
             return CroppedFace(d, lm, d.crop)
+        if s.crop_shape == "box":
+            return CroppedFace(d, lm, crop_box(frame, d.bbox, s.crop_size, float(s.margin)))
         return CroppedFace(d, lm, crop_square(frame, d.bbox, s.crop_size, float(s.margin), lm, s.align))
 
     def detected(self, batch: FrameBatch) -> Iterator[tuple[int, float, np.ndarray, list[Detection]]]:

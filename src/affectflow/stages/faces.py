@@ -26,7 +26,7 @@ from affectflow.core.device import DEVICES
 from affectflow.core.job import Job
 from affectflow.core.options import StageOptions, added, at_least, one_of, runtime
 from affectflow.data.units import VIDEO_FIELDS, Unit
-from affectflow.faces.crops import CROP_COMPRESSIONS, CROP_PLACES, crop_storage
+from affectflow.faces.crops import CROP_COMPRESSIONS, check_crop_settings, crop_storage
 from affectflow.faces.decode_pool import DECODE_MODES
 from affectflow.faces.detection import DETECTOR_ENGINES, FaceDetector
 from affectflow.faces.detectors import DETECTORS, make_detector
@@ -74,7 +74,8 @@ class FacesOptions(StageOptions):
     (:func:`~affectflow.core.options.added`) and those shards keep theirs.
     So does ``crop_on``: ``detector`` cuts the crops on the detector's device
     (:mod:`affectflow.faces.device_crops`), within one grey level of the
-    host's, so it is part of the key when set.
+    host's, so it is part of the key when set; and ``crop_shape`` (``box``:
+    EmotiEffLib's own crops, :func:`~affectflow.faces.crops.crop_box`).
     """
 
     SECTION = "faces"
@@ -88,6 +89,7 @@ class FacesOptions(StageOptions):
     align: bool = False
     people: str = added("target")
     crop_on: str = added("host")
+    crop_shape: str = added("square")
     organiser_crops_dir: str | tuple[str, ...] | None = None  # one folder, or several (Aff-Wild2's two)
     on_bad_video: str = "skip"
     batch_size: int = runtime(32)
@@ -105,13 +107,7 @@ class FacesOptions(StageOptions):
             at_least(name, getattr(self, name), 1)
         one_of("crop_compression", self.crop_compression, CROP_COMPRESSIONS)
         one_of("decode", self.decode, DECODE_MODES)
-        one_of("crop_on", self.crop_on, CROP_PLACES)
-        if self.crop_on == "detector" and (self.align or self.detector == "organiser"):
-            raise ValueError("crop_on 'detector' cuts upright crops of a detector's boxes: not with align true or "
-                             "the organiser's crops")
-        if self.crop_on == "detector" and (self.detector != "retinaface_mnet025" or self.detector_engine == "onnx"):
-            raise ValueError(f"crop_on 'detector' needs retinaface_mnet025 with detector_engine torch (or auto on a "
-                             f"GPU), not {self.detector!r} with {self.detector_engine!r}")
+        check_crop_settings(self.crop_shape, self.crop_on, self.align, self.detector, self.detector_engine)
         at_least("margin", self.margin, 0)
         at_least("min_score", self.min_score, 0)
         one_of("on_bad_video", self.on_bad_video, BAD_VIDEO_POLICIES)
@@ -123,8 +119,8 @@ class FacesOptions(StageOptions):
         if self.detector == "organiser" and not self.organiser_crops_dir:
             raise ValueError("detector 'organiser' needs faces.organiser_crops_dir (a folder of <video_id>/00001.jpg)")
 
-    def unused_fields(self) -> frozenset[str]:  # the organiser's crop folders, with a detector of our own
-        return frozenset() if self.detector == "organiser" else frozenset({"organiser_crops_dir"})
+    def unused_fields(self) -> frozenset[str]:  # the organiser's crop folders with a detector of ours, and back
+        return frozenset({"crop_shape"}) if self.detector == "organiser" else frozenset({"organiser_crops_dir"})
 
     def detector_model(self) -> str | None:
         """The registry model of the detector's weights (None: the organiser's crops)."""
@@ -138,7 +134,7 @@ class FacesOptions(StageOptions):
     def row_settings(self) -> RowSettings:
         """The settings :mod:`affectflow.faces` makes a video's rows with (it does not read the config)."""
         return RowSettings(frame_stride=self.frame_stride, batch_size=self.batch_size, crop_size=self.crop_size,
-                           margin=self.margin, align=self.align, people=self.people)
+                           margin=self.margin, align=self.align, people=self.people, crop_shape=self.crop_shape)
 
 
 #: what the plan reads of this stage (affectflow.stages.catalogue)

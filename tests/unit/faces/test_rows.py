@@ -86,3 +86,16 @@ def test_rows_ahead_holds_the_bytes_it_may() -> None:
     assert row == 4 + 8 + 1 + 16 + 4 + 40 + 224 * 224 * 3 + 2
     assert rows_ahead(RowSettings()) == ROWS_AHEAD_BYTES // (row * 32) == 55
     assert rows_ahead(RowSettings(batch_size=10_000)) == PREFETCH_DEPTH
+
+
+def test_box_crops_reach_the_rows() -> None:
+    """``faces.crop_shape: box`` stores EmotiEffLib's crops of the boxes the detector found."""
+    from affectflow.faces.crops import crop_box
+
+    opts = FacesOptions(crop_shape="box", margin=0.0, crop_size=32)
+    assert opts.row_settings().crop_shape == "box"
+    script = [[face(10 + 3 * i)] for i in range(3)]
+    batch = frames(3)
+    a = all_rows(face_rows(Scripted(script), opts.row_settings(), TargetTracker()), batch)
+    for i in range(3):
+        np.testing.assert_array_equal(a["crops"][i], crop_box(batch.frames[i], face(10 + 3 * i).bbox, 32))
