@@ -80,6 +80,15 @@ def torch_device(device: str = "auto") -> torch.device:
     return torch.device(resolve_device(device))
 
 
+def training_device(config: TrainConfig) -> torch.device:
+    """Where a head trains: ``auto`` is the CPU, ``cuda`` a GPU.
+
+    Only CPU training is bit-reproducible, and the learn rule asks for no GPU (a cluster job sees none), so an
+    ``auto`` that took a workstation's GPU made a head depend on the machine under one rerun key.
+    """
+    return torch_device("cpu" if config.device == "auto" else config.device)
+
+
 @contextlib.contextmanager
 def deterministic(seed: int, device: torch.device) -> Iterator[None]:
     """Seed torch inside a forked RNG state and force deterministic kernels; restore both afterwards."""
@@ -260,7 +269,7 @@ def _fit(
     min_batch: int = 1,
     extra: dict[str, Any] | None = None,
 ) -> TrainedHead:
-    device = torch_device(config.device)
+    device = training_device(config)
     xt, yt, has_val = _training_tensors(x_train, y_train, x_val, y_val, y_dtype, min_batch)
     with deterministic(config.seed, device):
         model = MLPHead(xt.shape[1], config.hidden, out_dim, config.dropout).to(device)
@@ -379,7 +388,7 @@ def train_expr_head(
         kv = yv != IGNORE_LABEL
         xv, yv = _rows_match(x_val, yv, "validation")[kv], yv[kv]
     weights = class_weights_inverse_frequency(y_tr) if class_weighted else np.ones(N_EXPR, dtype=np.float32)
-    device = torch_device(cfg.device)
+    device = training_device(cfg)
     criterion = nn.CrossEntropyLoss(weight=torch.as_tensor(weights, device=device))
     return _fit(
         task="expr",
@@ -421,7 +430,7 @@ def train_ah_head(
         kv = np.asarray(y_val).ravel() != IGNORE_LABEL
         x_val, y_val = _rows_match(x_val, np.asarray(y_val).ravel(), "validation")[kv], np.asarray(y_val).ravel()[kv]
     pw = ah_pos_weight(y_tr) if pos_weighted else 1.0
-    device = torch_device(cfg.device)
+    device = training_device(cfg)
     bce = nn.BCEWithLogitsLoss(pos_weight=torch.tensor([pw], device=device))
 
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -475,7 +484,7 @@ def train_emi_head(
         if w.shape[0] != y_tr.shape[1] or np.any(w < 0) or w.sum() <= 0:
             raise ValueError(f"need {y_tr.shape[1]} non-negative emotion weights, not all zero, got {w}")
         w = w / w.sum()
-    device = torch_device(cfg.device)
+    device = training_device(cfg)
     wt = torch.as_tensor(w, device=device)
 
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -21,8 +21,8 @@ class TrainConfig:
 
     ``patience``: stop after this many epochs without a better validation
     metric (0 = never stop early); ignored when no validation split is given.
-    ``device``: ``"auto"`` = CUDA when available, else CPU (bit-identical
-    results are only promised on CPU).
+    ``device``: ``"auto"`` (the CPU, where training is bit-reproducible, whatever
+    the machine has) or ``"cuda"``/``"cpu"`` (:func:`~affectflow.learn.heads.training_device`).
     """
 
     epochs: int = 20

@@ -270,3 +270,15 @@ def test_saved_head_bytes_do_not_depend_on_the_file_name(tmp_path):
     a, _ = save_head(head, tmp_path / "a" / "head.pt")
     b, _ = save_head(head, tmp_path / "b" / "other.pt")
     assert hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
+
+
+def test_heads_train_on_the_cpu_unless_told_cuda(monkeypatch):
+    """``train.device: auto`` is the CPU even where torch sees a GPU: only CPU training is bit-reproducible, and a
+    cluster's learn jobs see no GPU, so auto on a GPU workstation gave other heads under the same key."""
+    from affectflow.learn.heads import TrainConfig, training_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert training_device(TrainConfig()) == torch.device("cpu")
+    assert training_device(TrainConfig(device="cpu")) == torch.device("cpu")
+    assert training_device(TrainConfig(device="cuda")).type == "cuda"
