@@ -7,17 +7,21 @@ zero segments: an empty (0, D) ``embeddings`` array, not an error.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from affectflow.core.progress import progress_bar
 from affectflow.io.store import VideoRecord
 from affectflow.models.resolve import ResolvedModel
 from affectflow.text.encoders import GoEmotionsEncoder, SentenceEncoder
 from affectflow.text.loading import Encoder
 from affectflow.text.transcript import VideoSegments
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,14 +58,11 @@ def embed_segments(encoder: Encoder, texts: list[str], batch_size: int, *, desc:
     bounded. The width is read after embedding: an API encoder without a
     configured ``dim`` learns it from the first answer.
     """
-    from tqdm import tqdm
-
     outputs: dict[str, np.ndarray] = {}
     if texts:
         parts: list[dict[str, np.ndarray]] = []
         step = max(batch_size, 1) * 8
-        for i in tqdm(range(0, len(texts), step), desc=desc, unit="batch",
-                      disable=None if progress is None else not progress):
+        for i in progress_bar(range(0, len(texts), step), desc=desc, unit="batch", log=log, show=progress):
             parts.append(encoder.embed(texts[i : i + step]))
         outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     dim = int(getattr(encoder, "dim", None) or 0)

@@ -71,6 +71,19 @@ def test_minilm_offline_embeddings(transcripts: Path, tmp_path: Path) -> None:
     assert a @ b > a @ annoyed and a @ b > b @ annoyed
 
 
+def test_a_text_features_job_logs_how_far_it_got(transcripts: Path, tmp_path: Path, caplog, monkeypatch) -> None:
+    """A batch job's stderr is no terminal: the batches embedded reach its log (tqdm alone went silent)."""
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "features" / "text" / ASR / "all_minilm_l6_v2" / "s0000.h5"
+    run_text_features(transcripts, out, {"model": "all_minilm_l6_v2", "device": "cpu"})
+    lines = [r.getMessage() for r in caplog.records if "all_minilm_l6_v2" in r.getMessage() and "batch" in
+             r.getMessage()]
+    assert lines and "1/1" in lines[-1], [r.getMessage() for r in caplog.records]
+
+
 @pytest.mark.slow
 def test_goemotions_standin_fetch_verify_load_embed(transcripts: Path, tmp_path_factory, tmp_path: Path) -> None:
     build = standins.build_roberta_goemotions(tmp_path_factory.mktemp("standin") / "goemo")
