@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from affectflow.models.networks.channels import make_divisible
 from affectflow.models.networks.registry import register_network
 
 BN_EPS_TF = 1e-3
@@ -34,12 +35,6 @@ B0_STAGES: tuple[tuple[str, int, int, int, int, int], ...] = (
 )
 # variant -> (width multiplier, depth multiplier)
 VARIANTS: dict[str, tuple[float, float]] = {"b0": (1.0, 1.0), "b2": (1.1, 1.2)}
-
-
-def make_divisible(v: float, divisor: int = 8) -> int:
-    """timm ``make_divisible``: round to a multiple of 8, never more than 10% down."""
-    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    return new + divisor if new < 0.9 * v else new
 
 
 def _same_pad(size: int, k: int, s: int) -> tuple[int, int]:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from affectflow.models.networks.channels import make_divisible
 from affectflow.models.networks.registry import register_network
 
 WIDTH = 1.5
@@ -33,12 +34,6 @@ V2_STAGES: tuple[tuple[int, int, int, int], ...] = (
     (384, 2, 1, 4),
     (512, 2, 1, 3),
 )
-
-
-def make_divisible(v: float, divisor: int = 8) -> int:
-    """timm ``make_divisible``: round to a multiple of 8, never more than 10% down."""
-    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    return new + divisor if new < 0.9 * v else new
 
 
 class BatchNormAct2d(nn.BatchNorm2d):

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from affectflow.models.networks.channels import make_divisible
+
 # yakhyo/retinaface-pytorch config.py cfg_mnet_025
 MIN_SIZES: tuple[tuple[int, int], ...] = ((16, 32), (64, 128), (256, 512))
 STEPS: tuple[int, ...] = (8, 16, 32)
@@ -47,13 +49,6 @@ DYNAMIC_AXES: dict[str, dict[int, str]] = {
 
 
 # ---------------------------------------------------------------- building blocks (models/common.py)
-def _make_divisible(v: float, divisor: int = 8) -> int:
-    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-
-
 class Conv2dNormActivation(nn.Sequential):
     """Conv (no bias) -> BatchNorm -> LeakyReLU; upstream's default slope is LeakyReLU's own 0.01."""
 
@@ -133,7 +128,7 @@ class StageFeatures(nn.Module):
 
     def __init__(self, width_mult: float = 0.25) -> None:
         super().__init__()
-        f = [_make_divisible(c * width_mult) for c in (32, 64, 128, 256, 512, 1024)]
+        f = [make_divisible(c * width_mult) for c in (32, 64, 128, 256, 512, 1024)]
         dw = DepthWiseSeparableConv2d
         self.stage1 = nn.Sequential(
             Conv2dNormActivation(3, f[0], 3, 2, negative_slope=0.1),
