@@ -38,11 +38,6 @@ AFFECTNET7_CLASSES = ("Anger", "Disgust", "Fear", "Happiness", "Neutral", "Sadne
 AFFECTNET7_TO_AFFWILD2: tuple[int, ...] = (1, 2, 3, 4, 0, 5, 6)
 FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER2013_TO_AFFWILD2: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 0)
-CLASS_MAPPINGS: dict[str, tuple[int, ...]] = {
-    "affectnet8": AFFECTNET8_TO_AFFWILD2,
-    "affectnet7": AFFECTNET7_TO_AFFWILD2,
-    "fer2013": FER2013_TO_AFFWILD2,
-}
 
 
 # --------------------------------------------------------------------- blend

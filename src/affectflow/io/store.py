@@ -518,12 +518,3 @@ class ShardReader:
     def __iter__(self) -> Iterator[VideoRecord]:
         for vid in self.video_ids():
             yield self.read(vid)
-
-
-def read_shards(
-    paths: list[str | os.PathLike[str]] | list[Path], stage: str | None = None, model: str | None = None
-) -> Iterator[VideoRecord]:
-    """Iterate over all videos of several shard files of one stage."""
-    for p in paths:
-        with ShardReader(p, stage=stage, model=model) as r:
-            yield from r

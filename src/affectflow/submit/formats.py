@@ -42,10 +42,9 @@ _LINE = {
     "expr": re.compile(r"^(?P<video>.+)/(?P<frame>\d{5})\.jpg,(?P<value>-?\d+)$"),
     "ah": re.compile(r"^(?P<video>.+)/frame-(?P<frame>\d+)\.jpg,(?P<value>-?\d+)$"),
 }
-_VIDEO_LINE = re.compile(r"^(?P<video>[^,]+)(?:,(?P<p0>[^,]*),(?P<p1>[^,]*))?,(?P<value>-?\d+)$")
 #: the two AH-video forms of the organisers (sbelharbi/ah3rd-challenge-abaw11, predictions-submissions/):
 #: ``<video>,<0|1>`` (no_probabilities) and ``<video>,<p0>,<p1>,<0|1>`` (with_probabilities, 4 decimals)
-VIDEO_COLUMNS = (2, 4)
+_VIDEO_LINE = re.compile(r"^(?P<video>[^,]+)(?:,(?P<p0>[^,]*),(?P<p1>[^,]*))?,(?P<value>-?\d+)$")
 #: what p0 + p1 may miss 1 by (the organisers' validator asks for exactly 1.0: four-decimal complements are)
 _PROBABILITY_SUM_TOLERANCE = 5e-5
 # first fields of a header line in a video list (the split files have none; hand-made lists may)

@@ -209,24 +209,9 @@ def build_speech_encoder(
     return out
 
 
-def build_wav2vec2_base(out_dir: str | os.PathLike[str], seed: int = DEFAULT_SEED) -> Path:
-    """facebook/wav2vec2-base stand-in (Wav2Vec2ForPreTraining)."""
-    return build_speech_encoder("wav2vec2-base", out_dir, seed)
-
-
 def build_wav2vec2_base_960h(out_dir: str | os.PathLike[str], seed: int = DEFAULT_SEED) -> Path:
     """facebook/wav2vec2-base-960h stand-in (Wav2Vec2ForCTC), the registry's ``wav2vec2_base_960h``."""
     return build_speech_encoder("wav2vec2-base-960h", out_dir, seed)
-
-
-def build_hubert_base(out_dir: str | os.PathLike[str], seed: int = DEFAULT_SEED) -> Path:
-    """facebook/hubert-base-ls960 stand-in (HubertModel)."""
-    return build_speech_encoder("hubert-base-ls960", out_dir, seed)
-
-
-def build_hubert_large_ls960_ft(out_dir: str | os.PathLike[str], seed: int = DEFAULT_SEED) -> Path:
-    """facebook/hubert-large-ls960-ft stand-in (HubertForCTC), the registry's ``hubert_large_ls960_ft``."""
-    return build_speech_encoder("hubert-large-ls960-ft", out_dir, seed)
 
 
 #: registry model -> the checkpoint (a key of :data:`SPEECH_STANDINS`) its stand-in is
