@@ -3,7 +3,8 @@
 # they never stat files, so the DAG stays fast for tens of thousands of videos.
 #
 # Rerun keys (affectflow.plan.rerun, docs/reruns.md): each rule's `key` parameter is
-# the only parameter Snakemake compares. It holds the stage's output-affecting
+# what Snakemake's params trigger compares (the `units` and `skipped` params some rules
+# also pass are covered by the key's digest; a new param must be too). It holds the stage's output-affecting
 # options in canonical form, its code version, its models' fingerprints and
 # (for the stages that read videos) a digest of the shard's units. Settings
 # that do not change outputs are not in it: jobs read them from the config

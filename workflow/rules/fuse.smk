@@ -24,6 +24,8 @@ rule fuse:
         key=lambda wc: KEYS.fuse(wc.task, wc.fusion),
     log:
         f"{OUT}/logs/fuse/{{task}}/{{fusion}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/fuse/{{task}}/{{fusion}}.tsv"
     threads: 1
     resources:
         mem_mb=per_attempt(8000),

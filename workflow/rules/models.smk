@@ -5,6 +5,7 @@
 
 
 rule fetch_model:
+    """Fetch a model's weight files (or find them in the models folder), verify their sha256, write the manifest."""
     output:
         f"{OUT}/models/{{model}}.json",
     params:

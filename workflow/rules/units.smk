@@ -2,6 +2,7 @@
 
 
 rule units:
+    """List the configured datasets' videos (id, path, split, shard, label files) in units.tsv."""
     output:
         f"{OUT}/units.tsv",
     params:

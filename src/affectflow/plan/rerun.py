@@ -1,6 +1,8 @@
 """Rerun keys: the one value that decides whether a job reruns and says what produced its output.
 
-A rule's only rerun-triggering parameter is its key: the stage's name and code
+A rule's rerun-triggering parameter is its key (media, faces and frame_predictions also pass their work list
+as ``units``, and problems the files left out as ``skipped``; the key's digest covers both, so a new parameter
+must be covered by it too): the stage's name and code
 version (``STAGE_VERSION`` of the stage's module), its output-affecting
 options in canonical form (:meth:`affectflow.core.options.StageOptions.output_options`),
 the fingerprint of every model it uses, and for the stages that read videos a
