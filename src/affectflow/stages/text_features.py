@@ -26,7 +26,7 @@ from typing import Any
 from affectflow.core import joblog
 from affectflow.core.device import with_device
 from affectflow.core.job import Job
-from affectflow.core.options import StageOptions, at_least, one_of, runtime, wiring
+from affectflow.core.options import StageOptions, added, at_least, one_of, runtime, wiring
 from affectflow.io.shards import StageResult
 from affectflow.io.store import Provenance, ShardWriter
 from affectflow.models.catalogue.manifest import PreparedModel
@@ -53,6 +53,9 @@ class TextFeaturesOptions(StageOptions):
     ``scope`` (GigaChat), ``ca_bundle`` (a CA file for TLS verification),
     ``dim`` (vector width, for videos without speech; default from the
     registry), ``max_retries``, ``backoff_s``, ``timeout_s``.
+    ``whole_transcript``: one embedding per video, of its whole transcript
+    (:meth:`~affectflow.text.transcript.TranscriptShard.whole`), as the paper's
+    EMI code embedded Whisper's text of each video once.
     """
 
     SECTION = "text"
@@ -68,6 +71,7 @@ class TextFeaturesOptions(StageOptions):
     auth_url: str | None = None
     scope: str = "GIGACHAT_API_PERS"
     dim: int | None = None
+    whole_transcript: bool = added(False)
     batch_size: int = runtime(32)
     device: str = runtime("auto")
     ca_bundle: str | None = runtime(None)
@@ -126,7 +130,7 @@ def run_text_features(
     sleep: Callable[[float], None] = time.sleep,
     key: str | None = None,
 ) -> StageResult:
-    """Write ``features/text/{asr}/{model}/{shard}.h5``: an embedding per transcript segment.
+    """Write ``features/text/{asr}/{model}/{shard}.h5``: an embedding per transcript segment (or per video).
 
     All segments of the shard are embedded in batches of ``batch_size``
     (fewer API calls), then split back per video.
@@ -136,6 +140,8 @@ def run_text_features(
     resolved = resolve_model(spec if spec is not None else conf.model, models_dir, pins)
     encoder = load_text_encoder(resolved, conf, sleep)
     shard = read_transcripts(transcripts_shard)
+    if conf.whole_transcript:
+        shard = shard.whole()
     embedded = embed_segments(encoder, shard.texts(), conf.batch_size, desc=f"text {conf.model}", progress=progress)
     prov = Provenance.of(rerun, model=conf.model, weights_sha256=resolved.weights_sha256,
                          resolved=encoder_provenance(encoder, resolved, shard.asr_model, embedded))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -93,6 +93,17 @@ class TranscriptShard:
     def texts(self) -> list[str]:
         """Every segment text of the shard, video after video (the order embeddings are split back in)."""
         return [t for v in self.videos for t in v.texts]
+
+    def whole(self) -> TranscriptShard:
+        """Each video's transcript as one segment, from its first segment's start to its last one's end.
+
+        The text is Whisper's text of the whole file (``result["text"]``): every segment's text after a space.
+        The paper's EMI text features embed that once per video (a RoBERTa tokenizer tells the leading space
+        apart, so it is kept). A video without speech keeps no segment.
+        """
+        videos = [v if not v.texts else VideoSegments(
+            v.video_id, v.starts[:1], v.ends[-1:], ["".join(" " + t for t in v.texts)]) for v in self.videos]
+        return replace(self, videos=videos)
 
 
 def read_transcripts(path: str | os.PathLike[str]) -> TranscriptShard:

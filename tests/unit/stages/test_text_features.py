@@ -71,6 +71,26 @@ def test_minilm_offline_embeddings(transcripts: Path, tmp_path: Path) -> None:
     assert a @ b > a @ annoyed and a @ b > b @ annoyed
 
 
+def test_whole_transcripts_are_embedded_once_per_video(transcripts: Path, tmp_path: Path) -> None:
+    """``text.whole_transcript``: the paper's EMI text vector, Whisper's text of the video embedded once."""
+    out = tmp_path / "whole.h5"
+    opts = TextFeaturesOptions(model="all_minilm_l6_v2", device="cpu", whole_transcript=True)
+    run_text_features(transcripts, out, opts, progress=False)
+    encoder = load_text_encoder(resolve_model("all_minilm_l6_v2"), opts)
+    with ShardReader(out, stage="text_features", model="all_minilm_l6_v2") as r:
+        assert r.provenance.config["whole_transcript"] is True
+        happy, annoyed, mute = (r.read(v).arrays for v in ("happy", "annoyed", "mute"))
+    whole = " I am so happy to see you again! This is wonderful news."  # Whisper's text: each segment after a space
+    np.testing.assert_allclose(happy["embeddings"], encoder.embed([whole])["embeddings"], atol=1e-6)
+    assert happy["seg_start"].tolist() == [0.0] and happy["seg_end"].tolist() == [3.0]
+    assert annoyed["embeddings"].shape == (1, 384) and annoyed["seg_start"].tolist() == [0.2]
+    assert mute["embeddings"].shape == (0, 384)
+    default = TextFeaturesOptions(model="all_minilm_l6_v2")
+    assert opts.output_options() != default.output_options()
+    assert TextFeaturesOptions(model="all_minilm_l6_v2", whole_transcript=False).output_options() == \
+        default.output_options()  # added: shards made before keep their key
+
+
 def test_a_text_features_job_logs_how_far_it_got(transcripts: Path, tmp_path: Path, caplog, monkeypatch) -> None:
     """A batch job's stderr is no terminal: the batches embedded reach its log (tqdm alone went silent)."""
     import sys
