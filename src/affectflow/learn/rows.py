@@ -144,8 +144,11 @@ def build_video_rows(task: str, u: Unit, times: np.ndarray, recs: dict[str, Vide
             parts.append((name, desc))
         if streams:
             al = align_video(times, None, None, streams, text_fill=opts.text_fill, empty_stream="zeros")
-            for label in streams:
-                parts.append((label, stat_descriptor(al.modality(label), opts.stat_parts)))
+            for label, stream in streams.items():
+                vectors = al.modality(label)
+                if opts.audio_stat == "native" and isinstance(stream, TimedVectors) and len(stream.values):
+                    vectors = stream.values  # the encoder's own frames (no audio: the zeros at the frames)
+                parts.append((label, stat_descriptor(vectors, opts.stat_parts)))
         x = np.concatenate([d for _, d in parts])[None, :].astype(np.float32)
         cols, start = {}, 0
         for name, d in parts:

@@ -57,12 +57,14 @@ class RowOptions:
     missing_face: str  # drop, carry_last or other_modalities (resolved, never auto)
     text_fill: str  # zeros or nearest (resolved, never auto)
     stat_parts: tuple[str, ...]  # the STAT descriptor's parts (video tasks)
+    audio_stat: str = "frames"  # frames or native (video tasks; heads saved before it are frames)
 
     @classmethod
     def from_sidecar(cls, learn_config: Mapping[str, Any]) -> RowOptions:
         """The row options of a saved head's ``learn_config`` (its other options are training's only)."""
         return cls(face_input=str(learn_config["face_input"]), missing_face=str(learn_config["missing_face"]),
-                   text_fill=str(learn_config["text_fill"]), stat_parts=tuple(learn_config["stat_parts"]))
+                   text_fill=str(learn_config["text_fill"]), stat_parts=tuple(learn_config["stat_parts"]),
+                   audio_stat=str(learn_config.get("audio_stat", "frames")))
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class LearnSettings:
     standardize: bool
     stat_parts: tuple[str, ...]
     on_label_mismatch: str
+    audio_stat: str = "frames"
 
     def resolved(self, task: str, kinds: Collection[str]) -> LearnSettings:
         """``auto`` made concrete: a face-only feature set carries the last face over a gap (nothing else can
@@ -96,7 +99,7 @@ class LearnSettings:
     def rows(self) -> RowOptions:
         """The options that decide a video's head rows (the part prediction needs too)."""
         return RowOptions(face_input=self.face_input, missing_face=self.missing_face, text_fill=self.text_fill,
-                          stat_parts=self.stat_parts)
+                          stat_parts=self.stat_parts, audio_stat=self.audio_stat)
 
     def to_json(self) -> dict[str, Any]:
         """The sidecar's ``learn_config`` and the provenance's ``learn``: every option, sequences as lists."""
@@ -112,4 +115,6 @@ class LearnSettings:
             "standardize": self.standardize,
             "stat_parts": list(self.stat_parts),
             "on_label_mismatch": self.on_label_mismatch,
+            # only when set: the files written before it keep their form
+            **({"audio_stat": self.audio_stat} if self.audio_stat != "frames" else {}),
         }

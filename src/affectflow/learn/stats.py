@@ -22,6 +22,9 @@ import numpy as np
 from affectflow.core.errors import AffectflowError
 
 STAT_PARTS = ("mean", "std", "min", "max")
+#: ``learn.*.audio_stat``: a video task's audio STAT over the vectors at the video's frames, or over the
+#: encoder's own vectors (50 a second for wav2vec 2.0 / HuBERT), as the paper's EMI code took it
+AUDIO_STATS = ("frames", "native")
 
 
 class EmptyVideoError(AffectflowError, ValueError):

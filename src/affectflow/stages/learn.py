@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from affectflow.core import joblog
 from affectflow.core.job import Job
-from affectflow.core.options import OptionsError, StageOptions, one_of, wiring
+from affectflow.core.options import OptionsError, StageOptions, added, one_of, wiring
 from affectflow.core.vocabulary import BINARY_TASKS, TASKS, is_video_task
 from affectflow.io.store import Provenance
 from affectflow.learn.errors import LearnError
 from affectflow.learn.settings import LearnSettings, TrainConfig
-from affectflow.learn.stats import STAT_PARTS
+from affectflow.learn.stats import AUDIO_STATS, STAT_PARTS
 from affectflow.plan.rerun import PREDICTED, Stage, stage_key
 
 if TYPE_CHECKING:  # torch: loaded when a job runs, not at every workflow parse (the catalogue)
@@ -68,6 +68,7 @@ class LearnOptions(StageOptions):
     standardize: bool = True
     stat_parts: tuple[str, ...] = tuple(STAT_PARTS)
     on_label_mismatch: str = "fit"
+    audio_stat: str = added("frames")
 
     def check(self) -> None:
         one_of("task", self.task, TASKS)
@@ -76,6 +77,7 @@ class LearnOptions(StageOptions):
         one_of("text_fill", self.text_fill, TEXT_FILL)
         one_of("face_input", self.face_input, FACE_INPUTS)
         one_of("on_label_mismatch", self.on_label_mismatch, ("fit", "error", "skip"))
+        one_of("audio_stat", self.audio_stat, AUDIO_STATS)
         try:  # every training field, defaults filled in: `train: {}` and the defaults written out are one key
             self._set("train", dict(vars(TrainConfig.from_dict(dict(self.train or {})))))
         except (TypeError, ValueError) as e:
@@ -104,13 +106,15 @@ class LearnOptions(StageOptions):
         else:
             unused.add("class_weighted")  # EMI's loss weights are emi_weights
         if not is_video_task(self.task):
-            unused.add("stat_parts")
+            unused |= {"stat_parts", "audio_stat"}
         if self.task not in BINARY_TASKS:
             unused |= {"ah_video_classifier", "ah_video_C"}
         if "face" not in kinds:
             unused |= {"missing_face", "face_input"}
         if "text" not in kinds:
             unused.add("text_fill")
+        if "audio" not in kinds:
+            unused.add("audio_stat")
         return frozenset(unused)
 
     @classmethod
@@ -144,7 +148,7 @@ class LearnOptions(StageOptions):
             train=TrainConfig.from_dict(dict(o.train)), class_weighted=o.class_weighted,
             emi_weights=o.emi_weights, ah_video_classifier=o.ah_video_classifier,
             ah_video_C=o.ah_video_C, standardize=o.standardize, stat_parts=o.stat_parts,
-            on_label_mismatch=o.on_label_mismatch,
+            on_label_mismatch=o.on_label_mismatch, audio_stat=o.audio_stat,
         )
 
 

@@ -12,7 +12,7 @@ from affectflow.data.units import UnitsTable
 from affectflow.io.shards import ShardSet, media_frames
 from affectflow.learn.rows import RowOptions, build_video_rows
 from affectflow.learn.stats import STAT_PARTS
-from affectflow.testing.stage_fixtures import FACE_DIM, F, T, make_world
+from affectflow.testing.stage_fixtures import FACE_DIM, A, F, T, make_world
 
 FACELESS, WITH_FACE = "train_01", "train_00"
 
@@ -22,18 +22,19 @@ def world(tmp_path_factory):
     w = make_world(tmp_path_factory.mktemp("rows"), no_face=(FACELESS,))
     units = {u.video_id: u for u in UnitsTable.read_tsv(w.units_tsv)}
     media = ShardSet(w.media, "media")
-    sources = {lb: ShardSet(w.features[lb], feature_stage(lb), lb) for lb in (F, T)}
+    sources = {lb: ShardSet(w.features[lb], feature_stage(lb), lb) for lb in (F, A, T)}
     yield units, media, sources
     media.close()
     for s in sources.values():
         s.close()
 
 
-def _rows(world, task: str, vid: str, labels: tuple[str, ...], missing_face: str = "other_modalities"):
+def _rows(world, task: str, vid: str, labels: tuple[str, ...], missing_face: str = "other_modalities",
+          audio_stat: str = "frames"):
     units, media, sources = world
     srcs = {lb: sources[lb] for lb in labels}
     recs = {lb: src.read(vid) for lb, src in srcs.items()}
-    opts = RowOptions("embeddings", missing_face, "nearest", STAT_PARTS)
+    opts = RowOptions("embeddings", missing_face, "nearest", STAT_PARTS, audio_stat)
     kinds = {lb: lb.split("/", 1)[0] for lb in labels}
     return build_video_rows(task, units[vid], media_frames(media, vid), recs, srcs, kinds, opts)
 
@@ -69,3 +70,22 @@ def test_no_warning_for_a_video_with_faces_a_frame_task_or_a_dropped_video(world
     assert _rows(world, "expr", FACELESS, (F, T)) is not None  # frame tasks: missing_face per frame
     assert _rows(world, "emi", FACELESS, (F, T), missing_face="drop") is None  # its exclusion is logged by the caller
     assert not [m for m in _warnings(caplog) if "face" in m]
+
+
+def test_native_audio_stat_is_over_the_encoders_own_vectors(world) -> None:
+    """``audio_stat: native``: EMI's audio STAT over the 50 Hz vectors (the paper's mean of the encoder output),
+    not over their interpolation at the video's frames; the face and text columns stay as they were."""
+    import numpy as np
+
+    from affectflow.learn.stats import stat_descriptor
+
+    _, _, sources = world
+    frames = _rows(world, "emi", WITH_FACE, (F, A, T))
+    native = _rows(world, "emi", WITH_FACE, (F, A, T), audio_stat="native")
+    a0, a1 = native.columns[A]
+    own = sources[A].matrix(sources[A].read(WITH_FACE), "embeddings")
+    np.testing.assert_allclose(native.x[0, a0:a1], stat_descriptor(own, STAT_PARTS), rtol=1e-6)
+    assert not np.allclose(frames.x[0, a0:a1], native.x[0, a0:a1], rtol=1e-3)
+    rest = np.r_[0:a0, a1:native.x.shape[1]]
+    np.testing.assert_array_equal(frames.x[0, rest], native.x[0, rest])
+    assert _rows(world, "emi", WITH_FACE, (A,), audio_stat="native").x.shape == (1, a1 - a0)
