@@ -459,3 +459,41 @@ def test_a_folder_without_videos_names_what_it_holds(tmp_path: Path) -> None:
     assert msg.endswith("left out: .hidden: hidden file; n0.txt: a text or label file (.txt), not a video; "
                         "n1.txt: a text or label file (.txt), not a video; n2.txt: a text or label file (.txt), "
                         "not a video; n3.txt: a text or label file (.txt), not a video; and 3 more")
+
+
+def test_a_video_name_no_job_could_read_is_left_out_and_listed_not_a_stop(tmp_path: Path) -> None:
+    """``{w}`` in a name is a Snakemake wildcard (the whole run stopped on it without naming the file); a name
+    that is not UTF-8 cannot be written to the tables (problems.tsv was lost). Both are listed, with why."""
+    make_videos(tmp_path / "in", ["good.mp4", "{w}.mp4", "a{b.mp4", "x{{y}}.mp4"])
+    with open(os.fsencode(tmp_path / "in") + b"/lat\xe9n.mp4", "wb"):
+        pass
+    with open(os.fsencode(tmp_path / "in") + b"/not\xe9s.txt", "wb"):
+        pass
+    table = build_units([{"adapter": "folder", "videos": "in"}], 2, tmp_path)
+    assert [u.video_id for u in table] == ["a{b", "good"]  # an unbalanced brace is no wildcard
+    reasons = {s.path: s.reason for s in table.skipped}
+    assert set(reasons) == {"in/{w}.mp4", "in/x{{y}}.mp4", "in/lat\\xe9n.mp4", "in/not\\xe9s.txt"}
+    assert reasons["in/{w}.mp4"] == "its name holds '{w}', which Snakemake reads as a wildcard: rename it without braces"
+    assert reasons["in/lat\\xe9n.mp4"].startswith("its name is not valid UTF-8")
+    for s in table.skipped:
+        s.path.encode("utf-8")  # printable, and writable to problems.tsv
+
+
+def test_a_labelled_id_whose_video_is_left_out_or_written_in_another_unicode_form_says_so(tmp_path: Path) -> None:
+    import unicodedata
+
+    make_videos(tmp_path / "videos", ["{w}.mp4"])
+    write_expr(tmp_path / "labels", "Train_Set", "{w}", [0, 1])
+    _raises(build_units, [_entry("affwild2")], 2, tmp_path,
+            match="no video for id '{w}'|its video was left out, its name holds '{w}'")
+    nfd, nfc = unicodedata.normalize("NFD", "café"), unicodedata.normalize("NFC", "café")
+    make_videos(tmp_path / "mac", [f"{nfd}.mp4"])
+    write_expr(tmp_path / "labels2", "Train_Set", nfc, [0, 1])
+    _raises(build_units, [{"adapter": "affwild2", "videos": "mac", "labels": "labels2"}], 2, tmp_path,
+            match=f"no video for id {nfc!r}|{nfd + '.mp4'!r} looks the same but is written in another Unicode form")
+
+
+def test_a_videos_folder_whose_path_no_job_could_read_is_named(tmp_path: Path) -> None:
+    make_videos(tmp_path / "v{x}", ["a.mp4"])
+    _raises(build_units, [{"adapter": "folder", "videos": "v{x}"}], 2, tmp_path,
+            match="v{x}: the videos folder cannot be used: its path holds '{x}', which Snakemake reads as a wildcard")

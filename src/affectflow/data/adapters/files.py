@@ -8,6 +8,7 @@ parses cheap when the workflow asks for the same file many times.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,9 +42,38 @@ def canonical(given: str, base: Path) -> str:
     return p
 
 
+#: a ``{name}`` in a path, which Snakemake reads as a wildcard wherever the path is a job's input
+_WILDCARD = re.compile(r"\{[^{}]*\}")
+
+
+def name_problem(name: str) -> str:
+    """Why a file or folder name cannot be a job's input (``""``: it can).
+
+    Snakemake reads ``{...}`` in an input path as a wildcard, so the whole run stopped on one such name without
+    naming it; a name that is not UTF-8 (an old zip's or a Windows code page's) cannot be written to the
+    HDF5 files, tables and pages that name the video.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8 (copied from an old zip or a Windows code page?): rename it"
+    found = _WILDCARD.search(name)
+    if found:
+        return f"its name holds {found.group(0)!r}, which Snakemake reads as a wildcard: rename it without braces"
+    return ""
+
+
+def shown(path: str) -> str:
+    """``path`` as it can be printed and written to a UTF-8 table (bytes that are not UTF-8 as ``\\xe9``)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def existing_folder(given: str, base: Path, what: str) -> Path:
     """A configured folder (``what``: "videos", "labels"), which must exist and be a folder: a file given
-    where a folder belongs is named as such, not as missing."""
+    where a folder belongs is named as such, not as missing; and one whose path no job could read."""
+    problem = name_problem(given)
+    if problem:
+        raise LabelError(f"{shown(given)}: the {what} folder cannot be used: {problem.replace('its name', 'its path')}")
     folder = resolve(given, base)
     if folder.is_file():
         raise LabelError(f"{given}: the {what} folder is a file ({folder}); give the folder that holds it")

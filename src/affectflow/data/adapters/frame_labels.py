@@ -72,7 +72,7 @@ def frame_label_units(
     for video_id, (split, shown) in found.items():
         video = locate(videos, video_id)
         if video is None:
-            raise LabelError(f"{shown}: no video for id {video_id!r} in {videos.given}")
+            raise LabelError(f"{shown}: no video for id {video_id!r} in {videos.given}{videos.missing(video_id)}")
         units.append(Unit(video_id, video.path, split, shard_of(video_id, n_shards), **{f"{task}_labels": shown},
                           side=video.side))
     units += test_list_units(entry, base, videos, locate, found, n_shards, task)

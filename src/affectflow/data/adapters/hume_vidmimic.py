@@ -54,7 +54,8 @@ def hume_units(entry: DatasetEntry, n_shards: int, base: Path) -> FoundUnits:
             found[video_id] = (split, shown)
             path = videos.find(video_id)
             if path is None:
-                raise LabelError(f"{shown}, line {line}: no video for Filename {video_id!r} in {videos.given}")
+                raise LabelError(f"{shown}, line {line}: no video for Filename {video_id!r} in {videos.given}"
+                                 f"{videos.missing(video_id)}")
             labels = shown if split != "test" else ""
             units.append(Unit(video_id, path, split, shard_of(video_id, n_shards), emi_labels=labels,
                               test_of="emi" if split == "test" else ""))

@@ -50,6 +50,6 @@ def test_list_units(
         found = Located(os.path.join(videos.given, line)) if "/" in line and (
             resolve(videos.given, base) / line).is_file() else locate(videos, video_id)
         if found is None:
-            raise LabelError(f"{where}: no video for test id {video_id!r} in {videos.given}")
+            raise LabelError(f"{where}: no video for test id {video_id!r} in {videos.given}{videos.missing(video_id)}")
         units.append(Unit(video_id, found.path, "test", shard_of(video_id, n_shards), side=found.side, test_of=task))
     return units

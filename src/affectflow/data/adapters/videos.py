@@ -11,12 +11,13 @@ file FFmpeg opens with a video stream is taken whatever its name.
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from affectflow.data.adapters.errors import LabelError
-from affectflow.data.adapters.files import existing_folder
+from affectflow.data.adapters.files import existing_folder, name_problem, shown
 from affectflow.data.units import SkippedFile
 
 #: taken as videos without looking inside (case-insensitive)
@@ -91,17 +92,37 @@ class VideoFolder:
         self.given = given
         self.by_stem: dict[str, list[str]] = {}
         self.skipped: list[SkippedFile] = []
+        self.refused: dict[str, str] = {}  # stem -> why a video of that name cannot be used
         for name in sorted(os.listdir(folder)):
             if subfolders and not name.startswith(".") and (folder / name).is_dir():
                 for inner in sorted(os.listdir(folder / name)):
                     if is_video_name(inner) and (folder / name / inner).is_file():
-                        self.by_stem.setdefault(os.path.splitext(inner)[0], []).append(os.path.join(name, inner))
+                        self._add(os.path.join(name, inner), "")
                 continue
-            reason = not_a_video(folder / name)
-            if reason:
-                self.skipped.append(SkippedFile(os.path.join(given, name), reason))
-            else:
-                self.by_stem.setdefault(os.path.splitext(name)[0], []).append(name)
+            self._add(name, name_problem(name) or not_a_video(folder / name))
+
+    def _add(self, name: str, reason: str) -> None:
+        """A video (``reason`` empty), or an entry left out and listed with why; a video name no job can read
+        is left out too, so that one odd name cannot stop the run (files.name_problem)."""
+        reason = reason or name_problem(name)
+        if not reason:
+            self.by_stem.setdefault(os.path.splitext(os.path.basename(name))[0], []).append(name)
+            return
+        self.skipped.append(SkippedFile(shown(os.path.join(self.given, name)), reason))
+        if is_video_name(os.path.basename(name)):
+            self.refused[shown(os.path.splitext(os.path.basename(name))[0])] = reason
+
+    def missing(self, video_id: str) -> str:
+        """Why no video has the id ``video_id``, for a label file's error: its video's name is refused, or a
+        video is named alike in another Unicode form (NFD from a Mac against a label file's NFC)."""
+        if video_id in self.refused:
+            return f": its video was left out, {self.refused[video_id]}"
+        alike = [n for stem, names in self.by_stem.items() for n in names
+                 if unicodedata.normalize("NFC", stem) == unicodedata.normalize("NFC", video_id)]
+        if alike:
+            return (f"; {alike[0]!r} looks the same but is written in another Unicode form (NFC/NFD, as a Mac "
+                    "writes names): rename one so that both are written alike")
+        return ""
 
     def find(self, video_id: str) -> str | None:
         """Path (as given) of the video with this stem, None if there is none."""
