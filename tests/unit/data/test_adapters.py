@@ -473,7 +473,8 @@ def test_a_video_name_no_job_could_read_is_left_out_and_listed_not_a_stop(tmp_pa
     assert [u.video_id for u in table] == ["a{b", "good"]  # an unbalanced brace is no wildcard
     reasons = {s.path: s.reason for s in table.skipped}
     assert set(reasons) == {"in/{w}.mp4", "in/x{{y}}.mp4", "in/lat\\xe9n.mp4", "in/not\\xe9s.txt"}
-    assert reasons["in/{w}.mp4"] == "its name holds '{w}', which Snakemake reads as a wildcard: rename it without braces"
+    assert reasons["in/{w}.mp4"] == ("its name holds '{w}', which Snakemake reads as a wildcard: rename it "
+                                     "without braces")
     assert reasons["in/lat\\xe9n.mp4"].startswith("its name is not valid UTF-8")
     for s in table.skipped:
         s.path.encode("utf-8")  # printable, and writable to problems.tsv
