@@ -141,11 +141,7 @@ def run(job: Job) -> None:
     """The rule: ``input.media`` and ``input.model`` (a manifest) -> ``output[0]``, the features shard."""
     joblog.setup(job.log)
     model = PreparedModel.for_job(job.input.model, job.config["models_dir"])
-    run_audio_features(
-        job.input.media,
-        job.output[0],
-        model.root,
-        AudioFeaturesOptions.from_config(job.config, model=model.name, standin=model.standin),
-        pins=model.pins,
-        key=job.params.key,
-    )
+    with model.explained():
+        run_audio_features(job.input.media, job.output[0], model.root,
+                           AudioFeaturesOptions.from_config(job.config, model=model.name, standin=model.standin),
+                           pins=model.pins, key=job.params.key)

@@ -146,6 +146,7 @@ def run(job: Job) -> None:
     """The rule: ``input.faces`` and ``input.model`` (a manifest) -> ``output[0]``, the features shard."""
     joblog.setup(job.log)
     model = PreparedModel.for_job(job.input.model, job.config["models_dir"])
-    run_face_features(job.input.faces, job.output[0], model,
-                      FaceFeaturesOptions.from_config(job.config, model=model.name), threads=job.threads,
-                      key=job.params.key)
+    with model.explained():
+        run_face_features(job.input.faces, job.output[0], model,
+                          FaceFeaturesOptions.from_config(job.config, model=model.name), threads=job.threads,
+                          key=job.params.key)

@@ -159,6 +159,7 @@ def run(job: Job) -> None:
     """The rule: ``input.transcripts`` and ``input.model`` (a manifest) -> ``output[0]``, the features shard."""
     joblog.setup(job.log)
     model = PreparedModel.for_job(job.input.model, job.config["models_dir"])
-    run_text_features(job.input.transcripts, job.output[0],
-                      TextFeaturesOptions.from_config(job.config, model=model.name),
-                      models_dir=model.root, pins=model.pins, key=job.params.key)
+    with model.explained():
+        run_text_features(job.input.transcripts, job.output[0],
+                          TextFeaturesOptions.from_config(job.config, model=model.name),
+                          models_dir=model.root, pins=model.pins, key=job.params.key)

@@ -150,5 +150,6 @@ def run(job: Job) -> None:
     """The rule: ``input.media`` and ``input.model`` (a manifest) -> ``output[0]``, the transcripts shard."""
     joblog.setup(job.log)
     model = PreparedModel.for_job(job.input.model, job.config["models_dir"])
-    run_transcripts(job.input.media, job.output[0], TranscriptsOptions.from_config(job.config, model=model.name),
-                     models_dir=model.root, pins=model.pins, key=job.params.key)
+    with model.explained():
+        run_transcripts(job.input.media, job.output[0], TranscriptsOptions.from_config(job.config, model=model.name),
+                        models_dir=model.root, pins=model.pins, key=job.params.key)

