@@ -80,6 +80,9 @@ class Probe:
     audio_offset: float = 0.0  # first audio sample - first video frame (s); > 0: the audio starts later
     repaired_timestamps: int = 0  # frames whose time was not after the previous one's (see strictly_increasing)
     timestamp_jumps: int = 0  # restarts of an MPEG stream's clock mended by VideoClock (joined recordings)
+    #: (listed, found) frames when fewer are in the file than its index lists, within the tolerance that is no
+    #: error (a cut near the end of a long recording): for a warning, never a shard attribute
+    missing_frames: tuple[int, int] | None = None
 
 
 def ffmpeg_url(path: str | os.PathLike[str]) -> str:
@@ -388,6 +391,7 @@ def probe(path: str | Path) -> Probe:
         audio_offset=offset,
         repaired_timestamps=repaired,
         timestamp_jumps=demuxed.jumps,
+        missing_frames=(listed, n_packets) if listed - n_packets > MISSING_FRAMES_TOLERATED else None,
     )
 
 
@@ -466,7 +470,7 @@ class MediaInfo:
 
     def attrs(self) -> dict[str, Any]:
         """The video's attributes in the media shard."""
-        meta = {k: v for k, v in asdict(self.probe).items() if k != "timestamps"}
+        meta = {k: v for k, v in asdict(self.probe).items() if k not in ("timestamps", "missing_frames")}
         meta.update(sample_rate=self.sample_rate, warnings=self.warnings)
         return meta
 
@@ -574,6 +578,10 @@ def stream_video(path: str | Path, sink: Callable[[np.ndarray], None],
     cut = truncation_warning(p)
     if cut:
         warnings.append(cut)
+    elif p.missing_frames:
+        listed, found = p.missing_frames
+        warnings.append(f"only {found} of the {listed} frames the container lists are in the file "
+                        f"({listed - found} missing, fewer than makes it an error): truncated?")
     for w in warnings:
         log.warning("%s: %s", path, w)
     return MediaInfo(probe=p, n_samples=tally.n, sample_rate=sample_rate, warnings=warnings)

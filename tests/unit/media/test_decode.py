@@ -3,7 +3,7 @@ import pytest
 
 from affectflow.data.units import Unit
 from affectflow.io.store import ShardReader
-from affectflow.media.decode import MediaError, probe, process_video
+from affectflow.media.decode import MediaError, probe, process_video, stream_video
 from affectflow.stages.media import run_media
 from affectflow.testing.media import make_video
 
@@ -454,3 +454,27 @@ def test_a_video_whose_audio_fails_part_way_leaves_no_trace_in_the_shard(tmp_pat
     assert "damaged packets" in result.skipped[0][1]
     with ShardReader(tmp_path / "m.h5", stage="media") as r:
         assert r.video_ids() == []
+
+
+def test_a_file_cut_near_its_end_is_kept_with_a_truncation_warning(tmp_path):
+    """An MP4 whose index survives at the front and whose last frames are gone: fewer missing than make it an
+    error (5% of a long recording is minutes), so it is kept, and said to be cut off, not merely VFR."""
+    from affectflow.testing.media import ffmpeg
+
+    full = tmp_path / "full.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:duration=10", "-c:v", "libx264", "-pix_fmt",
+           "yuv420p", "-movflags", "+faststart", str(full))
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    for lost in range(200, 8000, 100):  # the tail bytes that hold 6 to 12 of the 250 frames
+        cut.write_bytes(data[: len(data) - lost])
+        p = probe(cut)
+        if p.missing_frames is not None:
+            break
+    assert p.missing_frames is not None and p.missing_frames[0] == 250 and 5 < 250 - p.missing_frames[1] <= 12
+    info = stream_video(cut, lambda chunk: None)
+    assert any(w.startswith(f"only {p.missing_frames[1]} of the 250 frames the container lists are in the file")
+               and w.endswith("truncated?") for w in info.warnings), info.warnings
+    assert "missing_frames" not in info.attrs()  # a warning, not a shard attribute
+    whole = stream_video(full, lambda chunk: None)
+    assert probe(full).missing_frames is None and not any("truncated" in w for w in whole.warnings)
