@@ -47,5 +47,7 @@ def progress_bar(iterable: Iterable[T] | None = None, total: int | None = None, 
     if show or sys.stderr.isatty():
         return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, **kw)
     kw.pop("mininterval", None)
+    # disable=False: tqdm takes TQDM_DISABLE from the environment as its default, which is about bars on a
+    # terminal; these lines are the job's log
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=_LogLines(log), mininterval=every_s,
-                maxinterval=every_s, ascii=True, ncols=100, **kw)
+                maxinterval=every_s, ascii=True, ncols=100, disable=False, **kw)
