@@ -184,6 +184,12 @@ class StageOptions:
                 out[f.name] = f.default_factory()
         return out
 
+    @classmethod
+    def added_defaults(cls) -> dict[str, Any]:
+        """The :func:`added` fields at their defaults: what a record that leaves one out (made before it
+        existed, or at its default, as keys and bundles do) was made with."""
+        return {f.name: f.default for f in dataclasses.fields(cls) if f.metadata.get(_ADDED)}
+
     # ------------------------------------------------------------ values
     @classmethod
     def keyed(cls, name: str, value: Any) -> bool:

@@ -112,7 +112,8 @@ def settle_config(config: dict[str, Any], stages: Mapping[str, Stage] | None,
             bundle = Bundle.load(path if path.is_absolute() else root / path)
         except BundleError as e:
             raise ConfigError(f"bundle: {e}") from None
-        notes = merge_bundle(config, bundle).lines(bundle)
+        added = {} if stages is None else {s.options.SECTION: s.options.added_defaults() for s in stages.values()}
+        notes = merge_bundle(config, bundle, added).lines(bundle)
         check_bundle_weights(config, bundle)
     if stages is not None:
         try:

@@ -142,8 +142,20 @@ class BundleMerge:
         return out
 
 
-def merge_bundle(config: MutableMapping[str, Any], bundle: Bundle) -> BundleMerge:
-    """Put the bundle's models and feature settings into ``config`` (the bundle wins where they differ)."""
+#: added options a bundle's run need not share: where crops are cut (within a grey level; the applying machine's
+#: choice, a GPU node's ``detector``), and ``people`` (``all`` with a bundle is refused, by check_people)
+NOT_FROM_BUNDLE = {"faces": ("crop_on", "people")}
+
+
+def merge_bundle(config: MutableMapping[str, Any], bundle: Bundle,
+                 added: Mapping[str, Mapping[str, Any]] | None = None) -> BundleMerge:
+    """Put the bundle's models and feature settings into ``config`` (the bundle wins where they differ).
+
+    ``added``: per config section, the options added after bundles existed, at their defaults
+    (``StageOptions.added_defaults``). A bundle leaves such an option out when its run had it at the default
+    (or did not have it yet), so the default is what its heads saw: it is put into the config too, or a run
+    that applies the bundle with ``faces.crop_shape: box`` would feed its heads crops they never saw.
+    """
     merge = BundleMerge()
     feats = config.setdefault("features", {})
     for key in ("face", "audio", "asr", "text", "standins"):
@@ -170,7 +182,9 @@ def merge_bundle(config: MutableMapping[str, Any], bundle: Bundle) -> BundleMerg
             feats["standins"].append(name)
     settings = bundle.settings
     for section in SETTINGS_SECTIONS:
-        _merge_section(config.setdefault(section, {}), settings.get(section) or {}, section, merge)
+        defaults = {k: v for k, v in ((added or {}).get(section) or {}).items()
+                    if k not in NOT_FROM_BUNDLE.get(section, ())}
+        _merge_section(config.setdefault(section, {}), {**defaults, **(settings.get(section) or {})}, section, merge)
     _merge_section(feats, {k: v for k, v in (settings.get("features") or {}).items() if k in FEATURE_SETTINGS},
                    "features", merge)
     return merge

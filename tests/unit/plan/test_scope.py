@@ -193,3 +193,26 @@ def test_run_notes_say_what_a_run_will_quietly_not_do():
     assert run_notes({**cfg, "feature_sets": {}}, ["expr"], ["expr"])[-1] == (
         "tasks expr: no feature_sets to train on, so no learn, fuse or submission job")
     assert run_notes({**cfg, "submit_fusion": None}, [], []) == lines  # nothing trained: nothing to submit
+
+
+def test_options_added_since_a_bundle_was_made_are_set_to_what_its_heads_saw():
+    """A bundle leaves out an added option at its default (and one made before the option existed never had it):
+    the run applying it gets the default, not its own box crops or whole-transcript vectors the heads never saw;
+    where crops are cut (crop_on) and people (refused with a bundle) stay the config's."""
+    from affectflow.stages.catalogue import STAGES
+
+    added = {s.options.SECTION: s.options.added_defaults() for s in STAGES.values()}
+    assert added["faces"]["crop_shape"] == "square" and added["text"]["whole_transcript"] is False
+    config = {"features": {"face": [], "audio": [], "asr": [], "text": []},
+              "faces": {"crop_shape": "box", "crop_on": "detector", "people": "all"},
+              "text": {"whole_transcript": True}}
+    merge = merge_bundle(config, _bundle(), added)
+    assert config["faces"]["crop_shape"] == "square" and config["text"]["whole_transcript"] is False
+    assert config["faces"]["crop_on"] == "detector" and config["faces"]["people"] == "all"
+    assert "faces.crop_shape = 'square' (the bundle's setting; the config had 'box')" in merge.changed
+    import dataclasses
+
+    boxed = dataclasses.replace(_bundle(), settings={**_bundle().settings, "faces": {"crop_shape": "box"}})
+    config = {"features": {"face": [], "audio": [], "asr": [], "text": []}}
+    merge_bundle(config, boxed, added)
+    assert config["faces"]["crop_shape"] == "box"  # a bundle that has it: its value
