@@ -486,7 +486,13 @@ def test_a_labelled_id_whose_video_is_left_out_or_written_in_another_unicode_for
     make_videos(tmp_path / "videos", ["{w}.mp4"])
     write_expr(tmp_path / "labels", "Train_Set", "{w}", [0, 1])
     _raises(build_units, [_entry("affwild2")], 2, tmp_path,
-            match="no video for id '{w}'|its video was left out, its name holds '{w}'")
+            match="no video for id '{w}'|its video '{w}' was left out, its name holds '{w}'")
+    with open(os.fsencode(tmp_path / "videos") + b"/lat\xe9n.mp4", "wb"):  # Latin-1 bytes of a label's "latén"
+        pass
+    write_expr(tmp_path / "labels", "Train_Set", "latén", [0, 1])
+    (tmp_path / "labels" / "Train_Set" / "{w}.txt").unlink()
+    _raises(build_units, [_entry("affwild2")], 2, tmp_path,
+            match="no video for id 'latén'|its video 'lat\\xe9n' was left out, its name is not valid UTF-8")
     nfd, nfc = unicodedata.normalize("NFD", "café"), unicodedata.normalize("NFC", "café")
     make_videos(tmp_path / "mac", [f"{nfd}.mp4"])
     write_expr(tmp_path / "labels2", "Train_Set", nfc, [0, 1])

@@ -77,6 +77,14 @@ def strip_video_ext(name: str) -> str:
     return stem if ext.lower() in VIDEO_EXTENSIONS else name
 
 
+def _decodes_to(name: str, code: str, text: str) -> bool:
+    """Whether the bytes of file name ``name`` read in code page ``code`` are ``text``."""
+    try:
+        return os.fsencode(name).decode(code) == text
+    except UnicodeDecodeError:
+        return False
+
+
 class VideoFolder:
     """The video files inside one folder, looked up by id (stem), and the other entries with the reason each is
     left out (:func:`not_a_video`).
@@ -110,13 +118,14 @@ class VideoFolder:
             return
         self.skipped.append(SkippedFile(shown(os.path.join(self.given, name)), reason))
         if is_video_name(os.path.basename(name)):
-            self.refused[shown(os.path.splitext(os.path.basename(name))[0])] = reason
+            self.refused[os.path.splitext(os.path.basename(name))[0]] = reason
 
     def missing(self, video_id: str) -> str:
         """Why no video has the id ``video_id``, for a label file's error: its video's name is refused, or a
         video is named alike in another Unicode form (NFD from a Mac against a label file's NFC)."""
-        if video_id in self.refused:
-            return f": its video was left out, {self.refused[video_id]}"
+        for stem, reason in self.refused.items():  # a name that is not UTF-8 matches as its code page wrote it
+            if stem == video_id or any(_decodes_to(stem, code, video_id) for code in ("cp1252", "latin-1")):
+                return f": its video '{shown(stem)}' was left out, {reason}"
         alike = [n for stem, names in self.by_stem.items() for n in names
                  if unicodedata.normalize("NFC", stem) == unicodedata.normalize("NFC", video_id)]
         if alike:
