@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from affectflow.core.device import resolve_device
+from affectflow.core.device import is_cuda, resolve_device
 from affectflow.text.errors import ASRError
 from affectflow.text.transcript import Transcript
 
@@ -91,6 +91,19 @@ class FasterWhisperBackend:
         return out
 
 
+def openai_half(compute_type: str, device: str) -> bool:
+    """Whether openai-whisper runs in half precision: only when the keyed ``asr.compute_type`` is ``float16``
+    (any other runs float32), never because the job got a GPU, which put other words under the key of a CPU's
+    float32 transcript; ``float16`` on a CPU is refused."""
+    if compute_type != "float16":
+        return False
+    if not is_cuda(device):
+        raise ASRError(f"asr.compute_type {compute_type!r}: openai-whisper runs float16 only on a GPU, and this "
+                       f"job's device is {device}. Set asr.compute_type to float32 (or int8, which openai-whisper "
+                       "runs as float32), or run the transcripts on a GPU")
+    return True
+
+
 class OpenAIWhisperBackend:
     """openai-whisper on a verified ``.pt`` checkpoint."""
 
@@ -113,13 +126,7 @@ class OpenAIWhisperBackend:
         path = Path(checkpoint)
         self.device = resolve_device(cfg.device)
         self.cfg = cfg
-        # half precision only when the keyed compute_type says so: fp16 on every CUDA job put other words
-        # under the key of a CPU's float32 transcript
-        self.fp16 = cfg.compute_type == "float16"  # any other precision runs float32 here
-        if self.fp16 and self.device != "cuda":
-            raise ASRError(f"asr.compute_type {cfg.compute_type!r}: openai-whisper runs float16 only on a GPU, "
-                           f"and this job's device is {self.device}. Set asr.compute_type to float32 (or int8, "
-                           "which openai-whisper runs as float32), or run the transcripts on a GPU")
+        self.fp16 = openai_half(cfg.compute_type, self.device)
         try:
             ckpt = torch.load(io.BytesIO(data) if data is not None else path, map_location="cpu", weights_only=True)
         except Exception as e:

@@ -47,13 +47,16 @@ def test_a_precision_the_cpu_cannot_run_names_the_key_and_the_fix() -> None:
         FasterWhisperBackend(tiny.directory, TranscriptsOptions(device="cpu", compute_type="float16"))
 
 
-@pytest.mark.parametrize("compute_type", ["int8", "float32"])
-def test_openai_whisper_runs_float32_unless_the_key_says_float16(tmp_path: Path, compute_type: str) -> None:
+def test_openai_whisper_runs_float32_unless_the_key_says_float16(tmp_path: Path) -> None:
     """openai-whisper's half precision follows the keyed ``asr.compute_type``, never the device: fp16 on every
     CUDA job put other words under the key of a CPU's float32 transcript."""
+    from affectflow.text.whisper import openai_half
+
+    for device in ("cuda", "cuda:1", "cpu"):
+        assert not openai_half("int8", device) and not openai_half("float32", device)
+    assert openai_half("float16", "cuda") and openai_half("float16", "cuda:1")
     ckpt = standins.build_whisper_checkpoint(tmp_path / "tiny.en.pt")
-    opts = TranscriptsOptions(model="x", device="cpu", compute_type=compute_type)
-    assert OpenAIWhisperBackend(ckpt, opts).fp16 is False
+    assert OpenAIWhisperBackend(ckpt, TranscriptsOptions(model="x", device="cpu", compute_type="int8")).fp16 is False
 
 
 def test_openai_whisper_float16_on_a_cpu_is_refused_with_the_fix(tmp_path: Path) -> None:
