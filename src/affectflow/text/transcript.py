@@ -95,14 +95,15 @@ class TranscriptShard:
         return [t for v in self.videos for t in v.texts]
 
     def whole(self) -> TranscriptShard:
-        """Each video's transcript as one segment, from its first segment's start to its last one's end.
+        """Each video's transcript as one segment, from its first segment's start to its latest end.
 
         The text is Whisper's text of the whole file (``result["text"]``): every segment's text after a space.
         The paper's EMI text features embed that once per video (a RoBERTa tokenizer tells the leading space
         apart, so it is kept). A video without speech keeps no segment.
         """
         videos = [v if not v.texts else VideoSegments(
-            v.video_id, v.starts[:1], v.ends[-1:], ["".join(" " + t for t in v.texts)]) for v in self.videos]
+            v.video_id, v.starts[:1], v.ends.max(keepdims=True), ["".join(" " + t for t in v.texts if t)])
+            for v in self.videos]
         return replace(self, videos=videos)
 
 

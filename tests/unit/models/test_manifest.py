@@ -55,3 +55,10 @@ def test_a_weights_error_in_a_job_says_what_its_manifest_has_to_do_with_it(tmp_p
     with pytest.raises(WeightsError, match=r"^boom$"):  # no manifest read: the error as it is
         with PreparedModel("x", "").explained():
             raise WeightsError("boom")
+
+    class NotItsArchitecture(WeightsError):  # a runtime's own error about a verified file (fer's Keras check)
+        pass
+
+    with pytest.raises(NotItsArchitecture, match=r"^no mini-Xception$"):
+        with job.explained():
+            raise NotItsArchitecture("no mini-Xception")

@@ -57,7 +57,7 @@ class PreparedModel:
         try:
             yield
         except weights.WeightsError as e:
-            if not self.manifest:  # no manifest was read: nothing to add
+            if not self.manifest or type(e) is not weights.WeightsError:  # no manifest, or a runtime's own error
                 raise
             where = self.manifest
             if self.standin:
