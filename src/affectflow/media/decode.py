@@ -80,9 +80,10 @@ class Probe:
     audio_offset: float = 0.0  # first audio sample - first video frame (s); > 0: the audio starts later
     repaired_timestamps: int = 0  # frames whose time was not after the previous one's (see strictly_increasing)
     timestamp_jumps: int = 0  # restarts of an MPEG stream's clock mended by VideoClock (joined recordings)
-    #: (listed, found) frames when fewer are in the file than its index lists, within the tolerance that is no
-    #: error (a cut near the end of a long recording): for a warning, never a shard attribute
-    missing_frames: tuple[int, int] | None = None
+    #: what probing found to warn about, not in a shard's attributes (its ``warnings`` hold them): fewer frames
+    #: in the file than its index lists, within the tolerance that is no error (a cut near a long recording's
+    #: end), or more than one video stream
+    notes: tuple[str, ...] = ()
 
 
 def ffmpeg_url(path: str | os.PathLike[str]) -> str:
@@ -340,10 +341,11 @@ def probe(path: str | Path) -> Probe:
     if still:  # a folder's files named as videos are not opened when listed: an image renamed .mp4 ends here
         raise MediaError(f"{path}: {still}")
     streams = info.get("streams", [])
-    video = next((s for s in streams if s.get("codec_type") == "video" and s.get("disposition", {}).get(
-        "attached_pic", 0) == 0), None)
-    if video is None:
+    pictures = [s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get(
+        "attached_pic", 0)]  # not a cover picture
+    if not pictures:
         raise MediaError(f"{path}: no video stream")
+    video = pictures[0]
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     demuxed = _demux(path)
     n_packets, listed = demuxed.n_packets, demuxed.listed
@@ -391,8 +393,19 @@ def probe(path: str | Path) -> Probe:
         audio_offset=offset,
         repaired_timestamps=repaired,
         timestamp_jumps=demuxed.jumps,
-        missing_frames=(listed, n_packets) if listed - n_packets > MISSING_FRAMES_TOLERATED else None,
+        notes=_probe_notes(listed, n_packets, pictures),
     )
+
+
+def _probe_notes(listed: int, found: int, pictures: list[dict]) -> tuple[str, ...]:
+    """The warnings of :attr:`Probe.notes` (``pictures``: the video streams that are no cover picture)."""
+    notes = []
+    if listed - found > MISSING_FRAMES_TOLERATED:
+        notes.append(f"only {found} of the {listed} frames the container lists are in the file "
+                     f"({listed - found} missing, fewer than makes it an error): truncated?")
+    if len(pictures) > 1:
+        notes.append(f"{len(pictures)} video streams: the first (stream {pictures[0].get('index', 0)}) is used")
+    return tuple(notes)
 
 
 def _listed_duration(video: dict) -> float:
@@ -470,7 +483,7 @@ class MediaInfo:
 
     def attrs(self) -> dict[str, Any]:
         """The video's attributes in the media shard."""
-        meta = {k: v for k, v in asdict(self.probe).items() if k not in ("timestamps", "missing_frames")}
+        meta = {k: v for k, v in asdict(self.probe).items() if k not in ("timestamps", "notes")}
         meta.update(sample_rate=self.sample_rate, warnings=self.warnings)
         return meta
 
@@ -578,10 +591,7 @@ def stream_video(path: str | Path, sink: Callable[[np.ndarray], None],
     cut = truncation_warning(p)
     if cut:
         warnings.append(cut)
-    elif p.missing_frames:
-        listed, found = p.missing_frames
-        warnings.append(f"only {found} of the {listed} frames the container lists are in the file "
-                        f"({listed - found} missing, fewer than makes it an error): truncated?")
+    warnings += [n for n in p.notes if not (cut and n.endswith("truncated?"))]
     for w in warnings:
         log.warning("%s: %s", path, w)
     return MediaInfo(probe=p, n_samples=tally.n, sample_rate=sample_rate, warnings=warnings)
