@@ -152,8 +152,12 @@ class StageOptions:
         """Build from the whole workflow config (``snakemake.config``): its ``SECTION`` section
         (none for a stage without config options: ``SECTION = ""``)."""
         section = dict((config.get(cls.SECTION) if cls.SECTION else None) or {})
-        section.update({k: config[k] for k in cls.TOP_LEVEL if k in config})
-        return cls.from_mapping(section, **wired)
+        return cls.from_mapping({**section, **cls.top_level(config)}, **wired)
+
+    @classmethod
+    def top_level(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The workflow-wide keys of ``config`` that are options of this stage too (:attr:`TOP_LEVEL`)."""
+        return {k: config[k] for k in cls.TOP_LEVEL if k in config}
 
     # ------------------------------------------------------------ declarations
     @classmethod

@@ -12,6 +12,7 @@ The rows themselves are :mod:`affectflow.faces.rows` and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -229,10 +230,10 @@ def run(job: Job) -> None:
     shutil.rmtree(sheets_dir(job.output[0]), ignore_errors=True)
     models_dir, pins = job.config["models_dir"], job.config["model_pins"]
     manifest = getattr(job.input, "detector", None)  # the detector's weights, fetched (FacesOptions.fetched_model)
-    prepared = PreparedModel.for_job(manifest, models_dir) if manifest else PreparedModel("", str(models_dir))
-    if manifest:
+    prepared = PreparedModel.for_job(manifest, models_dir) if manifest else None
+    if prepared:
         models_dir, pins = prepared.root, prepared.pins
-    with prepared.explained():
+    with prepared.explained() if prepared else contextlib.nullcontext():
         run_faces([Unit.from_video(u) for u in job.params.units], job.output[0], FacesOptions.from_config(job.config),
                   models_dir=models_dir, model_pins=pins, media_shard=job.input.media, key=job.params.key,
                   threads=job.threads, features=job.config.get("features"))

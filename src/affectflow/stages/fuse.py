@@ -122,7 +122,7 @@ class FuseOptions(StageOptions):
             if any(k in given for k in cls.TOP_LEVEL):
                 raise OptionsError(f"fusions.{fusion}: {[k for k in cls.TOP_LEVEL if k in given]} is set at the "
                                    "config's top level, for every fusion")
-            return cls.from_mapping({**given, **{k: config[k] for k in cls.TOP_LEVEL if k in config}}, **wired)
+            return cls.from_mapping({**given, **cls.top_level(config)}, **wired)
         except OptionsError as e:  # name the fusion: fusions.<name>.weights, not fusions: weights
             head, sep, rest = str(e).partition(": ")
             field = rest.split(":", 1)[0]

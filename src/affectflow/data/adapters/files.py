@@ -46,7 +46,7 @@ def canonical(given: str, base: Path) -> str:
 _WILDCARD = re.compile(r"\{[^{}]*\}")
 
 
-def name_problem(name: str) -> str:
+def name_problem(name: str, noun: str = "name") -> str:
     """Why a file or folder name cannot be a job's input (``""``: it can).
 
     Snakemake reads ``{...}`` in an input path as a wildcard, so the whole run stopped on one such name without
@@ -56,10 +56,10 @@ def name_problem(name: str) -> str:
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        return "its name is not valid UTF-8 (copied from an old zip or a Windows code page?): rename it"
+        return f"its {noun} is not valid UTF-8 (copied from an old zip or a Windows code page?): rename it"
     found = _WILDCARD.search(name)
     if found:
-        return f"its name holds {found.group(0)!r}, which Snakemake reads as a wildcard: rename it without braces"
+        return f"its {noun} holds {found.group(0)!r}, which Snakemake reads as a wildcard: rename it without braces"
     return ""
 
 
@@ -71,9 +71,9 @@ def shown(path: str) -> str:
 def existing_folder(given: str, base: Path, what: str) -> Path:
     """A configured folder (``what``: "videos", "labels"), which must exist and be a folder: a file given
     where a folder belongs is named as such, not as missing; and one whose path no job could read."""
-    problem = name_problem(given)
+    problem = name_problem(given, "path")
     if problem:
-        raise LabelError(f"{shown(given)}: the {what} folder cannot be used: {problem.replace('its name', 'its path')}")
+        raise LabelError(f"{shown(given)}: the {what} folder cannot be used: {problem}")
     folder = resolve(given, base)
     if folder.is_file():
         raise LabelError(f"{given}: the {what} folder is a file ({folder}); give the folder that holds it")

@@ -105,14 +105,13 @@ class VideoFolder:
             if subfolders and not name.startswith(".") and (folder / name).is_dir():
                 for inner in sorted(os.listdir(folder / name)):
                     if is_video_name(inner) and (folder / name / inner).is_file():
-                        self._add(os.path.join(name, inner), "")
+                        self._add(os.path.join(name, inner), name_problem(os.path.join(name, inner)))
                 continue
             self._add(name, name_problem(name) or not_a_video(folder / name))
 
     def _add(self, name: str, reason: str) -> None:
-        """A video (``reason`` empty), or an entry left out and listed with why; a video name no job can read
-        is left out too, so that one odd name cannot stop the run (files.name_problem)."""
-        reason = reason or name_problem(name)
+        """A video (``reason`` empty), or an entry left out and listed with why (a video name no job can read
+        among them, so that one odd name cannot stop the run: files.name_problem)."""
         if not reason:
             self.by_stem.setdefault(os.path.splitext(os.path.basename(name))[0], []).append(name)
             return
